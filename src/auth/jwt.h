@@ -11,14 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JWT_MAX_KEYS 4
-#define JWT_KID_MAX 16
+#define JWT_MAX_KEYS   4
+#define JWT_KID_MAX    16
 #define JWT_SECRET_LEN 32
-#define JWT_MAX_TOKEN 512 /* longest token chatd issues or accepts, bytes */
+#define JWT_MAX_TOKEN  512 /* longest token chatd issues or accepts, bytes */
 
 struct jwt_key {
-    char kid[JWT_KID_MAX + 1];            /* key id, [A-Za-z0-9_-]{1,16} */
-    uint8_t secret[JWT_SECRET_LEN];       /* HMAC-SHA256 key */
+    char kid[JWT_KID_MAX + 1];      /* key id, [A-Za-z0-9_-]{1,16} */
+    uint8_t secret[JWT_SECRET_LEN]; /* HMAC-SHA256 key */
 };
 
 struct jwt_keyring {

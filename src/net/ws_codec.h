@@ -24,16 +24,16 @@ enum ws_opcode {
 /* Close codes used by chatd (RFC 6455 section 7.4 plus our private 4xxx range). */
 enum ws_close_code {
     WS_CLOSE_NORMAL = 1000,
-    WS_CLOSE_GOING_AWAY = 1001,      /* server shutting down (SIGTERM drain) */
-    WS_CLOSE_PROTOCOL = 1002,        /* malformed frame, bad opcode, unmasked frame, ... */
-    WS_CLOSE_UNSUPPORTED = 1003,     /* binary data message: chatd speaks JSON text only */
-    WS_CLOSE_INVALID_DATA = 1007,    /* text message that is not valid UTF-8 */
-    WS_CLOSE_POLICY = 1008,          /* policy violation (e.g. idle timeout, no pong) */
-    WS_CLOSE_TOO_BIG = 1009,         /* frame or message over the configured limit */
-    WS_CLOSE_INTERNAL = 1011,        /* server error */
-    WS_CLOSE_SLOW_CONSUMER = 4008,   /* output queue exceeded --ws-max-outq */
-    WS_CLOSE_IDLE_TIMEOUT = 4000,    /* no pong / no traffic within the idle timeout */
-    WS_CLOSE_TOKEN_EXPIRED = 4001,   /* reserved: access token revoked */
+    WS_CLOSE_GOING_AWAY = 1001,    /* server shutting down (SIGTERM drain) */
+    WS_CLOSE_PROTOCOL = 1002,      /* malformed frame, bad opcode, unmasked frame, ... */
+    WS_CLOSE_UNSUPPORTED = 1003,   /* binary data message: chatd speaks JSON text only */
+    WS_CLOSE_INVALID_DATA = 1007,  /* text message that is not valid UTF-8 */
+    WS_CLOSE_POLICY = 1008,        /* policy violation (e.g. idle timeout, no pong) */
+    WS_CLOSE_TOO_BIG = 1009,       /* frame or message over the configured limit */
+    WS_CLOSE_INTERNAL = 1011,      /* server error */
+    WS_CLOSE_SLOW_CONSUMER = 4008, /* output queue exceeded --ws-max-outq */
+    WS_CLOSE_IDLE_TIMEOUT = 4000,  /* no pong / no traffic within the idle timeout */
+    WS_CLOSE_TOKEN_EXPIRED = 4001, /* reserved: access token revoked */
 };
 
 struct ws_limits {

@@ -1,3 +1,5 @@
+#include <stddef.h>
+
 #include "util/status.h"
 
 struct status_info {

@@ -1,0 +1,495 @@
+/* http.c - http-parser glue with limits, request dispatch, responses, WebSocket upgrade. */
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/conn.h"
+#include "net/http.h"
+#include "util/log.h"
+#include "util/status.h"
+
+struct hdr_span {
+    uint32_t name_off, name_len, value_off, value_len;
+};
+
+struct http_state {
+    http_parser parser;
+    uint8_t in_request;  /* first byte of a request seen */
+    uint8_t complete;    /* on_message_complete fired */
+    uint8_t last_value;  /* last header callback was a value */
+    uint8_t dispatching; /* inside net__http_input's dispatch */
+    int error;           /* HTTP status to answer with, set by a callback that hit a limit */
+    uint32_t since;      /* now_s at request start (or connection / last response) */
+    uint64_t start_ms;
+    char *text; /* URL and header bytes */
+    uint32_t text_len, text_cap;
+    uint32_t url_len; /* URL is text[0..url_len) */
+    struct hdr_span *spans;
+    uint32_t nspans, spans_cap;
+    char *body;
+    uint32_t body_len, body_cap;
+    struct http_header *headers; /* built at dispatch */
+};
+
+static const struct net_limits *lim_of(http_parser *p)
+{
+    struct conn *c = p->data;
+    return &c->io->srv->lim;
+}
+
+static struct http_state *state_of(http_parser *p)
+{
+    return ((struct conn *)p->data)->http;
+}
+
+static int text_append(struct http_state *h, const struct net_limits *lim, const char *at, size_t n,
+                       int is_url)
+{
+    if (h->text_len + n > lim->http_max_header) {
+        h->error = is_url ? 414 : 431;
+        return 1;
+    }
+    if (h->text_len + n > h->text_cap) {
+        uint32_t cap = h->text_cap ? h->text_cap : 512;
+        while (cap < h->text_len + n)
+            cap *= 2;
+        h->text = xrealloc(h->text, cap);
+        h->text_cap = cap;
+    }
+    memcpy(h->text + h->text_len, at, n);
+    h->text_len += (uint32_t)n;
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    struct http_state *h = state_of(p);
+    struct conn *c = p->data;
+    h->in_request = 1;
+    h->since = c->io->now_s;
+    h->start_ms = net_now_ms();
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    struct http_state *h = state_of(p);
+    if (text_append(h, lim_of(p), at, n, 1)) return 1;
+    h->url_len += (uint32_t)n;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    struct http_state *h = state_of(p);
+    const struct net_limits *lim = lim_of(p);
+
+    if (h->nspans == 0 || h->last_value) {
+        if (h->nspans >= lim->http_max_headers) {
+            h->error = 431;
+            return 1;
+        }
+        if (h->nspans == h->spans_cap) {
+            h->spans_cap = h->spans_cap ? h->spans_cap * 2 : 16;
+            h->spans = xrealloc(h->spans, h->spans_cap * sizeof(*h->spans));
+        }
+        h->spans[h->nspans++] = (struct hdr_span){h->text_len, 0, 0, 0};
+        h->last_value = 0;
+    }
+    if (text_append(h, lim, at, n, 0)) return 1;
+    h->spans[h->nspans - 1].name_len += (uint32_t)n;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    struct http_state *h = state_of(p);
+    struct hdr_span *s = &h->spans[h->nspans - 1];
+
+    if (!h->last_value) {
+        s->value_off = h->text_len;
+        h->last_value = 1;
+    }
+    if (text_append(h, lim_of(p), at, n, 0)) return 1;
+    s->value_len += (uint32_t)n;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct http_state *h = state_of(p);
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > lim_of(p)->http_max_body) {
+        h->error = 413;
+        return 1; /* nonzero makes http-parser stop with an error; we answer h->error */
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    struct http_state *h = state_of(p);
+    if (h->body_len + n > lim_of(p)->http_max_body) {
+        h->error = 413;
+        return 1;
+    }
+    if (h->body_len + n > h->body_cap) {
+        uint32_t cap = h->body_cap ? h->body_cap : 256;
+        while (cap < h->body_len + n)
+            cap *= 2;
+        h->body = xrealloc(h->body, cap);
+        h->body_cap = cap;
+    }
+    memcpy(h->body + h->body_len, at, n);
+    h->body_len += (uint32_t)n;
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    state_of(p)->complete = 1;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static struct http_state *http_state_get(struct conn *c)
+{
+    if (!c->http) {
+        c->http = xcalloc(1, sizeof(*c->http));
+        http_parser_init(&c->http->parser, HTTP_REQUEST);
+        c->http->parser.data = c;
+        c->http->since = c->io->now_s;
+    }
+    return c->http;
+}
+
+/* Forget the finished request; keep the buffers for the next one on this connection. */
+static void http_state_reset(struct conn *c)
+{
+    struct http_state *h = c->http;
+    h->in_request = h->complete = h->last_value = 0;
+    h->error = 0;
+    h->text_len = h->url_len = h->nspans = h->body_len = 0;
+    h->since = c->io->now_s;
+    free(h->headers);
+    h->headers = NULL;
+    http_parser_pause(&h->parser, 0);
+}
+
+void net__http_free(struct conn *c)
+{
+    struct http_state *h = c->http;
+    if (!h) return;
+    free(h->text);
+    free(h->spans);
+    free(h->body);
+    free(h->headers);
+    free(h);
+    c->http = NULL;
+}
+
+int net__http_timed_out(struct conn *c, uint32_t now_s)
+{
+    const struct net_limits *lim = &c->io->srv->lim;
+    struct http_state *h = c->http;
+
+    if (c->flags & CONN_F_PENDING) return 0;                        /* our turn, not the client's */
+    if (!h) return now_s - c->since >= lim->http_timeout ? 408 : 0; /* connected, said nothing */
+    if (h->in_request) return now_s - h->since >= lim->http_timeout ? 408 : 0;
+    return now_s - h->since >= lim->http_keepalive ? 1 : 0;
+}
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
+    }
+}
+
+static void http_resume(struct conn *c);
+
+void http_respond(struct conn *c, int status, const char *content_type, const void *body,
+                  size_t len, const char *extra_headers)
+{
+    struct http_state *h = c->http;
+    char head[1024];
+    int keep, n;
+    struct rbuf *b;
+
+    if (!(c->flags & CONN_F_PENDING) || (c->flags & CONN_F_CLOSED)) return;
+    keep = h && http_should_keep_alive(&h->parser) && !(c->flags & CONN_F_NO_KEEPALIVE) &&
+           !c->io->draining && status != 408 && status != 413 && status != 431 && status != 414;
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                 "Cache-Control: no-store\r\nConnection: %s\r\n%s\r\n",
+                 status, http_reason(status), content_type ? content_type : "application/json", len,
+                 keep ? "keep-alive" : "close", extra_headers ? extra_headers : "");
+    if (n < 0 || (size_t)n >= sizeof(head)) n = 0;
+    b = rbuf_new((size_t)n + len);
+    memcpy(b->data, head, (size_t)n);
+    if (len) memcpy(b->data + n, body, len);
+    c->state = CONN_HTTP;
+    conn_send(c, b);
+    rbuf_unref(b);
+    c->flags &= (uint8_t)~CONN_F_PENDING;
+    if (!keep) {
+        conn_close_after_flush(c);
+        return;
+    }
+    http_resume(c);
+}
+
+void net__http_error(struct conn *c, int status)
+{
+    int st = status == 408                    ? CD_E_TIMEOUT
+             : status == 413                  ? CD_E_TOO_LARGE
+             : status == 414 || status == 431 ? CD_E_HEADERS_TOO_LARGE
+                                              : CD_E_BAD_REQUEST;
+    char body[256];
+    int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                     cd_status_code(st),
+                     status == 414 ? "request line too long" : cd_status_message(st));
+    c->flags |= CONN_F_PENDING | CONN_F_NO_KEEPALIVE;
+    http_respond(c, status, "application/json", body, (size_t)n, NULL);
+}
+
+static void http_dispatch(struct conn *c)
+{
+    struct http_state *h = c->http;
+    struct http_request req;
+    struct http_parser_url u;
+    const char *url = h->text;
+
+    memset(&req, 0, sizeof(req));
+    http_parser_url_init(&u);
+    if (h->url_len == 0 || http_parser_parse_url(url, h->url_len, 0, &u) != 0 ||
+        !(u.field_set & (1 << UF_PATH))) {
+        net__http_error(c, 400);
+        return;
+    }
+    req.method = h->parser.method;
+    req.path = (struct slice){url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len};
+    if (u.field_set & (1 << UF_QUERY))
+        req.query = (struct slice){url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len};
+    h->headers = xcalloc(h->nspans ? h->nspans : 1, sizeof(*h->headers));
+    for (uint32_t i = 0; i < h->nspans; i++) {
+        h->headers[i].name = (struct slice){h->text + h->spans[i].name_off, h->spans[i].name_len};
+        h->headers[i].value =
+            (struct slice){h->text + h->spans[i].value_off, h->spans[i].value_len};
+    }
+    req.headers = h->headers;
+    req.nheaders = (int)h->nspans;
+    req.body = (struct slice){h->body ? h->body : "", h->body_len};
+    req.keep_alive = http_should_keep_alive(&h->parser);
+    req.upgrade = h->parser.upgrade;
+    req.start_ms = h->start_ms;
+    c->io->srv->h.on_request(c, &req);
+}
+
+/* Drop n bytes from the front of c->in. */
+static void in_drop(struct conn *c, size_t n)
+{
+    if (n >= c->in_len) {
+        free(c->in);
+        c->in = NULL;
+        c->in_len = c->in_cap = 0;
+        return;
+    }
+    memmove(c->in, c->in + n, c->in_len - n);
+    c->in_len -= (uint32_t)n;
+}
+
+void net__http_input(struct conn *c)
+{
+    while (c->state == CONN_HTTP && !(c->flags & (CONN_F_PENDING | CONN_F_CLOSED)) && c->in_len) {
+        struct http_state *h = http_state_get(c);
+        size_t n =
+            http_parser_execute(&h->parser, &parser_settings, (const char *)c->in, c->in_len);
+        enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
+
+        if (h->error) {
+            in_drop(c, c->in_len);
+            net__http_error(c, h->error);
+            return;
+        }
+        if (err != HPE_OK && err != HPE_PAUSED) {
+            in_drop(c, c->in_len);
+            net__http_error(c, 400);
+            return;
+        }
+        in_drop(c, n);
+        if (!h->complete) {
+            if (h->parser.upgrade) { /* upgrade without message_complete: treat as complete */
+                h->complete = 1;
+            } else {
+                break; /* need more bytes */
+            }
+        }
+        c->flags |= CONN_F_PENDING;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        h->dispatching = 1;
+        http_dispatch(c);
+        if (c->http) c->http->dispatching = 0;
+        if (c->state != CONN_HTTP) net__http_free(c);
+    }
+    if (c->state == CONN_WS && c->in_len) net__conn_process_input(c);
+}
+
+static void http_resume(struct conn *c)
+{
+    struct http_state *h = c->http;
+    http_state_reset(c);
+    net__conn_read_start(c);
+    if (!h->dispatching) net__http_input(c);
+}
+
+int http_header(const struct http_request *r, const char *name, struct slice *out)
+{
+    for (int i = 0; i < r->nheaders; i++)
+        if (slice_case_eq(r->headers[i].name, name)) {
+            *out = r->headers[i].value;
+            return 1;
+        }
+    return 0;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+int http_query_param(const struct http_request *r, const char *name, char *out, size_t cap)
+{
+    const char *p = r->query.p, *end = r->query.p + r->query.len;
+    size_t nlen = strlen(name);
+
+    while (p && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *seg_end = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(seg_end - p));
+        if (eq && (size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0) {
+            size_t o = 0;
+            for (const char *v = eq + 1; v < seg_end; v++) {
+                char ch = *v;
+                if (ch == '%' && seg_end - v >= 3 && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
+                    ch = (char)(hexval(v[1]) * 16 + hexval(v[2]));
+                    v += 2;
+                } else if (ch == '+') {
+                    ch = ' ';
+                }
+                if (o + 1 >= cap) return 0;
+                out[o++] = ch;
+            }
+            out[o] = '\0';
+            return 1;
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return 0;
+}
+
+static int header_has_token(const struct http_request *r, const char *name, const char *token)
+{
+    for (int i = 0; i < r->nheaders; i++) {
+        const char *p, *end;
+        if (!slice_case_eq(r->headers[i].name, name)) continue;
+        p = r->headers[i].value.p;
+        end = p + r->headers[i].value.len;
+        while (p < end) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            const char *te = comma ? comma : end;
+            while (p < te && (*p == ' ' || *p == '\t'))
+                p++;
+            while (te > p && (te[-1] == ' ' || te[-1] == '\t'))
+                te--;
+            if (slice_case_eq((struct slice){p, (size_t)(te - p)}, token)) return 1;
+            p = comma ? comma + 1 : end;
+        }
+    }
+    return 0;
+}
+
+int http_ws_check(const struct http_request *r, char accept_out[29])
+{
+    struct slice key, ver;
+
+    if (r->method != HTTP_GET || !header_has_token(r, "upgrade", "websocket") ||
+        !header_has_token(r, "connection", "upgrade"))
+        return CD_E_UPGRADE_REQUIRED;
+    if (!http_header(r, "sec-websocket-version", &ver) || !slice_eq(ver, "13"))
+        return CD_E_UPGRADE_REQUIRED;
+    if (!http_header(r, "sec-websocket-key", &key)) return CD_E_BAD_REQUEST;
+    return ws_accept_key(key.p, key.len, accept_out);
+}
+
+void http_upgrade_ws(struct conn *c, const char accept_key[29])
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                     accept_key);
+    struct rbuf *b = rbuf_copy(head, (size_t)n);
+
+    c->state = CONN_WS;
+    c->flags &= (uint8_t)~CONN_F_PENDING;
+    c->last_rx = c->since = c->io->now_s;
+    STAT_ADD(c->io, ws_open, 1);
+    conn_send(c, b);
+    rbuf_unref(b);
+    /* The request (and the handler's view of it) lives in c->http until dispatch returns. */
+    if (c->http && !c->http->dispatching) net__http_free(c);
+    net__conn_read_start(c);
+}

@@ -1,0 +1,353 @@
+/* api_auth.c - accounts and tokens: register, login, refresh (rotation + reuse detection),
+ * logout, me, users/{id}. Password hashing and database reads run on the thread pool; writes go
+ * through the writer's group commit; answers return on the connection's I/O thread. */
+#include <sodium.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "server/app.h"
+#include "util/log.h"
+#include "util/status.h"
+
+struct auth_call {
+    struct api_call base; /* first: a struct api_call * is a struct auth_call * */
+    char username[AUTH_USERNAME_MAX + 1];
+    char password[AUTH_PASSWORD_MAX + 1];
+    size_t pwlen;
+    char pwhash[AUTH_PWHASH_MAX];
+    char refresh[AUTH_REFRESH_LEN + 1];
+    uint8_t rhash[32];
+    int64_t user_id, sid;
+};
+
+/* ---- shared pieces ---- */
+
+static int body_string(json_t *body, const char *key, const char **out, size_t *len)
+{
+    json_t *v = json_object_get(body, key);
+    if (!json_is_string(v)) return 0;
+    *out = json_string_value(v);
+    *len = json_string_length(v);
+    return 1;
+}
+
+static int limited(struct api_req *r, struct limiter *l, const char *key, size_t len)
+{
+    int64_t wait = limiter_take(l, key, len, now_unix_ms());
+    if (wait) api_respond_retry(r, wait);
+    return wait != 0;
+}
+
+static int limited_ip(struct api_req *r)
+{
+    char ip[64];
+    conn_peer_ip(r->c, ip, sizeof(ip));
+    return limited(r, &r->app->auth_ip, ip, strlen(ip));
+}
+
+static json_t *user_json(int64_t id, const char *username)
+{
+    char sid[24];
+    id_format(sid, sizeof(sid), 'u', id);
+    return json_pack("{s:s,s:s}", "id", sid, "username", username);
+}
+
+/* Writer thread: start a session (token family) and issue its first refresh token. */
+static int session_start(const struct store_ops *ops, struct store_conn *sc, struct auth_call *a)
+{
+    struct cfg *cfg = &a->base.app->cfg;
+    struct store_refresh rt = {0};
+    int64_t now = now_unix_ms();
+    int rc;
+
+    if ((rc = ops->session_insert(sc, a->user_id, now, &a->sid)) != CD_OK) return rc;
+    auth_refresh_new(a->refresh, rt.hash);
+    rt.session_id = a->sid;
+    rt.user_id = a->user_id;
+    rt.created_at = now;
+    rt.expires_at = now + cfg->refresh_ttl * 1000;
+    return ops->refresh_insert(sc, &rt);
+}
+
+/* The token response: {user, access_token, refresh_token, token_type, expires_in}. */
+static json_t *token_response(struct auth_call *a)
+{
+    struct app *app = a->base.app;
+    struct jwt_claims cl;
+    char access[JWT_MAX_TOKEN + 1];
+    int64_t now = now_unix_ms() / 1000;
+
+    cl.sub = a->user_id;
+    cl.iat = now;
+    cl.exp = now + app->cfg.access_ttl;
+    cl.sid = a->sid;
+    if (jwt_sign(&app->keys, &cl, access, sizeof(access)) != CD_OK) return NULL;
+    return json_pack("{s:o,s:s,s:s,s:s,s:I}", "user", user_json(a->user_id, a->username),
+                     "access_token", access, "refresh_token", a->refresh, "token_type", "Bearer",
+                     "expires_in", (json_int_t)app->cfg.access_ttl);
+}
+
+static int finish_tokens(struct auth_call *a)
+{
+    a->base.result = token_response(a);
+    return a->base.result ? CD_OK : CD_E_INTERNAL;
+}
+
+/* ---- register ---- */
+
+static int register_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
+    int rc = ops->user_insert(sc, a->username, a->pwhash, now_unix_ms(), &a->user_id);
+    if (rc == CD_OK) rc = session_start(ops, sc, a);
+    if (rc == CD_OK) rc = finish_tokens(a);
+    return rc;
+}
+
+static void register_hash(struct api_call *call)
+{
+    struct auth_call *a = (struct auth_call *)call;
+    struct cfg *cfg = &call->app->cfg;
+    call->status = auth_hash_password(a->password, a->pwlen, (uint64_t)cfg->pwhash_ops,
+                                      (uint64_t)cfg->pwhash_mem_kib, a->pwhash);
+    sodium_memzero(a->password, sizeof(a->password));
+}
+
+static void register_hashed(struct api_call *call)
+{
+    if (call->status != CD_OK || !conn_alive(call->c)) {
+        api_call_finish(call);
+        return;
+    }
+    call->http_status = 201;
+    call->job.exec = register_exec;
+    api_call_write(call);
+}
+
+void api_register(struct api_req *r)
+{
+    const char *user, *pw;
+    size_t ulen, pwlen;
+    struct auth_call *a;
+
+    if (!body_string(r->body, "username", &user, &ulen) ||
+        !body_string(r->body, "password", &pw, &pwlen)) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "username and password (strings) are required");
+        return;
+    }
+    if (!auth_username_valid(user, ulen)) {
+        api_respond_error(r, CD_E_INVALID_USERNAME, NULL);
+        return;
+    }
+    if (!auth_password_valid(pwlen)) {
+        api_respond_error(r, CD_E_WEAK_PASSWORD, NULL);
+        return;
+    }
+    if (limited_ip(r)) return;
+    a = (struct auth_call *)api_call_new(r, sizeof(*a));
+    memcpy(a->username, user, ulen);
+    memcpy(a->password, pw, pwlen);
+    a->pwlen = pwlen;
+    a->base.work_fn = register_hash;
+    a->base.after_fn = register_hashed;
+    api_call_work(&a->base);
+}
+
+/* ---- login ---- */
+
+static int login_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
+    int rc = session_start(ops, sc, a);
+    if (rc == CD_OK) rc = finish_tokens(a);
+    return rc;
+}
+
+static void login_verify(struct api_call *call)
+{
+    struct auth_call *a = (struct auth_call *)call;
+    struct cfg *cfg = &call->app->cfg;
+    struct store_conn *sc = store_reader(&call->app->db);
+    struct store_user u;
+    int rc = sc ? call->app->db.ops->user_by_name(sc, a->username, &u) : CD_E_IO;
+    uint64_t ops = (uint64_t)cfg->pwhash_ops, mem = (uint64_t)cfg->pwhash_mem_kib;
+
+    if (rc == CD_OK && auth_verify_password(u.pwhash, a->password, a->pwlen, ops, mem)) {
+        a->user_id = u.id;
+        call->status = CD_OK;
+    } else {
+        if (rc != CD_OK) auth_verify_password(NULL, a->password, a->pwlen, ops, mem);
+        call->status = rc == CD_E_IO ? CD_E_IO : CD_E_INVALID_CREDENTIALS;
+    }
+    sodium_memzero(a->password, sizeof(a->password));
+}
+
+static void login_verified(struct api_call *call)
+{
+    if (call->status == CD_E_INVALID_CREDENTIALS)
+        metrics_auth_failure(&call->app->metrics, AUTH_FAIL_CREDENTIALS);
+    if (call->status != CD_OK || !conn_alive(call->c)) {
+        api_call_finish(call);
+        return;
+    }
+    call->job.exec = login_exec;
+    api_call_write(call);
+}
+
+void api_login(struct api_req *r)
+{
+    const char *user, *pw;
+    size_t ulen, pwlen;
+    struct auth_call *a;
+
+    if (!body_string(r->body, "username", &user, &ulen) ||
+        !body_string(r->body, "password", &pw, &pwlen)) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "username and password (strings) are required");
+        return;
+    }
+    if (limited_ip(r)) return;
+    if (ulen > AUTH_USERNAME_MAX || pwlen > AUTH_PASSWORD_MAX || ulen == 0) {
+        metrics_auth_failure(&r->app->metrics, AUTH_FAIL_CREDENTIALS);
+        api_respond_error(r, CD_E_INVALID_CREDENTIALS, NULL);
+        return;
+    }
+    if (limited(r, &r->app->auth_user, user, ulen)) return;
+    a = (struct auth_call *)api_call_new(r, sizeof(*a));
+    memcpy(a->username, user, ulen);
+    memcpy(a->password, pw, pwlen);
+    a->pwlen = pwlen;
+    a->base.work_fn = login_verify;
+    a->base.after_fn = login_verified;
+    api_call_work(&a->base);
+}
+
+/* ---- refresh and logout ---- */
+
+static int refresh_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
+    struct store_refresh old, next = {0};
+    struct store_user u;
+    int64_t now = now_unix_ms();
+    int rc = ops->refresh_by_hash(sc, a->rhash, &old);
+
+    if (rc == CD_E_NOT_FOUND) goto invalid;
+    if (rc != CD_OK) return rc;
+    if (old.used_at || old.session_revoked) {
+        /* A spent token came back: someone holds a copy. Revoke the whole family; the revoke
+         * commits because this job itself succeeds. */
+        if (!old.session_revoked) {
+            log_warn("refresh token reuse: session revoked", "\"user\":%lld,\"session\":%lld",
+                     (long long)old.user_id, (long long)old.session_id);
+            if ((rc = ops->session_revoke(sc, old.session_id, now)) != CD_OK) return rc;
+        }
+        goto invalid;
+    }
+    if (old.expires_at <= now) goto invalid;
+    if ((rc = ops->refresh_mark_used(sc, old.id, now)) != CD_OK) return rc;
+    if ((rc = ops->user_get(sc, old.user_id, &u)) != CD_OK) return rc;
+    auth_refresh_new(a->refresh, next.hash);
+    next.session_id = old.session_id;
+    next.user_id = old.user_id;
+    next.created_at = now;
+    next.expires_at = now + a->base.app->cfg.refresh_ttl * 1000;
+    if ((rc = ops->refresh_insert(sc, &next)) != CD_OK) return rc;
+    a->user_id = u.id;
+    a->sid = old.session_id;
+    snprintf(a->username, sizeof(a->username), "%s", u.username);
+    return finish_tokens(a);
+invalid:
+    a->base.status = CD_E_INVALID_REFRESH;
+    metrics_auth_failure(&a->base.app->metrics, AUTH_FAIL_REFRESH);
+    return CD_OK;
+}
+
+static int logout_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
+    struct store_refresh old;
+    int rc = ops->refresh_by_hash(sc, a->rhash, &old);
+
+    if (rc == CD_E_NOT_FOUND) {
+        a->base.status = CD_E_INVALID_REFRESH;
+        return CD_OK;
+    }
+    if (rc != CD_OK) return rc;
+    return ops->session_revoke(sc, old.session_id, now_unix_ms());
+}
+
+static void refresh_like(struct api_req *r,
+                         int (*exec)(const struct store_ops *, struct store_conn *,
+                                     struct store_job *),
+                         int http_status)
+{
+    const char *tok;
+    size_t len;
+    struct auth_call *a;
+
+    if (!body_string(r->body, "refresh_token", &tok, &len)) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "refresh_token (string) is required");
+        return;
+    }
+    if (len != AUTH_REFRESH_LEN) {
+        metrics_auth_failure(&r->app->metrics, AUTH_FAIL_REFRESH);
+        api_respond_error(r, CD_E_INVALID_REFRESH, NULL);
+        return;
+    }
+    a = (struct auth_call *)api_call_new(r, sizeof(*a));
+    auth_refresh_hash(tok, len, a->rhash);
+    a->base.http_status = http_status;
+    a->base.job.exec = exec;
+    api_call_write(&a->base);
+}
+
+void api_refresh(struct api_req *r)
+{
+    refresh_like(r, refresh_exec, 200);
+}
+
+void api_logout(struct api_req *r)
+{
+    refresh_like(r, logout_exec, 204);
+}
+
+/* ---- me and users ---- */
+
+static void user_read(struct api_call *call)
+{
+    struct auth_call *a = (struct auth_call *)call;
+    struct store_conn *sc = store_reader(&call->app->db);
+    struct store_user u;
+    int rc = sc ? call->app->db.ops->user_get(sc, a->user_id, &u) : CD_E_IO;
+    json_t *user;
+
+    call->status = rc;
+    if (rc != CD_OK) return;
+    user = user_json(u.id, u.username);
+    json_object_set_new(user, "created_at", json_integer(u.created_at));
+    call->result = json_pack("{s:o}", "user", user);
+}
+
+static void user_lookup(struct api_req *r, int64_t id)
+{
+    struct auth_call *a = (struct auth_call *)api_call_new(r, sizeof(*a));
+    a->user_id = id;
+    a->base.work_fn = user_read;
+    a->base.after_fn = api_call_finish;
+    api_call_work(&a->base);
+}
+
+void api_me(struct api_req *r)
+{
+    user_lookup(r, r->user_id);
+}
+
+void api_user(struct api_req *r)
+{
+    int64_t id;
+    if (!id_parse(r->param, 'u', &id)) {
+        api_respond_error(r, CD_E_NOT_FOUND, "no such user");
+        return;
+    }
+    user_lookup(r, id);
+}

@@ -1,0 +1,177 @@
+/* app.c - chatd's lifecycle: configuration to running node, and SIGTERM drain to exit 0. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "server/app.h"
+#include "util/log.h"
+#include "util/status.h"
+
+/* Load the JWT keyring from --jwt-keys, else from DATA_DIR/jwt.keys, generating it (0600) on
+ * first start so tokens survive restarts. */
+static int load_keys(struct app *app)
+{
+    char path[4096], spec[512];
+    FILE *f;
+
+    if (app->cfg.jwt_keys[0]) {
+        if (jwt_keyring_parse(&app->keys, app->cfg.jwt_keys) != CD_OK) {
+            log_error("invalid --jwt-keys", "\"expected\":\"kid:64hex[,kid:64hex]\"");
+            return CD_E_INVALID_FIELD;
+        }
+        return CD_OK;
+    }
+    snprintf(path, sizeof(path), "%s/jwt.keys", app->cfg.data_dir);
+    f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(spec, 1, sizeof(spec) - 1, f);
+        fclose(f);
+        spec[n] = '\0';
+        while (n && (spec[n - 1] == '\n' || spec[n - 1] == ' '))
+            spec[--n] = '\0';
+    } else {
+        uint8_t secret[JWT_SECRET_LEN];
+        uint32_t kid = randombytes_random();
+        char hex[2 * JWT_SECRET_LEN + 1];
+        int fd;
+        randombytes_buf(secret, sizeof(secret));
+        sodium_bin2hex(hex, sizeof(hex), secret, sizeof(secret));
+        snprintf(spec, sizeof(spec), "k%08x:%s", kid, hex);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd < 0 || write(fd, spec, strlen(spec)) < 0 || fsync(fd) < 0) {
+            log_error("cannot write key file", "\"path\":\"%s\",\"error\":\"%s\"", path,
+                      strerror(errno));
+            if (fd >= 0) close(fd);
+            return CD_E_IO;
+        }
+        close(fd);
+        log_info("generated JWT signing key", "\"path\":\"%s\"", path);
+    }
+    if (jwt_keyring_parse(&app->keys, spec) != CD_OK) {
+        log_error("invalid key file", "\"path\":\"%s\"", path);
+        return CD_E_INVALID_FIELD;
+    }
+    return CD_OK;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct app *app = s->data;
+    log_info("draining", "\"signal\":%d", signum);
+    atomic_store(&app->ready, 0);
+    net_drain(&app->net);
+    uv_close((uv_handle_t *)s, NULL);
+}
+
+static int nthreads(const struct cfg *cfg)
+{
+    long n = cfg->threads > 0 ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > 64) n = 64;
+    return (int)n;
+}
+
+int app_run(struct cfg *cfg)
+{
+    struct app *app = xcalloc(1, sizeof(*app));
+    struct store_config sc;
+    uv_loop_t *main_loop = uv_default_loop();
+    uv_signal_t sig_term, sig_int;
+    double auth_rate;
+    int rc, lvl;
+
+    app->cfg = *cfg;
+    lvl = log_level_parse(cfg->log_level);
+    if (lvl < 0) {
+        log_error("invalid --log-level", "\"value\":\"%s\"", cfg->log_level);
+        free(app);
+        return 2;
+    }
+    log_set_level((enum log_level)lvl);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    if (auth_init() != CD_OK) {
+        free(app);
+        return 1;
+    }
+    sc.dir = cfg->data_dir;
+    sc.sync_mode = cfg->sqlite_sync;
+    if (store_db_open(&app->db, &store_sqlite_ops, &sc) != CD_OK) {
+        free(app);
+        return 1;
+    }
+    if (load_keys(app) != CD_OK) {
+        store_db_close(&app->db);
+        free(app);
+        return 1;
+    }
+    auth_rate = (double)cfg->auth_rate;
+    limiter_init(&app->auth_ip, auth_rate, auth_rate * 4, cfg->rate_limits);
+    limiter_init(&app->auth_user, auth_rate, auth_rate * 2, cfg->rate_limits);
+
+    app->net.app = app;
+    app->net.lim = (struct net_limits){
+        .http_max_header = (uint32_t)cfg->http_max_header,
+        .http_max_headers = (uint32_t)cfg->http_max_headers,
+        .http_max_body = (uint32_t)cfg->http_max_body,
+        .http_timeout = (uint32_t)cfg->http_timeout,
+        .http_keepalive = (uint32_t)cfg->http_keepalive,
+        .ws = {.max_frame = (uint64_t)cfg->ws_max_frame,
+               .max_message = (uint64_t)cfg->ws_max_message},
+        .ws_idle = (uint32_t)(cfg->ws_idle < 2 ? 2 : cfg->ws_idle),
+        .ws_max_outq = (uint32_t)cfg->ws_max_outq,
+        .max_conns = (uint32_t)cfg->max_conns,
+        .drain_timeout = (uint32_t)cfg->drain_timeout,
+    };
+    app->net.h = (struct net_handlers){
+        .on_request = app_on_request,
+        .on_ws_message = api_ws_message,
+        .on_ws_close = api_ws_close,
+    };
+    if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
+        store_db_close(&app->db);
+        free(app);
+        return 1;
+    }
+    atomic_store(&app->ready, 1);
+    log_info("chatd started",
+             "\"version\":\"%s\",\"listen\":\"%s\",\"threads\":%d,"
+             "\"data_dir\":\"%s\",\"store\":\"%s\"",
+             CHATD_VERSION, cfg->listen, app->net.nio, cfg->data_dir, app->db.ops->name);
+
+    uv_signal_init(main_loop, &sig_term);
+    uv_signal_init(main_loop, &sig_int);
+    sig_term.data = sig_int.data = app;
+    uv_signal_start_oneshot(&sig_term, on_signal, SIGTERM);
+    uv_signal_start_oneshot(&sig_int, on_signal, SIGINT);
+    uv_run(main_loop, UV_RUN_DEFAULT); /* returns once a signal handle closed itself */
+    if (!uv_is_closing((uv_handle_t *)&sig_term)) uv_close((uv_handle_t *)&sig_term, NULL);
+    if (!uv_is_closing((uv_handle_t *)&sig_int)) uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_run(main_loop, UV_RUN_DEFAULT);
+
+    net_join(&app->net);
+    store_db_close(&app->db);
+    limiter_free(&app->auth_ip);
+    limiter_free(&app->auth_user);
+    uv_loop_close(main_loop);
+    log_info("chatd stopped", "%s", "\"exit\":0");
+    free(app);
+    return 0;
+}

@@ -1,0 +1,125 @@
+/* app.h - the server layer: composes net, auth and store into chatd's HTTP and WebSocket API.
+ * Internal to src/server (handlers share these helpers); main.c uses app_run only. */
+#ifndef CD_APP_H
+#define CD_APP_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "auth/jwt.h"
+#include "net/conn.h"
+#include "net/http.h"
+#include "server/config.h"
+#include "server/limiter.h"
+#include "server/metrics.h"
+#include "store/store.h"
+
+struct app {
+    struct cfg cfg;
+    struct net_server net;
+    struct store_db db;
+    struct jwt_keyring keys;
+    struct metrics metrics;
+    struct limiter auth_ip;   /* login/register attempts per client IP */
+    struct limiter auth_user; /* login attempts per username */
+    _Atomic int ready;        /* /readyz: 1 once storage is open and listeners are up */
+};
+
+/* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.
+ * Returns the process exit code (0 after a clean drain). */
+int app_run(struct cfg *cfg);
+
+/* ---- helpers for handlers (src/server/api_*.c) ---- */
+
+/* Every route; the index is the metrics label. */
+#define ROUTE_MAP(X)                                                                               \
+    X(HEALTHZ, "healthz")                                                                          \
+    X(READYZ, "readyz")                                                                            \
+    X(METRICS, "metrics")                                                                          \
+    X(REGISTER, "auth_register")                                                                   \
+    X(LOGIN, "auth_login")                                                                         \
+    X(REFRESH, "auth_refresh")                                                                     \
+    X(LOGOUT, "auth_logout")                                                                       \
+    X(ME, "me")                                                                                    \
+    X(USER, "user")                                                                                \
+    X(WS, "ws")                                                                                    \
+    X(UNMATCHED, "unmatched")
+
+enum route_id {
+#define ROUTE_ENUM(name, label) ROUTE_##name,
+    ROUTE_MAP(ROUTE_ENUM)
+#undef ROUTE_ENUM
+        ROUTE__COUNT
+};
+
+/* What a handler gets: the request plus what the route table already checked. */
+struct api_req {
+    struct app *app;
+    struct conn *c;
+    struct http_request *http;
+    int route;
+    int64_t user_id;    /* authenticated user (routes with ROUTE_F_AUTH), else 0 */
+    struct slice param; /* the {id} path segment, if the route has one */
+    json_t *body;       /* parsed JSON object (routes with ROUTE_F_JSON), else NULL */
+};
+
+/* An HTTP request answered later: holds the connection across worker-thread and writer-thread
+ * work and answers on the connection's own I/O thread. */
+struct api_call {
+    struct app *app;
+    struct conn *c;
+    int route;
+    uint64_t start_ms;
+    int status;      /* CD_OK or an error for the response */
+    json_t *result;  /* response object on success (owned) */
+    int http_status; /* success status (200/201/204) */
+    uv_work_t work;
+    struct store_job job;
+    struct net_task task;
+    void (*work_fn)(struct api_call *call);  /* worker thread: blocking reads, hashing */
+    void (*after_fn)(struct api_call *call); /* I/O thread, after work_fn */
+};
+
+/* Allocate a call for r (holds the connection). Free it with api_call_finish. */
+struct api_call *api_call_new(struct api_req *r, size_t size);
+/* Run call->work_fn on the thread pool, then call->after_fn on the I/O thread. */
+void api_call_work(struct api_call *call);
+/* Queue call->job (exec set by the caller) on the writer; afterwards answer with call->status /
+ * call->result on the I/O thread. */
+void api_call_write(struct api_call *call);
+/* Answer the request with call->status/result and free the call. I/O thread. */
+void api_call_finish(struct api_call *call);
+
+/* Respond now. json_respond steals `obj`. */
+void api_respond_json(struct api_req *r, int http_status, json_t *obj);
+void api_respond_error(struct api_req *r, int status, const char *message);
+void api_respond_retry(struct api_req *r, int64_t retry_ms);
+/* Respond on a connection (used by api_call_finish and the route table). */
+void api_send_json(struct app *app, struct conn *c, int route, uint64_t start_ms, int http_status,
+                   json_t *obj, const char *extra_headers);
+void api_send_error(struct app *app, struct conn *c, int route, uint64_t start_ms, int status,
+                    const char *message, const char *extra_headers);
+
+/* Verify an access token; returns CD_OK and the user id / session id. */
+int api_verify_token(struct app *app, const char *tok, size_t len, int64_t *user_id);
+
+/* Opaque external ids: "u_<n>" for users. Returns the length written. */
+int id_format(char *out, size_t cap, char kind, int64_t n);
+/* Parse "<kind>_<n>"; returns 1 and sets *n on success. */
+int id_parse(struct slice s, char kind, int64_t *n);
+/* Unix time in milliseconds (wall clock). */
+int64_t now_unix_ms(void);
+
+/* Handlers (api_auth.c, api_ws.c, routes.c). */
+void api_register(struct api_req *r);
+void api_login(struct api_req *r);
+void api_refresh(struct api_req *r);
+void api_logout(struct api_req *r);
+void api_me(struct api_req *r);
+void api_user(struct api_req *r);
+void api_ws_upgrade(struct api_req *r);
+void api_ws_message(struct conn *c, uint8_t *data, size_t len);
+void api_ws_close(struct conn *c);
+void app_on_request(struct conn *c, struct http_request *req);
+
+#endif

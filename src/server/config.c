@@ -1,0 +1,247 @@
+#include "server/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/rbuf.h"
+
+enum cfg_type { T_STR, T_INT, T_BOOL };
+
+struct cfg_def {
+    const char *field;
+    const char *flag;
+    enum cfg_type type;
+    const char *def;
+    const char *help;
+    size_t offset;
+};
+
+static const struct cfg_def cfg_defs[] = {
+#define CFG_DEF(field, flag, type, def, help)                                                      \
+    {#field, flag, T_##type, def, help, offsetof(struct cfg, field)},
+    CFG_MAP(CFG_DEF)
+#undef CFG_DEF
+};
+#define NDEFS (sizeof(cfg_defs) / sizeof(cfg_defs[0]))
+
+static const struct cfg_def *cfg_find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NDEFS; i++) {
+        const char *f = cfg_defs[i].flag;
+        size_t j;
+        if (strlen(f) != len) continue;
+        for (j = 0; j < len; j++) {
+            char a = name[j] == '_' ? '-' : name[j];
+            if (a != f[j]) break;
+        }
+        if (j == len) return &cfg_defs[i];
+    }
+    return NULL;
+}
+
+static int cfg_set(struct cfg *c, const struct cfg_def *d, const char *val, const char *origin,
+                   FILE *err)
+{
+    char *p = (char *)c + d->offset;
+
+    if (d->type == T_STR) {
+        free(*(char **)p);
+        *(char **)p = xstrndup(val, strlen(val));
+        return 0;
+    }
+    if (d->type == T_BOOL) {
+        int v;
+        if (!strcasecmp(val, "on") || !strcasecmp(val, "true") || !strcmp(val, "1") ||
+            !strcasecmp(val, "yes"))
+            v = 1;
+        else if (!strcasecmp(val, "off") || !strcasecmp(val, "false") || !strcmp(val, "0") ||
+                 !strcasecmp(val, "no"))
+            v = 0;
+        else {
+            fprintf(err, "chatd: %s: --%s expects on or off, got '%s'\n", origin, d->flag, val);
+            return -1;
+        }
+        *(int *)p = v;
+        return 0;
+    }
+    {
+        char *end;
+        long long v;
+        errno = 0;
+        v = strtoll(val, &end, 10);
+        if (errno || end == val || *end || v < 0) {
+            fprintf(err, "chatd: %s: --%s expects a non-negative integer, got '%s'\n", origin,
+                    d->flag, val);
+            return -1;
+        }
+        *(int64_t *)p = v;
+    }
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    char *e;
+    while (isspace((unsigned char)*s))
+        s++;
+    e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static int cfg_read_file(struct cfg *c, const char *path, FILE *err)
+{
+    char line[1024], origin[1100];
+    int lineno = 0, rc = 0;
+    FILE *f = fopen(path, "r");
+
+    if (!f) {
+        fprintf(err, "chatd: cannot read config file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char *s = trim(line), *eq, *key, *val;
+        const struct cfg_def *d;
+        lineno++;
+        if (!*s || *s == '#') continue;
+        eq = strchr(s, '=');
+        if (!eq) {
+            fprintf(err, "chatd: %s:%d: expected 'name = value'\n", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        key = trim(s);
+        val = trim(eq + 1);
+        if (strlen(val) >= 2 && val[0] == '"' && val[strlen(val) - 1] == '"') {
+            val[strlen(val) - 1] = '\0';
+            val++;
+        }
+        d = cfg_find_flag(key, strlen(key));
+        if (!d) {
+            fprintf(err, "chatd: %s:%d: unknown setting '%s'\n", path, lineno, key);
+            rc = -1;
+            break;
+        }
+        snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
+        if (cfg_set(c, d, val, origin, err)) {
+            rc = -1;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static const char *env_get(char **envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (; envp && *envp; envp++)
+        if (!strncmp(*envp, name, n) && (*envp)[n] == '=') return *envp + n + 1;
+    return NULL;
+}
+
+static void env_name(const struct cfg_def *d, char *out, size_t cap)
+{
+    size_t i = 0, k = 6;
+    memcpy(out, "CHATD_", 6);
+    for (; d->field[i] && k + 1 < cap; i++)
+        out[k++] = (char)toupper((unsigned char)d->field[i]);
+    out[k] = '\0';
+}
+
+void cfg_usage(FILE *out)
+{
+    char env[64];
+    fprintf(out,
+            "Usage: chatd [options]\n\n"
+            "chatd " CHATD_VERSION " - real-time chat server (HTTP + WebSocket).\n"
+            "Precedence: flag > environment > config file > default.\n\n"
+            "  --help                  print this help and exit\n"
+            "  --version               print the version and exit\n"
+            "  --config FILE           config file, lines 'name = value' (env CHATD_CONFIG)\n");
+    for (size_t i = 0; i < NDEFS; i++) {
+        const struct cfg_def *d = &cfg_defs[i];
+        env_name(d, env, sizeof(env));
+        fprintf(out, "  --%-22s %s\n  %26s env %s, default '%s'\n", d->flag, d->help, "", env,
+                d->def);
+    }
+}
+
+int cfg_load(struct cfg *c, int argc, char **argv, char **envp, FILE *out, FILE *err)
+{
+    const char *file;
+
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < NDEFS; i++)
+        cfg_set(c, &cfg_defs[i], cfg_defs[i].def, "default", err);
+
+    /* First pass over argv: --help, --version and --config, which decide what else is read. */
+    file = env_get(envp, "CHATD_CONFIG");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            cfg_usage(out);
+            return CFG_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            fprintf(out, "chatd %s\n", CHATD_VERSION);
+            return CFG_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) file = argv[i + 1];
+        if (!strncmp(argv[i], "--config=", 9)) file = argv[i] + 9;
+    }
+    if (file && *file) {
+        c->config_file = xstrndup(file, strlen(file));
+        if (cfg_read_file(c, file, err)) return CFG_ERROR;
+    }
+    for (size_t i = 0; i < NDEFS; i++) {
+        char env[64];
+        const char *v;
+        env_name(&cfg_defs[i], env, sizeof(env));
+        v = env_get(envp, env);
+        if (v && cfg_set(c, &cfg_defs[i], v, env, err)) return CFG_ERROR;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val, *eq;
+        const struct cfg_def *d;
+        size_t nlen;
+        if (strncmp(a, "--", 2)) {
+            fprintf(err, "chatd: unexpected argument '%s' (see --help)\n", a);
+            return CFG_ERROR;
+        }
+        a += 2;
+        eq = strchr(a, '=');
+        nlen = eq ? (size_t)(eq - a) : strlen(a);
+        if (nlen == 6 && !strncmp(a, "config", 6)) {
+            if (!eq) i++;
+            continue;
+        }
+        d = cfg_find_flag(a, nlen);
+        if (!d) {
+            fprintf(err, "chatd: unknown option '--%.*s' (see --help)\n", (int)nlen, a);
+            return CFG_ERROR;
+        }
+        if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            fprintf(err, "chatd: option '--%s' needs a value\n", d->flag);
+            return CFG_ERROR;
+        }
+        if (cfg_set(c, d, val, "command line", err)) return CFG_ERROR;
+    }
+    return CFG_OK;
+}
+
+void cfg_free(struct cfg *c)
+{
+    for (size_t i = 0; i < NDEFS; i++)
+        if (cfg_defs[i].type == T_STR) free(*(char **)((char *)c + cfg_defs[i].offset));
+    free(c->config_file);
+    memset(c, 0, sizeof(*c));
+}

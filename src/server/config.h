@@ -1,0 +1,71 @@
+/* config.h - every setting of chatd, in one table.
+ *
+ * Precedence: command-line flag > environment variable (CHATD_<NAME>) > config file
+ * (--config FILE or CHATD_CONFIG; lines "name = value", '#' comments) > built-in default.
+ * `chatd --help` prints this table, so the documentation and the parser cannot disagree.
+ */
+#ifndef CD_CONFIG_H
+#define CD_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* X(field, flag, type, default, help). type: STR or INT (64-bit) or BOOL (on/off, true/false,
+ * 1/0, yes/no). Flag names use dashes; the environment variable is CHATD_ + upper-case field. */
+#define CFG_MAP(X)                                                                                 \
+    X(listen, "listen", STR, "0.0.0.0:8080", "address and port to listen on")                      \
+    X(data_dir, "data-dir", STR, "./chatd-data", "directory of the database and key files")        \
+    X(sqlite_sync, "sqlite-sync", STR, "full",                                                     \
+      "SQLite synchronous mode in WAL: full (fsync every commit) or normal")                       \
+    X(threads, "threads", INT, "0", "I/O threads (event loops); 0 = one per CPU core")             \
+    X(log_level, "log-level", STR, "info", "debug, info, warn or error")                           \
+    X(jwt_keys, "jwt-keys", STR, "",                                                               \
+      "HS256 keys 'kid:64hex[,kid:64hex]' (first signs); empty = generated in data-dir")           \
+    X(access_ttl, "access-ttl", INT, "900", "access token lifetime, seconds")                      \
+    X(refresh_ttl, "refresh-ttl", INT, "2592000", "refresh token lifetime, seconds")               \
+    X(pwhash_ops, "pwhash-ops", INT, "2", "Argon2id passes (libsodium OPSLIMIT_INTERACTIVE = 2)")  \
+    X(pwhash_mem_kib, "pwhash-mem-kib", INT, "65536",                                              \
+      "Argon2id memory, KiB (libsodium MEMLIMIT_INTERACTIVE = 64 MiB)")                            \
+    X(http_max_header, "http-max-header", INT, "8192", "max bytes of request line + headers")      \
+    X(http_max_headers, "http-max-headers", INT, "64", "max number of request headers")            \
+    X(http_max_body, "http-max-body", INT, "65536", "max request body, bytes")                     \
+    X(http_timeout, "http-timeout", INT, "10", "seconds to receive a whole request (slowloris)")   \
+    X(http_keepalive, "http-keepalive", INT, "60", "idle keep-alive connection timeout, seconds")  \
+    X(ws_max_frame, "ws-max-frame", INT, "65536", "max WebSocket frame payload, bytes")            \
+    X(ws_max_message, "ws-max-message", INT, "65536", "max WebSocket message, bytes")              \
+    X(ws_idle, "ws-idle", INT, "60",                                                               \
+      "WebSocket idle timeout, seconds: ping after half, close 4000 after all")                    \
+    X(ws_max_outq, "ws-max-outq", INT, "4194304",                                                  \
+      "max queued output per connection, bytes; over it: close 4008")                              \
+    X(max_conns, "max-conns", INT, "100000", "max open connections per node")                      \
+    X(max_body_text, "max-message-body", INT, "16384", "max chat message body, bytes")             \
+    X(rate_limits, "rate-limits", BOOL, "on", "enforce rate limits (off only for benchmarks)")     \
+    X(auth_rate, "auth-rate", INT, "5",                                                            \
+      "login/register attempts per second per client IP (burst 4x) and per username (burst 2x)")   \
+    X(msg_rate, "msg-rate", INT, "20", "messages per second per user")                             \
+    X(msg_burst, "msg-burst", INT, "50", "message burst per user")                                 \
+    X(typing_rate, "typing-rate", INT, "2", "typing events per second per user and room")          \
+    X(max_conns_per_user, "max-conns-per-user", INT, "32", "open WebSocket connections per user")  \
+    X(drain_timeout, "drain-timeout", INT, "10", "seconds SIGTERM waits for connections to close")
+
+struct cfg {
+#define CFG_FIELD_STR(name)                     char *name;
+#define CFG_FIELD_INT(name)                     int64_t name;
+#define CFG_FIELD_BOOL(name)                    int name;
+#define CFG_FIELD(field, flag, type, def, help) CFG_FIELD_##type(field)
+    CFG_MAP(CFG_FIELD)
+#undef CFG_FIELD
+    char *config_file; /* --config / CHATD_CONFIG, NULL if none */
+};
+
+enum cfg_result { CFG_OK = 0, CFG_EXIT_OK = 1, CFG_ERROR = -1 };
+
+/* Fill c from defaults, the config file, the environment `envp` (NULL = none) and argv, in
+ * precedence order. Returns CFG_OK; CFG_EXIT_OK after printing --help or --version to out;
+ * CFG_ERROR after printing a one-line reason to err (unknown flag, bad number, unreadable file).
+ * The strings in c are heap copies; release them with cfg_free. */
+int cfg_load(struct cfg *c, int argc, char **argv, char **envp, FILE *out, FILE *err);
+void cfg_free(struct cfg *c);
+void cfg_usage(FILE *out);
+
+#endif

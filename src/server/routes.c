@@ -1,0 +1,366 @@
+/* routes.c - the route table: every HTTP endpoint with its checks in one place, plus the shared
+ * response and async-call helpers, and the operational endpoints (healthz, readyz, metrics). */
+#include <http_parser.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/app.h"
+#include "util/log.h"
+#include "util/status.h"
+
+enum route_flags {
+    ROUTE_F_AUTH = 1 << 0, /* needs "Authorization: Bearer <access token>" */
+    ROUTE_F_JSON = 1 << 1, /* needs a JSON object body */
+};
+
+struct route {
+    int method;
+    const char *pattern; /* exact path; a trailing "{id}" matches one non-empty segment */
+    int id;
+    unsigned flags;
+    void (*handler)(struct api_req *r);
+};
+
+static void api_healthz(struct api_req *r);
+static void api_readyz(struct api_req *r);
+static void api_metrics(struct api_req *r);
+
+static const struct route routes[] = {
+    {HTTP_GET, "/healthz", ROUTE_HEALTHZ, 0, api_healthz},
+    {HTTP_GET, "/readyz", ROUTE_READYZ, 0, api_readyz},
+    {HTTP_GET, "/metrics", ROUTE_METRICS, 0, api_metrics},
+    {HTTP_POST, "/v1/auth/register", ROUTE_REGISTER, ROUTE_F_JSON, api_register},
+    {HTTP_POST, "/v1/auth/login", ROUTE_LOGIN, ROUTE_F_JSON, api_login},
+    {HTTP_POST, "/v1/auth/refresh", ROUTE_REFRESH, ROUTE_F_JSON, api_refresh},
+    {HTTP_POST, "/v1/auth/logout", ROUTE_LOGOUT, ROUTE_F_JSON, api_logout},
+    {HTTP_GET, "/v1/me", ROUTE_ME, ROUTE_F_AUTH, api_me},
+    {HTTP_GET, "/v1/users/{id}", ROUTE_USER, ROUTE_F_AUTH, api_user},
+    {HTTP_GET, "/v1/ws", ROUTE_WS, 0, api_ws_upgrade},
+};
+
+static const char *const route_names[] = {
+#define ROUTE_NAME(name, label) label,
+    ROUTE_MAP(ROUTE_NAME)
+#undef ROUTE_NAME
+};
+
+/* ---- ids and time ---- */
+
+int id_format(char *out, size_t cap, char kind, int64_t n)
+{
+    return snprintf(out, cap, "%c_%" PRId64, kind, n);
+}
+
+int id_parse(struct slice s, char kind, int64_t *n)
+{
+    int64_t v = 0;
+    if (s.len < 3 || s.len > 21 || s.p[0] != kind || s.p[1] != '_') return 0;
+    for (size_t i = 2; i < s.len; i++) {
+        if (s.p[i] < '0' || s.p[i] > '9') return 0;
+        if (v > (INT64_MAX - 9) / 10) return 0;
+        v = v * 10 + (s.p[i] - '0');
+    }
+    if (v <= 0) return 0;
+    *n = v;
+    return 1;
+}
+
+int64_t now_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- responses ---- */
+
+void api_send_json(struct app *app, struct conn *c, int route, uint64_t start_ms, int http_status,
+                   json_t *obj, const char *extra_headers)
+{
+    char *text = NULL;
+    size_t len = 0;
+
+    if (obj) {
+        text = json_dumps(obj, JSON_COMPACT);
+        len = text ? strlen(text) : 0;
+        json_decref(obj);
+    }
+    metrics_http(&app->metrics, route, http_status, (net_now_ms() - start_ms) * 1000);
+    http_respond(c, http_status, "application/json", text, len, extra_headers);
+    free(text);
+}
+
+void api_send_error(struct app *app, struct conn *c, int route, uint64_t start_ms, int status,
+                    const char *message, const char *extra_headers)
+{
+    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", cd_status_code(status), "message",
+                          message ? message : cd_status_message(status));
+    api_send_json(app, c, route, start_ms, cd_status_http(status), o, extra_headers);
+}
+
+void api_respond_json(struct api_req *r, int http_status, json_t *obj)
+{
+    api_send_json(r->app, r->c, r->route, r->http->start_ms, http_status, obj, NULL);
+}
+
+void api_respond_error(struct api_req *r, int status, const char *message)
+{
+    if (status == CD_E_UNAUTHORIZED || status == CD_E_TOKEN_EXPIRED)
+        metrics_auth_failure(&r->app->metrics, AUTH_FAIL_TOKEN);
+    api_send_error(r->app, r->c, r->route, r->http->start_ms, status, message,
+                   status == CD_E_UNAUTHORIZED || status == CD_E_TOKEN_EXPIRED
+                       ? "WWW-Authenticate: Bearer\r\n"
+                       : NULL);
+}
+
+void api_respond_retry(struct api_req *r, int64_t retry_ms)
+{
+    char hdr[64], msg[96];
+    int64_t secs = (retry_ms + 999) / 1000;
+    atomic_fetch_add(&r->app->metrics.rate_limited, 1);
+    snprintf(hdr, sizeof(hdr), "Retry-After: %" PRId64 "\r\n", secs < 1 ? 1 : secs);
+    snprintf(msg, sizeof(msg), "too many requests; retry after %" PRId64 " ms", retry_ms);
+    api_send_error(r->app, r->c, r->route, r->http->start_ms, CD_E_RATE_LIMITED, msg, hdr);
+}
+
+/* ---- async calls ---- */
+
+struct api_call *api_call_new(struct api_req *r, size_t size)
+{
+    struct api_call *call = xcalloc(1, size);
+    call->app = r->app;
+    call->c = r->c;
+    call->route = r->route;
+    call->start_ms = r->http->start_ms;
+    call->http_status = 200;
+    conn_hold(r->c);
+    return call;
+}
+
+void api_call_finish(struct api_call *call)
+{
+    struct conn *c = call->c;
+    if (conn_alive(c)) {
+        if (call->status == CD_OK)
+            api_send_json(call->app, c, call->route, call->start_ms, call->http_status,
+                          call->result, NULL);
+        else
+            api_send_error(call->app, c, call->route, call->start_ms, call->status, NULL,
+                           call->status == CD_E_UNAUTHORIZED ? "WWW-Authenticate: Bearer\r\n"
+                                                             : NULL);
+        call->result = NULL;
+    }
+    json_decref(call->result);
+    conn_release(c);
+    free(call);
+}
+
+static void call_work(uv_work_t *w)
+{
+    struct api_call *call = w->data;
+    call->work_fn(call);
+}
+
+static void call_after_work(uv_work_t *w, int status)
+{
+    struct api_call *call = w->data;
+    (void)status;
+    call->after_fn(call);
+}
+
+void api_call_work(struct api_call *call)
+{
+    call->work.data = call;
+    uv_queue_work(&call->c->io->loop, &call->work, call_work, call_after_work);
+}
+
+static void call_task_run(struct net_io *io, struct net_task *t)
+{
+    struct api_call *call = (struct api_call *)((char *)t - offsetof(struct api_call, task));
+    (void)io;
+    api_call_finish(call);
+}
+
+static void call_job_done(struct store_job *j)
+{
+    struct api_call *call = (struct api_call *)((char *)j - offsetof(struct api_call, job));
+    if (j->status != CD_OK) call->status = j->status;
+    call->task.run = call_task_run;
+    net_post(call->c->io, &call->task);
+}
+
+void api_call_write(struct api_call *call)
+{
+    call->job.done = call_job_done;
+    store_submit(&call->app->db, &call->job);
+}
+
+/* ---- auth ---- */
+
+int api_verify_token(struct app *app, const char *tok, size_t len, int64_t *user_id)
+{
+    struct jwt_claims cl;
+    int rc = jwt_verify(&app->keys, tok, len, now_unix_ms() / 1000, 30, &cl);
+    if (rc != CD_OK) {
+        metrics_auth_failure(&app->metrics, AUTH_FAIL_TOKEN);
+        return rc;
+    }
+    *user_id = cl.sub;
+    return CD_OK;
+}
+
+static int bearer_token(struct http_request *req, struct slice *tok)
+{
+    struct slice h;
+    if (!http_header(req, "authorization", &h) || h.len < 8 ||
+        !slice_case_eq((struct slice){h.p, 7}, "bearer "))
+        return 0;
+    tok->p = h.p + 7;
+    tok->len = h.len - 7;
+    while (tok->len && *tok->p == ' ') {
+        tok->p++;
+        tok->len--;
+    }
+    return tok->len > 0;
+}
+
+/* ---- operational endpoints ---- */
+
+static void api_healthz(struct api_req *r)
+{
+    api_respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void api_readyz(struct api_req *r)
+{
+    if (!atomic_load(&r->app->ready) || atomic_load(&r->app->net.draining)) {
+        api_respond_error(r, CD_E_UNAVAILABLE, "not ready");
+        return;
+    }
+    api_respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+static void api_metrics(struct api_req *r)
+{
+    struct net_server *s = &r->app->net;
+    struct net_stats sum;
+    struct store_stats ss;
+    size_t len = 0, cap = 8192;
+    char *buf = xmalloc(cap);
+
+    memset(&sum, 0, sizeof(sum));
+    for (int i = 0; i < s->nio; i++) {
+#define SUM(f) sum.f += atomic_load_explicit(&s->io[i].stats.f, memory_order_relaxed)
+        SUM(conns_open);
+        SUM(conns_total);
+        SUM(ws_open);
+        SUM(frames_in);
+        SUM(frames_out);
+        SUM(bytes_in);
+        SUM(bytes_out);
+        SUM(slow_closed);
+        SUM(refused);
+#undef SUM
+    }
+    store_db_stats(&r->app->db, &ss);
+#define GAUGE(name, help, v)                                                                       \
+    metrics_printf(&buf, &len, &cap,                                                               \
+                   "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n",             \
+                   (unsigned long long)(v))
+#define COUNTER(name, help, v)                                                                     \
+    metrics_printf(&buf, &len, &cap,                                                               \
+                   "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",           \
+                   (unsigned long long)(v))
+    GAUGE("chatd_connections_open", "Open TCP connections (HTTP and WebSocket).", sum.conns_open);
+    GAUGE("chatd_websockets_open", "Open WebSocket connections.", sum.ws_open);
+    COUNTER("chatd_connections_total", "Accepted connections.", sum.conns_total);
+    COUNTER("chatd_connections_refused_total", "Connections refused over --max-conns.",
+            sum.refused);
+    COUNTER("chatd_ws_frames_in_total", "WebSocket frames received.", sum.frames_in);
+    COUNTER("chatd_ws_frames_out_total", "WebSocket messages queued for sending.", sum.frames_out);
+    COUNTER("chatd_bytes_in_total", "Bytes received.", sum.bytes_in);
+    COUNTER("chatd_bytes_out_total", "Bytes sent.", sum.bytes_out);
+    COUNTER("chatd_ws_slow_consumer_closed_total", "Connections closed over --ws-max-outq.",
+            sum.slow_closed);
+    COUNTER("chatd_store_commits_total", "Storage transactions (group commits).", ss.commits);
+    COUNTER("chatd_store_jobs_total", "Write jobs committed or failed.", ss.jobs);
+    COUNTER("chatd_store_failed_commits_total", "Failed group commits.", ss.failed_commits);
+#undef GAUGE
+#undef COUNTER
+    metrics_render_http(&r->app->metrics, route_names, ROUTE__COUNT, &buf, &len, &cap);
+    metrics_http(&r->app->metrics, r->route, 200, (net_now_ms() - r->http->start_ms) * 1000);
+    http_respond(r->c, 200, "text/plain; version=0.0.4", buf, len, NULL);
+    free(buf);
+}
+
+/* ---- dispatch ---- */
+
+static int route_match(const struct route *rt, struct slice path, struct slice *param)
+{
+    const char *brace = strstr(rt->pattern, "{id}");
+    size_t plen;
+    if (!brace) return slice_eq(path, rt->pattern);
+    plen = (size_t)(brace - rt->pattern);
+    if (path.len <= plen || memcmp(path.p, rt->pattern, plen) != 0) return 0;
+    if (memchr(path.p + plen, '/', path.len - plen)) return 0;
+    *param = (struct slice){path.p + plen, path.len - plen};
+    return 1;
+}
+
+void app_on_request(struct conn *c, struct http_request *req)
+{
+    struct app *app = c->io->srv->app;
+    struct api_req r = {.app = app, .c = c, .http = req, .route = ROUTE_UNMATCHED};
+    const struct route *rt = NULL;
+    int path_known = 0;
+
+    if (req->upgrade) c->flags |= CONN_F_NO_KEEPALIVE; /* bytes after it are not HTTP */
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        struct slice param = {0};
+        if (!route_match(&routes[i], req->path, &param)) continue;
+        path_known = 1;
+        if (routes[i].method == req->method) {
+            rt = &routes[i];
+            r.param = param;
+            break;
+        }
+    }
+    if (!rt) {
+        api_respond_error(&r, path_known ? CD_E_METHOD_NOT_ALLOWED : CD_E_NOT_FOUND, NULL);
+        return;
+    }
+    r.route = rt->id;
+    if (rt->flags & ROUTE_F_AUTH) {
+        struct slice tok;
+        int rc;
+        if (!bearer_token(req, &tok)) {
+            metrics_auth_failure(&app->metrics, AUTH_FAIL_TOKEN);
+            api_respond_error(&r, CD_E_UNAUTHORIZED, "missing bearer token");
+            return;
+        }
+        if ((rc = api_verify_token(app, tok.p, tok.len, &r.user_id)) != CD_OK) {
+            api_respond_error(&r, rc, NULL);
+            return;
+        }
+    }
+    if (rt->flags & ROUTE_F_JSON) {
+        struct slice ct;
+        json_error_t err;
+        if (!http_header(req, "content-type", &ct) || ct.len < 16 ||
+            !slice_case_eq((struct slice){ct.p, 16}, "application/json")) {
+            api_respond_error(&r, CD_E_UNSUPPORTED_MEDIA, NULL);
+            return;
+        }
+        r.body = json_loadb(req->body.p, req->body.len, JSON_REJECT_DUPLICATES, &err);
+        if (!json_is_object(r.body)) {
+            json_decref(r.body);
+            api_respond_error(&r, CD_E_INVALID_JSON, NULL);
+            return;
+        }
+    }
+    rt->handler(&r);
+    json_decref(r.body);
+}

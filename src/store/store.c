@@ -1,0 +1,197 @@
+/* store.c - the single writer thread with group commit, and per-thread read connections. */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "store/store.h"
+#include "util/log.h"
+#include "util/rbuf.h"
+#include "util/status.h"
+
+#define STORE_BATCH_MAX 4096 /* jobs per transaction */
+
+struct reader_slot {
+    struct reader_slot *next;
+    struct store_conn *conn;
+};
+
+struct store_priv {
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    struct store_job *head, *tail; /* FIFO of pending jobs */
+    int stopping, stopped;
+    uv_thread_t thread;
+    struct store_conn *writer;
+    struct reader_slot *readers; /* every read connection, closed at the end */
+    unsigned gen;
+    _Atomic uint64_t commits, jobs, failed_commits;
+};
+
+static _Atomic unsigned store_gen;
+static __thread struct {
+    struct store_db *db;
+    unsigned gen;
+    struct store_conn *conn;
+} tl_reader;
+
+static void writer_run_batch(struct store_db *db, struct store_job *batch)
+{
+    const struct store_ops *ops = db->ops;
+    struct store_priv *p = db->priv;
+    struct store_conn *c = p->writer;
+    int rc = ops->begin(c);
+    size_t n = 0;
+
+    for (struct store_job *j = batch; j; j = j->next) {
+        n++;
+        if (rc != CD_OK) {
+            j->status = rc;
+            continue;
+        }
+        if (ops->savepoint(c) != CD_OK) {
+            j->status = CD_E_IO;
+            continue;
+        }
+        j->status = j->exec(ops, c, j);
+        ops->savepoint_release(c, j->status != CD_OK);
+    }
+    if (rc == CD_OK && (rc = ops->commit(c)) != CD_OK) {
+        ops->rollback(c);
+        atomic_fetch_add(&p->failed_commits, 1);
+        log_error("group commit failed", "\"jobs\":%zu", n);
+    }
+    atomic_fetch_add(&p->commits, 1);
+    atomic_fetch_add(&p->jobs, n);
+    while (batch) {
+        struct store_job *next = batch->next;
+        if (rc != CD_OK && batch->status == CD_OK) batch->status = rc;
+        batch->next = NULL;
+        batch->done(batch);
+        batch = next;
+    }
+}
+
+static void writer_main(void *arg)
+{
+    struct store_db *db = arg;
+    struct store_priv *p = db->priv;
+
+    for (;;) {
+        struct store_job *batch, *last;
+        size_t n = 1;
+
+        uv_mutex_lock(&p->lock);
+        while (!p->head && !p->stopping)
+            uv_cond_wait(&p->cond, &p->lock);
+        if (!p->head) {
+            p->stopped = 1; /* under the lock: no job can slip in after this check */
+            uv_mutex_unlock(&p->lock);
+            break;
+        }
+        batch = last = p->head;
+        while (last->next && n < STORE_BATCH_MAX) {
+            last = last->next;
+            n++;
+        }
+        p->head = last->next;
+        if (!p->head) p->tail = NULL;
+        last->next = NULL;
+        uv_mutex_unlock(&p->lock);
+        writer_run_batch(db, batch);
+    }
+}
+
+int store_db_open(struct store_db *db, const struct store_ops *ops, const struct store_config *cfg)
+{
+    struct store_priv *p;
+    int rc;
+
+    db->ops = ops;
+    db->priv = NULL;
+    if ((rc = ops->open(cfg, &db->st)) != CD_OK) return rc;
+    p = xcalloc(1, sizeof(*p));
+    uv_mutex_init(&p->lock);
+    uv_cond_init(&p->cond);
+    p->gen = atomic_fetch_add(&store_gen, 1) + 1;
+    if ((rc = ops->conn_open(db->st, 1, &p->writer)) != CD_OK) {
+        ops->close(db->st);
+        free(p);
+        return rc;
+    }
+    db->priv = p;
+    uv_thread_create(&p->thread, writer_main, db);
+    return CD_OK;
+}
+
+void store_submit(struct store_db *db, struct store_job *j)
+{
+    struct store_priv *p = db->priv;
+
+    j->next = NULL;
+    uv_mutex_lock(&p->lock);
+    if (p->stopped) {
+        uv_mutex_unlock(&p->lock);
+        j->status = CD_E_UNAVAILABLE;
+        j->done(j);
+        return;
+    }
+    if (p->tail)
+        p->tail->next = j;
+    else
+        p->head = j;
+    p->tail = j;
+    uv_cond_signal(&p->cond);
+    uv_mutex_unlock(&p->lock);
+}
+
+struct store_conn *store_reader(struct store_db *db)
+{
+    struct store_priv *p = db->priv;
+    struct reader_slot *slot;
+
+    if (tl_reader.db == db && tl_reader.gen == p->gen) return tl_reader.conn;
+    slot = xcalloc(1, sizeof(*slot));
+    if (db->ops->conn_open(db->st, 0, &slot->conn) != CD_OK) {
+        free(slot);
+        return NULL;
+    }
+    uv_mutex_lock(&p->lock);
+    slot->next = p->readers;
+    p->readers = slot;
+    uv_mutex_unlock(&p->lock);
+    tl_reader.db = db;
+    tl_reader.gen = p->gen;
+    tl_reader.conn = slot->conn;
+    return slot->conn;
+}
+
+void store_db_close(struct store_db *db)
+{
+    struct store_priv *p = db->priv;
+    if (!p) return;
+    uv_mutex_lock(&p->lock);
+    p->stopping = 1;
+    uv_cond_signal(&p->cond);
+    uv_mutex_unlock(&p->lock);
+    uv_thread_join(&p->thread);
+    db->ops->conn_close(p->writer);
+    while (p->readers) {
+        struct reader_slot *s = p->readers;
+        p->readers = s->next;
+        db->ops->conn_close(s->conn);
+        free(s);
+    }
+    db->ops->close(db->st);
+    uv_cond_destroy(&p->cond);
+    uv_mutex_destroy(&p->lock);
+    free(p);
+    db->priv = NULL;
+}
+
+void store_db_stats(struct store_db *db, struct store_stats *out)
+{
+    struct store_priv *p = db->priv;
+    out->commits = atomic_load(&p->commits);
+    out->jobs = atomic_load(&p->jobs);
+    out->failed_commits = atomic_load(&p->failed_commits);
+}

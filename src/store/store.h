@@ -1,0 +1,114 @@
+/* store.h - durable storage behind one small vtable, plus the single-writer group-commit queue.
+ *
+ * Backends implement struct store_ops (SQLite now: store_sqlite.c; PostgreSQL later). All ops are
+ * synchronous and may block on disk: they run only on the writer thread (writes, inside a
+ * transaction the queue opens) or on worker threads with a per-thread read connection (reads),
+ * never on an I/O thread.
+ *
+ * Writes: store_submit() queues a job from any thread. The writer thread takes every queued job,
+ * runs each inside one transaction (a savepoint per job, so one failing job does not undo the
+ * others), commits once, and only then calls each job's done() with its status: many writes
+ * share one commit (group commit) and nothing is reported durable before it is.
+ */
+#ifndef CD_STORE_H
+#define CD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_USERNAME_MAX 32
+#define STORE_PWHASH_MAX   128
+
+struct store;      /* a backend instance (database) */
+struct store_conn; /* one connection, used by one thread at a time */
+
+struct store_user {
+    int64_t id;
+    char username[STORE_USERNAME_MAX + 1];
+    char pwhash[STORE_PWHASH_MAX]; /* libsodium crypto_pwhash_str format */
+    int64_t created_at;            /* unix ms */
+    int64_t last_seen;             /* unix ms, 0 = never */
+};
+
+struct store_refresh {
+    int64_t id;
+    int64_t session_id; /* the token family */
+    int64_t user_id;
+    uint8_t hash[32]; /* SHA-256 of the token; the token itself is never stored */
+    int64_t created_at, expires_at, used_at; /* unix ms; used_at 0 = unused */
+    int session_revoked;
+};
+
+struct store_config {
+    const char *dir;       /* data directory (created if missing) */
+    const char *sync_mode; /* "full" or "normal" (SQLite synchronous in WAL mode) */
+};
+
+/* Errors: every op returns CD_OK or a status from util/status.h: CD_E_NOT_FOUND (no row),
+ * CD_E_USERNAME_TAKEN / CD_E_CONFLICT (uniqueness), CD_E_IO (backend failure, logged). */
+struct store_ops {
+    const char *name;
+    int (*open)(const struct store_config *cfg, struct store **out); /* runs migrations */
+    void (*close)(struct store *st);
+    int (*conn_open)(struct store *st, int writer, struct store_conn **out);
+    void (*conn_close)(struct store_conn *c);
+
+    int (*begin)(struct store_conn *c);
+    int (*commit)(struct store_conn *c);
+    int (*rollback)(struct store_conn *c);
+    int (*savepoint)(struct store_conn *c);
+    int (*savepoint_release)(struct store_conn *c, int undo); /* undo: roll the savepoint back */
+
+    /* accounts */
+    int (*user_insert)(struct store_conn *c, const char *username, const char *pwhash,
+                       int64_t now_ms, int64_t *id_out);
+    int (*user_get)(struct store_conn *c, int64_t id, struct store_user *out);
+    int (*user_by_name)(struct store_conn *c, const char *username, struct store_user *out);
+    int (*user_set_last_seen)(struct store_conn *c, int64_t id, int64_t ms);
+
+    /* sessions and refresh tokens (rotation, reuse detection) */
+    int (*session_insert)(struct store_conn *c, int64_t user_id, int64_t now_ms, int64_t *sid);
+    int (*session_revoke)(struct store_conn *c, int64_t sid, int64_t now_ms);
+    int (*refresh_insert)(struct store_conn *c, struct store_refresh *r); /* sets r->id */
+    int (*refresh_by_hash)(struct store_conn *c, const uint8_t hash[32], struct store_refresh *out);
+    int (*refresh_mark_used)(struct store_conn *c, int64_t id, int64_t now_ms);
+};
+
+extern const struct store_ops store_sqlite_ops;
+
+/* A unit of write work. Embed it in your own struct. */
+struct store_job {
+    struct store_job *next;
+    /* Runs on the writer thread inside the batch transaction. Return CD_OK or an error (the
+     * job's savepoint is then rolled back; other jobs are unaffected). */
+    int (*exec)(const struct store_ops *ops, struct store_conn *c, struct store_job *j);
+    /* Runs on the writer thread after the commit (status CD_OK) or after a failed exec or commit
+     * (status set). Must not block; typically posts the result to an I/O thread. */
+    void (*done)(struct store_job *j);
+    int status;
+};
+
+struct store_db {
+    const struct store_ops *ops;
+    struct store *st;
+    void *priv; /* writer thread and queue (store.c) */
+};
+
+/* Open the backend and start the writer thread. Returns CD_OK or CD_E_IO (logged). Blocks. */
+int store_db_open(struct store_db *db, const struct store_ops *ops, const struct store_config *cfg);
+/* Queue a write job (any thread, never blocks on disk). After store_db_close began, the job is
+ * completed at once with CD_E_UNAVAILABLE. */
+void store_submit(struct store_db *db, struct store_job *j);
+/* The calling thread's read-only connection, opened on first use (worker threads only). NULL on
+ * failure (logged). Released by store_db_close. */
+struct store_conn *store_reader(struct store_db *db);
+/* Run every queued job, stop the writer, close all connections. Blocks. */
+void store_db_close(struct store_db *db);
+
+/* Counters for /metrics. */
+struct store_stats {
+    uint64_t commits, jobs, failed_commits;
+};
+void store_db_stats(struct store_db *db, struct store_stats *out);
+
+#endif
