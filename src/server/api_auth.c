@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "auth/session.h"
 #include "server/app.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -53,20 +54,10 @@ static json_t *user_json(int64_t id, const char *username)
 }
 
 /* Writer thread: start a session (token family) and issue its first refresh token. */
-static int session_start(const struct store_ops *ops, struct store_conn *sc, struct auth_call *a)
+static int start_session(const struct store_ops *ops, struct store_conn *sc, struct auth_call *a)
 {
-    struct cfg *cfg = &a->base.app->cfg;
-    struct store_refresh rt = {0};
-    int64_t now = now_unix_ms();
-    int rc;
-
-    if ((rc = ops->session_insert(sc, a->user_id, now, &a->sid)) != CD_OK) return rc;
-    auth_refresh_new(a->refresh, rt.hash);
-    rt.session_id = a->sid;
-    rt.user_id = a->user_id;
-    rt.created_at = now;
-    rt.expires_at = now + cfg->refresh_ttl * 1000;
-    return ops->refresh_insert(sc, &rt);
+    return session_start(ops, sc, a->user_id, now_unix_ms(), a->base.app->cfg.refresh_ttl * 1000,
+                         a->refresh, &a->sid);
 }
 
 /* The token response: {user, access_token, refresh_token, token_type, expires_in}. */
@@ -99,7 +90,7 @@ static int register_exec(const struct store_ops *ops, struct store_conn *sc, str
 {
     struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
     int rc = ops->user_insert(sc, a->username, a->pwhash, now_unix_ms(), &a->user_id);
-    if (rc == CD_OK) rc = session_start(ops, sc, a);
+    if (rc == CD_OK) rc = start_session(ops, sc, a);
     if (rc == CD_OK) rc = finish_tokens(a);
     return rc;
 }
@@ -158,7 +149,7 @@ void api_register(struct api_req *r)
 static int login_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
-    int rc = session_start(ops, sc, a);
+    int rc = start_session(ops, sc, a);
     if (rc == CD_OK) rc = finish_tokens(a);
     return rc;
 }
@@ -223,57 +214,35 @@ void api_login(struct api_req *r)
 
 /* ---- refresh and logout ---- */
 
+/* A failed refresh or logout still commits (reuse detection revokes the family), so the error
+ * travels in call->status while the job itself succeeds. */
 static int refresh_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
-    struct store_refresh old, next = {0};
     struct store_user u;
-    int64_t now = now_unix_ms();
-    int rc = ops->refresh_by_hash(sc, a->rhash, &old);
+    int rc = session_rotate(ops, sc, a->rhash, now_unix_ms(), a->base.app->cfg.refresh_ttl * 1000,
+                            a->refresh, &a->user_id, &a->sid);
 
-    if (rc == CD_E_NOT_FOUND) goto invalid;
-    if (rc != CD_OK) return rc;
-    if (old.used_at || old.session_revoked) {
-        /* A spent token came back: someone holds a copy. Revoke the whole family; the revoke
-         * commits because this job itself succeeds. */
-        if (!old.session_revoked) {
-            log_warn("refresh token reuse: session revoked", "\"user\":%lld,\"session\":%lld",
-                     (long long)old.user_id, (long long)old.session_id);
-            if ((rc = ops->session_revoke(sc, old.session_id, now)) != CD_OK) return rc;
-        }
-        goto invalid;
+    if (rc == CD_E_INVALID_REFRESH) {
+        a->base.status = rc;
+        metrics_auth_failure(&a->base.app->metrics, AUTH_FAIL_REFRESH);
+        return CD_OK;
     }
-    if (old.expires_at <= now) goto invalid;
-    if ((rc = ops->refresh_mark_used(sc, old.id, now)) != CD_OK) return rc;
-    if ((rc = ops->user_get(sc, old.user_id, &u)) != CD_OK) return rc;
-    auth_refresh_new(a->refresh, next.hash);
-    next.session_id = old.session_id;
-    next.user_id = old.user_id;
-    next.created_at = now;
-    next.expires_at = now + a->base.app->cfg.refresh_ttl * 1000;
-    if ((rc = ops->refresh_insert(sc, &next)) != CD_OK) return rc;
-    a->user_id = u.id;
-    a->sid = old.session_id;
+    if (rc == CD_OK) rc = ops->user_get(sc, a->user_id, &u);
+    if (rc != CD_OK) return rc;
     snprintf(a->username, sizeof(a->username), "%s", u.username);
     return finish_tokens(a);
-invalid:
-    a->base.status = CD_E_INVALID_REFRESH;
-    metrics_auth_failure(&a->base.app->metrics, AUTH_FAIL_REFRESH);
-    return CD_OK;
 }
 
 static int logout_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
-    struct store_refresh old;
-    int rc = ops->refresh_by_hash(sc, a->rhash, &old);
-
-    if (rc == CD_E_NOT_FOUND) {
-        a->base.status = CD_E_INVALID_REFRESH;
+    int rc = session_end(ops, sc, a->rhash, now_unix_ms());
+    if (rc == CD_E_INVALID_REFRESH) {
+        a->base.status = rc;
         return CD_OK;
     }
-    if (rc != CD_OK) return rc;
-    return ops->session_revoke(sc, old.session_id, now_unix_ms());
+    return rc;
 }
 
 static void refresh_like(struct api_req *r,

@@ -1,0 +1,161 @@
+/* Configuration precedence: flag > environment > config file > default. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "server/config.h"
+
+static FILE *devnull;
+
+static int load(struct cfg *c, int argc, char **argv, char **envp)
+{
+    return cfg_load(c, argc, argv, envp, devnull, devnull);
+}
+
+static char *write_file(const char *text)
+{
+    static char path[64];
+    FILE *f;
+    snprintf(path, sizeof(path), "/tmp/chatd-cfg-test-%d.conf", (int)getpid());
+    f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void defaults(void **state)
+{
+    struct cfg c;
+    char *argv[] = {"chatd", NULL};
+    (void)state;
+    assert_int_equal(load(&c, 1, argv, NULL), CFG_OK);
+    assert_string_equal(c.listen, "0.0.0.0:8080");
+    assert_int_equal(c.msg_rate, 20);
+    assert_int_equal(c.rate_limits, 1);
+    assert_int_equal(c.pwhash_mem_kib, 65536);
+    cfg_free(&c);
+}
+
+static void env_beats_default_flag_beats_env(void **state)
+{
+    struct cfg c;
+    char *env[] = {"CHATD_LISTEN=127.0.0.1:9000", "CHATD_MSG_RATE=7", "OTHER=1", NULL};
+    char *argv1[] = {"chatd", NULL};
+    char *argv2[] = {"chatd", "--listen", "127.0.0.1:9001", "--msg-rate=9", NULL};
+    (void)state;
+    assert_int_equal(load(&c, 1, argv1, env), CFG_OK);
+    assert_string_equal(c.listen, "127.0.0.1:9000");
+    assert_int_equal(c.msg_rate, 7);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 4, argv2, env), CFG_OK);
+    assert_string_equal(c.listen, "127.0.0.1:9001");
+    assert_int_equal(c.msg_rate, 9);
+    cfg_free(&c);
+}
+
+static void file_is_lowest_but_above_default(void **state)
+{
+    struct cfg c;
+    char *path = write_file("# comment\nlisten = 127.0.0.1:7000\nmsg-rate = 3\n"
+                            "data_dir = \"/tmp/x y\"\nrate-limits = off\n");
+    char *env[] = {"CHATD_MSG_RATE=4", NULL};
+    char *argv[] = {"chatd", "--config", path, NULL};
+    char *argv_flag[] = {"chatd", "--config", path, "--listen", "127.0.0.1:7001", NULL};
+    (void)state;
+    assert_int_equal(load(&c, 3, argv, env), CFG_OK);
+    assert_string_equal(c.listen, "127.0.0.1:7000"); /* file beats default */
+    assert_int_equal(c.msg_rate, 4);                 /* env beats file */
+    assert_string_equal(c.data_dir, "/tmp/x y");
+    assert_int_equal(c.rate_limits, 0);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 5, argv_flag, env), CFG_OK);
+    assert_string_equal(c.listen, "127.0.0.1:7001"); /* flag beats file */
+    cfg_free(&c);
+    unlink(path);
+}
+
+static void config_file_from_env(void **state)
+{
+    struct cfg c;
+    char *path = write_file("threads = 3\n");
+    char envvar[128];
+    char *env[] = {envvar, NULL};
+    char *argv[] = {"chatd", NULL};
+    (void)state;
+    snprintf(envvar, sizeof(envvar), "CHATD_CONFIG=%s", path);
+    assert_int_equal(load(&c, 1, argv, env), CFG_OK);
+    assert_int_equal(c.threads, 3);
+    cfg_free(&c);
+    unlink(path);
+}
+
+static void errors(void **state)
+{
+    struct cfg c;
+    char *unknown[] = {"chatd", "--no-such-flag", "1", NULL};
+    char *badnum[] = {"chatd", "--msg-rate", "fast", NULL};
+    char *negative[] = {"chatd", "--msg-rate", "-1", NULL};
+    char *noval[] = {"chatd", "--listen", NULL};
+    char *badbool[] = {"chatd", "--rate-limits", "maybe", NULL};
+    char *stray[] = {"chatd", "listen", NULL};
+    char *missing[] = {"chatd", "--config", "/nonexistent/chatd.conf", NULL};
+    char *badenv[] = {"CHATD_THREADS=many", NULL};
+    char *plain[] = {"chatd", NULL};
+    char *path = write_file("bogus = 1\n");
+    char *badfile[] = {"chatd", "--config", path, NULL};
+    (void)state;
+    assert_int_equal(load(&c, 3, unknown, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 3, badnum, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 3, negative, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 2, noval, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 3, badbool, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 2, stray, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 3, missing, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 1, plain, badenv), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 3, badfile, NULL), CFG_ERROR);
+    cfg_free(&c);
+    unlink(path);
+}
+
+static void help_and_version_exit(void **state)
+{
+    struct cfg c;
+    char *help[] = {"chatd", "--help", NULL};
+    char *version[] = {"chatd", "--version", NULL};
+    (void)state;
+    assert_int_equal(load(&c, 2, help, NULL), CFG_EXIT_OK);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 2, version, NULL), CFG_EXIT_OK);
+    cfg_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults),
+        cmocka_unit_test(env_beats_default_flag_beats_env),
+        cmocka_unit_test(file_is_lowest_but_above_default),
+        cmocka_unit_test(config_file_from_env),
+        cmocka_unit_test(errors),
+        cmocka_unit_test(help_and_version_exit),
+    };
+    int rc;
+    devnull = fopen("/dev/null", "w");
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    fclose(devnull);
+    return rc;
+}
