@@ -39,8 +39,8 @@ struct jwt_claims {
 int jwt_sign(const struct jwt_keyring *ring, const struct jwt_claims *c, char *out, size_t cap);
 
 /* Verify a compact token of len bytes at time `now` (unix seconds), allowing `leeway` seconds of
- * clock skew. Returns CD_OK and fills *c; CD_E_TOKEN_EXPIRED for a well-signed expired token
- * (or iat in the future beyond leeway); CD_E_UNAUTHORIZED for anything else: malformed, wrong
+ * clock skew. Returns CD_OK and fills *c; CD_E_TOKEN_EXPIRED for a well-signed expired token;
+ * CD_E_UNAUTHORIZED for anything else (iat in the future beyond leeway included): malformed, wrong
  * alg, unknown kid, bad signature (compared in constant time), missing or mistyped claims. */
 int jwt_verify(const struct jwt_keyring *ring, const char *tok, size_t len, int64_t now,
                int64_t leeway, struct jwt_claims *c);

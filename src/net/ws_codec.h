@@ -61,7 +61,7 @@ typedef int (*ws_message_cb)(void *ud, int opcode, uint8_t *data, size_t len);
 /* Parse and consume as many complete frames of buf[0..len) as possible (client frames must be
  * masked; buf is unmasked in place). Returns the number of bytes consumed (>= 0, may be less than
  * len when the tail is an incomplete frame: keep those bytes and call again with more), or -1 on
- * a protocol violation with *close_code set (1002, 1003, 1007, 1009). Never blocks. O(len). */
+ * a protocol violation with *close_code set (1002, 1007, 1009). Never blocks. O(len). */
 ssize_t ws_reader_feed(struct ws_reader *r, const struct ws_limits *lim, uint8_t *buf, size_t len,
                        ws_message_cb cb, void *ud, uint16_t *close_code);
 

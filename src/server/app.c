@@ -98,6 +98,7 @@ int app_run(struct cfg *cfg)
     int rc, lvl;
 
     app->cfg = *cfg;
+    if (app->cfg.access_ttl < 1) app->cfg.access_ttl = 1; /* a token must live at least 1 s */
     lvl = log_level_parse(cfg->log_level);
     if (lvl < 0) {
         log_error("invalid --log-level", "\"value\":\"%s\"", cfg->log_level);

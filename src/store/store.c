@@ -69,6 +69,7 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
         batch->done(batch);
         batch = next;
     }
+    if (db->batch_done) db->batch_done(db->batch_ud);
 }
 
 static void writer_main(void *arg)

@@ -39,6 +39,48 @@ struct store_refresh {
     int session_revoked;
 };
 
+#define STORE_ROOM_NAME_MAX 100
+#define STORE_ROOM_TOPIC_MAX 500
+
+enum store_room_kind { ROOM_GROUP = 0, ROOM_DIRECT = 1 };
+enum store_role { ROLE_MEMBER = 0, ROLE_ADMIN = 1, ROLE_OWNER = 2 };
+/* Kinds of entries in a room's log; all share the room's seq space. */
+enum store_event_kind { EV_MESSAGE = 0, EV_MEMBER = 1, EV_ROOM = 2 };
+
+struct store_room {
+    int64_t id;
+    int kind; /* enum store_room_kind */
+    char name[STORE_ROOM_NAME_MAX + 1];
+    char topic[STORE_ROOM_TOPIC_MAX + 1];
+    int64_t created_by, created_at; /* user id, unix ms */
+    int64_t last_seq;               /* highest seq in the room's log, 0 when empty */
+    int64_t member_count;
+};
+
+struct store_member {
+    int64_t room_id, user_id;
+    int role;           /* enum store_role */
+    int64_t joined_seq; /* seq of the member event that added the user */
+    int64_t read_seq;   /* read marker, monotonic */
+};
+
+/* One entry of a room's log. Strings are not NUL-terminated; they point into the caller's memory
+ * (writes) or the backend's row buffer, valid during the callback only (reads). */
+struct store_event {
+    int64_t room_id, seq;
+    int kind;       /* enum store_event_kind */
+    int64_t sender; /* author of a message, actor of a member/room event */
+    int64_t ts;     /* unix ms at commit */
+    const char *body; /* message text, or the JSON details of a member/room event */
+    size_t body_len;
+    const char *client_msg_id; /* NULL for non-messages */
+    size_t cmid_len;
+};
+
+typedef int (*store_event_cb)(void *ud, const struct store_event *ev); /* nonzero stops */
+/* A room of a user, with the user's membership, for room listings. */
+typedef int (*store_room_cb)(void *ud, const struct store_room *room, const struct store_member *m);
+
 struct store_config {
     const char *dir;       /* data directory (created if missing) */
     const char *sync_mode; /* "full" or "normal" (SQLite synchronous in WAL mode) */
@@ -72,6 +114,45 @@ struct store_ops {
     int (*refresh_insert)(struct store_conn *c, struct store_refresh *r); /* sets r->id */
     int (*refresh_by_hash)(struct store_conn *c, const uint8_t hash[32], struct store_refresh *out);
     int (*refresh_mark_used)(struct store_conn *c, int64_t id, int64_t now_ms);
+
+    /* rooms. dm_key ("<lower uid>:<higher uid>") is unique for direct rooms, NULL for groups. */
+    int (*room_insert)(struct store_conn *c, struct store_room *r, const char *dm_key); /* sets id */
+    int (*room_get)(struct store_conn *c, int64_t room_id, struct store_room *out);
+    int (*room_by_dm_key)(struct store_conn *c, const char *dm_key, int64_t *room_id);
+    int (*room_update)(struct store_conn *c, int64_t room_id, const char *name, const char *topic);
+
+    /* membership */
+    int (*member_get)(struct store_conn *c, int64_t room_id, int64_t user_id,
+                      struct store_member *out);
+    /* Insert, or update the role of, a membership (joined_seq kept on update). */
+    int (*member_put)(struct store_conn *c, const struct store_member *m);
+    int (*member_delete)(struct store_conn *c, int64_t room_id, int64_t user_id);
+    /* Members of a room in user id order, at most `limit`. cb gets (ud, NULL room, member). */
+    int (*members_list)(struct store_conn *c, int64_t room_id, int limit, store_room_cb cb,
+                        void *ud);
+    /* Every room of a user, in room id order. */
+    int (*rooms_of_user)(struct store_conn *c, int64_t user_id, store_room_cb cb, void *ud);
+    /* 1 in *out when users a and b share at least one room. */
+    int (*users_share_room)(struct store_conn *c, int64_t a, int64_t b, int *out);
+
+    /* the log: append assigns seq = last_seq + 1 atomically within the writer's transaction and
+     * sets ev->seq; a duplicate (sender, client_msg_id) gives CD_E_CONFLICT. */
+    int (*event_append)(struct store_conn *c, struct store_event *ev);
+    /* The message a sender already stored under client_msg_id (for idempotent resends). The
+     * callback sees it; CD_E_NOT_FOUND when none. */
+    int (*event_by_client_id)(struct store_conn *c, int64_t sender, const char *cmid,
+                              size_t cmid_len, store_event_cb cb, void *ud);
+    /* Entries with after < seq < before (before <= 0: no upper bound), at most limit. desc = 0:
+     * ascending from `after`; desc = 1: descending from `before` (the newest first). */
+    int (*events_page)(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
+                       int limit, int desc, store_event_cb cb, void *ud);
+
+    /* read markers: read_seq = max(read_seq, seq); *out_seq gets the resulting marker */
+    int (*read_mark)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t seq,
+                     int64_t *out_seq);
+    /* Messages (EV_MESSAGE, not sent by user_id) with seq > after. */
+    int (*unread_count)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
+                        int64_t *out);
 };
 
 extern const struct store_ops store_sqlite_ops;
@@ -92,6 +173,10 @@ struct store_db {
     const struct store_ops *ops;
     struct store *st;
     void *priv; /* writer thread and queue (store.c) */
+    /* Optional: called on the writer thread after the done() calls of each batch, so results
+     * can be published once per group commit (the fanout does this). */
+    void (*batch_done)(void *ud);
+    void *batch_ud;
 };
 
 /* Open the backend and start the writer thread. Returns CD_OK or CD_E_IO (logged). Blocks. */
