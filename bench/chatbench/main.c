@@ -1,0 +1,526 @@
+/* main.c - chatbench: command line, worker processes, progress line and the JSON result.
+ *
+ *   chatbench SCENARIO --target chatd|ceiling|ws|socketio|nats|mqtt --url ws://HOST:PORT[/PATH]
+ *
+ * Every run is bounded: connections by --receivers/--senders/--conns, time by --warmup,
+ * --duration, --drain and --connect-timeout, and a hard deadline after which the parent kills its
+ * own workers. Load goes only to 127.0.0.0/8 (checked).
+ */
+#include "cb.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void usage(void)
+{
+    fputs(
+        "usage: chatbench SCENARIO --target TARGET --url ws://127.0.0.1:PORT[/path] [options]\n"
+        "scenarios: fanout connections (all targets); durable history storm (chatd)\n"
+        "targets:   chatd ceiling ws socketio nats mqtt (mosquitto is an alias of mqtt)\n"
+        "  --receivers N      fanout receivers (1000)\n"
+        "  --senders N        senders (fanout 1, durable 100)\n"
+        "  --rate M           messages/s per sender (100)\n"
+        "  --size B           message body bytes, >= 36 (100)\n"
+        "  --duration S       measured seconds (5)\n"
+        "  --warmup S         seconds of load before measuring (1)\n"
+        "  --drain S          seconds to wait for stragglers (2)\n"
+        "  --procs N          worker processes (1)\n"
+        "  --conns N          connections scenario / storm: connections (1000)\n"
+        "  --src-addrs N      source addresses 127.0.0.1..N (8)\n"
+        "  --concurrency N    connects in flight per worker (500)\n"
+        "  --connect-timeout S  (60)\n"
+        "  --server-pid PID   server process for RSS and CPU figures\n"
+        "  --users N          chatd: users the connections are spread over\n"
+        "  --rooms N          chatd durable/storm: rooms\n"
+        "  --missed N         storm: messages each connection misses (10)\n"
+        "  --history-msgs N   history: messages in the room (1000000)\n"
+        "  --queries N        history: queries per kind (2000)\n"
+        "  --label TEXT       copied into the result\n"
+        "  --quiet            no progress line\n",
+        stderr);
+    exit(2);
+}
+
+static int parse_url(struct cb_opts *o, const char *url)
+{
+    const char *p = url;
+    if (strncmp(p, "ws://", 5) == 0)
+        p += 5;
+    else if (strncmp(p, "http://", 7) == 0)
+        p += 7;
+    const char *colon = strchr(p, ':');
+    const char *slash = strchr(p, '/');
+    if (!colon || (slash && slash < colon))
+        return -1;
+    size_t hl = (size_t)(colon - p);
+    if (hl >= sizeof o->host)
+        return -1;
+    memcpy(o->host, p, hl);
+    o->host[hl] = '\0';
+    o->port = atoi(colon + 1);
+    snprintf(o->path, sizeof o->path, "%s", slash ? slash : "/");
+    if (strncmp(o->host, "127.", 4) != 0) {
+        fprintf(stderr, "chatbench: load goes to 127.0.0.0/8 only (got %s)\n", o->host);
+        exit(2);
+    }
+    return o->port > 0 ? 0 : -1;
+}
+
+static int parse_target(const char *s, enum cb_target *t)
+{
+    static const struct {
+        const char *name;
+        enum cb_target t;
+    } names[] = {{"ceiling", T_CEILING}, {"ws", T_WS},     {"socketio", T_SOCKETIO},
+                 {"socket.io", T_SOCKETIO}, {"nats", T_NATS}, {"mqtt", T_MQTT},
+                 {"mosquitto", T_MQTT},  {"chatd", T_CHATD}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(s, names[i].name) == 0) {
+            *t = names[i].t;
+            return 0;
+        }
+    return -1;
+}
+
+static const char *scenario_name(enum cb_scenario s)
+{
+    static const char *n[] = {"fanout", "connections", "durable", "history", "storm"};
+    return n[s];
+}
+
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long v = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            v = atol(line + 6);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* utime + stime of a process in ns, or -1. */
+static int64_t proc_cpu_ns(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    unsigned long long ut = 0, stt = 0;
+    /* fields after the command: state(3) ... utime(14) stime(15) */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stt) != 2)
+        return -1;
+    return (int64_t)((ut + stt) * (1000000000ull / (unsigned long long)sysconf(_SC_CLK_TCK)));
+}
+
+static void merge_all(struct cb_shared *sh, struct cb_stats *sum)
+{
+    memset(sum, 0, sizeof *sum);
+    for (int i = 0; i < sh->nworkers; i++) {
+        struct cb_stats *s = &sh->st[i];
+        sum->conns_ok += s->conns_ok;
+        sum->conns_failed += s->conns_failed;
+        sum->recv_ready += s->recv_ready;
+        sum->send_ready += s->send_ready;
+        sum->closed += s->closed;
+        sum->errors += s->errors;
+        sum->sent += s->sent;
+        sum->sent_total += s->sent_total;
+        sum->received += s->received;
+        sum->received_total += s->received_total;
+        sum->dups += s->dups;
+        sum->acks += s->acks;
+        sum->ack_window += s->ack_window;
+        sum->frames_in += s->frames_in;
+        sum->bytes_in += s->bytes_in;
+        sum->reads += s->reads;
+        sum->cpu_window_ns += s->cpu_window_ns;
+        sum->synced += s->synced;
+        sum->storm_ok += s->storm_ok;
+        if (s->send_lag_max > sum->send_lag_max)
+            sum->send_lag_max = s->send_lag_max;
+        if (s->t_first_connect && (!sum->t_first_connect || s->t_first_connect < sum->t_first_connect))
+            sum->t_first_connect = s->t_first_connect;
+        if (s->t_last_ready > sum->t_last_ready)
+            sum->t_last_ready = s->t_last_ready;
+        cb_hist_merge(&sum->lat, &s->lat);
+        cb_hist_merge(&sum->hs, &s->hs);
+        cb_hist_merge(&sum->ack, &s->ack);
+        cb_hist_merge(&sum->sync, &s->sync);
+    }
+}
+
+static void print_hist_ms(FILE *f, const char *name, const struct cb_hist *h)
+{
+    fprintf(f,
+            "\"%s\":{\"count\":%" PRIu64 ",\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,"
+            "\"max\":%.3f,\"mean\":%.3f}",
+            name, h->total, cb_hist_pct(h, 50) / 1e6, cb_hist_pct(h, 90) / 1e6,
+            cb_hist_pct(h, 99) / 1e6, cb_hist_pct(h, 99.9) / 1e6, h->max / 1e6,
+            h->total ? (double)h->sum / (double)h->total / 1e6 : 0.0);
+}
+
+static struct cb_opts opts = {
+    .receivers = 1000,
+    .senders = -1,
+    .rate = 100,
+    .size = 100,
+    .duration = 5,
+    .warmup = 1,
+    .drain = 2,
+    .procs = 1,
+    .conns = 1000,
+    .src_addrs = 8,
+    .concurrency = 500,
+    .connect_timeout = 60,
+    .users = -1,
+    .rooms = -1,
+    .missed = 10,
+    .history_msgs = 1000000,
+    .queries = 2000,
+};
+
+static void parse_args(int argc, char **argv)
+{
+    if (argc < 2)
+        usage();
+    const char *sc = argv[1];
+    const char *names[] = {"fanout", "connections", "durable", "history", "storm"};
+    int found = 0;
+    for (int i = 0; i < 5; i++)
+        if (strcmp(sc, names[i]) == 0) {
+            opts.scenario = (enum cb_scenario)i;
+            found = 1;
+        }
+    if (!found)
+        usage();
+    int have_target = 0, have_url = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define ARG(name) (strcmp(a, name) == 0 && v && (i++, 1))
+        if (ARG("--target")) {
+            if (parse_target(v, &opts.target) != 0)
+                usage();
+            have_target = 1;
+        } else if (ARG("--url")) {
+            if (parse_url(&opts, v) != 0)
+                usage();
+            have_url = 1;
+        } else if (ARG("--receivers"))
+            opts.receivers = atoi(v);
+        else if (ARG("--senders"))
+            opts.senders = atoi(v);
+        else if (ARG("--rate"))
+            opts.rate = atof(v);
+        else if (ARG("--size"))
+            opts.size = atoi(v);
+        else if (ARG("--duration"))
+            opts.duration = atof(v);
+        else if (ARG("--warmup"))
+            opts.warmup = atof(v);
+        else if (ARG("--drain"))
+            opts.drain = atof(v);
+        else if (ARG("--procs"))
+            opts.procs = atoi(v);
+        else if (ARG("--conns"))
+            opts.conns = atoi(v);
+        else if (ARG("--src-addrs"))
+            opts.src_addrs = atoi(v);
+        else if (ARG("--concurrency"))
+            opts.concurrency = atoi(v);
+        else if (ARG("--connect-timeout"))
+            opts.connect_timeout = atof(v);
+        else if (ARG("--server-pid"))
+            opts.server_pid = (pid_t)atoi(v);
+        else if (ARG("--users"))
+            opts.users = atoi(v);
+        else if (ARG("--rooms"))
+            opts.rooms = atoi(v);
+        else if (ARG("--missed"))
+            opts.missed = atoi(v);
+        else if (ARG("--history-msgs"))
+            opts.history_msgs = atol(v);
+        else if (ARG("--queries"))
+            opts.queries = atoi(v);
+        else if (ARG("--label"))
+            snprintf(opts.label, sizeof opts.label, "%s", v);
+        else if (strcmp(a, "--quiet") == 0)
+            opts.quiet = 1;
+        else {
+            fprintf(stderr, "chatbench: unknown or incomplete option %s\n", a);
+            usage();
+        }
+#undef ARG
+    }
+    if (!have_target || !have_url)
+        usage();
+    if (opts.senders < 0)
+        opts.senders = opts.scenario == SC_DURABLE ? 100 : 1;
+    if (opts.size < CB_BODY_MIN || opts.size > 65536 || opts.procs < 1 || opts.procs > 64 ||
+        opts.src_addrs < 1 || opts.src_addrs > 250 || opts.rate <= 0 || opts.duration <= 0 ||
+        opts.concurrency < 1 || opts.receivers < 0 || opts.conns < 0) {
+        fputs("chatbench: option out of range\n", stderr);
+        exit(2);
+    }
+    if (opts.target != T_CHATD && opts.scenario >= SC_DURABLE) {
+        fputs("chatbench: durable, history and storm are chatd scenarios\n", stderr);
+        exit(2);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    struct cb_opts *o = &opts;
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (o->scenario == SC_HISTORY)
+        return cb_chatd_history(o);
+
+    int nrecv = 0, nsend = 0, nidle = 0;
+    switch (o->scenario) {
+    case SC_FANOUT:
+        nrecv = o->receivers;
+        nsend = o->senders;
+        break;
+    case SC_CONNECTIONS:
+        nidle = o->conns;
+        break;
+    case SC_DURABLE:
+        nsend = o->senders;
+        break;
+    default:
+        nidle = o->conns;
+        break;
+    }
+    int total = nrecv + nsend + nidle;
+    if (total / o->procs > (int)rl.rlim_cur - 64) {
+        fprintf(stderr, "chatbench: %d connections need more than %d workers (limit %ld files)\n",
+                total, o->procs, (long)rl.rlim_cur);
+        return 2;
+    }
+
+    struct cb_world world = {0};
+    if (o->target == T_CHATD && cb_chatd_setup(o, &world) != 0)
+        return 1;
+
+    size_t shsize = sizeof(struct cb_shared) + (size_t)o->procs * sizeof(struct cb_stats);
+    struct cb_shared *sh =
+        mmap(NULL, shsize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED) {
+        perror("mmap");
+        return 1;
+    }
+    sh->nworkers = o->procs;
+    sh->total_receivers = nrecv;
+    sh->total_senders = nsend;
+
+    long rss0 = o->server_pid ? rss_kib(o->server_pid) : -1;
+    pid_t pids[64];
+    for (int p = 0; p < o->procs; p++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            sh->stop = 1;
+            break;
+        }
+        if (pid == 0) {
+            struct cb_worker w = {.id = p, .o = o, .proto = cb_proto_for(o->target),
+                                  .world = &world, .sh = sh, .st = &sh->st[p]};
+            w.conns = calloc((size_t)total / (size_t)o->procs + 1, sizeof *w.conns);
+            w.senders = calloc((size_t)nsend / (size_t)o->procs + 1, sizeof *w.senders);
+            for (int g = p; g < total; g += o->procs) {
+                struct cb_conn *c = &w.conns[w.nconns];
+                c->fd = -1;
+                c->gid = (uint32_t)g;
+                if (g < nrecv) {
+                    c->role = ROLE_RECV;
+                } else if (g < nrecv + nsend) {
+                    c->role = ROLE_SEND;
+                    c->sender = (uint32_t)(g - nrecv);
+                    w.senders[w.nsenders++] = w.nconns;
+                } else {
+                    c->role = ROLE_IDLE;
+                }
+                if (world.nusers > 0)
+                    c->user = (uint32_t)(g % world.nusers);
+                if (world.nrooms > 0)
+                    c->room = o->scenario == SC_FANOUT ? 0 : (uint32_t)(g % world.nrooms);
+                w.nconns++;
+            }
+            cb_worker_run(&w);
+            _exit(0);
+        }
+        pids[p] = pid;
+    }
+
+    /* Parent: start the run when everyone is connected, report once a second, stop it. */
+    uint64_t t_begin = cb_now(), last_report = t_begin;
+    uint64_t hard_deadline = t_begin + (uint64_t)((o->connect_timeout + o->warmup + o->duration +
+                                                   o->drain + 30) * 1e9);
+    uint64_t win_start = 0, win_end = 0, ready_at = 0;
+    int64_t srv_cpu0 = -1, srv_cpu1 = -1;
+    long rss_n = -1;
+    struct cb_stats sum;
+    static struct cb_hist prev_lat, cur_lat;
+    uint64_t prev_recv = 0, prev_sent = 0;
+    for (;;) {
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+        uint64_t now = cb_now();
+        int ready = 0, done = 0;
+        for (int p = 0; p < o->procs; p++) {
+            ready += sh->st[p].ready != 0;
+            done += sh->st[p].done != 0;
+        }
+        if (done == o->procs || now > hard_deadline)
+            break;
+        merge_all(sh, &sum);
+        if (ready == o->procs && !sh->start_ns && !sh->stop) {
+            if (!ready_at)
+                ready_at = now;
+            if (o->scenario == SC_CONNECTIONS) {
+                if (now - ready_at > 1000000000ull) { /* let the server settle, then measure */
+                    if (o->server_pid)
+                        rss_n = rss_kib(o->server_pid);
+                    sh->stop = 1;
+                }
+            } else {
+                sh->start_ns = now + 50000000ull;
+                win_start = sh->start_ns + (uint64_t)(o->warmup * 1e9);
+                win_end = win_start + (uint64_t)(o->duration * 1e9);
+            }
+        }
+        if (win_start && now >= win_start && srv_cpu0 < 0 && o->server_pid)
+            srv_cpu0 = proc_cpu_ns(o->server_pid);
+        if (win_end && now >= win_end && srv_cpu1 < 0 && o->server_pid)
+            srv_cpu1 = proc_cpu_ns(o->server_pid);
+        if (win_end && now >= win_end && !sh->stop) {
+            uint64_t expected = sum.sent * sum.recv_ready;
+            int drained = o->scenario == SC_DURABLE ? sum.ack_window >= sum.sent
+                                                    : sum.received + sum.dups >= expected;
+            if (drained || now >= win_end + (uint64_t)(o->drain * 1e9))
+                sh->stop = 1;
+        }
+        if (!o->quiet && now - last_report >= 1000000000ull) {
+            double dt = (double)(now - last_report) / 1e9;
+            memset(&cur_lat, 0, sizeof cur_lat);
+            cb_hist_merge(&cur_lat, &sum.lat);
+            for (unsigned i = 0; i < CB_HIST_BUCKETS; i++)
+                cur_lat.count[i] -= prev_lat.count[i];
+            cur_lat.max = 0;
+            fprintf(stderr,
+                    "[%5.1fs] conns %" PRIu64 "/%d failed %" PRIu64 " | sent %.0f/s | delivered "
+                    "%.0f/s | p99 %.2f ms | acks %" PRIu64 " | errors %" PRIu64 " closed %" PRIu64
+                    "\n",
+                    (double)(now - t_begin) / 1e9, sum.conns_ok, total, sum.conns_failed,
+                    (double)(sum.sent_total - prev_sent) / dt,
+                    (double)(sum.received_total - prev_recv) / dt,
+                    cb_hist_pct(&cur_lat, 99) / 1e6, sum.acks, sum.errors, sum.closed);
+            prev_lat = sum.lat;
+            prev_recv = sum.received_total;
+            prev_sent = sum.sent_total;
+            last_report = now;
+        }
+    }
+    sh->stop = 1;
+    for (int p = 0; p < o->procs; p++) {
+        int status;
+        for (int tries = 0; tries < 100; tries++) {
+            if (waitpid(pids[p], &status, WNOHANG) == pids[p])
+                break;
+            if (tries == 99) {
+                kill(pids[p], SIGKILL);
+                waitpid(pids[p], &status, 0);
+            }
+            struct timespec ts = {0, 50 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    merge_all(sh, &sum);
+
+    /* Result. */
+    FILE *f = stdout;
+    uint64_t expected = sum.sent * sum.recv_ready;
+    double dur = o->duration;
+    fprintf(f, "{\"scenario\":\"%s\",\"target\":\"%s\",\"url\":\"ws://%s:%d%s\",\"label\":\"%s\",",
+            scenario_name(o->scenario), cb_target_name(o->target), o->host, o->port, o->path,
+            o->label);
+    fprintf(f,
+            "\"params\":{\"receivers\":%d,\"senders\":%d,\"rate_per_sender\":%.1f,\"size\":%d,"
+            "\"duration\":%.1f,\"warmup\":%.1f,\"procs\":%d,\"conns\":%d,\"src_addrs\":%d},",
+            nrecv, nsend, o->rate, o->size, o->duration, o->warmup, o->procs, total, o->src_addrs);
+    fprintf(f,
+            "\"conns_ok\":%" PRIu64 ",\"conns_failed\":%" PRIu64 ",\"closed\":%" PRIu64
+            ",\"errors\":%" PRIu64 ",",
+            sum.conns_ok, sum.conns_failed, sum.closed, sum.errors);
+    double connect_s = sum.t_last_ready > sum.t_first_connect
+                           ? (double)(sum.t_last_ready - sum.t_first_connect) / 1e9
+                           : 0;
+    fprintf(f, "\"connect_seconds\":%.3f,\"connect_rate\":%.1f,", connect_s,
+            connect_s > 0 ? (double)sum.conns_ok / connect_s : 0.0);
+    print_hist_ms(f, "handshake_ms", &sum.hs);
+    fputc(',', f);
+    if (o->scenario == SC_FANOUT || o->scenario == SC_DURABLE) {
+        fprintf(f,
+                "\"offered_msgs_per_s\":%.1f,\"sent\":%" PRIu64 ",\"expected\":%" PRIu64
+                ",\"received\":%" PRIu64 ",\"drops\":%" PRId64 ",\"dups\":%" PRIu64
+                ",\"deliveries_per_s\":%.1f,\"msgs_per_s\":%.1f,\"send_lag_max_ms\":%.3f,",
+                o->rate * nsend, sum.sent, expected, sum.received,
+                (int64_t)expected - (int64_t)sum.received, sum.dups, (double)sum.received / dur,
+                (double)sum.sent / dur, sum.send_lag_max / 1e6);
+        print_hist_ms(f, "latency_ms", &sum.lat);
+        fputc(',', f);
+        if (o->target == T_CHATD) {
+            fprintf(f, "\"acks\":%" PRIu64 ",\"acked_in_window\":%" PRIu64 ",\"acked_per_s\":%.1f,",
+                    sum.acks, sum.ack_window, (double)sum.ack_window / dur);
+            print_hist_ms(f, "ack_ms", &sum.ack);
+            fputc(',', f);
+        }
+        double load_share = (double)sum.cpu_window_ns / (dur * 1e9);
+        fprintf(f,
+                "\"load_cpu_share\":%.3f,\"load_bound\":%s,\"frames_in\":%" PRIu64
+                ",\"reads\":%" PRIu64 ",\"frames_per_read\":%.1f,\"recv_frames_per_load_cpu_s\":%.0f,",
+                load_share, load_share > 0.9 ? "true" : "false", sum.frames_in, sum.reads,
+                sum.reads ? (double)sum.frames_in / (double)sum.reads : 0.0,
+                sum.cpu_window_ns ? (double)sum.received / ((double)sum.cpu_window_ns / 1e9) : 0.0);
+        if (srv_cpu0 >= 0 && srv_cpu1 >= 0)
+            fprintf(f, "\"server_cpu_share\":%.3f,", (double)(srv_cpu1 - srv_cpu0) / (dur * 1e9));
+    }
+    if (o->scenario == SC_CONNECTIONS && rss0 >= 0 && rss_n >= 0 && sum.conns_ok > 0)
+        fprintf(f,
+                "\"server_rss_kib_at_0\":%ld,\"server_rss_kib_at_n\":%ld,"
+                "\"server_bytes_per_conn\":%.1f,",
+                rss0, rss_n, (double)(rss_n - rss0) * 1024.0 / (double)sum.conns_ok);
+    fprintf(f, "\"ok\":%s}\n",
+            sum.conns_failed == 0 && sum.closed == 0 && sum.errors == 0 ? "true" : "false");
+    return 0;
+}
