@@ -1,0 +1,350 @@
+'use strict';
+// Start and stop the real chatd binary for black-box tests.
+//
+// Each server gets a free 127.0.0.1 port, a fresh temporary --data-dir (unless one is passed),
+// and a captured stderr (chatd logs one JSON object per line there). stop() sends SIGTERM to
+// the PID we spawned (never anything else), waits for the exit and asserts exit code 0, and
+// that no sanitizer report appeared in the log.
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const assert = require('node:assert/strict');
+
+const BIN = process.env.CHATD_BIN
+  ? path.resolve(process.env.CHATD_BIN)
+  : path.resolve(__dirname, '../../../build-e2e/chatd');
+
+// Settings every test server gets unless the test overrides them.
+// Argon2id is made cheap here so the suite runs fast; production keeps the defaults
+// (--pwhash-ops 2 --pwhash-mem-kib 65536). --auth-rate is high so only the rate-limit test
+// ever sees a 429.
+const FAST_DEFAULTS = {
+  'pwhash-ops': '1',
+  'pwhash-mem-kib': '8192',
+  'auth-rate': '10000',
+  'drain-timeout': '5',
+  'log-level': 'info',
+};
+
+const SANITIZER_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|ThreadSanitizer/;
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A port that is free on 127.0.0.1 right now (the kernel picks it). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Inodes of the sockets listening on `port` (any address), from /proc/net/tcp{,6}. */
+function listeningInodes(port) {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  const out = new Set();
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text;
+    try {
+      text = fs.readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10) continue;
+      const local = cols[1];
+      if (local.endsWith(':' + hex) && cols[3] === '0A') out.add(cols[9]);
+    }
+  }
+  return out;
+}
+
+/** Socket inodes held open by process `pid`. */
+function processSocketInodes(pid) {
+  const out = new Set();
+  let fds;
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) out.add(m[1]);
+    } catch {
+      /* fd closed meanwhile */
+    }
+  }
+  return out;
+}
+
+function httpGetStatus(port, urlPath, timeoutMs) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let buf = '';
+    const done = (v) => {
+      clearTimeout(t);
+      sock.destroy();
+      resolve(v);
+    };
+    const t = setTimeout(() => done(0), timeoutMs);
+    sock.on('error', () => done(0));
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(buf);
+      if (m) done(Number(m[1]));
+    });
+    sock.on('connect', () =>
+      sock.write(`GET ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
+  });
+}
+
+function toArgs(opts) {
+  const args = [];
+  for (const [k, v] of Object.entries(opts)) {
+    if (v === undefined || v === null) continue;
+    args.push(`--${k}`, String(v));
+  }
+  return args;
+}
+
+class ChatdServer {
+  constructor() {
+    this.proc = null;
+    this.port = 0;
+    this.dataDir = null;
+    this.ownDataDir = false;
+    this.stderr = '';
+    this.stdout = '';
+    this.exited = null; // Promise<{code, signal}>
+    this.exitInfo = null;
+  }
+
+  get base() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get wsUrl() {
+    return `ws://127.0.0.1:${this.port}/v1/ws`;
+  }
+
+  get pid() {
+    return this.proc ? this.proc.pid : 0;
+  }
+
+  /** Parsed JSON log lines so far (non-JSON lines, e.g. sanitizer output, are skipped). */
+  logs() {
+    const out = [];
+    for (const line of this.stderr.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        out.push(JSON.parse(line));
+      } catch {
+        /* partial line */
+      }
+    }
+    return out;
+  }
+
+  /** The last `n` lines of stderr, for failure messages. */
+  tail(n = 30) {
+    return this.stderr.split('\n').slice(-n).join('\n');
+  }
+
+  isRunning() {
+    return this.proc !== null && this.exitInfo === null;
+  }
+
+  /** Wait for the process to exit (without signalling it); rejects after timeoutMs. */
+  async waitExit(timeoutMs = 10000) {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`chatd (pid ${this.pid}) did not exit within ${timeoutMs} ms\n${this.tail()}`)),
+        timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * SIGTERM our own child, wait for it, and assert a clean exit (code 0, no sanitizer report).
+   * With {expectClean:false} only waits.
+   */
+  async stop({ timeoutMs = 15000, expectClean = true, removeDataDir = true } = {}) {
+    if (!this.proc) return null;
+    if (this.exitInfo === null) this.proc.kill('SIGTERM');
+    let info;
+    try {
+      info = await this.waitExit(timeoutMs);
+    } catch (e) {
+      this.proc.kill('SIGKILL'); // our own child only, by PID
+      await this.exited;
+      throw e;
+    } finally {
+      if (removeDataDir && this.ownDataDir) this.removeDataDir();
+    }
+    if (expectClean) {
+      assert.equal(info.signal, null, `chatd died of signal ${info.signal}\n${this.tail()}`);
+      assert.equal(info.code, 0, `chatd exit code ${info.code}\n${this.tail()}`);
+      this.assertNoSanitizerReport();
+    }
+    return info;
+  }
+
+  /** Kill with SIGKILL (cleanup after a failed test); never asserts. */
+  async kill() {
+    if (!this.proc) return;
+    if (this.exitInfo === null) {
+      this.proc.kill('SIGKILL');
+      await this.exited;
+    }
+    if (this.ownDataDir) this.removeDataDir();
+  }
+
+  removeDataDir() {
+    if (this.dataDir) fs.rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  assertNoSanitizerReport() {
+    const m = SANITIZER_RE.exec(this.stderr);
+    assert.equal(m, null, `sanitizer report in chatd's stderr:\n${this.tail(60)}`);
+  }
+}
+
+/**
+ * Start chatd. options:
+ *   args:      extra flags as an object {'ws-idle': 2, ...} (merged over FAST_DEFAULTS; a value
+ *              of null drops a default) or an array of raw arguments appended after them
+ *   env:       extra environment variables (CHATD_* from the caller's environment are removed)
+ *   dataDir:   use this data directory (kept on stop); default: a fresh temp dir (removed)
+ *   listen:    false to not pass --listen (the test sets it some other way); then `port` must be
+ *              given so readiness can be checked
+ *   port:      port to use (default: a free one)
+ *   readyTimeoutMs
+ */
+async function startServer(options = {}) {
+  const { readyTimeoutMs = 15000 } = options;
+  let lastErr;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const srv = new ChatdServer();
+    try {
+      await launch(srv, options, readyTimeoutMs);
+      return srv;
+    } catch (e) {
+      lastErr = e;
+      await srv.kill();
+      if (!e.retryable) throw e;
+    }
+  }
+  throw lastErr;
+}
+
+async function launch(srv, options, readyTimeoutMs) {
+  const port = options.port || (await freePort());
+  srv.port = port;
+  if (options.dataDir) {
+    srv.dataDir = options.dataDir;
+  } else {
+    srv.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatd-e2e-'));
+    srv.ownDataDir = true;
+  }
+  let flags = { ...FAST_DEFAULTS };
+  let extra = [];
+  if (Array.isArray(options.args)) extra = options.args;
+  else if (options.args) flags = { ...flags, ...options.args };
+  if (options.listen !== false) flags.listen = `127.0.0.1:${port}`;
+  if (!('data-dir' in flags) && options.dataDirFlag !== false) flags['data-dir'] = srv.dataDir;
+  const args = [...toArgs(flags), ...extra];
+
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CHATD_')) env[k] = v;
+  Object.assign(env, options.env || {});
+
+  const proc = spawn(BIN, args, { env, cwd: options.cwd || srv.dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
+  srv.proc = proc;
+  srv.args = args;
+  srv.exited = new Promise((resolve) => {
+    proc.on('exit', (code, signal) => {
+      srv.exitInfo = { code, signal };
+      resolve(srv.exitInfo);
+    });
+  });
+  proc.on('error', (e) => {
+    srv.stderr += `spawn error: ${e.message}\n`;
+  });
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (d) => {
+    srv.stderr += d;
+    if (process.env.CHATD_E2E_VERBOSE) process.stderr.write(d);
+  });
+  proc.stdout.setEncoding('utf8');
+  proc.stdout.on('data', (d) => {
+    srv.stdout += d;
+  });
+
+  const deadline = Date.now() + readyTimeoutMs;
+  for (;;) {
+    if (srv.exitInfo) {
+      const e = new Error(
+        `chatd exited during start (code ${srv.exitInfo.code}, signal ${srv.exitInfo.signal})\n${srv.tail()}`,
+      );
+      e.retryable = /cannot listen/.test(srv.stderr) && !options.port;
+      throw e;
+    }
+    if ((await httpGetStatus(port, '/readyz', 1000)) === 200) break;
+    if (Date.now() > deadline) throw new Error(`chatd not ready within ${readyTimeoutMs} ms\n${srv.tail()}`);
+    await sleep(50);
+  }
+  // chatd listens with SO_REUSEPORT: make sure no other process (say, a concurrent test run)
+  // shares this port, or our connections could land on someone else's server.
+  const mine = processSocketInodes(proc.pid);
+  for (const inode of listeningInodes(port)) {
+    if (!mine.has(inode)) {
+      const e = new Error(`port ${port} is shared with another process`);
+      e.retryable = !options.port;
+      throw e;
+    }
+  }
+  return srv;
+}
+
+/** Run chatd to completion (for --help, --version, bad flags). Resolves {code, signal, stdout, stderr}. */
+function runOnce(args, { env = {}, timeoutMs = 10000, cwd } = {}) {
+  return new Promise((resolve, reject) => {
+    const e = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CHATD_')) e[k] = v;
+    Object.assign(e, env);
+    const proc = spawn(BIN, args, { env: e, cwd: cwd || os.tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d) => (stdout += d));
+    proc.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`chatd ${args.join(' ')} did not exit within ${timeoutMs} ms`));
+    }, timeoutMs);
+    proc.on('error', reject);
+    proc.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+module.exports = { startServer, runOnce, freePort, sleep, BIN, ChatdServer };
