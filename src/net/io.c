@@ -117,6 +117,7 @@ static void io_on_tick(uv_timer_t *t)
     struct net_io *io = t->data;
     io->now_s = (uint32_t)(net_now_ms() / 1000);
     net__conn_tick(io);
+    if (io->srv->h.on_tick) io->srv->h.on_tick(io);
     io_maybe_finish(io);
 }
 
@@ -127,12 +128,8 @@ static void io_thread_main(void *arg)
 
     if (s->h.on_thread_start) s->h.on_thread_start(io);
     uv_run(&io->loop, UV_RUN_DEFAULT);
-    /* Drained: connections are gone. Close our handles and let their callbacks run. */
-    while (mpsc_pop(&io->inbox))
-        ; /* tasks for a stopped thread are dropped: only fire-and-forget events are posted */
-    if (s->h.on_thread_stop) s->h.on_thread_stop(io);
-    uv_walk(&io->loop, io_close_handle, NULL);
-    uv_run(&io->loop, UV_RUN_DEFAULT);
+    /* Drained. Handles stay open until net_free, so late net_post calls (the storage writer
+     * finishing its queue) remain safe; their tasks run in net_free. */
 }
 
 static int parse_addr(const char *addr, struct sockaddr_storage *ss)
@@ -230,9 +227,23 @@ void net_drain(struct net_server *s)
 
 void net_join(struct net_server *s)
 {
+    for (int i = 0; i < s->nio; i++)
+        uv_thread_join(&s->io[i].thread);
+}
+
+void net_free(struct net_server *s)
+{
     for (int i = 0; i < s->nio; i++) {
         struct net_io *io = &s->io[i];
-        uv_thread_join(&io->thread);
+        struct mpsc_node *n;
+        /* Late tasks run here, on the joining thread, as if on io (its thread is gone). */
+        while ((n = mpsc_pop(&io->inbox))) {
+            struct net_task *t = mpsc_entry(n, struct net_task, node);
+            t->run(io, t);
+        }
+        if (s->h.on_thread_stop) s->h.on_thread_stop(io);
+        uv_walk(&io->loop, io_close_handle, NULL);
+        uv_run(&io->loop, UV_RUN_DEFAULT);
         uv_loop_close(&io->loop);
         free(io->rbuf);
         free(io->iov);

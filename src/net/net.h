@@ -57,9 +57,11 @@ struct net_handlers {
     void (*on_ws_message)(struct conn *c, uint8_t *data, size_t len);
     /* An upgraded connection is gone (called once, before its memory is released). */
     void (*on_ws_close)(struct conn *c);
-    /* Once per I/O thread at start and at stop, on that thread (per-thread app state). */
+    /* Once per I/O thread at start (on that thread) and at net_free (per-thread app state). */
     void (*on_thread_start)(struct net_io *io);
     void (*on_thread_stop)(struct net_io *io);
+    /* Every second on each I/O thread (timers of the server layer, e.g. typing expiry). */
+    void (*on_tick)(struct net_io *io);
 };
 
 /* Per-thread counters. Written only by the owning thread (relaxed atomics: no lock prefix is
@@ -119,8 +121,10 @@ int net_start(struct net_server *s, const char *addr, int nthreads);
 /* Ask every thread to drain: stop accepting, close WebSockets with 1001, finish responses in
  * flight, then exit when its connections are gone or drain_timeout passed. Any thread. */
 void net_drain(struct net_server *s);
-/* Wait for all threads to exit and release them. Blocks. */
+/* Wait for all threads to exit their loops. Blocks. net_post stays safe afterwards. */
 void net_join(struct net_server *s);
+/* After net_join: run tasks still queued, call on_thread_stop, release everything. */
+void net_free(struct net_server *s);
 
 /* Run t on thread io (from any thread). Lock-free; wakes the thread. */
 void net_post(struct net_io *io, struct net_task *t);

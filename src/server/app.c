@@ -168,7 +168,8 @@ int app_run(struct cfg *cfg)
     uv_run(main_loop, UV_RUN_DEFAULT);
 
     net_join(&app->net);
-    store_db_close(&app->db);
+    store_db_close(&app->db); /* finishes queued writes; their replies run in net_free */
+    net_free(&app->net);
     limiter_free(&app->auth_ip);
     limiter_free(&app->auth_user);
     uv_loop_close(main_loop);

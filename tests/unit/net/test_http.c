@@ -63,6 +63,7 @@ static int teardown(void **state)
     (void)state;
     net_drain(&srv);
     net_join(&srv);
+    net_free(&srv);
     return 0;
 }
 

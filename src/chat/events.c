@@ -1,0 +1,118 @@
+#include "chat/events.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "net/ws_codec.h"
+
+static const char *const role_names[] = {"member", "admin", "owner"};
+
+const char *events_role_name(int role)
+{
+    return role >= 0 && role <= ROLE_OWNER ? role_names[role] : "member";
+}
+
+int events_role_parse(const char *s, int *role)
+{
+    for (int i = 0; i <= ROLE_OWNER; i++)
+        if (!strcmp(s, role_names[i])) {
+            *role = i;
+            return 1;
+        }
+    return 0;
+}
+
+void events_log_json(struct jsonw *w, const struct store_event *ev)
+{
+    char msg_id[48];
+    int n;
+
+    if (ev->kind != EV_MESSAGE) {
+        jsonw_raw(w, ev->body, ev->body_len);
+        return;
+    }
+    jsonw_lit(w, "{\"type\":\"message\",\"room\":");
+    jsonw_id(w, 'r', ev->room_id);
+    jsonw_key(w, "seq", 0);
+    jsonw_int(w, ev->seq);
+    n = snprintf(msg_id, sizeof(msg_id), "m_%lld_%lld", (long long)ev->room_id, (long long)ev->seq);
+    jsonw_key(w, "msg_id", 0);
+    jsonw_str(w, msg_id, (size_t)n);
+    jsonw_key(w, "sender", 0);
+    jsonw_id(w, 'u', ev->sender);
+    jsonw_key(w, "body", 0);
+    jsonw_str(w, ev->body, ev->body_len);
+    jsonw_key(w, "ts", 0);
+    jsonw_int(w, ev->ts);
+    jsonw_key(w, "client_msg_id", 0);
+    if (ev->client_msg_id)
+        jsonw_str(w, ev->client_msg_id, ev->cmid_len);
+    else
+        jsonw_lit(w, "null");
+    jsonw_lit(w, "}");
+}
+
+struct rbuf *events_frame(const struct jsonw *w)
+{
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t len = jsonw_text_len(w);
+    size_t h = ws_frame_header(hdr, WS_OP_TEXT, len);
+    struct rbuf *b = rbuf_new(h + len);
+    memcpy(b->data, hdr, h);
+    memcpy(b->data + h, jsonw_text(w), len);
+    return b;
+}
+
+struct rbuf *events_log_frame(const struct store_event *ev)
+{
+    struct jsonw w;
+    struct rbuf *b;
+    jsonw_init(&w, 192 + ev->body_len + ev->body_len / 8);
+    events_log_json(&w, ev);
+    b = events_frame(&w);
+    jsonw_free(&w);
+    return b;
+}
+
+void events_member_json(struct jsonw *w, int64_t room, int64_t seq, int64_t user,
+                        const char *action, int role, int64_t by, int64_t member_count, int64_t ts)
+{
+    jsonw_lit(w, "{\"type\":\"member\",\"room\":");
+    jsonw_id(w, 'r', room);
+    jsonw_key(w, "seq", 0);
+    jsonw_int(w, seq);
+    jsonw_key(w, "user", 0);
+    jsonw_id(w, 'u', user);
+    jsonw_key(w, "action", 0);
+    jsonw_str(w, action, strlen(action));
+    jsonw_key(w, "role", 0);
+    if (strcmp(action, "leave") && strcmp(action, "kick"))
+        jsonw_str(w, events_role_name(role), strlen(events_role_name(role)));
+    else
+        jsonw_lit(w, "null");
+    jsonw_key(w, "by", 0);
+    jsonw_id(w, 'u', by);
+    jsonw_key(w, "member_count", 0);
+    jsonw_int(w, member_count);
+    jsonw_key(w, "ts", 0);
+    jsonw_int(w, ts);
+    jsonw_lit(w, "}");
+}
+
+void events_room_json(struct jsonw *w, int64_t room, int64_t seq, const char *name,
+                      const char *topic, int64_t by, int64_t ts)
+{
+    jsonw_lit(w, "{\"type\":\"room\",\"room\":");
+    jsonw_id(w, 'r', room);
+    jsonw_key(w, "seq", 0);
+    jsonw_int(w, seq);
+    jsonw_key(w, "name", 0);
+    jsonw_str(w, name, strlen(name));
+    jsonw_key(w, "topic", 0);
+    jsonw_str(w, topic, strlen(topic));
+    jsonw_key(w, "by", 0);
+    jsonw_id(w, 'u', by);
+    jsonw_key(w, "ts", 0);
+    jsonw_int(w, ts);
+    jsonw_lit(w, "}");
+}

@@ -1,0 +1,803 @@
+/* hub.c - see hub.h. Everything here runs on one I/O thread, except fetch_work (thread pool). */
+#include "chat/hub.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chat/events.h"
+#include "util/imap.h"
+#include "util/jsonw.h"
+#include "util/log.h"
+#include "util/status.h"
+
+enum sub_state {
+    SUB_HOLD = 0, /* before the client's first request: live events buffered */
+    SUB_LIVE,     /* live events delivered as they come */
+    SUB_SYNC,     /* replaying from storage; live events buffered */
+    SUB_PAGED,    /* replay hit sync_max: live events dropped until the client syncs again */
+};
+
+struct pend {
+    int64_t seq;
+    struct rbuf *frame;
+};
+
+struct sync_req;
+
+struct hub_sub {
+    struct hub_room *room;
+    struct hub_conn *hc;
+    int64_t next_seq;  /* next seq this connection must receive for the room */
+    uint32_t room_idx; /* position in room->subs */
+    uint8_t state;     /* enum sub_state */
+    uint8_t fetching;  /* a storage read is in flight */
+    uint8_t dead;      /* unsubscribed while fetching: freed when the read returns */
+    uint8_t lost;      /* buffered events were dropped (overflow): fetch before going live */
+    uint32_t npend, cappend;
+    struct pend *pend;
+    struct sync_req *req; /* the sync request this replay answers, if any */
+    uint32_t replayed;    /* rows replayed for req */
+};
+
+struct hub_room {
+    int64_t id;
+    int64_t last_seq;     /* highest seq seen on this thread (load or live) */
+    int64_t member_count; /* from the last load or member event */
+    struct hub_sub **subs;
+    uint32_t n, cap;
+};
+
+struct hub_conn {
+    struct conn *c;
+    int64_t user;
+    struct hub_sub **subs;
+    uint32_t n, cap;
+    uint8_t loaded, released, came_online;
+    uint32_t stamp; /* presence de-duplication */
+    struct hub_conn *user_next;
+};
+
+struct hub_user {
+    int64_t id;
+    struct hub_conn *conns;
+};
+
+struct typing_ent {
+    struct hub_conn *hc;
+    int64_t room;
+    uint32_t expires;
+};
+
+struct hub {
+    struct net_io *io;
+    struct imap rooms; /* id -> hub_room with local subscribers */
+    struct imap users; /* id -> hub_user with local connections */
+    uint32_t stamp;
+    struct typing_ent *typing;
+    uint32_t ntyping, captyping;
+};
+
+struct sync_req {
+    struct hub_conn *hc;
+    json_t *id;
+    json_t *rooms; /* result object */
+    uint32_t outstanding;
+};
+
+static struct hub_env env;
+
+static int64_t now_ms_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void hub_env_set(const struct hub_env *e)
+{
+    env = *e;
+}
+
+static struct hub *hub_of(struct net_io *io)
+{
+    return io->app;
+}
+
+void hub_thread_start(struct net_io *io)
+{
+    struct hub *h = xcalloc(1, sizeof(*h));
+    h->io = io;
+    imap_init(&h->rooms);
+    imap_init(&h->users);
+    io->app = h;
+}
+
+void hub_thread_stop(struct net_io *io)
+{
+    struct hub *h = hub_of(io);
+    uint32_t i;
+    /* Connections are gone, so rooms and users are empty; free what a crash-free drain left. */
+    for (struct imap_ent *e = imap_first(&h->rooms, &i); e; e = imap_next(&h->rooms, e, &i)) {
+        struct hub_room *r = e->val;
+        free(r->subs);
+        free(r);
+    }
+    for (struct imap_ent *e = imap_first(&h->users, &i); e; e = imap_next(&h->users, e, &i))
+        free(e->val);
+    imap_free(&h->rooms);
+    imap_free(&h->users);
+    free(h->typing);
+    free(h);
+    io->app = NULL;
+}
+
+/* ---- small helpers ---- */
+
+static void send_frame(struct hub_conn *hc, struct rbuf *f)
+{
+    if (conn_alive(hc->c)) conn_send(hc->c, f);
+}
+
+static void send_json(struct hub_conn *hc, json_t *o)
+{
+    char *text = json_dumps(o, JSON_COMPACT);
+    if (text && conn_alive(hc->c)) conn_ws_text(hc->c, text, strlen(text));
+    free(text);
+    json_decref(o);
+}
+
+static struct hub_sub *find_sub(struct hub_conn *hc, int64_t room)
+{
+    for (uint32_t i = 0; i < hc->n; i++)
+        if (hc->subs[i]->room->id == room) return hc->subs[i];
+    return NULL;
+}
+
+static struct hub_room *room_get(struct hub *h, int64_t id, int create)
+{
+    struct hub_room *r = imap_get(&h->rooms, id);
+    if (!r && create) {
+        r = xcalloc(1, sizeof(*r));
+        r->id = id;
+        imap_put(&h->rooms, id, r);
+    }
+    return r;
+}
+
+static void pend_clear(struct hub_sub *s)
+{
+    for (uint32_t i = 0; i < s->npend; i++)
+        rbuf_unref(s->pend[i].frame);
+    free(s->pend);
+    s->pend = NULL;
+    s->npend = s->cappend = 0;
+}
+
+static void pend_push(struct hub_sub *s, int64_t seq, struct rbuf *f)
+{
+    if (s->npend >= env.pending_max) {
+        pend_clear(s);
+        s->lost = 1;
+    }
+    if (s->npend == s->cappend) {
+        s->cappend = s->cappend ? s->cappend * 2 : 8;
+        s->pend = xrealloc(s->pend, s->cappend * sizeof(*s->pend));
+    }
+    s->pend[s->npend].seq = seq;
+    s->pend[s->npend].frame = rbuf_ref(f);
+    s->npend++;
+}
+
+/* ---- sync requests ---- */
+
+static void req_finish_room(struct hub_sub *s, int has_more)
+{
+    struct sync_req *req = s->req;
+    char rid[32];
+    if (!req) return;
+    s->req = NULL;
+    snprintf(rid, sizeof(rid), "r_%lld", (long long)s->room->id);
+    json_object_set_new(
+        req->rooms, rid,
+        json_pack("{s:I,s:b}", "last_seq", (json_int_t)(s->next_seq - 1), "has_more", has_more));
+    if (--req->outstanding == 0) {
+        json_t *o = json_pack("{s:s,s:o}", "type", "synced", "rooms", req->rooms);
+        if (req->id) json_object_set(o, "id", req->id);
+        send_json(req->hc, o);
+        json_decref(req->id);
+        free(req);
+    }
+}
+
+/* ---- replay from storage ---- */
+
+struct fetch {
+    uv_work_t w;
+    struct hub_sub *sub;
+    struct conn *c;
+    int64_t room, after;
+    uint32_t limit, n, cap;
+    int rc;
+    int64_t *seqs;
+    struct rbuf **frames;
+};
+
+static int fetch_row(void *ud, const struct store_event *ev)
+{
+    struct fetch *f = ud;
+    if (f->n == f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 64;
+        f->seqs = xrealloc(f->seqs, f->cap * sizeof(*f->seqs));
+        f->frames = xrealloc(f->frames, f->cap * sizeof(*f->frames));
+    }
+    f->seqs[f->n] = ev->seq;
+    f->frames[f->n] = events_log_frame(ev);
+    f->n++;
+    return 0;
+}
+
+static void fetch_work(uv_work_t *w)
+{
+    struct fetch *f = w->data;
+    struct store_conn *sc = store_reader(env.db);
+    f->rc = sc ? env.db->ops->events_page(sc, f->room, f->after, 0, (int)f->limit, 0, fetch_row, f)
+               : CD_E_IO;
+}
+
+static void sub_free(struct hub_sub *s)
+{
+    pend_clear(s);
+    free(s);
+}
+
+static void sub_drain(struct hub_sub *s);
+static void fetch_start(struct hub_sub *s);
+
+static void fetch_done(uv_work_t *w, int status)
+{
+    struct fetch *f = w->data;
+    struct hub_sub *s = f->sub;
+    uint32_t i;
+    (void)status;
+
+    s->fetching = 0;
+    if (s->dead || !conn_alive(f->c)) {
+        if (s->dead) sub_free(s);
+        goto out;
+    }
+    if (f->rc != CD_OK) {
+        log_warn("replay read failed", "\"room\":%lld", (long long)f->room);
+        s->state = SUB_PAGED; /* the client will retry with sync */
+        req_finish_room(s, 1);
+        goto out;
+    }
+    for (i = 0; i < f->n; i++)
+        if (f->seqs[i] == s->next_seq) {
+            send_frame(s->hc, f->frames[i]);
+            s->next_seq++;
+            s->replayed++;
+        }
+    if (f->n && f->seqs[f->n - 1] > s->room->last_seq) s->room->last_seq = f->seqs[f->n - 1];
+    if (f->n == f->limit) {
+        if (s->req && s->replayed >= env.sync_max) {
+            s->state = SUB_PAGED;
+            pend_clear(s);
+            s->lost = 0;
+            req_finish_room(s, 1);
+        } else {
+            fetch_start(s);
+        }
+        goto out;
+    }
+    sub_drain(s);
+out:
+    for (i = 0; i < f->n; i++)
+        rbuf_unref(f->frames[i]);
+    free(f->frames);
+    free(f->seqs);
+    conn_release(f->c);
+    free(f);
+}
+
+static void fetch_start(struct hub_sub *s)
+{
+    struct fetch *f;
+    if (s->fetching) return;
+    f = xcalloc(1, sizeof(*f));
+    f->w.data = f;
+    f->sub = s;
+    f->c = s->hc->c;
+    f->room = s->room->id;
+    f->after = s->next_seq - 1;
+    f->limit = env.sync_page;
+    s->fetching = 1;
+    s->lost = 0;
+    s->state = SUB_SYNC;
+    conn_hold(f->c);
+    uv_queue_work(&f->c->io->loop, &f->w, fetch_work, fetch_done);
+}
+
+/* Merge buffered live events after a replay; go live, or fetch again on a gap. */
+static void sub_drain(struct hub_sub *s)
+{
+    uint32_t i = 0;
+    for (; i < s->npend; i++) {
+        struct pend *p = &s->pend[i];
+        if (p->seq < s->next_seq) continue;
+        if (p->seq > s->next_seq) break; /* gap: storage has what is missing */
+        send_frame(s->hc, p->frame);
+        s->next_seq++;
+    }
+    if (i > 0) {
+        for (uint32_t k = 0; k < i; k++)
+            rbuf_unref(s->pend[k].frame);
+        memmove(s->pend, s->pend + i, (s->npend - i) * sizeof(*s->pend));
+        s->npend -= i;
+    }
+    if (s->npend || s->lost) {
+        fetch_start(s);
+        return;
+    }
+    pend_clear(s);
+    s->state = SUB_LIVE;
+    req_finish_room(s, 0);
+}
+
+/* ---- subscriptions ---- */
+
+static struct hub_sub *subscribe(struct hub *h, struct hub_conn *hc, int64_t room_id,
+                                 int64_t next_seq, int64_t last_seq, int64_t member_count)
+{
+    struct hub_room *r = room_get(h, room_id, 1);
+    struct hub_sub *s = find_sub(hc, room_id);
+
+    if (last_seq > r->last_seq) r->last_seq = last_seq;
+    if (member_count) r->member_count = member_count;
+    if (s) return s;
+    s = xcalloc(1, sizeof(*s));
+    s->room = r;
+    s->hc = hc;
+    s->next_seq = next_seq;
+    s->state = hc->released ? SUB_LIVE : SUB_HOLD;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 4;
+        r->subs = xrealloc(r->subs, r->cap * sizeof(*r->subs));
+    }
+    s->room_idx = r->n;
+    r->subs[r->n++] = s;
+    if (hc->n == hc->cap) {
+        hc->cap = hc->cap ? hc->cap * 2 : 4;
+        hc->subs = xrealloc(hc->subs, hc->cap * sizeof(*hc->subs));
+    }
+    hc->subs[hc->n++] = s;
+    return s;
+}
+
+static void unsubscribe(struct hub *h, struct hub_sub *s)
+{
+    struct hub_room *r = s->room;
+    struct hub_conn *hc = s->hc;
+
+    r->subs[s->room_idx] = r->subs[--r->n];
+    r->subs[s->room_idx]->room_idx = s->room_idx;
+    for (uint32_t i = 0; i < hc->n; i++)
+        if (hc->subs[i] == s) {
+            hc->subs[i] = hc->subs[--hc->n];
+            break;
+        }
+    if (s->req) req_finish_room(s, 0);
+    if (r->n == 0) {
+        imap_del(&h->rooms, r->id);
+        free(r->subs);
+        free(r);
+        s->room = NULL;
+    }
+    if (s->fetching) {
+        s->dead = 1;
+        pend_clear(s);
+    } else {
+        sub_free(s);
+    }
+}
+
+/* One live event for one subscription. */
+static void sub_deliver(struct hub_sub *s, int64_t seq, struct rbuf *f)
+{
+    switch (s->state) {
+    case SUB_LIVE:
+        if (seq == s->next_seq) {
+            send_frame(s->hc, f);
+            s->next_seq++;
+        } else if (seq > s->next_seq) {
+            pend_push(s, seq, f);
+            fetch_start(s); /* a gap: fill it from storage */
+        }
+        break;
+    case SUB_HOLD:
+    case SUB_SYNC:
+        if (seq >= s->next_seq) pend_push(s, seq, f);
+        break;
+    default: /* SUB_PAGED: the client pages on with sync */
+        break;
+    }
+}
+
+/* ---- presence ---- */
+
+static void publish_presence(struct hub_conn *hc, const char *status, int64_t last_seen)
+{
+    struct fan_ev ev = {.kind = FAN_PRESENCE, .user = hc->user};
+    struct jsonw w;
+    uint32_t n = 0;
+
+    ev.rooms = xmalloc((hc->n ? hc->n : 1) * sizeof(int64_t));
+    for (uint32_t i = 0; i < hc->n; i++)
+        if (hc->subs[i]->room->member_count <= env.presence_max_room)
+            ev.rooms[n++] = hc->subs[i]->room->id;
+    if (!n) {
+        free(ev.rooms);
+        return;
+    }
+    ev.nrooms = n;
+    jsonw_init(&w, 128);
+    jsonw_lit(&w, "{\"type\":\"presence\",\"user\":");
+    jsonw_id(&w, 'u', hc->user);
+    jsonw_key(&w, "status", 0);
+    jsonw_str(&w, status, strlen(status));
+    jsonw_key(&w, "last_seen", 0);
+    if (last_seen)
+        jsonw_int(&w, last_seen);
+    else
+        jsonw_lit(&w, "null");
+    jsonw_lit(&w, "}");
+    ev.frame = events_frame(&w);
+    jsonw_free(&w);
+    fanout_publish_one(env.fanout, &ev);
+}
+
+/* ---- connection lifecycle ---- */
+
+struct load_job {
+    struct store_job job;
+    struct conn *c;
+    int64_t user;
+    int64_t *rooms;
+    uint32_t n, cap;
+};
+
+static int load_row(void *ud, const struct store_room *r, const struct store_member *m)
+{
+    struct load_job *lj = ud;
+    (void)m;
+    if (lj->n + 3 > lj->cap) {
+        lj->cap = lj->cap ? lj->cap * 2 : 48;
+        lj->rooms = xrealloc(lj->rooms, lj->cap * sizeof(int64_t));
+    }
+    lj->rooms[lj->n++] = r->id;
+    lj->rooms[lj->n++] = r->last_seq;
+    lj->rooms[lj->n++] = r->member_count;
+    return 0;
+}
+
+static int load_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct load_job *lj = (struct load_job *)j;
+    return ops->rooms_of_user(sc, lj->user, load_row, lj);
+}
+
+/* Writer thread, in commit order: the room list travels with the batch, so every event
+ * committed after this snapshot reaches the thread after it. */
+static void load_done(struct store_job *j)
+{
+    struct load_job *lj = (struct load_job *)j;
+    struct fan_ev ev = {.kind = FAN_LOADED, .origin = lj->c, .origin_io = lj->c->io};
+    if (j->status == CD_OK) {
+        ev.rooms = lj->rooms;
+        ev.nrooms = lj->n;
+    } else {
+        free(lj->rooms);
+    }
+    fanout_add(env.fanout, &ev);
+    free(lj);
+}
+
+void hub_conn_open(struct conn *c, int64_t user, int came_online)
+{
+    struct hub *h = hub_of(c->io);
+    struct hub_conn *hc = xcalloc(1, sizeof(*hc));
+    struct hub_user *u = imap_get(&h->users, user);
+    struct load_job *lj = xcalloc(1, sizeof(*lj));
+
+    hc->c = c;
+    hc->user = user;
+    hc->came_online = (uint8_t)came_online;
+    c->app = hc;
+    if (!u) {
+        u = xcalloc(1, sizeof(*u));
+        u->id = user;
+        imap_put(&h->users, user, u);
+    }
+    hc->user_next = u->conns;
+    u->conns = hc;
+    uv_read_stop((uv_stream_t *)&c->tcp); /* until the rooms are subscribed */
+    lj->c = c;
+    lj->user = user;
+    lj->job.exec = load_exec;
+    lj->job.done = load_done;
+    conn_hold(c);
+    store_submit(env.db, &lj->job);
+}
+
+static void conn_loaded(struct hub *h, struct hub_conn *hc, const int64_t *rooms, uint32_t n)
+{
+    for (uint32_t i = 0; i + 2 < n; i += 3)
+        subscribe(h, hc, rooms[i], rooms[i + 1] + 1, rooms[i + 1], rooms[i + 2]);
+    hc->loaded = 1;
+    if (hc->came_online) publish_presence(hc, "online", 0);
+    if (env.on_ready) env.on_ready(hc->c, hc->n);
+}
+
+static void typing_remove_conn(struct hub *h, struct hub_conn *hc, int publish);
+
+void hub_conn_close(struct conn *c)
+{
+    struct hub_conn *hc = c->app;
+    struct hub *h;
+    struct hub_user *u;
+    int64_t now = 0;
+
+    if (!hc) return;
+    h = hub_of(c->io);
+    typing_remove_conn(h, hc, 1);
+    if (presence_disconnect(env.presence, hc->user, (now = now_ms_wall())) == 0 && hc->loaded)
+        publish_presence(hc, "offline", now);
+    while (hc->n)
+        unsubscribe(h, hc->subs[hc->n - 1]);
+    u = imap_get(&h->users, hc->user);
+    if (u) {
+        struct hub_conn **p = &u->conns;
+        while (*p && *p != hc)
+            p = &(*p)->user_next;
+        if (*p) *p = hc->user_next;
+        if (!u->conns) {
+            imap_del(&h->users, hc->user);
+            free(u);
+        }
+    }
+    free(hc->subs);
+    free(hc);
+    c->app = NULL;
+}
+
+/* ---- requests ---- */
+
+int hub_is_member(struct conn *c, int64_t room)
+{
+    struct hub_conn *hc = c->app;
+    return hc && find_sub(hc, room) != NULL;
+}
+
+void hub_release(struct conn *c)
+{
+    struct hub_conn *hc = c->app;
+    if (!hc || hc->released) return;
+    hc->released = 1;
+    for (uint32_t i = 0; i < hc->n; i++) {
+        struct hub_sub *s = hc->subs[i];
+        if (s->state == SUB_HOLD) sub_drain(s);
+    }
+}
+
+static void sync_room(struct hub_sub *s, struct sync_req *req, int64_t last)
+{
+    if (s->req) req_finish_room(s, 0); /* superseded by this request */
+    if (last > s->room->last_seq) last = s->room->last_seq;
+    s->next_seq = last + 1;
+    s->replayed = 0;
+    s->req = req;
+    req->outstanding++;
+    if (s->fetching) {
+        s->state = SUB_SYNC; /* the read in flight continues from the new position */
+        return;
+    }
+    if (s->state == SUB_PAGED) pend_clear(s);
+    s->state = SUB_SYNC;
+    if (s->next_seq > s->room->last_seq)
+        sub_drain(s); /* nothing in storage beyond the buffer */
+    else
+        fetch_start(s);
+}
+
+void hub_sync(struct conn *c, json_t *id, json_t *rooms)
+{
+    struct hub_conn *hc = c->app;
+    struct sync_req *req;
+    const char *key;
+    json_t *val;
+
+    if (!hc) return;
+    req = xcalloc(1, sizeof(*req));
+    req->hc = hc;
+    req->id = id ? json_incref(id) : NULL;
+    req->rooms = json_object();
+    req->outstanding = 1; /* held until every room is started */
+    json_object_foreach(rooms, key, val)
+    {
+        int64_t room = 0;
+        struct hub_sub *s = NULL;
+        size_t klen = strlen(key);
+        if (klen > 2 && key[0] == 'r' && key[1] == '_') room = strtoll(key + 2, NULL, 10);
+        if (room > 0) s = find_sub(hc, room);
+        if (!s || !json_is_integer(val) || json_integer_value(val) < 0) {
+            json_object_set_new(req->rooms, key,
+                                json_pack("{s:s}", "error", !s ? "not_member" : "invalid_field"));
+            continue;
+        }
+        sync_room(s, req, json_integer_value(val));
+    }
+    hub_release(c);
+    if (--req->outstanding == 0) {
+        json_t *o = json_pack("{s:s,s:o}", "type", "synced", "rooms", req->rooms);
+        if (req->id) json_object_set(o, "id", req->id);
+        send_json(hc, o);
+        json_decref(req->id);
+        free(req);
+    }
+}
+
+/* ---- typing ---- */
+
+static void publish_typing(int64_t room, int64_t user, int on)
+{
+    struct fan_ev ev = {.kind = FAN_TYPING, .room = room, .user = user};
+    struct jsonw w;
+    jsonw_init(&w, 128);
+    jsonw_lit(&w, "{\"type\":\"typing\",\"room\":");
+    jsonw_id(&w, 'r', room);
+    jsonw_key(&w, "user", 0);
+    jsonw_id(&w, 'u', user);
+    jsonw_key(&w, "typing", 0);
+    jsonw_lit(&w, on ? "true" : "false");
+    jsonw_key(&w, "expires_ms", 0);
+    jsonw_int(&w, on ? (int64_t)env.typing_ttl_s * 1000 : 0);
+    jsonw_lit(&w, "}");
+    ev.frame = events_frame(&w);
+    jsonw_free(&w);
+    fanout_publish_one(env.fanout, &ev);
+}
+
+void hub_typing(struct conn *c, int64_t room)
+{
+    struct hub_conn *hc = c->app;
+    struct hub *h = hub_of(c->io);
+    uint32_t expires = c->io->now_s + env.typing_ttl_s;
+
+    publish_typing(room, hc->user, 1);
+    for (uint32_t i = 0; i < h->ntyping; i++)
+        if (h->typing[i].hc == hc && h->typing[i].room == room) {
+            h->typing[i].expires = expires;
+            return;
+        }
+    if (h->ntyping == h->captyping) {
+        h->captyping = h->captyping ? h->captyping * 2 : 16;
+        h->typing = xrealloc(h->typing, h->captyping * sizeof(*h->typing));
+    }
+    h->typing[h->ntyping++] = (struct typing_ent){hc, room, expires};
+}
+
+static void typing_remove_conn(struct hub *h, struct hub_conn *hc, int publish)
+{
+    for (uint32_t i = 0; i < h->ntyping;) {
+        if (h->typing[i].hc == hc) {
+            if (publish) publish_typing(h->typing[i].room, hc->user, 0);
+            h->typing[i] = h->typing[--h->ntyping];
+        } else {
+            i++;
+        }
+    }
+}
+
+void hub_tick(struct net_io *io)
+{
+    struct hub *h = hub_of(io);
+    for (uint32_t i = 0; i < h->ntyping;) {
+        if (h->typing[i].expires <= io->now_s) {
+            publish_typing(h->typing[i].room, h->typing[i].hc->user, 0);
+            h->typing[i] = h->typing[--h->ntyping];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* ---- delivery ---- */
+
+static struct hub_conn *origin_here(struct net_io *io, const struct fan_ev *ev)
+{
+    if (!ev->origin || ev->origin_io != io) return NULL;
+    return ev->origin->app;
+}
+
+static void deliver_log(struct hub *h, const struct fan_ev *ev)
+{
+    struct hub_room *r;
+    struct hub_user *u = NULL;
+    struct hub_conn *origin = origin_here(h->io, ev);
+    int replied = 0;
+
+    if (ev->member == FAN_M_JOIN && (u = imap_get(&h->users, ev->user)))
+        for (struct hub_conn *hc = u->conns; hc; hc = hc->user_next)
+            if (conn_alive(hc->c)) subscribe(h, hc, ev->room, ev->seq, 0, ev->member_count);
+    r = room_get(h, ev->room, 0);
+    if (r) {
+        if (ev->seq > r->last_seq) r->last_seq = ev->seq;
+        if (ev->member) r->member_count = ev->member_count;
+        for (uint32_t i = 0; i < r->n; i++) {
+            struct hub_sub *s = r->subs[i];
+            if (origin && s->hc == origin && ev->reply) {
+                send_frame(s->hc, ev->reply); /* the ack stands for the message */
+                replied = 1;
+                if (s->state == SUB_LIVE && ev->seq == s->next_seq) {
+                    s->next_seq++;
+                    continue;
+                }
+            }
+            sub_deliver(s, ev->seq, ev->frame);
+        }
+    }
+    if (origin && ev->reply && !replied) send_frame(origin, ev->reply);
+    if (ev->member == FAN_M_LEAVE && (u = imap_get(&h->users, ev->user)))
+        for (struct hub_conn *hc = u->conns; hc; hc = hc->user_next) {
+            struct hub_sub *s = find_sub(hc, ev->room);
+            if (s) unsubscribe(h, s);
+        }
+}
+
+void hub_deliver(struct net_io *io, struct fan_batch *b)
+{
+    struct hub *h = hub_of(io);
+
+    for (uint32_t i = 0; i < b->n; i++) {
+        const struct fan_ev *ev = &b->ev[i];
+        struct hub_conn *origin = origin_here(io, ev);
+        switch (ev->kind) {
+        case FAN_LOG:
+            deliver_log(h, ev);
+            break;
+        case FAN_REPLY:
+            if (origin && ev->reply) send_frame(origin, ev->reply);
+            break;
+        case FAN_LOADED:
+            if (origin && conn_alive(ev->origin)) conn_loaded(h, origin, ev->rooms, ev->nrooms);
+            break;
+        case FAN_TYPING: {
+            struct hub_room *r = room_get(h, ev->room, 0);
+            for (uint32_t k = 0; r && k < r->n; k++)
+                if (r->subs[k]->hc->user != ev->user && r->subs[k]->state != SUB_HOLD)
+                    send_frame(r->subs[k]->hc, ev->frame);
+            break;
+        }
+        case FAN_PRESENCE:
+            h->stamp++;
+            for (uint32_t j = 0; j < ev->nrooms; j++) {
+                struct hub_room *r = room_get(h, ev->rooms[j], 0);
+                for (uint32_t k = 0; r && k < r->n; k++) {
+                    struct hub_conn *hc = r->subs[k]->hc;
+                    if (hc->user == ev->user || hc->stamp == h->stamp) continue;
+                    hc->stamp = h->stamp;
+                    send_frame(hc, ev->frame);
+                }
+            }
+            break;
+        case FAN_USER: {
+            struct hub_user *u = imap_get(&h->users, ev->user);
+            for (struct hub_conn *hc = u ? u->conns : NULL; hc; hc = hc->user_next)
+                if (hc->c != ev->origin) send_frame(hc, ev->frame);
+            if (origin && ev->reply) send_frame(origin, ev->reply);
+            break;
+        }
+        }
+        if (ev->origin && ev->origin_io == io) conn_release(ev->origin);
+    }
+}

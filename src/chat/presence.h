@@ -1,0 +1,29 @@
+/* presence.h - node-wide per-user state: open connections (presence), last_seen, the message
+ * rate bucket. Striped locks (64 stripes by user id): touched on connect/disconnect and once per
+ * sent message, never per delivery. */
+#ifndef CD_PRESENCE_H
+#define CD_PRESENCE_H
+
+#include <stdint.h>
+
+#include "util/tbucket.h"
+
+struct presence;
+
+struct presence *presence_new(const struct tbucket_rule *msg_rule, int rate_limits,
+                              uint32_t max_conns_per_user);
+void presence_free(struct presence *p);
+
+/* A connection of user opens. Returns the user's connection count after it (1 = just came
+ * online), or 0 when the user is at max_conns_per_user (nothing changed). */
+uint32_t presence_connect(struct presence *p, int64_t user);
+/* A connection closes. Returns the remaining count (0 = just went offline; last_seen set to
+ * now_ms). */
+uint32_t presence_disconnect(struct presence *p, int64_t user, int64_t now_ms);
+/* Current status: 1 online, 0 offline; *last_seen = unix ms of the last disconnect on this node
+ * since start (0 if unknown here). */
+int presence_get(struct presence *p, int64_t user, int64_t *last_seen);
+/* Take one message token for user at now_ms: 0 if allowed, else ms until allowed. */
+int64_t presence_take_msg(struct presence *p, int64_t user, int64_t now_ms);
+
+#endif

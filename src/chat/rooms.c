@@ -1,0 +1,287 @@
+#include "chat/rooms.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat/events.h"
+#include "util/jsonw.h"
+#include "util/status.h"
+
+static void out_add(struct chat_out *o, const struct fan_ev *ev)
+{
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 4;
+        o->ev = xrealloc(o->ev, o->cap * sizeof(*o->ev));
+    }
+    o->ev[o->n++] = *ev;
+}
+
+void chat_out_commit(struct chat_out *o, struct fanout *f)
+{
+    for (uint32_t i = 0; i < o->n; i++)
+        fanout_add(f, &o->ev[i]);
+    free(o->ev);
+    memset(o, 0, sizeof(*o));
+}
+
+void chat_out_discard(struct chat_out *o)
+{
+    for (uint32_t i = 0; i < o->n; i++)
+        rbuf_unref(o->ev[i].frame);
+    free(o->ev);
+    memset(o, 0, sizeof(*o));
+}
+
+/* Append a member or room event whose client JSON (built by `build`) embeds its own seq. */
+static int append_meta(const struct store_ops *ops, struct store_conn *sc, int64_t room, int kind,
+                       int64_t actor, int64_t now_ms, struct jsonw *w, struct chat_out *out,
+                       uint8_t member, int64_t subject, int64_t count)
+{
+    struct store_event ev = {.room_id = room, .kind = kind, .sender = actor, .ts = now_ms};
+    struct fan_ev fe = {
+        .kind = FAN_LOG, .member = member, .room = room, .user = subject, .member_count = count};
+    int rc;
+
+    ev.body = jsonw_text(w);
+    ev.body_len = jsonw_text_len(w);
+    if ((rc = ops->event_append(sc, &ev)) != CD_OK) return rc;
+    fe.seq = ev.seq;
+    fe.frame = events_frame(w);
+    out_add(out, &fe);
+    return CD_OK;
+}
+
+/* The seq the next append will get (single writer, same transaction). */
+static int next_seq(const struct store_ops *ops, struct store_conn *sc, int64_t room,
+                    struct store_room *r)
+{
+    return ops->room_get(sc, room, r);
+}
+
+static int member_event(const struct store_ops *ops, struct store_conn *sc, int64_t room,
+                        int64_t user, const char *action, int role, int64_t actor, int64_t now_ms,
+                        struct chat_out *out)
+{
+    struct store_room r;
+    struct jsonw w;
+    uint8_t m = !strcmp(action, "join")                                 ? FAN_M_JOIN
+                : (!strcmp(action, "leave") || !strcmp(action, "kick")) ? FAN_M_LEAVE
+                                                                        : FAN_M_NONE;
+    int rc = next_seq(ops, sc, room, &r);
+    if (rc != CD_OK) return rc;
+    jsonw_init(&w, 256);
+    events_member_json(&w, room, r.last_seq + 1, user, action, role, actor, r.member_count, now_ms);
+    rc = append_meta(ops, sc, room, EV_MEMBER, actor, now_ms, &w, out, m, user, r.member_count);
+    jsonw_free(&w);
+    return rc;
+}
+
+static int role_of(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
+                   struct store_member *m)
+{
+    int rc = ops->member_get(sc, room, user, m);
+    return rc == CD_E_NOT_FOUND ? CD_E_NOT_MEMBER : rc;
+}
+
+static int user_exists(const struct store_ops *ops, struct store_conn *sc, int64_t user)
+{
+    struct store_user u;
+    return ops->user_get(sc, user, &u);
+}
+
+static int put_member(const struct store_ops *ops, struct store_conn *sc, int64_t room,
+                      int64_t user, int role, int64_t joined_seq)
+{
+    struct store_member m = {
+        .room_id = room, .user_id = user, .role = role, .joined_seq = joined_seq};
+    return ops->member_put(sc, &m);
+}
+
+/* Add a new member and log the join. */
+static int join(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
+                int role, int64_t actor, int64_t now_ms, struct chat_out *out)
+{
+    struct store_room r;
+    int rc = ops->room_get(sc, room, &r);
+    if (rc == CD_OK) rc = put_member(ops, sc, room, user, role, r.last_seq + 1);
+    if (rc == CD_OK) rc = member_event(ops, sc, room, user, "join", role, actor, now_ms, out);
+    return rc;
+}
+
+int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
+              const char *body, size_t body_len, const char *cmid, size_t cmid_len, int64_t now_ms,
+              struct chat_out *out, struct chat_sent *res)
+{
+    struct store_event ev = {.room_id = room,
+                             .kind = EV_MESSAGE,
+                             .sender = sender,
+                             .ts = now_ms,
+                             .body = body,
+                             .body_len = body_len,
+                             .client_msg_id = cmid,
+                             .cmid_len = cmid_len};
+    struct fan_ev fe = {.kind = FAN_LOG, .room = room};
+    struct store_member m;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    if ((rc = role_of(ops, sc, room, sender, &m)) != CD_OK) return rc;
+    rc = ops->event_append(sc, &ev);
+    if (rc == CD_E_CONFLICT) return CD_E_CONFLICT; /* the caller looks up the original */
+    if (rc != CD_OK) return rc;
+    res->seq = ev.seq;
+    res->ts = ev.ts;
+    fe.seq = ev.seq;
+    fe.frame = events_log_frame(&ev);
+    out_add(out, &fe);
+    return CD_OK;
+}
+
+int chat_room_create(const struct store_ops *ops, struct store_conn *sc, int64_t creator,
+                     const char *name, const char *topic, const int64_t *members, size_t n,
+                     int64_t now_ms, struct chat_out *out, struct store_room *room)
+{
+    int rc;
+
+    if (n > CHAT_MAX_INITIAL_MEMBERS) return CD_E_INVALID_FIELD;
+    memset(room, 0, sizeof(*room));
+    room->kind = ROOM_GROUP;
+    snprintf(room->name, sizeof(room->name), "%s", name);
+    snprintf(room->topic, sizeof(room->topic), "%s", topic ? topic : "");
+    room->created_by = creator;
+    room->created_at = now_ms;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = user_exists(ops, sc, members[i])) != CD_OK) return rc;
+    if ((rc = ops->room_insert(sc, room, NULL)) != CD_OK) return rc;
+    if ((rc = join(ops, sc, room->id, creator, ROLE_OWNER, creator, now_ms, out)) != CD_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        int dup = members[i] == creator;
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = members[k] == members[i];
+        if (dup) continue;
+        if ((rc = join(ops, sc, room->id, members[i], ROLE_MEMBER, creator, now_ms, out)) != CD_OK)
+            return rc;
+    }
+    return ops->room_get(sc, room->id, room);
+}
+
+int chat_dm_open(const struct store_ops *ops, struct store_conn *sc, int64_t a, int64_t b,
+                 int64_t now_ms, struct chat_out *out, struct store_room *room, int *created)
+{
+    char key[48];
+    int64_t id;
+    int rc;
+
+    *created = 0;
+    if (a == b) return CD_E_INVALID_FIELD;
+    snprintf(key, sizeof(key), "%lld:%lld", (long long)(a < b ? a : b), (long long)(a < b ? b : a));
+    rc = ops->room_by_dm_key(sc, key, &id);
+    if (rc == CD_OK) return ops->room_get(sc, id, room);
+    if (rc != CD_E_NOT_FOUND) return rc;
+    if ((rc = user_exists(ops, sc, b)) != CD_OK) return rc;
+    memset(room, 0, sizeof(*room));
+    room->kind = ROOM_DIRECT;
+    room->created_by = a;
+    room->created_at = now_ms;
+    if ((rc = ops->room_insert(sc, room, key)) != CD_OK) return rc;
+    if ((rc = join(ops, sc, room->id, a, ROLE_MEMBER, a, now_ms, out)) != CD_OK) return rc;
+    if ((rc = join(ops, sc, room->id, b, ROLE_MEMBER, a, now_ms, out)) != CD_OK) return rc;
+    *created = 1;
+    return ops->room_get(sc, room->id, room);
+}
+
+int chat_room_update(const struct store_ops *ops, struct store_conn *sc, int64_t room,
+                     int64_t actor, const char *name, const char *topic, int64_t now_ms,
+                     struct chat_out *out)
+{
+    struct store_member m;
+    struct store_room r;
+    struct jsonw w;
+    int rc;
+
+    if ((rc = ops->room_get(sc, room, &r)) != CD_OK) return rc;
+    if ((rc = role_of(ops, sc, room, actor, &m)) != CD_OK) return rc;
+    if (r.kind == ROOM_DIRECT || m.role < ROLE_ADMIN) return CD_E_FORBIDDEN;
+    if ((rc = ops->room_update(sc, room, name, topic)) != CD_OK) return rc;
+    if ((rc = ops->room_get(sc, room, &r)) != CD_OK) return rc;
+    jsonw_init(&w, 256);
+    events_room_json(&w, room, r.last_seq + 1, r.name, r.topic, actor, now_ms);
+    rc = append_meta(ops, sc, room, EV_ROOM, actor, now_ms, &w, out, FAN_M_NONE, 0, 0);
+    jsonw_free(&w);
+    return rc;
+}
+
+int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t actor,
+                    int64_t user, int role, int64_t now_ms, struct chat_out *out)
+{
+    struct store_member am, um;
+    struct store_room r;
+    int rc;
+
+    if (role < 0) role = ROLE_MEMBER;
+    if ((rc = ops->room_get(sc, room, &r)) != CD_OK) return rc;
+    if ((rc = role_of(ops, sc, room, actor, &am)) != CD_OK) return rc;
+    if (r.kind == ROOM_DIRECT) return CD_E_FORBIDDEN;
+    if (am.role < ROLE_ADMIN) return CD_E_FORBIDDEN;
+    if (role > ROLE_MEMBER && am.role < ROLE_OWNER) return CD_E_FORBIDDEN;
+    if ((rc = user_exists(ops, sc, user)) != CD_OK) return rc;
+    rc = ops->member_get(sc, room, user, &um);
+    if (rc == CD_E_NOT_FOUND) {
+        if ((rc = join(ops, sc, room, user, role == ROLE_OWNER ? ROLE_MEMBER : role, actor, now_ms,
+                       out)) != CD_OK)
+            return rc;
+        if (role != ROLE_OWNER) return CD_OK;
+        if ((rc = ops->member_get(sc, room, user, &um)) != CD_OK) return rc;
+    } else if (rc != CD_OK) {
+        return rc;
+    } else {
+        if (am.role < ROLE_OWNER) return um.role == role ? CD_OK : CD_E_FORBIDDEN;
+        if (user == actor) return CD_E_CONFLICT; /* the owner changes others, or transfers */
+        if (um.role == role) return CD_OK;
+    }
+    um.role = role;
+    if ((rc = ops->member_put(sc, &um)) != CD_OK) return rc;
+    if ((rc = member_event(ops, sc, room, user, "role", role, actor, now_ms, out)) != CD_OK)
+        return rc;
+    if (role == ROLE_OWNER) { /* transfer: the previous owner steps down to admin */
+        am.role = ROLE_ADMIN;
+        if ((rc = ops->member_put(sc, &am)) != CD_OK) return rc;
+        rc = member_event(ops, sc, room, actor, "role", ROLE_ADMIN, actor, now_ms, out);
+    }
+    return rc;
+}
+
+int chat_member_remove(const struct store_ops *ops, struct store_conn *sc, int64_t room,
+                       int64_t actor, int64_t user, int64_t now_ms, struct chat_out *out)
+{
+    struct store_member am, um;
+    struct store_room r;
+    int rc;
+
+    if ((rc = ops->room_get(sc, room, &r)) != CD_OK) return rc;
+    if ((rc = role_of(ops, sc, room, actor, &am)) != CD_OK) return rc;
+    if (r.kind == ROOM_DIRECT) return CD_E_FORBIDDEN;
+    if (user == actor) {
+        if (am.role == ROLE_OWNER) return CD_E_CONFLICT; /* hand ownership over first */
+        um = am;
+    } else {
+        rc = ops->member_get(sc, room, user, &um);
+        if (rc == CD_E_NOT_FOUND) return CD_E_NOT_FOUND;
+        if (rc != CD_OK) return rc;
+        if (am.role < ROLE_ADMIN || um.role >= am.role) return CD_E_FORBIDDEN;
+    }
+    if ((rc = ops->member_delete(sc, room, user)) != CD_OK) return rc;
+    return member_event(ops, sc, room, user, user == actor ? "leave" : "kick", um.role, actor,
+                        now_ms, out);
+}
+
+int chat_read(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
+              int64_t seq, int64_t *marker, int64_t *unread)
+{
+    int rc = ops->read_mark(sc, room, user, seq, marker);
+    if (rc == CD_E_NOT_FOUND) return CD_E_NOT_MEMBER;
+    if (rc != CD_OK) return rc;
+    return ops->unread_count(sc, room, user, *marker, unread);
+}

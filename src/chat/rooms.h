@@ -1,0 +1,62 @@
+/* rooms.h - the rules of rooms, membership and messages. Each function runs on the storage
+ * writer thread inside the job's savepoint (blocking store calls) and appends the events it
+ * commits to `out`; the caller publishes them only after the group commit succeeded.
+ *
+ * Errors (util/status.h): CD_E_NOT_FOUND (no such room or user), CD_E_NOT_MEMBER,
+ * CD_E_FORBIDDEN (role too low, or a direct room), CD_E_CONFLICT (the last owner leaving),
+ * CD_E_INVALID_FIELD, CD_E_IO. */
+#ifndef CD_ROOMS_H
+#define CD_ROOMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat/fanout.h"
+#include "store/store.h"
+
+#define CHAT_MAX_INITIAL_MEMBERS 1000 /* members listed in one POST /v1/rooms */
+#define CHAT_CMID_MAX            64   /* client_msg_id bytes */
+
+/* Events produced by one job. */
+struct chat_out {
+    struct fan_ev *ev;
+    uint32_t n, cap;
+};
+/* After the commit: move the events to the fanout (writer thread). */
+void chat_out_commit(struct chat_out *o, struct fanout *f);
+/* The job failed: release the events. */
+void chat_out_discard(struct chat_out *o);
+
+struct chat_sent {
+    int64_t seq, ts;
+    int duplicate; /* the (sender, client_msg_id) pair was stored before: original seq/ts */
+};
+
+int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
+              const char *body, size_t body_len, const char *cmid, size_t cmid_len, int64_t now_ms,
+              struct chat_out *out, struct chat_sent *res);
+
+/* Create a group room owned by creator with the other members (deduplicated; unknown users give
+ * CD_E_NOT_FOUND). Emits one member "join" event per member. */
+int chat_room_create(const struct store_ops *ops, struct store_conn *sc, int64_t creator,
+                     const char *name, const char *topic, const int64_t *members, size_t n,
+                     int64_t now_ms, struct chat_out *out, struct store_room *room);
+/* The one direct room of users a and b, created on first call (*created = 1). */
+int chat_dm_open(const struct store_ops *ops, struct store_conn *sc, int64_t a, int64_t b,
+                 int64_t now_ms, struct chat_out *out, struct store_room *room, int *created);
+/* Rename / change topic (admins). NULL leaves a field unchanged. Emits a "room" event. */
+int chat_room_update(const struct store_ops *ops, struct store_conn *sc, int64_t room,
+                     int64_t actor, const char *name, const char *topic, int64_t now_ms,
+                     struct chat_out *out);
+/* Add user with role (admins add members; only the owner grants admin or changes roles;
+ * role owner transfers ownership: the actor becomes admin). role < 0: member. */
+int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t actor,
+                    int64_t user, int role, int64_t now_ms, struct chat_out *out);
+/* Kick (actor != user; needs a higher role) or leave (actor == user). */
+int chat_member_remove(const struct store_ops *ops, struct store_conn *sc, int64_t room,
+                       int64_t actor, int64_t user, int64_t now_ms, struct chat_out *out);
+/* Move the read marker of user in room to seq (monotonic); returns the marker and unread. */
+int chat_read(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
+              int64_t seq, int64_t *marker, int64_t *unread);
+
+#endif
