@@ -87,7 +87,14 @@ int cb_chatd_setup(const struct cb_opts *o, struct cb_world *world)
         if (register_user(o, &fd, prefix, i, &world->users[i]) != 0)
             return -1;
     world->nusers = nusers;
-    if (o->scenario == SC_FANOUT || o->scenario == SC_CONNECTIONS) {
+    if (o->scenario == SC_CONNECTIONS) {
+        /* Idle connections need no room; one is made when the server has rooms, so the
+         * connections are subscribed as in real use. */
+        if (create_room(o, &fd, &world->users[0], "bench", &world->rooms[0]) == 0)
+            for (int i = 1; i < nusers; i++)
+                if (add_member(o, &fd, &world->users[0], &world->rooms[0], &world->users[i]) != 0)
+                    return -1;
+    } else if (o->scenario == SC_FANOUT) {
         if (create_room(o, &fd, &world->users[0], "bench", &world->rooms[0]) != 0)
             return -1;
         for (int i = 1; i < nusers; i++)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# bench/smoke.sh URL [CHATBENCH] - a seconds-long chatbench run against a running chatd, for the
+# test suite: it checks that the tool still works end to end (connect, authenticate, send,
+# receive, JSON result), never how fast. No timing assertions.
+#
+#   bench/smoke.sh ws://127.0.0.1:8080/ [build/bench/chatbench]
+#
+# The chatd under test must allow cheap registration (e.g. --rate-limits off, or an --auth-rate
+# high enough for a few registrations). Exit 0 when every run produced a result with no failed
+# connection, no error and nothing missing or doubled; 1 otherwise.
+set -euo pipefail
+URL=${1:?usage: bench/smoke.sh ws://127.0.0.1:PORT/ [chatbench]}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CB=${2:-}
+if [ -z "$CB" ]; then
+  for c in "$ROOT/build/bench/chatbench" "$ROOT/build-bench/bench/chatbench"; do
+    [ -x "$c" ] && CB=$c && break
+  done
+fi
+[ -x "${CB:-}" ] || { echo "smoke.sh: chatbench not built" >&2; exit 1; }
+
+fail=0
+check() { # name json
+  python3 - "$1" "$2" <<'PY' || fail=1
+import json, sys
+name, raw = sys.argv[1], sys.argv[2]
+d = json.loads(raw)
+bad = []
+if d["conns_failed"] or d["errors"] or d["closed"]:
+    bad.append(f'failed={d["conns_failed"]} errors={d["errors"]} closed={d["closed"]}')
+if "expected" in d and (d["drops"] != 0 or d["dups"] != 0 or d["received"] == 0):
+    bad.append(f'expected={d["expected"]} received={d["received"]} dups={d["dups"]}')
+print(f"smoke {name}: " + ("ok" if not bad else "FAILED " + "; ".join(bad)))
+sys.exit(1 if bad else 0)
+PY
+}
+out=$("$CB" connections --target chatd --url "$URL" --conns 50 --users 2 --quiet --connect-timeout 10)
+check connections "$out"
+out=$("$CB" fanout --target chatd --url "$URL" --receivers 20 --senders 2 --rate 20 --users 5 \
+  --duration 1 --warmup 0.2 --drain 3 --quiet --connect-timeout 10)
+check fanout "$out"
+exit $fail
