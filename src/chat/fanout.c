@@ -100,3 +100,9 @@ void bus_local_init(struct bus *bus, struct net_server *srv,
     bus->ops = &bus_local_ops;
     bus->impl = bl;
 }
+
+void bus_local_free(struct bus *bus)
+{
+    free(bus->impl);
+    bus->impl = NULL;
+}

@@ -69,5 +69,6 @@ void fanout_publish_one(struct fanout *f, const struct fan_ev *ev);
  * that thread. */
 void bus_local_init(struct bus *bus, struct net_server *srv,
                     void (*deliver)(struct net_io *io, struct fan_batch *b));
+void bus_local_free(struct bus *bus);
 
 #endif

@@ -1,6 +1,8 @@
 /* api_ws.c - the WebSocket endpoint: authenticated upgrade, the operation table, replies. */
 #include <string.h>
 
+#include "chat/hub.h"
+#include "chat/rooms.h"
 #include "server/app.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -29,19 +31,266 @@ static void ws_send_error(struct conn *c, json_t *id, int status, const char *me
 
 struct ws_op {
     const char *type;
-    void (*handler)(struct conn *c, json_t *msg, json_t *id);
+    void (*handler)(struct app *app, struct conn *c, json_t *msg, json_t *id);
 };
 
-static void op_ping(struct conn *c, json_t *msg, json_t *id)
+static void op_ping(struct app *app, struct conn *c, json_t *msg, json_t *id)
 {
     json_t *o = json_pack("{s:s}", "type", "pong");
+    (void)app;
     (void)msg;
     if (id) json_object_set(o, "id", id);
     ws_send_json(c, o);
 }
 
+/* "r_<n>" field of msg; answers the error itself and returns 0 when missing or malformed. */
+static int msg_room(struct conn *c, json_t *msg, json_t *id, int64_t *room)
+{
+    json_t *v = json_object_get(msg, "room");
+    if (!json_is_string(v) ||
+        !id_parse((struct slice){json_string_value(v), json_string_length(v)}, 'r', room)) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, "room must be a room id string");
+        return 0;
+    }
+    if (!hub_is_member(c, *room)) {
+        ws_send_error(c, id, CD_E_NOT_MEMBER, NULL);
+        return 0;
+    }
+    return 1;
+}
+
+static void ws_send_retry(struct app *app, struct conn *c, json_t *id, int64_t wait)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "type", "error", "code", "rate_limited", "message",
+                          "too many requests; retry later", "retry_after_ms", (json_int_t)wait);
+    atomic_fetch_add(&app->metrics.rate_limited, 1);
+    if (id) json_object_set(o, "id", id);
+    ws_send_json(c, o);
+}
+
+/* A frame for one connection, carried in commit order through the fanout. */
+static struct rbuf *reply_frame(json_t *o)
+{
+    char *text = json_dumps(o, JSON_COMPACT);
+    size_t len = strlen(text);
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t h = ws_frame_header(hdr, WS_OP_TEXT, len);
+    struct rbuf *b = rbuf_new(h + len);
+    memcpy(b->data, hdr, h);
+    memcpy(b->data + h, text, len);
+    free(text);
+    json_decref(o);
+    return b;
+}
+
+struct ws_job {
+    struct store_job job; /* first */
+    struct app *app;
+    struct conn *c; /* held until the reply is delivered (hub_deliver releases) */
+    json_t *id;
+    int64_t user, room, seq;
+    char *body;
+    size_t body_len;
+    char cmid[CHAT_CMID_MAX + 1];
+    size_t cmid_len;
+    struct chat_out out;
+    struct chat_sent sent;
+    int64_t marker, unread;
+};
+
+static struct ws_job *ws_job_new(struct app *app, struct conn *c, json_t *id)
+{
+    struct ws_job *j = xcalloc(1, sizeof(*j));
+    j->app = app;
+    j->c = c;
+    j->id = id ? json_incref(id) : NULL;
+    j->user = c->user_id;
+    conn_hold(c);
+    return j;
+}
+
+static void ws_job_free(struct ws_job *j)
+{
+    json_decref(j->id);
+    free(j->body);
+    free(j);
+}
+
+static json_t *with_id(json_t *o, json_t *id)
+{
+    if (id) json_object_set(o, "id", id);
+    return o;
+}
+
+static struct rbuf *error_frame(json_t *id, int status)
+{
+    return reply_frame(
+        with_id(json_pack("{s:s,s:s,s:s}", "type", "error", "code", cd_status_code(status),
+                          "message", cd_status_message(status)),
+                id));
+}
+
+static int send_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *job)
+{
+    struct ws_job *j = (struct ws_job *)job;
+    int64_t room;
+    int st = api_send_exec(ops, sc, j->room, j->user, j->body, j->body_len, j->cmid, j->cmid_len,
+                           &j->out, &j->sent, &room);
+    if (st != CD_OK) chat_out_discard(&j->out);
+    j->room = room;
+    return st;
+}
+
+/* Writer thread, after the commit: the ack rides with the message's own fanout event, so the
+ * sender's connection sees it in order with the room's other events. */
+static void send_done(struct store_job *job)
+{
+    struct ws_job *j = (struct ws_job *)job;
+    struct fan_ev ev = {.kind = FAN_REPLY, .origin = j->c, .origin_io = j->c->io};
+    char rid[32], mid[48];
+
+    if (job->status != CD_OK) {
+        chat_out_discard(&j->out);
+        ev.reply = error_frame(j->id, job->status);
+        fanout_add(&j->app->fanout, &ev);
+        ws_job_free(j);
+        return;
+    }
+    id_format(rid, sizeof(rid), 'r', j->room);
+    snprintf(mid, sizeof(mid), "m_%lld_%lld", (long long)j->room, (long long)j->sent.seq);
+    ev.reply = reply_frame(
+        with_id(json_pack("{s:s,s:s,s:I,s:s,s:I,s:s,s:b}", "type", "ack", "room", rid, "seq",
+                          (json_int_t)j->sent.seq, "msg_id", mid, "ts", (json_int_t)j->sent.ts,
+                          "client_msg_id", j->cmid, "duplicate", j->sent.duplicate),
+                j->id));
+    if (!j->sent.duplicate && j->out.n) {
+        j->out.ev[0].origin = ev.origin;
+        j->out.ev[0].origin_io = ev.origin_io;
+        j->out.ev[0].reply = ev.reply;
+        chat_out_commit(&j->out, &j->app->fanout);
+    } else {
+        chat_out_discard(&j->out);
+        fanout_add(&j->app->fanout, &ev);
+    }
+    ws_job_free(j);
+}
+
+static void op_send(struct app *app, struct conn *c, json_t *msg, json_t *id)
+{
+    json_t *body = json_object_get(msg, "body"), *cmid = json_object_get(msg, "client_msg_id");
+    struct ws_job *j;
+    int64_t room, wait;
+
+    if (!msg_room(c, msg, id, &room)) return;
+    if (!json_is_string(body) || json_string_length(body) == 0) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, "body (non-empty string) is required");
+        return;
+    }
+    if ((int64_t)json_string_length(body) > app->cfg.max_body_text) {
+        ws_send_error(c, id, CD_E_TOO_LARGE, "message body over --max-message-body");
+        return;
+    }
+    if (!json_is_string(cmid) || json_string_length(cmid) == 0 ||
+        json_string_length(cmid) > CHAT_CMID_MAX) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, "client_msg_id (string, 1-64 bytes) is required");
+        return;
+    }
+    if ((wait = presence_take_msg(app->presence, c->user_id, now_unix_ms()))) {
+        ws_send_retry(app, c, id, wait);
+        return;
+    }
+    j = ws_job_new(app, c, id);
+    j->room = room;
+    j->body_len = json_string_length(body);
+    j->body = xstrndup(json_string_value(body), j->body_len);
+    j->cmid_len = json_string_length(cmid);
+    memcpy(j->cmid, json_string_value(cmid), j->cmid_len);
+    j->job.exec = send_exec;
+    j->job.done = send_done;
+    store_submit(&app->db, &j->job);
+}
+
+static int read_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *job)
+{
+    struct ws_job *j = (struct ws_job *)job;
+    return chat_read(ops, sc, j->room, j->user, j->seq, &j->marker, &j->unread);
+}
+
+/* The new marker goes to every connection of the user: the asking one as a reply with its id,
+ * the others as a `read` event. */
+static void read_done(struct store_job *job)
+{
+    struct ws_job *j = (struct ws_job *)job;
+    struct fan_ev ev = {.kind = FAN_USER, .user = j->user, .origin = j->c, .origin_io = j->c->io};
+    char rid[32];
+
+    if (job->status != CD_OK) {
+        ev.kind = FAN_REPLY;
+        ev.reply = error_frame(j->id, job->status);
+    } else {
+        id_format(rid, sizeof(rid), 'r', j->room);
+        ev.frame = reply_frame(json_pack("{s:s,s:s,s:I,s:I}", "type", "read", "room", rid, "seq",
+                                         (json_int_t)j->marker, "unread", (json_int_t)j->unread));
+        ev.reply =
+            reply_frame(with_id(json_pack("{s:s,s:s,s:I,s:I}", "type", "read", "room", rid, "seq",
+                                          (json_int_t)j->marker, "unread", (json_int_t)j->unread),
+                                j->id));
+    }
+    fanout_add(&j->app->fanout, &ev);
+    ws_job_free(j);
+}
+
+static void op_read(struct app *app, struct conn *c, json_t *msg, json_t *id)
+{
+    json_t *seq = json_object_get(msg, "seq");
+    struct ws_job *j;
+    int64_t room;
+
+    if (!msg_room(c, msg, id, &room)) return;
+    if (!json_is_integer(seq) || json_integer_value(seq) < 0) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, "seq (non-negative integer) is required");
+        return;
+    }
+    j = ws_job_new(app, c, id);
+    j->room = room;
+    j->seq = json_integer_value(seq);
+    j->job.exec = read_exec;
+    j->job.done = read_done;
+    store_submit(&app->db, &j->job);
+}
+
+static void op_typing(struct app *app, struct conn *c, json_t *msg, json_t *id)
+{
+    char key[64];
+    int64_t room, wait;
+    int n;
+
+    if (!msg_room(c, msg, id, &room)) return;
+    n = snprintf(key, sizeof(key), "%lld:%lld", (long long)c->user_id, (long long)room);
+    if ((wait = limiter_take(&app->typing, key, (size_t)n, now_unix_ms()))) {
+        ws_send_retry(app, c, id, wait);
+        return;
+    }
+    hub_typing(c, room);
+}
+
+static void op_sync(struct app *app, struct conn *c, json_t *msg, json_t *id)
+{
+    json_t *rooms = json_object_get(msg, "rooms"), *empty = NULL;
+    (void)app;
+    if (rooms && !json_is_object(rooms)) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, "rooms must be an object {room_id: last_seq}");
+        hub_release(c);
+        return;
+    }
+    if (!rooms) rooms = empty = json_object(); /* nothing to replay: just start live delivery */
+    hub_sync(c, id, rooms);
+    json_decref(empty);
+}
+
 static const struct ws_op ws_ops[] = {
-    {"ping", op_ping},
+    {"send", op_send},     {"sync", op_sync}, {"read", op_read},
+    {"typing", op_typing}, {"ping", op_ping},
 };
 
 void api_ws_message(struct conn *c, uint8_t *data, size_t len)
@@ -70,27 +319,46 @@ void api_ws_message(struct conn *c, uint8_t *data, size_t len)
     }
     for (size_t i = 0; i < sizeof(ws_ops) / sizeof(ws_ops[0]); i++)
         if (!strcmp(ws_ops[i].type, json_string_value(type))) {
-            ws_ops[i].handler(c, msg, id);
+            /* The first request of a connection starts its live delivery (sync does it after
+             * positioning its rooms). */
+            if (ws_ops[i].handler != op_sync) hub_release(c);
+            ws_ops[i].handler(c->io->srv->app, c, msg, id);
             json_decref(msg);
             return;
         }
+    hub_release(c);
     ws_send_error(c, id, CD_E_UNKNOWN_TYPE, NULL);
     json_decref(msg);
 }
 
 void api_ws_close(struct conn *c)
 {
-    (void)c;
+    hub_conn_close(c);
+}
+
+/* The connection's rooms are subscribed: greet it and start reading its requests. */
+void api_ws_ready(struct conn *c, uint32_t nrooms)
+{
+    struct app *app = c->io->srv->app;
+    char uid[24];
+    id_format(uid, sizeof(uid), 'u', c->user_id);
+    ws_send_json(c, json_pack("{s:s,s:s,s:s,s:I,s:{s:I,s:I,s:I}}", "type", "hello", "user", uid,
+                              "server", "chatd " CHATD_VERSION, "rooms", (json_int_t)nrooms,
+                              "limits", "max_message", (json_int_t)app->cfg.ws_max_message,
+                              "max_body", (json_int_t)app->cfg.max_body_text, "idle_timeout",
+                              (json_int_t)app->cfg.ws_idle));
+    net__conn_read_start(c);
 }
 
 /* ---- upgrade ---- */
 
 void api_ws_upgrade(struct api_req *r)
 {
-    char accept[29], tok[JWT_MAX_TOKEN + 1], uid[24];
+    char accept[29], tok[JWT_MAX_TOKEN + 1];
     struct slice h;
     size_t toklen = 0;
     int64_t user_id;
+    uint32_t online;
     int rc;
 
     if (http_header(r->http, "authorization", &h) && h.len > 7 &&
@@ -115,12 +383,15 @@ void api_ws_upgrade(struct api_req *r)
                        rc == CD_E_UPGRADE_REQUIRED ? "Sec-WebSocket-Version: 13\r\n" : NULL);
         return;
     }
+    online = presence_connect(r->app->presence, user_id);
+    if (!online) {
+        api_send_error(r->app, r->c, r->route, r->http->start_ms, CD_E_RATE_LIMITED,
+                       "too many open connections for this user (--max-conns-per-user)",
+                       "Retry-After: 1\r\n");
+        return;
+    }
     metrics_http(&r->app->metrics, r->route, 101, (net_now_ms() - r->http->start_ms) * 1000);
     http_upgrade_ws(r->c, accept);
     r->c->user_id = user_id;
-    id_format(uid, sizeof(uid), 'u', user_id);
-    ws_send_json(r->c, json_pack("{s:s,s:s,s:s,s:{s:I,s:I}}", "type", "hello", "user", uid,
-                                 "server", "chatd " CHATD_VERSION, "limits", "max_message",
-                                 (json_int_t)r->app->cfg.ws_max_message, "idle_timeout",
-                                 (json_int_t)r->app->cfg.ws_idle));
+    hub_conn_open(r->c, user_id, online == 1); /* hello follows once its rooms are loaded */
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "chat/hub.h"
 #include "server/app.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -126,6 +127,26 @@ int app_run(struct cfg *cfg)
     auth_rate = (double)cfg->auth_rate;
     limiter_init(&app->auth_ip, auth_rate, auth_rate * 4, cfg->rate_limits);
     limiter_init(&app->auth_user, auth_rate, auth_rate * 2, cfg->rate_limits);
+    limiter_init(&app->typing, (double)cfg->typing_rate, (double)cfg->typing_rate * 2,
+                 cfg->rate_limits);
+    {
+        struct tbucket_rule msg = {(double)cfg->msg_rate, (double)cfg->msg_burst};
+        struct hub_env env = {.db = &app->db,
+                              .fanout = &app->fanout,
+                              .sync_page = 500,
+                              .sync_max = (uint32_t)(cfg->sync_max ? cfg->sync_max : 1),
+                              .pending_max = 4096,
+                              .presence_max_room = (uint32_t)cfg->presence_max_room,
+                              .typing_ttl_s = 5,
+                              .on_ready = api_ws_ready};
+        app->presence = presence_new(&msg, cfg->rate_limits, (uint32_t)cfg->max_conns_per_user);
+        env.presence = app->presence;
+        hub_env_set(&env);
+        bus_local_init(&app->bus, &app->net, hub_deliver);
+        app->fanout.bus = &app->bus;
+        app->db.batch_done = fanout_flush;
+        app->db.batch_ud = &app->fanout;
+    }
 
     app->net.app = app;
     app->net.lim = (struct net_limits){
@@ -145,6 +166,9 @@ int app_run(struct cfg *cfg)
         .on_request = app_on_request,
         .on_ws_message = api_ws_message,
         .on_ws_close = api_ws_close,
+        .on_thread_start = hub_thread_start,
+        .on_thread_stop = hub_thread_stop,
+        .on_tick = hub_tick,
     };
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
         store_db_close(&app->db);
@@ -172,6 +196,9 @@ int app_run(struct cfg *cfg)
     net_free(&app->net);
     limiter_free(&app->auth_ip);
     limiter_free(&app->auth_user);
+    limiter_free(&app->typing);
+    presence_free(app->presence);
+    bus_local_free(&app->bus);
     uv_loop_close(main_loop);
     log_info("chatd stopped", "%s", "\"exit\":0");
     free(app);

@@ -9,6 +9,8 @@
 #include "auth/jwt.h"
 #include "net/conn.h"
 #include "net/http.h"
+#include "chat/fanout.h"
+#include "chat/presence.h"
 #include "server/config.h"
 #include "server/limiter.h"
 #include "server/metrics.h"
@@ -22,7 +24,11 @@ struct app {
     struct metrics metrics;
     struct limiter auth_ip;   /* login/register attempts per client IP */
     struct limiter auth_user; /* login attempts per username */
-    _Atomic int ready;        /* /readyz: 1 once storage is open and listeners are up */
+    struct limiter typing;    /* typing events per user and room */
+    struct presence *presence;
+    struct fanout fanout;
+    struct bus bus;
+    _Atomic int ready; /* /readyz: 1 once storage is open and listeners are up */
 };
 
 /* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.
@@ -43,6 +49,15 @@ int app_run(struct cfg *cfg);
     X(ME, "me")                                                                                    \
     X(USER, "user")                                                                                \
     X(WS, "ws")                                                                                    \
+    X(ROOMS_CREATE, "rooms_create")                                                                \
+    X(ROOMS_LIST, "rooms_list")                                                                    \
+    X(ROOM_GET, "room_get")                                                                        \
+    X(ROOM_PATCH, "room_patch")                                                                    \
+    X(MEMBER_ADD, "member_add")                                                                    \
+    X(MEMBER_REMOVE, "member_remove")                                                              \
+    X(DMS, "dms")                                                                                  \
+    X(HISTORY, "messages_list")                                                                    \
+    X(MESSAGE_POST, "messages_post")                                                               \
     X(UNMATCHED, "unmatched")
 
 enum route_id {
@@ -58,9 +73,10 @@ struct api_req {
     struct conn *c;
     struct http_request *http;
     int route;
-    int64_t user_id;    /* authenticated user (routes with ROUTE_F_AUTH), else 0 */
-    struct slice param; /* the {id} path segment, if the route has one */
-    json_t *body;       /* parsed JSON object (routes with ROUTE_F_JSON), else NULL */
+    int64_t user_id;     /* authenticated user (routes with ROUTE_F_AUTH), else 0 */
+    struct slice param;  /* the first {id} path segment, if the route has one */
+    struct slice param2; /* the second one */
+    json_t *body;        /* parsed JSON object (routes with ROUTE_F_JSON), else NULL */
 };
 
 /* An HTTP request answered later: holds the connection across worker-thread and writer-thread
@@ -73,6 +89,12 @@ struct api_call {
     int status;      /* CD_OK or an error for the response */
     json_t *result;  /* response object on success (owned) */
     int http_status; /* success status (200/201/204) */
+    char *raw;       /* prebuilt JSON response body (malloc'ed), instead of result */
+    size_t raw_len;
+    /* Optional, writer thread, after the commit and before the answer: publish events. */
+    void (*committed)(struct api_call *call);
+    /* Optional, I/O thread, when the call is freed: release the subclass's own memory. */
+    void (*cleanup)(struct api_call *call);
     uv_work_t work;
     struct store_job job;
     struct net_task task;
@@ -118,6 +140,25 @@ void api_logout(struct api_req *r);
 void api_me(struct api_req *r);
 void api_user(struct api_req *r);
 void api_ws_upgrade(struct api_req *r);
+void api_rooms_create(struct api_req *r);
+void api_rooms_list(struct api_req *r);
+void api_room_get(struct api_req *r);
+void api_room_patch(struct api_req *r);
+void api_member_add(struct api_req *r);
+void api_member_remove(struct api_req *r);
+void api_dms(struct api_req *r);
+void api_history(struct api_req *r);
+void api_message_post(struct api_req *r);
+void api_ws_ready(struct conn *c, uint32_t nrooms);
+/* Writer thread: store a message, or find the original of a resent (sender, client_msg_id);
+ * *room_out is the room of the stored message. */
+struct chat_out;
+struct chat_sent;
+int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
+                  const char *body, size_t body_len, const char *cmid, size_t cmid_len,
+                  struct chat_out *out, struct chat_sent *sent, int64_t *room_out);
+/* JSON of a room (id, kind, name, topic, created_by, created_at, last_seq, member_count). */
+json_t *api_room_json(const struct store_room *room);
 void api_ws_message(struct conn *c, uint8_t *data, size_t len);
 void api_ws_close(struct conn *c);
 void app_on_request(struct conn *c, struct http_request *req);

@@ -45,6 +45,10 @@
     X(msg_rate, "msg-rate", INT, "20", "messages per second per user")                             \
     X(msg_burst, "msg-burst", INT, "50", "message burst per user")                                 \
     X(typing_rate, "typing-rate", INT, "2", "typing events per second per user and room")          \
+    X(sync_max, "sync-max", INT, "10000",                                                          \
+      "messages one sync replays per room before answering has_more")                              \
+    X(presence_max_room, "presence-max-room", INT, "200",                                          \
+      "rooms with more members get no presence events (bounds the cost of a change)")              \
     X(max_conns_per_user, "max-conns-per-user", INT, "32", "open WebSocket connections per user")  \
     X(drain_timeout, "drain-timeout", INT, "10", "seconds SIGTERM waits for connections to close")
 

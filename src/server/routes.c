@@ -39,6 +39,18 @@ static const struct route routes[] = {
     {HTTP_GET, "/v1/me", ROUTE_ME, ROUTE_F_AUTH, api_me},
     {HTTP_GET, "/v1/users/{id}", ROUTE_USER, ROUTE_F_AUTH, api_user},
     {HTTP_GET, "/v1/ws", ROUTE_WS, 0, api_ws_upgrade},
+    {HTTP_POST, "/v1/rooms", ROUTE_ROOMS_CREATE, ROUTE_F_AUTH | ROUTE_F_JSON, api_rooms_create},
+    {HTTP_GET, "/v1/rooms", ROUTE_ROOMS_LIST, ROUTE_F_AUTH, api_rooms_list},
+    {HTTP_GET, "/v1/rooms/{id}", ROUTE_ROOM_GET, ROUTE_F_AUTH, api_room_get},
+    {HTTP_PATCH, "/v1/rooms/{id}", ROUTE_ROOM_PATCH, ROUTE_F_AUTH | ROUTE_F_JSON, api_room_patch},
+    {HTTP_POST, "/v1/rooms/{id}/members", ROUTE_MEMBER_ADD, ROUTE_F_AUTH | ROUTE_F_JSON,
+     api_member_add},
+    {HTTP_DELETE, "/v1/rooms/{id}/members/{id}", ROUTE_MEMBER_REMOVE, ROUTE_F_AUTH,
+     api_member_remove},
+    {HTTP_POST, "/v1/dms", ROUTE_DMS, ROUTE_F_AUTH | ROUTE_F_JSON, api_dms},
+    {HTTP_GET, "/v1/rooms/{id}/messages", ROUTE_HISTORY, ROUTE_F_AUTH, api_history},
+    {HTTP_POST, "/v1/rooms/{id}/messages", ROUTE_MESSAGE_POST, ROUTE_F_AUTH | ROUTE_F_JSON,
+     api_message_post},
 };
 
 static const char *const route_names[] = {
@@ -144,7 +156,11 @@ void api_call_finish(struct api_call *call)
 {
     struct conn *c = call->c;
     if (conn_alive(c)) {
-        if (call->status == CD_OK)
+        if (call->status == CD_OK && call->raw) {
+            metrics_http(&call->app->metrics, call->route, call->http_status,
+                         (net_now_ms() - call->start_ms) * 1000);
+            http_respond(c, call->http_status, "application/json", call->raw, call->raw_len, NULL);
+        } else if (call->status == CD_OK)
             api_send_json(call->app, c, call->route, call->start_ms, call->http_status,
                           call->result, NULL);
         else
@@ -154,6 +170,8 @@ void api_call_finish(struct api_call *call)
         call->result = NULL;
     }
     json_decref(call->result);
+    free(call->raw);
+    if (call->cleanup) call->cleanup(call);
     conn_release(c);
     free(call);
 }
@@ -188,6 +206,7 @@ static void call_job_done(struct store_job *j)
 {
     struct api_call *call = (struct api_call *)((char *)j - offsetof(struct api_call, job));
     if (j->status != CD_OK) call->status = j->status;
+    if (call->committed) call->committed(call);
     call->task.run = call_task_run;
     net_post(call->c->io, &call->task);
 }
@@ -298,16 +317,31 @@ static void api_metrics(struct api_req *r)
 
 /* ---- dispatch ---- */
 
-static int route_match(const struct route *rt, struct slice path, struct slice *param)
+/* Segment-wise match; each "{id}" segment matches one non-empty segment and is captured. */
+static int route_match(const struct route *rt, struct slice path, struct slice *p1,
+                       struct slice *p2)
 {
-    const char *brace = strstr(rt->pattern, "{id}");
-    size_t plen;
-    if (!brace) return slice_eq(path, rt->pattern);
-    plen = (size_t)(brace - rt->pattern);
-    if (path.len <= plen || memcmp(path.p, rt->pattern, plen) != 0) return 0;
-    if (memchr(path.p + plen, '/', path.len - plen)) return 0;
-    *param = (struct slice){path.p + plen, path.len - plen};
-    return 1;
+    const char *pat = rt->pattern, *p = path.p, *end = path.p + path.len;
+    int nparam = 0;
+
+    while (*pat) {
+        if (!strncmp(pat, "{id}", 4)) {
+            const char *seg = p;
+            while (p < end && *p != '/')
+                p++;
+            if (p == seg) return 0;
+            if (nparam++ == 0)
+                *p1 = (struct slice){seg, (size_t)(p - seg)};
+            else
+                *p2 = (struct slice){seg, (size_t)(p - seg)};
+            pat += 4;
+            continue;
+        }
+        if (p >= end || *p != *pat) return 0;
+        p++;
+        pat++;
+    }
+    return p == end;
 }
 
 void app_on_request(struct conn *c, struct http_request *req)
@@ -319,12 +353,13 @@ void app_on_request(struct conn *c, struct http_request *req)
 
     if (req->upgrade) c->flags |= CONN_F_NO_KEEPALIVE; /* bytes after it are not HTTP */
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        struct slice param = {0};
-        if (!route_match(&routes[i], req->path, &param)) continue;
+        struct slice p1 = {0}, p2 = {0};
+        if (!route_match(&routes[i], req->path, &p1, &p2)) continue;
         path_known = 1;
         if (routes[i].method == req->method) {
             rt = &routes[i];
-            r.param = param;
+            r.param = p1;
+            r.param2 = p2;
             break;
         }
     }

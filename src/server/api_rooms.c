@@ -1,0 +1,628 @@
+/* api_rooms.c - rooms, direct chats, members and history over REST. Reads run on the thread
+ * pool with read-only connections; changes run as writer jobs whose committed events are
+ * published to the fanout before the HTTP answer leaves. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "chat/events.h"
+#include "chat/rooms.h"
+#include "server/app.h"
+#include "util/jsonw.h"
+#include "util/status.h"
+
+#define HISTORY_DEFAULT 50
+#define HISTORY_MAX     200
+
+struct room_call {
+    struct api_call base; /* first */
+    int64_t user;         /* the caller */
+    int64_t room, target; /* room and subject user */
+    int role;
+    char name[STORE_ROOM_NAME_MAX + 1], topic[STORE_ROOM_TOPIC_MAX + 1];
+    int has_name, has_topic;
+    int64_t *members;
+    size_t nmembers;
+    int64_t after, before;
+    int limit, desc;
+    char *body;
+    size_t body_len;
+    char cmid[CHAT_CMID_MAX + 1];
+    size_t cmid_len;
+    struct store_room r;
+    struct chat_out out;
+    struct chat_sent sent;
+    int created;
+    struct jsonw w; /* history rows */
+    int rows;
+    int64_t last_row_seq;
+};
+
+#define ROOM_CALL(j) ((struct room_call *)((char *)(j)-offsetof(struct api_call, job)))
+
+json_t *api_room_json(const struct store_room *r)
+{
+    char id[32], by[32];
+    id_format(id, sizeof(id), 'r', r->id);
+    id_format(by, sizeof(by), 'u', r->created_by);
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "id", id, "kind",
+                     r->kind == ROOM_DIRECT ? "direct" : "group", "name", r->name, "topic",
+                     r->topic, "created_by", by, "created_at", (json_int_t)r->created_at,
+                     "last_seq", (json_int_t)r->last_seq, "member_count",
+                     (json_int_t)r->member_count);
+}
+
+static void publish(struct api_call *call)
+{
+    struct room_call *rc = (struct room_call *)call;
+    if (call->status == CD_OK)
+        chat_out_commit(&rc->out, &call->app->fanout);
+    else
+        chat_out_discard(&rc->out);
+}
+
+static void room_call_cleanup(struct api_call *call)
+{
+    struct room_call *rc = (struct room_call *)call;
+    chat_out_discard(&rc->out);
+    free(rc->members);
+    free(rc->body);
+}
+
+static struct room_call *room_call_new(struct api_req *r)
+{
+    struct room_call *rc = (struct room_call *)api_call_new(r, sizeof(struct room_call));
+    rc->user = r->user_id;
+    rc->base.committed = publish;
+    rc->base.cleanup = room_call_cleanup;
+    return rc;
+}
+
+/* A job's own error travels in call->status; a failed exec rolls its savepoint back. */
+static int job_status(struct room_call *rc, int status)
+{
+    if (status != CD_OK) {
+        chat_out_discard(&rc->out);
+        rc->base.status = status;
+    }
+    return status;
+}
+
+static int room_param(struct api_req *r, int64_t *room)
+{
+    if (id_parse(r->param, 'r', room)) return 1;
+    api_respond_error(r, CD_E_NOT_FOUND, "no such room");
+    return 0;
+}
+
+static int body_user(struct api_req *r, int64_t *user)
+{
+    json_t *v = json_object_get(r->body, "user_id");
+    if (json_is_string(v) &&
+        id_parse((struct slice){json_string_value(v), json_string_length(v)}, 'u', user))
+        return 1;
+    api_respond_error(r, CD_E_INVALID_FIELD, "user_id must be a user id string");
+    return 0;
+}
+
+/* Optional string field with a byte limit; returns 0 after answering on a bad value. */
+static int opt_string(struct api_req *r, const char *key, size_t min, size_t max, char *out,
+                      int *present)
+{
+    json_t *v = json_object_get(r->body, key);
+    *present = 0;
+    if (!v) return 1;
+    if (!json_is_string(v) || json_string_length(v) < min || json_string_length(v) > max) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "%s must be a string of %zu-%zu bytes", key, min, max);
+        api_respond_error(r, CD_E_INVALID_FIELD, msg);
+        return 0;
+    }
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    *present = 1;
+    return 1;
+}
+
+/* ---- POST /v1/rooms ---- */
+
+static int create_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct room_call *rc = ROOM_CALL(j);
+    int st = chat_room_create(ops, sc, rc->user, rc->name, rc->topic, rc->members, rc->nmembers,
+                              now_unix_ms(), &rc->out, &rc->r);
+    if (job_status(rc, st) != CD_OK) return st;
+    rc->base.result = json_pack("{s:o}", "room", api_room_json(&rc->r));
+    return CD_OK;
+}
+
+void api_rooms_create(struct api_req *r)
+{
+    json_t *members = json_object_get(r->body, "members"), *v;
+    struct room_call *rc;
+    char name[STORE_ROOM_NAME_MAX + 1], topic[STORE_ROOM_TOPIC_MAX + 1] = "";
+    int has_name, has_topic;
+    size_t i;
+
+    if (!opt_string(r, "name", 1, STORE_ROOM_NAME_MAX, name, &has_name) ||
+        !opt_string(r, "topic", 0, STORE_ROOM_TOPIC_MAX, topic, &has_topic))
+        return;
+    if (!has_name) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "name (string, 1-100 bytes) is required");
+        return;
+    }
+    if (members &&
+        (!json_is_array(members) || json_array_size(members) > CHAT_MAX_INITIAL_MEMBERS)) {
+        api_respond_error(r, CD_E_INVALID_FIELD,
+                          "members must be an array of at most 1000 user ids");
+        return;
+    }
+    rc = room_call_new(r);
+    memcpy(rc->name, name, sizeof(name));
+    memcpy(rc->topic, topic, sizeof(topic));
+    rc->members = xcalloc(json_array_size(members) + 1, sizeof(int64_t));
+    json_array_foreach(members, i, v)
+    {
+        if (!json_is_string(v) ||
+            !id_parse((struct slice){json_string_value(v), json_string_length(v)}, 'u',
+                      &rc->members[rc->nmembers])) {
+            rc->base.status = CD_E_INVALID_FIELD;
+            api_call_finish(&rc->base);
+            return;
+        }
+        rc->nmembers++;
+    }
+    rc->base.http_status = 201;
+    rc->base.job.exec = create_exec;
+    api_call_write(&rc->base);
+}
+
+/* ---- POST /v1/dms ---- */
+
+static int dm_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct room_call *rc = ROOM_CALL(j);
+    int st =
+        chat_dm_open(ops, sc, rc->user, rc->target, now_unix_ms(), &rc->out, &rc->r, &rc->created);
+    if (job_status(rc, st) != CD_OK) return st;
+    rc->base.http_status = rc->created ? 201 : 200;
+    rc->base.result = json_pack("{s:o}", "room", api_room_json(&rc->r));
+    return CD_OK;
+}
+
+void api_dms(struct api_req *r)
+{
+    int64_t target;
+    struct room_call *rc;
+    if (!body_user(r, &target)) return;
+    if (target == r->user_id) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "a direct chat needs another user");
+        return;
+    }
+    rc = room_call_new(r);
+    rc->target = target;
+    rc->base.job.exec = dm_exec;
+    api_call_write(&rc->base);
+}
+
+/* ---- PATCH /v1/rooms/{id} ---- */
+
+static int patch_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct room_call *rc = ROOM_CALL(j);
+    int st = chat_room_update(ops, sc, rc->room, rc->user, rc->has_name ? rc->name : NULL,
+                              rc->has_topic ? rc->topic : NULL, now_unix_ms(), &rc->out);
+    if (st == CD_OK) st = ops->room_get(sc, rc->room, &rc->r);
+    if (job_status(rc, st) != CD_OK) return st;
+    rc->base.result = json_pack("{s:o}", "room", api_room_json(&rc->r));
+    return CD_OK;
+}
+
+void api_room_patch(struct api_req *r)
+{
+    struct room_call *rc;
+    int64_t room;
+    char name[STORE_ROOM_NAME_MAX + 1], topic[STORE_ROOM_TOPIC_MAX + 1];
+    int has_name, has_topic;
+
+    if (!room_param(r, &room)) return;
+    if (!opt_string(r, "name", 1, STORE_ROOM_NAME_MAX, name, &has_name) ||
+        !opt_string(r, "topic", 0, STORE_ROOM_TOPIC_MAX, topic, &has_topic))
+        return;
+    if (!has_name && !has_topic) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "name or topic is required");
+        return;
+    }
+    rc = room_call_new(r);
+    rc->room = room;
+    memcpy(rc->name, name, has_name ? strlen(name) + 1 : 1);
+    memcpy(rc->topic, topic, has_topic ? strlen(topic) + 1 : 1);
+    rc->has_name = has_name;
+    rc->has_topic = has_topic;
+    rc->base.job.exec = patch_exec;
+    api_call_write(&rc->base);
+}
+
+/* ---- members ---- */
+
+static int member_add_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct room_call *rc = ROOM_CALL(j);
+    struct store_member m;
+    char uid[32];
+    int st =
+        chat_member_add(ops, sc, rc->room, rc->user, rc->target, rc->role, now_unix_ms(), &rc->out);
+    if (st == CD_OK) st = ops->member_get(sc, rc->room, rc->target, &m);
+    if (job_status(rc, st) != CD_OK) return st;
+    id_format(uid, sizeof(uid), 'u', rc->target);
+    rc->base.result =
+        json_pack("{s:{s:s,s:s}}", "member", "user_id", uid, "role", events_role_name(m.role));
+    return CD_OK;
+}
+
+void api_member_add(struct api_req *r)
+{
+    struct room_call *rc;
+    int64_t room, user;
+    int role = -1;
+    json_t *jr = json_object_get(r->body, "role");
+
+    if (!room_param(r, &room) || !body_user(r, &user)) return;
+    if (jr && (!json_is_string(jr) || !events_role_parse(json_string_value(jr), &role))) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "role must be member, admin or owner");
+        return;
+    }
+    rc = room_call_new(r);
+    rc->room = room;
+    rc->target = user;
+    rc->role = role;
+    rc->base.job.exec = member_add_exec;
+    api_call_write(&rc->base);
+}
+
+static int member_remove_exec(const struct store_ops *ops, struct store_conn *sc,
+                              struct store_job *j)
+{
+    struct room_call *rc = ROOM_CALL(j);
+    int st = chat_member_remove(ops, sc, rc->room, rc->user, rc->target, now_unix_ms(), &rc->out);
+    return job_status(rc, st);
+}
+
+void api_member_remove(struct api_req *r)
+{
+    struct room_call *rc;
+    int64_t room, user;
+
+    if (!room_param(r, &room)) return;
+    if (!id_parse(r->param2, 'u', &user)) {
+        api_respond_error(r, CD_E_NOT_FOUND, "no such user");
+        return;
+    }
+    rc = room_call_new(r);
+    rc->room = room;
+    rc->target = user;
+    rc->base.http_status = 204;
+    rc->base.job.exec = member_remove_exec;
+    api_call_write(&rc->base);
+}
+
+/* ---- reads ---- */
+
+struct list_ctx {
+    struct room_call *rc;
+    struct store_conn *sc;
+    json_t *arr;
+};
+
+static int list_row(void *ud, const struct store_room *room, const struct store_member *m)
+{
+    struct list_ctx *lc = ud;
+    const struct store_ops *ops = lc->rc->base.app->db.ops;
+    json_t *o = api_room_json(room);
+    int64_t unread = 0;
+    ops->unread_count(lc->sc, room->id, m->user_id, m->read_seq, &unread);
+    json_object_set_new(o, "role", json_string(events_role_name(m->role)));
+    json_object_set_new(o, "read_seq", json_integer(m->read_seq));
+    json_object_set_new(o, "unread", json_integer(unread));
+    json_array_append_new(lc->arr, o);
+    return 0;
+}
+
+static int peer_row(void *ud, const struct store_room *room, const struct store_member *m)
+{
+    int64_t *peer_me = ud; /* [0] = me, [1] = peer out */
+    (void)room;
+    if (m->user_id != peer_me[0]) peer_me[1] = m->user_id;
+    return 0;
+}
+
+static void rooms_list_work(struct api_call *call)
+{
+    struct room_call *rc = (struct room_call *)call;
+    struct store_conn *sc = store_reader(&call->app->db);
+    const struct store_ops *ops = call->app->db.ops;
+    struct list_ctx lc = {rc, sc, json_array()};
+    size_t i;
+    json_t *o;
+
+    call->status = sc ? ops->rooms_of_user(sc, rc->user, list_row, &lc) : CD_E_IO;
+    json_array_foreach(lc.arr, i, o)
+    {
+        int64_t peer_me[2] = {rc->user, 0}, id;
+        json_t *jid = json_object_get(o, "id");
+        if (strcmp(json_string_value(json_object_get(o, "kind")), "direct")) continue;
+        id_parse((struct slice){json_string_value(jid), json_string_length(jid)}, 'r', &id);
+        ops->members_list(sc, id, 2, peer_row, peer_me);
+        if (peer_me[1]) {
+            char uid[32];
+            id_format(uid, sizeof(uid), 'u', peer_me[1]);
+            json_object_set_new(o, "peer", json_string(uid));
+        }
+    }
+    call->result = json_pack("{s:o}", "rooms", lc.arr);
+}
+
+void api_rooms_list(struct api_req *r)
+{
+    struct room_call *rc = room_call_new(r);
+    rc->base.work_fn = rooms_list_work;
+    rc->base.after_fn = api_call_finish;
+    api_call_work(&rc->base);
+}
+
+static int members_row(void *ud, const struct store_room *room, const struct store_member *m)
+{
+    json_t *arr = ud;
+    char uid[32];
+    (void)room;
+    id_format(uid, sizeof(uid), 'u', m->user_id);
+    json_array_append_new(
+        arr, json_pack("{s:s,s:s}", "user_id", uid, "role", events_role_name(m->role)));
+    return 0;
+}
+
+/* Member check on a read connection: CD_OK, CD_E_NOT_FOUND (no room) or CD_E_NOT_MEMBER. */
+static int read_member(struct room_call *rc, struct store_conn *sc, struct store_member *m)
+{
+    const struct store_ops *ops = rc->base.app->db.ops;
+    int st = ops->room_get(sc, rc->room, &rc->r);
+    if (st != CD_OK) return st;
+    st = ops->member_get(sc, rc->room, rc->user, m);
+    return st == CD_E_NOT_FOUND ? CD_E_NOT_MEMBER : st;
+}
+
+static void room_get_work(struct api_call *call)
+{
+    struct room_call *rc = (struct room_call *)call;
+    struct store_conn *sc = store_reader(&call->app->db);
+    struct store_member m;
+    json_t *room, *arr;
+
+    if (!sc) {
+        call->status = CD_E_IO;
+        return;
+    }
+    if ((call->status = read_member(rc, sc, &m)) != CD_OK) return;
+    room = api_room_json(&rc->r);
+    arr = json_array();
+    call->app->db.ops->members_list(sc, rc->room, CHAT_MAX_INITIAL_MEMBERS, members_row, arr);
+    json_object_set_new(room, "members", arr);
+    json_object_set_new(room, "role", json_string(events_role_name(m.role)));
+    json_object_set_new(room, "read_seq", json_integer(m.read_seq));
+    call->result = json_pack("{s:o}", "room", room);
+}
+
+void api_room_get(struct api_req *r)
+{
+    struct room_call *rc;
+    int64_t room;
+    if (!room_param(r, &room)) return;
+    rc = room_call_new(r);
+    rc->room = room;
+    rc->base.work_fn = room_get_work;
+    rc->base.after_fn = api_call_finish;
+    api_call_work(&rc->base);
+}
+
+static int history_row(void *ud, const struct store_event *ev)
+{
+    struct room_call *rc = ud;
+    if (rc->rows == rc->limit) return 1; /* the probe row: there is more */
+    if (rc->rows++) jsonw_lit(&rc->w, ",");
+    events_log_json(&rc->w, ev);
+    return 0;
+}
+
+/* Rows come newest-first for `before` pages; they are collected and reversed. */
+struct rev_ctx {
+    struct room_call *rc;
+    struct store_event *evs;
+    char **bodies;
+    size_t n;
+};
+
+static int history_rev_row(void *ud, const struct store_event *ev)
+{
+    struct rev_ctx *x = ud;
+    x->evs[x->n] = *ev;
+    x->bodies[x->n] = xmalloc(ev->body_len + ev->cmid_len + 1);
+    memcpy(x->bodies[x->n], ev->body, ev->body_len);
+    if (ev->client_msg_id) memcpy(x->bodies[x->n] + ev->body_len, ev->client_msg_id, ev->cmid_len);
+    x->evs[x->n].body = x->bodies[x->n];
+    x->evs[x->n].client_msg_id = ev->client_msg_id ? x->bodies[x->n] + ev->body_len : NULL;
+    x->n++;
+    return 0;
+}
+
+static void history_work(struct api_call *call)
+{
+    struct room_call *rc = (struct room_call *)call;
+    struct store_conn *sc = store_reader(&call->app->db);
+    const struct store_ops *ops = call->app->db.ops;
+    struct store_member m;
+    int has_more;
+
+    if (!sc) {
+        call->status = CD_E_IO;
+        return;
+    }
+    if ((call->status = read_member(rc, sc, &m)) != CD_OK) return;
+    jsonw_init(&rc->w, 4096);
+    jsonw_lit(&rc->w, "{\"messages\":[");
+    if (rc->desc) {
+        struct rev_ctx x = {rc, xcalloc((size_t)rc->limit + 1, sizeof(struct store_event)),
+                            xcalloc((size_t)rc->limit + 1, sizeof(char *)), 0};
+        call->status =
+            ops->events_page(sc, rc->room, 0, rc->before, rc->limit + 1, 1, history_rev_row, &x);
+        has_more = x.n > (size_t)rc->limit;
+        for (size_t i = x.n > (size_t)rc->limit ? (size_t)rc->limit : x.n; i-- > 0;)
+            history_row(rc, &x.evs[i]);
+        for (size_t i = 0; i < x.n; i++)
+            free(x.bodies[i]);
+        free(x.evs);
+        free(x.bodies);
+    } else {
+        rc->limit++; /* read one more row to learn whether there is more */
+        call->status =
+            ops->events_page(sc, rc->room, rc->after, rc->before, rc->limit, 0, history_row, rc);
+        rc->limit--;
+        has_more = rc->rows > rc->limit;
+        if (has_more) rc->rows = rc->limit;
+    }
+    jsonw_lit(&rc->w, "],\"has_more\":");
+    jsonw_lit(&rc->w, has_more ? "true" : "false");
+    jsonw_lit(&rc->w, "}");
+    call->raw_len = jsonw_text_len(&rc->w);
+    call->raw = xmalloc(call->raw_len);
+    memcpy(call->raw, jsonw_text(&rc->w), call->raw_len);
+    jsonw_free(&rc->w);
+}
+
+static int query_int(struct api_req *r, const char *name, int64_t *out, int *present)
+{
+    char buf[24], *end;
+    long long v;
+    *present = 0;
+    if (!http_query_param(r->http, name, buf, sizeof(buf))) return 1;
+    v = strtoll(buf, &end, 10);
+    if (!*buf || *end || v < 0) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "%s must be a non-negative integer", name);
+        api_respond_error(r, CD_E_INVALID_FIELD, msg);
+        return 0;
+    }
+    *out = v;
+    *present = 1;
+    return 1;
+}
+
+void api_history(struct api_req *r)
+{
+    struct room_call *rc;
+    int64_t room, before = 0, after = 0, limit = HISTORY_DEFAULT;
+    int has_before, has_after, has_limit;
+
+    if (!room_param(r, &room)) return;
+    if (!query_int(r, "before", &before, &has_before) ||
+        !query_int(r, "after", &after, &has_after) || !query_int(r, "limit", &limit, &has_limit))
+        return;
+    if (has_limit && (limit < 1 || limit > HISTORY_MAX)) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "limit must be 1-200");
+        return;
+    }
+    rc = room_call_new(r);
+    rc->room = room;
+    rc->limit = (int)limit;
+    rc->after = has_after ? after : 0;
+    rc->before = has_before ? before : 0;
+    /* Without `after`, the newest page (before SEQ, or the latest) in ascending order. */
+    rc->desc = !has_after;
+    rc->base.work_fn = history_work;
+    rc->base.after_fn = api_call_finish;
+    api_call_work(&rc->base);
+}
+
+/* ---- POST /v1/rooms/{id}/messages ---- */
+
+struct orig_ctx {
+    int64_t room, seq, ts;
+};
+
+static int orig_row(void *ud, const struct store_event *ev)
+{
+    struct orig_ctx *o = ud;
+    o->room = ev->room_id;
+    o->seq = ev->seq;
+    o->ts = ev->ts;
+    return 0;
+}
+
+int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
+                  const char *body, size_t body_len, const char *cmid, size_t cmid_len,
+                  struct chat_out *out, struct chat_sent *sent, int64_t *room_out)
+{
+    struct orig_ctx o = {0};
+    int st =
+        chat_send(ops, sc, room, sender, body, body_len, cmid, cmid_len, now_unix_ms(), out, sent);
+    *room_out = room;
+    if (st != CD_E_CONFLICT) return st;
+    /* the same (sender, client_msg_id) was stored before: answer with the original */
+    st = ops->event_by_client_id(sc, sender, cmid, cmid_len, orig_row, &o);
+    if (st != CD_OK) return st == CD_E_NOT_FOUND ? CD_E_CONFLICT : st;
+    sent->seq = o.seq;
+    sent->ts = o.ts;
+    sent->duplicate = 1;
+    *room_out = o.room;
+    return CD_OK;
+}
+
+static int post_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct room_call *rc = ROOM_CALL(j);
+    char rid[32], mid[48];
+    int64_t room;
+    int st = api_send_exec(ops, sc, rc->room, rc->user, rc->body, rc->body_len, rc->cmid,
+                           rc->cmid_len, &rc->out, &rc->sent, &room);
+    if (job_status(rc, st) != CD_OK) return st;
+    id_format(rid, sizeof(rid), 'r', room);
+    snprintf(mid, sizeof(mid), "m_%lld_%lld", (long long)room, (long long)rc->sent.seq);
+    rc->base.http_status = rc->sent.duplicate ? 200 : 201;
+    rc->base.result = json_pack(
+        "{s:s,s:I,s:s,s:I,s:s,s:b}", "room", rid, "seq", (json_int_t)rc->sent.seq, "msg_id", mid,
+        "ts", (json_int_t)rc->sent.ts, "client_msg_id", rc->cmid, "duplicate", rc->sent.duplicate);
+    return CD_OK;
+}
+
+void api_message_post(struct api_req *r)
+{
+    struct room_call *rc;
+    int64_t room, wait;
+    json_t *body = json_object_get(r->body, "body"),
+           *cmid = json_object_get(r->body, "client_msg_id");
+
+    if (!room_param(r, &room)) return;
+    if (!json_is_string(body) || json_string_length(body) == 0) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "body (non-empty string) is required");
+        return;
+    }
+    if ((int64_t)json_string_length(body) > r->app->cfg.max_body_text) {
+        api_respond_error(r, CD_E_TOO_LARGE, "message body over --max-message-body");
+        return;
+    }
+    if (!json_is_string(cmid) || json_string_length(cmid) == 0 ||
+        json_string_length(cmid) > CHAT_CMID_MAX) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "client_msg_id (string, 1-64 bytes) is required");
+        return;
+    }
+    if ((wait = presence_take_msg(r->app->presence, r->user_id, now_unix_ms()))) {
+        api_respond_retry(r, wait);
+        return;
+    }
+    rc = room_call_new(r);
+    rc->room = room;
+    rc->body_len = json_string_length(body);
+    rc->body = xstrndup(json_string_value(body), rc->body_len);
+    rc->cmid_len = json_string_length(cmid);
+    memcpy(rc->cmid, json_string_value(cmid), rc->cmid_len);
+    rc->base.job.exec = post_exec;
+    api_call_write(&rc->base);
+}
