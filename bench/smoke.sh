@@ -24,7 +24,11 @@ check() { # name json
   python3 - "$1" "$2" <<'PY' || fail=1
 import json, sys
 name, raw = sys.argv[1], sys.argv[2]
-d = json.loads(raw)
+try:
+    d = json.loads(raw)
+except ValueError:
+    print(f"smoke {name}: FAILED (chatbench produced no result)")
+    sys.exit(1)
 bad = []
 if d["conns_failed"] or d["errors"] or d["closed"]:
     bad.append(f'failed={d["conns_failed"]} errors={d["errors"]} closed={d["closed"]}')
@@ -34,9 +38,9 @@ print(f"smoke {name}: " + ("ok" if not bad else "FAILED " + "; ".join(bad)))
 sys.exit(1 if bad else 0)
 PY
 }
-out=$("$CB" connections --target chatd --url "$URL" --conns 50 --users 2 --quiet --connect-timeout 10)
+out=$("$CB" connections --target chatd --url "$URL" --conns 50 --users 2 --quiet --connect-timeout 10) || true
 check connections "$out"
 out=$("$CB" fanout --target chatd --url "$URL" --receivers 20 --senders 2 --rate 20 --users 5 \
-  --duration 1 --warmup 0.2 --drain 3 --quiet --connect-timeout 10)
+  --duration 1 --warmup 0.2 --drain 3 --quiet --connect-timeout 10) || true
 check fanout "$out"
 exit $fail

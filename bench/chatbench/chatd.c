@@ -75,6 +75,7 @@ int cb_chatd_setup(const struct cb_opts *o, struct cb_world *world)
     }
     if (nusers < 1)
         nusers = 1;
+    int rc = -1;
     world->users = calloc((size_t)nusers, sizeof *world->users);
     world->rooms = calloc((size_t)nrooms, sizeof *world->rooms);
     if (!world->users || !world->rooms)
@@ -85,7 +86,7 @@ int cb_chatd_setup(const struct cb_opts *o, struct cb_world *world)
     uint64_t t0 = cb_now();
     for (int i = 0; i < nusers; i++)
         if (register_user(o, &fd, prefix, i, &world->users[i]) != 0)
-            return -1;
+            goto done;
     world->nusers = nusers;
     if (o->scenario == SC_CONNECTIONS) {
         /* Idle connections need no room; one is made when the server has rooms, so the
@@ -93,21 +94,31 @@ int cb_chatd_setup(const struct cb_opts *o, struct cb_world *world)
         if (create_room(o, &fd, &world->users[0], "bench", &world->rooms[0]) == 0)
             for (int i = 1; i < nusers; i++)
                 if (add_member(o, &fd, &world->users[0], &world->rooms[0], &world->users[i]) != 0)
-                    return -1;
+                    goto done;
     } else if (o->scenario == SC_FANOUT) {
         if (create_room(o, &fd, &world->users[0], "bench", &world->rooms[0]) != 0)
-            return -1;
+            goto done;
         for (int i = 1; i < nusers; i++)
             if (add_member(o, &fd, &world->users[0], &world->rooms[0], &world->users[i]) != 0)
-                return -1;
+                goto done;
     } else {
         for (int r = 0; r < nrooms; r++)
             if (create_room(o, &fd, &world->users[r % nusers], "bench", &world->rooms[r]) != 0)
-                return -1;
+                goto done;
     }
     world->nrooms = nrooms;
+    rc = 0;
+done:
     if (fd >= 0)
         close(fd);
+    if (rc != 0) {
+        free(world->users);
+        free(world->rooms);
+        world->users = NULL;
+        world->rooms = NULL;
+        world->nusers = world->nrooms = 0;
+        return rc;
+    }
     if (!o->quiet)
         fprintf(stderr, "chatbench: chatd setup: %d users, %d rooms in %.2f s\n", nusers, nrooms,
                 (double)(cb_now() - t0) / 1e9);

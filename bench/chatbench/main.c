@@ -21,6 +21,16 @@
 #include <time.h>
 #include <unistd.h>
 
+static struct cb_world *world_ptr;
+
+static void free_world(void)
+{
+    if (world_ptr) {
+        free(world_ptr->users);
+        free(world_ptr->rooms);
+    }
+}
+
 static void usage(void)
 {
     fputs(
@@ -328,9 +338,11 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    struct cb_world world = {0};
+    static struct cb_world world;
+    atexit(free_world);
     if (o->target == T_CHATD && cb_chatd_setup(o, &world) != 0)
         return 1;
+    world_ptr = &world;
 
     size_t shsize = sizeof(struct cb_shared) + (size_t)o->procs * sizeof(struct cb_stats);
     struct cb_shared *sh =
