@@ -540,6 +540,33 @@ static void conn_loaded(struct hub *h, struct hub_conn *hc, const int64_t *rooms
 
 static void typing_remove_conn(struct hub *h, struct hub_conn *hc, int publish);
 
+struct seen_job {
+    struct store_job job;
+    int64_t user, ms;
+};
+
+static int seen_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct seen_job *sj = (struct seen_job *)j;
+    return ops->user_set_last_seen(sc, sj->user, sj->ms);
+}
+
+static void seen_done(struct store_job *j)
+{
+    free(j);
+}
+
+/* Persist last_seen (fire and forget: presence itself lives in memory). */
+static void save_last_seen(int64_t user, int64_t ms)
+{
+    struct seen_job *sj = xcalloc(1, sizeof(*sj));
+    sj->user = user;
+    sj->ms = ms;
+    sj->job.exec = seen_exec;
+    sj->job.done = seen_done;
+    store_submit(env.db, &sj->job);
+}
+
 void hub_conn_close(struct conn *c)
 {
     struct hub_conn *hc = c->app;
@@ -550,8 +577,10 @@ void hub_conn_close(struct conn *c)
     if (!hc) return;
     h = hub_of(c->io);
     typing_remove_conn(h, hc, 1);
-    if (presence_disconnect(env.presence, hc->user, (now = now_ms_wall())) == 0 && hc->loaded)
-        publish_presence(hc, "offline", now);
+    if (presence_disconnect(env.presence, hc->user, (now = now_ms_wall())) == 0) {
+        save_last_seen(hc->user, now);
+        if (hc->loaded) publish_presence(hc, "offline", now);
+    }
     while (hc->n)
         unsubscribe(h, hc->subs[hc->n - 1]);
     u = imap_get(&h->users, hc->user);

@@ -286,14 +286,25 @@ static void user_read(struct api_call *call)
 {
     struct auth_call *a = (struct auth_call *)call;
     struct store_conn *sc = store_reader(&call->app->db);
+    const struct store_ops *ops = call->app->db.ops;
     struct store_user u;
-    int rc = sc ? call->app->db.ops->user_get(sc, a->user_id, &u) : CD_E_IO;
+    int rc = sc ? ops->user_get(sc, a->user_id, &u) : CD_E_IO;
+    int visible = a->user_id == a->sid; /* sid holds the caller here */
     json_t *user;
 
     call->status = rc;
     if (rc != CD_OK) return;
     user = user_json(u.id, u.username);
     json_object_set_new(user, "created_at", json_integer(u.created_at));
+    /* Presence is shown to the user and to those who share a room with them. */
+    if (!visible && ops->users_share_room(sc, a->user_id, a->sid, &visible) != CD_OK) visible = 0;
+    if (visible) {
+        int64_t seen;
+        int online = presence_get(call->app->presence, u.id, &seen);
+        json_object_set_new(user, "status", json_string(online ? "online" : "offline"));
+        if (!seen) seen = u.last_seen;
+        json_object_set_new(user, "last_seen", seen ? json_integer(seen) : json_null());
+    }
     call->result = json_pack("{s:o}", "user", user);
 }
 
@@ -301,6 +312,7 @@ static void user_lookup(struct api_req *r, int64_t id)
 {
     struct auth_call *a = (struct auth_call *)api_call_new(r, sizeof(*a));
     a->user_id = id;
+    a->sid = r->user_id;
     a->base.work_fn = user_read;
     a->base.after_fn = api_call_finish;
     api_call_work(&a->base);
