@@ -80,6 +80,7 @@ struct cb_opts {
 struct cb_stats {
     volatile uint64_t ready;    /* 1 once this worker finished connecting */
     volatile uint64_t done;     /* 1 once this worker left its loop */
+    volatile uint64_t dropped;  /* storm: 1 once this worker closed all its connections */
     uint64_t conns_ok, conns_failed, recv_ready, send_ready;
     uint64_t closed;            /* connections lost after being ready */
     uint64_t errors;            /* protocol errors, error replies, refused sends */
@@ -178,6 +179,7 @@ struct cb_worker {
     double period;    /* ns between this worker's messages */
     uint64_t phase_ns;
     uint64_t now;     /* time of the last read, ns */
+    int storm;        /* storm: 1 while reconnecting (hello -> sync) */
 };
 
 /* Adapter for one target. Every callback runs on the worker's loop and must not block. */
@@ -233,6 +235,11 @@ long long cb_json_num(const char *json, const char *key);
 
 /* Register users and create rooms for the scenario; fills world. Returns 0 or -1. */
 int cb_chatd_setup(const struct cb_opts *o, struct cb_world *world);
+/* Storm, parent side: post o->missed messages to every room (REST) while all connections are
+ * down; updates nothing the workers read. Returns the number of failed posts. */
+int cb_chatd_post_missed(const struct cb_opts *o, const struct cb_world *world);
+/* Storm, worker side: the connection said hello after the drop; ask for what it missed. */
+void cb_chatd_send_sync(struct cb_worker *w, struct cb_conn *c);
 /* History scenario (REST only, no workers). Prints the JSON result; returns the exit code. */
 int cb_chatd_history(const struct cb_opts *o);
 

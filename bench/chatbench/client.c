@@ -638,6 +638,36 @@ static void poll_once(struct cb_worker *w, int timeout_ms)
         send_due(w);
 }
 
+/* Storm: wait for phase 1, drop every connection at once, wait for phase 2 (the parent posted
+ * the messages they miss), then reconnect them all as fast as possible; each sends `sync` after
+ * hello and counts what comes back until `synced`. */
+static void storm_run(struct cb_worker *w)
+{
+    while (w->sh->phase < 1 && !w->sh->stop)
+        poll_once(w, 10);
+    for (int i = 0; i < w->nconns; i++) {
+        struct cb_conn *c = &w->conns[i];
+        if (c->fd >= 0)
+            release(c);
+        c->state = CS_PENDING;
+        c->got = 0;
+    }
+    w->st->dropped = 1;
+    while (w->sh->phase < 2 && !w->sh->stop) {
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    w->storm = 1;
+    w->next_connect = 0;
+    w->opened = 0;
+    w->inflight = 0;
+    while (!w->sh->stop) {
+        while (w->next_connect < w->nconns && w->inflight < w->o->concurrency)
+            start_connect(w, &w->conns[w->next_connect++]);
+        poll_once(w, 10);
+    }
+}
+
 void cb_worker_run(struct cb_worker *w)
 {
     const struct cb_opts *o = w->o;
@@ -666,6 +696,10 @@ void cb_worker_run(struct cb_worker *w)
         }
     w->st->ready = 1;
 
+    if (o->scenario == SC_STORM) {
+        storm_run(w);
+        goto finish;
+    }
     while (!w->sh->start_ns && !w->sh->stop)
         poll_once(w, 10);
     if (w->sh->start_ns) {
@@ -697,6 +731,7 @@ void cb_worker_run(struct cb_worker *w)
     }
     if (in_window == 1)
         w->st->cpu_window_ns = cpu_ns() - cpu0;
+finish:
     for (int i = 0; i < w->nconns; i++)
         if (w->conns[i].fd >= 0)
             release(&w->conns[i]);

@@ -404,6 +404,9 @@ int main(int argc, char **argv)
     struct cb_stats sum;
     static struct cb_hist prev_lat, cur_lat;
     uint64_t prev_recv = 0, prev_sent = 0;
+    int storm_post_failures = 0;
+    double storm_post_s = 0, storm_s = -1;
+
     for (;;) {
         struct timespec ts = {0, 20 * 1000000};
         nanosleep(&ts, NULL);
@@ -416,7 +419,25 @@ int main(int argc, char **argv)
         if (done == o->procs || now > hard_deadline)
             break;
         merge_all(sh, &sum);
-        if (ready == o->procs && !sh->start_ns && !sh->stop) {
+        if (o->scenario == SC_STORM) {
+            int dropped = 0;
+            for (int p = 0; p < o->procs; p++)
+                dropped += sh->st[p].dropped != 0;
+            if (ready == o->procs && sh->phase == 0) {
+                sh->phase = 1;
+            } else if (sh->phase == 1 && dropped == o->procs) {
+                uint64_t t = cb_now();
+                storm_post_failures = cb_chatd_post_missed(o, &world);
+                storm_post_s = (double)(cb_now() - t) / 1e9;
+                sh->start_ns = cb_now();
+                sh->phase = 2;
+            } else if (sh->phase == 2 && !sh->stop &&
+                       (sum.synced >= (uint64_t)total ||
+                        now - sh->start_ns > (uint64_t)(o->connect_timeout * 1e9))) {
+                storm_s = (double)(now - sh->start_ns) / 1e9;
+                sh->stop = 1;
+            }
+        } else if (ready == o->procs && !sh->start_ns && !sh->stop) {
             if (!ready_at)
                 ready_at = now;
             if (o->scenario == SC_CONNECTIONS) {
@@ -526,6 +547,17 @@ int main(int argc, char **argv)
                 sum.cpu_window_ns ? (double)sum.received / ((double)sum.cpu_window_ns / 1e9) : 0.0);
         if (srv_cpu0 >= 0 && srv_cpu1 >= 0)
             fprintf(f, "\"server_cpu_share\":%.3f,", (double)(srv_cpu1 - srv_cpu0) / (dur * 1e9));
+    }
+    if (o->scenario == SC_STORM) {
+        /* Time until every connection got `synced`: the slowest one (histogram max). */
+        fprintf(f,
+                "\"storm_conns\":%d,\"missed_per_conn\":%d,\"post_failures\":%d,\"post_seconds\":%.3f,"
+                "\"synced\":%" PRIu64 ",\"storm_ok\":%" PRIu64 ",\"dups\":%" PRIu64
+                ",\"storm_seconds\":%.3f,\"gave_up_after\":%.3f,",
+                total, o->missed, storm_post_failures, storm_post_s, sum.synced, sum.storm_ok,
+                sum.dups, sum.synced == (uint64_t)total ? sum.sync.max / 1e9 : -1.0, storm_s);
+        print_hist_ms(f, "synced_ms", &sum.sync);
+        fputc(',', f);
     }
     if (o->scenario == SC_CONNECTIONS && rss0 >= 0 && rss_n >= 0 && sum.conns_ok > 0)
         fprintf(f,

@@ -292,6 +292,25 @@ static int json_type_is(const uint8_t *p, size_t n, const char *t)
 static size_t chatd_data(struct cb_worker *w, struct cb_conn *c, uint8_t *p, size_t n)
 {
     if (json_type_is(p, n, "message")) {
+        if (w->storm) {
+            /* Storm: exactly seqs last_seq+1 .. last_seq+missed, in order, once each. */
+            const uint8_t *k = memmem(p, n, "\"seq\":", 6);
+            if (!k) {
+                w->st->errors++;
+                return n;
+            }
+            unsigned long long seq = strtoull((const char *)k + 6, NULL, 10);
+            unsigned long long want = w->world->rooms[c->room].last_seq + c->got + 1;
+            if (seq == want)
+                c->got++;
+            else if (seq < want)
+                w->st->dups++;
+            else {
+                w->st->errors++; /* a gap: something was missed */
+                c->got = (uint32_t)(seq - w->world->rooms[c->room].last_seq);
+            }
+            return n;
+        }
         if (c->role == ROLE_RECV)
             cb_record_scan(w, c, p, n);
         else
@@ -316,6 +335,18 @@ static size_t chatd_data(struct cb_worker *w, struct cb_conn *c, uint8_t *p, siz
     if (json_type_is(p, n, "hello")) {
         if (c->state != CS_READY)
             cb_conn_ready(w, c);
+        if (w->storm)
+            cb_chatd_send_sync(w, c);
+        return n;
+    }
+    if (json_type_is(p, n, "synced")) {
+        if (w->storm) {
+            uint64_t now = cb_now();
+            w->st->synced++;
+            if (c->got == (uint32_t)w->o->missed)
+                w->st->storm_ok++;
+            cb_hist_add(&w->st->sync, now > w->sh->start_ns ? now - w->sh->start_ns : 0);
+        }
         return n;
     }
     if (json_type_is(p, n, "error")) {
