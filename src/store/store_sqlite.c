@@ -17,7 +17,16 @@ struct store {
     int sync_full;
 };
 
-/* Every statement the backend runs, prepared once per connection on first use. */
+/* Column lists shared by several statements; room_row(), member_row() and event_row() read them
+ * in this order. */
+#define ROOM_COLS                                                                                  \
+    "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.member_count"
+#define ROOM_NCOLS  8
+#define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
+#define EVENT_COLS  "room_id, seq, kind, sender, ts, client_msg_id, body"
+
+/* Every statement the backend runs, prepared once per connection on first use. A `LIMIT ?` bound
+ * to a negative number means no limit (SQLite's rule). */
 #define SQL_MAP(X)                                                                                 \
     X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
     X(COMMIT, "COMMIT")                                                                            \
@@ -37,7 +46,44 @@ struct store {
     X(REFRESH_BY_HASH, "SELECT r.id, r.session_id, r.user_id, r.created_at, r.expires_at, "        \
                        "coalesce(r.used_at, 0), s.revoked_at IS NOT NULL FROM refresh_tokens r "   \
                        "JOIN sessions s ON s.id = r.session_id WHERE r.hash = ?1")                 \
-    X(REFRESH_USED, "UPDATE refresh_tokens SET used_at = ?2 WHERE id = ?1")
+    X(REFRESH_USED, "UPDATE refresh_tokens SET used_at = ?2 WHERE id = ?1")                        \
+    X(ROOM_INSERT, "INSERT INTO rooms(kind, name, topic, created_by, created_at, dm_key) "         \
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                              \
+    X(ROOM_GET, "SELECT " ROOM_COLS " FROM rooms r WHERE r.id = ?1")                               \
+    X(ROOM_BY_DM_KEY, "SELECT id FROM rooms WHERE dm_key = ?1")                                    \
+    X(ROOM_UPDATE, "UPDATE rooms SET name = coalesce(?2, name), topic = coalesce(?3, topic) "      \
+                   "WHERE id = ?1")                                                                \
+    X(ROOM_COUNT_ADD, "UPDATE rooms SET member_count = member_count + ?2 WHERE id = ?1")           \
+    X(ROOM_SET_SEQ, "UPDATE rooms SET last_seq = ?2 WHERE id = ?1")                                \
+    X(MEMBER_GET, "SELECT " MEMBER_COLS " FROM members m WHERE m.room_id = ?1 AND m.user_id = ?2") \
+    X(MEMBER_INSERT, "INSERT INTO members(room_id, user_id, role, joined_seq, read_seq) "          \
+                     "VALUES (?1, ?2, ?3, ?4, ?5)")                                                \
+    X(MEMBER_SET_ROLE, "UPDATE members SET role = ?3 WHERE room_id = ?1 AND user_id = ?2")         \
+    X(MEMBER_DELETE, "DELETE FROM members WHERE room_id = ?1 AND user_id = ?2")                    \
+    X(MEMBERS_LIST, "SELECT " MEMBER_COLS " FROM members m WHERE m.room_id = ?1 "                  \
+                    "ORDER BY m.user_id LIMIT ?2")                                                 \
+    X(ROOMS_OF_USER, "SELECT " ROOM_COLS ", " MEMBER_COLS " FROM members m "                       \
+                     "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?1 ORDER BY m.room_id")   \
+    X(USERS_SHARE, "SELECT EXISTS (SELECT 1 FROM members a JOIN members b "                        \
+                   "ON b.room_id = a.room_id AND b.user_id = ?2 WHERE a.user_id = ?1)")            \
+    X(EVENT_INSERT, "INSERT INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "     \
+                    "SELECT id, last_seq + 1, ?2, ?3, ?4, ?5, ?6 FROM rooms WHERE id = ?1 "        \
+                    "RETURNING seq")                                                               \
+    X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events "                                     \
+                          "WHERE sender = ?1 AND client_msg_id = ?2")                              \
+    X(EVENTS_ASC, "SELECT " EVENT_COLS " FROM events WHERE room_id = ?1 AND seq > ?2 "             \
+                  "ORDER BY seq LIMIT ?3")                                                         \
+    X(EVENTS_DESC, "SELECT " EVENT_COLS " FROM events WHERE room_id = ?1 AND seq > ?2 "            \
+                   "ORDER BY seq DESC LIMIT ?3")                                                   \
+    X(EVENTS_ASC_BEFORE, "SELECT " EVENT_COLS " FROM events WHERE room_id = ?1 AND seq > ?2 "      \
+                         "AND seq < ?4 ORDER BY seq LIMIT ?3")                                     \
+    X(EVENTS_DESC_BEFORE, "SELECT " EVENT_COLS " FROM events WHERE room_id = ?1 AND seq > ?2 "     \
+                          "AND seq < ?4 ORDER BY seq DESC LIMIT ?3")                               \
+    X(READ_MARK, "UPDATE members SET read_seq = max(read_seq, min(?3, coalesce((SELECT last_seq "  \
+                 "FROM rooms WHERE id = ?1), 0))) WHERE room_id = ?1 AND user_id = ?2 "            \
+                 "RETURNING read_seq")                                                             \
+    X(UNREAD_COUNT, "SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "                 \
+                    "AND kind = ?4 AND sender != ?2")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -111,9 +157,12 @@ static int conn_setup(sqlite3 *db, int writer, int sync_full)
 {
     char pragmas[256];
     sqlite3_busy_timeout(db, 5000);
+    /* mmap_size: reads of the main file (history pages, catch-up) come straight from the OS page
+     * cache, shared by every reader thread, instead of being copied into each connection's page
+     * cache. 256 MiB of address space per connection; pages still in the WAL are read as usual. */
     snprintf(pragmas, sizeof(pragmas),
              "PRAGMA foreign_keys=ON; PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;"
-             "PRAGMA cache_size=-16000;%s",
+             "PRAGMA cache_size=-16000; PRAGMA mmap_size=268435456;%s",
              sync_full ? "FULL" : "NORMAL", writer ? "PRAGMA wal_autocheckpoint=4000;" : "");
     return sq_exec(db, pragmas);
 }
@@ -367,6 +416,361 @@ static int sq_refresh_mark_used(struct store_conn *c, int64_t id, int64_t now_ms
     return step_done(c, s, "refresh_used");
 }
 
+/* Rows of a multi-row statement: stepped until done or until cb returns nonzero. The statement
+ * stays active while cb runs, so cb may use this connection for other statements but must not
+ * re-enter the op that called it (that would reset the statement under it). */
+
+static void room_row(sqlite3_stmt *s, int col, struct store_room *out)
+{
+    out->id = sqlite3_column_int64(s, col);
+    out->kind = sqlite3_column_int(s, col + 1);
+    text_col(s, col + 2, out->name, sizeof(out->name));
+    text_col(s, col + 3, out->topic, sizeof(out->topic));
+    out->created_by = sqlite3_column_int64(s, col + 4);
+    out->created_at = sqlite3_column_int64(s, col + 5);
+    out->last_seq = sqlite3_column_int64(s, col + 6);
+    out->member_count = sqlite3_column_int64(s, col + 7);
+}
+
+static void member_row(sqlite3_stmt *s, int col, struct store_member *out)
+{
+    out->room_id = sqlite3_column_int64(s, col);
+    out->user_id = sqlite3_column_int64(s, col + 1);
+    out->role = sqlite3_column_int(s, col + 2);
+    out->joined_seq = sqlite3_column_int64(s, col + 3);
+    out->read_seq = sqlite3_column_int64(s, col + 4);
+}
+
+/* Points ev's strings into the current row: valid until the next step or reset of s. */
+static void event_row(sqlite3_stmt *s, struct store_event *ev)
+{
+    ev->room_id = sqlite3_column_int64(s, 0);
+    ev->seq = sqlite3_column_int64(s, 1);
+    ev->kind = sqlite3_column_int(s, 2);
+    ev->sender = sqlite3_column_int64(s, 3);
+    ev->ts = sqlite3_column_int64(s, 4);
+    if (sqlite3_column_type(s, 5) == SQLITE_NULL) {
+        ev->client_msg_id = NULL;
+        ev->cmid_len = 0;
+    } else {
+        ev->client_msg_id = (const char *)sqlite3_column_text(s, 5);
+        ev->cmid_len = (size_t)sqlite3_column_bytes(s, 5);
+    }
+    ev->body = (const char *)sqlite3_column_text(s, 6);
+    ev->body_len = (size_t)sqlite3_column_bytes(s, 6);
+    if (!ev->body) ev->body = "";
+}
+
+/* Calls cb for each row of s; *n (optional) gets the number of rows seen. */
+static int each_event(struct store_conn *c, sqlite3_stmt *s, const char *what, store_event_cb cb,
+                      void *ud, int *n)
+{
+    int rc, rows = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_event ev;
+        event_row(s, &ev);
+        rows++;
+        if (cb(ud, &ev)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, what);
+    sqlite3_reset(s);
+    if (n) *n = rows;
+    return rc;
+}
+
+static int each_member(struct store_conn *c, sqlite3_stmt *s, const char *what, int with_room,
+                       store_room_cb cb, void *ud)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_room room;
+        struct store_member m;
+        if (with_room) room_row(s, 0, &room);
+        member_row(s, with_room ? ROOM_NCOLS : 0, &m);
+        if (cb(ud, with_room ? &room : NULL, &m)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, what);
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* Runs a single-row, single-integer statement (SELECT or ... RETURNING): CD_E_NOT_FOUND when it
+ * yields no row. */
+static int step_int64(struct store_conn *c, sqlite3_stmt *s, const char *what, int64_t *out)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(s, 0);
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, what);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* A write that must touch exactly one row: CD_E_NOT_FOUND when it touched none. */
+static int step_one(struct store_conn *c, sqlite3_stmt *s, const char *what)
+{
+    int rc = step_done(c, s, what);
+    if (rc == CD_OK && sqlite3_changes(c->db) == 0) rc = CD_E_NOT_FOUND;
+    return rc;
+}
+
+static int sq_room_insert(struct store_conn *c, struct store_room *r, const char *dm_key)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ROOM_INSERT);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int(s, 1, r->kind);
+    sqlite3_bind_text(s, 2, r->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, r->topic, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, r->created_by);
+    sqlite3_bind_int64(s, 5, r->created_at);
+    if (dm_key) sqlite3_bind_text(s, 6, dm_key, -1, SQLITE_STATIC);
+    rc = step_done(c, s, "room_insert"); /* a taken dm_key is the only constraint: CONFLICT */
+    if (rc == CD_OK) {
+        r->id = sqlite3_last_insert_rowid(c->db);
+        r->last_seq = 0; /* *r now mirrors the new row */
+        r->member_count = 0;
+    }
+    return rc;
+}
+
+static int sq_room_get(struct store_conn *c, int64_t room_id, struct store_room *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ROOM_GET);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        room_row(s, 0, out);
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "room_get");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_room_by_dm_key(struct store_conn *c, const char *dm_key, int64_t *room_id)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ROOM_BY_DM_KEY);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, dm_key, -1, SQLITE_STATIC);
+    return step_int64(c, s, "room_by_dm_key", room_id);
+}
+
+/* NULL name or topic binds NULL, which coalesce() turns into "keep the column". */
+static int sq_room_update(struct store_conn *c, int64_t room_id, const char *name,
+                          const char *topic)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ROOM_UPDATE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    if (name) sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+    if (topic) sqlite3_bind_text(s, 3, topic, -1, SQLITE_STATIC);
+    return step_one(c, s, "room_update");
+}
+
+static int room_count_add(struct store_conn *c, int64_t room_id, int delta)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ROOM_COUNT_ADD);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int(s, 2, delta);
+    return step_one(c, s, "room_count_add");
+}
+
+static int sq_member_get(struct store_conn *c, int64_t room_id, int64_t user_id,
+                         struct store_member *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MEMBER_GET);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        member_row(s, 0, out);
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "member_get");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* An existing membership only gets its role updated (joined_seq and read_seq stay). A new one
+ * bumps rooms.member_count first, so an unknown room is CD_E_NOT_FOUND before anything is
+ * written. The two writes of an insert rely on the single writer: nothing can add the same
+ * membership between them. */
+static int sq_member_put(struct store_conn *c, const struct store_member *m)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MEMBER_SET_ROLE);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, m->room_id);
+    sqlite3_bind_int64(s, 2, m->user_id);
+    sqlite3_bind_int(s, 3, m->role);
+    if ((rc = step_one(c, s, "member_set_role")) != CD_E_NOT_FOUND) return rc;
+
+    if ((rc = room_count_add(c, m->room_id, 1)) != CD_OK) return rc;
+    if (!(s = stmt(c, SQL_MEMBER_INSERT))) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, m->room_id);
+    sqlite3_bind_int64(s, 2, m->user_id);
+    sqlite3_bind_int(s, 3, m->role);
+    sqlite3_bind_int64(s, 4, m->joined_seq);
+    sqlite3_bind_int64(s, 5, m->read_seq);
+    return step_done(c, s, "member_insert");
+}
+
+static int sq_member_delete(struct store_conn *c, int64_t room_id, int64_t user_id)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MEMBER_DELETE);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    if ((rc = step_one(c, s, "member_delete")) != CD_OK) return rc;
+    return room_count_add(c, room_id, -1);
+}
+
+static int sq_members_list(struct store_conn *c, int64_t room_id, int limit, store_room_cb cb,
+                           void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MEMBERS_LIST);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int(s, 2, limit);
+    return each_member(c, s, "members_list", 0, cb, ud);
+}
+
+/* Walks members_user in (user_id, room_id) order: no sort, one rooms lookup per room. */
+static int sq_rooms_of_user(struct store_conn *c, int64_t user_id, store_room_cb cb, void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ROOMS_OF_USER);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user_id);
+    return each_member(c, s, "rooms_of_user", 1, cb, ud);
+}
+
+/* O(rooms of a): each room of a (members_user) is probed for b (primary key). */
+static int sq_users_share_room(struct store_conn *c, int64_t a, int64_t b, int *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USERS_SHARE);
+    int64_t v = 0;
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, a);
+    sqlite3_bind_int64(s, 2, b);
+    rc = step_int64(c, s, "users_share_room", &v);
+    if (rc == CD_OK) *out = v != 0;
+    return rc;
+}
+
+/* The event is inserted with seq = rooms.last_seq + 1 read in the same statement, and only then
+ * is the counter moved. A refused insert (duplicate client_msg_id) therefore changes nothing,
+ * even if the caller keeps its savepoint (an idempotent resend that answers with the original
+ * is a successful job); an unknown room inserts no row and is CD_E_NOT_FOUND. */
+static int sq_event_append(struct store_conn *c, struct store_event *ev)
+{
+    sqlite3_stmt *s;
+    int64_t seq = 0;
+    int rc;
+
+    if (ev->body_len > INT32_MAX || ev->cmid_len > INT32_MAX) return CD_E_TOO_LARGE;
+    if (!(s = stmt(c, SQL_EVENT_INSERT))) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, ev->room_id);
+    sqlite3_bind_int(s, 2, ev->kind);
+    sqlite3_bind_int64(s, 3, ev->sender);
+    sqlite3_bind_int64(s, 4, ev->ts);
+    if (ev->client_msg_id)
+        sqlite3_bind_text(s, 5, ev->client_msg_id, (int)ev->cmid_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, ev->body ? ev->body : "", (int)ev->body_len, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        seq = sqlite3_column_int64(s, 0);
+        rc = CD_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = CD_E_NOT_FOUND;
+    } else if (sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE) {
+        rc = CD_E_CONFLICT; /* events_client_id */
+    } else {
+        /* includes a primary-key clash: rooms.last_seq behind the log would be corruption */
+        rc = sq_err(c, "event_insert");
+    }
+    sqlite3_reset(s);
+    if (rc != CD_OK) return rc;
+
+    if (!(s = stmt(c, SQL_ROOM_SET_SEQ))) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, ev->room_id);
+    sqlite3_bind_int64(s, 2, seq);
+    if ((rc = step_one(c, s, "room_set_seq")) != CD_OK) return rc == CD_E_NOT_FOUND ? CD_E_IO : rc;
+    ev->seq = seq;
+    return CD_OK;
+}
+
+static int sq_event_by_client_id(struct store_conn *c, int64_t sender, const char *cmid,
+                                 size_t cmid_len, store_event_cb cb, void *ud)
+{
+    sqlite3_stmt *s;
+    int n = 0, rc;
+    if (cmid_len > INT32_MAX) return CD_E_NOT_FOUND;
+    if (!(s = stmt(c, SQL_EVENT_BY_CLIENT_ID))) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, sender);
+    sqlite3_bind_text(s, 2, cmid, (int)cmid_len, SQLITE_STATIC);
+    rc = each_event(c, s, "event_by_client_id", cb, ud, &n);
+    return rc == CD_OK && n == 0 ? CD_E_NOT_FOUND : rc;
+}
+
+/* One statement per (bounded, direction) pair, so each is a plain primary-key range scan. */
+static int sq_events_page(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
+                          int limit, int desc, store_event_cb cb, void *ud)
+{
+    static const enum sql_id ids[2][2] = {{SQL_EVENTS_ASC, SQL_EVENTS_DESC},
+                                          {SQL_EVENTS_ASC_BEFORE, SQL_EVENTS_DESC_BEFORE}};
+    sqlite3_stmt *s = stmt(c, ids[before > 0][desc != 0]);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, limit);
+    if (before > 0) sqlite3_bind_int64(s, 4, before);
+    return each_event(c, s, "events_page", cb, ud, NULL);
+}
+
+/* Clamped to the room's last_seq: a client cannot mark entries that do not exist yet. */
+static int sq_read_mark(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t seq,
+                        int64_t *out_seq)
+{
+    sqlite3_stmt *s = stmt(c, SQL_READ_MARK);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int64(s, 3, seq);
+    return step_int64(c, s, "read_mark", out_seq);
+}
+
+/* O(entries after `after`): a primary-key range scan that reads each row's kind and sender. */
+static int sq_unread_count(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
+                           int64_t *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_UNREAD_COUNT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int64(s, 3, after);
+    sqlite3_bind_int(s, 4, EV_MESSAGE);
+    return step_int64(c, s, "unread_count", out);
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -387,4 +791,19 @@ const struct store_ops store_sqlite_ops = {
     .refresh_insert = sq_refresh_insert,
     .refresh_by_hash = sq_refresh_by_hash,
     .refresh_mark_used = sq_refresh_mark_used,
+    .room_insert = sq_room_insert,
+    .room_get = sq_room_get,
+    .room_by_dm_key = sq_room_by_dm_key,
+    .room_update = sq_room_update,
+    .member_get = sq_member_get,
+    .member_put = sq_member_put,
+    .member_delete = sq_member_delete,
+    .members_list = sq_members_list,
+    .rooms_of_user = sq_rooms_of_user,
+    .users_share_room = sq_users_share_room,
+    .event_append = sq_event_append,
+    .event_by_client_id = sq_event_by_client_id,
+    .events_page = sq_events_page,
+    .read_mark = sq_read_mark,
+    .unread_count = sq_unread_count,
 };

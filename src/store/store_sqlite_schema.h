@@ -25,6 +25,45 @@ static const char *const store_sqlite_migrations[] = {
     "  expires_at INTEGER NOT NULL,"
     "  used_at INTEGER);"
     "CREATE INDEX refresh_tokens_session ON refresh_tokens(session_id);",
+
+    /* 2: rooms, membership, the per-room log.
+     * rooms.last_seq is the room's log counter, bumped by every append (the writer is the only
+     * writer, so it is the seq source). dm_key is NULL for groups: UNIQUE lets NULLs repeat.
+     * members and events are WITHOUT ROWID so the primary key is the table's own b-tree: a room's
+     * log is stored clustered by (room_id, seq) and a history page, a catch-up or an unread count
+     * is one contiguous range scan with no second lookup. members_user serves "rooms of a user"
+     * and, with the primary key, "do a and b share a room" without touching the table.
+     * events_client_id is partial: only messages carry a client_msg_id, other entries cost no
+     * index entry. */
+    "CREATE TABLE rooms ("
+    "  id INTEGER PRIMARY KEY,"
+    "  kind INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  topic TEXT NOT NULL DEFAULT '',"
+    "  created_by INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_seq INTEGER NOT NULL DEFAULT 0,"
+    "  member_count INTEGER NOT NULL DEFAULT 0,"
+    "  dm_key TEXT UNIQUE);"
+    "CREATE TABLE members ("
+    "  room_id INTEGER NOT NULL,"
+    "  user_id INTEGER NOT NULL,"
+    "  role INTEGER NOT NULL,"
+    "  joined_seq INTEGER NOT NULL,"
+    "  read_seq INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (room_id, user_id)) WITHOUT ROWID;"
+    "CREATE INDEX members_user ON members(user_id, room_id);"
+    "CREATE TABLE events ("
+    "  room_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  sender INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  client_msg_id TEXT,"
+    "  body TEXT NOT NULL,"
+    "  PRIMARY KEY (room_id, seq)) WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX events_client_id ON events(sender, client_msg_id)"
+    "  WHERE client_msg_id IS NOT NULL;",
 };
 
 static const int store_sqlite_nmigrations =
