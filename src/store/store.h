@@ -86,7 +86,9 @@ struct store_config {
     const char *sync_mode; /* "full" or "normal" (SQLite synchronous in WAL mode) */
 };
 
-/* Errors: every op returns CD_OK or a status from util/status.h: CD_E_NOT_FOUND (no row),
+/* Multi-row callbacks run while their statement is open: they may call other ops on the same
+ * connection but must not re-enter the op that called them. limit 0 returns nothing.
+ * Errors: every op returns CD_OK or a status from util/status.h: CD_E_NOT_FOUND (no row),
  * CD_E_USERNAME_TAKEN / CD_E_CONFLICT (uniqueness), CD_E_IO (backend failure, logged). */
 struct store_ops {
     const char *name;
@@ -136,7 +138,9 @@ struct store_ops {
     int (*users_share_room)(struct store_conn *c, int64_t a, int64_t b, int *out);
 
     /* the log: append assigns seq = last_seq + 1 atomically within the writer's transaction and
-     * sets ev->seq; a duplicate (sender, client_msg_id) gives CD_E_CONFLICT. */
+     * sets ev->seq; a duplicate (sender, client_msg_id) gives CD_E_CONFLICT and changes nothing
+     * (callers keep their savepoint when they answer a resend). With a single writer the next
+     * seq is room_get().last_seq + 1, which member/room entries rely on to embed their seq. */
     int (*event_append)(struct store_conn *c, struct store_event *ev);
     /* The message a sender already stored under client_msg_id (for idempotent resends). The
      * callback sees it; CD_E_NOT_FOUND when none. */
