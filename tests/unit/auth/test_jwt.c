@@ -321,9 +321,10 @@ static void test_tampered_signature(void **state)
     memcpy(bad, tok, n + 1);
     bad[n - 1] = '\0';
     assert_int_equal(verify_str(&r, bad, &out), CD_E_UNAUTHORIZED);
-    snprintf(bad, sizeof bad, "%sA", tok);
+    memcpy(bad, tok, n);
+    memcpy(bad + n, "A", 2);
     assert_int_equal(verify_str(&r, bad, &out), CD_E_UNAUTHORIZED);
-    snprintf(bad, sizeof bad, "%s=", tok);
+    memcpy(bad + n, "=", 2);
     assert_int_equal(verify_str(&r, bad, &out), CD_E_UNAUTHORIZED);
     memcpy(bad, tok, (size_t)(sig - tok));
     bad[sig - tok] = '\0';
