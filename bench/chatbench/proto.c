@@ -333,13 +333,18 @@ static size_t chatd_data(struct cb_worker *w, struct cb_conn *c, uint8_t *p, siz
         return n;
     }
     if (json_type_is(p, n, "hello")) {
-        if (c->state != CS_READY)
-            cb_conn_ready(w, c);
-        if (w->storm)
+        /* chatd holds live events until the first request: `sync` starts delivery. */
+        if (w->storm) {
             cb_chatd_send_sync(w, c);
+        } else {
+            static const char sync_all[] = "{\"type\":\"sync\",\"id\":\"start\",\"rooms\":{}}";
+            cb_send_frame(w, c, 1, sync_all, sizeof sync_all - 1);
+        }
         return n;
     }
     if (json_type_is(p, n, "synced")) {
+        if (c->state != CS_READY)
+            cb_conn_ready(w, c);
         if (w->storm) {
             uint64_t now = cb_now();
             w->st->synced++;
