@@ -272,7 +272,7 @@ static int ws_open_blocking(const struct cb_opts *o, const char *token, struct w
     char req[1024];
     int n = snprintf(req, sizeof req,
                      "GET /v1/ws?access_token=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: Y2hhdGJlbmNoLWhpc3Rvcnk=\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
                      token, o->host, o->port);
     if (write(fd, req, (size_t)n) != n)
