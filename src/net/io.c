@@ -112,6 +112,12 @@ static void io_on_check(uv_check_t *h)
     if (io->draining) io_maybe_finish(io);
 }
 
+/* Before polling: flush what timers queued (uv_check alone would wait for the poll to return). */
+static void io_on_prepare(uv_prepare_t *h)
+{
+    net__conn_flush_all(h->data);
+}
+
 static void io_on_tick(uv_timer_t *t)
 {
     struct net_io *io = t->data;
@@ -203,6 +209,9 @@ int net_start(struct net_server *s, const char *addr, int nthreads)
         uv_check_init(&io->loop, &io->flush);
         io->flush.data = io;
         uv_check_start(&io->flush, io_on_check);
+        uv_prepare_init(&io->loop, &io->preflush);
+        io->preflush.data = io;
+        uv_prepare_start(&io->preflush, io_on_prepare);
         uv_timer_init(&io->loop, &io->tick);
         io->tick.data = io;
         uv_timer_start(&io->tick, io_on_tick, 1000, 1000);

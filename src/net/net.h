@@ -90,10 +90,11 @@ struct net_io {
     uv_tcp_t listener;
     uv_async_t wake; /* inbox and drain signal */
     struct mpsc inbox;
-    uv_check_t flush;   /* end-of-iteration flush of dirty connections */
-    uv_timer_t tick;    /* 1 s: timeouts, idle pings, buffer trimming */
-    struct conn *conns; /* all connections of this thread (doubly linked) */
-    struct conn *dirty; /* connections with output to flush this iteration */
+    uv_check_t flush;      /* end-of-iteration flush of dirty connections */
+    uv_prepare_t preflush; /* the same before polling, for output queued by timers */
+    uv_timer_t tick;       /* 1 s: timeouts, idle pings, buffer trimming */
+    struct conn *conns;    /* all connections of this thread (doubly linked) */
+    struct conn *dirty;    /* connections with output to flush this iteration */
     uint32_t nconns;
     uint32_t now_s; /* seconds since start, updated each tick */
     int draining;
