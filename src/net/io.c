@@ -181,6 +181,20 @@ static int io_listen(struct net_io *io, const struct sockaddr_storage *ss)
     return uv_listen((uv_stream_t *)&io->listener, 4096, io_on_connection);
 }
 
+/* SO_REUSEPORT would let a second chatd on the same port silently take half the connections:
+ * probe the address without it first so a port in use fails loudly. */
+static int probe_free(const struct sockaddr_storage *ss)
+{
+    int one = 1, rc = 0, fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    socklen_t len =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (fd < 0) return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)ss, len) < 0) rc = -errno;
+    close(fd);
+    return rc;
+}
+
 int net_start(struct net_server *s, const char *addr, int nthreads)
 {
     struct sockaddr_storage ss;
@@ -190,6 +204,10 @@ int net_start(struct net_server *s, const char *addr, int nthreads)
     memset(&ss, 0, sizeof(ss));
     if (parse_addr(addr, &ss)) {
         log_error("invalid listen address", "\"listen\":\"%s\"", addr);
+        return CD_E_IO;
+    }
+    if ((rc = probe_free(&ss)) < 0) {
+        log_error("cannot listen", "\"listen\":\"%s\",\"error\":\"%s\"", addr, uv_strerror(rc));
         return CD_E_IO;
     }
     s->nio = nthreads;

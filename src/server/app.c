@@ -78,7 +78,7 @@ static void on_signal(uv_signal_t *s, int signum)
     log_info("draining", "\"signal\":%d", signum);
     atomic_store(&app->ready, 0);
     net_drain(&app->net);
-    uv_close((uv_handle_t *)s, NULL);
+    uv_stop(s->loop); /* the other signal handle is still active: leave the main loop now */
 }
 
 static int nthreads(const struct cfg *cfg)
@@ -172,8 +172,7 @@ int app_run(struct cfg *cfg)
     };
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
         store_db_close(&app->db);
-        free(app);
-        return 1;
+        goto done;
     }
     atomic_store(&app->ready, 1);
     log_info("chatd started",
@@ -186,7 +185,7 @@ int app_run(struct cfg *cfg)
     sig_term.data = sig_int.data = app;
     uv_signal_start_oneshot(&sig_term, on_signal, SIGTERM);
     uv_signal_start_oneshot(&sig_int, on_signal, SIGINT);
-    uv_run(main_loop, UV_RUN_DEFAULT); /* returns once a signal handle closed itself */
+    uv_run(main_loop, UV_RUN_DEFAULT); /* returns when a signal stopped it */
     if (!uv_is_closing((uv_handle_t *)&sig_term)) uv_close((uv_handle_t *)&sig_term, NULL);
     if (!uv_is_closing((uv_handle_t *)&sig_int)) uv_close((uv_handle_t *)&sig_int, NULL);
     uv_run(main_loop, UV_RUN_DEFAULT);
@@ -194,13 +193,14 @@ int app_run(struct cfg *cfg)
     net_join(&app->net);
     store_db_close(&app->db); /* finishes queued writes; their replies run in net_free */
     net_free(&app->net);
+    log_info("chatd stopped", "%s", "\"exit\":0");
+done:
     limiter_free(&app->auth_ip);
     limiter_free(&app->auth_user);
     limiter_free(&app->typing);
     presence_free(app->presence);
     bus_local_free(&app->bus);
     uv_loop_close(main_loop);
-    log_info("chatd stopped", "%s", "\"exit\":0");
     free(app);
-    return 0;
+    return rc == CD_OK ? 0 : 1;
 }
