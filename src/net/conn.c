@@ -112,11 +112,10 @@ void conn_ws_close(struct conn *c, uint16_t code, const char *reason)
         outq_push(c, b);
         rbuf_unref(b);
     }
-    /* Codes that mean "this connection is broken" do not wait for the peer's reply. */
-    if (code == WS_CLOSE_PROTOCOL || code == WS_CLOSE_INVALID_DATA || code == WS_CLOSE_TOO_BIG ||
-        code == WS_CLOSE_UNSUPPORTED || code == WS_CLOSE_SLOW_CONSUMER ||
-        code == WS_CLOSE_IDLE_TIMEOUT)
-        conn_close_after_flush(c);
+    /* Every close, error codes included, waits for the peer's close frame (or EOF) up to
+     * CLOSE_GRACE_S (net__conn_tick) while input is still read. Closing the socket right after
+     * the flush would make the kernel answer a client that is still sending with a RST, and the
+     * client would lose our close frame and its code (it sees 1006 instead of 1009, 1002...). */
 }
 
 void conn_peer_ip(struct conn *c, char *out, size_t cap)
@@ -488,6 +487,9 @@ void net__conn_tick(struct net_io *io)
                 conn_abort(c);
         } else if (c->state == CONN_WS) {
             uint32_t idle = now - c->last_rx;
+            /* Any traffic after our ping proves the peer alive, not only the pong. */
+            if ((c->flags & CONN_F_PING_SENT) && c->last_rx >= c->since)
+                c->flags &= (uint8_t)~CONN_F_PING_SENT;
             if ((c->flags & CONN_F_PING_SENT) &&
                 now - c->since >= lim->ws_idle - lim->ws_idle / 2) {
                 conn_ws_close(c, WS_CLOSE_IDLE_TIMEOUT, "idle timeout");
