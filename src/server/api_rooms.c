@@ -35,6 +35,7 @@ struct room_call {
     int created;
     struct jsonw w; /* history rows */
     int rows;
+    int more; /* history: a row past `limit` exists */
     int64_t last_row_seq;
 };
 
@@ -426,7 +427,10 @@ void api_room_get(struct api_req *r)
 static int history_row(void *ud, const struct store_event *ev)
 {
     struct room_call *rc = ud;
-    if (rc->rows == rc->limit) return 1; /* the probe row: there is more */
+    if (rc->rows == rc->limit) { /* the probe row: there is more (not part of the page) */
+        rc->more = 1;
+        return 1;
+    }
     if (rc->rows++) jsonw_lit(&rc->w, ",");
     events_log_json(&rc->w, ev);
     return 0;
@@ -481,12 +485,10 @@ static void history_work(struct api_call *call)
         free(x.evs);
         free(x.bodies);
     } else {
-        rc->limit++; /* read one more row to learn whether there is more */
-        call->status =
-            ops->events_page(sc, rc->room, rc->after, rc->before, rc->limit, 0, history_row, rc);
-        rc->limit--;
-        has_more = rc->rows > rc->limit;
-        if (has_more) rc->rows = rc->limit;
+        /* read one more row to learn whether there is more; history_row stops at it */
+        call->status = ops->events_page(sc, rc->room, rc->after, rc->before, rc->limit + 1, 0,
+                                        history_row, rc);
+        has_more = rc->more;
     }
     jsonw_lit(&rc->w, "],\"has_more\":");
     jsonw_lit(&rc->w, has_more ? "true" : "false");
