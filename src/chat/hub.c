@@ -311,6 +311,8 @@ static void fetch_start(struct hub_sub *s)
     f->room = s->room->id;
     f->after = s->next_seq - 1;
     f->limit = env.sync_page;
+    /* A replay for a sync stops at sync_max rows (fetch_done pages on a full read). */
+    if (s->req && env.sync_max - s->replayed < f->limit) f->limit = env.sync_max - s->replayed;
     s->fetching = 1;
     s->lost = 0;
     s->state = SUB_SYNC;

@@ -209,6 +209,29 @@ function assertContiguous(seqs, first, what = 'stream') {
   }
 }
 
+/**
+ * Send n messages into room over client c, keeping at most `window` unacknowledged, and resolve
+ * the acks in the order they came (rejects on an error reply). Bodies are `${prefix} ${i}`,
+ * client_msg_ids `${prefix}-${i}`, request ids `${prefix}:${i}`. onAck(count) runs as acks come.
+ */
+async function pump(c, room, n, { window = 100, prefix = nextId('p'), timeoutMs = 60000, onAck } = {}) {
+  const mine = (m) => (m.type === 'ack' || m.type === 'error') && typeof m.id === 'string' && m.id.startsWith(`${prefix}:`);
+  const acks = c.collect(mine, c.messages.length);
+  let sent = 0;
+  while (acks.update().length < n) {
+    while (sent < n && sent - acks.items.length < window) {
+      c.send({ type: 'send', id: `${prefix}:${sent}`, room, body: `${prefix} ${sent}`, client_msg_id: `${prefix}-${sent}` });
+      sent++;
+    }
+    const target = sent < n ? sent - Math.floor(window / 2) : n;
+    await c.waitFor(() => acks.update().length >= target, timeoutMs, `acks for ${prefix} (${acks.items.length}/${n})`);
+    const bad = acks.items.find((m) => m.type !== 'ack');
+    if (bad) throw new Error(`send ${bad.id} failed: ${JSON.stringify(bad)}`);
+    if (onAck) onAck(acks.items.length);
+  }
+  return acks.items;
+}
+
 /** Run fn(clients) and always close them. */
 async function withClients(list, fn) {
   try {
@@ -233,6 +256,7 @@ module.exports = {
   expectError,
   assertContiguous,
   withClients,
+  pump,
   isLog,
   nextId,
   sleep,
