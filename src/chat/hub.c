@@ -76,6 +76,7 @@ struct hub {
     uint32_t stamp;
     struct typing_ent *typing;
     uint32_t ntyping, captyping;
+    struct store_job *jhead, *jtail; /* write jobs of this loop iteration */
 };
 
 struct sync_req {
@@ -130,6 +131,25 @@ void hub_thread_stop(struct net_io *io)
     free(h->typing);
     free(h);
     io->app = NULL;
+}
+
+void hub_submit(struct net_io *io, struct store_job *j)
+{
+    struct hub *h = hub_of(io);
+    j->next = NULL;
+    if (h->jtail)
+        h->jtail->next = j;
+    else
+        h->jhead = j;
+    h->jtail = j;
+}
+
+void hub_loop_end(struct net_io *io)
+{
+    struct hub *h = hub_of(io);
+    if (!h->jhead) return;
+    store_submit_list(env.db, h->jhead, h->jtail);
+    h->jhead = h->jtail = NULL;
 }
 
 /* ---- small helpers ---- */
@@ -528,7 +548,7 @@ void hub_conn_open(struct conn *c, int64_t user, int came_online)
     lj->job.exec = load_exec;
     lj->job.done = load_done;
     conn_hold(c);
-    store_submit(env.db, &lj->job);
+    hub_submit(c->io, &lj->job);
 }
 
 static void conn_loaded(struct hub *h, struct hub_conn *hc, const int64_t *rooms, uint32_t n)

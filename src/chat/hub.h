@@ -41,6 +41,11 @@ void hub_env_set(const struct hub_env *env);
 void hub_thread_start(struct net_io *io);
 void hub_thread_stop(struct net_io *io);
 void hub_tick(struct net_io *io);
+/* End of a loop iteration: hand the iteration's store jobs to the writer in one go. */
+void hub_loop_end(struct net_io *io);
+/* Queue a write job from this I/O thread; it reaches the writer at the end of the iteration
+ * together with the others (group commit sees the whole iteration). */
+void hub_submit(struct net_io *io, struct store_job *j);
 /* Bus delivery callback: deliver batch b on thread io. */
 void hub_deliver(struct net_io *io, struct fan_batch *b);
 

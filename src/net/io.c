@@ -108,6 +108,7 @@ static void io_on_wake(uv_async_t *a)
 static void io_on_check(uv_check_t *h)
 {
     struct net_io *io = h->data;
+    if (io->srv->h.on_loop_end) io->srv->h.on_loop_end(io);
     net__conn_flush_all(io);
     if (io->draining) io_maybe_finish(io);
 }
@@ -115,7 +116,9 @@ static void io_on_check(uv_check_t *h)
 /* Before polling: flush what timers queued (uv_check alone would wait for the poll to return). */
 static void io_on_prepare(uv_prepare_t *h)
 {
-    net__conn_flush_all(h->data);
+    struct net_io *io = h->data;
+    if (io->srv->h.on_loop_end) io->srv->h.on_loop_end(io);
+    net__conn_flush_all(io);
 }
 
 static void io_on_tick(uv_timer_t *t)

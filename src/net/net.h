@@ -60,6 +60,8 @@ struct net_handlers {
     /* Once per I/O thread at start (on that thread) and at net_free (per-thread app state). */
     void (*on_thread_start)(struct net_io *io);
     void (*on_thread_stop)(struct net_io *io);
+    /* At the end of every loop iteration, before connections are flushed (batch hand-offs). */
+    void (*on_loop_end)(struct net_io *io);
     /* Every second on each I/O thread (timers of the server layer, e.g. typing expiry). */
     void (*on_tick)(struct net_io *io);
 };

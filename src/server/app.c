@@ -169,6 +169,7 @@ int app_run(struct cfg *cfg)
         .on_thread_start = hub_thread_start,
         .on_thread_stop = hub_thread_stop,
         .on_tick = hub_tick,
+        .on_loop_end = hub_loop_end,
     };
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
         store_db_close(&app->db);

@@ -22,6 +22,8 @@ struct store_priv {
     int stopping, stopped;
     uv_thread_t thread;
     struct store_conn *writer;
+    uv_thread_t maint_thread; /* checkpoints, so the writer never stalls on one */
+    uv_sem_t maint_stop;
     struct reader_slot *readers; /* every read connection, closed at the end */
     unsigned gen;
     _Atomic uint64_t commits, jobs, failed_commits;
@@ -48,6 +50,13 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
             j->status = rc;
             continue;
         }
+        if (j->clean_fail) {
+            /* No savepoint needed: the job changes nothing when it fails, unless the store
+             * itself fails, and then the whole batch is rolled back below. */
+            j->status = j->exec(ops, c, j);
+            if (j->status == CD_E_IO) rc = CD_E_IO;
+            continue;
+        }
         if (ops->savepoint(c) != CD_OK) {
             j->status = CD_E_IO;
             continue;
@@ -55,6 +64,7 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
         j->status = j->exec(ops, c, j);
         ops->savepoint_release(c, j->status != CD_OK);
     }
+    if (rc != CD_OK) ops->rollback(c);
     if (rc == CD_OK && (rc = ops->commit(c)) != CD_OK) {
         ops->rollback(c);
         atomic_fetch_add(&p->failed_commits, 1);
@@ -64,7 +74,7 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
     atomic_fetch_add(&p->jobs, n);
     while (batch) {
         struct store_job *next = batch->next;
-        if (rc != CD_OK && batch->status == CD_OK) batch->status = rc;
+        if (rc != CD_OK) batch->status = rc; /* nothing of a failed batch was kept */
         batch->next = NULL;
         batch->done(batch);
         batch = next;
@@ -102,6 +112,22 @@ static void writer_main(void *arg)
     }
 }
 
+static void maint_main(void *arg)
+{
+    struct store_db *db = arg;
+    struct store_priv *p = db->priv;
+    struct store_conn *c = NULL;
+
+    if (db->ops->conn_open(db->st, 1, &c) != CD_OK) return;
+    /* Every 200 ms: cheap when the WAL is small, and keeps it small under load. */
+    while (uv_sem_trywait(&p->maint_stop) != 0) {
+        db->ops->checkpoint(c);
+        uv_sleep(200);
+    }
+    db->ops->checkpoint(c);
+    db->ops->conn_close(c);
+}
+
 int store_db_open(struct store_db *db, const struct store_ops *ops, const struct store_config *cfg)
 {
     struct store_priv *p;
@@ -121,6 +147,8 @@ int store_db_open(struct store_db *db, const struct store_ops *ops, const struct
     }
     db->priv = p;
     uv_thread_create(&p->thread, writer_main, db);
+    uv_sem_init(&p->maint_stop, 0);
+    if (ops->checkpoint) uv_thread_create(&p->maint_thread, maint_main, db);
     return CD_OK;
 }
 
@@ -141,6 +169,31 @@ void store_submit(struct store_db *db, struct store_job *j)
     else
         p->head = j;
     p->tail = j;
+    uv_cond_signal(&p->cond);
+    uv_mutex_unlock(&p->lock);
+}
+
+void store_submit_list(struct store_db *db, struct store_job *head, struct store_job *tail)
+{
+    struct store_priv *p = db->priv;
+
+    tail->next = NULL;
+    uv_mutex_lock(&p->lock);
+    if (p->stopped) {
+        uv_mutex_unlock(&p->lock);
+        while (head) {
+            struct store_job *next = head->next;
+            head->status = CD_E_UNAVAILABLE;
+            head->done(head);
+            head = next;
+        }
+        return;
+    }
+    if (p->tail)
+        p->tail->next = head;
+    else
+        p->head = head;
+    p->tail = tail;
     uv_cond_signal(&p->cond);
     uv_mutex_unlock(&p->lock);
 }
@@ -175,6 +228,11 @@ void store_db_close(struct store_db *db)
     uv_cond_signal(&p->cond);
     uv_mutex_unlock(&p->lock);
     uv_thread_join(&p->thread);
+    if (db->ops->checkpoint) {
+        uv_sem_post(&p->maint_stop);
+        uv_thread_join(&p->maint_thread);
+    }
+    uv_sem_destroy(&p->maint_stop);
     db->ops->conn_close(p->writer);
     while (p->readers) {
         struct reader_slot *s = p->readers;

@@ -39,7 +39,7 @@ struct store_refresh {
     int session_revoked;
 };
 
-#define STORE_ROOM_NAME_MAX 100
+#define STORE_ROOM_NAME_MAX  100
 #define STORE_ROOM_TOPIC_MAX 500
 
 enum store_room_kind { ROOM_GROUP = 0, ROOM_DIRECT = 1 };
@@ -68,9 +68,9 @@ struct store_member {
  * (writes) or the backend's row buffer, valid during the callback only (reads). */
 struct store_event {
     int64_t room_id, seq;
-    int kind;       /* enum store_event_kind */
-    int64_t sender; /* author of a message, actor of a member/room event */
-    int64_t ts;     /* unix ms at commit */
+    int kind;         /* enum store_event_kind */
+    int64_t sender;   /* author of a message, actor of a member/room event */
+    int64_t ts;       /* unix ms at commit */
     const char *body; /* message text, or the JSON details of a member/room event */
     size_t body_len;
     const char *client_msg_id; /* NULL for non-messages */
@@ -97,6 +97,9 @@ struct store_ops {
     int (*conn_open)(struct store *st, int writer, struct store_conn **out);
     void (*conn_close)(struct store_conn *c);
 
+    /* Background maintenance (WAL checkpoint), on a connection of the maintenance thread. */
+    int (*checkpoint)(struct store_conn *c);
+
     int (*begin)(struct store_conn *c);
     int (*commit)(struct store_conn *c);
     int (*rollback)(struct store_conn *c);
@@ -118,7 +121,8 @@ struct store_ops {
     int (*refresh_mark_used)(struct store_conn *c, int64_t id, int64_t now_ms);
 
     /* rooms. dm_key ("<lower uid>:<higher uid>") is unique for direct rooms, NULL for groups. */
-    int (*room_insert)(struct store_conn *c, struct store_room *r, const char *dm_key); /* sets id */
+    int (*room_insert)(struct store_conn *c, struct store_room *r,
+                       const char *dm_key); /* sets id */
     int (*room_get)(struct store_conn *c, int64_t room_id, struct store_room *out);
     int (*room_by_dm_key)(struct store_conn *c, const char *dm_key, int64_t *room_id);
     int (*room_update)(struct store_conn *c, int64_t room_id, const char *name, const char *topic);
@@ -171,6 +175,9 @@ struct store_job {
      * (status set). Must not block; typically posts the result to an I/O thread. */
     void (*done)(struct store_job *j);
     int status;
+    /* Set by the submitter when exec changes nothing whenever it fails with anything but
+     * CD_E_IO: the writer then skips the job's savepoint (two statements fewer per message). */
+    uint8_t clean_fail;
 };
 
 struct store_db {
@@ -188,6 +195,10 @@ int store_db_open(struct store_db *db, const struct store_ops *ops, const struct
 /* Queue a write job (any thread, never blocks on disk). After store_db_close began, the job is
  * completed at once with CD_E_UNAVAILABLE. */
 void store_submit(struct store_db *db, struct store_job *j);
+/* Queue a chain of jobs linked by ->next (head..tail) with one lock and one wake-up: I/O threads
+ * collect the jobs of one loop iteration and submit them together, so the writer sees batches
+ * as large as the load instead of waking per job. */
+void store_submit_list(struct store_db *db, struct store_job *head, struct store_job *tail);
 /* The calling thread's read-only connection, opened on first use (worker threads only). NULL on
  * failure (logged). Released by store_db_close. */
 struct store_conn *store_reader(struct store_db *db);
