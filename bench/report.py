@@ -198,8 +198,10 @@ def main():
     L.append("The sweep steps the sender's rate through a fixed list and stops at the first step "
              "that fails (p99 >= 50 ms, more than 1 % of deliveries missing, or a failed "
              "connection), so \"max\" is the highest passing step, not an interpolation. "
-             "\"load CPU\" is chatbench's CPU time over the measured window on its one core: near "
-             "1.0 means the load generator, not the server, may be the limit.\n")
+             "\"load CPU\" is chatbench's CPU time over the measured window on its one core, "
+             "\"server CPU\" the server process's; \"CPU0/CPU1 busy\" are the whole cores from "
+             "/proc/stat, which also count the softirq time of loopback TCP that no process is "
+             "charged for. CPU1 near 1.0 means the load generator, not the server, may be the limit.\n")
 
     # ---- targets (chatd)
     L.append("## chatd against the targets of issue 6\n")
@@ -253,14 +255,16 @@ def main():
             continue
         L.append(f"### {TITLES[s]}\n")
         L.append("| msgs/s | deliveries/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | missing | dups | "
-                 "load CPU | server CPU | frames/read | pass |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                 "load CPU | server CPU | CPU0 busy | CPU1 busy | frames/read | pass |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for d in pts:
             l = d["latency_ms"]
             L.append("| " + " | ".join([
                 fmt(d["params"]["rate_per_sender"]), fmt(d["deliveries_per_s"]), ms(l["p50"]), ms(l["p90"]),
                 ms(l["p99"]), ms(l["p999"]), ms(l["max"]), fmt(d["drops"]), fmt(d["dups"]),
                 f'{d["load_cpu_share"]:.2f}', f'{d.get("server_cpu_share", 0):.2f}',
+                f'{d["cpu0_busy"]:.2f}' if "cpu0_busy" in d else "-",
+                f'{d["cpu1_busy"]:.2f}' if "cpu1_busy" in d else "-",
                 f'{d["frames_per_read"]:.1f}', "yes" if passes(d) else "no"]) + " |")
         note = text(os.path.join(out, s + "__notes.txt"))
         if note:

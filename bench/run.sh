@@ -205,16 +205,17 @@ bench_system() {
       --senders 1 --rate "$rate" --duration $DUR --warmup $WARM --drain $DRAIN \
       --server-pid "$SPID" || break
     v=$(verdict "$OUT/${sys}__fanout__$rate.json")
-    if [ "$v" != pass ] && kill -0 "$SPID" 2>/dev/null; then
-      # One retry on a fresh set of connections: a shared VM has noisy neighbours. Both runs
-      # are kept (the first as NAME__retry1__RATE.json) and reported.
-      mv "$OUT/${sys}__fanout__$rate.json" "$OUT/${sys}__retry1__$rate.json"
+    for try in 1 2; do
+      [ "$v" != pass ] && kill -0 "$SPID" 2>/dev/null || break
+      # Retry (twice at most) on fresh connections: this is a shared VM and single runs at high
+      # load vary by 2x or more in p99. Every attempt is kept as NAME__retryN__RATE.json.
+      mv "$OUT/${sys}__fanout__$rate.json" "$OUT/${sys}__retry${try}__$rate.json"
       run_cb "${sys}__fanout__$rate" fanout --target "$target" --url "$url" --receivers $RECEIVERS \
         --senders 1 --rate "$rate" --duration $DUR --warmup $WARM --drain $DRAIN \
-        --server-pid "$SPID" || break
+        --server-pid "$SPID" || break 2
       v=$(verdict "$OUT/${sys}__fanout__$rate.json")
-      log "$sys fanout $rate msg/s: retried"
-    fi
+      log "$sys fanout $rate msg/s: retry $try: $v"
+    done
     log "$sys fanout $rate msg/s x $RECEIVERS: $v"
     [ "$v" = pass ] || break
   done

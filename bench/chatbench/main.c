@@ -146,6 +146,36 @@ static int64_t proc_cpu_ns(pid_t pid)
     return (int64_t)((ut + stt) * (1000000000ull / (unsigned long long)sysconf(_SC_CLK_TCK)));
 }
 
+/* Busy and total jiffies of one CPU from /proc/stat (busy = everything but idle and iowait, so
+ * it includes the softirq time of loopback TCP that no process is charged for). */
+static int cpu_jiffies(int cpu, uint64_t *busy, uint64_t *total)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    char line[512], name[16];
+    snprintf(name, sizeof name, "cpu%d ", cpu);
+    int rc = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, name, strlen(name)) != 0)
+            continue;
+        unsigned long long v[10] = {0};
+        int n = sscanf(line + strlen(name), "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
+                       &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+        if (n >= 8) {
+            uint64_t t = 0;
+            for (int i = 0; i < 8; i++)
+                t += v[i];
+            *total = t;
+            *busy = t - v[3] - v[4];
+            rc = 0;
+        }
+        break;
+    }
+    fclose(f);
+    return rc;
+}
+
 static void merge_all(struct cb_shared *sh, struct cb_stats *sum)
 {
     memset(sum, 0, sizeof *sum);
@@ -400,6 +430,8 @@ int main(int argc, char **argv)
                                                    o->drain + 30) * 1e9);
     uint64_t win_start = 0, win_end = 0, ready_at = 0;
     int64_t srv_cpu0 = -1, srv_cpu1 = -1;
+    int cpu_sampled0 = 0, cpu_sampled1 = 0;
+    uint64_t cb0[2] = {0}, ct0[2] = {0}, cb1[2] = {0}, ct1[2] = {0};
     long rss_n = -1;
     struct cb_stats sum;
     static struct cb_hist prev_lat, cur_lat;
@@ -452,10 +484,20 @@ int main(int argc, char **argv)
                 win_end = win_start + (uint64_t)(o->duration * 1e9);
             }
         }
-        if (win_start && now >= win_start && srv_cpu0 < 0 && o->server_pid)
-            srv_cpu0 = proc_cpu_ns(o->server_pid);
-        if (win_end && now >= win_end && srv_cpu1 < 0 && o->server_pid)
-            srv_cpu1 = proc_cpu_ns(o->server_pid);
+        if (win_start && now >= win_start && !cpu_sampled0) {
+            cpu_sampled0 = 1;
+            if (o->server_pid)
+                srv_cpu0 = proc_cpu_ns(o->server_pid);
+            for (int c = 0; c < 2; c++)
+                cpu_jiffies(c, &cb0[c], &ct0[c]);
+        }
+        if (win_end && now >= win_end && !cpu_sampled1) {
+            cpu_sampled1 = 1;
+            if (o->server_pid)
+                srv_cpu1 = proc_cpu_ns(o->server_pid);
+            for (int c = 0; c < 2; c++)
+                cpu_jiffies(c, &cb1[c], &ct1[c]);
+        }
         if (win_end && now >= win_end && !sh->stop) {
             uint64_t expected = sum.sent * sum.recv_ready;
             int drained = o->scenario == SC_DURABLE ? sum.ack_window >= sum.sent
@@ -547,6 +589,10 @@ int main(int argc, char **argv)
                 sum.cpu_window_ns ? (double)sum.received / ((double)sum.cpu_window_ns / 1e9) : 0.0);
         if (srv_cpu0 >= 0 && srv_cpu1 >= 0)
             fprintf(f, "\"server_cpu_share\":%.3f,", (double)(srv_cpu1 - srv_cpu0) / (dur * 1e9));
+        if (cpu_sampled1 && ct1[0] > ct0[0] && ct1[1] > ct0[1])
+            fprintf(f, "\"cpu0_busy\":%.3f,\"cpu1_busy\":%.3f,",
+                    (double)(cb1[0] - cb0[0]) / (double)(ct1[0] - ct0[0]),
+                    (double)(cb1[1] - cb0[1]) / (double)(ct1[1] - ct0[1]));
     }
     if (o->scenario == SC_STORM) {
         /* Time until every connection got `synced`: the slowest one (histogram max). */
