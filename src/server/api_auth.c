@@ -84,6 +84,43 @@ static int finish_tokens(struct auth_call *a)
     return a->base.result ? CD_OK : CD_E_INTERNAL;
 }
 
+/* username and password (strings) of the body; answers 400 itself when missing. */
+static int credentials(struct api_req *r, const char **user, size_t *ulen, const char **pw,
+                       size_t *pwlen)
+{
+    if (body_string(r->body, "username", user, ulen) && body_string(r->body, "password", pw, pwlen))
+        return 1;
+    api_respond_error(r, CD_E_INVALID_FIELD, "username and password (strings) are required");
+    return 0;
+}
+
+/* Hash or verify on the pool (work), then continue on the I/O thread (after). */
+static void credential_call(struct api_req *r, const char *user, size_t ulen, const char *pw,
+                            size_t pwlen, void (*work)(struct api_call *),
+                            void (*after)(struct api_call *))
+{
+    struct auth_call *a = (struct auth_call *)api_call_new(r, sizeof(*a));
+    memcpy(a->username, user, ulen);
+    memcpy(a->password, pw, pwlen);
+    a->pwlen = pwlen;
+    a->base.work_fn = work;
+    a->base.after_fn = after;
+    api_call_work(&a->base);
+}
+
+/* After the pool: answer an error, or write the session with exec. */
+static void write_unless_failed(struct api_call *call,
+                                int (*exec)(const struct store_ops *, struct store_conn *,
+                                            struct store_job *))
+{
+    if (call->status != CD_OK || !conn_alive(call->c)) {
+        api_call_finish(call);
+        return;
+    }
+    call->job.exec = exec;
+    api_call_write(call);
+}
+
 /* ---- register ---- */
 
 static int register_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
@@ -106,26 +143,16 @@ static void register_hash(struct api_call *call)
 
 static void register_hashed(struct api_call *call)
 {
-    if (call->status != CD_OK || !conn_alive(call->c)) {
-        api_call_finish(call);
-        return;
-    }
     call->http_status = 201;
-    call->job.exec = register_exec;
-    api_call_write(call);
+    write_unless_failed(call, register_exec);
 }
 
 void api_register(struct api_req *r)
 {
     const char *user, *pw;
     size_t ulen, pwlen;
-    struct auth_call *a;
 
-    if (!body_string(r->body, "username", &user, &ulen) ||
-        !body_string(r->body, "password", &pw, &pwlen)) {
-        api_respond_error(r, CD_E_INVALID_FIELD, "username and password (strings) are required");
-        return;
-    }
+    if (!credentials(r, &user, &ulen, &pw, &pwlen)) return;
     if (!auth_username_valid(user, ulen)) {
         api_respond_error(r, CD_E_INVALID_USERNAME, NULL);
         return;
@@ -135,13 +162,7 @@ void api_register(struct api_req *r)
         return;
     }
     if (limited_ip(r)) return;
-    a = (struct auth_call *)api_call_new(r, sizeof(*a));
-    memcpy(a->username, user, ulen);
-    memcpy(a->password, pw, pwlen);
-    a->pwlen = pwlen;
-    a->base.work_fn = register_hash;
-    a->base.after_fn = register_hashed;
-    api_call_work(&a->base);
+    credential_call(r, user, ulen, pw, pwlen, register_hash, register_hashed);
 }
 
 /* ---- login ---- */
@@ -177,25 +198,15 @@ static void login_verified(struct api_call *call)
 {
     if (call->status == CD_E_INVALID_CREDENTIALS)
         metrics_auth_failure(&call->app->metrics, AUTH_FAIL_CREDENTIALS);
-    if (call->status != CD_OK || !conn_alive(call->c)) {
-        api_call_finish(call);
-        return;
-    }
-    call->job.exec = login_exec;
-    api_call_write(call);
+    write_unless_failed(call, login_exec);
 }
 
 void api_login(struct api_req *r)
 {
     const char *user, *pw;
     size_t ulen, pwlen;
-    struct auth_call *a;
 
-    if (!body_string(r->body, "username", &user, &ulen) ||
-        !body_string(r->body, "password", &pw, &pwlen)) {
-        api_respond_error(r, CD_E_INVALID_FIELD, "username and password (strings) are required");
-        return;
-    }
+    if (!credentials(r, &user, &ulen, &pw, &pwlen)) return;
     if (limited_ip(r)) return;
     if (ulen > AUTH_USERNAME_MAX || pwlen > AUTH_PASSWORD_MAX || ulen == 0) {
         metrics_auth_failure(&r->app->metrics, AUTH_FAIL_CREDENTIALS);
@@ -203,13 +214,7 @@ void api_login(struct api_req *r)
         return;
     }
     if (limited(r, &r->app->auth_user, user, ulen)) return;
-    a = (struct auth_call *)api_call_new(r, sizeof(*a));
-    memcpy(a->username, user, ulen);
-    memcpy(a->password, pw, pwlen);
-    a->pwlen = pwlen;
-    a->base.work_fn = login_verify;
-    a->base.after_fn = login_verified;
-    api_call_work(&a->base);
+    credential_call(r, user, ulen, pw, pwlen, login_verify, login_verified);
 }
 
 /* ---- refresh and logout ---- */
