@@ -11,6 +11,7 @@
 
 static void conn_free(struct conn *c);
 static void outq_push(struct conn *c, struct rbuf *b);
+static void conn_flush(struct conn *c);
 
 /* ---- lifecycle ---- */
 
@@ -316,6 +317,13 @@ int conn_send(struct conn *c, struct rbuf *b)
 
     if (c->state == CONN_CLOSING || (c->flags & CONN_F_CLOSED)) return CD_E_UNAVAILABLE;
     if ((q->bytes + b->len > c->io->srv->lim.ws_max_outq || q->n >= 16384) && c->state == CONN_WS) {
+        /* Over the bound before the end-of-iteration flush: hand what the kernel takes now, so
+         * only a client whose socket is really full (it reads too slowly) counts as slow, not
+         * one that pipelined a burst of requests that one loop iteration answered. */
+        conn_flush(c);
+        if (c->flags & CONN_F_CLOSED) return CD_E_UNAVAILABLE;
+    }
+    if ((q->bytes + b->len > c->io->srv->lim.ws_max_outq || q->n >= 16384) && c->state == CONN_WS) {
         STAT_ADD(c->io, slow_closed, 1);
         log_info("slow consumer closed", "\"user\":%lld,\"queued\":%u", (long long)c->user_id,
                  q->bytes);
@@ -383,8 +391,6 @@ static void outq_consume(struct outq *q, size_t written)
         if (q->inflight) q->inflight--;
     }
 }
-
-static void conn_flush(struct conn *c);
 
 static void conn_on_write(uv_write_t *req, int status)
 {

@@ -222,6 +222,23 @@ function decodeFrames(buf) {
   return { frames, rest: buf.subarray(off) };
 }
 
+/**
+ * Incremental decoder for large server streams: push(buf) returns the frames completed by buf.
+ * Keeps only the unfinished tail, so megabytes of frames cost linear time.
+ */
+class FrameStream {
+  constructor() {
+    this.tail = Buffer.alloc(0);
+  }
+
+  push(buf) {
+    const all = this.tail.length ? Buffer.concat([this.tail, buf]) : buf;
+    const { frames, rest } = decodeFrames(all);
+    this.tail = Buffer.from(rest);
+    return frames;
+  }
+}
+
 /** Close code and reason of a close frame payload. */
 function closePayload(frame) {
   if (frame.payload.length < 2) return { code: 1005, reason: '' };
@@ -299,6 +316,7 @@ module.exports = {
   rawWsConnect,
   encodeFrame,
   decodeFrames,
+  FrameStream,
   closePayload,
   OP,
 };
