@@ -126,7 +126,12 @@ int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, 
     int rc;
 
     memset(res, 0, sizeof(*res));
-    if ((rc = role_of(ops, sc, room, sender, &m)) != CD_OK) return rc;
+    if ((rc = role_of(ops, sc, room, sender, &m)) != CD_OK) {
+        struct store_room r; /* not a member: of an existing room, or of none (404) */
+        if (rc == CD_E_NOT_MEMBER && ops->room_get(sc, room, &r) == CD_E_NOT_FOUND)
+            return CD_E_NOT_FOUND;
+        return rc;
+    }
     rc = ops->event_append(sc, &ev);
     if (rc == CD_E_CONFLICT) return CD_E_CONFLICT; /* the caller looks up the original */
     if (rc != CD_OK) return rc;

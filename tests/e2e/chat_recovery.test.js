@@ -300,6 +300,73 @@ describe('chat recovery', () => {
     });
   });
 
+  describe('requests racing a replay', () => {
+    let srv;
+    before(async () => {
+      srv = await startChat(FAST_MSGS);
+    });
+    after(async () => {
+      if (srv) await srv.stop();
+    });
+
+    // A room with 3,000 entries, and a connection that replays it from 0 (several storage pages).
+    async function bigRoomAndReplay() {
+      const [a, b] = await Promise.all([newUser(srv, 'rr'), newUser(srv, 'rr')]);
+      const room = await createRoom(srv, a, [b]);
+      const ca = await connect(srv, a);
+      await pump(ca, room.id, 3000, { window: 500, prefix: 'fill', timeoutMs: 60000 });
+      const cb = await connect(srv, b, { sync: false });
+      cb.send({ type: 'sync', id: 'replay', rooms: { [room.id]: 0 } });
+      return { a, b, room, ca, cb };
+    }
+
+    // SERVER BUG (src/chat/hub.c, deliver_log): the origin connection's ack is sent at once even
+    // when its subscription is replaying (SUB_SYNC) or has a gap, and the message frame is then
+    // buffered and delivered as well: the ack arrives ahead of older entries and the sender also
+    // gets its own message.
+    it('a send during the connection\'s own replay: the ack takes the message\'s place in seq order, no echo', {
+      timeout: 90000,
+      todo: 'hub.c deliver_log sends the ack immediately during a replay and also delivers the message',
+    }, async () => {
+      const { room, ca, cb } = await bigRoomAndReplay();
+      await withClients([ca, cb], async () => {
+        cb.send({ type: 'send', id: 'mine', room: room.id, body: 'during replay', client_msg_id: 'dr-1' });
+        const ack = await cb.next((m) => m.id === 'mine', 30000);
+        assert.equal(ack.type, 'ack', JSON.stringify(ack));
+        await cb.waitFor(() => cb.entries(room.id).some((m) => m.seq === ack.seq - 1), 30000, `seq ${ack.seq - 1}`);
+        await sleep(300);
+        const stream = cb.messages.filter((m) => m.type === 'ack' || (isLog(m) && m.room === room.id));
+        assertContiguous(stream.map((m) => m.seq), 1, 'replay with the ack in its place');
+        assert.ok(!cb.messages.some((m) => m.type === 'message' && m.client_msg_id === 'dr-1'), 'own message echoed besides the ack');
+      });
+    });
+
+    // SERVER BUG (src/chat/hub.c, deliver_log + unsubscribe): a leave/kick entry for a
+    // subscription that is replaying is pushed into its buffer and the subscription is dropped
+    // right away: the buffered kick entry is freed unsent, and the pending sync is answered with
+    // has_more:false at the replay's current position, far before the room's end.
+    it('a member kicked while its connection replays gets the replay up to the kick entry (and learns of the kick)', {
+      timeout: 90000,
+      todo: 'hub.c drops the buffered kick entry and answers synced has_more:false mid-replay',
+    }, async () => {
+      const { a, b, room, ca, cb } = await bigRoomAndReplay();
+      await withClients([ca, cb], async () => {
+        const k = await api(srv, a).del(`/v1/rooms/${room.id}/members/${b.id}`);
+        assert.equal(k.status, 204, k.text);
+        const h = await api(srv, a).get(`/v1/rooms/${room.id}/messages?limit=1`);
+        const kickSeq = h.body.messages[0].seq;
+        const synced = await cb.next((m) => m.type === 'synced', 30000);
+        await sleep(500);
+        const es = cb.entries(room.id);
+        const r = synced.rooms[room.id];
+        assert.ok(!(r && r.has_more === false && r.last_seq < kickSeq), `synced says caught up at ${JSON.stringify(r)}; the room ends at ${kickSeq}`);
+        const last = es[es.length - 1];
+        assert.ok(last && last.type === 'member' && last.action === 'kick' && last.user === b.id, `last entry: ${JSON.stringify(last)}`);
+        assertContiguous(es.map((m) => m.seq), 1, 'replay up to the kick');
+      });
+    });
+  });
+
   describe('sync paging (--sync-max 100)', () => {
     let srv;
     before(async () => {

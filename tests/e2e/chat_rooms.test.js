@@ -163,9 +163,7 @@ describe('chat rooms', () => {
       expectError(assert, await x.get('/v1/rooms/not-a-room-id'), 404, 'not_found');
     });
 
-    // SERVER BUG (src/chat/rooms.c, chat_send): membership is checked before the room's existence,
-    // so an unknown room answers 403 not_member instead of 404 not_found.
-    it('POST a message to an unknown room is 404 not_found', { ...T, todo: 'chat_send answers not_member for an unknown room (rooms.c)' }, async () => {
+    it('POST a message to an unknown room is 404 not_found', T, async () => {
       const [a] = await users(1);
       const r = await api(srv, a).post(`/v1/rooms/${UNKNOWN_ROOM}/messages`, { body: 'x', client_msg_id: nextId() });
       expectError(assert, r, 404, 'not_found');
