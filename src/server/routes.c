@@ -118,10 +118,10 @@ void api_respond_json(struct api_req *r, int http_status, json_t *obj)
     api_send_json(r->app, r->c, r->route, r->http->start_ms, http_status, obj, NULL);
 }
 
+/* Token failures are counted where they are detected (api_verify_token, a missing token), not
+ * here: counting here too made one rejected request count twice. */
 void api_respond_error(struct api_req *r, int status, const char *message)
 {
-    if (status == CD_E_UNAUTHORIZED || status == CD_E_TOKEN_EXPIRED)
-        metrics_auth_failure(&r->app->metrics, AUTH_FAIL_TOKEN);
     api_send_error(r->app, r->c, r->route, r->http->start_ms, status, message,
                    status == CD_E_UNAUTHORIZED || status == CD_E_TOKEN_EXPIRED
                        ? "WWW-Authenticate: Bearer\r\n"
