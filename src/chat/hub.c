@@ -38,6 +38,9 @@ struct hub_sub {
     struct pend *pend;
     struct sync_req *req; /* the sync request this replay answers, if any */
     uint32_t replayed;    /* rows replayed for req */
+    uint32_t nacks;
+    struct pend *acks;   /* acks of this connection's own sends, waiting for their place */
+    int64_t leaving_seq; /* the user left at this seq: unsubscribe once it is delivered */
 };
 
 struct hub_room {
@@ -265,10 +268,58 @@ static void fetch_work(uv_work_t *w)
                : CD_E_IO;
 }
 
+static void acks_clear(struct hub_sub *s, int send)
+{
+    for (uint32_t i = 0; i < s->nacks; i++) {
+        if (send) send_frame(s->hc, s->acks[i].frame); /* late rather than lost */
+        rbuf_unref(s->acks[i].frame);
+    }
+    free(s->acks);
+    s->acks = NULL;
+    s->nacks = 0;
+}
+
 static void sub_free(struct hub_sub *s)
 {
     pend_clear(s);
+    acks_clear(s, 0);
     free(s);
+}
+
+static void ack_hold(struct hub_sub *s, int64_t seq, struct rbuf *ack)
+{
+    s->acks = xrealloc(s->acks, (s->nacks + 1) * sizeof(*s->acks));
+    s->acks[s->nacks].seq = seq;
+    s->acks[s->nacks].frame = rbuf_ref(ack);
+    s->nacks++;
+}
+
+/* Send entry seq (== next_seq): the connection's own ack in place of its own message. */
+static void sub_emit(struct hub_sub *s, int64_t seq, struct rbuf *f)
+{
+    for (uint32_t i = 0; i < s->nacks; i++)
+        if (s->acks[i].seq == seq) {
+            struct rbuf *ack = s->acks[i].frame;
+            send_frame(s->hc, ack);
+            rbuf_unref(ack);
+            s->acks[i] = s->acks[--s->nacks];
+            if (!s->nacks) acks_clear(s, 0);
+            s->next_seq = seq + 1;
+            return;
+        }
+    send_frame(s->hc, f);
+    s->next_seq = seq + 1;
+}
+
+static void unsubscribe(struct hub *h, struct hub_sub *s);
+
+/* After the entry that removed the user went out: drop the subscription. Returns 1 if s is
+ * gone. */
+static int sub_left(struct hub_sub *s)
+{
+    if (!s->leaving_seq || s->next_seq <= s->leaving_seq) return 0;
+    unsubscribe(hub_of(s->hc->c->io), s);
+    return 1;
 }
 
 static void sub_drain(struct hub_sub *s);
@@ -293,12 +344,12 @@ static void fetch_done(uv_work_t *w, int status)
         goto out;
     }
     for (i = 0; i < f->n; i++)
-        if (f->seqs[i] == s->next_seq) {
-            send_frame(s->hc, f->frames[i]);
-            s->next_seq++;
+        if (f->seqs[i] == s->next_seq && (!s->leaving_seq || f->seqs[i] <= s->leaving_seq)) {
+            sub_emit(s, f->seqs[i], f->frames[i]);
             s->replayed++;
         }
     if (f->n && f->seqs[f->n - 1] > s->room->last_seq) s->room->last_seq = f->seqs[f->n - 1];
+    if (sub_left(s)) goto out;
     if (f->n == f->limit) {
         if (s->req && s->replayed >= env.sync_max) {
             s->state = SUB_PAGED;
@@ -348,8 +399,7 @@ static void sub_drain(struct hub_sub *s)
         struct pend *p = &s->pend[i];
         if (p->seq < s->next_seq) continue;
         if (p->seq > s->next_seq) break; /* gap: storage has what is missing */
-        send_frame(s->hc, p->frame);
-        s->next_seq++;
+        sub_emit(s, p->seq, p->frame);
     }
     if (i > 0) {
         for (uint32_t k = 0; k < i; k++)
@@ -357,6 +407,7 @@ static void sub_drain(struct hub_sub *s)
         memmove(s->pend, s->pend + i, (s->npend - i) * sizeof(*s->pend));
         s->npend -= i;
     }
+    if (sub_left(s)) return;
     if (s->npend || s->lost) {
         fetch_start(s);
         return;
@@ -409,6 +460,7 @@ static void unsubscribe(struct hub *h, struct hub_sub *s)
             break;
         }
     if (s->req) req_finish_room(s, 0);
+    acks_clear(s, 1);
     if (r->n == 0) {
         imap_del(&h->rooms, r->id);
         free(r->subs);
@@ -426,11 +478,11 @@ static void unsubscribe(struct hub *h, struct hub_sub *s)
 /* One live event for one subscription. */
 static void sub_deliver(struct hub_sub *s, int64_t seq, struct rbuf *f)
 {
+    if (s->leaving_seq && seq > s->leaving_seq) return; /* after the user left */
     switch (s->state) {
     case SUB_LIVE:
         if (seq == s->next_seq) {
-            send_frame(s->hc, f);
-            s->next_seq++;
+            sub_emit(s, seq, f);
         } else if (seq > s->next_seq) {
             pend_push(s, seq, f);
             fetch_start(s); /* a gap: fill it from storage */
@@ -626,7 +678,8 @@ void hub_conn_close(struct conn *c)
 int hub_is_member(struct conn *c, int64_t room)
 {
     struct hub_conn *hc = c->app;
-    return hc && find_sub(hc, room) != NULL;
+    struct hub_sub *s = hc ? find_sub(hc, room) : NULL;
+    return s && !s->leaving_seq;
 }
 
 void hub_release(struct conn *c)
@@ -634,7 +687,7 @@ void hub_release(struct conn *c)
     struct hub_conn *hc = c->app;
     if (!hc || hc->released) return;
     hc->released = 1;
-    for (uint32_t i = 0; i < hc->n; i++) {
+    for (uint32_t i = hc->n; i-- > 0;) { /* backwards: a drain may unsubscribe */
         struct hub_sub *s = hc->subs[i];
         if (s->state == SUB_HOLD) sub_drain(s);
     }
@@ -787,12 +840,13 @@ static void deliver_log(struct hub *h, const struct fan_ev *ev)
         for (uint32_t i = 0; i < r->n; i++) {
             struct hub_sub *s = r->subs[i];
             if (origin && s->hc == origin && ev->reply) {
-                send_frame(s->hc, ev->reply); /* the ack stands for the message */
-                replied = 1;
+                replied = 1; /* the ack stands for the message, in its place in the stream */
                 if (s->state == SUB_LIVE && ev->seq == s->next_seq) {
+                    send_frame(s->hc, ev->reply);
                     s->next_seq++;
                     continue;
                 }
+                ack_hold(s, ev->seq, ev->reply); /* replaying or held: goes out at its seq */
             }
             sub_deliver(s, ev->seq, ev->frame);
         }
@@ -801,7 +855,11 @@ static void deliver_log(struct hub *h, const struct fan_ev *ev)
     if (ev->member == FAN_M_LEAVE && (u = imap_get(&h->users, ev->user)))
         for (struct hub_conn *hc = u->conns; hc; hc = hc->user_next) {
             struct hub_sub *s = find_sub(hc, ev->room);
-            if (s) unsubscribe(h, s);
+            if (!s) continue;
+            /* Delivered already: drop now. Still replaying or held: the connection first gets
+             * everything up to and including this entry, then the subscription ends. */
+            s->leaving_seq = ev->seq;
+            sub_left(s);
         }
 }
 

@@ -320,13 +320,10 @@ describe('chat recovery', () => {
       return { a, b, room, ca, cb };
     }
 
-    // SERVER BUG (src/chat/hub.c, deliver_log): the origin connection's ack is sent at once even
-    // when its subscription is replaying (SUB_SYNC) or has a gap, and the message frame is then
-    // buffered and delivered as well: the ack arrives ahead of older entries and the sender also
-    // gets its own message.
+    // The origin connection's ack waits for its place in the stream while the subscription
+    // replays, and replaces its own message there.
     it('a send during the connection\'s own replay: the ack takes the message\'s place in seq order, no echo', {
       timeout: 90000,
-      todo: 'hub.c deliver_log sends the ack immediately during a replay and also delivers the message',
     }, async () => {
       const { room, ca, cb } = await bigRoomAndReplay();
       await withClients([ca, cb], async () => {
@@ -341,13 +338,10 @@ describe('chat recovery', () => {
       });
     });
 
-    // SERVER BUG (src/chat/hub.c, deliver_log + unsubscribe): a leave/kick entry for a
-    // subscription that is replaying is pushed into its buffer and the subscription is dropped
-    // right away: the buffered kick entry is freed unsent, and the pending sync is answered with
-    // has_more:false at the replay's current position, far before the room's end.
+    // A kick during a replay: the connection gets everything up to and including the kick
+    // entry, then the subscription ends.
     it('a member kicked while its connection replays gets the replay up to the kick entry (and learns of the kick)', {
       timeout: 90000,
-      todo: 'hub.c drops the buffered kick entry and answers synced has_more:false mid-replay',
     }, async () => {
       const { a, b, room, ca, cb } = await bigRoomAndReplay();
       await withClients([ca, cb], async () => {
