@@ -93,8 +93,12 @@ static int user_exists(const struct store_ops *ops, struct store_conn *sc, int64
 static int put_member(const struct store_ops *ops, struct store_conn *sc, int64_t room,
                       int64_t user, int role, int64_t joined_seq)
 {
-    struct store_member m = {
-        .room_id = room, .user_id = user, .role = role, .joined_seq = joined_seq};
+    /* What was said before the user joined is history, not unread. */
+    struct store_member m = {.room_id = room,
+                             .user_id = user,
+                             .role = role,
+                             .joined_seq = joined_seq,
+                             .read_seq = joined_seq - 1};
     return ops->member_put(sc, &m);
 }
 
