@@ -252,6 +252,16 @@ describe('WebSocket transport', () => {
     assert.equal(rw.textMessages().some((m) => m.type === 'pong'), false, 'unmasked frame was processed');
   });
 
+  it('a client that never answers the close frame is disconnected after the grace period', T, async () => {
+    const rw = await rawWsConnect(srv.port, user.access_token, { answerClose: false });
+    clients.push(rw);
+    assert.ok(await rw.waitFrame((f) => f.opcode === OP.TEXT), 'no hello');
+    rw.sendText({ type: 'ping' }, { mask: false });
+    assert.ok(await rw.waitFrame((f) => f.opcode === OP.CLOSE, 5000), 'no close frame');
+    assert.equal(rw.closeFrame().code, 1002);
+    assert.ok(await rw.conn.waitClose(6000), 'TCP connection still open long after the close frame');
+  });
+
   it('a frame with a reserved bit set -> close 1002', T, async () => {
     const rw = await openRaw();
     rw.sendText({ type: 'ping' }, { rsv: 4 });

@@ -250,7 +250,7 @@ function closePayload(frame) {
  * byte stream. Resolves {conn, frames(), closeFrame(), sendFrame(...), sendText(obj|string)}.
  * frames() decodes everything received after the 101 response.
  */
-async function rawWsConnect(port, token, { path = '/v1/ws', timeoutMs = 5000 } = {}) {
+async function rawWsConnect(port, token, { path = '/v1/ws', timeoutMs = 5000, answerClose = true } = {}) {
   const conn = await rawConnect(port);
   const key = crypto.randomBytes(16).toString('base64');
   conn.write(
@@ -306,6 +306,20 @@ async function rawWsConnect(port, token, { path = '/v1/ws', timeoutMs = 5000 } =
       conn.destroy();
     },
   };
+  if (answerClose) {
+    // Like a real client, answer the server's close frame with one of our own (RFC 6455 5.5.1),
+    // so the server can close the TCP connection at once instead of after its grace period.
+    let answered = false;
+    const check = () => {
+      if (answered || conn.closed) return;
+      const f = rw.frames().find((x) => x.opcode === OP.CLOSE);
+      if (!f) return;
+      answered = true;
+      conn.sock.write(encodeFrame(OP.CLOSE, f.payload.subarray(0, 2)), () => {});
+    };
+    conn.sock.on('data', check);
+    check();
+  }
   return rw;
 }
 
