@@ -163,6 +163,12 @@ def main():
              "rate; latency is from the scheduled send time to the receiving read(), both "
              "CLOCK_MONOTONIC.\n")
 
+    cont = text(os.path.join(out, "contention.txt"))
+    if cont:
+        L.append("Machine load just before each system's runs (from /proc/stat; anything well above "
+                 "0 means other work shared the cores and the figures are pessimistic and noisy):\n")
+        L.append("```\n" + cont + "\n```\n")
+
     # ---- summary
     L.append("## Summary\n")
     L.append("| system | max deliveries/s with p99 < 50 ms | p99 there (ms) | p99 at 100k/s (ms) | "

@@ -178,9 +178,25 @@ except Exception:
 EOF
 }
 
+# quiet_check LABEL: with no server of ours running, how busy are the two cores over 1 s? Other
+# work on the machine (builds, tests, another benchmark) shows here; it is recorded per system
+# in contention.txt and printed in docs/BENCHMARKS.md, because it moves every figure.
+quiet_check() {
+  local a b
+  a=$(awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
+  sleep 1
+  b=$(awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
+  local busy
+  busy=$(echo "$a $b" | awk '{d = $4 - $2; printf "%.2f", d > 0 ? ($3 - $1) / d * 2 : 0}')
+  local others
+  others=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 5 {printf "%s(%s%%) ", $2, $1}' | head -c 300)
+  echo "$1: ${busy} of 2 cores busy before the run; busy processes: ${others:-none}" >> "$OUT/contention.txt"
+}
+
 # ---------------------------------------------------------------- per system
 bench_system() {
   local sys=$1 target url port
+  quiet_check "$sys"
   target=$(target_of "$sys"); port=$(port_of "$sys"); url=ws://127.0.0.1:$port/
   if [ "$sys" = chatd ] && [ "${CHATD_BUILT:-0}" != 1 ]; then
     echo "chatd did not build (see logs/cmake.log)" > "$OUT/chatd__skipped.txt"; return
