@@ -85,6 +85,22 @@ describe('auth', () => {
       expectError(assert, r, 400, 'invalid_password');
     });
 
+    it('counts the password length in bytes, not characters', T, async () => {
+      // 3 characters, 9 bytes: long enough.
+      const ok = await post(srv, '/v1/auth/register', { username: uniqueName(), password: '\u20ac\u20ac\u20ac' });
+      assert.equal(ok.status, 201, ok.text);
+      // 129 characters, 258 bytes: too long.
+      const long = await post(srv, '/v1/auth/register', { username: uniqueName(), password: '\u00e9'.repeat(129) });
+      expectError(assert, long, 400, 'invalid_password');
+      // Exactly 256 bytes is allowed, and the same password logs in.
+      const name = uniqueName();
+      const pw = '\u00e9'.repeat(128);
+      const edge = await post(srv, '/v1/auth/register', { username: name, password: pw });
+      assert.equal(edge.status, 201, edge.text);
+      const login = await post(srv, '/v1/auth/login', { username: name, password: pw });
+      assert.equal(login.status, 200, login.text);
+    });
+
     it('refuses a 257-byte password with 400 invalid_password', T, async () => {
       const r = await post(srv, '/v1/auth/register', { username: uniqueName(), password: 'p'.repeat(257) });
       expectError(assert, r, 400, 'invalid_password');
@@ -109,6 +125,7 @@ describe('auth', () => {
       ['a JSON array', '["alice","password123"]'],
       ['a JSON string', '"alice"'],
       ['an empty body', ''],
+      ['duplicate keys', '{"username":"dupkeys","password":"password123","password":"password456"}'],
     ]) {
       it(`refuses ${what} with 400 invalid_json`, T, async () => {
         const r = await request(srv, 'POST', '/v1/auth/register', {
