@@ -43,6 +43,16 @@ describe('auth', () => {
       assert.equal(payload.exp - payload.iat, 900);
     });
 
+    it('concurrent registrations of one username: exactly one 201, the rest 409', T, async () => {
+      const name = uniqueName('race');
+      const rs = await Promise.all(
+        Array.from({ length: 6 }, () => post(srv, '/v1/auth/register', { username: name, password: 'password123' })),
+      );
+      const statuses = rs.map((r) => r.status).sort();
+      assert.deepEqual(statuses, [201, 409, 409, 409, 409, 409], rs.map((r) => r.text).join('\n'));
+      for (const r of rs.filter((x) => x.status === 409)) expectError(assert, r, 409, 'username_taken');
+    });
+
     it('gives each user a distinct id', T, async () => {
       const a = await registerUser(srv);
       const b = await registerUser(srv);
@@ -312,6 +322,17 @@ describe('auth', () => {
       await post(srv, '/v1/auth/refresh', { refresh_token: u.refresh_token }); // theft signal
       const r2 = await post(srv, '/v1/auth/refresh', { refresh_token: other.body.refresh_token });
       assert.equal(r2.status, 200, r2.text);
+    });
+
+    it('two concurrent refreshes with one token never both succeed', T, async () => {
+      const u = await registerUser(srv);
+      const rs = await Promise.all([
+        post(srv, '/v1/auth/refresh', { refresh_token: u.refresh_token }),
+        post(srv, '/v1/auth/refresh', { refresh_token: u.refresh_token }),
+      ]);
+      const ok = rs.filter((r) => r.status === 200);
+      assert.ok(ok.length <= 1, 'one refresh token was rotated twice');
+      for (const r of rs.filter((x) => x.status !== 200)) expectError(assert, r, 401, 'invalid_refresh_token');
     });
 
     it('a chain of rotations keeps working', T, async () => {

@@ -372,6 +372,36 @@ describe('WebSocket transport', () => {
   });
 });
 
+describe('WebSocket frame limit (--ws-max-frame 512, --ws-max-message 4096)', () => {
+  let srv;
+  let user;
+  const clients = [];
+  before(async () => {
+    srv = await startServer({ args: { 'ws-max-frame': 512, 'ws-max-message': 4096 } });
+    user = await registerUser(srv);
+  });
+  after(async () => {
+    for (const c of clients) c.terminate();
+    if (srv) await srv.stop();
+  });
+
+  it('a message in frames under the frame limit is accepted although larger than one frame', T, async () => {
+    const { client } = await wsConnectHello(srv.wsUrl, { token: user.access_token });
+    clients.push(client);
+    const text = JSON.stringify({ type: 'ping', id: 'frames', pad: 'q'.repeat(1400) });
+    for (let i = 0; i < text.length; i += 500) client.ws.send(text.slice(i, i + 500), { fin: i + 500 >= text.length });
+    const m = await client.next((x) => x.type !== 'hello');
+    assert.deepEqual(m, { type: 'pong', id: 'frames' });
+  });
+
+  it('one frame over --ws-max-frame -> close 1009', T, async () => {
+    const { client } = await wsConnectHello(srv.wsUrl, { token: user.access_token });
+    clients.push(client);
+    client.send({ type: 'ping', pad: 'q'.repeat(600) });
+    assert.equal((await client.closed(5000)).code, 1009);
+  });
+});
+
 describe('WebSocket idle timeout (--ws-idle 2)', () => {
   let srv;
   let user;
