@@ -1,6 +1,7 @@
 /* app.c - chatd's lifecycle: configuration to running node, and SIGTERM drain to exit 0. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -108,6 +109,10 @@ int app_run(struct cfg *cfg)
     }
     log_set_level((enum log_level)lvl);
     signal(SIGPIPE, SIG_IGN);
+    /* Buffers are allocated on one thread and freed on another all the time (frames, jobs):
+     * keep freed memory in the heaps instead of trimming and regrowing them (mprotect storms). */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 4 << 20);
     raise_fd_limit();
     if (auth_init() != CD_OK) {
         free(app);

@@ -66,9 +66,10 @@ struct store {
                      "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?1 ORDER BY m.room_id")   \
     X(USERS_SHARE, "SELECT EXISTS (SELECT 1 FROM members a JOIN members b "                        \
                    "ON b.room_id = a.room_id AND b.user_id = ?2 WHERE a.user_id = ?1)")            \
-    X(EVENT_INSERT, "INSERT INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "     \
-                    "SELECT id, last_seq + 1, ?2, ?3, ?4, ?5, ?6 FROM rooms WHERE id = ?1 "        \
-                    "RETURNING seq")                                                               \
+    X(EVENT_INSERT,                                                                                \
+      "INSERT OR IGNORE INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "         \
+      "SELECT id, last_seq + 1, ?2, ?3, ?4, ?5, ?6 FROM rooms WHERE id = ?1 "                      \
+      "RETURNING seq")                                                                             \
     X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events "                                     \
                           "WHERE sender = ?1 AND client_msg_id = ?2")                              \
     X(EVENTS_ASC, "SELECT " EVENT_COLS " FROM events WHERE room_id = ?1 AND seq > ?2 "             \
@@ -163,7 +164,8 @@ static int conn_setup(sqlite3 *db, int writer, int sync_full)
     snprintf(pragmas, sizeof(pragmas),
              "PRAGMA foreign_keys=ON; PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;"
              "PRAGMA cache_size=-16000; PRAGMA mmap_size=268435456;%s",
-             sync_full ? "FULL" : "NORMAL", writer ? "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864;" : "");
+             sync_full ? "FULL" : "NORMAL",
+             writer ? "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864;" : "");
     return sq_exec(db, pragmas);
 }
 
@@ -700,7 +702,11 @@ static int sq_event_append(struct store_conn *c, struct store_event *ev)
         seq = sqlite3_column_int64(s, 0);
         rc = CD_OK;
     } else if (rc == SQLITE_DONE) {
-        rc = CD_E_NOT_FOUND;
+        /* OR IGNORE (no statement journal per insert): nothing inserted means an unknown room
+         * or an existing (sender, client_msg_id); tell them apart on this rare path. */
+        struct store_room r;
+        sqlite3_reset(s);
+        rc = sq_room_get(c, ev->room_id, &r) == CD_OK ? CD_E_CONFLICT : CD_E_NOT_FOUND;
     } else if (sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE) {
         rc = CD_E_CONFLICT; /* events_client_id */
     } else {
