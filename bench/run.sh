@@ -187,7 +187,7 @@ quiet_check() {
   sleep 1
   b=$(awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
   local busy
-  busy=$(echo "$a $b" | awk '{d = $4 - $2; printf "%.2f", d > 0 ? ($3 - $1) / d * 2 : 0}')
+  busy=$(echo "$a $b" | awk '{d = $4 - $2; printf "%.2f", (d > 0 ? ($3 - $1) / d * 2 : 0)}')
   local others
   others=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 5 {printf "%s(%s%%) ", $2, $1}' | head -c 300)
   echo "$1: ${busy} of 2 cores busy before the run; busy processes: ${others:-none}" >> "$OUT/contention.txt"
