@@ -594,7 +594,7 @@ void hub_conn_open(struct conn *c, int64_t user, int came_online)
     }
     hc->user_next = u->conns;
     u->conns = hc;
-    uv_read_stop((uv_stream_t *)&c->tcp); /* until the rooms are subscribed */
+    conn_pause(c); /* requests wait until the rooms are subscribed (even ones already read) */
     lj->c = c;
     lj->user = user;
     lj->job.exec = load_exec;

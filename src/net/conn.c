@@ -232,9 +232,22 @@ static void ws_input(struct conn *c, uint8_t *buf, size_t len, int from_shared)
     in_consume(c, buf, len, (size_t)used, from_shared);
 }
 
+void conn_pause(struct conn *c)
+{
+    c->flags |= CONN_F_PAUSED;
+    if (!(c->flags & CONN_F_CLOSED)) uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void conn_resume(struct conn *c)
+{
+    c->flags &= (uint8_t)~CONN_F_PAUSED;
+    net__conn_read_start(c);
+    if (c->in_len) net__conn_process_input(c);
+}
+
 void net__conn_process_input(struct conn *c)
 {
-    if (c->flags & CONN_F_CLOSED) return;
+    if (c->flags & (CONN_F_CLOSED | CONN_F_PAUSED)) return;
     if (c->state == CONN_HTTP) {
         net__http_input(c);
     } else if (c->in_len) {
@@ -254,6 +267,10 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || (c->flags & CONN_F_CLOSED)) return;
     STAT_ADD(io, bytes_in, (uint64_t)nread);
     c->last_rx = io->now_s;
+    if (c->flags & CONN_F_PAUSED) { /* keep it for conn_resume */
+        in_append(c, (const uint8_t *)buf->base, (size_t)nread);
+        return;
+    }
     if (c->state == CONN_HTTP) {
         in_append(c, (const uint8_t *)buf->base, (size_t)nread);
         net__http_input(c);
@@ -269,7 +286,7 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 void net__conn_read_start(struct conn *c)
 {
-    if (!(c->flags & CONN_F_CLOSED))
+    if (!(c->flags & (CONN_F_CLOSED | CONN_F_PAUSED)))
         uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read);
 }
 

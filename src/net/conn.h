@@ -13,13 +13,14 @@
 enum conn_state { CONN_HTTP = 0, CONN_WS, CONN_CLOSING, CONN_DEAD /* close_cb ran */ };
 
 enum conn_flags {
-    CONN_F_DIRTY = 1 << 0,       /* on the thread's dirty list */
-    CONN_F_WRITING = 1 << 1,     /* a uv_write is in flight */
-    CONN_F_PENDING = 1 << 2,     /* an HTTP request is being handled; reading paused */
-    CONN_F_CLOSE_FLUSH = 1 << 3, /* close the socket once the output queue is empty */
-    CONN_F_PING_SENT = 1 << 4,   /* idle ping outstanding */
-    CONN_F_CLOSED = 1 << 5,      /* uv_close called */
-    CONN_F_NO_KEEPALIVE = 1 << 6 /* close after the current HTTP response */
+    CONN_F_DIRTY = 1 << 0,        /* on the thread's dirty list */
+    CONN_F_WRITING = 1 << 1,      /* a uv_write is in flight */
+    CONN_F_PENDING = 1 << 2,      /* an HTTP request is being handled; reading paused */
+    CONN_F_CLOSE_FLUSH = 1 << 3,  /* close the socket once the output queue is empty */
+    CONN_F_PING_SENT = 1 << 4,    /* idle ping outstanding */
+    CONN_F_CLOSED = 1 << 5,       /* uv_close called */
+    CONN_F_NO_KEEPALIVE = 1 << 6, /* close after the current HTTP response */
+    CONN_F_PAUSED = 1 << 7        /* input held by the server layer (conn_pause) */
 };
 
 struct outq {
@@ -76,6 +77,10 @@ static inline int conn_alive(const struct conn *c)
 {
     return !(c->flags & CONN_F_CLOSED) && c->state != CONN_CLOSING;
 }
+/* Stop reading and processing input (bytes already received are kept) until conn_resume, which
+ * processes them first. For work that must finish before the connection's next request. */
+void conn_pause(struct conn *c);
+void conn_resume(struct conn *c);
 /* Peer address as text ("1.2.3.4" / "::1"); returns "unknown" on failure. */
 void conn_peer_ip(struct conn *c, char *out, size_t cap);
 

@@ -379,7 +379,7 @@ void api_ws_ready(struct conn *c, uint32_t nrooms)
                               "limits", "max_message", (json_int_t)app->cfg.ws_max_message,
                               "max_body", (json_int_t)app->cfg.max_body_text, "idle_timeout",
                               (json_int_t)app->cfg.ws_idle));
-    net__conn_read_start(c);
+    conn_resume(c);
 }
 
 /* ---- upgrade ---- */

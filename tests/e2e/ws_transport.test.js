@@ -38,13 +38,9 @@ describe('WebSocket transport', () => {
     return rw;
   }
 
-  // Bytes that arrive in the same read as the upgrade request are processed at once by
-  // net__http_input (src/net/http.c: "if (c->state == CONN_WS && c->in_len)
-  // net__conn_process_input(c)"), before hub_conn_open has subscribed the rooms and before
-  // api_ws_ready sends hello. Reading new bytes is paused until then, but these were read already.
-  const EARLY_TODO = 'requests sent with the upgrade are answered before hello (src/net/http.c net__http_input)';
-
-  it('frames sent together with the upgrade request are answered after the hello', { ...T, todo: EARLY_TODO }, async () => {
+  // Bytes that arrive in the same read as the upgrade request wait (conn_pause) until the
+  // connection's rooms are subscribed and hello is sent.
+  it('frames sent together with the upgrade request are answered after the hello', T, async () => {
     const c = await rawConnect(srv.port);
     clients.push(c);
     c.write(
