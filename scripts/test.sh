@@ -9,7 +9,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cmake -S . -B build-test -DCHATD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-test -j"$(nproc)"
 echo "== format check"
-if ! clang-format --dry-run --Werror src/*.c src/*/*.c src/*/*.h tests/unit/*/*.c 2>/dev/null; then
+if ! clang-format --dry-run --Werror src/*.c src/*/*.c src/*/*.h tests/unit/*/*.c; then
   echo "code is not formatted: run clang-format -i on the files above"; exit 1
 fi
 echo "== unit tests"

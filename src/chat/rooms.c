@@ -8,6 +8,49 @@
 #include "util/jsonw.h"
 #include "util/status.h"
 
+/* Writer-thread cache of known memberships, for the check every message makes. Direct-mapped,
+ * positive entries only: filled from successful reads, and an entry is dropped whenever that
+ * membership changes (even in a job that is later rolled back: a drop only costs a re-read). All
+ * membership changes go through this file on the single writer thread, so it cannot go stale. */
+#define MEMBER_CACHE 65536
+static struct {
+    int64_t room, user;
+} member_cache[MEMBER_CACHE];
+
+static uint32_t member_slot(int64_t room, int64_t user)
+{
+    uint64_t x = (uint64_t)room * 0x9e3779b97f4a7c15ULL ^ (uint64_t)user * 0xc2b2ae3d27d4eb4fULL;
+    return (uint32_t)(x >> 40) & (MEMBER_CACHE - 1);
+}
+
+void chat_member_cache_reset(void)
+{
+    memset(member_cache, 0, sizeof(member_cache));
+}
+
+static void member_forget(int64_t room, int64_t user)
+{
+    uint32_t i = member_slot(room, user);
+    if (member_cache[i].room == room && member_cache[i].user == user) member_cache[i].room = 0;
+}
+
+/* CD_OK when user is a member of room (cached, else read and remembered). */
+static int member_known(const struct store_ops *ops, struct store_conn *sc, int64_t room,
+                        int64_t user)
+{
+    uint32_t i = member_slot(room, user);
+    struct store_member m;
+    int rc;
+    if (member_cache[i].room == room && member_cache[i].user == user) return CD_OK;
+    rc = ops->member_get(sc, room, user, &m);
+    if (rc == CD_E_NOT_FOUND) return CD_E_NOT_MEMBER;
+    if (rc == CD_OK) {
+        member_cache[i].room = room;
+        member_cache[i].user = user;
+    }
+    return rc;
+}
+
 static void out_add(struct chat_out *o, const struct fan_ev *ev)
 {
     if (o->n == o->cap) {
@@ -99,6 +142,7 @@ static int put_member(const struct store_ops *ops, struct store_conn *sc, int64_
                              .role = role,
                              .joined_seq = joined_seq,
                              .read_seq = joined_seq - 1};
+    member_forget(room, user);
     return ops->member_put(sc, &m);
 }
 
@@ -126,11 +170,10 @@ int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, 
                              .client_msg_id = cmid,
                              .cmid_len = cmid_len};
     struct fan_ev fe = {.kind = FAN_LOG, .room = room};
-    struct store_member m;
     int rc;
 
     memset(res, 0, sizeof(*res));
-    if ((rc = role_of(ops, sc, room, sender, &m)) != CD_OK) {
+    if ((rc = member_known(ops, sc, room, sender)) != CD_OK) {
         struct store_room r; /* not a member: of an existing room, or of none (404) */
         if (rc == CD_E_NOT_MEMBER && ops->room_get(sc, room, &r) == CD_E_NOT_FOUND)
             return CD_E_NOT_FOUND;
@@ -251,11 +294,13 @@ int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t 
         if (um.role == role) return CD_OK;
     }
     um.role = role;
+    member_forget(room, user);
     if ((rc = ops->member_put(sc, &um)) != CD_OK) return rc;
     if ((rc = member_event(ops, sc, room, user, "role", role, actor, now_ms, out)) != CD_OK)
         return rc;
     if (role == ROLE_OWNER) { /* transfer: the previous owner steps down to admin */
         am.role = ROLE_ADMIN;
+        member_forget(room, actor);
         if ((rc = ops->member_put(sc, &am)) != CD_OK) return rc;
         rc = member_event(ops, sc, room, actor, "role", ROLE_ADMIN, actor, now_ms, out);
     }
@@ -281,6 +326,7 @@ int chat_member_remove(const struct store_ops *ops, struct store_conn *sc, int64
         if (rc != CD_OK) return rc;
         if (am.role < ROLE_ADMIN || um.role >= am.role) return CD_E_FORBIDDEN;
     }
+    member_forget(room, user);
     if ((rc = ops->member_delete(sc, room, user)) != CD_OK) return rc;
     return member_event(ops, sc, room, user, user == actor ? "leave" : "kick", um.role, actor,
                         now_ms, out);

@@ -32,6 +32,9 @@ struct chat_sent {
     int duplicate; /* the (sender, client_msg_id) pair was stored before: original seq/ts */
 };
 
+/* Forget every cached membership (a whole group commit was rolled back). Writer thread. */
+void chat_member_cache_reset(void);
+
 int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
               const char *body, size_t body_len, const char *cmid, size_t cmid_len, int64_t now_ms,
               struct chat_out *out, struct chat_sent *res);

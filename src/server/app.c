@@ -13,6 +13,7 @@
 
 #include "auth/auth.h"
 #include "chat/hub.h"
+#include "chat/rooms.h"
 #include "server/app.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -151,6 +152,7 @@ int app_run(struct cfg *cfg)
         app->fanout.bus = &app->bus;
         app->db.batch_done = fanout_flush;
         app->db.batch_ud = &app->fanout;
+        app->db.batch_failed = chat_member_cache_reset;
     }
 
     app->net.app = app;

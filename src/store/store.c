@@ -70,6 +70,7 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
         atomic_fetch_add(&p->failed_commits, 1);
         log_error("group commit failed", "\"jobs\":%zu", n);
     }
+    if (rc != CD_OK && db->batch_failed) db->batch_failed();
     atomic_fetch_add(&p->commits, 1);
     atomic_fetch_add(&p->jobs, n);
     while (batch) {

@@ -188,6 +188,9 @@ struct store_db {
      * can be published once per group commit (the fanout does this). */
     void (*batch_done)(void *ud);
     void *batch_ud;
+    /* Optional: called on the writer thread when a whole batch was rolled back (caches that
+     * read inside it must forget). */
+    void (*batch_failed)(void);
 };
 
 /* Open the backend and start the writer thread. Returns CD_OK or CD_E_IO (logged). Blocks. */
