@@ -248,6 +248,24 @@ def main():
         for t, v, ok in rows:
             L.append(f"| {t} | {v} | {'yes' if ok else '**no**'} |")
         L.append("")
+    for prefix, title in [("chatd__durable__", "synchronous=NORMAL"),
+                          ("chatd-full__durable__", "synchronous=FULL (the default)")]:
+        pts = sorted((d for n, d in runs.items() if n.startswith(prefix)),
+                     key=lambda d: d["offered_msgs_per_s"])
+        if not pts:
+            continue
+        L.append(f"### Durable writes, SQLite WAL {title}\n")
+        L.append("100 senders, 100-byte bodies, open loop; ack latency from the scheduled send to the ack.\n")
+        L.append("| offered msgs/s | acked msgs/s | ack p50 ms | ack p90 ms | ack p99 ms | ack max ms | "
+                 "server CPU | load CPU |")
+        L.append("|---|---|---|---|---|---|---|---|")
+        for d in pts:
+            a = d["ack_ms"]
+            L.append("| " + " | ".join([fmt(d["offered_msgs_per_s"]), fmt(d["acked_per_s"]), ms(a["p50"]),
+                                        ms(a["p90"]), ms(a["p99"]), ms(a["max"]),
+                                        f'{d.get("server_cpu_share", 0):.2f}',
+                                        f'{d["load_cpu_share"]:.2f}']) + " |")
+        L.append("")
     for sc in ["durable", "history", "storm"]:
         if not any(n.startswith("chatd__" + sc) for n in runs):
             L.append(f"- `{sc}`: no result in this run (see bench/out/{m['stamp']}/logs/chatd__{sc}*.err).")
