@@ -12,6 +12,12 @@
 #include "util/rbuf.h"
 #include "util/status.h"
 
+/* Page size of a new database. A group commit writes every page it dirtied to the WAL, and a
+ * batch of messages touches one page per active room and per active sender (the idempotency
+ * index): smaller pages mean less WAL per commit. 2 KiB measured best for 100-byte messages
+ * (4 KiB: twice the ack p99 at 30,000 msgs/s; 512 B: rows overflow). Existing files keep theirs. */
+#define STORE_PAGE_SIZE "2048"
+
 struct store {
     char *path;
     int sync_full;
@@ -220,8 +226,8 @@ static int sq_open(const struct store_config *cfg, struct store **out)
         rc = CD_E_IO;
         goto fail;
     }
-    if ((rc = sq_exec(db, "PRAGMA journal_mode=WAL;")) || (rc = conn_setup(db, 1, st->sync_full)) ||
-        (rc = migrate(db)))
+    if ((rc = sq_exec(db, "PRAGMA page_size=" STORE_PAGE_SIZE ";PRAGMA journal_mode=WAL;")) ||
+        (rc = conn_setup(db, 1, st->sync_full)) || (rc = migrate(db)))
         goto fail;
     sqlite3_close(db);
     *out = st;
