@@ -1,5 +1,7 @@
 /* store.c - the single writer thread with group commit, and per-thread read connections. */
 #include <stdatomic.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <uv.h>
 
@@ -87,6 +89,12 @@ static void writer_main(void *arg)
 {
     struct store_db *db = arg;
     struct store_priv *p = db->priv;
+    struct sched_param sp = {0};
+
+    /* SCHED_BATCH: a wake-up of the writer does not preempt an I/O thread sharing its core. The
+     * I/O thread finishes its loop iteration (queueing more jobs) and the writer then commits
+     * them together: fewer, larger group commits and far fewer context switches. */
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 
     for (;;) {
         struct store_job *batch, *last;
