@@ -3,22 +3,20 @@
 #include <stdlib.h>
 #include <uv.h>
 
+#include "util/imap.h"
 #include "util/rbuf.h"
 
 #define STRIPES 64
 
 struct pentry {
-    int64_t user;
     uint32_t conns;
     int64_t last_seen;
     struct tbucket msg;
-    struct pentry *next;
 };
 
 struct stripe {
     uv_mutex_t lock;
-    struct pentry **b;
-    uint32_t nb, n;
+    struct imap users; /* user id -> struct pentry */
 };
 
 struct presence {
@@ -28,13 +26,10 @@ struct presence {
     struct stripe s[STRIPES];
 };
 
-static uint64_t mix(int64_t v)
+static struct stripe *stripe_of(struct presence *p, int64_t user)
 {
-    uint64_t x = (uint64_t)v;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return x;
+    uint64_t x = (uint64_t)user * 0xff51afd7ed558ccdULL;
+    return &p->s[(x >> 32) % STRIPES];
 }
 
 struct presence *presence_new(const struct tbucket_rule *msg_rule, int rate_limits,
@@ -46,8 +41,7 @@ struct presence *presence_new(const struct tbucket_rule *msg_rule, int rate_limi
     p->max_conns = max_conns_per_user;
     for (int i = 0; i < STRIPES; i++) {
         uv_mutex_init(&p->s[i].lock);
-        p->s[i].nb = 64;
-        p->s[i].b = xcalloc(64, sizeof(struct pentry *));
+        imap_init(&p->s[i].users);
     }
     return p;
 }
@@ -55,58 +49,35 @@ struct presence *presence_new(const struct tbucket_rule *msg_rule, int rate_limi
 void presence_free(struct presence *p)
 {
     for (int i = 0; i < STRIPES; i++) {
-        for (uint32_t j = 0; j < p->s[i].nb; j++)
-            for (struct pentry *e = p->s[i].b[j], *n; e; e = n) {
-                n = e->next;
-                free(e);
-            }
-        free(p->s[i].b);
+        uint32_t k;
+        for (struct imap_ent *e = imap_first(&p->s[i].users, &k); e;
+             e = imap_next(&p->s[i].users, e, &k))
+            free(e->val);
+        imap_free(&p->s[i].users);
         uv_mutex_destroy(&p->s[i].lock);
     }
     free(p);
 }
 
-/* Find (create) the entry of user in its locked stripe. */
-static struct pentry *entry(struct presence *p, struct stripe *s, int64_t user, uint64_t h,
-                            int create)
+/* The entry of user in its locked stripe, created when asked. */
+static struct pentry *entry(struct presence *p, struct stripe *s, int64_t user, int create)
 {
-    struct pentry **slot, *e;
-    if (create && s->n >= s->nb * 2) { /* grow */
-        uint32_t nb = s->nb * 2;
-        struct pentry **b = xcalloc(nb, sizeof(*b));
-        for (uint32_t i = 0; i < s->nb; i++)
-            for (struct pentry *x = s->b[i], *n; x; x = n) {
-                uint32_t k = (uint32_t)((mix(x->user) >> 6) & (nb - 1));
-                n = x->next;
-                x->next = b[k];
-                b[k] = x;
-            }
-        free(s->b);
-        s->b = b;
-        s->nb = nb;
-    }
-    slot = &s->b[(h >> 6) & (s->nb - 1)];
-    for (e = *slot; e; e = e->next)
-        if (e->user == user) return e;
-    if (!create) return NULL;
+    struct pentry *e = imap_get(&s->users, user);
+    if (e || !create) return e;
     e = xcalloc(1, sizeof(*e));
-    e->user = user;
     e->msg.tokens = p->msg_rule.burst;
-    e->next = *slot;
-    *slot = e;
-    s->n++;
+    imap_put(&s->users, user, e);
     return e;
 }
 
 uint32_t presence_connect(struct presence *p, int64_t user)
 {
-    uint64_t h = mix(user);
-    struct stripe *s = &p->s[h % STRIPES];
+    struct stripe *s = stripe_of(p, user);
     struct pentry *e;
     uint32_t n = 0;
 
     uv_mutex_lock(&s->lock);
-    e = entry(p, s, user, h, 1);
+    e = entry(p, s, user, 1);
     if (!p->rate_limits || p->max_conns == 0 || e->conns < p->max_conns) n = ++e->conns;
     uv_mutex_unlock(&s->lock);
     return n;
@@ -114,13 +85,12 @@ uint32_t presence_connect(struct presence *p, int64_t user)
 
 uint32_t presence_disconnect(struct presence *p, int64_t user, int64_t now_ms)
 {
-    uint64_t h = mix(user);
-    struct stripe *s = &p->s[h % STRIPES];
+    struct stripe *s = stripe_of(p, user);
     struct pentry *e;
     uint32_t n = 0;
 
     uv_mutex_lock(&s->lock);
-    e = entry(p, s, user, h, 0);
+    e = entry(p, s, user, 0);
     if (e && e->conns) {
         n = --e->conns;
         if (!n) e->last_seen = now_ms;
@@ -131,14 +101,13 @@ uint32_t presence_disconnect(struct presence *p, int64_t user, int64_t now_ms)
 
 int presence_get(struct presence *p, int64_t user, int64_t *last_seen)
 {
-    uint64_t h = mix(user);
-    struct stripe *s = &p->s[h % STRIPES];
+    struct stripe *s = stripe_of(p, user);
     struct pentry *e;
     int online = 0;
 
     *last_seen = 0;
     uv_mutex_lock(&s->lock);
-    e = entry(p, s, user, h, 0);
+    e = entry(p, s, user, 0);
     if (e) {
         online = e->conns > 0;
         *last_seen = e->last_seen;
@@ -149,14 +118,13 @@ int presence_get(struct presence *p, int64_t user, int64_t *last_seen)
 
 int64_t presence_take_msg(struct presence *p, int64_t user, int64_t now_ms)
 {
-    uint64_t h = mix(user);
-    struct stripe *s = &p->s[h % STRIPES];
+    struct stripe *s = stripe_of(p, user);
     struct pentry *e;
     int64_t wait;
 
     if (!p->rate_limits) return 0;
     uv_mutex_lock(&s->lock);
-    e = entry(p, s, user, h, 1);
+    e = entry(p, s, user, 1);
     if (e->msg.last_ms == 0) e->msg.last_ms = now_ms;
     wait = tbucket_take(&e->msg, &p->msg_rule, now_ms, 1);
     uv_mutex_unlock(&s->lock);
