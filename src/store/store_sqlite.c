@@ -8,6 +8,7 @@
 
 #include "store/store.h"
 #include "store/store_sqlite_schema.h"
+#include "util/imap.h"
 #include "util/log.h"
 #include "util/rbuf.h"
 #include "util/status.h"
@@ -74,8 +75,8 @@ struct store {
                    "ON b.room_id = a.room_id AND b.user_id = ?2 WHERE a.user_id = ?1)")            \
     X(EVENT_INSERT,                                                                                \
       "INSERT OR IGNORE INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "         \
-      "SELECT id, last_seq + 1, ?2, ?3, ?4, ?5, ?6 FROM rooms WHERE id = ?1 "                      \
-      "RETURNING seq")                                                                             \
+      "VALUES (?1, ?7, ?2, ?3, ?4, ?5, ?6)")                                                       \
+    X(ROOM_LAST_SEQ, "SELECT last_seq FROM rooms WHERE id = ?1")                                   \
     X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events "                                     \
                           "WHERE sender = ?1 AND client_msg_id = ?2")                              \
     X(EVENTS_ASC, "SELECT " EVENT_COLS " FROM events WHERE room_id = ?1 AND seq > ?2 "             \
@@ -105,9 +106,19 @@ static const char *const sql_text[] = {
 #undef SQL_TEXT
 };
 
+/* The writer's view of rooms.last_seq: appends take their seq from here and the rows are
+ * updated once per room per transaction (before a commit, a savepoint, or any op that reads
+ * them), not once per message. Dropped whenever SQLite rolls anything back. */
+struct seq_ent {
+    int64_t last_seq;
+    int dirty;
+};
+#define SEQ_CACHE_MAX 65536
+
 struct store_conn {
     sqlite3 *db;
     sqlite3_stmt *stmt[SQL__COUNT];
+    struct imap seqs; /* room id -> struct seq_ent (writer connection only) */
 };
 
 static int sq_err(struct store_conn *c, const char *what)
@@ -147,6 +158,33 @@ static int exec_id(struct store_conn *c, enum sql_id id)
 {
     sqlite3_stmt *s = stmt(c, id);
     return s ? step_done(c, s, sql_text[id]) : CD_E_IO;
+}
+
+static void seq_drop(struct store_conn *c)
+{
+    uint32_t i;
+    for (struct imap_ent *e = imap_first(&c->seqs, &i); e; e = imap_next(&c->seqs, e, &i))
+        free(e->val);
+    imap_free(&c->seqs);
+    imap_init(&c->seqs);
+}
+
+/* Write the dirty last_seq values (one UPDATE per room touched since the last flush). */
+static int seq_flush(struct store_conn *c)
+{
+    uint32_t i;
+    for (struct imap_ent *e = imap_first(&c->seqs, &i); e; e = imap_next(&c->seqs, e, &i)) {
+        struct seq_ent *se = e->val;
+        sqlite3_stmt *s;
+        int rc;
+        if (!se->dirty) continue;
+        if (!(s = stmt(c, SQL_ROOM_SET_SEQ))) return CD_E_IO;
+        sqlite3_bind_int64(s, 1, e->key);
+        sqlite3_bind_int64(s, 2, se->last_seq);
+        if ((rc = step_done(c, s, "room_set_seq")) != CD_OK) return rc;
+        se->dirty = 0;
+    }
+    return CD_OK;
 }
 
 static int sq_exec(sqlite3 *db, const char *sql)
@@ -248,6 +286,7 @@ static void sq_close(struct store *st)
 static int sq_conn_open(struct store *st, int writer, struct store_conn **out)
 {
     struct store_conn *c = xcalloc(1, sizeof(*c));
+    imap_init(&c->seqs);
     int flags = SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY);
 
     if (sqlite3_open_v2(st->path, &c->db, flags, NULL) != SQLITE_OK ||
@@ -263,6 +302,8 @@ static int sq_conn_open(struct store *st, int writer, struct store_conn **out)
 
 static void sq_conn_close(struct store_conn *c)
 {
+    seq_drop(c);
+    imap_free(&c->seqs);
     for (int i = 0; i < SQL__COUNT; i++)
         sqlite3_finalize(c->stmt[i]);
     sqlite3_close(c->db);
@@ -275,19 +316,25 @@ static int sq_begin(struct store_conn *c)
 }
 static int sq_commit(struct store_conn *c)
 {
-    return exec_id(c, SQL_COMMIT);
+    int rc = seq_flush(c);
+    return rc == CD_OK ? exec_id(c, SQL_COMMIT) : rc;
 }
 static int sq_rollback(struct store_conn *c)
 {
+    seq_drop(c);
     return sqlite3_get_autocommit(c->db) ? CD_OK : exec_id(c, SQL_ROLLBACK);
 }
 static int sq_savepoint(struct store_conn *c)
 {
-    return exec_id(c, SQL_SAVEPOINT);
+    int rc = seq_flush(c); /* so undoing the savepoint loses nothing the cache held */
+    return rc == CD_OK ? exec_id(c, SQL_SAVEPOINT) : rc;
 }
 static int sq_savepoint_release(struct store_conn *c, int undo)
 {
-    if (undo && exec_id(c, SQL_ROLLBACK_TO) != CD_OK) return CD_E_IO;
+    if (undo) {
+        seq_drop(c);
+        if (exec_id(c, SQL_ROLLBACK_TO) != CD_OK) return CD_E_IO;
+    }
     return exec_id(c, SQL_RELEASE);
 }
 
@@ -553,9 +600,10 @@ static int sq_room_insert(struct store_conn *c, struct store_room *r, const char
 
 static int sq_room_get(struct store_conn *c, int64_t room_id, struct store_room *out)
 {
-    sqlite3_stmt *s = stmt(c, SQL_ROOM_GET);
+    sqlite3_stmt *s;
     int rc;
-    if (!s) return CD_E_IO;
+    if (seq_flush(c) != CD_OK) return CD_E_IO; /* reads rooms.last_seq */
+    if (!(s = stmt(c, SQL_ROOM_GET))) return CD_E_IO;
     sqlite3_bind_int64(s, 1, room_id);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
@@ -664,8 +712,9 @@ static int sq_members_list(struct store_conn *c, int64_t room_id, int limit, sto
 /* Walks members_user in (user_id, room_id) order: no sort, one rooms lookup per room. */
 static int sq_rooms_of_user(struct store_conn *c, int64_t user_id, store_room_cb cb, void *ud)
 {
-    sqlite3_stmt *s = stmt(c, SQL_ROOMS_OF_USER);
-    if (!s) return CD_E_IO;
+    sqlite3_stmt *s;
+    if (seq_flush(c) != CD_OK) return CD_E_IO; /* reads rooms.last_seq */
+    if (!(s = stmt(c, SQL_ROOMS_OF_USER))) return CD_E_IO;
     sqlite3_bind_int64(s, 1, user_id);
     return each_member(c, s, "rooms_of_user", 1, cb, ud);
 }
@@ -690,11 +739,28 @@ static int sq_users_share_room(struct store_conn *c, int64_t a, int64_t b, int *
  * is a successful job); an unknown room inserts no row and is CD_E_NOT_FOUND. */
 static int sq_event_append(struct store_conn *c, struct store_event *ev)
 {
+    struct seq_ent *se = imap_get(&c->seqs, ev->room_id);
     sqlite3_stmt *s;
-    int64_t seq = 0;
     int rc;
 
     if (ev->body_len > INT32_MAX || ev->cmid_len > INT32_MAX) return CD_E_TOO_LARGE;
+    if (!se) {
+        if (c->seqs.n >= SEQ_CACHE_MAX) {
+            if ((rc = seq_flush(c)) != CD_OK) return rc;
+            seq_drop(c);
+        }
+        if (!(s = stmt(c, SQL_ROOM_LAST_SEQ))) return CD_E_IO;
+        sqlite3_bind_int64(s, 1, ev->room_id);
+        rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(s);
+            return rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "room_last_seq");
+        }
+        se = xcalloc(1, sizeof(*se));
+        se->last_seq = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
+        imap_put(&c->seqs, ev->room_id, se);
+    }
     if (!(s = stmt(c, SQL_EVENT_INSERT))) return CD_E_IO;
     sqlite3_bind_int64(s, 1, ev->room_id);
     sqlite3_bind_int(s, 2, ev->kind);
@@ -703,30 +769,13 @@ static int sq_event_append(struct store_conn *c, struct store_event *ev)
     if (ev->client_msg_id)
         sqlite3_bind_text(s, 5, ev->client_msg_id, (int)ev->cmid_len, SQLITE_STATIC);
     sqlite3_bind_text(s, 6, ev->body ? ev->body : "", (int)ev->body_len, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        seq = sqlite3_column_int64(s, 0);
-        rc = CD_OK;
-    } else if (rc == SQLITE_DONE) {
-        /* OR IGNORE (no statement journal per insert): nothing inserted means an unknown room
-         * or an existing (sender, client_msg_id); tell them apart on this rare path. */
-        struct store_room r;
-        sqlite3_reset(s);
-        rc = sq_room_get(c, ev->room_id, &r) == CD_OK ? CD_E_CONFLICT : CD_E_NOT_FOUND;
-    } else if (sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE) {
-        rc = CD_E_CONFLICT; /* events_client_id */
-    } else {
-        /* includes a primary-key clash: rooms.last_seq behind the log would be corruption */
-        rc = sq_err(c, "event_insert");
-    }
-    sqlite3_reset(s);
-    if (rc != CD_OK) return rc;
-
-    if (!(s = stmt(c, SQL_ROOM_SET_SEQ))) return CD_E_IO;
-    sqlite3_bind_int64(s, 1, ev->room_id);
-    sqlite3_bind_int64(s, 2, seq);
-    if ((rc = step_one(c, s, "room_set_seq")) != CD_OK) return rc == CD_E_NOT_FOUND ? CD_E_IO : rc;
-    ev->seq = seq;
+    sqlite3_bind_int64(s, 7, se->last_seq + 1);
+    /* OR IGNORE: no statement journal per insert. Nothing inserted means the (sender,
+     * client_msg_id) pair exists (the seq is ours alone: single writer). */
+    if ((rc = step_done(c, s, "event_insert")) != CD_OK) return rc;
+    if (sqlite3_changes(c->db) == 0) return CD_E_CONFLICT;
+    ev->seq = ++se->last_seq;
+    se->dirty = 1;
     return CD_OK;
 }
 
@@ -762,8 +811,9 @@ static int sq_events_page(struct store_conn *c, int64_t room_id, int64_t after, 
 static int sq_read_mark(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t seq,
                         int64_t *out_seq)
 {
-    sqlite3_stmt *s = stmt(c, SQL_READ_MARK);
-    if (!s) return CD_E_IO;
+    sqlite3_stmt *s;
+    if (seq_flush(c) != CD_OK) return CD_E_IO; /* clamps to rooms.last_seq */
+    if (!(s = stmt(c, SQL_READ_MARK))) return CD_E_IO;
     sqlite3_bind_int64(s, 1, room_id);
     sqlite3_bind_int64(s, 2, user_id);
     sqlite3_bind_int64(s, 3, seq);
