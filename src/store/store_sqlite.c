@@ -154,6 +154,24 @@ static int step_done(struct store_conn *c, sqlite3_stmt *s, const char *what)
     return sq_err(c, what);
 }
 
+/* A statement of two integer parameters and no rows (the many "set X of row Y" updates). */
+static int exec_ii(struct store_conn *c, enum sql_id id, int64_t a, int64_t b)
+{
+    sqlite3_stmt *s = stmt(c, id);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, a);
+    sqlite3_bind_int64(s, 2, b);
+    return step_done(c, s, sql_text[id]);
+}
+
+/* Run a bound INSERT; on success *id_out gets the new row's id. */
+static int step_insert(struct store_conn *c, sqlite3_stmt *s, const char *what, int64_t *id_out)
+{
+    int rc = step_done(c, s, what);
+    if (rc == CD_OK) *id_out = sqlite3_last_insert_rowid(c->db);
+    return rc;
+}
+
 static int exec_id(struct store_conn *c, enum sql_id id)
 {
     sqlite3_stmt *s = stmt(c, id);
@@ -353,10 +371,8 @@ static int sq_user_insert(struct store_conn *c, const char *username, const char
     sqlite3_bind_text(s, 1, username, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, now_ms);
-    rc = step_done(c, s, "user_insert");
-    if (rc == CD_E_CONFLICT) return CD_E_USERNAME_TAKEN;
-    if (rc == CD_OK) *id_out = sqlite3_last_insert_rowid(c->db);
-    return rc;
+    rc = step_insert(c, s, "user_insert", id_out);
+    return rc == CD_E_CONFLICT ? CD_E_USERNAME_TAKEN : rc;
 }
 
 static int user_row(struct store_conn *c, sqlite3_stmt *s, struct store_user *out)
@@ -394,47 +410,33 @@ static int sq_user_by_name(struct store_conn *c, const char *username, struct st
 
 static int sq_user_set_last_seen(struct store_conn *c, int64_t id, int64_t ms)
 {
-    sqlite3_stmt *s = stmt(c, SQL_USER_LAST_SEEN);
-    if (!s) return CD_E_IO;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, ms);
-    return step_done(c, s, "user_last_seen");
+    return exec_ii(c, SQL_USER_LAST_SEEN, id, ms);
 }
 
 static int sq_session_insert(struct store_conn *c, int64_t user_id, int64_t now_ms, int64_t *sid)
 {
     sqlite3_stmt *s = stmt(c, SQL_SESSION_INSERT);
-    int rc;
     if (!s) return CD_E_IO;
     sqlite3_bind_int64(s, 1, user_id);
     sqlite3_bind_int64(s, 2, now_ms);
-    rc = step_done(c, s, "session_insert");
-    if (rc == CD_OK) *sid = sqlite3_last_insert_rowid(c->db);
-    return rc;
+    return step_insert(c, s, "session_insert", sid);
 }
 
 static int sq_session_revoke(struct store_conn *c, int64_t sid, int64_t now_ms)
 {
-    sqlite3_stmt *s = stmt(c, SQL_SESSION_REVOKE);
-    if (!s) return CD_E_IO;
-    sqlite3_bind_int64(s, 1, sid);
-    sqlite3_bind_int64(s, 2, now_ms);
-    return step_done(c, s, "session_revoke");
+    return exec_ii(c, SQL_SESSION_REVOKE, sid, now_ms);
 }
 
 static int sq_refresh_insert(struct store_conn *c, struct store_refresh *r)
 {
     sqlite3_stmt *s = stmt(c, SQL_REFRESH_INSERT);
-    int rc;
     if (!s) return CD_E_IO;
     sqlite3_bind_int64(s, 1, r->session_id);
     sqlite3_bind_int64(s, 2, r->user_id);
     sqlite3_bind_blob(s, 3, r->hash, 32, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, r->created_at);
     sqlite3_bind_int64(s, 5, r->expires_at);
-    rc = step_done(c, s, "refresh_insert");
-    if (rc == CD_OK) r->id = sqlite3_last_insert_rowid(c->db);
-    return rc;
+    return step_insert(c, s, "refresh_insert", &r->id);
 }
 
 static int sq_refresh_by_hash(struct store_conn *c, const uint8_t hash[32],
@@ -464,11 +466,7 @@ static int sq_refresh_by_hash(struct store_conn *c, const uint8_t hash[32],
 
 static int sq_refresh_mark_used(struct store_conn *c, int64_t id, int64_t now_ms)
 {
-    sqlite3_stmt *s = stmt(c, SQL_REFRESH_USED);
-    if (!s) return CD_E_IO;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, now_ms);
-    return step_done(c, s, "refresh_used");
+    return exec_ii(c, SQL_REFRESH_USED, id, now_ms);
 }
 
 /* Rows of a multi-row statement: stepped until done or until cb returns nonzero. The statement
@@ -589,9 +587,8 @@ static int sq_room_insert(struct store_conn *c, struct store_room *r, const char
     sqlite3_bind_int64(s, 4, r->created_by);
     sqlite3_bind_int64(s, 5, r->created_at);
     if (dm_key) sqlite3_bind_text(s, 6, dm_key, -1, SQLITE_STATIC);
-    rc = step_done(c, s, "room_insert"); /* a taken dm_key is the only constraint: CONFLICT */
+    rc = step_insert(c, s, "room_insert", &r->id); /* a taken dm_key is the only constraint */
     if (rc == CD_OK) {
-        r->id = sqlite3_last_insert_rowid(c->db);
         r->last_seq = 0; /* *r now mirrors the new row */
         r->member_count = 0;
     }
