@@ -355,25 +355,14 @@ static size_t parse_frames(struct cb_worker *w, struct cb_conn *c, uint8_t *p, s
     uint64_t frames = 0;
     while (n - off >= 2) {
         uint8_t *f = p + off;
-        uint64_t len = f[1] & 0x7F;
-        size_t hl = 2;
+        uint64_t len;
+        size_t hl;
         if (f[1] & 0x80) {
             cb_conn_fail(w, c, "masked frame from server");
             break;
         }
-        if (len == 126) {
-            if (n - off < 4)
-                break;
-            len = (uint64_t)f[2] << 8 | f[3];
-            hl = 4;
-        } else if (len == 127) {
-            if (n - off < 10)
-                break;
-            len = 0;
-            for (int i = 0; i < 8; i++)
-                len = len << 8 | f[2 + i];
-            hl = 10;
-        }
+        if (wsa_frame_len(f, n - off, &len, &hl))
+            break;
         if (len > MAX_FRAME) {
             cb_conn_fail(w, c, "frame over 1 MiB");
             break;

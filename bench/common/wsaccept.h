@@ -17,4 +17,9 @@ size_t wsa_base64(const uint8_t *in, size_t len, char *out);
  * 28 characters + NUL). Returns 0, or -1 when the key is too long. */
 int wsa_accept(const char *key, size_t klen, char out[29]);
 
+/* Length fields of the frame header at f (avail bytes there): sets *len (payload bytes) and *hl
+ * (header bytes before the mask key or payload). Returns 0, or 1 when avail is too short to
+ * tell. Masking and opcodes are the caller's business. */
+int wsa_frame_len(const uint8_t *f, size_t avail, uint64_t *len, size_t *hl);
+
 #endif

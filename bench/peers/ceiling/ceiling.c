@@ -237,21 +237,10 @@ static ssize_t parse_frames(int fd, uint8_t *p, size_t n)
         int opcode = f[0] & 0x0F;
         if (!(f[1] & 0x80))
             return -1; /* client frames must be masked */
-        uint64_t len = f[1] & 0x7F;
-        size_t hl = 2;
-        if (len == 126) {
-            if (n - off < 4)
-                break;
-            len = (uint64_t)f[2] << 8 | f[3];
-            hl = 4;
-        } else if (len == 127) {
-            if (n - off < 10)
-                break;
-            len = 0;
-            for (int i = 0; i < 8; i++)
-                len = len << 8 | f[2 + i];
-            hl = 10;
-        }
+        uint64_t len;
+        size_t hl;
+        if (wsa_frame_len(f, n - off, &len, &hl))
+            break;
         if (len > READ_BUF)
             return -1;
         if (n - off < hl + 4 + len)
