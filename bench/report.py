@@ -255,7 +255,10 @@ def main():
         if not pts:
             continue
         L.append(f"### Durable writes, SQLite WAL {title}\n")
-        L.append("100 senders, 100-byte bodies, open loop; ack latency from the scheduled send to the ack.\n")
+        tick = pts[0]["params"].get("tick_us", 0)
+        L.append(f'{pts[0]["params"]["senders"]} senders, each in its own room, 100-byte bodies, open loop'
+                 + (f" (send timer tick {tick:.0f} us: the wait for the tick counts as latency)" if tick else "")
+                 + "; ack latency from the scheduled send to the ack.\n")
         L.append("| offered msgs/s | acked msgs/s | ack p50 ms | ack p90 ms | ack p99 ms | ack max ms | "
                  "server CPU | load CPU |")
         L.append("|---|---|---|---|---|---|---|---|")

@@ -250,14 +250,14 @@ bench_chatd_only() {
       durable)
         for rate in $([ "$QUICK" = 1 ] && echo "100 500" || echo "50 100 200 300 500 1000 2000"); do
           run_cb "chatd__durable__$rate" durable --target chatd --url "$url" --senders 100 \
-            --rate "$rate" --duration $DUR --warmup $WARM --drain $DRAIN --server-pid "$SPID" || break
+            --rate "$rate" --tick-us 1000 --duration $DUR --warmup $WARM --drain $DRAIN --server-pid "$SPID" || break
         done
         stop_server
         # The same with synchronous=FULL (an fsync per group commit), chatd's default.
         CHATD_SYNC=full start_server chatd || return
         for rate in $([ "$QUICK" = 1 ] && echo "100" || echo "50 100 200 500 1000"); do
           run_cb "chatd-full__durable__$rate" durable --target chatd --url "$url" --senders 100 \
-            --rate "$rate" --duration $DUR --warmup $WARM --drain $DRAIN --server-pid "$SPID" || break
+            --rate "$rate" --tick-us 1000 --duration $DUR --warmup $WARM --drain $DRAIN --server-pid "$SPID" || break
         done ;;
       storm)
         run_cb "chatd__storm" storm --target chatd --url "$url" --conns "$CONNS" --rooms 100 \

@@ -67,6 +67,7 @@ struct cb_opts {
     int queries;          /* history: queries per kind */
     char label[64];       /* free text copied into the result */
     int quiet;            /* no progress line */
+    double tick_us;       /* send quantum: messages due within one tick go out together (0 = none) */
 };
 
 /* ---- message body ----

@@ -56,7 +56,9 @@ static void usage(void)
         "  --history-msgs N   history: messages in the room (1000000)\n"
         "  --queries N        history: queries per kind (2000)\n"
         "  --label TEXT       copied into the result\n"
-        "  --quiet            no progress line\n",
+        "  --quiet            no progress line\n"
+        "  --tick-us U        send quantum, microseconds: the send timer fires at most once per U\n"
+        "                     and everything due by then goes out (0: at every due time)\n",
         stderr);
     exit(2);
 }
@@ -308,6 +310,8 @@ static void parse_args(int argc, char **argv)
             opts.queries = atoi(v);
         else if (ARG("--label"))
             snprintf(opts.label, sizeof opts.label, "%s", v);
+        else if (ARG("--tick-us"))
+            opts.tick_us = atof(v);
         else if (strcmp(a, "--quiet") == 0)
             opts.quiet = 1;
         else {
@@ -551,8 +555,10 @@ int main(int argc, char **argv)
             o->label);
     fprintf(f,
             "\"params\":{\"receivers\":%d,\"senders\":%d,\"rate_per_sender\":%.1f,\"size\":%d,"
-            "\"duration\":%.1f,\"warmup\":%.1f,\"procs\":%d,\"conns\":%d,\"src_addrs\":%d},",
-            nrecv, nsend, o->rate, o->size, o->duration, o->warmup, o->procs, total, o->src_addrs);
+            "\"duration\":%.1f,\"warmup\":%.1f,\"procs\":%d,\"conns\":%d,\"src_addrs\":%d,"
+            "\"tick_us\":%.0f},",
+            nrecv, nsend, o->rate, o->size, o->duration, o->warmup, o->procs, total, o->src_addrs,
+            o->tick_us);
     fprintf(f,
             "\"conns_ok\":%" PRIu64 ",\"conns_failed\":%" PRIu64 ",\"closed\":%" PRIu64
             ",\"errors\":%" PRIu64 ",",

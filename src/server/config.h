@@ -17,6 +17,8 @@
     X(data_dir, "data-dir", STR, "./chatd-data", "directory of the database and key files")        \
     X(sqlite_sync, "sqlite-sync", STR, "full",                                                     \
       "SQLite synchronous mode in WAL: full (fsync every commit) or normal")                       \
+    X(commit_interval_us, "commit-interval-us", INT, "1000",                                       \
+      "least microseconds between the starts of two group commits under load (0 = none)")          \
     X(threads, "threads", INT, "0", "I/O threads (event loops); 0 = one per CPU core")             \
     X(log_level, "log-level", STR, "info", "debug, info, warn or error")                           \
     X(jwt_keys, "jwt-keys", STR, "",                                                               \

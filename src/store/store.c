@@ -1,8 +1,10 @@
 /* store.c - the single writer thread with group commit, and per-thread read connections. */
+#include <errno.h>
 #include <stdatomic.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 #include <uv.h>
 
 #include "store/store.h"
@@ -11,6 +13,8 @@
 #include "util/status.h"
 
 #define STORE_BATCH_MAX 4096 /* jobs per transaction */
+/* WAL frames after which the writer finishes a checkpoint itself between two transactions. */
+#define STORE_WAL_RESTART_FRAMES 2048
 
 struct reader_slot {
     struct reader_slot *next;
@@ -26,8 +30,12 @@ struct store_priv {
     struct store_conn *writer;
     uv_thread_t maint_thread; /* checkpoints, so the writer never stalls on one */
     uv_sem_t maint_stop;
+    /* Set by the maintenance thread when its checkpoint left the WAL long: the writer copies
+     * the few remaining frames between two transactions, so its next one restarts the WAL. */
+    atomic_int wal_tail;
     struct reader_slot *readers; /* every read connection, closed at the end */
     unsigned gen;
+    uint64_t interval_ns; /* least time between the starts of two commits */
     _Atomic uint64_t commits, jobs, failed_commits;
 };
 
@@ -85,6 +93,25 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
     if (db->batch_done) db->batch_done(db->batch_ud);
 }
 
+/* Under continuous load a PASSIVE checkpoint from another thread never catches up with the
+ * writer, and SQLite restarts the WAL only when a write transaction begins with every frame
+ * copied back: the WAL would grow without bound, every commit appending to fresh file pages
+ * (block allocation and zeroing in the kernel). The maintenance thread copies the bulk; the
+ * writer, idle between two transactions, copies the rest, which takes little time. */
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static void writer_wal_tail(struct store_db *db)
+{
+    struct store_priv *p = db->priv;
+    int frames = 0;
+    db->ops->checkpoint(p->writer, &frames);
+}
+
 static void writer_main(void *arg)
 {
     struct store_db *db = arg;
@@ -96,6 +123,7 @@ static void writer_main(void *arg)
      * them together: fewer, larger group commits and far fewer context switches. */
     pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 
+    uint64_t last_start = 0;
     for (;;) {
         struct store_job *batch, *last;
         size_t n = 1;
@@ -103,6 +131,17 @@ static void writer_main(void *arg)
         uv_mutex_lock(&p->lock);
         while (!p->head && !p->stopping)
             uv_cond_wait(&p->cond, &p->lock);
+        if (p->head && p->interval_ns && !p->stopping) {
+            /* Under load the last commit began less than an interval ago: let the rest of the
+             * interval fill this batch. */
+            uint64_t now = uv_hrtime();
+            if (now - last_start < p->interval_ns) {
+                uv_mutex_unlock(&p->lock);
+                sleep_ns(last_start + p->interval_ns - now);
+                uv_mutex_lock(&p->lock);
+            }
+        }
+        last_start = uv_hrtime();
         if (!p->head) {
             p->stopped = 1; /* under the lock: no job can slip in after this check */
             uv_mutex_unlock(&p->lock);
@@ -118,6 +157,7 @@ static void writer_main(void *arg)
         last->next = NULL;
         uv_mutex_unlock(&p->lock);
         writer_run_batch(db, batch);
+        if (atomic_exchange(&p->wal_tail, 0)) writer_wal_tail(db);
     }
 }
 
@@ -128,12 +168,14 @@ static void maint_main(void *arg)
     struct store_conn *c = NULL;
 
     if (db->ops->conn_open(db->st, 1, &c) != CD_OK) return;
-    /* Every 200 ms: cheap when the WAL is small, and keeps it small under load. */
-    while (uv_sem_trywait(&p->maint_stop) != 0) {
-        db->ops->checkpoint(c);
-        uv_sleep(200);
+    /* Every 100 ms: cheap when the WAL is small, and keeps it small under load. */
+    for (;;) {
+        int frames = 0;
+        if (db->ops->checkpoint(c, &frames) == CD_OK && frames >= STORE_WAL_RESTART_FRAMES)
+            atomic_store(&p->wal_tail, 1);
+        if (uv_sem_trywait(&p->maint_stop) == 0) break;
+        uv_sleep(100);
     }
-    db->ops->checkpoint(c);
     db->ops->conn_close(c);
 }
 
@@ -149,6 +191,7 @@ int store_db_open(struct store_db *db, const struct store_ops *ops, const struct
     uv_mutex_init(&p->lock);
     uv_cond_init(&p->cond);
     p->gen = atomic_fetch_add(&store_gen, 1) + 1;
+    p->interval_ns = cfg->commit_interval_us > 0 ? (uint64_t)cfg->commit_interval_us * 1000 : 0;
     if ((rc = ops->conn_open(db->st, 1, &p->writer)) != CD_OK) {
         ops->close(db->st);
         free(p);

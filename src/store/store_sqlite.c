@@ -830,17 +830,15 @@ static int sq_unread_count(struct store_conn *c, int64_t room_id, int64_t user_i
     return step_int64(c, s, "unread_count", out);
 }
 
-/* Copy the WAL back into the database without blocking the writer or readers (PASSIVE); run by
- * the store's maintenance thread, so the writer never stalls on a checkpoint. */
-static int sq_checkpoint(struct store_conn *c)
+/* Copy the WAL back into the database without blocking the writer or readers (PASSIVE). Once
+ * every frame is copied, the writer's next transaction restarts the WAL from its beginning (the
+ * file's pages are reused, not regrown); journal_size_limit trims it after a burst. */
+static int sq_checkpoint(struct store_conn *c, int *wal_frames)
 {
-    int log = 0, done = 0;
-    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY) return sq_err(c, "checkpoint");
-    /* Once everything is copied the writer restarts the WAL from its start by itself (the file
-     * is reused, not regrown); journal_size_limit trims it after a burst. */
-    (void)log;
-    (void)done;
+    int done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, wal_frames, &done);
+    if (rc == SQLITE_BUSY) return CD_OK; /* another checkpoint is running: retried later */
+    if (rc != SQLITE_OK) return sq_err(c, "checkpoint");
     return CD_OK;
 }
 

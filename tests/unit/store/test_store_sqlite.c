@@ -25,7 +25,7 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    struct store_config cfg;
+    struct store_config cfg = {0};
     snprintf(f->dir, sizeof(f->dir), "/tmp/chatd-store-XXXXXX");
     if (!mkdtemp(f->dir)) return -1;
     cfg.dir = f->dir;
