@@ -17,7 +17,7 @@ BUILD=${CHATBENCH_BUILD_DIR:-$ROOT/build-bench}
 QUICK=0
 INSTALL=1
 DOCS=1
-SYSTEMS="ceiling chatd ws socketio nats mosquitto"
+SYSTEMS="ceiling ceilingeq chatd ws socketio nats mosquitto"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -94,10 +94,14 @@ CB=$BUILD/bench/chatbench
 PATH=$PATH:/usr/sbin
 SPID=""
 port_of() {
-  case $1 in ceiling) echo 19101 ;; ws) echo 19102 ;; socketio) echo 19103 ;;
+  case $1 in ceiling|ceilingeq) echo 19101 ;; ws) echo 19102 ;; socketio) echo 19103 ;;
     nats) echo 19104 ;; mosquitto) echo 19105 ;; chatd) echo 19106 ;; esac
 }
-target_of() { case $1 in mosquitto) echo mqtt ;; *) echo "$1" ;; esac; }
+target_of() { case $1 in mosquitto) echo mqtt ;; ceilingeq) echo ceiling ;; *) echo "$1" ;; esac; }
+# Body bytes per message. ceilingeq is the ceiling fed bodies as long as chatd's whole `message`
+# event (235 bytes + a 4-byte header = the 239 bytes per frame chatd's receivers read): the same
+# server at equal bytes per delivery, for reading chatd's fraction of the ceiling.
+size_of() { case $1 in ceilingeq) echo 235 ;; *) echo 100 ;; esac; }
 
 wait_port() { # port timeout_s
   local i
@@ -115,7 +119,7 @@ start_server() { # system -> sets SPID
     echo "port $port already in use" > "$OUT/${sys}__skipped.txt"; return 1
   fi
   case $sys in
-    ceiling) taskset -c 0 "$BUILD/bench/ceiling" --port "$port" >>"$logf" 2>&1 & ;;
+    ceiling|ceilingeq) taskset -c 0 "$BUILD/bench/ceiling" --port "$port" >>"$logf" 2>&1 & ;;
     ws) taskset -c 0 node "$ROOT/bench/peers/ws/server.js" "$port" >>"$logf" 2>&1 & ;;
     socketio) taskset -c 0 node "$ROOT/bench/peers/socketio/server.js" "$port" >>"$logf" 2>&1 & ;;
     nats)
@@ -201,24 +205,28 @@ bench_system() {
   if [ "$sys" = chatd ] && [ "${CHATD_BUILT:-0}" != 1 ]; then
     echo "chatd did not build (see logs/cmake.log)" > "$OUT/chatd__skipped.txt"; return
   fi
-  log "== $sys: connections ($CONNS)"
-  if start_server "$sys"; then
-    run_cb "${sys}__connections" connections --target "$target" --url "$url" --conns "$CONNS" \
-      --server-pid "$SPID" --connect-timeout 60 || true
-    stop_server
-  else
-    log "$sys: $(cat "$OUT/${sys}__skipped.txt")"; return
+  local size; size=$(size_of "$sys")
+  # ceilingeq is the ceiling's server again: only its fanout is run, with longer frames.
+  if [ "$sys" != ceilingeq ]; then
+    log "== $sys: connections ($CONNS)"
+    if start_server "$sys"; then
+      run_cb "${sys}__connections" connections --target "$target" --url "$url" --conns "$CONNS" \
+        --server-pid "$SPID" --connect-timeout 60 || true
+      stop_server
+    else
+      log "$sys: $(cat "$OUT/${sys}__skipped.txt")"; return
+    fi
   fi
   log "== $sys: latency at 100,000 deliveries/s, then the fanout sweep"
   start_server "$sys" || return
   run_cb "${sys}__latency100k" fanout --target "$target" --url "$url" --receivers $RECEIVERS \
-    --senders 1 --rate 100 --duration $LAT_DUR --warmup $WARM --drain $DRAIN --server-pid "$SPID" || true
+    --size "$size" --senders 1 --rate 100 --duration $LAT_DUR --warmup $WARM --drain $DRAIN --server-pid "$SPID" || true
   for rate in $RATES; do
     if ! kill -0 "$SPID" 2>/dev/null; then
       echo "server exited during the sweep at $rate msg/s" >> "$OUT/${sys}__notes.txt"; break
     fi
     run_cb "${sys}__fanout__$rate" fanout --target "$target" --url "$url" --receivers $RECEIVERS \
-      --senders 1 --rate "$rate" --duration $DUR --warmup $WARM --drain $DRAIN \
+      --size "$size" --senders 1 --rate "$rate" --duration $DUR --warmup $WARM --drain $DRAIN \
       --server-pid "$SPID" || break
     v=$(verdict "$OUT/${sys}__fanout__$rate.json")
     for try in 1 2; do
@@ -227,7 +235,7 @@ bench_system() {
       # load vary by 2x or more in p99. Every attempt is kept as NAME__retryN__RATE.json.
       mv "$OUT/${sys}__fanout__$rate.json" "$OUT/${sys}__retry${try}__$rate.json"
       run_cb "${sys}__fanout__$rate" fanout --target "$target" --url "$url" --receivers $RECEIVERS \
-        --senders 1 --rate "$rate" --duration $DUR --warmup $WARM --drain $DRAIN \
+        --size "$size" --senders 1 --rate "$rate" --duration $DUR --warmup $WARM --drain $DRAIN \
         --server-pid "$SPID" || break 2
       v=$(verdict "$OUT/${sys}__fanout__$rate.json")
       log "$sys fanout $rate msg/s: retry $try: $v"

@@ -589,8 +589,10 @@ int main(int argc, char **argv)
         double load_share = (double)sum.cpu_window_ns / (dur * 1e9);
         fprintf(f,
                 "\"load_cpu_share\":%.3f,\"load_bound\":%s,\"frames_in\":%" PRIu64
+                ",\"bytes_per_frame\":%.1f"
                 ",\"reads\":%" PRIu64 ",\"frames_per_read\":%.1f,\"recv_frames_per_load_cpu_s\":%.0f,",
-                load_share, load_share > 0.9 ? "true" : "false", sum.frames_in, sum.reads,
+                load_share, load_share > 0.9 ? "true" : "false", sum.frames_in,
+                sum.frames_in ? (double)sum.bytes_in / (double)sum.frames_in : 0.0, sum.reads,
                 sum.reads ? (double)sum.frames_in / (double)sum.reads : 0.0,
                 sum.cpu_window_ns ? (double)sum.received / ((double)sum.cpu_window_ns / 1e9) : 0.0);
         if (srv_cpu0 >= 0 && srv_cpu1 >= 0)
