@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "store/store.h"
+#include "store/store_sqlite_walbuf.h"
 #include "store/store_sqlite_schema.h"
 #include "util/imap.h"
 #include "util/log.h"
@@ -258,6 +259,13 @@ static int migrate(sqlite3 *db)
     return CD_OK;
 }
 
+/* Connections use the WAL write-gathering VFS (one write per group commit instead of two per
+ * dirtied page), or the default VFS if it cannot be registered. */
+static const char *vfs_name(void)
+{
+    return store__walbuf_register() == 0 ? STORE_WALBUF_VFS : NULL;
+}
+
 static int sq_open(const struct store_config *cfg, struct store **out)
 {
     struct store *st;
@@ -277,7 +285,7 @@ static int sq_open(const struct store_config *cfg, struct store **out)
     st->sync_full = !cfg->sync_mode || strcmp(cfg->sync_mode, "normal") != 0;
     if (sqlite3_open_v2(st->path, &db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
+                        vfs_name()) != SQLITE_OK) {
         log_error("cannot open database", "\"path\":\"%s\"", st->path);
         rc = CD_E_IO;
         goto fail;
@@ -307,7 +315,7 @@ static int sq_conn_open(struct store *st, int writer, struct store_conn **out)
     imap_init(&c->seqs);
     int flags = SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY);
 
-    if (sqlite3_open_v2(st->path, &c->db, flags, NULL) != SQLITE_OK ||
+    if (sqlite3_open_v2(st->path, &c->db, flags, vfs_name()) != SQLITE_OK ||
         conn_setup(c->db, writer, st->sync_full) != CD_OK) {
         log_error("cannot open database connection", "\"path\":\"%s\"", st->path);
         sqlite3_close(c->db);
