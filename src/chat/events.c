@@ -1,6 +1,5 @@
 #include "chat/events.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "net/ws_codec.h"
@@ -24,9 +23,6 @@ int events_role_parse(const char *s, int *role)
 
 void events_log_json(struct jsonw *w, const struct store_event *ev)
 {
-    char msg_id[48];
-    int n;
-
     if (ev->kind != EV_MESSAGE) {
         jsonw_raw(w, ev->body, ev->body_len);
         return;
@@ -35,9 +31,8 @@ void events_log_json(struct jsonw *w, const struct store_event *ev)
     jsonw_id(w, 'r', ev->room_id);
     jsonw_key(w, "seq", 0);
     jsonw_int(w, ev->seq);
-    n = snprintf(msg_id, sizeof(msg_id), "m_%lld_%lld", (long long)ev->room_id, (long long)ev->seq);
     jsonw_key(w, "msg_id", 0);
-    jsonw_str(w, msg_id, (size_t)n);
+    jsonw_msg_id(w, ev->room_id, ev->seq);
     jsonw_key(w, "sender", 0);
     jsonw_id(w, 'u', ev->sender);
     jsonw_key(w, "body", 0);

@@ -122,6 +122,7 @@ int app_run(struct cfg *cfg)
     sc.dir = cfg->data_dir;
     sc.sync_mode = cfg->sqlite_sync;
     sc.commit_interval_us = cfg->commit_interval_us;
+    sc.wal_restart_frames = cfg->wal_restart_frames;
     if (store_db_open(&app->db, &store_sqlite_ops, &sc) != CD_OK) {
         free(app);
         return 1;

@@ -18,7 +18,9 @@
     X(sqlite_sync, "sqlite-sync", STR, "full",                                                     \
       "SQLite synchronous mode in WAL: full (fsync every commit) or normal")                       \
     X(commit_interval_us, "commit-interval-us", INT, "1000",                                       \
-      "least microseconds between the starts of two group commits under load (0 = none)")          \
+      "least microseconds between two group commits' starts under load (0 = none, max 1000000)")   \
+    X(wal_restart_frames, "wal-restart-frames", INT, "32768",                                      \
+      "WAL frames after which a continuously loaded writer restarts the WAL (pauses a few ms)")    \
     X(threads, "threads", INT, "0", "I/O threads (event loops); 0 = one per CPU core")             \
     X(log_level, "log-level", STR, "info", "debug, info, warn or error")                           \
     X(jwt_keys, "jwt-keys", STR, "",                                                               \

@@ -13,8 +13,6 @@
 #include "util/status.h"
 
 #define STORE_BATCH_MAX 4096 /* jobs per transaction */
-/* WAL frames after which the writer finishes a checkpoint itself between two transactions. */
-#define STORE_WAL_RESTART_FRAMES 2048
 
 struct reader_slot {
     struct reader_slot *next;
@@ -35,7 +33,8 @@ struct store_priv {
     atomic_int wal_tail;
     struct reader_slot *readers; /* every read connection, closed at the end */
     unsigned gen;
-    uint64_t interval_ns; /* least time between the starts of two commits */
+    uint64_t interval_ns;   /* least time between the starts of two commits */
+    int wal_restart_frames; /* WAL length at which the writer copies the checkpoint's tail */
     _Atomic uint64_t commits, jobs, failed_commits;
 };
 
@@ -171,7 +170,7 @@ static void maint_main(void *arg)
     /* Every 100 ms: cheap when the WAL is small, and keeps it small under load. */
     for (;;) {
         int frames = 0;
-        if (db->ops->checkpoint(c, &frames) == CD_OK && frames >= STORE_WAL_RESTART_FRAMES)
+        if (db->ops->checkpoint(c, &frames) == CD_OK && frames >= p->wal_restart_frames)
             atomic_store(&p->wal_tail, 1);
         if (uv_sem_trywait(&p->maint_stop) == 0) break;
         uv_sleep(100);
@@ -191,7 +190,13 @@ int store_db_open(struct store_db *db, const struct store_ops *ops, const struct
     uv_mutex_init(&p->lock);
     uv_cond_init(&p->cond);
     p->gen = atomic_fetch_add(&store_gen, 1) + 1;
-    p->interval_ns = cfg->commit_interval_us > 0 ? (uint64_t)cfg->commit_interval_us * 1000 : 0;
+    /* Clamped: at most 1 s between commits, 2^30 frames. */
+    p->interval_ns = cfg->commit_interval_us <= 0        ? 0
+                     : cfg->commit_interval_us > 1000000 ? 1000000000u
+                                                         : (uint64_t)cfg->commit_interval_us * 1000;
+    p->wal_restart_frames = cfg->wal_restart_frames <= 0        ? 32768
+                            : cfg->wal_restart_frames > 1 << 30 ? 1 << 30
+                                                                : (int)cfg->wal_restart_frames;
     if ((rc = ops->conn_open(db->st, 1, &p->writer)) != CD_OK) {
         ops->close(db->st);
         free(p);

@@ -89,6 +89,10 @@ struct store_config {
      * multiplying (every commit writes each page it touched), and an idle store commits at
      * once. Adds at most this much to a write's latency. 0 = commit as soon as possible. */
     int64_t commit_interval_us;
+    /* Under continuous writes the WAL restarts from its beginning once it holds this many frames
+     * (0 = 32768, 64 MiB of 2 KiB pages): the writer then stops for one checkpoint of the last
+     * frames (two fsyncs, a few ms). Larger: rarer stops, a longer WAL file. */
+    int64_t wal_restart_frames;
 };
 
 /* Multi-row callbacks run while their statement is open: they may call other ops on the same

@@ -228,7 +228,7 @@ static int conn_setup(sqlite3 *db, int writer, int sync_full)
              "PRAGMA foreign_keys=ON; PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;"
              "PRAGMA cache_size=-16000; PRAGMA mmap_size=268435456;%s",
              sync_full ? "FULL" : "NORMAL",
-             writer ? "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864;" : "");
+             writer ? "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=104857600;" : "");
     return sq_exec(db, pragmas);
 }
 

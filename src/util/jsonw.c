@@ -1,6 +1,5 @@
 #include "util/jsonw.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,11 +87,27 @@ void jsonw_str(struct jsonw *w, const char *s, size_t n)
     w->buf[w->len++] = '"';
 }
 
+/* Decimal text of v at out (room for 20 bytes); returns its length. No printf: this runs several
+ * times per message on the hot path. */
+static size_t fmt_int(char *out, int64_t v)
+{
+    char tmp[20];
+    size_t n = 0, k = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) out[k++] = '-';
+    while (n)
+        out[k++] = tmp[--n];
+    return k;
+}
+
 void jsonw_int(struct jsonw *w, int64_t v)
 {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
-    jsonw_raw(w, tmp, (size_t)n);
+    reserve(w, 20);
+    w->len += fmt_int(w->buf + w->len, v);
 }
 
 void jsonw_key(struct jsonw *w, const char *key, int first)
@@ -109,7 +124,21 @@ void jsonw_key(struct jsonw *w, const char *key, int first)
 
 void jsonw_id(struct jsonw *w, char kind, int64_t n)
 {
-    char tmp[32];
-    int k = snprintf(tmp, sizeof(tmp), "\"%c_%lld\"", kind, (long long)n);
-    jsonw_raw(w, tmp, (size_t)k);
+    reserve(w, 24);
+    w->buf[w->len++] = '"';
+    w->buf[w->len++] = kind;
+    w->buf[w->len++] = '_';
+    w->len += fmt_int(w->buf + w->len, n);
+    w->buf[w->len++] = '"';
+}
+
+void jsonw_msg_id(struct jsonw *w, int64_t room, int64_t seq)
+{
+    reserve(w, 46);
+    memcpy(w->buf + w->len, "\"m_", 3);
+    w->len += 3;
+    w->len += fmt_int(w->buf + w->len, room);
+    w->buf[w->len++] = '_';
+    w->len += fmt_int(w->buf + w->len, seq);
+    w->buf[w->len++] = '"';
 }

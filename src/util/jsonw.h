@@ -26,6 +26,8 @@ void jsonw_int(struct jsonw *w, int64_t v);
 void jsonw_key(struct jsonw *w, const char *key, int first);
 /* "x_<n>" id string */
 void jsonw_id(struct jsonw *w, char kind, int64_t n);
+/* "m_<room>_<seq>", a message id string */
+void jsonw_msg_id(struct jsonw *w, int64_t room, int64_t seq);
 static inline const char *jsonw_text(const struct jsonw *w)
 {
     return w->buf + JSONW_HEADROOM;

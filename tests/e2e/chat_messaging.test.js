@@ -163,6 +163,47 @@ describe('chat messaging', () => {
     });
   });
 
+  // chatd reads plain sends without a JSON DOM and everything else with jansson: whatever the
+  // spelling, the answers must be the ones the JSON means.
+  it('send in any JSON spelling (order, spaces, escapes, integer ids, extra keys) gets the same answers', T, async () => {
+    const [a, b] = await users(2);
+    const room = await createRoom(srv, a, []);
+    const other = await createRoom(srv, b, []);
+    const ca = await connect(srv, a);
+    await withClients([ca], async () => {
+      const raw = (text, id) => {
+        ca.send(text);
+        return ca.next((m) => m.id === id && m.type !== 'message');
+      };
+      const r = room.id;
+      let ack = await raw(`{"type":"send","id":"s1","room":"${r}","client_msg_id":"sp-1","body":"plain"}`, 's1');
+      assert.equal(ack.type, 'ack', JSON.stringify(ack));
+      ack = await raw(` {\n "body" : "reordered" , "client_msg_id":"sp-2","room":"${r}", "id" : 77 ,"type":"send"}\t`, 77);
+      assert.equal(ack.type, 'ack', JSON.stringify(ack));
+      assert.equal(ack.id, 77);
+      ack = await raw(`{"type":"send","id":"s3","room":"${r}","client_msg_id":"sp-3","body":"quote \\" newline \\n \\u00e9","extra":[1,{"x":null}]}`, 's3');
+      assert.equal(ack.type, 'ack', JSON.stringify(ack));
+      ack = await raw(`{"type":"send","id":-5,"room":"${r}","client_msg_id":"sp-4","body":"caf\u00e9 \u{1F600}"}`, -5);
+      assert.equal(ack.type, 'ack', JSON.stringify(ack));
+      const hist = await fullHistory(srv, a, r);
+      const bodies = hist.filter((m) => m.type === 'message').map((m) => m.body);
+      assert.deepEqual(bodies, ['plain', 'reordered', 'quote " newline \n \u00e9', 'caf\u00e9 \u{1F600}']);
+      // errors, whichever parser reads them
+      expectWsError(await raw(`{"type":"send","id":"e1","room":"${other.id}","client_msg_id":"sp-5","body":"x"}`, 'e1'), 'not_member', 'e1');
+      expectWsError(await raw(`{"type":"send","id":"e2","room":"${r}","client_msg_id":"sp-6","body":""}`, 'e2'), 'invalid_field', 'e2');
+      expectWsError(await raw(`{"type":"send","id":"e3","room":"${r}","client_msg_id":"","body":"x"}`, 'e3'), 'invalid_field', 'e3');
+      expectWsError(await raw(`{"type":"send","id":"e4","room":"r_x","client_msg_id":"sp-7","body":"x"}`, 'e4'), 'invalid_field', 'e4');
+      expectWsError(await raw(`{"type":"send","id":"e5","room":"${r}","client_msg_id":"sp-8","body":"${'y'.repeat(MAX_BODY + 1)}"}`, 'e5'), 'payload_too_large', 'e5');
+      // a duplicate key or a second value is not a send at all
+      ca.send(`{"type":"send","room":"${r}","client_msg_id":"sp-9","body":"x","body":"y"}`);
+      expectWsError(await ca.next((m) => m.type === 'error'), 'invalid_json');
+      ca.send(`{"type":"send","room":"${r}","client_msg_id":"sp-10","body":"x"} {}`);
+      expectWsError(await ca.next((m) => m.type === 'error'), 'invalid_json');
+      const after = await fullHistory(srv, a, r);
+      assert.equal(after.length, hist.length, 'a refused send was stored');
+    });
+  });
+
   it('idempotent resend: the same client_msg_id gives the same seq with duplicate:true, one message stored and delivered', T, async () => {
     const [a, b] = await users(2);
     const room = await createRoom(srv, a, [b]);

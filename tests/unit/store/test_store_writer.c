@@ -113,6 +113,7 @@ static struct fx *open_fx(int64_t interval_us)
     cfg.dir = f->dir;
     cfg.sync_mode = "normal";
     cfg.commit_interval_us = interval_us;
+    cfg.wal_restart_frames = 1024;
     assert_int_equal(store_db_open(&f->db, &store_sqlite_ops, &cfg), CD_OK);
     store_submit(&f->db, &job_new(f, 0)->j);
     wait_done(f, 1);
