@@ -152,7 +152,7 @@ struct store_ops {
     /* 1 in *out when users a and b share at least one room. */
     int (*users_share_room)(struct store_conn *c, int64_t a, int64_t b, int *out);
 
-    /* the log: append assigns seq = last_seq + 1 atomically within the writer's transaction and
+    /* the log: append assigns seq = last seq + 1 atomically within the writer's transaction and
      * sets ev->seq; a duplicate (sender, client_msg_id) gives CD_E_CONFLICT and changes nothing
      * (callers keep their savepoint when they answer a resend). With a single writer the next
      * seq is room_get().last_seq + 1, which member/room entries rely on to embed their seq. */

@@ -27,8 +27,13 @@ struct store {
 
 /* Column lists shared by several statements; room_row(), member_row() and event_row() read them
  * in this order. */
+/* A room's last seq is its log's last entry: one primary-key seek, never a counter to update. */
+#define ROOM_LAST_SEQ_OF(room)                                                                     \
+    "coalesce((SELECT e.seq FROM events e WHERE e.room_id = " room                                 \
+    " ORDER BY e.seq DESC LIMIT 1), 0)"
 #define ROOM_COLS                                                                                  \
-    "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.member_count"
+    "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, " ROOM_LAST_SEQ_OF(                \
+        "r.id") ", r.member_count"
 #define ROOM_NCOLS  8
 #define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
 #define EVENT_COLS  "room_id, seq, kind, sender, ts, client_msg_id, body"
@@ -62,7 +67,6 @@ struct store {
     X(ROOM_UPDATE, "UPDATE rooms SET name = coalesce(?2, name), topic = coalesce(?3, topic) "      \
                    "WHERE id = ?1")                                                                \
     X(ROOM_COUNT_ADD, "UPDATE rooms SET member_count = member_count + ?2 WHERE id = ?1")           \
-    X(ROOM_SET_SEQ, "UPDATE rooms SET last_seq = ?2 WHERE id = ?1")                                \
     X(MEMBER_GET, "SELECT " MEMBER_COLS " FROM members m WHERE m.room_id = ?1 AND m.user_id = ?2") \
     X(MEMBER_INSERT, "INSERT INTO members(room_id, user_id, role, joined_seq, read_seq) "          \
                      "VALUES (?1, ?2, ?3, ?4, ?5)")                                                \
@@ -77,7 +81,7 @@ struct store {
     X(EVENT_INSERT,                                                                                \
       "INSERT OR IGNORE INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "         \
       "VALUES (?1, ?7, ?2, ?3, ?4, ?5, ?6)")                                                       \
-    X(ROOM_LAST_SEQ, "SELECT last_seq FROM rooms WHERE id = ?1")                                   \
+    X(ROOM_LAST_SEQ, "SELECT " ROOM_LAST_SEQ_OF("r.id") " FROM rooms r WHERE r.id = ?1")           \
     X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events "                                     \
                           "WHERE sender = ?1 AND client_msg_id = ?2")                              \
     X(EVENTS_ASC, "SELECT " EVENT_COLS " FROM events WHERE room_id = ?1 AND seq > ?2 "             \
@@ -88,9 +92,8 @@ struct store {
                          "AND seq < ?4 ORDER BY seq LIMIT ?3")                                     \
     X(EVENTS_DESC_BEFORE, "SELECT " EVENT_COLS " FROM events WHERE room_id = ?1 AND seq > ?2 "     \
                           "AND seq < ?4 ORDER BY seq DESC LIMIT ?3")                               \
-    X(READ_MARK, "UPDATE members SET read_seq = max(read_seq, min(?3, coalesce((SELECT last_seq "  \
-                 "FROM rooms WHERE id = ?1), 0))) WHERE room_id = ?1 AND user_id = ?2 "            \
-                 "RETURNING read_seq")                                                             \
+    X(READ_MARK, "UPDATE members SET read_seq = max(read_seq, min(?3, " ROOM_LAST_SEQ_OF(          \
+                     "?1") ")) WHERE room_id = ?1 AND user_id = ?2 RETURNING read_seq")            \
     X(UNREAD_COUNT, "SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "                 \
                     "AND kind = ?4 AND sender != ?2")
 
@@ -107,12 +110,11 @@ static const char *const sql_text[] = {
 #undef SQL_TEXT
 };
 
-/* The writer's view of rooms.last_seq: appends take their seq from here and the rows are
- * updated once per room per transaction (before a commit, a savepoint, or any op that reads
- * them), not once per message. Dropped whenever SQLite rolls anything back. */
+/* The writer's copy of each room's last seq (read once from the log, then moved by its own
+ * appends), so an append needs no lookup. Dropped whenever SQLite rolls anything back: the log
+ * itself is the truth and is read again. */
 struct seq_ent {
     int64_t last_seq;
-    int dirty;
 };
 #define SEQ_CACHE_MAX 65536
 
@@ -186,24 +188,6 @@ static void seq_drop(struct store_conn *c)
         free(e->val);
     imap_free(&c->seqs);
     imap_init(&c->seqs);
-}
-
-/* Write the dirty last_seq values (one UPDATE per room touched since the last flush). */
-static int seq_flush(struct store_conn *c)
-{
-    uint32_t i;
-    for (struct imap_ent *e = imap_first(&c->seqs, &i); e; e = imap_next(&c->seqs, e, &i)) {
-        struct seq_ent *se = e->val;
-        sqlite3_stmt *s;
-        int rc;
-        if (!se->dirty) continue;
-        if (!(s = stmt(c, SQL_ROOM_SET_SEQ))) return CD_E_IO;
-        sqlite3_bind_int64(s, 1, e->key);
-        sqlite3_bind_int64(s, 2, se->last_seq);
-        if ((rc = step_done(c, s, "room_set_seq")) != CD_OK) return rc;
-        se->dirty = 0;
-    }
-    return CD_OK;
 }
 
 static int sq_exec(sqlite3 *db, const char *sql)
@@ -342,8 +326,7 @@ static int sq_begin(struct store_conn *c)
 }
 static int sq_commit(struct store_conn *c)
 {
-    int rc = seq_flush(c);
-    return rc == CD_OK ? exec_id(c, SQL_COMMIT) : rc;
+    return exec_id(c, SQL_COMMIT);
 }
 static int sq_rollback(struct store_conn *c)
 {
@@ -352,8 +335,7 @@ static int sq_rollback(struct store_conn *c)
 }
 static int sq_savepoint(struct store_conn *c)
 {
-    int rc = seq_flush(c); /* so undoing the savepoint loses nothing the cache held */
-    return rc == CD_OK ? exec_id(c, SQL_SAVEPOINT) : rc;
+    return exec_id(c, SQL_SAVEPOINT);
 }
 static int sq_savepoint_release(struct store_conn *c, int undo)
 {
@@ -607,7 +589,6 @@ static int sq_room_get(struct store_conn *c, int64_t room_id, struct store_room 
 {
     sqlite3_stmt *s;
     int rc;
-    if (seq_flush(c) != CD_OK) return CD_E_IO; /* reads rooms.last_seq */
     if (!(s = stmt(c, SQL_ROOM_GET))) return CD_E_IO;
     sqlite3_bind_int64(s, 1, room_id);
     rc = sqlite3_step(s);
@@ -718,7 +699,6 @@ static int sq_members_list(struct store_conn *c, int64_t room_id, int limit, sto
 static int sq_rooms_of_user(struct store_conn *c, int64_t user_id, store_room_cb cb, void *ud)
 {
     sqlite3_stmt *s;
-    if (seq_flush(c) != CD_OK) return CD_E_IO; /* reads rooms.last_seq */
     if (!(s = stmt(c, SQL_ROOMS_OF_USER))) return CD_E_IO;
     sqlite3_bind_int64(s, 1, user_id);
     return each_member(c, s, "rooms_of_user", 1, cb, ud);
@@ -738,7 +718,7 @@ static int sq_users_share_room(struct store_conn *c, int64_t a, int64_t b, int *
     return rc;
 }
 
-/* The event is inserted with seq = rooms.last_seq + 1 read in the same statement, and only then
+/* The event is inserted with seq = the room's last seq + 1, and only then
  * is the counter moved. A refused insert (duplicate client_msg_id) therefore changes nothing,
  * even if the caller keeps its savepoint (an idempotent resend that answers with the original
  * is a successful job); an unknown room inserts no row and is CD_E_NOT_FOUND. */
@@ -750,10 +730,7 @@ static int sq_event_append(struct store_conn *c, struct store_event *ev)
 
     if (ev->body_len > INT32_MAX || ev->cmid_len > INT32_MAX) return CD_E_TOO_LARGE;
     if (!se) {
-        if (c->seqs.n >= SEQ_CACHE_MAX) {
-            if ((rc = seq_flush(c)) != CD_OK) return rc;
-            seq_drop(c);
-        }
+        if (c->seqs.n >= SEQ_CACHE_MAX) seq_drop(c);
         if (!(s = stmt(c, SQL_ROOM_LAST_SEQ))) return CD_E_IO;
         sqlite3_bind_int64(s, 1, ev->room_id);
         rc = sqlite3_step(s);
@@ -780,7 +757,6 @@ static int sq_event_append(struct store_conn *c, struct store_event *ev)
     if ((rc = step_done(c, s, "event_insert")) != CD_OK) return rc;
     if (sqlite3_changes(c->db) == 0) return CD_E_CONFLICT;
     ev->seq = ++se->last_seq;
-    se->dirty = 1;
     return CD_OK;
 }
 
@@ -817,7 +793,6 @@ static int sq_read_mark(struct store_conn *c, int64_t room_id, int64_t user_id, 
                         int64_t *out_seq)
 {
     sqlite3_stmt *s;
-    if (seq_flush(c) != CD_OK) return CD_E_IO; /* clamps to rooms.last_seq */
     if (!(s = stmt(c, SQL_READ_MARK))) return CD_E_IO;
     sqlite3_bind_int64(s, 1, room_id);
     sqlite3_bind_int64(s, 2, user_id);

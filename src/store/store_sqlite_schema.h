@@ -27,14 +27,13 @@ static const char *const store_sqlite_migrations[] = {
     "CREATE INDEX refresh_tokens_session ON refresh_tokens(session_id);",
 
     /* 2: rooms, membership, the per-room log.
-     * rooms.last_seq is the room's log counter, bumped by every append (the writer is the only
-     * writer, so it is the seq source). dm_key is NULL for groups: UNIQUE lets NULLs repeat.
-     * members and events are WITHOUT ROWID so the primary key is the table's own b-tree: a room's
-     * log is stored clustered by (room_id, seq) and a history page, a catch-up or an unread count
-     * is one contiguous range scan with no second lookup. members_user serves "rooms of a user"
-     * and, with the primary key, "do a and b share a room" without touching the table.
-     * events_client_id is partial: only messages carry a client_msg_id, other entries cost no
-     * index entry. */
+     * rooms.last_seq was the room's log counter (dropped by migration 3). dm_key is NULL for
+     * groups: UNIQUE lets NULLs repeat. members and events are WITHOUT ROWID so the primary key is
+     * the table's own b-tree: a room's log is stored clustered by (room_id, seq) and a history
+     * page, a catch-up or an unread count is one contiguous range scan with no second lookup.
+     * members_user serves "rooms of a user" and, with the primary key, "do a and b share a room"
+     * without touching the table. events_client_id is partial: only messages carry a client_msg_id,
+     * other entries cost no index entry. */
     "CREATE TABLE rooms ("
     "  id INTEGER PRIMARY KEY,"
     "  kind INTEGER NOT NULL,"
@@ -64,6 +63,11 @@ static const char *const store_sqlite_migrations[] = {
     "  PRIMARY KEY (room_id, seq)) WITHOUT ROWID;"
     "CREATE UNIQUE INDEX events_client_id ON events(sender, client_msg_id)"
     "  WHERE client_msg_id IS NOT NULL;",
+
+    /* 3: a room's last seq is read from its log (the last entry of its primary-key range, one
+     * seek) instead of a counter in rooms: a group commit no longer updates one rooms row per
+     * room it touched. */
+    "ALTER TABLE rooms DROP COLUMN last_seq;",
 };
 
 static const int store_sqlite_nmigrations =
