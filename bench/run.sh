@@ -45,11 +45,13 @@ if [ "$QUICK" = 1 ]; then
   DUR=1.5; WARM=0.5; DRAIN=1.5
   CONNS=5000
   LAT_DUR=2
+  RETRIES=0   # no retry of a failed step: --quick is a smoke run, not a measurement
 else
   RATES="20 50 100 200 500 1000 2000 3000 5000 10000 15000 20000 30000"
   DUR=4; WARM=1; DRAIN=3
   CONNS=15000
   LAT_DUR=5
+  RETRIES=2
 fi
 RECEIVERS=1000
 
@@ -229,7 +231,7 @@ bench_system() {
       --size "$size" --senders 1 --rate "$rate" --duration $DUR --warmup $WARM --drain $DRAIN \
       --server-pid "$SPID" || break
     v=$(verdict "$OUT/${sys}__fanout__$rate.json")
-    for try in 1 2; do
+    for try in $(seq 1 "$RETRIES"); do
       [ "$v" != pass ] && kill -0 "$SPID" 2>/dev/null || break
       # Retry (twice at most) on fresh connections: this is a shared VM and single runs at high
       # load vary by 2x or more in p99. Every attempt is kept as NAME__retryN__RATE.json.
