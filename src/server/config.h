@@ -17,7 +17,7 @@
     X(data_dir, "data-dir", STR, "./chatd-data", "directory of the database and key files")        \
     X(sqlite_sync, "sqlite-sync", STR, "full",                                                     \
       "SQLite synchronous mode in WAL: full (fsync every commit) or normal")                       \
-    X(commit_interval_us, "commit-interval-us", INT, "4000",                                       \
+    X(commit_interval_us, "commit-interval-us", INT, "1000",                                       \
       "least microseconds between two group commits' starts under load (0 = none, max 1000000)")   \
     X(wal_restart_frames, "wal-restart-frames", INT, "32768",                                      \
       "WAL frames after which a continuously loaded writer restarts the WAL (pauses a few ms)")    \
