@@ -254,6 +254,9 @@ def main():
         for t, v, ok in rows:
             L.append(f"| {t} | {v} | {'yes' if ok else '**no**'} |")
         L.append("")
+        L.append("Each row is this one run. This VM's figures move between runs (the ceiling's "
+                 "too), so a target counts as met only if it holds across runs: the analysis at "
+                 "the end of this file gives the ranges over the day's runs.\n")
     for prefix, title in [("chatd__durable__", "synchronous=NORMAL"),
                           ("chatd-full__durable__", "synchronous=FULL (the default)")]:
         pts = sorted((d for n, d in runs.items() if n.startswith(prefix)),
