@@ -16,16 +16,7 @@
 #include <string.h>
 
 #include "net/ws_codec.h"
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                  \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_check.h"
 
 /* Reference validator: decode each sequence to a code point, then apply RFC 3629's rules. */
 static int ref_utf8_valid(const uint8_t *p, size_t n)

@@ -272,6 +272,7 @@ static int ws_send_fast(struct app *app, struct conn *c, const uint8_t *data, si
     json_t *jid = NULL;
     int64_t r;
 
+    if (n < 0) return 0;
     for (int i = 0; i < n; i++) {
         struct slice k = {f[i].key, f[i].key_len};
         if (slice_eq(k, "type"))
@@ -287,7 +288,7 @@ static int ws_send_fast(struct app *app, struct conn *c, const uint8_t *data, si
         else
             return 0;
     }
-    if (n < 0 || !type || type->kind != JSONFLAT_STRING ||
+    if (!type || type->kind != JSONFLAT_STRING ||
         !slice_eq((struct slice){type->val, type->val_len}, "send") || !room ||
         room->kind != JSONFLAT_STRING || !body || body->kind != JSONFLAT_STRING || !cmid ||
         cmid->kind != JSONFLAT_STRING ||

@@ -92,23 +92,11 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
     if (db->batch_done) db->batch_done(db->batch_ud);
 }
 
-/* Under continuous load a PASSIVE checkpoint from another thread never catches up with the
- * writer, and SQLite restarts the WAL only when a write transaction begins with every frame
- * copied back: the WAL would grow without bound, every commit appending to fresh file pages
- * (block allocation and zeroing in the kernel). The maintenance thread copies the bulk; the
- * writer, idle between two transactions, copies the rest, which takes little time. */
 static void sleep_ns(uint64_t ns)
 {
     struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
-}
-
-static void writer_wal_tail(struct store_db *db)
-{
-    struct store_priv *p = db->priv;
-    int frames = 0;
-    db->ops->checkpoint(p->writer, &frames);
 }
 
 static void writer_main(void *arg)
@@ -156,7 +144,12 @@ static void writer_main(void *arg)
         last->next = NULL;
         uv_mutex_unlock(&p->lock);
         writer_run_batch(db, batch);
-        if (atomic_exchange(&p->wal_tail, 0)) writer_wal_tail(db);
+        /* Under continuous load a PASSIVE checkpoint from another thread never catches up with
+         * the writer, and SQLite restarts the WAL only when a write transaction begins with
+         * every frame copied back: the WAL would grow without bound, every commit appending to
+         * fresh file pages (block allocation and zeroing in the kernel). The maintenance thread
+         * copies the bulk; the writer, between two transactions, copies the rest. */
+        if (atomic_exchange(&p->wal_tail, 0)) db->ops->checkpoint(p->writer, NULL);
     }
 }
 

@@ -108,7 +108,7 @@ struct store_ops {
 
     /* WAL checkpoint without blocking the writer or readers. Runs on the maintenance thread's
      * connection (the bulk) and, between transactions, on the writer's (the tail, so the log
-     * can restart from its beginning). *wal_frames is set to the frames in the WAL. */
+     * can restart from its beginning). *wal_frames (unless NULL) gets the frames in the WAL. */
     int (*checkpoint)(struct store_conn *c, int *wal_frames);
 
     int (*begin)(struct store_conn *c);

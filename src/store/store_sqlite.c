@@ -25,12 +25,12 @@ struct store {
     int sync_full;
 };
 
-/* Column lists shared by several statements; room_row(), member_row() and event_row() read them
- * in this order. */
 /* A room's last seq is its log's last entry: one primary-key seek, never a counter to update. */
 #define ROOM_LAST_SEQ_OF(room)                                                                     \
     "coalesce((SELECT e.seq FROM events e WHERE e.room_id = " room                                 \
     " ORDER BY e.seq DESC LIMIT 1), 0)"
+/* Column lists shared by several statements; room_row(), member_row() and event_row() read them
+ * in this order. */
 #define ROOM_COLS                                                                                  \
     "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, " ROOM_LAST_SEQ_OF(                \
         "r.id") ", r.member_count"
@@ -718,8 +718,8 @@ static int sq_users_share_room(struct store_conn *c, int64_t a, int64_t b, int *
     return rc;
 }
 
-/* The event is inserted with seq = the room's last seq + 1, and only then
- * is the counter moved. A refused insert (duplicate client_msg_id) therefore changes nothing,
+/* The event is inserted with seq = the room's last seq + 1, and only then is the writer's copy
+ * of it moved. A refused insert (duplicate client_msg_id) therefore changes nothing,
  * even if the caller keeps its savepoint (an idempotent resend that answers with the original
  * is a successful job); an unknown room inserts no row and is CD_E_NOT_FOUND. */
 static int sq_event_append(struct store_conn *c, struct store_event *ev)

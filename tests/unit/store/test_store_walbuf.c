@@ -63,14 +63,8 @@ static int teardown(void **state)
 
 static int append(struct fx *f, struct store_conn *c, const char *body, size_t len)
 {
-    struct store_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.room_id = f->room;
-    ev.kind = EV_MESSAGE;
-    ev.sender = f->user;
-    ev.ts = 1;
-    ev.body = body;
-    ev.body_len = len;
+    struct store_event ev = {
+        .room_id = f->room, .kind = EV_MESSAGE, .sender = f->user, .body = body, .body_len = len};
     return f->ops->event_append(c, &ev);
 }
 

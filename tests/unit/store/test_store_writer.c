@@ -54,14 +54,11 @@ static int job_exec(const struct store_ops *ops, struct store_conn *c, struct st
         f->room = r.id;
         return rc;
     }
-    struct store_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.room_id = f->room;
-    ev.kind = EV_MESSAGE;
-    ev.sender = f->user;
-    ev.ts = 1;
-    ev.body = f->body;
-    ev.body_len = BODY_LEN;
+    struct store_event ev = {.room_id = f->room,
+                             .kind = EV_MESSAGE,
+                             .sender = f->user,
+                             .body = f->body,
+                             .body_len = BODY_LEN};
     return ops->event_append(c, &ev);
 }
 
