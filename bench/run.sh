@@ -46,12 +46,14 @@ if [ "$QUICK" = 1 ]; then
   CONNS=5000
   LAT_DUR=2
   RETRIES=0   # no retry of a failed step: --quick is a smoke run, not a measurement
+  DURABLE_RATES="100 500"   # messages/s per sender, 100 senders
 else
   RATES="20 50 100 200 500 1000 2000 3000 5000 10000 15000 20000 30000"
   DUR=4; WARM=1; DRAIN=3
   CONNS=15000
   LAT_DUR=5
   RETRIES=2
+  DURABLE_RATES="50 100 200 300 500 1000 2000"
 fi
 RECEIVERS=1000
 
@@ -248,6 +250,15 @@ bench_system() {
   stop_server
   if [ "$sys" = chatd ]; then
     bench_chatd_only
+  elif [ "$sys" = ceiling ]; then
+    # The floor of `durable`: the same senders and rates, each frame acked and stored nowhere.
+    log "== ceiling: durable (acks only, no storage)"
+    start_server ceiling || return
+    for rate in $DURABLE_RATES; do
+      run_cb "ceiling__durable__$rate" durable --target ceiling --url "$url" --senders 100 \
+        --rate "$rate" --tick-us 1000 --duration $DUR --warmup $WARM --drain $DRAIN --server-pid "$SPID" || break
+    done
+    stop_server
   fi
 }
 
@@ -258,7 +269,7 @@ bench_chatd_only() {
     start_server chatd || return
     case $sc in
       durable)
-        for rate in $([ "$QUICK" = 1 ] && echo "100 500" || echo "50 100 200 300 500 1000 2000"); do
+        for rate in $DURABLE_RATES; do
           run_cb "chatd__durable__$rate" durable --target chatd --url "$url" --senders 100 \
             --rate "$rate" --tick-us 1000 --duration $DUR --warmup $WARM --drain $DRAIN --server-pid "$SPID" || break
         done

@@ -18,9 +18,11 @@
 
 /* ---------------- ceiling / ws ---------------- */
 
+/* Senders publish on /pub; in `durable` they use /ack, where the ceiling acks every frame. */
 static void raw_path(struct cb_worker *w, struct cb_conn *c, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s", c->role == ROLE_SEND ? "/pub" : w->o->path);
+    const char *send_path = w->o->scenario == SC_DURABLE ? "/ack" : "/pub";
+    snprintf(out, cap, "%s", c->role == ROLE_SEND ? send_path : w->o->path);
 }
 
 static void ready_now(struct cb_worker *w, struct cb_conn *c)
@@ -28,10 +30,14 @@ static void ready_now(struct cb_worker *w, struct cb_conn *c)
     cb_conn_ready(w, c);
 }
 
+static void record_ack(struct cb_worker *w, const uint8_t *p, size_t n);
+
 static size_t raw_data(struct cb_worker *w, struct cb_conn *c, uint8_t *p, size_t n)
 {
     if (n >= 2 && p[0] == '#' && p[1] == 'T')
         cb_record(w, c, p, n);
+    else if (n > 0 && p[0] == '{')
+        record_ack(w, p, n); /* the ceiling's /ack */
     return n;
 }
 
@@ -289,6 +295,21 @@ static int json_type_is(const uint8_t *p, size_t n, const char *t)
     return (size_t)(p + n - k) > tl && memcmp(k, t, tl) == 0 && k[tl] == '"';
 }
 
+/* An ack (chatd's, or the ceiling's /ack) carries the send time in its id: "T<16 hex>". */
+static void record_ack(struct cb_worker *w, const uint8_t *p, size_t n)
+{
+    const uint8_t *k = memmem(p, n, "\"id\":\"T", 7);
+    if (!k || (size_t)(p + n - k) < 7 + 16) return;
+    uint64_t ts = cb_hex(k + 7, 16);
+    if (ts == UINT64_MAX) return;
+    w->st->acks++;
+    uint64_t now = cb_now();
+    if (ts >= w->win_start && ts < w->win_end) {
+        w->st->ack_window++;
+        cb_hist_add(&w->st->ack, now > ts ? now - ts : 0);
+    }
+}
+
 static size_t chatd_data(struct cb_worker *w, struct cb_conn *c, uint8_t *p, size_t n)
 {
     if (json_type_is(p, n, "message")) {
@@ -318,18 +339,7 @@ static size_t chatd_data(struct cb_worker *w, struct cb_conn *c, uint8_t *p, siz
         return n;
     }
     if (json_type_is(p, n, "ack")) {
-        const uint8_t *k = memmem(p, n, "\"id\":\"T", 7);
-        if (k && (size_t)(p + n - k) >= 7 + 16) {
-            uint64_t ts = cb_hex(k + 7, 16);
-            if (ts != UINT64_MAX) {
-                w->st->acks++;
-                uint64_t now = cb_now();
-                if (ts >= w->win_start && ts < w->win_end) {
-                    w->st->ack_window++;
-                    cb_hist_add(&w->st->ack, now > ts ? now - ts : 0);
-                }
-            }
-        }
+        record_ack(w, p, n);
         return n;
     }
     if (json_type_is(p, n, "hello")) {

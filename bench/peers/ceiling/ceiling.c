@@ -2,7 +2,11 @@
  *
  * It is the yardstick of bench/: no chat logic, no JSON, one thread, epoll. Every data frame a
  * client sends is broadcast to every connected client (one implicit room) except the clients
- * that connected to the path /pub (publishers do not receive).
+ * that connected to the path /pub (publishers do not receive) or /ack.
+ *
+ * /ack is the floor of chatbench's `durable` scenario: each data frame is answered, to its sender
+ * only, with an ack shaped and sized like chatd's (the frame's "#T<16 hex>" send time as its
+ * id), and stored nowhere. What chatd adds on top of this is its storage.
  *
  * Why it is fast:
  *   - Per-iteration coalescing (corking): frames received while handling one epoll_wait batch are
@@ -39,10 +43,11 @@
 #define MAX_EVENTS 1024
 
 enum { ST_FREE = 0, ST_HANDSHAKE, ST_OPEN };
+enum { ROLE_RECV = 0, ROLE_PUB, ROLE_ACK }; /* by path: /pub and /ack never receive broadcasts */
 
 struct conn {
     uint8_t state;    /* ST_* */
-    uint8_t pub;      /* connected to /pub: never receives broadcasts */
+    uint8_t role;     /* ROLE_* */
     uint8_t dead;     /* close at the end of the iteration */
     uint8_t want_out; /* EPOLLOUT registered */
     uint32_t rx_idx;  /* index in the receivers array when receiving */
@@ -65,6 +70,9 @@ static size_t max_backlog = 4u << 20;
 
 static uint8_t *batch; /* frames received this iteration, server-encoded, back to back */
 static size_t batch_len, batch_cap;
+static int *ack_list; /* /ack connections with acks queued this iteration */
+static int nack;
+static uint64_t ack_seq;
 static uint8_t rbuf[READ_BUF + MAX_HANDSHAKE];
 
 static void die(const char *what)
@@ -95,7 +103,7 @@ static void mark_dead(int fd)
 static void close_conn(int fd)
 {
     struct conn *c = &conns[fd];
-    if (c->state == ST_OPEN && !c->pub) {
+    if (c->state == ST_OPEN && c->role == ROLE_RECV) {
         int last = receivers[--nreceivers];
         receivers[c->rx_idx] = last;
         conns[last].rx_idx = c->rx_idx;
@@ -116,15 +124,16 @@ static void set_out_interest(int fd, int on)
     c->want_out = (uint8_t)on;
 }
 
-/* Append bytes to the backlog; the connection dies if it would exceed max_backlog. */
-static void backlog_append(int fd, const uint8_t *p, size_t n)
+/* Append bytes to the backlog without asking for EPOLLOUT; the connection dies if it would
+ * exceed max_backlog. Returns 0 when queued. */
+static int backlog_queue(int fd, const uint8_t *p, size_t n)
 {
     struct conn *c = &conns[fd];
     if (c->out_off > 0 && c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
     if ((size_t)(c->out_len - c->out_off) + n > max_backlog) {
         mark_dead(fd);
-        return;
+        return -1;
     }
     if (c->out_len + n > c->out_cap) {
         if (c->out_off > 0) {
@@ -142,7 +151,13 @@ static void backlog_append(int fd, const uint8_t *p, size_t n)
     }
     memcpy(c->out + c->out_len, p, n);
     c->out_len += (uint32_t)n;
-    set_out_interest(fd, 1);
+    return 0;
+}
+
+/* Append bytes to the backlog, written when the socket is writable again. */
+static void backlog_append(int fd, const uint8_t *p, size_t n)
+{
+    if (backlog_queue(fd, p, n) == 0) set_out_interest(fd, 1);
 }
 
 /* Write backlog (if any) then p[0..n) with one writev; queue what the socket does not take. */
@@ -228,6 +243,29 @@ static void unmask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_
         dst[i] = src[i] ^ key[i & 3];
 }
 
+/* Queue the ack of one frame from an /ack connection; flushed at the end of the iteration with
+ * the connection's other acks in one write. The ack has the fields and length of chatd's. */
+static void queue_ack(int fd, const uint8_t *payload, size_t len, const uint8_t key[4])
+{
+    struct conn *c = &conns[fd];
+    uint8_t ts[18] = "#T0000000000000000";
+    uint8_t frame[256];
+    unmask_copy(ts, payload, len < sizeof ts ? len : sizeof ts, key);
+    ack_seq++;
+    int n = snprintf((char *)frame + 4, sizeof frame - 4,
+                     "{\"type\":\"ack\",\"id\":\"T%.16s\",\"room\":\"r_1\",\"seq\":%llu,"
+                     "\"msg_id\":\"m_1_%llu\",\"ts\":1764600000000,\"client_msg_id\":\"0-%llu\","
+                     "\"duplicate\":false}",
+                     (const char *)ts + 2, (unsigned long long)ack_seq, (unsigned long long)ack_seq,
+                     (unsigned long long)ack_seq);
+    size_t h = frame_header(frame, 0x1, (size_t)n);
+    if (h == 2) /* shorter than 126: move the header next to the payload */
+        memcpy(frame + 2, frame, 2);
+    const uint8_t *f = h == 2 ? frame + 2 : frame;
+    if (c->out_len == c->out_off && !c->want_out) ack_list[nack++] = fd;
+    backlog_queue(fd, f, h + (size_t)n);
+}
+
 /* Parse complete client frames in p[0..n). Returns bytes consumed, or -1 to close. */
 static ssize_t parse_frames(int fd, uint8_t *p, size_t n)
 {
@@ -251,6 +289,10 @@ static ssize_t parse_frames(int fd, uint8_t *p, size_t n)
         case 0x0:
         case 0x1:
         case 0x2: {
+            if (conns[fd].role == ROLE_ACK) {
+                queue_ack(fd, payload, len, key);
+                break;
+            }
             size_t need = batch_len + 10 + len;
             if (need > batch_cap) {
                 batch_cap = batch_cap ? batch_cap : 65536;
@@ -326,7 +368,10 @@ static int handshake(int fd, const char *req, size_t hlen)
         send_bytes(fd, (const uint8_t *)bad, sizeof bad - 1);
         return -1;
     }
-    c->pub = strncmp(req + 4, "/pub", 4) == 0 && (req[8] == ' ' || req[8] == '?');
+    if ((req[8] == ' ' || req[8] == '?') && strncmp(req + 4, "/pub", 4) == 0)
+        c->role = ROLE_PUB;
+    else if ((req[8] == ' ' || req[8] == '?') && strncmp(req + 4, "/ack", 4) == 0)
+        c->role = ROLE_ACK;
     size_t plen;
     const char *proto = find_header(req, hlen, "Sec-WebSocket-Protocol", &plen);
     char resp[256];
@@ -350,7 +395,7 @@ static int handshake(int fd, const char *req, size_t hlen)
     }
     send_bytes(fd, (const uint8_t *)resp, (size_t)n);
     c->state = ST_OPEN;
-    if (!c->pub) {
+    if (c->role == ROLE_RECV) {
         c->rx_idx = (uint32_t)nreceivers;
         receivers[nreceivers++] = fd;
     }
@@ -460,8 +505,8 @@ int main(int argc, char **argv)
     conns = calloc((size_t)nconns_max, sizeof *conns); /* pages touched only as fds are used */
     receivers = calloc((size_t)nconns_max, sizeof *receivers);
     dead_list = calloc((size_t)nconns_max, sizeof *dead_list);
-    if (!conns || !receivers || !dead_list)
-        die("calloc");
+    ack_list = calloc((size_t)nconns_max, sizeof *ack_list);
+    if (!conns || !receivers || !dead_list || !ack_list) die("calloc");
 
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -510,6 +555,13 @@ int main(int argc, char **argv)
                 batch_cap = 0;
             }
         }
+        /* Every /ack connection gets this iteration's acks in one write. */
+        for (int i = 0; i < nack; i++) {
+            int fd = ack_list[i];
+            send_bytes(fd, NULL, 0);
+            if (!conns[fd].dead && conns[fd].out_len > conns[fd].out_off) set_out_interest(fd, 1);
+        }
+        nack = 0;
         for (int i = 0; i < ndead; i++)
             close_conn(dead_list[i]);
         ndead = 0;
