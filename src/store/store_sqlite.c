@@ -25,7 +25,7 @@ struct store {
     int sync_full;
 };
 
-/* A room's last seq is its log's last entry: one primary-key seek, never a counter to update. */
+/* A room's last seq is its log's last entry: one index seek, never a counter to update. */
 #define ROOM_LAST_SEQ_OF(room)                                                                     \
     "coalesce((SELECT e.seq FROM events e WHERE e.room_id = " room                                 \
     " ORDER BY e.seq DESC LIMIT 1), 0)"
@@ -773,7 +773,8 @@ static int sq_event_by_client_id(struct store_conn *c, int64_t sender, const cha
     return rc == CD_OK && n == 0 ? CD_E_NOT_FOUND : rc;
 }
 
-/* One statement per (bounded, direction) pair, so each is a plain primary-key range scan. */
+/* One statement per (bounded, direction) pair, so each is a plain range scan of the
+ * (room_id, seq) index. */
 static int sq_events_page(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
                           int limit, int desc, store_event_cb cb, void *ud)
 {
@@ -800,7 +801,8 @@ static int sq_read_mark(struct store_conn *c, int64_t room_id, int64_t user_id, 
     return step_int64(c, s, "read_mark", out_seq);
 }
 
-/* O(entries after `after`): a primary-key range scan that reads each row's kind and sender. */
+/* O(entries after `after`): a (room_id, seq) index range scan and a rowid lookup per entry for
+ * its kind and sender. */
 static int sq_unread_count(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
                            int64_t *out)
 {

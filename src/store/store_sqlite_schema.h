@@ -68,6 +68,30 @@ static const char *const store_sqlite_migrations[] = {
      * seek) instead of a counter in rooms: a group commit no longer updates one rooms row per
      * room it touched. */
     "ALTER TABLE rooms DROP COLUMN last_seq;",
+
+    /* 4: the log is stored in append order (a rowid table) with (room_id, seq) as a unique index,
+     * no longer clustered by room (migration 2). A group commit appends its messages to the last
+     * pages of one b-tree instead of to the middle of each room's range, where every page that
+     * fills splits among its siblings: with 100 active rooms, 2.7 instead of 3.7 WAL pages per
+     * message and a quarter less writer CPU per message (bench/notes.md). A history page is an
+     * index range scan plus one rowid lookup per row. Existing rows are copied room by room. */
+    "CREATE TABLE events_log ("
+    "  id INTEGER PRIMARY KEY,"
+    "  room_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  sender INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  client_msg_id TEXT,"
+    "  body TEXT NOT NULL);"
+    "INSERT INTO events_log(room_id, seq, kind, sender, ts, client_msg_id, body)"
+    "  SELECT room_id, seq, kind, sender, ts, client_msg_id, body FROM events"
+    "  ORDER BY room_id, seq;"
+    "DROP TABLE events;"
+    "ALTER TABLE events_log RENAME TO events;"
+    "CREATE UNIQUE INDEX events_room_seq ON events(room_id, seq);"
+    "CREATE UNIQUE INDEX events_client_id ON events(sender, client_msg_id)"
+    "  WHERE client_msg_id IS NOT NULL;",
 };
 
 static const int store_sqlite_nmigrations =
