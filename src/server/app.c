@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,37 @@
 #include "server/app.h"
 #include "util/log.h"
 #include "util/status.h"
+
+/* One chatd per data directory: two would both append to the room logs, each with its own copy
+ * of every room's last seq. The lock is held until the process exits (the kernel drops it even
+ * after a crash). Returns the lock file's descriptor, or -1 (logged). */
+static int lock_data_dir(const char *dir)
+{
+    char path[4096];
+    int fd;
+
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        log_error("cannot create data directory", "\"dir\":\"%s\",\"error\":\"%s\"", dir,
+                  strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/chatd.lock", dir);
+    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+        log_error("cannot open the data directory's lock file", "\"path\":\"%s\",\"error\":\"%s\"",
+                  path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            log_error("data directory in use by another chatd", "\"dir\":\"%s\"", dir);
+        else
+            log_error("cannot lock the data directory", "\"dir\":\"%s\",\"error\":\"%s\"", dir,
+                      strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 /* Load the JWT keyring from --jwt-keys, else from DATA_DIR/jwt.keys, generating it (0600) on
  * first start so tokens survive restarts. */
@@ -98,7 +130,7 @@ int app_run(struct cfg *cfg)
     uv_loop_t *main_loop = uv_default_loop();
     uv_signal_t sig_term, sig_int;
     double auth_rate;
-    int rc, lvl;
+    int rc, lvl, lock_fd;
 
     app->cfg = *cfg;
     if (app->cfg.access_ttl < 1) app->cfg.access_ttl = 1; /* a token must live at least 1 s */
@@ -119,16 +151,22 @@ int app_run(struct cfg *cfg)
         free(app);
         return 1;
     }
+    if ((lock_fd = lock_data_dir(cfg->data_dir)) < 0) {
+        free(app);
+        return 1;
+    }
     sc.dir = cfg->data_dir;
     sc.sync_mode = cfg->sqlite_sync;
     sc.commit_interval_us = cfg->commit_interval_us;
     sc.wal_restart_frames = cfg->wal_restart_frames;
     if (store_db_open(&app->db, &store_sqlite_ops, &sc) != CD_OK) {
+        close(lock_fd);
         free(app);
         return 1;
     }
     if (load_keys(app) != CD_OK) {
         store_db_close(&app->db);
+        close(lock_fd);
         free(app);
         return 1;
     }
@@ -211,6 +249,7 @@ done:
     presence_free(app->presence);
     bus_local_free(&app->bus);
     uv_loop_close(main_loop);
+    close(lock_fd); /* after the store's last write */
     free(app);
     return rc == CD_OK ? 0 : 1;
 }

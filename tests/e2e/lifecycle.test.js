@@ -1,7 +1,7 @@
 'use strict';
 // Process lifecycle: SIGTERM drain (close 1001 to WebSockets, idle keep-alive connections
 // closed, in-flight requests answered, exit 0), persistence across a restart (accounts, keys),
-// and failures at start (port taken, bad keys).
+// and failures at start (port taken, data directory in use, bad keys).
 
 const { describe, it, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
@@ -169,6 +169,23 @@ describe('lifecycle', () => {
     assert.match(r.stderr, /cannot listen/);
     assert.equal((await get(srv, '/healthz')).status, 200);
     await srv.stop();
+  });
+
+  it('a second chatd on the data directory of a running one exits instead of sharing it', T, async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatd-e2e-locked-'));
+    dirs.push(dataDir);
+    const srv = await start({ dataDir });
+    const port = await freePort();
+    const r = await runOnce(['--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], { timeoutMs: 10000 });
+    assert.equal(r.code, 1, `a second chatd started on a data directory in use: ${r.stderr}`);
+    assert.match(r.stderr, /data directory in use by another chatd/);
+    assert.equal(await connectRefused(port), true);
+    assert.equal((await get(srv, '/healthz')).status, 200);
+    await srv.stop();
+    // The lock goes with the process: the same directory starts again once the first is gone.
+    const again = await start({ dataDir });
+    assert.equal((await get(again, '/healthz')).status, 200);
+    await again.stop();
   });
 
   it('SIGINT drains like SIGTERM and exits 0', T, async () => {
