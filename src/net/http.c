@@ -80,10 +80,23 @@ static int on_url(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
+/* RFC 9110 token characters: what a header name may contain. http-parser itself lets spaces
+ * and other separators through. */
+static int is_tchar(unsigned char ch)
+{
+    return ch > 0x20 && ch < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", ch);
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     struct http_state *h = state_of(p);
     const struct net_limits *lim = lim_of(p);
+
+    for (size_t i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)at[i])) {
+            h->error = 400;
+            return 1;
+        }
 
     if (h->nspans == 0 || h->last_value) {
         if (h->nspans >= lim->http_max_headers) {

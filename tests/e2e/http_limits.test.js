@@ -76,6 +76,18 @@ describe('HTTP limits', () => {
     await assertClosedAfter(c, responses[0]);
   });
 
+  it('a header name with a space or a separator in it is 400 and closed', T, async () => {
+    // "Content Length" must not pass as some other header, nor be folded into one.
+    for (const name of ['Content Length', 'X(y)', 'Bad"Name', 'A\tB']) {
+      const { c, responses } = await exchange(srv, `GET /healthz HTTP/1.1\r\nHost: x\r\n${name}: 1\r\n\r\n`);
+      assertErrorResponse(responses[0], 400, 'bad_request');
+      await assertClosedAfter(c, responses[0]);
+    }
+    // Every token character is still a valid name.
+    const { responses } = await exchange(srv, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-a.b_c~!#$%&'*+^`|: 1\r\nConnection: close\r\n\r\n");
+    assert.equal(responses[0].status, 200);
+  });
+
   it('two different Content-Length headers are 400 and closed', T, async () => {
     const { c, responses } = await exchange(
       srv,
