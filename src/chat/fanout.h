@@ -26,8 +26,9 @@ enum fan_kind {
 enum fan_member { FAN_M_NONE = 0, FAN_M_JOIN, FAN_M_LEAVE };
 
 struct fan_ev {
-    uint8_t kind;   /* enum fan_kind */
-    uint8_t member; /* FAN_LOG of a member event: enum fan_member */
+    uint8_t kind;    /* enum fan_kind */
+    uint8_t member;  /* FAN_LOG of a member event: enum fan_member */
+    uint8_t request; /* answers one of origin's requests in flight (hub_request_begin) */
     int64_t room, seq;
     int64_t user;         /* member event subject, typing/presence user, FAN_USER target */
     int64_t member_count; /* after a member event */

@@ -56,8 +56,10 @@ struct hub_conn {
     int64_t user;
     struct hub_sub **subs;
     uint32_t n, cap;
-    uint8_t loaded, released, came_online;
-    uint32_t stamp; /* presence de-duplication */
+    uint8_t loaded : 1, released : 1, came_online : 1;
+    uint8_t req_paused : 1; /* not read: max_inflight requests unanswered */
+    uint16_t requests;      /* requests in flight (hub_request_begin) */
+    uint32_t stamp;         /* presence de-duplication */
     struct hub_conn *user_next;
 };
 
@@ -585,7 +587,7 @@ void hub_conn_open(struct conn *c, int64_t user, int came_online)
 
     hc->c = c;
     hc->user = user;
-    hc->came_online = (uint8_t)came_online;
+    hc->came_online = came_online != 0;
     c->app = hc;
     if (!u) {
         u = xcalloc(1, sizeof(*u));
@@ -925,6 +927,37 @@ static void deliver_run(struct hub *h, const struct fan_ev *ev, uint32_t n)
     }
 }
 
+void hub_request_begin(struct conn *c)
+{
+    struct hub_conn *hc = c->app;
+    if (!hc) return;
+    hc->requests++;
+    if (hc->requests >= env.max_inflight && !hc->req_paused) {
+        hc->req_paused = 1;
+        conn_pause(c);
+    }
+}
+
+/* The answer to one of hc's requests is queued on it. Reading resumes at half the limit, not
+ * at limit - 1: no pause and resume (two epoll_ctl calls) per answer. */
+static void request_done(struct hub_conn *hc)
+{
+    if (hc->requests) hc->requests--;
+    if (hc->req_paused && hc->requests <= env.max_inflight / 2) {
+        hc->req_paused = 0;
+        conn_resume(hc->c);
+    }
+}
+
+/* The end of ev's delivery on its origin's thread: the origin's hold is dropped, and a request
+ * it answered is no longer in flight. */
+static void origin_done(struct net_io *io, const struct fan_ev *ev)
+{
+    struct hub_conn *hc = origin_here(io, ev);
+    if (hc && ev->request) request_done(hc);
+    if (ev->origin && ev->origin_io == io) conn_release(ev->origin);
+}
+
 void hub_deliver(struct net_io *io, struct fan_batch *b)
 {
     struct hub *h = hub_of(io);
@@ -942,7 +975,7 @@ void hub_deliver(struct net_io *io, struct fan_batch *b)
             }
             deliver_run(h, ev, run);
             for (uint32_t k = 0; k < run; k++, i++) /* the run's origins are released here */
-                if (b->ev[i].origin && b->ev[i].origin_io == io) conn_release(b->ev[i].origin);
+                origin_done(io, &b->ev[i]);
             i--;
             continue;
         case FAN_REPLY:
@@ -978,6 +1011,6 @@ void hub_deliver(struct net_io *io, struct fan_batch *b)
             break;
         }
         }
-        if (ev->origin && ev->origin_io == io) conn_release(ev->origin);
+        origin_done(io, ev);
     }
 }

@@ -182,7 +182,8 @@ static int ws_on_message(void *ud, int opcode, uint8_t *data, size_t len)
     case WS_OP_TEXT:
         if (c->state != CONN_WS) return 0; /* closing: data is dropped */
         io->srv->h.on_ws_message(c, data, len);
-        return !conn_alive(c);
+        /* Paused by the handler: the frames after this one wait in c->in for conn_resume. */
+        return !conn_alive(c) || (c->flags & CONN_F_PAUSED);
     case WS_OP_BINARY:
         conn_ws_close(c, WS_CLOSE_UNSUPPORTED, "binary messages are not supported");
         return 1;

@@ -192,7 +192,7 @@ static struct rbuf *ack_frame(const struct ws_job *j)
 static void send_done(struct store_job *job)
 {
     struct ws_job *j = (struct ws_job *)job;
-    struct fan_ev ev = {.kind = FAN_REPLY, .origin = j->c, .origin_io = j->c->io};
+    struct fan_ev ev = {.kind = FAN_REPLY, .request = 1, .origin = j->c, .origin_io = j->c->io};
 
     if (job->status != CD_OK) {
         chat_out_discard(&j->out);
@@ -206,6 +206,7 @@ static void send_done(struct store_job *job)
         j->out.ev[0].origin = ev.origin;
         j->out.ev[0].origin_io = ev.origin_io;
         j->out.ev[0].reply = ev.reply;
+        j->out.ev[0].request = 1;
         chat_out_commit(&j->out, &j->app->fanout);
     } else {
         chat_out_discard(&j->out);
@@ -248,6 +249,7 @@ static void send_fields(struct app *app, struct conn *c, json_t *id, int64_t roo
     j->job.done = send_done;
     j->job.clean_fail = 1; /* membership check, then one append that fails without a trace */
     hub_submit(c->io, &j->job);
+    hub_request_begin(c);
 }
 
 static void op_send(struct app *app, struct conn *c, json_t *msg, json_t *id)
@@ -315,7 +317,8 @@ static int read_exec(const struct store_ops *ops, struct store_conn *sc, struct 
 static void read_done(struct store_job *job)
 {
     struct ws_job *j = (struct ws_job *)job;
-    struct fan_ev ev = {.kind = FAN_USER, .user = j->user, .origin = j->c, .origin_io = j->c->io};
+    struct fan_ev ev = {
+        .kind = FAN_USER, .request = 1, .user = j->user, .origin = j->c, .origin_io = j->c->io};
     char rid[32];
 
     if (job->status != CD_OK) {
@@ -352,6 +355,7 @@ static void op_read(struct app *app, struct conn *c, json_t *msg, json_t *id)
     j->job.done = read_done;
     j->job.clean_fail = 1; /* one UPDATE, then a read */
     hub_submit(c->io, &j->job);
+    hub_request_begin(c);
 }
 
 static void op_typing(struct app *app, struct conn *c, json_t *msg, json_t *id)

@@ -41,6 +41,8 @@
       "WebSocket idle timeout, seconds: ping after half, close 4000 after all")                    \
     X(ws_max_outq, "ws-max-outq", INT, "4194304",                                                  \
       "max queued output per connection, bytes; over it: close 4008")                              \
+    X(ws_max_inflight, "ws-max-inflight", INT, "64",                                               \
+      "requests (send, read) awaiting storage per connection before it is not read (2-65535)")     \
     X(max_conns, "max-conns", INT, "100000", "max open connections per node")                      \
     X(max_body_text, "max-message-body", INT, "16384", "max chat message body, bytes")             \
     X(rate_limits, "rate-limits", BOOL, "on", "enforce rate limits (off only for benchmarks)")     \

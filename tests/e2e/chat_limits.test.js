@@ -2,7 +2,8 @@
 // Chat rate limits (docs/PROTOCOL.md, "Rate limits" and the limits table): messages per user (WS
 // and REST share the bucket), typing per user and room, WebSocket connections per user, and the
 // per-username login limit for a real account (rate_limit.test.js covers per IP and per unknown
-// username). Over a limit there is always an answer: never a silent drop.
+// username), and requests in flight per connection. Over a limit there is always an answer (or,
+// for requests in flight, TCP backpressure): never a silent drop.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -17,6 +18,7 @@ const {
   connect,
   expectNothing,
   expectError,
+  assertContiguous,
   withClients,
   sleep,
 } = require('./lib/chat');
@@ -198,5 +200,42 @@ describe('login rate limit per username (real account)', () => {
     await sleep(Number(limited.headers['retry-after']) * 1000 + 100);
     const again = await login(a);
     assert.equal(again.status, 200, again.text);
+  });
+});
+
+describe('requests in flight per connection', () => {
+  let srv;
+  before(async () => {
+    srv = await startChat({ 'rate-limits': 'off', 'ws-max-inflight': 8 });
+  });
+  after(async () => {
+    if (srv) await srv.stop();
+  });
+
+  it('--ws-max-inflight 8: 200 pipelined sends are read 8 at a time, all acked in order; a ping behind them waits', T, async () => {
+    const a = await newUser(srv, 'inf');
+    const room = await createRoom(srv, a);
+    const c = await connect(srv, a);
+    await withClients([c], async () => {
+      const n = 200;
+      let pongAt = -1;
+      c.ws.on('pong', () => {
+        pongAt = c.messages.length;
+      });
+      for (let i = 0; i < n; i++) c.send({ type: 'send', id: `if${i}`, room: room.id, body: `m${i}`, client_msg_id: `if-${i}` });
+      c.ws.ping();
+      const acks = await c.waitFor((cl) => {
+        const got = cl.ofType('ack');
+        return got.length >= n && got;
+      }, 20000, `${n} acks`);
+      await c.waitFor(() => pongAt >= 0, 5000, 'pong');
+      // The ping is read after the 200th send, and by then at most 8 sends are unanswered:
+      // without the limit every send would be queued at once and the pong would come first.
+      const acksBeforePong = c.messages.slice(0, pongAt).filter((m) => m.type === 'ack').length;
+      assert.ok(acksBeforePong >= n - 8, `only ${acksBeforePong} acks before the pong`);
+      assert.deepEqual(acks.map((m) => m.id), Array.from({ length: n }, (_, i) => `if${i}`));
+      assert.ok(acks.every((m) => m.duplicate === false));
+      assertContiguous(acks.map((m) => m.seq), acks[0].seq, 'ack seqs');
+    });
   });
 });
