@@ -36,7 +36,10 @@ int session_rotate(const struct store_ops *ops, struct store_conn *sc, const uin
         log_warn("refresh token reuse: session revoked", "\"user\":%lld,\"session\":%lld",
                  (long long)old.user_id, (long long)old.session_id);
         rc = ops->session_revoke(sc, old.session_id, now_ms);
-        return rc == CD_OK ? CD_E_INVALID_REFRESH : rc;
+        if (rc != CD_OK) return rc;
+        *user_id = old.user_id;
+        *sid = old.session_id;
+        return CD_E_INVALID_REFRESH;
     }
     if (old.expires_at <= now_ms) return CD_E_INVALID_REFRESH;
     if ((rc = ops->refresh_mark_used(sc, old.id, now_ms)) != CD_OK) return rc;
@@ -46,11 +49,13 @@ int session_rotate(const struct store_ops *ops, struct store_conn *sc, const uin
 }
 
 int session_end(const struct store_ops *ops, struct store_conn *sc, const uint8_t hash[32],
-                int64_t now_ms)
+                int64_t now_ms, int64_t *user_id, int64_t *sid)
 {
     struct store_refresh old;
     int rc = ops->refresh_by_hash(sc, hash, &old);
     if (rc == CD_E_NOT_FOUND) return CD_E_INVALID_REFRESH;
     if (rc != CD_OK) return rc;
+    *user_id = old.user_id;
+    *sid = old.session_id;
     return ops->session_revoke(sc, old.session_id, now_ms);
 }

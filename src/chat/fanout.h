@@ -15,12 +15,13 @@
 #include "util/rbuf.h"
 
 enum fan_kind {
-    FAN_LOG = 0,  /* a committed room log entry (message, member, room) with its seq */
-    FAN_REPLY,    /* a reply frame for one connection (errors, idempotent re-acks) */
-    FAN_LOADED,   /* a connection's room list, read in commit order (subscription start) */
-    FAN_TYPING,   /* ephemeral typing frame for a room, not to the typing user */
-    FAN_PRESENCE, /* presence frame for the members of `rooms` */
-    FAN_USER,     /* a frame for every connection of `user` (read markers), except origin */
+    FAN_LOG = 0,     /* a committed room log entry (message, member, room) with its seq */
+    FAN_REPLY,       /* a reply frame for one connection (errors, idempotent re-acks) */
+    FAN_LOADED,      /* a connection's room list, read in commit order (subscription start) */
+    FAN_TYPING,      /* ephemeral typing frame for a room, not to the typing user */
+    FAN_PRESENCE,    /* presence frame for the members of `rooms` */
+    FAN_USER,        /* a frame for every connection of `user` (read markers), except origin */
+    FAN_SESSION_END, /* close every connection of `user` opened with session `seq` */
 };
 
 enum fan_member { FAN_M_NONE = 0, FAN_M_JOIN, FAN_M_LEAVE };

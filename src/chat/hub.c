@@ -54,6 +54,7 @@ struct hub_room {
 struct hub_conn {
     struct conn *c;
     int64_t user;
+    int64_t sid; /* login session of its access token (0: none) */
     struct hub_sub **subs;
     uint32_t n, cap;
     uint8_t loaded : 1, released : 1, came_online : 1;
@@ -578,7 +579,7 @@ static void load_done(struct store_job *j)
     free(lj);
 }
 
-void hub_conn_open(struct conn *c, int64_t user, int came_online)
+void hub_conn_open(struct conn *c, int64_t user, int64_t sid, int came_online)
 {
     struct hub *h = hub_of(c->io);
     struct hub_conn *hc = xcalloc(1, sizeof(*hc));
@@ -587,6 +588,7 @@ void hub_conn_open(struct conn *c, int64_t user, int came_online)
 
     hc->c = c;
     hc->user = user;
+    hc->sid = sid;
     hc->came_online = came_online != 0;
     c->app = hc;
     if (!u) {
@@ -1008,6 +1010,13 @@ void hub_deliver(struct net_io *io, struct fan_batch *b)
             for (struct hub_conn *hc = u ? u->conns : NULL; hc; hc = hc->user_next)
                 if (hc->c != ev->origin) send_frame(hc, ev->frame);
             if (origin && ev->reply) send_frame(origin, ev->reply);
+            break;
+        }
+        case FAN_SESSION_END: {
+            struct hub_user *u = imap_get(&h->users, ev->user);
+            for (struct hub_conn *hc = u ? u->conns : NULL; hc; hc = hc->user_next)
+                if (hc->sid == ev->seq)
+                    conn_ws_close(hc->c, WS_CLOSE_SESSION_ENDED, "session ended");
             break;
         }
         }

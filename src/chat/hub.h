@@ -57,7 +57,7 @@ void hub_deliver(struct net_io *io, struct fan_batch *b);
 /* After the WebSocket upgrade of user's connection c: register it and queue the load of its
  * rooms in commit order (reading is paused until on_ready). came_online: presence_connect
  * returned 1. */
-void hub_conn_open(struct conn *c, int64_t user, int came_online);
+void hub_conn_open(struct conn *c, int64_t user, int64_t sid, int came_online);
 /* The connection is gone (on_ws_close): unsubscribe, presence offline if it was the last. */
 void hub_conn_close(struct conn *c);
 

@@ -19,6 +19,7 @@ struct auth_call {
     char refresh[AUTH_REFRESH_LEN + 1];
     uint8_t rhash[32];
     int64_t user_id, sid;
+    int64_t ended_sid; /* session this call revoked (logout, refresh-token reuse), 0 if none */
 };
 
 /* ---- shared pieces ---- */
@@ -230,6 +231,7 @@ static int refresh_exec(const struct store_ops *ops, struct store_conn *sc, stru
 
     if (rc == CD_E_INVALID_REFRESH) {
         a->base.status = rc;
+        a->ended_sid = a->sid; /* set only when reuse revoked the family */
         metrics_auth_failure(&a->base.app->metrics, AUTH_FAIL_REFRESH);
         return CD_OK;
     }
@@ -242,12 +244,21 @@ static int refresh_exec(const struct store_ops *ops, struct store_conn *sc, stru
 static int logout_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
-    int rc = session_end(ops, sc, a->rhash, now_unix_ms());
+    int rc = session_end(ops, sc, a->rhash, now_unix_ms(), &a->user_id, &a->sid);
     if (rc == CD_E_INVALID_REFRESH) {
         a->base.status = rc;
         return CD_OK;
     }
+    if (rc == CD_OK) a->ended_sid = a->sid;
     return rc;
+}
+
+/* Writer thread, after the commit: a revoked session's access tokens end with it. */
+static void session_ended(struct api_call *call)
+{
+    struct auth_call *a = (struct auth_call *)call;
+    if (call->job.status == CD_OK && a->ended_sid)
+        app_session_end(call->app, a->user_id, a->ended_sid);
 }
 
 static void refresh_like(struct api_req *r,
@@ -271,6 +282,7 @@ static void refresh_like(struct api_req *r,
     a = (struct auth_call *)api_call_new(r, sizeof(*a));
     auth_refresh_hash(tok, len, a->rhash);
     a->base.http_status = http_status;
+    a->base.committed = session_ended;
     a->base.job.exec = exec;
     api_call_write(&a->base);
 }

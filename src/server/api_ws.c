@@ -457,7 +457,7 @@ void api_ws_upgrade(struct api_req *r)
     char accept[29], tok[JWT_MAX_TOKEN + 1];
     struct slice h;
     size_t toklen = 0;
-    int64_t user_id;
+    int64_t user_id, sid;
     uint32_t online;
     int rc;
 
@@ -473,7 +473,7 @@ void api_ws_upgrade(struct api_req *r)
         api_respond_error(r, CD_E_UNAUTHORIZED, "missing access token");
         return;
     }
-    if ((rc = api_verify_token(r->app, tok, toklen, &user_id)) != CD_OK) {
+    if ((rc = api_verify_token(r->app, tok, toklen, &user_id, &sid)) != CD_OK) {
         api_send_error(r->app, r->c, r->route, r->http->start_ms, rc, NULL,
                        "WWW-Authenticate: Bearer\r\n");
         return;
@@ -493,5 +493,5 @@ void api_ws_upgrade(struct api_req *r)
     metrics_http(&r->app->metrics, r->route, 101, (net_now_ms() - r->http->start_ms) * 1000);
     http_upgrade_ws(r->c, accept);
     r->c->user_id = user_id;
-    hub_conn_open(r->c, user_id, online == 1); /* hello follows once its rooms are loaded */
+    hub_conn_open(r->c, user_id, sid, online == 1); /* hello follows once its rooms are loaded */
 }

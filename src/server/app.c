@@ -50,6 +50,42 @@ static int lock_data_dir(const char *dir)
     return fd;
 }
 
+/* How long a token of a session ended at `at_s` can still verify. */
+static int64_t token_end(const struct app *app, int64_t at_s)
+{
+    return at_s + app->cfg.access_ttl + API_TOKEN_LEEWAY_S;
+}
+
+void app_session_end(struct app *app, int64_t user, int64_t sid)
+{
+    int64_t now = now_unix_ms() / 1000;
+    struct fan_ev ev = {.kind = FAN_SESSION_END, .user = user, .seq = sid};
+    revoked_add(app->revoked, sid, now, token_end(app, now));
+    fanout_add(&app->fanout, &ev);
+}
+
+struct revoked_load {
+    struct app *app;
+    int64_t now;
+};
+
+static int revoked_row(void *ud, int64_t sid, int64_t revoked_at_ms)
+{
+    struct revoked_load *l = ud;
+    revoked_add(l->app->revoked, sid, l->now, token_end(l->app, revoked_at_ms / 1000));
+    return 0;
+}
+
+/* The sessions ended within the token lifetime before this start: their tokens stay refused. */
+static int load_revoked(struct app *app)
+{
+    struct revoked_load l = {app, now_unix_ms() / 1000};
+    struct store_conn *rd = store_reader(&app->db);
+    int64_t since_ms = (l.now - app->cfg.access_ttl - API_TOKEN_LEEWAY_S) * 1000;
+    if (!rd) return CD_E_IO;
+    return app->db.ops->sessions_revoked_since(rd, since_ms, revoked_row, &l);
+}
+
 /* Load the JWT keyring from --jwt-keys, else from DATA_DIR/jwt.keys, generating it (0600) on
  * first start so tokens survive restarts. */
 static int load_keys(struct app *app)
@@ -164,8 +200,10 @@ int app_run(struct cfg *cfg)
         free(app);
         return 1;
     }
-    if (load_keys(app) != CD_OK) {
+    app->revoked = revoked_new();
+    if (load_keys(app) != CD_OK || load_revoked(app) != CD_OK) {
         store_db_close(&app->db);
+        revoked_free(app->revoked);
         close(lock_fd);
         free(app);
         return 1;
@@ -251,6 +289,7 @@ done:
     limiter_free(&app->auth_user);
     limiter_free(&app->typing);
     presence_free(app->presence);
+    revoked_free(app->revoked);
     bus_local_free(&app->bus);
     uv_loop_close(main_loop);
     close(lock_fd); /* after the store's last write */

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "auth/jwt.h"
+#include "auth/revoked.h"
 #include "net/conn.h"
 #include "net/http.h"
 #include "chat/fanout.h"
@@ -26,6 +27,7 @@ struct app {
     struct limiter auth_user; /* login attempts per username */
     struct limiter typing;    /* typing events per user and room */
     struct presence *presence;
+    struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;
     struct bus bus;
     _Atomic int ready; /* /readyz: 1 once storage is open and listeners are up */
@@ -122,8 +124,15 @@ void api_send_json(struct app *app, struct conn *c, int route, uint64_t start_ms
 void api_send_error(struct app *app, struct conn *c, int route, uint64_t start_ms, int status,
                     const char *message, const char *extra_headers);
 
-/* Verify an access token; returns CD_OK and the user id / session id. */
-int api_verify_token(struct app *app, const char *tok, size_t len, int64_t *user_id);
+/* Clock skew allowed when verifying an access token, seconds. */
+#define API_TOKEN_LEEWAY_S 30
+
+/* Verify an access token: CD_OK with the user id and the session id (sid may be NULL); a token
+ * of a session that ended (app_session_end) is CD_E_UNAUTHORIZED like a bad one. */
+int api_verify_token(struct app *app, const char *tok, size_t len, int64_t *user_id, int64_t *sid);
+/* Writer thread, after the commit that revoked session sid of user: its access tokens are
+ * refused from now on and its open WebSockets close with 4001. */
+void app_session_end(struct app *app, int64_t user, int64_t sid);
 
 /* Opaque external ids: "u_<n>" for users. Returns the length written. */
 int id_format(char *out, size_t cap, char kind, int64_t n);

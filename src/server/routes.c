@@ -219,15 +219,18 @@ void api_call_write(struct api_call *call)
 
 /* ---- auth ---- */
 
-int api_verify_token(struct app *app, const char *tok, size_t len, int64_t *user_id)
+int api_verify_token(struct app *app, const char *tok, size_t len, int64_t *user_id, int64_t *sid)
 {
     struct jwt_claims cl;
-    int rc = jwt_verify(&app->keys, tok, len, now_unix_ms() / 1000, 30, &cl);
+    int64_t now = now_unix_ms() / 1000;
+    int rc = jwt_verify(&app->keys, tok, len, now, API_TOKEN_LEEWAY_S, &cl);
+    if (rc == CD_OK && cl.sid && revoked_has(app->revoked, cl.sid, now)) rc = CD_E_UNAUTHORIZED;
     if (rc != CD_OK) {
         metrics_auth_failure(&app->metrics, AUTH_FAIL_TOKEN);
         return rc;
     }
     *user_id = cl.sub;
+    if (sid) *sid = cl.sid;
     return CD_OK;
 }
 
@@ -376,7 +379,7 @@ void app_on_request(struct conn *c, struct http_request *req)
             api_respond_error(&r, CD_E_UNAUTHORIZED, "missing bearer token");
             return;
         }
-        if ((rc = api_verify_token(app, tok.p, tok.len, &r.user_id)) != CD_OK) {
+        if ((rc = api_verify_token(app, tok.p, tok.len, &r.user_id, NULL)) != CD_OK) {
             api_respond_error(&r, rc, NULL);
             return;
         }

@@ -127,6 +127,11 @@ struct store_ops {
     /* sessions and refresh tokens (rotation, reuse detection) */
     int (*session_insert)(struct store_conn *c, int64_t user_id, int64_t now_ms, int64_t *sid);
     int (*session_revoke)(struct store_conn *c, int64_t sid, int64_t now_ms);
+    /* Every session revoked at or after since_ms: cb(ud, sid, revoked_at_ms); a nonzero return
+     * stops. */
+    int (*sessions_revoked_since)(struct store_conn *c, int64_t since_ms,
+                                  int (*cb)(void *ud, int64_t sid, int64_t revoked_at_ms),
+                                  void *ud);
     int (*refresh_insert)(struct store_conn *c, struct store_refresh *r); /* sets r->id */
     int (*refresh_by_hash)(struct store_conn *c, const uint8_t hash[32], struct store_refresh *out);
     int (*refresh_mark_used)(struct store_conn *c, int64_t id, int64_t now_ms);

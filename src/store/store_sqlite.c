@@ -54,6 +54,7 @@ struct store {
     X(USER_LAST_SEEN, "UPDATE users SET last_seen = ?2 WHERE id = ?1")                             \
     X(SESSION_INSERT, "INSERT INTO sessions(user_id, created_at) VALUES (?1, ?2)")                 \
     X(SESSION_REVOKE, "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")  \
+    X(SESSIONS_REVOKED_SINCE, "SELECT id, revoked_at FROM sessions WHERE revoked_at >= ?1")        \
     X(REFRESH_INSERT, "INSERT INTO refresh_tokens(session_id, user_id, hash, created_at, "         \
                       "expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")                                   \
     X(REFRESH_BY_HASH, "SELECT r.id, r.session_id, r.user_id, r.created_at, r.expires_at, "        \
@@ -415,6 +416,20 @@ static int sq_session_insert(struct store_conn *c, int64_t user_id, int64_t now_
 static int sq_session_revoke(struct store_conn *c, int64_t sid, int64_t now_ms)
 {
     return exec_ii(c, SQL_SESSION_REVOKE, sid, now_ms);
+}
+
+static int sq_sessions_revoked_since(struct store_conn *c, int64_t since_ms,
+                                     int (*cb)(void *ud, int64_t sid, int64_t revoked_at_ms),
+                                     void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_SESSIONS_REVOKED_SINCE);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, since_ms);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (cb(ud, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1))) break;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? CD_OK : sq_err(c, "sessions_revoked_since");
 }
 
 static int sq_refresh_insert(struct store_conn *c, struct store_refresh *r)
@@ -845,6 +860,7 @@ const struct store_ops store_sqlite_ops = {
     .user_set_last_seen = sq_user_set_last_seen,
     .session_insert = sq_session_insert,
     .session_revoke = sq_session_revoke,
+    .sessions_revoked_since = sq_sessions_revoked_since,
     .refresh_insert = sq_refresh_insert,
     .refresh_by_hash = sq_refresh_by_hash,
     .refresh_mark_used = sq_refresh_mark_used,

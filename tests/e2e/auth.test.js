@@ -1,6 +1,7 @@
 'use strict';
 // Accounts and tokens over REST: register, login, /v1/me, /v1/users/{id}, refresh rotation and
-// reuse detection, logout, and the JWT verifier (expired, alg none, HS512, unknown kid, tampered).
+// reuse detection, logout (which ends the session's access tokens too), and the JWT verifier
+// (expired, alg none, HS512, unknown kid, tampered).
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -361,9 +362,39 @@ describe('auth', () => {
       assert.equal(r.text, '');
       const after = await post(srv, '/v1/auth/refresh', { refresh_token: u.refresh_token });
       expectError(assert, after, 401, 'invalid_refresh_token');
-      // Access tokens are stateless JWTs: still valid until they expire (documented).
-      const me = await get(srv, '/v1/me', { token: u.access_token });
+    });
+
+    it("logout ends the session's access tokens at once; the user's other sessions go on", T, async () => {
+      const u = await registerUser(srv);
+      const other = await post(srv, '/v1/auth/login', { username: u.username, password: u.password });
+      assert.equal(other.status, 200, other.text);
+      assert.equal((await get(srv, '/v1/me', { token: u.access_token })).status, 200);
+      const out = await post(srv, '/v1/auth/logout', { refresh_token: u.refresh_token });
+      assert.equal(out.status, 204, out.text);
+      expectError(assert, await get(srv, '/v1/me', { token: u.access_token }), 401, 'unauthorized');
+      expectError(assert, await get(srv, `/v1/users/${u.user.id}`, { token: u.access_token }), 401, 'unauthorized');
+      const me = await get(srv, '/v1/me', { token: other.body.access_token });
       assert.equal(me.status, 200, me.text);
+    });
+
+    it('logout after a rotation ends the access tokens of both generations', T, async () => {
+      const u = await registerUser(srv);
+      const r1 = await post(srv, '/v1/auth/refresh', { refresh_token: u.refresh_token });
+      assert.equal(r1.status, 200, r1.text);
+      const out = await post(srv, '/v1/auth/logout', { refresh_token: r1.body.refresh_token });
+      assert.equal(out.status, 204, out.text);
+      for (const t of [u.access_token, r1.body.access_token])
+        expectError(assert, await get(srv, '/v1/me', { token: t }), 401, 'unauthorized');
+    });
+
+    it("a reused refresh token ends the family's access tokens too (theft)", T, async () => {
+      const u = await registerUser(srv);
+      const r1 = await post(srv, '/v1/auth/refresh', { refresh_token: u.refresh_token });
+      assert.equal(r1.status, 200, r1.text);
+      assert.equal((await get(srv, '/v1/me', { token: r1.body.access_token })).status, 200);
+      const reuse = await post(srv, '/v1/auth/refresh', { refresh_token: u.refresh_token });
+      expectError(assert, reuse, 401, 'invalid_refresh_token');
+      expectError(assert, await get(srv, '/v1/me', { token: r1.body.access_token }), 401, 'unauthorized');
     });
 
     it('logout revokes the whole session, including a rotated token', T, async () => {

@@ -171,6 +171,22 @@ describe('lifecycle', () => {
     await srv.stop();
   });
 
+  it('the access tokens of a session ended before a restart stay refused after it', T, async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatd-e2e-ended-'));
+    dirs.push(dataDir);
+    const a = await start({ dataDir });
+    const ended = await registerUser(a);
+    const kept = await post(a, '/v1/auth/login', { username: ended.username, password: ended.password });
+    assert.equal(kept.status, 200, kept.text);
+    assert.equal((await post(a, '/v1/auth/logout', { refresh_token: ended.refresh_token })).status, 204);
+    await a.stop();
+
+    const b = await start({ dataDir });
+    expectError(assert, await get(b, '/v1/me', { token: ended.access_token }), 401, 'unauthorized');
+    assert.equal((await get(b, '/v1/me', { token: kept.body.access_token })).status, 200);
+    await b.stop();
+  });
+
   it('a second chatd on the data directory of a running one exits instead of sharing it', T, async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatd-e2e-locked-'));
     dirs.push(dataDir);

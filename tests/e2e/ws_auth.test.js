@@ -1,11 +1,12 @@
 'use strict';
 // WebSocket authentication: the access token in the Authorization header or ?access_token=,
-// HTTP 401 before any upgrade for a missing / bad / expired token, 426 / 400 for bad upgrades.
+// HTTP 401 before any upgrade for a missing / bad / expired token or an ended session, 426 / 400
+// for bad upgrades, and close 4001 for open connections of a session that logs out.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer } = require('./lib/server');
-const { get, registerUser, expectError, rawConnect, parseResponses } = require('./lib/http');
+const { get, post, registerUser, expectError, rawConnect, parseResponses } = require('./lib/http');
 const { wsConnect, wsConnectHello } = require('./lib/ws');
 const jwt = require('./lib/jwt');
 
@@ -52,6 +53,31 @@ describe('WebSocket authentication', () => {
       assert.equal(hello.limits.idle_timeout, 60);
     } finally {
       client.terminate();
+    }
+  });
+
+  it("logout closes the session's WebSockets with 4001 and refuses its token at upgrade; other sessions stay", T, async () => {
+    const u = await registerUser(srv);
+    const second = await post(srv, '/v1/auth/login', { username: u.username, password: u.password });
+    assert.equal(second.status, 200, second.text);
+    const a1 = await wsConnectHello(srv.wsUrl, { token: u.access_token });
+    const a2 = await wsConnectHello(srv.wsUrl, { token: u.access_token });
+    const b = await wsConnectHello(srv.wsUrl, { token: second.body.access_token });
+    try {
+      const out = await post(srv, '/v1/auth/logout', { refresh_token: u.refresh_token });
+      assert.equal(out.status, 204, out.text);
+      for (const c of [a1.client, a2.client]) {
+        const info = await c.closed(5000);
+        assert.equal(info.code, 4001);
+        assert.equal(info.reason, 'session ended');
+      }
+      await expectRefused(srv.wsUrl, { token: u.access_token }, 401, 'unauthorized');
+      b.client.send({ type: 'ping', id: 'still' });
+      const pong = await b.client.next((m) => m.type === 'pong');
+      assert.equal(pong.id, 'still');
+      assert.equal(b.client.closeInfo, null);
+    } finally {
+      for (const c of [a1.client, a2.client, b.client]) c.terminate();
     }
   });
 

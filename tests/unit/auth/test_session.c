@@ -84,9 +84,13 @@ static void reuse_revokes_whole_family(void **state)
     assert_int_equal(session_start(f->ops, f->c, f->user, 1000, 60000, other, &sid_other), CD_OK);
     hash_of(t1, h1);
     assert_int_equal(session_rotate(f->ops, f->c, h1, 2000, 60000, t2, &uid, &s), CD_OK);
-    /* the thief (or the victim) presents the spent token: refused and the family is revoked */
+    /* the thief (or the victim) presents the spent token: refused and the family is revoked,
+     * named so that its access tokens can be ended too */
+    uid = s = 0;
     assert_int_equal(session_rotate(f->ops, f->c, h1, 3000, 60000, t3, &uid, &s),
                      CD_E_INVALID_REFRESH);
+    assert_int_equal(s, sid);
+    assert_int_equal(uid, f->user);
     hash_of(t2, h2);
     assert_int_equal(session_rotate(f->ops, f->c, h2, 4000, 60000, t3, &uid, &s),
                      CD_E_INVALID_REFRESH);
@@ -120,11 +124,13 @@ static void logout_revokes(void **state)
 
     assert_int_equal(session_start(f->ops, f->c, f->user, 1000, 60000, t1, &sid), CD_OK);
     hash_of(t1, h);
-    assert_int_equal(session_end(f->ops, f->c, h, 2000), CD_OK);
+    assert_int_equal(session_end(f->ops, f->c, h, 2000, &uid, &s), CD_OK);
+    assert_int_equal(s, sid);
+    assert_int_equal(uid, f->user);
     assert_int_equal(session_rotate(f->ops, f->c, h, 3000, 60000, t2, &uid, &s),
                      CD_E_INVALID_REFRESH);
     hash_of("unknown", h);
-    assert_int_equal(session_end(f->ops, f->c, h, 2000), CD_E_INVALID_REFRESH);
+    assert_int_equal(session_end(f->ops, f->c, h, 2000, &uid, &s), CD_E_INVALID_REFRESH);
 }
 
 int main(void)
