@@ -1,6 +1,7 @@
 /* hub.c - see hub.h. Everything here runs on one I/O thread, except fetch_work (thread pool). */
 #include "chat/hub.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -83,6 +84,7 @@ struct hub {
     struct typing_ent *typing;
     uint32_t ntyping, captyping;
     struct store_job *jhead, *jtail; /* write jobs of this loop iteration */
+    size_t jn;
 };
 
 struct sync_req {
@@ -105,6 +107,9 @@ void hub_env_set(const struct hub_env *e)
 {
     env = *e;
 }
+
+/* Requests of every connection awaiting their answer (hub_request_begin .. request_done). */
+static _Atomic uint64_t inflight_total;
 
 static struct hub *hub_of(struct net_io *io)
 {
@@ -148,14 +153,16 @@ void hub_submit(struct net_io *io, struct store_job *j)
     else
         h->jhead = j;
     h->jtail = j;
+    h->jn++;
 }
 
 void hub_loop_end(struct net_io *io)
 {
     struct hub *h = hub_of(io);
     if (!h->jhead) return;
-    store_submit_list(env.db, h->jhead, h->jtail);
+    store_submit_list(env.db, h->jhead, h->jtail, h->jn);
     h->jhead = h->jtail = NULL;
+    h->jn = 0;
 }
 
 /* ---- small helpers ---- */
@@ -654,6 +661,7 @@ void hub_conn_close(struct conn *c)
 
     if (!hc) return;
     h = hub_of(c->io);
+    atomic_fetch_sub(&inflight_total, hc->requests); /* their answers find no hub_conn */
     typing_remove_conn(h, hc, 1);
     if (presence_disconnect(env.presence, hc->user, (now = now_ms_wall())) == 0) {
         save_last_seen(hc->user, now);
@@ -932,9 +940,14 @@ static void deliver_run(struct hub *h, const struct fan_ev *ev, uint32_t n)
 void hub_request_begin(struct conn *c)
 {
     struct hub_conn *hc = c->app;
+    uint64_t total;
     if (!hc) return;
     hc->requests++;
-    if (hc->requests >= env.max_inflight && !hc->req_paused) {
+    total = atomic_fetch_add(&inflight_total, 1) + 1;
+    /* Node-wide too: with max_inflight_total requests unanswered, each connection that adds one
+     * waits for that one's answer, so the total stops growing at about the limit plus one per
+     * sending connection. */
+    if (!hc->req_paused && (hc->requests >= env.max_inflight || total >= env.max_inflight_total)) {
         hc->req_paused = 1;
         conn_pause(c);
     }
@@ -944,7 +957,10 @@ void hub_request_begin(struct conn *c)
  * at limit - 1: no pause and resume (two epoll_ctl calls) per answer. */
 static void request_done(struct hub_conn *hc)
 {
-    if (hc->requests) hc->requests--;
+    if (hc->requests) {
+        hc->requests--;
+        atomic_fetch_sub(&inflight_total, 1);
+    }
     if (hc->req_paused && hc->requests <= env.max_inflight / 2) {
         hc->req_paused = 0;
         conn_resume(hc->c);

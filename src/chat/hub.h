@@ -26,12 +26,13 @@ struct hub_env {
     struct store_db *db;
     struct fanout *fanout;
     struct presence *presence;
-    uint32_t sync_page;         /* rows per storage read during a replay */
-    uint32_t sync_max;          /* rows replayed per room per sync before "has_more" */
-    uint32_t pending_max;       /* live events buffered per subscription during a replay */
-    uint32_t presence_max_room; /* rooms with more members get no presence events */
-    uint32_t typing_ttl_s;      /* a typing indicator expires after this */
-    uint32_t max_inflight;      /* requests in flight per connection before it is not read */
+    uint32_t sync_page;          /* rows per storage read during a replay */
+    uint32_t sync_max;           /* rows replayed per room per sync before "has_more" */
+    uint32_t pending_max;        /* live events buffered per subscription during a replay */
+    uint32_t presence_max_room;  /* rooms with more members get no presence events */
+    uint32_t typing_ttl_s;       /* a typing indicator expires after this */
+    uint32_t max_inflight;       /* requests in flight per connection before it is not read */
+    uint64_t max_inflight_total; /* the same over every connection of the node */
     /* The connection's rooms are loaded and subscribed: send the hello and resume reading. */
     void (*on_ready)(struct conn *c, uint32_t nrooms);
 };
@@ -48,8 +49,9 @@ void hub_loop_end(struct net_io *io);
  * together with the others (group commit sees the whole iteration). */
 void hub_submit(struct net_io *io, struct store_job *j);
 /* One of c's requests went to the store (its answer comes as a fan_ev with `request` set).
- * With max_inflight of them unanswered, c is not read (TCP pushes back on the client) until
- * half are answered: a client cannot queue store work without bound. */
+ * With max_inflight of them unanswered, or max_inflight_total over the node, c is not read (TCP
+ * pushes back on the client) until half of its own are answered: clients cannot queue store
+ * work without bound. */
 void hub_request_begin(struct conn *c);
 /* Bus delivery callback: deliver batch b on thread io. */
 void hub_deliver(struct net_io *io, struct fan_batch *b);

@@ -215,18 +215,20 @@ int app_run(struct cfg *cfg)
                  cfg->rate_limits);
     {
         struct tbucket_rule msg = {(double)cfg->msg_rate, (double)cfg->msg_burst};
-        struct hub_env env = {.db = &app->db,
-                              .fanout = &app->fanout,
-                              .sync_page = 500,
-                              .sync_max = (uint32_t)(cfg->sync_max ? cfg->sync_max : 1),
-                              .pending_max = 4096,
-                              .presence_max_room = (uint32_t)cfg->presence_max_room,
-                              .max_inflight =
-                                  (uint32_t)(cfg->ws_max_inflight < 2       ? 2
-                                             : cfg->ws_max_inflight > 65535 ? 65535
-                                                                            : cfg->ws_max_inflight),
-                              .typing_ttl_s = 5,
-                              .on_ready = api_ws_ready};
+        struct hub_env env = {
+            .db = &app->db,
+            .fanout = &app->fanout,
+            .sync_page = 500,
+            .sync_max = (uint32_t)(cfg->sync_max ? cfg->sync_max : 1),
+            .pending_max = 4096,
+            .presence_max_room = (uint32_t)cfg->presence_max_room,
+            .max_inflight = (uint32_t)(cfg->ws_max_inflight < 2       ? 2
+                                       : cfg->ws_max_inflight > 65535 ? 65535
+                                                                      : cfg->ws_max_inflight),
+            .max_inflight_total =
+                (uint64_t)(cfg->ws_max_inflight_total < 1 ? 1 : cfg->ws_max_inflight_total),
+            .typing_ttl_s = 5,
+            .on_ready = api_ws_ready};
         app->presence = presence_new(&msg, cfg->rate_limits, (uint32_t)cfg->max_conns_per_user);
         env.presence = app->presence;
         hub_env_set(&env);

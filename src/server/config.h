@@ -43,6 +43,8 @@
       "max queued output per connection, bytes; over it: close 4008")                              \
     X(ws_max_inflight, "ws-max-inflight", INT, "64",                                               \
       "requests (send, read) awaiting storage per connection before it is not read (2-65535)")     \
+    X(ws_max_inflight_total, "ws-max-inflight-total", INT, "65536",                                \
+      "requests awaiting storage over all WebSockets of the node before senders wait (>= 1)")      \
     X(max_conns, "max-conns", INT, "100000", "max open connections per node")                      \
     X(max_body_text, "max-message-body", INT, "16384", "max chat message body, bytes")             \
     X(rate_limits, "rate-limits", BOOL, "on", "enforce rate limits (off only for benchmarks)")     \

@@ -310,6 +310,8 @@ static void api_metrics(struct api_req *r)
     COUNTER("chatd_store_commits_total", "Storage transactions (group commits).", ss.commits);
     COUNTER("chatd_store_jobs_total", "Write jobs committed or failed.", ss.jobs);
     COUNTER("chatd_store_failed_commits_total", "Failed group commits.", ss.failed_commits);
+    GAUGE("chatd_store_queued_jobs", "Write jobs awaiting the writer (--max-queued-writes).",
+          ss.queued);
 #undef GAUGE
 #undef COUNTER
     metrics_render_http(&r->app->metrics, route_names, ROUTE__COUNT, &buf, &len, &cap);

@@ -36,6 +36,7 @@ struct store_priv {
     uint64_t interval_ns;   /* least time between the starts of two commits */
     int wal_restart_frames; /* WAL length at which the writer copies the checkpoint's tail */
     _Atomic uint64_t commits, jobs, failed_commits;
+    _Atomic uint64_t submitted; /* jobs queued over the store's life; minus jobs = queued now */
 };
 
 static _Atomic unsigned store_gen;
@@ -219,11 +220,13 @@ void store_submit(struct store_db *db, struct store_job *j)
     else
         p->head = j;
     p->tail = j;
+    atomic_fetch_add(&p->submitted, 1);
     uv_cond_signal(&p->cond);
     uv_mutex_unlock(&p->lock);
 }
 
-void store_submit_list(struct store_db *db, struct store_job *head, struct store_job *tail)
+void store_submit_list(struct store_db *db, struct store_job *head, struct store_job *tail,
+                       size_t n)
 {
     struct store_priv *p = db->priv;
 
@@ -244,6 +247,7 @@ void store_submit_list(struct store_db *db, struct store_job *head, struct store
     else
         p->head = head;
     p->tail = tail;
+    atomic_fetch_add(&p->submitted, n);
     uv_cond_signal(&p->cond);
     uv_mutex_unlock(&p->lock);
 }
@@ -297,10 +301,18 @@ void store_db_close(struct store_db *db)
     db->priv = NULL;
 }
 
+uint64_t store_queued(struct store_db *db)
+{
+    struct store_priv *p = db->priv;
+    uint64_t done = atomic_load(&p->jobs), in = atomic_load(&p->submitted);
+    return in > done ? in - done : 0;
+}
+
 void store_db_stats(struct store_db *db, struct store_stats *out)
 {
     struct store_priv *p = db->priv;
     out->commits = atomic_load(&p->commits);
     out->jobs = atomic_load(&p->jobs);
     out->failed_commits = atomic_load(&p->failed_commits);
+    out->queued = store_queued(db);
 }

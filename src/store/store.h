@@ -217,7 +217,10 @@ void store_submit(struct store_db *db, struct store_job *j);
 /* Queue a chain of jobs linked by ->next (head..tail) with one lock and one wake-up: I/O threads
  * collect the jobs of one loop iteration and submit them together, so the writer sees batches
  * as large as the load instead of waking per job. */
-void store_submit_list(struct store_db *db, struct store_job *head, struct store_job *tail);
+void store_submit_list(struct store_db *db, struct store_job *head, struct store_job *tail,
+                       size_t n);
+/* Jobs submitted and not yet done (any thread; a snapshot). */
+uint64_t store_queued(struct store_db *db);
 /* The calling thread's read-only connection, opened on first use (worker threads only). NULL on
  * failure (logged). Released by store_db_close. */
 struct store_conn *store_reader(struct store_db *db);
@@ -227,6 +230,7 @@ void store_db_close(struct store_db *db);
 /* Counters for /metrics. */
 struct store_stats {
     uint64_t commits, jobs, failed_commits;
+    uint64_t queued; /* submitted, not yet done */
 };
 void store_db_stats(struct store_db *db, struct store_stats *out);
 

@@ -239,3 +239,42 @@ describe('requests in flight per connection', () => {
     });
   });
 });
+
+describe('requests in flight on the node', () => {
+  let srv;
+  before(async () => {
+    // Per connection practically unbounded, node-wide 4 jobs awaiting the writer.
+    srv = await startChat({ 'rate-limits': 'off', 'ws-max-inflight': 65535, 'ws-max-inflight-total': 4 });
+  });
+  after(async () => {
+    if (srv) await srv.stop();
+  });
+
+  it('--ws-max-inflight-total 4: two pipelining clients are read a request at a time once 4 wait; all acked in order', T, async () => {
+    const a = await newUser(srv, 'mq');
+    const room = await createRoom(srv, a);
+    const clients = [await connect(srv, a), await connect(srv, a)];
+    await withClients(clients, async () => {
+      const n = 150;
+      const pongAt = [-1, -1];
+      clients.forEach((c, k) => c.ws.on('pong', () => (pongAt[k] = c.messages.length)));
+      clients.forEach((c, k) => {
+        for (let i = 0; i < n; i++) c.send({ type: 'send', id: `q${k}-${i}`, room: room.id, body: `m${i}`, client_msg_id: `q${k}-${i}` });
+        c.ws.ping();
+      });
+      for (const [k, c] of clients.entries()) {
+        const acks = await c.waitFor((cl) => {
+          const got = cl.ofType('ack');
+          return got.length >= n && got;
+        }, 20000, `${n} acks`);
+        await c.waitFor(() => pongAt[k] >= 0, 5000, 'pong');
+        assert.deepEqual(acks.map((m) => m.id), Array.from({ length: n }, (_, i) => `q${k}-${i}`));
+        // Each client's ping waits behind its sends, which are let in a few at a time.
+        const before = c.messages.slice(0, pongAt[k]).filter((m) => m.type === 'ack').length;
+        assert.ok(before >= n - 8, `client ${k}: only ${before} acks before the pong`);
+      }
+      const seqs = clients.flatMap((c) => c.ofType('ack').map((m) => m.seq)).sort((x, y) => x - y);
+      assertContiguous(seqs, seqs[0], 'both clients\' seqs');
+    });
+  });
+});

@@ -23,6 +23,7 @@ const DOCUMENTED = [
   ['chatd_store_commits_total', 'counter'],
   ['chatd_store_jobs_total', 'counter'],
   ['chatd_store_failed_commits_total', 'counter'],
+  ['chatd_store_queued_jobs', 'gauge'],
   ['chatd_http_requests_total', 'counter'],
   ['chatd_http_request_duration_seconds', 'histogram'],
   ['chatd_auth_failures_total', 'counter'],
