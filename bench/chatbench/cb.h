@@ -91,6 +91,7 @@ struct cb_stats {
     uint64_t received_total;    /* every delivery carrying a timestamp */
     uint64_t dups;              /* deliveries with a seq at or below the last seen */
     uint64_t acks, ack_window;  /* chatd acks (all / of window messages) */
+    uint64_t ack_in_time;       /* acks of window messages received before the window ended */
     uint64_t frames_in, bytes_in, reads;
     uint64_t send_lag_max;      /* worst lateness of the open-loop schedule, ns */
     uint64_t cpu_window_ns;     /* worker CPU time spent inside the measurement window */

@@ -306,6 +306,7 @@ static void record_ack(struct cb_worker *w, const uint8_t *p, size_t n)
     uint64_t now = cb_now();
     if (ts >= w->win_start && ts < w->win_end) {
         w->st->ack_window++;
+        w->st->ack_in_time += now < w->win_end;
         cb_hist_add(&w->st->ack, now > ts ? now - ts : 0);
     }
 }
