@@ -84,7 +84,7 @@ struct hub {
     struct typing_ent *typing;
     uint32_t ntyping, captyping;
     struct store_job *jhead, *jtail; /* write jobs of this loop iteration */
-    size_t jn;
+    size_t jn;                       /* how many */
 };
 
 struct sync_req {
@@ -971,9 +971,9 @@ static void request_done(struct hub_conn *hc)
  * it answered is no longer in flight. */
 static void origin_done(struct net_io *io, const struct fan_ev *ev)
 {
-    struct hub_conn *hc = origin_here(io, ev);
-    if (hc && ev->request) request_done(hc);
-    if (ev->origin && ev->origin_io == io) conn_release(ev->origin);
+    if (!ev->origin || ev->origin_io != io) return;
+    if (ev->request && ev->origin->app) request_done(ev->origin->app);
+    conn_release(ev->origin);
 }
 
 void hub_deliver(struct net_io *io, struct fan_batch *b)

@@ -122,6 +122,14 @@ static struct ws_job *ws_job_new(struct app *app, struct conn *c, json_t *id)
     return j;
 }
 
+/* To the writer, counted as one of the connection's requests in flight until its answer (a
+ * fan_ev with `request` set) is delivered. */
+static void ws_job_submit(struct ws_job *j)
+{
+    hub_submit(j->c->io, &j->job);
+    hub_request_begin(j->c);
+}
+
 static void ws_job_free(struct ws_job *j)
 {
     json_decref(j->id);
@@ -248,8 +256,7 @@ static void send_fields(struct app *app, struct conn *c, json_t *id, int64_t roo
     j->job.exec = send_exec;
     j->job.done = send_done;
     j->job.clean_fail = 1; /* membership check, then one append that fails without a trace */
-    hub_submit(c->io, &j->job);
-    hub_request_begin(c);
+    ws_job_submit(j);
 }
 
 static void op_send(struct app *app, struct conn *c, json_t *msg, json_t *id)
@@ -354,8 +361,7 @@ static void op_read(struct app *app, struct conn *c, json_t *msg, json_t *id)
     j->job.exec = read_exec;
     j->job.done = read_done;
     j->job.clean_fail = 1; /* one UPDATE, then a read */
-    hub_submit(c->io, &j->job);
-    hub_request_begin(c);
+    ws_job_submit(j);
 }
 
 static void op_typing(struct app *app, struct conn *c, json_t *msg, json_t *id)

@@ -310,7 +310,7 @@ static void api_metrics(struct api_req *r)
     COUNTER("chatd_store_commits_total", "Storage transactions (group commits).", ss.commits);
     COUNTER("chatd_store_jobs_total", "Write jobs committed or failed.", ss.jobs);
     COUNTER("chatd_store_failed_commits_total", "Failed group commits.", ss.failed_commits);
-    GAUGE("chatd_store_queued_jobs", "Write jobs awaiting the writer (--max-queued-writes).",
+    GAUGE("chatd_store_queued_jobs", "Write jobs submitted to the writer and not yet done.",
           ss.queued);
 #undef GAUGE
 #undef COUNTER

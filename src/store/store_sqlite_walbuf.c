@@ -54,13 +54,6 @@ static int wb_close(sqlite3_file *pf)
     return rc != SQLITE_OK ? rc : rc2;
 }
 
-static int wb_read(sqlite3_file *pf, void *p, int n, sqlite3_int64 off)
-{
-    struct walfile *f = (struct walfile *)pf;
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xRead(f->real, p, n, off);
-}
-
 static int gather(struct walfile *f, const void *p, int n, sqlite3_int64 off)
 {
     if (!f->buf && !(f->buf = malloc(WALBUF_CAP))) return -1;
@@ -87,63 +80,32 @@ static int wb_write(sqlite3_file *pf, const void *p, int n, sqlite3_int64 off)
             f->page_next = 0;
             return f->commit ? flush(f) : SQLITE_OK;
         }
-    } else if (appended && f->page_next && f->len > 0) {
-        /* A page too large for what is left: write the header with the rest, then the page. */
-        if ((rc = flush(f)) != SQLITE_OK) return rc;
-        return f->real->pMethods->xWrite(f->real, p, n, off);
     }
+    /* Anything else (a page too large for what is left included): write out what is gathered,
+     * then this write as it came. */
     if ((rc = flush(f)) != SQLITE_OK) return rc;
     return f->real->pMethods->xWrite(f->real, p, n, off);
 }
 
-static int wb_truncate(sqlite3_file *pf, sqlite3_int64 size)
-{
-    struct walfile *f = (struct walfile *)pf;
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
-}
-
-static int wb_sync(sqlite3_file *pf, int flags)
-{
-    struct walfile *f = (struct walfile *)pf;
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
-}
-
-static int wb_file_size(sqlite3_file *pf, sqlite3_int64 *size)
-{
-    struct walfile *f = (struct walfile *)pf;
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xFileSize(f->real, size);
-}
-
-static int wb_lock(sqlite3_file *pf, int lock)
-{
-    struct walfile *f = (struct walfile *)pf;
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xLock(f->real, lock);
-}
-
-static int wb_unlock(sqlite3_file *pf, int lock)
-{
-    struct walfile *f = (struct walfile *)pf;
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xUnlock(f->real, lock);
-}
-
-static int wb_check_reserved(sqlite3_file *pf, int *out)
-{
-    struct walfile *f = (struct walfile *)pf;
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xCheckReservedLock(f->real, out);
-}
-
-static int wb_file_control(sqlite3_file *pf, int op, void *arg)
-{
-    struct walfile *f = (struct walfile *)pf;
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xFileControl(f->real, op, arg);
-}
+/* Every other method on the WAL file writes out what is gathered first, then runs as usual. */
+#define WB_FORWARD(name, method, params, args)                                                     \
+    static int name params                                                                         \
+    {                                                                                              \
+        struct walfile *f = (struct walfile *)pf;                                                  \
+        int rc = flush(f);                                                                         \
+        return rc != SQLITE_OK ? rc : f->real->pMethods->method args;                              \
+    }
+WB_FORWARD(wb_read, xRead, (sqlite3_file * pf, void *p, int n, sqlite3_int64 off),
+           (f->real, p, n, off))
+WB_FORWARD(wb_truncate, xTruncate, (sqlite3_file * pf, sqlite3_int64 size), (f->real, size))
+WB_FORWARD(wb_sync, xSync, (sqlite3_file * pf, int flags), (f->real, flags))
+WB_FORWARD(wb_file_size, xFileSize, (sqlite3_file * pf, sqlite3_int64 *size), (f->real, size))
+WB_FORWARD(wb_lock, xLock, (sqlite3_file * pf, int lock), (f->real, lock))
+WB_FORWARD(wb_unlock, xUnlock, (sqlite3_file * pf, int lock), (f->real, lock))
+WB_FORWARD(wb_check_reserved, xCheckReservedLock, (sqlite3_file * pf, int *out), (f->real, out))
+WB_FORWARD(wb_file_control, xFileControl, (sqlite3_file * pf, int op, void *arg),
+           (f->real, op, arg))
+#undef WB_FORWARD
 
 static int wb_sector_size(sqlite3_file *pf)
 {
