@@ -1,4 +1,5 @@
 /* conn.c - connection lifecycle, input dispatch, bounded output queue with coalesced writes. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +88,7 @@ void conn_abort(struct conn *c)
 
 void conn_close_after_flush(struct conn *c)
 {
+    if (!(c->flags & CONN_F_CLOSE_FLUSH)) c->since = c->io->now_s;
     c->flags |= CONN_F_CLOSE_FLUSH;
     if (c->out.n == 0 && !(c->flags & CONN_F_WRITING))
         conn_abort(c);
@@ -248,7 +250,7 @@ void conn_resume(struct conn *c)
 
 void net__conn_process_input(struct conn *c)
 {
-    if (c->flags & (CONN_F_CLOSED | CONN_F_PAUSED)) return;
+    if (c->flags & (CONN_F_CLOSED | CONN_F_PAUSED | CONN_F_CLOSE_FLUSH)) return;
     if (c->state == CONN_HTTP) {
         net__http_input(c);
     } else if (c->in_len) {
@@ -268,7 +270,8 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || (c->flags & CONN_F_CLOSED)) return;
     STAT_ADD(io, bytes_in, (uint64_t)nread);
     c->last_rx = io->now_s;
-    if (c->flags & CONN_F_PAUSED) { /* keep it for conn_resume */
+    if (c->flags & CONN_F_CLOSE_FLUSH) return; /* last response queued: nothing more is read */
+    if (c->flags & CONN_F_PAUSED) {            /* keep it for conn_resume */
         in_append(c, (const uint8_t *)buf->base, (size_t)nread);
         return;
     }
@@ -333,15 +336,24 @@ int conn_send(struct conn *c, struct rbuf *b)
 {
     struct outq *q = &c->out;
 
-    if (c->state == CONN_CLOSING || (c->flags & CONN_F_CLOSED)) return CD_E_UNAVAILABLE;
-    if ((q->bytes + b->len > c->io->srv->lim.ws_max_outq || q->n >= 16384) && c->state == CONN_WS) {
+    if (c->state == CONN_CLOSING || (c->flags & (CONN_F_CLOSED | CONN_F_CLOSE_FLUSH)))
+        return CD_E_UNAVAILABLE;
+    if (q->bytes + b->len > c->io->srv->lim.ws_max_outq || q->n >= OUTQ_MAX_ITEMS) {
         /* Over the bound before the end-of-iteration flush: hand what the kernel takes now, so
          * only a client whose socket is really full (it reads too slowly) counts as slow, not
          * one that pipelined a burst of requests that one loop iteration answered. */
         conn_flush(c);
         if (c->flags & CONN_F_CLOSED) return CD_E_UNAVAILABLE;
     }
-    if ((q->bytes + b->len > c->io->srv->lim.ws_max_outq || q->n >= 16384) && c->state == CONN_WS) {
+    if ((q->bytes + b->len > c->io->srv->lim.ws_max_outq || q->n >= OUTQ_MAX_ITEMS) &&
+        c->state != CONN_WS) {
+        /* An HTTP connection answers one request at a time: a full queue is a peer that does
+         * not read its responses. */
+        STAT_ADD(c->io, slow_closed, 1);
+        conn_abort(c);
+        return CD_E_UNAVAILABLE;
+    }
+    if (q->bytes + b->len > c->io->srv->lim.ws_max_outq || q->n >= OUTQ_MAX_ITEMS) {
         STAT_ADD(c->io, slow_closed, 1);
         log_info("slow consumer closed", "\"user\":%lld,\"queued\":%u", (long long)c->user_id,
                  q->bytes);
@@ -359,8 +371,15 @@ static void outq_push(struct conn *c, struct rbuf *b)
 {
     struct outq *q = &c->out;
 
+    assert(q->n <= q->cap && q->inflight <= q->n);
+    if (q->n >= OUTQ_HARD_MAX) { /* unreachable through conn_send; never let a counter wrap */
+        assert(!"output queue past its hard bound");
+        conn_abort(c);
+        return;
+    }
     if (q->n == q->cap) {
         uint16_t cap = q->cap ? (uint16_t)(q->cap * 2) : 8;
+        assert(cap > q->cap && cap <= 2 * OUTQ_MAX_ITEMS);
         struct rbuf **nq = xmalloc(sizeof(*nq) * cap);
         for (uint16_t i = 0; i < q->n; i++)
             nq[i] = q->q[(q->head + i) % q->cap];
@@ -503,7 +522,15 @@ void net__conn_tick(struct net_io *io)
     for (struct conn *c = io->conns, *next; c; c = next) {
         next = c->next;
         if (c->flags & CONN_F_CLOSED) continue;
-        if (c->state == CONN_HTTP) {
+        if ((c->flags & CONN_F_CLOSE_FLUSH) &&
+            now - c->since >=
+                (lim->http_timeout > CLOSE_GRACE_S ? lim->http_timeout : CLOSE_GRACE_S)) {
+            conn_abort(c); /* the peer does not take its last response (or close frame) */
+            continue;
+        }
+        if (c->state == CONN_HTTP && (c->flags & CONN_F_CLOSE_FLUSH)) {
+            /* waiting for the flush only */
+        } else if (c->state == CONN_HTTP) {
             int st = net__http_timed_out(c, now);
             if (st == 408)
                 net__http_error(c, 408);

@@ -16,19 +16,25 @@ enum conn_flags {
     CONN_F_DIRTY = 1 << 0,        /* on the thread's dirty list */
     CONN_F_WRITING = 1 << 1,      /* a uv_write is in flight */
     CONN_F_PENDING = 1 << 2,      /* an HTTP request is being handled; reading paused */
-    CONN_F_CLOSE_FLUSH = 1 << 3,  /* close the socket once the output queue is empty */
+    CONN_F_CLOSE_FLUSH = 1 << 3,  /* close once the output queue is empty; input is discarded */
     CONN_F_PING_SENT = 1 << 4,    /* idle ping outstanding */
     CONN_F_CLOSED = 1 << 5,       /* uv_close called */
     CONN_F_NO_KEEPALIVE = 1 << 6, /* close after the current HTTP response */
     CONN_F_PAUSED = 1 << 7        /* input held by the server layer (conn_pause) */
 };
 
+/* Items a connection may queue: conn_send refuses (and closes the connection) at OUTQ_MAX_ITEMS;
+ * only a close frame may go past it, and nothing past OUTQ_HARD_MAX. The ring's capacity is a
+ * power of two up to 2 * OUTQ_MAX_ITEMS, so the 16-bit counters can never wrap. */
+#define OUTQ_MAX_ITEMS 16384
+#define OUTQ_HARD_MAX  (OUTQ_MAX_ITEMS + 16)
+
 struct outq {
-    struct rbuf **q; /* ring of references, NULL while empty and trimmed */
-    uint32_t off;    /* bytes of q[head] already written */
-    uint32_t bytes;  /* unwritten bytes queued */
-    uint16_t head, n, cap;
-    uint16_t inflight; /* items at head owned by the in-flight uv_write */
+    struct rbuf **q;       /* ring of references, NULL while empty and trimmed */
+    uint32_t off;          /* bytes of q[head] already written */
+    uint32_t bytes;        /* unwritten bytes queued (<= ws_max_outq + a close frame) */
+    uint16_t head, n, cap; /* n <= OUTQ_HARD_MAX, cap <= 2 * OUTQ_MAX_ITEMS */
+    uint16_t inflight;     /* items at head owned by the in-flight uv_write (<= n) */
 };
 
 struct http_state;
@@ -55,15 +61,19 @@ struct conn {
 };
 
 /* Queue a reference to b (takes a new reference; the caller keeps its own) and schedule a
- * flush at the end of this loop iteration. If the queue would exceed ws_max_outq the connection
- * is closed with 4008 (or dropped, for HTTP) and CD_E_UNAVAILABLE is returned. */
+ * flush at the end of this loop iteration. If the queue would exceed ws_max_outq bytes or
+ * OUTQ_MAX_ITEMS items the connection is closed with 4008 (an HTTP connection is dropped) and
+ * CD_E_UNAVAILABLE is returned; so it is on a closing connection. */
 int conn_send(struct conn *c, struct rbuf *b);
 /* Send a WebSocket text message: encodes header + payload into one new buffer. */
 int conn_ws_text(struct conn *c, const void *data, size_t len);
 /* Start the close handshake with code/reason; the socket closes when the peer answers, or after
  * the tick's grace period. Idempotent. */
 void conn_ws_close(struct conn *c, uint16_t code, const char *reason);
-/* Close the socket after queued output is written (HTTP: after the response). */
+/* Close the socket after queued output is written (HTTP: after the response). From here on
+ * nothing more is read from the connection: bytes still buffered or arriving are discarded, so
+ * no request after the last response is ever dispatched. Closed anyway if the peer does not
+ * take the output within http_timeout seconds. */
 void conn_close_after_flush(struct conn *c);
 /* Close now, dropping queued output. Safe inside callbacks: memory is freed later. */
 void conn_abort(struct conn *c);

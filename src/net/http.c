@@ -1,4 +1,5 @@
 /* http.c - http-parser glue with limits, request dispatch, responses, WebSocket upgrade. */
+#include <assert.h>
 #include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ struct http_state {
     uint8_t complete;    /* on_message_complete fired */
     uint8_t last_value;  /* last header callback was a value */
     uint8_t dispatching; /* inside net__http_input's dispatch */
+    uint8_t dispatched;  /* the complete request went to the handler (until the reset) */
     int error;           /* HTTP status to answer with, set by a callback that hit a limit */
     uint32_t since;      /* now_s at request start (or connection / last response) */
     uint64_t start_ms;
@@ -190,7 +192,7 @@ static struct http_state *http_state_get(struct conn *c)
 static void http_state_reset(struct conn *c)
 {
     struct http_state *h = c->http;
-    h->in_request = h->complete = h->last_value = 0;
+    h->in_request = h->complete = h->last_value = h->dispatched = 0;
     h->error = 0;
     h->text_len = h->url_len = h->nspans = h->body_len = 0;
     h->since = c->io->now_s;
@@ -361,9 +363,15 @@ static void in_drop(struct conn *c, size_t n)
     c->in_len -= (uint32_t)n;
 }
 
+/* Parse and dispatch the requests in c->in, one at a time. The loop stops at a pending request
+ * (its response resumes it), at a closing connection (a response that ended keep-alive, an
+ * error, an abort: whatever follows in the buffer is never parsed), at the upgrade and when
+ * the input runs out. A request is dispatched exactly once: the parser stays paused after it
+ * until http_state_reset. */
 void net__http_input(struct conn *c)
 {
-    while (c->state == CONN_HTTP && !(c->flags & (CONN_F_PENDING | CONN_F_CLOSED)) && c->in_len) {
+    while (c->state == CONN_HTTP &&
+           !(c->flags & (CONN_F_PENDING | CONN_F_CLOSED | CONN_F_CLOSE_FLUSH)) && c->in_len) {
         struct http_state *h = http_state_get(c);
         size_t n =
             http_parser_execute(&h->parser, &parser_settings, (const char *)c->in, c->in_len);
@@ -387,9 +395,11 @@ void net__http_input(struct conn *c)
                 break; /* need more bytes */
             }
         }
+        assert(!h->dispatched);
+        if (h->dispatched) break; /* never answer one request twice */
         c->flags |= CONN_F_PENDING;
         uv_read_stop((uv_stream_t *)&c->tcp);
-        h->dispatching = 1;
+        h->dispatched = h->dispatching = 1;
         http_dispatch(c);
         if (c->http) c->http->dispatching = 0;
         if (c->state != CONN_HTTP) net__http_free(c);
