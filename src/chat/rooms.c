@@ -76,10 +76,10 @@ void chat_out_discard(struct chat_out *o)
     memset(o, 0, sizeof(*o));
 }
 
-/* Append a member or room event whose client JSON (built by `build`) embeds its own seq. */
+/* Append a member or room entry with the details in w; the store assigns its seq (*seq_out). */
 static int append_meta(const struct store_ops *ops, struct store_conn *sc, int64_t room, int kind,
                        int64_t actor, int64_t now_ms, struct jsonw *w, struct chat_out *out,
-                       uint8_t member, int64_t subject, int64_t count)
+                       uint8_t member, int64_t subject, int64_t count, int64_t *seq_out)
 {
     struct store_event ev = {.room_id = room, .kind = kind, .sender = actor, .ts = now_ms};
     struct fan_ev fe = {
@@ -90,32 +90,31 @@ static int append_meta(const struct store_ops *ops, struct store_conn *sc, int64
     ev.body_len = jsonw_text_len(w);
     if ((rc = ops->event_append(sc, &ev)) != CD_OK) return rc;
     fe.seq = ev.seq;
-    fe.frame = events_frame(w);
+    fe.frame = events_log_frame(&ev);
     out_add(out, &fe);
+    if (seq_out) *seq_out = ev.seq;
     return CD_OK;
 }
 
-/* The seq the next append will get (single writer, same transaction). */
-static int next_seq(const struct store_ops *ops, struct store_conn *sc, int64_t room,
-                    struct store_room *r)
-{
-    return ops->room_get(sc, room, r);
-}
-
+/* Log a member entry. count: the room's member count after the change, or -1 to read it (the
+ * change is already stored). */
 static int member_event(const struct store_ops *ops, struct store_conn *sc, int64_t room,
                         int64_t user, const char *action, int role, int64_t actor, int64_t now_ms,
-                        struct chat_out *out)
+                        struct chat_out *out, int64_t count, int64_t *seq_out)
 {
-    struct store_room r;
     struct jsonw w;
     uint8_t m = !strcmp(action, "join")                                 ? FAN_M_JOIN
                 : (!strcmp(action, "leave") || !strcmp(action, "kick")) ? FAN_M_LEAVE
                                                                         : FAN_M_NONE;
-    int rc = next_seq(ops, sc, room, &r);
-    if (rc != CD_OK) return rc;
+    int rc;
+    if (count < 0) {
+        struct store_room r;
+        if ((rc = ops->room_get(sc, room, &r)) != CD_OK) return rc;
+        count = r.member_count;
+    }
     jsonw_init(&w, 256);
-    events_member_json(&w, room, r.last_seq + 1, user, action, role, actor, r.member_count, now_ms);
-    rc = append_meta(ops, sc, room, EV_MEMBER, actor, now_ms, &w, out, m, user, r.member_count);
+    events_member_json(&w, user, action, role, actor, count, now_ms);
+    rc = append_meta(ops, sc, room, EV_MEMBER, actor, now_ms, &w, out, m, user, count, seq_out);
     jsonw_free(&w);
     return rc;
 }
@@ -146,14 +145,18 @@ static int put_member(const struct store_ops *ops, struct store_conn *sc, int64_
     return ops->member_put(sc, &m);
 }
 
-/* Add a new member and log the join. */
+/* Add a new member (not one already) and log the join; the membership starts at the seq the
+ * store gave the join entry. */
 static int join(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
                 int role, int64_t actor, int64_t now_ms, struct chat_out *out)
 {
     struct store_room r;
+    int64_t seq = 0;
     int rc = ops->room_get(sc, room, &r);
-    if (rc == CD_OK) rc = put_member(ops, sc, room, user, role, r.last_seq + 1);
-    if (rc == CD_OK) rc = member_event(ops, sc, room, user, "join", role, actor, now_ms, out);
+    if (rc == CD_OK)
+        rc = member_event(ops, sc, room, user, "join", role, actor, now_ms, out, r.member_count + 1,
+                          &seq);
+    if (rc == CD_OK) rc = put_member(ops, sc, room, user, role, seq);
     return rc;
 }
 
@@ -259,8 +262,8 @@ int chat_room_update(const struct store_ops *ops, struct store_conn *sc, int64_t
     if ((rc = ops->room_update(sc, room, name, topic)) != CD_OK) return rc;
     if ((rc = ops->room_get(sc, room, &r)) != CD_OK) return rc;
     jsonw_init(&w, 256);
-    events_room_json(&w, room, r.last_seq + 1, r.name, r.topic, actor, now_ms);
-    rc = append_meta(ops, sc, room, EV_ROOM, actor, now_ms, &w, out, FAN_M_NONE, 0, 0);
+    events_room_json(&w, r.name, r.topic, actor, now_ms);
+    rc = append_meta(ops, sc, room, EV_ROOM, actor, now_ms, &w, out, FAN_M_NONE, 0, 0, NULL);
     jsonw_free(&w);
     return rc;
 }
@@ -296,13 +299,14 @@ int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t 
     um.role = role;
     member_forget(room, user);
     if ((rc = ops->member_put(sc, &um)) != CD_OK) return rc;
-    if ((rc = member_event(ops, sc, room, user, "role", role, actor, now_ms, out)) != CD_OK)
+    if ((rc = member_event(ops, sc, room, user, "role", role, actor, now_ms, out, -1, NULL)) !=
+        CD_OK)
         return rc;
     if (role == ROLE_OWNER) { /* transfer: the previous owner steps down to admin */
         am.role = ROLE_ADMIN;
         member_forget(room, actor);
         if ((rc = ops->member_put(sc, &am)) != CD_OK) return rc;
-        rc = member_event(ops, sc, room, actor, "role", ROLE_ADMIN, actor, now_ms, out);
+        rc = member_event(ops, sc, room, actor, "role", ROLE_ADMIN, actor, now_ms, out, -1, NULL);
     }
     return rc;
 }
@@ -329,7 +333,7 @@ int chat_member_remove(const struct store_ops *ops, struct store_conn *sc, int64
     member_forget(room, user);
     if ((rc = ops->member_delete(sc, room, user)) != CD_OK) return rc;
     return member_event(ops, sc, room, user, user == actor ? "leave" : "kick", um.role, actor,
-                        now_ms, out);
+                        now_ms, out, -1, NULL);
 }
 
 int chat_read(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,

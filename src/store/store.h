@@ -159,8 +159,9 @@ struct store_ops {
 
     /* the log: append assigns seq = last seq + 1 atomically within the writer's transaction and
      * sets ev->seq; a duplicate (sender, client_msg_id) gives CD_E_CONFLICT and changes nothing
-     * (callers keep their savepoint when they answer a resend). With a single writer the next
-     * seq is room_get().last_seq + 1, which member/room entries rely on to embed their seq. */
+     * (callers keep their savepoint when they answer a resend). Only the backend assigns seqs:
+     * nothing above it predicts one and nothing stored embeds one, so several writers (nodes)
+     * can share a room as long as the backend serializes appends per room. */
     int (*event_append)(struct store_conn *c, struct store_event *ev);
     /* The message a sender already stored under client_msg_id (for idempotent resends). The
      * callback sees it; CD_E_NOT_FOUND when none. */
