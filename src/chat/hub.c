@@ -194,6 +194,7 @@ static struct hub_room *room_get(struct hub *h, int64_t id, int create)
         r = xcalloc(1, sizeof(*r));
         r->id = id;
         imap_put(&h->rooms, id, r);
+        if (env.interest) env.interest(env.interest_ud, id, 1);
     }
     return r;
 }
@@ -473,6 +474,7 @@ static void unsubscribe(struct hub *h, struct hub_sub *s)
     acks_clear(s, 1);
     if (r->n == 0) {
         imap_del(&h->rooms, r->id);
+        if (env.interest) env.interest(env.interest_ud, r->id, 0);
         free(r->subs);
         free(r);
         s->room = NULL;
@@ -976,6 +978,23 @@ static void origin_done(struct net_io *io, const struct fan_ev *ev)
     conn_release(ev->origin);
 }
 
+/* Close the connections opened with session sid: of user, or of every user when user is 0
+ * (the cluster learnt of the session from storage, without its user; O(local users)). */
+static void session_end(struct hub *h, int64_t user, int64_t sid)
+{
+    struct imap_ent *e;
+    uint32_t it;
+    if (user) {
+        struct hub_user *u = imap_get(&h->users, user);
+        for (struct hub_conn *hc = u ? u->conns : NULL; hc; hc = hc->user_next)
+            if (hc->sid == sid) conn_ws_close(hc->c, WS_CLOSE_SESSION_ENDED, "session ended");
+        return;
+    }
+    for (e = imap_first(&h->users, &it); e; e = imap_next(&h->users, e, &it))
+        for (struct hub_conn *hc = ((struct hub_user *)e->val)->conns; hc; hc = hc->user_next)
+            if (hc->sid == sid) conn_ws_close(hc->c, WS_CLOSE_SESSION_ENDED, "session ended");
+}
+
 void hub_deliver(struct net_io *io, struct fan_batch *b)
 {
     struct hub *h = hub_of(io);
@@ -1028,11 +1047,20 @@ void hub_deliver(struct net_io *io, struct fan_batch *b)
             if (origin && ev->reply) send_frame(origin, ev->reply);
             break;
         }
-        case FAN_SESSION_END: {
-            struct hub_user *u = imap_get(&h->users, ev->user);
-            for (struct hub_conn *hc = u ? u->conns : NULL; hc; hc = hc->user_next)
-                if (hc->sid == ev->seq)
-                    conn_ws_close(hc->c, WS_CLOSE_SESSION_ENDED, "session ended");
+        case FAN_SESSION_END:
+            session_end(h, ev->user, ev->seq);
+            break;
+        case FAN_HEAD: {
+            /* Storage has the room up to ev->seq (cluster reconciliation): live subscribers
+             * behind it read the rest, as for a gap revealed by a later entry. */
+            struct hub_room *r = room_get(h, ev->room, 0);
+            if (!r) break;
+            if (ev->seq > r->last_seq) r->last_seq = ev->seq;
+            for (uint32_t k = 0; k < r->n; k++) {
+                struct hub_sub *s = r->subs[k];
+                if (s->state == SUB_LIVE && s->next_seq <= ev->seq && !s->leaving_seq)
+                    fetch_start(s);
+            }
             break;
         }
         }

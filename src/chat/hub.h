@@ -33,6 +33,10 @@ struct hub_env {
     uint32_t typing_ttl_s;       /* a typing indicator expires after this */
     uint32_t max_inflight;       /* requests in flight per connection before it is not read */
     uint64_t max_inflight_total; /* the same over every connection of the node */
+    /* Optional (cluster): this thread gained its first (on = 1) or lost its last local
+     * subscriber of room. Called on the I/O thread. */
+    void (*interest)(void *ud, int64_t room, int on);
+    void *interest_ud;
     /* The connection's rooms are loaded and subscribed: send the hello and resume reading. */
     void (*on_ready)(struct conn *c, uint32_t nrooms);
 };

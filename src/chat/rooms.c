@@ -23,6 +23,13 @@ static uint32_t member_slot(int64_t room, int64_t user)
     return (uint32_t)(x >> 40) & (MEMBER_CACHE - 1);
 }
 
+static int member_cache_on = 1;
+
+void chat_member_cache_enable(int on)
+{
+    member_cache_on = on;
+}
+
 void chat_member_cache_reset(void)
 {
     memset(member_cache, 0, sizeof(member_cache));
@@ -41,10 +48,11 @@ static int member_known(const struct store_ops *ops, struct store_conn *sc, int6
     uint32_t i = member_slot(room, user);
     struct store_member m;
     int rc;
-    if (member_cache[i].room == room && member_cache[i].user == user) return CD_OK;
+    if (member_cache_on && member_cache[i].room == room && member_cache[i].user == user)
+        return CD_OK;
     rc = ops->member_get(sc, room, user, &m);
     if (rc == CD_E_NOT_FOUND) return CD_E_NOT_MEMBER;
-    if (rc == CD_OK) {
+    if (rc == CD_OK && member_cache_on) {
         member_cache[i].room = room;
         member_cache[i].user = user;
     }

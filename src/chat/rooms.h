@@ -34,6 +34,10 @@ struct chat_sent {
 
 /* Forget every cached membership (a whole group commit was rolled back). Writer thread. */
 void chat_member_cache_reset(void);
+/* The writer-side membership cache is right only while this node's writer makes every
+ * membership change; with several nodes (cluster) it is off and each send reads the
+ * membership in its own transaction. Before the writer starts. */
+void chat_member_cache_enable(int on);
 
 int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
               const char *body, size_t body_len, const char *cmid, size_t cmid_len, int64_t now_ms,

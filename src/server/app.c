@@ -64,6 +64,47 @@ void app_session_end(struct app *app, int64_t user, int64_t sid)
     fanout_add(&app->fanout, &ev);
 }
 
+/* Another node ended session sid (cluster): refuse its tokens here too. */
+static void remote_session_end(void *ud, int64_t sid, int64_t at_ms)
+{
+    struct app *app = ud;
+    revoked_add(app->revoked, sid, now_unix_ms() / 1000, token_end(app, at_ms / 1000));
+}
+
+static void hub_interest(void *ud, int64_t room, int on)
+{
+    cluster_interest(ud, room, on);
+}
+
+/* With --nats-url: join the cluster (before the I/O threads start, so no interest is missed).
+ * Returns CD_OK (also on a single node) or CD_E_IO. */
+static int cluster_join(struct app *app, struct hub_env *env)
+{
+    struct cluster_cfg cc = {.fanout = &app->fanout,
+                             .db = &app->db,
+                             .reconcile_ms = (uint32_t)app->cfg.reconcile_ms,
+                             .on_session_end = remote_session_end,
+                             .ud = app};
+    struct bus *bus;
+    char node[128], host[64] = "chatd";
+
+    if (!app->cfg.nats_url[0]) return CD_OK;
+    gethostname(host, sizeof(host) - 1);
+    snprintf(node, sizeof(node), "chatd-%s-%d", host, (int)getpid());
+    app->cluster = cluster_new(&cc);
+    if (bus_nats_open(&bus, app->cfg.nats_url, node, cluster_bus_recv, app->cluster) != CD_OK ||
+        cluster_start(app->cluster, bus) != CD_OK) {
+        cluster_free(app->cluster);
+        app->cluster = NULL;
+        return CD_E_IO;
+    }
+    chat_member_cache_enable(0);
+    env->interest = hub_interest;
+    env->interest_ud = app->cluster;
+    log_info("cluster bus started", "\"bus\":\"nats\",\"node\":\"%s\"", node);
+    return CD_OK;
+}
+
 struct revoked_load {
     struct app *app;
     int64_t now;
@@ -231,9 +272,13 @@ int app_run(struct cfg *cfg)
             .on_ready = api_ws_ready};
         app->presence = presence_new(&msg, cfg->rate_limits, (uint32_t)cfg->max_conns_per_user);
         env.presence = app->presence;
+        fanout_init(&app->fanout, &app->net, hub_deliver);
+        if (cluster_join(app, &env) != CD_OK) {
+            store_db_close(&app->db);
+            rc = CD_E_IO;
+            goto done;
+        }
         hub_env_set(&env);
-        bus_local_init(&app->bus, &app->net, hub_deliver);
-        app->fanout.bus = &app->bus;
         app->db.batch_done = fanout_flush;
         app->db.batch_ud = &app->fanout;
         app->db.batch_failed = chat_member_cache_reset;
@@ -283,7 +328,10 @@ int app_run(struct cfg *cfg)
     uv_run(main_loop, UV_RUN_DEFAULT);
 
     net_join(&app->net);
-    store_db_close(&app->db); /* finishes queued writes; their replies run in net_free */
+    cluster_quiesce(app->cluster); /* no more storage reads from the cluster's thread */
+    store_db_close(&app->db);      /* finishes queued writes; their replies run in net_free */
+    cluster_free(app->cluster);
+    app->cluster = NULL;
     net_free(&app->net);
     log_info("chatd stopped", "%s", "\"exit\":0");
 done:
@@ -292,7 +340,7 @@ done:
     limiter_free(&app->typing);
     presence_free(app->presence);
     revoked_free(app->revoked);
-    bus_local_free(&app->bus);
+    cluster_free(app->cluster);
     uv_loop_close(main_loop);
     close(lock_fd); /* after the store's last write */
     free(app);

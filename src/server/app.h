@@ -10,6 +10,7 @@
 #include "auth/revoked.h"
 #include "net/conn.h"
 #include "net/http.h"
+#include "chat/cluster.h"
 #include "chat/fanout.h"
 #include "chat/presence.h"
 #include "server/config.h"
@@ -29,8 +30,8 @@ struct app {
     struct presence *presence;
     struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;
-    struct bus bus;
-    _Atomic int ready; /* /readyz: 1 once storage is open and listeners are up */
+    struct cluster *cluster; /* NULL on a single node (no --nats-url) */
+    _Atomic int ready;       /* /readyz: 1 once storage is open and listeners are up */
 };
 
 /* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.

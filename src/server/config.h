@@ -58,7 +58,11 @@
     X(presence_max_room, "presence-max-room", INT, "200",                                          \
       "rooms with more members get no presence events (bounds the cost of a change)")              \
     X(max_conns_per_user, "max-conns-per-user", INT, "32", "open WebSocket connections per user")  \
-    X(drain_timeout, "drain-timeout", INT, "10", "seconds SIGTERM waits for connections to close")
+    X(drain_timeout, "drain-timeout", INT, "10", "seconds SIGTERM waits for connections to close") \
+    X(nats_url, "nats-url", STR, "",                                                               \
+      "NATS servers for cross-node fanout, comma-separated nats://host:port; empty = single node") \
+    X(reconcile_ms, "reconcile-ms", INT, "2000",                                                   \
+      "cluster: ms between checks of each room's head in storage (bounds a lost bus message)")
 
 struct cfg {
 #define CFG_FIELD_STR(name)                     char *name;
