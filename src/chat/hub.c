@@ -511,24 +511,19 @@ static void sub_deliver(struct hub_sub *s, int64_t seq, struct rbuf *f)
 
 /* ---- presence ---- */
 
-static void publish_presence(struct hub_conn *hc, const char *status, int64_t last_seen)
+void hub_publish_presence(int64_t user, const char *status, int64_t last_seen, const int64_t *rooms,
+                          uint32_t nrooms)
 {
-    struct fan_ev ev = {.kind = FAN_PRESENCE, .user = hc->user};
+    struct fan_ev ev = {.kind = FAN_PRESENCE, .user = user};
     struct jsonw w;
-    uint32_t n = 0;
 
-    ev.rooms = xmalloc((hc->n ? hc->n : 1) * sizeof(int64_t));
-    for (uint32_t i = 0; i < hc->n; i++)
-        if (hc->subs[i]->room->member_count <= env.presence_max_room)
-            ev.rooms[n++] = hc->subs[i]->room->id;
-    if (!n) {
-        free(ev.rooms);
-        return;
-    }
-    ev.nrooms = n;
+    if (!nrooms) return;
+    ev.rooms = xmalloc(nrooms * sizeof(int64_t));
+    memcpy(ev.rooms, rooms, nrooms * sizeof(int64_t));
+    ev.nrooms = nrooms;
     jsonw_init(&w, 128);
     jsonw_lit(&w, "{\"type\":\"presence\",\"user\":");
-    jsonw_id(&w, 'u', hc->user);
+    jsonw_id(&w, 'u', user);
     jsonw_key(&w, "status", 0);
     jsonw_str(&w, status, strlen(status));
     jsonw_key(&w, "last_seen", 0);
@@ -540,6 +535,25 @@ static void publish_presence(struct hub_conn *hc, const char *status, int64_t la
     ev.frame = events_frame(&w);
     jsonw_free(&w);
     fanout_publish_one(env.fanout, &ev);
+}
+
+/* The rooms of hc that get its presence (small enough), in a new array; *n = count. */
+static int64_t *presence_rooms(struct hub_conn *hc, uint32_t *n)
+{
+    int64_t *rooms = xmalloc((hc->n ? hc->n : 1) * sizeof(int64_t));
+    *n = 0;
+    for (uint32_t i = 0; i < hc->n; i++)
+        if (hc->subs[i]->room->member_count <= env.presence_max_room)
+            rooms[(*n)++] = hc->subs[i]->room->id;
+    return rooms;
+}
+
+static void publish_presence(struct hub_conn *hc, const char *status, int64_t last_seen)
+{
+    uint32_t n;
+    int64_t *rooms = presence_rooms(hc, &n);
+    hub_publish_presence(hc->user, status, last_seen, rooms, n);
+    free(rooms);
 }
 
 /* ---- connection lifecycle ---- */
@@ -600,6 +614,7 @@ void hub_conn_open(struct conn *c, int64_t user, int64_t sid, int came_online)
     hc->sid = sid;
     hc->came_online = came_online != 0;
     c->app = hc;
+    if (came_online && env.gpresence) presence_redis_connect(env.gpresence, user);
     if (!u) {
         u = xcalloc(1, sizeof(*u));
         u->id = user;
@@ -667,7 +682,14 @@ void hub_conn_close(struct conn *c)
     typing_remove_conn(h, hc, 1);
     if (presence_disconnect(env.presence, hc->user, (now = now_ms_wall())) == 0) {
         save_last_seen(hc->user, now);
-        if (hc->loaded) publish_presence(hc, "offline", now);
+        if (env.gpresence) { /* offline only if no other node has the user */
+            uint32_t n = 0;
+            int64_t *rooms = hc->loaded ? presence_rooms(hc, &n) : NULL;
+            presence_redis_disconnect(env.gpresence, hc->user, now, rooms, n);
+            free(rooms);
+        } else if (hc->loaded) {
+            publish_presence(hc, "offline", now);
+        }
     }
     while (hc->n)
         unsubscribe(h, hc->subs[hc->n - 1]);

@@ -318,6 +318,8 @@ static void user_read(struct api_call *call)
     if (visible) {
         int64_t seen;
         int online = presence_get(call->app->presence, u.id, &seen);
+        if (!online && call->app->gpresence) /* on another node? (stays offline if unsure) */
+            presence_redis_online(call->app->gpresence, u.id, &online);
         json_object_set_new(user, "status", json_string(online ? "online" : "offline"));
         if (!seen) seen = u.last_seen;
         json_object_set_new(user, "last_seen", seen ? json_integer(seen) : json_null());

@@ -71,6 +71,9 @@ static void remote_session_end(void *ud, int64_t sid, int64_t at_ms)
     revoked_add(app->revoked, sid, now_unix_ms() / 1000, token_end(app, at_ms / 1000));
 }
 
+static void gpresence_offline(void *ud, int64_t user, int64_t last_seen, const int64_t *rooms,
+                              uint32_t nrooms);
+
 static void hub_interest(void *ud, int64_t room, int on)
 {
     cluster_interest(ud, room, on);
@@ -102,7 +105,58 @@ static int cluster_join(struct app *app, struct hub_env *env)
     env->interest = hub_interest;
     env->interest_ud = app->cluster;
     log_info("cluster bus started", "\"bus\":\"nats\",\"node\":\"%s\"", node);
+    if (app->cfg.redis_url[0]) {
+        struct presence_redis_cfg pc = {.url = app->cfg.redis_url,
+                                        .node = node,
+                                        .ttl_ms = (uint32_t)app->cfg.presence_ttl_ms,
+                                        .offline = gpresence_offline,
+                                        .ud = app};
+        if (presence_redis_open(&pc, &app->gpresence) != CD_OK) {
+            log_error("invalid --redis-url", "\"expected\":\"redis://host:port[/db]\"");
+            cluster_free(app->cluster);
+            app->cluster = NULL;
+            return CD_E_INVALID_FIELD;
+        }
+        env->gpresence = app->gpresence;
+    }
     return CD_OK;
+}
+
+struct offline_rooms {
+    int64_t *rooms;
+    uint32_t n, cap, max_members;
+};
+
+static int offline_room(void *ud, const struct store_room *r, const struct store_member *m)
+{
+    struct offline_rooms *o = ud;
+    (void)m;
+    if (r->member_count > o->max_members) return 0;
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 16;
+        o->rooms = xrealloc(o->rooms, o->cap * sizeof(*o->rooms));
+    }
+    o->rooms[o->n++] = r->id;
+    return 0;
+}
+
+/* A user is offline on every node (presence_redis thread). rooms NULL: the user's node died,
+ * look its rooms up. */
+static void gpresence_offline(void *ud, int64_t user, int64_t last_seen, const int64_t *rooms,
+                              uint32_t nrooms)
+{
+    struct app *app = ud;
+    struct offline_rooms o = {.max_members = (uint32_t)app->cfg.presence_max_room};
+    struct store_conn *sc;
+
+    if (rooms) {
+        hub_publish_presence(user, "offline", last_seen, rooms, nrooms);
+        return;
+    }
+    sc = store_reader(&app->db);
+    if (sc && app->db.ops->rooms_of_user(sc, user, offline_room, &o) == CD_OK)
+        hub_publish_presence(user, "offline", last_seen, o.rooms, o.n);
+    free(o.rooms);
 }
 
 struct revoked_load {
@@ -308,6 +362,7 @@ int app_run(struct cfg *cfg)
         .on_loop_end = hub_loop_end,
     };
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
+        cluster_quiesce(app->cluster);
         store_db_close(&app->db);
         goto done;
     }
@@ -328,6 +383,8 @@ int app_run(struct cfg *cfg)
     uv_run(main_loop, UV_RUN_DEFAULT);
 
     net_join(&app->net);
+    presence_redis_close(app->gpresence); /* after every connection's close was reported */
+    app->gpresence = NULL;
     cluster_quiesce(app->cluster); /* no more storage reads from the cluster's thread */
     store_db_close(&app->db);      /* finishes queued writes; their replies run in net_free */
     cluster_free(app->cluster);
@@ -340,6 +397,7 @@ done:
     limiter_free(&app->typing);
     presence_free(app->presence);
     revoked_free(app->revoked);
+    presence_redis_close(app->gpresence);
     cluster_free(app->cluster);
     uv_loop_close(main_loop);
     close(lock_fd); /* after the store's last write */

@@ -13,6 +13,7 @@
 #include "chat/cluster.h"
 #include "chat/fanout.h"
 #include "chat/presence.h"
+#include "presence/presence_redis.h"
 #include "server/config.h"
 #include "server/limiter.h"
 #include "server/metrics.h"
@@ -30,8 +31,9 @@ struct app {
     struct presence *presence;
     struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;
-    struct cluster *cluster; /* NULL on a single node (no --nats-url) */
-    _Atomic int ready;       /* /readyz: 1 once storage is open and listeners are up */
+    struct cluster *cluster;          /* NULL on a single node (no --nats-url) */
+    struct presence_redis *gpresence; /* NULL without --redis-url */
+    _Atomic int ready;                /* /readyz: 1 once storage is open and listeners are up */
 };
 
 /* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.

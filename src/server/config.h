@@ -62,7 +62,11 @@
     X(nats_url, "nats-url", STR, "",                                                               \
       "NATS servers for cross-node fanout, comma-separated nats://host:port; empty = single node") \
     X(reconcile_ms, "reconcile-ms", INT, "2000",                                                   \
-      "cluster: ms between checks of each room's head in storage (bounds a lost bus message)")
+      "cluster: ms between checks of each room's head in storage (bounds a lost bus message)")     \
+    X(redis_url, "redis-url", STR, "",                                                             \
+      "Redis for presence across nodes, redis://host:port[/db]; empty = this node's view only")    \
+    X(presence_ttl_ms, "presence-ttl-ms", INT, "10000",                                            \
+      "cluster: a dead node's users go offline after about this + a third of it (>= 1000)")
 
 struct cfg {
 #define CFG_FIELD_STR(name)                     char *name;
