@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const { sleep } = require('../e2e/lib/server');
 const { newUser, api, createRoom, connect, fullHistory, assertContiguous, pump } = require('../e2e/lib/chat');
 const { request } = require('../e2e/lib/http');
-const { pgDatabase, natsCluster, jwtKeys, startNode } = require('./lib/engines');
+const { pgDatabase, natsCluster, redisServer, jwtKeys, startNode } = require('./lib/engines');
 
 const T = { timeout: 120000 };
 
@@ -16,21 +16,71 @@ function logSeqs(msgs, room) {
   return msgs.filter((m) => m.room === room && typeof m.seq === 'number' && m.type !== 'ack').map((m) => m.seq);
 }
 
-describe('cluster: two nodes, PostgreSQL + NATS', () => {
-  let nats, storeUrl, keys, A, B;
+describe('cluster: two nodes, PostgreSQL + NATS + Redis', () => {
+  let nats, redis, storeUrl, keys, A, B;
   before(async () => {
     storeUrl = pgDatabase();
     nats = await natsCluster(3);
+    redis = await redisServer();
     keys = jwtKeys();
     // Each node talks to a different NATS server first: messages cross the NATS cluster too.
     const [n0, n1, n2] = nats.servers.map((s) => s.url);
-    A = await startNode({ storeUrl, keys, id: 'A', natsUrl: [n0, n1, n2].join(',') });
-    B = await startNode({ storeUrl, keys, id: 'B', natsUrl: [n1, n2, n0].join(',') });
+    A = await startNode({ storeUrl, keys, id: 'A', natsUrl: [n0, n1, n2].join(','), redisUrl: redis.url });
+    B = await startNode({ storeUrl, keys, id: 'B', natsUrl: [n1, n2, n0].join(','), redisUrl: redis.url });
   });
   after(async () => {
     if (A) await A.stop();
     if (B) await B.stop();
     if (nats) await nats.stop();
+    if (redis) await redis.kill();
+  });
+
+  const presenceOf = (c, user, status) => (m) => m.type === 'presence' && m.user === user.id && (!status || m.status === status);
+
+  it('presence: a user on two nodes stays online while one connection closes; offline after the last', T, async () => {
+    const watcher = await newUser(A, 'pw');
+    const u = await newUser(A, 'pu');
+    await createRoom(A, watcher, [u]);
+    const cw = await connect(A, watcher);
+    try {
+      const ua = await connect(A, u);
+      const ub = await connect(B, u);
+      await cw.waitFor((c) => c.messages.some(presenceOf(c, u, 'online')), 15000, 'online');
+      const mark = cw.messages.length;
+      await ua.close();
+      await sleep(1500);
+      assert.deepEqual(cw.since(mark, presenceOf(cw, u, 'offline')), [], 'offline while still on B');
+      const r = await api(A, watcher).get(`/v1/users/${u.id}`);
+      assert.equal(r.body.user.status, 'online', 'REST on A sees the connection on B');
+      await ub.close();
+      await cw.waitFor((c) => c.since(mark, presenceOf(c, u, 'offline')).length > 0, 15000, 'offline');
+    } finally {
+      await cw.close();
+    }
+  });
+
+  it('presence: a user whose only node is killed goes offline; one also on a live node stays online', T, async () => {
+    const K = await startNode({ storeUrl, keys, id: 'K', natsUrl: nats.servers[1].url, redisUrl: redis.url });
+    const watcher = await newUser(A, 'kw');
+    const only = await newUser(A, 'ko');
+    const both = await newUser(A, 'kb');
+    await createRoom(A, watcher, [only, both]);
+    const cw = await connect(A, watcher);
+    const cb = await connect(B, both);
+    try {
+      await connect(K, only);
+      await connect(K, both);
+      await cw.waitFor((c) => c.messages.some(presenceOf(c, only, 'online')), 15000, 'online');
+      const mark = cw.messages.length;
+      await K.kill(); // SIGKILL: nothing said goodbye
+      await cw.waitFor((c) => c.since(mark, presenceOf(c, only, 'offline')).length > 0, 20000, 'offline after the crash');
+      assert.deepEqual(cw.since(mark, presenceOf(cw, both, 'offline')), [], 'a user on a live node stays online');
+      const r = await api(A, watcher).get(`/v1/users/${both.id}`);
+      assert.equal(r.body.user.status, 'online');
+    } finally {
+      await cw.close();
+      await cb.close();
+    }
   });
 
   it('a message sent on A reaches a member on B, in order, and history is the same on both', T, async () => {

@@ -86,12 +86,34 @@ async function natsCluster(n = 3) {
   };
 }
 
+/** A redis-server on a free loopback port (no persistence). Returns {url, port, kill()}. */
+async function redisServer() {
+  const port = await freePort();
+  const proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  proc.stderr.resume();
+  let alive = true;
+  const exited = new Promise((res) => proc.once('exit', res));
+  await waitPort(port);
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    async kill() {
+      if (!alive) return;
+      alive = false;
+      proc.kill('SIGKILL'); // our own child, by PID
+      await exited;
+    },
+  };
+}
+
 function jwtKeys() {
   return `k1:${crypto.randomBytes(32).toString('hex')}`;
 }
 
 /** Start a chatd node of the cluster. */
-function startNode({ storeUrl, natsUrl, keys, id, args = {} }) {
+function startNode({ storeUrl, natsUrl, redisUrl, keys, id, args = {} }) {
   return startServer({
     args: {
       'auth-rate': 1000,
@@ -100,10 +122,11 @@ function startNode({ storeUrl, natsUrl, keys, id, args = {} }) {
       'jwt-keys': keys,
       'node-id': id,
       'reconcile-ms': 500,
+      ...(redisUrl ? { 'redis-url': redisUrl, 'presence-ttl-ms': 2000 } : {}),
       ...args,
     },
     readyTimeoutMs: 30000,
   });
 }
 
-module.exports = { pgDatabase, natsCluster, jwtKeys, startNode, waitPort };
+module.exports = { pgDatabase, natsCluster, redisServer, jwtKeys, startNode, waitPort };
