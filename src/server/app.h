@@ -31,6 +31,7 @@ struct app {
     struct fanout fanout;
     struct bus bus;
     _Atomic int ready; /* /readyz: 1 once storage is open and listeners are up */
+    char node_id[128]; /* --node-id, else <hostname>-<pid> */
 };
 
 /* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.
