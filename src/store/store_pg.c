@@ -24,6 +24,7 @@
  * reopened on its next use (the writer's next batch, a reader's next read). Nothing is reported
  * committed unless COMMIT answered COMMIT. */
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,7 +208,8 @@ static void p_limit(struct params *p, int limit)
 
 static PGconn *connect_url(const char *url)
 {
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    /* The URL's own settings win: these are fallbacks. */
+    const char *keys[] = {"dbname", "connect_timeout", "fallback_application_name", NULL};
     const char *vals[] = {url, "5", "chatd", NULL};
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(pg) != CONNECTION_OK) {
@@ -331,6 +333,13 @@ static int pipe_sync(struct store_conn *c)
 /* Reopens a lost connection (prepared statements are gone with it). */
 static int conn_ready(struct store_conn *c)
 {
+    /* Outside a transaction, with nothing in flight, the server has nothing to say: input now
+     * means it ended the session (restart, termination: an error, then end of file), found
+     * here before a batch is spent on it. A rare notice costs a reconnection, nothing more. */
+    if (!c->down && !c->in_tx && !c->pending) {
+        struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
+        if (pfd.fd < 0 || poll(&pfd, 1, 0) != 0) c->down = 1;
+    }
     if (!c->down && PQstatus(c->pg) == CONNECTION_OK) return CD_OK;
     if (c->in_tx) return CD_E_UNAVAILABLE; /* the transaction died with the connection */
     PGconn *pg = connect_url(c->st->url);
@@ -394,13 +403,18 @@ static int run(struct store_conn *c, enum sql_id id, const struct params *p, PGr
     if (!c->writer) {
         char name[8];
         snprintf(name, sizeof(name), "s%d", (int)id);
-        if ((rc = conn_ready(c)) != CD_OK || (rc = prepare(c, id, name)) != CD_OK) return rc;
-        r = PQexecPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
-                           p ? p->fmt : NULL, 0);
-        if (!r || !result_ok(r)) {
+        /* A read is idempotent: one found the connection dead is tried once more on a new one. */
+        for (int attempt = 0;; attempt++) {
+            if ((rc = conn_ready(c)) != CD_OK || (rc = prepare(c, id, name)) != CD_OK) {
+                if (rc == CD_E_UNAVAILABLE && attempt == 0) continue;
+                return rc;
+            }
+            r = PQexecPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+                               p ? p->fmt : NULL, 0);
+            if (r && result_ok(r)) break;
             rc = note_error(c, r, sql_text[id]);
             PQclear(r);
-            return rc;
+            if (rc != CD_E_UNAVAILABLE || attempt > 0) return rc;
         }
         *out = r;
         return CD_OK;
