@@ -72,8 +72,12 @@ start() {
   fi
   port=$(cat "$PORT_FILE")
   if port_busy "$port"; then
-    echo "pg.sh: port $port is taken by another process (set CHATD_PG_PORT or remove $PORT_FILE)" >&2
-    exit 1
+    if [ -n "${CHATD_PG_PORT:-}" ]; then
+      echo "pg.sh: port $port is taken by another process" >&2
+      exit 1
+    fi
+    while port_busy "$port"; do port=$((port + 1)); done # taken since the last start: move
+    echo "$port" | as_owner tee "$PORT_FILE" >/dev/null
   fi
   as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
     -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$DIR -c max_connections=500" \
