@@ -63,9 +63,6 @@ function pgDropSchema(dataDir) {
   }
 }
 
-/** Skip reason for tests that only make sense on the SQLite store (they look into its files). */
-const sqliteOnly = PG_BASE ? 'inspects the SQLite data directory; this run uses PostgreSQL (CHATD_TEST_STORE_URL)' : false;
-
 function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -388,4 +385,4 @@ function runOnce(args, { env = {}, timeoutMs = 10000, cwd } = {}) {
   });
 }
 
-module.exports = { startServer, runOnce, freePort, sleep, BIN, ChatdServer, sqliteOnly, PG_BASE };
+module.exports = { startServer, runOnce, freePort, sleep, BIN, ChatdServer, PG_BASE };
