@@ -240,6 +240,7 @@ void api_room_patch(struct api_req *r)
     rc->has_name = has_name;
     rc->has_topic = has_topic;
     rc->base.job.exec = patch_exec;
+    rc->base.job.room_id = rc->room;
     api_call_write(&rc->base);
 }
 
@@ -277,6 +278,7 @@ void api_member_add(struct api_req *r)
     rc->target = user;
     rc->role = role;
     rc->base.job.exec = member_add_exec;
+    rc->base.job.room_id = rc->room;
     api_call_write(&rc->base);
 }
 
@@ -303,6 +305,7 @@ void api_member_remove(struct api_req *r)
     rc->target = user;
     rc->base.http_status = 204;
     rc->base.job.exec = member_remove_exec;
+    rc->base.job.room_id = rc->room;
     api_call_write(&rc->base);
 }
 
@@ -626,5 +629,6 @@ void api_message_post(struct api_req *r)
     rc->cmid_len = json_string_length(cmid);
     memcpy(rc->cmid, json_string_value(cmid), rc->cmid_len);
     rc->base.job.exec = post_exec;
+    rc->base.job.room_id = rc->room;
     api_call_write(&rc->base);
 }

@@ -162,6 +162,14 @@ static int send_exec(const struct store_ops *ops, struct store_conn *sc, struct 
     return st;
 }
 
+/* Before a retried batch runs the job again: forget the events of the rolled-back run. */
+static void ws_job_reset(struct store_job *job)
+{
+    struct ws_job *j = (struct ws_job *)job;
+    chat_out_discard(&j->out);
+    memset(&j->sent, 0, sizeof(j->sent));
+}
+
 /* {"type":"ack","room","seq","msg_id","ts","client_msg_id","duplicate","id"}, written directly:
  * one per message on the writer thread. */
 static struct rbuf *ack_frame(const struct ws_job *j)
@@ -255,6 +263,8 @@ static void send_fields(struct app *app, struct conn *c, json_t *id, int64_t roo
     memcpy(j->cmid, cmid, cmid_len);
     j->job.exec = send_exec;
     j->job.done = send_done;
+    j->job.reset = ws_job_reset;
+    j->job.room_id = room;
     j->job.clean_fail = 1; /* membership check, then one append that fails without a trace */
     ws_job_submit(j);
 }
@@ -360,6 +370,8 @@ static void op_read(struct app *app, struct conn *c, json_t *msg, json_t *id)
     j->seq = json_integer_value(seq);
     j->job.exec = read_exec;
     j->job.done = read_done;
+    j->job.reset = ws_job_reset;
+    j->job.room_id = room;
     j->job.clean_fail = 1; /* one UPDATE, then a read */
     ws_job_submit(j);
 }

@@ -89,11 +89,13 @@ static int cluster_join(struct app *app, struct hub_env *env)
                              .on_session_end = remote_session_end,
                              .ud = app};
     struct bus *bus;
-    char node[128], host[64] = "chatd";
+    const char *node = app->node_id;
 
     if (!app->cfg.nats_url[0]) return CD_OK;
-    gethostname(host, sizeof(host) - 1);
-    snprintf(node, sizeof(node), "chatd-%s-%d", host, (int)getpid());
+    if (app->db.ops == &store_sqlite_ops) { /* each node would have its own rooms and seqs */
+        log_error("--nats-url needs a shared store", "\"expected\":\"--store-url postgres://...\"");
+        return CD_E_INVALID_FIELD;
+    }
     app->cluster = cluster_new(&cc);
     if (bus_nats_open(&bus, app->cfg.nats_url, node, cluster_bus_recv, app->cluster) != CD_OK ||
         cluster_start(app->cluster, bus) != CD_OK) {
@@ -254,14 +256,40 @@ static int nthreads(const struct cfg *cfg)
     return (int)n;
 }
 
+/* The store named by --store-url: empty = SQLite in --data-dir, postgres:// = PostgreSQL. NULL
+ * (after a log line) for any other scheme. */
+static const struct store_ops *store_pick(const char *url)
+{
+    if (!url || !*url) return &store_sqlite_ops;
+    if (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13))
+        return &store_pg_ops;
+    log_error("invalid --store-url", "%s",
+              "\"expected\":\"empty (SQLite) or postgres://user@host:port/db\"");
+    return NULL;
+}
+
+static void node_id_init(struct app *app)
+{
+    char host[64] = "";
+    if (app->cfg.node_id && app->cfg.node_id[0]) {
+        snprintf(app->node_id, sizeof(app->node_id), "%s", app->cfg.node_id);
+        return;
+    }
+    if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
+        snprintf(host, sizeof(host), "node%08x", randombytes_random());
+    snprintf(app->node_id, sizeof(app->node_id), "%s-%ld", host, (long)getpid());
+}
+
 int app_run(struct cfg *cfg)
 {
+    const struct store_ops *store_ops;
     struct app *app = xcalloc(1, sizeof(*app));
     struct store_config sc;
     uv_loop_t *main_loop = uv_default_loop();
     uv_signal_t sig_term, sig_int;
     double auth_rate;
     int rc, lvl, lock_fd;
+    char node_buf[300];
 
     app->cfg = *cfg;
     if (app->cfg.access_ttl < 1) app->cfg.access_ttl = 1; /* a token must live at least 1 s */
@@ -282,15 +310,22 @@ int app_run(struct cfg *cfg)
         free(app);
         return 1;
     }
+    node_id_init(app);
+    if (!(store_ops = store_pick(cfg->store_url))) {
+        free(app);
+        return 2;
+    }
     if ((lock_fd = lock_data_dir(cfg->data_dir)) < 0) {
         free(app);
         return 1;
     }
+    memset(&sc, 0, sizeof(sc));
+    sc.url = cfg->store_url;
     sc.dir = cfg->data_dir;
     sc.sync_mode = cfg->sqlite_sync;
     sc.commit_interval_us = cfg->commit_interval_us;
     sc.wal_restart_frames = cfg->wal_restart_frames;
-    if (store_db_open(&app->db, &store_sqlite_ops, &sc) != CD_OK) {
+    if (store_db_open(&app->db, store_ops, &sc) != CD_OK) {
         close(lock_fd);
         free(app);
         return 1;
@@ -369,8 +404,9 @@ int app_run(struct cfg *cfg)
     atomic_store(&app->ready, 1);
     log_info("chatd started",
              "\"version\":\"%s\",\"listen\":\"%s\",\"threads\":%d,"
-             "\"data_dir\":\"%s\",\"store\":\"%s\"",
-             CHATD_VERSION, cfg->listen, app->net.nio, cfg->data_dir, app->db.ops->name);
+             "\"data_dir\":\"%s\",\"store\":\"%s\",\"node_id\":%s",
+             CHATD_VERSION, cfg->listen, app->net.nio, cfg->data_dir, app->db.ops->name,
+             log_str(node_buf, sizeof(node_buf), app->node_id, strlen(app->node_id)));
 
     uv_signal_init(main_loop, &sig_term);
     uv_signal_init(main_loop, &sig_int);

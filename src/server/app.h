@@ -33,7 +33,8 @@ struct app {
     struct fanout fanout;
     struct cluster *cluster;          /* NULL on a single node (no --nats-url) */
     struct presence_redis *gpresence; /* NULL without --redis-url */
-    _Atomic int ready;                /* /readyz: 1 once storage is open and listeners are up */
+    _Atomic int ready; /* /readyz: 1 once storage is open and listeners are up */
+    char node_id[128]; /* --node-id, else <hostname>-<pid> */
 };
 
 /* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.

@@ -15,6 +15,9 @@
 #define CFG_MAP(X)                                                                                 \
     X(listen, "listen", STR, "0.0.0.0:8080", "address and port to listen on")                      \
     X(data_dir, "data-dir", STR, "./chatd-data", "directory of the database and key files")        \
+    X(store_url, "store-url", STR, "",                                                             \
+      "storage: empty = SQLite in --data-dir; postgres://... or postgresql://... = PostgreSQL")    \
+    X(node_id, "node-id", STR, "", "this node's name in a cluster; empty = <hostname>-<pid>")      \
     X(sqlite_sync, "sqlite-sync", STR, "full",                                                     \
       "SQLite synchronous mode in WAL: full (fsync every commit) or normal")                       \
     X(commit_interval_us, "commit-interval-us", INT, "1000",                                       \

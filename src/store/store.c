@@ -31,7 +31,8 @@ struct store_priv {
     /* Set by the maintenance thread when its checkpoint left the WAL long: the writer copies
      * the few remaining frames between two transactions, so its next one restarts the WAL. */
     atomic_int wal_tail;
-    struct reader_slot *readers; /* every read connection, closed at the end */
+    struct reader_slot *readers;    /* every read connection, closed at the end */
+    int64_t rooms[STORE_BATCH_MAX]; /* writer: the current batch's rooms (lock_rooms) */
     unsigned gen;
     uint64_t interval_ns;   /* least time between the starts of two commits */
     int wal_restart_frames; /* WAL length at which the writer copies the checkpoint's tail */
@@ -46,16 +47,41 @@ static __thread struct {
     struct store_conn *conn;
 } tl_reader;
 
-static void writer_run_batch(struct store_db *db, struct store_job *batch)
+#define STORE_RETRY_MAX 5 /* runs of one batch aborted by deadlocks before it is given up */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The batch's rooms, sorted and distinct, into p->rooms; returns how many. O(n log n). */
+static size_t batch_rooms(struct store_priv *p, struct store_job *batch)
+{
+    size_t n = 0, k = 0;
+    for (struct store_job *j = batch; j; j = j->next)
+        if (j->room_id > 0) p->rooms[n++] = j->room_id;
+    if (n == 0) return 0;
+    qsort(p->rooms, n, sizeof(p->rooms[0]), cmp_i64);
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || p->rooms[k - 1] != p->rooms[i]) p->rooms[k++] = p->rooms[i];
+    return k;
+}
+
+/* One transaction over the batch: each job's status is set; returns the batch's status (CD_OK
+ * when committed, CD_AGAIN when a deadlock or serialization failure rolled it back). */
+static int writer_try_batch(struct store_db *db, struct store_job *batch)
 {
     const struct store_ops *ops = db->ops;
     struct store_priv *p = db->priv;
     struct store_conn *c = p->writer;
     int rc = ops->begin(c);
-    size_t n = 0;
 
+    if (rc == CD_OK && ops->lock_rooms) {
+        size_t nrooms = batch_rooms(p, batch);
+        if (nrooms) rc = ops->lock_rooms(c, p->rooms, nrooms);
+    }
     for (struct store_job *j = batch; j; j = j->next) {
-        n++;
         if (rc != CD_OK) {
             j->status = rc;
             continue;
@@ -64,7 +90,7 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
             /* No savepoint needed: the job changes nothing when it fails, unless the store
              * itself fails, and then the whole batch is rolled back below. */
             j->status = j->exec(ops, c, j);
-            if (j->status == CD_E_IO) rc = CD_E_IO;
+            if (j->status == CD_E_IO || j->status == CD_E_UNAVAILABLE) rc = j->status;
             continue;
         }
         if (ops->savepoint(c) != CD_OK) {
@@ -74,13 +100,53 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
         j->status = j->exec(ops, c, j);
         ops->savepoint_release(c, j->status != CD_OK);
     }
-    if (rc != CD_OK) ops->rollback(c);
-    if (rc == CD_OK && (rc = ops->commit(c)) != CD_OK) {
+    if (rc != CD_OK) {
+        if (ops->rollback(c) == CD_AGAIN) rc = CD_AGAIN;
+    } else if ((rc = ops->commit(c)) != CD_OK && rc != CD_AGAIN) {
         ops->rollback(c);
         atomic_fetch_add(&p->failed_commits, 1);
-        log_error("group commit failed", "\"jobs\":%zu", n);
     }
-    if (rc != CD_OK && db->batch_failed) db->batch_failed();
+    return rc;
+}
+
+static void writer_run_batch(struct store_db *db, struct store_job *batch)
+{
+    struct store_priv *p = db->priv;
+    size_t n = 0;
+    int rc;
+
+    for (struct store_job *j = batch; j; j = j->next)
+        n++;
+    for (int attempt = 1;; attempt++) {
+        rc = writer_try_batch(db, batch);
+        if (rc != CD_AGAIN) break;
+        /* Rolled back by a deadlock or serialization failure (several writers on PostgreSQL):
+         * run it again. Jobs that cannot undo what they produced end here, uncommitted. */
+        if (db->batch_failed) db->batch_failed();
+        if (attempt >= STORE_RETRY_MAX) {
+            rc = CD_E_UNAVAILABLE;
+            break;
+        }
+        log_warn("batch rolled back by a deadlock, running it again", "\"attempt\":%d", attempt);
+        for (struct store_job **pp = &batch; *pp;) {
+            struct store_job *j = *pp;
+            j->status = CD_OK;
+            if (j->reset) {
+                j->reset(j);
+                pp = &j->next;
+                continue;
+            }
+            *pp = j->next;
+            j->next = NULL;
+            j->status = CD_E_UNAVAILABLE;
+            j->done(j);
+        }
+        if (!batch) break;
+    }
+    if (rc != CD_OK) {
+        log_error("group commit failed", "\"jobs\":%zu,\"status\":\"%s\"", n, cd_status_code(rc));
+        if (db->batch_failed) db->batch_failed();
+    }
     atomic_fetch_add(&p->commits, 1);
     atomic_fetch_add(&p->jobs, n);
     while (batch) {

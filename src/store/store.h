@@ -1,6 +1,6 @@
 /* store.h - durable storage behind one small vtable, plus the single-writer group-commit queue.
  *
- * Backends implement struct store_ops (SQLite now: store_sqlite.c; PostgreSQL later). All ops are
+ * Backends implement struct store_ops (SQLite: store_sqlite.c; PostgreSQL: store_pg.c). All ops are
  * synchronous and may block on disk: they run only on the writer thread (writes, inside a
  * transaction the queue opens) or on worker threads with a per-thread read connection (reads),
  * never on an I/O thread.
@@ -82,6 +82,7 @@ typedef int (*store_event_cb)(void *ud, const struct store_event *ev); /* nonzer
 typedef int (*store_room_cb)(void *ud, const struct store_room *room, const struct store_member *m);
 
 struct store_config {
+    const char *url;       /* PostgreSQL: libpq connection URL (postgres://...); SQLite: unused */
     const char *dir;       /* data directory (created if missing) */
     const char *sync_mode; /* "full" or "normal" (SQLite synchronous in WAL mode) */
     /* Least time between the starts of two group commits. A job that arrives sooner waits for
@@ -98,7 +99,10 @@ struct store_config {
 /* Multi-row callbacks run while their statement is open: they may call other ops on the same
  * connection but must not re-enter the op that called them. limit 0 returns nothing.
  * Errors: every op returns CD_OK or a status from util/status.h: CD_E_NOT_FOUND (no row),
- * CD_E_USERNAME_TAKEN / CD_E_CONFLICT (uniqueness), CD_E_IO (backend failure, logged). */
+ * CD_E_USERNAME_TAKEN / CD_E_CONFLICT (uniqueness), CD_E_IO (backend failure, logged),
+ * CD_E_UNAVAILABLE (PostgreSQL: the server is unreachable; the connection is reopened on its next
+ * use). commit and rollback return CD_AGAIN when the transaction was aborted by a deadlock or a
+ * serialization failure (PostgreSQL with several writers): the batch may simply run again. */
 struct store_ops {
     const char *name;
     int (*open)(const struct store_config *cfg, struct store **out); /* runs migrations */
@@ -116,6 +120,10 @@ struct store_ops {
     int (*rollback)(struct store_conn *c);
     int (*savepoint)(struct store_conn *c);
     int (*savepoint_release)(struct store_conn *c, int undo); /* undo: roll the savepoint back */
+    /* Optional (NULL: single writer, nothing to order). Called by the writer right after begin
+     * with the batch's rooms, sorted ascending and distinct: locks their rows in that order, so
+     * two nodes' batches never take the same rooms' locks in opposite orders (no deadlock). */
+    int (*lock_rooms)(struct store_conn *c, const int64_t *room_ids, size_t n);
 
     /* accounts */
     int (*user_insert)(struct store_conn *c, const char *username, const char *pwhash,
@@ -160,8 +168,9 @@ struct store_ops {
     /* the log: append assigns seq = last seq + 1 atomically within the writer's transaction and
      * sets ev->seq; a duplicate (sender, client_msg_id) gives CD_E_CONFLICT and changes nothing
      * (callers keep their savepoint when they answer a resend). Only the backend assigns seqs:
-     * nothing above it predicts one and nothing stored embeds one, so several writers (nodes)
-     * can share a room as long as the backend serializes appends per room. */
+     * nothing above it predicts one and nothing stored embeds one. PostgreSQL: gap-free with
+     * writers on several nodes (a per-room counter row, locked until commit); an expected
+     * outcome (conflict, unknown room) never aborts the transaction. */
     int (*event_append)(struct store_conn *c, struct store_event *ev);
     /* The message a sender already stored under client_msg_id (for idempotent resends). The
      * callback sees it; CD_E_NOT_FOUND when none. */
@@ -181,6 +190,7 @@ struct store_ops {
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
 
 /* A unit of write work. Embed it in your own struct. */
 struct store_job {
@@ -191,9 +201,19 @@ struct store_job {
     /* Runs on the writer thread after the commit (status CD_OK) or after a failed exec or commit
      * (status set). Must not block; typically posts the result to an I/O thread. */
     void (*done)(struct store_job *j);
+    /* Optional: called on the writer thread before exec runs again because the batch's
+     * transaction was rolled back by a deadlock or serialization failure (PostgreSQL, several
+     * writers); it must undo what exec produced in memory. A job without it is not run again:
+     * it completes with CD_E_UNAVAILABLE (nothing of it was committed). */
+    void (*reset)(struct store_job *j);
+    /* The room this job writes, 0 = none. The writer locks the rooms of a batch in id order
+     * before running it (store_ops.lock_rooms). A job writing a room it does not name here
+     * still works; it only loses the deadlock-free ordering. */
+    int64_t room_id;
     int status;
     /* Set by the submitter when exec changes nothing whenever it fails with anything but
-     * CD_E_IO: the writer then skips the job's savepoint (two statements fewer per message). */
+     * CD_E_IO or CD_E_UNAVAILABLE: the writer then skips the job's savepoint (two statements
+     * fewer per message). */
     uint8_t clean_fail;
 };
 
