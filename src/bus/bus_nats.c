@@ -166,6 +166,14 @@ static void on_disconnected(natsConnection *nc, void *closure)
     log_warn("nats disconnected", "\"reconnecting\":true");
 }
 
+static void on_connected(natsConnection *nc, void *closure)
+{
+    char url[256] = "";
+    (void)closure;
+    natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    log_info("nats connected", "\"url\":\"%s\"", url);
+}
+
 static void on_reconnected(natsConnection *nc, void *closure)
 {
     char url[256] = "";
@@ -207,7 +215,7 @@ int bus_nats_open(struct bus **out, const char *urls, const char *node, bus_recv
     if (st == NATS_OK) st = natsOptions_SetMaxReconnect(o, -1);
     if (st == NATS_OK) st = natsOptions_SetReconnectWait(o, 250);
     if (st == NATS_OK) st = natsOptions_SetReconnectBufSize(o, 8 << 20);
-    if (st == NATS_OK) st = natsOptions_SetRetryOnFailedConnect(o, true, NULL, NULL);
+    if (st == NATS_OK) st = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, nb);
     if (st == NATS_OK) st = natsOptions_SetDisconnectedCB(o, on_disconnected, nb);
     if (st == NATS_OK) st = natsOptions_SetReconnectedCB(o, on_reconnected, nb);
     if (st == NATS_OK) {
