@@ -78,7 +78,8 @@ uint32_t presence_connect(struct presence *p, int64_t user)
 
     uv_mutex_lock(&s->lock);
     e = entry(p, s, user, 1);
-    if (!p->rate_limits || p->max_conns == 0 || e->conns < p->max_conns) n = ++e->conns;
+    /* A cap on resources, not a rate: it holds with --rate-limits off too. */
+    if (p->max_conns == 0 || e->conns < p->max_conns) n = ++e->conns;
     uv_mutex_unlock(&s->lock);
     return n;
 }

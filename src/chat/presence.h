@@ -15,7 +15,8 @@ struct presence *presence_new(const struct tbucket_rule *msg_rule, int rate_limi
 void presence_free(struct presence *p);
 
 /* A connection of user opens. Returns the user's connection count after it (1 = just came
- * online), or 0 when the user is at max_conns_per_user (nothing changed). */
+ * online), or 0 when the user is at max_conns_per_user (nothing changed; 0 = no cap). The cap
+ * applies whether rate limits are on or off. */
 uint32_t presence_connect(struct presence *p, int64_t user);
 /* A connection closes. Returns the remaining count (0 = just went offline; last_seen set to
  * now_ms). */

@@ -210,7 +210,10 @@ int app_run(struct cfg *cfg)
     }
     auth_rate = (double)cfg->auth_rate;
     limiter_init(&app->auth_ip, auth_rate, auth_rate * 4, cfg->rate_limits);
-    limiter_init(&app->auth_user, auth_rate, auth_rate * 2, cfg->rate_limits);
+    /* Logins (api_auth.c): strict per (username, IP), loose per username and only against
+     * clients that have failed for it, so attackers cannot lock an account out. */
+    limiter_init(&app->auth_pair, auth_rate / 10, auth_rate, cfg->rate_limits);
+    limiter_init(&app->auth_user, auth_rate / 5, auth_rate * 4, cfg->rate_limits);
     limiter_init(&app->typing, (double)cfg->typing_rate, (double)cfg->typing_rate * 2,
                  cfg->rate_limits);
     {
@@ -288,6 +291,7 @@ int app_run(struct cfg *cfg)
     log_info("chatd stopped", "%s", "\"exit\":0");
 done:
     limiter_free(&app->auth_ip);
+    limiter_free(&app->auth_pair);
     limiter_free(&app->auth_user);
     limiter_free(&app->typing);
     presence_free(app->presence);

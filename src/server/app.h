@@ -24,7 +24,8 @@ struct app {
     struct jwt_keyring keys;
     struct metrics metrics;
     struct limiter auth_ip;   /* login/register attempts per client IP */
-    struct limiter auth_user; /* login attempts per username */
+    struct limiter auth_pair; /* failed logins per (username, client IP) */
+    struct limiter auth_user; /* failed logins per username, from any IP */
     struct limiter typing;    /* typing events per user and room */
     struct presence *presence;
     struct revoked *revoked; /* sessions ended within the access-token lifetime */

@@ -47,9 +47,12 @@
       "requests awaiting storage over all WebSockets of the node before senders wait (>= 1)")      \
     X(max_conns, "max-conns", INT, "100000", "max open connections per node")                      \
     X(max_body_text, "max-message-body", INT, "16384", "max chat message body, bytes")             \
-    X(rate_limits, "rate-limits", BOOL, "on", "enforce rate limits (off only for benchmarks)")     \
+    X(rate_limits, "rate-limits", BOOL, "on",                                                      \
+      "enforce rate limits (off only for benchmarks; caps and quotas still apply)")                \
     X(auth_rate, "auth-rate", INT, "5",                                                            \
-      "login/register attempts per second per client IP (burst 4x) and per username (burst 2x)")   \
+      "login/register attempts per second per client IP (burst 4x); failed logins per "            \
+      "(username, IP): burst 1x, rate /10; per username: burst 4x, rate /5, refusing only IPs "    \
+      "that failed for it")                                                                        \
     X(msg_rate, "msg-rate", INT, "20", "messages per second per user")                             \
     X(msg_burst, "msg-burst", INT, "50", "message burst per user")                                 \
     X(typing_rate, "typing-rate", INT, "2", "typing events per second per user and room")          \
@@ -57,7 +60,8 @@
       "messages one sync replays per room before answering has_more")                              \
     X(presence_max_room, "presence-max-room", INT, "200",                                          \
       "rooms with more members get no presence events (bounds the cost of a change)")              \
-    X(max_conns_per_user, "max-conns-per-user", INT, "32", "open WebSocket connections per user")  \
+    X(max_conns_per_user, "max-conns-per-user", INT, "32",                                         \
+      "open WebSocket connections per user (0 = no cap; applies with --rate-limits off too)")      \
     X(drain_timeout, "drain-timeout", INT, "10", "seconds SIGTERM waits for connections to close")
 
 struct cfg {
