@@ -333,10 +333,10 @@ int chat_member_remove(const struct store_ops *ops, struct store_conn *sc, int64
 }
 
 int chat_read(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
-              int64_t seq, int64_t *marker, int64_t *unread)
+              int64_t seq, int64_t unread_max, int64_t *marker, int64_t *unread, int *capped)
 {
     int rc = ops->read_mark(sc, room, user, seq, marker);
     if (rc == CD_E_NOT_FOUND) return CD_E_NOT_MEMBER;
     if (rc != CD_OK) return rc;
-    return ops->unread_count(sc, room, user, *marker, unread);
+    return ops->unread_count(sc, room, user, *marker, unread_max, unread, capped);
 }

@@ -58,8 +58,10 @@ int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t 
 /* Kick (actor != user; needs a higher role) or leave (actor == user). */
 int chat_member_remove(const struct store_ops *ops, struct store_conn *sc, int64_t room,
                        int64_t actor, int64_t user, int64_t now_ms, struct chat_out *out);
-/* Move the read marker of user in room to seq (monotonic); returns the marker and unread. */
+/* Move the read marker of user in room to seq (monotonic); returns the marker and the unread
+ * messages among the next unread_max entries (*capped = 1 when more entries follow them). The
+ * bound keeps the writer's cost per read O(unread_max) whatever the backlog. */
 int chat_read(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
-              int64_t seq, int64_t *marker, int64_t *unread);
+              int64_t seq, int64_t unread_max, int64_t *marker, int64_t *unread, int *capped);
 
 #endif

@@ -320,10 +320,13 @@ static int list_row(void *ud, const struct store_room *room, const struct store_
     const struct store_ops *ops = lc->rc->base.app->db.ops;
     json_t *o = api_room_json(room);
     int64_t unread = 0;
-    ops->unread_count(lc->sc, room->id, m->user_id, m->read_seq, &unread);
+    int capped = 0;
+    ops->unread_count(lc->sc, room->id, m->user_id, m->read_seq, lc->rc->base.app->cfg.unread_max,
+                      &unread, &capped);
     json_object_set_new(o, "role", json_string(events_role_name(m->role)));
     json_object_set_new(o, "read_seq", json_integer(m->read_seq));
     json_object_set_new(o, "unread", json_integer(unread));
+    if (capped) json_object_set_new(o, "unread_capped", json_true());
     json_array_append_new(lc->arr, o);
     return 0;
 }

@@ -216,6 +216,7 @@ int app_run(struct cfg *cfg)
     limiter_init(&app->auth_user, auth_rate / 5, auth_rate * 4, cfg->rate_limits);
     limiter_init(&app->typing, (double)cfg->typing_rate, (double)cfg->typing_rate * 2,
                  cfg->rate_limits);
+    limiter_init(&app->reads, (double)cfg->read_rate, (double)cfg->read_rate * 5, cfg->rate_limits);
     {
         struct tbucket_rule msg = {(double)cfg->msg_rate, (double)cfg->msg_burst};
         struct hub_env env = {
@@ -294,6 +295,7 @@ done:
     limiter_free(&app->auth_pair);
     limiter_free(&app->auth_user);
     limiter_free(&app->typing);
+    limiter_free(&app->reads);
     presence_free(app->presence);
     revoked_free(app->revoked);
     bus_local_free(&app->bus);

@@ -27,6 +27,7 @@ struct app {
     struct limiter auth_pair; /* failed logins per (username, client IP) */
     struct limiter auth_user; /* failed logins per username, from any IP */
     struct limiter typing;    /* typing events per user and room */
+    struct limiter reads;     /* WebSocket `read` requests per user */
     struct presence *presence;
     struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;

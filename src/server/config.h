@@ -56,6 +56,9 @@
     X(msg_rate, "msg-rate", INT, "20", "messages per second per user")                             \
     X(msg_burst, "msg-burst", INT, "50", "message burst per user")                                 \
     X(typing_rate, "typing-rate", INT, "2", "typing events per second per user and room")          \
+    X(read_rate, "read-rate", INT, "10", "WebSocket read requests per second per user (burst 5x)") \
+    X(unread_max, "unread-max", INT, "1000",                                                       \
+      "log entries after a read marker that an unread count looks at; past them: unread_capped")   \
     X(sync_max, "sync-max", INT, "10000",                                                          \
       "messages one sync replays per room before answering has_more")                              \
     X(presence_max_room, "presence-max-room", INT, "200",                                          \

@@ -174,9 +174,11 @@ struct store_ops {
     /* read markers: read_seq = max(read_seq, seq); *out_seq gets the resulting marker */
     int (*read_mark)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t seq,
                      int64_t *out_seq);
-    /* Messages (EV_MESSAGE, not sent by user_id) with seq > after. */
+    /* Messages (EV_MESSAGE, not sent by user_id) with after < seq <= after + max: only the first
+     * `max` entries after the marker are looked at, so the cost is bounded whatever the backlog.
+     * *capped = 1 when the log goes on past them (the count is then a lower bound). */
     int (*unread_count)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
-                        int64_t *out);
+                        int64_t max, int64_t *out, int *capped);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -95,8 +95,9 @@ struct store {
                           "AND seq < ?4 ORDER BY seq DESC LIMIT ?3")                               \
     X(READ_MARK, "UPDATE members SET read_seq = max(read_seq, min(?3, " ROOM_LAST_SEQ_OF(          \
                      "?1") ")) WHERE room_id = ?1 AND user_id = ?2 RETURNING read_seq")            \
-    X(UNREAD_COUNT, "SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "                 \
-                    "AND kind = ?4 AND sender != ?2")
+    X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "         \
+                    "AND seq <= ?3 + ?5 AND kind = ?4 AND sender != ?2), EXISTS (SELECT 1 FROM "   \
+                    "events WHERE room_id = ?1 AND seq > ?3 + ?5)")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -816,18 +817,31 @@ static int sq_read_mark(struct store_conn *c, int64_t room_id, int64_t user_id, 
     return step_int64(c, s, "read_mark", out_seq);
 }
 
-/* O(entries after `after`): a (room_id, seq) index range scan and a rowid lookup per entry for
- * its kind and sender. */
+/* O(max): a range scan of at most `max` entries of the (room_id, seq) index with a rowid lookup
+ * each for kind and sender, plus one index seek for whether anything lies beyond. */
 static int sq_unread_count(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
-                           int64_t *out)
+                           int64_t max, int64_t *out, int *capped)
 {
     sqlite3_stmt *s = stmt(c, SQL_UNREAD_COUNT);
+    int rc;
     if (!s) return CD_E_IO;
+    if (max < 0) max = 0;
+    if (after > INT64_MAX - max) after = INT64_MAX - max;
     sqlite3_bind_int64(s, 1, room_id);
     sqlite3_bind_int64(s, 2, user_id);
     sqlite3_bind_int64(s, 3, after);
     sqlite3_bind_int(s, 4, EV_MESSAGE);
-    return step_int64(c, s, "unread_count", out);
+    sqlite3_bind_int64(s, 5, max);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(s, 0);
+        *capped = sqlite3_column_int(s, 1) != 0;
+        rc = CD_OK;
+    } else {
+        rc = sq_err(c, "unread_count");
+    }
+    sqlite3_reset(s);
+    return rc;
 }
 
 /* Copy the WAL back into the database without blocking the writer or readers (PASSIVE). Once

@@ -80,3 +80,54 @@ describe('connections per user with --rate-limits off', () => {
     });
   });
 });
+
+describe('read: bounded unread count and a rate limit', () => {
+  let srv;
+  before(async () => {
+    srv = await startChat({ 'unread-max': 10, 'read-rate': 1 }); // reads: 1/s, burst 5
+  });
+  after(async () => {
+    if (srv) await srv.stop();
+  });
+
+  it('--unread-max 10: unread counts look at 10 entries past the marker and say unread_capped when more follow', T, async () => {
+    const [a, b] = await Promise.all([newUser(srv, 'ur'), newUser(srv, 'ur')]);
+    const room = await createRoom(srv, a, [b]); // seq 1: a joins, seq 2: b joins
+    const cb = await connect(srv, b);
+    const ca = await connect(srv, a);
+    await withClients([ca, cb], async () => {
+      for (let i = 0; i < 15; i++) assert.equal((await cb.sendMsg(room.id, `m${i}`)).type, 'ack'); // seq 3..17
+      const listed = async () => (await api(srv, a).get('/v1/rooms')).body.rooms.find((r) => r.id === room.id);
+      let l = await listed();
+      assert.equal(l.unread, 8, 'entries 1-10: messages 3-10');
+      assert.equal(l.unread_capped, true);
+      const r1 = await ca.req({ type: 'read', room: room.id, seq: 0 });
+      assert.equal(r1.type, 'read', JSON.stringify(r1));
+      assert.equal(r1.unread, 8);
+      assert.equal(r1.unread_capped, true);
+      const r2 = await ca.req({ type: 'read', room: room.id, seq: 7 });
+      assert.deepEqual({ ...r2, id: undefined }, { type: 'read', id: undefined, room: room.id, seq: 7, unread: 10 });
+      l = await listed();
+      assert.equal(l.unread, 10);
+      assert.equal(l.unread_capped, undefined, 'exact: nothing after the 10 looked at');
+    });
+  });
+
+  it('--read-rate 1: a flood of read requests gets rate_limited with retry_after_ms; no request goes unanswered', T, async () => {
+    const a = await newUser(srv, 'rr');
+    const room = await createRoom(srv, a);
+    const ca = await connect(srv, a);
+    await withClients([ca], async () => {
+      const replies = await Promise.all(Array.from({ length: 12 }, () => ca.req({ type: 'read', room: room.id, seq: 1 })));
+      const limited = replies.filter((m) => m.type === 'error');
+      const ok = replies.filter((m) => m.type === 'read');
+      assert.equal(ok.length + limited.length, 12, JSON.stringify(replies));
+      assert.ok(ok.length >= 5, 'the burst of 5 passes');
+      assert.ok(limited.length > 0, 'no read was limited');
+      for (const m of limited) {
+        assert.equal(m.code, 'rate_limited', JSON.stringify(m));
+        assert.ok(Number.isInteger(m.retry_after_ms) && m.retry_after_ms > 0);
+      }
+    });
+  });
+});

@@ -535,6 +535,7 @@ static void unread_count_counts_others_messages(void **state)
 {
     struct fx *f = *state;
     int64_t r = room_new(f, "r", NULL), other = room_new(f, "other", NULL), n = -1;
+    int capped = -1;
 
     append(f, r, f->alice, NULL, "1");                        /* 1 */
     append(f, r, f->bob, NULL, "2 own");                      /* 2 */
@@ -544,16 +545,31 @@ static void unread_count_counts_others_messages(void **state)
     append(f, r, f->carol, NULL, "6");                        /* 6 */
     append(f, other, f->alice, NULL, "elsewhere");
 
-    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, &n), CD_OK);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 1000, &n, &capped), CD_OK);
     assert_int_equal(n, 3);
-    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 1, &n), CD_OK);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 1, 1000, &n, &capped), CD_OK);
     assert_int_equal(n, 2);
-    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 4, &n), CD_OK);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 4, 1000, &n, &capped), CD_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 6, &n), CD_OK);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 6, 1000, &n, &capped), CD_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(f->ops->unread_count(f->c, r, f->alice, 0, &n), CD_OK);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->alice, 0, 1000, &n, &capped), CD_OK);
     assert_int_equal(n, 2);
+    assert_int_equal(capped, 0);
+
+    /* Bounded: only the first `max` entries after the marker are looked at. */
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 4, &n, &capped), CD_OK);
+    assert_int_equal(n, 2); /* entries 1-4: messages 1 and 4 are alice's */
+    assert_int_equal(capped, 1);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 6, &n, &capped), CD_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(capped, 0); /* nothing after seq 6 */
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 2, 1, &n, &capped), CD_OK);
+    assert_int_equal(n, 0); /* entry 3 is a member event */
+    assert_int_equal(capped, 1);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 0, &n, &capped), CD_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(capped, 1);
 }
 
 static void dm_key_unique(void **state)
@@ -702,6 +718,7 @@ static void hundred_thousand_appends_in_one_transaction(void **state)
 {
     struct fx *f = *state;
     int64_t r = room_new(f, "bulk", NULL), seq = 0, n = 0;
+    int capped = -1;
     struct collect k;
     char cmid[32];
 
@@ -718,8 +735,13 @@ static void hundred_thousand_appends_in_one_transaction(void **state)
     page(f, r, 0, 0, 1, 1, &k);
     assert_int_equal(k.seq[0], 100000);
     assert_string_equal(k.cmid[0], "c100000");
-    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 99990, &n), CD_OK);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 99990, 1000, &n, &capped), CD_OK);
     assert_int_equal(n, 10);
+    assert_int_equal(capped, 0);
+    /* from the start: 1000 of 100000 looked at, the rest reported as capped */
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 1000, &n, &capped), CD_OK);
+    assert_int_equal(n, 1000);
+    assert_int_equal(capped, 1);
 }
 
 int main(void)
