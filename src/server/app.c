@@ -151,6 +151,12 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_stop(s->loop); /* the other signal handle is still active: leave the main loop now */
 }
 
+/* Writer thread: the new-direct-chat quota of chat_dm_open (--max-new-dms per hour). */
+static int64_t dm_admit(void *ud, int64_t user)
+{
+    return presence_take_dm(ud, user, now_unix_ms());
+}
+
 static int nthreads(const struct cfg *cfg)
 {
     long n = cfg->threads > 0 ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
@@ -217,6 +223,8 @@ int app_run(struct cfg *cfg)
     limiter_init(&app->typing, (double)cfg->typing_rate, (double)cfg->typing_rate * 2,
                  cfg->rate_limits);
     limiter_init(&app->reads, (double)cfg->read_rate, (double)cfg->read_rate * 5, cfg->rate_limits);
+    limiter_init(&app->room_ops, (double)cfg->room_rate, (double)cfg->room_rate * 10,
+                 cfg->rate_limits);
     {
         struct tbucket_rule msg = {(double)cfg->msg_rate, (double)cfg->msg_burst};
         struct hub_env env = {
@@ -233,7 +241,15 @@ int app_run(struct cfg *cfg)
                 (uint64_t)(cfg->ws_max_inflight_total < 1 ? 1 : cfg->ws_max_inflight_total),
             .typing_ttl_s = 5,
             .on_ready = api_ws_ready};
-        app->presence = presence_new(&msg, cfg->rate_limits, (uint32_t)cfg->max_conns_per_user);
+        struct tbucket_rule dms = {(double)cfg->max_new_dms / 3600.0, (double)cfg->max_new_dms};
+        struct chat_quota quota = {.max_owned_rooms = cfg->max_owned_rooms,
+                                   .max_room_members = cfg->max_room_members,
+                                   .max_user_rooms = cfg->max_rooms_per_user,
+                                   .dm_admit = dm_admit};
+        app->presence =
+            presence_new(&msg, &dms, cfg->rate_limits, (uint32_t)cfg->max_conns_per_user);
+        quota.dm_ud = app->presence;
+        chat_quota_set(&quota);
         env.presence = app->presence;
         hub_env_set(&env);
         bus_local_init(&app->bus, &app->net, hub_deliver);
@@ -296,6 +312,7 @@ done:
     limiter_free(&app->auth_user);
     limiter_free(&app->typing);
     limiter_free(&app->reads);
+    limiter_free(&app->room_ops);
     presence_free(app->presence);
     revoked_free(app->revoked);
     bus_local_free(&app->bus);

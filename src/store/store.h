@@ -152,8 +152,12 @@ struct store_ops {
     /* Members of a room in user id order, at most `limit`. cb gets (ud, NULL room, member). */
     int (*members_list)(struct store_conn *c, int64_t room_id, int limit, store_room_cb cb,
                         void *ud);
-    /* Every room of a user, in room id order. */
-    int (*rooms_of_user)(struct store_conn *c, int64_t user_id, store_room_cb cb, void *ud);
+    /* Rooms of a user with id > after, in room id order, at most limit (negative: all). */
+    int (*rooms_of_user)(struct store_conn *c, int64_t user_id, int64_t after, int limit,
+                         store_room_cb cb, void *ud);
+    /* The group rooms a user is a member of, and of those the ones it owns (for quotas). */
+    int (*user_room_counts)(struct store_conn *c, int64_t user_id, int64_t *group_rooms,
+                            int64_t *owned);
     /* 1 in *out when users a and b share at least one room. */
     int (*users_share_room)(struct store_conn *c, int64_t a, int64_t b, int *out);
 

@@ -131,3 +131,174 @@ describe('read: bounded unread count and a rate limit', () => {
     });
   });
 });
+
+function assertRetry(r) {
+  expectError(assert, r, 429, 'rate_limited');
+  assert.match(String(r.headers['retry-after']), /^\d+$/);
+  assert.ok(Number(r.headers['retry-after']) >= 1);
+}
+
+describe('room, member and direct-chat rate', () => {
+  let srv;
+  after(async () => {
+    if (srv) await srv.stop();
+  });
+
+  it('--room-rate 1 (burst 10): creating rooms, adding members and opening direct chats share one bucket per user; 429 with Retry-After', T, async () => {
+    srv = await startChat({ 'room-rate': 1 });
+    const [a, b, c] = await Promise.all([newUser(srv, 'rr'), newUser(srv, 'rr'), newUser(srv, 'rr')]);
+    const room = await createRoom(srv, a); // 1
+    assert.equal((await api(srv, a).post(`/v1/rooms/${room.id}/members`, { user_id: b.id })).status, 200); // 2
+    assert.equal((await api(srv, a).post('/v1/dms', { user_id: c.id })).status, 201); // 3
+    let limited = null;
+    let created = 0;
+    for (let i = 0; i < 30 && !limited; i++) {
+      const r = await api(srv, a).post('/v1/rooms', { name: `r${i}`, members: [b.id, c.id] });
+      if (r.status === 429) limited = r;
+      else {
+        assert.equal(r.status, 201, r.text);
+        created++;
+      }
+    }
+    assert.ok(limited, 'no 429 after 30 room creations at --room-rate 1');
+    assert.ok(created >= 7 && created < 30, `${created} rooms before the limit`);
+    assertRetry(limited);
+    assertRetry(await api(srv, a).post(`/v1/rooms/${room.id}/members`, { user_id: c.id }));
+    assertRetry(await api(srv, a).post('/v1/dms', { user_id: b.id }));
+    // another user is unaffected
+    assert.equal((await api(srv, b).post('/v1/rooms', { name: 'b' })).status, 201);
+  });
+});
+
+describe('room quotas (with --rate-limits off: quotas still apply)', () => {
+  let srv;
+  before(async () => {
+    srv = await startChat({
+      'rate-limits': 'off',
+      'max-owned-rooms': 3,
+      'max-room-members': 4,
+      'max-rooms-per-user': 5,
+      'max-new-dms': 2,
+    });
+  });
+  after(async () => {
+    if (srv) await srv.stop();
+  });
+
+  it('--max-owned-rooms 3: the fourth room is 409 quota_exceeded; transferring ownership away frees one; a transfer to a user at the quota is refused', T, async () => {
+    const [a, b] = await Promise.all([newUser(srv, 'qo'), newUser(srv, 'qo')]);
+    const rooms = [];
+    for (let i = 0; i < 3; i++) rooms.push(await createRoom(srv, a));
+    const r = await api(srv, a).post('/v1/rooms', { name: 'four' });
+    expectError(assert, r, 409, 'quota_exceeded');
+    assert.match(r.body.error.message, /--max-owned-rooms/);
+    assert.equal((await api(srv, a).get('/v1/rooms')).body.rooms.length, 3, 'nothing was created');
+    // hand one room to b: a may create again
+    const t = await api(srv, a).post(`/v1/rooms/${rooms[0].id}/members`, { user_id: b.id, role: 'owner' });
+    assert.equal(t.status, 200, t.text);
+    await createRoom(srv, a);
+    // b owns 1 + 2 of its own = 3: a transfer to b is refused, and changes nothing
+    await createRoom(srv, b);
+    await createRoom(srv, b);
+    const t2 = await api(srv, a).post(`/v1/rooms/${rooms[1].id}/members`, { user_id: b.id, role: 'owner' });
+    expectError(assert, t2, 409, 'quota_exceeded');
+    const detail = (await api(srv, a).get(`/v1/rooms/${rooms[1].id}`)).body.room;
+    assert.equal(detail.role, 'owner');
+    assert.equal(detail.member_count, 1);
+  });
+
+  it('--max-room-members 4: creating with 4 others or adding a fifth member is 409 quota_exceeded', T, async () => {
+    const users = await Promise.all(Array.from({ length: 6 }, () => newUser(srv, 'qm')));
+    const [a, ...others] = users;
+    const r = await api(srv, a).post('/v1/rooms', { name: 'big', members: others.slice(0, 4).map((u) => u.id) });
+    expectError(assert, r, 409, 'quota_exceeded');
+    assert.match(r.body.error.message, /--max-room-members/);
+    assert.equal((await api(srv, a).get('/v1/rooms')).body.rooms.length, 0, 'nothing was created');
+    const room = await createRoom(srv, a, others.slice(0, 3)); // 4 members
+    assert.equal(room.member_count, 4);
+    const add = await api(srv, a).post(`/v1/rooms/${room.id}/members`, { user_id: others[3].id });
+    expectError(assert, add, 409, 'quota_exceeded');
+    // a member leaves: there is room again
+    assert.equal((await api(srv, others[0]).del(`/v1/rooms/${room.id}/members/${others[0].id}`)).status, 204);
+    assert.equal((await api(srv, a).post(`/v1/rooms/${room.id}/members`, { user_id: others[3].id })).status, 200);
+  });
+
+  it('--max-rooms-per-user 5: nobody can add a user to a sixth group room; the user can leave one and be added again', T, async () => {
+    const users = await Promise.all(Array.from({ length: 3 }, () => newUser(srv, 'qu')));
+    const [x, y, victim] = users;
+    const rooms = [];
+    for (let i = 0; i < 3; i++) rooms.push(await createRoom(srv, x, [victim]));
+    for (let i = 0; i < 2; i++) rooms.push(await createRoom(srv, y, [victim]));
+    const r = await api(srv, y).post('/v1/rooms', { name: 'sixth', members: [victim.id] });
+    expectError(assert, r, 409, 'quota_exceeded');
+    assert.match(r.body.error.message, /--max-rooms-per-user/);
+    const spare = await createRoom(srv, y); // y: 3 owned now
+    expectError(assert, await api(srv, y).post(`/v1/rooms/${spare.id}/members`, { user_id: victim.id }), 409, 'quota_exceeded');
+    // direct chats do not count
+    assert.equal((await api(srv, x).post('/v1/dms', { user_id: victim.id })).status, 201);
+    assert.equal((await api(srv, victim).get('/v1/rooms')).body.rooms.length, 6);
+    assert.equal((await api(srv, victim).del(`/v1/rooms/${rooms[0].id}/members/${victim.id}`)).status, 204);
+    assert.equal((await api(srv, y).post(`/v1/rooms/${spare.id}/members`, { user_id: victim.id })).status, 200);
+  });
+
+  it('--max-new-dms 2: a third new direct chat within the hour is 429 with Retry-After; existing ones still open', T, async () => {
+    const [a, b, c, d] = await Promise.all(Array.from({ length: 4 }, () => newUser(srv, 'qd')));
+    assert.equal((await api(srv, a).post('/v1/dms', { user_id: b.id })).status, 201);
+    assert.equal((await api(srv, a).post('/v1/dms', { user_id: c.id })).status, 201);
+    const r = await api(srv, a).post('/v1/dms', { user_id: d.id });
+    assertRetry(r);
+    assert.match(r.body.error.message, /\d+ ?ms/);
+    assert.ok(Number(r.headers['retry-after']) > 60, `an hourly quota: Retry-After ${r.headers['retry-after']}`);
+    assert.equal((await api(srv, a).post('/v1/dms', { user_id: b.id })).status, 200, 'an existing chat is free');
+    // the other side may still open it (d's own quota)
+    assert.equal((await api(srv, d).post('/v1/dms', { user_id: a.id })).status, 201);
+    assert.equal((await api(srv, a).get('/v1/rooms')).body.rooms.length, 3);
+  });
+});
+
+describe('GET /v1/rooms pages', () => {
+  let srv;
+  before(async () => {
+    srv = await startChat({ 'rate-limits': 'off', 'max-owned-rooms': 0 });
+  });
+  after(async () => {
+    if (srv) await srv.stop();
+  });
+
+  it('limit/after/next walk every room once in id order; without parameters the first 100 (has_more)', T, async () => {
+    const a = await newUser(srv, 'pg');
+    const ids = [];
+    for (let i = 0; i < 103; i++) ids.push((await createRoom(srv, a)).id);
+    const num = (id) => Number(id.slice(2));
+    ids.sort((x, y) => num(x) - num(y));
+
+    const first = (await api(srv, a).get('/v1/rooms')).body;
+    assert.equal(first.rooms.length, 100, 'default page');
+    assert.equal(first.has_more, true);
+    assert.equal(first.next, ids[99]);
+
+    const seen = [];
+    let after = null;
+    for (let guard = 0; guard < 50; guard++) {
+      const r = await api(srv, a).get(`/v1/rooms?limit=7${after ? `&after=${after}` : ''}`);
+      assert.equal(r.status, 200, r.text);
+      seen.push(...r.body.rooms.map((x) => x.id));
+      assert.ok(r.body.rooms.length <= 7);
+      if (!r.body.has_more) {
+        assert.equal(r.body.next, null);
+        break;
+      }
+      assert.equal(r.body.next, r.body.rooms[r.body.rooms.length - 1].id);
+      after = r.body.next;
+    }
+    assert.deepEqual(seen, ids);
+    const last = (await api(srv, a).get(`/v1/rooms?limit=500&after=${ids[100]}`)).body;
+    assert.deepEqual(last.rooms.map((x) => x.id), ids.slice(101));
+    assert.equal(last.has_more, false);
+
+    expectError(assert, await api(srv, a).get('/v1/rooms?limit=0'), 400, 'invalid_field');
+    expectError(assert, await api(srv, a).get('/v1/rooms?limit=501'), 400, 'invalid_field');
+    expectError(assert, await api(srv, a).get('/v1/rooms?limit=x'), 400, 'invalid_field');
+    expectError(assert, await api(srv, a).get('/v1/rooms?after=u_1'), 400, 'invalid_field');
+  });
+});

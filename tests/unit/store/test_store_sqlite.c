@@ -460,7 +460,7 @@ static void rooms_of_user_with_membership(void **state)
     assert_int_equal(f->ops->room_update(f->c, r3, NULL, "the topic"), CD_OK);
 
     memset(&k, 0, sizeof(k));
-    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, on_member, &k), CD_OK);
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, 0, -1, on_member, &k), CD_OK);
     assert_int_equal(k.n, 2);
     assert_int_equal(k.rooms[0].id, r1);
     assert_string_equal(k.rooms[0].name, "one");
@@ -477,9 +477,43 @@ static void rooms_of_user_with_membership(void **state)
     assert_int_equal(k.role[1], ROLE_ADMIN);
     assert_int_equal(k.user[1], f->bob);
 
+    /* pages: after a room id, at most limit */
     memset(&k, 0, sizeof(k));
-    assert_int_equal(f->ops->rooms_of_user(f->c, f->carol, on_member, &k), CD_OK);
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, 0, 1, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.rooms[0].id, r1);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, r1, 1, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.rooms[0].id, r3);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, r3, 10, on_member, &k), CD_OK);
     assert_int_equal(k.n, 0);
+
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->carol, 0, -1, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 0);
+}
+
+static void user_room_counts_for_quotas(void **state)
+{
+    struct fx *f = *state;
+    int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL);
+    int64_t dm = room_new(f, "", "1:2"), groups = -1, owned = -1;
+
+    put_member(f, r1, f->alice, ROLE_OWNER, 1);
+    put_member(f, r2, f->alice, ROLE_ADMIN, 1);
+    put_member(f, r2, f->bob, ROLE_OWNER, 1);
+    put_member(f, dm, f->alice, ROLE_MEMBER, 1);
+    assert_int_equal(f->ops->user_room_counts(f->c, f->alice, &groups, &owned), CD_OK);
+    assert_int_equal(groups, 2); /* the direct room is not counted */
+    assert_int_equal(owned, 1);
+    assert_int_equal(f->ops->user_room_counts(f->c, f->bob, &groups, &owned), CD_OK);
+    assert_int_equal(groups, 1);
+    assert_int_equal(owned, 1);
+    assert_int_equal(f->ops->user_room_counts(f->c, f->carol, &groups, &owned), CD_OK);
+    assert_int_equal(groups, 0);
+    assert_int_equal(owned, 0);
 }
 
 static void users_share_room_checks(void **state)
@@ -758,6 +792,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(member_delete_keeps_count, setup, teardown),
         cmocka_unit_test_setup_teardown(members_list_in_user_order, setup, teardown),
         cmocka_unit_test_setup_teardown(rooms_of_user_with_membership, setup, teardown),
+        cmocka_unit_test_setup_teardown(user_room_counts_for_quotas, setup, teardown),
         cmocka_unit_test_setup_teardown(users_share_room_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(read_mark_monotonic_and_clamped, setup, teardown),
         cmocka_unit_test_setup_teardown(unread_count_counts_others_messages, setup, teardown),
