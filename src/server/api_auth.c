@@ -243,12 +243,9 @@ void api_login(struct api_req *r)
     conn_peer_ip(r->c, pair + ulen + 1, sizeof(pair) - ulen - 1);
     plen = ulen + 1 + strlen(pair + ulen + 1);
     now = now_unix_ms();
-    limiter_peek(&r->app->auth_pair, pair, plen, now, &failed_before);
-    if (failed_before && (wait = limiter_peek(&r->app->auth_user, user, ulen, now, NULL))) {
-        api_respond_retry(r, wait);
-        return;
-    }
-    if ((wait = limiter_peek(&r->app->auth_pair, pair, plen, now, NULL))) {
+    wait = limiter_peek(&r->app->auth_pair, pair, plen, now, &failed_before);
+    if (!wait && failed_before) wait = limiter_peek(&r->app->auth_user, user, ulen, now, NULL);
+    if (wait) {
         api_respond_retry(r, wait);
         return;
     }

@@ -339,6 +339,8 @@ static int list_row(void *ud, const struct store_room *room, const struct store_
     struct list_ctx *lc = ud;
     const struct store_ops *ops = lc->rc->base.app->db.ops;
     json_t *o;
+    int64_t unread = 0;
+    int capped = 0;
 
     if (lc->rows == lc->rc->limit) { /* the probe row: there is more (not part of the page) */
         lc->rc->more = 1;
@@ -347,8 +349,6 @@ static int list_row(void *ud, const struct store_room *room, const struct store_
     lc->rows++;
     lc->last = room->id;
     o = api_room_json(room);
-    int64_t unread = 0;
-    int capped = 0;
     ops->unread_count(lc->sc, room->id, m->user_id, m->read_seq, lc->rc->base.app->cfg.unread_max,
                       &unread, &capped);
     json_object_set_new(o, "role", json_string(events_role_name(m->role)));
