@@ -583,7 +583,7 @@ static int load_row(void *ud, const struct store_room *r, const struct store_mem
 static int load_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct load_job *lj = (struct load_job *)j;
-    return ops->rooms_of_user(sc, lj->user, load_row, lj);
+    return ops->rooms_of_user(sc, lj->user, 0, -1, load_row, lj);
 }
 
 /* Writer thread, in commit order: the room list travels with the batch, so every event

@@ -17,6 +17,29 @@ static struct {
     int64_t room, user;
 } member_cache[MEMBER_CACHE];
 
+static struct chat_quota quota;
+
+void chat_quota_set(const struct chat_quota *q)
+{
+    quota = *q;
+}
+
+/* CD_OK when user may own one more group room (owning) and join one more (joining). O(rooms of
+ * the user), only when such a quota is set. */
+static int user_room_quota(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                           int owning, int joining)
+{
+    int64_t groups = 0, owned = 0;
+    int rc;
+    owning = owning && quota.max_owned_rooms;
+    joining = joining && quota.max_user_rooms;
+    if (!owning && !joining) return CD_OK;
+    if ((rc = ops->user_room_counts(sc, user, &groups, &owned)) != CD_OK) return rc;
+    if (owning && owned >= quota.max_owned_rooms) return CD_E_QUOTA_OWNED_ROOMS;
+    if (joining && groups >= quota.max_user_rooms) return CD_E_QUOTA_USER_ROOMS;
+    return CD_OK;
+}
+
 static uint32_t member_slot(int64_t room, int64_t user)
 {
     uint64_t x = (uint64_t)room * 0x9e3779b97f4a7c15ULL ^ (uint64_t)user * 0xc2b2ae3d27d4eb4fULL;
@@ -205,9 +228,11 @@ int chat_room_create(const struct store_ops *ops, struct store_conn *sc, int64_t
                      const char *name, const char *topic, const int64_t *members, size_t n,
                      int64_t now_ms, struct chat_out *out, struct store_room *room)
 {
+    int64_t joined = 1;
     int rc;
 
     if (n > CHAT_MAX_INITIAL_MEMBERS) return CD_E_INVALID_FIELD;
+    if ((rc = user_room_quota(ops, sc, creator, 1, 1)) != CD_OK) return rc;
     memset(room, 0, sizeof(*room));
     room->kind = ROOM_GROUP;
     snprintf(room->name, sizeof(room->name), "%s", name);
@@ -224,6 +249,9 @@ int chat_room_create(const struct store_ops *ops, struct store_conn *sc, int64_t
         for (size_t k = 0; k < i && !dup; k++)
             dup = members[k] == members[i];
         if (dup) continue;
+        if (quota.max_room_members && ++joined > quota.max_room_members)
+            return CD_E_QUOTA_ROOM_MEMBERS;
+        if ((rc = user_room_quota(ops, sc, members[i], 0, 1)) != CD_OK) return rc;
         if ((rc = join(ops, sc, room->id, members[i], ROLE_MEMBER, creator, now_ms, out)) != CD_OK)
             return rc;
     }
@@ -231,7 +259,8 @@ int chat_room_create(const struct store_ops *ops, struct store_conn *sc, int64_t
 }
 
 int chat_dm_open(const struct store_ops *ops, struct store_conn *sc, int64_t a, int64_t b,
-                 int64_t now_ms, struct chat_out *out, struct store_room *room, int *created)
+                 int64_t now_ms, struct chat_out *out, struct store_room *room, int *created,
+                 int64_t *retry_ms)
 {
     char key[48];
     int64_t id;
@@ -244,6 +273,8 @@ int chat_dm_open(const struct store_ops *ops, struct store_conn *sc, int64_t a, 
     if (rc == CD_OK) return ops->room_get(sc, id, room);
     if (rc != CD_E_NOT_FOUND) return rc;
     if ((rc = user_exists(ops, sc, b)) != CD_OK) return rc;
+    if (quota.dm_admit && (*retry_ms = quota.dm_admit(quota.dm_ud, a)) != 0)
+        return CD_E_RATE_LIMITED;
     memset(room, 0, sizeof(*room));
     room->kind = ROOM_DIRECT;
     room->created_by = a;
@@ -290,8 +321,13 @@ int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t 
     if (am.role < ROLE_ADMIN) return CD_E_FORBIDDEN;
     if (role > ROLE_MEMBER && am.role < ROLE_OWNER) return CD_E_FORBIDDEN;
     if ((rc = user_exists(ops, sc, user)) != CD_OK) return rc;
+    if (role == ROLE_OWNER && user != actor && (rc = user_room_quota(ops, sc, user, 1, 0)) != CD_OK)
+        return rc; /* a transfer: the new owner's quota, counted before any join */
     rc = ops->member_get(sc, room, user, &um);
     if (rc == CD_E_NOT_FOUND) {
+        if (quota.max_room_members && r.member_count >= quota.max_room_members)
+            return CD_E_QUOTA_ROOM_MEMBERS;
+        if ((rc = user_room_quota(ops, sc, user, 0, 1)) != CD_OK) return rc;
         if ((rc = join(ops, sc, room, user, role == ROLE_OWNER ? ROLE_MEMBER : role, actor, now_ms,
                        out)) != CD_OK)
             return rc;
@@ -345,10 +381,10 @@ int chat_member_remove(const struct store_ops *ops, struct store_conn *sc, int64
 }
 
 int chat_read(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
-              int64_t seq, int64_t *marker, int64_t *unread)
+              int64_t seq, int64_t unread_max, int64_t *marker, int64_t *unread, int *capped)
 {
     int rc = ops->read_mark(sc, room, user, seq, marker);
     if (rc == CD_E_NOT_FOUND) return CD_E_NOT_MEMBER;
     if (rc != CD_OK) return rc;
-    return ops->unread_count(sc, room, user, *marker, unread);
+    return ops->unread_count(sc, room, user, *marker, unread_max, unread, capped);
 }

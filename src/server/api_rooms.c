@@ -11,8 +11,10 @@
 #include "util/jsonw.h"
 #include "util/status.h"
 
-#define HISTORY_DEFAULT 50
-#define HISTORY_MAX     200
+#define HISTORY_DEFAULT    50
+#define HISTORY_MAX        200
+#define ROOMS_PAGE_DEFAULT 100 /* GET /v1/rooms without limit= */
+#define ROOMS_PAGE_MAX     500
 
 struct room_call {
     struct api_call base; /* first */
@@ -106,6 +108,19 @@ static int body_user(struct api_req *r, int64_t *user)
     return 0;
 }
 
+static int query_int(struct api_req *r, const char *name, int64_t *out, int *present);
+
+/* Room creations, member additions and direct-chat opens share one bucket per user
+ * (--room-rate, burst 10x): answers 429 itself and returns 1 when it is empty. */
+static int room_op_limited(struct api_req *r)
+{
+    char key[24];
+    int n = snprintf(key, sizeof(key), "%lld", (long long)r->user_id);
+    int64_t wait = limiter_take(&r->app->room_ops, key, (size_t)n, now_unix_ms());
+    if (wait) api_respond_retry(r, wait);
+    return wait != 0;
+}
+
 /* Optional string field with a byte limit; returns 0 after answering on a bad value. */
 static int opt_string(struct api_req *r, const char *key, size_t min, size_t max, char *out,
                       int *present)
@@ -157,6 +172,7 @@ void api_rooms_create(struct api_req *r)
                           "members must be an array of at most 1000 user ids");
         return;
     }
+    if (room_op_limited(r)) return;
     rc = room_call_new(r);
     memcpy(rc->name, name, sizeof(name));
     memcpy(rc->topic, topic, sizeof(topic));
@@ -182,8 +198,8 @@ void api_rooms_create(struct api_req *r)
 static int dm_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct room_call *rc = ROOM_CALL(j);
-    int st =
-        chat_dm_open(ops, sc, rc->user, rc->target, now_unix_ms(), &rc->out, &rc->r, &rc->created);
+    int st = chat_dm_open(ops, sc, rc->user, rc->target, now_unix_ms(), &rc->out, &rc->r,
+                          &rc->created, &rc->base.retry_ms);
     if (job_status(rc, st) != CD_OK) return st;
     rc->base.http_status = rc->created ? 201 : 200;
     rc->base.result = json_pack("{s:o}", "room", api_room_json(&rc->r));
@@ -199,6 +215,7 @@ void api_dms(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_FIELD, "a direct chat needs another user");
         return;
     }
+    if (room_op_limited(r)) return;
     rc = room_call_new(r);
     rc->target = target;
     rc->base.job.exec = dm_exec;
@@ -273,6 +290,7 @@ void api_member_add(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_FIELD, "role must be member, admin or owner");
         return;
     }
+    if (room_op_limited(r)) return;
     rc = room_call_new(r);
     rc->room = room;
     rc->target = user;
@@ -315,18 +333,31 @@ struct list_ctx {
     struct room_call *rc;
     struct store_conn *sc;
     json_t *arr;
+    int rows;
+    int64_t last; /* id of the page's last room */
 };
 
 static int list_row(void *ud, const struct store_room *room, const struct store_member *m)
 {
     struct list_ctx *lc = ud;
     const struct store_ops *ops = lc->rc->base.app->db.ops;
-    json_t *o = api_room_json(room);
+    json_t *o;
     int64_t unread = 0;
-    ops->unread_count(lc->sc, room->id, m->user_id, m->read_seq, &unread);
+    int capped = 0;
+
+    if (lc->rows == lc->rc->limit) { /* the probe row: there is more (not part of the page) */
+        lc->rc->more = 1;
+        return 1;
+    }
+    lc->rows++;
+    lc->last = room->id;
+    o = api_room_json(room);
+    ops->unread_count(lc->sc, room->id, m->user_id, m->read_seq, lc->rc->base.app->cfg.unread_max,
+                      &unread, &capped);
     json_object_set_new(o, "role", json_string(events_role_name(m->role)));
     json_object_set_new(o, "read_seq", json_integer(m->read_seq));
     json_object_set_new(o, "unread", json_integer(unread));
+    if (capped) json_object_set_new(o, "unread_capped", json_true());
     json_array_append_new(lc->arr, o);
     return 0;
 }
@@ -344,11 +375,13 @@ static void rooms_list_work(struct api_call *call)
     struct room_call *rc = (struct room_call *)call;
     struct store_conn *sc = store_reader(&call->app->db);
     const struct store_ops *ops = call->app->db.ops;
-    struct list_ctx lc = {rc, sc, json_array()};
+    struct list_ctx lc = {rc, sc, json_array(), 0, 0};
     size_t i;
     json_t *o;
+    char next[32];
 
-    call->status = sc ? ops->rooms_of_user(sc, rc->user, list_row, &lc) : CD_E_IO;
+    call->status =
+        sc ? ops->rooms_of_user(sc, rc->user, rc->after, rc->limit + 1, list_row, &lc) : CD_E_IO;
     json_array_foreach(lc.arr, i, o)
     {
         int64_t peer_me[2] = {rc->user, 0}, id;
@@ -362,12 +395,33 @@ static void rooms_list_work(struct api_call *call)
             json_object_set_new(o, "peer", json_string(uid));
         }
     }
-    call->result = json_pack("{s:o}", "rooms", lc.arr);
+    id_format(next, sizeof(next), 'r', lc.last);
+    call->result = json_pack("{s:o,s:b,s:o}", "rooms", lc.arr, "has_more", rc->more, "next",
+                             rc->more ? json_string(next) : json_null());
 }
 
+/* GET /v1/rooms[?limit=N][&after=ROOM_ID]: my rooms in id order, a page at a time; `next` is the
+ * `after` of the following page (null on the last). */
 void api_rooms_list(struct api_req *r)
 {
-    struct room_call *rc = room_call_new(r);
+    struct room_call *rc;
+    int64_t limit = ROOMS_PAGE_DEFAULT, after = 0;
+    int has_limit;
+    char buf[32];
+
+    if (!query_int(r, "limit", &limit, &has_limit)) return;
+    if (has_limit && (limit < 1 || limit > ROOMS_PAGE_MAX)) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "limit must be 1-500");
+        return;
+    }
+    if (http_query_param(r->http, "after", buf, sizeof(buf)) &&
+        !id_parse((struct slice){buf, strlen(buf)}, 'r', &after)) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "after must be a room id");
+        return;
+    }
+    rc = room_call_new(r);
+    rc->limit = (int)limit;
+    rc->after = after;
     rc->base.work_fn = rooms_list_work;
     rc->base.after_fn = api_call_finish;
     api_call_work(&rc->base);

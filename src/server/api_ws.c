@@ -109,6 +109,7 @@ struct ws_job {
     struct chat_out out;
     struct chat_sent sent;
     int64_t marker, unread;
+    int unread_capped; /* read: more entries follow the unread_max looked at */
 };
 
 static struct ws_job *ws_job_new(struct app *app, struct conn *c, json_t *id)
@@ -326,7 +327,20 @@ static int ws_send_fast(struct app *app, struct conn *c, const uint8_t *data, si
 static int read_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *job)
 {
     struct ws_job *j = (struct ws_job *)job;
-    return chat_read(ops, sc, j->room, j->user, j->seq, &j->marker, &j->unread);
+    return chat_read(ops, sc, j->room, j->user, j->seq, j->app->cfg.unread_max, &j->marker,
+                     &j->unread, &j->unread_capped);
+}
+
+/* {"type":"read","room","seq","unread"[,"unread_capped":true][,"id"]} */
+static struct rbuf *read_frame(const struct ws_job *j, json_t *id)
+{
+    char rid[32];
+    json_t *o;
+    id_format(rid, sizeof(rid), 'r', j->room);
+    o = json_pack("{s:s,s:s,s:I,s:I}", "type", "read", "room", rid, "seq", (json_int_t)j->marker,
+                  "unread", (json_int_t)j->unread);
+    if (j->unread_capped) json_object_set_new(o, "unread_capped", json_true());
+    return reply_frame(with_id(o, id));
 }
 
 /* The new marker goes to every connection of the user: the asking one as a reply with its id,
@@ -336,19 +350,13 @@ static void read_done(struct store_job *job)
     struct ws_job *j = (struct ws_job *)job;
     struct fan_ev ev = {
         .kind = FAN_USER, .request = 1, .user = j->user, .origin = j->c, .origin_io = j->c->io};
-    char rid[32];
 
     if (job->status != CD_OK) {
         ev.kind = FAN_REPLY;
         ev.reply = error_frame(j->id, job->status);
     } else {
-        id_format(rid, sizeof(rid), 'r', j->room);
-        ev.frame = reply_frame(json_pack("{s:s,s:s,s:I,s:I}", "type", "read", "room", rid, "seq",
-                                         (json_int_t)j->marker, "unread", (json_int_t)j->unread));
-        ev.reply =
-            reply_frame(with_id(json_pack("{s:s,s:s,s:I,s:I}", "type", "read", "room", rid, "seq",
-                                          (json_int_t)j->marker, "unread", (json_int_t)j->unread),
-                                j->id));
+        ev.frame = read_frame(j, NULL);
+        ev.reply = read_frame(j, j->id);
     }
     fanout_add(&j->app->fanout, &ev);
     ws_job_free(j);
@@ -358,11 +366,19 @@ static void op_read(struct app *app, struct conn *c, json_t *msg, json_t *id)
 {
     json_t *seq = json_object_get(msg, "seq");
     struct ws_job *j;
-    int64_t room;
+    int64_t room, wait;
+    char key[24];
+    int n;
 
     if (!msg_room(c, msg, id, &room)) return;
     if (!json_is_integer(seq) || json_integer_value(seq) < 0) {
         ws_send_error(c, id, CD_E_INVALID_FIELD, "seq (non-negative integer) is required");
+        return;
+    }
+    /* Each read is a writer job: limited per user like messages (--read-rate). */
+    n = snprintf(key, sizeof(key), "%lld", (long long)c->user_id);
+    if ((wait = limiter_take(&app->reads, key, (size_t)n, now_unix_ms()))) {
+        ws_send_retry(app, c, id, wait);
         return;
     }
     j = ws_job_new(app, c, id);

@@ -156,7 +156,7 @@ static void gpresence_offline(void *ud, int64_t user, int64_t last_seen, const i
         return;
     }
     sc = store_reader(&app->db);
-    if (sc && app->db.ops->rooms_of_user(sc, user, offline_room, &o) == CD_OK)
+    if (sc && app->db.ops->rooms_of_user(sc, user, 0, -1, offline_room, &o) == CD_OK)
         hub_publish_presence(user, "offline", last_seen, o.rooms, o.n);
     free(o.rooms);
 }
@@ -246,6 +246,12 @@ static void on_signal(uv_signal_t *s, int signum)
     atomic_store(&app->ready, 0);
     net_drain(&app->net);
     uv_stop(s->loop); /* the other signal handle is still active: leave the main loop now */
+}
+
+/* Writer thread: the new-direct-chat quota of chat_dm_open (--max-new-dms per hour). */
+static int64_t dm_admit(void *ud, int64_t user)
+{
+    return presence_take_dm(ud, user, now_unix_ms());
 }
 
 static int nthreads(const struct cfg *cfg)
@@ -340,8 +346,14 @@ int app_run(struct cfg *cfg)
     }
     auth_rate = (double)cfg->auth_rate;
     limiter_init(&app->auth_ip, auth_rate, auth_rate * 4, cfg->rate_limits);
-    limiter_init(&app->auth_user, auth_rate, auth_rate * 2, cfg->rate_limits);
+    /* Logins (api_auth.c): strict per (username, IP), loose per username and only against
+     * clients that have failed for it, so attackers cannot lock an account out. */
+    limiter_init(&app->auth_pair, auth_rate / 10, auth_rate, cfg->rate_limits);
+    limiter_init(&app->auth_user, auth_rate / 5, auth_rate * 4, cfg->rate_limits);
     limiter_init(&app->typing, (double)cfg->typing_rate, (double)cfg->typing_rate * 2,
+                 cfg->rate_limits);
+    limiter_init(&app->reads, (double)cfg->read_rate, (double)cfg->read_rate * 5, cfg->rate_limits);
+    limiter_init(&app->room_ops, (double)cfg->room_rate, (double)cfg->room_rate * 10,
                  cfg->rate_limits);
     {
         struct tbucket_rule msg = {(double)cfg->msg_rate, (double)cfg->msg_burst};
@@ -359,7 +371,15 @@ int app_run(struct cfg *cfg)
                 (uint64_t)(cfg->ws_max_inflight_total < 1 ? 1 : cfg->ws_max_inflight_total),
             .typing_ttl_s = 5,
             .on_ready = api_ws_ready};
-        app->presence = presence_new(&msg, cfg->rate_limits, (uint32_t)cfg->max_conns_per_user);
+        struct tbucket_rule dms = {(double)cfg->max_new_dms / 3600.0, (double)cfg->max_new_dms};
+        struct chat_quota quota = {.max_owned_rooms = cfg->max_owned_rooms,
+                                   .max_room_members = cfg->max_room_members,
+                                   .max_user_rooms = cfg->max_rooms_per_user,
+                                   .dm_admit = dm_admit};
+        app->presence =
+            presence_new(&msg, &dms, cfg->rate_limits, (uint32_t)cfg->max_conns_per_user);
+        quota.dm_ud = app->presence;
+        chat_quota_set(&quota);
         env.presence = app->presence;
         fanout_init(&app->fanout, &app->net, hub_deliver);
         if (cluster_join(app, &env) != CD_OK) {
@@ -429,8 +449,11 @@ int app_run(struct cfg *cfg)
     log_info("chatd stopped", "%s", "\"exit\":0");
 done:
     limiter_free(&app->auth_ip);
+    limiter_free(&app->auth_pair);
     limiter_free(&app->auth_user);
     limiter_free(&app->typing);
+    limiter_free(&app->reads);
+    limiter_free(&app->room_ops);
     presence_free(app->presence);
     revoked_free(app->revoked);
     presence_redis_close(app->gpresence);

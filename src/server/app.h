@@ -26,8 +26,11 @@ struct app {
     struct jwt_keyring keys;
     struct metrics metrics;
     struct limiter auth_ip;   /* login/register attempts per client IP */
-    struct limiter auth_user; /* login attempts per username */
+    struct limiter auth_pair; /* failed logins per (username, client IP) */
+    struct limiter auth_user; /* failed logins per username, from any IP */
     struct limiter typing;    /* typing events per user and room */
+    struct limiter reads;     /* WebSocket `read` requests per user */
+    struct limiter room_ops;  /* room creations, member additions, direct-chat opens per user */
     struct presence *presence;
     struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;
@@ -92,10 +95,11 @@ struct api_call {
     struct conn *c;
     int route;
     uint64_t start_ms;
-    int status;      /* CD_OK or an error for the response */
-    json_t *result;  /* response object on success (owned) */
-    int http_status; /* success status (200/201/204) */
-    char *raw;       /* prebuilt JSON response body (malloc'ed), instead of result */
+    int status;       /* CD_OK or an error for the response */
+    json_t *result;   /* response object on success (owned) */
+    int http_status;  /* success status (200/201/204) */
+    int64_t retry_ms; /* with status CD_E_RATE_LIMITED: the wait for Retry-After (0: none) */
+    char *raw;        /* prebuilt JSON response body (malloc'ed), instead of result */
     size_t raw_len;
     /* Optional, writer thread, after the commit and before the answer: publish events. */
     void (*committed)(struct api_call *call);

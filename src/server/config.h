@@ -50,18 +50,35 @@
       "requests awaiting storage over all WebSockets of the node before senders wait (>= 1)")      \
     X(max_conns, "max-conns", INT, "100000", "max open connections per node")                      \
     X(max_body_text, "max-message-body", INT, "16384", "max chat message body, bytes")             \
-    X(rate_limits, "rate-limits", BOOL, "on", "enforce rate limits (off only for benchmarks)")     \
+    X(rate_limits, "rate-limits", BOOL, "on",                                                      \
+      "enforce rate limits (off only for benchmarks; caps and quotas still apply)")                \
     X(auth_rate, "auth-rate", INT, "5",                                                            \
-      "login/register attempts per second per client IP (burst 4x) and per username (burst 2x)")   \
+      "login/register attempts per second per client IP (burst 4x); failed logins per "            \
+      "(username, IP): burst 1x, rate /10; per username: burst 4x, rate /5, refusing only IPs "    \
+      "that failed for it")                                                                        \
     X(msg_rate, "msg-rate", INT, "20", "messages per second per user")                             \
     X(msg_burst, "msg-burst", INT, "50", "message burst per user")                                 \
     X(typing_rate, "typing-rate", INT, "2", "typing events per second per user and room")          \
+    X(room_rate, "room-rate", INT, "2",                                                            \
+      "room creations, member additions and direct-chat opens per second per user (burst 10x)")    \
+    X(max_owned_rooms, "max-owned-rooms", INT, "100",                                              \
+      "group rooms one user may own (quota, applies with --rate-limits off too; 0 = none)")        \
+    X(max_room_members, "max-room-members", INT, "10000",                                          \
+      "members of one group room (quota; 0 = none)")                                               \
+    X(max_rooms_per_user, "max-rooms-per-user", INT, "2000",                                       \
+      "group rooms one user may be a member of; nobody can add them to more (quota; 0 = none)")    \
+    X(max_new_dms, "max-new-dms", INT, "100",                                                      \
+      "direct chats one user may create per hour, refilled continuously (quota; 0 = none)")        \
+    X(read_rate, "read-rate", INT, "10", "WebSocket read requests per second per user (burst 5x)") \
+    X(unread_max, "unread-max", INT, "1000",                                                       \
+      "log entries after a read marker that an unread count looks at; past them: unread_capped")   \
     X(sync_max, "sync-max", INT, "10000",                                                          \
       "messages one sync replays per room before answering has_more")                              \
     X(presence_max_room, "presence-max-room", INT, "200",                                          \
       "rooms with more members get no presence events (bounds the cost of a change)")              \
-    X(max_conns_per_user, "max-conns-per-user", INT, "32", "open WebSocket connections per user")  \
-    X(drain_timeout, "drain-timeout", INT, "10", "seconds SIGTERM waits for connections to close") \
+    X(max_conns_per_user, "max-conns-per-user", INT, "32",                                         \
+      "open WebSocket connections per user (0 = no cap; applies with --rate-limits off too)")      \
+    X(drain_timeout, "drain-timeout", INT, "10", "seconds SIGTERM waits for connections to close")  \
     X(nats_url, "nats-url", STR, "",                                                               \
       "NATS servers for cross-node fanout, comma-separated nats://host:port; empty = single node") \
     X(reconcile_ms, "reconcile-ms", INT, "2000",                                                   \

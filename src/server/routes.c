@@ -128,14 +128,20 @@ void api_respond_error(struct api_req *r, int status, const char *message)
                        : NULL);
 }
 
-void api_respond_retry(struct api_req *r, int64_t retry_ms)
+static void send_retry(struct app *app, struct conn *c, int route, uint64_t start_ms,
+                       int64_t retry_ms)
 {
     char hdr[64], msg[96];
     int64_t secs = (retry_ms + 999) / 1000;
-    atomic_fetch_add(&r->app->metrics.rate_limited, 1);
+    atomic_fetch_add(&app->metrics.rate_limited, 1);
     snprintf(hdr, sizeof(hdr), "Retry-After: %" PRId64 "\r\n", secs < 1 ? 1 : secs);
     snprintf(msg, sizeof(msg), "too many requests; retry after %" PRId64 " ms", retry_ms);
-    api_send_error(r->app, r->c, r->route, r->http->start_ms, CD_E_RATE_LIMITED, msg, hdr);
+    api_send_error(app, c, route, start_ms, CD_E_RATE_LIMITED, msg, hdr);
+}
+
+void api_respond_retry(struct api_req *r, int64_t retry_ms)
+{
+    send_retry(r->app, r->c, r->route, r->http->start_ms, retry_ms);
 }
 
 /* ---- async calls ---- */
@@ -163,6 +169,8 @@ void api_call_finish(struct api_call *call)
         } else if (call->status == CD_OK)
             api_send_json(call->app, c, call->route, call->start_ms, call->http_status,
                           call->result, NULL);
+        else if (call->status == CD_E_RATE_LIMITED && call->retry_ms > 0)
+            send_retry(call->app, c, call->route, call->start_ms, call->retry_ms);
         else
             api_send_error(call->app, c, call->route, call->start_ms, call->status, NULL,
                            call->status == CD_E_UNAUTHORIZED ? "WWW-Authenticate: Bearer\r\n"

@@ -160,8 +160,12 @@ struct store_ops {
     /* Members of a room in user id order, at most `limit`. cb gets (ud, NULL room, member). */
     int (*members_list)(struct store_conn *c, int64_t room_id, int limit, store_room_cb cb,
                         void *ud);
-    /* Every room of a user, in room id order. */
-    int (*rooms_of_user)(struct store_conn *c, int64_t user_id, store_room_cb cb, void *ud);
+    /* Rooms of a user with id > after, in room id order, at most limit (negative: all). */
+    int (*rooms_of_user)(struct store_conn *c, int64_t user_id, int64_t after, int limit,
+                         store_room_cb cb, void *ud);
+    /* The group rooms a user is a member of, and of those the ones it owns (for quotas). */
+    int (*user_room_counts)(struct store_conn *c, int64_t user_id, int64_t *group_rooms,
+                            int64_t *owned);
     /* 1 in *out when users a and b share at least one room. */
     int (*users_share_room)(struct store_conn *c, int64_t a, int64_t b, int *out);
 
@@ -184,9 +188,11 @@ struct store_ops {
     /* read markers: read_seq = max(read_seq, seq); *out_seq gets the resulting marker */
     int (*read_mark)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t seq,
                      int64_t *out_seq);
-    /* Messages (EV_MESSAGE, not sent by user_id) with seq > after. */
+    /* Messages (EV_MESSAGE, not sent by user_id) with after < seq <= after + max: only the first
+     * `max` entries after the marker are looked at, so the cost is bounded whatever the backlog.
+     * *capped = 1 when the log goes on past them (the count is then a lower bound). */
     int (*unread_count)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
-                        int64_t *out);
+                        int64_t max, int64_t *out, int *capped);
 };
 
 extern const struct store_ops store_sqlite_ops;

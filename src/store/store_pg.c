@@ -98,7 +98,10 @@ struct store {
                     "ORDER BY m.user_id LIMIT $2::bigint")                                         \
     X(ROOMS_OF_USER, "SELECT " ROOM_COLS ", " MEMBER_COLS " FROM members m "                       \
                      "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1::bigint "              \
-                     "ORDER BY m.room_id")                                                         \
+                     "AND m.room_id > $2::bigint ORDER BY m.room_id LIMIT $3::bigint")             \
+    X(USER_ROOM_COUNTS, "SELECT count(*), coalesce(sum((m.role = 2)::int), 0) FROM members m "     \
+                        "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1::bigint "           \
+                        "AND r.kind = 0")                                                          \
     X(USERS_SHARE, "SELECT EXISTS (SELECT 1 FROM members a JOIN members b "                        \
                    "ON b.room_id = a.room_id AND b.user_id = $2::bigint "                          \
                    "WHERE a.user_id = $1::bigint)::int")                                           \
@@ -126,8 +129,10 @@ struct store {
     X(READ_MARK, "UPDATE members m SET read_seq = greatest(m.read_seq, least($3::bigint, "         \
                  "(SELECT r.last_seq FROM rooms r WHERE r.id = $1::bigint))) "                     \
                  "WHERE m.room_id = $1::bigint AND m.user_id = $2::bigint RETURNING m.read_seq")   \
-    X(UNREAD_COUNT, "SELECT count(*) FROM events WHERE room_id = $1::bigint AND seq > $3::bigint " \
-                    "AND kind = $4::int AND sender <> $2::bigint")
+    X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = $1::bigint "              \
+                    "AND seq > $3::bigint AND seq <= $3::bigint + $5::bigint AND kind = $4::int "  \
+                    "AND sender <> $2::bigint), EXISTS (SELECT 1 FROM events WHERE "               \
+                    "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -1032,11 +1037,28 @@ static int pg_members_list(struct store_conn *c, int64_t room_id, int limit, sto
     return each_member(c, SQL_MEMBERS_LIST, &p, 0, cb, ud);
 }
 
-static int pg_rooms_of_user(struct store_conn *c, int64_t user_id, store_room_cb cb, void *ud)
+static int pg_rooms_of_user(struct store_conn *c, int64_t user_id, int64_t after, int limit,
+                            store_room_cb cb, void *ud)
 {
     struct params p = {0};
     p_int(&p, user_id);
+    p_int(&p, after);
+    p_limit(&p, limit);
     return each_member(c, SQL_ROOMS_OF_USER, &p, 1, cb, ud);
+}
+
+static int pg_user_room_counts(struct store_conn *c, int64_t user_id, int64_t *group_rooms,
+                               int64_t *owned)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, user_id);
+    if ((rc = run(c, SQL_USER_ROOM_COUNTS, &p, &r)) != CD_OK) return rc;
+    *group_rooms = PQntuples(r) ? col_i64(r, 0, 0) : 0;
+    *owned = PQntuples(r) ? col_i64(r, 0, 1) : 0;
+    PQclear(r);
+    return CD_OK;
 }
 
 static int pg_users_share_room(struct store_conn *c, int64_t a, int64_t b, int *out)
@@ -1126,14 +1148,21 @@ static int pg_read_mark(struct store_conn *c, int64_t room_id, int64_t user_id, 
 }
 
 static int pg_unread_count(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
-                           int64_t *out)
+                           int64_t max, int64_t *out, int *capped)
 {
     struct params p = {0};
+    PGresult *r;
+    int rc;
     p_int(&p, room_id);
     p_int(&p, user_id);
     p_int(&p, after);
     p_int(&p, EV_MESSAGE);
-    return query_i64(c, SQL_UNREAD_COUNT, &p, out);
+    p_int(&p, max < 0 ? 0 : max);
+    if ((rc = run(c, SQL_UNREAD_COUNT, &p, &r)) != CD_OK) return rc;
+    *out = PQntuples(r) ? col_i64(r, 0, 0) : 0;
+    *capped = PQntuples(r) ? col_i64(r, 0, 1) != 0 : 0;
+    PQclear(r);
+    return CD_OK;
 }
 
 const struct store_ops store_pg_ops = {
@@ -1168,6 +1197,7 @@ const struct store_ops store_pg_ops = {
     .member_delete = pg_member_delete,
     .members_list = pg_members_list,
     .rooms_of_user = pg_rooms_of_user,
+    .user_room_counts = pg_user_room_counts,
     .users_share_room = pg_users_share_room,
     .event_append = pg_event_append,
     .event_by_client_id = pg_event_by_client_id,

@@ -446,7 +446,7 @@ static void rooms_of_user_with_membership(void **state)
     assert_int_equal(f->ops->room_update(f->c, r3, NULL, "the topic"), CD_OK);
 
     memset(&k, 0, sizeof(k));
-    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, on_member, &k), CD_OK);
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, 0, -1, on_member, &k), CD_OK);
     assert_int_equal(k.n, 2);
     assert_int_equal(k.rooms[0].id, r1);
     assert_string_equal(k.rooms[0].name, "one");
@@ -463,9 +463,43 @@ static void rooms_of_user_with_membership(void **state)
     assert_int_equal(k.role[1], ROLE_ADMIN);
     assert_int_equal(k.user[1], f->bob);
 
+    /* pages: after a room id, at most limit */
     memset(&k, 0, sizeof(k));
-    assert_int_equal(f->ops->rooms_of_user(f->c, f->carol, on_member, &k), CD_OK);
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, 0, 1, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.rooms[0].id, r1);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, r1, 1, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.rooms[0].id, r3);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, r3, 10, on_member, &k), CD_OK);
     assert_int_equal(k.n, 0);
+
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->carol, 0, -1, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 0);
+}
+
+static void user_room_counts_for_quotas(void **state)
+{
+    struct fx *f = *state;
+    int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL);
+    int64_t dm = room_new(f, "", "1:2"), groups = -1, owned = -1;
+
+    put_member(f, r1, f->alice, ROLE_OWNER, 1);
+    put_member(f, r2, f->alice, ROLE_ADMIN, 1);
+    put_member(f, r2, f->bob, ROLE_OWNER, 1);
+    put_member(f, dm, f->alice, ROLE_MEMBER, 1);
+    assert_int_equal(f->ops->user_room_counts(f->c, f->alice, &groups, &owned), CD_OK);
+    assert_int_equal(groups, 2); /* the direct room is not counted */
+    assert_int_equal(owned, 1);
+    assert_int_equal(f->ops->user_room_counts(f->c, f->bob, &groups, &owned), CD_OK);
+    assert_int_equal(groups, 1);
+    assert_int_equal(owned, 1);
+    assert_int_equal(f->ops->user_room_counts(f->c, f->carol, &groups, &owned), CD_OK);
+    assert_int_equal(groups, 0);
+    assert_int_equal(owned, 0);
 }
 
 static void users_share_room_checks(void **state)
@@ -521,6 +555,7 @@ static void unread_count_counts_others_messages(void **state)
 {
     struct fx *f = *state;
     int64_t r = room_new(f, "r", NULL), other = room_new(f, "other", NULL), n = -1;
+    int capped = -1;
 
     append(f, r, f->alice, NULL, "1");                        /* 1 */
     append(f, r, f->bob, NULL, "2 own");                      /* 2 */
@@ -530,16 +565,31 @@ static void unread_count_counts_others_messages(void **state)
     append(f, r, f->carol, NULL, "6");                        /* 6 */
     append(f, other, f->alice, NULL, "elsewhere");
 
-    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, &n), CD_OK);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 1000, &n, &capped), CD_OK);
     assert_int_equal(n, 3);
-    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 1, &n), CD_OK);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 1, 1000, &n, &capped), CD_OK);
     assert_int_equal(n, 2);
-    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 4, &n), CD_OK);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 4, 1000, &n, &capped), CD_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 6, &n), CD_OK);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 6, 1000, &n, &capped), CD_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(f->ops->unread_count(f->c, r, f->alice, 0, &n), CD_OK);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->alice, 0, 1000, &n, &capped), CD_OK);
     assert_int_equal(n, 2);
+    assert_int_equal(capped, 0);
+
+    /* Bounded: only the first `max` entries after the marker are looked at. */
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 4, &n, &capped), CD_OK);
+    assert_int_equal(n, 2); /* entries 1-4: messages 1 and 4 are alice's */
+    assert_int_equal(capped, 1);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 6, &n, &capped), CD_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(capped, 0); /* nothing after seq 6 */
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 2, 1, &n, &capped), CD_OK);
+    assert_int_equal(n, 0); /* entry 3 is a member event */
+    assert_int_equal(capped, 1);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 0, &n, &capped), CD_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(capped, 1);
 }
 
 static void dm_key_unique(void **state)
@@ -620,6 +670,7 @@ static void bulk_appends_in_one_transaction(void **state)
 {
     struct fx *f = *state;
     int64_t r = room_new(f, "bulk", NULL), seq = 0, n = 0;
+    int capped = -1;
     struct collect k;
     char cmid[32];
 
@@ -637,8 +688,14 @@ static void bulk_appends_in_one_transaction(void **state)
     assert_int_equal(k.seq[0], STORE_CASES_BULK);
     snprintf(cmid, sizeof(cmid), "c%d", STORE_CASES_BULK);
     assert_string_equal(k.cmid[0], cmid);
-    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, STORE_CASES_BULK - 10, &n), CD_OK);
+    assert_int_equal(
+        f->ops->unread_count(f->c, r, f->bob, STORE_CASES_BULK - 10, 1000, &n, &capped), CD_OK);
     assert_int_equal(n, 10);
+    assert_int_equal(capped, 0);
+    /* from the start: 1000 looked at, the rest reported as capped */
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 1000, &n, &capped), CD_OK);
+    assert_int_equal(n, STORE_CASES_BULK > 1000 ? 1000 : STORE_CASES_BULK);
+    assert_int_equal(capped, STORE_CASES_BULK > 1000);
 }
 
 #define STORE_CASES(setup, teardown)                                                               \
@@ -653,6 +710,7 @@ static void bulk_appends_in_one_transaction(void **state)
         cmocka_unit_test_setup_teardown(member_delete_keeps_count, setup, teardown),               \
         cmocka_unit_test_setup_teardown(members_list_in_user_order, setup, teardown),              \
         cmocka_unit_test_setup_teardown(rooms_of_user_with_membership, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(user_room_counts_for_quotas, setup, teardown),             \
         cmocka_unit_test_setup_teardown(users_share_room_checks, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(read_mark_monotonic_and_clamped, setup, teardown),         \
         cmocka_unit_test_setup_teardown(unread_count_counts_others_messages, setup, teardown),     \

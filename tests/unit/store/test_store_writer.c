@@ -159,7 +159,7 @@ static long file_size(const char *dir, const char *name)
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
-/* A writer that commits back to back for two seconds and until 8 MiB of messages are written
+/* A writer that commits back to back for two seconds and until 32 MiB of messages are written
  * (however long that takes on a loaded machine, up to 120 s): the WAL must restart (and so stay a
  * small fraction of what was written) instead of growing with every commit. */
 static void wal_restarts_under_continuous_writes(void **state)
@@ -172,7 +172,7 @@ static void wal_restarts_under_continuous_writes(void **state)
     f->keep_going = 1;
     for (int i = 0; i < 4; i++)
         store_submit(&f->db, &job_new(f, 1)->j);
-    for (int i = 0; i < 2400 && (i < 40 || written < 8L << 20); i++) {
+    for (int i = 0; i < 2400 && (i < 40 || written < 32L << 20); i++) {
         long w = file_size(f->dir, "chatd.db-wal");
         if (w > wal_max) wal_max = w;
         nanosleep(&pause, NULL);
@@ -186,7 +186,7 @@ static void wal_restarts_under_continuous_writes(void **state)
     uv_mutex_unlock(&f->lock);
     assert_int_equal(f->failed, 0);
     /* Without a restart the WAL holds every frame ever written: more than the bodies alone. */
-    if (written < 8L << 20) fail_msg("only %ld bytes written in 120 s: too slow to tell", written);
+    if (written < 32L << 20) fail_msg("only %ld bytes written in 120 s: too slow to tell", written);
     if (wal_max > written / 3)
         fail_msg("WAL reached %ld bytes for %ld bytes of messages: it never restarted", wal_max,
                  written);
