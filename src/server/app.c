@@ -74,6 +74,19 @@ static void remote_session_end(void *ud, int64_t sid, int64_t at_ms)
 static void gpresence_offline(void *ud, int64_t user, int64_t last_seen, const int64_t *rooms,
                               uint32_t nrooms);
 
+static void gpresence_collect(void *ud, void (*emit)(void *arg, int64_t user, uint32_t n),
+                              void *arg)
+{
+    struct app *app = ud;
+    presence_collect_sent(app->presence, emit, arg);
+}
+
+static void gpresence_block(void *ud, int64_t user, int64_t until_ms)
+{
+    struct app *app = ud;
+    presence_block_msg(app->presence, user, until_ms);
+}
+
 static void hub_interest(void *ud, int64_t room, int on)
 {
     cluster_interest(ud, room, on);
@@ -112,7 +125,12 @@ static int cluster_join(struct app *app, struct hub_env *env)
                                         .node = node,
                                         .ttl_ms = (uint32_t)app->cfg.presence_ttl_ms,
                                         .offline = gpresence_offline,
-                                        .ud = app};
+                                        .ud = app,
+                                        .msg_rate =
+                                            app->cfg.rate_limits ? (double)app->cfg.msg_rate : 0,
+                                        .msg_burst = (double)app->cfg.msg_burst,
+                                        .collect = gpresence_collect,
+                                        .block = gpresence_block};
         if (presence_redis_open(&pc, &app->gpresence) != CD_OK) {
             log_error("invalid --redis-url", "\"expected\":\"redis://host:port[/db]\"");
             cluster_free(app->cluster);
