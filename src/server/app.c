@@ -178,6 +178,9 @@ int app_run(struct cfg *cfg)
     }
     log_set_level((enum log_level)lvl);
     signal(SIGPIPE, SIG_IGN);
+    /* Over a file size limit (ulimit -f) a write fails with EFBIG: a failed commit, reported and
+     * survived like a full disk, instead of the default SIGXFSZ killing chatd mid-commit. */
+    signal(SIGXFSZ, SIG_IGN);
     /* Buffers are allocated on one thread and freed on another all the time (frames, jobs):
      * keep freed memory in the heaps instead of trimming and regrowing them (mprotect storms). */
     mallopt(M_TRIM_THRESHOLD, 64 << 20);

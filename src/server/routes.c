@@ -160,15 +160,18 @@ void api_call_finish(struct api_call *call)
             metrics_http(&call->app->metrics, call->route, call->http_status,
                          (net_now_ms() - call->start_ms) * 1000);
             http_respond(c, call->http_status, "application/json", call->raw, call->raw_len, NULL);
-        } else if (call->status == CD_OK)
+        } else if (call->status == CD_OK) {
             api_send_json(call->app, c, call->route, call->start_ms, call->http_status,
                           call->result, NULL);
-        else
+            call->result = NULL; /* stolen */
+        } else {
             api_send_error(call->app, c, call->route, call->start_ms, call->status, NULL,
                            call->status == CD_E_UNAUTHORIZED ? "WWW-Authenticate: Bearer\r\n"
                                                              : NULL);
-        call->result = NULL;
+        }
     }
+    /* Not sent: the connection is gone, or the job built its result and then the commit (or a
+     * later step) failed. */
     json_decref(call->result);
     free(call->raw);
     if (call->cleanup) call->cleanup(call);
@@ -256,10 +259,17 @@ static void api_healthz(struct api_req *r)
     api_respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* Ready: started, not draining, and storage takes writes (store_health: the last write batch
+ * did not fail, no commit is stuck). The reason is the error message. */
 static void api_readyz(struct api_req *r)
 {
+    const char *why = NULL;
     if (!atomic_load(&r->app->ready) || atomic_load(&r->app->net.draining)) {
         api_respond_error(r, CD_E_UNAVAILABLE, "not ready");
+        return;
+    }
+    if (store_health(&r->app->db, &why) != CD_OK) {
+        api_respond_error(r, CD_E_UNAVAILABLE, why);
         return;
     }
     api_respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
@@ -310,6 +320,9 @@ static void api_metrics(struct api_req *r)
     COUNTER("chatd_store_commits_total", "Storage transactions (group commits).", ss.commits);
     COUNTER("chatd_store_jobs_total", "Write jobs committed or failed.", ss.jobs);
     COUNTER("chatd_store_failed_commits_total", "Failed group commits.", ss.failed_commits);
+    GAUGE("chatd_store_failing",
+          "1 while the last write batch failed and no commit succeeded since (/readyz 503).",
+          ss.failing);
     GAUGE("chatd_store_queued_jobs", "Write jobs submitted to the writer and not yet done.",
           ss.queued);
 #undef GAUGE

@@ -842,8 +842,29 @@ static int sq_checkpoint(struct store_conn *c, int *wal_frames)
     return CD_OK;
 }
 
+/* Rewrite the schema's user_version with its own value: page 1 is dirtied, so the commit must
+ * write a WAL frame (and fails when the disk is full), while nothing changes. */
+static int sq_probe(struct store_conn *c)
+{
+    sqlite3_stmt *s;
+    char sql[64];
+    int v;
+
+    if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        return sq_err(c, "probe");
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_finalize(s);
+        return sq_err(c, "probe");
+    }
+    v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", v);
+    return sq_exec(c->db, sql);
+}
+
 const struct store_ops store_sqlite_ops = {
     .checkpoint = sq_checkpoint,
+    .probe = sq_probe,
     .name = "sqlite",
     .open = sq_open,
     .close = sq_close,
