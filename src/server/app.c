@@ -19,6 +19,39 @@
 #include "util/log.h"
 #include "util/status.h"
 
+/* The files chatd keeps in its data directory: all created 0600. */
+static const char *const data_files[] = {"chatd.db", "chatd.db-wal", "chatd.db-shm", "jwt.keys",
+                                         "chatd.lock"};
+
+/* The data directory holds password hashes, messages and the signing keys: nobody but chatd's
+ * user may read it. A directory chatd created is 0700; an existing one that others can enter
+ * is set to 0700 when chatd's user owns it (logged), else a warning says so. Files from an
+ * older chatd (or copied in) that others could read are set to 0600 (logged). */
+static void protect_data_dir(const char *dir)
+{
+    char path[4096];
+    struct stat st;
+
+    if (stat(dir, &st) == 0 && (st.st_mode & 077)) {
+        if (st.st_uid == geteuid() && chmod(dir, 0700) == 0)
+            log_warn("data directory was open to other users: mode set to 0700",
+                     "\"dir\":\"%s\",\"was\":\"%04o\"", dir, (unsigned)(st.st_mode & 07777));
+        else
+            log_warn("data directory is open to other users and its mode cannot be changed",
+                     "\"dir\":\"%s\",\"mode\":\"%04o\"", dir, (unsigned)(st.st_mode & 07777));
+    }
+    for (size_t i = 0; i < sizeof(data_files) / sizeof(data_files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, data_files[i]);
+        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 077)) continue;
+        if (chmod(path, 0600) == 0)
+            log_warn("data file was readable by other users: mode set to 0600",
+                     "\"path\":\"%s\",\"was\":\"%04o\"", path, (unsigned)(st.st_mode & 07777));
+        else
+            log_warn("data file is readable by other users and its mode cannot be changed",
+                     "\"path\":\"%s\",\"error\":\"%s\"", path, strerror(errno));
+    }
+}
+
 /* One chatd per data directory: two would both append to the room logs, each with its own copy
  * of every room's last seq. The lock is held until the process exits (the kernel drops it even
  * after a crash). Returns the lock file's descriptor, or -1 (logged). */
@@ -47,6 +80,7 @@ static int lock_data_dir(const char *dir)
         close(fd);
         return -1;
     }
+    protect_data_dir(dir);
     return fd;
 }
 
@@ -178,6 +212,9 @@ int app_run(struct cfg *cfg)
     }
     log_set_level((enum log_level)lvl);
     signal(SIGPIPE, SIG_IGN);
+    /* Every file chatd creates is its data (database, WAL, keys, lock): private whatever the
+     * umask it was started with (each is also created with an explicit 0600). */
+    umask(077);
     /* Over a file size limit (ulimit -f) a write fails with EFBIG: a failed commit, reported and
      * survived like a full disk, instead of the default SIGXFSZ killing chatd mid-commit. */
     signal(SIGXFSZ, SIG_IGN);

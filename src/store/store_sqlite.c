@@ -1,10 +1,12 @@
 /* store_sqlite.c - the SQLite backend: WAL, numbered migrations, cached prepared statements. */
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store/store.h"
 #include "store/store_sqlite_walbuf.h"
@@ -256,7 +258,7 @@ static int sq_open(const struct store_config *cfg, struct store **out)
     struct store *st;
     sqlite3 *db = NULL;
     size_t n;
-    int rc;
+    int rc, fd;
 
     if (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST) {
         log_error("cannot create data directory", "\"dir\":\"%s\",\"error\":\"%s\"", cfg->dir,
@@ -268,6 +270,15 @@ static int sq_open(const struct store_config *cfg, struct store **out)
     st->path = xmalloc(n);
     snprintf(st->path, n, "%s/chatd.db", cfg->dir);
     st->sync_full = !cfg->sync_mode || strcmp(cfg->sync_mode, "normal") != 0;
+    /* Created here 0600 whatever the umask (SQLite would use 0644 & ~umask); SQLite gives the
+     * WAL and shared-memory files the database file's mode. */
+    if ((fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+        log_error("cannot create database", "\"path\":\"%s\",\"error\":\"%s\"", st->path,
+                  strerror(errno));
+        rc = CD_E_IO;
+        goto fail;
+    }
+    close(fd);
     if (sqlite3_open_v2(st->path, &db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         vfs_name()) != SQLITE_OK) {
