@@ -285,7 +285,8 @@ void http_respond(struct conn *c, int status, const char *content_type, const vo
            !c->io->draining && status != 408 && status != 413 && status != 431 && status != 414;
     n = snprintf(head, sizeof(head),
                  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                 "Cache-Control: no-store\r\nConnection: %s\r\n%s\r\n",
+                 "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+                 "Connection: %s\r\n%s\r\n",
                  status, http_reason(status), content_type ? content_type : "application/json", len,
                  keep ? "keep-alive" : "close", extra_headers ? extra_headers : "");
     if (n < 0 || (size_t)n >= sizeof(head)) n = 0;
@@ -433,6 +434,52 @@ static int hexval(char ch)
     return -1;
 }
 
+/* Percent-decode v[0..len) into out; HTTP_QUERY_TOO_LONG when it does not fit. */
+static int query_decode(const char *v, const char *end, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (; v < end; v++) {
+        char ch = *v;
+        if (ch == '%' && end - v >= 3 && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
+            ch = (char)(hexval(v[1]) * 16 + hexval(v[2]));
+            v += 2;
+        } else if (ch == '+') {
+            ch = ' ';
+        }
+        if (o + 1 >= cap) {
+            out[0] = '\0';
+            return HTTP_QUERY_TOO_LONG;
+        }
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    return 1;
+}
+
+/* Every occurrence of name (a "name" without "=" counts, with an empty value). */
+int http_query_value(const struct http_request *r, const char *name, char *out, size_t cap)
+{
+    const char *p = r->query.p, *end = r->query.p + r->query.len;
+    const char *val = NULL, *val_end = NULL;
+    size_t nlen = strlen(name);
+
+    if (cap == 0) return HTTP_QUERY_TOO_LONG;
+    out[0] = '\0';
+    while (p && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *seg_end = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(seg_end - p));
+        const char *key_end = eq ? eq : seg_end;
+        if ((size_t)(key_end - p) == nlen && memcmp(p, name, nlen) == 0) {
+            if (val) return HTTP_QUERY_REPEATED;
+            val = eq ? eq + 1 : seg_end;
+            val_end = seg_end;
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return val ? query_decode(val, val_end, out, cap) : 0;
+}
+
 int http_query_param(const struct http_request *r, const char *name, char *out, size_t cap)
 {
     const char *p = r->query.p, *end = r->query.p + r->query.len;
@@ -442,25 +489,36 @@ int http_query_param(const struct http_request *r, const char *name, char *out, 
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *seg_end = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(seg_end - p));
-        if (eq && (size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0) {
-            size_t o = 0;
-            for (const char *v = eq + 1; v < seg_end; v++) {
-                char ch = *v;
-                if (ch == '%' && seg_end - v >= 3 && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
-                    ch = (char)(hexval(v[1]) * 16 + hexval(v[2]));
-                    v += 2;
-                } else if (ch == '+') {
-                    ch = ' ';
-                }
-                if (o + 1 >= cap) return 0;
-                out[o++] = ch;
-            }
-            out[o] = '\0';
-            return 1;
-        }
+        if (eq && (size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0)
+            return cap && query_decode(eq + 1, seg_end, out, cap) == 1;
         p = amp ? amp + 1 : end;
     }
     return 0;
+}
+
+int http_bearer_token(const struct http_request *r, struct slice *tok)
+{
+    struct slice h;
+    const char *p, *end;
+
+    if (!http_header(r, "authorization", &h)) return 0;
+    p = h.p;
+    end = h.p + h.len;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (end - p < 7 || !slice_case_eq((struct slice){p, 6}, "bearer") ||
+        (p[6] != ' ' && p[6] != '\t'))
+        return -1;
+    p += 7;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p == end) return -1;
+    for (const char *q = p; q < end; q++)
+        if ((unsigned char)*q <= 0x20 || *q == 0x7f) return -1;
+    *tok = (struct slice){p, (size_t)(end - p)};
+    return 1;
 }
 
 static int header_has_token(const struct http_request *r, const char *name, const char *token)

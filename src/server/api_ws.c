@@ -467,16 +467,18 @@ void api_ws_upgrade(struct api_req *r)
     uint32_t online;
     int rc;
 
-    if (http_header(r->http, "authorization", &h) && h.len > 7 &&
-        slice_case_eq((struct slice){h.p, 7}, "bearer ") && h.len - 7 <= JWT_MAX_TOKEN) {
-        toklen = h.len - 7;
-        memcpy(tok, h.p + 7, toklen);
-    } else if (http_query_param(r->http, "access_token", tok, sizeof(tok))) {
+    /* The header as on every other route (one parser); else ?access_token= for browsers. */
+    if ((rc = http_bearer_token(r->http, &h)) == 1 && h.len <= JWT_MAX_TOKEN) {
+        toklen = h.len;
+        memcpy(tok, h.p, toklen);
+    } else if (rc == 0 && http_query_value(r->http, "access_token", tok, sizeof(tok)) == 1) {
         toklen = strlen(tok);
     }
     if (!toklen) {
         metrics_auth_failure(&r->app->metrics, AUTH_FAIL_TOKEN);
-        api_respond_error(r, CD_E_UNAUTHORIZED, "missing access token");
+        api_respond_error(r, CD_E_UNAUTHORIZED,
+                          rc ? "malformed Authorization header (expected Bearer <token>)"
+                             : "missing or invalid access token");
         return;
     }
     if ((rc = api_verify_token(r->app, tok, toklen, &user_id, &sid)) != CD_OK) {

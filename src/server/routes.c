@@ -237,21 +237,6 @@ int api_verify_token(struct app *app, const char *tok, size_t len, int64_t *user
     return CD_OK;
 }
 
-static int bearer_token(struct http_request *req, struct slice *tok)
-{
-    struct slice h;
-    if (!http_header(req, "authorization", &h) || h.len < 8 ||
-        !slice_case_eq((struct slice){h.p, 7}, "bearer "))
-        return 0;
-    tok->p = h.p + 7;
-    tok->len = h.len - 7;
-    while (tok->len && *tok->p == ' ') {
-        tok->p++;
-        tok->len--;
-    }
-    return tok->len > 0;
-}
-
 /* ---- operational endpoints ---- */
 
 static void api_healthz(struct api_req *r)
@@ -389,9 +374,11 @@ void app_on_request(struct conn *c, struct http_request *req)
     if (rt->flags & ROUTE_F_AUTH) {
         struct slice tok;
         int rc;
-        if (!bearer_token(req, &tok)) {
+        if ((rc = http_bearer_token(req, &tok)) != 1) {
             metrics_auth_failure(&app->metrics, AUTH_FAIL_TOKEN);
-            api_respond_error(&r, CD_E_UNAUTHORIZED, "missing bearer token");
+            api_respond_error(&r, CD_E_UNAUTHORIZED,
+                              rc ? "malformed Authorization header (expected Bearer <token>)"
+                                 : "missing bearer token");
             return;
         }
         if ((rc = api_verify_token(app, tok.p, tok.len, &r.user_id, NULL)) != CD_OK) {
