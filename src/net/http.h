@@ -21,9 +21,13 @@ struct http_request {
     int nheaders;
     struct slice body;
     int keep_alive;
-    int upgrade;       /* the client asked for a protocol upgrade */
-    uint64_t start_ms; /* when the first byte of the request arrived (net_now_ms) */
+    int upgrade;            /* the client asked for a protocol upgrade */
+    uint64_t start_ms;      /* when the first byte of the request arrived (net_now_ms) */
+    const char *request_id; /* HTTP_REQUEST_ID_LEN hex digits, unique per request: on every
+                               log line of the request and in the X-Request-Id header */
 };
+
+#define HTTP_REQUEST_ID_LEN 16
 
 /* Case-insensitive header lookup; returns 1 and sets *out when present. */
 int http_header(const struct http_request *r, const char *name, struct slice *out);
@@ -46,7 +50,8 @@ int http_bearer_token(const struct http_request *r, struct slice *tok);
 
 /* Send a complete response (Content-Length framing) and resume reading the next request. Only
  * valid while the request is pending. extra_headers: preformatted "Name: value\r\n" lines or
- * NULL. */
+ * NULL. Every response carries X-Request-Id, X-Content-Type-Options: nosniff and Cache-Control:
+ * no-store, and is logged (info, "http": method, path without the query, status, duration). */
 void http_respond(struct conn *c, int status, const char *content_type, const void *body,
                   size_t len, const char *extra_headers);
 /* Answer the pending request with 101 Switching Protocols and switch c to WebSocket mode. The

@@ -197,8 +197,10 @@ static void login_verify(struct api_call *call)
 
 static void login_verified(struct api_call *call)
 {
-    if (call->status == CD_E_INVALID_CREDENTIALS)
+    if (call->status == CD_E_INVALID_CREDENTIALS) {
         metrics_auth_failure(&call->app->metrics, AUTH_FAIL_CREDENTIALS);
+        log_info("login failed", "\"username\":\"%s\"", ((struct auth_call *)call)->username);
+    }
     write_unless_failed(call, login_exec);
 }
 

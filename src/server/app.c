@@ -325,7 +325,7 @@ int app_run(struct cfg *cfg)
     net_join(&app->net);
     store_db_close(&app->db); /* finishes queued writes; their replies run in net_free */
     net_free(&app->net);
-    log_info("chatd stopped", "%s", "\"exit\":0");
+    log_info("chatd stopped", "\"exit\":%d", 0);
 done:
     limiter_free(&app->auth_ip);
     limiter_free(&app->auth_user);

@@ -88,10 +88,11 @@ struct api_call {
     struct conn *c;
     int route;
     uint64_t start_ms;
-    int status;      /* CD_OK or an error for the response */
-    json_t *result;  /* response object on success (owned) */
-    int http_status; /* success status (200/201/204) */
-    char *raw;       /* prebuilt JSON response body (malloc'ed), instead of result */
+    char request_id[HTTP_REQUEST_ID_LEN + 1]; /* on the log lines of the call's threads */
+    int status;                               /* CD_OK or an error for the response */
+    json_t *result;                           /* response object on success (owned) */
+    int http_status;                          /* success status (200/201/204) */
+    char *raw; /* prebuilt JSON response body (malloc'ed), instead of result */
     size_t raw_len;
     /* Optional, writer thread, after the commit and before the answer: publish events. */
     void (*committed)(struct api_call *call);

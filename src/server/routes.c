@@ -147,6 +147,8 @@ struct api_call *api_call_new(struct api_req *r, size_t size)
     call->c = r->c;
     call->route = r->route;
     call->start_ms = r->http->start_ms;
+    if (r->http->request_id)
+        snprintf(call->request_id, sizeof(call->request_id), "%s", r->http->request_id);
     call->http_status = 200;
     conn_hold(r->c);
     return call;
@@ -155,6 +157,7 @@ struct api_call *api_call_new(struct api_req *r, size_t size)
 void api_call_finish(struct api_call *call)
 {
     struct conn *c = call->c;
+    const char *prev_rid = log_request_id_set(call->request_id);
     if (conn_alive(c)) {
         if (call->status == CD_OK && call->raw) {
             metrics_http(&call->app->metrics, call->route, call->http_status,
@@ -176,20 +179,29 @@ void api_call_finish(struct api_call *call)
     free(call->raw);
     if (call->cleanup) call->cleanup(call);
     conn_release(c);
+    log_request_id_set(prev_rid);
     free(call);
 }
 
 static void call_work(uv_work_t *w)
 {
     struct api_call *call = w->data;
+    const char *prev = log_request_id_set(call->request_id);
     call->work_fn(call);
+    log_request_id_set(prev);
 }
 
+/* after_fn may free the call (api_call_finish): the id is copied first. */
 static void call_after_work(uv_work_t *w, int status)
 {
     struct api_call *call = w->data;
+    char rid[sizeof(call->request_id)];
+    const char *prev;
     (void)status;
+    memcpy(rid, call->request_id, sizeof(rid));
+    prev = log_request_id_set(rid);
     call->after_fn(call);
+    log_request_id_set(prev);
 }
 
 void api_call_work(struct api_call *call)
