@@ -87,7 +87,7 @@ static int lock_data_dir(const char *dir)
 /* How long a token of a session ended at `at_s` can still verify. */
 static int64_t token_end(const struct app *app, int64_t at_s)
 {
-    return at_s + app->cfg.access_ttl + API_TOKEN_LEEWAY_S;
+    return at_s + app->cfg.access_ttl + app->cfg.token_leeway;
 }
 
 void app_session_end(struct app *app, int64_t user, int64_t sid)
@@ -115,7 +115,7 @@ static int load_revoked(struct app *app)
 {
     struct revoked_load l = {app, now_unix_ms() / 1000};
     struct store_conn *rd = store_reader(&app->db);
-    int64_t since_ms = (l.now - app->cfg.access_ttl - API_TOKEN_LEEWAY_S) * 1000;
+    int64_t since_ms = (l.now - app->cfg.access_ttl - app->cfg.token_leeway) * 1000;
     if (!rd) return CD_E_IO;
     return app->db.ops->sessions_revoked_since(rd, since_ms, revoked_row, &l);
 }
@@ -204,6 +204,8 @@ int app_run(struct cfg *cfg)
 
     app->cfg = *cfg;
     if (app->cfg.access_ttl < 1) app->cfg.access_ttl = 1; /* a token must live at least 1 s */
+    if (app->cfg.token_leeway < 0) app->cfg.token_leeway = 0;
+    if (app->cfg.token_leeway > 300) app->cfg.token_leeway = 300;
     lvl = log_level_parse(cfg->log_level);
     if (lvl < 0) {
         log_error("invalid --log-level", "\"value\":\"%s\"", cfg->log_level);
@@ -297,6 +299,7 @@ int app_run(struct cfg *cfg)
         .on_request = app_on_request,
         .on_ws_message = api_ws_message,
         .on_ws_close = api_ws_close,
+        .on_ws_deadline = api_ws_deadline,
         .on_thread_start = hub_thread_start,
         .on_thread_stop = hub_thread_stop,
         .on_tick = hub_tick,

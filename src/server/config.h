@@ -26,6 +26,8 @@
     X(jwt_keys, "jwt-keys", STR, "",                                                               \
       "HS256 keys 'kid:64hex[,kid:64hex]' (first signs); empty = generated in data-dir")           \
     X(access_ttl, "access-ttl", INT, "900", "access token lifetime, seconds")                      \
+    X(token_leeway, "token-leeway", INT, "30",                                                     \
+      "clock skew allowed on access-token times, seconds (0-300); a WebSocket closes 4002 then")   \
     X(refresh_ttl, "refresh-ttl", INT, "2592000", "refresh token lifetime, seconds")               \
     X(pwhash_ops, "pwhash-ops", INT, "2", "Argon2id passes (libsodium OPSLIMIT_INTERACTIVE = 2)")  \
     X(pwhash_mem_kib, "pwhash-mem-kib", INT, "65536",                                              \

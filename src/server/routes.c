@@ -234,16 +234,20 @@ void api_call_write(struct api_call *call)
 
 /* ---- auth ---- */
 
+int api_verify_claims(struct app *app, const char *tok, size_t len, struct jwt_claims *out)
+{
+    int64_t now = now_unix_ms() / 1000;
+    int rc = jwt_verify(&app->keys, tok, len, now, app->cfg.token_leeway, out);
+    if (rc == CD_OK && out->sid && revoked_has(app->revoked, out->sid, now)) rc = CD_E_UNAUTHORIZED;
+    if (rc != CD_OK) metrics_auth_failure(&app->metrics, AUTH_FAIL_TOKEN);
+    return rc;
+}
+
 int api_verify_token(struct app *app, const char *tok, size_t len, int64_t *user_id, int64_t *sid)
 {
     struct jwt_claims cl;
-    int64_t now = now_unix_ms() / 1000;
-    int rc = jwt_verify(&app->keys, tok, len, now, API_TOKEN_LEEWAY_S, &cl);
-    if (rc == CD_OK && cl.sid && revoked_has(app->revoked, cl.sid, now)) rc = CD_E_UNAUTHORIZED;
-    if (rc != CD_OK) {
-        metrics_auth_failure(&app->metrics, AUTH_FAIL_TOKEN);
-        return rc;
-    }
+    int rc = api_verify_claims(app, tok, len, &cl);
+    if (rc != CD_OK) return rc;
     *user_id = cl.sub;
     if (sid) *sid = cl.sid;
     return CD_OK;
