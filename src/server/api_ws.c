@@ -519,8 +519,8 @@ void api_ws_upgrade(struct api_req *r)
     if (!toklen) {
         metrics_auth_failure(&r->app->metrics, AUTH_FAIL_TOKEN);
         api_respond_error(r, CD_E_UNAUTHORIZED,
-                          rc ? "malformed Authorization header (expected Bearer <token>)"
-                             : "missing or invalid access token");
+                          rc < 0 ? "malformed Authorization header (expected Bearer <token>)"
+                                 : "missing or invalid access token");
         return;
     }
     if ((rc = api_verify_claims(r->app, tok, toklen, &cl)) != CD_OK) {
