@@ -414,9 +414,14 @@ void api_rooms_list(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_FIELD, "limit must be 1-500");
         return;
     }
-    if (http_query_param(r->http, "after", buf, sizeof(buf)) &&
-        !id_parse((struct slice){buf, strlen(buf)}, 'r', &after)) {
-        api_respond_error(r, CD_E_INVALID_FIELD, "after must be a room id");
+    switch (http_query_value(r->http, "after", buf, sizeof(buf))) {
+    case 0:
+        break;
+    case 1:
+        if (id_parse((struct slice){buf, strlen(buf)}, 'r', &after)) break;
+        /* fall through */
+    default: /* over-long, repeated or not a room id: refused, never ignored */
+        api_respond_error(r, CD_E_INVALID_FIELD, "after must be a room id, given once");
         return;
     }
     rc = room_call_new(r);
