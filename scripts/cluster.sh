@@ -100,14 +100,15 @@ jwt_keys() {
   cat "$f"
 }
 
-start_node() { # index binary store_url
-  local i=$1 bin=$2 url=$3 port=$((NODE_BASE + $1)) pidf=$DIR/node$1.pid
+start_node() { # index binary store_url keys
+  local i=$1 bin=$2 url=$3 keys=$4 port=$((NODE_BASE + $1)) pidf=$DIR/node$1.pid nats
   alive "$pidf" && return
   mkdir -p "$DIR/node$i"
+  nats=$(nats_urls)
   # shellcheck disable=SC2086
   "$bin" --listen "127.0.0.1:$port" --data-dir "$DIR/node$i" --store-url "$url" \
-    --nats-url "$(nats_urls)" --node-id "node$i" --jwt-keys "$(jwt_keys)" \
-    ${CHATD_NODE_ARGS:-} >>"$DIR/node$i.log" 2>&1 &
+    --nats-url "$nats" --redis-url "redis://127.0.0.1:$REDIS_PORT" --node-id "node$i" \
+    --jwt-keys "$keys" ${CHATD_NODE_ARGS:-} >>"$DIR/node$i.log" 2>&1 &
   echo $! > "$pidf"
 }
 
@@ -146,14 +147,16 @@ start_nginx() {
 }
 
 up() {
-  local n=${1:-3} bin url i
+  local n=${1:-3} bin url i keys
   mkdir -p "$DIR"
+  chmod 711 "$DIR" # PostgreSQL runs as its own user and must reach $DIR/pg; files stay private
   deps
   url=$("$ROOT/scripts/pg.sh" start)
   start_nats
   start_redis
   bin=$(chatd_bin)
-  for i in $(seq 0 $((n - 1))); do start_node "$i" "$bin" "$url"; done
+  keys=$(jwt_keys) # once: every node signs and verifies with the same keys
+  for i in $(seq 0 $((n - 1))); do start_node "$i" "$bin" "$url" "$keys"; done
   for i in $(seq 0 $((n - 1))); do
     wait_port $((NODE_BASE + i)) 30 || { log "node$i did not start (see $DIR/node$i.log)"; tail -5 "$DIR/node$i.log" >&2; exit 1; }
   done

@@ -79,9 +79,20 @@ start() {
     while port_busy "$port"; do port=$((port + 1)); done # taken since the last start: move
     echo "$port" | as_owner tee "$PORT_FILE" >/dev/null
   fi
-  as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$DIR -c max_connections=500" \
-    start >/dev/null || { tail -20 "$LOG" >&2; exit 1; }
+  # Another process may take the port between the check and the bind: move on and retry.
+  for attempt in 1 2 3 4 5; do
+    if as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
+      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$DIR -c max_connections=500" \
+      start >/dev/null; then
+      break
+    fi
+    if [ -n "${CHATD_PG_PORT:-}" ] || [ "$attempt" = 5 ] || ! tail -5 "$LOG" | grep -q "already in use"; then
+      tail -20 "$LOG" >&2; exit 1
+    fi
+    port=$((port + 1))
+    while port_busy "$port"; do port=$((port + 1)); done
+    echo "$port" | as_owner tee "$PORT_FILE" >/dev/null
+  done
   if [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = 'chatd'")" ]; then
     psql_admin -c "CREATE DATABASE chatd"
   fi
