@@ -126,6 +126,8 @@ struct cb_stats {
     struct cb_hist ack;         /* send -> ack (chatd) */
     struct cb_hist sync;        /* storm: reconnect -> synced */
     struct cb_hist reconn;      /* mix: drop -> synced (reconnect, sync replay, live again) */
+    struct cb_hist lat_cross;   /* several --url: latency of window deliveries whose sender's
+                                 * connection went to another url than the receiver's */
 };
 
 struct cb_shared {
@@ -255,6 +257,9 @@ void cb_conn_fail(struct cb_worker *w, struct cb_conn *c, const char *why);
 void cb_record(struct cb_worker *w, struct cb_conn *c, const uint8_t *p, size_t n);
 /* Find the body marker in p[0..n) and record it; returns 0 when there is none. */
 int cb_record_scan(struct cb_worker *w, struct cb_conn *c, const uint8_t *p, size_t n);
+/* Record a live window delivery's latency (and, with several urls, whether it crossed nodes:
+ * snd is the body's sender number). */
+void cb_record_latency(struct cb_worker *w, struct cb_conn *c, uint64_t ts, uint64_t snd);
 /* Parse 16 hex digits; returns UINT64_MAX on a non-hex digit. */
 uint64_t cb_hex(const uint8_t *p, int digits);
 

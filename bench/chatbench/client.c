@@ -296,7 +296,21 @@ void cb_record(struct cb_worker *w, struct cb_conn *c, const uint8_t *p, size_t 
     }
     if (ts >= w->win_start && ts < w->win_end) {
         st->received++;
-        cb_hist_add(&st->lat, w->now > ts ? w->now - ts : 0);
+        cb_record_latency(w, c, ts, snd);
+    }
+}
+
+void cb_record_latency(struct cb_worker *w, struct cb_conn *c, uint64_t ts, uint64_t snd)
+{
+    uint64_t lat = w->now > ts ? w->now - ts : 0;
+    cb_hist_add(&w->st->lat, lat);
+    uint32_t n = (uint32_t)w->o->nurls;
+    if (n > 1) {
+        /* the sender's connection number: mix senders are connections 0..S-1, the other
+         * scenarios' come after the receivers */
+        uint64_t sg = w->o->scenario == SC_MIX ? snd : (uint64_t)w->sh->total_receivers + snd;
+        if (sg % n != c->gid % n)
+            cb_hist_add(&w->st->lat_cross, lat);
     }
 }
 

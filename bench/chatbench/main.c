@@ -247,6 +247,7 @@ static void merge_all(struct cb_shared *sh, struct cb_stats *sum)
         cb_hist_merge(&sum->ack, &s->ack);
         cb_hist_merge(&sum->sync, &s->sync);
         cb_hist_merge(&sum->reconn, &s->reconn);
+        cb_hist_merge(&sum->lat_cross, &s->lat_cross);
     }
 }
 
@@ -695,6 +696,10 @@ int main(int argc, char **argv)
                 (double)sum.sent / dur, sum.send_lag_max / 1e6);
         print_hist_ms(f, "latency_ms", &sum.lat);
         fputc(',', f);
+        if (o->nurls > 1) {
+            print_hist_ms(f, "latency_cross_node_ms", &sum.lat_cross);
+            fputc(',', f);
+        }
         if (mix) {
             /* gaps: seqs a connection never saw in a room; replayed: window messages that came
              * by sync after a reconnect (not in latency_ms); skipped_offline: sends due while

@@ -383,7 +383,8 @@ void cb_mix_on_message(struct cb_worker *w, struct cb_conn *c, const uint8_t *p,
         return;
     }
     uint64_t ts = cb_hex(b + 10, 16);
-    if (ts == UINT64_MAX) {
+    uint64_t snd = (size_t)(p + n - b) >= 10 + 27 ? cb_hex(b + 10 + 17, 8) : UINT64_MAX;
+    if (ts == UINT64_MAX || snd == UINT64_MAX) {
         w->st->errors++;
         return;
     }
@@ -393,7 +394,7 @@ void cb_mix_on_message(struct cb_worker *w, struct cb_conn *c, const uint8_t *p,
         if (c->syncing)
             w->st->replayed++;
         else
-            cb_hist_add(&w->st->lat, w->now > ts ? w->now - ts : 0);
+            cb_record_latency(w, c, ts, snd);
     }
 }
 
