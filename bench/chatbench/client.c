@@ -595,7 +595,8 @@ static void send_message(struct cb_worker *w, struct cb_conn *c, uint64_t due)
         if (w->o->scenario == SC_MIX)
             w->st->expected += w->world->room_conns[c->room] - 1;
     }
-    c->pending++;
+    if (w->o->scenario == SC_MIX)
+        c->pending++;
 }
 
 /* Send every message due by now; arm the timer for the next one. */
@@ -625,7 +626,7 @@ static void send_due(struct cb_worker *w)
         struct cb_conn *c = &w->conns[w->senders[w->k % (uint64_t)w->nsenders]];
         if (c->state == CS_READY)
             send_message(w, c, due);
-        else if (w->o->scenario == SC_MIX && c->reconnecting)
+        else if (w->o->scenario == SC_MIX && c->reconnecting && c->state != CS_CLOSED)
             w->st->skipped_offline += due >= w->win_start; /* churned: back soon */
         else if (due >= w->win_start)
             w->st->errors++; /* a lost sender: its share of the load is missing */
