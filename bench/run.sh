@@ -3,8 +3,10 @@
 # regenerate docs/BENCHMARKS.md (tables + gnuplot PNGs under docs/bench/).
 #
 #   bench/run.sh [--quick] [--systems "chatd ceiling ws socketio nats mosquitto"] [--no-install]
-#                [--no-docs]
+#                [--no-docs] [--mix-only]
 #
+# --mix-only runs only chatd's `mix` step (real-chat shape: small rooms, DMs, churn) and writes
+# no docs unless asked by a later full run.
 # Every server runs pinned to CPU 0 and chatbench to CPU 1 (taskset), one system at a time, each
 # on a fresh server process. Installs what is missing (Debian: nats-server mosquitto gnuplot-nox
 # nodejs npm python3; npm: ws, socket.io into bench/peers/<name>/node_modules), builds Release
@@ -17,6 +19,7 @@ BUILD=${CHATBENCH_BUILD_DIR:-$ROOT/build-bench}
 QUICK=0
 INSTALL=1
 DOCS=1
+MIX_ONLY=0
 SYSTEMS="ceiling ceilingeq chatd ws socketio nats mosquitto"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,7 +27,8 @@ while [ $# -gt 0 ]; do
     --systems) SYSTEMS=$2; shift ;;
     --no-install) INSTALL=0 ;;
     --no-docs) DOCS=0 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --mix-only) MIX_ONLY=1; DOCS=0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -47,6 +51,8 @@ if [ "$QUICK" = 1 ]; then
   LAT_DUR=2
   RETRIES=0   # no retry of a failed step: --quick is a smoke run, not a measurement
   DURABLE_RATES="100 500"   # messages/s per sender, 100 senders
+  # mix: users, total msgs/s, reconnects/s (each overridable from the environment)
+  MIX_USERS=${MIX_USERS:-500}; MIX_RATES=${MIX_RATES:-1000}; MIX_CHURN=${MIX_CHURN:-20}
 else
   RATES="20 50 100 200 500 1000 2000 3000 5000 10000 15000 20000 30000"
   DUR=4; WARM=1; DRAIN=3
@@ -54,6 +60,8 @@ else
   LAT_DUR=5
   RETRIES=2
   DURABLE_RATES="50 100 200 300 400 500 1000 2000"
+  MIX_USERS=${MIX_USERS:-2000}; MIX_RATES=${MIX_RATES:-"1000 5000 10000"}
+  MIX_CHURN=${MIX_CHURN:-100}
 fi
 RECEIVERS=1000
 
@@ -93,6 +101,15 @@ build() {
 [ "$INSTALL" = 1 ] && install_deps
 build
 CB=$BUILD/bench/chatbench
+# Room quotas (when this chatd has them): high, so the setup of `mix` (thousands of rooms and
+# DMs made in seconds) is not refused. Older binaries without the flags get none of them.
+CHATD_QUOTAS=()
+if [ "${CHATD_BUILT:-0}" = 1 ]; then
+  CHATD_HELP=$("$BUILD/chatd" --help 2>&1 || true)
+  for q in --max-owned-rooms --max-rooms-per-user --max-new-dms --room-rate; do
+    if grep -q -- "$q " <<<"$CHATD_HELP"; then CHATD_QUOTAS+=("$q" 1000000); fi
+  done
+fi
 
 # ---------------------------------------------------------------- servers
 PATH=$PATH:/usr/sbin
@@ -138,7 +155,8 @@ start_server() { # system -> sets SPID
       rm -rf "$OUT/chatd-data"
       taskset -c 0 "$BUILD/chatd" --listen "127.0.0.1:$port" --data-dir "$OUT/chatd-data" \
         --threads 1 --sqlite-sync "${CHATD_SYNC:-normal}" --pwhash-ops 1 --pwhash-mem-kib 8192 \
-        --rate-limits off --max-conns-per-user 1000000 --log-level warn >>"$logf" 2>&1 & ;;
+        --rate-limits off --max-conns-per-user 1000000 "${CHATD_QUOTAS[@]}" \
+        --log-level warn >>"$logf" 2>&1 & ;;
   esac
   SPID=$!
   if ! wait_port "$port" 15; then
@@ -262,9 +280,20 @@ bench_system() {
   fi
 }
 
+# mix_sweep: chatd's `mix` at each of MIX_RATES on the running server (SPID).
+mix_sweep() {
+  local rate
+  for rate in $MIX_RATES; do
+    kill -0 "$SPID" 2>/dev/null || break
+    run_cb "chatd__mix__$rate" mix --target chatd --url "ws://127.0.0.1:$(port_of chatd)/" \
+      --users "$MIX_USERS" --rate "$rate" --churn "$MIX_CHURN" --duration $DUR --warmup $WARM \
+      --drain $DRAIN --server-pid "$SPID" || break
+  done
+}
+
 bench_chatd_only() {
   local url=ws://127.0.0.1:$(port_of chatd)/
-  for sc in durable storm history; do
+  for sc in durable storm history mix; do
     log "== chatd: $sc"
     start_server chatd || return
     case $sc in
@@ -283,6 +312,12 @@ bench_chatd_only() {
       storm)
         run_cb "chatd__storm" storm --target chatd --url "$url" --conns "$CONNS" --rooms 100 \
           --missed 10 --server-pid "$SPID" || true ;;
+      mix)
+        # Real-chat shape: MIX_USERS users (one connection each) in groups of 10 (3 each) and 4
+        # DMs each, 10 % of them sending at a total of RATE msgs/s with durable acks, MIX_CHURN
+        # connections/s reset and resynced. One server for all rates (each run makes its own
+        # users and rooms; the registrations take most of the setup).
+        mix_sweep ;;
       history)
         run_cb "chatd__history" history --target chatd --url "$url" \
           --history-msgs "$([ "$QUICK" = 1 ] && echo 100000 || echo 1000000)" \
@@ -319,6 +354,16 @@ EOF
 }
 machine_json
 
+if [ "$MIX_ONLY" = 1 ]; then
+  quiet_check chatd
+  if [ "${CHATD_BUILT:-0}" != 1 ]; then echo "chatd did not build" >&2; exit 1; fi
+  log "== chatd: mix"
+  if start_server chatd; then
+    mix_sweep
+    stop_server
+  fi
+  SYSTEMS=""
+fi
 for sys in $SYSTEMS; do
   bench_system "$sys"
 done

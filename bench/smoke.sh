@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/smoke.sh URL [CHATBENCH] - a seconds-long chatbench run against a running chatd, for the
 # test suite: it checks that the tool still works end to end (connect, authenticate, send,
-# receive, JSON result), never how fast. No timing assertions.
+# receive, JSON result; mix: churn with sync), never how fast. No timing assertions.
 #
 #   bench/smoke.sh ws://127.0.0.1:8080/ [build/bench/chatbench]
 #
@@ -32,8 +32,10 @@ except ValueError:
 bad = []
 if d["conns_failed"] or d["errors"] or d["closed"]:
     bad.append(f'failed={d["conns_failed"]} errors={d["errors"]} closed={d["closed"]}')
-if "expected" in d and (d["drops"] != 0 or d["dups"] != 0 or d["received"] == 0):
-    bad.append(f'expected={d["expected"]} received={d["received"]} dups={d["dups"]}')
+if "expected" in d and (d["drops"] != 0 or d["dups"] != 0 or d["received"] == 0 or d.get("gaps", 0)):
+    bad.append(f'expected={d["expected"]} received={d["received"]} dups={d["dups"]} gaps={d.get("gaps", 0)}')
+if d.get("scenario") == "mix" and (not d["ok"] or d["reconnects"] == 0):
+    bad.append(f'ok={d["ok"]} reconnects={d["reconnects"]} reconnect_failed={d["reconnect_failed"]}')
 print(f"smoke {name}: " + ("ok" if not bad else "FAILED " + "; ".join(bad)))
 sys.exit(1 if bad else 0)
 PY
@@ -43,4 +45,8 @@ check connections "$out"
 out=$("$CB" fanout --target chatd --url "$URL" --receivers 20 --senders 2 --rate 20 --users 5 \
   --duration 1 --warmup 0.2 --drain 3 --quiet --connect-timeout 10) || true
 check fanout "$out"
+# mix: small rooms and DMs, 20 % of the users sending, connections reset and resynced meanwhile
+out=$("$CB" mix --target chatd --url "$URL" --users 20 --rate 40 --senders-share 0.2 --churn 10 \
+  --room-size 5 --setup-procs 2 --duration 1 --warmup 0.5 --drain 3 --quiet --connect-timeout 10) || true
+check mix "$out"
 exit $fail

@@ -39,14 +39,25 @@ uint64_t cb_hist_pct(const struct cb_hist *h, double p);
 /* ---- options ---- */
 
 enum cb_target { T_CEILING, T_WS, T_SOCKETIO, T_NATS, T_MQTT, T_CHATD };
-enum cb_scenario { SC_FANOUT, SC_CONNECTIONS, SC_DURABLE, SC_HISTORY, SC_STORM };
+enum cb_scenario { SC_FANOUT, SC_CONNECTIONS, SC_DURABLE, SC_HISTORY, SC_STORM, SC_MIX };
+
+/* One server URL. --url takes a comma-separated list: connection i goes to url i % n (several
+ * nodes of a cluster); REST setup, history and storm posts go to the first. */
+#define CB_MAX_URLS 16
+struct cb_url {
+    char host[64];
+    int port;
+    char path[128];
+};
 
 struct cb_opts {
     enum cb_scenario scenario;
     enum cb_target target;
-    char host[64];
+    char host[64]; /* the first url */
     int port;
     char path[128];
+    struct cb_url urls[CB_MAX_URLS];
+    int nurls;
     int receivers;        /* fanout: receiving connections */
     int senders;          /* fanout/durable: sending connections */
     double rate;          /* messages/s per sender */
@@ -68,6 +79,13 @@ struct cb_opts {
     char label[64];       /* free text copied into the result */
     int quiet;            /* no progress line */
     double tick_us;       /* send quantum: messages due within one tick go out together (0 = none) */
+    /* mix: users in small rooms and DMs, a share of them sending, steady reconnect churn */
+    int room_size;        /* members per group room (about) */
+    int rooms_per_user;   /* group rooms each user is in */
+    int dms;              /* direct rooms each user is in (about; even) */
+    double senders_share; /* share of users who send (their first connection sends) */
+    double churn;         /* connections/s closed and reconnected with sync */
+    int setup_procs;      /* parallel REST clients during setup */
 };
 
 /* ---- message body ----
@@ -98,10 +116,18 @@ struct cb_stats {
     uint64_t t_first_connect, t_last_ready;
     uint64_t synced;            /* storm: connections that got `synced` */
     uint64_t storm_ok;          /* storm: connections that got exactly the missed messages */
+    uint64_t expected;          /* mix: deliveries owed for window messages (member conns - 1) */
+    uint64_t gaps;              /* mix: seqs skipped in a connection's view of a room */
+    uint64_t replayed;          /* mix: window messages that came by sync after a reconnect */
+    uint64_t reconnects, reconnect_failed, churn_deferred;
+    uint64_t skipped_offline;   /* mix: sends due while the sender was reconnecting (not sent) */
     struct cb_hist lat;         /* delivery latency of window messages */
     struct cb_hist hs;          /* connect -> ready */
     struct cb_hist ack;         /* send -> ack (chatd) */
     struct cb_hist sync;        /* storm: reconnect -> synced */
+    struct cb_hist reconn;      /* mix: drop -> synced (reconnect, sync replay, live again) */
+    struct cb_hist lat_cross;   /* several --url: latency of window deliveries whose sender's
+                                 * connection went to another url than the receiver's */
 };
 
 struct cb_shared {
@@ -130,6 +156,13 @@ struct cb_world {
     int nusers;
     struct cb_room *rooms;
     int nrooms;
+    /* mix */
+    int ngroups, ndms;        /* rooms[0..ngroups) are groups, then the DMs */
+    int *user_room_off;       /* user u's rooms: user_rooms[user_room_off[u]..user_room_off[u+1]) */
+    int *user_rooms;
+    uint32_t *room_conns;     /* connections of the room's members */
+    int *room_hash;           /* open addressing on the room id: room index + 1, 0 = empty */
+    uint32_t room_hash_mask;
 };
 
 /* ---- client engine (client.c) ---- */
@@ -157,6 +190,12 @@ struct cb_conn {
     uint8_t *out;     /* bytes the socket did not take yet */
     uint32_t out_off, out_len, out_cap;
     uint32_t *last_seq; /* receivers: last seq seen per global sender (duplicate detection) */
+    /* mix (kept across reconnects) */
+    uint64_t *rseq;     /* last seq seen per room of the user (world->user_rooms order) */
+    uint64_t t_drop;    /* when churn closed it */
+    uint16_t pending;   /* sends not acked yet */
+    uint8_t reconnecting; /* closed by churn, not synced again yet */
+    uint8_t syncing;      /* between hello and synced */
 };
 
 struct cb_proto;
@@ -182,6 +221,8 @@ struct cb_worker {
     uint64_t phase_ns;
     uint64_t now;     /* time of the last read, ns */
     int storm;        /* storm: 1 while reconnecting (hello -> sync) */
+    uint64_t churn_k; /* mix: churn events done */
+    int churn_next;   /* mix: next connection to churn */
 };
 
 /* Adapter for one target. Every callback runs on the worker's loop and must not block. */
@@ -216,6 +257,9 @@ void cb_conn_fail(struct cb_worker *w, struct cb_conn *c, const char *why);
 void cb_record(struct cb_worker *w, struct cb_conn *c, const uint8_t *p, size_t n);
 /* Find the body marker in p[0..n) and record it; returns 0 when there is none. */
 int cb_record_scan(struct cb_worker *w, struct cb_conn *c, const uint8_t *p, size_t n);
+/* Record a live window delivery's latency (and, with several urls, whether it crossed nodes:
+ * snd is the body's sender number). */
+void cb_record_latency(struct cb_worker *w, struct cb_conn *c, uint64_t ts, uint64_t snd);
 /* Parse 16 hex digits; returns UINT64_MAX on a non-hex digit. */
 uint64_t cb_hex(const uint8_t *p, int digits);
 
@@ -235,6 +279,9 @@ long long cb_json_num(const char *json, const char *key);
 
 /* ---- chatd scenarios (chatd.c) ---- */
 
+/* Register user PREFIX_i (password chatbench-pass) into u. Returns 0 or -1 (printed). */
+int cb_chatd_register(const struct cb_opts *o, int *fd, const char *prefix, int i,
+                      struct cb_user *u);
 /* Register users and create rooms for the scenario; fills world. Returns 0 or -1. */
 int cb_chatd_setup(const struct cb_opts *o, struct cb_world *world);
 /* Storm, parent side: post o->missed messages to every room (REST) while all connections are
@@ -244,5 +291,20 @@ int cb_chatd_post_missed(const struct cb_opts *o, const struct cb_world *world);
 void cb_chatd_send_sync(struct cb_worker *w, struct cb_conn *c);
 /* History scenario (REST only, no workers). Prints the JSON result; returns the exit code. */
 int cb_chatd_history(const struct cb_opts *o);
+
+/* ---- mix (mix.c) ---- */
+
+/* Users, group rooms and DMs through REST (parallel clients), then the room index. */
+int cb_mix_setup(const struct cb_opts *o, struct cb_world *world);
+/* Worker side: per-connection room state, before connecting. */
+void cb_mix_init_conn(struct cb_worker *w, struct cb_conn *c);
+/* The room this send goes to (a random room of the sender's user); sets c->room. */
+void cb_mix_pick_room(struct cb_worker *w, struct cb_conn *c);
+/* A `message` (or `member`/`room` entry) / `ack` / `synced` event on c. */
+void cb_mix_on_message(struct cb_worker *w, struct cb_conn *c, const uint8_t *p, size_t n);
+void cb_mix_on_ack(struct cb_worker *w, struct cb_conn *c, const uint8_t *p, size_t n);
+void cb_mix_on_synced(struct cb_worker *w, struct cb_conn *c, const uint8_t *p, size_t n);
+/* After hello: sync every room of the user from the last seq this connection saw. */
+void cb_mix_send_sync(struct cb_worker *w, struct cb_conn *c);
 
 #endif

@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int register_user(const struct cb_opts *o, int *fd, const char *prefix, int i,
-                         struct cb_user *u)
+int cb_chatd_register(const struct cb_opts *o, int *fd, const char *prefix, int i,
+                      struct cb_user *u)
 {
     char json[256], *body = NULL;
     snprintf(json, sizeof json, "{\"username\":\"%s_%d\",\"password\":\"chatbench-pass\"}", prefix,
@@ -129,7 +129,7 @@ int cb_chatd_setup(const struct cb_opts *o, struct cb_world *world)
     int fd = -1;
     uint64_t t0 = cb_now();
     for (int i = 0; i < nusers; i++)
-        if (register_user(o, &fd, prefix, i, &world->users[i]) != 0)
+        if (cb_chatd_register(o, &fd, prefix, i, &world->users[i]) != 0)
             goto done;
     world->nusers = nusers;
     if (o->scenario == SC_CONNECTIONS) {

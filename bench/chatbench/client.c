@@ -125,6 +125,9 @@ static void conn_lost(struct cb_worker *w, struct cb_conn *c)
         return;
     if (c->state == CS_READY) {
         w->st->closed++;
+    } else if (c->reconnecting) {
+        w->st->reconnect_failed++;
+        w->inflight--;
     } else if (c->state != CS_PENDING) {
         w->st->conns_failed++;
         w->inflight--;
@@ -151,11 +154,13 @@ void cb_conn_ready(struct cb_worker *w, struct cb_conn *c)
     uint64_t now = cb_now();
     c->state = CS_READY;
     w->inflight--;
+    if (c->reconnecting)
+        return; /* mix churn: counted when synced */
     w->opened++;
     w->st->conns_ok++;
     if (c->role == ROLE_RECV) {
         w->st->recv_ready++;
-        if (w->sh->total_senders > 0)
+        if (w->sh->total_senders > 0 && w->o->scenario != SC_MIX)
             c->last_seq = calloc((size_t)w->sh->total_senders, sizeof *c->last_seq);
     } else if (c->role == ROLE_SEND) {
         w->st->send_ready++;
@@ -291,7 +296,21 @@ void cb_record(struct cb_worker *w, struct cb_conn *c, const uint8_t *p, size_t 
     }
     if (ts >= w->win_start && ts < w->win_end) {
         st->received++;
-        cb_hist_add(&st->lat, w->now > ts ? w->now - ts : 0);
+        cb_record_latency(w, c, ts, snd);
+    }
+}
+
+void cb_record_latency(struct cb_worker *w, struct cb_conn *c, uint64_t ts, uint64_t snd)
+{
+    uint64_t lat = w->now > ts ? w->now - ts : 0;
+    cb_hist_add(&w->st->lat, lat);
+    uint32_t n = (uint32_t)w->o->nurls;
+    if (n > 1) {
+        /* the sender's connection number: mix senders are connections 0..S-1, the other
+         * scenarios' come after the receivers */
+        uint64_t sg = w->o->scenario == SC_MIX ? snd : (uint64_t)w->sh->total_receivers + snd;
+        if (sg % n != c->gid % n)
+            cb_hist_add(&w->st->lat_cross, lat);
     }
 }
 
@@ -419,11 +438,12 @@ static void send_upgrade(struct cb_worker *w, struct cb_conn *c)
     }
     wsa_base64(nonce, 16, key);
     w->proto->path(w, c, path, sizeof path);
+    const struct cb_url *u = &w->o->urls[c->gid % (uint32_t)w->o->nurls];
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
-                     path, w->o->host, w->o->port, key,
+                     path, u->host, u->port, key,
                      w->proto->subprotocol ? "Sec-WebSocket-Protocol: " : "",
                      w->proto->subprotocol ? w->proto->subprotocol : "",
                      w->proto->subprotocol ? "\r\n" : "");
@@ -528,8 +548,9 @@ static void start_connect(struct cb_worker *w, struct cb_conn *c)
         cb_conn_fail(w, c, "bind to the source address failed");
         return;
     }
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
-    inet_pton(AF_INET, o->host, &dst.sin_addr);
+    const struct cb_url *u = &o->urls[c->gid % (uint32_t)o->nurls];
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)u->port)};
+    inet_pton(AF_INET, u->host, &dst.sin_addr);
     if (connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0 && errno != EINPROGRESS) {
         char msg[128];
         snprintf(msg, sizeof msg, "connect: %s", strerror(errno));
@@ -560,6 +581,8 @@ static void send_message(struct cb_worker *w, struct cb_conn *c, uint64_t due)
     static uint8_t payload[65536 + 1024];
     size_t size = (size_t)w->o->size;
     c->seq++;
+    if (w->o->scenario == SC_MIX)
+        cb_mix_pick_room(w, c);
     snprintf(body, sizeof body, "#T%016" PRIx64 "S%08" PRIx32 "Q%08" PRIx32, due, c->sender,
              c->seq);
     memset(body + CB_BODY_MIN, '.', size - CB_BODY_MIN);
@@ -567,8 +590,13 @@ static void send_message(struct cb_worker *w, struct cb_conn *c, uint64_t due)
     size_t n = w->proto->encode(w, c, payload, body, size);
     cb_send_frame(w, c, w->proto->opcode, payload, n);
     w->st->sent_total++;
-    if (due >= w->win_start && due < w->win_end)
+    if (due >= w->win_start && due < w->win_end) {
         w->st->sent++;
+        if (w->o->scenario == SC_MIX)
+            w->st->expected += w->world->room_conns[c->room] - 1;
+    }
+    if (w->o->scenario == SC_MIX)
+        c->pending++;
 }
 
 /* Send every message due by now; arm the timer for the next one. */
@@ -598,6 +626,8 @@ static void send_due(struct cb_worker *w)
         struct cb_conn *c = &w->conns[w->senders[w->k % (uint64_t)w->nsenders]];
         if (c->state == CS_READY)
             send_message(w, c, due);
+        else if (w->o->scenario == SC_MIX && c->reconnecting && c->state != CS_CLOSED)
+            w->st->skipped_offline += due >= w->win_start; /* churned: back soon */
         else if (due >= w->win_start)
             w->st->errors++; /* a lost sender: its share of the load is missing */
         w->k++;
@@ -664,6 +694,38 @@ static void storm_run(struct cb_worker *w)
     }
 }
 
+/* mix: reset --churn connections/s (this worker's share), round robin, and reconnect each at
+ * once; after hello it syncs from the last seqs it saw. A connection with unacked sends or
+ * unsent bytes is skipped (a client would resend those; this one does not). */
+static void churn(struct cb_worker *w, uint64_t now)
+{
+    const struct cb_opts *o = w->o;
+    uint64_t start = w->sh->start_ns;
+    if (o->churn <= 0 || !start || now < start || now >= w->win_end || w->nconns == 0)
+        return;
+    double per_worker = o->churn / (w->sh->nworkers > 0 ? w->sh->nworkers : 1);
+    uint64_t due = (uint64_t)((double)(now - start) / 1e9 * per_worker);
+    while (w->churn_k < due) {
+        w->churn_k++;
+        struct cb_conn *c = NULL;
+        for (int tries = 0; tries < w->nconns && !c; tries++) {
+            struct cb_conn *x = &w->conns[w->churn_next];
+            w->churn_next = (w->churn_next + 1) % w->nconns;
+            if (x->state == CS_READY && x->pending == 0 && x->out_len == x->out_off)
+                c = x;
+        }
+        if (!c) {
+            w->st->churn_deferred++;
+            continue;
+        }
+        release(c);
+        c->state = CS_PENDING;
+        c->reconnecting = 1;
+        c->t_drop = now;
+        start_connect(w, c);
+    }
+}
+
 void cb_worker_run(struct cb_worker *w)
 {
     const struct cb_opts *o = w->o;
@@ -676,6 +738,9 @@ void cb_worker_run(struct cb_worker *w)
     struct epoll_event tev = {.events = EPOLLIN, .data.u64 = TIMER_TAG};
     epoll_ctl(w->ep, EPOLL_CTL_ADD, w->tfd, &tev);
     w->win_start = w->win_end = UINT64_MAX;
+    if (o->scenario == SC_MIX)
+        for (int i = 0; i < w->nconns; i++)
+            cb_mix_init_conn(w, &w->conns[i]);
 
     /* Connect phase: at most o->concurrency handshakes in flight. */
     uint64_t deadline = cb_now() + (uint64_t)(o->connect_timeout * 1e9);
@@ -703,7 +768,9 @@ void cb_worker_run(struct cb_worker *w)
         w->win_start = start + (uint64_t)(o->warmup * 1e9);
         w->win_end = w->win_start + (uint64_t)(o->duration * 1e9);
         if (w->nsenders > 0) {
-            w->period = 1e9 / (o->rate * w->nsenders);
+            /* --rate is per sender, except in mix where it is the total */
+            double rate = o->scenario == SC_MIX ? o->rate / w->sh->total_senders : o->rate;
+            w->period = 1e9 / (rate * w->nsenders);
             /* Spread the workers' schedules evenly inside one period. */
             w->phase_ns = (uint64_t)(w->period * w->id / (w->sh->nworkers > 0 ? w->sh->nworkers : 1));
             struct itimerspec its = {0};
@@ -717,6 +784,7 @@ void cb_worker_run(struct cb_worker *w)
     while (!w->sh->stop) {
         poll_once(w, 10);
         uint64_t now = cb_now();
+        churn(w, now);
         if (!in_window && now >= w->win_start && w->win_start != UINT64_MAX) {
             in_window = 1;
             cpu0 = cpu_ns();

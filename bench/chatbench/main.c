@@ -28,6 +28,10 @@ static void free_world(void)
     if (world_ptr) {
         free(world_ptr->users);
         free(world_ptr->rooms);
+        free(world_ptr->user_room_off);
+        free(world_ptr->user_rooms);
+        free(world_ptr->room_conns);
+        free(world_ptr->room_hash);
     }
 }
 
@@ -35,8 +39,10 @@ static void usage(void)
 {
     fputs(
         "usage: chatbench SCENARIO --target TARGET --url ws://127.0.0.1:PORT[/path] [options]\n"
-        "scenarios: fanout connections (all targets); durable (chatd, ceiling); history storm "
+        "scenarios: fanout connections (all targets); durable (chatd, ceiling); history storm mix "
         "(chatd)\n"
+        "  --url may list several servers, comma-separated: connection i goes to url i % n,\n"
+        "  REST setup to the first (nodes of one cluster)\n"
         "targets:   chatd ceiling ws socketio nats mqtt (mosquitto is an alias of mqtt)\n"
         "  --receivers N      fanout receivers (1000)\n"
         "  --senders N        senders (fanout 1, durable 100)\n"
@@ -59,12 +65,20 @@ static void usage(void)
         "  --label TEXT       copied into the result\n"
         "  --quiet            no progress line\n"
         "  --tick-us U        send quantum, microseconds: the send timer fires at most once per U\n"
-        "                     and everything due by then goes out (0: at every due time)\n",
+        "                     and everything due by then goes out (0: at every due time)\n"
+        "mix (real-chat shape; --rate is the total offered msgs/s, --users default 2000,\n"
+        "     --conns default one per user, connection g belongs to user g % users):\n"
+        "  --room-size N      members per group room (10)\n"
+        "  --rooms-per-user N group rooms each user is in (3)\n"
+        "  --dms N            direct rooms each user is in, even (4)\n"
+        "  --senders-share F  share of users who send, 0..1 (0.1)\n"
+        "  --churn C          connections/s reset and reconnected with sync (0)\n"
+        "  --setup-procs N    parallel REST clients for the setup (4)\n",
         stderr);
     exit(2);
 }
 
-static int parse_url(struct cb_opts *o, const char *url)
+static int parse_url(struct cb_url *o, const char *url)
 {
     const char *p = url;
     if (strncmp(p, "ws://", 5) == 0)
@@ -73,6 +87,9 @@ static int parse_url(struct cb_opts *o, const char *url)
         p += 7;
     const char *colon = strchr(p, ':');
     const char *slash = strchr(p, '/');
+    const char *comma = strchr(p, ',');
+    if (comma && slash && slash > comma)
+        slash = NULL;
     if (!colon || (slash && slash < colon))
         return -1;
     size_t hl = (size_t)(colon - p);
@@ -81,7 +98,15 @@ static int parse_url(struct cb_opts *o, const char *url)
     memcpy(o->host, p, hl);
     o->host[hl] = '\0';
     o->port = atoi(colon + 1);
-    snprintf(o->path, sizeof o->path, "%s", slash ? slash : "/");
+    size_t pl = slash ? (comma ? (size_t)(comma - slash) : strlen(slash)) : 0;
+    if (pl >= sizeof o->path)
+        return -1;
+    if (slash) {
+        memcpy(o->path, slash, pl);
+        o->path[pl] = '\0';
+    } else {
+        snprintf(o->path, sizeof o->path, "/");
+    }
     if (strncmp(o->host, "127.", 4) != 0) {
         fprintf(stderr, "chatbench: load goes to 127.0.0.0/8 only (got %s)\n", o->host);
         exit(2);
@@ -107,7 +132,7 @@ static int parse_target(const char *s, enum cb_target *t)
 
 static const char *scenario_name(enum cb_scenario s)
 {
-    static const char *n[] = {"fanout", "connections", "durable", "history", "storm"};
+    static const char *n[] = {"fanout", "connections", "durable", "history", "storm", "mix"};
     return n[s];
 }
 
@@ -204,6 +229,13 @@ static void merge_all(struct cb_shared *sh, struct cb_stats *sum)
         sum->cpu_window_ns += s->cpu_window_ns;
         sum->synced += s->synced;
         sum->storm_ok += s->storm_ok;
+        sum->expected += s->expected;
+        sum->gaps += s->gaps;
+        sum->replayed += s->replayed;
+        sum->reconnects += s->reconnects;
+        sum->reconnect_failed += s->reconnect_failed;
+        sum->churn_deferred += s->churn_deferred;
+        sum->skipped_offline += s->skipped_offline;
         if (s->send_lag_max > sum->send_lag_max)
             sum->send_lag_max = s->send_lag_max;
         if (s->t_first_connect && (!sum->t_first_connect || s->t_first_connect < sum->t_first_connect))
@@ -214,6 +246,8 @@ static void merge_all(struct cb_shared *sh, struct cb_stats *sum)
         cb_hist_merge(&sum->hs, &s->hs);
         cb_hist_merge(&sum->ack, &s->ack);
         cb_hist_merge(&sum->sync, &s->sync);
+        cb_hist_merge(&sum->reconn, &s->reconn);
+        cb_hist_merge(&sum->lat_cross, &s->lat_cross);
     }
 }
 
@@ -236,7 +270,7 @@ static struct cb_opts opts = {
     .warmup = 1,
     .drain = 2,
     .procs = 1,
-    .conns = 1000,
+    .conns = -1,
     .src_addrs = 8,
     .concurrency = 500,
     .connect_timeout = 60,
@@ -245,6 +279,11 @@ static struct cb_opts opts = {
     .missed = 10,
     .history_msgs = 1000000,
     .queries = 2000,
+    .room_size = 10,
+    .rooms_per_user = 3,
+    .dms = 4,
+    .senders_share = 0.1,
+    .setup_procs = 4,
 };
 
 static void parse_args(int argc, char **argv)
@@ -252,9 +291,9 @@ static void parse_args(int argc, char **argv)
     if (argc < 2)
         usage();
     const char *sc = argv[1];
-    const char *names[] = {"fanout", "connections", "durable", "history", "storm"};
+    const char *names[] = {"fanout", "connections", "durable", "history", "storm", "mix"};
     int found = 0;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (strcmp(sc, names[i]) == 0) {
             opts.scenario = (enum cb_scenario)i;
             found = 1;
@@ -271,8 +310,14 @@ static void parse_args(int argc, char **argv)
                 usage();
             have_target = 1;
         } else if (ARG("--url")) {
-            if (parse_url(&opts, v) != 0)
-                usage();
+            opts.nurls = 0;
+            for (const char *u = v; u; u = strchr(u, ',') ? strchr(u, ',') + 1 : NULL) {
+                if (opts.nurls == CB_MAX_URLS || parse_url(&opts.urls[opts.nurls++], u) != 0)
+                    usage();
+            }
+            snprintf(opts.host, sizeof opts.host, "%s", opts.urls[0].host);
+            opts.port = opts.urls[0].port;
+            snprintf(opts.path, sizeof opts.path, "%s", opts.urls[0].path);
             have_url = 1;
         } else if (ARG("--receivers"))
             opts.receivers = atoi(v);
@@ -314,6 +359,18 @@ static void parse_args(int argc, char **argv)
             snprintf(opts.label, sizeof opts.label, "%s", v);
         else if (ARG("--tick-us"))
             opts.tick_us = atof(v);
+        else if (ARG("--room-size"))
+            opts.room_size = atoi(v);
+        else if (ARG("--rooms-per-user"))
+            opts.rooms_per_user = atoi(v);
+        else if (ARG("--dms"))
+            opts.dms = atoi(v);
+        else if (ARG("--senders-share"))
+            opts.senders_share = atof(v);
+        else if (ARG("--churn"))
+            opts.churn = atof(v);
+        else if (ARG("--setup-procs"))
+            opts.setup_procs = atoi(v);
         else if (strcmp(a, "--quiet") == 0)
             opts.quiet = 1;
         else {
@@ -326,6 +383,27 @@ static void parse_args(int argc, char **argv)
         usage();
     if (opts.senders < 0)
         opts.senders = opts.scenario == SC_DURABLE ? 100 : 1;
+    if (opts.scenario == SC_MIX) {
+        if (opts.users < 0)
+            opts.users = 2000;
+        if (opts.conns < 0)
+            opts.conns = opts.users;
+        opts.senders = (int)(opts.users * opts.senders_share + 0.5);
+        if (opts.senders < 1)
+            opts.senders = 1;
+        if (opts.users < 2 || opts.conns < opts.users || opts.room_size < 2 ||
+            opts.room_size > 1000 || opts.rooms_per_user < 0 || opts.dms < 0 ||
+            opts.rooms_per_user + opts.dms < 1 || opts.senders_share <= 0 ||
+            opts.senders_share > 1 || opts.churn < 0 || opts.setup_procs < 1 ||
+            opts.setup_procs > 64) {
+            fputs("chatbench: mix: --users >= 2, --conns >= --users, --room-size 2..1000, at "
+                  "least one room per user, --senders-share in (0, 1], --setup-procs 1..64\n",
+                  stderr);
+            exit(2);
+        }
+    }
+    if (opts.conns < 0)
+        opts.conns = 1000;
     if (opts.size < CB_BODY_MIN || opts.size > 65536 || opts.procs < 1 || opts.procs > 64 ||
         opts.src_addrs < 1 || opts.src_addrs > 250 || opts.rate <= 0 || opts.duration <= 0 ||
         opts.concurrency < 1 || opts.receivers < 0 || opts.conns < 0) {
@@ -366,6 +444,10 @@ int main(int argc, char **argv)
     case SC_DURABLE:
         nsend = o->senders;
         break;
+    case SC_MIX:
+        nsend = o->senders;
+        nrecv = o->conns - nsend;
+        break;
     default:
         nidle = o->conns;
         break;
@@ -379,7 +461,8 @@ int main(int argc, char **argv)
 
     static struct cb_world world;
     atexit(free_world);
-    if (o->target == T_CHATD && cb_chatd_setup(o, &world) != 0)
+    if (o->target == T_CHATD &&
+        (o->scenario == SC_MIX ? cb_mix_setup(o, &world) : cb_chatd_setup(o, &world)) != 0)
         return 1;
     world_ptr = &world;
 
@@ -412,7 +495,14 @@ int main(int argc, char **argv)
                 struct cb_conn *c = &w.conns[w.nconns];
                 c->fd = -1;
                 c->gid = (uint32_t)g;
-                if (g < nrecv) {
+                if (o->scenario == SC_MIX) {
+                    /* the first connection of users 0..senders-1 sends; every one receives */
+                    c->role = g < nsend ? ROLE_SEND : ROLE_RECV;
+                    if (g < nsend) {
+                        c->sender = (uint32_t)g;
+                        w.senders[w.nsenders++] = w.nconns;
+                    }
+                } else if (g < nrecv) {
                     c->role = ROLE_RECV;
                 } else if (g < nrecv + nsend) {
                     c->role = ROLE_SEND;
@@ -424,7 +514,9 @@ int main(int argc, char **argv)
                 if (world.nusers > 0)
                     c->user = (uint32_t)(g % world.nusers);
                 if (world.nrooms > 0)
-                    c->room = o->scenario == SC_FANOUT ? 0 : (uint32_t)(g % world.nrooms);
+                    c->room = o->scenario == SC_FANOUT || o->scenario == SC_MIX
+                                  ? 0
+                                  : (uint32_t)(g % world.nrooms);
                 w.nconns++;
             }
             cb_worker_run(&w);
@@ -510,7 +602,9 @@ int main(int argc, char **argv)
         if (win_end && now >= win_end && !sh->stop) {
             uint64_t expected = sum.sent * sum.recv_ready;
             int drained = o->scenario == SC_DURABLE ? sum.ack_window >= sum.sent
-                                                    : sum.received + sum.dups >= expected;
+                          : o->scenario == SC_MIX
+                              ? sum.ack_window >= sum.sent && sum.received >= sum.expected
+                              : sum.received + sum.dups >= expected;
             if (drained || now >= win_end + (uint64_t)(o->drain * 1e9))
                 sh->stop = 1;
         }
@@ -553,17 +647,34 @@ int main(int argc, char **argv)
 
     /* Result. */
     FILE *f = stdout;
-    uint64_t expected = sum.sent * sum.recv_ready;
+    int mix = o->scenario == SC_MIX;
+    uint64_t expected = mix ? sum.expected : sum.sent * sum.recv_ready;
     double dur = o->duration;
+    double rate_per_sender = mix ? o->rate / nsend : o->rate;
     fprintf(f, "{\"scenario\":\"%s\",\"target\":\"%s\",\"url\":\"ws://%s:%d%s\",\"label\":\"%s\",",
             scenario_name(o->scenario), cb_target_name(o->target), o->host, o->port, o->path,
             o->label);
+    fprintf(f, "\"urls\":[");
+    for (int i = 0; i < o->nurls; i++)
+        fprintf(f, "%s\"ws://%s:%d%s\"", i ? "," : "", o->urls[i].host, o->urls[i].port,
+                o->urls[i].path);
+    fprintf(f, "],");
     fprintf(f,
-            "\"params\":{\"receivers\":%d,\"senders\":%d,\"rate_per_sender\":%.1f,\"size\":%d,"
+            "\"params\":{\"receivers\":%d,\"senders\":%d,\"rate_per_sender\":%.3f,\"size\":%d,"
             "\"duration\":%.1f,\"warmup\":%.1f,\"procs\":%d,\"conns\":%d,\"src_addrs\":%d,"
-            "\"tick_us\":%.0f},",
-            nrecv, nsend, o->rate, o->size, o->duration, o->warmup, o->procs, total, o->src_addrs,
-            o->tick_us);
+            "\"tick_us\":%.0f",
+            nrecv, nsend, rate_per_sender, o->size, o->duration, o->warmup, o->procs, total,
+            o->src_addrs, o->tick_us);
+    if (mix)
+        fprintf(f,
+                ",\"users\":%d,\"rate\":%.1f,\"senders_share\":%.3f,\"room_size\":%d,"
+                "\"rooms_per_user\":%d,\"dms_per_user\":%d,\"group_rooms\":%d,\"dm_rooms\":%d,"
+                "\"churn\":%.1f",
+                world.nusers, o->rate, o->senders_share, o->room_size, o->rooms_per_user,
+                world.nusers ? (world.user_room_off[1] - world.user_room_off[0]) - o->rooms_per_user
+                             : 0,
+                world.ngroups, world.ndms, o->churn);
+    fprintf(f, "},");
     fprintf(f,
             "\"conns_ok\":%" PRIu64 ",\"conns_failed\":%" PRIu64 ",\"closed\":%" PRIu64
             ",\"errors\":%" PRIu64 ",",
@@ -575,16 +686,33 @@ int main(int argc, char **argv)
             connect_s > 0 ? (double)sum.conns_ok / connect_s : 0.0);
     print_hist_ms(f, "handshake_ms", &sum.hs);
     fputc(',', f);
-    if (o->scenario == SC_FANOUT || o->scenario == SC_DURABLE) {
+    if (o->scenario == SC_FANOUT || o->scenario == SC_DURABLE || mix) {
         fprintf(f,
                 "\"offered_msgs_per_s\":%.1f,\"sent\":%" PRIu64 ",\"expected\":%" PRIu64
                 ",\"received\":%" PRIu64 ",\"drops\":%" PRId64 ",\"dups\":%" PRIu64
                 ",\"deliveries_per_s\":%.1f,\"msgs_per_s\":%.1f,\"send_lag_max_ms\":%.3f,",
-                o->rate * nsend, sum.sent, expected, sum.received,
+                rate_per_sender * nsend, sum.sent, expected, sum.received,
                 (int64_t)expected - (int64_t)sum.received, sum.dups, (double)sum.received / dur,
                 (double)sum.sent / dur, sum.send_lag_max / 1e6);
         print_hist_ms(f, "latency_ms", &sum.lat);
         fputc(',', f);
+        if (o->nurls > 1) {
+            print_hist_ms(f, "latency_cross_node_ms", &sum.lat_cross);
+            fputc(',', f);
+        }
+        if (mix) {
+            /* gaps: seqs a connection never saw in a room; replayed: window messages that came
+             * by sync after a reconnect (not in latency_ms); skipped_offline: sends due while
+             * the sender was reconnecting (not sent, not in sent). */
+            fprintf(f,
+                    "\"gaps\":%" PRIu64 ",\"replayed\":%" PRIu64 ",\"reconnects\":%" PRIu64
+                    ",\"reconnects_per_s\":%.1f,\"reconnect_failed\":%" PRIu64
+                    ",\"churn_deferred\":%" PRIu64 ",\"skipped_offline\":%" PRIu64 ",",
+                    sum.gaps, sum.replayed, sum.reconnects, (double)sum.reconnects / (dur + o->warmup),
+                    sum.reconnect_failed, sum.churn_deferred, sum.skipped_offline);
+            print_hist_ms(f, "reconnect_ms", &sum.reconn);
+            fputc(',', f);
+        }
         if (o->target == T_CHATD || o->scenario == SC_DURABLE) {
             /* acked_per_s: acks that arrived within the window (a sustained rate); acked_in_window
              * also counts those that came during the drain (a backlog, not a rate). */
@@ -627,7 +755,10 @@ int main(int argc, char **argv)
                 "\"server_rss_kib_at_0\":%ld,\"server_rss_kib_at_n\":%ld,"
                 "\"server_bytes_per_conn\":%.1f,",
                 rss0, rss_n, (double)(rss_n - rss0) * 1024.0 / (double)sum.conns_ok);
-    fprintf(f, "\"ok\":%s}\n",
-            sum.conns_failed == 0 && sum.closed == 0 && sum.errors == 0 ? "true" : "false");
+    int ok = sum.conns_failed == 0 && sum.closed == 0 && sum.errors == 0;
+    if (mix)
+        ok = ok && sum.received == expected && sum.dups == 0 && sum.gaps == 0 &&
+             sum.reconnect_failed == 0 && sum.ack_window == sum.sent;
+    fprintf(f, "\"ok\":%s}\n", ok ? "true" : "false");
     return 0;
 }

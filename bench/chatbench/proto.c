@@ -311,8 +311,37 @@ static void record_ack(struct cb_worker *w, const uint8_t *p, size_t n)
     }
 }
 
+/* mix: every log entry checked for order; acks carry the sender's seq; sync from the last seqs. */
+static size_t mix_data(struct cb_worker *w, struct cb_conn *c, uint8_t *p, size_t n)
+{
+    if (json_type_is(p, n, "message") || json_type_is(p, n, "member") ||
+        json_type_is(p, n, "room")) {
+        cb_mix_on_message(w, c, p, n);
+    } else if (json_type_is(p, n, "ack")) {
+        record_ack(w, p, n);
+        cb_mix_on_ack(w, c, p, n);
+    } else if (json_type_is(p, n, "hello")) {
+        cb_mix_send_sync(w, c);
+    } else if (json_type_is(p, n, "synced")) {
+        if (c->state != CS_READY)
+            cb_conn_ready(w, c);
+        cb_mix_on_synced(w, c, p, n);
+    } else if (json_type_is(p, n, "error")) {
+        static int shown;
+        w->st->errors++;
+        if (memmem(p, n, "\"id\":\"T", 7) && c->pending)
+            c->pending--; /* a refused send */
+        if (shown++ < 5)
+            fprintf(stderr, "chatbench[%d]: chatd error: %.*s\n", w->id, (int)(n > 200 ? 200 : n),
+                    (const char *)p);
+    }
+    return n;
+}
+
 static size_t chatd_data(struct cb_worker *w, struct cb_conn *c, uint8_t *p, size_t n)
 {
+    if (w->o->scenario == SC_MIX)
+        return mix_data(w, c, p, n);
     if (json_type_is(p, n, "message")) {
         if (w->storm) {
             /* Storm: exactly seqs last_seq+1 .. last_seq+missed, in order, once each. */

@@ -12,7 +12,7 @@ const { startServer, BIN } = require('./lib/server');
 const CHATBENCH = path.join(path.dirname(BIN), 'bench', 'chatbench');
 const SMOKE = path.resolve(__dirname, '../../bench/smoke.sh');
 
-test('chatbench smoke run against chatd (connections + fanout)', { timeout: 120000 }, async (t) => {
+test('chatbench smoke run against chatd (connections + fanout + mix)', { timeout: 120000 }, async (t) => {
   if (!fs.existsSync(CHATBENCH)) {
     assert.fail(`chatbench not built at ${CHATBENCH}`);
   }
@@ -26,4 +26,5 @@ test('chatbench smoke run against chatd (connections + fanout)', { timeout: 1200
   assert.equal(out.code, 0, `smoke failed:\n${out.stdout}\n${out.stderr.slice(-2000)}`);
   assert.match(out.stdout, /smoke connections: ok/);
   assert.match(out.stdout, /smoke fanout: ok/);
+  assert.match(out.stdout, /smoke mix: ok/);
 });
