@@ -20,6 +20,7 @@ done
 DUR=10; WARM=2; DRAIN=3; MIX_USERS=2000; MIX_RATE=2000; DUR_RATES="50 100 150"
 if [ $QUICK = 1 ]; then DUR=4; WARM=1; DRAIN=2; MIX_USERS=400; MIX_RATE=500; DUR_RATES="50"; fi
 OUT=$(mktemp -d /tmp/chatd-bench-cluster.XXXXXX)
+chmod 711 "$OUT" # PostgreSQL runs as its own user and must reach $OUT/pg
 export CHATD_PG_DIR=$OUT/pg
 PIDS=()
 cleanup() {
@@ -52,12 +53,16 @@ COMMON=(--pwhash-ops 1 --pwhash-mem-kib 8192 --rate-limits off --max-conns-per-u
 NODES=()   # pids of the chatd nodes of the current setup
 URLS=""
 db_n=0
-fresh_db() { db_n=$((db_n + 1)); psql -X -q "$PG_ADMIN" -c "CREATE DATABASE bench$db_n" >/dev/null; echo "${PG_BASE%/chatd}/bench$db_n"; }
+fresh_db() { # sets STORE to a new empty database (not in a subshell: db_n must count)
+  db_n=$((db_n + 1))
+  psql -X -q "$PG_ADMIN" -c "CREATE DATABASE bench$db_n" >/dev/null
+  STORE="${PG_BASE%/chatd}/bench$db_n"
+}
 # start_nodes N MODE: MODE sqlite (N = 1) or cluster (PostgreSQL + NATS + Redis)
 start_nodes() {
   local n=$1 mode=$2 i port url store=""
   URLS=""; NODES=()
-  [ "$mode" = cluster ] && store=$(fresh_db)
+  if [ "$mode" = cluster ]; then fresh_db; store=$STORE; fi
   for i in $(seq 1 "$n"); do
     port=$(free_port)
     rm -rf "$OUT/node$i"
