@@ -69,8 +69,9 @@ static size_t batch_rooms(struct store_priv *p, struct store_job *batch)
 }
 
 /* One transaction over the batch: each job's status is set; returns the batch's status (CD_OK
- * when committed, CD_AGAIN when a deadlock or serialization failure rolled it back). */
-static int writer_try_batch(struct store_db *db, struct store_job *batch)
+ * when committed, CD_AGAIN when a deadlock, a serialization failure or a late duplicate rolled
+ * it back). optimistic: every job can run again, the backend may use that. */
+static int writer_try_batch(struct store_db *db, struct store_job *batch, int optimistic)
 {
     const struct store_ops *ops = db->ops;
     struct store_priv *p = db->priv;
@@ -79,7 +80,7 @@ static int writer_try_batch(struct store_db *db, struct store_job *batch)
 
     if (rc == CD_OK && ops->lock_rooms) {
         size_t nrooms = batch_rooms(p, batch);
-        if (nrooms) rc = ops->lock_rooms(c, p->rooms, nrooms);
+        if (nrooms) rc = ops->lock_rooms(c, p->rooms, nrooms, optimistic);
     }
     for (struct store_job *j = batch; j; j = j->next) {
         if (rc != CD_OK) {
@@ -118,16 +119,20 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
     for (struct store_job *j = batch; j; j = j->next)
         n++;
     for (int attempt = 1;; attempt++) {
-        rc = writer_try_batch(db, batch);
+        int optimistic = attempt == 1;
+        for (struct store_job *j = batch; j && optimistic; j = j->next)
+            optimistic = j->reset != NULL;
+        rc = writer_try_batch(db, batch, optimistic);
         if (rc != CD_AGAIN) break;
-        /* Rolled back by a deadlock or serialization failure (several writers on PostgreSQL):
-         * run it again. Jobs that cannot undo what they produced end here, uncommitted. */
+        /* Rolled back by a deadlock or serialization failure (several writers on PostgreSQL), or
+         * an optimistic append met a duplicate: run it again, not optimistically. Jobs that
+         * cannot undo what they produced end here, uncommitted. */
         if (db->batch_failed) db->batch_failed();
         if (attempt >= STORE_RETRY_MAX) {
             rc = CD_E_UNAVAILABLE;
             break;
         }
-        log_warn("batch rolled back by a deadlock, running it again", "\"attempt\":%d", attempt);
+        log_debug("batch rolled back, running it again", "\"attempt\":%d", attempt);
         for (struct store_job **pp = &batch; *pp;) {
             struct store_job *j = *pp;
             j->status = CD_OK;

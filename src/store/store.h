@@ -122,8 +122,11 @@ struct store_ops {
     int (*savepoint_release)(struct store_conn *c, int undo); /* undo: roll the savepoint back */
     /* Optional (NULL: single writer, nothing to order). Called by the writer right after begin
      * with the batch's rooms, sorted ascending and distinct: locks their rows in that order, so
-     * two nodes' batches never take the same rooms' locks in opposite orders (no deadlock). */
-    int (*lock_rooms)(struct store_conn *c, const int64_t *room_ids, size_t n);
+     * two nodes' batches never take the same rooms' locks in opposite orders (no deadlock).
+     * optimistic: every job of the batch can run again (store_job.reset), so the backend may
+     * answer appends to these rooms before it knows they succeeded; a late duplicate then
+     * makes commit return CD_AGAIN and the batch runs again with optimistic 0. */
+    int (*lock_rooms)(struct store_conn *c, const int64_t *room_ids, size_t n, int optimistic);
 
     /* accounts */
     int (*user_insert)(struct store_conn *c, const char *username, const char *pwhash,

@@ -54,8 +54,10 @@ struct store {
     X(SAVEPOINT, "SAVEPOINT job")                                                                  \
     X(RELEASE, "RELEASE job")                                                                      \
     X(ROLLBACK_TO, "ROLLBACK TO job")                                                              \
-    X(LOCK_ROOMS, "SELECT id FROM rooms WHERE id = ANY($1::bigint[]) ORDER BY id "                 \
+    X(LOCK_ROOMS, "SELECT id, last_seq FROM rooms WHERE id = ANY($1::bigint[]) ORDER BY id "       \
                   "FOR NO KEY UPDATE")                                                             \
+    X(ROOMS_SET_SEQ, "UPDATE rooms r SET last_seq = v.seq FROM unnest($1::bigint[], "              \
+                     "$2::bigint[]) AS v(id, seq) WHERE r.id = v.id")                              \
     X(USER_INSERT, "INSERT INTO users(username, pwhash, created_at) "                              \
                    "VALUES ($1::text, $2::text, $3::bigint) "                                      \
                    "ON CONFLICT (username) DO NOTHING RETURNING id")                               \
@@ -111,6 +113,9 @@ struct store {
       "RETURNING seq) "                                                                            \
       "SELECT s.last_seq, (SELECT i.seq FROM i) FROM s")                                           \
     X(EVENT_UNBUMP, "UPDATE rooms SET last_seq = last_seq - 1 WHERE id = $1::bigint")              \
+    X(EVENT_INSERT, "INSERT INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "     \
+                    "VALUES ($1::bigint, $7::bigint, $2::int, $3::bigint, $4::bigint, $5::text, "  \
+                    "$6::text)")                                                                   \
     X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events "                                     \
                           "WHERE sender = $1::bigint AND client_msg_id = $2::text")                \
     X(EVENTS_ASC, "SELECT " EVENT_COLS " FROM events WHERE room_id = $1::bigint "                  \
@@ -123,9 +128,10 @@ struct store {
     X(EVENTS_DESC_BEFORE, "SELECT " EVENT_COLS " FROM events WHERE room_id = $1::bigint "          \
                           "AND seq > $2::bigint AND seq < $4::bigint ORDER BY seq DESC "           \
                           "LIMIT $3::bigint")                                                      \
-    X(READ_MARK, "UPDATE members m SET read_seq = greatest(m.read_seq, least($3::bigint, "         \
-                 "(SELECT r.last_seq FROM rooms r WHERE r.id = $1::bigint))) "                     \
-                 "WHERE m.room_id = $1::bigint AND m.user_id = $2::bigint RETURNING m.read_seq")   \
+    X(READ_MARK,                                                                                   \
+      "UPDATE members m SET read_seq = greatest(m.read_seq, least($3::bigint, "                    \
+      "coalesce($4::bigint, (SELECT r.last_seq FROM rooms r WHERE r.id = $1::bigint)))) "          \
+      "WHERE m.room_id = $1::bigint AND m.user_id = $2::bigint RETURNING m.read_seq")              \
     X(UNREAD_COUNT, "SELECT count(*) FROM events WHERE room_id = $1::bigint AND seq > $3::bigint " \
                     "AND kind = $4::int AND sender <> $2::bigint")
 
@@ -144,17 +150,89 @@ static const char *const sql_text[] = {
 
 _Static_assert(SQL__COUNT <= 64, "prepared-statement bitmap is 64 bits");
 
+/* Kinds of commands whose results are read later (the pipeline's queue). */
+enum {
+    Q_PLAIN = 0,
+    Q_APPEND = 1,   /* an optimistic append: a unique violation means "run the batch again" */
+    Q_PREPARE = 16, /* + enum sql_id: a Parse; if the server skipped it, it is not prepared */
+};
+
+/* A room locked by lock_rooms in an optimistic batch: its counter as read under the lock
+ * (base) and as advanced by this transaction's appends (seq). */
+struct seq_room {
+    int64_t id, seq, base;
+};
+struct seq_undo {
+    size_t idx;
+    int64_t old;
+};
+
+/* Deferred appends in flight before the writer waits for their results: bounds what the server
+ * buffers for us while we are still sending (the server stops reading when its output is full). */
+#define APPENDS_IN_FLIGHT 1024
+
 struct store_conn {
     struct store *st;
     PGconn *pg;
     int writer;        /* pipeline mode, transactions */
     uint64_t prepared; /* bit per enum sql_id: prepared on this session */
-    int pending;       /* writer: commands sent whose results are not read yet */
-    int in_tx;         /* writer: between begin and commit/rollback */
-    int failed;        /* the open transaction hit an error no savepoint rolled back */
-    int retry;         /* ... a deadlock or serialization failure: run the batch again */
-    int down;          /* connection lost: reopen before the next use */
+    uint8_t *q;        /* writer: kinds of the commands sent whose results are unread (FIFO) */
+    size_t qh, qn, qcap;
+    int in_tx;  /* writer: between begin and commit/rollback */
+    int failed; /* the open transaction hit an error no savepoint rolled back */
+    int retry;  /* ... a deadlock, a serialization failure or a late duplicate: run again */
+    int down;   /* connection lost: reopen before the next use */
+    /* optimistic batch (lock_rooms with optimistic set): rooms sorted by id, undo log since the
+     * job's savepoint */
+    int optimistic;
+    struct seq_room *rooms;
+    size_t nrooms, rooms_cap;
+    struct seq_undo *undo;
+    size_t nundo, undo_cap;
 };
+
+static void q_push(struct store_conn *c, uint8_t kind)
+{
+    if (c->qh + c->qn == c->qcap) {
+        if (c->qh > 0) {
+            memmove(c->q, c->q + c->qh, c->qn);
+            c->qh = 0;
+        } else {
+            c->qcap = c->qcap ? c->qcap * 2 : 64;
+            c->q = xrealloc(c->q, c->qcap);
+        }
+    }
+    c->q[c->qh + c->qn++] = kind;
+}
+
+static uint8_t q_pop(struct store_conn *c)
+{
+    uint8_t k = c->q[c->qh++];
+    if (--c->qn == 0) c->qh = 0;
+    return k;
+}
+
+/* The index of a locked room in the optimistic table, or -1. O(log n). */
+static long room_find(const struct store_conn *c, int64_t id)
+{
+    size_t lo = 0, hi = c->nrooms;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->rooms[mid].id == id) return (long)mid;
+        if (c->rooms[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static void tx_reset(struct store_conn *c)
+{
+    c->in_tx = c->failed = c->retry = 0;
+    c->optimistic = 0;
+    c->nrooms = c->nundo = 0;
+}
 
 /* Parameters of one statement: integers as text, strings and bytes in binary format. */
 #define PARAMS_MAX 8
@@ -278,22 +356,32 @@ static int result_ok(const PGresult *r)
     return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
 }
 
-/* Reads the results of every deferred command; the first error among them is recorded. */
+/* Reads the results of every deferred command; the first error among them is recorded. A
+ * deferred (optimistic) append that met a duplicate client_msg_id after its job was told
+ * otherwise raised a unique violation, so the server aborted the transaction and skips
+ * everything up to the next Sync, COMMIT included: the batch runs again without optimism. */
 static int drain_pending(struct store_conn *c)
 {
     int rc = CD_OK;
-    while (c->pending > 0) {
+    while (c->qn > 0) {
+        uint8_t kind = q_pop(c);
         PGresult *r = pipe_result(c);
-        c->pending--;
         if (!r) {
             mark_down(c, "pipeline");
-            c->pending = 0;
+            c->qn = c->qh = 0;
             return CD_E_UNAVAILABLE;
         }
-        if (!result_ok(r) && PQresultStatus(r) != PGRES_PIPELINE_ABORTED && rc == CD_OK)
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (kind >= Q_PREPARE && !result_ok(r)) c->prepared &= ~(1ull << (kind - Q_PREPARE));
+        if (kind == Q_APPEND && state && !strcmp(state, "23505")) {
+            c->retry = 1; /* a duplicate: the server aborted the transaction */
+            if (c->in_tx) c->failed = 1;
+            if (rc == CD_OK) rc = CD_E_IO;
+        } else if (!result_ok(r) && PQresultStatus(r) != PGRES_PIPELINE_ABORTED && rc == CD_OK) {
             rc = note_error(c, r, "deferred statement");
-        else if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED && rc == CD_OK)
+        } else if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED && rc == CD_OK) {
             rc = CD_E_IO;
+        }
         PQclear(r);
     }
     return rc;
@@ -336,7 +424,7 @@ static int conn_ready(struct store_conn *c)
     /* Outside a transaction, with nothing in flight, the server has nothing to say: input now
      * means it ended the session (restart, termination: an error, then end of file), found
      * here before a batch is spent on it. A rare notice costs a reconnection, nothing more. */
-    if (!c->down && !c->in_tx && !c->pending) {
+    if (!c->down && !c->in_tx && !c->qn) {
         struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
         if (pfd.fd < 0 || poll(&pfd, 1, 0) != 0) c->down = 1;
     }
@@ -351,7 +439,7 @@ static int conn_ready(struct store_conn *c)
     PQfinish(c->pg);
     c->pg = pg;
     c->prepared = 0;
-    c->pending = 0;
+    c->qn = c->qh = 0;
     c->down = 0;
     log_info("PostgreSQL connection reopened", "\"writer\":%d", c->writer);
     return CD_OK;
@@ -365,7 +453,7 @@ static int prepare(struct store_conn *c, enum sql_id id, const char *name)
             mark_down(c, "prepare");
             return CD_E_UNAVAILABLE;
         }
-        c->pending++;
+        q_push(c, (uint8_t)(Q_PREPARE + id));
     } else {
         PGresult *r = PQprepare(c->pg, name, sql_text[id], 0, NULL);
         int rc = result_ok(r) ? CD_OK : note_error(c, r, sql_text[id]);
@@ -376,7 +464,9 @@ static int prepare(struct store_conn *c, enum sql_id id, const char *name)
     return CD_OK;
 }
 
-static int send_stmt(struct store_conn *c, enum sql_id id, const struct params *p)
+/* Sends a statement (writer). kind >= 0: queued, its result read later; -1: the caller reads it
+ * next, after the queued ones. */
+static int send_stmt(struct store_conn *c, enum sql_id id, const struct params *p, int kind)
 {
     char name[8];
     int rc;
@@ -387,7 +477,7 @@ static int send_stmt(struct store_conn *c, enum sql_id id, const struct params *
         mark_down(c, sql_text[id]);
         return CD_E_UNAVAILABLE;
     }
-    c->pending++;
+    if (kind >= 0) q_push(c, (uint8_t)kind);
     return CD_OK;
 }
 
@@ -419,9 +509,8 @@ static int run(struct store_conn *c, enum sql_id id, const struct params *p, PGr
         *out = r;
         return CD_OK;
     }
-    if (c->in_tx && c->failed) return CD_E_IO; /* the server would refuse it anyway */
-    if ((rc = send_stmt(c, id, p)) != CD_OK) return rc;
-    c->pending--; /* ours is read below, after the deferred ones */
+    if (c->in_tx && c->failed) return CD_E_IO;              /* the server would refuse it anyway */
+    if ((rc = send_stmt(c, id, p, -1)) != CD_OK) return rc; /* read below, after the queue */
     if (!c->in_tx) {
         if (!PQpipelineSync(c->pg)) {
             mark_down(c, sql_text[id]);
@@ -464,7 +553,7 @@ static int defer(struct store_conn *c, enum sql_id id, const struct params *p)
         return rc;
     }
     if (c->failed) return CD_E_IO;
-    return send_stmt(c, id, p);
+    return send_stmt(c, id, p, Q_PLAIN);
 }
 
 static int64_t col_i64(const PGresult *r, int row, int col)
@@ -623,6 +712,9 @@ static void pg_conn_close(struct store_conn *c)
         pipe_sync(c);
     }
     PQfinish(c->pg);
+    free(c->q);
+    free(c->rooms);
+    free(c->undo);
     free(c);
 }
 
@@ -631,19 +723,20 @@ static int pg_begin(struct store_conn *c)
     int rc;
     if (c->in_tx) return CD_E_IO;
     if ((rc = conn_ready(c)) != CD_OK) return rc;
-    c->failed = c->retry = 0;
+    tx_reset(c);
     c->in_tx = 1;
     if ((rc = defer(c, SQL_BEGIN, NULL)) != CD_OK) c->in_tx = 0;
     return rc;
 }
 
 /* Ends the transaction with ROLLBACK; CD_AGAIN when it had been aborted by a deadlock or
- * serialization failure (the writer then runs the batch again). */
+ * serialization failure, or an optimistic append met a duplicate (the writer then runs the
+ * batch again). */
 static int pg_rollback(struct store_conn *c)
 {
     int again;
     if (!c->writer || !c->in_tx) return CD_OK;
-    if (!c->down && send_stmt(c, SQL_ROLLBACK, NULL) == CD_OK && pipe_sync(c) != CD_OK &&
+    if (!c->down && send_stmt(c, SQL_ROLLBACK, NULL, Q_PLAIN) == CD_OK && pipe_sync(c) != CD_OK &&
         !c->down) {
         /* An unseen error before it made the server skip the ROLLBACK: once more, alone. */
         PGresult *r;
@@ -651,8 +744,57 @@ static int pg_rollback(struct store_conn *c)
         if (run(c, SQL_ROLLBACK, NULL, &r) == CD_OK) PQclear(r);
     }
     again = c->retry;
-    c->in_tx = c->failed = c->retry = 0;
+    tx_reset(c);
     return again ? CD_AGAIN : CD_OK;
+}
+
+/* "{1,2,3}": an array literal of n integers (text format). The caller frees it. */
+static char *int_array(const int64_t *v, size_t stride, size_t n, size_t *len_out)
+{
+    size_t cap = n * 21 + 3, len = 0;
+    char *arr = xmalloc(cap);
+    arr[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(arr + len, cap - len, "%s%lld", i ? "," : "",
+                                (long long)*(const int64_t *)((const char *)v + i * stride));
+    arr[len++] = '}';
+    arr[len] = '\0';
+    *len_out = len;
+    return arr;
+}
+
+/* Optimistic batch: the counters its appends advanced go back to their rows (still locked by
+ * this transaction) in one statement, queued before COMMIT. */
+static int write_counters(struct store_conn *c)
+{
+    struct params p = {0};
+    size_t n = 0, l1, l2;
+    int64_t *ids, *seqs;
+    char *a1, *a2;
+    int rc;
+
+    for (size_t i = 0; i < c->nrooms; i++)
+        n += c->rooms[i].seq != c->rooms[i].base;
+    if (n == 0) return CD_OK;
+    ids = xmalloc(n * sizeof(*ids));
+    seqs = xmalloc(n * sizeof(*seqs));
+    n = 0;
+    for (size_t i = 0; i < c->nrooms; i++)
+        if (c->rooms[i].seq != c->rooms[i].base) {
+            ids[n] = c->rooms[i].id;
+            seqs[n++] = c->rooms[i].seq;
+        }
+    a1 = int_array(ids, sizeof(*ids), n, &l1);
+    a2 = int_array(seqs, sizeof(*seqs), n, &l2);
+    p_bytes(&p, a1, l1);
+    p_bytes(&p, a2, l2);
+    p.fmt[0] = p.fmt[1] = 0;
+    rc = defer(c, SQL_ROOMS_SET_SEQ, &p);
+    free(a1);
+    free(a2);
+    free(ids);
+    free(seqs);
+    return rc;
 }
 
 static int pg_commit(struct store_conn *c)
@@ -661,6 +803,8 @@ static int pg_commit(struct store_conn *c)
     int rc;
 
     if (!c->writer || !c->in_tx) return CD_OK;
+    if (!c->failed && !c->retry && !c->down && c->optimistic && write_counters(c) != CD_OK)
+        c->failed = 1;
     if (c->failed || c->retry || c->down) {
         rc = c->down ? CD_E_UNAVAILABLE : CD_E_IO;
         return pg_rollback(c) == CD_AGAIN ? CD_AGAIN : rc;
@@ -678,12 +822,13 @@ static int pg_commit(struct store_conn *c)
         if (run(c, SQL_ROLLBACK, NULL, &r) == CD_OK) PQclear(r);
     }
     if (rc != CD_OK && c->retry) rc = CD_AGAIN;
-    c->failed = c->retry = 0;
+    tx_reset(c);
     return rc;
 }
 
 static int pg_savepoint(struct store_conn *c)
 {
+    c->nundo = 0;
     return defer(c, SQL_SAVEPOINT, NULL);
 }
 
@@ -692,35 +837,68 @@ static int pg_savepoint_release(struct store_conn *c, int undo)
     int rc;
     if (c->down) return CD_E_UNAVAILABLE;
     if (undo) {
+        /* The job's appends are rolled back: so are the counters they advanced. */
+        while (c->nundo > 0) {
+            struct seq_undo *u = &c->undo[--c->nundo];
+            c->rooms[u->idx].seq = u->old;
+        }
         /* Recovers a transaction an error of the job aborted (the error was followed by a Sync,
          * so the server reads this). The retry flag stays: the batch is still run again. */
         c->failed = 0;
         if ((rc = defer(c, SQL_ROLLBACK_TO, NULL)) != CD_OK) return rc;
     }
+    c->nundo = 0;
     return defer(c, SQL_RELEASE, NULL);
 }
 
-/* Locks the rooms' counter rows in ascending id order, before the batch takes any other lock. */
-static int pg_lock_rooms(struct store_conn *c, const int64_t *ids, size_t n)
+/* Locks the rooms' counter rows in ascending id order, before the batch takes any other lock.
+ * Not optimistic: queued, not waited for. Optimistic: waited for (one round trip, with BEGIN),
+ * and the rows' counters are kept for this transaction: its appends to these rooms number
+ * their entries from them and are queued without waiting (the rows stay locked until commit,
+ * so no other writer can move a counter meanwhile). */
+static int pg_lock_rooms(struct store_conn *c, const int64_t *ids, size_t n, int optimistic)
 {
     struct params p = {0};
+    PGresult *r;
+    size_t len;
     char *arr;
-    size_t cap = n * 21 + 3, len = 0;
     int rc;
 
     if (n == 0) return CD_OK;
-    arr = xmalloc(cap);
-    arr[len++] = '{';
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(arr + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
-    arr[len++] = '}';
-    arr[len] = '\0';
+    arr = int_array(ids, sizeof(*ids), n, &len);
     p_bytes(&p, arr, len);
     p.fmt[0] = 0; /* an array literal in text format */
-    /* Deferred: libpq copies the parameters into its output buffer when the command is sent. */
-    rc = defer(c, SQL_LOCK_ROOMS, &p);
+    if (!optimistic || !c->writer || !c->in_tx) {
+        /* libpq copies the parameters into its output buffer when the command is sent */
+        rc = defer(c, SQL_LOCK_ROOMS, &p);
+        free(arr);
+        return rc;
+    }
+    rc = run(c, SQL_LOCK_ROOMS, &p, &r);
     free(arr);
-    return rc;
+    if (rc != CD_OK) return rc;
+    c->nrooms = 0;
+    if ((size_t)PQntuples(r) > c->rooms_cap) {
+        c->rooms_cap = (size_t)PQntuples(r);
+        c->rooms = xrealloc(c->rooms, c->rooms_cap * sizeof(*c->rooms));
+        c->undo = xrealloc(c->undo, c->rooms_cap * 4 * sizeof(*c->undo));
+        c->undo_cap = c->rooms_cap * 4;
+    }
+    for (int i = 0, rows = PQntuples(r); i < rows; i++) {
+        struct seq_room *sr = &c->rooms[c->nrooms++];
+        sr->id = col_i64(r, i, 0);
+        sr->seq = sr->base = col_i64(r, i, 1);
+    }
+    PQclear(r);
+    c->optimistic = 1;
+    return CD_OK;
+}
+
+/* Reads of the writer see this transaction's counters, not the rows' (written at commit). */
+static void overlay_last_seq(const struct store_conn *c, struct store_room *room)
+{
+    long k;
+    if (c->optimistic && (k = room_find(c, room->id)) >= 0) room->last_seq = c->rooms[k].seq;
 }
 
 static int pg_user_insert(struct store_conn *c, const char *username, const char *pwhash,
@@ -909,7 +1087,10 @@ static int each_member(struct store_conn *c, enum sql_id id, const struct params
     for (int i = 0, n = PQntuples(r); i < n; i++) {
         struct store_room room;
         struct store_member m;
-        if (with_room) room_row(r, i, 0, &room);
+        if (with_room) {
+            room_row(r, i, 0, &room);
+            overlay_last_seq(c, &room);
+        }
         member_row(r, i, with_room ? ROOM_NCOLS : 0, &m);
         if (cb(ud, with_room ? &room : NULL, &m)) break;
     }
@@ -943,10 +1124,12 @@ static int pg_room_get(struct store_conn *c, int64_t room_id, struct store_room 
     int rc;
     p_int(&p, room_id);
     if ((rc = run(c, SQL_ROOM_GET, &p, &r)) != CD_OK) return rc;
-    if (PQntuples(r) == 0)
+    if (PQntuples(r) == 0) {
         rc = CD_E_NOT_FOUND;
-    else
+    } else {
         room_row(r, 0, 0, out);
+        overlay_last_seq(c, out);
+    }
     PQclear(r);
     return rc;
 }
@@ -1060,6 +1243,7 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
 {
     struct params p = {0};
     PGresult *r;
+    long k;
     int rc;
 
     if (ev->body_len > INT32_MAX || ev->cmid_len > INT32_MAX) return CD_E_TOO_LARGE;
@@ -1073,6 +1257,33 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
     p_int(&p, ev->ts);
     p_bytes(&p, ev->client_msg_id, ev->cmid_len);
     p_bytes(&p, ev->body ? ev->body : "", ev->body_len);
+    if (c->optimistic && !c->failed && (k = room_find(c, ev->room_id)) >= 0) {
+        /* A room this transaction locked: numbered from its counter, queued, not waited for. A
+         * duplicate raises a unique violation when the server gets to it (at the latest before
+         * COMMIT, which it then skips): nothing commits and the batch runs again without
+         * optimism, where the duplicate is CD_E_CONFLICT. */
+        int64_t seq = c->rooms[k].seq + 1;
+        p_int(&p, seq);
+        if ((rc = send_stmt(c, SQL_EVENT_INSERT, &p, Q_APPEND)) != CD_OK) return rc;
+        if (c->nundo == c->undo_cap) {
+            c->undo_cap = c->undo_cap ? c->undo_cap * 2 : 64;
+            c->undo = xrealloc(c->undo, c->undo_cap * sizeof(*c->undo));
+        }
+        c->undo[c->nundo++] = (struct seq_undo){(size_t)k, c->rooms[k].seq};
+        c->rooms[k].seq = seq;
+        ev->seq = seq;
+        if (c->qn >= APPENDS_IN_FLIGHT) {
+            if (!PQsendFlushRequest(c->pg) || PQflush(c->pg) != 0) {
+                mark_down(c, "flush");
+                return CD_E_UNAVAILABLE;
+            }
+            if ((rc = drain_pending(c)) != CD_OK) {
+                if (!c->down) pipe_sync(c);
+                return rc;
+            }
+        }
+        return CD_OK;
+    }
     if ((rc = run(c, SQL_EVENT_APPEND, &p, &r)) != CD_OK) return rc;
     if (PQntuples(r) == 0) {
         rc = CD_E_NOT_FOUND; /* no such room: nothing updated */
@@ -1119,9 +1330,14 @@ static int pg_read_mark(struct store_conn *c, int64_t room_id, int64_t user_id, 
                         int64_t *out_seq)
 {
     struct params p = {0};
+    long k;
     p_int(&p, room_id);
     p_int(&p, user_id);
     p_int(&p, seq);
+    if (c->optimistic && (k = room_find(c, room_id)) >= 0)
+        p_int(&p, c->rooms[k].seq);
+    else
+        p_null(&p);
     return query_i64(c, SQL_READ_MARK, &p, out_seq);
 }
 
