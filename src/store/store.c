@@ -47,7 +47,9 @@ static __thread struct {
     struct store_conn *conn;
 } tl_reader;
 
-#define STORE_RETRY_MAX 5 /* runs of one batch aborted by deadlocks before it is given up */
+static void sleep_ns(uint64_t ns);
+
+#define STORE_RETRY_MAX 8 /* runs of one batch aborted by deadlocks before it is given up */
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -133,6 +135,10 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
             break;
         }
         log_debug("batch rolled back, running it again", "\"attempt\":%d", attempt);
+        /* After a deadlock both sides may retry into the same one: back off a random 0-2^n ms
+         * (a late duplicate needs no pause: the next run is not optimistic). */
+        if (attempt > 1)
+            sleep_ns((uint64_t)(rand() % (1 << (attempt < 10 ? attempt : 10))) * 1000000u);
         for (struct store_job **pp = &batch; *pp;) {
             struct store_job *j = *pp;
             j->status = CD_OK;

@@ -113,9 +113,10 @@ struct store {
       "RETURNING seq) "                                                                            \
       "SELECT s.last_seq, (SELECT i.seq FROM i) FROM s")                                           \
     X(EVENT_UNBUMP, "UPDATE rooms SET last_seq = last_seq - 1 WHERE id = $1::bigint")              \
-    X(EVENT_INSERT, "INSERT INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "     \
-                    "VALUES ($1::bigint, $7::bigint, $2::int, $3::bigint, $4::bigint, $5::text, "  \
-                    "$6::text)")                                                                   \
+    X(EVENT_INSERT_MANY,                                                                           \
+      "INSERT INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "                   \
+      "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], "                               \
+      "$4::bigint[], $5::bigint[], $6::text[], $7::text[])")                                       \
     X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events "                                     \
                           "WHERE sender = $1::bigint AND client_msg_id = $2::text")                \
     X(EVENTS_ASC, "SELECT " EVENT_COLS " FROM events WHERE room_id = $1::bigint "                  \
@@ -167,9 +168,16 @@ struct seq_undo {
     int64_t old;
 };
 
-/* Deferred appends in flight before the writer waits for their results: bounds what the server
- * buffers for us while we are still sending (the server stops reading when its output is full). */
-#define APPENDS_IN_FLIGHT 1024
+/* An optimistic append waiting to go out with the others of its batch in one INSERT. */
+struct arow {
+    int64_t room, seq, sender, ts;
+    int kind;
+    char *cmid; /* NULL: none */
+    char *body;
+    size_t cmid_len, body_len;
+};
+/* Rows per INSERT of optimistic appends. */
+#define APPEND_ROWS_MAX 1024
 
 struct store_conn {
     struct store *st;
@@ -189,7 +197,18 @@ struct store_conn {
     size_t nrooms, rooms_cap;
     struct seq_undo *undo;
     size_t nundo, undo_cap;
+    struct arow *rows; /* optimistic appends not sent yet (copies) */
+    size_t nrows, rows_cap;
 };
+
+static void rows_drop(struct store_conn *c)
+{
+    for (size_t i = 0; i < c->nrows; i++) {
+        free(c->rows[i].cmid);
+        free(c->rows[i].body);
+    }
+    c->nrows = 0;
+}
 
 static void q_push(struct store_conn *c, uint8_t kind)
 {
@@ -227,8 +246,11 @@ static long room_find(const struct store_conn *c, int64_t id)
     return -1;
 }
 
+static void rows_drop(struct store_conn *c);
+
 static void tx_reset(struct store_conn *c)
 {
+    rows_drop(c);
     c->in_tx = c->failed = c->retry = 0;
     c->optimistic = 0;
     c->nrooms = c->nundo = 0;
@@ -243,6 +265,35 @@ struct params {
     int fmt[PARAMS_MAX];
     char num[PARAMS_MAX][24];
 };
+
+/* A growable byte buffer. */
+struct sbuf {
+    char *data;
+    size_t len, cap;
+};
+
+static void sbuf_init(struct sbuf *b)
+{
+    b->cap = 256;
+    b->len = 0;
+    b->data = xmalloc(b->cap);
+}
+
+static void sbuf_add(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->len + n > b->cap) {
+        while (b->len + n > b->cap)
+            b->cap *= 2;
+        b->data = xrealloc(b->data, b->cap);
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+static void sbuf_free(struct sbuf *b)
+{
+    free(b->data);
+}
 
 static void p_int(struct params *p, int64_t x)
 {
@@ -466,10 +517,14 @@ static int prepare(struct store_conn *c, enum sql_id id, const char *name)
 
 /* Sends a statement (writer). kind >= 0: queued, its result read later; -1: the caller reads it
  * next, after the queued ones. */
+static int flush_rows(struct store_conn *c);
+
 static int send_stmt(struct store_conn *c, enum sql_id id, const struct params *p, int kind)
 {
     char name[8];
     int rc;
+    /* Buffered appends go first: every statement sees the writes queued before it. */
+    if (c->nrows && id != SQL_EVENT_INSERT_MANY && (rc = flush_rows(c)) != CD_OK) return rc;
     snprintf(name, sizeof(name), "s%d", (int)id);
     if ((rc = conn_ready(c)) != CD_OK || (rc = prepare(c, id, name)) != CD_OK) return rc;
     if (!PQsendQueryPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
@@ -713,9 +768,66 @@ static void pg_conn_close(struct store_conn *c)
     }
     PQfinish(c->pg);
     free(c->q);
+    rows_drop(c);
+    free(c->rows);
     free(c->rooms);
     free(c->undo);
     free(c);
+}
+
+/* Appends an array literal element: "..." with '"' and '\\' escaped, or NULL. */
+static void arr_text(struct sbuf *b, const char *s, size_t len)
+{
+    if (!s) {
+        sbuf_add(b, "NULL", 4);
+        return;
+    }
+    sbuf_add(b, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\') sbuf_add(b, "\\", 1);
+        sbuf_add(b, s + i, 1);
+    }
+    sbuf_add(b, "\"", 1);
+}
+
+/* Sends the buffered optimistic appends as one INSERT of arrays (queued, not waited for). One
+ * statement for up to APPEND_ROWS_MAX rows: the server parses, plans and executes once, instead
+ * of once per message. A duplicate among them aborts the transaction (see drain_pending). */
+static int flush_rows(struct store_conn *c)
+{
+    struct params p = {0};
+    struct sbuf a[7];
+    char num[24];
+    int rc;
+
+    for (int i = 0; i < 7; i++) {
+        sbuf_init(&a[i]);
+        sbuf_add(&a[i], "{", 1);
+    }
+    for (size_t i = 0; i < c->nrows; i++) {
+        const struct arow *w = &c->rows[i];
+        const int64_t ints[5] = {w->room, w->seq, w->kind, w->sender, w->ts};
+        for (int f = 0; f < 5; f++) {
+            int n = snprintf(num, sizeof(num), "%s%lld", i ? "," : "", (long long)ints[f]);
+            sbuf_add(&a[f], num, (size_t)n);
+        }
+        if (i) {
+            sbuf_add(&a[5], ",", 1);
+            sbuf_add(&a[6], ",", 1);
+        }
+        arr_text(&a[5], w->cmid, w->cmid_len);
+        arr_text(&a[6], w->body, w->body_len);
+    }
+    for (int i = 0; i < 7; i++) {
+        sbuf_add(&a[i], "}", 2); /* with the terminator: text-format parameters are C strings */
+        p_bytes(&p, a[i].data, a[i].len - 1);
+        p.fmt[i] = 0;
+    }
+    rows_drop(c);
+    rc = send_stmt(c, SQL_EVENT_INSERT_MANY, &p, Q_APPEND);
+    for (int i = 0; i < 7; i++)
+        sbuf_free(&a[i]);
+    return rc;
 }
 
 static int pg_begin(struct store_conn *c)
@@ -837,7 +949,9 @@ static int pg_savepoint_release(struct store_conn *c, int undo)
     int rc;
     if (c->down) return CD_E_UNAVAILABLE;
     if (undo) {
-        /* The job's appends are rolled back: so are the counters they advanced. */
+        /* The job's appends are rolled back: so are the counters they advanced, and the ones
+         * not sent yet are dropped (SAVEPOINT sent the earlier ones). */
+        rows_drop(c);
         while (c->nundo > 0) {
             struct seq_undo *u = &c->undo[--c->nundo];
             c->rooms[u->idx].seq = u->old;
@@ -1263,8 +1377,21 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
          * COMMIT, which it then skips): nothing commits and the batch runs again without
          * optimism, where the duplicate is CD_E_CONFLICT. */
         int64_t seq = c->rooms[k].seq + 1;
-        p_int(&p, seq);
-        if ((rc = send_stmt(c, SQL_EVENT_INSERT, &p, Q_APPEND)) != CD_OK) return rc;
+        struct arow *row;
+        if (c->nrows == c->rows_cap) {
+            c->rows_cap = c->rows_cap ? c->rows_cap * 2 : 64;
+            c->rows = xrealloc(c->rows, c->rows_cap * sizeof(*c->rows));
+        }
+        row = &c->rows[c->nrows++];
+        row->room = ev->room_id;
+        row->seq = seq;
+        row->sender = ev->sender;
+        row->ts = ev->ts;
+        row->kind = ev->kind;
+        row->cmid = ev->client_msg_id ? xstrndup(ev->client_msg_id, ev->cmid_len) : NULL;
+        row->cmid_len = ev->cmid_len;
+        row->body = xstrndup(ev->body ? ev->body : "", ev->body_len);
+        row->body_len = ev->body_len;
         if (c->nundo == c->undo_cap) {
             c->undo_cap = c->undo_cap ? c->undo_cap * 2 : 64;
             c->undo = xrealloc(c->undo, c->undo_cap * sizeof(*c->undo));
@@ -1272,16 +1399,7 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
         c->undo[c->nundo++] = (struct seq_undo){(size_t)k, c->rooms[k].seq};
         c->rooms[k].seq = seq;
         ev->seq = seq;
-        if (c->qn >= APPENDS_IN_FLIGHT) {
-            if (!PQsendFlushRequest(c->pg) || PQflush(c->pg) != 0) {
-                mark_down(c, "flush");
-                return CD_E_UNAVAILABLE;
-            }
-            if ((rc = drain_pending(c)) != CD_OK) {
-                if (!c->down) pipe_sync(c);
-                return rc;
-            }
-        }
+        if (c->nrows >= APPEND_ROWS_MAX) return flush_rows(c);
         return CD_OK;
     }
     if ((rc = run(c, SQL_EVENT_APPEND, &p, &r)) != CD_OK) return rc;
