@@ -1,12 +1,15 @@
 /* store_pg.c - the PostgreSQL backend (libpq): numbered migrations under an advisory lock,
  * statements prepared once per connection, a per-room seq counter row, and the writer's
- * statements pipelined so a group commit costs one round trip per statement whose answer the
- * caller needs, not one per statement.
+ * statements pipelined so a group commit waits only for the answers its callers need.
  *
- * Seq: `UPDATE rooms SET last_seq = last_seq + 1 ... RETURNING last_seq` in the writer's
- * transaction. The row lock it takes is held until commit, so concurrent writers (other nodes)
- * on the same room queue behind it and an aborted transaction gives its numbers back: gap-free
- * with any number of writers, and nothing is predicted in memory.
+ * Seq: rooms.last_seq, moved only by a transaction holding the row's lock until commit, so
+ * concurrent writers (other nodes) on the same room queue behind it and an aborted transaction
+ * gives its numbers back: gap-free with any number of writers; no seq outlives a transaction.
+ * Plain appends run `UPDATE rooms SET last_seq = last_seq + 1 ... RETURNING` with their INSERT
+ * (one round trip each). Optimistic batches (every job can run again) read the counters of the
+ * rooms they lock, number appends to them locally under those locks, send their rows as one
+ * INSERT of arrays and write the counters back before COMMIT; a duplicate client_msg_id then
+ * raises a unique violation, nothing commits, and the batch runs again, plain.
  *
  * Deadlocks: a batch locks the rows of every room it writes, in ascending id order, right after
  * BEGIN (lock_rooms), before any other lock; two batches therefore never wait on each other's
@@ -14,11 +17,12 @@
  * aborts the transaction and commit/rollback return CD_AGAIN: the writer runs the batch again.
  *
  * Pipeline (writer connection only): statements whose result nobody needs (BEGIN, SAVEPOINT,
- * RELEASE, ROLLBACK TO, lock_rooms) are sent and not waited for; their results are read with the
- * next statement that needs one, which is one round trip for all of them. COMMIT is sent with a
- * Sync and waited for. An error makes the server skip everything up to the next Sync, so after
- * one the connection sends a Sync at once; a transaction with an unrecovered error is never
- * committed (COMMIT of an aborted transaction would answer ROLLBACK, which is checked too).
+ * RELEASE, ROLLBACK TO, lock_rooms when not optimistic, the optimistic INSERTs) are sent and not
+ * waited for; their results are read with the next statement that needs one, which is one round
+ * trip for all of them. COMMIT is sent with a Sync and waited for. An error makes the server skip
+ * everything up to the next Sync, so after one the connection sends a Sync at once; a
+ * transaction with an unrecovered error is never committed (COMMIT of an aborted transaction
+ * would answer ROLLBACK, which is checked too).
  *
  * Connection loss: the op fails with CD_E_UNAVAILABLE, the connection is marked down and is
  * reopened on its next use (the writer's next batch, a reader's next read). Nothing is reported
