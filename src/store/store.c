@@ -121,7 +121,7 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
     for (struct store_job *j = batch; j; j = j->next)
         n++;
     for (int attempt = 1;; attempt++) {
-        int optimistic = attempt == 1;
+        int optimistic = attempt == 1 && db->ops->lock_rooms; /* never with SQLite */
         for (struct store_job *j = batch; j && optimistic; j = j->next)
             optimistic = j->reset != NULL;
         rc = writer_try_batch(db, batch, optimistic);
