@@ -999,8 +999,6 @@ static int pg_lock_rooms(struct store_conn *c, const int64_t *ids, size_t n, int
     if ((size_t)PQntuples(r) > c->rooms_cap) {
         c->rooms_cap = (size_t)PQntuples(r);
         c->rooms = xrealloc(c->rooms, c->rooms_cap * sizeof(*c->rooms));
-        c->undo = xrealloc(c->undo, c->rooms_cap * 4 * sizeof(*c->undo));
-        c->undo_cap = c->rooms_cap * 4;
     }
     for (int i = 0, rows = PQntuples(r); i < rows; i++) {
         struct seq_room *sr = &c->rooms[c->nrooms++];
