@@ -262,6 +262,10 @@ static void api_readyz(struct api_req *r)
         api_respond_error(r, CD_E_UNAVAILABLE, "not ready");
         return;
     }
+    if (!store_available(&r->app->db)) {
+        api_respond_error(r, CD_E_UNAVAILABLE, "storage unavailable");
+        return;
+    }
     api_respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 

@@ -38,6 +38,7 @@ struct store_priv {
     int wal_restart_frames; /* WAL length at which the writer copies the checkpoint's tail */
     _Atomic uint64_t commits, jobs, failed_commits;
     _Atomic uint64_t submitted; /* jobs queued over the store's life; minus jobs = queued now */
+    atomic_int unavailable;     /* the backend said CD_E_UNAVAILABLE; cleared by a commit */
 };
 
 static _Atomic unsigned store_gen;
@@ -125,6 +126,7 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
         for (struct store_job *j = batch; j && optimistic; j = j->next)
             optimistic = j->reset != NULL;
         rc = writer_try_batch(db, batch, optimistic);
+        if (rc == CD_E_UNAVAILABLE || rc == CD_OK) atomic_store(&p->unavailable, rc != CD_OK);
         if (rc != CD_AGAIN) break;
         /* Rolled back by a deadlock or serialization failure (several writers on PostgreSQL), or
          * an optimistic append met a duplicate: run it again, not optimistically. Jobs that
@@ -177,6 +179,23 @@ static void sleep_ns(uint64_t ns)
     }
 }
 
+#define STORE_PROBE_NS 1000000000u
+
+/* An empty transaction: reopens a lost connection and proves the backend answers. */
+static void writer_probe(struct store_db *db)
+{
+    struct store_priv *p = db->priv;
+    int rc = db->ops->begin(p->writer);
+    if (rc == CD_OK)
+        rc = db->ops->commit(p->writer);
+    else
+        db->ops->rollback(p->writer);
+    if (rc == CD_OK) {
+        atomic_store(&p->unavailable, 0);
+        log_info("storage available again", "\"store\":\"%s\"", db->ops->name);
+    }
+}
+
 static void writer_main(void *arg)
 {
     struct store_db *db = arg;
@@ -194,8 +213,20 @@ static void writer_main(void *arg)
         size_t n = 1;
 
         uv_mutex_lock(&p->lock);
-        while (!p->head && !p->stopping)
-            uv_cond_wait(&p->cond, &p->lock);
+        while (!p->head && !p->stopping) {
+            if (!atomic_load(&p->unavailable)) {
+                uv_cond_wait(&p->cond, &p->lock);
+                continue;
+            }
+            /* The backend is unreachable and nothing is queued: try it once a second, so
+             * store_available() (and /readyz) recover without traffic. */
+            if (uv_cond_timedwait(&p->cond, &p->lock, STORE_PROBE_NS) == UV_ETIMEDOUT && !p->head &&
+                !p->stopping) {
+                uv_mutex_unlock(&p->lock);
+                writer_probe(db);
+                uv_mutex_lock(&p->lock);
+            }
+        }
         if (p->head && p->interval_ns && !p->stopping) {
             /* Under load the last commit began less than an interval ago: let the rest of the
              * interval fill this batch. */
@@ -376,6 +407,12 @@ void store_db_close(struct store_db *db)
     uv_mutex_destroy(&p->lock);
     free(p);
     db->priv = NULL;
+}
+
+int store_available(struct store_db *db)
+{
+    struct store_priv *p = db->priv;
+    return p && !atomic_load(&p->unavailable);
 }
 
 uint64_t store_queued(struct store_db *db)

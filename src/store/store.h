@@ -243,6 +243,10 @@ void store_submit(struct store_db *db, struct store_job *j);
  * as large as the load instead of waking per job. */
 void store_submit_list(struct store_db *db, struct store_job *head, struct store_job *tail,
                        size_t n);
+/* 0 while the backend is unreachable: a batch failed with CD_E_UNAVAILABLE and neither a later
+ * batch nor the writer's probe (an empty transaction once a second while idle) has succeeded
+ * since. Always 1 for SQLite. Any thread; a snapshot. */
+int store_available(struct store_db *db);
 /* Jobs submitted and not yet done (any thread; a snapshot). */
 uint64_t store_queued(struct store_db *db);
 /* The calling thread's read-only connection, opened on first use (worker threads only). NULL on

@@ -5,7 +5,8 @@
  * the rooms locked in order (deadlocks then abort batches, which are run again); a duplicate
  * client_msg_id sent to both nodes is stored once; migrations run once when nodes start
  * together; a writer whose connection is killed fails its batch with CD_E_UNAVAILABLE (nothing
- * acked) and reconnects for the next one. */
+ * acked) and reconnects for the next one; while the server refuses it, the store says it is
+ * unavailable until its idle probe gets through. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -515,6 +516,50 @@ static void killed_connection_fails_batch_then_reconnects(void **state)
     store_db_close(&db);
 }
 
+/* The server refuses the store's role (as while it is down) after ending its sessions: a batch
+ * fails with CD_E_UNAVAILABLE and store_available() says 0; once the role may log in again the
+ * writer's probe (an empty transaction each second while idle) finds it without any traffic,
+ * and writes succeed. */
+static void unavailable_until_probe_reconnects(void **state)
+{
+    struct fx *f = *state;
+    struct store_db db;
+    struct store_config cfg;
+    char url[700], role[80], sql[256];
+    int64_t room = room_new(f, "r", NULL);
+
+    snprintf(role, sizeof(role), "probe_%s", f->dir);
+    snprintf(sql, sizeof(sql), "CREATE ROLE %s LOGIN SUPERUSER", role);
+    admin(sql);
+    snprintf(url, sizeof(url), "%s&user=%s", f->url, role);
+    memset(&cfg, 0, sizeof(cfg));
+    memset(&db, 0, sizeof(db));
+    cfg.url = url;
+    assert_int_equal(store_db_open(&db, &store_pg_ops, &cfg), CD_OK);
+    assert_int_equal(submit_one(&db, room, "one.", NULL), CD_OK);
+    assert_int_equal(store_available(&db), 1);
+
+    snprintf(sql, sizeof(sql), "ALTER ROLE %s NOLOGIN", role);
+    admin(sql);
+    snprintf(sql, sizeof(sql),
+             "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE usename = '%s'",
+             role);
+    admin(sql);
+    assert_int_equal(submit_one(&db, room, "two.", NULL), CD_E_UNAVAILABLE);
+    assert_int_equal(store_available(&db), 0);
+
+    snprintf(sql, sizeof(sql), "ALTER ROLE %s LOGIN", role);
+    admin(sql);
+    for (int i = 0; i < 300 && !store_available(&db); i++) /* a bound, not a timing check */
+        usleep(100000);
+    assert_int_equal(store_available(&db), 1);
+    assert_int_equal(submit_one(&db, room, "thr.", NULL), CD_OK);
+    assert_int_equal(last_seq(f, room), 2);
+    store_db_close(&db);
+    snprintf(sql, sizeof(sql), "DROP ROLE %s", role);
+    admin(sql);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -527,6 +572,7 @@ int main(void)
         cmocka_unit_test(concurrent_open_migrates_once),
         cmocka_unit_test_setup_teardown(killed_connection_fails_batch_then_reconnects, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(unavailable_until_probe_reconnects, setup, teardown),
     };
     base_url = getenv("CHATD_TEST_PG_URL");
     if (!base_url || !*base_url) {
