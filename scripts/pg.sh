@@ -71,17 +71,29 @@ start() {
     echo "$port" | as_owner tee "$PORT_FILE" >/dev/null
   fi
   port=$(cat "$PORT_FILE")
-  if port_busy "$port"; then
-    if [ -n "${CHATD_PG_PORT:-}" ]; then
-      echo "pg.sh: port $port is taken by another process" >&2
-      exit 1
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    if port_busy "$port"; then
+      if [ -n "${CHATD_PG_PORT:-}" ]; then
+        echo "pg.sh: port $port is taken by another process" >&2
+        exit 1
+      fi
+      while port_busy "$port"; do port=$((port + 1)); done # taken since the last start: move
+      echo "$port" | as_owner tee "$PORT_FILE" >/dev/null
     fi
-    while port_busy "$port"; do port=$((port + 1)); done # taken since the last start: move
-    echo "$port" | as_owner tee "$PORT_FILE" >/dev/null
-  fi
-  as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$DIR -c max_connections=500" \
-    start >/dev/null || { tail -20 "$LOG" >&2; exit 1; }
+    if as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
+      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$DIR -c max_connections=500" \
+      start >/dev/null; then
+      break
+    fi
+    # Another process took the port between the check and the bind (parallel starts): next one.
+    if [ -z "${CHATD_PG_PORT:-}" ] && tail -8 "$LOG" | grep -q "Address already in use" && [ "$attempt" -lt 10 ]; then
+      port=$((port + 1))
+      echo "$port" | as_owner tee "$PORT_FILE" >/dev/null
+      continue
+    fi
+    tail -20 "$LOG" >&2
+    exit 1
+  done
   if [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = 'chatd'")" ]; then
     psql_admin -c "CREATE DATABASE chatd"
   fi
