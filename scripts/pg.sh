@@ -82,7 +82,7 @@ start() {
     fi
     if as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
       -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$DIR -c max_connections=500" \
-      start >/dev/null; then
+      start >/dev/null 2>&1; then
       break
     fi
     # Another process took the port between the check and the bind (parallel starts): next one.
