@@ -71,27 +71,28 @@ start() {
     echo "$port" | as_owner tee "$PORT_FILE" >/dev/null
   fi
   port=$(cat "$PORT_FILE")
-  if port_busy "$port"; then
-    if [ -n "${CHATD_PG_PORT:-}" ]; then
-      echo "pg.sh: port $port is taken by another process" >&2
-      exit 1
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    if port_busy "$port"; then
+      if [ -n "${CHATD_PG_PORT:-}" ]; then
+        echo "pg.sh: port $port is taken by another process" >&2
+        exit 1
+      fi
+      while port_busy "$port"; do port=$((port + 1)); done # taken since the last start: move
+      echo "$port" | as_owner tee "$PORT_FILE" >/dev/null
     fi
-    while port_busy "$port"; do port=$((port + 1)); done # taken since the last start: move
-    echo "$port" | as_owner tee "$PORT_FILE" >/dev/null
-  fi
-  # Another process may take the port between the check and the bind: move on and retry.
-  for attempt in 1 2 3 4 5; do
     if as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
       -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$DIR -c max_connections=500" \
-      start >/dev/null; then
+      start >/dev/null 2>&1; then
       break
     fi
-    if [ -n "${CHATD_PG_PORT:-}" ] || [ "$attempt" = 5 ] || ! tail -5 "$LOG" | grep -q "already in use"; then
-      tail -20 "$LOG" >&2; exit 1
+    # Another process took the port between the check and the bind (parallel starts): next one.
+    if [ -z "${CHATD_PG_PORT:-}" ] && tail -8 "$LOG" | grep -q "Address already in use" && [ "$attempt" -lt 10 ]; then
+      port=$((port + 1))
+      echo "$port" | as_owner tee "$PORT_FILE" >/dev/null
+      continue
     fi
-    port=$((port + 1))
-    while port_busy "$port"; do port=$((port + 1)); done
-    echo "$port" | as_owner tee "$PORT_FILE" >/dev/null
+    tail -20 "$LOG" >&2
+    exit 1
   done
   if [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = 'chatd'")" ]; then
     psql_admin -c "CREATE DATABASE chatd"

@@ -48,6 +48,7 @@ struct store_priv {
     _Atomic uint64_t batch_start_ns; /* uv_hrtime() at the start of the running batch, 0: idle */
     uint64_t stall_ns;
     struct store_job probe;
+    atomic_int unavailable; /* the backend said CD_E_UNAVAILABLE; cleared by a commit */
 };
 
 #define PROBE_EVERY_MS 1000
@@ -59,7 +60,9 @@ static __thread struct {
     struct store_conn *conn;
 } tl_reader;
 
-#define STORE_RETRY_MAX 5 /* runs of one batch aborted by deadlocks before it is given up */
+static void sleep_ns(uint64_t ns);
+
+#define STORE_RETRY_MAX 8 /* runs of one batch aborted by deadlocks before it is given up */
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -81,8 +84,9 @@ static size_t batch_rooms(struct store_priv *p, struct store_job *batch)
 }
 
 /* One transaction over the batch: each job's status is set; returns the batch's status (CD_OK
- * when committed, CD_AGAIN when a deadlock or serialization failure rolled it back). */
-static int writer_try_batch(struct store_db *db, struct store_job *batch)
+ * when committed, CD_AGAIN when a deadlock, a serialization failure or a late duplicate rolled
+ * it back). optimistic: every job can run again, the backend may use that. */
+static int writer_try_batch(struct store_db *db, struct store_job *batch, int optimistic)
 {
     const struct store_ops *ops = db->ops;
     struct store_priv *p = db->priv;
@@ -91,7 +95,7 @@ static int writer_try_batch(struct store_db *db, struct store_job *batch)
 
     if (rc == CD_OK && ops->lock_rooms) {
         size_t nrooms = batch_rooms(p, batch);
-        if (nrooms) rc = ops->lock_rooms(c, p->rooms, nrooms);
+        if (nrooms) rc = ops->lock_rooms(c, p->rooms, nrooms, optimistic);
     }
     for (struct store_job *j = batch; j; j = j->next) {
         if (rc != CD_OK) {
@@ -130,16 +134,25 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
     for (struct store_job *j = batch; j; j = j->next)
         n++;
     for (int attempt = 1;; attempt++) {
-        rc = writer_try_batch(db, batch);
+        int optimistic = attempt == 1 && db->ops->lock_rooms; /* never with SQLite */
+        for (struct store_job *j = batch; j && optimistic; j = j->next)
+            optimistic = j->reset != NULL;
+        rc = writer_try_batch(db, batch, optimistic);
+        if (rc == CD_E_UNAVAILABLE || rc == CD_OK) atomic_store(&p->unavailable, rc != CD_OK);
         if (rc != CD_AGAIN) break;
-        /* Rolled back by a deadlock or serialization failure (several writers on PostgreSQL):
-         * run it again. Jobs that cannot undo what they produced end here, uncommitted. */
+        /* Rolled back by a deadlock or serialization failure (several writers on PostgreSQL), or
+         * an optimistic append met a duplicate: run it again, not optimistically. Jobs that
+         * cannot undo what they produced end here, uncommitted. */
         if (db->batch_failed) db->batch_failed();
         if (attempt >= STORE_RETRY_MAX) {
             rc = CD_E_UNAVAILABLE;
             break;
         }
-        log_warn("batch rolled back by a deadlock, running it again", "\"attempt\":%d", attempt);
+        log_debug("batch rolled back, running it again", "\"attempt\":%d", attempt);
+        /* After a deadlock both sides may retry into the same one: back off a random 0-2^n ms
+         * (a late duplicate needs no pause: the next run is not optimistic). */
+        if (attempt > 1)
+            sleep_ns((uint64_t)(rand() % (1 << (attempt < 10 ? attempt : 10))) * 1000000u);
         for (struct store_job **pp = &batch; *pp;) {
             struct store_job *j = *pp;
             j->status = CD_OK;
@@ -181,6 +194,23 @@ static void sleep_ns(uint64_t ns)
     }
 }
 
+#define STORE_PROBE_NS 1000000000u
+
+/* An empty transaction: reopens a lost connection and proves the backend answers. */
+static void writer_probe(struct store_db *db)
+{
+    struct store_priv *p = db->priv;
+    int rc = db->ops->begin(p->writer);
+    if (rc == CD_OK)
+        rc = db->ops->commit(p->writer);
+    else
+        db->ops->rollback(p->writer);
+    if (rc == CD_OK) {
+        atomic_store(&p->unavailable, 0);
+        log_info("storage available again", "\"store\":\"%s\"", db->ops->name);
+    }
+}
+
 static void writer_main(void *arg)
 {
     struct store_db *db = arg;
@@ -198,8 +228,20 @@ static void writer_main(void *arg)
         size_t n = 1;
 
         uv_mutex_lock(&p->lock);
-        while (!p->head && !p->stopping)
-            uv_cond_wait(&p->cond, &p->lock);
+        while (!p->head && !p->stopping) {
+            if (!atomic_load(&p->unavailable)) {
+                uv_cond_wait(&p->cond, &p->lock);
+                continue;
+            }
+            /* The backend is unreachable and nothing is queued: try it once a second, so
+             * store_available() (and /readyz) recover without traffic. */
+            if (uv_cond_timedwait(&p->cond, &p->lock, STORE_PROBE_NS) == UV_ETIMEDOUT && !p->head &&
+                !p->stopping) {
+                uv_mutex_unlock(&p->lock);
+                writer_probe(db);
+                uv_mutex_lock(&p->lock);
+            }
+        }
         if (p->head && p->interval_ns && !p->stopping) {
             /* Under load the last commit began less than an interval ago: let the rest of the
              * interval fill this batch. */
@@ -413,6 +455,12 @@ void store_db_close(struct store_db *db)
     db->priv = NULL;
 }
 
+int store_available(struct store_db *db)
+{
+    struct store_priv *p = db->priv;
+    return p && !atomic_load(&p->unavailable);
+}
+
 uint64_t store_queued(struct store_db *db)
 {
     struct store_priv *p = db->priv;
@@ -427,6 +475,10 @@ int store_health(struct store_db *db, const char **why)
 
     if (!p) {
         *why = "storage closed";
+        return CD_E_UNAVAILABLE;
+    }
+    if (atomic_load(&p->unavailable)) {
+        *why = "storage unavailable: the database does not answer";
         return CD_E_UNAVAILABLE;
     }
     if (atomic_load(&p->failing)) {

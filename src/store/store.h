@@ -127,8 +127,11 @@ struct store_ops {
     int (*savepoint_release)(struct store_conn *c, int undo); /* undo: roll the savepoint back */
     /* Optional (NULL: single writer, nothing to order). Called by the writer right after begin
      * with the batch's rooms, sorted ascending and distinct: locks their rows in that order, so
-     * two nodes' batches never take the same rooms' locks in opposite orders (no deadlock). */
-    int (*lock_rooms)(struct store_conn *c, const int64_t *room_ids, size_t n);
+     * two nodes' batches never take the same rooms' locks in opposite orders (no deadlock).
+     * optimistic: every job of the batch can run again (store_job.reset), so the backend may
+     * answer appends to these rooms before it knows they succeeded; a late duplicate then
+     * makes commit return CD_AGAIN and the batch runs again with optimistic 0. */
+    int (*lock_rooms)(struct store_conn *c, const int64_t *room_ids, size_t n, int optimistic);
 
     /* accounts */
     int (*user_insert)(struct store_conn *c, const char *username, const char *pwhash,
@@ -251,6 +254,10 @@ void store_submit(struct store_db *db, struct store_job *j);
  * as large as the load instead of waking per job. */
 void store_submit_list(struct store_db *db, struct store_job *head, struct store_job *tail,
                        size_t n);
+/* 0 while the backend is unreachable: a batch failed with CD_E_UNAVAILABLE and neither a later
+ * batch nor the writer's probe (an empty transaction once a second while idle) has succeeded
+ * since. Always 1 for SQLite. Any thread; a snapshot. */
+int store_available(struct store_db *db);
 /* Jobs submitted and not yet done (any thread; a snapshot). */
 uint64_t store_queued(struct store_db *db);
 /* The calling thread's read-only connection, opened on first use (worker threads only). NULL on

@@ -1,12 +1,15 @@
 /* store_pg.c - the PostgreSQL backend (libpq): numbered migrations under an advisory lock,
  * statements prepared once per connection, a per-room seq counter row, and the writer's
- * statements pipelined so a group commit costs one round trip per statement whose answer the
- * caller needs, not one per statement.
+ * statements pipelined so a group commit waits only for the answers its callers need.
  *
- * Seq: `UPDATE rooms SET last_seq = last_seq + 1 ... RETURNING last_seq` in the writer's
- * transaction. The row lock it takes is held until commit, so concurrent writers (other nodes)
- * on the same room queue behind it and an aborted transaction gives its numbers back: gap-free
- * with any number of writers, and nothing is predicted in memory.
+ * Seq: rooms.last_seq, moved only by a transaction holding the row's lock until commit, so
+ * concurrent writers (other nodes) on the same room queue behind it and an aborted transaction
+ * gives its numbers back: gap-free with any number of writers; no seq outlives a transaction.
+ * Plain appends run `UPDATE rooms SET last_seq = last_seq + 1 ... RETURNING` with their INSERT
+ * (one round trip each). Optimistic batches (every job can run again) read the counters of the
+ * rooms they lock, number appends to them locally under those locks, send their rows as one
+ * INSERT of arrays and write the counters back before COMMIT; a duplicate client_msg_id then
+ * raises a unique violation, nothing commits, and the batch runs again, plain.
  *
  * Deadlocks: a batch locks the rows of every room it writes, in ascending id order, right after
  * BEGIN (lock_rooms), before any other lock; two batches therefore never wait on each other's
@@ -14,11 +17,12 @@
  * aborts the transaction and commit/rollback return CD_AGAIN: the writer runs the batch again.
  *
  * Pipeline (writer connection only): statements whose result nobody needs (BEGIN, SAVEPOINT,
- * RELEASE, ROLLBACK TO, lock_rooms) are sent and not waited for; their results are read with the
- * next statement that needs one, which is one round trip for all of them. COMMIT is sent with a
- * Sync and waited for. An error makes the server skip everything up to the next Sync, so after
- * one the connection sends a Sync at once; a transaction with an unrecovered error is never
- * committed (COMMIT of an aborted transaction would answer ROLLBACK, which is checked too).
+ * RELEASE, ROLLBACK TO, lock_rooms when not optimistic, the optimistic INSERTs) are sent and not
+ * waited for; their results are read with the next statement that needs one, which is one round
+ * trip for all of them. COMMIT is sent with a Sync and waited for. An error makes the server skip
+ * everything up to the next Sync, so after one the connection sends a Sync at once; a
+ * transaction with an unrecovered error is never committed (COMMIT of an aborted transaction
+ * would answer ROLLBACK, which is checked too).
  *
  * Connection loss: the op fails with CD_E_UNAVAILABLE, the connection is marked down and is
  * reopened on its next use (the writer's next batch, a reader's next read). Nothing is reported
@@ -54,8 +58,10 @@ struct store {
     X(SAVEPOINT, "SAVEPOINT job")                                                                  \
     X(RELEASE, "RELEASE job")                                                                      \
     X(ROLLBACK_TO, "ROLLBACK TO job")                                                              \
-    X(LOCK_ROOMS, "SELECT id FROM rooms WHERE id = ANY($1::bigint[]) ORDER BY id "                 \
+    X(LOCK_ROOMS, "SELECT id, last_seq FROM rooms WHERE id = ANY($1::bigint[]) ORDER BY id "       \
                   "FOR NO KEY UPDATE")                                                             \
+    X(ROOMS_SET_SEQ, "UPDATE rooms r SET last_seq = v.seq FROM unnest($1::bigint[], "              \
+                     "$2::bigint[]) AS v(id, seq) WHERE r.id = v.id")                              \
     X(USER_INSERT, "INSERT INTO users(username, pwhash, created_at) "                              \
                    "VALUES ($1::text, $2::text, $3::bigint) "                                      \
                    "ON CONFLICT (username) DO NOTHING RETURNING id")                               \
@@ -115,6 +121,10 @@ struct store {
       "RETURNING seq) "                                                                            \
       "SELECT s.last_seq, (SELECT i.seq FROM i) FROM s")                                           \
     X(EVENT_UNBUMP, "UPDATE rooms SET last_seq = last_seq - 1 WHERE id = $1::bigint")              \
+    X(EVENT_INSERT_MANY,                                                                           \
+      "INSERT INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "                   \
+      "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], "                               \
+      "$4::bigint[], $5::bigint[], $6::text[], $7::text[])")                                       \
     X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events "                                     \
                           "WHERE sender = $1::bigint AND client_msg_id = $2::text")                \
     X(EVENTS_ASC, "SELECT " EVENT_COLS " FROM events WHERE room_id = $1::bigint "                  \
@@ -127,9 +137,10 @@ struct store {
     X(EVENTS_DESC_BEFORE, "SELECT " EVENT_COLS " FROM events WHERE room_id = $1::bigint "          \
                           "AND seq > $2::bigint AND seq < $4::bigint ORDER BY seq DESC "           \
                           "LIMIT $3::bigint")                                                      \
-    X(READ_MARK, "UPDATE members m SET read_seq = greatest(m.read_seq, least($3::bigint, "         \
-                 "(SELECT r.last_seq FROM rooms r WHERE r.id = $1::bigint))) "                     \
-                 "WHERE m.room_id = $1::bigint AND m.user_id = $2::bigint RETURNING m.read_seq")   \
+    X(READ_MARK,                                                                                   \
+      "UPDATE members m SET read_seq = greatest(m.read_seq, least($3::bigint, "                    \
+      "coalesce($4::bigint, (SELECT r.last_seq FROM rooms r WHERE r.id = $1::bigint)))) "          \
+      "WHERE m.room_id = $1::bigint AND m.user_id = $2::bigint RETURNING m.read_seq")              \
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = $1::bigint "              \
                     "AND seq > $3::bigint AND seq <= $3::bigint + $5::bigint AND kind = $4::int "  \
                     "AND sender <> $2::bigint), EXISTS (SELECT 1 FROM events WHERE "               \
@@ -150,17 +161,110 @@ static const char *const sql_text[] = {
 
 _Static_assert(SQL__COUNT <= 64, "prepared-statement bitmap is 64 bits");
 
+/* Kinds of commands whose results are read later (the pipeline's queue). */
+enum {
+    Q_PLAIN = 0,
+    Q_APPEND = 1,   /* an optimistic append: a unique violation means "run the batch again" */
+    Q_PREPARE = 16, /* + enum sql_id: a Parse; if the server skipped it, it is not prepared */
+};
+
+/* A room locked by lock_rooms in an optimistic batch: its counter as read under the lock
+ * (base) and as advanced by this transaction's appends (seq). */
+struct seq_room {
+    int64_t id, seq, base;
+};
+struct seq_undo {
+    size_t idx;
+    int64_t old;
+};
+
+/* An optimistic append waiting to go out with the others of its batch in one INSERT. */
+struct arow {
+    int64_t room, seq, sender, ts;
+    int kind;
+    char *cmid; /* NULL: none */
+    char *body;
+    size_t cmid_len, body_len;
+};
+/* Rows per INSERT of optimistic appends. */
+#define APPEND_ROWS_MAX 1024
+
 struct store_conn {
     struct store *st;
     PGconn *pg;
     int writer;        /* pipeline mode, transactions */
     uint64_t prepared; /* bit per enum sql_id: prepared on this session */
-    int pending;       /* writer: commands sent whose results are not read yet */
-    int in_tx;         /* writer: between begin and commit/rollback */
-    int failed;        /* the open transaction hit an error no savepoint rolled back */
-    int retry;         /* ... a deadlock or serialization failure: run the batch again */
-    int down;          /* connection lost: reopen before the next use */
+    uint8_t *q;        /* writer: kinds of the commands sent whose results are unread (FIFO) */
+    size_t qh, qn, qcap;
+    int in_tx;  /* writer: between begin and commit/rollback */
+    int failed; /* the open transaction hit an error no savepoint rolled back */
+    int retry;  /* ... a deadlock, a serialization failure or a late duplicate: run again */
+    int down;   /* connection lost: reopen before the next use */
+    /* optimistic batch (lock_rooms with optimistic set): rooms sorted by id, undo log since the
+     * job's savepoint */
+    int optimistic;
+    struct seq_room *rooms;
+    size_t nrooms, rooms_cap;
+    struct seq_undo *undo;
+    size_t nundo, undo_cap;
+    struct arow *rows; /* optimistic appends not sent yet (copies) */
+    size_t nrows, rows_cap;
 };
+
+static void rows_drop(struct store_conn *c)
+{
+    for (size_t i = 0; i < c->nrows; i++) {
+        free(c->rows[i].cmid);
+        free(c->rows[i].body);
+    }
+    c->nrows = 0;
+}
+
+static void q_push(struct store_conn *c, uint8_t kind)
+{
+    if (c->qh + c->qn == c->qcap) {
+        if (c->qh > 0) {
+            memmove(c->q, c->q + c->qh, c->qn);
+            c->qh = 0;
+        } else {
+            c->qcap = c->qcap ? c->qcap * 2 : 64;
+            c->q = xrealloc(c->q, c->qcap);
+        }
+    }
+    c->q[c->qh + c->qn++] = kind;
+}
+
+static uint8_t q_pop(struct store_conn *c)
+{
+    uint8_t k = c->q[c->qh++];
+    if (--c->qn == 0) c->qh = 0;
+    return k;
+}
+
+/* The index of a locked room in the optimistic table, or -1. O(log n). */
+static long room_find(const struct store_conn *c, int64_t id)
+{
+    size_t lo = 0, hi = c->nrooms;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->rooms[mid].id == id) return (long)mid;
+        if (c->rooms[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static void rows_drop(struct store_conn *c);
+
+static void tx_reset(struct store_conn *c)
+{
+    rows_drop(c);
+    c->in_tx = c->failed = c->retry = 0;
+    c->optimistic = 0;
+    c->nrooms = c->nundo = 0;
+}
 
 /* Parameters of one statement: integers as text, strings and bytes in binary format. */
 #define PARAMS_MAX 8
@@ -171,6 +275,35 @@ struct params {
     int fmt[PARAMS_MAX];
     char num[PARAMS_MAX][24];
 };
+
+/* A growable byte buffer. */
+struct sbuf {
+    char *data;
+    size_t len, cap;
+};
+
+static void sbuf_init(struct sbuf *b)
+{
+    b->cap = 256;
+    b->len = 0;
+    b->data = xmalloc(b->cap);
+}
+
+static void sbuf_add(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->len + n > b->cap) {
+        while (b->len + n > b->cap)
+            b->cap *= 2;
+        b->data = xrealloc(b->data, b->cap);
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+static void sbuf_free(struct sbuf *b)
+{
+    free(b->data);
+}
 
 static void p_int(struct params *p, int64_t x)
 {
@@ -283,22 +416,32 @@ static int result_ok(const PGresult *r)
     return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
 }
 
-/* Reads the results of every deferred command; the first error among them is recorded. */
+/* Reads the results of every deferred command; the first error among them is recorded. A
+ * deferred (optimistic) append that met a duplicate client_msg_id after its job was told
+ * otherwise raised a unique violation, so the server aborted the transaction and skips
+ * everything up to the next Sync, COMMIT included: the batch runs again without optimism. */
 static int drain_pending(struct store_conn *c)
 {
     int rc = CD_OK;
-    while (c->pending > 0) {
+    while (c->qn > 0) {
+        uint8_t kind = q_pop(c);
         PGresult *r = pipe_result(c);
-        c->pending--;
         if (!r) {
             mark_down(c, "pipeline");
-            c->pending = 0;
+            c->qn = c->qh = 0;
             return CD_E_UNAVAILABLE;
         }
-        if (!result_ok(r) && PQresultStatus(r) != PGRES_PIPELINE_ABORTED && rc == CD_OK)
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (kind >= Q_PREPARE && !result_ok(r)) c->prepared &= ~(1ull << (kind - Q_PREPARE));
+        if (kind == Q_APPEND && state && !strcmp(state, "23505")) {
+            c->retry = 1; /* a duplicate: the server aborted the transaction */
+            if (c->in_tx) c->failed = 1;
+            if (rc == CD_OK) rc = CD_E_IO;
+        } else if (!result_ok(r) && PQresultStatus(r) != PGRES_PIPELINE_ABORTED && rc == CD_OK) {
             rc = note_error(c, r, "deferred statement");
-        else if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED && rc == CD_OK)
+        } else if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED && rc == CD_OK) {
             rc = CD_E_IO;
+        }
         PQclear(r);
     }
     return rc;
@@ -341,7 +484,7 @@ static int conn_ready(struct store_conn *c)
     /* Outside a transaction, with nothing in flight, the server has nothing to say: input now
      * means it ended the session (restart, termination: an error, then end of file), found
      * here before a batch is spent on it. A rare notice costs a reconnection, nothing more. */
-    if (!c->down && !c->in_tx && !c->pending) {
+    if (!c->down && !c->in_tx && !c->qn) {
         struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
         if (pfd.fd < 0 || poll(&pfd, 1, 0) != 0) c->down = 1;
     }
@@ -356,7 +499,7 @@ static int conn_ready(struct store_conn *c)
     PQfinish(c->pg);
     c->pg = pg;
     c->prepared = 0;
-    c->pending = 0;
+    c->qn = c->qh = 0;
     c->down = 0;
     log_info("PostgreSQL connection reopened", "\"writer\":%d", c->writer);
     return CD_OK;
@@ -370,7 +513,7 @@ static int prepare(struct store_conn *c, enum sql_id id, const char *name)
             mark_down(c, "prepare");
             return CD_E_UNAVAILABLE;
         }
-        c->pending++;
+        q_push(c, (uint8_t)(Q_PREPARE + id));
     } else {
         PGresult *r = PQprepare(c->pg, name, sql_text[id], 0, NULL);
         int rc = result_ok(r) ? CD_OK : note_error(c, r, sql_text[id]);
@@ -381,10 +524,16 @@ static int prepare(struct store_conn *c, enum sql_id id, const char *name)
     return CD_OK;
 }
 
-static int send_stmt(struct store_conn *c, enum sql_id id, const struct params *p)
+/* Sends a statement (writer). kind >= 0: queued, its result read later; -1: the caller reads it
+ * next, after the queued ones. */
+static int flush_rows(struct store_conn *c);
+
+static int send_stmt(struct store_conn *c, enum sql_id id, const struct params *p, int kind)
 {
     char name[8];
     int rc;
+    /* Buffered appends go first: every statement sees the writes queued before it. */
+    if (c->nrows && id != SQL_EVENT_INSERT_MANY && (rc = flush_rows(c)) != CD_OK) return rc;
     snprintf(name, sizeof(name), "s%d", (int)id);
     if ((rc = conn_ready(c)) != CD_OK || (rc = prepare(c, id, name)) != CD_OK) return rc;
     if (!PQsendQueryPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
@@ -392,7 +541,7 @@ static int send_stmt(struct store_conn *c, enum sql_id id, const struct params *
         mark_down(c, sql_text[id]);
         return CD_E_UNAVAILABLE;
     }
-    c->pending++;
+    if (kind >= 0) q_push(c, (uint8_t)kind);
     return CD_OK;
 }
 
@@ -424,9 +573,8 @@ static int run(struct store_conn *c, enum sql_id id, const struct params *p, PGr
         *out = r;
         return CD_OK;
     }
-    if (c->in_tx && c->failed) return CD_E_IO; /* the server would refuse it anyway */
-    if ((rc = send_stmt(c, id, p)) != CD_OK) return rc;
-    c->pending--; /* ours is read below, after the deferred ones */
+    if (c->in_tx && c->failed) return CD_E_IO;              /* the server would refuse it anyway */
+    if ((rc = send_stmt(c, id, p, -1)) != CD_OK) return rc; /* read below, after the queue */
     if (!c->in_tx) {
         if (!PQpipelineSync(c->pg)) {
             mark_down(c, sql_text[id]);
@@ -469,7 +617,7 @@ static int defer(struct store_conn *c, enum sql_id id, const struct params *p)
         return rc;
     }
     if (c->failed) return CD_E_IO;
-    return send_stmt(c, id, p);
+    return send_stmt(c, id, p, Q_PLAIN);
 }
 
 static int64_t col_i64(const PGresult *r, int row, int col)
@@ -626,7 +774,67 @@ static void pg_conn_close(struct store_conn *c)
         pipe_sync(c);
     }
     PQfinish(c->pg);
+    free(c->q);
+    rows_drop(c);
+    free(c->rows);
+    free(c->rooms);
+    free(c->undo);
     free(c);
+}
+
+/* Appends an array literal element: "..." with '"' and '\\' escaped, or NULL. */
+static void arr_text(struct sbuf *b, const char *s, size_t len)
+{
+    if (!s) {
+        sbuf_add(b, "NULL", 4);
+        return;
+    }
+    sbuf_add(b, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\') sbuf_add(b, "\\", 1);
+        sbuf_add(b, s + i, 1);
+    }
+    sbuf_add(b, "\"", 1);
+}
+
+/* Sends the buffered optimistic appends as one INSERT of arrays (queued, not waited for). One
+ * statement for up to APPEND_ROWS_MAX rows: the server parses, plans and executes once, instead
+ * of once per message. A duplicate among them aborts the transaction (see drain_pending). */
+static int flush_rows(struct store_conn *c)
+{
+    struct params p = {0};
+    struct sbuf a[7];
+    char num[24];
+    int rc;
+
+    for (int i = 0; i < 7; i++) {
+        sbuf_init(&a[i]);
+        sbuf_add(&a[i], "{", 1);
+    }
+    for (size_t i = 0; i < c->nrows; i++) {
+        const struct arow *w = &c->rows[i];
+        const int64_t ints[5] = {w->room, w->seq, w->kind, w->sender, w->ts};
+        for (int f = 0; f < 5; f++) {
+            int n = snprintf(num, sizeof(num), "%s%lld", i ? "," : "", (long long)ints[f]);
+            sbuf_add(&a[f], num, (size_t)n);
+        }
+        if (i) {
+            sbuf_add(&a[5], ",", 1);
+            sbuf_add(&a[6], ",", 1);
+        }
+        arr_text(&a[5], w->cmid, w->cmid_len);
+        arr_text(&a[6], w->body, w->body_len);
+    }
+    for (int i = 0; i < 7; i++) {
+        sbuf_add(&a[i], "}", 2); /* with the terminator: text-format parameters are C strings */
+        p_bytes(&p, a[i].data, a[i].len - 1);
+        p.fmt[i] = 0;
+    }
+    rows_drop(c);
+    rc = send_stmt(c, SQL_EVENT_INSERT_MANY, &p, Q_APPEND);
+    for (int i = 0; i < 7; i++)
+        sbuf_free(&a[i]);
+    return rc;
 }
 
 static int pg_begin(struct store_conn *c)
@@ -634,19 +842,20 @@ static int pg_begin(struct store_conn *c)
     int rc;
     if (c->in_tx) return CD_E_IO;
     if ((rc = conn_ready(c)) != CD_OK) return rc;
-    c->failed = c->retry = 0;
+    tx_reset(c);
     c->in_tx = 1;
     if ((rc = defer(c, SQL_BEGIN, NULL)) != CD_OK) c->in_tx = 0;
     return rc;
 }
 
 /* Ends the transaction with ROLLBACK; CD_AGAIN when it had been aborted by a deadlock or
- * serialization failure (the writer then runs the batch again). */
+ * serialization failure, or an optimistic append met a duplicate (the writer then runs the
+ * batch again). */
 static int pg_rollback(struct store_conn *c)
 {
     int again;
     if (!c->writer || !c->in_tx) return CD_OK;
-    if (!c->down && send_stmt(c, SQL_ROLLBACK, NULL) == CD_OK && pipe_sync(c) != CD_OK &&
+    if (!c->down && send_stmt(c, SQL_ROLLBACK, NULL, Q_PLAIN) == CD_OK && pipe_sync(c) != CD_OK &&
         !c->down) {
         /* An unseen error before it made the server skip the ROLLBACK: once more, alone. */
         PGresult *r;
@@ -654,8 +863,57 @@ static int pg_rollback(struct store_conn *c)
         if (run(c, SQL_ROLLBACK, NULL, &r) == CD_OK) PQclear(r);
     }
     again = c->retry;
-    c->in_tx = c->failed = c->retry = 0;
+    tx_reset(c);
     return again ? CD_AGAIN : CD_OK;
+}
+
+/* "{1,2,3}": an array literal of n integers (text format). The caller frees it. */
+static char *int_array(const int64_t *v, size_t stride, size_t n, size_t *len_out)
+{
+    size_t cap = n * 21 + 3, len = 0;
+    char *arr = xmalloc(cap);
+    arr[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(arr + len, cap - len, "%s%lld", i ? "," : "",
+                                (long long)*(const int64_t *)((const char *)v + i * stride));
+    arr[len++] = '}';
+    arr[len] = '\0';
+    *len_out = len;
+    return arr;
+}
+
+/* Optimistic batch: the counters its appends advanced go back to their rows (still locked by
+ * this transaction) in one statement, queued before COMMIT. */
+static int write_counters(struct store_conn *c)
+{
+    struct params p = {0};
+    size_t n = 0, l1, l2;
+    int64_t *ids, *seqs;
+    char *a1, *a2;
+    int rc;
+
+    for (size_t i = 0; i < c->nrooms; i++)
+        n += c->rooms[i].seq != c->rooms[i].base;
+    if (n == 0) return CD_OK;
+    ids = xmalloc(n * sizeof(*ids));
+    seqs = xmalloc(n * sizeof(*seqs));
+    n = 0;
+    for (size_t i = 0; i < c->nrooms; i++)
+        if (c->rooms[i].seq != c->rooms[i].base) {
+            ids[n] = c->rooms[i].id;
+            seqs[n++] = c->rooms[i].seq;
+        }
+    a1 = int_array(ids, sizeof(*ids), n, &l1);
+    a2 = int_array(seqs, sizeof(*seqs), n, &l2);
+    p_bytes(&p, a1, l1);
+    p_bytes(&p, a2, l2);
+    p.fmt[0] = p.fmt[1] = 0;
+    rc = defer(c, SQL_ROOMS_SET_SEQ, &p);
+    free(a1);
+    free(a2);
+    free(ids);
+    free(seqs);
+    return rc;
 }
 
 static int pg_commit(struct store_conn *c)
@@ -664,6 +922,8 @@ static int pg_commit(struct store_conn *c)
     int rc;
 
     if (!c->writer || !c->in_tx) return CD_OK;
+    if (!c->failed && !c->retry && !c->down && c->optimistic && write_counters(c) != CD_OK)
+        c->failed = 1;
     if (c->failed || c->retry || c->down) {
         rc = c->down ? CD_E_UNAVAILABLE : CD_E_IO;
         return pg_rollback(c) == CD_AGAIN ? CD_AGAIN : rc;
@@ -681,12 +941,13 @@ static int pg_commit(struct store_conn *c)
         if (run(c, SQL_ROLLBACK, NULL, &r) == CD_OK) PQclear(r);
     }
     if (rc != CD_OK && c->retry) rc = CD_AGAIN;
-    c->failed = c->retry = 0;
+    tx_reset(c);
     return rc;
 }
 
 static int pg_savepoint(struct store_conn *c)
 {
+    c->nundo = 0;
     return defer(c, SQL_SAVEPOINT, NULL);
 }
 
@@ -695,35 +956,68 @@ static int pg_savepoint_release(struct store_conn *c, int undo)
     int rc;
     if (c->down) return CD_E_UNAVAILABLE;
     if (undo) {
+        /* The job's appends are rolled back: so are the counters they advanced, and the ones
+         * not sent yet are dropped (SAVEPOINT sent the earlier ones). */
+        rows_drop(c);
+        while (c->nundo > 0) {
+            struct seq_undo *u = &c->undo[--c->nundo];
+            c->rooms[u->idx].seq = u->old;
+        }
         /* Recovers a transaction an error of the job aborted (the error was followed by a Sync,
          * so the server reads this). The retry flag stays: the batch is still run again. */
         c->failed = 0;
         if ((rc = defer(c, SQL_ROLLBACK_TO, NULL)) != CD_OK) return rc;
     }
+    c->nundo = 0;
     return defer(c, SQL_RELEASE, NULL);
 }
 
-/* Locks the rooms' counter rows in ascending id order, before the batch takes any other lock. */
-static int pg_lock_rooms(struct store_conn *c, const int64_t *ids, size_t n)
+/* Locks the rooms' counter rows in ascending id order, before the batch takes any other lock.
+ * Not optimistic: queued, not waited for. Optimistic: waited for (one round trip, with BEGIN),
+ * and the rows' counters are kept for this transaction: its appends to these rooms number
+ * their entries from them and are queued without waiting (the rows stay locked until commit,
+ * so no other writer can move a counter meanwhile). */
+static int pg_lock_rooms(struct store_conn *c, const int64_t *ids, size_t n, int optimistic)
 {
     struct params p = {0};
+    PGresult *r;
+    size_t len;
     char *arr;
-    size_t cap = n * 21 + 3, len = 0;
     int rc;
 
     if (n == 0) return CD_OK;
-    arr = xmalloc(cap);
-    arr[len++] = '{';
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(arr + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
-    arr[len++] = '}';
-    arr[len] = '\0';
+    arr = int_array(ids, sizeof(*ids), n, &len);
     p_bytes(&p, arr, len);
     p.fmt[0] = 0; /* an array literal in text format */
-    /* Deferred: libpq copies the parameters into its output buffer when the command is sent. */
-    rc = defer(c, SQL_LOCK_ROOMS, &p);
+    if (!optimistic || !c->writer || !c->in_tx) {
+        /* libpq copies the parameters into its output buffer when the command is sent */
+        rc = defer(c, SQL_LOCK_ROOMS, &p);
+        free(arr);
+        return rc;
+    }
+    rc = run(c, SQL_LOCK_ROOMS, &p, &r);
     free(arr);
-    return rc;
+    if (rc != CD_OK) return rc;
+    c->nrooms = 0;
+    if ((size_t)PQntuples(r) > c->rooms_cap) {
+        c->rooms_cap = (size_t)PQntuples(r);
+        c->rooms = xrealloc(c->rooms, c->rooms_cap * sizeof(*c->rooms));
+    }
+    for (int i = 0, rows = PQntuples(r); i < rows; i++) {
+        struct seq_room *sr = &c->rooms[c->nrooms++];
+        sr->id = col_i64(r, i, 0);
+        sr->seq = sr->base = col_i64(r, i, 1);
+    }
+    PQclear(r);
+    c->optimistic = 1;
+    return CD_OK;
+}
+
+/* Reads of the writer see this transaction's counters, not the rows' (written at commit). */
+static void overlay_last_seq(const struct store_conn *c, struct store_room *room)
+{
+    long k;
+    if (c->optimistic && (k = room_find(c, room->id)) >= 0) room->last_seq = c->rooms[k].seq;
 }
 
 static int pg_user_insert(struct store_conn *c, const char *username, const char *pwhash,
@@ -912,7 +1206,10 @@ static int each_member(struct store_conn *c, enum sql_id id, const struct params
     for (int i = 0, n = PQntuples(r); i < n; i++) {
         struct store_room room;
         struct store_member m;
-        if (with_room) room_row(r, i, 0, &room);
+        if (with_room) {
+            room_row(r, i, 0, &room);
+            overlay_last_seq(c, &room);
+        }
         member_row(r, i, with_room ? ROOM_NCOLS : 0, &m);
         if (cb(ud, with_room ? &room : NULL, &m)) break;
     }
@@ -946,10 +1243,12 @@ static int pg_room_get(struct store_conn *c, int64_t room_id, struct store_room 
     int rc;
     p_int(&p, room_id);
     if ((rc = run(c, SQL_ROOM_GET, &p, &r)) != CD_OK) return rc;
-    if (PQntuples(r) == 0)
+    if (PQntuples(r) == 0) {
         rc = CD_E_NOT_FOUND;
-    else
+    } else {
         room_row(r, 0, 0, out);
+        overlay_last_seq(c, out);
+    }
     PQclear(r);
     return rc;
 }
@@ -1080,6 +1379,7 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
 {
     struct params p = {0};
     PGresult *r;
+    long k;
     int rc;
 
     if (ev->body_len > INT32_MAX || ev->cmid_len > INT32_MAX) return CD_E_TOO_LARGE;
@@ -1093,6 +1393,37 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
     p_int(&p, ev->ts);
     p_bytes(&p, ev->client_msg_id, ev->cmid_len);
     p_bytes(&p, ev->body ? ev->body : "", ev->body_len);
+    if (c->optimistic && !c->failed && (k = room_find(c, ev->room_id)) >= 0) {
+        /* A room this transaction locked: numbered from its counter, queued, not waited for. A
+         * duplicate raises a unique violation when the server gets to it (at the latest before
+         * COMMIT, which it then skips): nothing commits and the batch runs again without
+         * optimism, where the duplicate is CD_E_CONFLICT. */
+        int64_t seq = c->rooms[k].seq + 1;
+        struct arow *row;
+        if (c->nrows == c->rows_cap) {
+            c->rows_cap = c->rows_cap ? c->rows_cap * 2 : 64;
+            c->rows = xrealloc(c->rows, c->rows_cap * sizeof(*c->rows));
+        }
+        row = &c->rows[c->nrows++];
+        row->room = ev->room_id;
+        row->seq = seq;
+        row->sender = ev->sender;
+        row->ts = ev->ts;
+        row->kind = ev->kind;
+        row->cmid = ev->client_msg_id ? xstrndup(ev->client_msg_id, ev->cmid_len) : NULL;
+        row->cmid_len = ev->cmid_len;
+        row->body = xstrndup(ev->body ? ev->body : "", ev->body_len);
+        row->body_len = ev->body_len;
+        if (c->nundo == c->undo_cap) {
+            c->undo_cap = c->undo_cap ? c->undo_cap * 2 : 64;
+            c->undo = xrealloc(c->undo, c->undo_cap * sizeof(*c->undo));
+        }
+        c->undo[c->nundo++] = (struct seq_undo){(size_t)k, c->rooms[k].seq};
+        c->rooms[k].seq = seq;
+        ev->seq = seq;
+        if (c->nrows >= APPEND_ROWS_MAX) return flush_rows(c);
+        return CD_OK;
+    }
     if ((rc = run(c, SQL_EVENT_APPEND, &p, &r)) != CD_OK) return rc;
     if (PQntuples(r) == 0) {
         rc = CD_E_NOT_FOUND; /* no such room: nothing updated */
@@ -1139,9 +1470,14 @@ static int pg_read_mark(struct store_conn *c, int64_t room_id, int64_t user_id, 
                         int64_t *out_seq)
 {
     struct params p = {0};
+    long k;
     p_int(&p, room_id);
     p_int(&p, user_id);
     p_int(&p, seq);
+    if (c->optimistic && (k = room_find(c, room_id)) >= 0)
+        p_int(&p, c->rooms[k].seq);
+    else
+        p_null(&p);
     return query_i64(c, SQL_READ_MARK, &p, out_seq);
 }
 

@@ -385,4 +385,4 @@ function runOnce(args, { env = {}, timeoutMs = 10000, cwd } = {}) {
   });
 }
 
-module.exports = { startServer, runOnce, freePort, sleep, BIN, ChatdServer, PG_BASE };
+module.exports = { startServer, runOnce, freePort, sleep, BIN, ChatdServer, PG_BASE, pgStoreUrl, pgSchemaOf };
