@@ -68,6 +68,8 @@ struct cb_opts {
     char label[64];       /* free text copied into the result */
     int quiet;            /* no progress line */
     double tick_us;       /* send quantum: messages due within one tick go out together (0 = none) */
+    double every;         /* > 0: append one CSV line of interval figures every this many seconds */
+    char every_file[256]; /* where those lines go (bench/soak.sh reads them) */
 };
 
 /* ---- message body ----
