@@ -129,7 +129,13 @@ class Sender {
           for (const [cmid, p] of this.pending) this.sendOne(cmid, p);
           this.fill();
         } else if (m.type === 'ack') {
-          this.onAck(m);
+          try {
+            this.onAck(m);
+          } catch (e) {
+            ws.terminate();
+            finish(Object.assign(e, { fatal: true })); // a broken promise of the server
+            return;
+          }
           if (this.done()) ws.close(1000);
           else this.fill();
         } else if (m.type === 'error' && typeof m.id === 'string' && m.id.startsWith('r')) {
@@ -318,7 +324,7 @@ async function chaos(t, sqliteSync, cleanups) {
       seenCmid.set(m.client_msg_id, where);
       const want = ctx.acked.get(m.client_msg_id);
       if (!want) fail(`message ${where} (${m.client_msg_id}) was never acknowledged`);
-      assert.equal(m.room, room.id);
+      assert.equal(m.room, room.id, `${tag} ${where}: room`);
       assert.equal(`${want.room}/${want.seq}`, where, `${tag} ${m.client_msg_id} acknowledged at ${want.room}/${want.seq}, stored at ${where}`);
       assert.equal(m.body, want.body, `${tag} ${m.client_msg_id}: body`);
       assert.equal(m.sender, want.sender, `${tag} ${m.client_msg_id}: sender`);
