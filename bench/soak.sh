@@ -2,21 +2,21 @@
 # bench/soak.sh - the soak test (issue 11, not in CI): one release chatd under an hour of mixed
 # load at about half of its measured capacity, sampled every minute; flat memory is the target.
 #
-#   bench/soak.sh [--duration 3600] [--interval 60] [--durable-rate 50] [--fanout-rate 500]
-#                 [--no-install] [--no-docs]
+#   bench/soak.sh [--duration 3600] [--interval 60] [--durable-rate 50] [--fanout-rate 250]
+#                 [--threads 0] [--no-install] [--no-docs]
 #
 # Load (127.0.0.1 only; every part stops by itself after --duration, see docs/BENCHMARKS.md "Soak"
 # for why this is about half capacity):
 #   durable  chatbench durable: 100 senders x --durable-rate 50 = 5,000 msgs/s, each acked
-#   fanout   chatbench fanout: 1 sender x --fanout-rate 500 msgs/s into one room of 1,000
-#            receivers = 500,000 deliveries/s
+#   fanout   chatbench fanout: 1 sender x --fanout-rate 250 msgs/s into one room of 1,000
+#            receivers = 250,000 deliveries/s
 #   mixed    bench/soak/load.js: 2,000 idle WebSockets of 400 users in 20 rooms, 10 reconnects/s
 #            (resuming with sync), 20 REST history reads/s, a sampling sender at 20 msgs/s
-# Every --interval seconds one CSV row goes to bench/out/soak-<stamp>/soak.csv: server RSS and
-# peak RSS (/proc/PID/status), open files (/proc/PID/fd), threads, the data directory's bytes,
+# Every --interval seconds one CSV row goes to bench/out/soak-<stamp>/soak.csv: server RSS, peak
+# RSS and RSS split into anonymous memory and mapped files (/proc/PID/status), open files (/proc/PID/fd), threads, the data directory's bytes,
 # CPU use of chatd, of the load and of the whole machine, and the latency of each load over its
 # last interval (ack p50/p99 of durable, delivery p99 of fanout, ack p99 of the sampling sender,
-# history read p99). Then docs/bench/soak.csv, docs/bench/soak.png (gnuplot) and the numbers for
+# history read p99) and a few of chatd's /metrics. Then docs/bench/soak.csv, docs/bench/soak.png (gnuplot) and the numbers for
 # the "Soak" section of docs/BENCHMARKS.md (bench/soak.md, appended to it by bench/report.py).
 # chatd and chatbench are built Release without sanitizers into build-bench/ (as bench/run.sh).
 set -euo pipefail
@@ -29,16 +29,18 @@ INSTALL=1
 DOCS=1
 PORT=${SOAK_PORT:-19201}
 DURABLE_RATE=50   # per sender, 100 senders
-FANOUT_RATE=500   # messages/s into the room of 1,000 receivers
+FANOUT_RATE=250   # messages/s into the room of 1,000 receivers
+THREADS=0         # chatd --threads: 0 = one I/O thread per core, chatd's default
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift ;;
     --interval) INTERVAL=$2; shift ;;
     --durable-rate) DURABLE_RATE=$2; shift ;;
     --fanout-rate) FANOUT_RATE=$2; shift ;;
+    --threads) THREADS=$2; shift ;;
     --no-install) INSTALL=0 ;;
     --no-docs) DOCS=0 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "soak.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -59,6 +61,7 @@ if [ "$INSTALL" = 1 ]; then
   command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
+  command -v curl >/dev/null || missing+=(curl)
   command -v cmake >/dev/null || missing+=(cmake)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
@@ -81,10 +84,11 @@ CB=$BUILD/bench/chatbench
 if ss -ltn "sport = :$PORT" | grep -q LISTEN; then
   echo "soak.sh: port $PORT is in use (set SOAK_PORT)" >&2; exit 1
 fi
-# Nothing is pinned to a core (unlike bench/run.sh): on a shared machine a pinned chatd cannot use
-# what the other core has free. The benchmark flags of bench/run.sh (one I/O thread, synchronous=NORMAL, cheap Argon2id, no rate
-# limits) so that "half capacity" refers to the figures measured there; tokens outlive the run.
-CHATD_ARGS=(--listen "127.0.0.1:$PORT" --data-dir "$OUT/chatd-data" --threads 1 --sqlite-sync normal
+# Nothing is pinned to a core and chatd has its default I/O threads (one per core), unlike
+# bench/run.sh: on a shared machine a pinned, single-threaded chatd cannot use what the other core
+# has free. Otherwise the benchmark flags of bench/run.sh (synchronous=NORMAL, cheap Argon2id, no
+# rate limits) so that capacity figures compare; tokens outlive the run.
+CHATD_ARGS=(--listen "127.0.0.1:$PORT" --data-dir "$OUT/chatd-data" --threads "$THREADS" --sqlite-sync normal
   --pwhash-ops 1 --pwhash-mem-kib 8192 --rate-limits off --max-conns-per-user 1000000
   --access-ttl $((DURATION + 3600)) --log-level warn)
 "$BUILD/chatd" "${CHATD_ARGS[@]}" >"$OUT/logs/chatd.log" 2>&1 &
@@ -113,7 +117,7 @@ URL=ws://127.0.0.1:$PORT/
 LOAD_S=$((DURATION + 45))
 {
   echo "# $(date -u +%FT%TZ) git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
-  echo "bench/soak.sh --duration $DURATION --interval $INTERVAL --durable-rate $DURABLE_RATE --fanout-rate $FANOUT_RATE"
+  echo "bench/soak.sh --duration $DURATION --interval $INTERVAL --durable-rate $DURABLE_RATE --fanout-rate $FANOUT_RATE --threads $THREADS"
   echo "chatd ${CHATD_ARGS[*]}"
 } >"$OUT/commands.txt"
 run_load() { # name cmd...
@@ -160,7 +164,7 @@ col() { # row index(1-based) -> field
 num() { case $1 in ''|*[!0-9]*) echo 0 ;; *) echo "$1" ;; esac; }
 
 CSV=$OUT/soak.csv
-echo "t_min,rss_mib,hwm_mib,fds,threads,data_mib,chatd_cpu,load_cpu,machine_busy,others_busy,durable_msgs_s,durable_ack_p50_ms,durable_ack_p99_ms,durable_ack_max_ms,fanout_deliv_s,fanout_p50_ms,fanout_p99_ms,sample_ack_p50_ms,sample_ack_p99_ms,history_p50_ms,history_p99_ms,conns_open,reconnects,cb_errors,mixed_errors" >"$CSV"
+echo "t_min,rss_mib,hwm_mib,fds,threads,data_mib,chatd_cpu,load_cpu,machine_busy,others_busy,durable_msgs_s,durable_ack_p50_ms,durable_ack_p99_ms,durable_ack_max_ms,fanout_deliv_s,fanout_p50_ms,fanout_p99_ms,sample_ack_p50_ms,sample_ack_p99_ms,history_p50_ms,history_p99_ms,conns_open,reconnects,cb_errors,mixed_errors,rss_anon_mib,rss_file_mib,ws_open,slow_consumer_closed,store_queued_jobs" >"$CSV"
 T0=$(date +%s)
 c0=$(proc_ticks "$SPID"); l0=$(proc_ticks "${LOADPIDS[@]}"); read -r mb0 mt0 <<<"$(machine_ticks)"
 N=$((DURATION / INTERVAL))
@@ -199,6 +203,11 @@ for ((i = 1; i <= N; i++)); do
   cb_errs=$(( $(num "$(col "$d" 4)") + $(num "$(col "$d" 5)") + $(num "$(col "$f" 4)") + $(num "$(col "$f" 5)") ))
   mx_errs=$(( $(num "$(col "$m" 16)") + $(num "$(col "$m" 5)") + $(num "$(col "$m" 4)") + $(num "$(col "$m" 7)") ))
   row+=",$(col "$m" 2),$(col "$m" 3),$cb_errs,$mx_errs"
+  anon=$(status_kib "$SPID" RssAnon); file=$(status_kib "$SPID" RssFile)
+  row+=",$(awk -v a="$anon" -v f="$file" 'BEGIN {printf "%.1f,%.1f", a / 1024, f / 1024}')"
+  metrics=$(curl -s -m 10 "http://127.0.0.1:$PORT/metrics" 2>/dev/null)
+  metric() { echo "$metrics" | awk -v k="$1" '$1 == k {print $2}'; }
+  row+=",$(metric chatd_websockets_open),$(metric chatd_ws_slow_consumer_closed_total),$(metric chatd_store_queued_jobs)"
   echo "$row" >>"$CSV"
   log "$(echo "$row" | cut -d, -f1-7,11-13,16,17,19)"
 done
@@ -231,7 +240,7 @@ set y2tics
 set ytics nomirror
 set yrange [0:*]
 set y2range [0:*]
-plot "$CSV" using 1:2 with linespoints title "RSS (MiB)", "$CSV" using 1:3 with lines title "peak RSS (MiB)", "$CSV" using 1:4 axes x1y2 with linespoints title "open files"
+plot "$CSV" using 1:2 with linespoints title "RSS (MiB)", "$CSV" using 1:26 with linespoints title "RSS anonymous (heap etc.)", "$CSV" using 1:27 with lines title "RSS mapped files (SQLite mmap)", "$CSV" using 1:3 with lines title "peak RSS", "$CSV" using 1:4 axes x1y2 with linespoints title "open files (right axis)"
 unset y2label
 unset y2tics
 set ytics mirror

@@ -68,25 +68,28 @@ def section(out):
     if not rows:
         L.append("No sample was taken.\n")
         return "\n".join(L)
-    rss, fds, hwm = col("rss_mib"), col("fds"), col("hwm_mib")
     late = [i for i, x in enumerate(t) if x is not None and x >= 10]
-    rs = slope([t[i] for i in late], [rss[i] for i in late])
-    fs = slope([t[i] for i in late], [fds[i] for i in late])
-    at10 = rss[late[0]] if late else None
-    L.append("| figure | first sample | at 10 min | last sample | min | max | trend after 10 min |")
+
+    def fig_row(name, key, d=1, unit="/hour", trend=True):
+        v = col(key)
+        if not any(x is not None for x in v):
+            return
+        vals = [x for x in v if x is not None]
+        sl = slope([t[i] for i in late], [v[i] for i in late]) if trend else None
+        L.append(f"| {name} | {fmt(v[0], d)} | {fmt(v[late[0]] if late else None, d)} | {fmt(v[-1], d)} | "
+                 f"{fmt(min(vals), d)} | {fmt(max(vals), d)} | "
+                 f"{fmt(sl * 60, 2) + ' ' + unit if sl is not None else '-'} |")
+
+    L.append("| figure | first sample | at 10 min | last sample | min | max | trend after 10 min (least squares) |")
     L.append("|---|---|---|---|---|---|---|")
-    L.append(f"| RSS (MiB) | {fmt(rss[0])} | {fmt(at10)} | {fmt(rss[-1])} | {fmt(min(x for x in rss if x is not None))} "
-             f"| {fmt(max(x for x in rss if x is not None))} | {fmt(rs * 60 if rs is not None else None, 2)} MiB/hour |")
-    L.append(f"| peak RSS, VmHWM (MiB) | {fmt(hwm[0])} | {fmt(hwm[late[0]] if late else None)} | {fmt(hwm[-1])} | | | |")
-    L.append(f"| open files | {fmt(fds[0], 0)} | {fmt(fds[late[0]] if late else None, 0)} | {fmt(fds[-1], 0)} | "
-             f"{fmt(min(x for x in fds if x is not None), 0)} | {fmt(max(x for x in fds if x is not None), 0)} | "
-             f"{fmt(fs * 60 if fs is not None else None, 2)} /hour |")
-    th = col("threads")
-    data = col("data_mib")
-    L.append(f"| threads | {fmt(th[0], 0)} | | {fmt(th[-1], 0)} | {fmt(min(x for x in th if x is not None), 0)} | "
-             f"{fmt(max(x for x in th if x is not None), 0)} | |")
-    L.append(f"| data directory (MiB) | {fmt(data[0], 0)} | | {fmt(data[-1], 0)} | | | "
-             f"{fmt((slope(t, data) or 0) * 60, 0)} MiB/hour |")
+    fig_row("RSS (MiB)", "rss_mib", unit="MiB/hour")
+    fig_row("RSS anonymous: heap, stacks, SQLite page caches (MiB)", "rss_anon_mib", unit="MiB/hour")
+    fig_row("RSS mapped files: the database through SQLite's mmap (MiB)", "rss_file_mib", unit="MiB/hour")
+    fig_row("peak RSS, VmHWM (MiB)", "hwm_mib", trend=False)
+    fig_row("open files", "fds", 0)
+    fig_row("threads", "threads", 0, trend=False)
+    fig_row("open WebSockets (chatd_websockets_open)", "ws_open", 0, trend=False)
+    fig_row("data directory (MiB)", "data_mib", 0, unit="MiB/hour")
     L.append("")
     L.append("Per-minute latency over the run (each sample is that minute's percentile; the columns "
              "give the median and the worst of the per-minute values):\n")
@@ -113,7 +116,8 @@ def section(out):
              f"(worst minute {fmt(worst(others), 2)})**, the whole machine {fmt(mean(busy), 2)} of "
              f"{os.cpu_count()}. Errors: chatbench errors and lost connections at the end "
              f"{fmt(col('cb_errors')[-1], 0)}; load.js errors, lost connections and failed reconnects "
-             f"{fmt(sum(x for x in col('mixed_errors') if x is not None), 0)} in total.\n")
+             f"{fmt(sum(x for x in col('mixed_errors') if x is not None), 0)} in total; slow consumers "
+             f"closed by chatd (4008) {fmt(worst(col('slow_consumer_closed')), 0)}.\n")
     L.append("The exact commands:\n")
     L.append("```")
     L.append(cmds)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -448,6 +449,10 @@ int main(int argc, char **argv)
             break;
         }
         if (pid == 0) {
+            /* A worker never outlives its parent (killed by its caller, e.g. bench/soak.sh). */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() == 1)
+                _exit(1);
             struct cb_worker w = {.id = p, .o = o, .proto = cb_proto_for(o->target),
                                   .world = &world, .sh = sh, .st = &sh->st[p]};
             w.conns = calloc((size_t)total / (size_t)o->procs + 1, sizeof *w.conns);
