@@ -1,6 +1,6 @@
 'use strict';
 // Chaos (issue 11, "Keep it proven"; docs/PROTOCOL.md "Durability", "Idempotency"): senders on
-// many WebSockets write into several rooms while chatd is killed with SIGKILL at random moments
+// many WebSockets (and two bots on REST) write into several rooms while chatd is killed with SIGKILL at random moments
 // several times and restarted on the same data directory. Clients behave as real ones: they come
 // back after the crash and resend every message that was not acknowledged, with the SAME
 // client_msg_id. At the end, REST history and a sync from seq 0 are audited:
@@ -19,6 +19,7 @@ const os = require('node:os');
 const path = require('node:path');
 const WebSocket = require('ws');
 const { startChat, newUser, api, createRoom, fullHistory, assertContiguous, sleep } = require('./lib/chat');
+const { request } = require('./lib/http');
 const jwt = require('./lib/jwt');
 
 const SEED = Number(process.env.CHAOS_SEED || 20261202) >>> 0;
@@ -27,6 +28,9 @@ const USERS = 8; // two connections per user
 const ROOMS = 5;
 const KILLS = 5;
 const PER_CONN = 150; // messages each connection sends in all
+const REST_SENDERS = 2; // and bots posting over REST, one request at a time, same rules
+const PER_REST = 60;
+const TOTAL = CONNS * PER_CONN + REST_SENDERS * PER_REST;
 const WINDOW = 8; // unacknowledged messages per connection at most
 const MIN_GAP = 20; // acks between two kills at least (each restart must see progress)
 
@@ -168,22 +172,72 @@ class Sender {
   }
 
   onAck(m) {
-    const sent = this.ctx.sent.get(m.client_msg_id);
-    if (!sent) fail(`an ack for a client_msg_id never sent: ${JSON.stringify(m)}`);
-    if (m.room !== sent.room) fail(`ack in room ${m.room} for a message sent to ${sent.room}: ${JSON.stringify(m)}`);
-    if (!Number.isInteger(m.seq) || m.seq < 1) fail(`ack without a valid seq: ${JSON.stringify(m)}`);
-    const prev = this.ctx.acked.get(m.client_msg_id);
-    if (prev) {
-      // A resend of an acknowledged message (its ack raced the kill, or both acks arrived).
-      if (prev.seq !== m.seq) fail(`${m.client_msg_id} acknowledged twice with different seqs: ${prev.seq} then ${m.seq} (duplicate=${m.duplicate})`);
-      this.ctx.repeatAcks++;
-    } else {
-      this.ctx.acked.set(m.client_msg_id, { room: m.room, seq: m.seq, body: sent.body, sender: this.user.id });
-      if (m.duplicate === true) this.ctx.dupFirst++; // stored before the kill, its ack was lost
-      this.ctx.ackCount++;
-      if (this.ctx.onAck) this.ctx.onAck();
-    }
+    recordAck(this.ctx, m, this.user);
     this.pending.delete(m.client_msg_id);
+  }
+}
+
+/** Check an ack (a WebSocket ack or a REST 200/201 body) against what was sent and record it. */
+function recordAck(ctx, m, user) {
+  const sent = ctx.sent.get(m.client_msg_id);
+  if (!sent) fail(`an ack for a client_msg_id never sent: ${JSON.stringify(m)}`);
+  if (m.room !== sent.room) fail(`ack in room ${m.room} for a message sent to ${sent.room}: ${JSON.stringify(m)}`);
+  if (!Number.isInteger(m.seq) || m.seq < 1) fail(`ack without a valid seq: ${JSON.stringify(m)}`);
+  const prev = ctx.acked.get(m.client_msg_id);
+  if (prev) {
+    // A resend of an acknowledged message (its ack raced the kill, or both acks arrived).
+    if (prev.seq !== m.seq) fail(`${m.client_msg_id} acknowledged twice with different seqs: ${prev.seq} then ${m.seq} (duplicate=${m.duplicate})`);
+    ctx.repeatAcks++;
+  } else {
+    ctx.acked.set(m.client_msg_id, { room: m.room, seq: m.seq, body: sent.body, sender: user.id });
+    if (m.duplicate === true) ctx.dupFirst++; // stored before the kill, its ack was lost
+    ctx.ackCount++;
+    if (ctx.onAck) ctx.onAck();
+  }
+}
+
+/**
+ * A bot posting over REST (POST /v1/rooms/{id}/messages), one request at a time. A request that
+ * fails without an answer (refused, reset by the kill, timed out) is retried with the same
+ * client_msg_id until it is answered: 201, or 200 with duplicate:true when it had been stored.
+ */
+class RestSender {
+  constructor(ctx, index, user, random) {
+    Object.assign(this, { ctx, index, user, random, next: 0, requests: 0 });
+  }
+
+  async run(deadline) {
+    for (; this.next < PER_REST; this.next++) {
+      const cmid = `chaos-rest-${this.index}-${this.next}`;
+      const p = { room: this.ctx.rooms[this.random.int(this.ctx.rooms.length)].id, body: `chaos rest ${this.index}/${this.next} seed ${SEED}` };
+      this.ctx.sent.set(cmid, p);
+      for (;;) {
+        if (Date.now() > deadline) fail(`REST sender ${this.index} not done before the deadline (${this.next}/${PER_REST})`);
+        const srv = this.ctx.srv;
+        if (!srv) {
+          await sleep(20);
+          continue;
+        }
+        let r;
+        try {
+          this.requests++;
+          r = await request(srv, 'POST', `/v1/rooms/${p.room}/messages`, { token: this.user.token, json: { body: p.body, client_msg_id: cmid }, timeoutMs: 10000 });
+        } catch {
+          await sleep(this.random.range(10, 60)); // no answer: the server is gone, ask again
+          continue;
+        }
+        if (r.status === 201 || r.status === 200) {
+          if ((r.status === 200) !== (r.body && r.body.duplicate === true)) fail(`REST ${cmid}: status ${r.status} with ${r.text}`);
+          recordAck(this.ctx, r.body, this.user);
+          break;
+        }
+        if (r.status === 429 || r.status === 503) {
+          await sleep(this.random.range(10, 60));
+          continue;
+        }
+        fail(`REST ${cmid}: HTTP ${r.status} ${r.text}`);
+      }
+    }
   }
 }
 
@@ -224,7 +278,7 @@ describe('chaos: kill -9 at random moments under load', () => {
   // The default (synchronous=FULL) and the one the benchmarks use (NORMAL: a process crash loses
   // nothing either, only a power loss could). Each case takes seconds; 55 s is its bound.
   for (const sqliteSync of ['full', 'normal']) {
-    it(`--sqlite-sync ${sqliteSync}: ${CONNS} senders, ${ROOMS} rooms, ${KILLS} kills: every ack exactly once, every room gap-free`, { timeout: 60000 }, async (t) => {
+    it(`--sqlite-sync ${sqliteSync}: ${CONNS} WebSockets + ${REST_SENDERS} REST senders, ${ROOMS} rooms, ${KILLS} kills: every ack exactly once, every room gap-free`, { timeout: 60000 }, async (t) => {
       await chaos(t, sqliteSync, cleanups);
     });
   }
@@ -256,7 +310,9 @@ async function chaos(t, sqliteSync, cleanups) {
 
   const senders = [];
   for (let i = 0; i < CONNS; i++) senders.push(new Sender(ctx, i, users[i % USERS], rng((SEED ^ (0x9e3779b9 * (i + 1))) >>> 0)));
-  const running = Promise.all(senders.map((s) => s.run(deadline)));
+  const bots = [];
+  for (let i = 0; i < REST_SENDERS; i++) bots.push(new RestSender(ctx, i, users[(i + 1) % USERS], rng((SEED ^ (0x85ebca6b * (i + 1))) >>> 0)));
+  const running = Promise.all([...senders, ...bots].map((s) => s.run(deadline)));
   let failed = null;
   running.catch((e) => {
     failed = e;
@@ -265,7 +321,7 @@ async function chaos(t, sqliteSync, cleanups) {
 
   // The killer. Kill points are ack counts drawn from the seed, spread over 3-90 % of all the
   // messages (MIN_GAP apart); at each, after a random pause of 0-15 ms, SIGKILL.
-  const total = CONNS * PER_CONN;
+  const total = TOTAL;
   const points = [];
   while (points.length < KILLS) {
     const p = Math.floor(total * 0.03) + random.int(Math.floor(total * 0.87));
@@ -306,7 +362,7 @@ async function chaos(t, sqliteSync, cleanups) {
   const srv = ctx.srv;
 
   // ---- audit
-  assert.equal(ctx.sent.size, CONNS * PER_CONN, `${tag} messages sent`);
+  assert.equal(ctx.sent.size, TOTAL, `${tag} messages sent`);
   assert.equal(ctx.acked.size, ctx.sent.size, `${tag} every message sent was eventually acknowledged`);
   const seenCmid = new Map(); // client_msg_id -> "room/seq"
   let chaosMessages = 0;
@@ -346,7 +402,7 @@ async function chaos(t, sqliteSync, cleanups) {
     assert.equal(synced.rooms[room.id].last_seq, h.length, `${tag} synced last_seq of room ${room.id}`);
     assert.deepEqual(s.map((m) => `${m.seq}:${m.client_msg_id || m.type}`), h.map((m) => `${m.seq}:${m.client_msg_id || m.type}`), `${tag} sync of room ${room.id} differs from its history`);
   }
-  t.diagnostic(`${ctx.acked.size} messages acknowledged, ${ctx.repeatAcks} acks repeated for resends, ${ctx.dupFirst} first acked as duplicates (stored before a kill, ack lost), ${senders.reduce((n, s) => n + s.connects, 0)} connections opened`);
+  t.diagnostic(`${ctx.acked.size} messages acknowledged, ${ctx.repeatAcks} acks repeated for resends, ${ctx.dupFirst} first acked as duplicates (stored before a kill, ack lost), ${senders.reduce((n, s) => n + s.connects, 0)} connections opened, ${bots.reduce((n, b) => n + b.requests, 0)} REST requests for ${REST_SENDERS * PER_REST} messages`);
 
   await srv.stop();
   ctx.srv = null;
