@@ -368,6 +368,10 @@ def main():
     notes = text(os.path.join(os.path.dirname(os.path.realpath(__file__)), "notes.md"))
     if notes:
         L.append(notes + "\n")
+    # The Soak section (bench/soak.sh writes bench/soak.md) survives a regeneration of this file.
+    soak = text(os.path.join(os.path.dirname(os.path.realpath(__file__)), "soak.md"))
+    if soak:
+        L.append(soak + "\n")
     os.makedirs(docs, exist_ok=True)
     open(os.path.join(docs, "BENCHMARKS.md"), "w").write("\n".join(L) + "\n")
 

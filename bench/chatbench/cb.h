@@ -86,6 +86,8 @@ struct cb_opts {
     double senders_share; /* share of users who send (their first connection sends) */
     double churn;         /* connections/s closed and reconnected with sync */
     int setup_procs;      /* parallel REST clients during setup */
+    double every;         /* > 0: append one CSV line of interval figures every this many seconds */
+    char every_file[256]; /* where those lines go (bench/soak.sh reads them) */
 };
 
 /* ---- message body ----

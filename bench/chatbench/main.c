@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -73,7 +74,10 @@ static void usage(void)
         "  --dms N            direct rooms each user is in, even (4)\n"
         "  --senders-share F  share of users who send, 0..1 (0.1)\n"
         "  --churn C          connections/s reset and reconnected with sync (0)\n"
-        "  --setup-procs N    parallel REST clients for the setup (4)\n",
+        "  --setup-procs N    parallel REST clients for the setup (4)\n"
+        "  --every S          with --every-file: every S seconds of load, append one CSV line of\n"
+        "                     that interval's figures (long runs such as bench/soak.sh)\n"
+        "  --every-file PATH  the CSV file (header written when the file is empty)\n",
         stderr);
     exit(2);
 }
@@ -261,6 +265,42 @@ static void print_hist_ms(FILE *f, const char *name, const struct cb_hist *h)
             h->total ? (double)h->sum / (double)h->total / 1e6 : 0.0);
 }
 
+/* d = a - b, bucket by bucket (a and b are cumulative snapshots of one histogram, b older). */
+static void hist_diff(struct cb_hist *d, const struct cb_hist *a, const struct cb_hist *b)
+{
+    for (unsigned i = 0; i < CB_HIST_BUCKETS; i++)
+        d->count[i] = a->count[i] - b->count[i];
+    d->total = a->total - b->total;
+    d->sum = a->sum - b->sum;
+    d->max = a->max; /* cumulative: it only clamps cb_hist_pct, exact to a bucket anyway */
+}
+
+/* --every: one CSV line with the figures of the last interval. Latency columns are ms; the max
+ * is the interval's largest value to within one bucket (1.6 %). */
+static void every_line(const struct cb_opts *o, double t, const struct cb_stats *sum,
+                       const struct cb_stats *prev)
+{
+    static struct cb_hist ack, lat;
+    FILE *f = fopen(o->every_file, "a");
+    if (!f)
+        return;
+    if (ftell(f) == 0)
+        fputs("t_s,conns_ok,conns_failed,closed,errors,sent,acks,ack_p50_ms,ack_p99_ms,"
+              "ack_max_ms,delivered,lat_p50_ms,lat_p99_ms,lat_max_ms\n",
+              f);
+    hist_diff(&ack, &sum->ack, &prev->ack);
+    hist_diff(&lat, &sum->lat, &prev->lat);
+    fprintf(f,
+            "%.1f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+            ",%.3f,%.3f,%.3f,%" PRIu64 ",%.3f,%.3f,%.3f\n",
+            t, sum->conns_ok, sum->conns_failed, sum->closed, sum->errors,
+            sum->sent_total - prev->sent_total, sum->acks - prev->acks,
+            cb_hist_pct(&ack, 50) / 1e6, cb_hist_pct(&ack, 99) / 1e6, cb_hist_pct(&ack, 100) / 1e6,
+            sum->received - prev->received, cb_hist_pct(&lat, 50) / 1e6,
+            cb_hist_pct(&lat, 99) / 1e6, cb_hist_pct(&lat, 100) / 1e6);
+    fclose(f);
+}
+
 static struct cb_opts opts = {
     .receivers = 1000,
     .senders = -1,
@@ -371,6 +411,10 @@ static void parse_args(int argc, char **argv)
             opts.churn = atof(v);
         else if (ARG("--setup-procs"))
             opts.setup_procs = atoi(v);
+        else if (ARG("--every"))
+            opts.every = atof(v);
+        else if (ARG("--every-file"))
+            snprintf(opts.every_file, sizeof opts.every_file, "%s", v);
         else if (strcmp(a, "--quiet") == 0)
             opts.quiet = 1;
         else {
@@ -406,7 +450,8 @@ static void parse_args(int argc, char **argv)
         opts.conns = 1000;
     if (opts.size < CB_BODY_MIN || opts.size > 65536 || opts.procs < 1 || opts.procs > 64 ||
         opts.src_addrs < 1 || opts.src_addrs > 250 || opts.rate <= 0 || opts.duration <= 0 ||
-        opts.concurrency < 1 || opts.receivers < 0 || opts.conns < 0) {
+        opts.concurrency < 1 || opts.receivers < 0 || opts.conns < 0 || opts.every < 0 ||
+        (opts.every > 0 && (opts.every < 1 || !opts.every_file[0]))) {
         fputs("chatbench: option out of range\n", stderr);
         exit(2);
     }
@@ -487,6 +532,10 @@ int main(int argc, char **argv)
             break;
         }
         if (pid == 0) {
+            /* A worker never outlives its parent (killed by its caller, e.g. bench/soak.sh). */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() == 1)
+                _exit(1);
             struct cb_worker w = {.id = p, .o = o, .proto = cb_proto_for(o->target),
                                   .world = &world, .sh = sh, .st = &sh->st[p]};
             w.conns = calloc((size_t)total / (size_t)o->procs + 1, sizeof *w.conns);
@@ -536,6 +585,8 @@ int main(int argc, char **argv)
     long rss_n = -1;
     struct cb_stats sum;
     static struct cb_hist prev_lat, cur_lat;
+    static struct cb_stats every_prev;
+    uint64_t every_next = 0;
     uint64_t prev_recv = 0, prev_sent = 0;
     int storm_post_failures = 0;
     double storm_post_s = 0, storm_s = -1;
@@ -607,6 +658,16 @@ int main(int argc, char **argv)
                               : sum.received + sum.dups >= expected;
             if (drained || now >= win_end + (uint64_t)(o->drain * 1e9))
                 sh->stop = 1;
+        }
+        if (o->every > 0 && sh->start_ns && now >= sh->start_ns) {
+            if (!every_next) {
+                every_next = sh->start_ns + (uint64_t)(o->every * 1e9);
+                every_prev = sum;
+            } else if (now >= every_next) {
+                every_line(o, (double)(now - sh->start_ns) / 1e9, &sum, &every_prev);
+                every_prev = sum;
+                every_next += (uint64_t)(o->every * 1e9);
+            }
         }
         if (!o->quiet && now - last_report >= 1000000000ull) {
             double dt = (double)(now - last_report) / 1e9;
