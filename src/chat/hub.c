@@ -870,6 +870,14 @@ static struct hub_conn *origin_here(struct net_io *io, const struct fan_ev *ev)
 static int sub_entry(struct hub_sub *s, const struct fan_ev *ev, struct hub_conn *origin)
 {
     if (origin && s->hc == origin && ev->reply) {
+        if (ev->seq < s->next_seq) {
+            /* The entry already went out as a message, read from storage by a replay or a gap
+             * fill that ran between the commit and this delivery (frequent in a cluster, where
+             * other nodes' entries reveal gaps all the time). The ack still answers the
+             * request; held, it would wait for a seq the stream has passed, forever. */
+            send_frame(s->hc, ev->reply);
+            return 1;
+        }
         if (s->state == SUB_LIVE && ev->seq == s->next_seq) {
             send_frame(s->hc, ev->reply);
             s->next_seq++;

@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const { sleep } = require('../e2e/lib/server');
 const { newUser, api, createRoom, connect, fullHistory, assertContiguous, pump } = require('../e2e/lib/chat');
 const { request } = require('../e2e/lib/http');
-const { pgDatabase, natsCluster, redisServer, jwtKeys, startNode } = require('./lib/engines');
+const { pgDatabase, natsCluster, redisServer, jwtKeys, startNode, stopAll } = require('./lib/engines');
 
 const T = { timeout: 120000 };
 
@@ -29,10 +29,7 @@ describe('cluster: two nodes, PostgreSQL + NATS + Redis', () => {
     B = await startNode({ storeUrl, keys, id: 'B', natsUrl: [n1, n2, n0].join(','), redisUrl: redis.url });
   });
   after(async () => {
-    if (A) await A.stop();
-    if (B) await B.stop();
-    if (nats) await nats.stop();
-    if (redis) await redis.kill();
+    await stopAll(A, B, nats, redis);
   });
 
   const presenceOf = (c, user, status) => (m) => m.type === 'presence' && m.user === user.id && (!status || m.status === status);
@@ -232,9 +229,7 @@ describe('cluster: a node without its bus is healed from storage', () => {
     C = await startNode({ storeUrl, keys, id: 'C', natsUrl: 'nats://127.0.0.1:1', args: { 'reconcile-ms': 300 } });
   });
   after(async () => {
-    if (A) await A.stop();
-    if (C) await C.stop();
-    if (nats) await nats.stop();
+    await stopAll(A, C, nats);
   });
 
   it('the last message of a quiet room reaches a member on C within the reconcile bound', T, async () => {
@@ -284,10 +279,7 @@ describe('cluster: the message rate of a user holds across nodes (Redis)', () =>
     B = await startNode({ storeUrl, keys, id: 'B', natsUrl: nats.urls, redisUrl: redis.url, args });
   });
   after(async () => {
-    if (A) await A.stop();
-    if (B) await B.stop();
-    if (nats) await nats.stop();
-    if (redis) await redis.kill();
+    await stopAll(A, B, nats, redis);
   });
 
   it('a user sending through two nodes gets one budget, not one per node', T, async () => {

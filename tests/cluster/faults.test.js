@@ -9,7 +9,7 @@ const { execFileSync } = require('node:child_process');
 const { sleep } = require('../e2e/lib/server');
 const { newUser, createRoom, connect, fullHistory } = require('../e2e/lib/chat');
 const { request } = require('../e2e/lib/http');
-const { pgDatabase, natsCluster, jwtKeys, startNode } = require('./lib/engines');
+const { pgDatabase, natsCluster, jwtKeys, startNode, stopAll } = require('./lib/engines');
 
 const T = { timeout: 180000 };
 const ROOT = path.resolve(__dirname, '../..');
@@ -103,9 +103,7 @@ describe('cluster faults', () => {
     B = await startNode({ storeUrl, keys, id: 'B', natsUrl: nats.urls, args });
   });
   after(async () => {
-    if (A) await A.kill();
-    if (B) await B.stop();
-    if (nats) await nats.stop();
+    await stopAll(A, B, nats);
   });
 
   it('a node killed with SIGKILL under load: every acked message once, the room gap-free', T, async () => {

@@ -25,7 +25,10 @@ function assertPrivate(dir) {
   }
 }
 
-test('umask 022 and an existing 0755 directory: files 0600, directory 0700', async () => {
+// SQLite's files in the data directory: nothing to test when the store is PostgreSQL.
+const skip = process.env.CHATD_TEST_STORE_URL ? 'SQLite only (the store is PostgreSQL)' : false;
+
+test('umask 022 and an existing 0755 directory: files 0600, directory 0700', { skip }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatd-modes-'));
   const oldMask = process.umask(0o022); // inherited by the spawned chatd
   let srv;

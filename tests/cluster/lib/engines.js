@@ -129,4 +129,25 @@ function startNode({ storeUrl, natsUrl, redisUrl, keys, id, args = {} }) {
   });
 }
 
-module.exports = { pgDatabase, natsCluster, redisServer, jwtKeys, startNode, waitPort };
+/**
+ * Stop everything given (chatd nodes with stop(), engines with stop()/kill()), each even when an
+ * earlier one fails (a node's sanitizer report must not leave the others running); then throw
+ * the first failure.
+ */
+async function stopAll(...parts) {
+  let first = null;
+  for (const p of parts) {
+    if (!p) continue;
+    try {
+      if (p.exitInfo) await p.kill(); // a node the test killed: only clean up
+      else if (typeof p.stop === 'function') await p.stop();
+      else await p.kill();
+    } catch (e) {
+      first = first || e;
+      if (typeof p.kill === 'function') await p.kill().catch(() => {});
+    }
+  }
+  if (first) throw first;
+}
+
+module.exports = { pgDatabase, natsCluster, redisServer, jwtKeys, startNode, waitPort, stopAll };
