@@ -32,6 +32,8 @@ struct http_state {
     char *body;
     uint32_t body_len, body_cap;
     struct http_header *headers; /* built at dispatch */
+    char *add_headers;           /* http_add_response_headers, until the response */
+    uint32_t add_len;
 };
 
 static const struct net_limits *lim_of(http_parser *p)
@@ -198,6 +200,9 @@ static void http_state_reset(struct conn *c)
     h->since = c->io->now_s;
     free(h->headers);
     h->headers = NULL;
+    free(h->add_headers);
+    h->add_headers = NULL;
+    h->add_len = 0;
     http_parser_pause(&h->parser, 0);
 }
 
@@ -209,6 +214,7 @@ void net__http_free(struct conn *c)
     free(h->spans);
     free(h->body);
     free(h->headers);
+    free(h->add_headers);
     free(h);
     c->http = NULL;
 }
@@ -235,6 +241,8 @@ const char *http_reason(int status)
         return "Created";
     case 204:
         return "No Content";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -272,26 +280,38 @@ const char *http_reason(int status)
 
 static void http_resume(struct conn *c);
 
-void http_respond(struct conn *c, int status, const char *content_type, const void *body,
-                  size_t len, const char *extra_headers)
+void http_add_response_headers(struct conn *c, const char *lines)
 {
     struct http_state *h = c->http;
-    char head[1024];
-    int keep, n;
+    size_t n = strlen(lines);
+    if (!h || !(c->flags & CONN_F_PENDING) || h->add_len + n > HTTP_ADD_HEADERS_MAX) return;
+    h->add_headers = xrealloc(h->add_headers, h->add_len + n + 1);
+    memcpy(h->add_headers + h->add_len, lines, n + 1);
+    h->add_len += (uint32_t)n;
+}
+
+void http_respond_full(struct conn *c, const struct http_response *r)
+{
+    struct http_state *h = c->http;
+    char head[2048];
+    int keep, n, status = r->status;
+    size_t blen = r->head_only ? 0 : r->len;
     struct rbuf *b;
 
     if (!(c->flags & CONN_F_PENDING) || (c->flags & CONN_F_CLOSED)) return;
     keep = h && http_should_keep_alive(&h->parser) && !(c->flags & CONN_F_NO_KEEPALIVE) &&
            !c->io->draining && status != 408 && status != 413 && status != 431 && status != 414;
-    n = snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                 "Cache-Control: no-store\r\nConnection: %s\r\n%s\r\n",
-                 status, http_reason(status), content_type ? content_type : "application/json", len,
-                 keep ? "keep-alive" : "close", extra_headers ? extra_headers : "");
+    n = snprintf(
+        head, sizeof(head),
+        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+        "Cache-Control: %s\r\nConnection: %s\r\n%s%s\r\n",
+        status, http_reason(status), r->content_type ? r->content_type : "application/json", r->len,
+        r->cache_control ? r->cache_control : "no-store", keep ? "keep-alive" : "close",
+        r->extra_headers ? r->extra_headers : "", h && h->add_headers ? h->add_headers : "");
     if (n < 0 || (size_t)n >= sizeof(head)) n = 0;
-    b = rbuf_new((size_t)n + len);
+    b = rbuf_new((size_t)n + blen);
     memcpy(b->data, head, (size_t)n);
-    if (len) memcpy(b->data + n, body, len);
+    if (blen) memcpy(b->data + n, r->body, blen);
     c->state = CONN_HTTP;
     conn_send(c, b);
     rbuf_unref(b);
@@ -301,6 +321,17 @@ void http_respond(struct conn *c, int status, const char *content_type, const vo
         return;
     }
     http_resume(c);
+}
+
+void http_respond(struct conn *c, int status, const char *content_type, const void *body,
+                  size_t len, const char *extra_headers)
+{
+    struct http_response r = {.status = status,
+                              .content_type = content_type,
+                              .body = body,
+                              .len = len,
+                              .extra_headers = extra_headers};
+    http_respond_full(c, &r);
 }
 
 void net__http_error(struct conn *c, int status)

@@ -187,7 +187,20 @@ int app_run(struct cfg *cfg)
         free(app);
         return 1;
     }
+    if (origin_policy_parse(&app->origins, cfg->allowed_origins) != CD_OK) {
+        log_error("invalid --allowed-origins",
+                  "\"expected\":\"scheme://host[:port][,scheme://host[:port]...] or *\"");
+        free(app);
+        return 2;
+    }
+    if (cfg->web && web_init(&app->web, cfg->web_dir) != CD_OK) {
+        origin_policy_free(&app->origins);
+        free(app);
+        return 2;
+    }
     if ((lock_fd = lock_data_dir(cfg->data_dir)) < 0) {
+        web_free(&app->web);
+        origin_policy_free(&app->origins);
         free(app);
         return 1;
     }
@@ -197,6 +210,8 @@ int app_run(struct cfg *cfg)
     sc.wal_restart_frames = cfg->wal_restart_frames;
     if (store_db_open(&app->db, &store_sqlite_ops, &sc) != CD_OK) {
         close(lock_fd);
+        web_free(&app->web);
+        origin_policy_free(&app->origins);
         free(app);
         return 1;
     }
@@ -205,6 +220,8 @@ int app_run(struct cfg *cfg)
         store_db_close(&app->db);
         revoked_free(app->revoked);
         close(lock_fd);
+        web_free(&app->web);
+        origin_policy_free(&app->origins);
         free(app);
         return 1;
     }
@@ -269,8 +286,9 @@ int app_run(struct cfg *cfg)
     atomic_store(&app->ready, 1);
     log_info("chatd started",
              "\"version\":\"%s\",\"listen\":\"%s\",\"threads\":%d,"
-             "\"data_dir\":\"%s\",\"store\":\"%s\"",
-             CHATD_VERSION, cfg->listen, app->net.nio, cfg->data_dir, app->db.ops->name);
+             "\"data_dir\":\"%s\",\"store\":\"%s\",\"web_files\":%zu",
+             CHATD_VERSION, cfg->listen, app->net.nio, cfg->data_dir, app->db.ops->name,
+             app->web.n);
 
     uv_signal_init(main_loop, &sig_term);
     uv_signal_init(main_loop, &sig_int);
@@ -295,6 +313,8 @@ done:
     bus_local_free(&app->bus);
     uv_loop_close(main_loop);
     close(lock_fd); /* after the store's last write */
+    web_free(&app->web);
+    origin_policy_free(&app->origins);
     free(app);
     return rc == CD_OK ? 0 : 1;
 }

@@ -15,6 +15,8 @@
 #include "server/config.h"
 #include "server/limiter.h"
 #include "server/metrics.h"
+#include "server/origin.h"
+#include "server/web.h"
 #include "store/store.h"
 
 struct app {
@@ -30,7 +32,9 @@ struct app {
     struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;
     struct bus bus;
-    _Atomic int ready; /* /readyz: 1 once storage is open and listeners are up */
+    struct web web;               /* static files of the web client (n = 0: --web off) */
+    struct origin_policy origins; /* --allowed-origins */
+    _Atomic int ready;            /* /readyz: 1 once storage is open and listeners are up */
 };
 
 /* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.
@@ -60,6 +64,8 @@ int app_run(struct cfg *cfg);
     X(DMS, "dms")                                                                                  \
     X(HISTORY, "messages_list")                                                                    \
     X(MESSAGE_POST, "messages_post")                                                               \
+    X(WEB, "web")                                                                                  \
+    X(PREFLIGHT, "preflight")                                                                      \
     X(UNMATCHED, "unmatched")
 
 enum route_id {

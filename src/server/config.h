@@ -58,7 +58,13 @@
     X(presence_max_room, "presence-max-room", INT, "200",                                          \
       "rooms with more members get no presence events (bounds the cost of a change)")              \
     X(max_conns_per_user, "max-conns-per-user", INT, "32", "open WebSocket connections per user")  \
-    X(drain_timeout, "drain-timeout", INT, "10", "seconds SIGTERM waits for connections to close")
+    X(drain_timeout, "drain-timeout", INT, "10", "seconds SIGTERM waits for connections to close") \
+    X(web, "web", BOOL, "on", "serve the web client at / (embedded in the binary, or --web-dir)")  \
+    X(web_dir, "web-dir", STR, "",                                                                 \
+      "serve the web client from this directory instead (read once at start)")                     \
+    X(allowed_origins, "allowed-origins", STR, "",                                                 \
+      "other web origins (scheme://host[:port], comma-separated, or *) allowed to use the "        \
+      "REST API (CORS) and open WebSockets; empty = same origin only")
 
 struct cfg {
 #define CFG_FIELD_STR(name)                     char *name;

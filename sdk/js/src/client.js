@@ -401,7 +401,10 @@ export class ChatdClient {
   retry(err) {
     if (this.state === 'closed' || this.state === 'ended') return;
     this.lastError = err;
-    const cap = Math.min(this.opts.reconnectMaxMs, this.opts.reconnectMinMs * 2 ** Math.min(this.attempt, 20));
+    let cap = Math.min(this.opts.reconnectMaxMs, this.opts.reconnectMinMs * 2 ** Math.min(this.attempt, 20));
+    // A browser that knows it is offline says so with an 'online' event when it is back
+    // (watchNetwork); until then only a slow retry, in case navigator.onLine is wrong.
+    if (typeof navigator !== 'undefined' && navigator.onLine === false) cap = this.opts.reconnectMaxMs;
     const delay = Math.round(cap / 2 + Math.random() * (cap / 2));
     this.attempt++;
     this.setState('offline', { reason: err && err.message, error: err, delay, attempt: this.attempt, force: true });
@@ -549,6 +552,10 @@ export class ChatdClient {
       this.reqs.delete(m.id);
       clearTimeout(r.timer);
     }
+    if (item) {
+      const i = this.outbox.indexOf(item);
+      if (i >= 0) this.outbox.splice(i, 1);
+    }
     // The sending connection gets the ack in the message's place in the stream.
     const last = this.seqs.get(m.room) || 0;
     if (m.seq > last) {
@@ -562,8 +569,6 @@ export class ChatdClient {
         });
     }
     if (item) {
-      const i = this.outbox.indexOf(item);
-      if (i >= 0) this.outbox.splice(i, 1);
       const { type, id, ...ack } = m;
       item.resolve(ack);
     }
