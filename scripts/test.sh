@@ -17,3 +17,9 @@ ctest --test-dir build-test --output-on-failure -j2
 echo "== black-box tests"
 (cd tests/e2e && npm install --no-audit --no-fund --silent)
 CHATD_BIN="$PWD/build-test/chatd" node --test --test-concurrency=1 tests/e2e/
+echo "== JavaScript SDK tests (sdk/js against the real chatd)"
+(cd sdk/js && npm install --no-audit --no-fund --silent)
+CHATD_BIN="$PWD/build-test/chatd" node --test --test-concurrency=1 sdk/js/test/
+echo "== browser tests (the web client in Debian's Chromium; screenshots in tests/browser/artifacts/)"
+(cd tests/browser && npm install --no-audit --no-fund --silent)
+CHATD_BIN="$PWD/build-test/chatd" node --test --test-concurrency=1 tests/browser/
