@@ -171,7 +171,10 @@ function onState(s) {
   c.dataset.state = s.state;
   c.textContent = { online: 'online', syncing: 'syncing', connecting: 'connecting', offline: 'offline', ended: 'signed out', closed: 'closed' }[s.state] || s.state;
   if (s.state === 'online') refreshRooms();
-  if (s.state === 'ended') stop('Your session ended: please log in again.');
+  if (s.state === 'ended') {
+    auth.logout().catch(() => {}); // forget the revoked session here too
+    stop('Your session ended: please log in again.');
+  }
 }
 
 // ---------- rooms list ----------
@@ -301,6 +304,8 @@ async function loadOlder() {
   }
   v.loading = false;
   $('history-top').textContent = v.hasMore ? '' : 'This is the beginning of the conversation.';
+  // A first page that does not fill the pane cannot be scrolled: load more now.
+  if (v.hasMore && box.scrollHeight <= box.clientHeight) loadOlder();
 }
 
 $('messages').addEventListener('scroll', () => {
@@ -502,58 +507,75 @@ $('composer').onsubmit = (e) => {
 
 // ---------- dialogs: new room, new DM, add member ----------
 
-function ask({ title, name, ids, idsText, ok }) {
-  return new Promise((resolve) => {
-    const d = $('dialog');
-    $('dialog-title').textContent = title;
-    $('dialog-name-label').hidden = !name;
-    $('dialog-ids-label').hidden = !ids;
-    $('dialog-ids-text').textContent = idsText || 'Members (user ids, comma-separated)';
-    $('dialog-name').value = '';
-    $('dialog-ids').value = '';
-    $('dialog-error').textContent = '';
-    $('dialog-ok').textContent = ok;
-    d.onclose = () => resolve(d.returnValue === 'ok' ? { name: $('dialog-name').value.trim(), ids: $('dialog-ids').value.split(/[\s,]+/).filter(Boolean) } : null);
-    d.returnValue = '';
-    d.showModal();
-    (name ? $('dialog-name') : $('dialog-ids')).focus();
-  });
+// A small form in a modal dialog: run(values) does the work; an error stays in the dialog.
+function ask({ title, name, ids, idsText, ok, run }) {
+  const d = $('dialog');
+  $('dialog-title').textContent = title;
+  $('dialog-name-label').hidden = !name;
+  $('dialog-ids-label').hidden = !ids;
+  $('dialog-ids-text').textContent = idsText || 'Members (user ids, comma-separated)';
+  $('dialog-name').value = '';
+  $('dialog-ids').value = '';
+  $('dialog-error').textContent = '';
+  $('dialog-ok').textContent = ok;
+  $('dialog-ok').disabled = false;
+  $('dialog-form').onsubmit = async (e) => {
+    if (e.submitter && e.submitter.value === 'cancel') return; // closes the dialog
+    e.preventDefault();
+    const values = { name: $('dialog-name').value.trim(), ids: $('dialog-ids').value.split(/[\s,]+/).filter(Boolean) };
+    $('dialog-ok').disabled = true;
+    try {
+      await run(values);
+      d.close();
+    } catch (err) {
+      $('dialog-error').textContent = err.message || String(err);
+    } finally {
+      $('dialog-ok').disabled = false;
+    }
+  };
+  d.showModal();
+  (name ? $('dialog-name') : $('dialog-ids')).focus();
 }
 
-async function withErrorAlert(fn) {
-  try {
-    await fn();
-  } catch (e) {
-    alert(e.message || String(e));
-  }
-}
-
-$('new-room').onclick = async () => {
-  const a = await ask({ title: 'New room', name: true, ids: true, ok: 'Create' });
-  if (!a || !a.name) return;
-  await withErrorAlert(async () => {
-    const room = await client.createRoom({ name: a.name, members: a.ids });
-    await refreshRooms();
-    openRoom(room.id);
+$('new-room').onclick = () =>
+  ask({
+    title: 'New room',
+    name: true,
+    ids: true,
+    ok: 'Create',
+    run: async (a) => {
+      if (!a.name) throw new Error('A room needs a name.');
+      const room = await client.createRoom({ name: a.name, members: a.ids });
+      await refreshRooms();
+      openRoom(room.id);
+    },
   });
-};
 
-$('new-dm').onclick = async () => {
-  const a = await ask({ title: 'New direct message', ids: true, idsText: 'User id (e.g. u_2)', ok: 'Open' });
-  if (!a || !a.ids.length) return;
-  await withErrorAlert(async () => {
-    const room = await client.dm(a.ids[0]);
-    await refreshRooms();
-    openRoom(room.id);
+$('new-dm').onclick = () =>
+  ask({
+    title: 'New direct message',
+    ids: true,
+    idsText: 'User id (e.g. u_2)',
+    ok: 'Open',
+    run: async (a) => {
+      if (!a.ids.length) throw new Error('Whom to? Enter their user id.');
+      const room = await client.dm(a.ids[0]);
+      await refreshRooms();
+      openRoom(room.id);
+    },
   });
-};
 
-$('add-member').onclick = async () => {
+$('add-member').onclick = () => {
   const room = current;
-  const a = await ask({ title: 'Add members', ids: true, idsText: 'User ids (comma-separated)', ok: 'Add' });
-  if (!a || !a.ids.length) return;
-  await withErrorAlert(async () => {
-    for (const id of a.ids) await client.addMember(room, id);
+  ask({
+    title: 'Add members',
+    ids: true,
+    idsText: 'User ids (comma-separated)',
+    ok: 'Add',
+    run: async (a) => {
+      if (!a.ids.length) throw new Error('Enter at least one user id.');
+      for (const id of a.ids) await client.addMember(room, id);
+    },
   });
 };
 

@@ -109,6 +109,18 @@ test('two browsers chat, a reload keeps history, an offline browser catches up',
     await b.waitForSelector('#conn-state[data-state="online"]');
     await shot(b, '06-bob-caught-up');
 
+    // a mistake in a dialog is explained in the dialog
+    await b.click('#new-dm');
+    await b.fill('#dialog-ids', 'u_999999');
+    await b.click('#dialog-ok');
+    await b.waitForFunction(() => document.getElementById('dialog-error').textContent.length > 0, null, { timeout: T });
+    assert.ok(await b.isVisible('#dialog'), 'the dialog stays open');
+    await shot(b, '07-dialog-error');
+    await b.click('#dialog button[value="cancel"]');
+    // the browser logs that refused request (404): expected here, and the only error so far
+    assert.deepEqual(errors, ['bob console: Failed to load resource: the server responded with a status of 404 (Not Found)']);
+    errors.length = 0;
+
     // a direct message from bob's side shows in alice's DM list
     await b.click('#new-dm');
     await b.fill('#dialog-ids', (await a.textContent('#me-id')).trim());
@@ -116,7 +128,18 @@ test('two browsers chat, a reload keeps history, an offline browser catches up',
     await b.waitForSelector('#conv-title:has-text("alice")', { timeout: T });
     await sendMessage(b, 'psst');
     await a.waitForSelector('#dms .room-item .badge', { timeout: T });
-    await shot(a, '07-alice-dm-unread');
+    await shot(a, '08-alice-dm-unread');
+
+    // the SDK's IndexedDB storage adapter works in a real browser
+    const idb = await a.evaluate(async () => {
+      const { indexedDBStorage } = await import('/sdk/index.js');
+      const s = indexedDBStorage('chatd-test');
+      await s.set('seqs:u_1', '{"r_1":7}');
+      const v = await s.get('seqs:u_1');
+      await s.set('seqs:u_1', null);
+      return [v, await s.get('seqs:u_1')];
+    });
+    assert.deepEqual(idb, ['{"r_1":7}', null]);
     assert.deepEqual(errors, []);
   } finally {
     await chrome.close();
