@@ -126,7 +126,7 @@ async function start() {
   $('app').hidden = false;
   $('me-name').textContent = me.username;
   $('me-id').textContent = me.id;
-  $('empty-id').textContent = me.id;
+  $('empty-id').textContent = me.username;
   $('me-avatar').replaceWith(Object.assign(avatar(me.id), { id: 'me-avatar' }));
 
   client = new ChatdClient({ url, auth, storage });
@@ -251,7 +251,8 @@ async function openRoom(id) {
   markRead();
   $('composer-input').focus();
   client.room(id).then((full) => {
-    if (current !== id) return;
+    const r = rooms.get(id); // refreshRooms may have replaced the object meanwhile
+    if (current !== id || !r) return;
     r.members = full.members;
     for (const m of full.members) loadUser(m.user_id);
     renderHeader();
@@ -507,13 +508,32 @@ $('composer').onsubmit = (e) => {
 
 // ---------- dialogs: new room, new DM, add member ----------
 
+// "alice, u_7" -> user ids (names are looked up; ids pass through).
+async function resolveUsers(list) {
+  const out = [];
+  for (const x of list) {
+    if (/^u_\d+$/.test(x)) {
+      out.push(x);
+      continue;
+    }
+    try {
+      const u = await client.findUser(x.replace(/^@/, '').toLowerCase());
+      users.set(u.id, { ...users.get(u.id), ...u });
+      out.push(u.id);
+    } catch (e) {
+      throw e.code === 'not_found' || e.code === 'invalid_field' ? new Error(`No user named “${x}”.`) : e;
+    }
+  }
+  return out;
+}
+
 // A small form in a modal dialog: run(values) does the work; an error stays in the dialog.
 function ask({ title, name, ids, idsText, ok, run }) {
   const d = $('dialog');
   $('dialog-title').textContent = title;
   $('dialog-name-label').hidden = !name;
   $('dialog-ids-label').hidden = !ids;
-  $('dialog-ids-text').textContent = idsText || 'Members (user ids, comma-separated)';
+  $('dialog-ids-text').textContent = idsText || 'Members (usernames, comma-separated)';
   $('dialog-name').value = '';
   $('dialog-ids').value = '';
   $('dialog-error').textContent = '';
@@ -545,7 +565,7 @@ $('new-room').onclick = () =>
     ok: 'Create',
     run: async (a) => {
       if (!a.name) throw new Error('A room needs a name.');
-      const room = await client.createRoom({ name: a.name, members: a.ids });
+      const room = await client.createRoom({ name: a.name, members: await resolveUsers(a.ids) });
       await refreshRooms();
       openRoom(room.id);
     },
@@ -555,11 +575,12 @@ $('new-dm').onclick = () =>
   ask({
     title: 'New direct message',
     ids: true,
-    idsText: 'User id (e.g. u_2)',
+    idsText: 'Username',
     ok: 'Open',
     run: async (a) => {
-      if (!a.ids.length) throw new Error('Whom to? Enter their user id.');
-      const room = await client.dm(a.ids[0]);
+      if (!a.ids.length) throw new Error('Whom to? Enter a username.');
+      const [id] = await resolveUsers(a.ids.slice(0, 1));
+      const room = await client.dm(id);
       await refreshRooms();
       openRoom(room.id);
     },
@@ -570,11 +591,11 @@ $('add-member').onclick = () => {
   ask({
     title: 'Add members',
     ids: true,
-    idsText: 'User ids (comma-separated)',
+    idsText: 'Usernames (comma-separated)',
     ok: 'Add',
     run: async (a) => {
-      if (!a.ids.length) throw new Error('Enter at least one user id.');
-      for (const id of a.ids) await client.addMember(room, id);
+      if (!a.ids.length) throw new Error('Enter at least one username.');
+      for (const id of await resolveUsers(a.ids)) await client.addMember(room, id);
     },
   });
 };

@@ -198,6 +198,8 @@ export class ChatdClient {
   room(id: RoomId): Promise<Room>;
   me(): Promise<User>;
   user(id: UserId): Promise<User>;
+  /** GET /v1/users?username=: the user with that name. */
+  findUser(username: string): Promise<User>;
   createRoom(opts: { name: string; topic?: string; members?: UserId[] }): Promise<Room>;
   updateRoom(id: RoomId, fields: { name?: string; topic?: string }): Promise<Room>;
   addMember(room: RoomId, userId: UserId, role?: 'admin' | 'member' | 'owner'): Promise<{ user_id: UserId; role: string }>;

@@ -54,6 +54,7 @@ int app_run(struct cfg *cfg);
     X(LOGOUT, "auth_logout")                                                                       \
     X(ME, "me")                                                                                    \
     X(USER, "user")                                                                                \
+    X(USER_FIND, "user_find")                                                                      \
     X(WS, "ws")                                                                                    \
     X(ROOMS_CREATE, "rooms_create")                                                                \
     X(ROOMS_LIST, "rooms_list")                                                                    \
@@ -154,6 +155,7 @@ void api_refresh(struct api_req *r);
 void api_logout(struct api_req *r);
 void api_me(struct api_req *r);
 void api_user(struct api_req *r);
+void api_user_find(struct api_req *r);
 void api_ws_upgrade(struct api_req *r);
 void api_rooms_create(struct api_req *r);
 void api_rooms_list(struct api_req *r);

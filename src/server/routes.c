@@ -38,6 +38,7 @@ static const struct route routes[] = {
     {HTTP_POST, "/v1/auth/refresh", ROUTE_REFRESH, ROUTE_F_JSON, api_refresh},
     {HTTP_POST, "/v1/auth/logout", ROUTE_LOGOUT, ROUTE_F_JSON, api_logout},
     {HTTP_GET, "/v1/me", ROUTE_ME, ROUTE_F_AUTH, api_me},
+    {HTTP_GET, "/v1/users", ROUTE_USER_FIND, ROUTE_F_AUTH, api_user_find},
     {HTTP_GET, "/v1/users/{id}", ROUTE_USER, ROUTE_F_AUTH, api_user},
     {HTTP_GET, "/v1/ws", ROUTE_WS, ROUTE_F_ORIGIN, api_ws_upgrade},
     {HTTP_POST, "/v1/rooms", ROUTE_ROOMS_CREATE, ROUTE_F_AUTH | ROUTE_F_JSON, api_rooms_create},

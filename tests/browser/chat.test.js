@@ -58,14 +58,17 @@ test('two browsers chat, a reload keeps history, an offline browser catches up',
       p.on('console', (m) => m.type() === 'error' && !/ERR_INTERNET_DISCONNECTED/.test(m.text()) && errors.push(`${who} console: ${m.text()}`));
     }
     const suffix = String(Date.now() % 100000);
-    await signUp(a, srv.base, `alice${suffix}`);
-    const bobId = await signUp(b, srv.base, `bob${suffix}`);
+    const aliceName = `alice${suffix}`;
+    const bobName = `bob${suffix}`;
+    await signUp(a, srv.base, aliceName);
+    const bobId = await signUp(b, srv.base, bobName);
+    assert.match(bobId, /^u_\d+$/);
     await shot(b, '01-bob-signed-up');
 
     // alice creates a room with bob
     await a.click('#new-room');
     await a.fill('#dialog-name', 'general');
-    await a.fill('#dialog-ids', bobId);
+    await a.fill('#dialog-ids', bobName);
     await a.click('#dialog-ok');
     await a.waitForSelector('#conv-title:has-text("general")', { timeout: T });
     await sendMessage(a, 'hello bob');
@@ -111,9 +114,9 @@ test('two browsers chat, a reload keeps history, an offline browser catches up',
 
     // a mistake in a dialog is explained in the dialog
     await b.click('#new-dm');
-    await b.fill('#dialog-ids', 'u_999999');
+    await b.fill('#dialog-ids', 'nobody_here');
     await b.click('#dialog-ok');
-    await b.waitForFunction(() => document.getElementById('dialog-error').textContent.length > 0, null, { timeout: T });
+    await b.waitForSelector('#dialog-error:has-text("No user named")', { timeout: T });
     assert.ok(await b.isVisible('#dialog'), 'the dialog stays open');
     await shot(b, '07-dialog-error');
     await b.click('#dialog button[value="cancel"]');
@@ -123,12 +126,30 @@ test('two browsers chat, a reload keeps history, an offline browser catches up',
 
     // a direct message from bob's side shows in alice's DM list
     await b.click('#new-dm');
-    await b.fill('#dialog-ids', (await a.textContent('#me-id')).trim());
+    await b.fill('#dialog-ids', aliceName);
     await b.click('#dialog-ok');
     await b.waitForSelector('#conv-title:has-text("alice")', { timeout: T });
     await sendMessage(b, 'psst');
     await a.waitForSelector('#dms .room-item .badge', { timeout: T });
     await shot(a, '08-alice-dm-unread');
+
+    // alice adds a third user (registered over REST) to the room by name
+    const carolName = `carol${suffix}`;
+    const reg = await fetch(`${srv.base}/v1/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: carolName, password: 'correct horse battery' }),
+    });
+    assert.equal(reg.status, 201);
+    await a.click('#rooms .room-item:has-text("general")');
+    await a.click('#add-member');
+    await a.fill('#dialog-ids', carolName);
+    await a.click('#dialog-ok');
+    await a.waitForSelector(`#msg-list .event:has-text("added ${carolName}")`, { timeout: T });
+    await a.waitForSelector('#conv-sub:has-text("3 members")', { timeout: T });
+    await b.click('#rooms .room-item:has-text("general")');
+    await b.waitForSelector(`#msg-list .event:has-text("added ${carolName}")`, { timeout: T });
+    await shot(b, '09-bob-sees-carol-added');
 
     // the SDK's IndexedDB storage adapter works in a real browser
     const idb = await a.evaluate(async () => {

@@ -233,6 +233,11 @@ export class ChatdClient {
     return this.request('GET', `/v1/users/${encodeURIComponent(id)}`).then((r) => r.user);
   }
 
+  /** The user with this username (404 ChatdError 'not_found' when there is none). */
+  findUser(username) {
+    return this.request('GET', `/v1/users?username=${encodeURIComponent(username)}`).then((r) => r.user);
+  }
+
   room(id) {
     return this.request('GET', `/v1/rooms/${encodeURIComponent(id)}`).then((r) => r.room);
   }
