@@ -383,9 +383,13 @@ export class ChatdClient {
     for (const r of this.reads.values()) r.conn = 0;
     if (s) {
       try {
-        s.ws.close(code, reason);
+        s.ws.close(code, String(reason).slice(0, 100)); // a close reason has at most 123 bytes
       } catch {
-        /* not open yet */
+        try {
+          s.ws.close();
+        } catch {
+          /* already closed */
+        }
       }
     }
   }
