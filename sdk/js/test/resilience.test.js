@@ -201,6 +201,13 @@ test('token expiry mid-session: the client keeps working and loses nothing', asy
     await sleep(200);
     assertExactlyOnce(cb, room.id, a.id, bodies);
     assert.ok(refreshes >= 4, `tokens were refreshed (${refreshes})`);
+    // A server with the refresh operation kept the sockets open (no reconnect at all); one
+    // without it answered unknown_type once and the client reconnected with each new token.
+    for (const c of [ca, cb]) {
+      const reconnects = c.seen.state.filter((s) => s.state === 'offline').length;
+      if (c.refreshOp) assert.equal(reconnects, 0, 'refreshed in place, no reconnect');
+      else assert.ok(reconnects >= 2, `reconnected with new tokens (${reconnects})`);
+    }
     // Whatever the server supports, the clients are still online and in sync.
     assert.equal(ca.state, 'online');
     assert.equal(cb.state, 'online');
