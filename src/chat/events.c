@@ -21,10 +21,34 @@ int events_role_parse(const char *s, int *role)
     return 0;
 }
 
+/* Member and room entries store their details as a JSON object without type, room or seq
+ * (the store assigns the seq at the append: nothing stored embeds one); the client's object
+ * is {"type","room","seq"} followed by those details. Entries written by chatd 0.1 stored
+ * the whole client object, seq included (they start with {"type"), and are copied as is. */
+static void meta_json(struct jsonw *w, const struct store_event *ev)
+{
+    static const char legacy[] = "{\"type\"";
+    if (ev->body_len >= sizeof(legacy) - 1 && !memcmp(ev->body, legacy, sizeof(legacy) - 1)) {
+        jsonw_raw(w, ev->body, ev->body_len);
+        return;
+    }
+    jsonw_lit(w, ev->kind == EV_MEMBER ? "{\"type\":\"member\",\"room\":"
+                                       : "{\"type\":\"room\",\"room\":");
+    jsonw_id(w, 'r', ev->room_id);
+    jsonw_key(w, "seq", 0);
+    jsonw_int(w, ev->seq);
+    if (ev->body_len > 2 && ev->body[0] == '{') { /* ,"user":...} */
+        jsonw_lit(w, ",");
+        jsonw_raw(w, ev->body + 1, ev->body_len - 1);
+    } else {
+        jsonw_lit(w, "}");
+    }
+}
+
 void events_log_json(struct jsonw *w, const struct store_event *ev)
 {
     if (ev->kind != EV_MESSAGE) {
-        jsonw_raw(w, ev->body, ev->body_len);
+        meta_json(w, ev);
         return;
     }
     jsonw_lit(w, "{\"type\":\"message\",\"room\":");
@@ -69,14 +93,10 @@ struct rbuf *events_log_frame(const struct store_event *ev)
     return b;
 }
 
-void events_member_json(struct jsonw *w, int64_t room, int64_t seq, int64_t user,
-                        const char *action, int role, int64_t by, int64_t member_count, int64_t ts)
+void events_member_json(struct jsonw *w, int64_t user, const char *action, int role, int64_t by,
+                        int64_t member_count, int64_t ts)
 {
-    jsonw_lit(w, "{\"type\":\"member\",\"room\":");
-    jsonw_id(w, 'r', room);
-    jsonw_key(w, "seq", 0);
-    jsonw_int(w, seq);
-    jsonw_key(w, "user", 0);
+    jsonw_lit(w, "{\"user\":");
     jsonw_id(w, 'u', user);
     jsonw_key(w, "action", 0);
     jsonw_str(w, action, strlen(action));
@@ -94,14 +114,9 @@ void events_member_json(struct jsonw *w, int64_t room, int64_t seq, int64_t user
     jsonw_lit(w, "}");
 }
 
-void events_room_json(struct jsonw *w, int64_t room, int64_t seq, const char *name,
-                      const char *topic, int64_t by, int64_t ts)
+void events_room_json(struct jsonw *w, const char *name, const char *topic, int64_t by, int64_t ts)
 {
-    jsonw_lit(w, "{\"type\":\"room\",\"room\":");
-    jsonw_id(w, 'r', room);
-    jsonw_key(w, "seq", 0);
-    jsonw_int(w, seq);
-    jsonw_key(w, "name", 0);
+    jsonw_lit(w, "{\"name\":");
     jsonw_str(w, name, strlen(name));
     jsonw_key(w, "topic", 0);
     jsonw_str(w, topic, strlen(topic));

@@ -11,21 +11,20 @@
 #include "util/rbuf.h"
 
 /* The text of a log entry as clients see it: for EV_MESSAGE
- * {"type":"message","room","seq","msg_id","sender","body","ts","client_msg_id"}; member and room
- * events store their full client JSON as body, so it is copied as is. */
+ * {"type":"message","room","seq","msg_id","sender","body","ts","client_msg_id"}; for member and
+ * room entries {"type":"member"|"room","room","seq"} followed by the stored details (below). */
 void events_log_json(struct jsonw *w, const struct store_event *ev);
 /* A complete unmasked WebSocket text frame holding w's text (one copy). */
 struct rbuf *events_frame(const struct jsonw *w);
 /* A frame for a log entry: events_log_json + events_frame. */
 struct rbuf *events_log_frame(const struct store_event *ev);
 
-/* Body of a member event (stored in the log): {"type":"member","room","seq","user","action",
- * "role","by","member_count","ts"}. action: "join", "leave", "kick", "role". */
-void events_member_json(struct jsonw *w, int64_t room, int64_t seq, int64_t user,
-                        const char *action, int role, int64_t by, int64_t member_count, int64_t ts);
-/* Body of a room event: {"type":"room","room","seq","name","topic","by","ts"}. */
-void events_room_json(struct jsonw *w, int64_t room, int64_t seq, const char *name,
-                      const char *topic, int64_t by, int64_t ts);
+/* Stored details of a member entry (no seq: the store assigns it at the append):
+ * {"user","action","role","by","member_count","ts"}. action: "join", "leave", "kick", "role". */
+void events_member_json(struct jsonw *w, int64_t user, const char *action, int role, int64_t by,
+                        int64_t member_count, int64_t ts);
+/* Stored details of a room entry: {"name","topic","by","ts"}. */
+void events_room_json(struct jsonw *w, const char *name, const char *topic, int64_t by, int64_t ts);
 
 const char *events_role_name(int role);
 int events_role_parse(const char *s, int *role);

@@ -43,66 +43,52 @@ void fanout_flush(void *fanout)
     struct fan_batch *b = f->cur;
     if (!b) return;
     f->cur = NULL;
-    f->bus->ops->publish(f->bus, b);
+    if (f->forward) f->forward(f->forward_ud, b);
+    fanout_deliver_local(f, b);
 }
 
 void fanout_publish_one(struct fanout *f, const struct fan_ev *ev)
 {
     struct fan_batch *b = fan_batch_new();
     fan_batch_add(b, ev);
-    f->bus->ops->publish(f->bus, b);
+    if (f->forward) f->forward(f->forward_ud, b);
+    fanout_deliver_local(f, b);
 }
 
-/* ---- in-process bus ---- */
+/* ---- in-process delivery ---- */
 
-struct bus_local {
-    struct net_server *srv;
-    void (*deliver)(struct net_io *io, struct fan_batch *b);
-};
-
-struct bus_task {
+struct deliver_task {
     struct net_task t;
     struct fan_batch *b;
-    struct bus_local *bl;
+    struct fanout *f;
 };
 
-static void bus_task_run(struct net_io *io, struct net_task *t)
+static void deliver_task_run(struct net_io *io, struct net_task *t)
 {
-    struct bus_task *bt = (struct bus_task *)t;
-    bt->bl->deliver(io, bt->b);
-    fan_batch_unref(bt->b);
-    free(bt);
+    struct deliver_task *dt = (struct deliver_task *)t;
+    dt->f->deliver(io, dt->b);
+    fan_batch_unref(dt->b);
+    free(dt);
 }
 
-static void local_publish(struct bus *bus, struct fan_batch *b)
+void fanout_deliver_local(struct fanout *f, struct fan_batch *b)
 {
-    struct bus_local *bl = bus->impl;
-    int n = bl->srv->nio;
+    int n = f->srv->nio;
 
     atomic_fetch_add(&b->refs, (unsigned)n - 1); /* the caller's reference goes to thread 0 */
     for (int i = 0; i < n; i++) {
-        struct bus_task *bt = xmalloc(sizeof(*bt));
-        bt->t.run = bus_task_run;
-        bt->b = b;
-        bt->bl = bl;
-        net_post(&bl->srv->io[i], &bt->t);
+        struct deliver_task *dt = xmalloc(sizeof(*dt));
+        dt->t.run = deliver_task_run;
+        dt->b = b;
+        dt->f = f;
+        net_post(&f->srv->io[i], &dt->t);
     }
 }
 
-static const struct bus_ops bus_local_ops = {.name = "local", .publish = local_publish};
-
-void bus_local_init(struct bus *bus, struct net_server *srv,
-                    void (*deliver)(struct net_io *io, struct fan_batch *b))
+void fanout_init(struct fanout *f, struct net_server *srv,
+                 void (*deliver)(struct net_io *io, struct fan_batch *b))
 {
-    struct bus_local *bl = xcalloc(1, sizeof(*bl));
-    bl->srv = srv;
-    bl->deliver = deliver;
-    bus->ops = &bus_local_ops;
-    bus->impl = bl;
-}
-
-void bus_local_free(struct bus *bus)
-{
-    free(bus->impl);
-    bus->impl = NULL;
+    memset(f, 0, sizeof(*f));
+    f->srv = srv;
+    f->deliver = deliver;
 }

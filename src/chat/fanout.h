@@ -10,7 +10,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "bus/bus.h"
 #include "net/net.h"
 #include "util/rbuf.h"
 
@@ -21,7 +20,10 @@ enum fan_kind {
     FAN_TYPING,      /* ephemeral typing frame for a room, not to the typing user */
     FAN_PRESENCE,    /* presence frame for the members of `rooms` */
     FAN_USER,        /* a frame for every connection of `user` (read markers), except origin */
-    FAN_SESSION_END, /* close every connection of `user` opened with session `seq` */
+    FAN_SESSION_END, /* close every connection of `user` (0: of anyone) opened with session
+                        `seq` */
+    FAN_HEAD,        /* room's log reaches `seq` in storage (cluster reconciliation): live
+                        subscribers behind it fill the gap from storage */
 };
 
 enum fan_member { FAN_M_NONE = 0, FAN_M_JOIN, FAN_M_LEAVE };
@@ -54,23 +56,28 @@ void fan_batch_add(struct fan_batch *b, const struct fan_ev *ev);
 /* Drop one reference; the last one releases every frame and array. */
 void fan_batch_unref(struct fan_batch *b);
 
-/* The writer side: events of committed jobs accumulate and leave once per group commit. */
+/* The writer side: events of committed jobs accumulate and leave once per group commit.
+ * Delivery to this node's connections is in-process: one task per I/O thread, each holding a
+ * reference to the same batch. When the node is part of a cluster, `forward` first sees every
+ * published batch (chat/cluster.c serializes what crosses nodes onto the bus). */
 struct fanout {
-    struct bus *bus;
+    struct net_server *srv;
+    void (*deliver)(struct net_io *io, struct fan_batch *b); /* runs on each I/O thread */
+    void (*forward)(void *ud, const struct fan_batch *b);    /* NULL on a single node */
+    void *forward_ud;
     struct fan_batch *cur; /* writer thread only */
 };
 
+void fanout_init(struct fanout *f, struct net_server *srv,
+                 void (*deliver)(struct net_io *io, struct fan_batch *b));
 /* Writer thread: add ev to the batch of the current group commit. */
 void fanout_add(struct fanout *f, const struct fan_ev *ev);
 /* Writer thread (store batch_done hook): publish the current batch, if any. */
 void fanout_flush(void *fanout);
 /* Any thread: publish a batch holding just ev (typing, presence). */
 void fanout_publish_one(struct fanout *f, const struct fan_ev *ev);
-
-/* The in-process bus: every batch goes to every I/O thread of srv, delivered by `deliver` on
- * that thread. */
-void bus_local_init(struct bus *bus, struct net_server *srv,
-                    void (*deliver)(struct net_io *io, struct fan_batch *b));
-void bus_local_free(struct bus *bus);
+/* Any thread: deliver b to this node's connections only (takes the caller's reference): events
+ * that came from another node, or that concern this node alone. */
+void fanout_deliver_local(struct fanout *f, struct fan_batch *b);
 
 #endif

@@ -194,6 +194,7 @@ static struct hub_room *room_get(struct hub *h, int64_t id, int create)
         r = xcalloc(1, sizeof(*r));
         r->id = id;
         imap_put(&h->rooms, id, r);
+        if (env.interest) env.interest(env.interest_ud, id, 1);
     }
     return r;
 }
@@ -473,6 +474,7 @@ static void unsubscribe(struct hub *h, struct hub_sub *s)
     acks_clear(s, 1);
     if (r->n == 0) {
         imap_del(&h->rooms, r->id);
+        if (env.interest) env.interest(env.interest_ud, r->id, 0);
         free(r->subs);
         free(r);
         s->room = NULL;
@@ -509,24 +511,19 @@ static void sub_deliver(struct hub_sub *s, int64_t seq, struct rbuf *f)
 
 /* ---- presence ---- */
 
-static void publish_presence(struct hub_conn *hc, const char *status, int64_t last_seen)
+void hub_publish_presence(int64_t user, const char *status, int64_t last_seen, const int64_t *rooms,
+                          uint32_t nrooms)
 {
-    struct fan_ev ev = {.kind = FAN_PRESENCE, .user = hc->user};
+    struct fan_ev ev = {.kind = FAN_PRESENCE, .user = user};
     struct jsonw w;
-    uint32_t n = 0;
 
-    ev.rooms = xmalloc((hc->n ? hc->n : 1) * sizeof(int64_t));
-    for (uint32_t i = 0; i < hc->n; i++)
-        if (hc->subs[i]->room->member_count <= env.presence_max_room)
-            ev.rooms[n++] = hc->subs[i]->room->id;
-    if (!n) {
-        free(ev.rooms);
-        return;
-    }
-    ev.nrooms = n;
+    if (!nrooms) return;
+    ev.rooms = xmalloc(nrooms * sizeof(int64_t));
+    memcpy(ev.rooms, rooms, nrooms * sizeof(int64_t));
+    ev.nrooms = nrooms;
     jsonw_init(&w, 128);
     jsonw_lit(&w, "{\"type\":\"presence\",\"user\":");
-    jsonw_id(&w, 'u', hc->user);
+    jsonw_id(&w, 'u', user);
     jsonw_key(&w, "status", 0);
     jsonw_str(&w, status, strlen(status));
     jsonw_key(&w, "last_seen", 0);
@@ -538,6 +535,25 @@ static void publish_presence(struct hub_conn *hc, const char *status, int64_t la
     ev.frame = events_frame(&w);
     jsonw_free(&w);
     fanout_publish_one(env.fanout, &ev);
+}
+
+/* The rooms of hc that get its presence (small enough), in a new array; *n = count. */
+static int64_t *presence_rooms(struct hub_conn *hc, uint32_t *n)
+{
+    int64_t *rooms = xmalloc((hc->n ? hc->n : 1) * sizeof(int64_t));
+    *n = 0;
+    for (uint32_t i = 0; i < hc->n; i++)
+        if (hc->subs[i]->room->member_count <= env.presence_max_room)
+            rooms[(*n)++] = hc->subs[i]->room->id;
+    return rooms;
+}
+
+static void publish_presence(struct hub_conn *hc, const char *status, int64_t last_seen)
+{
+    uint32_t n;
+    int64_t *rooms = presence_rooms(hc, &n);
+    hub_publish_presence(hc->user, status, last_seen, rooms, n);
+    free(rooms);
 }
 
 /* ---- connection lifecycle ---- */
@@ -567,7 +583,7 @@ static int load_row(void *ud, const struct store_room *r, const struct store_mem
 static int load_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct load_job *lj = (struct load_job *)j;
-    return ops->rooms_of_user(sc, lj->user, load_row, lj);
+    return ops->rooms_of_user(sc, lj->user, 0, -1, load_row, lj);
 }
 
 /* Writer thread, in commit order: the room list travels with the batch, so every event
@@ -598,6 +614,7 @@ void hub_conn_open(struct conn *c, int64_t user, int64_t sid, int came_online)
     hc->sid = sid;
     hc->came_online = came_online != 0;
     c->app = hc;
+    if (came_online && env.gpresence) presence_redis_connect(env.gpresence, user);
     if (!u) {
         u = xcalloc(1, sizeof(*u));
         u->id = user;
@@ -612,6 +629,12 @@ void hub_conn_open(struct conn *c, int64_t user, int64_t sid, int came_online)
     lj->job.done = load_done;
     conn_hold(c);
     hub_submit(c->io, &lj->job);
+}
+
+void hub_conn_set_sid(struct conn *c, int64_t sid)
+{
+    struct hub_conn *hc = c->app;
+    if (hc) hc->sid = sid;
 }
 
 static void conn_loaded(struct hub *h, struct hub_conn *hc, const int64_t *rooms, uint32_t n)
@@ -665,7 +688,14 @@ void hub_conn_close(struct conn *c)
     typing_remove_conn(h, hc, 1);
     if (presence_disconnect(env.presence, hc->user, (now = now_ms_wall())) == 0) {
         save_last_seen(hc->user, now);
-        if (hc->loaded) publish_presence(hc, "offline", now);
+        if (env.gpresence) { /* offline only if no other node has the user */
+            uint32_t n = 0;
+            int64_t *rooms = hc->loaded ? presence_rooms(hc, &n) : NULL;
+            presence_redis_disconnect(env.gpresence, hc->user, now, rooms, n);
+            free(rooms);
+        } else if (hc->loaded) {
+            publish_presence(hc, "offline", now);
+        }
     }
     while (hc->n)
         unsubscribe(h, hc->subs[hc->n - 1]);
@@ -976,6 +1006,23 @@ static void origin_done(struct net_io *io, const struct fan_ev *ev)
     conn_release(ev->origin);
 }
 
+/* Close the connections opened with session sid: of user, or of every user when user is 0
+ * (the cluster learnt of the session from storage, without its user; O(local users)). */
+static void session_end(struct hub *h, int64_t user, int64_t sid)
+{
+    struct imap_ent *e;
+    uint32_t it;
+    if (user) {
+        struct hub_user *u = imap_get(&h->users, user);
+        for (struct hub_conn *hc = u ? u->conns : NULL; hc; hc = hc->user_next)
+            if (hc->sid == sid) conn_ws_close(hc->c, WS_CLOSE_SESSION_ENDED, "session ended");
+        return;
+    }
+    for (e = imap_first(&h->users, &it); e; e = imap_next(&h->users, e, &it))
+        for (struct hub_conn *hc = ((struct hub_user *)e->val)->conns; hc; hc = hc->user_next)
+            if (hc->sid == sid) conn_ws_close(hc->c, WS_CLOSE_SESSION_ENDED, "session ended");
+}
+
 void hub_deliver(struct net_io *io, struct fan_batch *b)
 {
     struct hub *h = hub_of(io);
@@ -1028,11 +1075,20 @@ void hub_deliver(struct net_io *io, struct fan_batch *b)
             if (origin && ev->reply) send_frame(origin, ev->reply);
             break;
         }
-        case FAN_SESSION_END: {
-            struct hub_user *u = imap_get(&h->users, ev->user);
-            for (struct hub_conn *hc = u ? u->conns : NULL; hc; hc = hc->user_next)
-                if (hc->sid == ev->seq)
-                    conn_ws_close(hc->c, WS_CLOSE_SESSION_ENDED, "session ended");
+        case FAN_SESSION_END:
+            session_end(h, ev->user, ev->seq);
+            break;
+        case FAN_HEAD: {
+            /* Storage has the room up to ev->seq (cluster reconciliation): live subscribers
+             * behind it read the rest, as for a gap revealed by a later entry. */
+            struct hub_room *r = room_get(h, ev->room, 0);
+            if (!r) break;
+            if (ev->seq > r->last_seq) r->last_seq = ev->seq;
+            for (uint32_t k = 0; k < r->n; k++) {
+                struct hub_sub *s = r->subs[k];
+                if (s->state == SUB_LIVE && s->next_seq <= ev->seq && !s->leaving_seq)
+                    fetch_start(s);
+            }
             break;
         }
         }

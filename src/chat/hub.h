@@ -20,6 +20,7 @@
 #include "chat/fanout.h"
 #include "chat/presence.h"
 #include "net/conn.h"
+#include "presence/presence_redis.h"
 #include "store/store.h"
 
 struct hub_env {
@@ -33,6 +34,13 @@ struct hub_env {
     uint32_t typing_ttl_s;       /* a typing indicator expires after this */
     uint32_t max_inflight;       /* requests in flight per connection before it is not read */
     uint64_t max_inflight_total; /* the same over every connection of the node */
+    /* Optional (cluster with Redis): presence across nodes. A user's last connection here
+     * going is reported offline only when no other node has the user. */
+    struct presence_redis *gpresence;
+    /* Optional (cluster): this thread gained its first (on = 1) or lost its last local
+     * subscriber of room. Called on the I/O thread. */
+    void (*interest)(void *ud, int64_t room, int on);
+    void *interest_ud;
     /* The connection's rooms are loaded and subscribed: send the hello and resume reading. */
     void (*on_ready)(struct conn *c, uint32_t nrooms);
 };
@@ -60,6 +68,9 @@ void hub_deliver(struct net_io *io, struct fan_batch *b);
  * rooms in commit order (reading is paused until on_ready). came_online: presence_connect
  * returned 1. */
 void hub_conn_open(struct conn *c, int64_t user, int64_t sid, int came_online);
+/* The connection now authenticates with a token of login session sid (a `refresh`): ending
+ * that session closes it, ending the previous one no longer does. */
+void hub_conn_set_sid(struct conn *c, int64_t sid);
 /* The connection is gone (on_ws_close): unsubscribe, presence offline if it was the last. */
 void hub_conn_close(struct conn *c);
 
@@ -70,6 +81,10 @@ void hub_release(struct conn *c);
 /* sync: rooms is a JSON object {room_id: last_seen_seq}. Replies with the missed entries in
  * order per room, then {"type":"synced","id",...,"rooms":{...}}. Releases the other rooms. */
 void hub_sync(struct conn *c, json_t *id, json_t *rooms);
+/* Publish a presence event of user to the members of rooms (those over presence_max_room
+ * members are skipped by the caller). Any thread. */
+void hub_publish_presence(int64_t user, const char *status, int64_t last_seen, const int64_t *rooms,
+                          uint32_t nrooms);
 /* typing in room by c's user: fan out now, expire after typing_ttl_s (typing:false). */
 void hub_typing(struct conn *c, int64_t room);
 

@@ -17,10 +17,40 @@ static struct {
     int64_t room, user;
 } member_cache[MEMBER_CACHE];
 
+static struct chat_quota quota;
+
+void chat_quota_set(const struct chat_quota *q)
+{
+    quota = *q;
+}
+
+/* CD_OK when user may own one more group room (owning) and join one more (joining). O(rooms of
+ * the user), only when such a quota is set. */
+static int user_room_quota(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                           int owning, int joining)
+{
+    int64_t groups = 0, owned = 0;
+    int rc;
+    owning = owning && quota.max_owned_rooms;
+    joining = joining && quota.max_user_rooms;
+    if (!owning && !joining) return CD_OK;
+    if ((rc = ops->user_room_counts(sc, user, &groups, &owned)) != CD_OK) return rc;
+    if (owning && owned >= quota.max_owned_rooms) return CD_E_QUOTA_OWNED_ROOMS;
+    if (joining && groups >= quota.max_user_rooms) return CD_E_QUOTA_USER_ROOMS;
+    return CD_OK;
+}
+
 static uint32_t member_slot(int64_t room, int64_t user)
 {
     uint64_t x = (uint64_t)room * 0x9e3779b97f4a7c15ULL ^ (uint64_t)user * 0xc2b2ae3d27d4eb4fULL;
     return (uint32_t)(x >> 40) & (MEMBER_CACHE - 1);
+}
+
+static int member_cache_on = 1;
+
+void chat_member_cache_enable(int on)
+{
+    member_cache_on = on;
 }
 
 void chat_member_cache_reset(void)
@@ -41,10 +71,11 @@ static int member_known(const struct store_ops *ops, struct store_conn *sc, int6
     uint32_t i = member_slot(room, user);
     struct store_member m;
     int rc;
-    if (member_cache[i].room == room && member_cache[i].user == user) return CD_OK;
+    if (member_cache_on && member_cache[i].room == room && member_cache[i].user == user)
+        return CD_OK;
     rc = ops->member_get(sc, room, user, &m);
     if (rc == CD_E_NOT_FOUND) return CD_E_NOT_MEMBER;
-    if (rc == CD_OK) {
+    if (rc == CD_OK && member_cache_on) {
         member_cache[i].room = room;
         member_cache[i].user = user;
     }
@@ -76,10 +107,10 @@ void chat_out_discard(struct chat_out *o)
     memset(o, 0, sizeof(*o));
 }
 
-/* Append a member or room event whose client JSON (built by `build`) embeds its own seq. */
+/* Append a member or room entry with the details in w; the store assigns its seq (*seq_out). */
 static int append_meta(const struct store_ops *ops, struct store_conn *sc, int64_t room, int kind,
                        int64_t actor, int64_t now_ms, struct jsonw *w, struct chat_out *out,
-                       uint8_t member, int64_t subject, int64_t count)
+                       uint8_t member, int64_t subject, int64_t count, int64_t *seq_out)
 {
     struct store_event ev = {.room_id = room, .kind = kind, .sender = actor, .ts = now_ms};
     struct fan_ev fe = {
@@ -90,32 +121,31 @@ static int append_meta(const struct store_ops *ops, struct store_conn *sc, int64
     ev.body_len = jsonw_text_len(w);
     if ((rc = ops->event_append(sc, &ev)) != CD_OK) return rc;
     fe.seq = ev.seq;
-    fe.frame = events_frame(w);
+    fe.frame = events_log_frame(&ev);
     out_add(out, &fe);
+    if (seq_out) *seq_out = ev.seq;
     return CD_OK;
 }
 
-/* The seq the next append will get (single writer, same transaction). */
-static int next_seq(const struct store_ops *ops, struct store_conn *sc, int64_t room,
-                    struct store_room *r)
-{
-    return ops->room_get(sc, room, r);
-}
-
+/* Log a member entry. count: the room's member count after the change, or -1 to read it (the
+ * change is already stored). */
 static int member_event(const struct store_ops *ops, struct store_conn *sc, int64_t room,
                         int64_t user, const char *action, int role, int64_t actor, int64_t now_ms,
-                        struct chat_out *out)
+                        struct chat_out *out, int64_t count, int64_t *seq_out)
 {
-    struct store_room r;
     struct jsonw w;
     uint8_t m = !strcmp(action, "join")                                 ? FAN_M_JOIN
                 : (!strcmp(action, "leave") || !strcmp(action, "kick")) ? FAN_M_LEAVE
                                                                         : FAN_M_NONE;
-    int rc = next_seq(ops, sc, room, &r);
-    if (rc != CD_OK) return rc;
+    int rc;
+    if (count < 0) {
+        struct store_room r;
+        if ((rc = ops->room_get(sc, room, &r)) != CD_OK) return rc;
+        count = r.member_count;
+    }
     jsonw_init(&w, 256);
-    events_member_json(&w, room, r.last_seq + 1, user, action, role, actor, r.member_count, now_ms);
-    rc = append_meta(ops, sc, room, EV_MEMBER, actor, now_ms, &w, out, m, user, r.member_count);
+    events_member_json(&w, user, action, role, actor, count, now_ms);
+    rc = append_meta(ops, sc, room, EV_MEMBER, actor, now_ms, &w, out, m, user, count, seq_out);
     jsonw_free(&w);
     return rc;
 }
@@ -146,14 +176,18 @@ static int put_member(const struct store_ops *ops, struct store_conn *sc, int64_
     return ops->member_put(sc, &m);
 }
 
-/* Add a new member and log the join. */
+/* Add a new member (not one already) and log the join; the membership starts at the seq the
+ * store gave the join entry. */
 static int join(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
                 int role, int64_t actor, int64_t now_ms, struct chat_out *out)
 {
     struct store_room r;
+    int64_t seq = 0;
     int rc = ops->room_get(sc, room, &r);
-    if (rc == CD_OK) rc = put_member(ops, sc, room, user, role, r.last_seq + 1);
-    if (rc == CD_OK) rc = member_event(ops, sc, room, user, "join", role, actor, now_ms, out);
+    if (rc == CD_OK)
+        rc = member_event(ops, sc, room, user, "join", role, actor, now_ms, out, r.member_count + 1,
+                          &seq);
+    if (rc == CD_OK) rc = put_member(ops, sc, room, user, role, seq);
     return rc;
 }
 
@@ -194,9 +228,11 @@ int chat_room_create(const struct store_ops *ops, struct store_conn *sc, int64_t
                      const char *name, const char *topic, const int64_t *members, size_t n,
                      int64_t now_ms, struct chat_out *out, struct store_room *room)
 {
+    int64_t joined = 1;
     int rc;
 
     if (n > CHAT_MAX_INITIAL_MEMBERS) return CD_E_INVALID_FIELD;
+    if ((rc = user_room_quota(ops, sc, creator, 1, 1)) != CD_OK) return rc;
     memset(room, 0, sizeof(*room));
     room->kind = ROOM_GROUP;
     snprintf(room->name, sizeof(room->name), "%s", name);
@@ -213,6 +249,9 @@ int chat_room_create(const struct store_ops *ops, struct store_conn *sc, int64_t
         for (size_t k = 0; k < i && !dup; k++)
             dup = members[k] == members[i];
         if (dup) continue;
+        if (quota.max_room_members && ++joined > quota.max_room_members)
+            return CD_E_QUOTA_ROOM_MEMBERS;
+        if ((rc = user_room_quota(ops, sc, members[i], 0, 1)) != CD_OK) return rc;
         if ((rc = join(ops, sc, room->id, members[i], ROLE_MEMBER, creator, now_ms, out)) != CD_OK)
             return rc;
     }
@@ -220,7 +259,8 @@ int chat_room_create(const struct store_ops *ops, struct store_conn *sc, int64_t
 }
 
 int chat_dm_open(const struct store_ops *ops, struct store_conn *sc, int64_t a, int64_t b,
-                 int64_t now_ms, struct chat_out *out, struct store_room *room, int *created)
+                 int64_t now_ms, struct chat_out *out, struct store_room *room, int *created,
+                 int64_t *retry_ms)
 {
     char key[48];
     int64_t id;
@@ -233,6 +273,8 @@ int chat_dm_open(const struct store_ops *ops, struct store_conn *sc, int64_t a, 
     if (rc == CD_OK) return ops->room_get(sc, id, room);
     if (rc != CD_E_NOT_FOUND) return rc;
     if ((rc = user_exists(ops, sc, b)) != CD_OK) return rc;
+    if (quota.dm_admit && (*retry_ms = quota.dm_admit(quota.dm_ud, a)) != 0)
+        return CD_E_RATE_LIMITED;
     memset(room, 0, sizeof(*room));
     room->kind = ROOM_DIRECT;
     room->created_by = a;
@@ -259,8 +301,8 @@ int chat_room_update(const struct store_ops *ops, struct store_conn *sc, int64_t
     if ((rc = ops->room_update(sc, room, name, topic)) != CD_OK) return rc;
     if ((rc = ops->room_get(sc, room, &r)) != CD_OK) return rc;
     jsonw_init(&w, 256);
-    events_room_json(&w, room, r.last_seq + 1, r.name, r.topic, actor, now_ms);
-    rc = append_meta(ops, sc, room, EV_ROOM, actor, now_ms, &w, out, FAN_M_NONE, 0, 0);
+    events_room_json(&w, r.name, r.topic, actor, now_ms);
+    rc = append_meta(ops, sc, room, EV_ROOM, actor, now_ms, &w, out, FAN_M_NONE, 0, 0, NULL);
     jsonw_free(&w);
     return rc;
 }
@@ -279,8 +321,13 @@ int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t 
     if (am.role < ROLE_ADMIN) return CD_E_FORBIDDEN;
     if (role > ROLE_MEMBER && am.role < ROLE_OWNER) return CD_E_FORBIDDEN;
     if ((rc = user_exists(ops, sc, user)) != CD_OK) return rc;
+    if (role == ROLE_OWNER && user != actor && (rc = user_room_quota(ops, sc, user, 1, 0)) != CD_OK)
+        return rc; /* a transfer: the new owner's quota, counted before any join */
     rc = ops->member_get(sc, room, user, &um);
     if (rc == CD_E_NOT_FOUND) {
+        if (quota.max_room_members && r.member_count >= quota.max_room_members)
+            return CD_E_QUOTA_ROOM_MEMBERS;
+        if ((rc = user_room_quota(ops, sc, user, 0, 1)) != CD_OK) return rc;
         if ((rc = join(ops, sc, room, user, role == ROLE_OWNER ? ROLE_MEMBER : role, actor, now_ms,
                        out)) != CD_OK)
             return rc;
@@ -296,13 +343,14 @@ int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t 
     um.role = role;
     member_forget(room, user);
     if ((rc = ops->member_put(sc, &um)) != CD_OK) return rc;
-    if ((rc = member_event(ops, sc, room, user, "role", role, actor, now_ms, out)) != CD_OK)
+    if ((rc = member_event(ops, sc, room, user, "role", role, actor, now_ms, out, -1, NULL)) !=
+        CD_OK)
         return rc;
     if (role == ROLE_OWNER) { /* transfer: the previous owner steps down to admin */
         am.role = ROLE_ADMIN;
         member_forget(room, actor);
         if ((rc = ops->member_put(sc, &am)) != CD_OK) return rc;
-        rc = member_event(ops, sc, room, actor, "role", ROLE_ADMIN, actor, now_ms, out);
+        rc = member_event(ops, sc, room, actor, "role", ROLE_ADMIN, actor, now_ms, out, -1, NULL);
     }
     return rc;
 }
@@ -329,14 +377,14 @@ int chat_member_remove(const struct store_ops *ops, struct store_conn *sc, int64
     member_forget(room, user);
     if ((rc = ops->member_delete(sc, room, user)) != CD_OK) return rc;
     return member_event(ops, sc, room, user, user == actor ? "leave" : "kick", um.role, actor,
-                        now_ms, out);
+                        now_ms, out, -1, NULL);
 }
 
 int chat_read(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
-              int64_t seq, int64_t *marker, int64_t *unread)
+              int64_t seq, int64_t unread_max, int64_t *marker, int64_t *unread, int *capped)
 {
     int rc = ops->read_mark(sc, room, user, seq, marker);
     if (rc == CD_E_NOT_FOUND) return CD_E_NOT_MEMBER;
     if (rc != CD_OK) return rc;
-    return ops->unread_count(sc, room, user, *marker, unread);
+    return ops->unread_count(sc, room, user, *marker, unread_max, unread, capped);
 }

@@ -17,6 +17,8 @@ struct auth_call {
     size_t pwlen;
     char pwhash[AUTH_PWHASH_MAX];
     char refresh[AUTH_REFRESH_LEN + 1];
+    char pair[AUTH_USERNAME_MAX + 64]; /* login: "username\0client IP", the per-pair key */
+    size_t pair_len;
     uint8_t rhash[32];
     int64_t user_id, sid;
     int64_t ended_sid; /* session this call revoked (logout, refresh-token reuse), 0 if none */
@@ -97,10 +99,12 @@ static int credentials(struct api_req *r, const char **user, size_t *ulen, const
 
 /* Hash or verify on the pool (work), then continue on the I/O thread (after). */
 static void credential_call(struct api_req *r, const char *user, size_t ulen, const char *pw,
-                            size_t pwlen, void (*work)(struct api_call *),
-                            void (*after)(struct api_call *))
+                            size_t pwlen, const char *pair, size_t pair_len,
+                            void (*work)(struct api_call *), void (*after)(struct api_call *))
 {
     struct auth_call *a = (struct auth_call *)api_call_new(r, sizeof(*a));
+    memcpy(a->pair, pair, pair_len);
+    a->pair_len = pair_len;
     memcpy(a->username, user, ulen);
     memcpy(a->password, pw, pwlen);
     a->pwlen = pwlen;
@@ -163,7 +167,7 @@ void api_register(struct api_req *r)
         return;
     }
     if (limited_ip(r)) return;
-    credential_call(r, user, ulen, pw, pwlen, register_hash, register_hashed);
+    credential_call(r, user, ulen, pw, pwlen, "", 0, register_hash, register_hashed);
 }
 
 /* ---- login ---- */
@@ -195,17 +199,38 @@ static void login_verify(struct api_call *call)
     sodium_memzero(a->password, sizeof(a->password));
 }
 
+/* I/O thread: a failure is charged to the (username, IP) pair and to the username; a success
+ * costs nothing, so only failures count against a client. */
 static void login_verified(struct api_call *call)
 {
-    if (call->status == CD_E_INVALID_CREDENTIALS)
-        metrics_auth_failure(&call->app->metrics, AUTH_FAIL_CREDENTIALS);
+    struct auth_call *a = (struct auth_call *)call;
+    struct app *app = call->app;
+    int64_t now = now_unix_ms();
+
+    if (call->status == CD_E_INVALID_CREDENTIALS) {
+        metrics_auth_failure(&app->metrics, AUTH_FAIL_CREDENTIALS);
+        log_info("login failed", "\"username\":\"%s\"", a->username);
+        limiter_take(&app->auth_pair, a->pair, a->pair_len, now);
+        limiter_take(&app->auth_user, a->username, strlen(a->username), now);
+    }
     write_unless_failed(call, login_exec);
 }
 
+/* Login limits, so that attackers can slow guessing but cannot lock an account out:
+ *   per client IP (auth_ip): every attempt, as for register;
+ *   per (username, IP) (auth_pair, strict): failures; an empty bucket refuses that client;
+ *   per username (auth_user, loose): failures from any IP; once it is empty, only clients (IPs)
+ *   that have failed for this username are refused.
+ * A client that has not failed for the username is never refused for it, whatever other clients
+ * do. Failures are charged after the check, so parallel guesses from one IP are bounded by the
+ * per-IP bucket. */
 void api_login(struct api_req *r)
 {
     const char *user, *pw;
-    size_t ulen, pwlen;
+    size_t ulen, pwlen, plen;
+    char pair[AUTH_USERNAME_MAX + 64];
+    int64_t now, wait;
+    int failed_before;
 
     if (!credentials(r, &user, &ulen, &pw, &pwlen)) return;
     if (limited_ip(r)) return;
@@ -214,8 +239,18 @@ void api_login(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_CREDENTIALS, NULL);
         return;
     }
-    if (limited(r, &r->app->auth_user, user, ulen)) return;
-    credential_call(r, user, ulen, pw, pwlen, login_verify, login_verified);
+    memcpy(pair, user, ulen);
+    pair[ulen] = '\0';
+    conn_peer_ip(r->c, pair + ulen + 1, sizeof(pair) - ulen - 1);
+    plen = ulen + 1 + strlen(pair + ulen + 1);
+    now = now_unix_ms();
+    wait = limiter_peek(&r->app->auth_pair, pair, plen, now, &failed_before);
+    if (!wait && failed_before) wait = limiter_peek(&r->app->auth_user, user, ulen, now, NULL);
+    if (wait) {
+        api_respond_retry(r, wait);
+        return;
+    }
+    credential_call(r, user, ulen, pw, pwlen, pair, plen, login_verify, login_verified);
 }
 
 /* ---- refresh and logout ---- */
@@ -323,6 +358,8 @@ static void user_read(struct api_call *call)
     if (visible) {
         int64_t seen;
         int online = presence_get(call->app->presence, u.id, &seen);
+        if (!online && call->app->gpresence) /* on another node? (stays offline if unsure) */
+            presence_redis_online(call->app->gpresence, u.id, &online);
         json_object_set_new(user, "status", json_string(online ? "online" : "offline"));
         if (!seen) seen = u.last_seen;
         json_object_set_new(user, "last_seen", seen ? json_integer(seen) : json_null());

@@ -11,8 +11,10 @@
 #include "util/jsonw.h"
 #include "util/status.h"
 
-#define HISTORY_DEFAULT 50
-#define HISTORY_MAX     200
+#define HISTORY_DEFAULT    50
+#define HISTORY_MAX        200
+#define ROOMS_PAGE_DEFAULT 100 /* GET /v1/rooms without limit= */
+#define ROOMS_PAGE_MAX     500
 
 struct room_call {
     struct api_call base; /* first */
@@ -106,6 +108,19 @@ static int body_user(struct api_req *r, int64_t *user)
     return 0;
 }
 
+static int query_int(struct api_req *r, const char *name, int64_t *out, int *present);
+
+/* Room creations, member additions and direct-chat opens share one bucket per user
+ * (--room-rate, burst 10x): answers 429 itself and returns 1 when it is empty. */
+static int room_op_limited(struct api_req *r)
+{
+    char key[24];
+    int n = snprintf(key, sizeof(key), "%lld", (long long)r->user_id);
+    int64_t wait = limiter_take(&r->app->room_ops, key, (size_t)n, now_unix_ms());
+    if (wait) api_respond_retry(r, wait);
+    return wait != 0;
+}
+
 /* Optional string field with a byte limit; returns 0 after answering on a bad value. */
 static int opt_string(struct api_req *r, const char *key, size_t min, size_t max, char *out,
                       int *present)
@@ -157,6 +172,7 @@ void api_rooms_create(struct api_req *r)
                           "members must be an array of at most 1000 user ids");
         return;
     }
+    if (room_op_limited(r)) return;
     rc = room_call_new(r);
     memcpy(rc->name, name, sizeof(name));
     memcpy(rc->topic, topic, sizeof(topic));
@@ -182,8 +198,8 @@ void api_rooms_create(struct api_req *r)
 static int dm_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct room_call *rc = ROOM_CALL(j);
-    int st =
-        chat_dm_open(ops, sc, rc->user, rc->target, now_unix_ms(), &rc->out, &rc->r, &rc->created);
+    int st = chat_dm_open(ops, sc, rc->user, rc->target, now_unix_ms(), &rc->out, &rc->r,
+                          &rc->created, &rc->base.retry_ms);
     if (job_status(rc, st) != CD_OK) return st;
     rc->base.http_status = rc->created ? 201 : 200;
     rc->base.result = json_pack("{s:o}", "room", api_room_json(&rc->r));
@@ -199,6 +215,7 @@ void api_dms(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_FIELD, "a direct chat needs another user");
         return;
     }
+    if (room_op_limited(r)) return;
     rc = room_call_new(r);
     rc->target = target;
     rc->base.job.exec = dm_exec;
@@ -240,6 +257,7 @@ void api_room_patch(struct api_req *r)
     rc->has_name = has_name;
     rc->has_topic = has_topic;
     rc->base.job.exec = patch_exec;
+    rc->base.job.room_id = rc->room;
     api_call_write(&rc->base);
 }
 
@@ -272,11 +290,13 @@ void api_member_add(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_FIELD, "role must be member, admin or owner");
         return;
     }
+    if (room_op_limited(r)) return;
     rc = room_call_new(r);
     rc->room = room;
     rc->target = user;
     rc->role = role;
     rc->base.job.exec = member_add_exec;
+    rc->base.job.room_id = rc->room;
     api_call_write(&rc->base);
 }
 
@@ -303,6 +323,7 @@ void api_member_remove(struct api_req *r)
     rc->target = user;
     rc->base.http_status = 204;
     rc->base.job.exec = member_remove_exec;
+    rc->base.job.room_id = rc->room;
     api_call_write(&rc->base);
 }
 
@@ -312,18 +333,31 @@ struct list_ctx {
     struct room_call *rc;
     struct store_conn *sc;
     json_t *arr;
+    int rows;
+    int64_t last; /* id of the page's last room */
 };
 
 static int list_row(void *ud, const struct store_room *room, const struct store_member *m)
 {
     struct list_ctx *lc = ud;
     const struct store_ops *ops = lc->rc->base.app->db.ops;
-    json_t *o = api_room_json(room);
+    json_t *o;
     int64_t unread = 0;
-    ops->unread_count(lc->sc, room->id, m->user_id, m->read_seq, &unread);
+    int capped = 0;
+
+    if (lc->rows == lc->rc->limit) { /* the probe row: there is more (not part of the page) */
+        lc->rc->more = 1;
+        return 1;
+    }
+    lc->rows++;
+    lc->last = room->id;
+    o = api_room_json(room);
+    ops->unread_count(lc->sc, room->id, m->user_id, m->read_seq, lc->rc->base.app->cfg.unread_max,
+                      &unread, &capped);
     json_object_set_new(o, "role", json_string(events_role_name(m->role)));
     json_object_set_new(o, "read_seq", json_integer(m->read_seq));
     json_object_set_new(o, "unread", json_integer(unread));
+    if (capped) json_object_set_new(o, "unread_capped", json_true());
     json_array_append_new(lc->arr, o);
     return 0;
 }
@@ -341,11 +375,13 @@ static void rooms_list_work(struct api_call *call)
     struct room_call *rc = (struct room_call *)call;
     struct store_conn *sc = store_reader(&call->app->db);
     const struct store_ops *ops = call->app->db.ops;
-    struct list_ctx lc = {rc, sc, json_array()};
+    struct list_ctx lc = {rc, sc, json_array(), 0, 0};
     size_t i;
     json_t *o;
+    char next[32];
 
-    call->status = sc ? ops->rooms_of_user(sc, rc->user, list_row, &lc) : CD_E_IO;
+    call->status =
+        sc ? ops->rooms_of_user(sc, rc->user, rc->after, rc->limit + 1, list_row, &lc) : CD_E_IO;
     json_array_foreach(lc.arr, i, o)
     {
         int64_t peer_me[2] = {rc->user, 0}, id;
@@ -359,12 +395,38 @@ static void rooms_list_work(struct api_call *call)
             json_object_set_new(o, "peer", json_string(uid));
         }
     }
-    call->result = json_pack("{s:o}", "rooms", lc.arr);
+    id_format(next, sizeof(next), 'r', lc.last);
+    call->result = json_pack("{s:o,s:b,s:o}", "rooms", lc.arr, "has_more", rc->more, "next",
+                             rc->more ? json_string(next) : json_null());
 }
 
+/* GET /v1/rooms[?limit=N][&after=ROOM_ID]: my rooms in id order, a page at a time; `next` is the
+ * `after` of the following page (null on the last). */
 void api_rooms_list(struct api_req *r)
 {
-    struct room_call *rc = room_call_new(r);
+    struct room_call *rc;
+    int64_t limit = ROOMS_PAGE_DEFAULT, after = 0;
+    int has_limit;
+    char buf[32];
+
+    if (!query_int(r, "limit", &limit, &has_limit)) return;
+    if (has_limit && (limit < 1 || limit > ROOMS_PAGE_MAX)) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "limit must be 1-500");
+        return;
+    }
+    switch (http_query_value(r->http, "after", buf, sizeof(buf))) {
+    case 0:
+        break;
+    case 1:
+        if (id_parse((struct slice){buf, strlen(buf)}, 'r', &after)) break;
+        /* fall through */
+    default: /* over-long, repeated or not a room id: refused, never ignored */
+        api_respond_error(r, CD_E_INVALID_FIELD, "after must be a room id, given once");
+        return;
+    }
+    rc = room_call_new(r);
+    rc->limit = (int)limit;
+    rc->after = after;
     rc->base.work_fn = rooms_list_work;
     rc->base.after_fn = api_call_finish;
     api_call_work(&rc->base);
@@ -499,22 +561,29 @@ static void history_work(struct api_call *call)
     jsonw_free(&rc->w);
 }
 
+/* An optional non-negative integer query parameter: 1-18 decimal digits, nothing else (no sign,
+ * no spaces), given at most once. Anything else is answered with 400 (returns 0), never
+ * ignored or truncated. */
 static int query_int(struct api_req *r, const char *name, int64_t *out, int *present)
 {
-    char buf[24], *end;
-    long long v;
+    char buf[24], msg[96];
+    int64_t v = 0;
+    size_t i;
+    int rc = http_query_value(r->http, name, buf, sizeof(buf));
+
     *present = 0;
-    if (!http_query_param(r->http, name, buf, sizeof(buf))) return 1;
-    v = strtoll(buf, &end, 10);
-    if (!*buf || *end || v < 0) {
-        char msg[64];
-        snprintf(msg, sizeof(msg), "%s must be a non-negative integer", name);
-        api_respond_error(r, CD_E_INVALID_FIELD, msg);
-        return 0;
+    if (rc == 0) return 1;
+    for (i = 0; rc == 1 && i < 18 && buf[i] >= '0' && buf[i] <= '9'; i++)
+        v = v * 10 + (buf[i] - '0');
+    if (rc == 1 && i > 0 && i <= 18 && buf[i] == '\0') {
+        *out = v;
+        *present = 1;
+        return 1;
     }
-    *out = v;
-    *present = 1;
-    return 1;
+    snprintf(msg, sizeof(msg), "%s must be given once, as a non-negative integer of 1-18 digits",
+             name);
+    api_respond_error(r, CD_E_INVALID_FIELD, msg);
+    return 0;
 }
 
 void api_history(struct api_req *r)
@@ -626,5 +695,6 @@ void api_message_post(struct api_req *r)
     rc->cmid_len = json_string_length(cmid);
     memcpy(rc->cmid, json_string_value(cmid), rc->cmid_len);
     rc->base.job.exec = post_exec;
+    rc->base.job.room_id = rc->room;
     api_call_write(&rc->base);
 }

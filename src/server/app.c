@@ -19,6 +19,39 @@
 #include "util/log.h"
 #include "util/status.h"
 
+/* The files chatd keeps in its data directory: all created 0600. */
+static const char *const data_files[] = {"chatd.db", "chatd.db-wal", "chatd.db-shm", "jwt.keys",
+                                         "chatd.lock"};
+
+/* The data directory holds password hashes, messages and the signing keys: nobody but chatd's
+ * user may read it. A directory chatd created is 0700; an existing one that others can enter
+ * is set to 0700 when chatd's user owns it (logged), else a warning says so. Files from an
+ * older chatd (or copied in) that others could read are set to 0600 (logged). */
+static void protect_data_dir(const char *dir)
+{
+    char path[4096];
+    struct stat st;
+
+    if (stat(dir, &st) == 0 && (st.st_mode & 077)) {
+        if (st.st_uid == geteuid() && chmod(dir, 0700) == 0)
+            log_warn("data directory was open to other users: mode set to 0700",
+                     "\"dir\":\"%s\",\"was\":\"%04o\"", dir, (unsigned)(st.st_mode & 07777));
+        else
+            log_warn("data directory is open to other users and its mode cannot be changed",
+                     "\"dir\":\"%s\",\"mode\":\"%04o\"", dir, (unsigned)(st.st_mode & 07777));
+    }
+    for (size_t i = 0; i < sizeof(data_files) / sizeof(data_files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, data_files[i]);
+        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 077)) continue;
+        if (chmod(path, 0600) == 0)
+            log_warn("data file was readable by other users: mode set to 0600",
+                     "\"path\":\"%s\",\"was\":\"%04o\"", path, (unsigned)(st.st_mode & 07777));
+        else
+            log_warn("data file is readable by other users and its mode cannot be changed",
+                     "\"path\":\"%s\",\"error\":\"%s\"", path, strerror(errno));
+    }
+}
+
 /* One chatd per data directory: two would both append to the room logs, each with its own copy
  * of every room's last seq. The lock is held until the process exits (the kernel drops it even
  * after a crash). Returns the lock file's descriptor, or -1 (logged). */
@@ -47,13 +80,14 @@ static int lock_data_dir(const char *dir)
         close(fd);
         return -1;
     }
+    protect_data_dir(dir);
     return fd;
 }
 
 /* How long a token of a session ended at `at_s` can still verify. */
 static int64_t token_end(const struct app *app, int64_t at_s)
 {
-    return at_s + app->cfg.access_ttl + API_TOKEN_LEEWAY_S;
+    return at_s + app->cfg.access_ttl + app->cfg.token_leeway;
 }
 
 void app_session_end(struct app *app, int64_t user, int64_t sid)
@@ -62,6 +96,121 @@ void app_session_end(struct app *app, int64_t user, int64_t sid)
     struct fan_ev ev = {.kind = FAN_SESSION_END, .user = user, .seq = sid};
     revoked_add(app->revoked, sid, now, token_end(app, now));
     fanout_add(&app->fanout, &ev);
+}
+
+/* Another node ended session sid (cluster): refuse its tokens here too. */
+static void remote_session_end(void *ud, int64_t sid, int64_t at_ms)
+{
+    struct app *app = ud;
+    revoked_add(app->revoked, sid, now_unix_ms() / 1000, token_end(app, at_ms / 1000));
+}
+
+static void gpresence_offline(void *ud, int64_t user, int64_t last_seen, const int64_t *rooms,
+                              uint32_t nrooms);
+
+static void gpresence_collect(void *ud, void (*emit)(void *arg, int64_t user, uint32_t n),
+                              void *arg)
+{
+    struct app *app = ud;
+    presence_collect_sent(app->presence, emit, arg);
+}
+
+static void gpresence_block(void *ud, int64_t user, int64_t until_ms)
+{
+    struct app *app = ud;
+    presence_block_msg(app->presence, user, until_ms);
+}
+
+static void hub_interest(void *ud, int64_t room, int on)
+{
+    cluster_interest(ud, room, on);
+}
+
+/* With --nats-url: join the cluster (before the I/O threads start, so no interest is missed).
+ * Returns CD_OK (also on a single node) or CD_E_IO. */
+static int cluster_join(struct app *app, struct hub_env *env)
+{
+    struct cluster_cfg cc = {.fanout = &app->fanout,
+                             .db = &app->db,
+                             .reconcile_ms = (uint32_t)app->cfg.reconcile_ms,
+                             .on_session_end = remote_session_end,
+                             .ud = app};
+    struct bus *bus;
+    const char *node = app->node_id;
+
+    if (!app->cfg.nats_url[0]) return CD_OK;
+    if (app->db.ops == &store_sqlite_ops) { /* each node would have its own rooms and seqs */
+        log_error("--nats-url needs a shared store", "\"expected\":\"--store-url postgres://...\"");
+        return CD_E_INVALID_FIELD;
+    }
+    app->cluster = cluster_new(&cc);
+    if (bus_nats_open(&bus, app->cfg.nats_url, node, cluster_bus_recv, app->cluster) != CD_OK ||
+        cluster_start(app->cluster, bus) != CD_OK) {
+        cluster_free(app->cluster);
+        app->cluster = NULL;
+        return CD_E_IO;
+    }
+    chat_member_cache_enable(0);
+    env->interest = hub_interest;
+    env->interest_ud = app->cluster;
+    log_info("cluster bus started", "\"bus\":\"nats\",\"node\":\"%s\"", node);
+    if (app->cfg.redis_url[0]) {
+        struct presence_redis_cfg pc = {.url = app->cfg.redis_url,
+                                        .node = node,
+                                        .ttl_ms = (uint32_t)app->cfg.presence_ttl_ms,
+                                        .offline = gpresence_offline,
+                                        .ud = app,
+                                        .msg_rate =
+                                            app->cfg.rate_limits ? (double)app->cfg.msg_rate : 0,
+                                        .msg_burst = (double)app->cfg.msg_burst,
+                                        .collect = gpresence_collect,
+                                        .block = gpresence_block};
+        if (presence_redis_open(&pc, &app->gpresence) != CD_OK) {
+            log_error("invalid --redis-url", "\"expected\":\"redis://host:port[/db]\"");
+            cluster_free(app->cluster);
+            app->cluster = NULL;
+            return CD_E_INVALID_FIELD;
+        }
+        env->gpresence = app->gpresence;
+    }
+    return CD_OK;
+}
+
+struct offline_rooms {
+    int64_t *rooms;
+    uint32_t n, cap, max_members;
+};
+
+static int offline_room(void *ud, const struct store_room *r, const struct store_member *m)
+{
+    struct offline_rooms *o = ud;
+    (void)m;
+    if (r->member_count > o->max_members) return 0;
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 16;
+        o->rooms = xrealloc(o->rooms, o->cap * sizeof(*o->rooms));
+    }
+    o->rooms[o->n++] = r->id;
+    return 0;
+}
+
+/* A user is offline on every node (presence_redis thread). rooms NULL: the user's node died,
+ * look its rooms up. */
+static void gpresence_offline(void *ud, int64_t user, int64_t last_seen, const int64_t *rooms,
+                              uint32_t nrooms)
+{
+    struct app *app = ud;
+    struct offline_rooms o = {.max_members = (uint32_t)app->cfg.presence_max_room};
+    struct store_conn *sc;
+
+    if (rooms) {
+        hub_publish_presence(user, "offline", last_seen, rooms, nrooms);
+        return;
+    }
+    sc = store_reader(&app->db);
+    if (sc && app->db.ops->rooms_of_user(sc, user, 0, -1, offline_room, &o) == CD_OK)
+        hub_publish_presence(user, "offline", last_seen, o.rooms, o.n);
+    free(o.rooms);
 }
 
 struct revoked_load {
@@ -81,7 +230,7 @@ static int load_revoked(struct app *app)
 {
     struct revoked_load l = {app, now_unix_ms() / 1000};
     struct store_conn *rd = store_reader(&app->db);
-    int64_t since_ms = (l.now - app->cfg.access_ttl - API_TOKEN_LEEWAY_S) * 1000;
+    int64_t since_ms = (l.now - app->cfg.access_ttl - app->cfg.token_leeway) * 1000;
     if (!rd) return CD_E_IO;
     return app->db.ops->sessions_revoked_since(rd, since_ms, revoked_row, &l);
 }
@@ -151,6 +300,12 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_stop(s->loop); /* the other signal handle is still active: leave the main loop now */
 }
 
+/* Writer thread: the new-direct-chat quota of chat_dm_open (--max-new-dms per hour). */
+static int64_t dm_admit(void *ud, int64_t user)
+{
+    return presence_take_dm(ud, user, now_unix_ms());
+}
+
 static int nthreads(const struct cfg *cfg)
 {
     long n = cfg->threads > 0 ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
@@ -159,8 +314,33 @@ static int nthreads(const struct cfg *cfg)
     return (int)n;
 }
 
+/* The store named by --store-url: empty = SQLite in --data-dir, postgres:// = PostgreSQL. NULL
+ * (after a log line) for any other scheme. */
+static const struct store_ops *store_pick(const char *url)
+{
+    if (!url || !*url) return &store_sqlite_ops;
+    if (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13))
+        return &store_pg_ops;
+    log_error("invalid --store-url", "%s",
+              "\"expected\":\"empty (SQLite) or postgres://user@host:port/db\"");
+    return NULL;
+}
+
+static void node_id_init(struct app *app)
+{
+    char host[64] = "";
+    if (app->cfg.node_id && app->cfg.node_id[0]) {
+        snprintf(app->node_id, sizeof(app->node_id), "%s", app->cfg.node_id);
+        return;
+    }
+    if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
+        snprintf(host, sizeof(host), "node%08x", randombytes_random());
+    snprintf(app->node_id, sizeof(app->node_id), "%s-%ld", host, (long)getpid());
+}
+
 int app_run(struct cfg *cfg)
 {
+    const struct store_ops *store_ops;
     struct app *app = xcalloc(1, sizeof(*app));
     struct store_config sc;
     uv_loop_t *main_loop = uv_default_loop();
@@ -170,6 +350,8 @@ int app_run(struct cfg *cfg)
 
     app->cfg = *cfg;
     if (app->cfg.access_ttl < 1) app->cfg.access_ttl = 1; /* a token must live at least 1 s */
+    if (app->cfg.token_leeway < 0) app->cfg.token_leeway = 0;
+    if (app->cfg.token_leeway > 300) app->cfg.token_leeway = 300;
     lvl = log_level_parse(cfg->log_level);
     if (lvl < 0) {
         log_error("invalid --log-level", "\"value\":\"%s\"", cfg->log_level);
@@ -178,6 +360,12 @@ int app_run(struct cfg *cfg)
     }
     log_set_level((enum log_level)lvl);
     signal(SIGPIPE, SIG_IGN);
+    /* Every file chatd creates is its data (database, WAL, keys, lock): private whatever the
+     * umask it was started with (each is also created with an explicit 0600). */
+    umask(077);
+    /* Over a file size limit (ulimit -f) a write fails with EFBIG: a failed commit, reported and
+     * survived like a full disk, instead of the default SIGXFSZ killing chatd mid-commit. */
+    signal(SIGXFSZ, SIG_IGN);
     /* Buffers are allocated on one thread and freed on another all the time (frames, jobs):
      * keep freed memory in the heaps instead of trimming and regrowing them (mprotect storms). */
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
@@ -198,17 +386,26 @@ int app_run(struct cfg *cfg)
         free(app);
         return 2;
     }
+    node_id_init(app);
+    if (!(store_ops = store_pick(cfg->store_url))) {
+        web_free(&app->web);
+        origin_policy_free(&app->origins);
+        free(app);
+        return 2;
+    }
     if ((lock_fd = lock_data_dir(cfg->data_dir)) < 0) {
         web_free(&app->web);
         origin_policy_free(&app->origins);
         free(app);
         return 1;
     }
+    memset(&sc, 0, sizeof(sc));
+    sc.url = cfg->store_url;
     sc.dir = cfg->data_dir;
     sc.sync_mode = cfg->sqlite_sync;
     sc.commit_interval_us = cfg->commit_interval_us;
     sc.wal_restart_frames = cfg->wal_restart_frames;
-    if (store_db_open(&app->db, &store_sqlite_ops, &sc) != CD_OK) {
+    if (store_db_open(&app->db, store_ops, &sc) != CD_OK) {
         close(lock_fd);
         web_free(&app->web);
         origin_policy_free(&app->origins);
@@ -227,8 +424,14 @@ int app_run(struct cfg *cfg)
     }
     auth_rate = (double)cfg->auth_rate;
     limiter_init(&app->auth_ip, auth_rate, auth_rate * 4, cfg->rate_limits);
-    limiter_init(&app->auth_user, auth_rate, auth_rate * 2, cfg->rate_limits);
+    /* Logins (api_auth.c): strict per (username, IP), loose per username and only against
+     * clients that have failed for it, so attackers cannot lock an account out. */
+    limiter_init(&app->auth_pair, auth_rate / 10, auth_rate, cfg->rate_limits);
+    limiter_init(&app->auth_user, auth_rate / 5, auth_rate * 4, cfg->rate_limits);
     limiter_init(&app->typing, (double)cfg->typing_rate, (double)cfg->typing_rate * 2,
+                 cfg->rate_limits);
+    limiter_init(&app->reads, (double)cfg->read_rate, (double)cfg->read_rate * 5, cfg->rate_limits);
+    limiter_init(&app->room_ops, (double)cfg->room_rate, (double)cfg->room_rate * 10,
                  cfg->rate_limits);
     {
         struct tbucket_rule msg = {(double)cfg->msg_rate, (double)cfg->msg_burst};
@@ -246,11 +449,23 @@ int app_run(struct cfg *cfg)
                 (uint64_t)(cfg->ws_max_inflight_total < 1 ? 1 : cfg->ws_max_inflight_total),
             .typing_ttl_s = 5,
             .on_ready = api_ws_ready};
-        app->presence = presence_new(&msg, cfg->rate_limits, (uint32_t)cfg->max_conns_per_user);
+        struct tbucket_rule dms = {(double)cfg->max_new_dms / 3600.0, (double)cfg->max_new_dms};
+        struct chat_quota quota = {.max_owned_rooms = cfg->max_owned_rooms,
+                                   .max_room_members = cfg->max_room_members,
+                                   .max_user_rooms = cfg->max_rooms_per_user,
+                                   .dm_admit = dm_admit};
+        app->presence =
+            presence_new(&msg, &dms, cfg->rate_limits, (uint32_t)cfg->max_conns_per_user);
+        quota.dm_ud = app->presence;
+        chat_quota_set(&quota);
         env.presence = app->presence;
+        fanout_init(&app->fanout, &app->net, hub_deliver);
+        if (cluster_join(app, &env) != CD_OK) {
+            store_db_close(&app->db);
+            rc = CD_E_IO;
+            goto done;
+        }
         hub_env_set(&env);
-        bus_local_init(&app->bus, &app->net, hub_deliver);
-        app->fanout.bus = &app->bus;
         app->db.batch_done = fanout_flush;
         app->db.batch_ud = &app->fanout;
         app->db.batch_failed = chat_member_cache_reset;
@@ -274,21 +489,23 @@ int app_run(struct cfg *cfg)
         .on_request = app_on_request,
         .on_ws_message = api_ws_message,
         .on_ws_close = api_ws_close,
+        .on_ws_deadline = api_ws_deadline,
         .on_thread_start = hub_thread_start,
         .on_thread_stop = hub_thread_stop,
         .on_tick = hub_tick,
         .on_loop_end = hub_loop_end,
     };
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
+        cluster_quiesce(app->cluster);
         store_db_close(&app->db);
         goto done;
     }
     atomic_store(&app->ready, 1);
     log_info("chatd started",
              "\"version\":\"%s\",\"listen\":\"%s\",\"threads\":%d,"
-             "\"data_dir\":\"%s\",\"store\":\"%s\",\"web_files\":%zu",
+             "\"data_dir\":\"%s\",\"store\":\"%s\",\"node_id\":\"%s\",\"web_files\":%zu",
              CHATD_VERSION, cfg->listen, app->net.nio, cfg->data_dir, app->db.ops->name,
-             app->web.n);
+             app->node_id, app->web.n);
 
     uv_signal_init(main_loop, &sig_term);
     uv_signal_init(main_loop, &sig_int);
@@ -301,16 +518,25 @@ int app_run(struct cfg *cfg)
     uv_run(main_loop, UV_RUN_DEFAULT);
 
     net_join(&app->net);
-    store_db_close(&app->db); /* finishes queued writes; their replies run in net_free */
+    presence_redis_close(app->gpresence); /* after every connection's close was reported */
+    app->gpresence = NULL;
+    cluster_quiesce(app->cluster); /* no more storage reads from the cluster's thread */
+    store_db_close(&app->db);      /* finishes queued writes; their replies run in net_free */
+    cluster_free(app->cluster);
+    app->cluster = NULL;
     net_free(&app->net);
-    log_info("chatd stopped", "%s", "\"exit\":0");
+    log_info("chatd stopped", "\"exit\":%d", 0);
 done:
     limiter_free(&app->auth_ip);
+    limiter_free(&app->auth_pair);
     limiter_free(&app->auth_user);
     limiter_free(&app->typing);
+    limiter_free(&app->reads);
+    limiter_free(&app->room_ops);
     presence_free(app->presence);
     revoked_free(app->revoked);
-    bus_local_free(&app->bus);
+    presence_redis_close(app->gpresence);
+    cluster_free(app->cluster);
     uv_loop_close(main_loop);
     close(lock_fd); /* after the store's last write */
     web_free(&app->web);

@@ -15,6 +15,9 @@
 #define CFG_MAP(X)                                                                                 \
     X(listen, "listen", STR, "0.0.0.0:8080", "address and port to listen on")                      \
     X(data_dir, "data-dir", STR, "./chatd-data", "directory of the database and key files")        \
+    X(store_url, "store-url", STR, "",                                                             \
+      "storage: empty = SQLite in --data-dir; postgres://... or postgresql://... = PostgreSQL")    \
+    X(node_id, "node-id", STR, "", "this node's name in a cluster; empty = <hostname>-<pid>")      \
     X(sqlite_sync, "sqlite-sync", STR, "full",                                                     \
       "SQLite synchronous mode in WAL: full (fsync every commit) or normal")                       \
     X(commit_interval_us, "commit-interval-us", INT, "1000",                                       \
@@ -26,6 +29,8 @@
     X(jwt_keys, "jwt-keys", STR, "",                                                               \
       "HS256 keys 'kid:64hex[,kid:64hex]' (first signs); empty = generated in data-dir")           \
     X(access_ttl, "access-ttl", INT, "900", "access token lifetime, seconds")                      \
+    X(token_leeway, "token-leeway", INT, "30",                                                     \
+      "clock skew allowed on access-token times, seconds (0-300); a WebSocket closes 4002 then")   \
     X(refresh_ttl, "refresh-ttl", INT, "2592000", "refresh token lifetime, seconds")               \
     X(pwhash_ops, "pwhash-ops", INT, "2", "Argon2id passes (libsodium OPSLIMIT_INTERACTIVE = 2)")  \
     X(pwhash_mem_kib, "pwhash-mem-kib", INT, "65536",                                              \
@@ -47,18 +52,43 @@
       "requests awaiting storage over all WebSockets of the node before senders wait (>= 1)")      \
     X(max_conns, "max-conns", INT, "100000", "max open connections per node")                      \
     X(max_body_text, "max-message-body", INT, "16384", "max chat message body, bytes")             \
-    X(rate_limits, "rate-limits", BOOL, "on", "enforce rate limits (off only for benchmarks)")     \
+    X(rate_limits, "rate-limits", BOOL, "on",                                                      \
+      "enforce rate limits (off only for benchmarks; caps and quotas still apply)")                \
     X(auth_rate, "auth-rate", INT, "5",                                                            \
-      "login/register attempts per second per client IP (burst 4x) and per username (burst 2x)")   \
+      "login/register attempts per second per client IP (burst 4x); failed logins per "            \
+      "(username, IP): burst 1x, rate /10; per username: burst 4x, rate /5, refusing only IPs "    \
+      "that failed for it")                                                                        \
     X(msg_rate, "msg-rate", INT, "20", "messages per second per user")                             \
     X(msg_burst, "msg-burst", INT, "50", "message burst per user")                                 \
     X(typing_rate, "typing-rate", INT, "2", "typing events per second per user and room")          \
+    X(room_rate, "room-rate", INT, "2",                                                            \
+      "room creations, member additions and direct-chat opens per second per user (burst 10x)")    \
+    X(max_owned_rooms, "max-owned-rooms", INT, "100",                                              \
+      "group rooms one user may own (quota, applies with --rate-limits off too; 0 = none)")        \
+    X(max_room_members, "max-room-members", INT, "10000",                                          \
+      "members of one group room (quota; 0 = none)")                                               \
+    X(max_rooms_per_user, "max-rooms-per-user", INT, "2000",                                       \
+      "group rooms one user may be a member of; nobody can add them to more (quota; 0 = none)")    \
+    X(max_new_dms, "max-new-dms", INT, "100",                                                      \
+      "direct chats one user may create per hour, refilled continuously (quota; 0 = none)")        \
+    X(read_rate, "read-rate", INT, "10", "WebSocket read requests per second per user (burst 5x)") \
+    X(unread_max, "unread-max", INT, "1000",                                                       \
+      "log entries after a read marker that an unread count looks at; past them: unread_capped")   \
     X(sync_max, "sync-max", INT, "10000",                                                          \
       "messages one sync replays per room before answering has_more")                              \
     X(presence_max_room, "presence-max-room", INT, "200",                                          \
       "rooms with more members get no presence events (bounds the cost of a change)")              \
-    X(max_conns_per_user, "max-conns-per-user", INT, "32", "open WebSocket connections per user")  \
+    X(max_conns_per_user, "max-conns-per-user", INT, "32",                                         \
+      "open WebSocket connections per user (0 = no cap; applies with --rate-limits off too)")      \
     X(drain_timeout, "drain-timeout", INT, "10", "seconds SIGTERM waits for connections to close") \
+    X(nats_url, "nats-url", STR, "",                                                               \
+      "NATS servers for cross-node fanout, comma-separated nats://host:port; empty = single node") \
+    X(reconcile_ms, "reconcile-ms", INT, "2000",                                                   \
+      "cluster: ms between checks of each room's head in storage (bounds a lost bus message)")     \
+    X(redis_url, "redis-url", STR, "",                                                             \
+      "Redis for presence across nodes, redis://host:port[/db]; empty = this node's view only")    \
+    X(presence_ttl_ms, "presence-ttl-ms", INT, "10000",                                            \
+      "cluster: a dead node's users go offline after about this + a third of it (>= 1000)")        \
     X(web, "web", BOOL, "on", "serve the web client at / (embedded in the binary, or --web-dir)")  \
     X(web_dir, "web-dir", STR, "",                                                                 \
       "serve the web client from this directory instead (read once at start)")                     \

@@ -23,6 +23,14 @@ void limiter_free(struct limiter *l)
     l->slots = NULL;
 }
 
+static uint64_t key_hash(const struct limiter *l, const char *key, size_t len)
+{
+    uint64_t h;
+    crypto_shorthash((unsigned char *)&h, (const unsigned char *)key, len,
+                     (const unsigned char *)l->seed);
+    return h ? h : 1;
+}
+
 int64_t limiter_take(struct limiter *l, const char *key, size_t len, int64_t now_ms)
 {
     uint64_t h;
@@ -30,9 +38,7 @@ int64_t limiter_take(struct limiter *l, const char *key, size_t len, int64_t now
     int64_t wait;
 
     if (!l->enabled) return 0;
-    crypto_shorthash((unsigned char *)&h, (const unsigned char *)key, len,
-                     (const unsigned char *)l->seed);
-    if (h == 0) h = 1;
+    h = key_hash(l, key, len);
     uv_mutex_lock(&l->lock);
     s = &l->slots[h % LIMITER_SLOTS];
     if (s->key != h) {
@@ -45,5 +51,28 @@ int64_t limiter_take(struct limiter *l, const char *key, size_t len, int64_t now
     }
     wait = tbucket_take(&s->b, &l->rule, now_ms, 1);
     uv_mutex_unlock(&l->lock);
+    return wait;
+}
+
+int64_t limiter_peek(struct limiter *l, const char *key, size_t len, int64_t now_ms, int *used)
+{
+    uint64_t h;
+    struct limiter_slot *s;
+    int64_t wait = 0;
+    int u = 0;
+
+    if (l->enabled) {
+        h = key_hash(l, key, len);
+        uv_mutex_lock(&l->lock);
+        s = &l->slots[h % LIMITER_SLOTS];
+        if (s->key == h) {
+            struct tbucket probe = s->b;
+            u = tbucket_take(&probe, &l->rule, now_ms, l->rule.burst) != 0;
+            probe = s->b;
+            wait = tbucket_take(&probe, &l->rule, now_ms, 1);
+        }
+        uv_mutex_unlock(&l->lock);
+    }
+    if (used) *used = u;
     return wait;
 }

@@ -31,5 +31,10 @@ void limiter_init(struct limiter *l, double rate, double burst, int enabled);
 void limiter_free(struct limiter *l);
 /* Take one token for key at now_ms: 0 if allowed, else milliseconds to wait. Any thread. */
 int64_t limiter_take(struct limiter *l, const char *key, size_t len, int64_t now_ms);
+/* Look at key's bucket without taking: milliseconds until one token is available (0 = now).
+ * *used (unless NULL) is 1 when the key has taken tokens that have not refilled yet. A key whose
+ * slot another key holds reads as unused and ready: a collision never marks a client that has
+ * taken nothing. Any thread. */
+int64_t limiter_peek(struct limiter *l, const char *key, size_t len, int64_t now_ms, int *used);
 
 #endif

@@ -211,7 +211,7 @@ int web_respond(struct conn *c, const struct http_request *req, const struct web
                               .cache_control = "no-cache",
                               .head_only = req->method == HTTP_HEAD};
     snprintf(hdrs, sizeof(hdrs),
-             "ETag: %s\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n%s",
+             "ETag: %s\r\nReferrer-Policy: no-referrer\r\n%s", /* nosniff: on every response */
              f->etag,
              html ? "X-Frame-Options: DENY\r\nContent-Security-Policy: default-src 'self'; "
                     "connect-src 'self'; img-src 'self' data:; object-src 'none'; "

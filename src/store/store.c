@@ -3,7 +3,9 @@
 #include <stdatomic.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <uv.h>
 
@@ -31,13 +33,24 @@ struct store_priv {
     /* Set by the maintenance thread when its checkpoint left the WAL long: the writer copies
      * the few remaining frames between two transactions, so its next one restarts the WAL. */
     atomic_int wal_tail;
-    struct reader_slot *readers; /* every read connection, closed at the end */
+    struct reader_slot *readers;    /* every read connection, closed at the end */
+    int64_t rooms[STORE_BATCH_MAX]; /* writer: the current batch's rooms (lock_rooms) */
     unsigned gen;
     uint64_t interval_ns;   /* least time between the starts of two commits */
     int wal_restart_frames; /* WAL length at which the writer copies the checkpoint's tail */
     _Atomic uint64_t commits, jobs, failed_commits;
     _Atomic uint64_t submitted; /* jobs queued over the store's life; minus jobs = queued now */
+    /* Health (store_health). `failing`: a write batch failed and no commit proved storage
+     * writable since; the maintenance thread then submits `probe` (one at a time, every
+     * PROBE_EVERY_MS) until one commits. */
+    atomic_int failing;
+    atomic_int probe_pending;
+    _Atomic uint64_t batch_start_ns; /* uv_hrtime() at the start of the running batch, 0: idle */
+    uint64_t stall_ns;
+    struct store_job probe;
 };
+
+#define PROBE_EVERY_MS 1000
 
 static _Atomic unsigned store_gen;
 static __thread struct {
@@ -46,16 +59,41 @@ static __thread struct {
     struct store_conn *conn;
 } tl_reader;
 
-static void writer_run_batch(struct store_db *db, struct store_job *batch)
+#define STORE_RETRY_MAX 5 /* runs of one batch aborted by deadlocks before it is given up */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The batch's rooms, sorted and distinct, into p->rooms; returns how many. O(n log n). */
+static size_t batch_rooms(struct store_priv *p, struct store_job *batch)
+{
+    size_t n = 0, k = 0;
+    for (struct store_job *j = batch; j; j = j->next)
+        if (j->room_id > 0) p->rooms[n++] = j->room_id;
+    if (n == 0) return 0;
+    qsort(p->rooms, n, sizeof(p->rooms[0]), cmp_i64);
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || p->rooms[k - 1] != p->rooms[i]) p->rooms[k++] = p->rooms[i];
+    return k;
+}
+
+/* One transaction over the batch: each job's status is set; returns the batch's status (CD_OK
+ * when committed, CD_AGAIN when a deadlock or serialization failure rolled it back). */
+static int writer_try_batch(struct store_db *db, struct store_job *batch)
 {
     const struct store_ops *ops = db->ops;
     struct store_priv *p = db->priv;
     struct store_conn *c = p->writer;
     int rc = ops->begin(c);
-    size_t n = 0;
 
+    if (rc == CD_OK && ops->lock_rooms) {
+        size_t nrooms = batch_rooms(p, batch);
+        if (nrooms) rc = ops->lock_rooms(c, p->rooms, nrooms);
+    }
     for (struct store_job *j = batch; j; j = j->next) {
-        n++;
         if (rc != CD_OK) {
             j->status = rc;
             continue;
@@ -64,7 +102,7 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
             /* No savepoint needed: the job changes nothing when it fails, unless the store
              * itself fails, and then the whole batch is rolled back below. */
             j->status = j->exec(ops, c, j);
-            if (j->status == CD_E_IO) rc = CD_E_IO;
+            if (j->status == CD_E_IO || j->status == CD_E_UNAVAILABLE) rc = j->status;
             continue;
         }
         if (ops->savepoint(c) != CD_OK) {
@@ -74,13 +112,56 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
         j->status = j->exec(ops, c, j);
         ops->savepoint_release(c, j->status != CD_OK);
     }
-    if (rc != CD_OK) ops->rollback(c);
-    if (rc == CD_OK && (rc = ops->commit(c)) != CD_OK) {
+    if (rc != CD_OK) {
+        if (ops->rollback(c) == CD_AGAIN) rc = CD_AGAIN;
+    } else if ((rc = ops->commit(c)) != CD_OK && rc != CD_AGAIN) {
         ops->rollback(c);
         atomic_fetch_add(&p->failed_commits, 1);
-        log_error("group commit failed", "\"jobs\":%zu", n);
     }
-    if (rc != CD_OK && db->batch_failed) db->batch_failed();
+    return rc;
+}
+
+static void writer_run_batch(struct store_db *db, struct store_job *batch)
+{
+    struct store_priv *p = db->priv;
+    size_t n = 0;
+    int rc;
+
+    for (struct store_job *j = batch; j; j = j->next)
+        n++;
+    for (int attempt = 1;; attempt++) {
+        rc = writer_try_batch(db, batch);
+        if (rc != CD_AGAIN) break;
+        /* Rolled back by a deadlock or serialization failure (several writers on PostgreSQL):
+         * run it again. Jobs that cannot undo what they produced end here, uncommitted. */
+        if (db->batch_failed) db->batch_failed();
+        if (attempt >= STORE_RETRY_MAX) {
+            rc = CD_E_UNAVAILABLE;
+            break;
+        }
+        log_warn("batch rolled back by a deadlock, running it again", "\"attempt\":%d", attempt);
+        for (struct store_job **pp = &batch; *pp;) {
+            struct store_job *j = *pp;
+            j->status = CD_OK;
+            if (j->reset) {
+                j->reset(j);
+                pp = &j->next;
+                continue;
+            }
+            *pp = j->next;
+            j->next = NULL;
+            j->status = CD_E_UNAVAILABLE;
+            j->done(j);
+        }
+        if (!batch) break;
+    }
+    if (rc != CD_OK) {
+        log_error("group commit failed", "\"jobs\":%zu,\"status\":\"%s\"", n, cd_status_code(rc));
+        if (!atomic_exchange(&p->failing, 1))
+            log_error("storage failing: not ready until a commit succeeds", "\"status\":\"%s\"",
+                      cd_status_code(rc));
+        if (db->batch_failed) db->batch_failed();
+    }
     atomic_fetch_add(&p->commits, 1);
     atomic_fetch_add(&p->jobs, n);
     while (batch) {
@@ -144,7 +225,9 @@ static void writer_main(void *arg)
         if (!p->head) p->tail = NULL;
         last->next = NULL;
         uv_mutex_unlock(&p->lock);
+        atomic_store(&p->batch_start_ns, last_start);
         writer_run_batch(db, batch);
+        atomic_store(&p->batch_start_ns, 0);
         /* Under continuous load a PASSIVE checkpoint from another thread never catches up with
          * the writer, and SQLite restarts the WAL only when a write transaction begins with
          * every frame copied back: the WAL would grow without bound, every commit appending to
@@ -154,18 +237,46 @@ static void writer_main(void *arg)
     }
 }
 
+static int probe_exec(const struct store_ops *ops, struct store_conn *c, struct store_job *j)
+{
+    (void)j;
+    return ops->probe(c);
+}
+
+/* Writer thread (or store_submit after the writer stopped). */
+static void probe_done(struct store_job *j)
+{
+    struct store_priv *p = (struct store_priv *)((char *)j - offsetof(struct store_priv, probe));
+    if (j->status == CD_OK && atomic_exchange(&p->failing, 0))
+        log_info("storage recovered", "\"by\":\"%s\"", "probe commit");
+    atomic_store(&p->probe_pending, 0);
+}
+
 static void maint_main(void *arg)
 {
     struct store_db *db = arg;
     struct store_priv *p = db->priv;
     struct store_conn *c = NULL;
+    uint64_t last_probe = 0;
 
     if (db->ops->conn_open(db->st, 1, &c) != CD_OK) return;
     /* Every 100 ms: cheap when the WAL is small, and keeps it small under load. */
     for (;;) {
         int frames = 0;
-        if (db->ops->checkpoint(c, &frames) == CD_OK && frames >= p->wal_restart_frames)
+        uint64_t now = uv_hrtime();
+        if (db->ops->checkpoint && db->ops->checkpoint(c, &frames) == CD_OK &&
+            frames >= p->wal_restart_frames)
             atomic_store(&p->wal_tail, 1);
+        /* Failing storage: find out when it takes writes again, traffic or not. */
+        if (db->ops->probe && atomic_load(&p->failing) && !atomic_load(&p->probe_pending) &&
+            now - last_probe >= (uint64_t)PROBE_EVERY_MS * 1000000u) {
+            last_probe = now;
+            atomic_store(&p->probe_pending, 1);
+            memset(&p->probe, 0, sizeof(p->probe));
+            p->probe.exec = probe_exec;
+            p->probe.done = probe_done;
+            store_submit(db, &p->probe);
+        }
         if (uv_sem_trywait(&p->maint_stop) == 0) break;
         uv_sleep(100);
     }
@@ -191,6 +302,7 @@ int store_db_open(struct store_db *db, const struct store_ops *ops, const struct
     p->wal_restart_frames = cfg->wal_restart_frames <= 0        ? 32768
                             : cfg->wal_restart_frames > 1 << 30 ? 1 << 30
                                                                 : (int)cfg->wal_restart_frames;
+    p->stall_ns = (uint64_t)(cfg->stall_ms > 0 ? cfg->stall_ms : 10000) * 1000000u;
     if ((rc = ops->conn_open(db->st, 1, &p->writer)) != CD_OK) {
         ops->close(db->st);
         free(p);
@@ -199,7 +311,7 @@ int store_db_open(struct store_db *db, const struct store_ops *ops, const struct
     db->priv = p;
     uv_thread_create(&p->thread, writer_main, db);
     uv_sem_init(&p->maint_stop, 0);
-    if (ops->checkpoint) uv_thread_create(&p->maint_thread, maint_main, db);
+    uv_thread_create(&p->maint_thread, maint_main, db); /* checkpoints (SQLite), probes */
     return CD_OK;
 }
 
@@ -282,7 +394,7 @@ void store_db_close(struct store_db *db)
     uv_cond_signal(&p->cond);
     uv_mutex_unlock(&p->lock);
     uv_thread_join(&p->thread);
-    if (db->ops->checkpoint) {
+    {
         uv_sem_post(&p->maint_stop);
         uv_thread_join(&p->maint_thread);
     }
@@ -308,9 +420,31 @@ uint64_t store_queued(struct store_db *db)
     return in > done ? in - done : 0;
 }
 
+int store_health(struct store_db *db, const char **why)
+{
+    struct store_priv *p = db->priv;
+    uint64_t start;
+
+    if (!p) {
+        *why = "storage closed";
+        return CD_E_UNAVAILABLE;
+    }
+    if (atomic_load(&p->failing)) {
+        *why = "storage failing: the last commit failed";
+        return CD_E_UNAVAILABLE;
+    }
+    start = atomic_load(&p->batch_start_ns);
+    if (start && uv_hrtime() - start > p->stall_ns) {
+        *why = "storage stalled: a commit is taking too long";
+        return CD_E_UNAVAILABLE;
+    }
+    return CD_OK;
+}
+
 void store_db_stats(struct store_db *db, struct store_stats *out)
 {
     struct store_priv *p = db->priv;
+    out->failing = (uint64_t)atomic_load(&p->failing);
     out->commits = atomic_load(&p->commits);
     out->jobs = atomic_load(&p->jobs);
     out->failed_commits = atomic_load(&p->failed_commits);

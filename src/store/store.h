@@ -1,6 +1,6 @@
 /* store.h - durable storage behind one small vtable, plus the single-writer group-commit queue.
  *
- * Backends implement struct store_ops (SQLite now: store_sqlite.c; PostgreSQL later). All ops are
+ * Backends implement struct store_ops (SQLite: store_sqlite.c; PostgreSQL: store_pg.c). All ops are
  * synchronous and may block on disk: they run only on the writer thread (writes, inside a
  * transaction the queue opens) or on worker threads with a per-thread read connection (reads),
  * never on an I/O thread.
@@ -82,6 +82,7 @@ typedef int (*store_event_cb)(void *ud, const struct store_event *ev); /* nonzer
 typedef int (*store_room_cb)(void *ud, const struct store_room *room, const struct store_member *m);
 
 struct store_config {
+    const char *url;       /* PostgreSQL: libpq connection URL (postgres://...); SQLite: unused */
     const char *dir;       /* data directory (created if missing) */
     const char *sync_mode; /* "full" or "normal" (SQLite synchronous in WAL mode) */
     /* Least time between the starts of two group commits. A job that arrives sooner waits for
@@ -93,12 +94,17 @@ struct store_config {
      * (0 = 32768, 64 MiB of 2 KiB pages): the writer then stops for one checkpoint of the last
      * frames (two fsyncs, a few ms). Larger: rarer stops, a longer WAL file. */
     int64_t wal_restart_frames;
+    /* store_health reports a batch that has run for longer than this (0 = 10000 ms). */
+    int64_t stall_ms;
 };
 
 /* Multi-row callbacks run while their statement is open: they may call other ops on the same
  * connection but must not re-enter the op that called them. limit 0 returns nothing.
  * Errors: every op returns CD_OK or a status from util/status.h: CD_E_NOT_FOUND (no row),
- * CD_E_USERNAME_TAKEN / CD_E_CONFLICT (uniqueness), CD_E_IO (backend failure, logged). */
+ * CD_E_USERNAME_TAKEN / CD_E_CONFLICT (uniqueness), CD_E_IO (backend failure, logged),
+ * CD_E_UNAVAILABLE (PostgreSQL: the server is unreachable; the connection is reopened on its next
+ * use). commit and rollback return CD_AGAIN when the transaction was aborted by a deadlock or a
+ * serialization failure (PostgreSQL with several writers): the batch may simply run again. */
 struct store_ops {
     const char *name;
     int (*open)(const struct store_config *cfg, struct store **out); /* runs migrations */
@@ -110,12 +116,19 @@ struct store_ops {
      * connection (the bulk) and, between transactions, on the writer's (the tail, so the log
      * can restart from its beginning). *wal_frames (unless NULL) gets the frames in the WAL. */
     int (*checkpoint)(struct store_conn *c, int *wal_frames);
+    /* Inside the writer's transaction: a write that changes no data but makes the commit write
+     * to the database files, so a commit proves that storage takes writes (readiness). */
+    int (*probe)(struct store_conn *c);
 
     int (*begin)(struct store_conn *c);
     int (*commit)(struct store_conn *c);
     int (*rollback)(struct store_conn *c);
     int (*savepoint)(struct store_conn *c);
     int (*savepoint_release)(struct store_conn *c, int undo); /* undo: roll the savepoint back */
+    /* Optional (NULL: single writer, nothing to order). Called by the writer right after begin
+     * with the batch's rooms, sorted ascending and distinct: locks their rows in that order, so
+     * two nodes' batches never take the same rooms' locks in opposite orders (no deadlock). */
+    int (*lock_rooms)(struct store_conn *c, const int64_t *room_ids, size_t n);
 
     /* accounts */
     int (*user_insert)(struct store_conn *c, const char *username, const char *pwhash,
@@ -152,15 +165,21 @@ struct store_ops {
     /* Members of a room in user id order, at most `limit`. cb gets (ud, NULL room, member). */
     int (*members_list)(struct store_conn *c, int64_t room_id, int limit, store_room_cb cb,
                         void *ud);
-    /* Every room of a user, in room id order. */
-    int (*rooms_of_user)(struct store_conn *c, int64_t user_id, store_room_cb cb, void *ud);
+    /* Rooms of a user with id > after, in room id order, at most limit (negative: all). */
+    int (*rooms_of_user)(struct store_conn *c, int64_t user_id, int64_t after, int limit,
+                         store_room_cb cb, void *ud);
+    /* The group rooms a user is a member of, and of those the ones it owns (for quotas). */
+    int (*user_room_counts)(struct store_conn *c, int64_t user_id, int64_t *group_rooms,
+                            int64_t *owned);
     /* 1 in *out when users a and b share at least one room. */
     int (*users_share_room)(struct store_conn *c, int64_t a, int64_t b, int *out);
 
     /* the log: append assigns seq = last seq + 1 atomically within the writer's transaction and
      * sets ev->seq; a duplicate (sender, client_msg_id) gives CD_E_CONFLICT and changes nothing
-     * (callers keep their savepoint when they answer a resend). With a single writer the next
-     * seq is room_get().last_seq + 1, which member/room entries rely on to embed their seq. */
+     * (callers keep their savepoint when they answer a resend). Only the backend assigns seqs:
+     * nothing above it predicts one and nothing stored embeds one. PostgreSQL: gap-free with
+     * writers on several nodes (a per-room counter row, locked until commit); an expected
+     * outcome (conflict, unknown room) never aborts the transaction. */
     int (*event_append)(struct store_conn *c, struct store_event *ev);
     /* The message a sender already stored under client_msg_id (for idempotent resends). The
      * callback sees it; CD_E_NOT_FOUND when none. */
@@ -174,12 +193,15 @@ struct store_ops {
     /* read markers: read_seq = max(read_seq, seq); *out_seq gets the resulting marker */
     int (*read_mark)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t seq,
                      int64_t *out_seq);
-    /* Messages (EV_MESSAGE, not sent by user_id) with seq > after. */
+    /* Messages (EV_MESSAGE, not sent by user_id) with after < seq <= after + max: only the first
+     * `max` entries after the marker are looked at, so the cost is bounded whatever the backlog.
+     * *capped = 1 when the log goes on past them (the count is then a lower bound). */
     int (*unread_count)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
-                        int64_t *out);
+                        int64_t max, int64_t *out, int *capped);
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
 
 /* A unit of write work. Embed it in your own struct. */
 struct store_job {
@@ -190,9 +212,19 @@ struct store_job {
     /* Runs on the writer thread after the commit (status CD_OK) or after a failed exec or commit
      * (status set). Must not block; typically posts the result to an I/O thread. */
     void (*done)(struct store_job *j);
+    /* Optional: called on the writer thread before exec runs again because the batch's
+     * transaction was rolled back by a deadlock or serialization failure (PostgreSQL, several
+     * writers); it must undo what exec produced in memory. A job without it is not run again:
+     * it completes with CD_E_UNAVAILABLE (nothing of it was committed). */
+    void (*reset)(struct store_job *j);
+    /* The room this job writes, 0 = none. The writer locks the rooms of a batch in id order
+     * before running it (store_ops.lock_rooms). A job writing a room it does not name here
+     * still works; it only loses the deadlock-free ordering. */
+    int64_t room_id;
     int status;
     /* Set by the submitter when exec changes nothing whenever it fails with anything but
-     * CD_E_IO: the writer then skips the job's savepoint (two statements fewer per message). */
+     * CD_E_IO or CD_E_UNAVAILABLE: the writer then skips the job's savepoint (two statements
+     * fewer per message). */
     uint8_t clean_fail;
 };
 
@@ -227,10 +259,17 @@ struct store_conn *store_reader(struct store_db *db);
 /* Run every queued job, stop the writer, close all connections. Blocks. */
 void store_db_close(struct store_db *db);
 
+/* Whether the store takes writes (for /readyz; any thread, never blocks): CD_OK, or
+ * CD_E_UNAVAILABLE with *why set to a static reason when the last write batch failed and no
+ * commit has proven storage writable since (a probe write is retried every second while so),
+ * or when the current batch has been running for longer than stall_ms (a hung disk). */
+int store_health(struct store_db *db, const char **why);
+
 /* Counters for /metrics. */
 struct store_stats {
     uint64_t commits, jobs, failed_commits;
-    uint64_t queued; /* submitted, not yet done */
+    uint64_t queued;  /* submitted, not yet done */
+    uint64_t failing; /* 1 while the last write batch failed (store_health) */
 };
 void store_db_stats(struct store_db *db, struct store_stats *out);
 

@@ -1,10 +1,12 @@
 /* store_sqlite.c - the SQLite backend: WAL, numbered migrations, cached prepared statements. */
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store/store.h"
 #include "store/store_sqlite_walbuf.h"
@@ -76,7 +78,10 @@ struct store {
     X(MEMBERS_LIST, "SELECT " MEMBER_COLS " FROM members m WHERE m.room_id = ?1 "                  \
                     "ORDER BY m.user_id LIMIT ?2")                                                 \
     X(ROOMS_OF_USER, "SELECT " ROOM_COLS ", " MEMBER_COLS " FROM members m "                       \
-                     "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?1 ORDER BY m.room_id")   \
+                     "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?1 AND m.room_id > ?2 "   \
+                     "ORDER BY m.room_id LIMIT ?3")                                                \
+    X(USER_ROOM_COUNTS, "SELECT count(*), coalesce(sum(m.role = 2), 0) FROM members m "            \
+                        "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?1 AND r.kind = 0")    \
     X(USERS_SHARE, "SELECT EXISTS (SELECT 1 FROM members a JOIN members b "                        \
                    "ON b.room_id = a.room_id AND b.user_id = ?2 WHERE a.user_id = ?1)")            \
     X(EVENT_INSERT,                                                                                \
@@ -95,8 +100,9 @@ struct store {
                           "AND seq < ?4 ORDER BY seq DESC LIMIT ?3")                               \
     X(READ_MARK, "UPDATE members SET read_seq = max(read_seq, min(?3, " ROOM_LAST_SEQ_OF(          \
                      "?1") ")) WHERE room_id = ?1 AND user_id = ?2 RETURNING read_seq")            \
-    X(UNREAD_COUNT, "SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "                 \
-                    "AND kind = ?4 AND sender != ?2")
+    X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "         \
+                    "AND seq <= ?3 + ?5 AND kind = ?4 AND sender != ?2), EXISTS (SELECT 1 FROM "   \
+                    "events WHERE room_id = ?1 AND seq > ?3 + ?5)")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -256,7 +262,7 @@ static int sq_open(const struct store_config *cfg, struct store **out)
     struct store *st;
     sqlite3 *db = NULL;
     size_t n;
-    int rc;
+    int rc, fd;
 
     if (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST) {
         log_error("cannot create data directory", "\"dir\":\"%s\",\"error\":\"%s\"", cfg->dir,
@@ -268,6 +274,15 @@ static int sq_open(const struct store_config *cfg, struct store **out)
     st->path = xmalloc(n);
     snprintf(st->path, n, "%s/chatd.db", cfg->dir);
     st->sync_full = !cfg->sync_mode || strcmp(cfg->sync_mode, "normal") != 0;
+    /* Created here 0600 whatever the umask (SQLite would use 0644 & ~umask); SQLite gives the
+     * WAL and shared-memory files the database file's mode. */
+    if ((fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+        log_error("cannot create database", "\"path\":\"%s\",\"error\":\"%s\"", st->path,
+                  strerror(errno));
+        rc = CD_E_IO;
+        goto fail;
+    }
+    close(fd);
     if (sqlite3_open_v2(st->path, &db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         vfs_name()) != SQLITE_OK) {
@@ -710,13 +725,37 @@ static int sq_members_list(struct store_conn *c, int64_t room_id, int limit, sto
     return each_member(c, s, "members_list", 0, cb, ud);
 }
 
-/* Walks members_user in (user_id, room_id) order: no sort, one rooms lookup per room. */
-static int sq_rooms_of_user(struct store_conn *c, int64_t user_id, store_room_cb cb, void *ud)
+/* Walks members_user in (user_id, room_id) order from `after`: no sort, one rooms lookup per
+ * room, O(limit). */
+static int sq_rooms_of_user(struct store_conn *c, int64_t user_id, int64_t after, int limit,
+                            store_room_cb cb, void *ud)
 {
     sqlite3_stmt *s;
     if (!(s = stmt(c, SQL_ROOMS_OF_USER))) return CD_E_IO;
     sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, limit);
     return each_member(c, s, "rooms_of_user", 1, cb, ud);
+}
+
+/* O(rooms of the user, direct ones included): members_user plus a rooms lookup each. */
+static int sq_user_room_counts(struct store_conn *c, int64_t user_id, int64_t *group_rooms,
+                               int64_t *owned)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USER_ROOM_COUNTS);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user_id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *group_rooms = sqlite3_column_int64(s, 0);
+        *owned = sqlite3_column_int64(s, 1);
+        rc = CD_OK;
+    } else {
+        rc = sq_err(c, "user_room_counts");
+    }
+    sqlite3_reset(s);
+    return rc;
 }
 
 /* O(rooms of a): each room of a (members_user) is probed for b (primary key). */
@@ -816,18 +855,31 @@ static int sq_read_mark(struct store_conn *c, int64_t room_id, int64_t user_id, 
     return step_int64(c, s, "read_mark", out_seq);
 }
 
-/* O(entries after `after`): a (room_id, seq) index range scan and a rowid lookup per entry for
- * its kind and sender. */
+/* O(max): a range scan of at most `max` entries of the (room_id, seq) index with a rowid lookup
+ * each for kind and sender, plus one index seek for whether anything lies beyond. */
 static int sq_unread_count(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
-                           int64_t *out)
+                           int64_t max, int64_t *out, int *capped)
 {
     sqlite3_stmt *s = stmt(c, SQL_UNREAD_COUNT);
+    int rc;
     if (!s) return CD_E_IO;
+    if (max < 0) max = 0;
+    if (after > INT64_MAX - max) after = INT64_MAX - max;
     sqlite3_bind_int64(s, 1, room_id);
     sqlite3_bind_int64(s, 2, user_id);
     sqlite3_bind_int64(s, 3, after);
     sqlite3_bind_int(s, 4, EV_MESSAGE);
-    return step_int64(c, s, "unread_count", out);
+    sqlite3_bind_int64(s, 5, max);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(s, 0);
+        *capped = sqlite3_column_int(s, 1) != 0;
+        rc = CD_OK;
+    } else {
+        rc = sq_err(c, "unread_count");
+    }
+    sqlite3_reset(s);
+    return rc;
 }
 
 /* Copy the WAL back into the database without blocking the writer or readers (PASSIVE). Once
@@ -842,8 +894,29 @@ static int sq_checkpoint(struct store_conn *c, int *wal_frames)
     return CD_OK;
 }
 
+/* Rewrite the schema's user_version with its own value: page 1 is dirtied, so the commit must
+ * write a WAL frame (and fails when the disk is full), while nothing changes. */
+static int sq_probe(struct store_conn *c)
+{
+    sqlite3_stmt *s;
+    char sql[64];
+    int v;
+
+    if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        return sq_err(c, "probe");
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_finalize(s);
+        return sq_err(c, "probe");
+    }
+    v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", v);
+    return sq_exec(c->db, sql);
+}
+
 const struct store_ops store_sqlite_ops = {
     .checkpoint = sq_checkpoint,
+    .probe = sq_probe,
     .name = "sqlite",
     .open = sq_open,
     .close = sq_close,
@@ -873,6 +946,7 @@ const struct store_ops store_sqlite_ops = {
     .member_delete = sq_member_delete,
     .members_list = sq_members_list,
     .rooms_of_user = sq_rooms_of_user,
+    .user_room_counts = sq_user_room_counts,
     .users_share_room = sq_users_share_room,
     .event_append = sq_event_append,
     .event_by_client_id = sq_event_by_client_id,

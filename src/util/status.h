@@ -29,6 +29,12 @@
     X(TIMEOUT, 408, "request_timeout", "the request took too long to arrive")                      \
     X(CONFLICT, 409, "conflict", "the resource is in a conflicting state")                         \
     X(USERNAME_TAKEN, 409, "username_taken", "that username is already registered")                \
+    X(QUOTA_OWNED_ROOMS, 409, "quota_exceeded",                                                    \
+      "you own the most group rooms allowed (--max-owned-rooms)")                                  \
+    X(QUOTA_ROOM_MEMBERS, 409, "quota_exceeded",                                                   \
+      "the room has the most members allowed (--max-room-members)")                                \
+    X(QUOTA_USER_ROOMS, 409, "quota_exceeded",                                                     \
+      "a user is in the most group rooms allowed (--max-rooms-per-user)")                          \
     X(TOO_LARGE, 413, "payload_too_large", "the body or message is too large")                     \
     X(UNSUPPORTED_MEDIA, 415, "unsupported_media_type", "the body must be application/json")       \
     X(UPGRADE_REQUIRED, 426, "upgrade_required", "this endpoint needs a WebSocket upgrade")        \

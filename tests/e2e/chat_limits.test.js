@@ -171,29 +171,38 @@ describe('chat limits', () => {
 describe('login rate limit per username (real account)', () => {
   let srv;
   before(async () => {
-    // --auth-rate 3: per IP 3/s burst 12, per username 3/s burst 6
+    // --auth-rate 3: per IP 3/s burst 12; failures per (username, IP) 0.3/s burst 3
     srv = await startChat({ 'auth-rate': 3 });
   });
   after(async () => {
     if (srv) await srv.stop();
   });
 
-  it('after the username burst even the right password gets 429; other accounts are unaffected; it recovers after Retry-After', T, async () => {
+  it('correct logins are not limited per username; after the failure burst this client gets 429 even with the right password; others are unaffected; it recovers after Retry-After', T, async () => {
     const [a, b] = await Promise.all([newUser(srv, 'lu'), newUser(srv, 'lu')]);
-    const login = (u) => post(srv, '/v1/auth/login', { username: u.username, password: u.password });
+    const login = (u, password = u.password, localAddress = undefined) =>
+      post(srv, '/v1/auth/login', { username: u.username, password }, { localAddress });
+    // 7 correct logins from another client IP: more than any per-username burst would allow
+    for (let i = 0; i < 7; i++) {
+      const r = await login(a, a.password, '127.0.0.2');
+      assert.equal(r.status, 200, `correct login ${i}: ${r.text}`);
+    }
     let limited = null;
-    let ok = 0;
-    for (let i = 0; i < 9 && !limited; i++) {
-      const r = await login(a);
+    let failed = 0;
+    for (let i = 0; i < 6 && !limited; i++) {
+      const r = await login(a, 'wrong password');
       if (r.status === 429) limited = r;
       else {
-        assert.equal(r.status, 200, r.text);
-        ok++;
+        expectError(assert, r, 401, 'invalid_credentials');
+        failed++;
       }
     }
-    assert.ok(limited, 'no 429 after 9 logins for one username');
-    assert.ok(ok >= 6, `limited after ${ok} successful logins, before the burst of 6`);
+    assert.ok(limited, 'no 429 after 6 failed logins for one username from one IP');
+    assert.equal(failed, 3, 'limited after the burst of 3 failures');
     assertRetryAfter(limited);
+    // this client has failed: refused before the password is checked; the other one has not
+    assertRetryAfter(await login(a));
+    assert.equal((await login(a, a.password, '127.0.0.2')).status, 200);
     // b logs in fine from the same IP
     const rb = await login(b);
     assert.equal(rb.status, 200, rb.text);

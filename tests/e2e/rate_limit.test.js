@@ -1,5 +1,6 @@
 'use strict';
-// Login/register rate limits (--auth-rate): per client IP (burst 4x) and per username (burst 2x).
+// Login/register rate limits (--auth-rate): per client IP (burst 4x) and failed logins per
+// (username, IP) (burst 1x); abuse_limits.test.js has the lock-out test across IPs.
 
 const { describe, it, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
@@ -29,7 +30,7 @@ describe('auth rate limit', () => {
   });
 
   it('per IP: hammering login with distinct usernames ends in 429 rate_limited with Retry-After', T, async () => {
-    srv = await startServer({ args: { 'auth-rate': 1 } }); // burst: 4 per IP, 2 per username
+    srv = await startServer({ args: { 'auth-rate': 1 } }); // burst: 4 per IP, 1 failure per (username, IP)
     const before = metricSum((await metrics(srv)).values, 'chatd_rate_limited_total');
     assert.equal(before, 0);
     let limited = null;
@@ -56,7 +57,7 @@ describe('auth rate limit', () => {
     expectError(assert, again, 401, 'invalid_credentials');
   });
 
-  it('per username: one account is limited before the IP is', T, async () => {
+  it('per (username, IP): failures for one account are limited before the IP is', T, async () => {
     srv = await startServer({ args: { 'auth-rate': 1 } });
     const victim = uniqueName('victim');
     let limited = null;

@@ -220,9 +220,18 @@ export class ChatdClient {
 
   /** My rooms with last_seq, read_seq, unread, role (and peer for direct rooms). */
   async rooms() {
-    const r = await this.request('GET', '/v1/rooms');
-    for (const room of r.rooms) if (!this.seqs.has(room.id)) this.baseline.set(room.id, room.last_seq);
-    return r.rooms;
+    const all = [];
+    let after = null;
+    for (let page = 0; page < 10000; page++) {
+      // chatd lists rooms a page at a time (`next` is the `after` of the following page).
+      const q = `/v1/rooms?limit=500${after ? `&after=${encodeURIComponent(after)}` : ''}`;
+      const r = await this.request('GET', q);
+      all.push(...r.rooms);
+      if (!r.has_more || !r.next) break;
+      after = r.next;
+    }
+    for (const room of all) if (!this.seqs.has(room.id)) this.baseline.set(room.id, room.last_seq);
+    return all;
   }
 
   me() {

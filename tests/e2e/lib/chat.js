@@ -9,8 +9,9 @@ const { request, uniqueName, registerUser, expectError } = require('./http');
 const { wsConnect } = require('./ws');
 
 // Every chat test server gets these on top of lib/server.js's FAST_DEFAULTS
-// (cheap Argon2id: --pwhash-ops 1 --pwhash-mem-kib 8192).
-const CHAT_DEFAULTS = { 'auth-rate': 1000 };
+// (cheap Argon2id: --pwhash-ops 1 --pwhash-mem-kib 8192). --room-rate is high so tests can set
+// up many rooms quickly; abuse_limits.test.js checks the default-style limit.
+const CHAT_DEFAULTS = { 'auth-rate': 1000, 'room-rate': 1000 };
 
 /** startServer with CHAT_DEFAULTS; args override them (null drops one). */
 function startChat(args = {}, options = {}) {

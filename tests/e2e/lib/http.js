@@ -6,9 +6,10 @@ const http = require('node:http');
 const net = require('node:net');
 
 /**
- * request(srv, method, path, {json, body, headers, token, timeoutMs})
+ * request(srv, method, path, {json, body, headers, token, timeoutMs, localAddress})
  *   json: object serialised as the body with Content-Type: application/json
  *   body: raw string/Buffer body (no Content-Type unless given in headers)
+ *   localAddress: source address (another loopback address such as 127.0.0.2 is another client IP)
  * Resolves {status, headers, text, body} where body is the parsed JSON (or undefined).
  */
 function request(srv, method, urlPath, opts = {}) {
@@ -23,7 +24,7 @@ function request(srv, method, urlPath, opts = {}) {
   if (token) headers.Authorization = `Bearer ${token}`;
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port: srv.port, method, path: urlPath, headers, agent: false },
+      { host: '127.0.0.1', port: srv.port, method, path: urlPath, headers, agent: false, localAddress: opts.localAddress },
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));

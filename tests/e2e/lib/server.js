@@ -6,7 +6,8 @@
 // the PID we spawned (never anything else), waits for the exit and asserts exit code 0, and
 // that no sanitizer report appeared in the log.
 
-const { spawn } = require('node:child_process');
+const { spawn, execFileSync } = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
@@ -30,6 +31,37 @@ const FAST_DEFAULTS = {
 };
 
 const SANITIZER_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|ThreadSanitizer/;
+
+// CHATD_TEST_STORE_URL=postgres://... runs every server on PostgreSQL (scripts/test.sh sets it
+// for its second pass over the suite). Each data directory gets its own schema in that database
+// (created on first start, dropped with a data directory this file removes), so a server
+// restarted on the same --data-dir finds its data again and tests stay independent.
+const PG_BASE = process.env.CHATD_TEST_STORE_URL || '';
+
+function pgSql(sql) {
+  execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', PG_BASE, '-c',
+    `SET client_min_messages = warning; ${sql}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function pgSchemaOf(dataDir) {
+  const h = crypto.createHash('sha1').update(path.resolve(dataDir)).digest('hex');
+  return `e2e_${h.slice(0, 24)}`;
+}
+
+/** The --store-url of a data directory's schema (created if missing). */
+function pgStoreUrl(dataDir) {
+  const schema = pgSchemaOf(dataDir);
+  pgSql(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  return `${PG_BASE}${PG_BASE.includes('?') ? '&' : '?'}options=-csearch_path%3D${schema}`;
+}
+
+function pgDropSchema(dataDir) {
+  try {
+    pgSql(`DROP SCHEMA IF EXISTS ${pgSchemaOf(dataDir)} CASCADE`);
+  } catch {
+    /* best effort: scripts/test.sh drops every e2e_ schema before its run */
+  }
+}
 
 function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
@@ -218,7 +250,9 @@ class ChatdServer {
   }
 
   removeDataDir() {
-    if (this.dataDir) fs.rmSync(this.dataDir, { recursive: true, force: true });
+    if (!this.dataDir) return;
+    fs.rmSync(this.dataDir, { recursive: true, force: true });
+    if (this.pgSchema) pgDropSchema(this.dataDir);
   }
 
   assertNoSanitizerReport() {
@@ -270,6 +304,10 @@ async function launch(srv, options, readyTimeoutMs) {
   else if (options.args) flags = { ...flags, ...options.args };
   if (options.listen !== false) flags.listen = `127.0.0.1:${port}`;
   if (!('data-dir' in flags) && options.dataDirFlag !== false) flags['data-dir'] = srv.dataDir;
+  if (PG_BASE && !('store-url' in flags) && !(options.env && 'CHATD_STORE_URL' in options.env)) {
+    flags['store-url'] = pgStoreUrl(flags['data-dir'] || srv.dataDir);
+    srv.pgSchema = true;
+  }
   const args = [...toArgs(flags), ...extra];
 
   const env = {};
@@ -347,4 +385,4 @@ function runOnce(args, { env = {}, timeoutMs = 10000, cwd } = {}) {
   });
 }
 
-module.exports = { startServer, runOnce, freePort, sleep, BIN, ChatdServer };
+module.exports = { startServer, runOnce, freePort, sleep, BIN, ChatdServer, PG_BASE };

@@ -1,0 +1,294 @@
+#include "chat/cluster.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chat/wire.h"
+#include "util/imap.h"
+#include "util/log.h"
+#include "util/status.h"
+
+#define MSG_MAX         (256 << 10) /* bytes of one bus message before it is sent */
+#define SESSION_OVERLAP 10000       /* ms re-read before the previous pass (late commits) */
+#define SESSION_KEEP    600000      /* ms an ended session stays known as handled */
+
+struct croom {
+    uint32_t threads; /* I/O threads with local subscribers */
+    int64_t seen;     /* highest seq this node delivered or was told of */
+};
+
+struct cluster {
+    struct cluster_cfg cfg;
+    struct bus *bus;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct imap rooms;    /* room -> croom, under mu */
+    struct imap sessions; /* ended sid -> (void *)(intptr_t)at_ms handled, under mu */
+    pthread_t thread;
+    int running, stop;
+    int64_t sessions_since; /* ms: next pass reads sessions ended from here (minus overlap) */
+    _Atomic uint64_t forwarded, received, decode_errors, heads_fixed, sessions_fixed;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct cluster *cluster_new(const struct cluster_cfg *cfg)
+{
+    struct cluster *cl = xcalloc(1, sizeof(*cl));
+    cl->cfg = *cfg;
+    if (cl->cfg.reconcile_ms < 100) cl->cfg.reconcile_ms = 100;
+    pthread_mutex_init(&cl->mu, NULL);
+    pthread_cond_init(&cl->cv, NULL);
+    imap_init(&cl->rooms);
+    imap_init(&cl->sessions);
+    cl->sessions_since = wall_ms();
+    return cl;
+}
+
+/* Under mu: the room's seq is known up to seq. */
+static void seen_locked(struct cluster *cl, int64_t room, int64_t seq)
+{
+    struct croom *r = imap_get(&cl->rooms, room);
+    if (r && seq > r->seen) r->seen = seq;
+}
+
+static void session_handled_locked(struct cluster *cl, int64_t sid, int64_t at_ms)
+{
+    imap_put(&cl->sessions, sid, (void *)(intptr_t)at_ms);
+}
+
+void cluster_forward(void *ud, const struct fan_batch *b)
+{
+    struct cluster *cl = ud;
+    struct jsonw w;
+    int64_t chan = -1;
+    int any = 0;
+
+    jsonw_init(&w, 512);
+    pthread_mutex_lock(&cl->mu);
+    for (uint32_t i = 0; i < b->n; i++) {
+        const struct fan_ev *ev = &b->ev[i];
+        if (ev->kind == FAN_LOG) seen_locked(cl, ev->room, ev->seq);
+        if (ev->kind == FAN_SESSION_END) session_handled_locked(cl, ev->seq, wall_ms());
+    }
+    pthread_mutex_unlock(&cl->mu);
+    for (uint32_t i = 0; i <= b->n; i++) {
+        const struct fan_ev *ev = i < b->n ? &b->ev[i] : NULL;
+        int64_t c = ev ? wire_channel(ev) : -1;
+        if (ev && c < 0) continue;
+        /* A message per run of one channel, and never larger than MSG_MAX. */
+        if (any && (!ev || c != chan || jsonw_text_len(&w) >= MSG_MAX)) {
+            cl->bus->ops->publish(cl->bus, chan, jsonw_text(&w), jsonw_text_len(&w));
+            atomic_fetch_add(&cl->forwarded, 1);
+            w.len = JSONW_HEADROOM;
+            any = 0;
+        }
+        if (!ev) break;
+        chan = c;
+        wire_encode(&w, ev);
+        any = 1;
+    }
+    jsonw_free(&w);
+}
+
+void cluster_bus_recv(void *ud, int64_t room, const uint8_t *data, size_t len)
+{
+    struct cluster *cl = ud;
+    struct fan_batch *b = fan_batch_new();
+
+    atomic_fetch_add(&cl->received, 1);
+    if (wire_decode(data, len, b) != CD_OK) {
+        atomic_fetch_add(&cl->decode_errors, 1);
+        log_warn("malformed bus message dropped", "\"channel\":%lld,\"bytes\":%zu", (long long)room,
+                 len);
+    }
+    pthread_mutex_lock(&cl->mu);
+    for (uint32_t i = 0; i < b->n; i++) {
+        const struct fan_ev *ev = &b->ev[i];
+        if (ev->kind == FAN_LOG) seen_locked(cl, ev->room, ev->seq);
+        if (ev->kind == FAN_SESSION_END) session_handled_locked(cl, ev->seq, wall_ms());
+    }
+    pthread_mutex_unlock(&cl->mu);
+    for (uint32_t i = 0; i < b->n; i++)
+        if (b->ev[i].kind == FAN_SESSION_END && cl->cfg.on_session_end)
+            cl->cfg.on_session_end(cl->cfg.ud, b->ev[i].seq, wall_ms());
+    if (b->n == 0) {
+        fan_batch_unref(b);
+        return;
+    }
+    fanout_deliver_local(cl->cfg.fanout, b);
+}
+
+void cluster_interest(struct cluster *cl, int64_t room, int on)
+{
+    struct croom *r;
+    pthread_mutex_lock(&cl->mu);
+    r = imap_get(&cl->rooms, room);
+    if (on) {
+        if (!r) {
+            r = xcalloc(1, sizeof(*r));
+            imap_put(&cl->rooms, room, r);
+            if (cl->bus) cl->bus->ops->interest(cl->bus, room, 1);
+        }
+        r->threads++;
+    } else if (r && --r->threads == 0) {
+        imap_del(&cl->rooms, room);
+        free(r);
+        if (cl->bus) cl->bus->ops->interest(cl->bus, room, 0);
+    }
+    pthread_mutex_unlock(&cl->mu);
+}
+
+/* ---- reconciliation ---- */
+
+struct head {
+    int64_t room, seen;
+};
+
+static int session_row(void *ud, int64_t sid, int64_t at_ms)
+{
+    struct cluster *cl = ud;
+    int known;
+    pthread_mutex_lock(&cl->mu);
+    known = imap_get(&cl->sessions, sid) != NULL;
+    if (!known) session_handled_locked(cl, sid, at_ms);
+    pthread_mutex_unlock(&cl->mu);
+    if (!known) {
+        struct fan_ev ev = {.kind = FAN_SESSION_END, .user = 0, .seq = sid};
+        struct fan_batch *b = fan_batch_new();
+        if (cl->cfg.on_session_end) cl->cfg.on_session_end(cl->cfg.ud, sid, at_ms);
+        fan_batch_add(b, &ev);
+        fanout_deliver_local(cl->cfg.fanout, b);
+        atomic_fetch_add(&cl->sessions_fixed, 1);
+    }
+    return 0;
+}
+
+static void reconcile_pass(struct cluster *cl)
+{
+    struct store_conn *sc = store_reader(cl->cfg.db);
+    const struct store_ops *ops = cl->cfg.db->ops;
+    struct head *h = NULL;
+    struct fan_batch *b = NULL;
+    struct imap_ent *e;
+    uint32_t n = 0, i;
+    int64_t now = wall_ms(), since;
+
+    if (!sc) return;
+    pthread_mutex_lock(&cl->mu);
+    if (cl->rooms.n) h = xmalloc(cl->rooms.n * sizeof(*h));
+    for (e = imap_first(&cl->rooms, &i); e; e = imap_next(&cl->rooms, e, &i))
+        h[n++] = (struct head){e->key, ((struct croom *)e->val)->seen};
+    pthread_mutex_unlock(&cl->mu);
+    for (i = 0; i < n; i++) {
+        struct store_room r;
+        if (ops->room_get(sc, h[i].room, &r) != CD_OK || r.last_seq <= h[i].seen) continue;
+        pthread_mutex_lock(&cl->mu);
+        seen_locked(cl, h[i].room, r.last_seq);
+        pthread_mutex_unlock(&cl->mu);
+        if (!b) b = fan_batch_new();
+        fan_batch_add(b, &(struct fan_ev){.kind = FAN_HEAD, .room = h[i].room, .seq = r.last_seq});
+        atomic_fetch_add(&cl->heads_fixed, 1);
+    }
+    free(h);
+    if (b) fanout_deliver_local(cl->cfg.fanout, b);
+
+    since = cl->sessions_since - SESSION_OVERLAP;
+    if (ops->sessions_revoked_since(sc, since, session_row, cl) == CD_OK) cl->sessions_since = now;
+    pthread_mutex_lock(&cl->mu); /* forget sessions handled long ago */
+    for (e = imap_first(&cl->sessions, &i); e;) {
+        struct imap_ent *next = imap_next(&cl->sessions, e, &i);
+        if ((int64_t)(intptr_t)e->val < now - SESSION_KEEP) imap_del(&cl->sessions, e->key);
+        e = next;
+    }
+    pthread_mutex_unlock(&cl->mu);
+}
+
+static void *reconcile_main(void *arg)
+{
+    struct cluster *cl = arg;
+    pthread_mutex_lock(&cl->mu);
+    while (!cl->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += cl->cfg.reconcile_ms / 1000;
+        ts.tv_nsec += (long)(cl->cfg.reconcile_ms % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&cl->cv, &cl->mu, &ts);
+        if (cl->stop) break;
+        pthread_mutex_unlock(&cl->mu);
+        reconcile_pass(cl);
+        pthread_mutex_lock(&cl->mu);
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return NULL;
+}
+
+int cluster_start(struct cluster *cl, struct bus *bus)
+{
+    struct imap_ent *e;
+    uint32_t i;
+    pthread_mutex_lock(&cl->mu);
+    cl->bus = bus;
+    for (e = imap_first(&cl->rooms, &i); e; e = imap_next(&cl->rooms, e, &i))
+        bus->ops->interest(bus, e->key, 1);
+    pthread_mutex_unlock(&cl->mu);
+    cl->cfg.fanout->forward = cluster_forward;
+    cl->cfg.fanout->forward_ud = cl;
+    if (pthread_create(&cl->thread, NULL, reconcile_main, cl) != 0) return CD_E_IO;
+    cl->running = 1;
+    return CD_OK;
+}
+
+void cluster_quiesce(struct cluster *cl)
+{
+    if (!cl || !cl->running) return;
+    pthread_mutex_lock(&cl->mu);
+    cl->stop = 1;
+    pthread_cond_signal(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+    pthread_join(cl->thread, NULL);
+    cl->running = 0;
+}
+
+void cluster_free(struct cluster *cl)
+{
+    struct imap_ent *e;
+    uint32_t i;
+    if (!cl) return;
+    cluster_quiesce(cl);
+    if (cl->bus) cl->bus->ops->close(cl->bus);
+    cl->cfg.fanout->forward = NULL;
+    for (e = imap_first(&cl->rooms, &i); e; e = imap_next(&cl->rooms, e, &i))
+        free(e->val);
+    imap_free(&cl->rooms);
+    imap_free(&cl->sessions);
+    pthread_cond_destroy(&cl->cv);
+    pthread_mutex_destroy(&cl->mu);
+    free(cl);
+}
+
+void cluster_stats(struct cluster *cl, struct cluster_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->forwarded = atomic_load(&cl->forwarded);
+    out->received = atomic_load(&cl->received);
+    out->decode_errors = atomic_load(&cl->decode_errors);
+    out->heads_fixed = atomic_load(&cl->heads_fixed);
+    out->sessions_fixed = atomic_load(&cl->sessions_fixed);
+    if (cl->bus) {
+        cl->bus->ops->stats(cl->bus, &out->bus);
+        out->connected = cl->bus->ops->connected(cl->bus);
+    }
+}

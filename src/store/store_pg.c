@@ -1,0 +1,1214 @@
+/* store_pg.c - the PostgreSQL backend (libpq): numbered migrations under an advisory lock,
+ * statements prepared once per connection, a per-room seq counter row, and the writer's
+ * statements pipelined so a group commit costs one round trip per statement whose answer the
+ * caller needs, not one per statement.
+ *
+ * Seq: `UPDATE rooms SET last_seq = last_seq + 1 ... RETURNING last_seq` in the writer's
+ * transaction. The row lock it takes is held until commit, so concurrent writers (other nodes)
+ * on the same room queue behind it and an aborted transaction gives its numbers back: gap-free
+ * with any number of writers, and nothing is predicted in memory.
+ *
+ * Deadlocks: a batch locks the rows of every room it writes, in ascending id order, right after
+ * BEGIN (lock_rooms), before any other lock; two batches therefore never wait on each other's
+ * rooms in opposite orders. A deadlock or serialization failure that still happens (other rows)
+ * aborts the transaction and commit/rollback return CD_AGAIN: the writer runs the batch again.
+ *
+ * Pipeline (writer connection only): statements whose result nobody needs (BEGIN, SAVEPOINT,
+ * RELEASE, ROLLBACK TO, lock_rooms) are sent and not waited for; their results are read with the
+ * next statement that needs one, which is one round trip for all of them. COMMIT is sent with a
+ * Sync and waited for. An error makes the server skip everything up to the next Sync, so after
+ * one the connection sends a Sync at once; a transaction with an unrecovered error is never
+ * committed (COMMIT of an aborted transaction would answer ROLLBACK, which is checked too).
+ *
+ * Connection loss: the op fails with CD_E_UNAVAILABLE, the connection is marked down and is
+ * reopened on its next use (the writer's next batch, a reader's next read). Nothing is reported
+ * committed unless COMMIT answered COMMIT. */
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "store/store_pg_schema.h"
+#include "util/log.h"
+#include "util/rbuf.h"
+#include "util/status.h"
+
+struct store {
+    char *url;
+};
+
+#define ROOM_COLS                                                                                  \
+    "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.member_count"
+#define ROOM_NCOLS  8
+#define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
+#define EVENT_COLS  "room_id, seq, kind, sender, ts, client_msg_id, body"
+
+/* Every statement, prepared once per connection on first use (named "s<index>"). A NULL
+ * `LIMIT $n` means no limit. Strings are bound in binary format (raw bytes, no terminator). */
+#define SQL_MAP(X)                                                                                 \
+    X(BEGIN, "BEGIN")                                                                              \
+    X(COMMIT, "COMMIT")                                                                            \
+    X(ROLLBACK, "ROLLBACK")                                                                        \
+    X(SAVEPOINT, "SAVEPOINT job")                                                                  \
+    X(RELEASE, "RELEASE job")                                                                      \
+    X(ROLLBACK_TO, "ROLLBACK TO job")                                                              \
+    X(LOCK_ROOMS, "SELECT id FROM rooms WHERE id = ANY($1::bigint[]) ORDER BY id "                 \
+                  "FOR NO KEY UPDATE")                                                             \
+    X(USER_INSERT, "INSERT INTO users(username, pwhash, created_at) "                              \
+                   "VALUES ($1::text, $2::text, $3::bigint) "                                      \
+                   "ON CONFLICT (username) DO NOTHING RETURNING id")                               \
+    X(USER_GET, "SELECT id, username, pwhash, created_at, last_seen FROM users "                   \
+                "WHERE id = $1::bigint")                                                           \
+    X(USER_BY_NAME, "SELECT id, username, pwhash, created_at, last_seen FROM users "               \
+                    "WHERE username = $1::text")                                                   \
+    X(USER_LAST_SEEN, "UPDATE users SET last_seen = $2::bigint WHERE id = $1::bigint")             \
+    X(SESSION_INSERT, "INSERT INTO sessions(user_id, created_at) VALUES ($1::bigint, $2::bigint) " \
+                      "RETURNING id")                                                              \
+    X(SESSION_REVOKE, "UPDATE sessions SET revoked_at = $2::bigint "                               \
+                      "WHERE id = $1::bigint AND revoked_at IS NULL")                              \
+    X(SESSIONS_REVOKED_SINCE, "SELECT id, revoked_at FROM sessions "                               \
+                              "WHERE revoked_at >= $1::bigint")                                    \
+    X(REFRESH_INSERT, "INSERT INTO refresh_tokens(session_id, user_id, hash, created_at, "         \
+                      "expires_at) VALUES ($1::bigint, $2::bigint, $3::bytea, $4::bigint, "        \
+                      "$5::bigint) RETURNING id")                                                  \
+    X(REFRESH_BY_HASH, "SELECT r.id, r.session_id, r.user_id, r.created_at, r.expires_at, "        \
+                       "coalesce(r.used_at, 0), (s.revoked_at IS NOT NULL)::int "                  \
+                       "FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id "             \
+                       "WHERE r.hash = $1::bytea")                                                 \
+    X(REFRESH_USED, "UPDATE refresh_tokens SET used_at = $2::bigint WHERE id = $1::bigint")        \
+    X(ROOM_INSERT, "INSERT INTO rooms(kind, name, topic, created_by, created_at, dm_key) "         \
+                   "VALUES ($1::int, $2::text, $3::text, $4::bigint, $5::bigint, $6::text) "       \
+                   "ON CONFLICT (dm_key) DO NOTHING RETURNING id")                                 \
+    X(ROOM_GET, "SELECT " ROOM_COLS " FROM rooms r WHERE r.id = $1::bigint")                       \
+    X(ROOM_BY_DM_KEY, "SELECT id FROM rooms WHERE dm_key = $1::text")                              \
+    X(ROOM_UPDATE, "UPDATE rooms SET name = coalesce($2::text, name), "                            \
+                   "topic = coalesce($3::text, topic) WHERE id = $1::bigint")                      \
+    X(ROOM_COUNT_ADD, "UPDATE rooms SET member_count = member_count + $2::bigint "                 \
+                      "WHERE id = $1::bigint")                                                     \
+    X(MEMBER_GET, "SELECT " MEMBER_COLS " FROM members m "                                         \
+                  "WHERE m.room_id = $1::bigint AND m.user_id = $2::bigint")                       \
+    X(MEMBER_INSERT, "INSERT INTO members(room_id, user_id, role, joined_seq, read_seq) "          \
+                     "VALUES ($1::bigint, $2::bigint, $3::int, $4::bigint, $5::bigint)")           \
+    X(MEMBER_SET_ROLE, "UPDATE members SET role = $3::int "                                        \
+                       "WHERE room_id = $1::bigint AND user_id = $2::bigint")                      \
+    X(MEMBER_DELETE, "DELETE FROM members WHERE room_id = $1::bigint AND user_id = $2::bigint")    \
+    X(MEMBERS_LIST, "SELECT " MEMBER_COLS " FROM members m WHERE m.room_id = $1::bigint "          \
+                    "ORDER BY m.user_id LIMIT $2::bigint")                                         \
+    X(ROOMS_OF_USER, "SELECT " ROOM_COLS ", " MEMBER_COLS " FROM members m "                       \
+                     "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1::bigint "              \
+                     "AND m.room_id > $2::bigint ORDER BY m.room_id LIMIT $3::bigint")             \
+    X(PROBE, "SELECT 1")                                                                           \
+    X(USER_ROOM_COUNTS, "SELECT count(*), coalesce(sum((m.role = 2)::int), 0) FROM members m "     \
+                        "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1::bigint "           \
+                        "AND r.kind = 0")                                                          \
+    X(USERS_SHARE, "SELECT EXISTS (SELECT 1 FROM members a JOIN members b "                        \
+                   "ON b.room_id = a.room_id AND b.user_id = $2::bigint "                          \
+                   "WHERE a.user_id = $1::bigint)::int")                                           \
+    X(EVENT_APPEND,                                                                                \
+      "WITH s AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1::bigint "                 \
+      "RETURNING last_seq), "                                                                      \
+      "i AS (INSERT INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "             \
+      "SELECT $1::bigint, s.last_seq, $2::int, $3::bigint, $4::bigint, $5::text, $6::text FROM s " \
+      "ON CONFLICT (sender, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING "            \
+      "RETURNING seq) "                                                                            \
+      "SELECT s.last_seq, (SELECT i.seq FROM i) FROM s")                                           \
+    X(EVENT_UNBUMP, "UPDATE rooms SET last_seq = last_seq - 1 WHERE id = $1::bigint")              \
+    X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events "                                     \
+                          "WHERE sender = $1::bigint AND client_msg_id = $2::text")                \
+    X(EVENTS_ASC, "SELECT " EVENT_COLS " FROM events WHERE room_id = $1::bigint "                  \
+                  "AND seq > $2::bigint ORDER BY seq LIMIT $3::bigint")                            \
+    X(EVENTS_DESC, "SELECT " EVENT_COLS " FROM events WHERE room_id = $1::bigint "                 \
+                   "AND seq > $2::bigint ORDER BY seq DESC LIMIT $3::bigint")                      \
+    X(EVENTS_ASC_BEFORE, "SELECT " EVENT_COLS " FROM events WHERE room_id = $1::bigint "           \
+                         "AND seq > $2::bigint AND seq < $4::bigint ORDER BY seq "                 \
+                         "LIMIT $3::bigint")                                                       \
+    X(EVENTS_DESC_BEFORE, "SELECT " EVENT_COLS " FROM events WHERE room_id = $1::bigint "          \
+                          "AND seq > $2::bigint AND seq < $4::bigint ORDER BY seq DESC "           \
+                          "LIMIT $3::bigint")                                                      \
+    X(READ_MARK, "UPDATE members m SET read_seq = greatest(m.read_seq, least($3::bigint, "         \
+                 "(SELECT r.last_seq FROM rooms r WHERE r.id = $1::bigint))) "                     \
+                 "WHERE m.room_id = $1::bigint AND m.user_id = $2::bigint RETURNING m.read_seq")   \
+    X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = $1::bigint "              \
+                    "AND seq > $3::bigint AND seq <= $3::bigint + $5::bigint AND kind = $4::int "  \
+                    "AND sender <> $2::bigint), EXISTS (SELECT 1 FROM events WHERE "               \
+                    "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")
+
+enum sql_id {
+#define SQL_ENUM(name, sql) SQL_##name,
+    SQL_MAP(SQL_ENUM)
+#undef SQL_ENUM
+        SQL__COUNT
+};
+
+static const char *const sql_text[] = {
+#define SQL_TEXT(name, sql) sql,
+    SQL_MAP(SQL_TEXT)
+#undef SQL_TEXT
+};
+
+_Static_assert(SQL__COUNT <= 64, "prepared-statement bitmap is 64 bits");
+
+struct store_conn {
+    struct store *st;
+    PGconn *pg;
+    int writer;        /* pipeline mode, transactions */
+    uint64_t prepared; /* bit per enum sql_id: prepared on this session */
+    int pending;       /* writer: commands sent whose results are not read yet */
+    int in_tx;         /* writer: between begin and commit/rollback */
+    int failed;        /* the open transaction hit an error no savepoint rolled back */
+    int retry;         /* ... a deadlock or serialization failure: run the batch again */
+    int down;          /* connection lost: reopen before the next use */
+};
+
+/* Parameters of one statement: integers as text, strings and bytes in binary format. */
+#define PARAMS_MAX 8
+struct params {
+    int n;
+    const char *v[PARAMS_MAX];
+    int len[PARAMS_MAX];
+    int fmt[PARAMS_MAX];
+    char num[PARAMS_MAX][24];
+};
+
+static void p_int(struct params *p, int64_t x)
+{
+    snprintf(p->num[p->n], sizeof(p->num[0]), "%lld", (long long)x);
+    p->v[p->n] = p->num[p->n];
+    p->len[p->n] = 0;
+    p->fmt[p->n] = 0;
+    p->n++;
+}
+
+/* s NULL binds SQL NULL. */
+static void p_bytes(struct params *p, const void *s, size_t len)
+{
+    p->v[p->n] = s ? (len ? (const char *)s : "") : NULL;
+    p->len[p->n] = (int)len;
+    p->fmt[p->n] = 1;
+    p->n++;
+}
+
+static void p_str(struct params *p, const char *s)
+{
+    p_bytes(p, s, s ? strlen(s) : 0);
+}
+
+static void p_null(struct params *p)
+{
+    p->v[p->n] = NULL;
+    p->len[p->n] = 0;
+    p->fmt[p->n] = 0;
+    p->n++;
+}
+
+/* LIMIT: a negative limit means none (SQLite's rule), which is NULL here. */
+static void p_limit(struct params *p, int limit)
+{
+    if (limit < 0)
+        p_null(p);
+    else
+        p_int(p, limit);
+}
+
+static PGconn *connect_url(const char *url)
+{
+    /* The URL's own settings win: these are fallbacks. */
+    const char *keys[] = {"dbname", "connect_timeout", "fallback_application_name", NULL};
+    const char *vals[] = {url, "5", "chatd", NULL};
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        const char *msg = PQerrorMessage(pg);
+        log_error("cannot connect to PostgreSQL", "\"error\":\"%.*s\"", (int)strcspn(msg, "\n"),
+                  msg);
+        PQfinish(pg);
+        return NULL;
+    }
+    return pg;
+}
+
+/* Classifies a failed result (or a lost connection when res is NULL) and records it on the
+ * connection: CD_E_UNAVAILABLE when the server is gone, CD_E_CONFLICT for a unique violation,
+ * CD_E_IO otherwise (logged). */
+static int note_error(struct store_conn *c, const PGresult *res, const char *what)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorMessage(res) : "";
+
+    if (c->in_tx) c->failed = 1;
+    if (res && PQresultStatus(res) == PGRES_PIPELINE_ABORTED) return CD_E_IO; /* noted before */
+    if (!msg || !*msg) msg = PQerrorMessage(c->pg);
+    if (!res || PQstatus(c->pg) != CONNECTION_OK ||
+        (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P", 3)))) {
+        if (!c->down)
+            log_error("PostgreSQL connection lost", "\"op\":\"%s\",\"error\":\"%.*s\"", what,
+                      (int)strcspn(msg, "\n"), msg);
+        c->down = 1;
+        return CD_E_UNAVAILABLE;
+    }
+    if (!state) state = "";
+    if (!strcmp(state, "40001") || !strcmp(state, "40P01")) {
+        c->retry = 1;
+        log_warn("PostgreSQL transaction aborted, batch will be retried",
+                 "\"op\":\"%s\",\"sqlstate\":\"%s\"", what, state);
+        return CD_E_IO;
+    }
+    if (!strcmp(state, "23505")) return CD_E_CONFLICT;
+    log_error("PostgreSQL error", "\"op\":\"%s\",\"sqlstate\":\"%s\",\"error\":\"%.*s\"", what,
+              state, (int)strcspn(msg, "\n"), msg);
+    return CD_E_IO;
+}
+
+static void mark_down(struct store_conn *c, const char *what)
+{
+    note_error(c, NULL, what);
+    c->down = 1;
+}
+
+/* Reads one command's results (a result, then NULL) in pipeline mode. Returns the result (the
+ * caller clears it) or NULL when the connection failed. */
+static PGresult *pipe_result(struct store_conn *c)
+{
+    PGresult *r = PQgetResult(c->pg), *extra;
+    if (!r) return NULL;
+    while ((extra = PQgetResult(c->pg)) != NULL)
+        PQclear(extra); /* one result per command: anything more is dropped */
+    return r;
+}
+
+static int result_ok(const PGresult *r)
+{
+    ExecStatusType s = PQresultStatus(r);
+    return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+}
+
+/* Reads the results of every deferred command; the first error among them is recorded. */
+static int drain_pending(struct store_conn *c)
+{
+    int rc = CD_OK;
+    while (c->pending > 0) {
+        PGresult *r = pipe_result(c);
+        c->pending--;
+        if (!r) {
+            mark_down(c, "pipeline");
+            c->pending = 0;
+            return CD_E_UNAVAILABLE;
+        }
+        if (!result_ok(r) && PQresultStatus(r) != PGRES_PIPELINE_ABORTED && rc == CD_OK)
+            rc = note_error(c, r, "deferred statement");
+        else if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED && rc == CD_OK)
+            rc = CD_E_IO;
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* Reads the answer to a Sync already sent (every command before it must have been read). */
+static int read_sync(struct store_conn *c)
+{
+    for (int guard = 0; guard < 1000; guard++) {
+        PGresult *r = PQgetResult(c->pg);
+        if (!r) {
+            if (PQstatus(c->pg) != CONNECTION_OK) break;
+            continue; /* the NULL that ends a command's results */
+        }
+        ExecStatusType s = PQresultStatus(r);
+        PQclear(r);
+        if (s == PGRES_PIPELINE_SYNC) return CD_OK;
+    }
+    mark_down(c, "sync");
+    return CD_E_UNAVAILABLE;
+}
+
+/* Sends a Sync and reads everything up to its answer: the server resumes after an error, and
+ * outside a transaction block the statements before the Sync are committed. */
+static int pipe_sync(struct store_conn *c)
+{
+    int rc, s;
+    if (!PQpipelineSync(c->pg)) {
+        mark_down(c, "sync");
+        return CD_E_UNAVAILABLE;
+    }
+    rc = drain_pending(c);
+    s = read_sync(c);
+    return rc != CD_OK ? rc : s;
+}
+
+/* Reopens a lost connection (prepared statements are gone with it). */
+static int conn_ready(struct store_conn *c)
+{
+    /* Outside a transaction, with nothing in flight, the server has nothing to say: input now
+     * means it ended the session (restart, termination: an error, then end of file), found
+     * here before a batch is spent on it. A rare notice costs a reconnection, nothing more. */
+    if (!c->down && !c->in_tx && !c->pending) {
+        struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
+        if (pfd.fd < 0 || poll(&pfd, 1, 0) != 0) c->down = 1;
+    }
+    if (!c->down && PQstatus(c->pg) == CONNECTION_OK) return CD_OK;
+    if (c->in_tx) return CD_E_UNAVAILABLE; /* the transaction died with the connection */
+    PGconn *pg = connect_url(c->st->url);
+    if (!pg) return CD_E_UNAVAILABLE;
+    if (c->writer && !PQenterPipelineMode(pg)) {
+        PQfinish(pg);
+        return CD_E_UNAVAILABLE;
+    }
+    PQfinish(c->pg);
+    c->pg = pg;
+    c->prepared = 0;
+    c->pending = 0;
+    c->down = 0;
+    log_info("PostgreSQL connection reopened", "\"writer\":%d", c->writer);
+    return CD_OK;
+}
+
+static int prepare(struct store_conn *c, enum sql_id id, const char *name)
+{
+    if (c->prepared & (1ull << id)) return CD_OK;
+    if (c->writer) {
+        if (!PQsendPrepare(c->pg, name, sql_text[id], 0, NULL)) {
+            mark_down(c, "prepare");
+            return CD_E_UNAVAILABLE;
+        }
+        c->pending++;
+    } else {
+        PGresult *r = PQprepare(c->pg, name, sql_text[id], 0, NULL);
+        int rc = result_ok(r) ? CD_OK : note_error(c, r, sql_text[id]);
+        PQclear(r);
+        if (rc != CD_OK) return rc;
+    }
+    c->prepared |= 1ull << id;
+    return CD_OK;
+}
+
+static int send_stmt(struct store_conn *c, enum sql_id id, const struct params *p)
+{
+    char name[8];
+    int rc;
+    snprintf(name, sizeof(name), "s%d", (int)id);
+    if ((rc = conn_ready(c)) != CD_OK || (rc = prepare(c, id, name)) != CD_OK) return rc;
+    if (!PQsendQueryPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+                             p ? p->fmt : NULL, 0)) {
+        mark_down(c, sql_text[id]);
+        return CD_E_UNAVAILABLE;
+    }
+    c->pending++;
+    return CD_OK;
+}
+
+/* Runs a statement and returns its result in *out (CD_OK; the caller clears it), or a status.
+ * Writer: the deferred commands go out with it and their results are read first; outside a
+ * transaction a Sync follows it (autocommit). Readers: one PQexecPrepared. */
+static int run(struct store_conn *c, enum sql_id id, const struct params *p, PGresult **out)
+{
+    PGresult *r;
+    int rc;
+
+    *out = NULL;
+    if (!c->writer) {
+        char name[8];
+        snprintf(name, sizeof(name), "s%d", (int)id);
+        /* A read is idempotent: one found the connection dead is tried once more on a new one. */
+        for (int attempt = 0;; attempt++) {
+            if ((rc = conn_ready(c)) != CD_OK || (rc = prepare(c, id, name)) != CD_OK) {
+                if (rc == CD_E_UNAVAILABLE && attempt == 0) continue;
+                return rc;
+            }
+            r = PQexecPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+                               p ? p->fmt : NULL, 0);
+            if (r && result_ok(r)) break;
+            rc = note_error(c, r, sql_text[id]);
+            PQclear(r);
+            if (rc != CD_E_UNAVAILABLE || attempt > 0) return rc;
+        }
+        *out = r;
+        return CD_OK;
+    }
+    if (c->in_tx && c->failed) return CD_E_IO; /* the server would refuse it anyway */
+    if ((rc = send_stmt(c, id, p)) != CD_OK) return rc;
+    c->pending--; /* ours is read below, after the deferred ones */
+    if (!c->in_tx) {
+        if (!PQpipelineSync(c->pg)) {
+            mark_down(c, sql_text[id]);
+            return CD_E_UNAVAILABLE;
+        }
+    } else if (!PQsendFlushRequest(c->pg) || PQflush(c->pg) != 0) {
+        mark_down(c, sql_text[id]);
+        return CD_E_UNAVAILABLE;
+    }
+    rc = drain_pending(c);
+    r = pipe_result(c);
+    if (!r) {
+        mark_down(c, sql_text[id]);
+        return CD_E_UNAVAILABLE;
+    }
+    if (rc == CD_OK && !result_ok(r)) rc = note_error(c, r, sql_text[id]);
+    if (!c->in_tx) {
+        int s = read_sync(c); /* the Sync sent above */
+        if (rc == CD_OK) rc = s;
+    } else if (rc != CD_OK && !c->down) {
+        pipe_sync(c); /* the server skips everything until a Sync */
+    }
+    if (rc != CD_OK) {
+        PQclear(r);
+        return rc;
+    }
+    *out = r;
+    return CD_OK;
+}
+
+/* Sends a statement whose result nobody waits for (writer in a transaction); its error, if any,
+ * surfaces with the next statement that is waited for. Elsewhere it simply runs. */
+static int defer(struct store_conn *c, enum sql_id id, const struct params *p)
+{
+    PGresult *r;
+    int rc;
+    if (!c->writer || !c->in_tx) {
+        rc = run(c, id, p, &r);
+        PQclear(r);
+        return rc;
+    }
+    if (c->failed) return CD_E_IO;
+    return send_stmt(c, id, p);
+}
+
+static int64_t col_i64(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static void col_text(const PGresult *r, int row, int col, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
+}
+
+/* A statement that must touch exactly one row: CD_E_NOT_FOUND when it touched none. */
+static int exec_one(struct store_conn *c, enum sql_id id, const struct params *p)
+{
+    PGresult *r;
+    int rc = run(c, id, p, &r);
+    if (rc != CD_OK) return rc;
+    rc = strcmp(PQcmdTuples(r), "0") == 0 ? CD_E_NOT_FOUND : CD_OK;
+    PQclear(r);
+    return rc;
+}
+
+static int exec_ii(struct store_conn *c, enum sql_id id, int64_t a, int64_t b)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, a);
+    p_int(&p, b);
+    rc = run(c, id, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+/* A single-row, single-integer statement: CD_E_NOT_FOUND when it yields no row. */
+static int query_i64(struct store_conn *c, enum sql_id id, const struct params *p, int64_t *out)
+{
+    PGresult *r;
+    int rc = run(c, id, p, &r);
+    if (rc != CD_OK) return rc;
+    if (PQntuples(r) == 0)
+        rc = CD_E_NOT_FOUND;
+    else
+        *out = col_i64(r, 0, 0);
+    PQclear(r);
+    return rc;
+}
+
+static int simple_exec(PGconn *pg, const char *sql)
+{
+    PGresult *r = PQexec(pg, sql);
+    int ok = r && result_ok(r);
+    if (!ok) {
+        const char *m = r ? PQresultErrorMessage(r) : PQerrorMessage(pg);
+        log_error("PostgreSQL statement failed", "\"error\":\"%.*s\"", (int)strcspn(m, "\n"), m);
+    }
+    PQclear(r);
+    return ok ? CD_OK : CD_E_IO;
+}
+
+/* Applies the missing migrations. The advisory lock makes nodes that start together take turns:
+ * the first applies, the others then find the schema current. */
+static int migrate(PGconn *pg)
+{
+    PGresult *r;
+    int version = 0, rc = CD_OK;
+
+    if (simple_exec(pg, "SELECT pg_advisory_lock(" STORE_PG_MIGRATE_LOCK ")") != CD_OK)
+        return CD_E_IO;
+    if ((rc = simple_exec(pg, "SET client_min_messages = warning;"
+                              "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT "
+                              "NULL)")) != CD_OK)
+        goto done;
+    r = PQexec(pg, "SELECT coalesce(max(version), 0) FROM schema_version");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        rc = CD_E_IO;
+        goto done;
+    }
+    version = (int)col_i64(r, 0, 0);
+    PQclear(r);
+    if (version > store_pg_nmigrations) {
+        log_error("database schema is newer than this chatd", "\"schema\":%d,\"known\":%d", version,
+                  store_pg_nmigrations);
+        rc = CD_E_IO;
+        goto done;
+    }
+    for (int v = version; v < store_pg_nmigrations; v++) {
+        char bump[80];
+        snprintf(bump, sizeof(bump), "INSERT INTO schema_version VALUES (%d)", v + 1);
+        if (simple_exec(pg, "BEGIN") || simple_exec(pg, store_pg_migrations[v]) ||
+            simple_exec(pg, bump) || simple_exec(pg, "COMMIT")) {
+            simple_exec(pg, "ROLLBACK");
+            log_error("migration failed", "\"to\":%d", v + 1);
+            rc = CD_E_IO;
+            goto done;
+        }
+        log_info("migration applied", "\"version\":%d,\"store\":\"postgres\"", v + 1);
+    }
+done:
+    simple_exec(pg, "SELECT pg_advisory_unlock(" STORE_PG_MIGRATE_LOCK ")");
+    return rc;
+}
+
+static int pg_open(const struct store_config *cfg, struct store **out)
+{
+    struct store *st;
+    PGconn *pg;
+    int rc;
+
+    if (!cfg->url || !*cfg->url) {
+        log_error("PostgreSQL store needs a URL", "%s", "\"flag\":\"--store-url\"");
+        return CD_E_IO;
+    }
+    if (!(pg = connect_url(cfg->url))) return CD_E_IO;
+    rc = migrate(pg);
+    PQfinish(pg);
+    if (rc != CD_OK) return rc;
+    st = xcalloc(1, sizeof(*st));
+    st->url = xstrndup(cfg->url, strlen(cfg->url));
+    *out = st;
+    return CD_OK;
+}
+
+static void pg_close(struct store *st)
+{
+    free(st->url);
+    free(st);
+}
+
+static int pg_conn_open(struct store *st, int writer, struct store_conn **out)
+{
+    struct store_conn *c;
+    PGconn *pg = connect_url(st->url);
+    if (!pg) return CD_E_IO;
+    if (writer && !PQenterPipelineMode(pg)) {
+        log_error("cannot enter pipeline mode", "%s", "\"store\":\"postgres\"");
+        PQfinish(pg);
+        return CD_E_IO;
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->st = st;
+    c->pg = pg;
+    c->writer = writer;
+    *out = c;
+    return CD_OK;
+}
+
+static void pg_conn_close(struct store_conn *c)
+{
+    if (c->writer && c->in_tx && !c->down) {
+        defer(c, SQL_ROLLBACK, NULL);
+        pipe_sync(c);
+    }
+    PQfinish(c->pg);
+    free(c);
+}
+
+static int pg_begin(struct store_conn *c)
+{
+    int rc;
+    if (c->in_tx) return CD_E_IO;
+    if ((rc = conn_ready(c)) != CD_OK) return rc;
+    c->failed = c->retry = 0;
+    c->in_tx = 1;
+    if ((rc = defer(c, SQL_BEGIN, NULL)) != CD_OK) c->in_tx = 0;
+    return rc;
+}
+
+/* Ends the transaction with ROLLBACK; CD_AGAIN when it had been aborted by a deadlock or
+ * serialization failure (the writer then runs the batch again). */
+static int pg_rollback(struct store_conn *c)
+{
+    int again;
+    if (!c->writer || !c->in_tx) return CD_OK;
+    if (!c->down && send_stmt(c, SQL_ROLLBACK, NULL) == CD_OK && pipe_sync(c) != CD_OK &&
+        !c->down) {
+        /* An unseen error before it made the server skip the ROLLBACK: once more, alone. */
+        PGresult *r;
+        c->in_tx = 0;
+        if (run(c, SQL_ROLLBACK, NULL, &r) == CD_OK) PQclear(r);
+    }
+    again = c->retry;
+    c->in_tx = c->failed = c->retry = 0;
+    return again ? CD_AGAIN : CD_OK;
+}
+
+static int pg_commit(struct store_conn *c)
+{
+    PGresult *r;
+    int rc;
+
+    if (!c->writer || !c->in_tx) return CD_OK;
+    if (c->failed || c->retry || c->down) {
+        rc = c->down ? CD_E_UNAVAILABLE : CD_E_IO;
+        return pg_rollback(c) == CD_AGAIN ? CD_AGAIN : rc;
+    }
+    c->in_tx = 0; /* run() ends the COMMIT with a Sync and reads it */
+    rc = run(c, SQL_COMMIT, NULL, &r);
+    if (rc == CD_OK) {
+        /* COMMIT of a transaction the server had aborted answers ROLLBACK. */
+        if (strcmp(PQcmdStatus(r), "COMMIT") != 0) rc = CD_E_IO;
+        PQclear(r);
+    }
+    if (rc != CD_OK && !c->down) {
+        /* A deferred statement failed, so the server skipped COMMIT and the transaction is
+         * still open (aborted): end it. Outside a transaction this is only a warning. */
+        if (run(c, SQL_ROLLBACK, NULL, &r) == CD_OK) PQclear(r);
+    }
+    if (rc != CD_OK && c->retry) rc = CD_AGAIN;
+    c->failed = c->retry = 0;
+    return rc;
+}
+
+static int pg_savepoint(struct store_conn *c)
+{
+    return defer(c, SQL_SAVEPOINT, NULL);
+}
+
+static int pg_savepoint_release(struct store_conn *c, int undo)
+{
+    int rc;
+    if (c->down) return CD_E_UNAVAILABLE;
+    if (undo) {
+        /* Recovers a transaction an error of the job aborted (the error was followed by a Sync,
+         * so the server reads this). The retry flag stays: the batch is still run again. */
+        c->failed = 0;
+        if ((rc = defer(c, SQL_ROLLBACK_TO, NULL)) != CD_OK) return rc;
+    }
+    return defer(c, SQL_RELEASE, NULL);
+}
+
+/* Locks the rooms' counter rows in ascending id order, before the batch takes any other lock. */
+static int pg_lock_rooms(struct store_conn *c, const int64_t *ids, size_t n)
+{
+    struct params p = {0};
+    char *arr;
+    size_t cap = n * 21 + 3, len = 0;
+    int rc;
+
+    if (n == 0) return CD_OK;
+    arr = xmalloc(cap);
+    arr[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(arr + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
+    arr[len++] = '}';
+    arr[len] = '\0';
+    p_bytes(&p, arr, len);
+    p.fmt[0] = 0; /* an array literal in text format */
+    /* Deferred: libpq copies the parameters into its output buffer when the command is sent. */
+    rc = defer(c, SQL_LOCK_ROOMS, &p);
+    free(arr);
+    return rc;
+}
+
+static int pg_user_insert(struct store_conn *c, const char *username, const char *pwhash,
+                          int64_t now_ms, int64_t *id_out)
+{
+    struct params p = {0};
+    int rc;
+    p_str(&p, username);
+    p_str(&p, pwhash);
+    p_int(&p, now_ms);
+    rc = query_i64(c, SQL_USER_INSERT, &p, id_out);
+    return rc == CD_E_NOT_FOUND || rc == CD_E_CONFLICT ? CD_E_USERNAME_TAKEN : rc;
+}
+
+static int user_row(struct store_conn *c, enum sql_id id, const struct params *p,
+                    struct store_user *out)
+{
+    PGresult *r;
+    int rc = run(c, id, p, &r);
+    if (rc != CD_OK) return rc;
+    if (PQntuples(r) == 0) {
+        rc = CD_E_NOT_FOUND;
+    } else {
+        out->id = col_i64(r, 0, 0);
+        col_text(r, 0, 1, out->username, sizeof(out->username));
+        col_text(r, 0, 2, out->pwhash, sizeof(out->pwhash));
+        out->created_at = col_i64(r, 0, 3);
+        out->last_seen = col_i64(r, 0, 4);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_user_get(struct store_conn *c, int64_t id, struct store_user *out)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    return user_row(c, SQL_USER_GET, &p, out);
+}
+
+static int pg_user_by_name(struct store_conn *c, const char *username, struct store_user *out)
+{
+    struct params p = {0};
+    p_str(&p, username);
+    return user_row(c, SQL_USER_BY_NAME, &p, out);
+}
+
+static int pg_user_set_last_seen(struct store_conn *c, int64_t id, int64_t ms)
+{
+    return exec_ii(c, SQL_USER_LAST_SEEN, id, ms);
+}
+
+static int pg_session_insert(struct store_conn *c, int64_t user_id, int64_t now_ms, int64_t *sid)
+{
+    struct params p = {0};
+    p_int(&p, user_id);
+    p_int(&p, now_ms);
+    return query_i64(c, SQL_SESSION_INSERT, &p, sid);
+}
+
+static int pg_session_revoke(struct store_conn *c, int64_t sid, int64_t now_ms)
+{
+    return exec_ii(c, SQL_SESSION_REVOKE, sid, now_ms);
+}
+
+static int pg_sessions_revoked_since(struct store_conn *c, int64_t since_ms,
+                                     int (*cb)(void *ud, int64_t sid, int64_t revoked_at_ms),
+                                     void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, since_ms);
+    if ((rc = run(c, SQL_SESSIONS_REVOKED_SINCE, &p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++)
+        if (cb(ud, col_i64(r, i, 0), col_i64(r, i, 1))) break;
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_refresh_insert(struct store_conn *c, struct store_refresh *rt)
+{
+    struct params p = {0};
+    p_int(&p, rt->session_id);
+    p_int(&p, rt->user_id);
+    p_bytes(&p, rt->hash, 32);
+    p_int(&p, rt->created_at);
+    p_int(&p, rt->expires_at);
+    return query_i64(c, SQL_REFRESH_INSERT, &p, &rt->id);
+}
+
+static int pg_refresh_by_hash(struct store_conn *c, const uint8_t hash[32],
+                              struct store_refresh *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_bytes(&p, hash, 32);
+    if ((rc = run(c, SQL_REFRESH_BY_HASH, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0) {
+        rc = CD_E_NOT_FOUND;
+    } else {
+        out->id = col_i64(r, 0, 0);
+        out->session_id = col_i64(r, 0, 1);
+        out->user_id = col_i64(r, 0, 2);
+        out->created_at = col_i64(r, 0, 3);
+        out->expires_at = col_i64(r, 0, 4);
+        out->used_at = col_i64(r, 0, 5);
+        out->session_revoked = (int)col_i64(r, 0, 6);
+        memcpy(out->hash, hash, 32);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_refresh_mark_used(struct store_conn *c, int64_t id, int64_t now_ms)
+{
+    return exec_ii(c, SQL_REFRESH_USED, id, now_ms);
+}
+
+static void room_row(const PGresult *r, int row, int col, struct store_room *out)
+{
+    out->id = col_i64(r, row, col);
+    out->kind = (int)col_i64(r, row, col + 1);
+    col_text(r, row, col + 2, out->name, sizeof(out->name));
+    col_text(r, row, col + 3, out->topic, sizeof(out->topic));
+    out->created_by = col_i64(r, row, col + 4);
+    out->created_at = col_i64(r, row, col + 5);
+    out->last_seq = col_i64(r, row, col + 6);
+    out->member_count = col_i64(r, row, col + 7);
+}
+
+static void member_row(const PGresult *r, int row, int col, struct store_member *out)
+{
+    out->room_id = col_i64(r, row, col);
+    out->user_id = col_i64(r, row, col + 1);
+    out->role = (int)col_i64(r, row, col + 2);
+    out->joined_seq = col_i64(r, row, col + 3);
+    out->read_seq = col_i64(r, row, col + 4);
+}
+
+/* Points ev's strings into the result: valid until it is cleared. */
+static void event_row(const PGresult *r, int row, struct store_event *ev)
+{
+    ev->room_id = col_i64(r, row, 0);
+    ev->seq = col_i64(r, row, 1);
+    ev->kind = (int)col_i64(r, row, 2);
+    ev->sender = col_i64(r, row, 3);
+    ev->ts = col_i64(r, row, 4);
+    if (PQgetisnull(r, row, 5)) {
+        ev->client_msg_id = NULL;
+        ev->cmid_len = 0;
+    } else {
+        ev->client_msg_id = PQgetvalue(r, row, 5);
+        ev->cmid_len = (size_t)PQgetlength(r, row, 5);
+    }
+    ev->body = PQgetvalue(r, row, 6);
+    ev->body_len = (size_t)PQgetlength(r, row, 6);
+}
+
+/* The rows are fetched whole before the first callback, so a callback may use this connection
+ * (for other statements) freely. */
+static int each_event(struct store_conn *c, enum sql_id id, const struct params *p,
+                      store_event_cb cb, void *ud, int *n)
+{
+    PGresult *r;
+    int rc, rows;
+    if ((rc = run(c, id, p, &r)) != CD_OK) return rc;
+    rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        struct store_event ev;
+        event_row(r, i, &ev);
+        if (cb(ud, &ev)) break;
+    }
+    PQclear(r);
+    if (n) *n = rows;
+    return CD_OK;
+}
+
+static int each_member(struct store_conn *c, enum sql_id id, const struct params *p, int with_room,
+                       store_room_cb cb, void *ud)
+{
+    PGresult *r;
+    int rc;
+    if ((rc = run(c, id, p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_room room;
+        struct store_member m;
+        if (with_room) room_row(r, i, 0, &room);
+        member_row(r, i, with_room ? ROOM_NCOLS : 0, &m);
+        if (cb(ud, with_room ? &room : NULL, &m)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_room_insert(struct store_conn *c, struct store_room *rm, const char *dm_key)
+{
+    struct params p = {0};
+    int rc;
+    p_int(&p, rm->kind);
+    p_str(&p, rm->name);
+    p_str(&p, rm->topic);
+    p_int(&p, rm->created_by);
+    p_int(&p, rm->created_at);
+    p_str(&p, dm_key);
+    rc = query_i64(c, SQL_ROOM_INSERT, &p, &rm->id);
+    if (rc == CD_E_NOT_FOUND) return CD_E_CONFLICT; /* the dm_key is taken */
+    if (rc == CD_OK) {
+        rm->last_seq = 0;
+        rm->member_count = 0;
+    }
+    return rc;
+}
+
+static int pg_room_get(struct store_conn *c, int64_t room_id, struct store_room *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, room_id);
+    if ((rc = run(c, SQL_ROOM_GET, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0)
+        rc = CD_E_NOT_FOUND;
+    else
+        room_row(r, 0, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_room_by_dm_key(struct store_conn *c, const char *dm_key, int64_t *room_id)
+{
+    struct params p = {0};
+    p_str(&p, dm_key);
+    return query_i64(c, SQL_ROOM_BY_DM_KEY, &p, room_id);
+}
+
+static int pg_room_update(struct store_conn *c, int64_t room_id, const char *name,
+                          const char *topic)
+{
+    struct params p = {0};
+    p_int(&p, room_id);
+    p_str(&p, name);
+    p_str(&p, topic);
+    return exec_one(c, SQL_ROOM_UPDATE, &p);
+}
+
+static int pg_member_get(struct store_conn *c, int64_t room_id, int64_t user_id,
+                         struct store_member *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    if ((rc = run(c, SQL_MEMBER_GET, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0)
+        rc = CD_E_NOT_FOUND;
+    else
+        member_row(r, 0, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+/* As SQLite: an existing membership gets its role updated; a new one bumps member_count first
+ * (CD_E_NOT_FOUND for an unknown room, before anything is written), then is inserted. The
+ * writer holds the room's row lock (lock_rooms, or the count update), so no other node adds the
+ * same membership in between. */
+static int pg_member_put(struct store_conn *c, const struct store_member *m)
+{
+    struct params p = {0};
+    int rc;
+    p_int(&p, m->room_id);
+    p_int(&p, m->user_id);
+    p_int(&p, m->role);
+    if ((rc = exec_one(c, SQL_MEMBER_SET_ROLE, &p)) != CD_E_NOT_FOUND) return rc;
+    p.n = 0;
+    p_int(&p, m->room_id);
+    p_int(&p, 1);
+    if ((rc = exec_one(c, SQL_ROOM_COUNT_ADD, &p)) != CD_OK) return rc;
+    p.n = 0;
+    p_int(&p, m->room_id);
+    p_int(&p, m->user_id);
+    p_int(&p, m->role);
+    p_int(&p, m->joined_seq);
+    p_int(&p, m->read_seq);
+    return exec_one(c, SQL_MEMBER_INSERT, &p);
+}
+
+static int pg_member_delete(struct store_conn *c, int64_t room_id, int64_t user_id)
+{
+    struct params p = {0};
+    int rc;
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    if ((rc = exec_one(c, SQL_MEMBER_DELETE, &p)) != CD_OK) return rc;
+    p.n = 0;
+    p_int(&p, room_id);
+    p_int(&p, -1);
+    return exec_one(c, SQL_ROOM_COUNT_ADD, &p);
+}
+
+static int pg_members_list(struct store_conn *c, int64_t room_id, int limit, store_room_cb cb,
+                           void *ud)
+{
+    struct params p = {0};
+    p_int(&p, room_id);
+    p_limit(&p, limit);
+    return each_member(c, SQL_MEMBERS_LIST, &p, 0, cb, ud);
+}
+
+static int pg_rooms_of_user(struct store_conn *c, int64_t user_id, int64_t after, int limit,
+                            store_room_cb cb, void *ud)
+{
+    struct params p = {0};
+    p_int(&p, user_id);
+    p_int(&p, after);
+    p_limit(&p, limit);
+    return each_member(c, SQL_ROOMS_OF_USER, &p, 1, cb, ud);
+}
+
+static int pg_user_room_counts(struct store_conn *c, int64_t user_id, int64_t *group_rooms,
+                               int64_t *owned)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, user_id);
+    if ((rc = run(c, SQL_USER_ROOM_COUNTS, &p, &r)) != CD_OK) return rc;
+    *group_rooms = PQntuples(r) ? col_i64(r, 0, 0) : 0;
+    *owned = PQntuples(r) ? col_i64(r, 0, 1) : 0;
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_users_share_room(struct store_conn *c, int64_t a, int64_t b, int *out)
+{
+    struct params p = {0};
+    int64_t v = 0;
+    int rc;
+    p_int(&p, a);
+    p_int(&p, b);
+    rc = query_i64(c, SQL_USERS_SHARE, &p, &v);
+    if (rc == CD_OK) *out = v != 0;
+    return rc;
+}
+
+/* One statement: bump the room's counter (row-locked until commit) and insert the entry under
+ * it, unless (sender, client_msg_id) exists. A refused insert takes the bump back (the row is
+ * still ours), so a conflict changes nothing even when the caller keeps its savepoint. Nothing
+ * here raises an error for an expected outcome: a job without a savepoint (clean_fail) never
+ * aborts the batch's transaction. */
+static int pg_event_append(struct store_conn *c, struct store_event *ev)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+
+    if (ev->body_len > INT32_MAX || ev->cmid_len > INT32_MAX) return CD_E_TOO_LARGE;
+    /* PostgreSQL text cannot hold NUL: refused here, never as a server error. */
+    if ((ev->body && memchr(ev->body, 0, ev->body_len)) ||
+        (ev->client_msg_id && memchr(ev->client_msg_id, 0, ev->cmid_len)))
+        return CD_E_INVALID_UTF8;
+    p_int(&p, ev->room_id);
+    p_int(&p, ev->kind);
+    p_int(&p, ev->sender);
+    p_int(&p, ev->ts);
+    p_bytes(&p, ev->client_msg_id, ev->cmid_len);
+    p_bytes(&p, ev->body ? ev->body : "", ev->body_len);
+    if ((rc = run(c, SQL_EVENT_APPEND, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0) {
+        rc = CD_E_NOT_FOUND; /* no such room: nothing updated */
+    } else if (PQgetisnull(r, 0, 1)) {
+        struct params u = {0};
+        PGresult *ur;
+        p_int(&u, ev->room_id);
+        rc = run(c, SQL_EVENT_UNBUMP, &u, &ur);
+        PQclear(ur);
+        if (rc == CD_OK) rc = CD_E_CONFLICT;
+    } else {
+        ev->seq = col_i64(r, 0, 1);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_event_by_client_id(struct store_conn *c, int64_t sender, const char *cmid,
+                                 size_t cmid_len, store_event_cb cb, void *ud)
+{
+    struct params p = {0};
+    int n = 0, rc;
+    if (cmid_len > INT32_MAX || memchr(cmid, 0, cmid_len)) return CD_E_NOT_FOUND;
+    p_int(&p, sender);
+    p_bytes(&p, cmid, cmid_len);
+    rc = each_event(c, SQL_EVENT_BY_CLIENT_ID, &p, cb, ud, &n);
+    return rc == CD_OK && n == 0 ? CD_E_NOT_FOUND : rc;
+}
+
+static int pg_events_page(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
+                          int limit, int desc, store_event_cb cb, void *ud)
+{
+    static const enum sql_id ids[2][2] = {{SQL_EVENTS_ASC, SQL_EVENTS_DESC},
+                                          {SQL_EVENTS_ASC_BEFORE, SQL_EVENTS_DESC_BEFORE}};
+    struct params p = {0};
+    p_int(&p, room_id);
+    p_int(&p, after);
+    p_limit(&p, limit);
+    if (before > 0) p_int(&p, before);
+    return each_event(c, ids[before > 0][desc != 0], &p, cb, ud, NULL);
+}
+
+static int pg_read_mark(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t seq,
+                        int64_t *out_seq)
+{
+    struct params p = {0};
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    p_int(&p, seq);
+    return query_i64(c, SQL_READ_MARK, &p, out_seq);
+}
+
+static int pg_unread_count(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
+                           int64_t max, int64_t *out, int *capped)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    p_int(&p, after);
+    p_int(&p, EV_MESSAGE);
+    p_int(&p, max < 0 ? 0 : max);
+    if ((rc = run(c, SQL_UNREAD_COUNT, &p, &r)) != CD_OK) return rc;
+    *out = PQntuples(r) ? col_i64(r, 0, 0) : 0;
+    *capped = PQntuples(r) ? col_i64(r, 0, 1) != 0 : 0;
+    PQclear(r);
+    return CD_OK;
+}
+
+/* Storage health (store.c's probe job, in a write transaction): the server answers. */
+static int pg_probe(struct store_conn *c)
+{
+    struct params p = {0};
+    int64_t v = 0;
+    return query_i64(c, SQL_PROBE, &p, &v);
+}
+
+const struct store_ops store_pg_ops = {
+    .name = "postgres",
+    .open = pg_open,
+    .close = pg_close,
+    .conn_open = pg_conn_open,
+    .conn_close = pg_conn_close,
+    .checkpoint = NULL, /* PostgreSQL checkpoints itself: no maintenance thread */
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .savepoint = pg_savepoint,
+    .savepoint_release = pg_savepoint_release,
+    .lock_rooms = pg_lock_rooms,
+    .user_insert = pg_user_insert,
+    .user_get = pg_user_get,
+    .user_by_name = pg_user_by_name,
+    .user_set_last_seen = pg_user_set_last_seen,
+    .session_insert = pg_session_insert,
+    .session_revoke = pg_session_revoke,
+    .sessions_revoked_since = pg_sessions_revoked_since,
+    .refresh_insert = pg_refresh_insert,
+    .refresh_by_hash = pg_refresh_by_hash,
+    .refresh_mark_used = pg_refresh_mark_used,
+    .room_insert = pg_room_insert,
+    .room_get = pg_room_get,
+    .room_by_dm_key = pg_room_by_dm_key,
+    .room_update = pg_room_update,
+    .member_get = pg_member_get,
+    .member_put = pg_member_put,
+    .member_delete = pg_member_delete,
+    .members_list = pg_members_list,
+    .probe = pg_probe,
+    .rooms_of_user = pg_rooms_of_user,
+    .user_room_counts = pg_user_room_counts,
+    .users_share_room = pg_users_share_room,
+    .event_append = pg_event_append,
+    .event_by_client_id = pg_event_by_client_id,
+    .events_page = pg_events_page,
+    .read_mark = pg_read_mark,
+    .unread_count = pg_unread_count,
+};

@@ -1,0 +1,119 @@
+/* The bus payload: records survive a round trip with their routing fields and client text, a
+ * frame is encoded on arrival, local-only kinds do not cross, and malformed input is refused. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "chat/events.h"
+#include "chat/wire.h"
+#include "util/status.h"
+
+static struct rbuf *frame_of(const char *text)
+{
+    struct jsonw w;
+    struct rbuf *f;
+    jsonw_init(&w, 16);
+    jsonw_lit(&w, text);
+    f = events_frame(&w);
+    jsonw_free(&w);
+    return f;
+}
+
+static void round_trip(void **state)
+{
+    static const char big[] = "{\"type\":\"message\",\"body\":\"";
+    char text[400];
+    struct jsonw w;
+    struct fan_batch *b = fan_batch_new();
+    int64_t rooms[3] = {7, 8, 9};
+    struct fan_ev log = {
+        .kind = FAN_LOG, .member = FAN_M_JOIN, .room = 7, .seq = 41, .user = 3, .member_count = 12};
+    struct fan_ev pres = {.kind = FAN_PRESENCE, .user = 3, .rooms = rooms, .nrooms = 3};
+    (void)state;
+    snprintf(text, sizeof(text), "%s%0300d\"}", big, 0); /* a 2-byte-length frame */
+    log.frame = frame_of(text);
+    pres.frame = frame_of("{\"type\":\"presence\"}");
+    assert_int_equal(wire_channel(&log), 7);
+    assert_int_equal(wire_channel(&pres), 0);
+    jsonw_init(&w, 16);
+    wire_encode(&w, &log);
+    wire_encode(&w, &pres);
+    assert_int_equal(wire_decode((const uint8_t *)jsonw_text(&w), jsonw_text_len(&w), b), CD_OK);
+    assert_int_equal(b->n, 2);
+    assert_int_equal(b->ev[0].kind, FAN_LOG);
+    assert_int_equal(b->ev[0].member, FAN_M_JOIN);
+    assert_int_equal(b->ev[0].room, 7);
+    assert_int_equal(b->ev[0].seq, 41);
+    assert_int_equal(b->ev[0].user, 3);
+    assert_int_equal(b->ev[0].member_count, 12);
+    assert_null(b->ev[0].origin);
+    assert_int_equal(b->ev[0].frame->len, log.frame->len); /* the same frame, encoded here */
+    assert_memory_equal(b->ev[0].frame->data, log.frame->data, log.frame->len);
+    assert_int_equal(b->ev[1].nrooms, 3);
+    assert_int_equal(b->ev[1].rooms[2], 9);
+    assert_memory_equal(b->ev[1].frame->data, pres.frame->data, pres.frame->len);
+    fan_batch_unref(b);
+    jsonw_free(&w);
+    rbuf_unref(log.frame);
+    rbuf_unref(pres.frame);
+}
+
+static void local_kinds_stay(void **state)
+{
+    struct fan_ev reply = {.kind = FAN_REPLY}, loaded = {.kind = FAN_LOADED},
+                  head = {.kind = FAN_HEAD, .room = 3};
+    (void)state;
+    assert_true(wire_channel(&reply) < 0);
+    assert_true(wire_channel(&loaded) < 0);
+    assert_true(wire_channel(&head) < 0);
+}
+
+static void malformed_is_refused(void **state)
+{
+    struct jsonw w;
+    struct fan_ev ev = {.kind = FAN_TYPING, .room = 2, .user = 1};
+    struct fan_batch *b;
+    size_t n;
+    uint8_t *copy;
+    (void)state;
+    ev.frame = frame_of("{\"type\":\"typing\"}");
+    jsonw_init(&w, 16);
+    wire_encode(&w, &ev);
+    n = jsonw_text_len(&w);
+    copy = malloc(n);
+    for (size_t cut = 0; cut < n; cut++) { /* every truncation */
+        b = fan_batch_new();
+        memcpy(copy, jsonw_text(&w), n);
+        assert_int_equal(wire_decode(copy, cut, b) == CD_OK, cut == 0);
+        fan_batch_unref(b);
+    }
+    memcpy(copy, jsonw_text(&w), n);
+    copy[1] = FAN_LOADED; /* a local kind from the wire */
+    b = fan_batch_new();
+    assert_int_equal(wire_decode(copy, n, b), CD_E_BAD_REQUEST);
+    assert_int_equal(b->n, 0);
+    fan_batch_unref(b);
+    memcpy(copy, jsonw_text(&w), n);
+    copy[40] = 0xff; /* text longer than the message */
+    b = fan_batch_new();
+    assert_int_equal(wire_decode(copy, n, b), CD_E_BAD_REQUEST);
+    fan_batch_unref(b);
+    free(copy);
+    jsonw_free(&w);
+    rbuf_unref(ev.frame);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(round_trip),
+        cmocka_unit_test(local_kinds_stay),
+        cmocka_unit_test(malformed_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,722 @@
+/* store_cases.h - the store contract, one body for every backend: included by
+ * test_store_sqlite.c and test_store_pg.c, which define the fixture (struct fx's database) and
+ * run STORE_CASES(setup, teardown). Rooms, membership and the room log driven through a
+ * struct store_ops without the writer thread: per-room seqs without gaps, idempotent appends
+ * (duplicate client_msg_id) under the writer's savepoint-per-job discipline, paging, member
+ * counts, read markers and unread counts.
+ *
+ * Before including: T_OPS (the backend's ops), STORE_CASES_BULK (appends in one transaction),
+ * and after it a definition of fx_config() (the configuration that reopens f's database). */
+#ifndef TEST_STORE_CASES_H
+#define TEST_STORE_CASES_H
+
+struct fx {
+    char dir[64];
+    char url[512];
+    struct store *st;
+    struct store_conn *c;
+    const struct store_ops *ops;
+    int64_t alice, bob, carol;
+};
+
+static void fx_config(struct fx *f, struct store_config *cfg);
+
+/* Opens f's store (cfg from fx_config) and adds three users. */
+static int fx_start(struct fx *f)
+{
+    struct store_config cfg;
+    f->ops = T_OPS;
+    fx_config(f, &cfg);
+    if (f->ops->open(&cfg, &f->st) != CD_OK) return -1;
+    if (f->ops->conn_open(f->st, 1, &f->c) != CD_OK) return -1;
+    if (f->ops->user_insert(f->c, "alice", "h", 1, &f->alice) != CD_OK) return -1;
+    if (f->ops->user_insert(f->c, "bob", "h", 1, &f->bob) != CD_OK) return -1;
+    if (f->ops->user_insert(f->c, "carol", "h", 1, &f->carol) != CD_OK) return -1;
+    return 0;
+}
+
+static void fx_stop(struct fx *f)
+{
+    f->ops->conn_close(f->c);
+    f->ops->close(f->st);
+}
+
+static int64_t room_new(struct fx *f, const char *name, const char *dm_key)
+{
+    struct store_room r;
+    memset(&r, 0, sizeof(r));
+    r.kind = dm_key ? ROOM_DIRECT : ROOM_GROUP;
+    snprintf(r.name, sizeof(r.name), "%s", name);
+    r.created_by = f->alice;
+    r.created_at = 1000;
+    assert_int_equal(f->ops->room_insert(f->c, &r, dm_key), CD_OK);
+    assert_true(r.id > 0);
+    return r.id;
+}
+
+/* Appends an entry on connection c; returns the status, *seq gets the assigned seq. */
+static int append_on(struct store_conn *c, int64_t room, int kind, int64_t sender, const char *cmid,
+                     const char *body, int64_t *seq)
+{
+    struct store_event ev;
+    int rc;
+    memset(&ev, 0, sizeof(ev));
+    ev.room_id = room;
+    ev.kind = kind;
+    ev.sender = sender;
+    ev.ts = 5000;
+    ev.body = body;
+    ev.body_len = strlen(body);
+    ev.client_msg_id = cmid;
+    ev.cmid_len = cmid ? strlen(cmid) : 0;
+    ev.seq = -1;
+    rc = T_OPS->event_append(c, &ev);
+    if (seq) *seq = ev.seq;
+    return rc;
+}
+
+static int append_full(struct fx *f, int64_t room, int kind, int64_t sender, const char *cmid,
+                       const char *body, int64_t *seq)
+{
+    return append_on(f->c, room, kind, sender, cmid, body, seq);
+}
+
+static int64_t append(struct fx *f, int64_t room, int64_t sender, const char *cmid,
+                      const char *body)
+{
+    int64_t seq;
+    assert_int_equal(append_full(f, room, EV_MESSAGE, sender, cmid, body, &seq), CD_OK);
+    return seq;
+}
+
+static int64_t last_seq(struct fx *f, int64_t room)
+{
+    struct store_room r;
+    assert_int_equal(f->ops->room_get(f->c, room, &r), CD_OK);
+    return r.last_seq;
+}
+
+/* Collects what a read callback sees. */
+#define COLLECT_MAX 64
+struct collect {
+    int n, stop_after; /* stop_after 0: never stop */
+    int64_t seq[COLLECT_MAX], room[COLLECT_MAX], user[COLLECT_MAX];
+    int role[COLLECT_MAX], kind[COLLECT_MAX];
+    char body[COLLECT_MAX][32];
+    char cmid[COLLECT_MAX][32];
+    int cmid_null[COLLECT_MAX];
+    struct store_room rooms[COLLECT_MAX];
+};
+
+static int on_event(void *ud, const struct store_event *ev)
+{
+    struct collect *k = ud;
+    assert_true(k->n < COLLECT_MAX);
+    k->seq[k->n] = ev->seq;
+    k->room[k->n] = ev->room_id;
+    k->user[k->n] = ev->sender;
+    k->kind[k->n] = ev->kind;
+    snprintf(k->body[k->n], sizeof(k->body[0]), "%.*s", (int)ev->body_len, ev->body);
+    k->cmid_null[k->n] = ev->client_msg_id == NULL;
+    if (ev->client_msg_id)
+        snprintf(k->cmid[k->n], sizeof(k->cmid[0]), "%.*s", (int)ev->cmid_len, ev->client_msg_id);
+    k->n++;
+    return k->stop_after && k->n >= k->stop_after;
+}
+
+static int on_member(void *ud, const struct store_room *room, const struct store_member *m)
+{
+    struct collect *k = ud;
+    assert_true(k->n < COLLECT_MAX);
+    k->room[k->n] = m->room_id;
+    k->user[k->n] = m->user_id;
+    k->role[k->n] = m->role;
+    if (room)
+        k->rooms[k->n] = *room;
+    else
+        memset(&k->rooms[k->n], 0, sizeof(k->rooms[0]));
+    k->n++;
+    return k->stop_after && k->n >= k->stop_after;
+}
+
+static void page(struct fx *f, int64_t room, int64_t after, int64_t before, int limit, int desc,
+                 struct collect *k)
+{
+    memset(k, 0, sizeof(*k));
+    assert_int_equal(f->ops->events_page(f->c, room, after, before, limit, desc, on_event, k),
+                     CD_OK);
+}
+
+static void put_member(struct fx *f, int64_t room, int64_t user, int role, int64_t joined_seq)
+{
+    struct store_member m = {
+        .room_id = room, .user_id = user, .role = role, .joined_seq = joined_seq};
+    assert_int_equal(f->ops->member_put(f->c, &m), CD_OK);
+}
+
+static int64_t member_count(struct fx *f, int64_t room)
+{
+    struct store_room r;
+    assert_int_equal(f->ops->room_get(f->c, room, &r), CD_OK);
+    return r.member_count;
+}
+
+static void seqs_are_contiguous_per_room(void **state)
+{
+    struct fx *f = *state;
+    int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL);
+    int64_t seq;
+    struct collect k;
+
+    assert_int_equal(last_seq(f, r1), 0);
+    for (int i = 1; i <= 5; i++) {
+        assert_int_equal(append(f, r1, f->alice, NULL, "a"), i);
+        if (i % 2) assert_int_equal(append(f, r2, f->bob, NULL, "b"), (i + 1) / 2);
+    }
+    /* non-message entries share the room's seq space */
+    assert_int_equal(append_full(f, r1, EV_MEMBER, f->alice, NULL, "{}", &seq), CD_OK);
+    assert_int_equal(seq, 6);
+    assert_int_equal(last_seq(f, r1), 6);
+    assert_int_equal(last_seq(f, r2), 3);
+    page(f, r1, 0, 0, 1, 1, &k);
+    assert_int_equal(k.kind[0], EV_MEMBER);
+    assert_string_equal(k.body[0], "{}");
+    assert_int_equal(append_full(f, 9999, EV_MESSAGE, f->alice, NULL, "x", &seq), CD_E_NOT_FOUND);
+    assert_int_equal(seq, -1);
+}
+
+/* What the writer thread does with a job whose append fails: the job's savepoint is rolled back
+ * and the next job still gets the next contiguous seq. */
+static void duplicate_client_id_conflicts_without_consuming_seq(void **state)
+{
+    struct fx *f = *state;
+    int64_t r = room_new(f, "r", NULL), seq = 0;
+    struct collect k;
+
+    assert_int_equal(f->ops->begin(f->c), CD_OK);
+    assert_int_equal(f->ops->savepoint(f->c), CD_OK);
+    assert_int_equal(append(f, r, f->alice, "m-1", "first"), 1);
+    assert_int_equal(f->ops->savepoint_release(f->c, 0), CD_OK);
+
+    assert_int_equal(f->ops->savepoint(f->c), CD_OK);
+    assert_int_equal(append_full(f, r, EV_MESSAGE, f->alice, "m-1", "resend", &seq), CD_E_CONFLICT);
+    assert_int_equal(seq, -1); /* ev->seq untouched on failure */
+    assert_int_equal(f->ops->savepoint_release(f->c, 1), CD_OK);
+
+    assert_int_equal(f->ops->savepoint(f->c), CD_OK);
+    assert_int_equal(append(f, r, f->alice, "m-2", "second"), 2);
+    assert_int_equal(f->ops->savepoint_release(f->c, 0), CD_OK);
+    assert_int_equal(f->ops->commit(f->c), CD_OK);
+
+    assert_int_equal(last_seq(f, r), 2);
+    page(f, r, 0, 0, 10, 0, &k);
+    assert_int_equal(k.n, 2);
+    assert_int_equal(k.seq[0], 1);
+    assert_string_equal(k.body[0], "first");
+    assert_int_equal(k.seq[1], 2);
+    assert_string_equal(k.body[1], "second");
+}
+
+/* A job that answers a resend with the original succeeds, so its savepoint is kept: the refused
+ * append itself must leave no trace (no counter bump, no row). */
+static void conflict_changes_nothing_even_when_kept(void **state)
+{
+    struct fx *f = *state;
+    int64_t r = room_new(f, "r", NULL);
+
+    assert_int_equal(append(f, r, f->alice, "m-1", "first"), 1);
+    assert_int_equal(append_full(f, r, EV_MESSAGE, f->alice, "m-1", "again", NULL), CD_E_CONFLICT);
+    assert_int_equal(last_seq(f, r), 1);
+    assert_int_equal(append(f, r, f->alice, NULL, "next"), 2);
+}
+
+static void client_id_is_per_sender(void **state)
+{
+    struct fx *f = *state;
+    int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL);
+
+    assert_int_equal(append(f, r1, f->alice, "same", "from alice"), 1);
+    assert_int_equal(append(f, r1, f->bob, "same", "from bob"), 2);
+    /* the key is (sender, client_msg_id), whatever the room */
+    assert_int_equal(append_full(f, r2, EV_MESSAGE, f->alice, "same", "x", NULL), CD_E_CONFLICT);
+    assert_int_equal(last_seq(f, r2), 0);
+    /* entries without a client_msg_id never collide */
+    assert_int_equal(append(f, r1, f->alice, NULL, "a"), 3);
+    assert_int_equal(append(f, r1, f->alice, NULL, "b"), 4);
+}
+
+static void event_by_client_id_finds_original(void **state)
+{
+    struct fx *f = *state;
+    int64_t r = room_new(f, "r", NULL);
+    /* slices of larger buffers: lengths, not NULs, delimit them */
+    const char cmid_buf[] = "abc-123TRAILING", body_buf[] = "hello worldTRAILING";
+    struct store_event ev = {.room_id = r,
+                             .kind = EV_MESSAGE,
+                             .sender = f->bob,
+                             .ts = 42,
+                             .body = body_buf,
+                             .body_len = 11,
+                             .client_msg_id = cmid_buf,
+                             .cmid_len = 7};
+    struct collect k;
+
+    append(f, r, f->alice, NULL, "before");
+    assert_int_equal(f->ops->event_append(f->c, &ev), CD_OK);
+    assert_int_equal(ev.seq, 2);
+    append(f, r, f->bob, "other", "after");
+
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->event_by_client_id(f->c, f->bob, "abc-123xyz", 7, on_event, &k),
+                     CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.seq[0], 2);
+    assert_int_equal(k.room[0], r);
+    assert_int_equal(k.user[0], f->bob);
+    assert_int_equal(k.kind[0], EV_MESSAGE);
+    assert_string_equal(k.body[0], "hello world");
+    assert_string_equal(k.cmid[0], "abc-123");
+
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->event_by_client_id(f->c, f->alice, "abc-123", 7, on_event, &k),
+                     CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->event_by_client_id(f->c, f->bob, "abc-12", 6, on_event, &k),
+                     CD_E_NOT_FOUND);
+    assert_int_equal(k.n, 0);
+}
+
+static void events_page_ranges(void **state)
+{
+    struct fx *f = *state;
+    int64_t r = room_new(f, "r", NULL), other = room_new(f, "other", NULL);
+    struct collect k;
+    char body[16];
+
+    for (int i = 1; i <= 10; i++) {
+        snprintf(body, sizeof(body), "m%d", i);
+        append(f, r, f->alice, NULL, body);
+        append(f, other, f->alice, NULL, "noise");
+    }
+    /* ascending from `after` */
+    page(f, r, 0, 0, 3, 0, &k);
+    assert_int_equal(k.n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(k.seq[i], i + 1);
+        assert_int_equal(k.room[i], r);
+        assert_true(k.cmid_null[i]);
+    }
+    assert_string_equal(k.body[0], "m1");
+    page(f, r, 3, 0, 100, 0, &k);
+    assert_int_equal(k.n, 7);
+    assert_int_equal(k.seq[0], 4);
+    assert_int_equal(k.seq[6], 10);
+    /* newest first */
+    page(f, r, 0, 0, 3, 1, &k);
+    assert_int_equal(k.n, 3);
+    assert_int_equal(k.seq[0], 10);
+    assert_int_equal(k.seq[2], 8);
+    assert_string_equal(k.body[0], "m10");
+    /* descending from `before` (exclusive) */
+    page(f, r, 0, 8, 3, 1, &k);
+    assert_int_equal(k.n, 3);
+    assert_int_equal(k.seq[0], 7);
+    assert_int_equal(k.seq[2], 5);
+    /* both bounds, both directions */
+    page(f, r, 2, 6, 100, 0, &k);
+    assert_int_equal(k.n, 3);
+    assert_int_equal(k.seq[0], 3);
+    assert_int_equal(k.seq[2], 5);
+    page(f, r, 2, 6, 100, 1, &k);
+    assert_int_equal(k.n, 3);
+    assert_int_equal(k.seq[0], 5);
+    assert_int_equal(k.seq[2], 3);
+    page(f, r, 2, 6, 2, 1, &k);
+    assert_int_equal(k.n, 2);
+    assert_int_equal(k.seq[1], 4);
+    /* empty ranges */
+    page(f, r, 10, 0, 100, 0, &k);
+    assert_int_equal(k.n, 0);
+    page(f, r, 4, 5, 100, 1, &k);
+    assert_int_equal(k.n, 0);
+    page(f, r, 0, 0, 0, 0, &k);
+    assert_int_equal(k.n, 0);
+    /* the callback stops the walk */
+    memset(&k, 0, sizeof(k));
+    k.stop_after = 2;
+    assert_int_equal(f->ops->events_page(f->c, r, 0, 0, 100, 0, on_event, &k), CD_OK);
+    assert_int_equal(k.n, 2);
+    /* the statement was reset: the next page starts afresh */
+    page(f, r, 0, 0, 100, 0, &k);
+    assert_int_equal(k.n, 10);
+}
+
+static void member_put_inserts_or_updates_role(void **state)
+{
+    struct fx *f = *state;
+    int64_t r = room_new(f, "r", NULL);
+    struct store_member m;
+
+    put_member(f, r, f->alice, ROLE_OWNER, 1);
+    assert_int_equal(member_count(f, r), 1);
+    put_member(f, r, f->bob, ROLE_MEMBER, 2);
+    assert_int_equal(member_count(f, r), 2);
+    /* a role change is not a new member; joined_seq and read_seq stay */
+    append(f, r, f->alice, NULL, "1");
+    append(f, r, f->alice, NULL, "2");
+    assert_int_equal(f->ops->read_mark(f->c, r, f->bob, 2, &m.read_seq), CD_OK);
+    put_member(f, r, f->bob, ROLE_ADMIN, 77);
+    assert_int_equal(member_count(f, r), 2);
+    assert_int_equal(f->ops->member_get(f->c, r, f->bob, &m), CD_OK);
+    assert_int_equal(m.room_id, r);
+    assert_int_equal(m.user_id, f->bob);
+    assert_int_equal(m.role, ROLE_ADMIN);
+    assert_int_equal(m.joined_seq, 2);
+    assert_int_equal(m.read_seq, 2);
+    assert_int_equal(f->ops->member_get(f->c, r, f->carol, &m), CD_E_NOT_FOUND);
+
+    /* a membership of an unknown room is refused before anything is written */
+    m = (struct store_member){.room_id = 9999, .user_id = f->carol, .role = ROLE_MEMBER};
+    assert_int_equal(f->ops->member_put(f->c, &m), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->member_get(f->c, 9999, f->carol, &m), CD_E_NOT_FOUND);
+}
+
+static void member_delete_keeps_count(void **state)
+{
+    struct fx *f = *state;
+    int64_t r = room_new(f, "r", NULL);
+    struct store_member m;
+
+    put_member(f, r, f->alice, ROLE_OWNER, 1);
+    put_member(f, r, f->bob, ROLE_MEMBER, 2);
+    assert_int_equal(f->ops->member_delete(f->c, r, f->bob), CD_OK);
+    assert_int_equal(member_count(f, r), 1);
+    assert_int_equal(f->ops->member_get(f->c, r, f->bob, &m), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->member_delete(f->c, r, f->bob), CD_E_NOT_FOUND);
+    assert_int_equal(member_count(f, r), 1);
+    /* rejoining counts again */
+    put_member(f, r, f->bob, ROLE_MEMBER, 5);
+    assert_int_equal(member_count(f, r), 2);
+    assert_int_equal(f->ops->member_get(f->c, r, f->bob, &m), CD_OK);
+    assert_int_equal(m.joined_seq, 5);
+}
+
+static void members_list_in_user_order(void **state)
+{
+    struct fx *f = *state;
+    int64_t r = room_new(f, "r", NULL), other = room_new(f, "other", NULL);
+    struct collect k;
+
+    put_member(f, r, f->carol, ROLE_MEMBER, 3);
+    put_member(f, r, f->alice, ROLE_OWNER, 1);
+    put_member(f, r, f->bob, ROLE_ADMIN, 2);
+    put_member(f, other, f->alice, ROLE_OWNER, 1);
+
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->members_list(f->c, r, 100, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 3);
+    assert_int_equal(k.user[0], f->alice);
+    assert_int_equal(k.role[0], ROLE_OWNER);
+    assert_int_equal(k.user[1], f->bob);
+    assert_int_equal(k.role[1], ROLE_ADMIN);
+    assert_int_equal(k.user[2], f->carol);
+    assert_int_equal(k.rooms[0].id, 0); /* no room given */
+
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->members_list(f->c, r, 2, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 2);
+    assert_int_equal(k.user[1], f->bob);
+
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->members_list(f->c, 9999, 100, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 0);
+}
+
+static void rooms_of_user_with_membership(void **state)
+{
+    struct fx *f = *state;
+    int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL);
+    int64_t r3 = room_new(f, "three", NULL);
+    struct collect k;
+
+    put_member(f, r3, f->bob, ROLE_ADMIN, 1);
+    put_member(f, r1, f->bob, ROLE_MEMBER, 1);
+    put_member(f, r2, f->alice, ROLE_OWNER, 1);
+    put_member(f, r3, f->alice, ROLE_MEMBER, 2);
+    append(f, r3, f->alice, NULL, "x");
+    assert_int_equal(f->ops->room_update(f->c, r3, NULL, "the topic"), CD_OK);
+
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, 0, -1, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 2);
+    assert_int_equal(k.rooms[0].id, r1);
+    assert_string_equal(k.rooms[0].name, "one");
+    assert_int_equal(k.role[0], ROLE_MEMBER);
+    assert_int_equal(k.room[0], r1);
+    assert_int_equal(k.rooms[1].id, r3);
+    assert_string_equal(k.rooms[1].name, "three");
+    assert_string_equal(k.rooms[1].topic, "the topic");
+    assert_int_equal(k.rooms[1].kind, ROOM_GROUP);
+    assert_int_equal(k.rooms[1].created_by, f->alice);
+    assert_int_equal(k.rooms[1].created_at, 1000);
+    assert_int_equal(k.rooms[1].last_seq, 1);
+    assert_int_equal(k.rooms[1].member_count, 2);
+    assert_int_equal(k.role[1], ROLE_ADMIN);
+    assert_int_equal(k.user[1], f->bob);
+
+    /* pages: after a room id, at most limit */
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, 0, 1, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.rooms[0].id, r1);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, r1, 1, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.rooms[0].id, r3);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->bob, r3, 10, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 0);
+
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->carol, 0, -1, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 0);
+}
+
+static void user_room_counts_for_quotas(void **state)
+{
+    struct fx *f = *state;
+    int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL);
+    int64_t dm = room_new(f, "", "1:2"), groups = -1, owned = -1;
+
+    put_member(f, r1, f->alice, ROLE_OWNER, 1);
+    put_member(f, r2, f->alice, ROLE_ADMIN, 1);
+    put_member(f, r2, f->bob, ROLE_OWNER, 1);
+    put_member(f, dm, f->alice, ROLE_MEMBER, 1);
+    assert_int_equal(f->ops->user_room_counts(f->c, f->alice, &groups, &owned), CD_OK);
+    assert_int_equal(groups, 2); /* the direct room is not counted */
+    assert_int_equal(owned, 1);
+    assert_int_equal(f->ops->user_room_counts(f->c, f->bob, &groups, &owned), CD_OK);
+    assert_int_equal(groups, 1);
+    assert_int_equal(owned, 1);
+    assert_int_equal(f->ops->user_room_counts(f->c, f->carol, &groups, &owned), CD_OK);
+    assert_int_equal(groups, 0);
+    assert_int_equal(owned, 0);
+}
+
+static void users_share_room_checks(void **state)
+{
+    struct fx *f = *state;
+    int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL);
+    int yes = -1;
+
+    put_member(f, r1, f->alice, ROLE_OWNER, 1);
+    put_member(f, r1, f->bob, ROLE_MEMBER, 1);
+    put_member(f, r2, f->carol, ROLE_OWNER, 1);
+
+    assert_int_equal(f->ops->users_share_room(f->c, f->alice, f->bob, &yes), CD_OK);
+    assert_int_equal(yes, 1);
+    assert_int_equal(f->ops->users_share_room(f->c, f->bob, f->alice, &yes), CD_OK);
+    assert_int_equal(yes, 1);
+    assert_int_equal(f->ops->users_share_room(f->c, f->alice, f->carol, &yes), CD_OK);
+    assert_int_equal(yes, 0);
+    assert_int_equal(f->ops->member_delete(f->c, r1, f->bob), CD_OK);
+    assert_int_equal(f->ops->users_share_room(f->c, f->alice, f->bob, &yes), CD_OK);
+    assert_int_equal(yes, 0);
+}
+
+static void read_mark_monotonic_and_clamped(void **state)
+{
+    struct fx *f = *state;
+    int64_t r = room_new(f, "r", NULL), out = -1;
+    struct store_member m;
+
+    put_member(f, r, f->bob, ROLE_MEMBER, 0);
+    for (int i = 0; i < 5; i++)
+        append(f, r, f->alice, NULL, "x");
+
+    assert_int_equal(f->ops->read_mark(f->c, r, f->bob, 3, &out), CD_OK);
+    assert_int_equal(out, 3);
+    assert_int_equal(f->ops->read_mark(f->c, r, f->bob, 2, &out), CD_OK); /* never backwards */
+    assert_int_equal(out, 3);
+    assert_int_equal(f->ops->read_mark(f->c, r, f->bob, 1000, &out), CD_OK); /* not the future */
+    assert_int_equal(out, 5);
+    assert_int_equal(f->ops->member_get(f->c, r, f->bob, &m), CD_OK);
+    assert_int_equal(m.read_seq, 5);
+    append(f, r, f->alice, NULL, "x");
+    assert_int_equal(f->ops->read_mark(f->c, r, f->bob, 1000, &out), CD_OK);
+    assert_int_equal(out, 6);
+
+    out = -1;
+    assert_int_equal(f->ops->read_mark(f->c, r, f->carol, 1, &out), CD_E_NOT_FOUND);
+    assert_int_equal(out, -1);
+    assert_int_equal(f->ops->read_mark(f->c, 9999, f->bob, 1, &out), CD_E_NOT_FOUND);
+}
+
+static void unread_count_counts_others_messages(void **state)
+{
+    struct fx *f = *state;
+    int64_t r = room_new(f, "r", NULL), other = room_new(f, "other", NULL), n = -1;
+    int capped = -1;
+
+    append(f, r, f->alice, NULL, "1");                        /* 1 */
+    append(f, r, f->bob, NULL, "2 own");                      /* 2 */
+    append_full(f, r, EV_MEMBER, f->alice, NULL, "{}", NULL); /* 3 */
+    append(f, r, f->alice, "c", "4");                         /* 4 */
+    append_full(f, r, EV_ROOM, f->carol, NULL, "{}", NULL);   /* 5 */
+    append(f, r, f->carol, NULL, "6");                        /* 6 */
+    append(f, other, f->alice, NULL, "elsewhere");
+
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 1000, &n, &capped), CD_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 1, 1000, &n, &capped), CD_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 4, 1000, &n, &capped), CD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 6, 1000, &n, &capped), CD_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->alice, 0, 1000, &n, &capped), CD_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(capped, 0);
+
+    /* Bounded: only the first `max` entries after the marker are looked at. */
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 4, &n, &capped), CD_OK);
+    assert_int_equal(n, 2); /* entries 1-4: messages 1 and 4 are alice's */
+    assert_int_equal(capped, 1);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 6, &n, &capped), CD_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(capped, 0); /* nothing after seq 6 */
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 2, 1, &n, &capped), CD_OK);
+    assert_int_equal(n, 0); /* entry 3 is a member event */
+    assert_int_equal(capped, 1);
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 0, &n, &capped), CD_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(capped, 1);
+}
+
+static void dm_key_unique(void **state)
+{
+    struct fx *f = *state;
+    struct store_room r;
+    int64_t dm = room_new(f, "", "1:2"), id = 0;
+
+    room_new(f, "g1", NULL); /* many groups, all with a NULL dm_key */
+    room_new(f, "g2", NULL);
+    memset(&r, 0, sizeof(r));
+    r.kind = ROOM_DIRECT;
+    r.created_by = f->bob;
+    assert_int_equal(f->ops->room_insert(f->c, &r, "1:2"), CD_E_CONFLICT);
+    assert_int_equal(f->ops->room_by_dm_key(f->c, "1:2", &id), CD_OK);
+    assert_int_equal(id, dm);
+    assert_int_equal(f->ops->room_by_dm_key(f->c, "1:3", &id), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->room_get(f->c, dm, &r), CD_OK);
+    assert_int_equal(r.kind, ROOM_DIRECT);
+}
+
+static void room_get_and_update(void **state)
+{
+    struct fx *f = *state;
+    struct store_room r;
+    int64_t id = room_new(f, "name", NULL);
+
+    assert_int_equal(f->ops->room_get(f->c, id, &r), CD_OK);
+    assert_int_equal(r.id, id);
+    assert_string_equal(r.name, "name");
+    assert_string_equal(r.topic, "");
+    assert_int_equal(r.last_seq, 0);
+    assert_int_equal(r.member_count, 0);
+
+    assert_int_equal(f->ops->room_update(f->c, id, NULL, "topic"), CD_OK);
+    assert_int_equal(f->ops->room_update(f->c, id, "renamed", NULL), CD_OK);
+    assert_int_equal(f->ops->room_get(f->c, id, &r), CD_OK);
+    assert_string_equal(r.name, "renamed");
+    assert_string_equal(r.topic, "topic");
+    assert_int_equal(f->ops->room_update(f->c, id, "both", ""), CD_OK);
+    assert_int_equal(f->ops->room_get(f->c, id, &r), CD_OK);
+    assert_string_equal(r.name, "both");
+    assert_string_equal(r.topic, "");
+
+    assert_int_equal(f->ops->room_update(f->c, 9999, "x", NULL), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->room_get(f->c, 9999, &r), CD_E_NOT_FOUND);
+}
+
+/* Reads through a second, read-only connection (as worker threads do) and a reopen of the
+ * database (migrations already applied) see the committed log. */
+static void reader_and_reopen_see_log(void **state)
+{
+    struct fx *f = *state;
+    struct store_config cfg;
+    struct store_conn *rd;
+    struct store *st2;
+    struct collect k;
+    int64_t r = room_new(f, "r", NULL);
+
+    append(f, r, f->alice, "x", "one");
+    append(f, r, f->bob, NULL, "two");
+
+    fx_config(f, &cfg);
+    cfg.sync_mode = "full";
+    assert_int_equal(f->ops->open(&cfg, &st2), CD_OK);
+    assert_int_equal(f->ops->conn_open(st2, 0, &rd), CD_OK);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->events_page(rd, r, 0, 0, 10, 1, on_event, &k), CD_OK);
+    assert_int_equal(k.n, 2);
+    assert_int_equal(k.seq[0], 2);
+    assert_string_equal(k.body[1], "one");
+    assert_string_equal(k.cmid[1], "x");
+    f->ops->conn_close(rd);
+    f->ops->close(st2);
+}
+
+static void bulk_appends_in_one_transaction(void **state)
+{
+    struct fx *f = *state;
+    int64_t r = room_new(f, "bulk", NULL), seq = 0, n = 0;
+    int capped = -1;
+    struct collect k;
+    char cmid[32];
+
+    assert_int_equal(f->ops->begin(f->c), CD_OK);
+    for (int i = 1; i <= STORE_CASES_BULK; i++) {
+        snprintf(cmid, sizeof(cmid), "c%d", i);
+        assert_int_equal(append_full(f, r, EV_MESSAGE, f->alice, cmid, "bulk message", &seq),
+                         CD_OK);
+        if (seq != i) fail_msg("seq %lld at append %d", (long long)seq, i);
+    }
+    assert_int_equal(f->ops->commit(f->c), CD_OK);
+    assert_int_equal(seq, STORE_CASES_BULK);
+    assert_int_equal(last_seq(f, r), STORE_CASES_BULK);
+    page(f, r, 0, 0, 1, 1, &k);
+    assert_int_equal(k.seq[0], STORE_CASES_BULK);
+    snprintf(cmid, sizeof(cmid), "c%d", STORE_CASES_BULK);
+    assert_string_equal(k.cmid[0], cmid);
+    assert_int_equal(
+        f->ops->unread_count(f->c, r, f->bob, STORE_CASES_BULK - 10, 1000, &n, &capped), CD_OK);
+    assert_int_equal(n, 10);
+    assert_int_equal(capped, 0);
+    /* from the start: 1000 looked at, the rest reported as capped */
+    assert_int_equal(f->ops->unread_count(f->c, r, f->bob, 0, 1000, &n, &capped), CD_OK);
+    assert_int_equal(n, STORE_CASES_BULK > 1000 ? 1000 : STORE_CASES_BULK);
+    assert_int_equal(capped, STORE_CASES_BULK > 1000);
+}
+
+#define STORE_CASES(setup, teardown)                                                               \
+    cmocka_unit_test_setup_teardown(seqs_are_contiguous_per_room, setup, teardown),                \
+        cmocka_unit_test_setup_teardown(duplicate_client_id_conflicts_without_consuming_seq,       \
+                                        setup, teardown),                                          \
+        cmocka_unit_test_setup_teardown(conflict_changes_nothing_even_when_kept, setup, teardown), \
+        cmocka_unit_test_setup_teardown(client_id_is_per_sender, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(event_by_client_id_finds_original, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(events_page_ranges, setup, teardown),                      \
+        cmocka_unit_test_setup_teardown(member_put_inserts_or_updates_role, setup, teardown),      \
+        cmocka_unit_test_setup_teardown(member_delete_keeps_count, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(members_list_in_user_order, setup, teardown),              \
+        cmocka_unit_test_setup_teardown(rooms_of_user_with_membership, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(user_room_counts_for_quotas, setup, teardown),             \
+        cmocka_unit_test_setup_teardown(users_share_room_checks, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(read_mark_monotonic_and_clamped, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(unread_count_counts_others_messages, setup, teardown),     \
+        cmocka_unit_test_setup_teardown(dm_key_unique, setup, teardown),                           \
+        cmocka_unit_test_setup_teardown(room_get_and_update, setup, teardown),                     \
+        cmocka_unit_test_setup_teardown(reader_and_reopen_see_log, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(bulk_appends_in_one_transaction, setup, teardown),
+
+#endif

@@ -1,0 +1,464 @@
+/* The PostgreSQL backend on a real server (CHATD_TEST_PG_URL, e.g. from scripts/pg.sh; the test
+ * is skipped without it): the shared store contract (store_cases.h), each case in a fresh schema,
+ * then what several nodes need: two writer threads ("nodes", each its own store_db) appending to
+ * the same rooms at once keep every room's seqs 1..N without gap or duplicate, with and without
+ * the rooms locked in order (deadlocks then abort batches, which are run again); a duplicate
+ * client_msg_id sent to both nodes is stored once; migrations run once when nodes start
+ * together; a writer whose connection is killed fails its batch with CD_E_UNAVAILABLE (nothing
+ * acked) and reconnects for the next one. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "store/store.h"
+#include "util/status.h"
+
+#define T_OPS            (&store_pg_ops)
+#define STORE_CASES_BULK 5000 /* one counter row updated 5000 times in one transaction: O(n^2) */
+#include "store_cases.h"
+
+static const char *base_url;
+static unsigned schema_seq;
+
+/* Runs SQL on an admin connection to the base database; fails the test on error. */
+static void admin(const char *sql)
+{
+    PGconn *pg = PQconnectdb(base_url);
+    PGresult *r;
+    if (PQstatus(pg) != CONNECTION_OK) fail_msg("connect: %s", PQerrorMessage(pg));
+    PQclear(PQexec(pg, "SET client_min_messages = warning"));
+    r = PQexec(pg, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(pg);
+}
+
+/* f->url: the base URL with search_path set to a new schema named f->dir, plus `extra` options
+ * (URL-encoded, e.g. "%20-cdeadlock_timeout%3D20ms"). */
+static void fx_schema(struct fx *f, const char *extra)
+{
+    char sql[128];
+    snprintf(f->dir, sizeof(f->dir), "t_%d_%u", (int)getpid(), ++schema_seq);
+    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->dir);
+    admin(sql);
+    snprintf(f->url, sizeof(f->url), "%s%soptions=-csearch_path%%3D%s%s", base_url,
+             strchr(base_url, '?') ? "&" : "?", f->dir, extra ? extra : "");
+}
+
+static void fx_config(struct fx *f, struct store_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->url = f->url;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    fx_schema(f, NULL);
+    if (fx_start(f) != 0) return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char sql[128];
+    fx_stop(f);
+    snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", f->dir);
+    admin(sql);
+    free(f);
+    return 0;
+}
+
+/* ---- several nodes ---- */
+
+#define NODES   2
+#define ROOMS   6
+#define BURSTS  40
+#define BURST   16
+#define THREADS 4 /* submitters, alternating between the nodes */
+#define JOBS    (THREADS * BURSTS * BURST)
+
+struct multi;
+
+struct mjob {
+    struct store_job j;
+    struct multi *m;
+    int64_t room, sender, seq;
+    char cmid[32];
+    int resets;
+};
+
+struct multi {
+    struct fx *f;
+    struct store_db db[NODES];
+    int64_t rooms[ROOMS];
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    int done, ok, conflicts, other, resets;
+    int64_t acked[ROOMS][JOBS + 1]; /* per room: how many acks each seq got */
+    unsigned thread_seed[THREADS];
+};
+
+static int mjob_exec(const struct store_ops *ops, struct store_conn *c, struct store_job *sj)
+{
+    struct mjob *mj = (struct mjob *)sj;
+    struct store_event ev = {.room_id = mj->room,
+                             .kind = EV_MESSAGE,
+                             .sender = mj->sender,
+                             .ts = 1,
+                             .body = "concurrent",
+                             .body_len = 10,
+                             .client_msg_id = mj->cmid[0] ? mj->cmid : NULL,
+                             .cmid_len = strlen(mj->cmid)};
+    int rc = ops->event_append(c, &ev);
+    if (rc == CD_OK) mj->seq = ev.seq;
+    return rc;
+}
+
+static void mjob_reset(struct store_job *sj)
+{
+    struct mjob *mj = (struct mjob *)sj;
+    mj->seq = 0;
+    mj->resets++;
+}
+
+static void mjob_done(struct store_job *sj)
+{
+    struct mjob *mj = (struct mjob *)sj;
+    struct multi *m = mj->m;
+    uv_mutex_lock(&m->lock);
+    m->resets += mj->resets;
+    if (sj->status == CD_OK) {
+        m->ok++;
+        for (int i = 0; i < ROOMS; i++)
+            if (m->rooms[i] == mj->room && mj->seq > 0 && mj->seq <= JOBS) m->acked[i][mj->seq]++;
+    } else if (sj->status == CD_E_CONFLICT) {
+        m->conflicts++;
+    } else {
+        m->other++;
+    }
+    m->done++;
+    uv_cond_broadcast(&m->cond);
+    uv_mutex_unlock(&m->lock);
+    free(mj);
+}
+
+struct submitter {
+    struct multi *m;
+    int id;
+};
+
+/* Bursts of jobs to random rooms, each burst queued at once so batches hold many rooms in
+ * random order: without ordered locks, two nodes' batches would deadlock. */
+static void submit_main(void *arg)
+{
+    struct submitter *s = arg;
+    struct multi *m = s->m;
+    unsigned seed = m->thread_seed[s->id];
+    struct store_db *db = &m->db[s->id % NODES];
+
+    for (int b = 0; b < BURSTS; b++) {
+        struct store_job *head = NULL, *tail = NULL;
+        for (int i = 0; i < BURST; i++) {
+            struct mjob *mj = calloc(1, sizeof(*mj));
+            mj->m = m;
+            mj->room = m->rooms[rand_r(&seed) % ROOMS];
+            mj->sender = m->f->alice;
+            /* every 8th job carries a client_msg_id that every thread also sends */
+            if (i % 8 == 0) snprintf(mj->cmid, sizeof(mj->cmid), "dup-%d-%d", b, i);
+            mj->j.exec = mjob_exec;
+            mj->j.done = mjob_done;
+            mj->j.reset = mjob_reset;
+            mj->j.room_id = mj->room;
+            mj->j.clean_fail = 1;
+            if (tail)
+                tail->next = &mj->j;
+            else
+                head = &mj->j;
+            tail = &mj->j;
+        }
+        store_submit_list(db, head, tail, BURST);
+    }
+}
+
+/* The log of every room is 1..N with N = the acks it got, each seq acked exactly once; every
+ * duplicate client_msg_id was stored exactly once. */
+static void check_logs(struct multi *m, struct store_conn *c)
+{
+    int64_t total = 0;
+    for (int i = 0; i < ROOMS; i++) {
+        struct store_room r;
+        int64_t acks = 0;
+        assert_int_equal(T_OPS->room_get(c, m->rooms[i], &r), CD_OK);
+        for (int64_t s = 1; s <= JOBS; s++) {
+            if (m->acked[i][s] > 1) fail_msg("room %d seq %lld acked twice", i, (long long)s);
+            acks += m->acked[i][s];
+        }
+        assert_int_equal(r.last_seq, acks);
+        for (int64_t s = 1; s <= acks; s++)
+            if (m->acked[i][s] != 1) fail_msg("room %d: seq %lld missing", i, (long long)s);
+        for (int64_t after = 0; after < acks; after += COLLECT_MAX) {
+            struct collect k;
+            memset(&k, 0, sizeof(k));
+            assert_int_equal(
+                T_OPS->events_page(c, m->rooms[i], after, 0, COLLECT_MAX, 0, on_event, &k), CD_OK);
+            for (int j = 0; j < k.n; j++)
+                assert_int_equal(k.seq[j], after + j + 1);
+        }
+        total += acks;
+    }
+    assert_int_equal(total, m->ok);
+    /* THREADS threads sent each duplicate id: one stored, THREADS - 1 refused */
+    assert_int_equal(m->conflicts, (THREADS - 1) * BURSTS * (BURST / 8));
+    assert_int_equal(m->ok + m->conflicts, JOBS);
+}
+
+static void run_nodes(struct fx *f, const struct store_ops *ops)
+{
+    struct multi *m = calloc(1, sizeof(*m));
+    struct store_config cfg;
+    uv_thread_t th[THREADS];
+    struct submitter sub[THREADS];
+
+    m->f = f;
+    uv_mutex_init(&m->lock);
+    uv_cond_init(&m->cond);
+    for (int i = 0; i < ROOMS; i++) {
+        struct store_room r;
+        memset(&r, 0, sizeof(r));
+        snprintf(r.name, sizeof(r.name), "room%d", i);
+        r.created_by = f->alice;
+        assert_int_equal(T_OPS->room_insert(f->c, &r, NULL), CD_OK);
+        m->rooms[i] = r.id;
+    }
+    fx_config(f, &cfg);
+    for (int n = 0; n < NODES; n++)
+        assert_int_equal(store_db_open(&m->db[n], ops, &cfg), CD_OK);
+    for (int t = 0; t < THREADS; t++) {
+        sub[t] = (struct submitter){m, t};
+        m->thread_seed[t] = 1234u + (unsigned)t;
+        uv_thread_create(&th[t], submit_main, &sub[t]);
+    }
+    for (int t = 0; t < THREADS; t++)
+        uv_thread_join(&th[t]);
+    uv_mutex_lock(&m->lock);
+    while (m->done < JOBS)
+        uv_cond_wait(&m->cond, &m->lock);
+    uv_mutex_unlock(&m->lock);
+    for (int n = 0; n < NODES; n++)
+        store_db_close(&m->db[n]);
+    print_message("%d acked, %d duplicates refused, %d other, %d job re-runs after deadlocks\n",
+                  m->ok, m->conflicts, m->other, m->resets);
+    assert_int_equal(m->other, 0);
+    check_logs(m, f->c);
+    uv_cond_destroy(&m->cond);
+    uv_mutex_destroy(&m->lock);
+    free(m);
+}
+
+static void two_nodes_append_gap_free(void **state)
+{
+    run_nodes(*state, &store_pg_ops);
+}
+
+/* The same without lock_rooms: batches lock rooms in arrival order and deadlock each other;
+ * PostgreSQL aborts one, the writer runs it again (reset), and the logs still have no gap. A
+ * short deadlock_timeout keeps the test quick. */
+static int setup_fast_deadlocks(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    fx_schema(f, "%20-cdeadlock_timeout%3D10ms");
+    if (fx_start(f) != 0) return -1;
+    *state = f;
+    return 0;
+}
+
+static void unordered_locks_deadlock_and_retry(void **state)
+{
+    static struct store_ops unordered;
+    unordered = store_pg_ops;
+    unordered.lock_rooms = NULL;
+    run_nodes(*state, &unordered);
+}
+
+struct opener {
+    struct fx *f;
+    int rc;
+};
+
+static void open_main(void *arg)
+{
+    struct opener *o = arg;
+    struct store_config cfg;
+    struct store *st;
+    fx_config(o->f, &cfg);
+    o->rc = store_pg_ops.open(&cfg, &st);
+    if (o->rc == CD_OK) store_pg_ops.close(st);
+}
+
+/* Four nodes start together on an empty schema: each migration is applied once. */
+static void concurrent_open_migrates_once(void **state)
+{
+    struct fx f;
+    struct opener o[4];
+    uv_thread_t th[4];
+    char sql[160];
+    PGconn *pg;
+    PGresult *r;
+
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    fx_schema(&f, NULL);
+    for (int i = 0; i < 4; i++) {
+        o[i] = (struct opener){&f, -1};
+        uv_thread_create(&th[i], open_main, &o[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        uv_thread_join(&th[i]);
+        assert_int_equal(o[i].rc, CD_OK);
+    }
+    pg = PQconnectdb(base_url);
+    snprintf(sql, sizeof(sql), "SELECT count(*), max(version) FROM %s.schema_version", f.dir);
+    r = PQexec(pg, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+    assert_string_equal(PQgetvalue(r, 0, 0), "1");
+    PQclear(r);
+    PQfinish(pg);
+    snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", f.dir);
+    admin(sql);
+}
+
+/* ---- connection loss ---- */
+
+struct one {
+    struct store_job j;
+    int64_t room;
+    const char *body;
+    const char *kill_sql; /* run between two appends: the second meets a dead connection */
+    int status, finished;
+    uv_mutex_t lock;
+    uv_cond_t cond;
+};
+
+static int one_exec(const struct store_ops *ops, struct store_conn *c, struct store_job *sj)
+{
+    struct one *o = (struct one *)sj;
+    struct store_event ev = {
+        .room_id = o->room, .kind = EV_MESSAGE, .sender = 1, .body = o->body, .body_len = 4};
+    int rc = ops->event_append(c, &ev);
+    if (rc != CD_OK || !o->kill_sql) return rc;
+    admin(o->kill_sql);
+    return ops->event_append(c, &ev);
+}
+
+static void one_done(struct store_job *sj)
+{
+    struct one *o = (struct one *)sj;
+    uv_mutex_lock(&o->lock);
+    o->status = sj->status;
+    o->finished = 1;
+    uv_cond_signal(&o->cond);
+    uv_mutex_unlock(&o->lock);
+}
+
+static int submit_one(struct store_db *db, int64_t room, const char *body, const char *kill_sql)
+{
+    struct one o;
+    memset(&o, 0, sizeof(o));
+    o.room = room;
+    o.body = body;
+    o.kill_sql = kill_sql;
+    o.j.exec = one_exec;
+    o.j.done = one_done;
+    o.j.room_id = room;
+    uv_mutex_init(&o.lock);
+    uv_cond_init(&o.cond);
+    store_submit(db, &o.j);
+    uv_mutex_lock(&o.lock);
+    while (!o.finished)
+        uv_cond_wait(&o.cond, &o.lock);
+    uv_mutex_unlock(&o.lock);
+    uv_cond_destroy(&o.cond);
+    uv_mutex_destroy(&o.lock);
+    return o.status;
+}
+
+static int page_bodies(struct store_conn *c, int64_t room, struct collect *k)
+{
+    memset(k, 0, sizeof(*k));
+    return store_pg_ops.events_page(c, room, 0, 0, 10, 0, on_event, k);
+}
+
+/* The server ends the store's sessions (as a restart does). In the middle of a batch: the batch
+ * fails with CD_E_UNAVAILABLE and nothing of it is stored, not even its first append; the next
+ * batch reconnects and commits. Between batches: the next one reconnects first and succeeds.
+ * A reader reconnects for its next read. */
+static void killed_connection_fails_batch_then_reconnects(void **state)
+{
+    struct fx *f = *state;
+    struct store_db db;
+    struct store_config cfg;
+    struct store_conn *rd;
+    struct collect k;
+    char url[600], kill[256];
+    int64_t room = room_new(f, "r", NULL);
+
+    snprintf(url, sizeof(url), "%s&application_name=v_%s", f->url, f->dir);
+    snprintf(kill, sizeof(kill),
+             "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+             "WHERE application_name = 'v_%s'",
+             f->dir);
+    memset(&cfg, 0, sizeof(cfg));
+    memset(&db, 0, sizeof(db));
+    cfg.url = url;
+    assert_int_equal(store_db_open(&db, &store_pg_ops, &cfg), CD_OK);
+    assert_int_equal(submit_one(&db, room, "one.", NULL), CD_OK);
+    assert_non_null(rd = store_reader(&db));
+    assert_int_equal(page_bodies(rd, room, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+
+    assert_int_equal(submit_one(&db, room, "two.", kill), CD_E_UNAVAILABLE);
+    assert_int_equal(submit_one(&db, room, "thr.", NULL), CD_OK);
+    admin(kill);
+    assert_int_equal(submit_one(&db, room, "fou.", NULL), CD_OK);
+
+    assert_int_equal(page_bodies(rd, room, &k), CD_OK);
+    assert_int_equal(k.n, 3);
+    assert_string_equal(k.body[0], "one.");
+    assert_string_equal(k.body[1], "thr.");
+    assert_string_equal(k.body[2], "fou.");
+    assert_int_equal(k.seq[2], 3);
+    store_db_close(&db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        STORE_CASES(setup, teardown)
+            cmocka_unit_test_setup_teardown(two_nodes_append_gap_free, setup, teardown),
+        cmocka_unit_test_setup_teardown(unordered_locks_deadlock_and_retry, setup_fast_deadlocks,
+                                        teardown),
+        cmocka_unit_test(concurrent_open_migrates_once),
+        cmocka_unit_test_setup_teardown(killed_connection_fails_batch_then_reconnects, setup,
+                                        teardown),
+    };
+    base_url = getenv("CHATD_TEST_PG_URL");
+    if (!base_url || !*base_url) {
+        printf("SKIP: CHATD_TEST_PG_URL is not set (scripts/pg.sh start prints one; "
+               "scripts/test.sh sets it)\n");
+        return 77;
+    }
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
