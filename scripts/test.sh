@@ -30,3 +30,9 @@ CHATD_TEST_STORE_URL="$PG_URL" CHATD_BIN="$PWD/build-test/chatd" \
   node --test --test-concurrency=1 tests/e2e/
 echo "== cluster tests: several nodes on PostgreSQL, a NATS cluster and Redis"
 CHATD_BIN="$PWD/build-test/chatd" node --test --test-concurrency=1 tests/cluster/
+echo "== JavaScript SDK tests (sdk/js against the real chatd)"
+(cd sdk/js && npm install --no-audit --no-fund --silent)
+CHATD_BIN="$PWD/build-test/chatd" node --test --test-concurrency=1 sdk/js/test/*.test.js
+echo "== browser tests (the web client in Debian's Chromium; screenshots in tests/browser/artifacts/)"
+(cd tests/browser && npm install --no-audit --no-fund --silent)
+CHATD_BIN="$PWD/build-test/chatd" node --test --test-concurrency=1 tests/browser/*.test.js

@@ -34,6 +34,8 @@ struct http_state {
     char *body;
     uint32_t body_len, body_cap;
     struct http_header *headers; /* built at dispatch */
+    char *add_headers;           /* http_add_response_headers, until the response */
+    uint32_t add_len;
 };
 
 static const struct net_limits *lim_of(http_parser *p)
@@ -216,6 +218,9 @@ static void http_state_reset(struct conn *c)
     h->since = c->io->now_s;
     free(h->headers);
     h->headers = NULL;
+    free(h->add_headers);
+    h->add_headers = NULL;
+    h->add_len = 0;
     http_parser_pause(&h->parser, 0);
 }
 
@@ -227,6 +232,7 @@ void net__http_free(struct conn *c)
     free(h->spans);
     free(h->body);
     free(h->headers);
+    free(h->add_headers);
     free(h);
     c->http = NULL;
 }
@@ -253,6 +259,8 @@ const char *http_reason(int status)
         return "Created";
     case 204:
         return "No Content";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -290,6 +298,16 @@ const char *http_reason(int status)
 
 static void http_resume(struct conn *c);
 
+void http_add_response_headers(struct conn *c, const char *lines)
+{
+    struct http_state *h = c->http;
+    size_t n = strlen(lines);
+    if (!h || !(c->flags & CONN_F_PENDING) || h->add_len + n > HTTP_ADD_HEADERS_MAX) return;
+    h->add_headers = xrealloc(h->add_headers, h->add_len + n + 1);
+    memcpy(h->add_headers + h->add_len, lines, n + 1);
+    h->add_len += (uint32_t)n;
+}
+
 /* The request id of c's current request (one is made for a connection that sent nothing). */
 static const char *request_id_of(struct conn *c, char spare[HTTP_REQUEST_ID_LEN + 1])
 {
@@ -317,30 +335,32 @@ static void log_response(struct conn *c, const char *rid, int status)
     log_request_id_set(prev);
 }
 
-void http_respond(struct conn *c, int status, const char *content_type, const void *body,
-                  size_t len, const char *extra_headers)
+void http_respond_full(struct conn *c, const struct http_response *r)
 {
     struct http_state *h = c->http;
-    char head[1024], spare[HTTP_REQUEST_ID_LEN + 1];
+    char head[2048], spare[HTTP_REQUEST_ID_LEN + 1];
     const char *rid;
-    int keep, n;
+    int keep, n, status = r->status;
+    size_t blen = r->head_only ? 0 : r->len;
     struct rbuf *b;
 
     if (!(c->flags & CONN_F_PENDING) || (c->flags & CONN_F_CLOSED)) return;
     rid = request_id_of(c, spare);
     keep = h && http_should_keep_alive(&h->parser) && !(c->flags & CONN_F_NO_KEEPALIVE) &&
            !c->io->draining && status != 408 && status != 413 && status != 431 && status != 414;
-    n = snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                 "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
-                 "X-Request-Id: %s\r\nConnection: %s\r\n%s\r\n",
-                 status, http_reason(status), content_type ? content_type : "application/json", len,
-                 rid, keep ? "keep-alive" : "close", extra_headers ? extra_headers : "");
+    n = snprintf(
+        head, sizeof(head),
+        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+        "Cache-Control: %s\r\nX-Content-Type-Options: nosniff\r\n"
+        "X-Request-Id: %s\r\nConnection: %s\r\n%s%s\r\n",
+        status, http_reason(status), r->content_type ? r->content_type : "application/json", r->len,
+        r->cache_control ? r->cache_control : "no-store", rid, keep ? "keep-alive" : "close",
+        r->extra_headers ? r->extra_headers : "", h && h->add_headers ? h->add_headers : "");
     log_response(c, rid, status);
     if (n < 0 || (size_t)n >= sizeof(head)) n = 0;
-    b = rbuf_new((size_t)n + len);
+    b = rbuf_new((size_t)n + blen);
     memcpy(b->data, head, (size_t)n);
-    if (len) memcpy(b->data + n, body, len);
+    if (blen) memcpy(b->data + n, r->body, blen);
     c->state = CONN_HTTP;
     conn_send(c, b);
     rbuf_unref(b);
@@ -350,6 +370,17 @@ void http_respond(struct conn *c, int status, const char *content_type, const vo
         return;
     }
     http_resume(c);
+}
+
+void http_respond(struct conn *c, int status, const char *content_type, const void *body,
+                  size_t len, const char *extra_headers)
+{
+    struct http_response r = {.status = status,
+                              .content_type = content_type,
+                              .body = body,
+                              .len = len,
+                              .extra_headers = extra_headers};
+    http_respond_full(c, &r);
 }
 
 void net__http_error(struct conn *c, int status)

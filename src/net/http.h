@@ -54,6 +54,24 @@ int http_bearer_token(const struct http_request *r, struct slice *tok);
  * no-store, and is logged (info, "http": method, path without the query, status, duration). */
 void http_respond(struct conn *c, int status, const char *content_type, const void *body,
                   size_t len, const char *extra_headers);
+
+/* A response with every option (http_respond is this with the defaults; the headers above are
+ * on every response). */
+struct http_response {
+    int status;
+    const char *content_type; /* NULL = application/json */
+    const void *body;
+    size_t len;                /* Content-Length (also when head_only) */
+    const char *extra_headers; /* "Name: value\r\n" lines or NULL */
+    const char *cache_control; /* NULL = "no-store" */
+    int head_only;             /* HEAD or 304: headers with this Content-Length, no body */
+};
+void http_respond_full(struct conn *c, const struct http_response *r);
+/* Add header lines ("Name: value\r\n", at most HTTP_ADD_HEADERS_MAX bytes in all; more are
+ * dropped) to the response of the pending request, whoever writes it (e.g. CORS headers set
+ * by the router before the handler). Only valid while the request is pending. */
+#define HTTP_ADD_HEADERS_MAX 512
+void http_add_response_headers(struct conn *c, const char *lines);
 /* Answer the pending request with 101 Switching Protocols and switch c to WebSocket mode. The
  * caller has validated the request (http_ws_check). */
 void http_upgrade_ws(struct conn *c, const char accept_key[29]);

@@ -334,18 +334,23 @@ void api_logout(struct api_req *r)
 
 /* ---- me and users ---- */
 
+/* Worker thread: the user a->user_id, or the one named a->username when it is set. */
 static void user_read(struct api_call *call)
 {
     struct auth_call *a = (struct auth_call *)call;
     struct store_conn *sc = store_reader(&call->app->db);
     const struct store_ops *ops = call->app->db.ops;
     struct store_user u;
-    int rc = sc ? ops->user_get(sc, a->user_id, &u) : CD_E_IO;
-    int visible = a->user_id == a->sid; /* sid holds the caller here */
+    int rc = !sc              ? CD_E_IO
+             : a->username[0] ? ops->user_by_name(sc, a->username, &u)
+                              : ops->user_get(sc, a->user_id, &u);
+    int visible;
     json_t *user;
 
     call->status = rc;
     if (rc != CD_OK) return;
+    a->user_id = u.id;
+    visible = a->user_id == a->sid; /* sid holds the caller here */
     user = user_json(u.id, u.username);
     json_object_set_new(user, "created_at", json_integer(u.created_at));
     /* Presence is shown to the user and to those who share a room with them. */
@@ -366,6 +371,24 @@ static void user_lookup(struct api_req *r, int64_t id)
 {
     struct auth_call *a = (struct auth_call *)api_call_new(r, sizeof(*a));
     a->user_id = id;
+    a->sid = r->user_id;
+    a->base.work_fn = user_read;
+    a->base.after_fn = api_call_finish;
+    api_call_work(&a->base);
+}
+
+/* GET /v1/users?username=NAME: find a user by name (to add them to a room, open a DM). */
+void api_user_find(struct api_req *r)
+{
+    struct auth_call *a;
+    char name[AUTH_USERNAME_MAX + 2];
+    if (!http_query_param(r->http, "username", name, sizeof(name)) || !name[0] ||
+        strlen(name) > AUTH_USERNAME_MAX) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "username query parameter (3-32 chars) required");
+        return;
+    }
+    a = (struct auth_call *)api_call_new(r, sizeof(*a));
+    memcpy(a->username, name, strlen(name) + 1);
     a->sid = r->user_id;
     a->base.work_fn = user_read;
     a->base.after_fn = api_call_finish;

@@ -375,12 +375,27 @@ int app_run(struct cfg *cfg)
         free(app);
         return 1;
     }
+    if (origin_policy_parse(&app->origins, cfg->allowed_origins) != CD_OK) {
+        log_error("invalid --allowed-origins",
+                  "\"expected\":\"scheme://host[:port][,scheme://host[:port]...] or *\"");
+        free(app);
+        return 2;
+    }
+    if (cfg->web && web_init(&app->web, cfg->web_dir) != CD_OK) {
+        origin_policy_free(&app->origins);
+        free(app);
+        return 2;
+    }
     node_id_init(app);
     if (!(store_ops = store_pick(cfg->store_url))) {
+        web_free(&app->web);
+        origin_policy_free(&app->origins);
         free(app);
         return 2;
     }
     if ((lock_fd = lock_data_dir(cfg->data_dir)) < 0) {
+        web_free(&app->web);
+        origin_policy_free(&app->origins);
         free(app);
         return 1;
     }
@@ -392,6 +407,8 @@ int app_run(struct cfg *cfg)
     sc.wal_restart_frames = cfg->wal_restart_frames;
     if (store_db_open(&app->db, store_ops, &sc) != CD_OK) {
         close(lock_fd);
+        web_free(&app->web);
+        origin_policy_free(&app->origins);
         free(app);
         return 1;
     }
@@ -400,6 +417,8 @@ int app_run(struct cfg *cfg)
         store_db_close(&app->db);
         revoked_free(app->revoked);
         close(lock_fd);
+        web_free(&app->web);
+        origin_policy_free(&app->origins);
         free(app);
         return 1;
     }
@@ -484,9 +503,9 @@ int app_run(struct cfg *cfg)
     atomic_store(&app->ready, 1);
     log_info("chatd started",
              "\"version\":\"%s\",\"listen\":\"%s\",\"threads\":%d,"
-             "\"data_dir\":\"%s\",\"store\":\"%s\",\"node_id\":\"%s\"",
+             "\"data_dir\":\"%s\",\"store\":\"%s\",\"node_id\":\"%s\",\"web_files\":%zu",
              CHATD_VERSION, cfg->listen, app->net.nio, cfg->data_dir, app->db.ops->name,
-             app->node_id);
+             app->node_id, app->web.n);
 
     uv_signal_init(main_loop, &sig_term);
     uv_signal_init(main_loop, &sig_int);
@@ -520,6 +539,8 @@ done:
     cluster_free(app->cluster);
     uv_loop_close(main_loop);
     close(lock_fd); /* after the store's last write */
+    web_free(&app->web);
+    origin_policy_free(&app->origins);
     free(app);
     return rc == CD_OK ? 0 : 1;
 }

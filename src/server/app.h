@@ -17,6 +17,8 @@
 #include "server/config.h"
 #include "server/limiter.h"
 #include "server/metrics.h"
+#include "server/origin.h"
+#include "server/web.h"
 #include "store/store.h"
 
 struct app {
@@ -34,6 +36,8 @@ struct app {
     struct presence *presence;
     struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;
+    struct web web;                   /* static files of the web client (n = 0: --web off) */
+    struct origin_policy origins;     /* --allowed-origins */
     struct cluster *cluster;          /* NULL on a single node (no --nats-url) */
     struct presence_redis *gpresence; /* NULL without --redis-url */
     _Atomic int ready;                /* /readyz: 1 once storage is open and listeners are up */
@@ -57,6 +61,7 @@ int app_run(struct cfg *cfg);
     X(LOGOUT, "auth_logout")                                                                       \
     X(ME, "me")                                                                                    \
     X(USER, "user")                                                                                \
+    X(USER_FIND, "user_find")                                                                      \
     X(WS, "ws")                                                                                    \
     X(ROOMS_CREATE, "rooms_create")                                                                \
     X(ROOMS_LIST, "rooms_list")                                                                    \
@@ -67,6 +72,8 @@ int app_run(struct cfg *cfg);
     X(DMS, "dms")                                                                                  \
     X(HISTORY, "messages_list")                                                                    \
     X(MESSAGE_POST, "messages_post")                                                               \
+    X(WEB, "web")                                                                                  \
+    X(PREFLIGHT, "preflight")                                                                      \
     X(UNMATCHED, "unmatched")
 
 enum route_id {
@@ -157,6 +164,7 @@ void api_refresh(struct api_req *r);
 void api_logout(struct api_req *r);
 void api_me(struct api_req *r);
 void api_user(struct api_req *r);
+void api_user_find(struct api_req *r);
 void api_ws_upgrade(struct api_req *r);
 void api_rooms_create(struct api_req *r);
 void api_rooms_list(struct api_req *r);

@@ -88,7 +88,13 @@
     X(redis_url, "redis-url", STR, "",                                                             \
       "Redis for presence across nodes, redis://host:port[/db]; empty = this node's view only")    \
     X(presence_ttl_ms, "presence-ttl-ms", INT, "10000",                                            \
-      "cluster: a dead node's users go offline after about this + a third of it (>= 1000)")
+      "cluster: a dead node's users go offline after about this + a third of it (>= 1000)")        \
+    X(web, "web", BOOL, "on", "serve the web client at / (embedded in the binary, or --web-dir)")  \
+    X(web_dir, "web-dir", STR, "",                                                                 \
+      "serve the web client from this directory instead (read once at start)")                     \
+    X(allowed_origins, "allowed-origins", STR, "",                                                 \
+      "other web origins (scheme://host[:port], comma-separated, or *) allowed to use the "        \
+      "REST API (CORS) and open WebSockets; empty = same origin only")
 
 struct cfg {
 #define CFG_FIELD_STR(name)                     char *name;

@@ -12,8 +12,9 @@
 #include "util/status.h"
 
 enum route_flags {
-    ROUTE_F_AUTH = 1 << 0, /* needs "Authorization: Bearer <access token>" */
-    ROUTE_F_JSON = 1 << 1, /* needs a JSON object body */
+    ROUTE_F_AUTH = 1 << 0,   /* needs "Authorization: Bearer <access token>" */
+    ROUTE_F_JSON = 1 << 1,   /* needs a JSON object body */
+    ROUTE_F_ORIGIN = 1 << 2, /* browsers only from this origin or --allowed-origins (else 403) */
 };
 
 struct route {
@@ -37,8 +38,9 @@ static const struct route routes[] = {
     {HTTP_POST, "/v1/auth/refresh", ROUTE_REFRESH, ROUTE_F_JSON, api_refresh},
     {HTTP_POST, "/v1/auth/logout", ROUTE_LOGOUT, ROUTE_F_JSON, api_logout},
     {HTTP_GET, "/v1/me", ROUTE_ME, ROUTE_F_AUTH, api_me},
+    {HTTP_GET, "/v1/users", ROUTE_USER_FIND, ROUTE_F_AUTH, api_user_find},
     {HTTP_GET, "/v1/users/{id}", ROUTE_USER, ROUTE_F_AUTH, api_user},
-    {HTTP_GET, "/v1/ws", ROUTE_WS, 0, api_ws_upgrade},
+    {HTTP_GET, "/v1/ws", ROUTE_WS, ROUTE_F_ORIGIN, api_ws_upgrade},
     {HTTP_POST, "/v1/rooms", ROUTE_ROOMS_CREATE, ROUTE_F_AUTH | ROUTE_F_JSON, api_rooms_create},
     {HTTP_GET, "/v1/rooms", ROUTE_ROOMS_LIST, ROUTE_F_AUTH, api_rooms_list},
     {HTTP_GET, "/v1/rooms/{id}", ROUTE_ROOM_GET, ROUTE_F_AUTH, api_room_get},
@@ -371,14 +373,64 @@ static int route_match(const struct route *rt, struct slice path, struct slice *
     return p == end;
 }
 
+/* CORS headers for a listed cross-origin caller, on whatever response this request gets. The
+ * origin is echoed only after origin_check validated its characters (no CR/LF can pass). */
+static void cors_headers(struct app *app, struct conn *c, enum origin_verdict ov,
+                         struct slice origin)
+{
+    char h[ORIGIN_MAX_LEN + 160];
+    if (ov == ORIGIN_NONE || (!app->origins.n && !app->origins.any)) return;
+    if (ov != ORIGIN_ALLOWED) {
+        http_add_response_headers(c, "Vary: Origin\r\n");
+        return;
+    }
+    snprintf(h, sizeof(h),
+             "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n"
+             "Access-Control-Expose-Headers: Retry-After, WWW-Authenticate\r\n",
+             (int)origin.len, origin.p);
+    http_add_response_headers(c, h);
+}
+
+/* OPTIONS on an API path: a CORS preflight (or a plain question about the methods). */
+static void api_preflight(struct api_req *r, enum origin_verdict ov)
+{
+    r->route = ROUTE_PREFLIGHT;
+    if (ov == ORIGIN_FORBIDDEN) {
+        api_respond_error(r, CD_E_FORBIDDEN, "origin not allowed (--allowed-origins)");
+        return;
+    }
+    api_send_json(r->app, r->c, r->route, r->http->start_ms, 204, NULL,
+                  "Allow: GET, POST, PATCH, DELETE, OPTIONS\r\n"
+                  "Access-Control-Allow-Methods: GET, POST, PATCH, DELETE\r\n"
+                  "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
+                  "Access-Control-Max-Age: 600\r\n");
+}
+
+/* GET/HEAD of a file of the web client; other methods get 405. */
+static void web_request(struct api_req *r, const struct web_file *f)
+{
+    int status;
+    r->route = ROUTE_WEB;
+    if (r->http->method != HTTP_GET && r->http->method != HTTP_HEAD) {
+        api_send_error(r->app, r->c, r->route, r->http->start_ms, CD_E_METHOD_NOT_ALLOWED, NULL,
+                       "Allow: GET, HEAD\r\n");
+        return;
+    }
+    status = web_respond(r->c, r->http, f);
+    metrics_http(&r->app->metrics, r->route, status, (net_now_ms() - r->http->start_ms) * 1000);
+}
+
 void app_on_request(struct conn *c, struct http_request *req)
 {
     struct app *app = c->io->srv->app;
     struct api_req r = {.app = app, .c = c, .http = req, .route = ROUTE_UNMATCHED};
     const struct route *rt = NULL;
     int path_known = 0;
+    struct slice origin = {0};
+    enum origin_verdict ov = origin_check(&app->origins, req, &origin);
 
     if (req->upgrade) c->flags |= CONN_F_NO_KEEPALIVE; /* bytes after it are not HTTP */
+    cors_headers(app, c, ov, origin);
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         struct slice p1 = {0}, p2 = {0};
         if (!route_match(&routes[i], req->path, &p1, &p2)) continue;
@@ -391,10 +443,20 @@ void app_on_request(struct conn *c, struct http_request *req)
         }
     }
     if (!rt) {
-        api_respond_error(&r, path_known ? CD_E_METHOD_NOT_ALLOWED : CD_E_NOT_FOUND, NULL);
+        const struct web_file *f = path_known ? NULL : web_find(&app->web, req->path);
+        if (f)
+            web_request(&r, f);
+        else if (path_known && req->method == HTTP_OPTIONS)
+            api_preflight(&r, ov);
+        else
+            api_respond_error(&r, path_known ? CD_E_METHOD_NOT_ALLOWED : CD_E_NOT_FOUND, NULL);
         return;
     }
     r.route = rt->id;
+    if ((rt->flags & ROUTE_F_ORIGIN) && ov == ORIGIN_FORBIDDEN) {
+        api_respond_error(&r, CD_E_FORBIDDEN, "origin not allowed (--allowed-origins)");
+        return;
+    }
     if (rt->flags & ROUTE_F_AUTH) {
         struct slice tok;
         int rc;

@@ -1,0 +1,617 @@
+// chatd's web client: everything goes through the SDK (./sdk/, the same files as sdk/js/src).
+import { ChatdClient, PasswordAuth, localStorageAdapter } from './sdk/index.js';
+
+const $ = (id) => document.getElementById(id);
+const url = location.origin;
+const storage = localStorageAdapter('chatd:');
+const auth = new PasswordAuth({ url, storage });
+
+let client = null;
+let me = null; // {id, username}
+const rooms = new Map(); // id -> room (from rooms(), kept current by events)
+const users = new Map(); // id -> {id, username, status, last_seen}
+const userLoads = new Map();
+let current = null; // open room id
+let view = null; // {room, entries: Map seq->entry, oldest, hasMore, loading, divider}
+const typingBy = new Map(); // room -> Map user -> timer
+
+// ---------- helpers ----------
+
+function el(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const k of kids) if (k) e.append(k);
+  return e;
+}
+
+const COLORS = ['#6366f1', '#0ea5e9', '#10b981', '#f59e0b', '#ef4444', '#8b5cf6', '#ec4899', '#14b8a6'];
+function colorOf(id) {
+  let h = 0;
+  for (const ch of String(id)) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return COLORS[h % COLORS.length];
+}
+
+function avatar(userId) {
+  const u = users.get(userId);
+  const a = el('span', { class: 'avatar', text: (u ? u.username : '?').slice(0, 1).toUpperCase() });
+  a.style.background = colorOf(userId);
+  return a;
+}
+
+function nameOf(userId) {
+  const u = users.get(userId);
+  return u ? u.username : userId;
+}
+
+function loadUser(id) {
+  if (users.has(id)) return Promise.resolve(users.get(id));
+  if (!userLoads.has(id)) {
+    userLoads.set(
+      id,
+      client.user(id).then(
+        (u) => {
+          users.set(id, u);
+          renderRooms();
+          if (view) rerenderMessages();
+          return u;
+        },
+        () => null,
+      ),
+    );
+  }
+  return userLoads.get(id);
+}
+
+function timeOf(ts) {
+  const d = new Date(ts);
+  const today = new Date();
+  const t = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return d.toDateString() === today.toDateString() ? t : `${d.toLocaleDateString()} ${t}`;
+}
+
+function roomTitle(r) {
+  if (r.kind === 'direct') return r.peer ? nameOf(r.peer) : 'direct';
+  return r.name || r.id;
+}
+
+// ---------- auth screen ----------
+
+let signup = false;
+function setTab(s) {
+  signup = s;
+  $('tab-login').setAttribute('aria-selected', String(!s));
+  $('tab-signup').setAttribute('aria-selected', String(s));
+  $('auth-submit').textContent = s ? 'Create account' : 'Log in';
+  $('password').autocomplete = s ? 'new-password' : 'current-password';
+  $('auth-error').textContent = '';
+}
+$('tab-login').onclick = () => setTab(false);
+$('tab-signup').onclick = () => setTab(true);
+$('auth-form').onsubmit = async (e) => {
+  e.preventDefault();
+  const username = $('username').value.trim().toLowerCase();
+  const password = $('password').value;
+  $('auth-submit').disabled = true;
+  $('auth-error').textContent = '';
+  try {
+    if (signup) await auth.register(username, password);
+    else await auth.login(username, password);
+    $('password').value = '';
+    await start();
+  } catch (err) {
+    $('auth-error').textContent = err.message || String(err);
+  } finally {
+    $('auth-submit').disabled = false;
+  }
+};
+
+function showAuth(message = '') {
+  $('app').hidden = true;
+  $('auth').hidden = false;
+  $('auth-error').textContent = message;
+  $('username').focus();
+}
+
+// ---------- session ----------
+
+async function start() {
+  me = auth.user;
+  users.set(me.id, { id: me.id, username: me.username, status: 'online' });
+  $('auth').hidden = true;
+  $('app').hidden = false;
+  $('me-name').textContent = me.username;
+  $('me-id').textContent = me.id;
+  $('empty-id').textContent = me.username;
+  $('me-avatar').replaceWith(Object.assign(avatar(me.id), { id: 'me-avatar' }));
+
+  client = new ChatdClient({ url, auth, storage });
+  client.on('state', onState);
+  client.on('message', onEntry);
+  client.on('member', onEntry);
+  client.on('room', onEntry);
+  client.on('read', onRead);
+  client.on('typing', onTyping);
+  client.on('presence', onPresence);
+  client.connect().catch(() => {});
+  await refreshRooms();
+  const last = sessionStorage.getItem('chatd:room');
+  if (last && rooms.has(last)) openRoom(last);
+}
+
+async function stop(message) {
+  if (client) client.close();
+  client = null;
+  rooms.clear();
+  users.clear();
+  userLoads.clear();
+  current = null;
+  view = null;
+  showAuth(message);
+}
+
+$('logout').onclick = async () => {
+  try {
+    await auth.logout();
+  } catch {
+    /* the server may be unreachable: forget the session here anyway */
+  }
+  sessionStorage.removeItem('chatd:room');
+  stop('');
+};
+
+$('me-id').onclick = () => navigator.clipboard && navigator.clipboard.writeText(me.id).catch(() => {});
+
+function onState(s) {
+  const c = $('conn-state');
+  c.dataset.state = s.state;
+  c.textContent = { online: 'online', syncing: 'syncing', connecting: 'connecting', offline: 'offline', ended: 'signed out', closed: 'closed' }[s.state] || s.state;
+  if (s.state === 'online') refreshRooms();
+  if (s.state === 'ended') {
+    auth.logout().catch(() => {}); // forget the revoked session here too
+    stop('Your session ended: please log in again.');
+  }
+}
+
+// ---------- rooms list ----------
+
+let roomsTimer = null;
+function refreshRoomsSoon() {
+  clearTimeout(roomsTimer);
+  roomsTimer = setTimeout(refreshRooms, 150);
+}
+
+async function refreshRooms() {
+  if (!client) return;
+  let list;
+  try {
+    list = await client.rooms();
+  } catch {
+    return;
+  }
+  const seen = new Set();
+  for (const r of list) {
+    seen.add(r.id);
+    const old = rooms.get(r.id);
+    rooms.set(r.id, { ...old, ...r, lastActivity: (old && old.lastActivity) || r.last_seq });
+    if (r.peer) loadUser(r.peer);
+  }
+  for (const id of [...rooms.keys()]) if (!seen.has(id)) rooms.delete(id);
+  if (current && !rooms.has(current)) closeRoom();
+  if (current) markRead();
+  renderRooms();
+}
+
+function renderRooms() {
+  const groups = $('rooms');
+  const dms = $('dms');
+  groups.replaceChildren();
+  dms.replaceChildren();
+  const sorted = [...rooms.values()].sort((a, b) => (b.lastActivity || 0) - (a.lastActivity || 0) || a.id.localeCompare(b.id));
+  for (const r of sorted) {
+    const unread = r.id === current ? 0 : r.unread || 0;
+    const li = el(
+      'li',
+      { class: `room-item${r.id === current ? ' active' : ''}${unread ? ' has-unread' : ''}`, 'data-room': r.id, onclick: () => openRoom(r.id) },
+      r.kind === 'direct'
+        ? el('span', { class: `dot${users.get(r.peer) && users.get(r.peer).status === 'online' ? ' online' : ''}` })
+        : el('span', { class: 'hash', text: '#' }),
+      el('span', { class: 'name', text: roomTitle(r) }),
+      unread ? el('span', { class: 'badge', text: unread > 99 ? '99+' : String(unread) }) : null,
+    );
+    (r.kind === 'direct' ? dms : groups).append(li);
+  }
+  if (!groups.children.length) groups.append(el('li', { class: 'room-item', text: 'No rooms yet' }));
+  if (!dms.children.length) dms.append(el('li', { class: 'room-item', text: 'No conversations yet' }));
+}
+
+// ---------- conversation ----------
+
+async function openRoom(id) {
+  const r = rooms.get(id);
+  if (!r) return;
+  current = id;
+  sessionStorage.setItem('chatd:room', id);
+  view = { room: id, entries: new Map(), oldest: Infinity, hasMore: true, loading: false, divider: r.unread ? r.read_seq : null };
+  $('empty').hidden = true;
+  $('conv-head').hidden = false;
+  $('messages').hidden = false;
+  $('composer').hidden = false;
+  $('add-member').hidden = r.kind === 'direct' || !(r.role === 'owner' || r.role === 'admin');
+  $('msg-list').replaceChildren();
+  renderHeader();
+  renderRooms();
+  renderTyping();
+  await loadOlder();
+  scrollToBottom();
+  markRead();
+  $('composer-input').focus();
+  client.room(id).then((full) => {
+    const r = rooms.get(id); // refreshRooms may have replaced the object meanwhile
+    if (current !== id || !r) return;
+    r.members = full.members;
+    for (const m of full.members) loadUser(m.user_id);
+    renderHeader();
+  }, () => {});
+}
+
+function closeRoom() {
+  current = null;
+  view = null;
+  $('empty').hidden = false;
+  $('conv-head').hidden = true;
+  $('messages').hidden = true;
+  $('composer').hidden = true;
+  $('typing').textContent = '';
+}
+
+function renderHeader() {
+  const r = rooms.get(current);
+  if (!r) return;
+  $('conv-title').textContent = r.kind === 'direct' ? roomTitle(r) : `# ${roomTitle(r)}`;
+  let sub;
+  if (r.kind === 'direct') {
+    const u = users.get(r.peer);
+    sub = u && u.status === 'online' ? 'online' : u && u.last_seen ? `last seen ${timeOf(u.last_seen)}` : 'offline';
+  } else {
+    const online = (r.members || []).filter((m) => users.get(m.user_id) && users.get(m.user_id).status === 'online').length;
+    sub = `${r.member_count} member${r.member_count === 1 ? '' : 's'}${r.members ? `, ${online} online` : ''}${r.topic ? ' · ' + r.topic : ''}`;
+  }
+  $('conv-sub').textContent = sub;
+}
+
+async function loadOlder() {
+  if (!view || view.loading || !view.hasMore) return;
+  const v = view;
+  v.loading = true;
+  $('history-top').textContent = 'Loading…';
+  const box = $('messages');
+  const before = box.scrollHeight - box.scrollTop;
+  try {
+    const page = await client.history(v.room, v.oldest === Infinity ? { limit: 50 } : { before: v.oldest, limit: 50 });
+    if (view !== v) return;
+    for (const m of page.messages) addEntry(m, false);
+    v.hasMore = page.has_more;
+    rerenderMessages();
+    box.scrollTop = box.scrollHeight - before;
+  } catch (e) {
+    $('history-top').textContent = `Could not load history: ${e.message}`;
+    v.loading = false;
+    return;
+  }
+  v.loading = false;
+  $('history-top').textContent = v.hasMore ? '' : 'This is the beginning of the conversation.';
+  // A first page that does not fill the pane cannot be scrolled: load more now.
+  if (v.hasMore && box.scrollHeight <= box.clientHeight) loadOlder();
+}
+
+$('messages').addEventListener('scroll', () => {
+  if ($('messages').scrollTop < 80) loadOlder();
+  if (atBottom()) markRead();
+});
+
+function addEntry(m) {
+  if (!view || m.room !== view.room) return false;
+  if (view.entries.has(m.seq)) return false;
+  view.entries.set(m.seq, m);
+  view.oldest = Math.min(view.oldest, m.seq);
+  if (m.type === 'message') loadUser(m.sender);
+  if (m.type === 'member') loadUser(m.user);
+  return true;
+}
+
+function entryNode(m, prev) {
+  if (m.type === 'message') {
+    const first = !prev || prev.type !== 'message' || prev.sender !== m.sender || m.ts - prev.ts > 5 * 60 * 1000;
+    return el(
+      'li',
+      { class: `msg${first ? ' first' : ''}${m.sender === me.id ? ' mine' : ''}${m.pending ? ' pending' : ''}`, 'data-seq': m.seq },
+      avatar(m.sender),
+      el('div', { class: 'meta' }, el('strong', { text: nameOf(m.sender) }), el('time', { text: m.ts ? timeOf(m.ts) : '' })),
+      el('div', { class: 'body', text: m.body }),
+    );
+  }
+  let text = '';
+  if (m.type === 'member') {
+    const who = nameOf(m.user);
+    const by = nameOf(m.by);
+    text = { join: m.by && m.by !== m.user ? `${by} added ${who}` : `${who} joined`, leave: `${who} left`, kick: `${by} removed ${who}`, role: `${who} is now ${m.role}` }[m.action] || `${who}: ${m.action}`;
+  } else if (m.type === 'room') {
+    text = `${nameOf(m.by)} renamed the room to “${m.name}”`;
+  }
+  return el('li', { class: 'event', 'data-seq': m.seq, text });
+}
+
+function rerenderMessages() {
+  if (!view) return;
+  const list = $('msg-list');
+  const stick = atBottom();
+  const entries = [...view.entries.values()].sort((a, b) => a.seq - b.seq);
+  const nodes = [];
+  let prev = null;
+  let dividerShown = false;
+  for (const m of entries) {
+    // The unread marker: before the first message from someone else after my read marker.
+    if (!dividerShown && view.divider !== null && m.type === 'message' && m.sender !== me.id && m.seq > view.divider) {
+      dividerShown = true;
+      nodes.push(el('li', { class: 'divider', text: 'New messages' }));
+      prev = null;
+    }
+    nodes.push(entryNode(m, prev));
+    prev = m;
+  }
+  for (const p of client ? client.pending() : []) {
+    if (p.room !== view.room) continue;
+    nodes.push(entryNode({ type: 'message', pending: true, sender: me.id, body: p.body, seq: '', ts: 0 }, prev));
+    prev = { type: 'message', sender: me.id, ts: Date.now() };
+  }
+  list.replaceChildren(...nodes);
+  if (stick) scrollToBottom();
+}
+
+function atBottom() {
+  const b = $('messages');
+  return b.scrollHeight - b.scrollTop - b.clientHeight < 40;
+}
+
+function scrollToBottom() {
+  const b = $('messages');
+  b.scrollTop = b.scrollHeight;
+}
+
+function markRead() {
+  if (!view || !client || document.visibilityState !== 'visible' || !atBottom()) return;
+  const r = rooms.get(view.room);
+  const last = Math.max(0, ...view.entries.keys());
+  if (!r || last <= (r.read_seq || 0)) return;
+  r.read_seq = last;
+  client.read(view.room, last).then((res) => {
+    r.unread = res.unread;
+    renderRooms();
+  }, () => {});
+}
+document.addEventListener('visibilitychange', markRead);
+
+// ---------- live events ----------
+
+function onEntry(m) {
+  let r = rooms.get(m.room);
+  if (m.type === 'member' && m.user === me.id && (m.action === 'leave' || m.action === 'kick')) {
+    rooms.delete(m.room);
+    if (current === m.room) closeRoom();
+    renderRooms();
+    return;
+  }
+  if (!r) {
+    refreshRoomsSoon(); // a room we were just added to
+    return;
+  }
+  r.last_seq = Math.max(r.last_seq || 0, m.seq);
+  r.lastActivity = Date.now();
+  if (m.type === 'message' && m.sender !== me.id && m.seq > (r.read_seq || 0)) r.unread = (r.unread || 0) + 1;
+  if (m.type === 'member') {
+    r.member_count = m.member_count;
+    if (r.members && m.action === 'join') r.members.push({ user_id: m.user, role: m.role });
+  }
+  if (m.type === 'room') r.name = m.name;
+  if (m.type === 'message') clearTyping(m.room, m.sender);
+  if (addEntry(m)) {
+    rerenderMessages();
+    markRead();
+  } else if (view && view.room === m.room) {
+    rerenderMessages(); // the pending copy of an own message became the real one
+  }
+  if (current === m.room) renderHeader();
+  renderRooms();
+}
+
+function onRead(ev) {
+  const r = rooms.get(ev.room);
+  if (!r) return;
+  r.read_seq = Math.max(r.read_seq || 0, ev.seq);
+  r.unread = ev.unread;
+  renderRooms();
+}
+
+function onPresence(p) {
+  const u = users.get(p.user) || { id: p.user, username: p.user };
+  u.status = p.status;
+  u.last_seen = p.last_seen;
+  users.set(p.user, u);
+  if (!users.get(p.user).username || users.get(p.user).username === p.user) loadUser(p.user);
+  renderRooms();
+  if (current) renderHeader();
+}
+
+function onTyping(t) {
+  if (t.user === me.id) return;
+  if (!typingBy.has(t.room)) typingBy.set(t.room, new Map());
+  const m = typingBy.get(t.room);
+  clearTimeout(m.get(t.user));
+  if (t.typing) m.set(t.user, setTimeout(() => clearTyping(t.room, t.user), t.expires_ms || 5000));
+  else m.delete(t.user);
+  loadUser(t.user);
+  renderTyping();
+}
+
+function clearTyping(room, user) {
+  const m = typingBy.get(room);
+  if (!m || !m.has(user)) return;
+  clearTimeout(m.get(user));
+  m.delete(user);
+  renderTyping();
+}
+
+function renderTyping() {
+  const m = current ? typingBy.get(current) : null;
+  const names = m ? [...m.keys()].map(nameOf) : [];
+  $('typing').textContent = names.length === 0 ? '' : names.length === 1 ? `${names[0]} is typing…` : `${names.join(', ')} are typing…`;
+}
+
+// ---------- composer ----------
+
+const input = $('composer-input');
+input.addEventListener('input', () => {
+  input.style.height = 'auto';
+  input.style.height = `${input.scrollHeight}px`;
+  if (current && input.value) client.typing(current);
+});
+input.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey) {
+    e.preventDefault();
+    $('composer').requestSubmit();
+  }
+});
+$('composer').onsubmit = (e) => {
+  e.preventDefault();
+  const body = input.value.trim();
+  if (!body || !current) return;
+  input.value = '';
+  input.style.height = 'auto';
+  const room = current;
+  client.send(room, body).then(
+    () => view && view.room === room && rerenderMessages(),
+    (err) => {
+      if (view && view.room === room) {
+        rerenderMessages();
+        $('typing').textContent = `Not sent: ${err.message}`;
+      }
+    },
+  );
+  rerenderMessages(); // shows it as pending until the ack
+  scrollToBottom();
+};
+
+// ---------- dialogs: new room, new DM, add member ----------
+
+// "alice, u_7" -> user ids (names are looked up; ids pass through).
+async function resolveUsers(list) {
+  const out = [];
+  for (const x of list) {
+    if (/^u_\d+$/.test(x)) {
+      out.push(x);
+      continue;
+    }
+    try {
+      const u = await client.findUser(x.replace(/^@/, '').toLowerCase());
+      users.set(u.id, { ...users.get(u.id), ...u });
+      out.push(u.id);
+    } catch (e) {
+      throw e.code === 'not_found' || e.code === 'invalid_field' ? new Error(`No user named “${x}”.`) : e;
+    }
+  }
+  return out;
+}
+
+// A small form in a modal dialog: run(values) does the work; an error stays in the dialog.
+function ask({ title, name, ids, idsText, ok, run }) {
+  const d = $('dialog');
+  $('dialog-title').textContent = title;
+  $('dialog-name-label').hidden = !name;
+  $('dialog-ids-label').hidden = !ids;
+  $('dialog-ids-text').textContent = idsText || 'Members (usernames, comma-separated)';
+  $('dialog-name').value = '';
+  $('dialog-ids').value = '';
+  $('dialog-error').textContent = '';
+  $('dialog-ok').textContent = ok;
+  $('dialog-ok').disabled = false;
+  $('dialog-form').onsubmit = async (e) => {
+    if (e.submitter && e.submitter.value === 'cancel') return; // closes the dialog
+    e.preventDefault();
+    const values = { name: $('dialog-name').value.trim(), ids: $('dialog-ids').value.split(/[\s,]+/).filter(Boolean) };
+    $('dialog-ok').disabled = true;
+    try {
+      await run(values);
+      d.close();
+    } catch (err) {
+      $('dialog-error').textContent = err.message || String(err);
+    } finally {
+      $('dialog-ok').disabled = false;
+    }
+  };
+  d.showModal();
+  (name ? $('dialog-name') : $('dialog-ids')).focus();
+}
+
+$('new-room').onclick = () =>
+  ask({
+    title: 'New room',
+    name: true,
+    ids: true,
+    ok: 'Create',
+    run: async (a) => {
+      if (!a.name) throw new Error('A room needs a name.');
+      const room = await client.createRoom({ name: a.name, members: await resolveUsers(a.ids) });
+      await refreshRooms();
+      openRoom(room.id);
+    },
+  });
+
+$('new-dm').onclick = () =>
+  ask({
+    title: 'New direct message',
+    ids: true,
+    idsText: 'Username',
+    ok: 'Open',
+    run: async (a) => {
+      if (!a.ids.length) throw new Error('Whom to? Enter a username.');
+      const [id] = await resolveUsers(a.ids.slice(0, 1));
+      const room = await client.dm(id);
+      await refreshRooms();
+      openRoom(room.id);
+    },
+  });
+
+$('add-member').onclick = () => {
+  const room = current;
+  ask({
+    title: 'Add members',
+    ids: true,
+    idsText: 'Usernames (comma-separated)',
+    ok: 'Add',
+    run: async (a) => {
+      if (!a.ids.length) throw new Error('Enter at least one username.');
+      for (const id of await resolveUsers(a.ids)) await client.addMember(room, id);
+    },
+  });
+};
+
+// ---------- boot ----------
+
+(async () => {
+  if (await auth.restore()) {
+    try {
+      await auth.getToken();
+      await start();
+      return;
+    } catch {
+      /* refresh token gone: log in again */
+    }
+  }
+  setTab(false);
+  showAuth();
+})();
