@@ -31,6 +31,11 @@
 
 #define COPY_BLOCK (1u << 20) /* bytes handed to libpq per PQputCopyData */
 #define MAX_COLS   9
+/* Content checksum of a table: the sum over its rows of every integer modulo SUM_MOD and of the
+ * byte length of every text and bytea value. Exact on both sides (no overflow below ~10^9 rows,
+ * the same truncating % in C and SQL); a value mangled on the way (escaping, a column read
+ * with the wrong type) changes it. Counted while streaming: no second pass over SQLite. */
+#define SUM_MOD 1000000007
 
 /* One table: the SQLite query yields the PostgreSQL columns in order. types: per column, 'i'
  * integer, 't' text, 'b' bytes (bytea). NULL stays NULL. */
@@ -67,7 +72,7 @@ static const struct mtable tables[] = {
      "SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, "
      "coalesce((SELECT e.seq FROM events e WHERE e.room_id = r.id ORDER BY e.seq DESC LIMIT 1), "
      "0), r.member_count, r.dm_key FROM rooms r ORDER BY r.id",
-     "iitiiiiit",
+     "iittiiiit",
      {"id", "kind", "name", "topic", "created_by", "created_at", "last_seq", "member_count",
       "dm_key"},
      1},
@@ -94,7 +99,8 @@ struct mig {
     char *buf; /* COPY data not yet handed to libpq */
     size_t len;
     int64_t src[NTABLES], sent[NTABLES], dst[NTABLES];
-    char why[1024]; /* the reason of a failure */
+    int64_t sum_src[NTABLES], sum_dst[NTABLES]; /* content checksums (content_sum) */
+    char why[1024];                             /* the reason of a failure */
 };
 
 static void fail(struct mig *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -383,19 +389,25 @@ static int copy_table(struct mig *m, size_t ti, size_t *cap)
                 m->buf[m->len++] = '\t';
             }
             if (sqlite3_column_type(s, (int)c) == SQLITE_NULL) {
+                /* NULL adds nothing, as in SQL's sum() */
                 buf_reserve(m, 2, cap);
                 m->buf[m->len++] = '\\';
                 m->buf[m->len++] = 'N';
             } else if (t->types[c] == 'i') {
+                int64_t v = sqlite3_column_int64(s, (int)c);
                 buf_reserve(m, 24, cap);
-                m->len += (size_t)snprintf(m->buf + m->len, 24, "%lld",
-                                           (long long)sqlite3_column_int64(s, (int)c));
+                m->len += (size_t)snprintf(m->buf + m->len, 24, "%lld", (long long)v);
+                m->sum_src[ti] += v % SUM_MOD;
             } else if (t->types[c] == 'b') {
                 const void *p = sqlite3_column_blob(s, (int)c);
-                put_bytes(m, cap, p, (size_t)sqlite3_column_bytes(s, (int)c));
+                size_t n = (size_t)sqlite3_column_bytes(s, (int)c);
+                put_bytes(m, cap, p, n);
+                m->sum_src[ti] += (int64_t)n;
             } else {
                 const unsigned char *p = sqlite3_column_text(s, (int)c);
-                if (put_text(m, cap, p, (size_t)sqlite3_column_bytes(s, (int)c)) != 0) {
+                size_t n = (size_t)sqlite3_column_bytes(s, (int)c);
+                m->sum_src[ti] += (int64_t)n;
+                if (put_text(m, cap, p, n) != 0) {
                     fail(m,
                          "%s row (%s %lld, %s %lld): %s holds a NUL byte, which "
                          "PostgreSQL text cannot store",
@@ -440,7 +452,25 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Counts on both sides, one line per table; 0 when every one matches. */
+/* The content checksum of table ti in PostgreSQL, as copy_table computed it from SQLite. */
+static int pg_content_sum(struct mig *m, size_t ti)
+{
+    const struct mtable *t = &tables[ti];
+    char sql[1024];
+    size_t len = (size_t)snprintf(sql, sizeof(sql), "SELECT (0");
+    for (size_t c = 0; t->types[c]; c++) {
+        if (t->types[c] == 'i')
+            len += (size_t)snprintf(sql + len, sizeof(sql) - len, " + coalesce(sum(%s %% %d), 0)",
+                                    t->cols[c], SUM_MOD);
+        else
+            len += (size_t)snprintf(sql + len, sizeof(sql) - len,
+                                    " + coalesce(sum(octet_length(%s)), 0)", t->cols[c]);
+    }
+    snprintf(sql + len, sizeof(sql) - len, ")::bigint FROM %s", t->name);
+    return pg_run(m, sql, &m->sum_dst[ti]);
+}
+
+/* Counts and content checksums on both sides, one line per table; 0 when every one matches. */
 static int verify(struct mig *m)
 {
     char sql[160];
@@ -449,7 +479,7 @@ static int verify(struct mig *m)
 
     for (size_t i = 0; i < NTABLES; i++) {
         snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", tables[i].name);
-        if (pg_run(m, sql, &m->dst[i])) return -1;
+        if (pg_run(m, sql, &m->dst[i]) || pg_content_sum(m, i)) return -1;
     }
     /* The seq counter of every room must be its log's last seq: the next message gets +1. */
     if (pg_run(m,
@@ -457,14 +487,19 @@ static int verify(struct mig *m)
                "FROM events e WHERE e.room_id = r.id), 0)",
                &bad_counters))
         return -1;
-    fprintf(m->out, "%-16s %12s %12s\n", "table", "sqlite", "postgres");
+    fprintf(m->out, "%-16s %12s %12s  %s\n", "table", "sqlite", "postgres", "content");
     for (size_t i = 0; i < NTABLES; i++) {
         int same = m->src[i] == m->dst[i] && m->src[i] == m->sent[i];
-        fprintf(m->out, "%-16s %12lld %12lld%s\n", tables[i].name, (long long)m->src[i],
-                (long long)m->dst[i], same ? "" : "  MISMATCH");
+        int same_sum = m->sum_src[i] == m->sum_dst[i];
+        fprintf(m->out, "%-16s %12lld %12lld  %s\n", tables[i].name, (long long)m->src[i],
+                (long long)m->dst[i], same_sum ? "same" : "DIFFERENT");
         if (!same) {
             fail(m, "%s: %lld rows in SQLite, %lld read, %lld in PostgreSQL", tables[i].name,
                  (long long)m->src[i], (long long)m->sent[i], (long long)m->dst[i]);
+            ok = 0;
+        } else if (!same_sum) {
+            fail(m, "%s: the content checksum differs (SQLite %lld, PostgreSQL %lld)",
+                 tables[i].name, (long long)m->sum_src[i], (long long)m->sum_dst[i]);
             ok = 0;
         }
     }
