@@ -631,6 +631,12 @@ void hub_conn_open(struct conn *c, int64_t user, int64_t sid, int came_online)
     hub_submit(c->io, &lj->job);
 }
 
+void hub_conn_set_sid(struct conn *c, int64_t sid)
+{
+    struct hub_conn *hc = c->app;
+    if (hc) hc->sid = sid;
+}
+
 static void conn_loaded(struct hub *h, struct hub_conn *hc, const int64_t *rooms, uint32_t n)
 {
     for (uint32_t i = 0; i + 2 < n; i += 3)

@@ -68,6 +68,9 @@ void hub_deliver(struct net_io *io, struct fan_batch *b);
  * rooms in commit order (reading is paused until on_ready). came_online: presence_connect
  * returned 1. */
 void hub_conn_open(struct conn *c, int64_t user, int64_t sid, int came_online);
+/* The connection now authenticates with a token of login session sid (a `refresh`): ending
+ * that session closes it, ending the previous one no longer does. */
+void hub_conn_set_sid(struct conn *c, int64_t sid);
 /* The connection is gone (on_ws_close): unsubscribe, presence offline if it was the last. */
 void hub_conn_close(struct conn *c);
 

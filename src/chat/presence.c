@@ -12,7 +12,9 @@ struct pentry {
     uint32_t conns;
     int64_t last_seen;
     struct tbucket msg;
-    struct tbucket dm; /* new direct chats (a quota: applies with rate limits off too) */
+    struct tbucket dm;     /* new direct chats (a quota: applies with rate limits off too) */
+    uint32_t unreported;   /* messages taken here since presence_collect_sent (cluster) */
+    int64_t blocked_until; /* unix ms: the cluster-wide bucket is empty until then */
 };
 
 struct stripe {
@@ -130,10 +132,42 @@ int64_t presence_take_msg(struct presence *p, int64_t user, int64_t now_ms)
     if (!p->rate_limits) return 0;
     uv_mutex_lock(&s->lock);
     e = entry(p, s, user, 1);
-    if (e->msg.last_ms == 0) e->msg.last_ms = now_ms;
-    wait = tbucket_take(&e->msg, &p->msg_rule, now_ms, 1);
+    if (e->blocked_until > now_ms) {
+        wait = e->blocked_until - now_ms;
+    } else {
+        if (e->msg.last_ms == 0) e->msg.last_ms = now_ms;
+        wait = tbucket_take(&e->msg, &p->msg_rule, now_ms, 1);
+        if (wait == 0) e->unreported++;
+    }
     uv_mutex_unlock(&s->lock);
     return wait;
+}
+
+void presence_collect_sent(struct presence *p, void (*cb)(void *ud, int64_t user, uint32_t n),
+                           void *ud)
+{
+    for (int i = 0; i < STRIPES; i++) {
+        struct stripe *s = &p->s[i];
+        uint32_t k;
+        uv_mutex_lock(&s->lock);
+        for (struct imap_ent *e = imap_first(&s->users, &k); e; e = imap_next(&s->users, e, &k)) {
+            struct pentry *pe = e->val;
+            if (!pe->unreported) continue;
+            cb(ud, e->key, pe->unreported);
+            pe->unreported = 0;
+        }
+        uv_mutex_unlock(&s->lock);
+    }
+}
+
+void presence_block_msg(struct presence *p, int64_t user, int64_t until_ms)
+{
+    struct stripe *s = stripe_of(p, user);
+    struct pentry *e;
+    uv_mutex_lock(&s->lock);
+    e = entry(p, s, user, 1);
+    if (until_ms > e->blocked_until) e->blocked_until = until_ms;
+    uv_mutex_unlock(&s->lock);
 }
 
 int64_t presence_take_dm(struct presence *p, int64_t user, int64_t now_ms)

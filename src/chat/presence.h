@@ -28,6 +28,13 @@ uint32_t presence_disconnect(struct presence *p, int64_t user, int64_t now_ms);
 int presence_get(struct presence *p, int64_t user, int64_t *last_seen);
 /* Take one message token for user at now_ms: 0 if allowed, else ms until allowed. */
 int64_t presence_take_msg(struct presence *p, int64_t user, int64_t now_ms);
+/* Cluster-wide message rate (presence_redis): every message taken here since the last call,
+ * per user: cb(ud, user, n) under the user's stripe lock (cb must not call back in). O(users
+ * with state on this node). */
+void presence_collect_sent(struct presence *p, void (*cb)(void *ud, int64_t user, uint32_t n),
+                           void *ud);
+/* The cluster-wide bucket of user is empty until until_ms: its messages wait until then. */
+void presence_block_msg(struct presence *p, int64_t user, int64_t until_ms);
 /* Take one new-direct-chat token for user at now_ms: 0 if allowed, else ms until allowed. */
 int64_t presence_take_dm(struct presence *p, int64_t user, int64_t now_ms);
 

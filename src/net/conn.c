@@ -536,6 +536,10 @@ void net__conn_tick(struct net_io *io)
                 net__http_error(c, 408);
             else if (st)
                 conn_abort(c);
+        } else if (c->state == CONN_WS && c->deadline && now >= c->deadline &&
+                   io->srv->h.on_ws_deadline) {
+            c->deadline = 0;
+            io->srv->h.on_ws_deadline(c);
         } else if (c->state == CONN_WS) {
             uint32_t idle = now - c->last_rx;
             /* Any traffic after our ping proves the peer alive, not only the pong. */

@@ -50,7 +50,9 @@ struct conn {
     uint32_t refs;            /* async work holding this conn (conn_hold) */
     uint32_t last_rx;         /* io->now_s of the last received bytes */
     uint32_t since;           /* request start, ping sent or close sent (io->now_s) */
-    uint8_t *in;              /* unconsumed input (partial frame, paused request) or NULL */
+    uint32_t deadline; /* WebSocket: at io->now_s >= deadline the tick calls on_ws_deadline once
+                          (set by the server layer; 0 = none) */
+    uint8_t *in;       /* unconsumed input (partial frame, paused request) or NULL */
     uint32_t in_len, in_cap;
     struct http_state *http; /* HTTP parser state until upgraded, lazily allocated */
     struct ws_reader ws;     /* WebSocket reassembly (no heap while idle) */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "net/conn.h"
 #include "net/http.h"
@@ -23,6 +24,7 @@ struct http_state {
     uint8_t dispatched;  /* the complete request went to the handler (until the reset) */
     int error;           /* HTTP status to answer with, set by a callback that hit a limit */
     uint32_t since;      /* now_s at request start (or connection / last response) */
+    char rid[HTTP_REQUEST_ID_LEN + 1]; /* request id, from the request's first byte on */
     uint64_t start_ms;
     char *text; /* URL and header bytes */
     uint32_t text_len, text_cap;
@@ -64,10 +66,25 @@ static int text_append(struct http_state *h, const struct net_limits *lim, const
     return 0;
 }
 
+/* A request id: 64 bits of a per-thread splitmix64 sequence seeded from the clock, the thread
+ * and the process, in hex. Unique enough to find a request's lines in the logs; not a secret. */
+static void request_id_new(char out[HTTP_REQUEST_ID_LEN + 1])
+{
+    static __thread uint64_t state;
+    uint64_t z;
+    if (!state) state = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&state;
+    z = (state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    z ^= z >> 31;
+    snprintf(out, HTTP_REQUEST_ID_LEN + 1, "%016llx", (unsigned long long)z);
+}
+
 static int on_message_begin(http_parser *p)
 {
     struct http_state *h = state_of(p);
     struct conn *c = p->data;
+    request_id_new(h->rid);
     h->in_request = 1;
     h->since = c->io->now_s;
     h->start_ms = net_now_ms();
@@ -194,6 +211,7 @@ static void http_state_reset(struct conn *c)
     struct http_state *h = c->http;
     h->in_request = h->complete = h->last_value = h->dispatched = 0;
     h->error = 0;
+    h->rid[0] = '\0';
     h->text_len = h->url_len = h->nspans = h->body_len = 0;
     h->since = c->io->now_s;
     free(h->headers);
@@ -272,22 +290,53 @@ const char *http_reason(int status)
 
 static void http_resume(struct conn *c);
 
+/* The request id of c's current request (one is made for a connection that sent nothing). */
+static const char *request_id_of(struct conn *c, char spare[HTTP_REQUEST_ID_LEN + 1])
+{
+    if (c->http && c->http->rid[0]) return c->http->rid;
+    request_id_new(spare);
+    return spare;
+}
+
+/* The access log line of a response, with the request id. The path is the URL up to its query
+ * (which may hold an access token): escaped by the logger, whatever bytes it holds. */
+static void log_response(struct conn *c, const char *rid, int status)
+{
+    struct http_state *h = c->http;
+    const char *url = h && h->in_request ? h->text : NULL;
+    const char *q = url ? memchr(url, '?', h->url_len) : NULL;
+    int path_len = url ? (int)(q ? (uint32_t)(q - url) : h->url_len) : 0;
+    const char *prev;
+
+    if (!log_enabled(LOG_INFO)) return;
+    prev = log_request_id_set(rid);
+    log_info("http", "\"method\":\"%s\",\"path\":\"%.*s\",\"status\":%d,\"us\":%llu",
+             url ? http_method_str((enum http_method)h->parser.method) : "", path_len,
+             url ? url : "", status,
+             (unsigned long long)(h && h->in_request ? (net_now_ms() - h->start_ms) * 1000 : 0));
+    log_request_id_set(prev);
+}
+
 void http_respond(struct conn *c, int status, const char *content_type, const void *body,
                   size_t len, const char *extra_headers)
 {
     struct http_state *h = c->http;
-    char head[1024];
+    char head[1024], spare[HTTP_REQUEST_ID_LEN + 1];
+    const char *rid;
     int keep, n;
     struct rbuf *b;
 
     if (!(c->flags & CONN_F_PENDING) || (c->flags & CONN_F_CLOSED)) return;
+    rid = request_id_of(c, spare);
     keep = h && http_should_keep_alive(&h->parser) && !(c->flags & CONN_F_NO_KEEPALIVE) &&
            !c->io->draining && status != 408 && status != 413 && status != 431 && status != 414;
     n = snprintf(head, sizeof(head),
                  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                 "Cache-Control: no-store\r\nConnection: %s\r\n%s\r\n",
+                 "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+                 "X-Request-Id: %s\r\nConnection: %s\r\n%s\r\n",
                  status, http_reason(status), content_type ? content_type : "application/json", len,
-                 keep ? "keep-alive" : "close", extra_headers ? extra_headers : "");
+                 rid, keep ? "keep-alive" : "close", extra_headers ? extra_headers : "");
+    log_response(c, rid, status);
     if (n < 0 || (size_t)n >= sizeof(head)) n = 0;
     b = rbuf_new((size_t)n + len);
     memcpy(b->data, head, (size_t)n);
@@ -347,7 +396,12 @@ static void http_dispatch(struct conn *c)
     req.keep_alive = http_should_keep_alive(&h->parser);
     req.upgrade = h->parser.upgrade;
     req.start_ms = h->start_ms;
-    c->io->srv->h.on_request(c, &req);
+    req.request_id = h->rid;
+    {
+        const char *prev = log_request_id_set(h->rid);
+        c->io->srv->h.on_request(c, &req);
+        log_request_id_set(prev);
+    }
 }
 
 /* Drop n bytes from the front of c->in. */
@@ -433,6 +487,52 @@ static int hexval(char ch)
     return -1;
 }
 
+/* Percent-decode v[0..len) into out; HTTP_QUERY_TOO_LONG when it does not fit. */
+static int query_decode(const char *v, const char *end, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (; v < end; v++) {
+        char ch = *v;
+        if (ch == '%' && end - v >= 3 && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
+            ch = (char)(hexval(v[1]) * 16 + hexval(v[2]));
+            v += 2;
+        } else if (ch == '+') {
+            ch = ' ';
+        }
+        if (o + 1 >= cap) {
+            out[0] = '\0';
+            return HTTP_QUERY_TOO_LONG;
+        }
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    return 1;
+}
+
+/* Every occurrence of name (a "name" without "=" counts, with an empty value). */
+int http_query_value(const struct http_request *r, const char *name, char *out, size_t cap)
+{
+    const char *p = r->query.p, *end = r->query.p + r->query.len;
+    const char *val = NULL, *val_end = NULL;
+    size_t nlen = strlen(name);
+
+    if (cap == 0) return HTTP_QUERY_TOO_LONG;
+    out[0] = '\0';
+    while (p && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *seg_end = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(seg_end - p));
+        const char *key_end = eq ? eq : seg_end;
+        if ((size_t)(key_end - p) == nlen && memcmp(p, name, nlen) == 0) {
+            if (val) return HTTP_QUERY_REPEATED;
+            val = eq ? eq + 1 : seg_end;
+            val_end = seg_end;
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return val ? query_decode(val, val_end, out, cap) : 0;
+}
+
 int http_query_param(const struct http_request *r, const char *name, char *out, size_t cap)
 {
     const char *p = r->query.p, *end = r->query.p + r->query.len;
@@ -442,25 +542,36 @@ int http_query_param(const struct http_request *r, const char *name, char *out, 
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *seg_end = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(seg_end - p));
-        if (eq && (size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0) {
-            size_t o = 0;
-            for (const char *v = eq + 1; v < seg_end; v++) {
-                char ch = *v;
-                if (ch == '%' && seg_end - v >= 3 && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
-                    ch = (char)(hexval(v[1]) * 16 + hexval(v[2]));
-                    v += 2;
-                } else if (ch == '+') {
-                    ch = ' ';
-                }
-                if (o + 1 >= cap) return 0;
-                out[o++] = ch;
-            }
-            out[o] = '\0';
-            return 1;
-        }
+        if (eq && (size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0)
+            return cap && query_decode(eq + 1, seg_end, out, cap) == 1;
         p = amp ? amp + 1 : end;
     }
     return 0;
+}
+
+int http_bearer_token(const struct http_request *r, struct slice *tok)
+{
+    struct slice h;
+    const char *p, *end;
+
+    if (!http_header(r, "authorization", &h)) return 0;
+    p = h.p;
+    end = h.p + h.len;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (end - p < 7 || !slice_case_eq((struct slice){p, 6}, "bearer") ||
+        (p[6] != ' ' && p[6] != '\t'))
+        return -1;
+    p += 7;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p == end) return -1;
+    for (const char *q = p; q < end; q++)
+        if ((unsigned char)*q <= 0x20 || *q == 0x7f) return -1;
+    *tok = (struct slice){p, (size_t)(end - p)};
+    return 1;
 }
 
 static int header_has_token(const struct http_request *r, const char *name, const char *token)
@@ -499,12 +610,15 @@ int http_ws_check(const struct http_request *r, char accept_out[29])
 
 void http_upgrade_ws(struct conn *c, const char accept_key[29])
 {
-    char head[256];
+    char head[320], spare[HTTP_REQUEST_ID_LEN + 1];
+    const char *rid = request_id_of(c, spare);
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                     accept_key);
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\nX-Request-Id: %s\r\n\r\n",
+                     accept_key, rid);
     struct rbuf *b = rbuf_copy(head, (size_t)n);
+
+    log_response(c, rid, 101);
 
     c->state = CONN_WS;
     c->flags &= (uint8_t)~CONN_F_PENDING;

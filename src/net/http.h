@@ -21,19 +21,37 @@ struct http_request {
     int nheaders;
     struct slice body;
     int keep_alive;
-    int upgrade;       /* the client asked for a protocol upgrade */
-    uint64_t start_ms; /* when the first byte of the request arrived (net_now_ms) */
+    int upgrade;            /* the client asked for a protocol upgrade */
+    uint64_t start_ms;      /* when the first byte of the request arrived (net_now_ms) */
+    const char *request_id; /* HTTP_REQUEST_ID_LEN hex digits, unique per request: on every
+                               log line of the request and in the X-Request-Id header */
 };
+
+#define HTTP_REQUEST_ID_LEN 16
 
 /* Case-insensitive header lookup; returns 1 and sets *out when present. */
 int http_header(const struct http_request *r, const char *name, struct slice *out);
 /* Look up and percent-decode a query parameter into out (NUL-terminated, cap bytes). Returns 1
- * when found and it fits, 0 otherwise. */
+ * when found and it fits, 0 otherwise (also when it does not fit: see http_query_value). */
 int http_query_param(const struct http_request *r, const char *name, char *out, size_t cap);
+
+/* http_query_value's results besides 1 (found, decoded into out) and 0 (absent). */
+#define HTTP_QUERY_TOO_LONG (-1) /* the decoded value does not fit in cap bytes (with the NUL) */
+#define HTTP_QUERY_REPEATED (-2) /* the parameter appears more than once */
+/* As http_query_param, for values that must be refused (400) rather than ignored when they are
+ * over-long or repeated. out is "" unless 1 is returned. */
+int http_query_value(const struct http_request *r, const char *name, char *out, size_t cap);
+
+/* The credential of "Authorization: Bearer <token>": the scheme case-insensitively, then one or
+ * more spaces or tabs, then a token without whitespace (trailing whitespace ignored). The one
+ * parser for every route and the WebSocket upgrade. Returns 1 and the token, 0 when there is no
+ * Authorization header, -1 when there is one but it is not a bearer token of that form. */
+int http_bearer_token(const struct http_request *r, struct slice *tok);
 
 /* Send a complete response (Content-Length framing) and resume reading the next request. Only
  * valid while the request is pending. extra_headers: preformatted "Name: value\r\n" lines or
- * NULL. */
+ * NULL. Every response carries X-Request-Id, X-Content-Type-Options: nosniff and Cache-Control:
+ * no-store, and is logged (info, "http": method, path without the query, status, duration). */
 void http_respond(struct conn *c, int status, const char *content_type, const void *body,
                   size_t len, const char *extra_headers);
 /* Answer the pending request with 101 Switching Protocols and switch c to WebSocket mode. The

@@ -55,6 +55,9 @@ struct net_handlers {
     void (*on_request)(struct conn *c, struct http_request *req);
     /* A complete WebSocket text message (validated UTF-8). */
     void (*on_ws_message)(struct conn *c, uint8_t *data, size_t len);
+    /* An open WebSocket reached its c->deadline (checked by the 1 s tick, so up to a second
+     * late); the deadline is cleared first. Optional. */
+    void (*on_ws_deadline)(struct conn *c);
     /* An upgraded connection is gone (called once, before its memory is released). */
     void (*on_ws_close)(struct conn *c);
     /* Once per I/O thread at start (on that thread) and at net_free (per-thread app state). */

@@ -34,7 +34,7 @@ enum ws_close_code {
     WS_CLOSE_SLOW_CONSUMER = 4008, /* output queue exceeded --ws-max-outq */
     WS_CLOSE_IDLE_TIMEOUT = 4000,  /* no pong / no traffic within the idle timeout */
     WS_CLOSE_SESSION_ENDED = 4001, /* the connection's login session ended (logout, theft) */
-    WS_CLOSE_TOKEN_EXPIRED = 4001, /* reserved: access token revoked */
+    WS_CLOSE_TOKEN_EXPIRED = 4002, /* the access token expired without a `refresh` op */
 };
 
 struct ws_limits {

@@ -14,6 +14,8 @@
 #include "util/rbuf.h"
 #include "util/status.h"
 
+#define REPORT_MS 250 /* how often admitted messages go to the shared rate buckets */
+
 enum op_kind { OP_CONNECT, OP_DISCONNECT };
 
 struct op {
@@ -38,7 +40,7 @@ struct presence_redis {
     pthread_mutex_t qmu;
     struct imap local; /* users online on this node (thread only) */
     _Atomic int up;
-    int64_t next_beat, next_try;
+    int64_t next_beat, next_try, next_report;
 };
 
 static int64_t wall_ms(void)
@@ -186,6 +188,66 @@ static void sweep(struct presence_redis *pr, int64_t now)
     freeReplyObject(dead);
 }
 
+/* A token bucket in Redis shared by the nodes: KEYS[1] holds {tokens, ms}; ARGV = rate per s,
+ * burst, now ms, tokens taken. Returns the ms until the bucket holds a token again (0 if it
+ * still does). */
+static const char bucket_lua[] =
+    "local t = redis.call('HMGET', KEYS[1], 't', 'ms') "
+    "local rate, burst, now, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), "
+    "tonumber(ARGV[4]) "
+    "local tokens, last = tonumber(t[1]) or burst, tonumber(t[2]) or now "
+    "if now > last then tokens = math.min(burst, tokens + (now - last) * rate / 1000) end "
+    "tokens = tokens - n "
+    "redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ms', tostring(math.max(now, last))) "
+    "redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * 1000 / rate) + 1000) "
+    "if tokens >= 1 then return 0 end "
+    "return math.ceil((1 - tokens) * 1000 / rate)";
+
+struct sent_list {
+    int64_t *user;
+    uint32_t *n;
+    uint32_t len, cap;
+};
+
+static void sent_emit(void *arg, int64_t user, uint32_t n)
+{
+    struct sent_list *l = arg;
+    if (l->len == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->user = xrealloc(l->user, l->cap * sizeof(*l->user));
+        l->n = xrealloc(l->n, l->cap * sizeof(*l->n));
+    }
+    l->user[l->len] = user;
+    l->n[l->len++] = n;
+}
+
+/* Report what this node admitted since the last pass to the shared buckets (pipelined). */
+static void report_sent(struct presence_redis *pr, int64_t now)
+{
+    struct sent_list l = {0};
+    pr->cfg.collect(pr->cfg.ud, sent_emit, &l);
+    for (uint32_t i = 0; i < l.len; i++)
+        redisAppendCommand(pr->c, "EVAL %s 1 chatd:rl:%lld %f %f %lld %u", bucket_lua,
+                           (long long)l.user[i], pr->cfg.msg_rate, pr->cfg.msg_burst,
+                           (long long)now, l.n[i]);
+    for (uint32_t i = 0; i < l.len && pr->c; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(pr->c, (void **)&r) != REDIS_OK) {
+            redisFree(pr->c);
+            pr->c = NULL;
+            atomic_store(&pr->up, 0);
+            break;
+        }
+        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+            pr->cfg.block(pr->cfg.ud, l.user[i], now + r->integer);
+        else if (r->type == REDIS_REPLY_ERROR)
+            log_warn("redis rate bucket failed", "\"error\":\"%s\"", r->str);
+        freeReplyObject(r);
+    }
+    free(l.user);
+    free(l.n);
+}
+
 static void run_op(struct presence_redis *pr, struct op *o, int64_t now)
 {
     static const int64_t none = 0; /* rooms of a user with none to tell: not NULL (look up) */
@@ -231,10 +293,15 @@ static void *thread_main(void *arg)
             if (pr->c) sweep(pr, now);
             pr->next_beat = now + pr->cfg.ttl_ms / 3;
         }
+        if (pr->c && pr->cfg.msg_rate > 0 && now >= pr->next_report) {
+            report_sent(pr, now);
+            pr->next_report = now + REPORT_MS;
+        }
         pthread_mutex_lock(&pr->mu);
         if (!pr->head && !pr->stop) {
             struct timespec ts;
             int64_t wake = pr->c ? pr->next_beat : pr->next_try;
+            if (pr->c && pr->cfg.msg_rate > 0 && pr->next_report < wake) wake = pr->next_report;
             int64_t wait = wake - wall_ms();
             if (wait < 10) wait = 10;
             clock_gettime(CLOCK_REALTIME, &ts);

@@ -32,6 +32,15 @@ struct presence_redis_cfg {
     void (*offline)(void *ud, int64_t user, int64_t last_seen_ms, const int64_t *rooms,
                     uint32_t nrooms);
     void *ud;
+    /* Optional: the message rate per user across nodes. Every 250 ms the module asks collect()
+     * for the messages each user sent through this node since the last time, takes them from
+     * the user's token bucket in Redis (rate per second, burst; shared by every node), and for
+     * a user whose bucket went empty calls block(user, until_ms). Admission stays local (no
+     * Redis round trip per message): the cluster can overshoot by what the nodes admit within
+     * one interval plus each node's own burst. */
+    double msg_rate, msg_burst; /* msg_rate <= 0: off */
+    void (*collect)(void *ud, void (*emit)(void *arg, int64_t user, uint32_t n), void *arg);
+    void (*block)(void *ud, int64_t user, int64_t until_ms);
 };
 
 /* Start the module's thread; connects in the background. CD_OK or CD_E_INVALID_FIELD (bad URL). */

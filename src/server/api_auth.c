@@ -209,6 +209,7 @@ static void login_verified(struct api_call *call)
 
     if (call->status == CD_E_INVALID_CREDENTIALS) {
         metrics_auth_failure(&app->metrics, AUTH_FAIL_CREDENTIALS);
+        log_info("login failed", "\"username\":\"%s\"", a->username);
         limiter_take(&app->auth_pair, a->pair, a->pair_len, now);
         limiter_take(&app->auth_user, a->username, strlen(a->username), now);
     }

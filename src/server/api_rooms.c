@@ -414,9 +414,14 @@ void api_rooms_list(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_FIELD, "limit must be 1-500");
         return;
     }
-    if (http_query_param(r->http, "after", buf, sizeof(buf)) &&
-        !id_parse((struct slice){buf, strlen(buf)}, 'r', &after)) {
-        api_respond_error(r, CD_E_INVALID_FIELD, "after must be a room id");
+    switch (http_query_value(r->http, "after", buf, sizeof(buf))) {
+    case 0:
+        break;
+    case 1:
+        if (id_parse((struct slice){buf, strlen(buf)}, 'r', &after)) break;
+        /* fall through */
+    default: /* over-long, repeated or not a room id: refused, never ignored */
+        api_respond_error(r, CD_E_INVALID_FIELD, "after must be a room id, given once");
         return;
     }
     rc = room_call_new(r);
@@ -556,22 +561,29 @@ static void history_work(struct api_call *call)
     jsonw_free(&rc->w);
 }
 
+/* An optional non-negative integer query parameter: 1-18 decimal digits, nothing else (no sign,
+ * no spaces), given at most once. Anything else is answered with 400 (returns 0), never
+ * ignored or truncated. */
 static int query_int(struct api_req *r, const char *name, int64_t *out, int *present)
 {
-    char buf[24], *end;
-    long long v;
+    char buf[24], msg[96];
+    int64_t v = 0;
+    size_t i;
+    int rc = http_query_value(r->http, name, buf, sizeof(buf));
+
     *present = 0;
-    if (!http_query_param(r->http, name, buf, sizeof(buf))) return 1;
-    v = strtoll(buf, &end, 10);
-    if (!*buf || *end || v < 0) {
-        char msg[64];
-        snprintf(msg, sizeof(msg), "%s must be a non-negative integer", name);
-        api_respond_error(r, CD_E_INVALID_FIELD, msg);
-        return 0;
+    if (rc == 0) return 1;
+    for (i = 0; rc == 1 && i < 18 && buf[i] >= '0' && buf[i] <= '9'; i++)
+        v = v * 10 + (buf[i] - '0');
+    if (rc == 1 && i > 0 && i <= 18 && buf[i] == '\0') {
+        *out = v;
+        *present = 1;
+        return 1;
     }
-    *out = v;
-    *present = 1;
-    return 1;
+    snprintf(msg, sizeof(msg), "%s must be given once, as a non-negative integer of 1-18 digits",
+             name);
+    api_respond_error(r, CD_E_INVALID_FIELD, msg);
+    return 0;
 }
 
 void api_history(struct api_req *r)

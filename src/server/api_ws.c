@@ -421,9 +421,51 @@ static void op_sync(struct app *app, struct conn *c, json_t *msg, json_t *id)
     json_decref(empty);
 }
 
+/* The socket lives while its access token would still be accepted: until exp + --token-leeway,
+ * closed with 4002 by the tick (up to two seconds later). A `refresh` moves the deadline. */
+static void ws_set_expiry(struct app *app, struct conn *c, int64_t exp)
+{
+    int64_t left = exp + app->cfg.token_leeway - now_unix_ms() / 1000;
+    if (left < 0) left = 0;
+    if (left > INT32_MAX) left = INT32_MAX;
+    /* io->now_s lags the clock by up to a second: one more keeps the close after the expiry. */
+    c->deadline = c->io->now_s + (uint32_t)left + 1;
+}
+
+void api_ws_deadline(struct conn *c)
+{
+    conn_ws_close(c, WS_CLOSE_TOKEN_EXPIRED, "token expired");
+}
+
+/* {"type":"refresh","access_token":JWT}: a valid token of the same user replaces the socket's
+ * (its expiry, its session); the reply is {"type":"refreshed","exp":...}. A bad, expired or
+ * revoked token is `unauthorized`, another user's `forbidden`: the socket keeps its old token. */
+static void op_refresh(struct app *app, struct conn *c, json_t *msg, json_t *id)
+{
+    json_t *t = json_object_get(msg, "access_token"), *o;
+    struct jwt_claims cl;
+
+    if (!json_is_string(t) || json_string_length(t) == 0) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, "access_token (string) is required");
+        return;
+    }
+    if (api_verify_claims(app, json_string_value(t), json_string_length(t), &cl) != CD_OK) {
+        ws_send_error(c, id, CD_E_UNAUTHORIZED, "invalid, expired or revoked access token");
+        return;
+    }
+    if (cl.sub != c->user_id) {
+        ws_send_error(c, id, CD_E_FORBIDDEN, "the access token is another user's");
+        return;
+    }
+    hub_conn_set_sid(c, cl.sid);
+    ws_set_expiry(app, c, cl.exp);
+    o = json_pack("{s:s,s:I}", "type", "refreshed", "exp", (json_int_t)cl.exp);
+    ws_send_json(c, with_id(o, id));
+}
+
 static const struct ws_op ws_ops[] = {
     {"send", op_send},     {"sync", op_sync}, {"read", op_read},
-    {"typing", op_typing}, {"ping", op_ping},
+    {"typing", op_typing}, {"ping", op_ping}, {"refresh", op_refresh},
 };
 
 void api_ws_message(struct conn *c, uint8_t *data, size_t len)
@@ -454,8 +496,8 @@ void api_ws_message(struct conn *c, uint8_t *data, size_t len)
     for (size_t i = 0; i < sizeof(ws_ops) / sizeof(ws_ops[0]); i++)
         if (!strcmp(ws_ops[i].type, json_string_value(type))) {
             /* The first request of a connection starts its live delivery (sync does it after
-             * positioning its rooms). */
-            if (ws_ops[i].handler != op_sync) hub_release(c);
+             * positioning its rooms; a refresh is about the connection, not the chat). */
+            if (ws_ops[i].handler != op_sync && ws_ops[i].handler != op_refresh) hub_release(c);
             ws_ops[i].handler(c->io->srv->app, c, msg, id);
             json_decref(msg);
             return;
@@ -491,23 +533,25 @@ void api_ws_upgrade(struct api_req *r)
     char accept[29], tok[JWT_MAX_TOKEN + 1];
     struct slice h;
     size_t toklen = 0;
-    int64_t user_id, sid;
+    struct jwt_claims cl;
     uint32_t online;
     int rc;
 
-    if (http_header(r->http, "authorization", &h) && h.len > 7 &&
-        slice_case_eq((struct slice){h.p, 7}, "bearer ") && h.len - 7 <= JWT_MAX_TOKEN) {
-        toklen = h.len - 7;
-        memcpy(tok, h.p + 7, toklen);
-    } else if (http_query_param(r->http, "access_token", tok, sizeof(tok))) {
+    /* The header as on every other route (one parser); else ?access_token= for browsers. */
+    if ((rc = http_bearer_token(r->http, &h)) == 1 && h.len <= JWT_MAX_TOKEN) {
+        toklen = h.len;
+        memcpy(tok, h.p, toklen);
+    } else if (rc == 0 && http_query_value(r->http, "access_token", tok, sizeof(tok)) == 1) {
         toklen = strlen(tok);
     }
     if (!toklen) {
         metrics_auth_failure(&r->app->metrics, AUTH_FAIL_TOKEN);
-        api_respond_error(r, CD_E_UNAUTHORIZED, "missing access token");
+        api_respond_error(r, CD_E_UNAUTHORIZED,
+                          rc < 0 ? "malformed Authorization header (expected Bearer <token>)"
+                                 : "missing or invalid access token");
         return;
     }
-    if ((rc = api_verify_token(r->app, tok, toklen, &user_id, &sid)) != CD_OK) {
+    if ((rc = api_verify_claims(r->app, tok, toklen, &cl)) != CD_OK) {
         api_send_error(r->app, r->c, r->route, r->http->start_ms, rc, NULL,
                        "WWW-Authenticate: Bearer\r\n");
         return;
@@ -517,7 +561,7 @@ void api_ws_upgrade(struct api_req *r)
                        rc == CD_E_UPGRADE_REQUIRED ? "Sec-WebSocket-Version: 13\r\n" : NULL);
         return;
     }
-    online = presence_connect(r->app->presence, user_id);
+    online = presence_connect(r->app->presence, cl.sub);
     if (!online) {
         api_send_error(r->app, r->c, r->route, r->http->start_ms, CD_E_RATE_LIMITED,
                        "too many open connections for this user (--max-conns-per-user)",
@@ -526,6 +570,7 @@ void api_ws_upgrade(struct api_req *r)
     }
     metrics_http(&r->app->metrics, r->route, 101, (net_now_ms() - r->http->start_ms) * 1000);
     http_upgrade_ws(r->c, accept);
-    r->c->user_id = user_id;
-    hub_conn_open(r->c, user_id, sid, online == 1); /* hello follows once its rooms are loaded */
+    r->c->user_id = cl.sub;
+    ws_set_expiry(r->app, r->c, cl.exp);
+    hub_conn_open(r->c, cl.sub, cl.sid, online == 1); /* hello follows once its rooms are loaded */
 }

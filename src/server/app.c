@@ -19,6 +19,39 @@
 #include "util/log.h"
 #include "util/status.h"
 
+/* The files chatd keeps in its data directory: all created 0600. */
+static const char *const data_files[] = {"chatd.db", "chatd.db-wal", "chatd.db-shm", "jwt.keys",
+                                         "chatd.lock"};
+
+/* The data directory holds password hashes, messages and the signing keys: nobody but chatd's
+ * user may read it. A directory chatd created is 0700; an existing one that others can enter
+ * is set to 0700 when chatd's user owns it (logged), else a warning says so. Files from an
+ * older chatd (or copied in) that others could read are set to 0600 (logged). */
+static void protect_data_dir(const char *dir)
+{
+    char path[4096];
+    struct stat st;
+
+    if (stat(dir, &st) == 0 && (st.st_mode & 077)) {
+        if (st.st_uid == geteuid() && chmod(dir, 0700) == 0)
+            log_warn("data directory was open to other users: mode set to 0700",
+                     "\"dir\":\"%s\",\"was\":\"%04o\"", dir, (unsigned)(st.st_mode & 07777));
+        else
+            log_warn("data directory is open to other users and its mode cannot be changed",
+                     "\"dir\":\"%s\",\"mode\":\"%04o\"", dir, (unsigned)(st.st_mode & 07777));
+    }
+    for (size_t i = 0; i < sizeof(data_files) / sizeof(data_files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, data_files[i]);
+        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 077)) continue;
+        if (chmod(path, 0600) == 0)
+            log_warn("data file was readable by other users: mode set to 0600",
+                     "\"path\":\"%s\",\"was\":\"%04o\"", path, (unsigned)(st.st_mode & 07777));
+        else
+            log_warn("data file is readable by other users and its mode cannot be changed",
+                     "\"path\":\"%s\",\"error\":\"%s\"", path, strerror(errno));
+    }
+}
+
 /* One chatd per data directory: two would both append to the room logs, each with its own copy
  * of every room's last seq. The lock is held until the process exits (the kernel drops it even
  * after a crash). Returns the lock file's descriptor, or -1 (logged). */
@@ -47,13 +80,14 @@ static int lock_data_dir(const char *dir)
         close(fd);
         return -1;
     }
+    protect_data_dir(dir);
     return fd;
 }
 
 /* How long a token of a session ended at `at_s` can still verify. */
 static int64_t token_end(const struct app *app, int64_t at_s)
 {
-    return at_s + app->cfg.access_ttl + API_TOKEN_LEEWAY_S;
+    return at_s + app->cfg.access_ttl + app->cfg.token_leeway;
 }
 
 void app_session_end(struct app *app, int64_t user, int64_t sid)
@@ -73,6 +107,19 @@ static void remote_session_end(void *ud, int64_t sid, int64_t at_ms)
 
 static void gpresence_offline(void *ud, int64_t user, int64_t last_seen, const int64_t *rooms,
                               uint32_t nrooms);
+
+static void gpresence_collect(void *ud, void (*emit)(void *arg, int64_t user, uint32_t n),
+                              void *arg)
+{
+    struct app *app = ud;
+    presence_collect_sent(app->presence, emit, arg);
+}
+
+static void gpresence_block(void *ud, int64_t user, int64_t until_ms)
+{
+    struct app *app = ud;
+    presence_block_msg(app->presence, user, until_ms);
+}
 
 static void hub_interest(void *ud, int64_t room, int on)
 {
@@ -112,7 +159,12 @@ static int cluster_join(struct app *app, struct hub_env *env)
                                         .node = node,
                                         .ttl_ms = (uint32_t)app->cfg.presence_ttl_ms,
                                         .offline = gpresence_offline,
-                                        .ud = app};
+                                        .ud = app,
+                                        .msg_rate =
+                                            app->cfg.rate_limits ? (double)app->cfg.msg_rate : 0,
+                                        .msg_burst = (double)app->cfg.msg_burst,
+                                        .collect = gpresence_collect,
+                                        .block = gpresence_block};
         if (presence_redis_open(&pc, &app->gpresence) != CD_OK) {
             log_error("invalid --redis-url", "\"expected\":\"redis://host:port[/db]\"");
             cluster_free(app->cluster);
@@ -178,7 +230,7 @@ static int load_revoked(struct app *app)
 {
     struct revoked_load l = {app, now_unix_ms() / 1000};
     struct store_conn *rd = store_reader(&app->db);
-    int64_t since_ms = (l.now - app->cfg.access_ttl - API_TOKEN_LEEWAY_S) * 1000;
+    int64_t since_ms = (l.now - app->cfg.access_ttl - app->cfg.token_leeway) * 1000;
     if (!rd) return CD_E_IO;
     return app->db.ops->sessions_revoked_since(rd, since_ms, revoked_row, &l);
 }
@@ -295,10 +347,11 @@ int app_run(struct cfg *cfg)
     uv_signal_t sig_term, sig_int;
     double auth_rate;
     int rc, lvl, lock_fd;
-    char node_buf[300];
 
     app->cfg = *cfg;
     if (app->cfg.access_ttl < 1) app->cfg.access_ttl = 1; /* a token must live at least 1 s */
+    if (app->cfg.token_leeway < 0) app->cfg.token_leeway = 0;
+    if (app->cfg.token_leeway > 300) app->cfg.token_leeway = 300;
     lvl = log_level_parse(cfg->log_level);
     if (lvl < 0) {
         log_error("invalid --log-level", "\"value\":\"%s\"", cfg->log_level);
@@ -307,6 +360,12 @@ int app_run(struct cfg *cfg)
     }
     log_set_level((enum log_level)lvl);
     signal(SIGPIPE, SIG_IGN);
+    /* Every file chatd creates is its data (database, WAL, keys, lock): private whatever the
+     * umask it was started with (each is also created with an explicit 0600). */
+    umask(077);
+    /* Over a file size limit (ulimit -f) a write fails with EFBIG: a failed commit, reported and
+     * survived like a full disk, instead of the default SIGXFSZ killing chatd mid-commit. */
+    signal(SIGXFSZ, SIG_IGN);
     /* Buffers are allocated on one thread and freed on another all the time (frames, jobs):
      * keep freed memory in the heaps instead of trimming and regrowing them (mprotect storms). */
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
@@ -411,6 +470,7 @@ int app_run(struct cfg *cfg)
         .on_request = app_on_request,
         .on_ws_message = api_ws_message,
         .on_ws_close = api_ws_close,
+        .on_ws_deadline = api_ws_deadline,
         .on_thread_start = hub_thread_start,
         .on_thread_stop = hub_thread_stop,
         .on_tick = hub_tick,
@@ -424,9 +484,9 @@ int app_run(struct cfg *cfg)
     atomic_store(&app->ready, 1);
     log_info("chatd started",
              "\"version\":\"%s\",\"listen\":\"%s\",\"threads\":%d,"
-             "\"data_dir\":\"%s\",\"store\":\"%s\",\"node_id\":%s",
+             "\"data_dir\":\"%s\",\"store\":\"%s\",\"node_id\":\"%s\"",
              CHATD_VERSION, cfg->listen, app->net.nio, cfg->data_dir, app->db.ops->name,
-             log_str(node_buf, sizeof(node_buf), app->node_id, strlen(app->node_id)));
+             app->node_id);
 
     uv_signal_init(main_loop, &sig_term);
     uv_signal_init(main_loop, &sig_int);
@@ -446,7 +506,7 @@ int app_run(struct cfg *cfg)
     cluster_free(app->cluster);
     app->cluster = NULL;
     net_free(&app->net);
-    log_info("chatd stopped", "%s", "\"exit\":0");
+    log_info("chatd stopped", "\"exit\":%d", 0);
 done:
     limiter_free(&app->auth_ip);
     limiter_free(&app->auth_pair);

@@ -36,8 +36,8 @@ struct app {
     struct fanout fanout;
     struct cluster *cluster;          /* NULL on a single node (no --nats-url) */
     struct presence_redis *gpresence; /* NULL without --redis-url */
-    _Atomic int ready; /* /readyz: 1 once storage is open and listeners are up */
-    char node_id[128]; /* --node-id, else <hostname>-<pid> */
+    _Atomic int ready;                /* /readyz: 1 once storage is open and listeners are up */
+    char node_id[128];                /* --node-id, else <hostname>-<pid> */
 };
 
 /* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.
@@ -95,9 +95,10 @@ struct api_call {
     struct conn *c;
     int route;
     uint64_t start_ms;
-    int status;       /* CD_OK or an error for the response */
-    json_t *result;   /* response object on success (owned) */
-    int http_status;  /* success status (200/201/204) */
+    char request_id[HTTP_REQUEST_ID_LEN + 1]; /* on the log lines of the call's threads */
+    int status;                               /* CD_OK or an error for the response */
+    json_t *result;                           /* response object on success (owned) */
+    int http_status;                          /* success status (200/201/204) */
     int64_t retry_ms; /* with status CD_E_RATE_LIMITED: the wait for Retry-After (0: none) */
     char *raw;        /* prebuilt JSON response body (malloc'ed), instead of result */
     size_t raw_len;
@@ -132,11 +133,11 @@ void api_send_json(struct app *app, struct conn *c, int route, uint64_t start_ms
 void api_send_error(struct app *app, struct conn *c, int route, uint64_t start_ms, int status,
                     const char *message, const char *extra_headers);
 
-/* Clock skew allowed when verifying an access token, seconds. */
-#define API_TOKEN_LEEWAY_S 30
-
-/* Verify an access token: CD_OK with the user id and the session id (sid may be NULL); a token
- * of a session that ended (app_session_end) is CD_E_UNAUTHORIZED like a bad one. */
+/* Verify an access token (exp and iat with --token-leeway seconds of clock skew): CD_OK with its
+ * claims; CD_E_TOKEN_EXPIRED, or CD_E_UNAUTHORIZED for a bad token or one of a session that
+ * ended (app_session_end). Counted in the auth failure metrics. */
+int api_verify_claims(struct app *app, const char *tok, size_t len, struct jwt_claims *out);
+/* api_verify_claims for the user id and the session id (sid may be NULL). */
 int api_verify_token(struct app *app, const char *tok, size_t len, int64_t *user_id, int64_t *sid);
 /* Writer thread, after the commit that revoked session sid of user: its access tokens are
  * refused from now on and its open WebSockets close with 4001. */
@@ -178,6 +179,8 @@ int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t ro
 json_t *api_room_json(const struct store_room *room);
 void api_ws_message(struct conn *c, uint8_t *data, size_t len);
 void api_ws_close(struct conn *c);
+/* The WebSocket's access token expired (its deadline): close 4002. */
+void api_ws_deadline(struct conn *c);
 void app_on_request(struct conn *c, struct http_request *req);
 
 #endif

@@ -29,6 +29,8 @@
     X(jwt_keys, "jwt-keys", STR, "",                                                               \
       "HS256 keys 'kid:64hex[,kid:64hex]' (first signs); empty = generated in data-dir")           \
     X(access_ttl, "access-ttl", INT, "900", "access token lifetime, seconds")                      \
+    X(token_leeway, "token-leeway", INT, "30",                                                     \
+      "clock skew allowed on access-token times, seconds (0-300); a WebSocket closes 4002 then")   \
     X(refresh_ttl, "refresh-ttl", INT, "2592000", "refresh token lifetime, seconds")               \
     X(pwhash_ops, "pwhash-ops", INT, "2", "Argon2id passes (libsodium OPSLIMIT_INTERACTIVE = 2)")  \
     X(pwhash_mem_kib, "pwhash-mem-kib", INT, "65536",                                              \
@@ -78,7 +80,7 @@
       "rooms with more members get no presence events (bounds the cost of a change)")              \
     X(max_conns_per_user, "max-conns-per-user", INT, "32",                                         \
       "open WebSocket connections per user (0 = no cap; applies with --rate-limits off too)")      \
-    X(drain_timeout, "drain-timeout", INT, "10", "seconds SIGTERM waits for connections to close")  \
+    X(drain_timeout, "drain-timeout", INT, "10", "seconds SIGTERM waits for connections to close") \
     X(nats_url, "nats-url", STR, "",                                                               \
       "NATS servers for cross-node fanout, comma-separated nats://host:port; empty = single node") \
     X(reconcile_ms, "reconcile-ms", INT, "2000",                                                   \

@@ -153,6 +153,8 @@ struct api_call *api_call_new(struct api_req *r, size_t size)
     call->c = r->c;
     call->route = r->route;
     call->start_ms = r->http->start_ms;
+    if (r->http->request_id)
+        snprintf(call->request_id, sizeof(call->request_id), "%s", r->http->request_id);
     call->http_status = 200;
     conn_hold(r->c);
     return call;
@@ -161,40 +163,53 @@ struct api_call *api_call_new(struct api_req *r, size_t size)
 void api_call_finish(struct api_call *call)
 {
     struct conn *c = call->c;
+    const char *prev_rid = log_request_id_set(call->request_id);
     if (conn_alive(c)) {
         if (call->status == CD_OK && call->raw) {
             metrics_http(&call->app->metrics, call->route, call->http_status,
                          (net_now_ms() - call->start_ms) * 1000);
             http_respond(c, call->http_status, "application/json", call->raw, call->raw_len, NULL);
-        } else if (call->status == CD_OK)
+        } else if (call->status == CD_OK) {
             api_send_json(call->app, c, call->route, call->start_ms, call->http_status,
                           call->result, NULL);
-        else if (call->status == CD_E_RATE_LIMITED && call->retry_ms > 0)
+            call->result = NULL; /* stolen */
+        } else if (call->status == CD_E_RATE_LIMITED && call->retry_ms > 0) {
             send_retry(call->app, c, call->route, call->start_ms, call->retry_ms);
-        else
+        } else {
             api_send_error(call->app, c, call->route, call->start_ms, call->status, NULL,
                            call->status == CD_E_UNAUTHORIZED ? "WWW-Authenticate: Bearer\r\n"
                                                              : NULL);
-        call->result = NULL;
+        }
     }
+    /* Not sent: the connection is gone, or the job built its result and then the commit (or a
+     * later step) failed. */
     json_decref(call->result);
     free(call->raw);
     if (call->cleanup) call->cleanup(call);
     conn_release(c);
+    log_request_id_set(prev_rid);
     free(call);
 }
 
 static void call_work(uv_work_t *w)
 {
     struct api_call *call = w->data;
+    const char *prev = log_request_id_set(call->request_id);
     call->work_fn(call);
+    log_request_id_set(prev);
 }
 
+/* after_fn may free the call (api_call_finish): the id is copied first. */
 static void call_after_work(uv_work_t *w, int status)
 {
     struct api_call *call = w->data;
+    char rid[sizeof(call->request_id)];
+    const char *prev;
     (void)status;
+    memcpy(rid, call->request_id, sizeof(rid));
+    prev = log_request_id_set(rid);
     call->after_fn(call);
+    log_request_id_set(prev);
 }
 
 void api_call_work(struct api_call *call)
@@ -227,34 +242,23 @@ void api_call_write(struct api_call *call)
 
 /* ---- auth ---- */
 
+int api_verify_claims(struct app *app, const char *tok, size_t len, struct jwt_claims *out)
+{
+    int64_t now = now_unix_ms() / 1000;
+    int rc = jwt_verify(&app->keys, tok, len, now, app->cfg.token_leeway, out);
+    if (rc == CD_OK && out->sid && revoked_has(app->revoked, out->sid, now)) rc = CD_E_UNAUTHORIZED;
+    if (rc != CD_OK) metrics_auth_failure(&app->metrics, AUTH_FAIL_TOKEN);
+    return rc;
+}
+
 int api_verify_token(struct app *app, const char *tok, size_t len, int64_t *user_id, int64_t *sid)
 {
     struct jwt_claims cl;
-    int64_t now = now_unix_ms() / 1000;
-    int rc = jwt_verify(&app->keys, tok, len, now, API_TOKEN_LEEWAY_S, &cl);
-    if (rc == CD_OK && cl.sid && revoked_has(app->revoked, cl.sid, now)) rc = CD_E_UNAUTHORIZED;
-    if (rc != CD_OK) {
-        metrics_auth_failure(&app->metrics, AUTH_FAIL_TOKEN);
-        return rc;
-    }
+    int rc = api_verify_claims(app, tok, len, &cl);
+    if (rc != CD_OK) return rc;
     *user_id = cl.sub;
     if (sid) *sid = cl.sid;
     return CD_OK;
-}
-
-static int bearer_token(struct http_request *req, struct slice *tok)
-{
-    struct slice h;
-    if (!http_header(req, "authorization", &h) || h.len < 8 ||
-        !slice_case_eq((struct slice){h.p, 7}, "bearer "))
-        return 0;
-    tok->p = h.p + 7;
-    tok->len = h.len - 7;
-    while (tok->len && *tok->p == ' ') {
-        tok->p++;
-        tok->len--;
-    }
-    return tok->len > 0;
 }
 
 /* ---- operational endpoints ---- */
@@ -264,10 +268,17 @@ static void api_healthz(struct api_req *r)
     api_respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* Ready: started, not draining, and storage takes writes (store_health: the last write batch
+ * did not fail, no commit is stuck). The reason is the error message. */
 static void api_readyz(struct api_req *r)
 {
+    const char *why = NULL;
     if (!atomic_load(&r->app->ready) || atomic_load(&r->app->net.draining)) {
         api_respond_error(r, CD_E_UNAVAILABLE, "not ready");
+        return;
+    }
+    if (store_health(&r->app->db, &why) != CD_OK) {
+        api_respond_error(r, CD_E_UNAVAILABLE, why);
         return;
     }
     api_respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
@@ -318,6 +329,9 @@ static void api_metrics(struct api_req *r)
     COUNTER("chatd_store_commits_total", "Storage transactions (group commits).", ss.commits);
     COUNTER("chatd_store_jobs_total", "Write jobs committed or failed.", ss.jobs);
     COUNTER("chatd_store_failed_commits_total", "Failed group commits.", ss.failed_commits);
+    GAUGE("chatd_store_failing",
+          "1 while the last write batch failed and no commit succeeded since (/readyz 503).",
+          ss.failing);
     GAUGE("chatd_store_queued_jobs", "Write jobs submitted to the writer and not yet done.",
           ss.queued);
 #undef GAUGE
@@ -384,9 +398,11 @@ void app_on_request(struct conn *c, struct http_request *req)
     if (rt->flags & ROUTE_F_AUTH) {
         struct slice tok;
         int rc;
-        if (!bearer_token(req, &tok)) {
+        if ((rc = http_bearer_token(req, &tok)) != 1) {
             metrics_auth_failure(&app->metrics, AUTH_FAIL_TOKEN);
-            api_respond_error(&r, CD_E_UNAUTHORIZED, "missing bearer token");
+            api_respond_error(&r, CD_E_UNAUTHORIZED,
+                              rc ? "malformed Authorization header (expected Bearer <token>)"
+                                 : "missing bearer token");
             return;
         }
         if ((rc = api_verify_token(app, tok.p, tok.len, &r.user_id, NULL)) != CD_OK) {

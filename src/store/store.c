@@ -3,7 +3,9 @@
 #include <stdatomic.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <uv.h>
 
@@ -38,7 +40,17 @@ struct store_priv {
     int wal_restart_frames; /* WAL length at which the writer copies the checkpoint's tail */
     _Atomic uint64_t commits, jobs, failed_commits;
     _Atomic uint64_t submitted; /* jobs queued over the store's life; minus jobs = queued now */
+    /* Health (store_health). `failing`: a write batch failed and no commit proved storage
+     * writable since; the maintenance thread then submits `probe` (one at a time, every
+     * PROBE_EVERY_MS) until one commits. */
+    atomic_int failing;
+    atomic_int probe_pending;
+    _Atomic uint64_t batch_start_ns; /* uv_hrtime() at the start of the running batch, 0: idle */
+    uint64_t stall_ns;
+    struct store_job probe;
 };
+
+#define PROBE_EVERY_MS 1000
 
 static _Atomic unsigned store_gen;
 static __thread struct {
@@ -145,6 +157,9 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
     }
     if (rc != CD_OK) {
         log_error("group commit failed", "\"jobs\":%zu,\"status\":\"%s\"", n, cd_status_code(rc));
+        if (!atomic_exchange(&p->failing, 1))
+            log_error("storage failing: not ready until a commit succeeds", "\"status\":\"%s\"",
+                      cd_status_code(rc));
         if (db->batch_failed) db->batch_failed();
     }
     atomic_fetch_add(&p->commits, 1);
@@ -210,7 +225,9 @@ static void writer_main(void *arg)
         if (!p->head) p->tail = NULL;
         last->next = NULL;
         uv_mutex_unlock(&p->lock);
+        atomic_store(&p->batch_start_ns, last_start);
         writer_run_batch(db, batch);
+        atomic_store(&p->batch_start_ns, 0);
         /* Under continuous load a PASSIVE checkpoint from another thread never catches up with
          * the writer, and SQLite restarts the WAL only when a write transaction begins with
          * every frame copied back: the WAL would grow without bound, every commit appending to
@@ -220,18 +237,46 @@ static void writer_main(void *arg)
     }
 }
 
+static int probe_exec(const struct store_ops *ops, struct store_conn *c, struct store_job *j)
+{
+    (void)j;
+    return ops->probe(c);
+}
+
+/* Writer thread (or store_submit after the writer stopped). */
+static void probe_done(struct store_job *j)
+{
+    struct store_priv *p = (struct store_priv *)((char *)j - offsetof(struct store_priv, probe));
+    if (j->status == CD_OK && atomic_exchange(&p->failing, 0))
+        log_info("storage recovered", "\"by\":\"%s\"", "probe commit");
+    atomic_store(&p->probe_pending, 0);
+}
+
 static void maint_main(void *arg)
 {
     struct store_db *db = arg;
     struct store_priv *p = db->priv;
     struct store_conn *c = NULL;
+    uint64_t last_probe = 0;
 
     if (db->ops->conn_open(db->st, 1, &c) != CD_OK) return;
     /* Every 100 ms: cheap when the WAL is small, and keeps it small under load. */
     for (;;) {
         int frames = 0;
-        if (db->ops->checkpoint(c, &frames) == CD_OK && frames >= p->wal_restart_frames)
+        uint64_t now = uv_hrtime();
+        if (db->ops->checkpoint && db->ops->checkpoint(c, &frames) == CD_OK &&
+            frames >= p->wal_restart_frames)
             atomic_store(&p->wal_tail, 1);
+        /* Failing storage: find out when it takes writes again, traffic or not. */
+        if (db->ops->probe && atomic_load(&p->failing) && !atomic_load(&p->probe_pending) &&
+            now - last_probe >= (uint64_t)PROBE_EVERY_MS * 1000000u) {
+            last_probe = now;
+            atomic_store(&p->probe_pending, 1);
+            memset(&p->probe, 0, sizeof(p->probe));
+            p->probe.exec = probe_exec;
+            p->probe.done = probe_done;
+            store_submit(db, &p->probe);
+        }
         if (uv_sem_trywait(&p->maint_stop) == 0) break;
         uv_sleep(100);
     }
@@ -257,6 +302,7 @@ int store_db_open(struct store_db *db, const struct store_ops *ops, const struct
     p->wal_restart_frames = cfg->wal_restart_frames <= 0        ? 32768
                             : cfg->wal_restart_frames > 1 << 30 ? 1 << 30
                                                                 : (int)cfg->wal_restart_frames;
+    p->stall_ns = (uint64_t)(cfg->stall_ms > 0 ? cfg->stall_ms : 10000) * 1000000u;
     if ((rc = ops->conn_open(db->st, 1, &p->writer)) != CD_OK) {
         ops->close(db->st);
         free(p);
@@ -265,7 +311,7 @@ int store_db_open(struct store_db *db, const struct store_ops *ops, const struct
     db->priv = p;
     uv_thread_create(&p->thread, writer_main, db);
     uv_sem_init(&p->maint_stop, 0);
-    if (ops->checkpoint) uv_thread_create(&p->maint_thread, maint_main, db);
+    uv_thread_create(&p->maint_thread, maint_main, db); /* checkpoints (SQLite), probes */
     return CD_OK;
 }
 
@@ -348,7 +394,7 @@ void store_db_close(struct store_db *db)
     uv_cond_signal(&p->cond);
     uv_mutex_unlock(&p->lock);
     uv_thread_join(&p->thread);
-    if (db->ops->checkpoint) {
+    {
         uv_sem_post(&p->maint_stop);
         uv_thread_join(&p->maint_thread);
     }
@@ -374,9 +420,31 @@ uint64_t store_queued(struct store_db *db)
     return in > done ? in - done : 0;
 }
 
+int store_health(struct store_db *db, const char **why)
+{
+    struct store_priv *p = db->priv;
+    uint64_t start;
+
+    if (!p) {
+        *why = "storage closed";
+        return CD_E_UNAVAILABLE;
+    }
+    if (atomic_load(&p->failing)) {
+        *why = "storage failing: the last commit failed";
+        return CD_E_UNAVAILABLE;
+    }
+    start = atomic_load(&p->batch_start_ns);
+    if (start && uv_hrtime() - start > p->stall_ns) {
+        *why = "storage stalled: a commit is taking too long";
+        return CD_E_UNAVAILABLE;
+    }
+    return CD_OK;
+}
+
 void store_db_stats(struct store_db *db, struct store_stats *out)
 {
     struct store_priv *p = db->priv;
+    out->failing = (uint64_t)atomic_load(&p->failing);
     out->commits = atomic_load(&p->commits);
     out->jobs = atomic_load(&p->jobs);
     out->failed_commits = atomic_load(&p->failed_commits);

@@ -94,6 +94,8 @@ struct store_config {
      * (0 = 32768, 64 MiB of 2 KiB pages): the writer then stops for one checkpoint of the last
      * frames (two fsyncs, a few ms). Larger: rarer stops, a longer WAL file. */
     int64_t wal_restart_frames;
+    /* store_health reports a batch that has run for longer than this (0 = 10000 ms). */
+    int64_t stall_ms;
 };
 
 /* Multi-row callbacks run while their statement is open: they may call other ops on the same
@@ -114,6 +116,9 @@ struct store_ops {
      * connection (the bulk) and, between transactions, on the writer's (the tail, so the log
      * can restart from its beginning). *wal_frames (unless NULL) gets the frames in the WAL. */
     int (*checkpoint)(struct store_conn *c, int *wal_frames);
+    /* Inside the writer's transaction: a write that changes no data but makes the commit write
+     * to the database files, so a commit proves that storage takes writes (readiness). */
+    int (*probe)(struct store_conn *c);
 
     int (*begin)(struct store_conn *c);
     int (*commit)(struct store_conn *c);
@@ -254,10 +259,17 @@ struct store_conn *store_reader(struct store_db *db);
 /* Run every queued job, stop the writer, close all connections. Blocks. */
 void store_db_close(struct store_db *db);
 
+/* Whether the store takes writes (for /readyz; any thread, never blocks): CD_OK, or
+ * CD_E_UNAVAILABLE with *why set to a static reason when the last write batch failed and no
+ * commit has proven storage writable since (a probe write is retried every second while so),
+ * or when the current batch has been running for longer than stall_ms (a hung disk). */
+int store_health(struct store_db *db, const char **why);
+
 /* Counters for /metrics. */
 struct store_stats {
     uint64_t commits, jobs, failed_commits;
-    uint64_t queued; /* submitted, not yet done */
+    uint64_t queued;  /* submitted, not yet done */
+    uint64_t failing; /* 1 while the last write batch failed (store_health) */
 };
 void store_db_stats(struct store_db *db, struct store_stats *out);
 

@@ -99,6 +99,7 @@ struct store {
     X(ROOMS_OF_USER, "SELECT " ROOM_COLS ", " MEMBER_COLS " FROM members m "                       \
                      "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1::bigint "              \
                      "AND m.room_id > $2::bigint ORDER BY m.room_id LIMIT $3::bigint")             \
+    X(PROBE, "SELECT 1")                                                                           \
     X(USER_ROOM_COUNTS, "SELECT count(*), coalesce(sum((m.role = 2)::int), 0) FROM members m "     \
                         "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1::bigint "           \
                         "AND r.kind = 0")                                                          \
@@ -218,9 +219,9 @@ static PGconn *connect_url(const char *url)
     const char *vals[] = {url, "5", "chatd", NULL};
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(pg) != CONNECTION_OK) {
-        char msg[512];
-        log_error("cannot connect to PostgreSQL", "\"error\":%s",
-                  log_str(msg, sizeof(msg), PQerrorMessage(pg), strcspn(PQerrorMessage(pg), "\n")));
+        const char *msg = PQerrorMessage(pg);
+        log_error("cannot connect to PostgreSQL", "\"error\":\"%.*s\"", (int)strcspn(msg, "\n"),
+                  msg);
         PQfinish(pg);
         return NULL;
     }
@@ -234,7 +235,6 @@ static int note_error(struct store_conn *c, const PGresult *res, const char *wha
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorMessage(res) : "";
-    char buf[512];
 
     if (c->in_tx) c->failed = 1;
     if (res && PQresultStatus(res) == PGRES_PIPELINE_ABORTED) return CD_E_IO; /* noted before */
@@ -242,8 +242,8 @@ static int note_error(struct store_conn *c, const PGresult *res, const char *wha
     if (!res || PQstatus(c->pg) != CONNECTION_OK ||
         (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P", 3)))) {
         if (!c->down)
-            log_error("PostgreSQL connection lost", "\"op\":\"%s\",\"error\":%s", what,
-                      log_str(buf, sizeof(buf), msg, strcspn(msg, "\n")));
+            log_error("PostgreSQL connection lost", "\"op\":\"%s\",\"error\":\"%.*s\"", what,
+                      (int)strcspn(msg, "\n"), msg);
         c->down = 1;
         return CD_E_UNAVAILABLE;
     }
@@ -255,8 +255,8 @@ static int note_error(struct store_conn *c, const PGresult *res, const char *wha
         return CD_E_IO;
     }
     if (!strcmp(state, "23505")) return CD_E_CONFLICT;
-    log_error("PostgreSQL error", "\"op\":\"%s\",\"sqlstate\":\"%s\",\"error\":%s", what, state,
-              log_str(buf, sizeof(buf), msg, strcspn(msg, "\n")));
+    log_error("PostgreSQL error", "\"op\":\"%s\",\"sqlstate\":\"%s\",\"error\":\"%.*s\"", what,
+              state, (int)strcspn(msg, "\n"), msg);
     return CD_E_IO;
 }
 
@@ -524,10 +524,8 @@ static int simple_exec(PGconn *pg, const char *sql)
     PGresult *r = PQexec(pg, sql);
     int ok = r && result_ok(r);
     if (!ok) {
-        char buf[512];
         const char *m = r ? PQresultErrorMessage(r) : PQerrorMessage(pg);
-        log_error("PostgreSQL statement failed", "\"error\":%s",
-                  log_str(buf, sizeof(buf), m, strcspn(m, "\n")));
+        log_error("PostgreSQL statement failed", "\"error\":\"%.*s\"", (int)strcspn(m, "\n"), m);
     }
     PQclear(r);
     return ok ? CD_OK : CD_E_IO;
@@ -1165,6 +1163,14 @@ static int pg_unread_count(struct store_conn *c, int64_t room_id, int64_t user_i
     return CD_OK;
 }
 
+/* Storage health (store.c's probe job, in a write transaction): the server answers. */
+static int pg_probe(struct store_conn *c)
+{
+    struct params p = {0};
+    int64_t v = 0;
+    return query_i64(c, SQL_PROBE, &p, &v);
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -1196,6 +1202,7 @@ const struct store_ops store_pg_ops = {
     .member_put = pg_member_put,
     .member_delete = pg_member_delete,
     .members_list = pg_members_list,
+    .probe = pg_probe,
     .rooms_of_user = pg_rooms_of_user,
     .user_room_counts = pg_user_room_counts,
     .users_share_room = pg_users_share_room,

@@ -1,10 +1,12 @@
 /* store_sqlite.c - the SQLite backend: WAL, numbered migrations, cached prepared statements. */
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store/store.h"
 #include "store/store_sqlite_walbuf.h"
@@ -260,7 +262,7 @@ static int sq_open(const struct store_config *cfg, struct store **out)
     struct store *st;
     sqlite3 *db = NULL;
     size_t n;
-    int rc;
+    int rc, fd;
 
     if (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST) {
         log_error("cannot create data directory", "\"dir\":\"%s\",\"error\":\"%s\"", cfg->dir,
@@ -272,6 +274,15 @@ static int sq_open(const struct store_config *cfg, struct store **out)
     st->path = xmalloc(n);
     snprintf(st->path, n, "%s/chatd.db", cfg->dir);
     st->sync_full = !cfg->sync_mode || strcmp(cfg->sync_mode, "normal") != 0;
+    /* Created here 0600 whatever the umask (SQLite would use 0644 & ~umask); SQLite gives the
+     * WAL and shared-memory files the database file's mode. */
+    if ((fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+        log_error("cannot create database", "\"path\":\"%s\",\"error\":\"%s\"", st->path,
+                  strerror(errno));
+        rc = CD_E_IO;
+        goto fail;
+    }
+    close(fd);
     if (sqlite3_open_v2(st->path, &db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         vfs_name()) != SQLITE_OK) {
@@ -883,8 +894,29 @@ static int sq_checkpoint(struct store_conn *c, int *wal_frames)
     return CD_OK;
 }
 
+/* Rewrite the schema's user_version with its own value: page 1 is dirtied, so the commit must
+ * write a WAL frame (and fails when the disk is full), while nothing changes. */
+static int sq_probe(struct store_conn *c)
+{
+    sqlite3_stmt *s;
+    char sql[64];
+    int v;
+
+    if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        return sq_err(c, "probe");
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_finalize(s);
+        return sq_err(c, "probe");
+    }
+    v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", v);
+    return sq_exec(c->db, sql);
+}
+
 const struct store_ops store_sqlite_ops = {
     .checkpoint = sq_checkpoint,
+    .probe = sq_probe,
     .name = "sqlite",
     .open = sq_open,
     .close = sq_close,

@@ -269,3 +269,58 @@ describe('cluster: a node without its bus is healed from storage', () => {
     }
   });
 });
+
+describe('cluster: the message rate of a user holds across nodes (Redis)', () => {
+  let nats, redis, storeUrl, keys, A, B;
+  const RATE = 1;
+  const BURST = 10;
+  before(async () => {
+    storeUrl = pgDatabase();
+    nats = await natsCluster(1);
+    redis = await redisServer();
+    keys = jwtKeys();
+    const args = { 'msg-rate': RATE, 'msg-burst': BURST };
+    A = await startNode({ storeUrl, keys, id: 'A', natsUrl: nats.urls, redisUrl: redis.url, args });
+    B = await startNode({ storeUrl, keys, id: 'B', natsUrl: nats.urls, redisUrl: redis.url, args });
+  });
+  after(async () => {
+    if (A) await A.stop();
+    if (B) await B.stop();
+    if (nats) await nats.stop();
+    if (redis) await redis.kill();
+  });
+
+  it('a user sending through two nodes gets one budget, not one per node', T, async () => {
+    const u = await newUser(A, 'rl');
+    const room = await createRoom(A, u, []);
+    const ca = await connect(A, u);
+    const cb = await connect(B, u);
+    const SECONDS = 6;
+    let acked = 0;
+    let limited = 0;
+    try {
+      const end = Date.now() + SECONDS * 1000;
+      await Promise.all(
+        [ca, cb].map(async (c) => {
+          while (Date.now() < end) {
+            const r = await c.sendMsg(room.id, 'x');
+            if (r.type === 'ack') acked++;
+            else if (r.code === 'rate_limited') {
+              limited++;
+              await sleep(50);
+            } else throw new Error(JSON.stringify(r));
+          }
+        }),
+      );
+    } finally {
+      await ca.close();
+      await cb.close();
+    }
+    // One node alone admits BURST + RATE * SECONDS; two nodes without a shared bucket twice that
+    // (32). Shared: the burst once per node before the first report, then nothing until the
+    // shared bucket refills (about 11 s).
+    const perNode = BURST + RATE * SECONDS;
+    assert.ok(limited > 0);
+    assert.ok(acked <= 2 * BURST + 4, `acked ${acked}: more than one shared budget (per node: ${perNode}, two nodes: ${2 * perNode})`);
+  });
+});

@@ -300,5 +300,8 @@ describe('GET /v1/rooms pages', () => {
     expectError(assert, await api(srv, a).get('/v1/rooms?limit=501'), 400, 'invalid_field');
     expectError(assert, await api(srv, a).get('/v1/rooms?limit=x'), 400, 'invalid_field');
     expectError(assert, await api(srv, a).get('/v1/rooms?after=u_1'), 400, 'invalid_field');
+    // over-long or repeated: refused, not read as "no after"
+    expectError(assert, await api(srv, a).get(`/v1/rooms?after=r_${'1'.repeat(40)}`), 400, 'invalid_field');
+    expectError(assert, await api(srv, a).get(`/v1/rooms?after=${ids[1]}&after=${ids[2]}`), 400, 'invalid_field');
   });
 });

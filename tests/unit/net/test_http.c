@@ -207,9 +207,74 @@ static void slowloris_gets_408(void **state)
     assert_non_null(strstr(resp, "request_timeout"));
 }
 
+/* ---- the request parsers (no socket) ---- */
+
+static int bearer_of(const char *value, char *out, size_t cap)
+{
+    struct http_header h = {SLICE_LIT("Authorization"), {value, strlen(value)}};
+    struct http_request r = {.headers = &h, .nheaders = value ? 1 : 0};
+    struct slice tok;
+    int rc = http_bearer_token(&r, &tok);
+    if (rc == 1) snprintf(out, cap, "%.*s", (int)tok.len, tok.p);
+    return rc;
+}
+
+/* One parser for REST and the upgrade: any run of spaces or tabs after the scheme, any case,
+ * trailing whitespace ignored; no credential, another scheme or inner whitespace refused. */
+static void bearer_forms(void **state)
+{
+    const char *ok[] = {"Bearer abc.def",  "bearer abc.def",     "BEARER   abc.def",
+                        "Bearer\tabc.def", "Bearer \t abc.def ", " Bearer abc.def\t"};
+    const char *bad[] = {"Bearer",     "Bearer ",        "Bearerabc.def", "Basic abc.def",
+                         "Bearer a b", "Bearer abc\x01", "Bear abc.def",  ""};
+    char tok[64];
+    struct http_request none = {0};
+    struct slice t;
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        tok[0] = '\0';
+        assert_int_equal(bearer_of(ok[i], tok, sizeof(tok)), 1);
+        assert_string_equal(tok, "abc.def");
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(bearer_of(bad[i], tok, sizeof(tok)), -1);
+    assert_int_equal(http_bearer_token(&none, &t), 0);
+}
+
+static int query_of(const char *query, const char *name, char *out, size_t cap)
+{
+    struct http_request r = {.query = {query, strlen(query)}};
+    return http_query_value(&r, name, out, cap);
+}
+
+/* Over-long and repeated values are errors, not "absent" (they used to be ignored). */
+static void query_values(void **state)
+{
+    char v[8];
+    (void)state;
+    assert_int_equal(query_of("limit=5&after=7", "after", v, sizeof(v)), 1);
+    assert_string_equal(v, "7");
+    assert_int_equal(query_of("limit=%35", "limit", v, sizeof(v)), 1);
+    assert_string_equal(v, "5");
+    assert_int_equal(query_of("limitx=5", "limit", v, sizeof(v)), 0);
+    assert_int_equal(query_of("", "limit", v, sizeof(v)), 0);
+    assert_int_equal(query_of("limit", "limit", v, sizeof(v)), 1);
+    assert_string_equal(v, "");
+    assert_int_equal(query_of("limit=1234567", "limit", v, sizeof(v)), 1);
+    assert_int_equal(query_of("limit=12345678", "limit", v, sizeof(v)), HTTP_QUERY_TOO_LONG);
+    assert_string_equal(v, "");
+    assert_int_equal(query_of("limit=1&x=2&limit=3", "limit", v, sizeof(v)), HTTP_QUERY_REPEATED);
+    /* the lenient lookup keeps its contract: 0 for what does not fit */
+    {
+        struct http_request r = {.query = SLICE_LIT("limit=12345678")};
+        assert_int_equal(http_query_param(&r, "limit", v, sizeof(v)), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bearer_forms),       cmocka_unit_test(query_values),
         cmocka_unit_test(ok_request),         cmocka_unit_test(body_within_and_over_limit),
         cmocka_unit_test(too_many_headers),   cmocka_unit_test(header_bytes_over_limit),
         cmocka_unit_test(malformed),          cmocka_unit_test(keepalive_and_pipelining),

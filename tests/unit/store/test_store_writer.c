@@ -1,13 +1,17 @@
 /* The writer thread of store.c on a real SQLite database: the commit interval gathers jobs that
- * arrive during it into one group commit, and the WAL restarts from its beginning under a writer
- * that never pauses (the maintenance thread's checkpoint alone never catches up with it). */
+ * arrive during it into one group commit, the WAL restarts from its beginning under a writer
+ * that never pauses (the maintenance thread's checkpoint alone never catches up with it), and
+ * store_health follows failing commits (a file size limit of 1 byte stands in for a full disk)
+ * and stalled ones. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <cmocka.h>
@@ -34,7 +38,7 @@ struct fx {
 struct job {
     struct store_job j;
     struct fx *f;
-    int kind; /* 0 setup (user + room), 1 one message */
+    int kind; /* 0 setup (user + room), 1 one message, 2 a message after 600 ms */
 };
 
 static int job_exec(const struct store_ops *ops, struct store_conn *c, struct store_job *sj)
@@ -53,6 +57,10 @@ static int job_exec(const struct store_ops *ops, struct store_conn *c, struct st
         rc = ops->room_insert(c, &r, NULL);
         f->room = r.id;
         return rc;
+    }
+    if (jb->kind == 2) {
+        struct timespec t = {0, 600 * 1000 * 1000};
+        nanosleep(&t, NULL);
     }
     struct store_event ev = {.room_id = f->room,
                              .kind = EV_MESSAGE,
@@ -111,6 +119,7 @@ static struct fx *open_fx(int64_t interval_us)
     cfg.sync_mode = "normal";
     cfg.commit_interval_us = interval_us;
     cfg.wal_restart_frames = 1024;
+    cfg.stall_ms = 200;
     assert_int_equal(store_db_open(&f->db, &store_sqlite_ops, &cfg), CD_OK);
     store_submit(&f->db, &job_new(f, 0)->j);
     wait_done(f, 1);
@@ -193,11 +202,60 @@ static void wal_restarts_under_continuous_writes(void **state)
     close_fx(f);
 }
 
+static int healthy(struct fx *f, const char **why)
+{
+    *why = "";
+    return store_health(&f->db, why) == CD_OK;
+}
+
+/* A failed commit makes the store unhealthy until a commit succeeds again, which the store finds
+ * out by itself (a probe write every second), with no other write arriving; a batch running
+ * longer than stall_ms reports a stall while it runs. */
+static void health_follows_failing_and_stalled_commits(void **state)
+{
+    (void)state;
+    struct fx *f = open_fx(0);
+    struct rlimit old, tiny;
+    struct timespec pause = {0, 100 * 1000 * 1000};
+    const char *why;
+    int i;
+
+    assert_true(healthy(f, &why));
+    signal(SIGXFSZ, SIG_IGN); /* writes over the limit fail with EFBIG instead */
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    tiny = old;
+    tiny.rlim_cur = 1;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+    store_submit(&f->db, &job_new(f, 1)->j);
+    wait_done(f, 2);
+    assert_int_equal(f->failed, 1);
+    assert_false(healthy(f, &why));
+    assert_non_null(strstr(why, "failing"));
+    nanosleep(&pause, NULL);
+    nanosleep(&pause, NULL);
+    assert_false(healthy(f, &why)); /* probes fail too */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    for (i = 0; i < 50 && !healthy(f, &why); i++)
+        nanosleep(&pause, NULL);
+    if (i == 50) fail_msg("still unhealthy 5 s after storage took writes again: %s", why);
+    assert_int_equal(f->done, 2); /* no job of ours ran: the store's own probe did it */
+
+    store_submit(&f->db, &job_new(f, 2)->j);
+    for (i = 0; i < 5 && healthy(f, &why); i++)
+        nanosleep(&pause, NULL);
+    assert_false(healthy(f, &why));
+    assert_non_null(strstr(why, "stalled"));
+    wait_done(f, 3);
+    assert_true(healthy(f, &why));
+    close_fx(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(interval_gathers_jobs_into_one_commit),
         cmocka_unit_test(wal_restarts_under_continuous_writes),
+        cmocka_unit_test(health_follows_failing_and_stalled_commits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
