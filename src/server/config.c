@@ -158,7 +158,8 @@ void cfg_usage(FILE *out)
 {
     char env[64];
     fprintf(out,
-            "Usage: chatd [options]\n\n"
+            "Usage: chatd [options]\n"
+            "       chatd migrate --help (SQLite data dir to PostgreSQL)\n\n"
             "chatd " CHATD_VERSION " - real-time chat server (HTTP + WebSocket).\n"
             "Precedence: flag > environment > config file > default.\n\n"
             "  --help                  print this help and exit\n"
