@@ -199,6 +199,67 @@ describe('cluster: two nodes, PostgreSQL + NATS + Redis', () => {
     }
   });
 
+  it('typing and read markers cross nodes', T, async () => {
+    const alice = await newUser(A, 'ta');
+    const bob = await newUser(B, 'tb');
+    const room = await createRoom(A, alice, [bob]);
+    const ca = await connect(A, alice);
+    const cb = await connect(B, bob);
+    const cb2 = await connect(A, bob); // bob's second device, on the other node
+    try {
+      ca.send({ type: 'typing', id: 'ty', room: room.id });
+      const t = await cb.next((m) => m.type === 'typing' && m.room === room.id, 10000);
+      assert.equal(t.user, alice.id);
+      assert.equal(t.typing, true);
+      const ack = await ca.sendMsg(room.id, 'read me');
+      await cb.waitFor((c) => c.entries(room.id).some((m) => m.seq === ack.seq), 10000, 'message');
+      const r = await cb.req({ type: 'read', room: room.id, seq: ack.seq });
+      assert.equal(r.type, 'read');
+      const other = await cb2.next((m) => m.type === 'read' && m.room === room.id, 10000);
+      assert.equal(other.seq, ack.seq, "the read marker reaches the user's device on the other node");
+    } finally {
+      for (const c of [ca, cb, cb2]) await c.close();
+    }
+  });
+
+  it('Redis gone: presence degrades to each node and comes back', T, async () => {
+    const watcher = await newUser(A, 'rw');
+    const u = await newUser(A, 'ru');
+    await createRoom(A, watcher, [u]);
+    const cw = await connect(A, watcher);
+    try {
+      await redis.kill();
+      const cu = await connect(B, u);
+      await cw.waitFor((c) => c.messages.some(presenceOf(c, u, 'online')), 15000, 'online without Redis');
+      const mark = cw.messages.length;
+      await cu.close(); // the only connection: offline, told by node B's own view
+      await cw.waitFor((c) => c.since(mark, presenceOf(c, u, 'offline')).length > 0, 15000, 'offline without Redis');
+      const ok = await request(A, 'GET', '/v1/rooms', { token: watcher.token });
+      assert.equal(ok.status, 200, 'chat goes on without Redis');
+    } finally {
+      await cw.close();
+      redis = await redisServer(redis.port); // back on the same port: nodes reconnect
+    }
+    // after the restart a user on two nodes is again one presence
+    await sleep(2500);
+    const u2 = await newUser(A, 'rv');
+    const w2 = await newUser(A, 'rx');
+    await createRoom(A, w2, [u2]);
+    const cw2 = await connect(A, w2);
+    try {
+      const ua = await connect(A, u2);
+      const ub = await connect(B, u2);
+      await cw2.waitFor((c) => c.messages.some(presenceOf(c, u2, 'online')), 15000, 'online');
+      const mark = cw2.messages.length;
+      await ua.close();
+      await sleep(1500);
+      assert.deepEqual(cw2.since(mark, presenceOf(cw2, u2, 'offline')), [], 'offline while still on B (Redis back)');
+      await ub.close();
+    } finally {
+      await cw2.close();
+    }
+  });
+
   it('one NATS server killed: delivery across nodes goes on', T, async () => {
     const alice = await newUser(A, 'na');
     const bob = await newUser(B, 'nb');

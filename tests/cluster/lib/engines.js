@@ -87,8 +87,8 @@ async function natsCluster(n = 3) {
 }
 
 /** A redis-server on a free loopback port (no persistence). Returns {url, port, kill()}. */
-async function redisServer() {
-  const port = await freePort();
+async function redisServer(fixedPort) {
+  const port = fixedPort || (await freePort());
   const proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
