@@ -258,34 +258,40 @@ void net__conn_process_input(struct conn *c)
     }
 }
 
+void net__conn_input(struct conn *c, uint8_t *buf, size_t n)
+{
+    struct net_io *io = c->io;
+
+    if (n == 0 || (c->flags & CONN_F_CLOSED)) return;
+    STAT_ADD(io, bytes_in, (uint64_t)n);
+    c->last_rx = io->now_s;
+    if (c->flags & CONN_F_CLOSE_FLUSH) return; /* last response queued: nothing more is read */
+    if (c->flags & CONN_F_PAUSED) {            /* keep it for conn_resume */
+        in_append(c, buf, n);
+        return;
+    }
+    if (c->state == CONN_HTTP) {
+        in_append(c, buf, n);
+        net__http_input(c);
+        return;
+    }
+    if (c->in_len) {
+        in_append(c, buf, n);
+        ws_input(c, c->in, c->in_len, 0);
+    } else {
+        ws_input(c, buf, n, 1);
+    }
+}
+
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = (struct conn *)s;
-    struct net_io *io = c->io;
 
     if (nread < 0) {
         conn_abort(c); /* EOF or error; queued output is moot */
         return;
     }
-    if (nread == 0 || (c->flags & CONN_F_CLOSED)) return;
-    STAT_ADD(io, bytes_in, (uint64_t)nread);
-    c->last_rx = io->now_s;
-    if (c->flags & CONN_F_CLOSE_FLUSH) return; /* last response queued: nothing more is read */
-    if (c->flags & CONN_F_PAUSED) {            /* keep it for conn_resume */
-        in_append(c, (const uint8_t *)buf->base, (size_t)nread);
-        return;
-    }
-    if (c->state == CONN_HTTP) {
-        in_append(c, (const uint8_t *)buf->base, (size_t)nread);
-        net__http_input(c);
-        return;
-    }
-    if (c->in_len) {
-        in_append(c, (const uint8_t *)buf->base, (size_t)nread);
-        ws_input(c, c->in, c->in_len, 0);
-    } else {
-        ws_input(c, (uint8_t *)buf->base, (size_t)nread, 1);
-    }
+    net__conn_input(c, (uint8_t *)buf->base, (size_t)nread);
 }
 
 void net__conn_read_start(struct conn *c)
@@ -296,7 +302,6 @@ void net__conn_read_start(struct conn *c)
 
 void net__conn_accept(struct net_io *io, uv_stream_t *listener)
 {
-    struct net_server *s = io->srv;
     struct conn *c = xcalloc(1, sizeof(*c));
 
     uv_tcp_init(&io->loop, &c->tcp);
@@ -304,11 +309,18 @@ void net__conn_accept(struct net_io *io, uv_stream_t *listener)
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
+    net__conn_add(io, c);
+}
+
+int net__conn_add(struct net_io *io, struct conn *c)
+{
+    struct net_server *s = io->srv;
+
     if (atomic_fetch_add(&s->nconns, 1) >= s->lim.max_conns || io->draining) {
         atomic_fetch_sub(&s->nconns, 1);
         STAT_ADD(io, refused, 1);
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
-        return;
+        return CD_E_UNAVAILABLE;
     }
     c->io = io;
     c->last_rx = c->since = io->now_s;
@@ -320,6 +332,7 @@ void net__conn_accept(struct net_io *io, uv_stream_t *listener)
     STAT_ADD(io, conns_total, 1);
     uv_tcp_nodelay(&c->tcp, 1);
     net__conn_read_start(c);
+    return CD_OK;
 }
 
 /* ---- output ---- */
