@@ -74,8 +74,7 @@ int id_parse(struct slice s, char kind, int64_t *n)
         if (s.p[i] < '0' || s.p[i] > '9') return 0;
         if (v > (INT64_MAX - 9) / 10) return 0;
         v = v * 10 + (s.p[i] - '0');
-    }
-    if (v <= 0) return 0;
+    }    if (v <= 0) return 0;
     *n = v;
     return 1;
 }
@@ -349,29 +348,38 @@ static int route_match(const struct route *rt, struct slice path, struct slice *
     return p == end;
 }
 
+int route_lookup(int method, struct slice path, struct slice *p1, struct slice *p2)
+{
+    int path_known = 0;
+
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        struct slice a = {0}, b = {0};
+        if (!route_match(&routes[i], path, &a, &b)) continue;
+        path_known = 1;
+        if (routes[i].method == method) {
+            *p1 = a;
+            *p2 = b;
+            return (int)i;
+        }
+    }
+    return path_known ? ROUTE_LOOKUP_METHOD : ROUTE_LOOKUP_NONE;
+}
+
 void app_on_request(struct conn *c, struct http_request *req)
 {
     struct app *app = c->io->srv->app;
     struct api_req r = {.app = app, .c = c, .http = req, .route = ROUTE_UNMATCHED};
-    const struct route *rt = NULL;
-    int path_known = 0;
+    const struct route *rt;
+    int i;
 
     if (req->upgrade) c->flags |= CONN_F_NO_KEEPALIVE; /* bytes after it are not HTTP */
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        struct slice p1 = {0}, p2 = {0};
-        if (!route_match(&routes[i], req->path, &p1, &p2)) continue;
-        path_known = 1;
-        if (routes[i].method == req->method) {
-            rt = &routes[i];
-            r.param = p1;
-            r.param2 = p2;
-            break;
-        }
-    }
-    if (!rt) {
-        api_respond_error(&r, path_known ? CD_E_METHOD_NOT_ALLOWED : CD_E_NOT_FOUND, NULL);
+    i = route_lookup(req->method, req->path, &r.param, &r.param2);
+    if (i < 0) {
+        api_respond_error(&r, i == ROUTE_LOOKUP_METHOD ? CD_E_METHOD_NOT_ALLOWED : CD_E_NOT_FOUND,
+                          NULL);
         return;
     }
+    rt = &routes[i];
     r.route = rt->id;
     if (rt->flags & ROUTE_F_AUTH) {
         struct slice tok;
