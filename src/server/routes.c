@@ -71,10 +71,12 @@ int id_parse(struct slice s, char kind, int64_t *n)
     int64_t v = 0;
     if (s.len < 3 || s.len > 21 || s.p[0] != kind || s.p[1] != '_') return 0;
     for (size_t i = 2; i < s.len; i++) {
-        if (s.p[i] < '0' || s.p[i] > '9') return 0;
-        if (v > (INT64_MAX - 9) / 10) return 0;
-        v = v * 10 + (s.p[i] - '0');
-    }    if (v <= 0) return 0;
+        int d = s.p[i] - '0';
+        if (d < 0 || d > 9) return 0;
+        if (v > (INT64_MAX - d) / 10) return 0; /* exact: every id id_format writes parses */
+        v = v * 10 + d;
+    }
+    if (v <= 0) return 0;
     *n = v;
     return 1;
 }
