@@ -452,7 +452,7 @@ int http_query_param(const struct http_request *r, const char *name, char *out, 
                 } else if (ch == '+') {
                     ch = ' ';
                 }
-                if (o + 1 >= cap) return 0;
+                if (ch == '\0' || o + 1 >= cap) return 0; /* %00 would cut the C string */
                 out[o++] = ch;
             }
             out[o] = '\0';

@@ -27,8 +27,9 @@ struct http_request {
 
 /* Case-insensitive header lookup; returns 1 and sets *out when present. */
 int http_header(const struct http_request *r, const char *name, struct slice *out);
-/* Look up and percent-decode a query parameter into out (NUL-terminated, cap bytes). Returns 1
- * when found and it fits, 0 otherwise. */
+/* Look up and percent-decode a query parameter into out (NUL-terminated, cap bytes): the first
+ * "name=value" wins, %XX is a byte, '+' a space. Returns 1 when found and it fits, 0 otherwise
+ * (also when the value decodes to a NUL byte, which would truncate it: "limit=5%00x"). */
 int http_query_param(const struct http_request *r, const char *name, char *out, size_t cap);
 
 /* Send a complete response (Content-Length framing) and resume reading the next request. Only
