@@ -93,47 +93,77 @@ static char *trim(char *s)
     return s;
 }
 
+int cfg_parse(struct cfg *c, const char *text, size_t len, const char *name, FILE *err)
+{
+    const char *p = text, *end = text + len;
+    char origin[1100];
+    int lineno = 0, rc = 0;
+
+    while (p < end && rc == 0) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl ? nl : end) - p);
+        char *line, *s, *eq, *key, *val;
+        const struct cfg_def *d;
+
+        lineno++;
+        if (memchr(p, '\0', n)) {
+            fprintf(err, "chatd: %s:%d: NUL byte in the line\n", name, lineno);
+            return -1;
+        }
+        line = xstrndup(p, n);
+        p = nl ? nl + 1 : end;
+        s = trim(line);
+        if (!*s || *s == '#') {
+            free(line);
+            continue;
+        }
+        eq = strchr(s, '=');
+        if (!eq) {
+            fprintf(err, "chatd: %s:%d: expected 'name = value'\n", name, lineno);
+            rc = -1;
+        } else {
+            *eq = '\0';
+            key = trim(s);
+            val = trim(eq + 1);
+            if (strlen(val) >= 2 && val[0] == '"' && val[strlen(val) - 1] == '"') {
+                val[strlen(val) - 1] = '\0';
+                val++;
+            }
+            d = cfg_find_flag(key, strlen(key));
+            if (!d) {
+                fprintf(err, "chatd: %s:%d: unknown setting '%s'\n", name, lineno, key);
+                rc = -1;
+            } else {
+                snprintf(origin, sizeof(origin), "%s:%d", name, lineno);
+                if (cfg_set(c, d, val, origin, err)) rc = -1;
+            }
+        }
+        free(line);
+    }
+    return rc;
+}
+
 static int cfg_read_file(struct cfg *c, const char *path, FILE *err)
 {
-    char line[1024], origin[1100];
-    int lineno = 0, rc = 0;
+    char *text = xmalloc(CFG_FILE_MAX + 1);
+    size_t len;
+    int rc = -1;
     FILE *f = fopen(path, "r");
 
     if (!f) {
         fprintf(err, "chatd: cannot read config file %s: %s\n", path, strerror(errno));
+        free(text);
         return -1;
     }
-    while (fgets(line, sizeof(line), f)) {
-        char *s = trim(line), *eq, *key, *val;
-        const struct cfg_def *d;
-        lineno++;
-        if (!*s || *s == '#') continue;
-        eq = strchr(s, '=');
-        if (!eq) {
-            fprintf(err, "chatd: %s:%d: expected 'name = value'\n", path, lineno);
-            rc = -1;
-            break;
-        }
-        *eq = '\0';
-        key = trim(s);
-        val = trim(eq + 1);
-        if (strlen(val) >= 2 && val[0] == '"' && val[strlen(val) - 1] == '"') {
-            val[strlen(val) - 1] = '\0';
-            val++;
-        }
-        d = cfg_find_flag(key, strlen(key));
-        if (!d) {
-            fprintf(err, "chatd: %s:%d: unknown setting '%s'\n", path, lineno, key);
-            rc = -1;
-            break;
-        }
-        snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
-        if (cfg_set(c, d, val, origin, err)) {
-            rc = -1;
-            break;
-        }
-    }
+    len = fread(text, 1, CFG_FILE_MAX + 1, f);
+    if (ferror(f))
+        fprintf(err, "chatd: cannot read config file %s: %s\n", path, strerror(errno));
+    else if (len > CFG_FILE_MAX)
+        fprintf(err, "chatd: config file %s is larger than %d bytes\n", path, CFG_FILE_MAX);
+    else
+        rc = cfg_parse(c, text, len, path, err);
     fclose(f);
+    free(text);
     return rc;
 }
 

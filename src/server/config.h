@@ -78,6 +78,13 @@ enum cfg_result { CFG_OK = 0, CFG_EXIT_OK = 1, CFG_ERROR = -1 };
  * The strings in c are heap copies; release them with cfg_free. */
 int cfg_load(struct cfg *c, int argc, char **argv, char **envp, FILE *out, FILE *err);
 void cfg_free(struct cfg *c);
+/* Apply the settings of a config file's text (len bytes, not NUL-terminated: lines "name = value",
+ * blank lines and '#' comments; a value may be in double quotes) to c, over what it holds. name
+ * labels the error messages. Returns 0, or -1 after printing "name:line: reason" to err at the
+ * first bad line (no '=', unknown setting, bad value, NUL byte); the lines before it are applied.
+ * Lines have no length limit. cfg_load reads --config files of up to CFG_FILE_MAX bytes with it. */
+#define CFG_FILE_MAX (1 << 20)
+int cfg_parse(struct cfg *c, const char *text, size_t len, const char *name, FILE *err);
 void cfg_usage(FILE *out);
 
 #endif
