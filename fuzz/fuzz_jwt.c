@@ -152,6 +152,7 @@ static void roundtrip(const uint8_t *p, size_t n)
         char was = tok[at];
         if (p[i + 1] == (uint8_t)was) continue;
         tok[at] = (char)p[i + 1];
+        if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "byte %zu of %.*s\n", at, (int)len, tok);
         CHECK(verify(tok, len, &out) != CD_OK);
         tok[at] = was;
     }
