@@ -435,10 +435,12 @@ static int hexval(char ch)
 
 int http_query_param(const struct http_request *r, const char *name, char *out, size_t cap)
 {
-    const char *p = r->query.p, *end = r->query.p + r->query.len;
+    const char *p = r->query.p, *end;
     size_t nlen = strlen(name);
 
-    while (p && p < end) {
+    if (!p) return 0; /* no query: {NULL, 0}, and NULL + 0 is undefined (found by fuzz_path) */
+    end = p + r->query.len;
+    while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *seg_end = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(seg_end - p));

@@ -44,11 +44,23 @@ static void encoded_nul_refused(void **state)
     assert_string_equal(v, "1");
 }
 
+/* A request without a query has query {NULL, 0}: computing its end was NULL + 0, undefined
+ * behaviour that UBSan reports (found by fuzz/fuzz_path.c). */
+static void no_query(void **state)
+{
+    struct http_request r;
+    char v[8];
+    (void)state;
+    memset(&r, 0, sizeof(r));
+    assert_false(http_query_param(&r, "access_token", v, sizeof(v)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(decodes),
         cmocka_unit_test(encoded_nul_refused),
+        cmocka_unit_test(no_query),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
