@@ -2,7 +2,7 @@
 # Install the Debian packages chatd needs to build, test and run (only what is missing).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang-format libuv1-dev libhttp-parser-dev libjansson-dev
-      libsqlite3-dev libsodium-dev libcmocka-dev nodejs npm curl)
+      libsqlite3-dev libsodium-dev libcmocka-dev nodejs npm curl clang libclang-rt-14-dev)
 [ "${1:-}" = "--bench" ] && pkgs+=(gnuplot-nox nats-server mosquitto)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -17,3 +17,4 @@ ctest --test-dir build-test --output-on-failure -j2
 echo "== black-box tests"
 (cd tests/e2e && npm install --no-audit --no-fund --silent)
 CHATD_BIN="$PWD/build-test/chatd" node --test --test-concurrency=1 tests/e2e/
+echo "== fuzz targets over their corpora"; scripts/fuzz.sh --time "${CHATD_FUZZ_TIME:-15}"

@@ -202,6 +202,31 @@ void cfg_usage(FILE *out)
     }
 }
 
+/* Upper bounds of the settings that size a connection's buffers and counters (32-bit, doubled
+ * while they grow): a larger value would wrap them instead of bounding them. */
+static const struct {
+    const char *flag;
+    int64_t max;
+} cfg_ranges[] = {
+    {"http-max-header", CFG_MAX_BYTES}, {"http-max-headers", 65536},
+    {"http-max-body", CFG_MAX_BYTES},   {"ws-max-frame", CFG_MAX_BYTES},
+    {"ws-max-message", CFG_MAX_BYTES},  {"ws-max-outq", CFG_MAX_BYTES},
+};
+
+static int cfg_check_ranges(const struct cfg *c, FILE *err)
+{
+    for (size_t i = 0; i < sizeof(cfg_ranges) / sizeof(cfg_ranges[0]); i++) {
+        const struct cfg_def *d = cfg_find_flag(cfg_ranges[i].flag, strlen(cfg_ranges[i].flag));
+        int64_t v = *(const int64_t *)((const char *)c + d->offset);
+        if (d->type == T_INT && v > cfg_ranges[i].max) {
+            fprintf(err, "chatd: --%s is at most %lld, got %lld\n", d->flag,
+                    (long long)cfg_ranges[i].max, (long long)v);
+            return CFG_ERROR;
+        }
+    }
+    return CFG_OK;
+}
+
 int cfg_load(struct cfg *c, int argc, char **argv, char **envp, FILE *out, FILE *err)
 {
     const char *file;
@@ -265,7 +290,7 @@ int cfg_load(struct cfg *c, int argc, char **argv, char **envp, FILE *out, FILE 
         }
         if (cfg_set(c, d, val, "command line", err)) return CFG_ERROR;
     }
-    return CFG_OK;
+    return cfg_check_ranges(c, err);
 }
 
 void cfg_free(struct cfg *c)

@@ -72,9 +72,15 @@ struct cfg {
 
 enum cfg_result { CFG_OK = 0, CFG_EXIT_OK = 1, CFG_ERROR = -1 };
 
+/* Largest value of the byte limits that size a connection's buffers and queues (--http-max-header,
+ * --http-max-body, --ws-max-frame, --ws-max-message, --ws-max-outq; --http-max-headers is at most
+ * 65536): their counters are 32-bit. cfg_load refuses larger values. */
+#define CFG_MAX_BYTES (INT64_C(1) << 30)
+
 /* Fill c from defaults, the config file, the environment `envp` (NULL = none) and argv, in
  * precedence order. Returns CFG_OK; CFG_EXIT_OK after printing --help or --version to out;
- * CFG_ERROR after printing a one-line reason to err (unknown flag, bad number, unreadable file).
+ * CFG_ERROR after printing a one-line reason to err (unknown flag, bad number, unreadable file,
+ * a limit over its range).
  * The strings in c are heap copies; release them with cfg_free. */
 int cfg_load(struct cfg *c, int argc, char **argv, char **envp, FILE *out, FILE *err);
 void cfg_free(struct cfg *c);

@@ -178,6 +178,27 @@ static void nul_byte_is_an_error(void **state)
     unlink(argv[2]);
 }
 
+/* The byte limits that size a connection's 32-bit buffers and counters have an upper bound: a
+ * --ws-max-frame of 5 GB would have let one frame wrap the input buffer's length. */
+static void limits_over_their_range(void **state)
+{
+    struct cfg c;
+    char *frame[] = {"chatd", "--ws-max-frame", "5000000000", NULL};
+    char *outq[] = {"chatd", "--ws-max-outq=1073741825", NULL};
+    char *headers[] = {"chatd", "--http-max-headers", "65537", NULL};
+    char *max[] = {"chatd", "--ws-max-outq", "1073741824", "--http-max-body", "1073741824", NULL};
+    (void)state;
+    assert_int_equal(load(&c, 3, frame, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 2, outq, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 3, headers, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 5, max, NULL), CFG_OK);
+    assert_int_equal(c.ws_max_outq, CFG_MAX_BYTES);
+    cfg_free(&c);
+}
+
 static void help_and_version_exit(void **state)
 {
     struct cfg c;
@@ -201,6 +222,7 @@ int main(void)
         cmocka_unit_test(help_and_version_exit),
         cmocka_unit_test(long_lines_are_one_line),
         cmocka_unit_test(nul_byte_is_an_error),
+        cmocka_unit_test(limits_over_their_range),
     };
     int rc;
     devnull = fopen("/dev/null", "w");
