@@ -29,6 +29,7 @@ static void conn_on_close(uv_handle_t *h)
 
 void conn_release(struct conn *c)
 {
+    assert(c->refs > 0); /* a release without its hold would wrap the count */
     if (--c->refs == 0 && c->state == CONN_DEAD) conn_free(c);
 }
 
@@ -60,6 +61,8 @@ static void outq_clear(struct outq *q, int keep_inflight)
 static void conn_free(struct conn *c)
 {
     struct net_io *io = c->io;
+
+    assert(c->refs == 0 && c->state == CONN_DEAD && (c->flags & CONN_F_CLOSED));
 
     if (c->prev)
         c->prev->next = c->next;
@@ -146,6 +149,9 @@ static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void in_append(struct conn *c, const uint8_t *p, size_t n)
 {
+    /* Bounded by one read plus one partial frame (ws max_frame <= CFG_MAX_BYTES) or one paused
+     * request's pipelined tail: far below the 32-bit counters. */
+    assert((uint64_t)c->in_len + n <= UINT32_MAX / 2);
     if (c->in_len + n > c->in_cap) {
         size_t cap = c->in_cap ? c->in_cap : 1024;
         while (cap < c->in_len + n)
@@ -401,6 +407,7 @@ static void outq_push(struct conn *c, struct rbuf *b)
         q->cap = cap;
         q->head = 0;
     }
+    assert((uint64_t)q->bytes + b->len <= UINT32_MAX); /* ws_max_outq + a close frame */
     q->q[(q->head + q->n) % q->cap] = rbuf_ref(b);
     q->n++;
     q->bytes += b->len;
@@ -424,6 +431,7 @@ int conn_ws_text(struct conn *c, const void *data, size_t len)
 /* Release `written` bytes from the head of the queue. */
 static void outq_consume(struct outq *q, size_t written)
 {
+    assert(written <= q->bytes);
     while (written && q->n) {
         struct rbuf *b = q->q[q->head];
         size_t left = b->len - q->off;
