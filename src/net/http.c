@@ -438,7 +438,7 @@ int http_query_param(const struct http_request *r, const char *name, char *out, 
     const char *p = r->query.p, *end;
     size_t nlen = strlen(name);
 
-    if (!p) return 0; /* no query: {NULL, 0}, and NULL + 0 is undefined (found by fuzz_path) */
+    if (!p || cap == 0) return 0; /* no query: {NULL, 0}, and NULL + 0 is undefined */
     end = p + r->query.len;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));

@@ -30,6 +30,10 @@ static void decodes(void **state)
     assert_false(param("x", "x", v, sizeof(v)));
     assert_false(param("x=12345", "x", v, 5)); /* does not fit */
     assert_true(param("x=1234", "x", v, 5));
+    /* No room even for the terminator: an empty value wrote it past the buffer (fuzz_path). */
+    v[0] = 'z';
+    assert_false(param("x=", "x", v, 0));
+    assert_int_equal(v[0], 'z');
 }
 
 /* A value with an encoded NUL byte is refused: as a C string "5%00x" would read as "5" and
