@@ -259,6 +259,11 @@ static void between(int force)
     if (conn_exists()) net__conn_flush_all(io);
     if (!h.peer_slow || force || rnd() % 4 == 0) peer_read();
     uv_run(&io->loop, UV_RUN_NOWAIT); /* write completions, close callbacks */
+    if (!io->draining && !force && rnd() % 64 == 0 && conn_exists()) {
+        io->draining = 1; /* SIGTERM: WebSockets get 1001, the pending request is the last */
+        net__conn_drain(io);
+        if (conn_exists()) net__conn_flush_all(io);
+    }
     if (force || rnd() % 8 == 0) {
         io->now_s += rnd() % 16 == 0 ? 40 : 1;
         net__conn_tick(io);
@@ -399,6 +404,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     h.out_truncated = 0;
     h.rng = 0x9E3779B9u ^ ((uint32_t)data[1] << 8 | data[2]);
     h.peer_slow = (mode & 16) != 0;
+    io->draining = 0;
 
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
     if (mode & 16) {
