@@ -66,6 +66,7 @@ static struct {
     unsigned dispatched; /* on_request calls */
     int peer_slow;       /* peer reads only now and then */
     int peer_fd;
+    int hung_up; /* the peer shut its sending side (1) or closed the socket (2) */
     uint8_t *out; /* bytes the peer received (first OUT_KEEP) */
     size_t out_len;
     int out_truncated;
@@ -175,7 +176,7 @@ static void on_ws_close(struct conn *c)
 static void peer_read(void)
 {
     uint8_t buf[65536];
-    for (;;) {
+    while (h.hung_up < 2) {
         ssize_t n = read(h.peer_fd, buf, sizeof(buf));
         if (n <= 0) {
             CHECK(n == 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNRESET);
@@ -259,6 +260,16 @@ static void between(int force)
     if (conn_exists()) net__conn_flush_all(io);
     if (!h.peer_slow || force || rnd() % 4 == 0) peer_read();
     uv_run(&io->loop, UV_RUN_NOWAIT); /* write completions, close callbacks */
+    if (!h.hung_up && !force && rnd() % 128 == 0) {
+        /* The client goes away mid-conversation: EOF (the read callback aborts), or a closed
+         * socket (writes fail too), with requests or pauses of the stub possibly outstanding. */
+        h.hung_up = rnd() % 2 ? 1 : 2;
+        if (h.hung_up == 1)
+            shutdown(h.peer_fd, SHUT_WR);
+        else
+            close(h.peer_fd);
+        uv_run(&io->loop, UV_RUN_NOWAIT);
+    }
     if (!io->draining && !force && rnd() % 64 == 0 && conn_exists()) {
         io->draining = 1; /* SIGTERM: WebSockets get 1001, the pending request is the last */
         net__conn_drain(io);
@@ -344,8 +355,24 @@ static void check_output(void)
 
 /* ---- set-up ---- */
 
+/* As io.c's check and prepare handles: every loop iteration flushes before its close callbacks
+ * run, so a connection on the dirty list is never freed (conn_free asserts it). */
+static void on_check(uv_check_t *ch)
+{
+    (void)ch;
+    net__conn_flush_all(io);
+}
+
+static void on_prepare(uv_prepare_t *p)
+{
+    (void)p;
+    net__conn_flush_all(io);
+}
+
 static void init_once(void)
 {
+    static uv_check_t check;
+    static uv_prepare_t prepare;
     static int done;
     if (done) return;
     done = 1;
@@ -362,6 +389,10 @@ static void init_once(void)
     io->rbuf = xmalloc(NET_READ_BUF);
     io->iov = xcalloc(NET_IOV_MAX, sizeof(uv_buf_t));
     io->now_s = 1000;
+    uv_check_init(&io->loop, &check);
+    uv_check_start(&check, on_check);
+    uv_prepare_init(&io->loop, &prepare);
+    uv_prepare_start(&prepare, on_prepare);
     srv.h.on_request = on_request;
     srv.h.on_ws_message = on_ws_message;
     srv.h.on_ws_close = on_ws_close;
@@ -399,7 +430,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mode = data[0];
     split = mode >> 5;
     set_limits(mode);
-    memset(&h, 0, offsetof(__typeof__(h), out));
+    memset(&h, 0, offsetof(__typeof__(h), out)); /* hung_up included */
     h.out_len = 0;
     h.out_truncated = 0;
     h.rng = 0x9E3779B9u ^ ((uint32_t)data[1] << 8 | data[2]);
@@ -419,7 +450,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(net__conn_add(io, c) == CD_OK);
     h.c = c;
 
-    while (pos < size && conn_exists() && !(h.c->flags & CONN_F_CLOSED)) {
+    while (pos < size && conn_exists() && !(h.c->flags & CONN_F_CLOSED) && !h.hung_up) {
         size_t n = size - pos;
         uint8_t *buf;
         if (h.c->tcp.read_cb == NULL) { /* not reading: the bytes wait in the kernel */
@@ -454,7 +485,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     complete_deferred(1);
     peer_read();
-    close(sv[1]);
+    if (h.hung_up < 2) close(sv[1]);
     for (int i = 0; i < 100 && conn_exists(); i++) {
         if (i == 10 && !(h.c->flags & CONN_F_CLOSED)) conn_abort(h.c); /* not reading: paused */
         uv_run(&io->loop, UV_RUN_NOWAIT);

@@ -63,6 +63,9 @@ static void conn_free(struct conn *c)
     struct net_io *io = c->io;
 
     assert(c->refs == 0 && c->state == CONN_DEAD && (c->flags & CONN_F_CLOSED));
+    /* Still on io->dirty would be a use after free: the loop's check phase (flush_all) always
+     * runs between the uv_close and its callback. */
+    assert(!(c->flags & CONN_F_DIRTY));
 
     if (c->prev)
         c->prev->next = c->next;
