@@ -6,7 +6,10 @@
  * net_server set up as net_start would (without the listener and the thread); the connection's
  * uv_tcp_t is opened on one end of a socketpair, so responses and frames are really written (the
  * harness reads the other end), and input is delivered through net__conn_input, the function the
- * read callback calls, only while the connection is reading (as the kernel would).
+ * read callback calls, only while the connection is reading (as the kernel would). Between two
+ * reads the harness does what the loop does (flushes, write and close callbacks through uv_run
+ * with io.c's check and prepare flushes, ticks with the clock moved on), completes the stub's
+ * deferred work, and now and then drains (as on SIGTERM) or hangs up (EOF or a closed socket).
  *
  * Input layout: byte 0 = limits and modes (bit 0: small HTTP header limits, bit 1: small body
  * limit, bit 2: small WebSocket limits, bit 3: small output queue bound, bit 4: small socket send
