@@ -26,9 +26,9 @@ static int parse(struct cfg *c, const char *text, size_t len)
 
 static void same(const struct cfg *a, const struct cfg *b)
 {
-#define SAME_STR(f)  CHECK(a->f != NULL && b->f != NULL && strcmp(a->f, b->f) == 0);
-#define SAME_INT(f)  CHECK(a->f == b->f && a->f >= 0);
-#define SAME_BOOL(f) CHECK(a->f == b->f && (a->f == 0 || a->f == 1));
+#define SAME_STR(f)                        CHECK(a->f != NULL && b->f != NULL && strcmp(a->f, b->f) == 0);
+#define SAME_INT(f)                        CHECK(a->f == b->f && a->f >= 0);
+#define SAME_BOOL(f)                       CHECK(a->f == b->f && (a->f == 0 || a->f == 1));
 #define SAME(field, flag, type, def, help) SAME_##type(field)
     CFG_MAP(SAME)
 #undef SAME

@@ -69,7 +69,7 @@ static struct {
     unsigned dispatched; /* on_request calls */
     int peer_slow;       /* peer reads only now and then */
     int peer_fd;
-    int hung_up; /* the peer shut its sending side (1) or closed the socket (2) */
+    int hung_up;  /* the peer shut its sending side (1) or closed the socket (2) */
     uint8_t *out; /* bytes the peer received (first OUT_KEEP) */
     size_t out_len;
     int out_truncated;
@@ -98,8 +98,8 @@ static void on_request(struct conn *c, struct http_request *req)
     char act = req->path.len >= 2 ? req->path.p[1] : '/';
 
     CHECK(c == h.c);
-    CHECK(!h.pending);               /* one request at a time, each dispatched once */
-    CHECK(c->state == CONN_HTTP);    /* never after the upgrade */
+    CHECK(!h.pending);                       /* one request at a time, each dispatched once */
+    CHECK(c->state == CONN_HTTP);            /* never after the upgrade */
     CHECK(!(c->flags & CONN_F_CLOSE_FLUSH)); /* never after the last response */
     CHECK(!(c->flags & CONN_F_CLOSED));
     CHECK(c->flags & CONN_F_PENDING);

@@ -85,8 +85,8 @@ static void signed_json(const uint8_t *p, size_t n)
     json_t *h, *b;
 
     if (!nl) return;
-    len = sign_raw(tok, sizeof(tok), p, (size_t)(nl - p), nl + 1, n - (size_t)(nl - p) - 1,
-                   p[0] & 1);
+    len =
+        sign_raw(tok, sizeof(tok), p, (size_t)(nl - p), nl + 1, n - (size_t)(nl - p) - 1, p[0] & 1);
     if (len == 0) return;
     if (verify(tok, len, &c) != CD_OK) return;
     CHECK(len <= JWT_MAX_TOKEN);
