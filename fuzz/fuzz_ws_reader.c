@@ -8,7 +8,9 @@
  * Each stream is parsed twice, once in a single buffer and once split into reads the way the
  * server does it (the unconsumed tail is kept and new bytes appended); both must deliver the same
  * messages and end the same way. Delivered messages are checked against the codec's contract, and
- * ws_utf8_valid is compared with a plain decoder written independently below.
+ * ws_utf8_valid is compared with a plain decoder written independently below. The first 24
+ * bytes of the stream are also tried as a Sec-WebSocket-Key: ws_accept_key must accept exactly
+ * 22 standard base64 characters (spare bits zero) and "==".
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "net/ws_codec.h"
+#include "util/status.h"
 #include "fuzz_check.h"
 
 /* Reference validator: decode each sequence to a code point, then apply RFC 3629's rules. */
@@ -199,6 +202,19 @@ static void check_writer(const uint8_t *p, size_t n)
     CHECK(ws_frame_header(h, WS_OP_TEXT, n) == (n < 126 ? 2u : n <= 0xFFFF ? 4u : 10u));
 }
 
+/* ws_accept_key accepts exactly 22 standard base64 characters (trailing bits zero) and "==". */
+static void check_accept_key(const uint8_t *p, size_t n)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char out[29];
+    int ok = n >= 24;
+
+    for (size_t i = 0; ok && i < 22; i++)
+        ok = p[i] != 0 && strchr(b64, p[i]) != NULL;
+    ok = ok && p[22] == '=' && p[23] == '=' && (strchr(b64, p[21]) - b64) % 16 == 0;
+    if (n >= 24) CHECK((ws_accept_key((const char *)p, 24, out) == CD_OK) == ok);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const uint64_t frames[] = {0, 1, 125, 300, 1000, 65536};
@@ -213,6 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lim.max_message = (uint64_t)(data[2] & 0x7F) * 16;
     if (data[2] & 0x80) lim.max_message = UINT64_MAX;
     check_writer(data + 3, size - 3);
+    check_accept_key(data + 3, size - 3);
 
     if (data[0] & 1) {
         stream = malloc((size - 3) * 4 + 16);

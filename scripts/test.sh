@@ -36,3 +36,4 @@ CHATD_BIN="$PWD/build-test/chatd" node --test --test-concurrency=1 sdk/js/test/*
 echo "== browser tests (the web client in Debian's Chromium; screenshots in tests/browser/artifacts/)"
 (cd tests/browser && npm install --no-audit --no-fund --silent)
 CHATD_BIN="$PWD/build-test/chatd" node --test --test-concurrency=1 tests/browser/*.test.js
+echo "== fuzz targets over their corpora"; scripts/fuzz.sh --time "${CHATD_FUZZ_TIME:-15}"

@@ -61,9 +61,13 @@ static int b64_append(char *buf, size_t cap, size_t *pos, const void *bin, size_
 }
 
 /* Decode one base64url segment. Padding, '+', '/', stray bytes and non-zero trailing bits all
- * fail, so each byte string has exactly one accepted encoding. 0 or -1. */
+ * fail, so each byte string has exactly one accepted encoding. The alphabet is checked here:
+ * libsodium 1.0.18 decodes every byte >= 0x80 as '_' (63), which made a signature with a '_'
+ * verify with any high byte in its place (found by fuzz/fuzz_jwt.c). 0 or -1. */
 static int b64_decode(uint8_t *bin, size_t cap, size_t *out_len, const char *b64, size_t len)
 {
+    for (size_t i = 0; i < len; i++)
+        if (!kid_char_ok(b64[i])) return -1; /* the same set: [A-Za-z0-9_-] */
     return sodium_base642bin(bin, cap, b64, len, NULL, out_len, NULL, B64_VARIANT);
 }
 

@@ -29,6 +29,7 @@ static void conn_on_close(uv_handle_t *h)
 
 void conn_release(struct conn *c)
 {
+    assert(c->refs > 0); /* a release without its hold would wrap the count */
     if (--c->refs == 0 && c->state == CONN_DEAD) conn_free(c);
 }
 
@@ -60,6 +61,11 @@ static void outq_clear(struct outq *q, int keep_inflight)
 static void conn_free(struct conn *c)
 {
     struct net_io *io = c->io;
+
+    assert(c->refs == 0 && c->state == CONN_DEAD && (c->flags & CONN_F_CLOSED));
+    /* Still on io->dirty would be a use after free: the loop's check phase (flush_all) always
+     * runs between the uv_close and its callback. */
+    assert(!(c->flags & CONN_F_DIRTY));
 
     if (c->prev)
         c->prev->next = c->next;
@@ -146,6 +152,9 @@ static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void in_append(struct conn *c, const uint8_t *p, size_t n)
 {
+    /* Bounded by one read plus one partial frame (ws max_frame <= CFG_MAX_BYTES) or one paused
+     * request's pipelined tail: far below the 32-bit counters. */
+    assert((uint64_t)c->in_len + n <= UINT32_MAX / 2);
     if (c->in_len + n > c->in_cap) {
         size_t cap = c->in_cap ? c->in_cap : 1024;
         while (cap < c->in_len + n)
@@ -258,34 +267,40 @@ void net__conn_process_input(struct conn *c)
     }
 }
 
+void net__conn_input(struct conn *c, uint8_t *buf, size_t n)
+{
+    struct net_io *io = c->io;
+
+    if (n == 0 || (c->flags & CONN_F_CLOSED)) return;
+    STAT_ADD(io, bytes_in, (uint64_t)n);
+    c->last_rx = io->now_s;
+    if (c->flags & CONN_F_CLOSE_FLUSH) return; /* last response queued: nothing more is read */
+    if (c->flags & CONN_F_PAUSED) {            /* keep it for conn_resume */
+        in_append(c, buf, n);
+        return;
+    }
+    if (c->state == CONN_HTTP) {
+        in_append(c, buf, n);
+        net__http_input(c);
+        return;
+    }
+    if (c->in_len) {
+        in_append(c, buf, n);
+        ws_input(c, c->in, c->in_len, 0);
+    } else {
+        ws_input(c, buf, n, 1);
+    }
+}
+
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = (struct conn *)s;
-    struct net_io *io = c->io;
 
     if (nread < 0) {
         conn_abort(c); /* EOF or error; queued output is moot */
         return;
     }
-    if (nread == 0 || (c->flags & CONN_F_CLOSED)) return;
-    STAT_ADD(io, bytes_in, (uint64_t)nread);
-    c->last_rx = io->now_s;
-    if (c->flags & CONN_F_CLOSE_FLUSH) return; /* last response queued: nothing more is read */
-    if (c->flags & CONN_F_PAUSED) {            /* keep it for conn_resume */
-        in_append(c, (const uint8_t *)buf->base, (size_t)nread);
-        return;
-    }
-    if (c->state == CONN_HTTP) {
-        in_append(c, (const uint8_t *)buf->base, (size_t)nread);
-        net__http_input(c);
-        return;
-    }
-    if (c->in_len) {
-        in_append(c, (const uint8_t *)buf->base, (size_t)nread);
-        ws_input(c, c->in, c->in_len, 0);
-    } else {
-        ws_input(c, (uint8_t *)buf->base, (size_t)nread, 1);
-    }
+    net__conn_input(c, (uint8_t *)buf->base, (size_t)nread);
 }
 
 void net__conn_read_start(struct conn *c)
@@ -296,7 +311,6 @@ void net__conn_read_start(struct conn *c)
 
 void net__conn_accept(struct net_io *io, uv_stream_t *listener)
 {
-    struct net_server *s = io->srv;
     struct conn *c = xcalloc(1, sizeof(*c));
 
     uv_tcp_init(&io->loop, &c->tcp);
@@ -304,11 +318,18 @@ void net__conn_accept(struct net_io *io, uv_stream_t *listener)
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
+    net__conn_add(io, c);
+}
+
+int net__conn_add(struct net_io *io, struct conn *c)
+{
+    struct net_server *s = io->srv;
+
     if (atomic_fetch_add(&s->nconns, 1) >= s->lim.max_conns || io->draining) {
         atomic_fetch_sub(&s->nconns, 1);
         STAT_ADD(io, refused, 1);
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
-        return;
+        return CD_E_UNAVAILABLE;
     }
     c->io = io;
     c->last_rx = c->since = io->now_s;
@@ -320,6 +341,7 @@ void net__conn_accept(struct net_io *io, uv_stream_t *listener)
     STAT_ADD(io, conns_total, 1);
     uv_tcp_nodelay(&c->tcp, 1);
     net__conn_read_start(c);
+    return CD_OK;
 }
 
 /* ---- output ---- */
@@ -388,6 +410,7 @@ static void outq_push(struct conn *c, struct rbuf *b)
         q->cap = cap;
         q->head = 0;
     }
+    assert((uint64_t)q->bytes + b->len <= UINT32_MAX); /* ws_max_outq + a close frame */
     q->q[(q->head + q->n) % q->cap] = rbuf_ref(b);
     q->n++;
     q->bytes += b->len;
@@ -411,6 +434,7 @@ int conn_ws_text(struct conn *c, const void *data, size_t len)
 /* Release `written` bytes from the head of the queue. */
 static void outq_consume(struct outq *q, size_t written)
 {
+    assert(written <= q->bytes);
     while (written && q->n) {
         struct rbuf *b = q->q[q->head];
         size_t left = b->len - q->off;

@@ -98,6 +98,13 @@ void conn_peer_ip(struct conn *c, char *out, size_t cap);
 
 /* Internal to src/net. */
 void net__conn_accept(struct net_io *io, uv_stream_t *listener);
+/* Register c, whose handle is initialised and connected (c zeroed otherwise), on io and start
+ * reading. Over max_conns or while draining the handle is closed and c freed: CD_E_UNAVAILABLE.
+ */
+int net__conn_add(struct net_io *io, struct conn *c);
+/* The read callback's work for n > 0 received bytes: buf is the caller's (it may be modified in
+ * place, e.g. unmasked, and is not kept; a tail not consumed yet is copied into c->in). */
+void net__conn_input(struct conn *c, uint8_t *buf, size_t n);
 void net__conn_flush_all(struct net_io *io);
 void net__conn_tick(struct net_io *io);
 void net__conn_drain(struct net_io *io);

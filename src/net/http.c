@@ -534,6 +534,10 @@ static int query_decode(const char *v, const char *end, char *out, size_t cap)
             out[0] = '\0';
             return HTTP_QUERY_TOO_LONG;
         }
+        if (ch == '\0') { /* %00 would cut the C string: "limit=5%00x" must not read as 5 */
+            out[0] = '\0';
+            return HTTP_QUERY_NUL;
+        }
         out[o++] = ch;
     }
     out[o] = '\0';
@@ -543,7 +547,7 @@ static int query_decode(const char *v, const char *end, char *out, size_t cap)
 /* Every occurrence of name (a "name" without "=" counts, with an empty value). */
 int http_query_value(const struct http_request *r, const char *name, char *out, size_t cap)
 {
-    const char *p = r->query.p, *end = r->query.p + r->query.len;
+    const char *p = r->query.p, *end = p ? p + r->query.len : NULL; /* no query: {NULL, 0} */
     const char *val = NULL, *val_end = NULL;
     size_t nlen = strlen(name);
 
@@ -566,10 +570,12 @@ int http_query_value(const struct http_request *r, const char *name, char *out, 
 
 int http_query_param(const struct http_request *r, const char *name, char *out, size_t cap)
 {
-    const char *p = r->query.p, *end = r->query.p + r->query.len;
+    const char *p = r->query.p, *end;
     size_t nlen = strlen(name);
 
-    while (p && p < end) {
+    if (!p || cap == 0) return 0; /* no query: {NULL, 0}, and NULL + 0 is undefined */
+    end = p + r->query.len;
+    while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *seg_end = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(seg_end - p));

@@ -31,13 +31,15 @@ struct http_request {
 
 /* Case-insensitive header lookup; returns 1 and sets *out when present. */
 int http_header(const struct http_request *r, const char *name, struct slice *out);
-/* Look up and percent-decode a query parameter into out (NUL-terminated, cap bytes). Returns 1
- * when found and it fits, 0 otherwise (also when it does not fit: see http_query_value). */
+/* Look up and percent-decode a query parameter into out (NUL-terminated, cap bytes): the first
+ * "name=value" wins, %XX is a byte, '+' a space. Returns 1 when found and it fits, 0 otherwise
+ * (also when the value decodes to a NUL byte, which would truncate it: "limit=5%00x"). */
 int http_query_param(const struct http_request *r, const char *name, char *out, size_t cap);
 
 /* http_query_value's results besides 1 (found, decoded into out) and 0 (absent). */
 #define HTTP_QUERY_TOO_LONG (-1) /* the decoded value does not fit in cap bytes (with the NUL) */
 #define HTTP_QUERY_REPEATED (-2) /* the parameter appears more than once */
+#define HTTP_QUERY_NUL      (-3) /* the value decodes to a NUL byte */
 /* As http_query_param, for values that must be refused (400) rather than ignored when they are
  * over-long or repeated. out is "" unless 1 is returned. */
 int http_query_value(const struct http_request *r, const char *name, char *out, size_t cap);

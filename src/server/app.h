@@ -150,6 +150,13 @@ int api_verify_token(struct app *app, const char *tok, size_t len, int64_t *user
  * refused from now on and its open WebSockets close with 4001. */
 void app_session_end(struct app *app, int64_t user, int64_t sid);
 
+/* The route table's lookup of a request line: the index of the route for method and path, with
+ * its "{id}" segments in *p1 and *p2 (slices of path; empty when the route has fewer), or
+ * ROUTE_LOOKUP_NONE when no route has this path, ROUTE_LOOKUP_METHOD when only other methods
+ * do. O(routes x path length); no allocation. */
+#define ROUTE_LOOKUP_NONE   (-1)
+#define ROUTE_LOOKUP_METHOD (-2)
+int route_lookup(int method, struct slice path, struct slice *p1, struct slice *p2);
 /* Opaque external ids: "u_<n>" for users. Returns the length written. */
 int id_format(char *out, size_t cap, char kind, int64_t n);
 /* Parse "<kind>_<n>"; returns 1 and sets *n on success. */

@@ -93,47 +93,77 @@ static char *trim(char *s)
     return s;
 }
 
+int cfg_parse(struct cfg *c, const char *text, size_t len, const char *name, FILE *err)
+{
+    const char *p = text, *end = text + len;
+    char origin[1100];
+    int lineno = 0, rc = 0;
+
+    while (p < end && rc == 0) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl ? nl : end) - p);
+        char *line, *s, *eq, *key, *val;
+        const struct cfg_def *d;
+
+        lineno++;
+        if (memchr(p, '\0', n)) {
+            fprintf(err, "chatd: %s:%d: NUL byte in the line\n", name, lineno);
+            return -1;
+        }
+        line = xstrndup(p, n);
+        p = nl ? nl + 1 : end;
+        s = trim(line);
+        if (!*s || *s == '#') {
+            free(line);
+            continue;
+        }
+        eq = strchr(s, '=');
+        if (!eq) {
+            fprintf(err, "chatd: %s:%d: expected 'name = value'\n", name, lineno);
+            rc = -1;
+        } else {
+            *eq = '\0';
+            key = trim(s);
+            val = trim(eq + 1);
+            if (strlen(val) >= 2 && val[0] == '"' && val[strlen(val) - 1] == '"') {
+                val[strlen(val) - 1] = '\0';
+                val++;
+            }
+            d = cfg_find_flag(key, strlen(key));
+            if (!d) {
+                fprintf(err, "chatd: %s:%d: unknown setting '%s'\n", name, lineno, key);
+                rc = -1;
+            } else {
+                snprintf(origin, sizeof(origin), "%s:%d", name, lineno);
+                if (cfg_set(c, d, val, origin, err)) rc = -1;
+            }
+        }
+        free(line);
+    }
+    return rc;
+}
+
 static int cfg_read_file(struct cfg *c, const char *path, FILE *err)
 {
-    char line[1024], origin[1100];
-    int lineno = 0, rc = 0;
+    char *text = xmalloc(CFG_FILE_MAX + 1);
+    size_t len;
+    int rc = -1;
     FILE *f = fopen(path, "r");
 
     if (!f) {
         fprintf(err, "chatd: cannot read config file %s: %s\n", path, strerror(errno));
+        free(text);
         return -1;
     }
-    while (fgets(line, sizeof(line), f)) {
-        char *s = trim(line), *eq, *key, *val;
-        const struct cfg_def *d;
-        lineno++;
-        if (!*s || *s == '#') continue;
-        eq = strchr(s, '=');
-        if (!eq) {
-            fprintf(err, "chatd: %s:%d: expected 'name = value'\n", path, lineno);
-            rc = -1;
-            break;
-        }
-        *eq = '\0';
-        key = trim(s);
-        val = trim(eq + 1);
-        if (strlen(val) >= 2 && val[0] == '"' && val[strlen(val) - 1] == '"') {
-            val[strlen(val) - 1] = '\0';
-            val++;
-        }
-        d = cfg_find_flag(key, strlen(key));
-        if (!d) {
-            fprintf(err, "chatd: %s:%d: unknown setting '%s'\n", path, lineno, key);
-            rc = -1;
-            break;
-        }
-        snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
-        if (cfg_set(c, d, val, origin, err)) {
-            rc = -1;
-            break;
-        }
-    }
+    len = fread(text, 1, CFG_FILE_MAX + 1, f);
+    if (ferror(f))
+        fprintf(err, "chatd: cannot read config file %s: %s\n", path, strerror(errno));
+    else if (len > CFG_FILE_MAX)
+        fprintf(err, "chatd: config file %s is larger than %d bytes\n", path, CFG_FILE_MAX);
+    else
+        rc = cfg_parse(c, text, len, path, err);
     fclose(f);
+    free(text);
     return rc;
 }
 
@@ -171,6 +201,31 @@ void cfg_usage(FILE *out)
         fprintf(out, "  --%-22s %s\n  %26s env %s, default '%s'\n", d->flag, d->help, "", env,
                 d->def);
     }
+}
+
+/* Upper bounds of the settings that size a connection's buffers and counters (32-bit, doubled
+ * while they grow): a larger value would wrap them instead of bounding them. */
+static const struct {
+    const char *flag;
+    int64_t max;
+} cfg_ranges[] = {
+    {"http-max-header", CFG_MAX_BYTES}, {"http-max-headers", 65536},
+    {"http-max-body", CFG_MAX_BYTES},   {"ws-max-frame", CFG_MAX_BYTES},
+    {"ws-max-message", CFG_MAX_BYTES},  {"ws-max-outq", CFG_MAX_BYTES},
+};
+
+static int cfg_check_ranges(const struct cfg *c, FILE *err)
+{
+    for (size_t i = 0; i < sizeof(cfg_ranges) / sizeof(cfg_ranges[0]); i++) {
+        const struct cfg_def *d = cfg_find_flag(cfg_ranges[i].flag, strlen(cfg_ranges[i].flag));
+        int64_t v = *(const int64_t *)((const char *)c + d->offset);
+        if (d->type == T_INT && v > cfg_ranges[i].max) {
+            fprintf(err, "chatd: --%s is at most %lld, got %lld\n", d->flag,
+                    (long long)cfg_ranges[i].max, (long long)v);
+            return CFG_ERROR;
+        }
+    }
+    return CFG_OK;
 }
 
 int cfg_load(struct cfg *c, int argc, char **argv, char **envp, FILE *out, FILE *err)
@@ -236,7 +291,7 @@ int cfg_load(struct cfg *c, int argc, char **argv, char **envp, FILE *out, FILE 
         }
         if (cfg_set(c, d, val, "command line", err)) return CFG_ERROR;
     }
-    return CFG_OK;
+    return cfg_check_ranges(c, err);
 }
 
 void cfg_free(struct cfg *c)

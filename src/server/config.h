@@ -108,12 +108,25 @@ struct cfg {
 
 enum cfg_result { CFG_OK = 0, CFG_EXIT_OK = 1, CFG_ERROR = -1 };
 
+/* Largest value of the byte limits that size a connection's buffers and queues (--http-max-header,
+ * --http-max-body, --ws-max-frame, --ws-max-message, --ws-max-outq; --http-max-headers is at most
+ * 65536): their counters are 32-bit. cfg_load refuses larger values. */
+#define CFG_MAX_BYTES (INT64_C(1) << 30)
+
 /* Fill c from defaults, the config file, the environment `envp` (NULL = none) and argv, in
  * precedence order. Returns CFG_OK; CFG_EXIT_OK after printing --help or --version to out;
- * CFG_ERROR after printing a one-line reason to err (unknown flag, bad number, unreadable file).
+ * CFG_ERROR after printing a one-line reason to err (unknown flag, bad number, unreadable file,
+ * a limit over its range).
  * The strings in c are heap copies; release them with cfg_free. */
 int cfg_load(struct cfg *c, int argc, char **argv, char **envp, FILE *out, FILE *err);
 void cfg_free(struct cfg *c);
+/* Apply the settings of a config file's text (len bytes, not NUL-terminated: lines "name = value",
+ * blank lines and '#' comments; a value may be in double quotes) to c, over what it holds. name
+ * labels the error messages. Returns 0, or -1 after printing "name:line: reason" to err at the
+ * first bad line (no '=', unknown setting, bad value, NUL byte); the lines before it are applied.
+ * Lines have no length limit. cfg_load reads --config files of up to CFG_FILE_MAX bytes with it. */
+#define CFG_FILE_MAX (1 << 20)
+int cfg_parse(struct cfg *c, const char *text, size_t len, const char *name, FILE *err);
 void cfg_usage(FILE *out);
 
 #endif

@@ -73,9 +73,10 @@ int id_parse(struct slice s, char kind, int64_t *n)
     int64_t v = 0;
     if (s.len < 3 || s.len > 21 || s.p[0] != kind || s.p[1] != '_') return 0;
     for (size_t i = 2; i < s.len; i++) {
-        if (s.p[i] < '0' || s.p[i] > '9') return 0;
-        if (v > (INT64_MAX - 9) / 10) return 0;
-        v = v * 10 + (s.p[i] - '0');
+        int d = s.p[i] - '0';
+        if (d < 0 || d > 9) return 0;
+        if (v > (INT64_MAX - d) / 10) return 0; /* exact: every id id_format writes parses */
+        v = v * 10 + d;
     }
     if (v <= 0) return 0;
     *n = v;
@@ -420,29 +421,38 @@ static void web_request(struct api_req *r, const struct web_file *f)
     metrics_http(&r->app->metrics, r->route, status, (net_now_ms() - r->http->start_ms) * 1000);
 }
 
+int route_lookup(int method, struct slice path, struct slice *p1, struct slice *p2)
+{
+    int path_known = 0;
+
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        struct slice a = {0}, b = {0};
+        if (!route_match(&routes[i], path, &a, &b)) continue;
+        path_known = 1;
+        if (routes[i].method == method) {
+            *p1 = a;
+            *p2 = b;
+            return (int)i;
+        }
+    }
+    return path_known ? ROUTE_LOOKUP_METHOD : ROUTE_LOOKUP_NONE;
+}
+
 void app_on_request(struct conn *c, struct http_request *req)
 {
     struct app *app = c->io->srv->app;
     struct api_req r = {.app = app, .c = c, .http = req, .route = ROUTE_UNMATCHED};
     const struct route *rt = NULL;
-    int path_known = 0;
     struct slice origin = {0};
     enum origin_verdict ov = origin_check(&app->origins, req, &origin);
+    int i;
 
     if (req->upgrade) c->flags |= CONN_F_NO_KEEPALIVE; /* bytes after it are not HTTP */
     cors_headers(app, c, ov, origin);
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        struct slice p1 = {0}, p2 = {0};
-        if (!route_match(&routes[i], req->path, &p1, &p2)) continue;
-        path_known = 1;
-        if (routes[i].method == req->method) {
-            rt = &routes[i];
-            r.param = p1;
-            r.param2 = p2;
-            break;
-        }
-    }
+    i = route_lookup(req->method, req->path, &r.param, &r.param2);
+    if (i >= 0) rt = &routes[i];
     if (!rt) {
+        int path_known = i == ROUTE_LOOKUP_METHOD;
         const struct web_file *f = path_known ? NULL : web_find(&app->web, req->path);
         if (f)
             web_request(&r, f);
@@ -452,6 +462,7 @@ void app_on_request(struct conn *c, struct http_request *req)
             api_respond_error(&r, path_known ? CD_E_METHOD_NOT_ALLOWED : CD_E_NOT_FOUND, NULL);
         return;
     }
+    rt = &routes[i];
     r.route = rt->id;
     if ((rt->flags & ROUTE_F_ORIGIN) && ov == ORIGIN_FORBIDDEN) {
         api_respond_error(&r, CD_E_FORBIDDEN, "origin not allowed (--allowed-origins)");

@@ -348,6 +348,31 @@ static void test_tampered_signature(void **state)
     assert_int_equal(verify_str(&r, bad, &out), CD_E_UNAUTHORIZED);
 }
 
+/* libsodium 1.0.18 decodes every byte >= 0x80 as '_': a signature with a '_' verified with any
+ * high byte in its place, a second spelling of one token (found by fuzz/fuzz_jwt.c). */
+static void test_signature_high_bytes(void **state)
+{
+    struct jwt_keyring r = ring_of("k1:" HEX1);
+    struct jwt_claims out;
+    char tok[JWT_MAX_TOKEN + 1], bad[JWT_MAX_TOKEN + 1];
+    char *sig = NULL;
+    size_t n = 0;
+
+    for (int64_t sub = 1; sub < 1000 && sig == NULL; sub++) { /* a signature with a '_' */
+        struct jwt_claims in = claims(sub, NOW, NOW + TTL, 0);
+        assert_int_equal(jwt_sign(&r, &in, tok, sizeof tok), CD_OK);
+        n = strlen(tok);
+        sig = strchr(strrchr(tok, '.'), '_');
+    }
+    assert_non_null(sig);
+    assert_int_equal(jwt_verify(&r, tok, n, NOW, LEEWAY, &out), CD_OK);
+    for (int c = 0x80; c < 0x100; c++) {
+        memcpy(bad, tok, n + 1);
+        bad[sig - tok] = (char)c;
+        assert_int_equal(jwt_verify(&r, bad, n, NOW, LEEWAY, &out), CD_E_UNAUTHORIZED);
+    }
+}
+
 /* ---- algorithm pinning ---- */
 
 static void test_alg_none(void **state)
@@ -782,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_forged_baseline),
         cmocka_unit_test(test_tampered_every_byte),
         cmocka_unit_test(test_tampered_signature),
+        cmocka_unit_test(test_signature_high_bytes),
         cmocka_unit_test(test_alg_none),
         cmocka_unit_test(test_alg_other),
         cmocka_unit_test(test_header_members),

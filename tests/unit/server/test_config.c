@@ -131,6 +131,74 @@ static void errors(void **state)
     unlink(path);
 }
 
+static char *write_bytes(const char *p, size_t n)
+{
+    static char path[64];
+    FILE *f;
+    snprintf(path, sizeof(path), "/tmp/chatd-cfg-test-%d.conf", (int)getpid());
+    f = fopen(path, "w");
+    fwrite(p, 1, n, f);
+    fclose(f);
+    return path;
+}
+
+/* A line is a line whatever its length: one over 1023 bytes was read in pieces, and the tail of
+ * a long comment was applied as a setting (found by fuzz/fuzz_config.c). */
+static void long_lines_are_one_line(void **state)
+{
+    struct cfg c;
+    char text[4200], *path;
+    char *argv[] = {"chatd", "--config", NULL, NULL};
+    size_t n = 0;
+    (void)state;
+    text[n++] = '#';
+    memset(text + n, 'x', 1100);
+    n += 1100;
+    n += (size_t)sprintf(text + n, "listen = 6.6.6.6:1\njwt-keys = ");
+    memset(text + n, 'k', 3000);
+    n += 3000;
+    text[n++] = '\n';
+    argv[2] = path = write_bytes(text, n);
+    assert_int_equal(load(&c, 3, argv, NULL), CFG_OK);
+    assert_string_equal(c.listen, "0.0.0.0:8080");
+    assert_int_equal(strlen(c.jwt_keys), 3000);
+    cfg_free(&c);
+    unlink(path);
+}
+
+/* A NUL byte ended the line for fgets (the rest was silently dropped): it is an error. */
+static void nul_byte_is_an_error(void **state)
+{
+    struct cfg c;
+    char *argv[] = {"chatd", "--config", NULL, NULL};
+    (void)state;
+    argv[2] = write_bytes("listen = 1.2.3.4:5\0junk\n", 24);
+    assert_int_equal(load(&c, 3, argv, NULL), CFG_ERROR);
+    cfg_free(&c);
+    unlink(argv[2]);
+}
+
+/* The byte limits that size a connection's 32-bit buffers and counters have an upper bound: a
+ * --ws-max-frame of 5 GB would have let one frame wrap the input buffer's length. */
+static void limits_over_their_range(void **state)
+{
+    struct cfg c;
+    char *frame[] = {"chatd", "--ws-max-frame", "5000000000", NULL};
+    char *outq[] = {"chatd", "--ws-max-outq=1073741825", NULL};
+    char *headers[] = {"chatd", "--http-max-headers", "65537", NULL};
+    char *max[] = {"chatd", "--ws-max-outq", "1073741824", "--http-max-body", "1073741824", NULL};
+    (void)state;
+    assert_int_equal(load(&c, 3, frame, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 2, outq, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 3, headers, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 5, max, NULL), CFG_OK);
+    assert_int_equal(c.ws_max_outq, CFG_MAX_BYTES);
+    cfg_free(&c);
+}
+
 static void help_and_version_exit(void **state)
 {
     struct cfg c;
@@ -152,6 +220,9 @@ int main(void)
         cmocka_unit_test(config_file_from_env),
         cmocka_unit_test(errors),
         cmocka_unit_test(help_and_version_exit),
+        cmocka_unit_test(long_lines_are_one_line),
+        cmocka_unit_test(nul_byte_is_an_error),
+        cmocka_unit_test(limits_over_their_range),
     };
     int rc;
     devnull = fopen("/dev/null", "w");
