@@ -163,7 +163,9 @@ describe('operations endpoints', () => {
     const { client } = await wsConnectHello(srv.wsUrl, { token: u.access_token });
     const during = await m();
     assert.equal(v(during, 'chatd_websockets_open') - v(before, 'chatd_websockets_open'), 1);
-    assert.ok(v(during, 'chatd_connections_open') >= v(before, 'chatd_connections_open') + 1);
+    // connections_open moves with every HTTP connection too (the registration's may still be
+    // closing when `before` is read): the precise check is the raw TCP test below.
+    assert.ok(v(during, 'chatd_connections_open') >= 1);
     assert.ok(v(during, 'chatd_connections_total') >= v(before, 'chatd_connections_total') + 2);
     const pad = 'z'.repeat(1000);
     for (let i = 0; i < 10; i++) client.send({ type: 'ping', id: i, pad });
