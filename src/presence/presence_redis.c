@@ -261,7 +261,9 @@ static void run_op(struct presence_redis *pr, struct op *o, int64_t now)
         cmd_void(pr, "ZREM chatd:pu:%lld %s", (long long)o->user, pr->node);
         cmd_void(pr, "SREM chatd:nu:%s %lld", pr->node, (long long)o->user);
     }
-    /* Still on another live node: nobody is told. Redis down: this node's view decides. */
+    /* Back on this node already (its connect is queued behind), or still on another live node:
+     * nobody is told. Redis down: this node's view decides. */
+    if (pr->cfg.online_here && pr->cfg.online_here(pr->cfg.ud, o->user)) return;
     if (pr->c && live_nodes(pr, o->user, now) > 0) return;
     pr->cfg.offline(pr->cfg.ud, o->user, o->ms, o->rooms ? o->rooms : &none, o->nrooms);
 }

@@ -31,6 +31,9 @@ struct presence_redis_cfg {
      * caller must look them up (a dead node's user). Runs on the module's thread. */
     void (*offline)(void *ud, int64_t user, int64_t last_seen_ms, const int64_t *rooms,
                     uint32_t nrooms);
+    /* Optional: 1 when user has a connection on this node now (it came back while its
+     * disconnect waited in the queue: no offline then). */
+    int (*online_here)(void *ud, int64_t user);
     void *ud;
     /* Optional: the message rate per user across nodes. Every 250 ms the module asks collect()
      * for the messages each user sent through this node since the last time, takes them from

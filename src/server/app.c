@@ -115,6 +115,13 @@ static void gpresence_collect(void *ud, void (*emit)(void *arg, int64_t user, ui
     presence_collect_sent(app->presence, emit, arg);
 }
 
+static int gpresence_online_here(void *ud, int64_t user)
+{
+    struct app *app = ud;
+    int64_t seen;
+    return presence_get(app->presence, user, &seen);
+}
+
 static void gpresence_block(void *ud, int64_t user, int64_t until_ms)
 {
     struct app *app = ud;
@@ -159,6 +166,7 @@ static int cluster_join(struct app *app, struct hub_env *env)
                                         .node = node,
                                         .ttl_ms = (uint32_t)app->cfg.presence_ttl_ms,
                                         .offline = gpresence_offline,
+                                        .online_here = gpresence_online_here,
                                         .ud = app,
                                         .msg_rate =
                                             app->cfg.rate_limits ? (double)app->cfg.msg_rate : 0,
