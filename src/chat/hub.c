@@ -614,7 +614,6 @@ void hub_conn_open(struct conn *c, int64_t user, int64_t sid, int came_online)
     hc->sid = sid;
     hc->came_online = came_online != 0;
     c->app = hc;
-    if (came_online && env.gpresence) presence_redis_connect(env.gpresence, user);
     if (!u) {
         u = xcalloc(1, sizeof(*u));
         u->id = user;
@@ -642,7 +641,14 @@ static void conn_loaded(struct hub *h, struct hub_conn *hc, const int64_t *rooms
     for (uint32_t i = 0; i + 2 < n; i += 3)
         subscribe(h, hc, rooms[i], rooms[i + 1] + 1, rooms[i + 1], rooms[i + 2]);
     hc->loaded = 1;
-    if (hc->came_online) publish_presence(hc, "online", 0);
+    if (hc->came_online && env.gpresence) { /* announced once Redis holds the user */
+        uint32_t np;
+        int64_t *pr = presence_rooms(hc, &np);
+        presence_redis_connect(env.gpresence, hc->user, pr, np);
+        free(pr);
+    } else if (hc->came_online) {
+        publish_presence(hc, "online", 0);
+    }
     if (env.on_ready) env.on_ready(hc->c, hc->n);
 }
 

@@ -254,6 +254,9 @@ static void run_op(struct presence_redis *pr, struct op *o, int64_t now)
     if (o->kind == OP_CONNECT) {
         imap_put(&pr->local, o->user, (void *)1);
         register_user(pr, o->user, now);
+        /* Gone again before this ran: its disconnect is queued behind, nothing to announce. */
+        if (!pr->cfg.online_here || pr->cfg.online_here(pr->cfg.ud, o->user))
+            pr->cfg.online(pr->cfg.ud, o->user, o->rooms, o->nrooms);
         return;
     }
     imap_del(&pr->local, o->user);
@@ -351,26 +354,30 @@ static void push(struct presence_redis *pr, struct op *o)
     pthread_mutex_unlock(&pr->mu);
 }
 
-void presence_redis_connect(struct presence_redis *pr, int64_t user)
+static struct op *op_new(int kind, int64_t user, const int64_t *rooms, uint32_t nrooms)
 {
     struct op *o = xcalloc(1, sizeof(*o));
-    o->kind = OP_CONNECT;
+    o->kind = kind;
     o->user = user;
-    push(pr, o);
-}
-
-void presence_redis_disconnect(struct presence_redis *pr, int64_t user, int64_t now_ms,
-                               const int64_t *rooms, uint32_t nrooms)
-{
-    struct op *o = xcalloc(1, sizeof(*o));
-    o->kind = OP_DISCONNECT;
-    o->user = user;
-    o->ms = now_ms;
     if (nrooms) {
         o->rooms = xmalloc(nrooms * sizeof(*o->rooms));
         memcpy(o->rooms, rooms, nrooms * sizeof(*o->rooms));
         o->nrooms = nrooms;
     }
+    return o;
+}
+
+void presence_redis_connect(struct presence_redis *pr, int64_t user, const int64_t *rooms,
+                            uint32_t nrooms)
+{
+    push(pr, op_new(OP_CONNECT, user, rooms, nrooms));
+}
+
+void presence_redis_disconnect(struct presence_redis *pr, int64_t user, int64_t now_ms,
+                               const int64_t *rooms, uint32_t nrooms)
+{
+    struct op *o = op_new(OP_DISCONNECT, user, rooms, nrooms);
+    o->ms = now_ms;
     push(pr, o);
 }
 

@@ -31,6 +31,8 @@ struct presence_redis_cfg {
      * caller must look them up (a dead node's user). Runs on the module's thread. */
     void (*offline)(void *ud, int64_t user, int64_t last_seen_ms, const int64_t *rooms,
                     uint32_t nrooms);
+    /* user is online (registered, or Redis down): tell rooms. Runs on the module's thread. */
+    void (*online)(void *ud, int64_t user, const int64_t *rooms, uint32_t nrooms);
     /* Optional: 1 when user has a connection on this node now (it came back while its
      * disconnect waited in the queue: no offline then). */
     int (*online_here)(void *ud, int64_t user);
@@ -52,8 +54,12 @@ int presence_redis_open(const struct presence_redis_cfg *cfg, struct presence_re
  * entries from Redis, free. NULL is a no-op. Blocks. */
 void presence_redis_close(struct presence_redis *pr);
 
-/* user's first connection on this node opened. Any thread; never blocks. */
-void presence_redis_connect(struct presence_redis *pr, int64_t user);
+/* user's first connection on this node opened: registered in Redis, then online() announces
+ * it to rooms (copied), so no node says "online" for a user that Redis does not hold (a node
+ * dying right after would leave it online for ever). Redis down: announced anyway. Any thread;
+ * never blocks. */
+void presence_redis_connect(struct presence_redis *pr, int64_t user, const int64_t *rooms,
+                            uint32_t nrooms);
 /* user's last connection on this node closed at now_ms: offline() runs unless another node
  * still has the user. rooms (copied) are what offline() gets. Any thread; never blocks. */
 void presence_redis_disconnect(struct presence_redis *pr, int64_t user, int64_t now_ms,

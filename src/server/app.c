@@ -115,6 +115,12 @@ static void gpresence_collect(void *ud, void (*emit)(void *arg, int64_t user, ui
     presence_collect_sent(app->presence, emit, arg);
 }
 
+static void gpresence_online(void *ud, int64_t user, const int64_t *rooms, uint32_t nrooms)
+{
+    (void)ud;
+    hub_publish_presence(user, "online", 0, rooms, nrooms);
+}
+
 static int gpresence_online_here(void *ud, int64_t user)
 {
     struct app *app = ud;
@@ -166,6 +172,7 @@ static int cluster_join(struct app *app, struct hub_env *env)
                                         .node = node,
                                         .ttl_ms = (uint32_t)app->cfg.presence_ttl_ms,
                                         .offline = gpresence_offline,
+                                        .online = gpresence_online,
                                         .online_here = gpresence_online_here,
                                         .ud = app,
                                         .msg_rate =
