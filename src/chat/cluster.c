@@ -65,6 +65,19 @@ static void session_handled_locked(struct cluster *cl, int64_t sid, int64_t at_m
     imap_put(&cl->sessions, sid, (void *)(intptr_t)at_ms);
 }
 
+/* What a batch tells the node, whichever way it came: the rooms' seqs it has seen, the sessions
+ * it has ended (the reconciliation then leaves both alone). */
+static void note_batch(struct cluster *cl, const struct fan_batch *b)
+{
+    pthread_mutex_lock(&cl->mu);
+    for (uint32_t i = 0; i < b->n; i++) {
+        const struct fan_ev *ev = &b->ev[i];
+        if (ev->kind == FAN_LOG) seen_locked(cl, ev->room, ev->seq);
+        if (ev->kind == FAN_SESSION_END) session_handled_locked(cl, ev->seq, wall_ms());
+    }
+    pthread_mutex_unlock(&cl->mu);
+}
+
 void cluster_forward(void *ud, const struct fan_batch *b)
 {
     struct cluster *cl = ud;
@@ -73,13 +86,7 @@ void cluster_forward(void *ud, const struct fan_batch *b)
     int any = 0;
 
     jsonw_init(&w, 512);
-    pthread_mutex_lock(&cl->mu);
-    for (uint32_t i = 0; i < b->n; i++) {
-        const struct fan_ev *ev = &b->ev[i];
-        if (ev->kind == FAN_LOG) seen_locked(cl, ev->room, ev->seq);
-        if (ev->kind == FAN_SESSION_END) session_handled_locked(cl, ev->seq, wall_ms());
-    }
-    pthread_mutex_unlock(&cl->mu);
+    note_batch(cl, b);
     for (uint32_t i = 0; i <= b->n; i++) {
         const struct fan_ev *ev = i < b->n ? &b->ev[i] : NULL;
         int64_t c = ev ? wire_channel(ev) : -1;
@@ -110,13 +117,7 @@ void cluster_bus_recv(void *ud, int64_t room, const uint8_t *data, size_t len)
         log_warn("malformed bus message dropped", "\"channel\":%lld,\"bytes\":%zu", (long long)room,
                  len);
     }
-    pthread_mutex_lock(&cl->mu);
-    for (uint32_t i = 0; i < b->n; i++) {
-        const struct fan_ev *ev = &b->ev[i];
-        if (ev->kind == FAN_LOG) seen_locked(cl, ev->room, ev->seq);
-        if (ev->kind == FAN_SESSION_END) session_handled_locked(cl, ev->seq, wall_ms());
-    }
-    pthread_mutex_unlock(&cl->mu);
+    note_batch(cl, b);
     for (uint32_t i = 0; i < b->n; i++)
         if (b->ev[i].kind == FAN_SESSION_END && cl->cfg.on_session_end)
             cl->cfg.on_session_end(cl->cfg.ud, b->ev[i].seq, wall_ms());
