@@ -226,34 +226,8 @@ grep -c . "$OUT/logs/chatd.log" >"$OUT/chatd_log_lines" || true
 # ---------------------------------------------------------------- plot + docs
 plot() {
   command -v gnuplot >/dev/null || { log "no gnuplot: no plot"; return; }
-  gnuplot <<EOF
-set terminal pngcairo size 1000,900 font ",10" noenhanced
-set output "$OUT/soak.png"
-set datafile separator ","
-set key autotitle columnhead left top opaque
-set grid
-set multiplot layout 3,1 title "chatd soak: $((T_END - T0)) s of mixed load ($STAMP)"
-set xlabel "minutes"
-set ylabel "MiB"
-set y2label "open files"
-set y2tics
-set ytics nomirror
-set yrange [0:*]
-set y2range [0:*]
-plot "$CSV" using 1:2 with linespoints title "RSS (MiB)", "$CSV" using 1:26 with linespoints title "RSS anonymous (heap etc.)", "$CSV" using 1:27 with lines title "RSS mapped files (SQLite mmap)", "$CSV" using 1:3 with lines title "peak RSS", "$CSV" using 1:4 axes x1y2 with linespoints title "open files (right axis)"
-unset y2label
-unset y2tics
-set ytics mirror
-set ylabel "ms"
-set logscale y
-set yrange [*:*]
-plot "$CSV" using 1:13 with linespoints title "durable ack p99", "$CSV" using 1:12 with lines title "durable ack p50", "$CSV" using 1:17 with linespoints title "fanout delivery p99", "$CSV" using 1:19 with linespoints title "sampler ack p99", "$CSV" using 1:21 with linespoints title "history read p99"
-unset logscale y
-set ylabel "cores"
-set yrange [0:2.2]
-plot "$CSV" using 1:7 with linespoints title "chatd CPU", "$CSV" using 1:8 with lines title "load generators CPU", "$CSV" using 1:10 with lines title "other processes on the machine (other agents)", "$CSV" using 1:9 with lines title "machine busy"
-unset multiplot
-EOF
+  gnuplot -e "csv='$CSV'; png='$OUT/soak.png'; ttl='chatd soak: $((T_END - T0)) s of mixed load ($STAMP)'" \
+    "$ROOT/bench/soak.gp"
 }
 plot || log "gnuplot failed"
 python3 "$ROOT/bench/soak_report.py" "$OUT" >"$OUT/summary.md" || log "summary failed"

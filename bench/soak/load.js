@@ -93,9 +93,11 @@ let stopping = false;
 
 function openConn(c) {
   c.ready = false;
+  c.closing = false; // a churned predecessor still closing is ignored from now on (ws !== c.ws)
   const ws = new WebSocket(wsUrl, { headers: { Authorization: `Bearer ${users[c.user].token}` }, handshakeTimeout: 15000 });
   c.ws = ws;
   ws.on('message', (data) => {
+    if (ws !== c.ws) return; // a socket this client already replaced (closing after churn)
     let m;
     try { m = JSON.parse(data.toString()); } catch { iv.errors++; return; }
     if (m.type === 'hello') {
@@ -115,6 +117,7 @@ function openConn(c) {
   });
   ws.on('error', () => {});
   ws.on('close', () => {
+    if (ws !== c.ws) return; // the churned socket closing after its successor opened
     const wasReady = c.ready;
     c.ready = false;
     if (c.closing) { c.closing = false; return; }
@@ -192,7 +195,8 @@ async function main() {
   timers.push(setInterval(() => {
     for (let k = 0; k < opt.churn; k++) {
       const c = conns[rand(conns.length)];
-      if (!c.ready) continue;
+      if (!c.ready) continue; // (also: picked twice this second, or still reconnecting)
+      c.ready = false;
       c.closing = true;
       c.ws.close(1000);
       iv.reconnects++;
