@@ -93,8 +93,10 @@ static int walk_dir(struct walk *wk, const char *root, const char *rel, int dept
         char fpath[4096], urlpath[4096];
         struct stat st;
         if (e->d_name[0] == '.') continue; /* ., .., dot-files */
-        snprintf(urlpath, sizeof(urlpath), "%s/%s", rel, e->d_name);
-        snprintf(fpath, sizeof(fpath), "%s%s", root, urlpath);
+        int ul = snprintf(urlpath, sizeof(urlpath), "%s/%s", rel, e->d_name);
+        int fl = snprintf(fpath, sizeof(fpath), "%s%s", root, urlpath);
+        if (ul < 0 || (size_t)ul >= sizeof(urlpath) || fl < 0 || (size_t)fl >= sizeof(fpath))
+            continue; /* a path too long to serve */
         if (stat(fpath, &st) != 0) continue;
         if (S_ISDIR(st.st_mode)) {
             rc = walk_dir(wk, root, urlpath, depth + 1);
