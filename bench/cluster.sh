@@ -117,7 +117,7 @@ cb fanout_1node fanout --target chatd --url "$URLS" --receivers 1000 --senders 1
   --duration $DUR --warmup $WARM --drain $DRAIN --server-pid "${NODES[0]}"
 stop_nodes
 
-python3 - "$OUT" "$ROOT/docs/BENCHMARKS.md" "$DOCS" "$QUICK" <<'PY'
+python3 - "$OUT" "$ROOT/docs/BENCHMARKS.md" "$DOCS" "$QUICK" "$ROOT/bench/cluster.md" <<'PY'
 import json, os, sys, datetime
 out, doc, write, quick = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4] == "1"
 def j(n):
@@ -166,11 +166,17 @@ lines.append("```")
 text = "\n".join(lines) + "\n"
 print(text)
 if write:
+    # bench/cluster.md keeps the section (bench/report.py appends it when it rewrites the file)
+    sec = "## Cluster\n\n" + text
+    open(sys.argv[5], "w").write(sec)
     s = open(doc).read()
-    b0, b1 = "<!-- cluster:begin -->", "<!-- cluster:end -->"
-    sec = f"{b0}\n{text}{b1}"
-    if b0 in s: s = s[:s.index(b0)] + sec + s[s.index(b1)+len(b1):]
-    else: s = s.rstrip("\n") + "\n\n## Cluster\n\n" + sec + "\n"
+    if "\n## Cluster\n" in s:
+        head = s[:s.index("\n## Cluster\n")]
+        rest = s[s.index("\n## Cluster\n") + 1:]
+        nxt = rest.find("\n## ", 5)
+        s = head + "\n" + sec + (rest[nxt:] if nxt >= 0 else "")
+    else:
+        s = s.rstrip("\n") + "\n\n" + sec
     open(doc, "w").write(s)
 PY
 log "results in $OUT"

@@ -372,6 +372,10 @@ def main():
     soak = text(os.path.join(os.path.dirname(os.path.realpath(__file__)), "soak.md"))
     if soak:
         L.append(soak + "\n")
+    # So does the Cluster section (bench/cluster.sh writes bench/cluster.md).
+    cluster = text(os.path.join(os.path.dirname(os.path.realpath(__file__)), "cluster.md"))
+    if cluster:
+        L.append(cluster + "\n")
     os.makedirs(docs, exist_ok=True)
     open(os.path.join(docs, "BENCHMARKS.md"), "w").write("\n".join(L) + "\n")
 

@@ -9,6 +9,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
 cmake -S . -B build-test -DCHATD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-test -j"$(nproc)"
+echo "== release build (what scripts/run.sh and the benchmarks build: other warnings at -O2)"
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DCHATD_TESTS=OFF >/dev/null
+cmake --build build-release -j"$(nproc)" --target chatd chatbench >/dev/null
 echo "== format check"
 if ! clang-format --dry-run --Werror src/*.c src/*/*.c src/*/*.h tests/unit/*/*.c; then
   echo "code is not formatted: run clang-format -i on the files above"; exit 1
