@@ -165,8 +165,8 @@ x = j("cross_1000")
 lines.append("")
 lines.append(f"A message crossing nodes at {f(x.get('msgs_per_s') if x else None)} msgs/s: p50 {f(h(x,'latency_cross_node_ms','p50'),2)} ms, p99 {f(h(x,'latency_cross_node_ms'),2)} ms (same node: p99 {f(h(x,'latency_ms'),2)} ms over all deliveries; target < 10 ms).")
 lines.append("")
-lines.append("| fanout, one 1,000-member room | offered msgs/s | one node: deliveries/s, p99 ms | split over two nodes: deliveries/s, p99 ms | two / one |")
-lines.append("|---|---|---|---|---|")
+lines.append("| fanout, one 1,000-member room: offered msgs/s | one node: deliveries/s, p99 ms | split over two nodes: deliveries/s, p99 ms | two / one |")
+lines.append("|---|---|---|---|")
 for r in sorted({int(x.split('_')[-1][:-5]) for x in os.listdir(out) if x.startswith("fanout_1node_")}):
     a, b = j(f"fanout_1node_{r}"), j(f"fanout_2nodes_{r}")
     if a and b:
