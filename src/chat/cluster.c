@@ -1,3 +1,4 @@
+#include "util/clock.h"
 #include "chat/cluster.h"
 
 #include <pthread.h>
@@ -33,13 +34,6 @@ struct cluster {
     _Atomic uint64_t forwarded, received, decode_errors, heads_fixed, sessions_fixed;
 };
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct cluster *cluster_new(const struct cluster_cfg *cfg)
 {
     struct cluster *cl = xcalloc(1, sizeof(*cl));
@@ -49,7 +43,7 @@ struct cluster *cluster_new(const struct cluster_cfg *cfg)
     pthread_cond_init(&cl->cv, NULL);
     imap_init(&cl->rooms);
     imap_init(&cl->sessions);
-    cl->sessions_since = wall_ms();
+    cl->sessions_since = clock_unix_ms();
     return cl;
 }
 
@@ -73,7 +67,7 @@ static void note_batch(struct cluster *cl, const struct fan_batch *b)
     for (uint32_t i = 0; i < b->n; i++) {
         const struct fan_ev *ev = &b->ev[i];
         if (ev->kind == FAN_LOG) seen_locked(cl, ev->room, ev->seq);
-        if (ev->kind == FAN_SESSION_END) session_handled_locked(cl, ev->seq, wall_ms());
+        if (ev->kind == FAN_SESSION_END) session_handled_locked(cl, ev->seq, clock_unix_ms());
     }
     pthread_mutex_unlock(&cl->mu);
 }
@@ -120,7 +114,7 @@ void cluster_bus_recv(void *ud, int64_t room, const uint8_t *data, size_t len)
     note_batch(cl, b);
     for (uint32_t i = 0; i < b->n; i++)
         if (b->ev[i].kind == FAN_SESSION_END && cl->cfg.on_session_end)
-            cl->cfg.on_session_end(cl->cfg.ud, b->ev[i].seq, wall_ms());
+            cl->cfg.on_session_end(cl->cfg.ud, b->ev[i].seq, clock_unix_ms());
     if (b->n == 0) {
         fan_batch_unref(b);
         return;
@@ -181,7 +175,7 @@ static void reconcile_pass(struct cluster *cl)
     struct fan_batch *b = NULL;
     struct imap_ent *e;
     uint32_t n = 0, i;
-    int64_t now = wall_ms(), since;
+    int64_t now = clock_unix_ms(), since;
 
     if (!sc) return;
     pthread_mutex_lock(&cl->mu);

@@ -37,22 +37,28 @@ void fanout_add(struct fanout *f, const struct fan_ev *ev)
     fan_batch_add(f->cur, ev);
 }
 
+/* To the other nodes first (the forward hook reads b), then to this node's threads (which take
+ * the reference). */
+static void publish(struct fanout *f, struct fan_batch *b)
+{
+    if (f->forward) f->forward(f->forward_ud, b);
+    fanout_deliver_local(f, b);
+}
+
 void fanout_flush(void *fanout)
 {
     struct fanout *f = fanout;
     struct fan_batch *b = f->cur;
     if (!b) return;
     f->cur = NULL;
-    if (f->forward) f->forward(f->forward_ud, b);
-    fanout_deliver_local(f, b);
+    publish(f, b);
 }
 
 void fanout_publish_one(struct fanout *f, const struct fan_ev *ev)
 {
     struct fan_batch *b = fan_batch_new();
     fan_batch_add(b, ev);
-    if (f->forward) f->forward(f->forward_ud, b);
-    fanout_deliver_local(f, b);
+    publish(f, b);
 }
 
 /* ---- in-process delivery ---- */

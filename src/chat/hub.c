@@ -1,4 +1,5 @@
 /* hub.c - see hub.h. Everything here runs on one I/O thread, except fetch_work (thread pool). */
+#include "util/clock.h"
 #include "chat/hub.h"
 
 #include <stdatomic.h>
@@ -95,13 +96,6 @@ struct sync_req {
 };
 
 static struct hub_env env;
-
-static int64_t now_ms_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void hub_env_set(const struct hub_env *e)
 {
@@ -692,7 +686,7 @@ void hub_conn_close(struct conn *c)
     h = hub_of(c->io);
     atomic_fetch_sub(&inflight_total, hc->requests); /* their answers find no hub_conn */
     typing_remove_conn(h, hc, 1);
-    if (presence_disconnect(env.presence, hc->user, (now = now_ms_wall())) == 0) {
+    if (presence_disconnect(env.presence, hc->user, (now = clock_unix_ms())) == 0) {
         save_last_seen(hc->user, now);
         if (env.gpresence) { /* offline only if no other node has the user */
             uint32_t n = 0;
@@ -1020,6 +1014,12 @@ static void origin_done(struct net_io *io, const struct fan_ev *ev)
     conn_release(ev->origin);
 }
 
+static void end_session_of(struct hub_user *u, int64_t sid)
+{
+    for (struct hub_conn *hc = u ? u->conns : NULL; hc; hc = hc->user_next)
+        if (hc->sid == sid) conn_ws_close(hc->c, WS_CLOSE_SESSION_ENDED, "session ended");
+}
+
 /* Close the connections opened with session sid: of user, or of every user when user is 0
  * (the cluster learnt of the session from storage, without its user; O(local users)). */
 static void session_end(struct hub *h, int64_t user, int64_t sid)
@@ -1027,14 +1027,11 @@ static void session_end(struct hub *h, int64_t user, int64_t sid)
     struct imap_ent *e;
     uint32_t it;
     if (user) {
-        struct hub_user *u = imap_get(&h->users, user);
-        for (struct hub_conn *hc = u ? u->conns : NULL; hc; hc = hc->user_next)
-            if (hc->sid == sid) conn_ws_close(hc->c, WS_CLOSE_SESSION_ENDED, "session ended");
+        end_session_of(imap_get(&h->users, user), sid);
         return;
     }
     for (e = imap_first(&h->users, &it); e; e = imap_next(&h->users, e, &it))
-        for (struct hub_conn *hc = ((struct hub_user *)e->val)->conns; hc; hc = hc->user_next)
-            if (hc->sid == sid) conn_ws_close(hc->c, WS_CLOSE_SESSION_ENDED, "session ended");
+        end_session_of(e->val, sid);
 }
 
 void hub_deliver(struct net_io *io, struct fan_batch *b)

@@ -1,3 +1,4 @@
+#include "util/clock.h"
 #include "presence/presence_redis.h"
 
 #include <hiredis/hiredis.h>
@@ -43,13 +44,6 @@ struct presence_redis {
     int64_t next_beat, next_try, next_report;
 };
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static redisContext *dial(struct presence_redis *pr)
 {
     struct timeval tv = {0, 500000};
@@ -71,42 +65,48 @@ static redisContext *dial(struct presence_redis *pr)
     return c;
 }
 
-/* Run a command on the thread's connection; NULL (and the link marked down) on failure. */
-static redisReply *cmd(struct presence_redis *pr, const char *fmt, ...)
+/* The thread's connection failed: drop it; the loop dials again within a second. */
+static void link_lost(struct presence_redis *pr)
 {
-    va_list ap;
+    log_warn("redis presence link lost", "\"error\":\"%s\"", pr->c->errstr);
+    redisFree(pr->c);
+    pr->c = NULL;
+    atomic_store(&pr->up, 0);
+}
+
+static redisReply *vcmd(struct presence_redis *pr, const char *fmt, va_list ap)
+{
     redisReply *r;
     if (!pr->c) return NULL;
-    va_start(ap, fmt);
     r = redisvCommand(pr->c, fmt, ap);
-    va_end(ap);
     if (!r || pr->c->err) {
         if (r) freeReplyObject(r);
-        log_warn("redis presence link lost", "\"error\":\"%s\"", pr->c->errstr);
-        redisFree(pr->c);
-        pr->c = NULL;
-        atomic_store(&pr->up, 0);
+        link_lost(pr);
         return NULL;
     }
     return r;
 }
 
+/* Run a command on the thread's connection; NULL (and the link marked down) on failure. */
+static redisReply *cmd(struct presence_redis *pr, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+    va_start(ap, fmt);
+    r = vcmd(pr, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* The same when the reply does not matter. */
 static void cmd_void(struct presence_redis *pr, const char *fmt, ...)
 {
     va_list ap;
     redisReply *r;
-    if (!pr->c) return;
     va_start(ap, fmt);
-    r = redisvCommand(pr->c, fmt, ap);
+    r = vcmd(pr, fmt, ap);
     va_end(ap);
-    if (!r || pr->c->err) {
-        if (r) freeReplyObject(r);
-        redisFree(pr->c);
-        pr->c = NULL;
-        atomic_store(&pr->up, 0);
-        return;
-    }
-    freeReplyObject(r);
+    if (r) freeReplyObject(r);
 }
 
 /* Nodes of user whose entries have not expired; -1 when Redis cannot say. */
@@ -146,9 +146,7 @@ static void beat(struct presence_redis *pr, int64_t now)
     for (uint32_t k = 0; k < n; k++) {
         void *r = NULL;
         if (redisGetReply(pr->c, &r) != REDIS_OK) {
-            redisFree(pr->c);
-            pr->c = NULL;
-            atomic_store(&pr->up, 0);
+            link_lost(pr);
             return;
         }
         freeReplyObject(r);
@@ -233,9 +231,7 @@ static void report_sent(struct presence_redis *pr, int64_t now)
     for (uint32_t i = 0; i < l.len && pr->c; i++) {
         redisReply *r = NULL;
         if (redisGetReply(pr->c, (void **)&r) != REDIS_OK) {
-            redisFree(pr->c);
-            pr->c = NULL;
-            atomic_store(&pr->up, 0);
+            link_lost(pr);
             break;
         }
         if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
@@ -278,7 +274,7 @@ static void *thread_main(void *arg)
 
     for (;;) {
         struct op *list;
-        int64_t now = wall_ms();
+        int64_t now = clock_unix_ms();
 
         if (!pr->c && now >= pr->next_try) {
             pr->c = dial(pr);
@@ -307,7 +303,7 @@ static void *thread_main(void *arg)
             struct timespec ts;
             int64_t wake = pr->c ? pr->next_beat : pr->next_try;
             if (pr->c && pr->cfg.msg_rate > 0 && pr->next_report < wake) wake = pr->next_report;
-            int64_t wait = wake - wall_ms();
+            int64_t wait = wake - clock_unix_ms();
             if (wait < 10) wait = 10;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += wait / 1000;
@@ -324,7 +320,7 @@ static void *thread_main(void *arg)
         pthread_mutex_unlock(&pr->mu);
         while (list) {
             struct op *next = list->next;
-            run_op(pr, list, wall_ms());
+            run_op(pr, list, clock_unix_ms());
             free(list->rooms);
             free(list);
             list = next;
@@ -389,7 +385,7 @@ int presence_redis_online(struct presence_redis *pr, int64_t user, int *online)
     if (!pr->q) pr->q = dial(pr);
     if (pr->q) {
         r = redisCommand(pr->q, "ZCOUNT chatd:pu:%lld %lld +inf", (long long)user,
-                         (long long)wall_ms());
+                         (long long)clock_unix_ms());
         if (r && r->type == REDIS_REPLY_INTEGER) {
             *online = r->integer > 0;
             rc = CD_OK;

@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "util/clock.h"
 #include "auth/auth.h"
 #include "auth/session.h"
 #include "server/app.h"
@@ -37,7 +38,7 @@ static int body_string(json_t *body, const char *key, const char **out, size_t *
 
 static int limited(struct api_req *r, struct limiter *l, const char *key, size_t len)
 {
-    int64_t wait = limiter_take(l, key, len, now_unix_ms());
+    int64_t wait = limiter_take(l, key, len, clock_unix_ms());
     if (wait) api_respond_retry(r, wait);
     return wait != 0;
 }
@@ -59,7 +60,7 @@ static json_t *user_json(int64_t id, const char *username)
 /* Writer thread: start a session (token family) and issue its first refresh token. */
 static int start_session(const struct store_ops *ops, struct store_conn *sc, struct auth_call *a)
 {
-    return session_start(ops, sc, a->user_id, now_unix_ms(), a->base.app->cfg.refresh_ttl * 1000,
+    return session_start(ops, sc, a->user_id, clock_unix_ms(), a->base.app->cfg.refresh_ttl * 1000,
                          a->refresh, &a->sid);
 }
 
@@ -69,7 +70,7 @@ static json_t *token_response(struct auth_call *a)
     struct app *app = a->base.app;
     struct jwt_claims cl;
     char access[JWT_MAX_TOKEN + 1];
-    int64_t now = now_unix_ms() / 1000;
+    int64_t now = clock_unix_ms() / 1000;
 
     cl.sub = a->user_id;
     cl.iat = now;
@@ -131,7 +132,7 @@ static void write_unless_failed(struct api_call *call,
 static int register_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
-    int rc = ops->user_insert(sc, a->username, a->pwhash, now_unix_ms(), &a->user_id);
+    int rc = ops->user_insert(sc, a->username, a->pwhash, clock_unix_ms(), &a->user_id);
     if (rc == CD_OK) rc = start_session(ops, sc, a);
     if (rc == CD_OK) rc = finish_tokens(a);
     return rc;
@@ -205,7 +206,7 @@ static void login_verified(struct api_call *call)
 {
     struct auth_call *a = (struct auth_call *)call;
     struct app *app = call->app;
-    int64_t now = now_unix_ms();
+    int64_t now = clock_unix_ms();
 
     if (call->status == CD_E_INVALID_CREDENTIALS) {
         metrics_auth_failure(&app->metrics, AUTH_FAIL_CREDENTIALS);
@@ -243,7 +244,7 @@ void api_login(struct api_req *r)
     pair[ulen] = '\0';
     conn_peer_ip(r->c, pair + ulen + 1, sizeof(pair) - ulen - 1);
     plen = ulen + 1 + strlen(pair + ulen + 1);
-    now = now_unix_ms();
+    now = clock_unix_ms();
     wait = limiter_peek(&r->app->auth_pair, pair, plen, now, &failed_before);
     if (!wait && failed_before) wait = limiter_peek(&r->app->auth_user, user, ulen, now, NULL);
     if (wait) {
@@ -261,7 +262,7 @@ static int refresh_exec(const struct store_ops *ops, struct store_conn *sc, stru
 {
     struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
     struct store_user u;
-    int rc = session_rotate(ops, sc, a->rhash, now_unix_ms(), a->base.app->cfg.refresh_ttl * 1000,
+    int rc = session_rotate(ops, sc, a->rhash, clock_unix_ms(), a->base.app->cfg.refresh_ttl * 1000,
                             a->refresh, &a->user_id, &a->sid);
 
     if (rc == CD_E_INVALID_REFRESH) {
@@ -279,7 +280,7 @@ static int refresh_exec(const struct store_ops *ops, struct store_conn *sc, stru
 static int logout_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
-    int rc = session_end(ops, sc, a->rhash, now_unix_ms(), &a->user_id, &a->sid);
+    int rc = session_end(ops, sc, a->rhash, clock_unix_ms(), &a->user_id, &a->sid);
     if (rc == CD_E_INVALID_REFRESH) {
         a->base.status = rc;
         return CD_OK;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/clock.h"
 #include "auth/auth.h"
 #include "chat/events.h"
 #include "chat/rooms.h"
@@ -116,7 +117,7 @@ static int room_op_limited(struct api_req *r)
 {
     char key[24];
     int n = snprintf(key, sizeof(key), "%lld", (long long)r->user_id);
-    int64_t wait = limiter_take(&r->app->room_ops, key, (size_t)n, now_unix_ms());
+    int64_t wait = limiter_take(&r->app->room_ops, key, (size_t)n, clock_unix_ms());
     if (wait) api_respond_retry(r, wait);
     return wait != 0;
 }
@@ -145,7 +146,7 @@ static int create_exec(const struct store_ops *ops, struct store_conn *sc, struc
 {
     struct room_call *rc = ROOM_CALL(j);
     int st = chat_room_create(ops, sc, rc->user, rc->name, rc->topic, rc->members, rc->nmembers,
-                              now_unix_ms(), &rc->out, &rc->r);
+                              clock_unix_ms(), &rc->out, &rc->r);
     if (job_status(rc, st) != CD_OK) return st;
     rc->base.result = json_pack("{s:o}", "room", api_room_json(&rc->r));
     return CD_OK;
@@ -198,7 +199,7 @@ void api_rooms_create(struct api_req *r)
 static int dm_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct room_call *rc = ROOM_CALL(j);
-    int st = chat_dm_open(ops, sc, rc->user, rc->target, now_unix_ms(), &rc->out, &rc->r,
+    int st = chat_dm_open(ops, sc, rc->user, rc->target, clock_unix_ms(), &rc->out, &rc->r,
                           &rc->created, &rc->base.retry_ms);
     if (job_status(rc, st) != CD_OK) return st;
     rc->base.http_status = rc->created ? 201 : 200;
@@ -228,7 +229,7 @@ static int patch_exec(const struct store_ops *ops, struct store_conn *sc, struct
 {
     struct room_call *rc = ROOM_CALL(j);
     int st = chat_room_update(ops, sc, rc->room, rc->user, rc->has_name ? rc->name : NULL,
-                              rc->has_topic ? rc->topic : NULL, now_unix_ms(), &rc->out);
+                              rc->has_topic ? rc->topic : NULL, clock_unix_ms(), &rc->out);
     if (st == CD_OK) st = ops->room_get(sc, rc->room, &rc->r);
     if (job_status(rc, st) != CD_OK) return st;
     rc->base.result = json_pack("{s:o}", "room", api_room_json(&rc->r));
@@ -268,8 +269,8 @@ static int member_add_exec(const struct store_ops *ops, struct store_conn *sc, s
     struct room_call *rc = ROOM_CALL(j);
     struct store_member m;
     char uid[32];
-    int st =
-        chat_member_add(ops, sc, rc->room, rc->user, rc->target, rc->role, now_unix_ms(), &rc->out);
+    int st = chat_member_add(ops, sc, rc->room, rc->user, rc->target, rc->role, clock_unix_ms(),
+                             &rc->out);
     if (st == CD_OK) st = ops->member_get(sc, rc->room, rc->target, &m);
     if (job_status(rc, st) != CD_OK) return st;
     id_format(uid, sizeof(uid), 'u', rc->target);
@@ -304,7 +305,7 @@ static int member_remove_exec(const struct store_ops *ops, struct store_conn *sc
                               struct store_job *j)
 {
     struct room_call *rc = ROOM_CALL(j);
-    int st = chat_member_remove(ops, sc, rc->room, rc->user, rc->target, now_unix_ms(), &rc->out);
+    int st = chat_member_remove(ops, sc, rc->room, rc->user, rc->target, clock_unix_ms(), &rc->out);
     return job_status(rc, st);
 }
 
@@ -632,8 +633,8 @@ int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t ro
                   struct chat_out *out, struct chat_sent *sent, int64_t *room_out)
 {
     struct orig_ctx o = {0};
-    int st =
-        chat_send(ops, sc, room, sender, body, body_len, cmid, cmid_len, now_unix_ms(), out, sent);
+    int st = chat_send(ops, sc, room, sender, body, body_len, cmid, cmid_len, clock_unix_ms(), out,
+                       sent);
     *room_out = room;
     if (st != CD_E_CONFLICT) return st;
     /* the same (sender, client_msg_id) was stored before: answer with the original */
@@ -684,7 +685,7 @@ void api_message_post(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_FIELD, "client_msg_id (string, 1-64 bytes) is required");
         return;
     }
-    if ((wait = presence_take_msg(r->app->presence, r->user_id, now_unix_ms()))) {
+    if ((wait = presence_take_msg(r->app->presence, r->user_id, clock_unix_ms()))) {
         api_respond_retry(r, wait);
         return;
     }

@@ -1,6 +1,7 @@
 /* api_ws.c - the WebSocket endpoint: authenticated upgrade, the operation table, replies. */
 #include <string.h>
 
+#include "util/clock.h"
 #include "chat/events.h"
 #include "chat/hub.h"
 #include "chat/rooms.h"
@@ -252,7 +253,7 @@ static void send_fields(struct app *app, struct conn *c, json_t *id, int64_t roo
         ws_send_error(c, id, CD_E_INVALID_FIELD, "client_msg_id (string, 1-64 bytes) is required");
         return;
     }
-    if ((wait = presence_take_msg(app->presence, c->user_id, now_unix_ms()))) {
+    if ((wait = presence_take_msg(app->presence, c->user_id, clock_unix_ms()))) {
         ws_send_retry(app, c, id, wait);
         return;
     }
@@ -377,7 +378,7 @@ static void op_read(struct app *app, struct conn *c, json_t *msg, json_t *id)
     }
     /* Each read is a writer job: limited per user like messages (--read-rate). */
     n = snprintf(key, sizeof(key), "%lld", (long long)c->user_id);
-    if ((wait = limiter_take(&app->reads, key, (size_t)n, now_unix_ms()))) {
+    if ((wait = limiter_take(&app->reads, key, (size_t)n, clock_unix_ms()))) {
         ws_send_retry(app, c, id, wait);
         return;
     }
@@ -400,7 +401,7 @@ static void op_typing(struct app *app, struct conn *c, json_t *msg, json_t *id)
 
     if (!msg_room(c, msg, id, &room)) return;
     n = snprintf(key, sizeof(key), "%lld:%lld", (long long)c->user_id, (long long)room);
-    if ((wait = limiter_take(&app->typing, key, (size_t)n, now_unix_ms()))) {
+    if ((wait = limiter_take(&app->typing, key, (size_t)n, clock_unix_ms()))) {
         ws_send_retry(app, c, id, wait);
         return;
     }
@@ -425,7 +426,7 @@ static void op_sync(struct app *app, struct conn *c, json_t *msg, json_t *id)
  * closed with 4002 by the tick (up to two seconds later). A `refresh` moves the deadline. */
 static void ws_set_expiry(struct app *app, struct conn *c, int64_t exp)
 {
-    int64_t left = exp + app->cfg.token_leeway - now_unix_ms() / 1000;
+    int64_t left = exp + app->cfg.token_leeway - clock_unix_ms() / 1000;
     if (left < 0) left = 0;
     if (left > INT32_MAX) left = INT32_MAX;
     /* io->now_s lags the clock by up to a second: one more keeps the close after the expiry. */

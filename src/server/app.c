@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "auth/auth.h"
 #include "chat/hub.h"
 #include "chat/rooms.h"
@@ -92,7 +93,7 @@ static int64_t token_end(const struct app *app, int64_t at_s)
 
 void app_session_end(struct app *app, int64_t user, int64_t sid)
 {
-    int64_t now = now_unix_ms() / 1000;
+    int64_t now = clock_unix_ms() / 1000;
     struct fan_ev ev = {.kind = FAN_SESSION_END, .user = user, .seq = sid};
     revoked_add(app->revoked, sid, now, token_end(app, now));
     fanout_add(&app->fanout, &ev);
@@ -102,7 +103,7 @@ void app_session_end(struct app *app, int64_t user, int64_t sid)
 static void remote_session_end(void *ud, int64_t sid, int64_t at_ms)
 {
     struct app *app = ud;
-    revoked_add(app->revoked, sid, now_unix_ms() / 1000, token_end(app, at_ms / 1000));
+    revoked_add(app->revoked, sid, clock_unix_ms() / 1000, token_end(app, at_ms / 1000));
 }
 
 static void gpresence_offline(void *ud, int64_t user, int64_t last_seen, const int64_t *rooms,
@@ -243,7 +244,7 @@ static int revoked_row(void *ud, int64_t sid, int64_t revoked_at_ms)
 /* The sessions ended within the token lifetime before this start: their tokens stay refused. */
 static int load_revoked(struct app *app)
 {
-    struct revoked_load l = {app, now_unix_ms() / 1000};
+    struct revoked_load l = {app, clock_unix_ms() / 1000};
     struct store_conn *rd = store_reader(&app->db);
     int64_t since_ms = (l.now - app->cfg.access_ttl - app->cfg.token_leeway) * 1000;
     if (!rd) return CD_E_IO;
@@ -318,7 +319,7 @@ static void on_signal(uv_signal_t *s, int signum)
 /* Writer thread: the new-direct-chat quota of chat_dm_open (--max-new-dms per hour). */
 static int64_t dm_admit(void *ud, int64_t user)
 {
-    return presence_take_dm(ud, user, now_unix_ms());
+    return presence_take_dm(ud, user, clock_unix_ms());
 }
 
 static int nthreads(const struct cfg *cfg)

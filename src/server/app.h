@@ -161,8 +161,6 @@ int route_lookup(int method, struct slice path, struct slice *p1, struct slice *
 int id_format(char *out, size_t cap, char kind, int64_t n);
 /* Parse "<kind>_<n>"; returns 1 and sets *n on success. */
 int id_parse(struct slice s, char kind, int64_t *n);
-/* Unix time in milliseconds (wall clock). */
-int64_t now_unix_ms(void);
 
 /* Handlers (api_auth.c, api_ws.c, routes.c). */
 void api_register(struct api_req *r);

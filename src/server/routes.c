@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "server/app.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -81,13 +82,6 @@ int id_parse(struct slice s, char kind, int64_t *n)
     if (v <= 0) return 0;
     *n = v;
     return 1;
-}
-
-int64_t now_unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- responses ---- */
@@ -247,7 +241,7 @@ void api_call_write(struct api_call *call)
 
 int api_verify_claims(struct app *app, const char *tok, size_t len, struct jwt_claims *out)
 {
-    int64_t now = now_unix_ms() / 1000;
+    int64_t now = clock_unix_ms() / 1000;
     int rc = jwt_verify(&app->keys, tok, len, now, app->cfg.token_leeway, out);
     if (rc == CD_OK && out->sid && revoked_has(app->revoked, out->sid, now)) rc = CD_E_UNAUTHORIZED;
     if (rc != CD_OK) metrics_auth_failure(&app->metrics, AUTH_FAIL_TOKEN);

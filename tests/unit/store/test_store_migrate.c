@@ -22,6 +22,8 @@
 #include "store/store_migrate.h"
 #include "util/status.h"
 
+#include "pg_admin.h"
+
 static const char *base_url;
 static unsigned seqno;
 
@@ -32,17 +34,10 @@ struct fx {
     char out[8192], err[8192];
 };
 
+/* SQL on an admin connection to the base database; fails the test on error. */
 static void admin(const char *sql)
 {
-    PGconn *pg = PQconnectdb(base_url);
-    PGresult *r;
-    if (PQstatus(pg) != CONNECTION_OK) fail_msg("connect: %s", PQerrorMessage(pg));
-    PQclear(PQexec(pg, "SET client_min_messages = warning"));
-    r = PQexec(pg, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-    PQfinish(pg);
+    pg_admin(base_url, sql);
 }
 
 /* One integer from the fixture's schema. */

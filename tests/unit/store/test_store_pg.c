@@ -22,6 +22,8 @@
 #include "store/store.h"
 #include "util/status.h"
 
+#include "pg_admin.h"
+
 #define T_OPS            (&store_pg_ops)
 #define STORE_CASES_BULK 5000 /* one counter row updated 5000 times in one transaction: O(n^2) */
 #include "store_cases.h"
@@ -29,18 +31,10 @@
 static const char *base_url;
 static unsigned schema_seq;
 
-/* Runs SQL on an admin connection to the base database; fails the test on error. */
+/* SQL on an admin connection to the base database; fails the test on error. */
 static void admin(const char *sql)
 {
-    PGconn *pg = PQconnectdb(base_url);
-    PGresult *r;
-    if (PQstatus(pg) != CONNECTION_OK) fail_msg("connect: %s", PQerrorMessage(pg));
-    PQclear(PQexec(pg, "SET client_min_messages = warning"));
-    r = PQexec(pg, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-    PQfinish(pg);
+    pg_admin(base_url, sql);
 }
 
 /* f->url: the base URL with search_path set to a new schema named f->dir, plus `extra` options
