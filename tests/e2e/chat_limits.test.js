@@ -228,8 +228,11 @@ describe('requests in flight per connection', () => {
     await withClients([c], async () => {
       const n = 200;
       let pongAt = -1;
+      // A pong is not a message: wake the waiters ourselves, or a pong arriving after the
+      // last ack would never be seen.
       c.ws.on('pong', () => {
         pongAt = c.messages.length;
+        c.notify();
       });
       for (let i = 0; i < n; i++) c.send({ type: 'send', id: `if${i}`, room: room.id, body: `m${i}`, client_msg_id: `if-${i}` });
       c.ws.ping();
@@ -266,7 +269,12 @@ describe('requests in flight on the node', () => {
     await withClients(clients, async () => {
       const n = 150;
       const pongAt = [-1, -1];
-      clients.forEach((c, k) => c.ws.on('pong', () => (pongAt[k] = c.messages.length)));
+      clients.forEach((c, k) =>
+        c.ws.on('pong', () => {
+          pongAt[k] = c.messages.length;
+          c.notify();
+        }),
+      );
       clients.forEach((c, k) => {
         for (let i = 0; i < n; i++) c.send({ type: 'send', id: `q${k}-${i}`, room: room.id, body: `m${i}`, client_msg_id: `q${k}-${i}` });
         c.ws.ping();
