@@ -255,6 +255,8 @@ const char *http_reason(int status)
         return "Switching Protocols";
     case 200:
         return "OK";
+    case 206:
+        return "Partial Content";
     case 201:
         return "Created";
     case 204:
@@ -281,6 +283,8 @@ const char *http_reason(int status)
         return "URI Too Long";
     case 415:
         return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
     case 426:
         return "Upgrade Required";
     case 429:

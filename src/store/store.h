@@ -75,7 +75,46 @@ struct store_event {
     size_t body_len;
     const char *client_msg_id; /* NULL for non-messages */
     size_t cmid_len;
+    /* Extra members of a message's JSON (`"attachments":[...]`, without braces), kept in the
+     * event_extras table beside the log; NULL/0 when none. Reads fill it; appends ignore it
+     * (event_extra_put stores it). */
+    const char *extra;
+    size_t extra_len;
 };
+
+#define STORE_ATT_ID_LEN    32  /* attachment ids: 32 lowercase hex digits (128 random bits) */
+#define STORE_ATT_NAME_MAX  255 /* sanitised file name, bytes */
+#define STORE_ATT_CTYPE_MAX 127 /* content type, bytes */
+
+/* An upload. The blob is stored under `id` in the blob store (src/blob). */
+struct store_attachment {
+    char id[STORE_ATT_ID_LEN + 1];
+    int64_t owner;      /* uploader */
+    int64_t size;       /* bytes */
+    char content_type[STORE_ATT_CTYPE_MAX + 1];
+    char name[STORE_ATT_NAME_MAX + 1];
+    char sha256[65];    /* lowercase hex */
+    int64_t created_at; /* unix ms */
+};
+
+/* A search: messages matching `match` (a backend query built by chat/search.c) in the rooms
+ * user is a member of, only with seq > the member's joined_seq, newest first (by position),
+ * position < before (0 = no bound), at most limit rows. room 0 = every room of the user. */
+struct store_search_q {
+    int64_t user, room, before;
+    const char *match; /* terms separated by single spaces, each only letters and digits
+                          (chat/search.c builds it); all must match. The backend builds its own
+                          query from them (FTS5 quoted terms; plainto_tsquery('simple')) */
+    int limit;
+};
+/* One hit: snippet is the matching text with \x01 before and \x02 after each match (chat/search.c
+ * escapes it for clients); pos orders hits (higher = newer) and is the next page's `before`. */
+struct store_search_hit {
+    int64_t room_id, seq, sender, ts, pos;
+    const char *snippet;
+    size_t snippet_len;
+};
+typedef int (*store_search_cb)(void *ud, const struct store_search_hit *h); /* nonzero stops */
 
 typedef int (*store_event_cb)(void *ud, const struct store_event *ev); /* nonzero stops */
 /* A room of a user, with the user's membership, for room listings. */
@@ -201,6 +240,36 @@ struct store_ops {
      * *capped = 1 when the log goes on past them (the count is then a lower bound). */
     int (*unread_count)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
                         int64_t max, int64_t *out, int *capped);
+
+    /* attachments (uploads: chat/attach.c; the bytes live in src/blob) */
+    int (*attachment_insert)(struct store_conn *c, const struct store_attachment *a);
+    int (*attachment_get)(struct store_conn *c, const char *id, struct store_attachment *out);
+    /* 1 in *out when user may read attachment id: its uploader, or a current member of a room
+     * where a message referencing it was posted, with the member's joined_seq below that
+     * message's seq (the same window as history and search). */
+    int (*attachment_readable)(struct store_conn *c, const char *id, int64_t user, int *out);
+    /* Record that message (room, seq) references attachment id (idempotent). */
+    int (*attachment_ref)(struct store_conn *c, const char *id, int64_t room, int64_t seq);
+    /* Store the extra JSON members of message (room, seq) (see store_event.extra). */
+    int (*event_extra_put)(struct store_conn *c, int64_t room, int64_t seq, const char *extra,
+                           size_t len);
+    /* The message (room, seq) no longer references anything: its attachment references and
+     * its extra members are deleted. For message deletion (an attachment nothing references
+     * any more is then removed by the next expiry sweep). */
+    int (*attachments_unref_message)(struct store_conn *c, int64_t room, int64_t seq);
+    /* Delete at most limit attachments created before before_ms that no message references;
+     * cb gets each deleted id (the caller then deletes the blob). */
+    int (*attachments_expire)(struct store_conn *c, int64_t before_ms, int limit,
+                              int (*cb)(void *ud, const char *id), void *ud);
+
+    /* search. The index is keyed by (room, seq): put inserts or replaces a message's text (a
+     * send, an edit), delete removes it (a delete). Writer thread, in the job's transaction. */
+    int (*search_index_put)(struct store_conn *c, int64_t room, int64_t seq, const char *text,
+                            size_t len);
+    int (*search_index_delete)(struct store_conn *c, int64_t room, int64_t seq);
+    /* Reader: hits of q, newest first. CD_E_INVALID_FIELD when the backend refuses the query. */
+    int (*search)(struct store_conn *c, const struct store_search_q *q, store_search_cb cb,
+                  void *ud);
 };
 
 extern const struct store_ops store_sqlite_ops;
