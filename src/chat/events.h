@@ -11,7 +11,8 @@
 #include "util/rbuf.h"
 
 /* The text of a log entry as clients see it: for EV_MESSAGE
- * {"type":"message","room","seq","msg_id","sender","body","ts","client_msg_id"}; for member and
+ * {"type":"message","room","seq","msg_id","sender","body","ts","client_msg_id"} and the entry's
+ * extra members (store_event.extra: "attachments"), if any; for member and
  * room entries {"type":"member"|"room","room","seq"} followed by the stored details (below). */
 void events_log_json(struct jsonw *w, const struct store_event *ev);
 /* A complete unmasked WebSocket text frame holding w's text (one copy). */

@@ -6,6 +6,7 @@
 
 #include "util/clock.h"
 #include "auth/auth.h"
+#include "chat/attach.h"
 #include "chat/events.h"
 #include "chat/rooms.h"
 #include "server/app.h"
@@ -32,6 +33,7 @@ struct room_call {
     size_t body_len;
     char cmid[CHAT_CMID_MAX + 1];
     size_t cmid_len;
+    struct chat_attach att; /* a send's attachments */
     struct store_room r;
     struct chat_out out;
     struct chat_sent sent;
@@ -511,11 +513,14 @@ static int history_rev_row(void *ud, const struct store_event *ev)
 {
     struct rev_ctx *x = ud;
     x->evs[x->n] = *ev;
-    x->bodies[x->n] = xmalloc(ev->body_len + ev->cmid_len + 1);
+    x->bodies[x->n] = xmalloc(ev->body_len + ev->cmid_len + ev->extra_len + 1);
     memcpy(x->bodies[x->n], ev->body, ev->body_len);
     if (ev->client_msg_id) memcpy(x->bodies[x->n] + ev->body_len, ev->client_msg_id, ev->cmid_len);
+    if (ev->extra_len)
+        memcpy(x->bodies[x->n] + ev->body_len + ev->cmid_len, ev->extra, ev->extra_len);
     x->evs[x->n].body = x->bodies[x->n];
     x->evs[x->n].client_msg_id = ev->client_msg_id ? x->bodies[x->n] + ev->body_len : NULL;
+    x->evs[x->n].extra = ev->extra_len ? x->bodies[x->n] + ev->body_len + ev->cmid_len : NULL;
     x->n++;
     return 0;
 }
@@ -630,12 +635,38 @@ static int orig_row(void *ud, const struct store_event *ev)
 
 int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
                   const char *body, size_t body_len, const char *cmid, size_t cmid_len,
-                  struct chat_out *out, struct chat_sent *sent, int64_t *room_out)
+                  const struct chat_attach *att, struct chat_out *out, struct chat_sent *sent,
+                  int64_t *room_out)
 {
     struct orig_ctx o = {0};
-    int st = chat_send(ops, sc, room, sender, body, body_len, cmid, cmid_len, clock_unix_ms(), out,
-                       sent);
+    struct jsonw extra = {0};
+    int st = CD_OK;
+
     *room_out = room;
+    if (att && att->n) { /* checked before the append, so a refusal changes nothing */
+        jsonw_init(&extra, 256);
+        st = chat_attach_check(ops, sc, sender, att, &extra);
+    }
+    if (st == CD_OK)
+        st = chat_send(ops, sc, room, sender, body, body_len, cmid, cmid_len, clock_unix_ms(), out,
+                       sent);
+    if (st == CD_OK) /* the search index, in the same transaction (docs/ARCHITECTURE.md) */
+        st = ops->search_index_put(sc, room, sent->seq, body, body_len);
+    if (st == CD_OK && att && att->n) {
+        struct store_event ev = {.room_id = room,
+                                 .seq = sent->seq,
+                                 .kind = EV_MESSAGE,
+                                 .sender = sender,
+                                 .ts = sent->ts,
+                                 .body = body,
+                                 .body_len = body_len,
+                                 .client_msg_id = cmid,
+                                 .cmid_len = cmid_len,
+                                 .extra = jsonw_text(&extra),
+                                 .extra_len = jsonw_text_len(&extra)};
+        st = chat_attach_commit(ops, sc, &ev, att, out);
+    }
+    if (att && att->n) jsonw_free(&extra);
     if (st != CD_E_CONFLICT) return st;
     /* the same (sender, client_msg_id) was stored before: answer with the original */
     st = ops->event_by_client_id(sc, sender, cmid, cmid_len, orig_row, &o);
@@ -653,7 +684,7 @@ static int post_exec(const struct store_ops *ops, struct store_conn *sc, struct 
     char rid[32], mid[48];
     int64_t room;
     int st = api_send_exec(ops, sc, rc->room, rc->user, rc->body, rc->body_len, rc->cmid,
-                           rc->cmid_len, &rc->out, &rc->sent, &room);
+                           rc->cmid_len, &rc->att, &rc->out, &rc->sent, &room);
     if (job_status(rc, st) != CD_OK) return st;
     id_format(rid, sizeof(rid), 'r', room);
     snprintf(mid, sizeof(mid), "m_%lld_%lld", (long long)room, (long long)rc->sent.seq);
@@ -666,6 +697,7 @@ static int post_exec(const struct store_ops *ops, struct store_conn *sc, struct 
 
 void api_message_post(struct api_req *r)
 {
+    struct chat_attach att;
     struct room_call *rc;
     int64_t room, wait;
     json_t *body = json_object_get(r->body, "body"),
@@ -685,12 +717,14 @@ void api_message_post(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_FIELD, "client_msg_id (string, 1-64 bytes) is required");
         return;
     }
+    if (!api_attach_parse(r, json_object_get(r->body, "attachments"), &att)) return;
     if ((wait = presence_take_msg(r->app->presence, r->user_id, clock_unix_ms()))) {
         api_respond_retry(r, wait);
         return;
     }
     rc = room_call_new(r);
     rc->room = room;
+    rc->att = att;
     rc->body_len = json_string_length(body);
     rc->body = xstrndup(json_string_value(body), rc->body_len);
     rc->cmid_len = json_string_length(cmid);

@@ -8,6 +8,7 @@
 
 #include "auth/jwt.h"
 #include "auth/revoked.h"
+#include "blob/blob.h"
 #include "net/conn.h"
 #include "net/http.h"
 #include "chat/cluster.h"
@@ -33,6 +34,10 @@ struct app {
     struct limiter typing;    /* typing events per user and room */
     struct limiter reads;     /* WebSocket `read` requests per user */
     struct limiter room_ops;  /* room creations, member additions, direct-chat opens per user */
+    struct limiter uploads;   /* uploads per user (--upload-rate) */
+    struct limiter searches;  /* searches per user (--search-rate) */
+    struct blob_store *blobs; /* attachment bytes (--blob-url) */
+    struct files *files;      /* the expiry sweep of unreferenced uploads (api_files.c) */
     struct presence *presence;
     struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;
@@ -72,6 +77,9 @@ int app_run(struct cfg *cfg);
     X(DMS, "dms")                                                                                  \
     X(HISTORY, "messages_list")                                                                    \
     X(MESSAGE_POST, "messages_post")                                                               \
+    X(UPLOAD, "upload")                                                                            \
+    X(ATTACHMENT, "attachment_get")                                                                \
+    X(SEARCH, "search")                                                                            \
     X(WEB, "web")                                                                                  \
     X(PREFLIGHT, "preflight")                                                                      \
     X(UNMATCHED, "unmatched")
@@ -129,6 +137,8 @@ void api_call_work(struct api_call *call);
 void api_call_write(struct api_call *call);
 /* Answer the request with call->status/result and free the call. I/O thread. */
 void api_call_finish(struct api_call *call);
+/* Free the call without answering (it was answered otherwise, or the connection is gone). */
+void api_call_free(struct api_call *call);
 
 /* Respond now. json_respond steals `obj`. */
 void api_respond_json(struct api_req *r, int http_status, json_t *obj);
@@ -180,14 +190,34 @@ void api_member_remove(struct api_req *r);
 void api_dms(struct api_req *r);
 void api_history(struct api_req *r);
 void api_message_post(struct api_req *r);
+void api_upload(struct api_req *r);
+void api_attachment_get(struct api_req *r);
+void api_search(struct api_req *r);
+/* net_handlers.on_stream_begin/data/abort: POST /v1/uploads streams its body (api_files.c). */
+int files_stream_begin(struct conn *c, struct http_request *req);
+int files_stream_data(struct conn *c, const char *p, size_t n);
+void files_stream_abort(struct conn *c, void *ud);
+/* The sweep thread that expires unreferenced uploads; stop before the store closes. */
+struct files;
+struct files *files_start(struct app *app);
+void files_stop(struct files *f);
 void api_ws_ready(struct conn *c, uint32_t nrooms);
 /* Writer thread: store a message, or find the original of a resent (sender, client_msg_id);
  * *room_out is the room of the stored message. */
 struct chat_out;
 struct chat_sent;
+struct chat_attach;
+/* att (may be NULL): the send's attachments (chat/attach.h). Also indexes the text for search
+ * (store_ops.search_index_put) in the same transaction. */
 int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
                   const char *body, size_t body_len, const char *cmid, size_t cmid_len,
-                  struct chat_out *out, struct chat_sent *sent, int64_t *room_out);
+                  const struct chat_attach *att, struct chat_out *out, struct chat_sent *sent,
+                  int64_t *room_out);
+/* A send's "attachments" field (absent, or an array of at most CHAT_ATTACH_MAX distinct
+ * "att_..." ids) into out. Returns 1, or 0 with *why set (400 invalid_field). */
+int api_attach_list(json_t *arr, struct chat_attach *out, const char **why);
+/* api_attach_list for a REST request: answers the error itself (returns 0 then). */
+int api_attach_parse(struct api_req *r, json_t *arr, struct chat_attach *out);
 /* JSON of a room (id, kind, name, topic, created_by, created_at, last_seq, member_count). */
 json_t *api_room_json(const struct store_room *room);
 void api_ws_message(struct conn *c, uint8_t *data, size_t len);

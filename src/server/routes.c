@@ -54,6 +54,10 @@ static const struct route routes[] = {
     {HTTP_GET, "/v1/rooms/{id}/messages", ROUTE_HISTORY, ROUTE_F_AUTH, api_history},
     {HTTP_POST, "/v1/rooms/{id}/messages", ROUTE_MESSAGE_POST, ROUTE_F_AUTH | ROUTE_F_JSON,
      api_message_post},
+    /* The body is streamed (files_stream_begin checks the token, type and size first). */
+    {HTTP_POST, "/v1/uploads", ROUTE_UPLOAD, 0, api_upload},
+    {HTTP_GET, "/v1/attachments/{id}", ROUTE_ATTACHMENT, ROUTE_F_AUTH, api_attachment_get},
+    {HTTP_GET, "/v1/search", ROUTE_SEARCH, ROUTE_F_AUTH, api_search},
 };
 
 static const char *const route_names[] = {
@@ -185,6 +189,15 @@ void api_call_finish(struct api_call *call)
     if (call->cleanup) call->cleanup(call);
     conn_release(c);
     log_request_id_set(prev_rid);
+    free(call);
+}
+
+void api_call_free(struct api_call *call)
+{
+    json_decref(call->result);
+    free(call->raw);
+    if (call->cleanup) call->cleanup(call);
+    conn_release(call->c);
     free(call);
 }
 

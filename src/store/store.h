@@ -89,8 +89,8 @@ struct store_event {
 /* An upload. The blob is stored under `id` in the blob store (src/blob). */
 struct store_attachment {
     char id[STORE_ATT_ID_LEN + 1];
-    int64_t owner;      /* uploader */
-    int64_t size;       /* bytes */
+    int64_t owner; /* uploader */
+    int64_t size;  /* bytes */
     char content_type[STORE_ATT_CTYPE_MAX + 1];
     char name[STORE_ATT_NAME_MAX + 1];
     char sha256[65];    /* lowercase hex */

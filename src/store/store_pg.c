@@ -147,7 +147,7 @@ struct store {
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = $1::bigint "              \
                     "AND seq > $3::bigint AND seq <= $3::bigint + $5::bigint AND kind = $4::int "  \
                     "AND sender <> $2::bigint), EXISTS (SELECT 1 FROM events WHERE "               \
-                    "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")               \
+                    "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")                \
     X(ATT_INSERT, "INSERT INTO attachments(" ATT_COLS ") VALUES ($1::text, $2::bigint, "           \
                   "$3::bigint, $4::text, $5::text, $6::text, $7::bigint)")                         \
     X(ATT_GET, "SELECT " ATT_COLS " FROM attachments WHERE id = $1::text")                         \

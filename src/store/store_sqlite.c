@@ -105,7 +105,7 @@ struct store {
                      "?1") ")) WHERE room_id = ?1 AND user_id = ?2 RETURNING read_seq")            \
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "         \
                     "AND seq <= ?3 + ?5 AND kind = ?4 AND sender != ?2), EXISTS (SELECT 1 FROM "   \
-                    "events WHERE room_id = ?1 AND seq > ?3 + ?5)")                               \
+                    "events WHERE room_id = ?1 AND seq > ?3 + ?5)")                                \
     X(ATT_INSERT, "INSERT INTO attachments(" ATT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")     \
     X(ATT_GET, "SELECT " ATT_COLS " FROM attachments WHERE id = ?1")                               \
     X(ATT_READABLE, "SELECT EXISTS (SELECT 1 FROM attachments WHERE id = ?1 AND owner = ?2) "      \
@@ -921,7 +921,8 @@ static void att_row(sqlite3_stmt *s, struct store_attachment *a)
     a->size = sqlite3_column_int64(s, 2);
     snprintf(a->content_type, sizeof(a->content_type), "%s",
              (t = (const char *)sqlite3_column_text(s, 3)) ? t : "");
-    snprintf(a->name, sizeof(a->name), "%s", (t = (const char *)sqlite3_column_text(s, 4)) ? t : "");
+    snprintf(a->name, sizeof(a->name), "%s",
+             (t = (const char *)sqlite3_column_text(s, 4)) ? t : "");
     snprintf(a->sha256, sizeof(a->sha256), "%s",
              (t = (const char *)sqlite3_column_text(s, 5)) ? t : "");
     a->created_at = sqlite3_column_int64(s, 6);
@@ -1079,8 +1080,10 @@ static int sq_search(struct store_conn *c, const struct store_search_q *q, store
     }
     /* A query FTS5 cannot parse is the caller's (chat/search.c quotes every term, so this is
      * not expected). */
-    if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(c->db), "fts5")) rc = CD_E_INVALID_FIELD;
-    else rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "search");
+    if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(c->db), "fts5"))
+        rc = CD_E_INVALID_FIELD;
+    else
+        rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "search");
     sqlite3_reset(s);
     free(fts);
     return rc;

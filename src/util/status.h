@@ -37,7 +37,8 @@
       "a user is in the most group rooms allowed (--max-rooms-per-user)")                          \
     X(TOO_LARGE, 413, "payload_too_large", "the body or message is too large")                     \
     X(UNSUPPORTED_MEDIA, 415, "unsupported_media_type", "the body must be application/json")       \
-    X(UPLOAD_TYPE, 415, "unsupported_media_type", "this content type is not accepted (--upload-types)") \
+    X(UPLOAD_TYPE, 415, "unsupported_media_type",                                                  \
+      "this content type is not accepted (--upload-types)")                                        \
     X(RANGE, 416, "range_not_satisfiable", "the range is outside the attachment")                  \
     X(UPGRADE_REQUIRED, 426, "upgrade_required", "this endpoint needs a WebSocket upgrade")        \
     X(RATE_LIMITED, 429, "rate_limited", "too many requests; retry later")                         \

@@ -1,0 +1,144 @@
+/* api_search.c - GET /v1/search?q=&room=&limit=&before=: message search on a pool thread
+ * (store_ops.search on the thread's read connection), rules in chat/search.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat/search.h"
+#include "server/app.h"
+#include "util/clock.h"
+#include "util/jsonw.h"
+#include "util/status.h"
+
+struct search_call {
+    struct api_call base; /* first */
+    struct store_search_q q;
+    char terms[SEARCH_Q_MAX + 1];
+    struct jsonw w;
+    int rows, more;
+    int64_t last_pos;
+};
+
+static int search_row(void *ud, const struct store_search_hit *h)
+{
+    struct search_call *sc = ud;
+    struct jsonw *w = &sc->w;
+    if (sc->rows >= sc->q.limit - 1) { /* q.limit is the page size + 1 */
+        sc->more = 1;
+        return 1;
+    }
+    if (sc->rows++) jsonw_lit(w, ",");
+    jsonw_lit(w, "{\"type\":\"message\",\"room\":");
+    jsonw_id(w, 'r', h->room_id);
+    jsonw_key(w, "seq", 0);
+    jsonw_int(w, h->seq);
+    jsonw_key(w, "msg_id", 0);
+    jsonw_msg_id(w, h->room_id, h->seq);
+    jsonw_key(w, "sender", 0);
+    jsonw_id(w, 'u', h->sender);
+    jsonw_key(w, "ts", 0);
+    jsonw_int(w, h->ts);
+    jsonw_key(w, "snippet", 0);
+    search_snippet_json(w, h->snippet, h->snippet_len);
+    jsonw_key(w, "cursor", 0);
+    jsonw_int(w, h->pos);
+    jsonw_lit(w, "}");
+    sc->last_pos = h->pos;
+    return 0;
+}
+
+static void search_work(struct api_call *call)
+{
+    struct search_call *sc = (struct search_call *)call;
+    struct store_conn *conn = store_reader(&call->app->db);
+
+    if (!conn) {
+        call->status = CD_E_IO;
+        return;
+    }
+    jsonw_init(&sc->w, 4096);
+    jsonw_lit(&sc->w, "{\"messages\":[");
+    call->status = call->app->db.ops->search(conn, &sc->q, search_row, sc);
+    jsonw_lit(&sc->w, "],\"has_more\":");
+    jsonw_lit(&sc->w, sc->more ? "true" : "false");
+    jsonw_key(&sc->w, "next_before", 0);
+    if (sc->more)
+        jsonw_int(&sc->w, sc->last_pos);
+    else
+        jsonw_lit(&sc->w, "null");
+    jsonw_lit(&sc->w, "}");
+    if (call->status == CD_OK) {
+        call->raw_len = jsonw_text_len(&sc->w);
+        call->raw = xmalloc(call->raw_len);
+        memcpy(call->raw, jsonw_text(&sc->w), call->raw_len);
+    }
+    jsonw_free(&sc->w);
+}
+
+/* An optional integer parameter: 1-18 digits, given once. Returns 0 after answering 400. */
+static int int_param(struct api_req *r, const char *name, int64_t *out)
+{
+    char buf[24], msg[96];
+    int rc = http_query_value(r->http, name, buf, sizeof(buf));
+    size_t i = 0;
+    int64_t v = 0;
+    if (rc == 0) return 1;
+    for (; rc == 1 && i < 18 && buf[i] >= '0' && buf[i] <= '9'; i++)
+        v = v * 10 + (buf[i] - '0');
+    if (rc == 1 && i > 0 && buf[i] == '\0') {
+        *out = v;
+        return 1;
+    }
+    snprintf(msg, sizeof(msg), "%s must be given once, as a non-negative integer of 1-18 digits",
+             name);
+    api_respond_error(r, CD_E_INVALID_FIELD, msg);
+    return 0;
+}
+
+void api_search(struct api_req *r)
+{
+    struct search_call *sc;
+    char q[SEARCH_Q_MAX + 1], room[32], key[24];
+    int64_t limit = SEARCH_LIMIT_DEF, before = 0, room_id = 0, wait;
+    int rc = http_query_value(r->http, "q", q, sizeof(q)), n;
+
+    if (rc == HTTP_QUERY_TOO_LONG) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "q is longer than 256 bytes");
+        return;
+    }
+    if (rc != 1) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "q (1-256 bytes, given once) is required");
+        return;
+    }
+    if (!int_param(r, "limit", &limit) || !int_param(r, "before", &before)) return;
+    if (limit < 1 || limit > SEARCH_LIMIT_MAX) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "limit must be 1-50");
+        return;
+    }
+    rc = http_query_value(r->http, "room", room, sizeof(room));
+    if (rc < 0 || (rc == 1 && !id_parse((struct slice){room, strlen(room)}, 'r', &room_id))) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "room must be a room id (r_...)");
+        return;
+    }
+    n = snprintf(key, sizeof(key), "%lld", (long long)r->user_id);
+    if ((wait = limiter_take(&r->app->searches, key, (size_t)n, clock_unix_ms()))) {
+        api_respond_retry(r, wait);
+        return;
+    }
+    sc = (struct search_call *)api_call_new(r, sizeof(*sc));
+    if (search_terms(q, strlen(q), sc->terms, sizeof(sc->terms)) == 0) {
+        /* nothing searchable (only punctuation): an empty page, not an error */
+        sc->base.raw = xstrndup("{\"messages\":[],\"has_more\":false,\"next_before\":null}", 52);
+        sc->base.raw_len = strlen(sc->base.raw);
+        api_call_finish(&sc->base);
+        return;
+    }
+    sc->q.user = r->user_id;
+    sc->q.room = room_id;
+    sc->q.before = before;
+    sc->q.match = sc->terms;
+    sc->q.limit = (int)limit + 1; /* one more row tells whether there is more */
+    sc->base.work_fn = search_work;
+    sc->base.after_fn = api_call_finish;
+    api_call_work(&sc->base);
+}
