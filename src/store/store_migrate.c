@@ -97,6 +97,31 @@ static const struct mtable tables[] = {
      {"room_id", "seq", "kind", "sender", "ts", "client_msg_id", "body"},
      0,
      1},
+    {"attachments",
+     "SELECT id, owner, size, content_type, name, sha256, created_at FROM attachments ORDER BY id",
+     "tiittti",
+     {"id", "owner", "size", "content_type", "name", "sha256", "created_at"},
+     0,
+     0},
+    {"attachment_refs",
+     "SELECT att_id, room_id, seq FROM attachment_refs ORDER BY att_id, room_id, seq",
+     "tii",
+     {"att_id", "room_id", "seq"},
+     0,
+     0},
+    {"event_extras",
+     "SELECT room_id, seq, extra FROM event_extras ORDER BY room_id, seq",
+     "iit",
+     {"room_id", "seq", "extra"},
+     0,
+     0},
+    /* The search index in append order: PostgreSQL numbers pos in that order (newest last). */
+    {"msg_search",
+     "SELECT room_id, seq, body FROM msg_search ORDER BY rowid",
+     "iit",
+     {"room_id", "seq", "body"},
+     0,
+     1},
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -279,8 +304,8 @@ static int pg_begin_empty(struct mig *m)
 
     if (pg_run(m, "BEGIN", NULL) || pg_run(m, "SET LOCAL lock_timeout = '10s'", NULL) ||
         pg_run(m,
-               "LOCK TABLE users, sessions, refresh_tokens, rooms, members, events "
-               "IN EXCLUSIVE MODE",
+               "LOCK TABLE users, sessions, refresh_tokens, rooms, members, events, "
+               "attachments, attachment_refs, event_extras, msg_search IN EXCLUSIVE MODE",
                NULL) ||
         pg_run(m, "SELECT count(*) FROM users", &users) ||
         pg_run(m, "SELECT count(*) FROM rooms", &rooms))
@@ -620,7 +645,10 @@ static int migrate(struct mig *m)
     }
     /* Planner statistics for the copied tables (only these: the database may hold others). */
     if (reset_identities(m) ||
-        pg_run(m, "ANALYZE users, sessions, refresh_tokens, rooms, members, events", NULL))
+        pg_run(m,
+               "ANALYZE users, sessions, refresh_tokens, rooms, members, events, attachments, "
+               "attachment_refs, event_extras, msg_search",
+               NULL))
         return -1;
     {
         PGresult *r = PQexec(m->pg, "COMMIT");

@@ -171,7 +171,7 @@ struct store {
     X(SEARCH_DEL, "DELETE FROM msg_search WHERE room_id = $1::bigint AND seq = $2::bigint")        \
     X(SEARCH, "SELECT h.room_id, h.seq, e.sender, e.ts, h.pos, ts_headline('simple', h.body, "     \
               "plainto_tsquery('simple', $2::text), 'StartSel=' || chr(1) || ', StopSel=' || "     \
-              "chr(2) || ', MaxWords=32, MinWords=16') "                                         \
+              "chr(2) || ', MaxWords=32, MinWords=16') "                                           \
               "FROM (SELECT s.room_id, s.seq, s.pos, s.body FROM msg_search s "                    \
               "JOIN members m ON m.room_id = s.room_id AND m.user_id = $1::bigint "                \
               "WHERE s.tsv @@ plainto_tsquery('simple', $2::text) AND s.pos < $3::bigint "         \

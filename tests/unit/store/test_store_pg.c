@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <libpq-fe.h>
+
+#include "store/store_pg_schema.h"
 #include <uv.h>
 
 #include "store/store.h"
@@ -400,7 +402,7 @@ static void concurrent_open_migrates_once(void **state)
     r = PQexec(pg, sql);
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     assert_string_equal(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
-    assert_string_equal(PQgetvalue(r, 0, 0), "1");
+    assert_int_equal(atoi(PQgetvalue(r, 0, 0)), store_pg_nmigrations); /* each ran once */
     PQclear(r);
     PQfinish(pg);
     snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", f.dir);
