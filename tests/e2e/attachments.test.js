@@ -10,6 +10,7 @@ const http = require('node:http');
 const { startChat, newUser, api, createRoom, connect, withClients, nextId } = require('./lib/chat');
 const { request, expectError } = require('./lib/http');
 const { sleep } = require('./lib/server');
+const path_ = require('node:path').join;
 
 const T = { timeout: 60000 };
 
@@ -290,6 +291,130 @@ describe('attachments', () => {
         // and a send can no longer reference the expired one
         const late = await api(s, u).post(`/v1/rooms/${room.id}/messages`, { body: 'late', client_msg_id: nextId('e'), attachments: [lone.id] });
         expectError(assert, late, 404, 'not_found');
+      } finally {
+        await s.stop();
+      }
+    });
+  });
+
+  // s3rver stores objects but does not check Signature Version 4; a proxy in front of it does,
+  // with its own SigV4 written here on node:crypto (an implementation independent of chatd's):
+  // a request whose signature or payload hash is wrong gets S3's 403 SignatureDoesNotMatch.
+  function sigv4Proxy(target, secrets) {
+    const hmac = (k, m) => crypto.createHmac('sha256', k).update(m).digest();
+    const stats = { verified: 0, refused: 0 };
+    const server = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/s3\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(req.headers.authorization || '');
+        let ok = false;
+        if (m) {
+          const [, ak, date, region, signed, sig] = m;
+          const names = signed.split(';');
+          const canon = [req.method, req.url.split('?')[0], '',
+            ...names.map((n) => `${n}:${String(req.headers[n]).trim()}`), '', signed,
+            req.headers['x-amz-content-sha256']].join('\n');
+          const sts = ['AWS4-HMAC-SHA256', req.headers['x-amz-date'], `${date}/${region}/s3/aws4_request`,
+            crypto.createHash('sha256').update(canon).digest('hex')].join('\n');
+          let k = hmac(`AWS4${secrets[ak] || ''}`, date);
+          k = hmac(hmac(hmac(k, region), 's3'), 'aws4_request');
+          ok = hmac(k, sts).toString('hex') === sig && req.headers['x-amz-content-sha256'] === sha256(body);
+        }
+        if (!ok) {
+          stats.refused++;
+          res.writeHead(403, { 'Content-Type': 'application/xml' });
+          res.end('<Error><Code>SignatureDoesNotMatch</Code></Error>');
+          return;
+        }
+        stats.verified++;
+        const up = http.request({ ...target, method: req.method, path: req.url, headers: req.headers }, (r) => {
+          res.writeHead(r.statusCode, r.headers);
+          r.pipe(res);
+        });
+        up.on('error', () => res.destroy());
+        up.end(body);
+      });
+    });
+    return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, stats, port: server.address().port })));
+  }
+
+  describe('S3 backend (s3rver from npm behind a SigV4-checking proxy)', () => {
+    let s3;
+    let s3dir;
+    let endpoint;
+    let proxy;
+    before(async () => {
+      const S3rver = require('s3rver');
+      const fs = require('node:fs');
+      const os = require('node:os');
+      const path = require('node:path');
+      s3dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatd-s3-'));
+      s3 = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: s3dir, configureBuckets: [{ name: 'chatd-e2e' }] });
+      const addr = await s3.run();
+      proxy = await sigv4Proxy({ host: '127.0.0.1', port: addr.port }, { S3RVER: 'S3RVER' });
+      endpoint = `http://127.0.0.1:${proxy.port}`;
+    });
+    after(async () => {
+      if (proxy) await new Promise((r) => proxy.server.close(r));
+      if (s3) await s3.close();
+      if (s3dir) require('node:fs').rmSync(s3dir, { recursive: true, force: true });
+    });
+
+    const s3Server = (secret = 'S3RVER', extra = {}) =>
+      startChat(
+        { 'blob-url': `s3://chatd-e2e?endpoint=${endpoint}&region=us-east-1`, 'upload-rate': 1000, ...extra },
+        { env: { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: secret } },
+      );
+
+    it('uploads, ranges, authorization and expiry work the same on S3', T, async () => {
+      const s = await s3Server('S3RVER', { 'upload-ttl': 1, 'upload-sweep': 1 });
+      try {
+        const [a, b] = await Promise.all([newUser(s, 's3'), newUser(s, 's3')]);
+        const room = await createRoom(s, a, [b]);
+        const data = crypto.randomBytes(700 * 1024); // several download pieces
+        const r = await upload(s, a, data, { type: 'application/pdf', name: 'doc.pdf', chunked: true });
+        assert.equal(r.status, 201, r.text);
+        const att = r.body.attachment;
+        assert.equal(att.sha256, sha256(data));
+        const whole = await download(s, a, att.id);
+        assert.equal(whole.status, 200);
+        assert.equal(sha256(whole.bytes), sha256(data));
+        const part = await download(s, a, att.id, { Range: 'bytes=300000-300009' });
+        assert.equal(part.status, 206);
+        assert.deepEqual(part.bytes, data.subarray(300000, 300010));
+        assert.equal((await download(s, b, att.id)).status, 404);
+        const sent = await api(s, a).post(`/v1/rooms/${room.id}/messages`, { body: 'pdf', client_msg_id: nextId('s3'), attachments: [att.id] });
+        assert.equal(sent.status, 201, sent.text);
+        assert.equal((await download(s, b, att.id)).status, 200);
+        // the object is in the bucket under the attachment's id; an unreferenced one is deleted
+        const lone = (await upload(s, a, Buffer.from('lone'))).body.attachment;
+        const key = lone.id.slice(4);
+        const objects = () => require('node:fs').readdirSync(path_(s3dir, 'chatd-e2e'));
+        assert.ok(objects().some((f) => f.startsWith(key)), objects().join(','));
+        let gone = false;
+        for (let i = 0; i < 40 && !gone; i++) {
+          await sleep(250);
+          gone = (await download(s, a, lone.id)).status === 404 && !objects().some((f) => f.startsWith(key));
+        }
+        assert.ok(gone, 'the unreferenced upload expired from the bucket');
+        assert.equal((await download(s, a, att.id)).status, 200);
+        assert.ok(proxy.stats.verified >= 6, `signed requests: ${JSON.stringify(proxy.stats)}`);
+        assert.equal(proxy.stats.refused, 0);
+      } finally {
+        await s.stop();
+      }
+    });
+
+    it('a wrong secret is refused by the server: the upload fails cleanly (no attachment)', T, async () => {
+      const s = await s3Server('not-the-secret');
+      try {
+        const a = await newUser(s, 's3');
+        const r = await upload(s, a, Buffer.from('x'));
+        assert.ok(r.status >= 500, `${r.status} ${r.text}`);
+        assert.ok(s.stderr.includes('SignatureDoesNotMatch'), 'the server refused the signature');
+        assert.ok(proxy.stats.refused >= 1);
       } finally {
         await s.stop();
       }
