@@ -142,3 +142,98 @@ void api_search(struct api_req *r)
     sc->base.after_fn = api_call_finish;
     api_call_work(&sc->base);
 }
+
+/* ---- the asynchronous indexer (SQLite) ---- */
+
+#define INDEX_BATCH 10000 /* log entries per indexer job */
+
+struct indexer {
+    struct app *app;
+    uv_thread_t thread;
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    int stop, job_done, started;
+};
+
+struct index_job {
+    struct store_job job; /* first */
+    struct indexer *ix;
+    int n;
+};
+
+static int index_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct index_job *ij = (struct index_job *)j;
+    return ops->search_index_log(sc, INDEX_BATCH, &ij->n);
+}
+
+static void index_reset(struct store_job *j)
+{
+    ((struct index_job *)j)->n = 0;
+}
+
+static void index_done(struct store_job *j)
+{
+    struct index_job *ij = (struct index_job *)j;
+    uv_mutex_lock(&ij->ix->lock);
+    ij->ix->job_done = 1;
+    uv_cond_signal(&ij->ix->cond);
+    uv_mutex_unlock(&ij->ix->lock);
+}
+
+/* Every --search-index-ms, one writer job indexes what the log gained since the saved position
+ * (search_index_log); a full batch runs the next one at once. The writer runs it between
+ * other batches, in its own transaction: one FTS5 segment per run, not one per group commit. */
+static void indexer_thread(void *arg)
+{
+    struct indexer *ix = arg;
+    struct app *app = ix->app;
+    uint64_t every_ns =
+        (uint64_t)(app->cfg.search_index_ms > 0 ? app->cfg.search_index_ms : 200) * 1000000ull;
+    struct index_job ij;
+    int full = 0;
+
+    uv_mutex_lock(&ix->lock);
+    while (!ix->stop) {
+        if (!full && uv_cond_timedwait(&ix->cond, &ix->lock, every_ns) != UV_ETIMEDOUT) continue;
+        if (ix->stop) break;
+        memset(&ij, 0, sizeof(ij));
+        ij.ix = ix;
+        ij.job.exec = index_exec;
+        ij.job.done = index_done;
+        ij.job.reset = index_reset;
+        ix->job_done = 0;
+        uv_mutex_unlock(&ix->lock);
+        store_submit(&app->db, &ij.job);
+        uv_mutex_lock(&ix->lock);
+        while (!ix->job_done)
+            uv_cond_wait(&ix->cond, &ix->lock);
+        full = ij.job.status == CD_OK && ij.n >= INDEX_BATCH;
+    }
+    uv_mutex_unlock(&ix->lock);
+}
+
+struct indexer *search_indexer_start(struct app *app)
+{
+    struct indexer *ix;
+    if (!app->db.ops->search_index_log) return NULL; /* indexed in the send's transaction */
+    ix = xcalloc(1, sizeof(*ix));
+    ix->app = app;
+    uv_mutex_init(&ix->lock);
+    uv_cond_init(&ix->cond);
+    if (uv_thread_create(&ix->thread, indexer_thread, ix) == 0) ix->started = 1;
+    return ix;
+}
+
+void search_indexer_stop(struct indexer *ix)
+{
+    if (!ix) return;
+    uv_mutex_lock(&ix->lock);
+    ix->stop = 1;
+    uv_cond_broadcast(&ix->cond);
+    uv_mutex_unlock(&ix->lock);
+    if (ix->started) uv_thread_join(&ix->thread);
+    uv_mutex_destroy(&ix->lock);
+    uv_cond_destroy(&ix->cond);
+    free(ix);
+}

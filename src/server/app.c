@@ -525,9 +525,12 @@ int app_run(struct cfg *cfg)
         .on_loop_end = hub_loop_end,
     };
     app->files = files_start(app);
+    app->indexer = search_indexer_start(app);
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
         files_stop(app->files);
         app->files = NULL;
+        search_indexer_stop(app->indexer);
+        app->indexer = NULL;
         cluster_quiesce(app->cluster);
         store_db_close(&app->db);
         goto done;
@@ -555,6 +558,8 @@ int app_run(struct cfg *cfg)
     cluster_quiesce(app->cluster); /* no more storage reads from the cluster's thread */
     files_stop(app->files);        /* its job waits for the writer: before the store closes */
     app->files = NULL;
+    search_indexer_stop(app->indexer); /* the same */
+    app->indexer = NULL;
     store_db_close(&app->db); /* finishes queued writes; their replies run in net_free */
     cluster_free(app->cluster);
     app->cluster = NULL;

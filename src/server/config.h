@@ -111,7 +111,10 @@
       "S3 access key id; empty = the environment's AWS_ACCESS_KEY_ID")                             \
     X(blob_secret_key, "blob-secret-key", STR, "",                                                 \
       "S3 secret access key; empty = the environment's AWS_SECRET_ACCESS_KEY")                     \
-    X(search_rate, "search-rate", INT, "5", "searches per second per user (burst 4x)")
+    X(search_rate, "search-rate", INT, "5", "searches per second per user (burst 4x)")             \
+    X(search_index_ms, "search-index-ms", INT, "200",                                              \
+      "SQLite: ms between two runs of the search indexer (the most a new message waits to be "     \
+      "found)")
 
 struct cfg {
 #define CFG_FIELD_STR(name)                     char *name;

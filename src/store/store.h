@@ -262,11 +262,21 @@ struct store_ops {
     int (*attachments_expire)(struct store_conn *c, int64_t before_ms, int limit,
                               int (*cb)(void *ud, const char *id), void *ud);
 
-    /* search. The index is keyed by (room, seq): put inserts or replaces a message's text (a
-     * send, an edit), delete removes it (a delete). Writer thread, in the job's transaction. */
+    /* search. The index is keyed by (room, seq): put inserts or replaces a message's text (an
+     * edit), delete removes it (a delete: the text is never found again, also when the message
+     * was not indexed yet). Writer thread, in the job's transaction. */
     int (*search_index_put)(struct store_conn *c, int64_t room, int64_t seq, const char *text,
                             size_t len);
     int (*search_index_delete)(struct store_conn *c, int64_t room, int64_t seq);
+    /* A message was just appended (the send's transaction). PostgreSQL indexes it here (a GIN
+     * insert, lag 0). NULL for SQLite, whose messages are indexed by search_index_log. */
+    int (*search_index_append)(struct store_conn *c, int64_t room, int64_t seq, const char *text,
+                               size_t len);
+    /* The asynchronous indexer (SQLite; NULL for PostgreSQL): index the messages appended
+     * since the saved position, at most limit log entries, and move the position past them;
+     * *n gets the entries looked at (limit: call again). A message already in the index (an
+     * edit or a delete came first) is left as it is. Writer thread, one transaction. */
+    int (*search_index_log)(struct store_conn *c, int limit, int *n);
     /* Reader: hits of q, newest first. CD_E_INVALID_FIELD when the backend refuses the query. */
     int (*search)(struct store_conn *c, const struct store_search_q *q, store_search_cb cb,
                   void *ud);

@@ -1732,5 +1732,7 @@ const struct store_ops store_pg_ops = {
     .attachments_expire = pg_attachments_expire,
     .search_index_put = pg_search_index_put,
     .search_index_delete = pg_search_index_delete,
+    .search_index_append = pg_search_index_put, /* in the send's transaction: lag 0 */
+    .search_index_log = NULL,
     .search = pg_search,
 };

@@ -121,8 +121,16 @@ struct store {
                   "WHERE r.att_id = a.id) LIMIT ?2) RETURNING id")                                 \
     X(SEARCH_PUT, "INSERT OR REPLACE INTO msg_search(rowid, body, room_id, seq) "                  \
                   "SELECT id, ?3, ?1, ?2 FROM events WHERE room_id = ?1 AND seq = ?2")             \
-    X(SEARCH_DEL, "DELETE FROM msg_search WHERE rowid = "                                          \
-                  "(SELECT id FROM events WHERE room_id = ?1 AND seq = ?2)")                       \
+    X(SEARCH_DEL, "INSERT OR REPLACE INTO msg_search(rowid, body, room_id, seq) "                  \
+                  "SELECT id, '', room_id, seq FROM events WHERE room_id = ?1 AND seq = ?2")       \
+    X(SEARCH_POS, "SELECT id FROM search_pos")                                                     \
+    X(SEARCH_SCAN_END, "SELECT max(id), count(*) FROM (SELECT id FROM events WHERE id > ?1 "       \
+                       "ORDER BY id LIMIT ?2)")                                                    \
+    X(SEARCH_LOG, "INSERT INTO msg_search(rowid, body, room_id, seq) "                             \
+                  "SELECT e.id, e.body, e.room_id, e.seq FROM events e WHERE e.id > ?1 "           \
+                  "AND e.id <= ?2 AND e.kind = 0 AND NOT EXISTS "                                  \
+                  "(SELECT 1 FROM msg_search s WHERE s.rowid = e.id)")                             \
+    X(SEARCH_POS_SET, "UPDATE search_pos SET id = ?1")                                             \
     X(SEARCH, "SELECT s.room_id, s.seq, e.sender, e.ts, s.rowid, "                                 \
               "snippet(msg_search, 0, char(1), char(2), '...', 24) "                               \
               "FROM msg_search s JOIN members m ON m.room_id = s.room_id AND m.user_id = ?1 "      \
@@ -1030,9 +1038,37 @@ static int sq_search_index_put(struct store_conn *c, int64_t room, int64_t seq, 
     return step_done(c, s, "search_index_put");
 }
 
+/* An empty entry rather than none: it matches nothing, and the indexer, which skips messages
+ * already in the index, never indexes the deleted text (a delete before the indexer got to it). */
 static int sq_search_index_delete(struct store_conn *c, int64_t room, int64_t seq)
 {
     return exec_ii(c, SQL_SEARCH_DEL, room, seq);
+}
+
+static int sq_search_index_log(struct store_conn *c, int limit, int *n)
+{
+    sqlite3_stmt *s;
+    int64_t pos = 0, end = 0;
+    int rc;
+
+    *n = 0;
+    if (!(s = stmt(c, SQL_SEARCH_POS))) return CD_E_IO;
+    if ((rc = step_int64(c, s, "search_pos", &pos)) != CD_OK) return rc;
+    if (!(s = stmt(c, SQL_SEARCH_SCAN_END))) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, pos);
+    sqlite3_bind_int(s, 2, limit);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return sq_err(c, "search_scan_end");
+    }
+    end = sqlite3_column_int64(s, 0);
+    *n = sqlite3_column_int(s, 1);
+    sqlite3_reset(s);
+    if (*n == 0) return CD_OK;
+    if ((rc = exec_ii(c, SQL_SEARCH_LOG, pos, end)) != CD_OK) return rc;
+    if (!(s = stmt(c, SQL_SEARCH_POS_SET))) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, end);
+    return step_done(c, s, "search_pos_set");
 }
 
 static int sq_search(struct store_conn *c, const struct store_search_q *q, store_search_cb cb,
@@ -1169,5 +1205,7 @@ const struct store_ops store_sqlite_ops = {
     .attachments_expire = sq_attachments_expire,
     .search_index_put = sq_search_index_put,
     .search_index_delete = sq_search_index_delete,
+    .search_index_append = NULL, /* search_index_log indexes new messages */
+    .search_index_log = sq_search_index_log,
     .search = sq_search,
 };

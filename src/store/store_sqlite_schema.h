@@ -104,7 +104,9 @@ static const char *const store_sqlite_migrations[] = {
      * message entry (its attachments' metadata), read beside the log by every event query.
      * msg_search: an FTS5 index of message text whose rowid is the entry's rowid in events
      * (append order), so "newest first" is FTS5's own rowid order and a page stops at its
-     * limit; room_id and seq key it for edits and deletes (search_index_put/delete). The
+     * limit; room_id and seq key it for edits and deletes (search_index_put/delete). New
+     * messages are indexed by the asynchronous indexer (search_index_log) behind the position
+     * in search_pos: one FTS5 segment per indexer run instead of one per group commit. The
      * existing messages are indexed once here. */
     "CREATE TABLE attachments ("
     "  id TEXT PRIMARY KEY,"
@@ -129,7 +131,10 @@ static const char *const store_sqlite_migrations[] = {
     "CREATE VIRTUAL TABLE msg_search USING fts5(body, room_id UNINDEXED, seq UNINDEXED,"
     "  tokenize = 'unicode61 remove_diacritics 2');"
     "INSERT INTO msg_search(rowid, body, room_id, seq)"
-    "  SELECT id, body, room_id, seq FROM events WHERE kind = 0;",
+    "  SELECT id, body, room_id, seq FROM events WHERE kind = 0;"
+    /* the asynchronous indexer's position: the last events rowid it has looked at */
+    "CREATE TABLE search_pos (id INTEGER NOT NULL);"
+    "INSERT INTO search_pos SELECT coalesce(max(id), 0) FROM events;",
 };
 
 static const int store_sqlite_nmigrations =

@@ -1,7 +1,8 @@
 'use strict';
 // Message search (docs/PROTOCOL.md, "Search"): GET /v1/search sees only the caller's rooms and
 // only entries since they joined, newest first, with HTML-escaped snippets and <mark>ed
-// matches, paged by next_before; bounded input and a rate limit.
+// matches, paged by next_before; bounded input and a rate limit. On SQLite new messages are
+// indexed asynchronously (lag up to --search-index-ms), on PostgreSQL in the send's transaction.
 //
 // Deleted text: message deletion is not in this branch (the msgops branch adds it and calls
 // store_ops.search_index_delete); its e2e check belongs with it. The index op itself is
@@ -17,7 +18,9 @@ const T = { timeout: 60000 };
 describe('search', () => {
   let srv;
   before(async () => {
-    srv = await startChat({ 'search-rate': 1000, 'msg-rate': 1000, 'msg-burst': 1000 });
+    // --search-index-ms 20: SQLite's indexer runs every 20 ms (default 200); the tests wait for
+    // what they sent to be indexed (eventually) before they assert on what is absent.
+    srv = await startChat({ 'search-rate': 1000, 'msg-rate': 1000, 'msg-burst': 1000, 'search-index-ms': 20 });
   });
   after(async () => {
     if (srv) await srv.stop();
@@ -30,6 +33,17 @@ describe('search', () => {
     return r.body;
   };
   const search = (u, query) => api(srv, u).get(`/v1/search?${query}`);
+  /** search until it returns n hits (the indexer's lag), then that response */
+  const eventually = async (u, query, n) => {
+    let r;
+    for (let i = 0; i < 100; i++) {
+      r = await search(u, query);
+      assert.equal(r.status, 200, r.text);
+      if (r.body.messages.length >= n) return r;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.fail(`${query}: ${r.body.messages.length} hits, expected ${n}`);
+  };
   const word = () => `w${Math.random().toString(36).slice(2, 10)}`;
 
   it('only rooms I am a member of, newest first, whatever the case of the query', T, async () => {
@@ -39,8 +53,7 @@ describe('search', () => {
     const w = word();
     const m1 = await say(a, r1, `${w} in the first room`);
     const m2 = await say(c, r2, `${w} in the second room`);
-    let r = await search(a, `q=${w.toUpperCase()}`);
-    assert.equal(r.status, 200, r.text);
+    let r = await eventually(a, `q=${w.toUpperCase()}`, 2);
     assert.deepEqual(r.body.messages.map((m) => [m.room, m.seq]), [[r2.id, m2.seq], [r1.id, m1.seq]]);
     assert.equal(r.body.has_more, false);
     assert.equal(r.body.next_before, null);
@@ -68,6 +81,7 @@ describe('search', () => {
     const add = await api(srv, a).post(`/v1/rooms/${room.id}/members`, { user_id: b.id });
     assert.ok(add.status === 200 || add.status === 201, add.text);
     const after = await say(a, room, `${w} after b joined`);
+    await eventually(k, `q=${w}`, 2);
     let r = await search(b, `q=${w}`);
     assert.deepEqual(r.body.messages.map((m) => m.seq), [after.seq]);
     r = await search(k, `q=${w}`);
@@ -83,7 +97,7 @@ describe('search', () => {
     const room = await createRoom(srv, a, []);
     const w = word();
     await say(a, room, `<script>alert("x")</script> & the ${w} is 'here' ${w}`);
-    const r = await search(a, `q=${encodeURIComponent(`${w}!`)}`);
+    const r = await eventually(a, `q=${encodeURIComponent(`${w}!`)}`, 1);
     assert.equal(r.body.messages.length, 1);
     const s = r.body.messages[0].snippet;
     assert.ok(!s.includes('<script>'), s);
@@ -103,7 +117,7 @@ describe('search', () => {
     const w2 = word();
     await say(a, room, `${w1} alone`);
     await say(a, room, `${w1}, then ${w2}.`);
-    let r = await search(a, `q=${w1}`);
+    let r = await eventually(a, `q=${w1}`, 2);
     assert.equal(r.body.messages.length, 2);
     r = await search(a, `q=${encodeURIComponent(`"${w2}" ${w1}*`)}`);
     assert.equal(r.body.messages.length, 1);
@@ -117,6 +131,7 @@ describe('search', () => {
     const w = word();
     const seqs = [];
     for (let i = 0; i < 25; i++) seqs.push((await say(a, room, `${w} number ${i}`)).seq);
+    await eventually(a, `q=${w}&limit=50`, 25);
     const got = [];
     let before = null;
     let pages = 0;
