@@ -65,6 +65,7 @@ INSERT INTO events(room_id, seq, kind, sender, ts, client_msg_id, body)
   SELECT $FIRST + (i % $ROOMS), 2 + (i / $ROOMS), 0, $UID_N, 1700000000000 + i, NULL, $BODY FROM n;
 INSERT INTO msg_search(rowid, body, room_id, seq)
   SELECT id, body, room_id, seq FROM events WHERE kind = 0;
+UPDATE search_pos SET id = (SELECT max(id) FROM events);
 COMMIT;
 SQL
 else

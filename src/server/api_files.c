@@ -52,9 +52,10 @@ struct upload {
     uint8_t paused;    /* we paused the connection */
     uint8_t finishing; /* the body is complete: commit after the last chunk */
     uint8_t committing;
-    uint8_t aborted;  /* the connection closed, or the upload was refused midway */
-    uint8_t answered; /* the answer was sent early (413): finish quietly */
-    int io_status;    /* of the blob writes (pool thread, read after the job) */
+    uint8_t aborted;   /* the connection closed, or the upload was refused midway */
+    uint8_t job_abort; /* the running job's copy of aborted (set before it is queued) */
+    uint8_t answered;  /* the answer was sent early (413): finish quietly */
+    int io_status;     /* of the blob writes (pool thread, read after the job) */
 };
 
 struct download {
@@ -96,7 +97,7 @@ static void upload_work(uv_work_t *wk)
     struct upload *up = wk->data;
     struct blob_store *bs = up->base.app->blobs;
 
-    if (up->aborted) {
+    if (up->job_abort) {
         if (up->w) bs->ops->put_abort(up->w);
         up->w = NULL;
         return;
@@ -183,6 +184,7 @@ static void upload_kick(struct upload *up)
         up->committing = up->finishing;
     }
     up->busy = 1;
+    up->job_abort = up->aborted; /* the job reads its own copy: no race with the I/O thread */
     up->io_work.data = up;
     uv_queue_work(&up->base.c->io->loop, &up->io_work, upload_work, upload_after);
 }
