@@ -56,7 +56,7 @@ stop
 BODY="'w' || (abs(random()) % 5000) || ' w' || (abs(random()) % 5000) || ' w' || (abs(random()) % 5000) || ' w' || (abs(random()) % 5000) || ' w' || (abs(random()) % 5000) || ' w' || (abs(random()) % 5000) || ' w' || (abs(random()) % 5000) || ' w' || (abs(random()) % 5000) || CASE WHEN i % 2 = 0 THEN ' the' ELSE '' END || CASE WHEN i % 50000 = 7 THEN ' needle' ELSE '' END"
 t0=$(date +%s)
 if [ -z "$STORE_URL" ]; then
-  sqlite3 "$W/data/chatd.db" <<SQL
+  sqlite3 "$W/data/chatd.db" >/dev/null <<SQL
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = OFF;
 BEGIN;

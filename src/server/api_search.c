@@ -75,32 +75,12 @@ static void search_work(struct api_call *call)
     jsonw_free(&sc->w);
 }
 
-/* An optional integer parameter: 1-18 digits, given once. Returns 0 after answering 400. */
-static int int_param(struct api_req *r, const char *name, int64_t *out)
-{
-    char buf[24], msg[96];
-    int rc = http_query_value(r->http, name, buf, sizeof(buf));
-    size_t i = 0;
-    int64_t v = 0;
-    if (rc == 0) return 1;
-    for (; rc == 1 && i < 18 && buf[i] >= '0' && buf[i] <= '9'; i++)
-        v = v * 10 + (buf[i] - '0');
-    if (rc == 1 && i > 0 && buf[i] == '\0') {
-        *out = v;
-        return 1;
-    }
-    snprintf(msg, sizeof(msg), "%s must be given once, as a non-negative integer of 1-18 digits",
-             name);
-    api_respond_error(r, CD_E_INVALID_FIELD, msg);
-    return 0;
-}
-
 void api_search(struct api_req *r)
 {
     struct search_call *sc;
     char q[SEARCH_Q_MAX + 1], room[32], key[24];
     int64_t limit = SEARCH_LIMIT_DEF, before = 0, room_id = 0, wait;
-    int rc = http_query_value(r->http, "q", q, sizeof(q)), n;
+    int rc = http_query_value(r->http, "q", q, sizeof(q)), n, given;
 
     if (rc == HTTP_QUERY_TOO_LONG) {
         api_respond_error(r, CD_E_INVALID_FIELD, "q is longer than 256 bytes");
@@ -110,7 +90,8 @@ void api_search(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_FIELD, "q (1-256 bytes, given once) is required");
         return;
     }
-    if (!int_param(r, "limit", &limit) || !int_param(r, "before", &before)) return;
+    if (!api_query_int(r, "limit", &limit, &given) || !api_query_int(r, "before", &before, &given))
+        return;
     if (limit < 1 || limit > SEARCH_LIMIT_MAX) {
         api_respond_error(r, CD_E_INVALID_FIELD, "limit must be 1-50");
         return;

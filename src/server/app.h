@@ -141,6 +141,11 @@ void api_call_finish(struct api_call *call);
 /* Free the call without answering (it was answered otherwise, or the connection is gone). */
 void api_call_free(struct api_call *call);
 
+/* An optional non-negative integer query parameter: 1-18 decimal digits, nothing else (no sign,
+ * no spaces), given at most once. Anything else is answered with 400 (returns 0), never
+ * ignored or truncated. *present is 1 when it was given. */
+int api_query_int(struct api_req *r, const char *name, int64_t *out, int *present);
+
 /* Respond now. json_respond steals `obj`. */
 void api_respond_json(struct api_req *r, int http_status, json_t *obj);
 void api_respond_error(struct api_req *r, int status, const char *message);

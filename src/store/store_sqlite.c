@@ -990,16 +990,23 @@ static int sq_attachment_ref(struct store_conn *c, const char *id, int64_t room,
     return step_done(c, s, "attachment_ref");
 }
 
-static int sq_event_extra_put(struct store_conn *c, int64_t room, int64_t seq, const char *extra,
-                              size_t len)
+/* A statement of (room, seq, text) parameters and no rows: the text stored for a message. */
+static int exec_message_text(struct store_conn *c, enum sql_id id, int64_t room, int64_t seq,
+                             const char *text, size_t len)
 {
-    sqlite3_stmt *s = stmt(c, SQL_EXTRA_PUT);
+    sqlite3_stmt *s = stmt(c, id);
     if (!s) return CD_E_IO;
     if (len > INT32_MAX) return CD_E_TOO_LARGE;
     sqlite3_bind_int64(s, 1, room);
     sqlite3_bind_int64(s, 2, seq);
-    sqlite3_bind_text(s, 3, extra, (int)len, SQLITE_STATIC);
-    return step_done(c, s, "event_extra_put");
+    sqlite3_bind_text(s, 3, text, (int)len, SQLITE_STATIC);
+    return step_done(c, s, sql_text[id]);
+}
+
+static int sq_event_extra_put(struct store_conn *c, int64_t room, int64_t seq, const char *extra,
+                              size_t len)
+{
+    return exec_message_text(c, SQL_EXTRA_PUT, room, seq, extra, len);
 }
 
 static int sq_attachments_unref_message(struct store_conn *c, int64_t room, int64_t seq)
@@ -1029,13 +1036,7 @@ static int sq_attachments_expire(struct store_conn *c, int64_t before_ms, int li
 static int sq_search_index_put(struct store_conn *c, int64_t room, int64_t seq, const char *text,
                                size_t len)
 {
-    sqlite3_stmt *s = stmt(c, SQL_SEARCH_PUT);
-    if (!s) return CD_E_IO;
-    if (len > INT32_MAX) return CD_E_TOO_LARGE;
-    sqlite3_bind_int64(s, 1, room);
-    sqlite3_bind_int64(s, 2, seq);
-    sqlite3_bind_text(s, 3, text, (int)len, SQLITE_STATIC);
-    return step_done(c, s, "search_index_put");
+    return exec_message_text(c, SQL_SEARCH_PUT, room, seq, text, len);
 }
 
 /* An empty entry rather than none: it matches nothing, and the indexer, which skips messages
