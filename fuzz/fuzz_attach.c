@@ -25,8 +25,11 @@ static int utf8_valid(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n;) {
         unsigned char c = p[i];
-        size_t k = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-                                : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        size_t k = c < 0x80                 ? 1
+                   : c >= 0xc2 && c <= 0xdf ? 2
+                   : c >= 0xe0 && c <= 0xef ? 3
+                   : c >= 0xf0 && c <= 0xf4 ? 4
+                                            : 0;
         if (!k || i + k > n) return 0;
         for (size_t j = 1; j < k; j++)
             if ((p[i + j] & 0xc0) != 0x80) return 0;
@@ -44,7 +47,8 @@ static void check_name(const char *in, size_t n)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)out[i];
         CHECK(c >= 0x20 && c != 0x7f && c != '/' && c != '\\' && c != '"');
-        if (c == 0xc2 && i + 1 < len) CHECK(!((unsigned char)out[i + 1] >= 0x80 && (unsigned char)out[i + 1] <= 0x9f));
+        if (c == 0xc2 && i + 1 < len)
+            CHECK(!((unsigned char)out[i + 1] >= 0x80 && (unsigned char)out[i + 1] <= 0x9f));
     }
     if (len) {
         CHECK(out[0] != ' ' && out[0] != '.' && out[len - 1] != ' ' && out[len - 1] != '.');
@@ -58,7 +62,8 @@ static void check_type(const char *in, size_t n)
     if (attach_type_allowed("image/*,text/plain,application/pdf", in, n, t, sizeof(t))) {
         CHECK(t[0] && strchr(t, '/'));
         for (const char *p = t; *p; p++)
-            CHECK(!(*p >= 'A' && *p <= 'Z') && *p > 0x20 && *p < 0x7f && !strchr("\"(),:;<=>?@[\\]{}", *p));
+            CHECK(!(*p >= 'A' && *p <= 'Z') && *p > 0x20 && *p < 0x7f &&
+                  !strchr("\"(),:;<=>?@[\\]{}", *p));
     }
 }
 
