@@ -126,7 +126,7 @@ void api_search(struct api_req *r)
 
 /* ---- the asynchronous indexer (SQLite) ---- */
 
-#define INDEX_BATCH 10000 /* log entries per indexer job */
+#define INDEX_BATCH 2000 /* log entries per indexer job: bounds the writer's stall on a backlog */
 
 struct indexer {
     struct app *app;
