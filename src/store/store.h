@@ -158,6 +158,11 @@ struct store_ops {
     int (*room_get)(struct store_conn *c, int64_t room_id, struct store_room *out);
     int (*room_by_dm_key)(struct store_conn *c, const char *dm_key, int64_t *room_id);
     int (*room_update)(struct store_conn *c, int64_t room_id, const char *name, const char *topic);
+    /* Of the n rooms ids[i], those whose log goes past seen[i]: cb(ud, room, last_seq) (a
+     * nonzero return stops). Unknown rooms are left out. PostgreSQL: one round trip for the
+     * lot (cluster reconciliation asks for every room a node follows, every pass). */
+    int (*rooms_ahead)(struct store_conn *c, const int64_t *ids, const int64_t *seen, size_t n,
+                       int (*cb)(void *ud, int64_t room, int64_t last_seq), void *ud);
 
     /* membership */
     int (*member_get)(struct store_conn *c, int64_t room_id, int64_t user_id,
@@ -254,9 +259,9 @@ void store_submit(struct store_db *db, struct store_job *j);
  * as large as the load instead of waking per job. */
 void store_submit_list(struct store_db *db, struct store_job *head, struct store_job *tail,
                        size_t n);
-/* 0 while the backend is unreachable: a batch failed with CD_E_UNAVAILABLE and neither a later
- * batch nor the writer's probe (an empty transaction once a second while idle) has succeeded
- * since. Always 1 for SQLite. Any thread; a snapshot. */
+/* 0 while the backend is unreachable: a batch failed with CD_E_UNAVAILABLE and no commit has
+ * succeeded since (the writer probes once a second while idle; see store_health). Always 1 for
+ * SQLite. Any thread; a snapshot. */
 int store_available(struct store_db *db);
 /* Jobs submitted and not yet done (any thread; a snapshot). */
 uint64_t store_queued(struct store_db *db);
@@ -267,9 +272,11 @@ struct store_conn *store_reader(struct store_db *db);
 void store_db_close(struct store_db *db);
 
 /* Whether the store takes writes (for /readyz; any thread, never blocks): CD_OK, or
- * CD_E_UNAVAILABLE with *why set to a static reason when the last write batch failed and no
- * commit has proven storage writable since (a probe write is retried every second while so),
- * or when the current batch has been running for longer than stall_ms (a hung disk). */
+ * CD_E_UNAVAILABLE with *why set to a static reason when the last write batch failed (the
+ * backend does not answer, or the commit failed) and no commit has proven storage writable
+ * since, or when the current batch has been running for longer than stall_ms (a hung disk).
+ * One state, kept by the writer: while not healthy it adds ops->probe (a write) to every batch
+ * and commits a probe alone once a second while idle, so it recovers with or without traffic. */
 int store_health(struct store_db *db, const char **why);
 
 /* Counters for /metrics. */

@@ -62,6 +62,8 @@ struct store {
                   "FOR NO KEY UPDATE")                                                             \
     X(ROOMS_SET_SEQ, "UPDATE rooms r SET last_seq = v.seq FROM unnest($1::bigint[], "              \
                      "$2::bigint[]) AS v(id, seq) WHERE r.id = v.id")                              \
+    X(ROOMS_AHEAD, "SELECT r.id, r.last_seq FROM rooms r JOIN unnest($1::bigint[], $2::bigint[]) " \
+                   "AS f(id, seen) ON r.id = f.id WHERE r.last_seq > f.seen")                      \
     X(USER_INSERT, "INSERT INTO users(username, pwhash, created_at) "                              \
                    "VALUES ($1::text, $2::text, $3::bigint) "                                      \
                    "ON CONFLICT (username) DO NOTHING RETURNING id")                               \
@@ -1253,6 +1255,31 @@ static int pg_room_get(struct store_conn *c, int64_t room_id, struct store_room 
     return rc;
 }
 
+static int pg_rooms_ahead(struct store_conn *c, const int64_t *ids, const int64_t *seen, size_t n,
+                          int (*cb)(void *ud, int64_t room, int64_t last_seq), void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    size_t l1, l2;
+    char *a1, *a2;
+    int rc;
+
+    if (n == 0) return CD_OK;
+    a1 = int_array(ids, sizeof(*ids), n, &l1);
+    a2 = int_array(seen, sizeof(*seen), n, &l2);
+    p_bytes(&p, a1, l1);
+    p_bytes(&p, a2, l2);
+    p.fmt[0] = p.fmt[1] = 0; /* array literals in text format */
+    rc = run(c, SQL_ROOMS_AHEAD, &p, &r);
+    free(a1);
+    free(a2);
+    if (rc != CD_OK) return rc;
+    for (int i = 0, rows = PQntuples(r); i < rows; i++)
+        if (cb(ud, col_i64(r, i, 0), col_i64(r, i, 1))) break;
+    PQclear(r);
+    return CD_OK;
+}
+
 static int pg_room_by_dm_key(struct store_conn *c, const char *dm_key, int64_t *room_id)
 {
     struct params p = {0};
@@ -1532,6 +1559,7 @@ const struct store_ops store_pg_ops = {
     .refresh_mark_used = pg_refresh_mark_used,
     .room_insert = pg_room_insert,
     .room_get = pg_room_get,
+    .rooms_ahead = pg_rooms_ahead,
     .room_by_dm_key = pg_room_by_dm_key,
     .room_update = pg_room_update,
     .member_get = pg_member_get,

@@ -632,6 +632,21 @@ static int sq_room_get(struct store_conn *c, int64_t room_id, struct store_room 
     return rc;
 }
 
+/* One room at a time: a single node has no cluster reconciliation to serve, this is for the
+ * store tests and completeness. */
+static int sq_rooms_ahead(struct store_conn *c, const int64_t *ids, const int64_t *seen, size_t n,
+                          int (*cb)(void *ud, int64_t room, int64_t last_seq), void *ud)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct store_room r;
+        int rc = sq_room_get(c, ids[i], &r);
+        if (rc == CD_E_NOT_FOUND) continue;
+        if (rc != CD_OK) return rc;
+        if (r.last_seq > seen[i] && cb(ud, ids[i], r.last_seq)) break;
+    }
+    return CD_OK;
+}
+
 static int sq_room_by_dm_key(struct store_conn *c, const char *dm_key, int64_t *room_id)
 {
     sqlite3_stmt *s = stmt(c, SQL_ROOM_BY_DM_KEY);
@@ -939,6 +954,7 @@ const struct store_ops store_sqlite_ops = {
     .refresh_mark_used = sq_refresh_mark_used,
     .room_insert = sq_room_insert,
     .room_get = sq_room_get,
+    .rooms_ahead = sq_rooms_ahead,
     .room_by_dm_key = sq_room_by_dm_key,
     .room_update = sq_room_update,
     .member_get = sq_member_get,

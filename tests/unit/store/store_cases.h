@@ -698,6 +698,45 @@ static void bulk_appends_in_one_transaction(void **state)
     assert_int_equal(capped, STORE_CASES_BULK > 1000);
 }
 
+static int on_ahead(void *ud, int64_t room, int64_t last)
+{
+    struct collect *k = ud;
+    assert_true(k->n < COLLECT_MAX);
+    k->room[k->n] = room;
+    k->seq[k->n] = last;
+    k->n++;
+    return k->stop_after && k->n >= k->stop_after;
+}
+
+/* Only the rooms whose log passed what the caller saw come back, with their heads. */
+static void rooms_ahead_reports_lagging_rooms(void **state)
+{
+    struct fx *f = *state;
+    int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL),
+            r3 = room_new(f, "three", NULL);
+    struct collect k;
+    int64_t ids[4], seen[4] = {2, 1, 0, 0};
+
+    ids[0] = r1, ids[1] = r2, ids[2] = r3, ids[3] = r3 + 1000; /* the last is unknown */
+    for (int i = 0; i < 2; i++)
+        append(f, r1, f->alice, NULL, "a");
+    for (int i = 0; i < 3; i++)
+        append(f, r2, f->alice, NULL, "b");
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_ahead(f->c, ids, seen, 4, on_ahead, &k), CD_OK);
+    assert_int_equal(k.n, 1); /* r1 is at 2 (seen), r3 is empty, the unknown room is left out */
+    assert_int_equal(k.room[0], r2);
+    assert_int_equal(k.seq[0], 3);
+    seen[0] = 0;
+    memset(&k, 0, sizeof(k));
+    k.stop_after = 1;
+    assert_int_equal(f->ops->rooms_ahead(f->c, ids, seen, 4, on_ahead, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_ahead(f->c, ids, seen, 0, on_ahead, &k), CD_OK);
+    assert_int_equal(k.n, 0);
+}
+
 #define STORE_CASES(setup, teardown)                                                               \
     cmocka_unit_test_setup_teardown(seqs_are_contiguous_per_room, setup, teardown),                \
         cmocka_unit_test_setup_teardown(duplicate_client_id_conflicts_without_consuming_seq,       \
@@ -716,6 +755,7 @@ static void bulk_appends_in_one_transaction(void **state)
         cmocka_unit_test_setup_teardown(unread_count_counts_others_messages, setup, teardown),     \
         cmocka_unit_test_setup_teardown(dm_key_unique, setup, teardown),                           \
         cmocka_unit_test_setup_teardown(room_get_and_update, setup, teardown),                     \
+        cmocka_unit_test_setup_teardown(rooms_ahead_reports_lagging_rooms, setup, teardown),       \
         cmocka_unit_test_setup_teardown(reader_and_reopen_see_log, setup, teardown),               \
         cmocka_unit_test_setup_teardown(bulk_appends_in_one_transaction, setup, teardown),
 
