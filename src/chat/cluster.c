@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat/rooms.h"
 #include "chat/wire.h"
 #include "util/imap.h"
 #include "util/log.h"
@@ -112,9 +113,15 @@ void cluster_bus_recv(void *ud, int64_t room, const uint8_t *data, size_t len)
                  len);
     }
     note_batch(cl, b);
-    for (uint32_t i = 0; i < b->n; i++)
-        if (b->ev[i].kind == FAN_SESSION_END && cl->cfg.on_session_end)
-            cl->cfg.on_session_end(cl->cfg.ud, b->ev[i].seq, clock_unix_ms());
+    for (uint32_t i = 0; i < b->n; i++) {
+        const struct fan_ev *ev = &b->ev[i];
+        if (ev->kind == FAN_SESSION_END && cl->cfg.on_session_end)
+            cl->cfg.on_session_end(cl->cfg.ud, ev->seq, clock_unix_ms());
+        /* Before the hub delivers it: once the user's sockets see the removal, this node's
+         * writer no longer takes their sends. */
+        if (ev->kind == FAN_LOG && ev->member == FAN_M_LEAVE)
+            chat_member_cache_forget(ev->room, ev->user);
+    }
     if (b->n == 0) {
         fan_batch_unref(b);
         return;

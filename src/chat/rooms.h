@@ -50,10 +50,14 @@ void chat_quota_set(const struct chat_quota *q);
 
 /* Forget every cached membership (a whole group commit was rolled back). Writer thread. */
 void chat_member_cache_reset(void);
-/* The writer-side membership cache is right only while this node's writer makes every
- * membership change; with several nodes (cluster) it is off and each send reads the
- * membership in its own transaction. Before the writer starts. */
-void chat_member_cache_enable(int on);
+/* The writer-side membership cache is exact while this node's writer makes every membership
+ * change. With several nodes (cluster) an entry is trusted for ttl_ms at most (0: for ever, the
+ * single node) and removals made on other nodes reach it by chat_member_cache_forget. Before
+ * the writer starts. */
+void chat_member_cache_ttl(int64_t ttl_ms);
+/* user no longer belongs to room (a member entry from another node): the next check reads
+ * storage. Any thread. */
+void chat_member_cache_forget(int64_t room, int64_t user);
 
 int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
               const char *body, size_t body_len, const char *cmid, size_t cmid_len, int64_t now_ms,

@@ -217,9 +217,16 @@ describe('cluster: two nodes, PostgreSQL + NATS + Redis', () => {
     try {
       await ca.sendMsg(room.id, 'before');
       await cb.waitFor((c) => c.entries(room.id).some((m) => m.body === 'before'), 15000, 'before');
+      // bob sends through B: B's writer now knows (caches) his membership
+      const sent = await api(B, bob).post(`/v1/rooms/${room.id}/messages`, { body: 'mine', client_msg_id: 'kb-1' });
+      assert.equal(sent.status, 201, sent.text);
       const r = await api(A, alice).del(`/v1/rooms/${room.id}/members/${bob.id}`);
       assert.equal(r.status, 204, r.text);
       await cb.waitFor((c) => c.messages.some((m) => m.type === 'member' && m.action === 'kick'), 15000, 'kick');
+      // the kick came over the bus: B's writer forgot the membership before bob's socket saw it
+      const refused = await api(B, bob).post(`/v1/rooms/${room.id}/messages`, { body: 'after kick', client_msg_id: 'kb-2' });
+      assert.equal(refused.status, 403, refused.text);
+      assert.equal(refused.body.error.code, 'not_member');
       const mark = cb.messages.length;
       await ca.sendMsg(room.id, 'after');
       await sleep(1500);
