@@ -121,6 +121,10 @@ void cluster_bus_recv(void *ud, int64_t room, const uint8_t *data, size_t len)
          * writer no longer takes their sends. */
         if (ev->kind == FAN_LOG && ev->member == FAN_M_LEAVE)
             chat_member_cache_forget(ev->room, ev->user);
+        /* Committed elsewhere: this node's next batch into the room numbers from there. */
+        if (ev->kind == FAN_LOG &&
+            (i + 1 == b->n || b->ev[i + 1].room != ev->room || b->ev[i + 1].kind != FAN_LOG))
+            store_note_head(cl->cfg.db, ev->room, ev->seq);
     }
     if (b->n == 0) {
         fan_batch_unref(b);

@@ -45,7 +45,10 @@ static int load_exec(const struct store_ops *ops, struct store_conn *sc, struct 
 static void load_done(struct store_job *j)
 {
     struct load_job *lj = (struct load_job *)j;
-    struct fan_ev ev = {.kind = FAN_LOADED, .origin = lj->c, .origin_io = lj->c->io};
+    /* seq carries the load's status: a connection whose rooms could not be read is closed, never
+     * left open with none (its sends would all be refused as not_member). */
+    struct fan_ev ev = {
+        .kind = FAN_LOADED, .origin = lj->c, .origin_io = lj->c->io, .seq = j->status};
     if (j->status == CD_OK) {
         ev.rooms = lj->rooms;
         ev.nrooms = lj->n;

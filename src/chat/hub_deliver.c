@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "util/status.h"
+
 static struct hub_conn *origin_here(struct net_io *io, const struct fan_ev *ev)
 {
     if (!ev->origin || ev->origin_io != io) return NULL;
@@ -136,7 +138,10 @@ void hub_deliver(struct net_io *io, struct fan_batch *b)
             if (origin && ev->reply) hub__send(origin, ev->reply);
             break;
         case FAN_LOADED:
-            if (origin && conn_alive(ev->origin))
+            if (!origin || !conn_alive(ev->origin)) break;
+            if (ev->seq != CD_OK) /* storage did not answer: the client connects again */
+                conn_ws_close(ev->origin, WS_CLOSE_TRY_AGAIN, "storage unavailable, retry");
+            else
                 hub__conn_loaded(h, origin, ev->rooms, ev->nrooms);
             break;
         case FAN_TYPING: {

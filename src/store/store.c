@@ -21,6 +21,8 @@ struct reader_slot {
     struct store_conn *conn;
 };
 
+#define STORE_HINTS_MAX 4096
+
 struct store_priv {
     uv_mutex_t lock;
     uv_cond_t cond;
@@ -45,6 +47,12 @@ struct store_priv {
      * idle, commits a probe alone every STORE_PROBE_NS: only a commit that wrote to storage
      * makes it HEALTH_OK again, with traffic or without. */
     atomic_int health;
+    /* Heads other nodes committed (store_note_head), for the backend before the next batch. */
+    uv_mutex_t hint_lock;
+    struct {
+        int64_t room, seq;
+    } hints[STORE_HINTS_MAX];
+    size_t nhints;
     _Atomic uint64_t batch_start_ns; /* uv_hrtime() at the start of the running batch, 0: idle */
     uint64_t stall_ns;
 };
@@ -153,7 +161,10 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
     for (struct store_job *j = batch; j; j = j->next)
         n++;
     for (int attempt = 1;; attempt++) {
-        int optimistic = attempt == 1 && db->ops->lock_rooms; /* never with SQLite */
+        /* Optimistic twice: the first run may number from remembered counters that another
+         * node made stale (PostgreSQL), the second waits for the locked counters; a third
+         * (after a duplicate client_msg_id, say) runs plain. Never with SQLite. */
+        int optimistic = attempt <= 2 && db->ops->lock_rooms;
         for (struct store_job *j = batch; j && optimistic; j = j->next)
             optimistic = j->reset != NULL;
         rc = writer_try_batch(db, batch, optimistic);
@@ -226,6 +237,29 @@ static void writer_probe(struct store_db *db)
     set_health(db, rc);
 }
 
+static void writer_hints(struct store_db *db)
+{
+    struct store_priv *p = db->priv;
+    if (!db->ops->note_head) return;
+    uv_mutex_lock(&p->hint_lock);
+    for (size_t i = 0; i < p->nhints; i++)
+        db->ops->note_head(p->writer, p->hints[i].room, p->hints[i].seq);
+    p->nhints = 0;
+    uv_mutex_unlock(&p->hint_lock);
+}
+
+void store_note_head(struct store_db *db, int64_t room, int64_t seq)
+{
+    struct store_priv *p = db->priv;
+    if (!p || !db->ops->note_head) return;
+    uv_mutex_lock(&p->hint_lock);
+    if (p->nhints < STORE_HINTS_MAX) {
+        p->hints[p->nhints].room = room;
+        p->hints[p->nhints++].seq = seq;
+    }
+    uv_mutex_unlock(&p->hint_lock);
+}
+
 static void writer_main(void *arg)
 {
     struct store_db *db = arg;
@@ -283,6 +317,7 @@ static void writer_main(void *arg)
         last->next = NULL;
         uv_mutex_unlock(&p->lock);
         atomic_store(&p->batch_start_ns, last_start);
+        writer_hints(db);
         writer_run_batch(db, batch);
         atomic_store(&p->batch_start_ns, 0);
         /* Under continuous load a PASSIVE checkpoint from another thread never catches up with
@@ -322,6 +357,7 @@ int store_db_open(struct store_db *db, const struct store_ops *ops, const struct
     if ((rc = ops->open(cfg, &db->st)) != CD_OK) return rc;
     p = xcalloc(1, sizeof(*p));
     uv_mutex_init(&p->lock);
+    uv_mutex_init(&p->hint_lock);
     uv_cond_init(&p->cond);
     p->gen = atomic_fetch_add(&store_gen, 1) + 1;
     /* Clamped: at most 1 s between commits, 2^30 frames. */
@@ -438,6 +474,7 @@ void store_db_close(struct store_db *db)
     }
     db->ops->close(db->st);
     uv_cond_destroy(&p->cond);
+    uv_mutex_destroy(&p->hint_lock);
     uv_mutex_destroy(&p->lock);
     free(p);
     db->priv = NULL;

@@ -132,6 +132,10 @@ struct store_ops {
      * answer appends to these rooms before it knows they succeeded; a late duplicate then
      * makes commit return CD_AGAIN and the batch runs again with optimistic 0. */
     int (*lock_rooms)(struct store_conn *c, const int64_t *room_ids, size_t n, int optimistic);
+    /* Optional: room's log is committed up to seq by another writer (a cluster node, heard on
+     * the bus). Between transactions on the writer; a backend that numbers optimistic appends
+     * from counters it remembers starts from there. */
+    void (*note_head)(struct store_conn *c, int64_t room, int64_t seq);
 
     /* accounts */
     int (*user_insert)(struct store_conn *c, const char *username, const char *pwhash,
@@ -263,6 +267,10 @@ void store_submit_list(struct store_db *db, struct store_job *head, struct store
  * succeeded since (the writer probes once a second while idle; see store_health). Always 1 for
  * SQLite. Any thread; a snapshot. */
 int store_available(struct store_db *db);
+/* Another node committed room's log up to seq (the cluster bus): passed to the backend's
+ * note_head before the writer's next batch (dropped when thousands are already waiting). Any
+ * thread. */
+void store_note_head(struct store_db *db, int64_t room, int64_t seq);
 /* Jobs submitted and not yet done (any thread; a snapshot). */
 uint64_t store_queued(struct store_db *db);
 /* The calling thread's read-only connection, opened on first use (worker threads only). NULL on

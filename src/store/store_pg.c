@@ -8,8 +8,10 @@
  * Plain appends run `UPDATE rooms SET last_seq = last_seq + 1 ... RETURNING` with their INSERT
  * (one round trip each). Optimistic batches (every job can run again) read the counters of the
  * rooms they lock, number appends to them locally under those locks, send their rows as one
- * INSERT of arrays and write the counters back before COMMIT; a duplicate client_msg_id then
- * raises a unique violation, nothing commits, and the batch runs again, plain.
+ * INSERT of arrays and write the counters back (checked) before COMMIT; a duplicate
+ * client_msg_id then raises a unique violation, nothing commits, and the batch runs again. When
+ * the writer already knows every counter (struct ctr), it numbers from them without waiting for
+ * the locks: the batch is one round trip, and a stale guess aborts it the same way.
  *
  * Deadlocks: a batch locks the rows of every room it writes, in ascending id order, right after
  * BEGIN (lock_rooms), before any other lock; two batches therefore never wait on each other's
@@ -60,8 +62,9 @@ struct store {
     X(ROLLBACK_TO, "ROLLBACK TO job")                                                              \
     X(LOCK_ROOMS, "SELECT id, last_seq FROM rooms WHERE id = ANY($1::bigint[]) ORDER BY id "       \
                   "FOR NO KEY UPDATE")                                                             \
-    X(ROOMS_SET_SEQ, "UPDATE rooms r SET last_seq = v.seq FROM unnest($1::bigint[], "              \
-                     "$2::bigint[]) AS v(id, seq) WHERE r.id = v.id")                              \
+    X(ROOMS_SET_SEQ, "UPDATE rooms r SET last_seq = CASE WHEN r.last_seq = v.base THEN v.seq END " \
+                     "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, seq, base) "  \
+                     "WHERE r.id = v.id")                                                          \
     X(ROOMS_AHEAD, "SELECT r.id, r.last_seq FROM rooms r JOIN unnest($1::bigint[], $2::bigint[]) " \
                    "AS f(id, seen) ON r.id = f.id WHERE r.last_seq > f.seen")                      \
     X(USER_INSERT, "INSERT INTO users(username, pwhash, created_at) "                              \
@@ -211,7 +214,46 @@ struct store_conn {
     size_t nundo, undo_cap;
     struct arow *rows; /* optimistic appends not sent yet (copies) */
     size_t nrows, rows_cap;
+    /* Writer: rooms' counters as this connection last committed them (or heard of them: note_head),
+     * direct-mapped. An optimistic batch whose rooms are all here numbers its appends from these
+     * without waiting for lock_rooms' answer: the whole commit is one round trip. A guess that
+     * another node made stale fails the transaction (the rows collide with the log's primary key,
+     * the checked counter update finds another base) and the batch runs again, waiting. */
+    struct ctr {
+        int64_t room, seq;
+    } * ctr;
+    int guessed; /* this transaction numbered from guesses */
 };
+
+#define CTR_SLOTS 8192
+
+static struct ctr *ctr_slot(struct store_conn *c, int64_t room)
+{
+    uint64_t x = (uint64_t)room * 0x9e3779b97f4a7c15ULL;
+    if (!c->ctr) c->ctr = xcalloc(CTR_SLOTS, sizeof(*c->ctr));
+    return &c->ctr[(x >> 40) & (CTR_SLOTS - 1)];
+}
+
+static void ctr_forget(struct store_conn *c, int64_t room)
+{
+    struct ctr *e = ctr_slot(c, room);
+    if (e->room == room) e->room = 0;
+}
+
+/* The end of an optimistic transaction: committed, its rooms' counters are what it numbered up
+ * to; rolled back (maybe a stale guess), they are unknown. */
+static void ctr_learn(struct store_conn *c, int committed)
+{
+    for (size_t i = 0; c->optimistic && i < c->nrooms; i++) {
+        struct ctr *e = ctr_slot(c, c->rooms[i].id);
+        if (committed) {
+            e->room = c->rooms[i].id;
+            e->seq = c->rooms[i].seq;
+        } else if (e->room == c->rooms[i].id) {
+            e->room = 0;
+        }
+    }
+}
 
 static void rows_drop(struct store_conn *c)
 {
@@ -264,7 +306,7 @@ static void tx_reset(struct store_conn *c)
 {
     rows_drop(c);
     c->in_tx = c->failed = c->retry = 0;
-    c->optimistic = 0;
+    c->optimistic = c->guessed = 0;
     c->nrooms = c->nundo = 0;
 }
 
@@ -435,8 +477,10 @@ static int drain_pending(struct store_conn *c)
         }
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         if (kind >= Q_PREPARE && !result_ok(r)) c->prepared &= ~(1ull << (kind - Q_PREPARE));
-        if (kind == Q_APPEND && state && !strcmp(state, "23505")) {
-            c->retry = 1; /* a duplicate: the server aborted the transaction */
+        if (kind == Q_APPEND && state && (!strcmp(state, "23505") || !strcmp(state, "23502"))) {
+            /* A duplicate, or a counter guessed stale (a seq taken, a counter moved): the
+             * server aborted the transaction. */
+            c->retry = 1;
             if (c->in_tx) c->failed = 1;
             if (rc == CD_OK) rc = CD_E_IO;
         } else if (!result_ok(r) && PQresultStatus(r) != PGRES_PIPELINE_ABORTED && rc == CD_OK) {
@@ -781,6 +825,7 @@ static void pg_conn_close(struct store_conn *c)
     free(c->rows);
     free(c->rooms);
     free(c->undo);
+    free(c->ctr);
     free(c);
 }
 
@@ -865,6 +910,7 @@ static int pg_rollback(struct store_conn *c)
         if (run(c, SQL_ROLLBACK, NULL, &r) == CD_OK) PQclear(r);
     }
     again = c->retry;
+    ctr_learn(c, 0);
     tx_reset(c);
     return again ? CD_AGAIN : CD_OK;
 }
@@ -889,32 +935,35 @@ static char *int_array(const int64_t *v, size_t stride, size_t n, size_t *len_ou
 static int write_counters(struct store_conn *c)
 {
     struct params p = {0};
-    size_t n = 0, l1, l2;
-    int64_t *ids, *seqs;
-    char *a1, *a2;
+    size_t n = 0, len[3];
+    int64_t *v[3];
+    char *a[3];
     int rc;
 
     for (size_t i = 0; i < c->nrooms; i++)
         n += c->rooms[i].seq != c->rooms[i].base;
     if (n == 0) return CD_OK;
-    ids = xmalloc(n * sizeof(*ids));
-    seqs = xmalloc(n * sizeof(*seqs));
+    for (int k = 0; k < 3; k++)
+        v[k] = xmalloc(n * sizeof(int64_t));
     n = 0;
     for (size_t i = 0; i < c->nrooms; i++)
         if (c->rooms[i].seq != c->rooms[i].base) {
-            ids[n] = c->rooms[i].id;
-            seqs[n++] = c->rooms[i].seq;
+            v[0][n] = c->rooms[i].id;
+            v[1][n] = c->rooms[i].seq;
+            v[2][n++] = c->rooms[i].base;
         }
-    a1 = int_array(ids, sizeof(*ids), n, &l1);
-    a2 = int_array(seqs, sizeof(*seqs), n, &l2);
-    p_bytes(&p, a1, l1);
-    p_bytes(&p, a2, l2);
-    p.fmt[0] = p.fmt[1] = 0;
-    rc = defer(c, SQL_ROOMS_SET_SEQ, &p);
-    free(a1);
-    free(a2);
-    free(ids);
-    free(seqs);
+    for (int k = 0; k < 3; k++) {
+        a[k] = int_array(v[k], sizeof(int64_t), n, &len[k]);
+        p_bytes(&p, a[k], len[k]);
+        p.fmt[k] = 0;
+    }
+    /* Checked: a counter no longer at the base this batch numbered from becomes NULL, which the
+     * column refuses (23502): the transaction aborts and the batch runs again (drain_pending). */
+    rc = c->failed ? CD_E_IO : send_stmt(c, SQL_ROOMS_SET_SEQ, &p, Q_APPEND);
+    for (int k = 0; k < 3; k++) {
+        free(a[k]);
+        free(v[k]);
+    }
     return rc;
 }
 
@@ -943,6 +992,7 @@ static int pg_commit(struct store_conn *c)
         if (run(c, SQL_ROLLBACK, NULL, &r) == CD_OK) PQclear(r);
     }
     if (rc != CD_OK && c->retry) rc = CD_AGAIN;
+    ctr_learn(c, rc == CD_OK);
     tx_reset(c);
     return rc;
 }
@@ -974,6 +1024,19 @@ static int pg_savepoint_release(struct store_conn *c, int undo)
     return defer(c, SQL_RELEASE, NULL);
 }
 
+static void pg_note_head(struct store_conn *c, int64_t room, int64_t seq)
+{
+    struct ctr *e = ctr_slot(c, room);
+    if (e->room == room && e->seq < seq) e->seq = seq;
+}
+
+static int ctr_all_known(struct store_conn *c, const int64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ctr_slot(c, ids[i])->room != ids[i]) return 0;
+    return 1;
+}
+
 /* Locks the rooms' counter rows in ascending id order, before the batch takes any other lock.
  * Not optimistic: queued, not waited for. Optimistic: waited for (one round trip, with BEGIN),
  * and the rows' counters are kept for this transaction: its appends to these rooms number
@@ -991,6 +1054,25 @@ static int pg_lock_rooms(struct store_conn *c, const int64_t *ids, size_t n, int
     arr = int_array(ids, sizeof(*ids), n, &len);
     p_bytes(&p, arr, len);
     p.fmt[0] = 0; /* an array literal in text format */
+    if (optimistic && c->writer && c->in_tx && ctr_all_known(c, ids, n)) {
+        /* Every counter is known: take the locks without waiting for their answer and number
+         * from the known counters (the commit is then this batch's only round trip). */
+        rc = defer(c, SQL_LOCK_ROOMS, &p);
+        free(arr);
+        if (rc != CD_OK) return rc;
+        c->nrooms = 0;
+        if (n > c->rooms_cap) {
+            c->rooms_cap = n;
+            c->rooms = xrealloc(c->rooms, c->rooms_cap * sizeof(*c->rooms));
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct seq_room *sr = &c->rooms[c->nrooms++];
+            sr->id = ids[i];
+            sr->seq = sr->base = ctr_slot(c, ids[i])->seq;
+        }
+        c->optimistic = c->guessed = 1;
+        return CD_OK;
+    }
     if (!optimistic || !c->writer || !c->in_tx) {
         /* libpq copies the parameters into its output buffer when the command is sent */
         rc = defer(c, SQL_LOCK_ROOMS, &p);
@@ -1451,6 +1533,7 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
         if (c->nrows >= APPEND_ROWS_MAX) return flush_rows(c);
         return CD_OK;
     }
+    if (c->writer) ctr_forget(c, ev->room_id); /* moved by a plain append */
     if ((rc = run(c, SQL_EVENT_APPEND, &p, &r)) != CD_OK) return rc;
     if (PQntuples(r) == 0) {
         rc = CD_E_NOT_FOUND; /* no such room: nothing updated */
@@ -1547,6 +1630,7 @@ const struct store_ops store_pg_ops = {
     .savepoint = pg_savepoint,
     .savepoint_release = pg_savepoint_release,
     .lock_rooms = pg_lock_rooms,
+    .note_head = pg_note_head,
     .user_insert = pg_user_insert,
     .user_get = pg_user_get,
     .user_by_name = pg_user_by_name,
