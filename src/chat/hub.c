@@ -269,7 +269,10 @@ static void fetch_work(uv_work_t *w)
 {
     struct fetch *f = w->data;
     struct store_conn *sc = store_reader(env.db);
-    f->rc = sc ? env.db->ops->events_page(sc, f->room, f->after, 0, (int)f->limit, 0, fetch_row, f)
+    /* Messages come with their current state (text, deleted, reactions with "me"), so a replay
+     * is right even when the edits, deletes and reactions that follow are applied on top. */
+    f->rc = sc ? env.db->ops->messages_page(sc, f->room, f->after, 0, (int)f->limit, 0,
+                                            f->c->user_id, 0, fetch_row, f)
                : CD_E_IO;
 }
 
@@ -717,6 +720,12 @@ void hub_conn_close(struct conn *c)
 
 /* ---- requests ---- */
 
+int64_t hub_conn_sid(struct conn *c)
+{
+    struct hub_conn *hc = c->app;
+    return hc ? hc->sid : 0;
+}
+
 int hub_is_member(struct conn *c, int64_t room)
 {
     struct hub_conn *hc = c->app;
@@ -1060,7 +1069,8 @@ void hub_deliver(struct net_io *io, struct fan_batch *b)
         case FAN_LOADED:
             if (origin && conn_alive(ev->origin)) conn_loaded(h, origin, ev->rooms, ev->nrooms);
             break;
-        case FAN_TYPING: {
+        case FAN_TYPING:
+        case FAN_RECEIPT: { /* to the room's other users (the user's own get FAN_USER) */
             struct hub_room *r = room_get(h, ev->room, 0);
             for (uint32_t k = 0; r && k < r->n; k++)
                 if (r->subs[k]->hc->user != ev->user && r->subs[k]->state != SUB_HOLD)
