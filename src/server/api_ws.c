@@ -213,21 +213,21 @@ static struct rbuf *ack_frame(const struct ws_job *j)
     return b;
 }
 
-/* Writer thread, after the commit: the ack rides with the message's own fanout event, so the
- * sender's connection sees it in order with the room's other events. */
-static void send_done(struct store_job *job)
+/* Writer thread, after the commit: the answer of a send or a message operation, an error or
+ * ack(j). The ack rides with the entry's own fanout event, so the asking connection sees it in
+ * order with the room's other events. Frees j. */
+static void answer(struct ws_job *j, int status, struct rbuf *(*ack)(const struct ws_job *j))
 {
-    struct ws_job *j = (struct ws_job *)job;
     struct fan_ev ev = {.kind = FAN_REPLY, .request = 1, .origin = j->c, .origin_io = j->c->io};
 
-    if (job->status != CD_OK) {
+    if (status != CD_OK) {
         chat_out_discard(&j->out);
-        ev.reply = error_frame(j->id, job->status);
+        ev.reply = error_frame(j->id, status);
         fanout_add(&j->app->fanout, &ev);
         ws_job_free(j);
         return;
     }
-    ev.reply = ack_frame(j);
+    ev.reply = ack(j);
     if (!j->sent.duplicate && j->out.n) {
         j->out.ev[0].origin = ev.origin;
         j->out.ev[0].origin_io = ev.origin_io;
@@ -239,6 +239,11 @@ static void send_done(struct store_job *job)
         fanout_add(&j->app->fanout, &ev);
     }
     ws_job_free(j);
+}
+
+static void send_done(struct store_job *job)
+{
+    answer((struct ws_job *)job, job->status, ack_frame);
 }
 
 /* A send to a checked room, from either parser (a body or client_msg_id that is not a string
@@ -424,37 +429,20 @@ static int msgop_exec(const struct store_ops *ops, struct store_conn *sc, struct
     return st;
 }
 
-/* {"type":"ack","op":"edit"|"delete"|"react",...api_op_result...,"id"}: rides with the entry's
- * own fanout event like a send's ack. */
-static void msgop_done(struct store_job *job)
+/* {"type":"ack","op":"edit"|"delete"|"react",...api_op_result...,"id"} */
+static struct rbuf *op_ack_frame(const struct ws_job *j)
 {
     static const char *const names[] = {
         [EV_EDIT] = "edit", [EV_DELETE] = "delete", [EV_REACTION] = "react"};
-    struct ws_job *j = (struct ws_job *)job;
-    struct fan_ev ev = {.kind = FAN_REPLY, .request = 1, .origin = j->c, .origin_io = j->c->io};
-    json_t *o;
-
-    if (job->status != CD_OK) {
-        chat_out_discard(&j->out);
-        ev.reply = error_frame(j->id, job->status);
-        fanout_add(&j->app->fanout, &ev);
-        ws_job_free(j);
-        return;
-    }
-    o = api_op_result(&j->op, &j->sent);
+    json_t *o = api_op_result(&j->op, &j->sent);
     json_object_set_new(o, "type", json_string("ack"));
     json_object_set_new(o, "op", json_string(names[j->op.kind]));
-    ev.reply = reply_frame(with_id(o, j->id));
-    if (j->out.n) {
-        j->out.ev[0].origin = ev.origin;
-        j->out.ev[0].origin_io = ev.origin_io;
-        j->out.ev[0].reply = ev.reply;
-        j->out.ev[0].request = 1;
-        chat_out_commit(&j->out, &j->app->fanout);
-    } else {
-        fanout_add(&j->app->fanout, &ev);
-    }
-    ws_job_free(j);
+    return reply_frame(with_id(o, j->id));
+}
+
+static void msgop_done(struct store_job *job)
+{
+    answer((struct ws_job *)job, job->status, op_ack_frame);
 }
 
 /* The fields every operation shares: room, seq (the target), optional client_msg_id, the send
