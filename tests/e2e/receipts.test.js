@@ -133,6 +133,24 @@ describe('receipts', () => {
     });
   });
 
+  it('rooms of more than 100 members: no receipt events, GET receipts is 403; delivered still kept', T, async () => {
+    const [a, b] = await users(2);
+    const rest = await users(99, 'rb'); // with a and b: 101 members
+    const room = (await createRoom(srv, a, [b, ...rest])).id;
+    const ca = await connect(srv, a);
+    const cb = await connect(srv, b);
+    await withClients([ca, cb], async () => {
+      const m = await ca.sendMsg(room, 'big room');
+      const mark = ca.messages.length;
+      const rd = await cb.req({ type: 'read', room, seq: m.seq });
+      assert.equal(rd.type, 'read');
+      const d = await cb.req({ type: 'delivered', room, seq: m.seq });
+      assert.equal(d.rooms[0].seq, m.seq);
+      await expectNothing(ca, (x) => x.type === 'receipt', 400, 'receipt', mark);
+      expectError(assert, await api(srv, a).get(`/v1/rooms/${room}/receipts`), 403, 'forbidden');
+    });
+  });
+
   it('share_read_receipts off: no receipt events, read_seq hidden from others (not from me); on again restores', T, async () => {
     const [a, b] = await users(2);
     const room = (await createRoom(srv, a, [b])).id;
