@@ -161,9 +161,11 @@ static void fetch_work(uv_work_t *w)
 {
     struct fetch *f = w->data;
     struct store_conn *sc = store_reader(hub__env.db);
-    f->rc =
-        sc ? hub__env.db->ops->events_page(sc, f->room, f->after, 0, (int)f->limit, 0, fetch_row, f)
-           : CD_E_IO;
+    /* Messages come with their current state (text, deleted, reactions with "me"), so a replay
+     * is right even when the edits, deletes and reactions that follow are applied on top. */
+    f->rc = sc ? hub__env.db->ops->messages_page(sc, f->room, f->after, 0, (int)f->limit, 0,
+                                                 f->c->user_id, 0, fetch_row, f)
+               : CD_E_IO;
 }
 
 static void fetch_done(uv_work_t *w, int status)

@@ -93,6 +93,12 @@ void hub_conn_set_sid(struct conn *c, int64_t sid)
     if (hc) hc->sid = sid;
 }
 
+int64_t hub_conn_sid(struct conn *c)
+{
+    struct hub_conn *hc = c->app;
+    return hc ? hc->sid : 0;
+}
+
 void hub__conn_loaded(struct hub *h, struct hub_conn *hc, const int64_t *rooms, uint32_t n)
 {
     for (uint32_t i = 0; i + 2 < n; i += 3)

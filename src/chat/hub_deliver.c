@@ -144,7 +144,8 @@ void hub_deliver(struct net_io *io, struct fan_batch *b)
             else
                 hub__conn_loaded(h, origin, ev->rooms, ev->nrooms);
             break;
-        case FAN_TYPING: {
+        case FAN_TYPING:
+        case FAN_RECEIPT: { /* to the room's other users (the user's own get FAN_USER) */
             struct hub_room *r = hub__room_get(h, ev->room, 0);
             for (uint32_t k = 0; r && k < r->n; k++)
                 if (r->subs[k]->hc->user != ev->user && r->subs[k]->state != SUB_HOLD)

@@ -129,7 +129,7 @@ static int member_known(const struct store_ops *ops, struct store_conn *sc, int6
     return rc;
 }
 
-static void out_add(struct chat_out *o, const struct fan_ev *ev)
+void chat_out_add(struct chat_out *o, const struct fan_ev *ev)
 {
     if (o->n == o->cap) {
         o->cap = o->cap ? o->cap * 2 : 4;
@@ -169,7 +169,7 @@ static int append_meta(const struct store_ops *ops, struct store_conn *sc, int64
     if ((rc = ops->event_append(sc, &ev)) != CD_OK) return rc;
     fe.seq = ev.seq;
     fe.frame = events_log_frame(&ev);
-    out_add(out, &fe);
+    chat_out_add(out, &fe);
     if (seq_out) *seq_out = ev.seq;
     return CD_OK;
 }
@@ -242,6 +242,15 @@ int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, 
               const char *body, size_t body_len, const char *cmid, size_t cmid_len, int64_t now_ms,
               struct chat_out *out, struct chat_sent *res)
 {
+    return chat__send(ops, sc, room, sender, body, body_len, cmid, cmid_len, 0, 0, now_ms, out,
+                      res);
+}
+
+int chat__send(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
+               const char *body, size_t body_len, const char *cmid, size_t cmid_len,
+               int64_t reply_to, int64_t thread, int64_t now_ms, struct chat_out *out,
+               struct chat_sent *res)
+{
     struct store_event ev = {.room_id = room,
                              .kind = EV_MESSAGE,
                              .sender = sender,
@@ -249,7 +258,9 @@ int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, 
                              .body = body,
                              .body_len = body_len,
                              .client_msg_id = cmid,
-                             .cmid_len = cmid_len};
+                             .cmid_len = cmid_len,
+                             .reply_to = reply_to,
+                             .thread = thread};
     struct fan_ev fe = {.kind = FAN_LOG, .room = room};
     int rc;
 
@@ -263,11 +274,14 @@ int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, 
     rc = ops->event_append(sc, &ev);
     if (rc == CD_E_CONFLICT) return CD_E_CONFLICT; /* the caller looks up the original */
     if (rc != CD_OK) return rc;
+    if ((reply_to || thread) &&
+        (rc = ops->msg_thread_put(sc, room, ev.seq, reply_to, thread)) != CD_OK)
+        return rc;
     res->seq = ev.seq;
     res->ts = ev.ts;
     fe.seq = ev.seq;
     fe.frame = events_log_frame(&ev);
-    out_add(out, &fe);
+    chat_out_add(out, &fe);
     return CD_OK;
 }
 
@@ -359,6 +373,7 @@ int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t 
 {
     struct store_member am, um;
     struct store_room r;
+    int given = role >= 0; /* without a role, an existing member keeps theirs */
     int rc;
 
     if (role < 0) role = ROLE_MEMBER;
@@ -383,6 +398,7 @@ int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t 
     } else if (rc != CD_OK) {
         return rc;
     } else {
+        if (!given) return CD_OK; /* re-adding a member changes nothing */
         if (am.role < ROLE_OWNER) return um.role == role ? CD_OK : CD_E_FORBIDDEN;
         if (user == actor) return CD_E_CONFLICT; /* the owner changes others, or transfers */
         if (um.role == role) return CD_OK;
@@ -428,9 +444,17 @@ int chat_member_remove(const struct store_ops *ops, struct store_conn *sc, int64
 }
 
 int chat_read(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
-              int64_t seq, int64_t unread_max, int64_t *marker, int64_t *unread, int *capped)
+              int64_t seq, int64_t unread_max, int64_t *prev, int64_t *marker, int64_t *unread,
+              int *capped)
 {
-    int rc = ops->read_mark(sc, room, user, seq, marker);
+    int rc;
+    if (prev) {
+        struct store_member m;
+        if ((rc = ops->member_get(sc, room, user, &m)) != CD_OK)
+            return rc == CD_E_NOT_FOUND ? CD_E_NOT_MEMBER : rc;
+        *prev = m.read_seq;
+    }
+    rc = ops->read_mark(sc, room, user, seq, marker);
     if (rc == CD_E_NOT_FOUND) return CD_E_NOT_MEMBER;
     if (rc != CD_OK) return rc;
     return ops->unread_count(sc, room, user, *marker, unread_max, unread, capped);

@@ -7,6 +7,7 @@
 #include "util/clock.h"
 #include "auth/auth.h"
 #include "chat/events.h"
+#include "chat/msgops.h"
 #include "chat/rooms.h"
 #include "server/app.h"
 #include "util/jsonw.h"
@@ -27,6 +28,7 @@ struct room_call {
     int64_t *members;
     size_t nmembers;
     int64_t after, before;
+    int64_t reply_to, thread; /* send: links; history: the thread root (0: the whole log) */
     int limit, desc;
     char *body;
     size_t body_len;
@@ -511,11 +513,15 @@ static int history_rev_row(void *ud, const struct store_event *ev)
 {
     struct rev_ctx *x = ud;
     x->evs[x->n] = *ev;
-    x->bodies[x->n] = xmalloc(ev->body_len + ev->cmid_len + 1);
+    x->bodies[x->n] = xmalloc(ev->body_len + ev->cmid_len + ev->reactions_len + 1);
     memcpy(x->bodies[x->n], ev->body, ev->body_len);
     if (ev->client_msg_id) memcpy(x->bodies[x->n] + ev->body_len, ev->client_msg_id, ev->cmid_len);
+    if (ev->reactions_len)
+        memcpy(x->bodies[x->n] + ev->body_len + ev->cmid_len, ev->reactions, ev->reactions_len);
     x->evs[x->n].body = x->bodies[x->n];
     x->evs[x->n].client_msg_id = ev->client_msg_id ? x->bodies[x->n] + ev->body_len : NULL;
+    x->evs[x->n].reactions =
+        ev->reactions_len ? x->bodies[x->n] + ev->body_len + ev->cmid_len : NULL;
     x->n++;
     return 0;
 }
@@ -538,8 +544,8 @@ static void history_work(struct api_call *call)
     if (rc->desc) {
         struct rev_ctx x = {rc, xcalloc((size_t)rc->limit + 1, sizeof(struct store_event)),
                             xcalloc((size_t)rc->limit + 1, sizeof(char *)), 0};
-        call->status =
-            ops->events_page(sc, rc->room, 0, rc->before, rc->limit + 1, 1, history_rev_row, &x);
+        call->status = ops->messages_page(sc, rc->room, 0, rc->before, rc->limit + 1, 1, rc->user,
+                                          rc->thread, history_rev_row, &x);
         has_more = x.n > (size_t)rc->limit;
         for (size_t i = x.n > (size_t)rc->limit ? (size_t)rc->limit : x.n; i-- > 0;)
             history_row(rc, &x.evs[i]);
@@ -549,8 +555,8 @@ static void history_work(struct api_call *call)
         free(x.bodies);
     } else {
         /* read one more row to learn whether there is more; history_row stops at it */
-        call->status = ops->events_page(sc, rc->room, rc->after, rc->before, rc->limit + 1, 0,
-                                        history_row, rc);
+        call->status = ops->messages_page(sc, rc->room, rc->after, rc->before, rc->limit + 1, 0,
+                                          rc->user, rc->thread, history_row, rc);
         has_more = rc->more;
     }
     jsonw_lit(&rc->w, "],\"has_more\":");
@@ -560,6 +566,19 @@ static void history_work(struct api_call *call)
     call->raw = xmalloc(call->raw_len);
     memcpy(call->raw, jsonw_text(&rc->w), call->raw_len);
     jsonw_free(&rc->w);
+}
+
+/* A positive decimal seq of 1-18 digits (a path segment). */
+int seq_param(struct slice s, int64_t *out)
+{
+    int64_t v = 0;
+    if (s.len == 0 || s.len > 18) return 0;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.p[i] < '0' || s.p[i] > '9') return 0;
+        v = v * 10 + (s.p[i] - '0');
+    }
+    *out = v;
+    return v > 0;
 }
 
 /* An optional non-negative integer query parameter: 1-18 decimal digits, nothing else (no sign,
@@ -587,13 +606,19 @@ static int query_int(struct api_req *r, const char *name, int64_t *out, int *pre
     return 0;
 }
 
+/* GET /v1/rooms/{id}/messages, and GET /v1/rooms/{id}/threads/{root}/messages (the replies of
+ * one thread, paged the same way). */
 void api_history(struct api_req *r)
 {
     struct room_call *rc;
-    int64_t room, before = 0, after = 0, limit = HISTORY_DEFAULT;
+    int64_t room, before = 0, after = 0, limit = HISTORY_DEFAULT, thread = 0;
     int has_before, has_after, has_limit;
 
     if (!room_param(r, &room)) return;
+    if (r->route == ROUTE_THREAD_MESSAGES && !seq_param(r->param2, &thread)) {
+        api_respond_error(r, CD_E_NOT_FOUND, "no such thread (the root is a seq)");
+        return;
+    }
     if (!query_int(r, "before", &before, &has_before) ||
         !query_int(r, "after", &after, &has_after) || !query_int(r, "limit", &limit, &has_limit))
         return;
@@ -603,6 +628,7 @@ void api_history(struct api_req *r)
     }
     rc = room_call_new(r);
     rc->room = room;
+    rc->thread = thread;
     rc->limit = (int)limit;
     rc->after = has_after ? after : 0;
     rc->before = has_before ? before : 0;
@@ -628,17 +654,31 @@ static int orig_row(void *ud, const struct store_event *ev)
     return 0;
 }
 
+int link_field(json_t *obj, const char *name, int64_t *out)
+{
+    json_t *v = json_object_get(obj, name);
+    *out = 0;
+    if (!v || json_is_null(v)) return 1;
+    if (!json_is_integer(v) || json_integer_value(v) <= 0) return 0;
+    *out = json_integer_value(v);
+    return 1;
+}
+
 int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
                   const char *body, size_t body_len, const char *cmid, size_t cmid_len,
-                  struct chat_out *out, struct chat_sent *sent, int64_t *room_out)
+                  int64_t reply_to, int64_t thread, struct chat_out *out, struct chat_sent *sent,
+                  int64_t *room_out)
 {
     struct orig_ctx o = {0};
-    int st = chat_send(ops, sc, room, sender, body, body_len, cmid, cmid_len, clock_unix_ms(), out,
-                       sent);
+    int st = reply_to || thread
+                 ? chat_send_linked(ops, sc, room, sender, body, body_len, cmid, cmid_len, reply_to,
+                                    thread, clock_unix_ms(), out, sent)
+                 : chat_send(ops, sc, room, sender, body, body_len, cmid, cmid_len, clock_unix_ms(),
+                             out, sent);
     *room_out = room;
     if (st != CD_E_CONFLICT) return st;
-    /* the same (sender, client_msg_id) was stored before: answer with the original */
-    st = ops->event_by_client_id(sc, sender, cmid, cmid_len, orig_row, &o);
+    /* the same (room, sender, client_msg_id) was stored before: answer with the original */
+    st = ops->event_by_client_id(sc, room, sender, cmid, cmid_len, orig_row, &o);
     if (st != CD_OK) return st == CD_E_NOT_FOUND ? CD_E_CONFLICT : st;
     sent->seq = o.seq;
     sent->ts = o.ts;
@@ -653,7 +693,7 @@ static int post_exec(const struct store_ops *ops, struct store_conn *sc, struct 
     char rid[32], mid[48];
     int64_t room;
     int st = api_send_exec(ops, sc, rc->room, rc->user, rc->body, rc->body_len, rc->cmid,
-                           rc->cmid_len, &rc->out, &rc->sent, &room);
+                           rc->cmid_len, rc->reply_to, rc->thread, &rc->out, &rc->sent, &room);
     if (job_status(rc, st) != CD_OK) return st;
     id_format(rid, sizeof(rid), 'r', room);
     snprintf(mid, sizeof(mid), "m_%lld_%lld", (long long)room, (long long)rc->sent.seq);
@@ -680,7 +720,7 @@ static void post_reset(struct store_job *j)
 void api_message_post(struct api_req *r)
 {
     struct room_call *rc;
-    int64_t room, wait;
+    int64_t room, wait, reply_to = 0, thread = 0;
     json_t *body = json_object_get(r->body, "body"),
            *cmid = json_object_get(r->body, "client_msg_id");
 
@@ -698,12 +738,18 @@ void api_message_post(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_FIELD, "client_msg_id (string, 1-64 bytes) is required");
         return;
     }
+    if (!link_field(r->body, "reply_to", &reply_to) || !link_field(r->body, "thread", &thread)) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "reply_to and thread must be positive seqs");
+        return;
+    }
     if ((wait = presence_take_msg(r->app->presence, r->user_id, clock_unix_ms()))) {
         api_respond_retry(r, wait);
         return;
     }
     rc = room_call_new(r);
     rc->room = room;
+    rc->reply_to = reply_to;
+    rc->thread = thread;
     rc->body_len = json_string_length(body);
     rc->body = xstrndup(json_string_value(body), rc->body_len);
     rc->cmid_len = json_string_length(cmid);

@@ -54,6 +54,18 @@ static const struct route routes[] = {
     {HTTP_GET, "/v1/rooms/{id}/messages", ROUTE_HISTORY, ROUTE_F_AUTH, api_history},
     {HTTP_POST, "/v1/rooms/{id}/messages", ROUTE_MESSAGE_POST, ROUTE_F_AUTH | ROUTE_F_JSON,
      api_message_post},
+    {HTTP_PATCH, "/v1/rooms/{id}/messages/{id}", ROUTE_MESSAGE_EDIT, ROUTE_F_AUTH | ROUTE_F_JSON,
+     api_message_edit},
+    {HTTP_DELETE, "/v1/rooms/{id}/messages/{id}", ROUTE_MESSAGE_DELETE, ROUTE_F_AUTH,
+     api_message_delete},
+    {HTTP_POST, "/v1/rooms/{id}/messages/{id}/reactions", ROUTE_MESSAGE_REACT,
+     ROUTE_F_AUTH | ROUTE_F_JSON, api_message_react},
+    {HTTP_GET, "/v1/rooms/{id}/threads/{id}/messages", ROUTE_THREAD_MESSAGES, ROUTE_F_AUTH,
+     api_history},
+    {HTTP_GET, "/v1/rooms/{id}/receipts", ROUTE_RECEIPTS, ROUTE_F_AUTH, api_receipts},
+    {HTTP_GET, "/v1/me/settings", ROUTE_SETTINGS_GET, ROUTE_F_AUTH, api_settings_get},
+    {HTTP_PATCH, "/v1/me/settings", ROUTE_SETTINGS_PATCH, ROUTE_F_AUTH | ROUTE_F_JSON,
+     api_settings_patch},
 };
 
 static const char *const route_names[] = {

@@ -45,7 +45,17 @@ struct store_refresh {
 enum store_room_kind { ROOM_GROUP = 0, ROOM_DIRECT = 1 };
 enum store_role { ROLE_MEMBER = 0, ROLE_ADMIN = 1, ROLE_OWNER = 2 };
 /* Kinds of entries in a room's log; all share the room's seq space. */
-enum store_event_kind { EV_MESSAGE = 0, EV_MEMBER = 1, EV_ROOM = 2 };
+/* Edits, deletes and reactions are entries too: they carry the seq of the message they change
+ * (its `target`) in their stored details, and the message's derived state (store_msg_*) moves in
+ * the same transaction as their append. */
+enum store_event_kind {
+    EV_MESSAGE = 0,
+    EV_MEMBER = 1,
+    EV_ROOM = 2,
+    EV_EDIT = 3,
+    EV_DELETE = 4,
+    EV_REACTION = 5
+};
 
 struct store_room {
     int64_t id;
@@ -75,7 +85,35 @@ struct store_event {
     size_t body_len;
     const char *client_msg_id; /* NULL for non-messages */
     size_t cmid_len;
+    /* Messages: what the entry links to (written by the append's caller through
+     * msg_thread_put, read by messages_page; 0 = none). */
+    int64_t reply_to, thread;
+    /* Derived state of a message, read by messages_page only (zero elsewhere). */
+    int64_t edited_at;      /* unix ms of the last edit, 0 = never edited */
+    int64_t reply_count;    /* thread roots: replies in the thread */
+    int64_t last_reply_seq; /* thread roots: seq of the newest reply, 0 = none */
+    int64_t state_seq;      /* seq of the last edit/delete/reaction applied, 0 = none */
+    int deleted;            /* 1: a tombstone (body erased) */
+    const char *reactions;  /* "emoji\tcount\tme\n" per emoji, oldest first; NULL: none */
+    size_t reactions_len;
 };
+
+/* A message as the rules of edits, deletes, reactions and threads need it. */
+struct store_msg {
+    int64_t room_id, seq, sender;
+    int kind; /* enum store_event_kind of the entry at that seq */
+    int deleted;
+    int64_t thread; /* 0: not in a thread */
+};
+
+/* One member of a room with their receipts (receipts_list). */
+struct store_receipt {
+    int64_t user_id;
+    int64_t read_seq;
+    int64_t delivered_seq; /* lowest watermark over the user's live sessions; -1: none recorded */
+    int share_read;        /* the user's share_read_receipts setting */
+};
+typedef int (*store_receipt_cb)(void *ud, const struct store_receipt *r); /* nonzero stops */
 
 typedef int (*store_event_cb)(void *ud, const struct store_event *ev); /* nonzero stops */
 /* A room of a user, with the user's membership, for room listings. */
@@ -187,16 +225,16 @@ struct store_ops {
     int (*users_share_room)(struct store_conn *c, int64_t a, int64_t b, int *out);
 
     /* the log: append assigns seq = last seq + 1 atomically within the writer's transaction and
-     * sets ev->seq; a duplicate (sender, client_msg_id) gives CD_E_CONFLICT and changes nothing
-     * (callers keep their savepoint when they answer a resend). Only the backend assigns seqs:
-     * nothing above it predicts one and nothing stored embeds one. PostgreSQL: gap-free with
+     * sets ev->seq; a duplicate (room_id, sender, client_msg_id) gives CD_E_CONFLICT and changes
+     * nothing (callers keep their savepoint when they answer a resend). Only the backend assigns
+     * seqs: nothing above it predicts one and nothing stored embeds one. PostgreSQL: gap-free with
      * writers on several nodes (a per-room counter row, locked until commit); an expected
      * outcome (conflict, unknown room) never aborts the transaction. */
     int (*event_append)(struct store_conn *c, struct store_event *ev);
     /* The message a sender already stored under client_msg_id (for idempotent resends). The
      * callback sees it; CD_E_NOT_FOUND when none. */
-    int (*event_by_client_id)(struct store_conn *c, int64_t sender, const char *cmid,
-                              size_t cmid_len, store_event_cb cb, void *ud);
+    int (*event_by_client_id)(struct store_conn *c, int64_t room_id, int64_t sender,
+                              const char *cmid, size_t cmid_len, store_event_cb cb, void *ud);
     /* Entries with after < seq < before (before <= 0: no upper bound), at most limit. desc = 0:
      * ascending from `after`; desc = 1: descending from `before` (the newest first). */
     int (*events_page)(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
@@ -210,6 +248,43 @@ struct store_ops {
      * *capped = 1 when the log goes on past them (the count is then a lower bound). */
     int (*unread_count)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
                         int64_t max, int64_t *out, int *capped);
+
+    /* ---- message operations (edits, deletes, reactions, threads) and receipts ---- */
+
+    /* The entry at (room_id, seq) with the state the rules need: CD_E_NOT_FOUND when none. */
+    int (*msg_get)(struct store_conn *c, int64_t room_id, int64_t seq, struct store_msg *out);
+    /* The links of a just appended message (reply_to, thread; 0 = none); with a thread, the
+     * root's reply_count and last_reply_seq move too. */
+    int (*msg_thread_put)(struct store_conn *c, int64_t room_id, int64_t seq, int64_t reply_to,
+                          int64_t thread);
+    /* The message target now reads body (edited_at set); edit_seq is the edit entry's seq
+     * (remembered so a later delete erases its text too; becomes the state_seq). */
+    int (*msg_edit)(struct store_conn *c, int64_t room_id, int64_t target, const char *body,
+                    size_t body_len, int64_t edited_at, int64_t edit_seq);
+    /* Tombstone target: its body and the bodies of its edit entries are replaced by erased
+     * (its own body: ""), its reactions dropped, deleted set, state_seq = op_seq. */
+    int (*msg_delete)(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq,
+                      const char *erased_edit_body, size_t erased_len);
+    /* Turn user's reaction emoji on target on or off: *changed = 0 when it already was so. */
+    int (*reaction_set)(struct store_conn *c, int64_t room_id, int64_t target, int64_t user_id,
+                        const char *emoji, size_t emoji_len, int on, int64_t now_ms, int *changed);
+    /* The message target's state_seq = op_seq (after a reaction entry). */
+    int (*msg_touch)(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq);
+    /* events_page with each message's derived state (reactions with `me` for viewer). thread >
+     * 0: only the messages of that thread (not its root). One query per page. */
+    int (*messages_page)(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
+                         int limit, int desc, int64_t viewer, int64_t thread, store_event_cb cb,
+                         void *ud);
+    /* Delivered watermark of one device (login session) of user in room: max(old, min(seq,
+     * last seq)); *out_seq gets the result. */
+    int (*delivered_mark)(struct store_conn *c, int64_t room_id, int64_t user_id,
+                          int64_t session_id, int64_t seq, int64_t *out_seq);
+    /* Members of room (user id order, at most limit) with read marker and delivered watermark. */
+    int (*receipts_list)(struct store_conn *c, int64_t room_id, int limit, store_receipt_cb cb,
+                         void *ud);
+    /* Per-user settings: share_read_receipts (1 when never set). */
+    int (*settings_get)(struct store_conn *c, int64_t user_id, int *share_read_receipts);
+    int (*settings_put)(struct store_conn *c, int64_t user_id, int share_read_receipts);
 };
 
 extern const struct store_ops store_sqlite_ops;

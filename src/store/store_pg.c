@@ -51,6 +51,18 @@ struct store {
 #define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
 #define EVENT_COLS  "room_id, seq, kind, sender, ts, client_msg_id, body"
 
+/* A page of the log with each message's derived state in one statement (see store_sqlite.c);
+ * $5 is the viewer. */
+#define MSG_PAGE(where, order)                                                                     \
+    "SELECT e.room_id, e.seq, e.kind, e.sender, e.ts, e.client_msg_id, e.body, "                   \
+    "coalesce(s.reply_to, 0), coalesce(s.thread, 0), coalesce(s.edited_at, 0), "                   \
+    "coalesce(s.deleted, 0), coalesce(s.reply_count, 0), coalesce(s.last_reply_seq, 0), "          \
+    "coalesce(s.state_seq, 0), (SELECT string_agg(x, E'\\n' ORDER BY f, em) FROM (SELECT "         \
+    "r.emoji || E'\\t' || count(*) || E'\\t' || bool_or(r.user_id = $5::bigint)::int AS x, "       \
+    "min(r.at) AS f, r.emoji AS em FROM reactions r WHERE r.room_id = e.room_id AND r.seq = "      \
+    "e.seq GROUP BY r.emoji) agg) FROM events e LEFT JOIN msg_state s ON s.room_id = e.room_id "   \
+    "AND s.seq = e.seq WHERE " where " ORDER BY " order " LIMIT $3::bigint"
+
 /* Every statement, prepared once per connection on first use (named "s<index>"). A NULL
  * `LIMIT $n` means no limit. Strings are bound in binary format (raw bytes, no terminator). */
 #define SQL_MAP(X)                                                                                 \
@@ -122,7 +134,7 @@ struct store {
       "RETURNING last_seq), "                                                                      \
       "i AS (INSERT INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "             \
       "SELECT $1::bigint, s.last_seq, $2::int, $3::bigint, $4::bigint, $5::text, $6::text FROM s " \
-      "ON CONFLICT (sender, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING "            \
+      "ON CONFLICT (room_id, sender, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING "   \
       "RETURNING seq) "                                                                            \
       "SELECT s.last_seq, (SELECT i.seq FROM i) FROM s")                                           \
     X(EVENT_UNBUMP, "UPDATE rooms SET last_seq = last_seq - 1 WHERE id = $1::bigint")              \
@@ -130,8 +142,8 @@ struct store {
       "INSERT INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "                   \
       "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], "                               \
       "$4::bigint[], $5::bigint[], $6::text[], $7::text[])")                                       \
-    X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events "                                     \
-                          "WHERE sender = $1::bigint AND client_msg_id = $2::text")                \
+    X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events WHERE room_id = $3::bigint "          \
+                          "AND sender = $1::bigint AND client_msg_id = $2::text")                  \
     X(EVENTS_ASC, "SELECT " EVENT_COLS " FROM events WHERE room_id = $1::bigint "                  \
                   "AND seq > $2::bigint ORDER BY seq LIMIT $3::bigint")                            \
     X(EVENTS_DESC, "SELECT " EVENT_COLS " FROM events WHERE room_id = $1::bigint "                 \
@@ -149,7 +161,61 @@ struct store {
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = $1::bigint "              \
                     "AND seq > $3::bigint AND seq <= $3::bigint + $5::bigint AND kind = $4::int "  \
                     "AND sender <> $2::bigint), EXISTS (SELECT 1 FROM events WHERE "               \
-                    "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")
+                    "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")                \
+    X(MSG_GET, "SELECT e.sender, e.kind, coalesce(s.deleted, 0), coalesce(s.thread, 0) "           \
+               "FROM events e LEFT JOIN msg_state s ON s.room_id = e.room_id AND s.seq = e.seq "   \
+               "WHERE e.room_id = $1::bigint AND e.seq = $2::bigint")                              \
+    X(MSG_STATE_ENSURE, "INSERT INTO msg_state(room_id, seq) VALUES ($1::bigint, $2::bigint) "     \
+                        "ON CONFLICT DO NOTHING")                                                  \
+    X(MSG_LINKS, "UPDATE msg_state SET reply_to = nullif($3::bigint, 0), "                         \
+                 "thread = nullif($4::bigint, 0) WHERE room_id = $1::bigint AND seq = $2::bigint") \
+    X(MSG_ROOT_BUMP,                                                                               \
+      "UPDATE msg_state SET reply_count = reply_count + 1, "                                       \
+      "last_reply_seq = $3::bigint WHERE room_id = $1::bigint AND seq = $2::bigint")               \
+    X(MSG_SET_BODY, "UPDATE events SET body = $3::text "                                           \
+                    "WHERE room_id = $1::bigint AND seq = $2::bigint")                             \
+    X(MSG_EDITED, "UPDATE msg_state SET edited_at = $3::bigint, state_seq = $4::bigint "           \
+                  "WHERE room_id = $1::bigint AND seq = $2::bigint")                               \
+    X(MSG_EDIT_ADD, "INSERT INTO msg_edits(room_id, target, seq) "                                 \
+                    "VALUES ($1::bigint, $2::bigint, $3::bigint)")                                 \
+    X(MSG_ERASE_EDITS, "UPDATE events SET body = $3::text WHERE room_id = $1::bigint AND seq IN "  \
+                       "(SELECT seq FROM msg_edits WHERE room_id = $1::bigint "                    \
+                       "AND target = $2::bigint)")                                                 \
+    X(MSG_DELETED, "UPDATE msg_state SET deleted = 1, state_seq = $3::bigint "                     \
+                   "WHERE room_id = $1::bigint AND seq = $2::bigint")                              \
+    X(REACTIONS_DROP, "DELETE FROM reactions WHERE room_id = $1::bigint AND seq = $2::bigint")     \
+    X(REACTION_ON, "INSERT INTO reactions(room_id, seq, emoji, user_id, at) VALUES ($1::bigint, "  \
+                   "$2::bigint, $3::text, $4::bigint, $5::bigint) ON CONFLICT DO NOTHING")         \
+    X(REACTION_OFF, "DELETE FROM reactions WHERE room_id = $1::bigint AND seq = $2::bigint "       \
+                    "AND emoji = $3::text AND user_id = $4::bigint")                               \
+    X(MSG_TOUCH, "UPDATE msg_state SET state_seq = $3::bigint "                                    \
+                 "WHERE room_id = $1::bigint AND seq = $2::bigint")                                \
+    X(MSGS_ASC,                                                                                    \
+      MSG_PAGE("e.room_id = $1::bigint AND e.seq > $2::bigint AND e.seq < $4::bigint", "e.seq"))   \
+    X(MSGS_DESC, MSG_PAGE("e.room_id = $1::bigint AND e.seq > $2::bigint AND e.seq < $4::bigint",  \
+                          "e.seq DESC"))                                                           \
+    X(THREAD_ASC, MSG_PAGE("s.room_id = $1::bigint AND s.thread = $6::bigint AND s.seq > "         \
+                           "$2::bigint AND s.seq < $4::bigint",                                    \
+                           "s.seq"))                                                               \
+    X(THREAD_DESC, MSG_PAGE("s.room_id = $1::bigint AND s.thread = $6::bigint AND s.seq > "        \
+                            "$2::bigint AND s.seq < $4::bigint",                                   \
+                            "s.seq DESC"))                                                         \
+    X(DELIVERED_MARK,                                                                              \
+      "INSERT INTO delivered(room_id, user_id, session_id, seq) VALUES ($1::bigint, $2::bigint, "  \
+      "$3::bigint, greatest(0, least($4::bigint, coalesce($5::bigint, (SELECT r.last_seq FROM "    \
+      "rooms r WHERE r.id = $1::bigint))))) ON CONFLICT (room_id, user_id, session_id) "           \
+      "DO UPDATE SET seq = greatest(delivered.seq, excluded.seq) RETURNING seq")                   \
+    X(RECEIPTS_LIST,                                                                               \
+      "SELECT m.user_id, m.read_seq, coalesce((SELECT min(d.seq) FROM delivered d "                \
+      "JOIN sessions ss ON ss.id = d.session_id AND ss.revoked_at IS NULL "                        \
+      "WHERE d.room_id = m.room_id AND d.user_id = m.user_id), -1), "                              \
+      "coalesce((SELECT share_read_receipts FROM user_settings u WHERE u.user_id = m.user_id), "   \
+      "1) "                                                                                        \
+      "FROM members m WHERE m.room_id = $1::bigint ORDER BY m.user_id LIMIT $2::bigint")           \
+    X(SETTINGS_GET, "SELECT share_read_receipts FROM user_settings WHERE user_id = $1::bigint")    \
+    X(SETTINGS_PUT, "INSERT INTO user_settings(user_id, share_read_receipts) "                     \
+                    "VALUES ($1::bigint, $2::int) ON CONFLICT (user_id) "                          \
+                    "DO UPDATE SET share_read_receipts = excluded.share_read_receipts")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -1246,6 +1312,7 @@ static void member_row(const PGresult *r, int row, int col, struct store_member 
 /* Points ev's strings into the result: valid until it is cleared. */
 static void event_row(const PGresult *r, int row, struct store_event *ev)
 {
+    memset(ev, 0, sizeof(*ev)); /* derived fields: messages_page only */
     ev->room_id = col_i64(r, row, 0);
     ev->seq = col_i64(r, row, 1);
     ev->kind = (int)col_i64(r, row, 2);
@@ -1551,14 +1618,15 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
     return rc;
 }
 
-static int pg_event_by_client_id(struct store_conn *c, int64_t sender, const char *cmid,
-                                 size_t cmid_len, store_event_cb cb, void *ud)
+static int pg_event_by_client_id(struct store_conn *c, int64_t room_id, int64_t sender,
+                                 const char *cmid, size_t cmid_len, store_event_cb cb, void *ud)
 {
     struct params p = {0};
     int n = 0, rc;
     if (cmid_len > INT32_MAX || memchr(cmid, 0, cmid_len)) return CD_E_NOT_FOUND;
     p_int(&p, sender);
     p_bytes(&p, cmid, cmid_len);
+    p_int(&p, room_id);
     rc = each_event(c, SQL_EVENT_BY_CLIENT_ID, &p, cb, ud, &n);
     return rc == CD_OK && n == 0 ? CD_E_NOT_FOUND : rc;
 }
@@ -1607,6 +1675,217 @@ static int pg_unread_count(struct store_conn *c, int64_t room_id, int64_t user_i
     *capped = PQntuples(r) ? col_i64(r, 0, 1) != 0 : 0;
     PQclear(r);
     return CD_OK;
+}
+
+/* ---- message operations and receipts ---- */
+
+static int pg_msg_get(struct store_conn *c, int64_t room_id, int64_t seq, struct store_msg *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, room_id);
+    p_int(&p, seq);
+    if ((rc = run(c, SQL_MSG_GET, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0) {
+        rc = CD_E_NOT_FOUND;
+    } else {
+        out->room_id = room_id;
+        out->seq = seq;
+        out->sender = col_i64(r, 0, 0);
+        out->kind = (int)col_i64(r, 0, 1);
+        out->deleted = (int)col_i64(r, 0, 2);
+        out->thread = col_i64(r, 0, 3);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Runs statement id with n integer parameters (2-4). */
+static int exec_i4(struct store_conn *c, enum sql_id id, int64_t a, int64_t b, int64_t x, int64_t y,
+                   int n)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, a);
+    p_int(&p, b);
+    if (n > 2) p_int(&p, x);
+    if (n > 3) p_int(&p, y);
+    rc = run(c, id, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int state_ensure(struct store_conn *c, int64_t room_id, int64_t seq)
+{
+    return exec_i4(c, SQL_MSG_STATE_ENSURE, room_id, seq, 0, 0, 2);
+}
+
+static int pg_msg_thread_put(struct store_conn *c, int64_t room_id, int64_t seq, int64_t reply_to,
+                             int64_t thread)
+{
+    int rc = state_ensure(c, room_id, seq);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_LINKS, room_id, seq, reply_to, thread, 4);
+    if (rc == CD_OK && thread) rc = state_ensure(c, room_id, thread);
+    if (rc == CD_OK && thread) rc = exec_i4(c, SQL_MSG_ROOT_BUMP, room_id, thread, seq, 0, 3);
+    return rc;
+}
+
+static int set_body(struct store_conn *c, enum sql_id id, int64_t room_id, int64_t seq,
+                    const char *body, size_t len)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    if (len > INT32_MAX) return CD_E_TOO_LARGE;
+    if (memchr(body, 0, len)) return CD_E_INVALID_UTF8;
+    p_int(&p, room_id);
+    p_int(&p, seq);
+    p_bytes(&p, body, len);
+    rc = run(c, id, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_msg_edit(struct store_conn *c, int64_t room_id, int64_t target, const char *body,
+                       size_t body_len, int64_t edited_at, int64_t edit_seq)
+{
+    int rc = set_body(c, SQL_MSG_SET_BODY, room_id, target, body, body_len);
+    if (rc == CD_OK) rc = state_ensure(c, room_id, target);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_EDITED, room_id, target, edited_at, edit_seq, 4);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_EDIT_ADD, room_id, target, edit_seq, 0, 3);
+    return rc;
+}
+
+static int pg_msg_delete(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq,
+                         const char *erased_edit_body, size_t erased_len)
+{
+    int rc = set_body(c, SQL_MSG_SET_BODY, room_id, target, "", 0);
+    if (rc == CD_OK)
+        rc = set_body(c, SQL_MSG_ERASE_EDITS, room_id, target, erased_edit_body, erased_len);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_REACTIONS_DROP, room_id, target, 0, 0, 2);
+    if (rc == CD_OK) rc = state_ensure(c, room_id, target);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_DELETED, room_id, target, op_seq, 0, 3);
+    return rc;
+}
+
+static int pg_reaction_set(struct store_conn *c, int64_t room_id, int64_t target, int64_t user_id,
+                           const char *emoji, size_t emoji_len, int on, int64_t now_ms,
+                           int *changed)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    if (emoji_len > INT32_MAX) return CD_E_TOO_LARGE;
+    if (memchr(emoji, 0, emoji_len)) return CD_E_INVALID_UTF8;
+    p_int(&p, room_id);
+    p_int(&p, target);
+    p_bytes(&p, emoji, emoji_len);
+    p_int(&p, user_id);
+    if (on) p_int(&p, now_ms);
+    if ((rc = run(c, on ? SQL_REACTION_ON : SQL_REACTION_OFF, &p, &r)) != CD_OK) return rc;
+    *changed = strcmp(PQcmdTuples(r), "0") != 0;
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_msg_touch(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq)
+{
+    int rc = state_ensure(c, room_id, target);
+    return rc == CD_OK ? exec_i4(c, SQL_MSG_TOUCH, room_id, target, op_seq, 0, 3) : rc;
+}
+
+static int pg_messages_page(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
+                            int limit, int desc, int64_t viewer, int64_t thread, store_event_cb cb,
+                            void *ud)
+{
+    static const enum sql_id ids[2][2] = {{SQL_MSGS_ASC, SQL_MSGS_DESC},
+                                          {SQL_THREAD_ASC, SQL_THREAD_DESC}};
+    struct params p = {0};
+    PGresult *r;
+    int rc, rows;
+    p_int(&p, room_id);
+    p_int(&p, after);
+    p_limit(&p, limit);
+    p_int(&p, before > 0 ? before : INT64_MAX);
+    p_int(&p, viewer);
+    if (thread > 0) p_int(&p, thread);
+    if ((rc = run(c, ids[thread > 0][desc != 0], &p, &r)) != CD_OK) return rc;
+    rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        struct store_event ev;
+        memset(&ev, 0, sizeof(ev));
+        event_row(r, i, &ev);
+        ev.reply_to = col_i64(r, i, 7);
+        ev.thread = col_i64(r, i, 8);
+        ev.edited_at = col_i64(r, i, 9);
+        ev.deleted = (int)col_i64(r, i, 10);
+        ev.reply_count = col_i64(r, i, 11);
+        ev.last_reply_seq = col_i64(r, i, 12);
+        ev.state_seq = col_i64(r, i, 13);
+        if (!PQgetisnull(r, i, 14)) {
+            ev.reactions = PQgetvalue(r, i, 14);
+            ev.reactions_len = (size_t)PQgetlength(r, i, 14);
+        }
+        if (cb(ud, &ev)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_delivered_mark(struct store_conn *c, int64_t room_id, int64_t user_id,
+                             int64_t session_id, int64_t seq, int64_t *out_seq)
+{
+    struct params p = {0};
+    long k;
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    p_int(&p, session_id);
+    p_int(&p, seq);
+    if (c->optimistic && (k = room_find(c, room_id)) >= 0)
+        p_int(&p, c->rooms[k].seq);
+    else
+        p_null(&p);
+    return query_i64(c, SQL_DELIVERED_MARK, &p, out_seq);
+}
+
+static int pg_receipts_list(struct store_conn *c, int64_t room_id, int limit, store_receipt_cb cb,
+                            void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc, rows;
+    p_int(&p, room_id);
+    p_limit(&p, limit);
+    if ((rc = run(c, SQL_RECEIPTS_LIST, &p, &r)) != CD_OK) return rc;
+    rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        struct store_receipt rr = {.user_id = col_i64(r, i, 0),
+                                   .read_seq = col_i64(r, i, 1),
+                                   .delivered_seq = col_i64(r, i, 2),
+                                   .share_read = (int)col_i64(r, i, 3)};
+        if (cb(ud, &rr)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_settings_get(struct store_conn *c, int64_t user_id, int *share_read_receipts)
+{
+    struct params p = {0};
+    int64_t v = 1;
+    int rc;
+    p_int(&p, user_id);
+    rc = query_i64(c, SQL_SETTINGS_GET, &p, &v);
+    if (rc == CD_E_NOT_FOUND) rc = CD_OK;
+    *share_read_receipts = v != 0;
+    return rc;
+}
+
+static int pg_settings_put(struct store_conn *c, int64_t user_id, int share_read_receipts)
+{
+    return exec_i4(c, SQL_SETTINGS_PUT, user_id, share_read_receipts != 0, 0, 0, 2);
 }
 
 /* Storage health (store.c's probe job, in a write transaction): the server answers. */
@@ -1659,4 +1938,15 @@ const struct store_ops store_pg_ops = {
     .events_page = pg_events_page,
     .read_mark = pg_read_mark,
     .unread_count = pg_unread_count,
+    .msg_get = pg_msg_get,
+    .msg_thread_put = pg_msg_thread_put,
+    .msg_edit = pg_msg_edit,
+    .msg_delete = pg_msg_delete,
+    .reaction_set = pg_reaction_set,
+    .msg_touch = pg_msg_touch,
+    .messages_page = pg_messages_page,
+    .delivered_mark = pg_delivered_mark,
+    .receipts_list = pg_receipts_list,
+    .settings_get = pg_settings_get,
+    .settings_put = pg_settings_put,
 };
