@@ -138,6 +138,14 @@ void chat_out_add(struct chat_out *o, const struct fan_ev *ev)
     o->ev[o->n++] = *ev;
 }
 
+void chat_out_settle(struct chat_out *o, int status, struct fanout *f)
+{
+    if (status == CD_OK)
+        chat_out_commit(o, f);
+    else
+        chat_out_discard(o);
+}
+
 void chat_out_commit(struct chat_out *o, struct fanout *f)
 {
     for (uint32_t i = 0; i < o->n; i++)

@@ -30,6 +30,8 @@ void chat_out_add(struct chat_out *o, const struct fan_ev *ev);
 void chat_out_commit(struct chat_out *o, struct fanout *f);
 /* The job failed: release the events. */
 void chat_out_discard(struct chat_out *o);
+/* After the commit: the events go out when status is CD_OK, else they are dropped. */
+void chat_out_settle(struct chat_out *o, int status, struct fanout *f);
 
 struct chat_sent {
     int64_t seq, ts;

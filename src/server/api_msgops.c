@@ -25,11 +25,7 @@ struct op_call {
 
 static void op_publish(struct api_call *call)
 {
-    struct op_call *oc = (struct op_call *)call;
-    if (call->status == CD_OK)
-        chat_out_commit(&oc->out, &call->app->fanout);
-    else
-        chat_out_discard(&oc->out);
+    chat_out_settle(&((struct op_call *)call)->out, call->status, &call->app->fanout);
 }
 
 static void op_cleanup(struct api_call *call)

@@ -60,11 +60,7 @@ json_t *api_room_json(const struct store_room *r)
 
 static void publish(struct api_call *call)
 {
-    struct room_call *rc = (struct room_call *)call;
-    if (call->status == CD_OK)
-        chat_out_commit(&rc->out, &call->app->fanout);
-    else
-        chat_out_discard(&rc->out);
+    chat_out_settle(&((struct room_call *)call)->out, call->status, &call->app->fanout);
 }
 
 static void room_call_cleanup(struct api_call *call)
