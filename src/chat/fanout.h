@@ -24,6 +24,8 @@ enum fan_kind {
                         `seq` */
     FAN_HEAD,        /* room's log reaches `seq` in storage (cluster reconciliation): live
                         subscribers behind it fill the gap from storage */
+    FAN_RECEIPT,     /* a read receipt of `user` for a room: to its other users' connections
+                        (not a log entry; delivered like typing) */
 };
 
 enum fan_member { FAN_M_NONE = 0, FAN_M_JOIN, FAN_M_LEAVE };

@@ -71,6 +71,8 @@ void hub_conn_open(struct conn *c, int64_t user, int64_t sid, int came_online);
 /* The connection now authenticates with a token of login session sid (a `refresh`): ending
  * that session closes it, ending the previous one no longer does. */
 void hub_conn_set_sid(struct conn *c, int64_t sid);
+/* The login session of c's access token (0: none): the "device" of delivered receipts. */
+int64_t hub_conn_sid(struct conn *c);
 /* The connection is gone (on_ws_close): unsubscribe, presence offline if it was the last. */
 void hub_conn_close(struct conn *c);
 

@@ -1,5 +1,7 @@
 #include "chat/rooms.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +12,27 @@
 
 /* Writer-thread cache of known memberships, for the check every message makes. Direct-mapped,
  * positive entries only: filled from successful reads, and an entry is dropped whenever that
- * membership changes (even in a job that is later rolled back: a drop only costs a re-read). All
- * membership changes go through this file on the single writer thread, so it cannot go stale. */
+ * membership changes (even in a job that is later rolled back: a drop only costs a re-read).
+ * On a single node every membership change goes through this file on the one writer thread, so
+ * it cannot go stale. In a cluster other nodes' writers change memberships too: an entry then
+ * lives at most member_ttl ms, and a removal that arrives from the bus drops it at once
+ * (chat_member_cache_forget, from the bus thread, applied before the next check). */
 #define MEMBER_CACHE 65536
 static struct {
     int64_t room, user;
+    int64_t until; /* unix ms the entry is trusted until; 0: for ever (single node) */
 } member_cache[MEMBER_CACHE];
+static int64_t member_ttl; /* 0: no expiry */
+
+/* Removals learnt by other threads, applied by the writer. */
+#define FORGET_MAX 4096
+static pthread_mutex_t forget_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    int64_t room, user;
+} forget_q[FORGET_MAX];
+static uint32_t forget_n;
+static int forget_all; /* the queue overflowed: drop every entry */
+static atomic_int forget_pending;
 
 static struct chat_quota quota;
 
@@ -46,11 +63,9 @@ static uint32_t member_slot(int64_t room, int64_t user)
     return (uint32_t)(x >> 40) & (MEMBER_CACHE - 1);
 }
 
-static int member_cache_on = 1;
-
-void chat_member_cache_enable(int on)
+void chat_member_cache_ttl(int64_t ttl_ms)
 {
-    member_cache_on = on;
+    member_ttl = ttl_ms > 0 ? ttl_ms : 0;
 }
 
 void chat_member_cache_reset(void)
@@ -64,31 +79,71 @@ static void member_forget(int64_t room, int64_t user)
     if (member_cache[i].room == room && member_cache[i].user == user) member_cache[i].room = 0;
 }
 
+void chat_member_cache_forget(int64_t room, int64_t user)
+{
+    pthread_mutex_lock(&forget_mu);
+    if (forget_n < FORGET_MAX) {
+        forget_q[forget_n].room = room;
+        forget_q[forget_n++].user = user;
+    } else {
+        forget_all = 1;
+    }
+    atomic_store(&forget_pending, 1);
+    pthread_mutex_unlock(&forget_mu);
+}
+
+/* Writer thread: apply the removals other threads queued (one relaxed load when none). */
+static void forget_apply(void)
+{
+    if (!atomic_load_explicit(&forget_pending, memory_order_relaxed)) return;
+    pthread_mutex_lock(&forget_mu);
+    if (forget_all)
+        chat_member_cache_reset();
+    else
+        for (uint32_t i = 0; i < forget_n; i++)
+            member_forget(forget_q[i].room, forget_q[i].user);
+    forget_n = 0;
+    forget_all = 0;
+    atomic_store(&forget_pending, 0);
+    pthread_mutex_unlock(&forget_mu);
+}
+
 /* CD_OK when user is a member of room (cached, else read and remembered). */
 static int member_known(const struct store_ops *ops, struct store_conn *sc, int64_t room,
-                        int64_t user)
+                        int64_t user, int64_t now_ms)
 {
     uint32_t i = member_slot(room, user);
     struct store_member m;
     int rc;
-    if (member_cache_on && member_cache[i].room == room && member_cache[i].user == user)
+    forget_apply();
+    if (member_cache[i].room == room && member_cache[i].user == user &&
+        (!member_cache[i].until || member_cache[i].until > now_ms))
         return CD_OK;
     rc = ops->member_get(sc, room, user, &m);
     if (rc == CD_E_NOT_FOUND) return CD_E_NOT_MEMBER;
-    if (rc == CD_OK && member_cache_on) {
+    if (rc == CD_OK) {
         member_cache[i].room = room;
         member_cache[i].user = user;
+        member_cache[i].until = member_ttl ? now_ms + member_ttl : 0;
     }
     return rc;
 }
 
-static void out_add(struct chat_out *o, const struct fan_ev *ev)
+void chat_out_add(struct chat_out *o, const struct fan_ev *ev)
 {
     if (o->n == o->cap) {
         o->cap = o->cap ? o->cap * 2 : 4;
         o->ev = xrealloc(o->ev, o->cap * sizeof(*o->ev));
     }
     o->ev[o->n++] = *ev;
+}
+
+void chat_out_settle(struct chat_out *o, int status, struct fanout *f)
+{
+    if (status == CD_OK)
+        chat_out_commit(o, f);
+    else
+        chat_out_discard(o);
 }
 
 void chat_out_commit(struct chat_out *o, struct fanout *f)
@@ -122,7 +177,7 @@ static int append_meta(const struct store_ops *ops, struct store_conn *sc, int64
     if ((rc = ops->event_append(sc, &ev)) != CD_OK) return rc;
     fe.seq = ev.seq;
     fe.frame = events_log_frame(&ev);
-    out_add(out, &fe);
+    chat_out_add(out, &fe);
     if (seq_out) *seq_out = ev.seq;
     return CD_OK;
 }
@@ -195,6 +250,15 @@ int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, 
               const char *body, size_t body_len, const char *cmid, size_t cmid_len, int64_t now_ms,
               struct chat_out *out, struct chat_sent *res)
 {
+    return chat__send(ops, sc, room, sender, body, body_len, cmid, cmid_len, 0, 0, now_ms, out,
+                      res);
+}
+
+int chat__send(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
+               const char *body, size_t body_len, const char *cmid, size_t cmid_len,
+               int64_t reply_to, int64_t thread, int64_t now_ms, struct chat_out *out,
+               struct chat_sent *res)
+{
     struct store_event ev = {.room_id = room,
                              .kind = EV_MESSAGE,
                              .sender = sender,
@@ -202,12 +266,14 @@ int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, 
                              .body = body,
                              .body_len = body_len,
                              .client_msg_id = cmid,
-                             .cmid_len = cmid_len};
+                             .cmid_len = cmid_len,
+                             .reply_to = reply_to,
+                             .thread = thread};
     struct fan_ev fe = {.kind = FAN_LOG, .room = room};
     int rc;
 
     memset(res, 0, sizeof(*res));
-    if ((rc = member_known(ops, sc, room, sender)) != CD_OK) {
+    if ((rc = member_known(ops, sc, room, sender, now_ms)) != CD_OK) {
         struct store_room r; /* not a member: of an existing room, or of none (404) */
         if (rc == CD_E_NOT_MEMBER && ops->room_get(sc, room, &r) == CD_E_NOT_FOUND)
             return CD_E_NOT_FOUND;
@@ -216,11 +282,14 @@ int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, 
     rc = ops->event_append(sc, &ev);
     if (rc == CD_E_CONFLICT) return CD_E_CONFLICT; /* the caller looks up the original */
     if (rc != CD_OK) return rc;
+    if ((reply_to || thread) &&
+        (rc = ops->msg_thread_put(sc, room, ev.seq, reply_to, thread)) != CD_OK)
+        return rc;
     res->seq = ev.seq;
     res->ts = ev.ts;
     fe.seq = ev.seq;
     fe.frame = events_log_frame(&ev);
-    out_add(out, &fe);
+    chat_out_add(out, &fe);
     return CD_OK;
 }
 
@@ -312,6 +381,7 @@ int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t 
 {
     struct store_member am, um;
     struct store_room r;
+    int given = role >= 0; /* without a role, an existing member keeps theirs */
     int rc;
 
     if (role < 0) role = ROLE_MEMBER;
@@ -336,6 +406,7 @@ int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t 
     } else if (rc != CD_OK) {
         return rc;
     } else {
+        if (!given) return CD_OK; /* re-adding a member changes nothing */
         if (am.role < ROLE_OWNER) return um.role == role ? CD_OK : CD_E_FORBIDDEN;
         if (user == actor) return CD_E_CONFLICT; /* the owner changes others, or transfers */
         if (um.role == role) return CD_OK;
@@ -381,9 +452,17 @@ int chat_member_remove(const struct store_ops *ops, struct store_conn *sc, int64
 }
 
 int chat_read(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
-              int64_t seq, int64_t unread_max, int64_t *marker, int64_t *unread, int *capped)
+              int64_t seq, int64_t unread_max, int64_t *prev, int64_t *marker, int64_t *unread,
+              int *capped)
 {
-    int rc = ops->read_mark(sc, room, user, seq, marker);
+    int rc;
+    if (prev) {
+        struct store_member m;
+        if ((rc = ops->member_get(sc, room, user, &m)) != CD_OK)
+            return rc == CD_E_NOT_FOUND ? CD_E_NOT_MEMBER : rc;
+        *prev = m.read_seq;
+    }
+    rc = ops->read_mark(sc, room, user, seq, marker);
     if (rc == CD_E_NOT_FOUND) return CD_E_NOT_MEMBER;
     if (rc != CD_OK) return rc;
     return ops->unread_count(sc, room, user, *marker, unread_max, unread, capped);

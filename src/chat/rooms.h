@@ -24,14 +24,19 @@ struct chat_out {
     struct fan_ev *ev;
     uint32_t n, cap;
 };
+/* Append a copy of ev (its references move in). */
+void chat_out_add(struct chat_out *o, const struct fan_ev *ev);
 /* After the commit: move the events to the fanout (writer thread). */
 void chat_out_commit(struct chat_out *o, struct fanout *f);
 /* The job failed: release the events. */
 void chat_out_discard(struct chat_out *o);
+/* After the commit: the events go out when status is CD_OK, else they are dropped. */
+void chat_out_settle(struct chat_out *o, int status, struct fanout *f);
 
 struct chat_sent {
     int64_t seq, ts;
-    int duplicate; /* the (sender, client_msg_id) pair was stored before: original seq/ts */
+    int duplicate; /* (room, sender, client_msg_id) was stored before: original seq/ts */
+    int changed;   /* chat_msg_op: 0 when a reaction was already so (no entry appended) */
 };
 
 /* Per-user and per-room quotas, checked on the writer thread inside the job, so concurrent
@@ -50,10 +55,14 @@ void chat_quota_set(const struct chat_quota *q);
 
 /* Forget every cached membership (a whole group commit was rolled back). Writer thread. */
 void chat_member_cache_reset(void);
-/* The writer-side membership cache is right only while this node's writer makes every
- * membership change; with several nodes (cluster) it is off and each send reads the
- * membership in its own transaction. Before the writer starts. */
-void chat_member_cache_enable(int on);
+/* The writer-side membership cache is exact while this node's writer makes every membership
+ * change. With several nodes (cluster) an entry is trusted for ttl_ms at most (0: for ever, the
+ * single node) and removals made on other nodes reach it by chat_member_cache_forget. Before
+ * the writer starts. */
+void chat_member_cache_ttl(int64_t ttl_ms);
+/* user no longer belongs to room (a member entry from another node): the next check reads
+ * storage. Any thread. */
+void chat_member_cache_forget(int64_t room, int64_t user);
 
 int chat_send(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
               const char *body, size_t body_len, const char *cmid, size_t cmid_len, int64_t now_ms,
@@ -74,16 +83,24 @@ int chat_room_update(const struct store_ops *ops, struct store_conn *sc, int64_t
                      int64_t actor, const char *name, const char *topic, int64_t now_ms,
                      struct chat_out *out);
 /* Add user with role (admins add members; only the owner grants admin or changes roles;
- * role owner transfers ownership: the actor becomes admin). role < 0: member. */
+ * role owner transfers ownership: the actor becomes admin). role < 0 (not given): a new member
+ * joins as member, an existing one keeps their role (nothing happens). */
 int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t actor,
                     int64_t user, int role, int64_t now_ms, struct chat_out *out);
 /* Kick (actor != user; needs a higher role) or leave (actor == user). */
 int chat_member_remove(const struct store_ops *ops, struct store_conn *sc, int64_t room,
                        int64_t actor, int64_t user, int64_t now_ms, struct chat_out *out);
-/* Move the read marker of user in room to seq (monotonic); returns the marker and the unread
+/* chat_send with the links of a reply (internal to chat/: chat_send_linked checks them). */
+int chat__send(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
+               const char *body, size_t body_len, const char *cmid, size_t cmid_len,
+               int64_t reply_to, int64_t thread, int64_t now_ms, struct chat_out *out,
+               struct chat_sent *res);
+/* Move the read marker of user in room to seq (monotonic); *prev (unless NULL) gets the marker
+ * before the move (one more read); returns the marker and the unread
  * messages among the next unread_max entries (*capped = 1 when more entries follow them). The
  * bound keeps the writer's cost per read O(unread_max) whatever the backlog. */
 int chat_read(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
-              int64_t seq, int64_t unread_max, int64_t *marker, int64_t *unread, int *capped);
+              int64_t seq, int64_t unread_max, int64_t *prev, int64_t *marker, int64_t *unread,
+              int *capped);
 
 #endif

@@ -54,6 +54,7 @@ int64_t wire_channel(const struct fan_ev *ev)
     switch (ev->kind) {
     case FAN_LOG:
     case FAN_TYPING:
+    case FAN_RECEIPT:
         return ev->room;
     case FAN_PRESENCE:
     case FAN_USER:

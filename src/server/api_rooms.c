@@ -8,6 +8,7 @@
 #include "auth/auth.h"
 #include "chat/attach.h"
 #include "chat/events.h"
+#include "chat/msgops.h"
 #include "chat/rooms.h"
 #include "server/app.h"
 #include "util/jsonw.h"
@@ -28,6 +29,7 @@ struct room_call {
     int64_t *members;
     size_t nmembers;
     int64_t after, before;
+    int64_t reply_to, thread; /* send: links; history: the thread root (0: the whole log) */
     int limit, desc;
     char *body;
     size_t body_len;
@@ -60,11 +62,7 @@ json_t *api_room_json(const struct store_room *r)
 
 static void publish(struct api_call *call)
 {
-    struct room_call *rc = (struct room_call *)call;
-    if (call->status == CD_OK)
-        chat_out_commit(&rc->out, &call->app->fanout);
-    else
-        chat_out_discard(&rc->out);
+    chat_out_settle(&((struct room_call *)call)->out, call->status, &call->app->fanout);
 }
 
 static void room_call_cleanup(struct api_call *call)
@@ -510,15 +508,21 @@ struct rev_ctx {
 static int history_rev_row(void *ud, const struct store_event *ev)
 {
     struct rev_ctx *x = ud;
-    x->evs[x->n] = *ev;
-    x->bodies[x->n] = xmalloc(ev->body_len + ev->cmid_len + ev->extra_len + 1);
-    memcpy(x->bodies[x->n], ev->body, ev->body_len);
-    if (ev->client_msg_id) memcpy(x->bodies[x->n] + ev->body_len, ev->client_msg_id, ev->cmid_len);
-    if (ev->extra_len)
-        memcpy(x->bodies[x->n] + ev->body_len + ev->cmid_len, ev->extra, ev->extra_len);
-    x->evs[x->n].body = x->bodies[x->n];
-    x->evs[x->n].client_msg_id = ev->client_msg_id ? x->bodies[x->n] + ev->body_len : NULL;
-    x->evs[x->n].extra = ev->extra_len ? x->bodies[x->n] + ev->body_len + ev->cmid_len : NULL;
+    struct store_event *e = &x->evs[x->n];
+    char *p = xmalloc(ev->body_len + ev->cmid_len + ev->extra_len + ev->reactions_len + 1);
+    *e = *ev;
+    x->bodies[x->n] = p;
+    memcpy(p, ev->body, ev->body_len);
+    e->body = p;
+    p += ev->body_len;
+    if (ev->client_msg_id) memcpy(p, ev->client_msg_id, ev->cmid_len);
+    e->client_msg_id = ev->client_msg_id ? p : NULL;
+    p += ev->cmid_len;
+    if (ev->extra_len) memcpy(p, ev->extra, ev->extra_len);
+    e->extra = ev->extra_len ? p : NULL;
+    p += ev->extra_len;
+    if (ev->reactions_len) memcpy(p, ev->reactions, ev->reactions_len);
+    e->reactions = ev->reactions_len ? p : NULL;
     x->n++;
     return 0;
 }
@@ -541,8 +545,8 @@ static void history_work(struct api_call *call)
     if (rc->desc) {
         struct rev_ctx x = {rc, xcalloc((size_t)rc->limit + 1, sizeof(struct store_event)),
                             xcalloc((size_t)rc->limit + 1, sizeof(char *)), 0};
-        call->status =
-            ops->events_page(sc, rc->room, 0, rc->before, rc->limit + 1, 1, history_rev_row, &x);
+        call->status = ops->messages_page(sc, rc->room, 0, rc->before, rc->limit + 1, 1, rc->user,
+                                          rc->thread, history_rev_row, &x);
         has_more = x.n > (size_t)rc->limit;
         for (size_t i = x.n > (size_t)rc->limit ? (size_t)rc->limit : x.n; i-- > 0;)
             history_row(rc, &x.evs[i]);
@@ -552,8 +556,8 @@ static void history_work(struct api_call *call)
         free(x.bodies);
     } else {
         /* read one more row to learn whether there is more; history_row stops at it */
-        call->status = ops->events_page(sc, rc->room, rc->after, rc->before, rc->limit + 1, 0,
-                                        history_row, rc);
+        call->status = ops->messages_page(sc, rc->room, rc->after, rc->before, rc->limit + 1, 0,
+                                          rc->user, rc->thread, history_row, rc);
         has_more = rc->more;
     }
     jsonw_lit(&rc->w, "],\"has_more\":");
@@ -563,6 +567,19 @@ static void history_work(struct api_call *call)
     call->raw = xmalloc(call->raw_len);
     memcpy(call->raw, jsonw_text(&rc->w), call->raw_len);
     jsonw_free(&rc->w);
+}
+
+/* A positive decimal seq of 1-18 digits (a path segment). */
+int seq_param(struct slice s, int64_t *out)
+{
+    int64_t v = 0;
+    if (s.len == 0 || s.len > 18) return 0;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.p[i] < '0' || s.p[i] > '9') return 0;
+        v = v * 10 + (s.p[i] - '0');
+    }
+    *out = v;
+    return v > 0;
 }
 
 int api_query_int(struct api_req *r, const char *name, int64_t *out, int *present)
@@ -587,13 +604,19 @@ int api_query_int(struct api_req *r, const char *name, int64_t *out, int *presen
     return 0;
 }
 
+/* GET /v1/rooms/{id}/messages, and GET /v1/rooms/{id}/threads/{root}/messages (the replies of
+ * one thread, paged the same way). */
 void api_history(struct api_req *r)
 {
     struct room_call *rc;
-    int64_t room, before = 0, after = 0, limit = HISTORY_DEFAULT;
+    int64_t room, before = 0, after = 0, limit = HISTORY_DEFAULT, thread = 0;
     int has_before, has_after, has_limit;
 
     if (!room_param(r, &room)) return;
+    if (r->route == ROUTE_THREAD_MESSAGES && !seq_param(r->param2, &thread)) {
+        api_respond_error(r, CD_E_NOT_FOUND, "no such thread (the root is a seq)");
+        return;
+    }
     if (!api_query_int(r, "before", &before, &has_before) ||
         !api_query_int(r, "after", &after, &has_after) ||
         !api_query_int(r, "limit", &limit, &has_limit))
@@ -604,6 +627,7 @@ void api_history(struct api_req *r)
     }
     rc = room_call_new(r);
     rc->room = room;
+    rc->thread = thread;
     rc->limit = (int)limit;
     rc->after = has_after ? after : 0;
     rc->before = has_before ? before : 0;
@@ -629,10 +653,20 @@ static int orig_row(void *ud, const struct store_event *ev)
     return 0;
 }
 
+int link_field(json_t *obj, const char *name, int64_t *out)
+{
+    json_t *v = json_object_get(obj, name);
+    *out = 0;
+    if (!v || json_is_null(v)) return 1;
+    if (!json_is_integer(v) || json_integer_value(v) <= 0) return 0;
+    *out = json_integer_value(v);
+    return 1;
+}
+
 int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
                   const char *body, size_t body_len, const char *cmid, size_t cmid_len,
-                  const struct chat_attach *att, struct chat_out *out, struct chat_sent *sent,
-                  int64_t *room_out)
+                  int64_t reply_to, int64_t thread, const struct chat_attach *att,
+                  struct chat_out *out, struct chat_sent *sent, int64_t *room_out)
 {
     struct orig_ctx o = {0};
     struct jsonw extra = {0};
@@ -644,8 +678,11 @@ int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t ro
         st = chat_attach_check(ops, sc, sender, att, &extra);
     }
     if (st == CD_OK)
-        st = chat_send(ops, sc, room, sender, body, body_len, cmid, cmid_len, clock_unix_ms(), out,
-                       sent);
+        st = reply_to || thread
+                 ? chat_send_linked(ops, sc, room, sender, body, body_len, cmid, cmid_len, reply_to,
+                                    thread, clock_unix_ms(), out, sent)
+                 : chat_send(ops, sc, room, sender, body, body_len, cmid, cmid_len, clock_unix_ms(),
+                             out, sent);
     if (st == CD_OK && ops->search_index_append) /* PostgreSQL; SQLite: the indexer */
         st = ops->search_index_append(sc, room, sent->seq, body, body_len);
     if (st == CD_OK && att && att->n) {
@@ -658,14 +695,16 @@ int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t ro
                                  .body_len = body_len,
                                  .client_msg_id = cmid,
                                  .cmid_len = cmid_len,
+                                 .reply_to = reply_to,
+                                 .thread = thread,
                                  .extra = jsonw_text(&extra),
                                  .extra_len = jsonw_text_len(&extra)};
         st = chat_attach_commit(ops, sc, &ev, att, out);
     }
     if (att && att->n) jsonw_free(&extra);
     if (st != CD_E_CONFLICT) return st;
-    /* the same (sender, client_msg_id) was stored before: answer with the original */
-    st = ops->event_by_client_id(sc, sender, cmid, cmid_len, orig_row, &o);
+    /* the same (room, sender, client_msg_id) was stored before: answer with the original */
+    st = ops->event_by_client_id(sc, room, sender, cmid, cmid_len, orig_row, &o);
     if (st != CD_OK) return st == CD_E_NOT_FOUND ? CD_E_CONFLICT : st;
     sent->seq = o.seq;
     sent->ts = o.ts;
@@ -679,8 +718,9 @@ static int post_exec(const struct store_ops *ops, struct store_conn *sc, struct 
     struct room_call *rc = ROOM_CALL(j);
     char rid[32], mid[48];
     int64_t room;
-    int st = api_send_exec(ops, sc, rc->room, rc->user, rc->body, rc->body_len, rc->cmid,
-                           rc->cmid_len, &rc->att, &rc->out, &rc->sent, &room);
+    int st =
+        api_send_exec(ops, sc, rc->room, rc->user, rc->body, rc->body_len, rc->cmid, rc->cmid_len,
+                      rc->reply_to, rc->thread, &rc->att, &rc->out, &rc->sent, &room);
     if (job_status(rc, st) != CD_OK) return st;
     id_format(rid, sizeof(rid), 'r', room);
     snprintf(mid, sizeof(mid), "m_%lld_%lld", (long long)room, (long long)rc->sent.seq);
@@ -691,11 +731,24 @@ static int post_exec(const struct store_ops *ops, struct store_conn *sc, struct 
     return CD_OK;
 }
 
+/* Before the batch runs post_exec again (PostgreSQL rolled it back: a deadlock, or a late
+ * duplicate of an optimistic batch): forget what the rolled-back run produced. With it a REST
+ * send can share an optimistic batch (two round trips) with WebSocket sends. */
+static void post_reset(struct store_job *j)
+{
+    struct room_call *rc = ROOM_CALL(j);
+    chat_out_discard(&rc->out);
+    memset(&rc->sent, 0, sizeof(rc->sent));
+    json_decref(rc->base.result);
+    rc->base.result = NULL;
+    rc->base.status = CD_OK;
+}
+
 void api_message_post(struct api_req *r)
 {
     struct chat_attach att;
     struct room_call *rc;
-    int64_t room, wait;
+    int64_t room, wait, reply_to = 0, thread = 0;
     json_t *body = json_object_get(r->body, "body"),
            *cmid = json_object_get(r->body, "client_msg_id");
 
@@ -713,6 +766,10 @@ void api_message_post(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_FIELD, "client_msg_id (string, 1-64 bytes) is required");
         return;
     }
+    if (!link_field(r->body, "reply_to", &reply_to) || !link_field(r->body, "thread", &thread)) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "reply_to and thread must be positive seqs");
+        return;
+    }
     if (!api_attach_parse(r, json_object_get(r->body, "attachments"), &att)) return;
     if ((wait = presence_take_msg(r->app->presence, r->user_id, clock_unix_ms()))) {
         api_respond_retry(r, wait);
@@ -721,11 +778,14 @@ void api_message_post(struct api_req *r)
     rc = room_call_new(r);
     rc->room = room;
     rc->att = att;
+    rc->reply_to = reply_to;
+    rc->thread = thread;
     rc->body_len = json_string_length(body);
     rc->body = xstrndup(json_string_value(body), rc->body_len);
     rc->cmid_len = json_string_length(cmid);
     memcpy(rc->cmid, json_string_value(cmid), rc->cmid_len);
     rc->base.job.exec = post_exec;
+    rc->base.job.reset = post_reset;
     rc->base.job.room_id = rc->room;
     api_call_write(&rc->base);
 }

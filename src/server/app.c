@@ -164,7 +164,7 @@ static int cluster_join(struct app *app, struct hub_env *env)
         app->cluster = NULL;
         return CD_E_IO;
     }
-    chat_member_cache_enable(0);
+    chat_member_cache_ttl(app->cfg.reconcile_ms); /* other nodes change memberships too */
     env->interest = hub_interest;
     env->interest_ud = app->cluster;
     log_info("cluster bus started", "\"bus\":\"nats\",\"node\":\"%s\"", node);

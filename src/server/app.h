@@ -78,6 +78,13 @@ int app_run(struct cfg *cfg);
     X(DMS, "dms")                                                                                  \
     X(HISTORY, "messages_list")                                                                    \
     X(MESSAGE_POST, "messages_post")                                                               \
+    X(MESSAGE_EDIT, "message_edit")                                                                \
+    X(MESSAGE_DELETE, "message_delete")                                                            \
+    X(MESSAGE_REACT, "message_react")                                                              \
+    X(THREAD_MESSAGES, "thread_messages")                                                          \
+    X(RECEIPTS, "receipts")                                                                        \
+    X(SETTINGS_GET, "settings_get")                                                                \
+    X(SETTINGS_PATCH, "settings_patch")                                                            \
     X(UPLOAD, "upload")                                                                            \
     X(ATTACHMENT, "attachment_get")                                                                \
     X(SEARCH, "search")                                                                            \
@@ -196,6 +203,17 @@ void api_member_remove(struct api_req *r);
 void api_dms(struct api_req *r);
 void api_history(struct api_req *r);
 void api_message_post(struct api_req *r);
+void api_message_edit(struct api_req *r); /* api_msgops.c */
+void api_message_delete(struct api_req *r);
+void api_message_react(struct api_req *r);
+void api_receipts(struct api_req *r);
+void api_settings_get(struct api_req *r);
+void api_settings_patch(struct api_req *r);
+/* The JSON answer of an edit, delete or reaction (REST body; the WebSocket ack has the same
+ * fields). */
+struct chat_op;
+struct chat_sent;
+json_t *api_op_result(const struct chat_op *op, const struct chat_sent *sent);
 void api_upload(struct api_req *r);
 void api_attachment_get(struct api_req *r);
 void api_search(struct api_req *r);
@@ -214,8 +232,9 @@ struct indexer;
 struct indexer *search_indexer_start(struct app *app);
 void search_indexer_stop(struct indexer *ix);
 void api_ws_ready(struct conn *c, uint32_t nrooms);
-/* Writer thread: store a message, or find the original of a resent (sender, client_msg_id);
- * *room_out is the room of the stored message. */
+/* Writer thread: store a message (replying to reply_to, in the thread of root `thread`; 0 =
+ * none), or find the original of a resent (room, sender, client_msg_id); *room_out is the room
+ * of the stored message. */
 struct chat_out;
 struct chat_sent;
 struct chat_attach;
@@ -223,13 +242,18 @@ struct chat_attach;
  * text for search in the same transaction (store_ops.search_index_append). */
 int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
                   const char *body, size_t body_len, const char *cmid, size_t cmid_len,
-                  const struct chat_attach *att, struct chat_out *out, struct chat_sent *sent,
-                  int64_t *room_out);
+                  int64_t reply_to, int64_t thread, const struct chat_attach *att,
+                  struct chat_out *out, struct chat_sent *sent, int64_t *room_out);
 /* A send's "attachments" field (absent, or an array of at most CHAT_ATTACH_MAX distinct
  * "att_..." ids) into out. Returns 1, or 0 with *why set (400 invalid_field). */
 int api_attach_list(json_t *arr, struct chat_attach *out, const char **why);
 /* api_attach_list for a REST request: answers the error itself (returns 0 then). */
 int api_attach_parse(struct api_req *r, json_t *arr, struct chat_attach *out);
+/* An optional positive integer field (a seq: reply_to, thread); absent or null gives 0. Returns 0
+ * when it has another type or value. */
+int link_field(json_t *obj, const char *name, int64_t *out);
+/* A positive decimal seq (a path segment such as /threads/{root}). */
+int seq_param(struct slice s, int64_t *out);
 /* JSON of a room (id, kind, name, topic, created_by, created_at, last_seq, member_count). */
 json_t *api_room_json(const struct store_room *room);
 void api_ws_message(struct conn *c, uint8_t *data, size_t len);

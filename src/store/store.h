@@ -45,7 +45,17 @@ struct store_refresh {
 enum store_room_kind { ROOM_GROUP = 0, ROOM_DIRECT = 1 };
 enum store_role { ROLE_MEMBER = 0, ROLE_ADMIN = 1, ROLE_OWNER = 2 };
 /* Kinds of entries in a room's log; all share the room's seq space. */
-enum store_event_kind { EV_MESSAGE = 0, EV_MEMBER = 1, EV_ROOM = 2 };
+/* Edits, deletes and reactions are entries too: they carry the seq of the message they change
+ * (its `target`) in their stored details, and the message's derived state (store_msg_*) moves in
+ * the same transaction as their append. */
+enum store_event_kind {
+    EV_MESSAGE = 0,
+    EV_MEMBER = 1,
+    EV_ROOM = 2,
+    EV_EDIT = 3,
+    EV_DELETE = 4,
+    EV_REACTION = 5
+};
 
 struct store_room {
     int64_t id;
@@ -75,6 +85,17 @@ struct store_event {
     size_t body_len;
     const char *client_msg_id; /* NULL for non-messages */
     size_t cmid_len;
+    /* Messages: what the entry links to (written by the append's caller through
+     * msg_thread_put, read by messages_page; 0 = none). */
+    int64_t reply_to, thread;
+    /* Derived state of a message, read by messages_page only (zero elsewhere). */
+    int64_t edited_at;      /* unix ms of the last edit, 0 = never edited */
+    int64_t reply_count;    /* thread roots: replies in the thread */
+    int64_t last_reply_seq; /* thread roots: seq of the newest reply, 0 = none */
+    int64_t state_seq;      /* seq of the last edit/delete/reaction applied, 0 = none */
+    int deleted;            /* 1: a tombstone (body erased) */
+    const char *reactions;  /* "emoji\tcount\tme\n" per emoji, oldest first; NULL: none */
+    size_t reactions_len;
     /* Extra members of a message's JSON (`"attachments":[...]`, without braces), kept in the
      * event_extras table beside the log; NULL/0 when none. Reads fill it; appends ignore it
      * (event_extra_put stores it). */
@@ -115,6 +136,23 @@ struct store_search_hit {
     size_t snippet_len;
 };
 typedef int (*store_search_cb)(void *ud, const struct store_search_hit *h); /* nonzero stops */
+
+/* A message as the rules of edits, deletes, reactions and threads need it. */
+struct store_msg {
+    int64_t room_id, seq, sender;
+    int kind; /* enum store_event_kind of the entry at that seq */
+    int deleted;
+    int64_t thread; /* 0: not in a thread */
+};
+
+/* One member of a room with their receipts (receipts_list). */
+struct store_receipt {
+    int64_t user_id;
+    int64_t read_seq;
+    int64_t delivered_seq; /* lowest watermark over the user's live sessions; -1: none recorded */
+    int share_read;        /* the user's share_read_receipts setting */
+};
+typedef int (*store_receipt_cb)(void *ud, const struct store_receipt *r); /* nonzero stops */
 
 typedef int (*store_event_cb)(void *ud, const struct store_event *ev); /* nonzero stops */
 /* A room of a user, with the user's membership, for room listings. */
@@ -171,6 +209,10 @@ struct store_ops {
      * answer appends to these rooms before it knows they succeeded; a late duplicate then
      * makes commit return CD_AGAIN and the batch runs again with optimistic 0. */
     int (*lock_rooms)(struct store_conn *c, const int64_t *room_ids, size_t n, int optimistic);
+    /* Optional: room's log is committed up to seq by another writer (a cluster node, heard on
+     * the bus). Between transactions on the writer; a backend that numbers optimistic appends
+     * from counters it remembers starts from there. */
+    void (*note_head)(struct store_conn *c, int64_t room, int64_t seq);
 
     /* accounts */
     int (*user_insert)(struct store_conn *c, const char *username, const char *pwhash,
@@ -197,6 +239,11 @@ struct store_ops {
     int (*room_get)(struct store_conn *c, int64_t room_id, struct store_room *out);
     int (*room_by_dm_key)(struct store_conn *c, const char *dm_key, int64_t *room_id);
     int (*room_update)(struct store_conn *c, int64_t room_id, const char *name, const char *topic);
+    /* Of the n rooms ids[i], those whose log goes past seen[i]: cb(ud, room, last_seq) (a
+     * nonzero return stops). Unknown rooms are left out. PostgreSQL: one round trip for the
+     * lot (cluster reconciliation asks for every room a node follows, every pass). */
+    int (*rooms_ahead)(struct store_conn *c, const int64_t *ids, const int64_t *seen, size_t n,
+                       int (*cb)(void *ud, int64_t room, int64_t last_seq), void *ud);
 
     /* membership */
     int (*member_get)(struct store_conn *c, int64_t room_id, int64_t user_id,
@@ -217,16 +264,16 @@ struct store_ops {
     int (*users_share_room)(struct store_conn *c, int64_t a, int64_t b, int *out);
 
     /* the log: append assigns seq = last seq + 1 atomically within the writer's transaction and
-     * sets ev->seq; a duplicate (sender, client_msg_id) gives CD_E_CONFLICT and changes nothing
-     * (callers keep their savepoint when they answer a resend). Only the backend assigns seqs:
-     * nothing above it predicts one and nothing stored embeds one. PostgreSQL: gap-free with
+     * sets ev->seq; a duplicate (room_id, sender, client_msg_id) gives CD_E_CONFLICT and changes
+     * nothing (callers keep their savepoint when they answer a resend). Only the backend assigns
+     * seqs: nothing above it predicts one and nothing stored embeds one. PostgreSQL: gap-free with
      * writers on several nodes (a per-room counter row, locked until commit); an expected
      * outcome (conflict, unknown room) never aborts the transaction. */
     int (*event_append)(struct store_conn *c, struct store_event *ev);
     /* The message a sender already stored under client_msg_id (for idempotent resends). The
      * callback sees it; CD_E_NOT_FOUND when none. */
-    int (*event_by_client_id)(struct store_conn *c, int64_t sender, const char *cmid,
-                              size_t cmid_len, store_event_cb cb, void *ud);
+    int (*event_by_client_id)(struct store_conn *c, int64_t room_id, int64_t sender,
+                              const char *cmid, size_t cmid_len, store_event_cb cb, void *ud);
     /* Entries with after < seq < before (before <= 0: no upper bound), at most limit. desc = 0:
      * ascending from `after`; desc = 1: descending from `before` (the newest first). */
     int (*events_page)(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
@@ -241,6 +288,42 @@ struct store_ops {
     int (*unread_count)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
                         int64_t max, int64_t *out, int *capped);
 
+    /* ---- message operations (edits, deletes, reactions, threads) and receipts ---- */
+
+    /* The entry at (room_id, seq) with the state the rules need: CD_E_NOT_FOUND when none. */
+    int (*msg_get)(struct store_conn *c, int64_t room_id, int64_t seq, struct store_msg *out);
+    /* The links of a just appended message (reply_to, thread; 0 = none); with a thread, the
+     * root's reply_count and last_reply_seq move too. */
+    int (*msg_thread_put)(struct store_conn *c, int64_t room_id, int64_t seq, int64_t reply_to,
+                          int64_t thread);
+    /* The message target now reads body (edited_at set); edit_seq is the edit entry's seq
+     * (remembered so a later delete erases its text too; becomes the state_seq). */
+    int (*msg_edit)(struct store_conn *c, int64_t room_id, int64_t target, const char *body,
+                    size_t body_len, int64_t edited_at, int64_t edit_seq);
+    /* Tombstone target: its body and the bodies of its edit entries are replaced by erased
+     * (its own body: ""), its reactions dropped, deleted set, state_seq = op_seq. */
+    int (*msg_delete)(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq,
+                      const char *erased_edit_body, size_t erased_len);
+    /* Turn user's reaction emoji on target on or off: *changed = 0 when it already was so. */
+    int (*reaction_set)(struct store_conn *c, int64_t room_id, int64_t target, int64_t user_id,
+                        const char *emoji, size_t emoji_len, int on, int64_t now_ms, int *changed);
+    /* The message target's state_seq = op_seq (after a reaction entry). */
+    int (*msg_touch)(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq);
+    /* events_page with each message's derived state (reactions with `me` for viewer). thread >
+     * 0: only the messages of that thread (not its root). One query per page. */
+    int (*messages_page)(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
+                         int limit, int desc, int64_t viewer, int64_t thread, store_event_cb cb,
+                         void *ud);
+    /* Delivered watermark of one device (login session) of user in room: max(old, min(seq,
+     * last seq)); *out_seq gets the result. */
+    int (*delivered_mark)(struct store_conn *c, int64_t room_id, int64_t user_id,
+                          int64_t session_id, int64_t seq, int64_t *out_seq);
+    /* Members of room (user id order, at most limit) with read marker and delivered watermark. */
+    int (*receipts_list)(struct store_conn *c, int64_t room_id, int limit, store_receipt_cb cb,
+                         void *ud);
+    /* Per-user settings: share_read_receipts (1 when never set). */
+    int (*settings_get)(struct store_conn *c, int64_t user_id, int *share_read_receipts);
+    int (*settings_put)(struct store_conn *c, int64_t user_id, int share_read_receipts);
     /* attachments (uploads: chat/attach.c; the bytes live in src/blob) */
     int (*attachment_insert)(struct store_conn *c, const struct store_attachment *a);
     int (*attachment_get)(struct store_conn *c, const char *id, struct store_attachment *out);
@@ -333,10 +416,14 @@ void store_submit(struct store_db *db, struct store_job *j);
  * as large as the load instead of waking per job. */
 void store_submit_list(struct store_db *db, struct store_job *head, struct store_job *tail,
                        size_t n);
-/* 0 while the backend is unreachable: a batch failed with CD_E_UNAVAILABLE and neither a later
- * batch nor the writer's probe (an empty transaction once a second while idle) has succeeded
- * since. Always 1 for SQLite. Any thread; a snapshot. */
+/* 0 while the backend is unreachable: a batch failed with CD_E_UNAVAILABLE and no commit has
+ * succeeded since (the writer probes once a second while idle; see store_health). Always 1 for
+ * SQLite. Any thread; a snapshot. */
 int store_available(struct store_db *db);
+/* Another node committed room's log up to seq (the cluster bus): passed to the backend's
+ * note_head before the writer's next batch (dropped when thousands are already waiting). Any
+ * thread. */
+void store_note_head(struct store_db *db, int64_t room, int64_t seq);
 /* Jobs submitted and not yet done (any thread; a snapshot). */
 uint64_t store_queued(struct store_db *db);
 /* The calling thread's read-only connection, opened on first use (worker threads only). NULL on
@@ -346,9 +433,11 @@ struct store_conn *store_reader(struct store_db *db);
 void store_db_close(struct store_db *db);
 
 /* Whether the store takes writes (for /readyz; any thread, never blocks): CD_OK, or
- * CD_E_UNAVAILABLE with *why set to a static reason when the last write batch failed and no
- * commit has proven storage writable since (a probe write is retried every second while so),
- * or when the current batch has been running for longer than stall_ms (a hung disk). */
+ * CD_E_UNAVAILABLE with *why set to a static reason when the last write batch failed (the
+ * backend does not answer, or the commit failed) and no commit has proven storage writable
+ * since, or when the current batch has been running for longer than stall_ms (a hung disk).
+ * One state, kept by the writer: while not healthy it adds ops->probe (a write) to every batch
+ * and commits a probe alone once a second while idle, so it recovers with or without traffic. */
 int store_health(struct store_db *db, const char **why);
 
 /* Counters for /metrics. */

@@ -97,6 +97,40 @@ static const struct mtable tables[] = {
      {"room_id", "seq", "kind", "sender", "ts", "client_msg_id", "body"},
      0,
      1},
+    /* message operations and receipts (SQLite migration 6, PostgreSQL migration 2) */
+    {"msg_state",
+     "SELECT room_id, seq, reply_to, thread, edited_at, deleted, reply_count, last_reply_seq, "
+     "state_seq FROM msg_state ORDER BY room_id, seq",
+     "iiiiiiiii",
+     {"room_id", "seq", "reply_to", "thread", "edited_at", "deleted", "reply_count",
+      "last_reply_seq", "state_seq"},
+     0,
+     1},
+    {"msg_edits",
+     "SELECT room_id, target, seq FROM msg_edits ORDER BY room_id, target, seq",
+     "iii",
+     {"room_id", "target", "seq"},
+     0,
+     1},
+    {"reactions",
+     "SELECT room_id, seq, emoji, user_id, at FROM reactions ORDER BY room_id, seq",
+     "iitii",
+     {"room_id", "seq", "emoji", "user_id", "at"},
+     0,
+     1},
+    {"delivered",
+     "SELECT room_id, user_id, session_id, seq FROM delivered ORDER BY room_id, user_id",
+     "iiii",
+     {"room_id", "user_id", "session_id", "seq"},
+     0,
+     1},
+    {"user_settings",
+     "SELECT user_id, share_read_receipts FROM user_settings ORDER BY user_id",
+     "ii",
+     {"user_id", "share_read_receipts"},
+     0,
+     0},
+    /* attachments and search (SQLite migration 7, PostgreSQL migration 3) */
     {"attachments",
      "SELECT id, owner, size, content_type, name, sha256, created_at FROM attachments ORDER BY id",
      "tiittti",
@@ -304,8 +338,9 @@ static int pg_begin_empty(struct mig *m)
 
     if (pg_run(m, "BEGIN", NULL) || pg_run(m, "SET LOCAL lock_timeout = '10s'", NULL) ||
         pg_run(m,
-               "LOCK TABLE users, sessions, refresh_tokens, rooms, members, events, "
-               "attachments, attachment_refs, event_extras, msg_search IN EXCLUSIVE MODE",
+               "LOCK TABLE users, sessions, refresh_tokens, rooms, members, events, msg_state, "
+               "msg_edits, reactions, delivered, user_settings, attachments, attachment_refs, "
+               "event_extras, msg_search IN EXCLUSIVE MODE",
                NULL) ||
         pg_run(m, "SELECT count(*) FROM users", &users) ||
         pg_run(m, "SELECT count(*) FROM rooms", &rooms))
@@ -646,8 +681,9 @@ static int migrate(struct mig *m)
     /* Planner statistics for the copied tables (only these: the database may hold others). */
     if (reset_identities(m) ||
         pg_run(m,
-               "ANALYZE users, sessions, refresh_tokens, rooms, members, events, attachments, "
-               "attachment_refs, event_extras, msg_search",
+               "ANALYZE users, sessions, refresh_tokens, rooms, members, events, msg_state, "
+               "msg_edits, reactions, delivered, user_settings, attachments, attachment_refs, "
+               "event_extras, msg_search",
                NULL))
         return -1;
     {

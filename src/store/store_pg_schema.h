@@ -66,7 +66,46 @@ static const char *const store_pg_migrations[] = {
     "CREATE UNIQUE INDEX events_client_id ON events(sender, client_msg_id)"
     "  WHERE client_msg_id IS NOT NULL;",
 
-    /* 2: attachments and search (SQLite's migration 6). msg_search holds each message's text
+    /* 2: message operations and receipts (as SQLite's migration 6): the idempotency key becomes
+     * (room, sender, client_msg_id); derived message state, edit entries of a message,
+     * reactions, delivered watermarks per (room, user, login session), user settings. */
+    "DROP INDEX events_client_id;"
+    "CREATE UNIQUE INDEX events_client_id ON events(room_id, sender, client_msg_id)"
+    "  WHERE client_msg_id IS NOT NULL;"
+    "CREATE TABLE msg_state ("
+    "  room_id bigint NOT NULL,"
+    "  seq bigint NOT NULL,"
+    "  reply_to bigint,"
+    "  thread bigint,"
+    "  edited_at bigint,"
+    "  deleted integer NOT NULL DEFAULT 0,"
+    "  reply_count bigint NOT NULL DEFAULT 0,"
+    "  last_reply_seq bigint,"
+    "  state_seq bigint NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (room_id, seq));"
+    "CREATE INDEX msg_state_thread ON msg_state(room_id, thread, seq) WHERE thread IS NOT NULL;"
+    "CREATE TABLE msg_edits ("
+    "  room_id bigint NOT NULL,"
+    "  target bigint NOT NULL,"
+    "  seq bigint NOT NULL,"
+    "  PRIMARY KEY (room_id, target, seq));"
+    "CREATE TABLE reactions ("
+    "  room_id bigint NOT NULL,"
+    "  seq bigint NOT NULL,"
+    "  emoji text NOT NULL,"
+    "  user_id bigint NOT NULL,"
+    "  at bigint NOT NULL,"
+    "  PRIMARY KEY (room_id, seq, emoji, user_id));"
+    "CREATE TABLE delivered ("
+    "  room_id bigint NOT NULL,"
+    "  user_id bigint NOT NULL,"
+    "  session_id bigint NOT NULL,"
+    "  seq bigint NOT NULL,"
+    "  PRIMARY KEY (room_id, user_id, session_id));"
+    "CREATE TABLE user_settings ("
+    "  user_id bigint PRIMARY KEY,"
+    "  share_read_receipts integer NOT NULL DEFAULT 1);",
+    /* 3: attachments and search (SQLite's migration 7). msg_search holds each message's text
      * with a tsvector ('simple' configuration: no stemming, no stop words, as FTS5's unicode61)
      * under a GIN index; pos is its order of indexing (newest first = pos descending, and the
      * `before` cursor of a page); (room_id, seq) keys it for edits and deletes. */

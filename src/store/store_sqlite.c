@@ -43,6 +43,19 @@ struct store {
     "WHERE x.room_id = events.room_id AND x.seq = events.seq)"
 #define ATT_COLS "id, owner, size, content_type, name, sha256, created_at"
 
+/* A page of the log with each message's derived state: one statement, the reactions of each
+ * row aggregated by a correlated subquery (one seek into reactions per row). ?5 is the viewer. */
+#define MSG_PAGE(where, order)                                                                     \
+    "SELECT e.room_id, e.seq, e.kind, e.sender, e.ts, e.client_msg_id, e.body, (SELECT x.extra "   \
+    "FROM event_extras x WHERE x.room_id = e.room_id AND x.seq = e.seq), "                         \
+    "coalesce(s.reply_to, 0), coalesce(s.thread, 0), coalesce(s.edited_at, 0), "                   \
+    "coalesce(s.deleted, 0), coalesce(s.reply_count, 0), coalesce(s.last_reply_seq, 0), "          \
+    "coalesce(s.state_seq, 0), (SELECT group_concat(x, char(10)) FROM (SELECT r.emoji || char(9) " \
+    "|| count(*) || char(9) || max(r.user_id = ?5) AS x FROM reactions r WHERE r.room_id = "       \
+    "e.room_id AND r.seq = e.seq GROUP BY r.emoji ORDER BY min(r.at), r.emoji)) "                  \
+    "FROM events e LEFT JOIN msg_state s ON s.room_id = e.room_id AND s.seq = e.seq WHERE " where  \
+    " ORDER BY " order " LIMIT ?3"
+
 /* Every statement the backend runs, prepared once per connection on first use. A `LIMIT ?` bound
  * to a negative number means no limit (SQLite's rule). */
 #define SQL_MAP(X)                                                                                 \
@@ -92,7 +105,7 @@ struct store {
       "VALUES (?1, ?7, ?2, ?3, ?4, ?5, ?6)")                                                       \
     X(ROOM_LAST_SEQ, "SELECT " ROOM_LAST_SEQ_OF("r.id") " FROM rooms r WHERE r.id = ?1")           \
     X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events "                                     \
-                          "WHERE sender = ?1 AND client_msg_id = ?2")                              \
+                          "WHERE room_id = ?3 AND sender = ?1 AND client_msg_id = ?2")             \
     X(EVENTS_ASC, "SELECT " EVENT_COLS " FROM events WHERE room_id = ?1 AND seq > ?2 "             \
                   "ORDER BY seq LIMIT ?3")                                                         \
     X(EVENTS_DESC, "SELECT " EVENT_COLS " FROM events WHERE room_id = ?1 AND seq > ?2 "            \
@@ -136,7 +149,50 @@ struct store {
               "FROM msg_search s JOIN members m ON m.room_id = s.room_id AND m.user_id = ?1 "      \
               "JOIN events e ON e.id = s.rowid "                                                   \
               "WHERE msg_search MATCH ?2 AND s.rowid < ?3 AND s.seq > m.joined_seq "               \
-              "AND (?4 = 0 OR s.room_id = ?4) ORDER BY s.rowid DESC LIMIT ?5")
+              "AND (?4 = 0 OR s.room_id = ?4) ORDER BY s.rowid DESC LIMIT ?5")                     \
+    X(MSG_GET, "SELECT e.sender, e.kind, coalesce(s.deleted, 0), coalesce(s.thread, 0) "           \
+               "FROM events e LEFT JOIN msg_state s ON s.room_id = e.room_id AND s.seq = e.seq "   \
+               "WHERE e.room_id = ?1 AND e.seq = ?2")                                              \
+    X(MSG_STATE_ENSURE, "INSERT OR IGNORE INTO msg_state(room_id, seq) VALUES (?1, ?2)")           \
+    X(MSG_LINKS, "UPDATE msg_state SET reply_to = nullif(?3, 0), thread = nullif(?4, 0) "          \
+                 "WHERE room_id = ?1 AND seq = ?2")                                                \
+    X(MSG_ROOT_BUMP, "UPDATE msg_state SET reply_count = reply_count + 1, last_reply_seq = ?3 "    \
+                     "WHERE room_id = ?1 AND seq = ?2")                                            \
+    X(MSG_SET_BODY, "UPDATE events SET body = ?3 WHERE room_id = ?1 AND seq = ?2")                 \
+    X(MSG_EDITED, "UPDATE msg_state SET edited_at = ?3, state_seq = ?4 "                           \
+                  "WHERE room_id = ?1 AND seq = ?2")                                               \
+    X(MSG_EDIT_ADD, "INSERT INTO msg_edits(room_id, target, seq) VALUES (?1, ?2, ?3)")             \
+    X(MSG_ERASE_EDITS, "UPDATE events SET body = ?3 WHERE room_id = ?1 AND seq IN "                \
+                       "(SELECT seq FROM msg_edits WHERE room_id = ?1 AND target = ?2)")           \
+    X(MSG_DELETED, "UPDATE msg_state SET deleted = 1, state_seq = ?3 "                             \
+                   "WHERE room_id = ?1 AND seq = ?2")                                              \
+    X(REACTIONS_DROP, "DELETE FROM reactions WHERE room_id = ?1 AND seq = ?2")                     \
+    X(REACTION_ON, "INSERT OR IGNORE INTO reactions(room_id, seq, emoji, user_id, at) "            \
+                   "VALUES (?1, ?2, ?3, ?4, ?5)")                                                  \
+    X(REACTION_OFF, "DELETE FROM reactions WHERE room_id = ?1 AND seq = ?2 AND emoji = ?3 "        \
+                    "AND user_id = ?4")                                                            \
+    X(MSG_TOUCH, "UPDATE msg_state SET state_seq = ?3 WHERE room_id = ?1 AND seq = ?2")            \
+    X(MSGS_ASC, MSG_PAGE("e.room_id = ?1 AND e.seq > ?2 AND e.seq < ?4", "e.seq"))                 \
+    X(MSGS_DESC, MSG_PAGE("e.room_id = ?1 AND e.seq > ?2 AND e.seq < ?4", "e.seq DESC"))           \
+    X(THREAD_ASC,                                                                                  \
+      MSG_PAGE("s.room_id = ?1 AND s.thread = ?6 AND s.seq > ?2 AND s.seq < ?4", "s.seq"))         \
+    X(THREAD_DESC,                                                                                 \
+      MSG_PAGE("s.room_id = ?1 AND s.thread = ?6 AND s.seq > ?2 AND s.seq < ?4", "s.seq DESC"))    \
+    X(DELIVERED_MARK,                                                                              \
+      "INSERT INTO delivered(room_id, user_id, session_id, seq) VALUES (?1, ?2, ?3, "              \
+      "max(0, min(?4, " ROOM_LAST_SEQ_OF(                                                          \
+          "?1") "))) ON CONFLICT (room_id, user_id, session_id) "                                  \
+                "DO UPDATE SET seq = max(seq, excluded.seq) RETURNING seq")                        \
+    X(RECEIPTS_LIST, "SELECT m.user_id, m.read_seq, coalesce((SELECT min(d.seq) FROM delivered d " \
+                     "JOIN sessions ss ON ss.id = d.session_id AND ss.revoked_at IS NULL "         \
+                     "WHERE d.room_id = m.room_id AND d.user_id = m.user_id), -1), "               \
+                     "coalesce((SELECT share_read_receipts FROM user_settings u WHERE u.user_id "  \
+                     "= m.user_id), 1) "                                                           \
+                     "FROM members m WHERE m.room_id = ?1 ORDER BY m.user_id LIMIT ?2")            \
+    X(SETTINGS_GET, "SELECT share_read_receipts FROM user_settings WHERE user_id = ?1")            \
+    X(SETTINGS_PUT,                                                                                \
+      "INSERT INTO user_settings(user_id, share_read_receipts) VALUES (?1, ?2) "                   \
+      "ON CONFLICT (user_id) DO UPDATE SET share_read_receipts = excluded.share_read_receipts")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -551,6 +607,7 @@ static void member_row(sqlite3_stmt *s, int col, struct store_member *out)
 /* Points ev's strings into the current row: valid until the next step or reset of s. */
 static void event_row(sqlite3_stmt *s, struct store_event *ev)
 {
+    memset(ev, 0, sizeof(*ev)); /* derived fields: messages_page only */
     ev->room_id = sqlite3_column_int64(s, 0);
     ev->seq = sqlite3_column_int64(s, 1);
     ev->kind = sqlite3_column_int(s, 2);
@@ -666,6 +723,21 @@ static int sq_room_get(struct store_conn *c, int64_t room_id, struct store_room 
     }
     sqlite3_reset(s);
     return rc;
+}
+
+/* One room at a time: a single node has no cluster reconciliation to serve, this is for the
+ * store tests and completeness. */
+static int sq_rooms_ahead(struct store_conn *c, const int64_t *ids, const int64_t *seen, size_t n,
+                          int (*cb)(void *ud, int64_t room, int64_t last_seq), void *ud)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct store_room r;
+        int rc = sq_room_get(c, ids[i], &r);
+        if (rc == CD_E_NOT_FOUND) continue;
+        if (rc != CD_OK) return rc;
+        if (r.last_seq > seen[i] && cb(ud, ids[i], r.last_seq)) break;
+    }
+    return CD_OK;
 }
 
 static int sq_room_by_dm_key(struct store_conn *c, const char *dm_key, int64_t *room_id)
@@ -850,14 +922,15 @@ static int sq_event_append(struct store_conn *c, struct store_event *ev)
     return CD_OK;
 }
 
-static int sq_event_by_client_id(struct store_conn *c, int64_t sender, const char *cmid,
-                                 size_t cmid_len, store_event_cb cb, void *ud)
+static int sq_event_by_client_id(struct store_conn *c, int64_t room_id, int64_t sender,
+                                 const char *cmid, size_t cmid_len, store_event_cb cb, void *ud)
 {
     sqlite3_stmt *s;
     int n = 0, rc;
     if (cmid_len > INT32_MAX) return CD_E_NOT_FOUND;
     if (!(s = stmt(c, SQL_EVENT_BY_CLIENT_ID))) return CD_E_IO;
     sqlite3_bind_int64(s, 1, sender);
+    sqlite3_bind_int64(s, 3, room_id);
     sqlite3_bind_text(s, 2, cmid, (int)cmid_len, SQLITE_STATIC);
     rc = each_event(c, s, "event_by_client_id", cb, ud, &n);
     return rc == CD_OK && n == 0 ? CD_E_NOT_FOUND : rc;
@@ -916,6 +989,208 @@ static int sq_unread_count(struct store_conn *c, int64_t room_id, int64_t user_i
     }
     sqlite3_reset(s);
     return rc;
+}
+
+/* ---- message operations and receipts ---- */
+
+static int sq_msg_get(struct store_conn *c, int64_t room_id, int64_t seq, struct store_msg *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MSG_GET);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, seq);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->room_id = room_id;
+        out->seq = seq;
+        out->sender = sqlite3_column_int64(s, 0);
+        out->kind = sqlite3_column_int(s, 1);
+        out->deleted = sqlite3_column_int(s, 2);
+        out->thread = sqlite3_column_int64(s, 3);
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "msg_get");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* Runs statement id with integer parameters a..d (as many as it takes). */
+static int exec_i4(struct store_conn *c, enum sql_id id, int64_t a, int64_t b, int64_t x, int64_t y,
+                   int n)
+{
+    sqlite3_stmt *s = stmt(c, id);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, a);
+    sqlite3_bind_int64(s, 2, b);
+    if (n > 2) sqlite3_bind_int64(s, 3, x);
+    if (n > 3) sqlite3_bind_int64(s, 4, y);
+    return step_done(c, s, sql_text[id]);
+}
+
+/* The message's msg_state row, created on its first operation. */
+static int state_ensure(struct store_conn *c, int64_t room_id, int64_t seq)
+{
+    return exec_i4(c, SQL_MSG_STATE_ENSURE, room_id, seq, 0, 0, 2);
+}
+
+static int sq_msg_thread_put(struct store_conn *c, int64_t room_id, int64_t seq, int64_t reply_to,
+                             int64_t thread)
+{
+    int rc = state_ensure(c, room_id, seq);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_LINKS, room_id, seq, reply_to, thread, 4);
+    if (rc == CD_OK && thread) rc = state_ensure(c, room_id, thread);
+    if (rc == CD_OK && thread) rc = exec_i4(c, SQL_MSG_ROOT_BUMP, room_id, thread, seq, 0, 3);
+    return rc;
+}
+
+static int set_body(struct store_conn *c, enum sql_id id, int64_t room_id, int64_t seq,
+                    const char *body, size_t len)
+{
+    sqlite3_stmt *s = stmt(c, id);
+    if (!s) return CD_E_IO;
+    if (len > INT32_MAX) return CD_E_TOO_LARGE;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, seq);
+    sqlite3_bind_text(s, 3, body, (int)len, SQLITE_STATIC);
+    return step_done(c, s, sql_text[id]);
+}
+
+static int sq_msg_edit(struct store_conn *c, int64_t room_id, int64_t target, const char *body,
+                       size_t body_len, int64_t edited_at, int64_t edit_seq)
+{
+    int rc = set_body(c, SQL_MSG_SET_BODY, room_id, target, body, body_len);
+    if (rc == CD_OK) rc = state_ensure(c, room_id, target);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_EDITED, room_id, target, edited_at, edit_seq, 4);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_EDIT_ADD, room_id, target, edit_seq, 0, 3);
+    return rc;
+}
+
+static int sq_msg_delete(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq,
+                         const char *erased_edit_body, size_t erased_len)
+{
+    int rc = set_body(c, SQL_MSG_SET_BODY, room_id, target, "", 0);
+    if (rc == CD_OK)
+        rc = set_body(c, SQL_MSG_ERASE_EDITS, room_id, target, erased_edit_body, erased_len);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_REACTIONS_DROP, room_id, target, 0, 0, 2);
+    if (rc == CD_OK) rc = state_ensure(c, room_id, target);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_DELETED, room_id, target, op_seq, 0, 3);
+    return rc;
+}
+
+static int sq_reaction_set(struct store_conn *c, int64_t room_id, int64_t target, int64_t user_id,
+                           const char *emoji, size_t emoji_len, int on, int64_t now_ms,
+                           int *changed)
+{
+    sqlite3_stmt *s = stmt(c, on ? SQL_REACTION_ON : SQL_REACTION_OFF);
+    int rc;
+    if (!s) return CD_E_IO;
+    if (emoji_len > INT32_MAX) return CD_E_TOO_LARGE;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, target);
+    sqlite3_bind_text(s, 3, emoji, (int)emoji_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, user_id);
+    if (on) sqlite3_bind_int64(s, 5, now_ms);
+    if ((rc = step_done(c, s, "reaction_set")) != CD_OK) return rc;
+    *changed = sqlite3_changes(c->db) != 0;
+    return CD_OK;
+}
+
+static int sq_msg_touch(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq)
+{
+    int rc = state_ensure(c, room_id, target);
+    return rc == CD_OK ? exec_i4(c, SQL_MSG_TOUCH, room_id, target, op_seq, 0, 3) : rc;
+}
+
+static int sq_messages_page(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
+                            int limit, int desc, int64_t viewer, int64_t thread, store_event_cb cb,
+                            void *ud)
+{
+    static const enum sql_id ids[2][2] = {{SQL_MSGS_ASC, SQL_MSGS_DESC},
+                                          {SQL_THREAD_ASC, SQL_THREAD_DESC}};
+    sqlite3_stmt *s = stmt(c, ids[thread > 0][desc != 0]);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, limit);
+    sqlite3_bind_int64(s, 4, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int64(s, 5, viewer);
+    if (thread > 0) sqlite3_bind_int64(s, 6, thread);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_event ev;
+        event_row(s, &ev);
+        ev.reply_to = sqlite3_column_int64(s, 8);
+        ev.thread = sqlite3_column_int64(s, 9);
+        ev.edited_at = sqlite3_column_int64(s, 10);
+        ev.deleted = sqlite3_column_int(s, 11);
+        ev.reply_count = sqlite3_column_int64(s, 12);
+        ev.last_reply_seq = sqlite3_column_int64(s, 13);
+        ev.state_seq = sqlite3_column_int64(s, 14);
+        ev.reactions = (const char *)sqlite3_column_text(s, 15);
+        ev.reactions_len = ev.reactions ? (size_t)sqlite3_column_bytes(s, 15) : 0;
+        if (cb(ud, &ev)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "messages_page");
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_delivered_mark(struct store_conn *c, int64_t room_id, int64_t user_id,
+                             int64_t session_id, int64_t seq, int64_t *out_seq)
+{
+    sqlite3_stmt *s = stmt(c, SQL_DELIVERED_MARK);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int64(s, 3, session_id);
+    sqlite3_bind_int64(s, 4, seq);
+    return step_int64(c, s, "delivered_mark", out_seq);
+}
+
+static int sq_receipts_list(struct store_conn *c, int64_t room_id, int limit, store_receipt_cb cb,
+                            void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_RECEIPTS_LIST);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int(s, 2, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_receipt r = {.user_id = sqlite3_column_int64(s, 0),
+                                  .read_seq = sqlite3_column_int64(s, 1),
+                                  .delivered_seq = sqlite3_column_int64(s, 2),
+                                  .share_read = sqlite3_column_int(s, 3)};
+        if (cb(ud, &r)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "receipts_list");
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_settings_get(struct store_conn *c, int64_t user_id, int *share_read_receipts)
+{
+    sqlite3_stmt *s = stmt(c, SQL_SETTINGS_GET);
+    int64_t v = 1;
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user_id);
+    rc = step_int64(c, s, "settings_get", &v);
+    if (rc == CD_E_NOT_FOUND) rc = CD_OK;
+    *share_read_receipts = v != 0;
+    return rc;
+}
+
+static int sq_settings_put(struct store_conn *c, int64_t user_id, int share_read_receipts)
+{
+    return exec_i4(c, SQL_SETTINGS_PUT, user_id, share_read_receipts != 0, 0, 0, 2);
 }
 
 /* ---- attachments ---- */
@@ -990,23 +1265,10 @@ static int sq_attachment_ref(struct store_conn *c, const char *id, int64_t room,
     return step_done(c, s, "attachment_ref");
 }
 
-/* A statement of (room, seq, text) parameters and no rows: the text stored for a message. */
-static int exec_message_text(struct store_conn *c, enum sql_id id, int64_t room, int64_t seq,
-                             const char *text, size_t len)
-{
-    sqlite3_stmt *s = stmt(c, id);
-    if (!s) return CD_E_IO;
-    if (len > INT32_MAX) return CD_E_TOO_LARGE;
-    sqlite3_bind_int64(s, 1, room);
-    sqlite3_bind_int64(s, 2, seq);
-    sqlite3_bind_text(s, 3, text, (int)len, SQLITE_STATIC);
-    return step_done(c, s, sql_text[id]);
-}
-
 static int sq_event_extra_put(struct store_conn *c, int64_t room, int64_t seq, const char *extra,
                               size_t len)
 {
-    return exec_message_text(c, SQL_EXTRA_PUT, room, seq, extra, len);
+    return set_body(c, SQL_EXTRA_PUT, room, seq, extra, len);
 }
 
 static int sq_attachments_unref_message(struct store_conn *c, int64_t room, int64_t seq)
@@ -1036,7 +1298,7 @@ static int sq_attachments_expire(struct store_conn *c, int64_t before_ms, int li
 static int sq_search_index_put(struct store_conn *c, int64_t room, int64_t seq, const char *text,
                                size_t len)
 {
-    return exec_message_text(c, SQL_SEARCH_PUT, room, seq, text, len);
+    return set_body(c, SQL_SEARCH_PUT, room, seq, text, len);
 }
 
 /* An empty entry rather than none: it matches nothing, and the indexer, which skips messages
@@ -1183,6 +1445,7 @@ const struct store_ops store_sqlite_ops = {
     .refresh_mark_used = sq_refresh_mark_used,
     .room_insert = sq_room_insert,
     .room_get = sq_room_get,
+    .rooms_ahead = sq_rooms_ahead,
     .room_by_dm_key = sq_room_by_dm_key,
     .room_update = sq_room_update,
     .member_get = sq_member_get,
@@ -1197,6 +1460,17 @@ const struct store_ops store_sqlite_ops = {
     .events_page = sq_events_page,
     .read_mark = sq_read_mark,
     .unread_count = sq_unread_count,
+    .msg_get = sq_msg_get,
+    .msg_thread_put = sq_msg_thread_put,
+    .msg_edit = sq_msg_edit,
+    .msg_delete = sq_msg_delete,
+    .reaction_set = sq_reaction_set,
+    .msg_touch = sq_msg_touch,
+    .messages_page = sq_messages_page,
+    .delivered_mark = sq_delivered_mark,
+    .receipts_list = sq_receipts_list,
+    .settings_get = sq_settings_get,
+    .settings_put = sq_settings_put,
     .attachment_insert = sq_attachment_insert,
     .attachment_get = sq_attachment_get,
     .attachment_readable = sq_attachment_readable,

@@ -98,7 +98,49 @@ static const char *const store_sqlite_migrations[] = {
      * never revoked cost no entry. */
     "CREATE INDEX sessions_revoked ON sessions(revoked_at) WHERE revoked_at IS NOT NULL;",
 
-    /* 6: attachments and search. attachments: one row per upload (the bytes are in the blob
+    /* 6: message operations and receipts. The idempotency key becomes (room, sender,
+     * client_msg_id): the same id in two rooms is two messages. msg_state holds the derived state
+     * of a message that was edited, deleted, reacted to, replied in a thread or is a thread root
+     * (plain messages have no row: the send path writes nothing more); msg_edits remembers the
+     * edit entries of a message so a delete erases their text too. delivered: a watermark per
+     * (room, user, login session). */
+    "DROP INDEX events_client_id;"
+    "CREATE UNIQUE INDEX events_client_id ON events(room_id, sender, client_msg_id)"
+    "  WHERE client_msg_id IS NOT NULL;"
+    "CREATE TABLE msg_state ("
+    "  room_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  reply_to INTEGER,"
+    "  thread INTEGER,"
+    "  edited_at INTEGER,"
+    "  deleted INTEGER NOT NULL DEFAULT 0,"
+    "  reply_count INTEGER NOT NULL DEFAULT 0,"
+    "  last_reply_seq INTEGER,"
+    "  state_seq INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (room_id, seq)) WITHOUT ROWID;"
+    "CREATE INDEX msg_state_thread ON msg_state(room_id, thread, seq) WHERE thread IS NOT NULL;"
+    "CREATE TABLE msg_edits ("
+    "  room_id INTEGER NOT NULL,"
+    "  target INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  PRIMARY KEY (room_id, target, seq)) WITHOUT ROWID;"
+    "CREATE TABLE reactions ("
+    "  room_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  emoji TEXT NOT NULL,"
+    "  user_id INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY (room_id, seq, emoji, user_id)) WITHOUT ROWID;"
+    "CREATE TABLE delivered ("
+    "  room_id INTEGER NOT NULL,"
+    "  user_id INTEGER NOT NULL,"
+    "  session_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  PRIMARY KEY (room_id, user_id, session_id)) WITHOUT ROWID;"
+    "CREATE TABLE user_settings ("
+    "  user_id INTEGER PRIMARY KEY,"
+    "  share_read_receipts INTEGER NOT NULL DEFAULT 1);",
+    /* 7: attachments and search. attachments: one row per upload (the bytes are in the blob
      * store under the id); attachment_refs: which messages reference which uploads (download
      * authorization, expiry of unreferenced uploads); event_extras: extra JSON members of a
      * message entry (its attachments' metadata), read beside the log by every event query.

@@ -46,7 +46,8 @@
     X(INTERNAL, 500, "internal", "internal error")                                                 \
     X(UNAVAILABLE, 503, "unavailable", "the server is shutting down or overloaded")                \
     X(NOMEM, 503, "out_of_memory", "out of memory")                                                \
-    X(IO, 500, "io_error", "storage or I/O error")
+    X(IO, 500, "io_error", "storage or I/O error")                                                 \
+    X(GONE, 410, "message_deleted", "the message was deleted")
 
 enum cd_status {
     CD_OK = 0,

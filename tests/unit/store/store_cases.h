@@ -230,16 +230,17 @@ static void conflict_changes_nothing_even_when_kept(void **state)
     assert_int_equal(append(f, r, f->alice, NULL, "next"), 2);
 }
 
-static void client_id_is_per_sender(void **state)
+static void client_id_is_per_room_and_sender(void **state)
 {
     struct fx *f = *state;
     int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL);
 
     assert_int_equal(append(f, r1, f->alice, "same", "from alice"), 1);
     assert_int_equal(append(f, r1, f->bob, "same", "from bob"), 2);
-    /* the key is (sender, client_msg_id), whatever the room */
-    assert_int_equal(append_full(f, r2, EV_MESSAGE, f->alice, "same", "x", NULL), CD_E_CONFLICT);
-    assert_int_equal(last_seq(f, r2), 0);
+    /* the key is (room, sender, client_msg_id): another room is another message */
+    assert_int_equal(append(f, r2, f->alice, "same", "x"), 1);
+    assert_int_equal(append_full(f, r2, EV_MESSAGE, f->alice, "same", "y", NULL), CD_E_CONFLICT);
+    assert_int_equal(last_seq(f, r2), 1);
     /* entries without a client_msg_id never collide */
     assert_int_equal(append(f, r1, f->alice, NULL, "a"), 3);
     assert_int_equal(append(f, r1, f->alice, NULL, "b"), 4);
@@ -267,7 +268,7 @@ static void event_by_client_id_finds_original(void **state)
     append(f, r, f->bob, "other", "after");
 
     memset(&k, 0, sizeof(k));
-    assert_int_equal(f->ops->event_by_client_id(f->c, f->bob, "abc-123xyz", 7, on_event, &k),
+    assert_int_equal(f->ops->event_by_client_id(f->c, r, f->bob, "abc-123xyz", 7, on_event, &k),
                      CD_OK);
     assert_int_equal(k.n, 1);
     assert_int_equal(k.seq[0], 2);
@@ -278,9 +279,9 @@ static void event_by_client_id_finds_original(void **state)
     assert_string_equal(k.cmid[0], "abc-123");
 
     memset(&k, 0, sizeof(k));
-    assert_int_equal(f->ops->event_by_client_id(f->c, f->alice, "abc-123", 7, on_event, &k),
+    assert_int_equal(f->ops->event_by_client_id(f->c, r, f->alice, "abc-123", 7, on_event, &k),
                      CD_E_NOT_FOUND);
-    assert_int_equal(f->ops->event_by_client_id(f->c, f->bob, "abc-12", 6, on_event, &k),
+    assert_int_equal(f->ops->event_by_client_id(f->c, r, f->bob, "abc-12", 6, on_event, &k),
                      CD_E_NOT_FOUND);
     assert_int_equal(k.n, 0);
 }
@@ -912,12 +913,51 @@ static void search_indexer_catches_up(void **state)
     assert_int_equal(k.n, 0);
 }
 
+static int on_ahead(void *ud, int64_t room, int64_t last)
+{
+    struct collect *k = ud;
+    assert_true(k->n < COLLECT_MAX);
+    k->room[k->n] = room;
+    k->seq[k->n] = last;
+    k->n++;
+    return k->stop_after && k->n >= k->stop_after;
+}
+
+/* Only the rooms whose log passed what the caller saw come back, with their heads. */
+static void rooms_ahead_reports_lagging_rooms(void **state)
+{
+    struct fx *f = *state;
+    int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL),
+            r3 = room_new(f, "three", NULL);
+    struct collect k;
+    int64_t ids[4], seen[4] = {2, 1, 0, 0};
+
+    ids[0] = r1, ids[1] = r2, ids[2] = r3, ids[3] = r3 + 1000; /* the last is unknown */
+    for (int i = 0; i < 2; i++)
+        append(f, r1, f->alice, NULL, "a");
+    for (int i = 0; i < 3; i++)
+        append(f, r2, f->alice, NULL, "b");
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_ahead(f->c, ids, seen, 4, on_ahead, &k), CD_OK);
+    assert_int_equal(k.n, 1); /* r1 is at 2 (seen), r3 is empty, the unknown room is left out */
+    assert_int_equal(k.room[0], r2);
+    assert_int_equal(k.seq[0], 3);
+    seen[0] = 0;
+    memset(&k, 0, sizeof(k));
+    k.stop_after = 1;
+    assert_int_equal(f->ops->rooms_ahead(f->c, ids, seen, 4, on_ahead, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_ahead(f->c, ids, seen, 0, on_ahead, &k), CD_OK);
+    assert_int_equal(k.n, 0);
+}
+
 #define STORE_CASES(setup, teardown)                                                               \
     cmocka_unit_test_setup_teardown(seqs_are_contiguous_per_room, setup, teardown),                \
         cmocka_unit_test_setup_teardown(duplicate_client_id_conflicts_without_consuming_seq,       \
                                         setup, teardown),                                          \
         cmocka_unit_test_setup_teardown(conflict_changes_nothing_even_when_kept, setup, teardown), \
-        cmocka_unit_test_setup_teardown(client_id_is_per_sender, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(client_id_is_per_room_and_sender, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(event_by_client_id_finds_original, setup, teardown),       \
         cmocka_unit_test_setup_teardown(events_page_ranges, setup, teardown),                      \
         cmocka_unit_test_setup_teardown(member_put_inserts_or_updates_role, setup, teardown),      \
@@ -930,6 +970,7 @@ static void search_indexer_catches_up(void **state)
         cmocka_unit_test_setup_teardown(unread_count_counts_others_messages, setup, teardown),     \
         cmocka_unit_test_setup_teardown(dm_key_unique, setup, teardown),                           \
         cmocka_unit_test_setup_teardown(room_get_and_update, setup, teardown),                     \
+        cmocka_unit_test_setup_teardown(rooms_ahead_reports_lagging_rooms, setup, teardown),       \
         cmocka_unit_test_setup_teardown(reader_and_reopen_see_log, setup, teardown),               \
         cmocka_unit_test_setup_teardown(bulk_appends_in_one_transaction, setup, teardown),         \
         cmocka_unit_test_setup_teardown(search_rooms_window_edit_delete, setup, teardown),         \
