@@ -271,6 +271,53 @@ describe('attachments', () => {
     });
   });
 
+  describe('with message operations', () => {
+    it('replies in a thread carry them; an edit keeps them; after a delete they are gone for members', T, async () => {
+      const [a, b] = await Promise.all([newUser(srv, 'mo'), newUser(srv, 'mo')]);
+      const room = await createRoom(srv, a, [b]);
+      const att = (await upload(srv, a, Buffer.from('thread file'), { name: 't.txt' })).body.attachment;
+      const root = await api(srv, a).post(`/v1/rooms/${room.id}/messages`, { body: 'root', client_msg_id: nextId('t') });
+      assert.equal(root.status, 201, root.text);
+      const reply = await api(srv, a).post(`/v1/rooms/${room.id}/messages`, {
+        body: 'reply with a file', client_msg_id: nextId('t'), thread: root.body.seq, reply_to: root.body.seq, attachments: [att.id],
+      });
+      assert.equal(reply.status, 201, reply.text);
+      const seq = reply.body.seq;
+      const find = (page) => page.body.messages.find((m) => m.seq === seq);
+      let t = await api(srv, b).get(`/v1/rooms/${room.id}/threads/${root.body.seq}/messages`);
+      assert.equal(t.status, 200, t.text);
+      assert.deepEqual(find(t).attachments, [att]);
+      assert.equal(find(t).thread, root.body.seq);
+      assert.equal(find(t).reply_to, root.body.seq);
+      // an edit changes the text, not the attachments
+      const e = await api(srv, a).patch(`/v1/rooms/${room.id}/messages/${seq}`, { body: 'reply, edited' });
+      assert.equal(e.status, 200, e.text);
+      let h = await api(srv, b).get(`/v1/rooms/${room.id}/messages?after=${seq - 1}&limit=1`);
+      assert.equal(find(h).body, 'reply, edited');
+      assert.deepEqual(find(h).attachments, [att]);
+      assert.equal((await download(srv, b, att.id)).status, 200);
+      // a device that syncs sees them too (sync reads the same pages)
+      const cb = await connect(srv, b);
+      await withClients([cb], async () => {
+        const mark = cb.messages.length;
+        const ack = await cb.req({ type: 'sync', rooms: { [room.id]: seq - 1 } });
+        assert.equal(ack.type, 'synced', JSON.stringify(ack));
+        const m = cb.since(mark, (x) => x && x.type === 'message' && x.room === room.id && x.seq === seq);
+        assert.equal(m.length, 1, JSON.stringify(cb.since(mark)));
+        assert.deepEqual(m[0].attachments, [att]);
+      });
+      // deleted: no longer shown, no longer served to a member (the uploader still owns it)
+      const d = await api(srv, a).del(`/v1/rooms/${room.id}/messages/${seq}`);
+      assert.equal(d.status, 200, d.text);
+      assert.equal((await download(srv, b, att.id)).status, 404);
+      h = await api(srv, b).get(`/v1/rooms/${room.id}/messages?limit=50`);
+      assert.equal(find(h).deleted, true);
+      assert.equal(h.body.messages.some((m) => m.attachments), false, JSON.stringify(h.body.messages));
+      t = await api(srv, b).get(`/v1/rooms/${room.id}/threads/${root.body.seq}/messages`);
+      assert.equal(find(t).attachments, undefined);
+    });
+  });
+
   describe('expiry', () => {
     it('an upload no message references is deleted after --upload-ttl; a referenced one stays', T, async () => {
       const s = await startChat({ 'upload-ttl': 1, 'upload-sweep': 1 });

@@ -4,9 +4,9 @@
 // matches, paged by next_before; bounded input and a rate limit. On SQLite new messages are
 // indexed asynchronously (lag up to --search-index-ms), on PostgreSQL in the send's transaction.
 //
-// Deleted text: message deletion is not in this branch (the msgops branch adds it and calls
-// store_ops.search_index_delete); its e2e check belongs with it. The index op itself is
-// covered by tests/unit/store/test_search.c.
+// Edits and deletes (docs/PROTOCOL.md, "Edits, deletes, reactions, replies and threads") change
+// the index in their own transaction: an edited message is found by its new words only, a
+// deleted one never again, also when the operation came before the indexer.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -90,6 +90,62 @@ describe('search', () => {
     assert.ok(kick.status === 200 || kick.status === 204, kick.text);
     r = await search(k, `q=${w}`);
     assert.deepEqual(r.body.messages, []);
+  });
+
+  it('an edited message is found by its new words, not its old ones', T, async () => {
+    const [a, b] = await users(2);
+    const room = await createRoom(srv, a, [b]);
+    const [old1, new1, old2, new2] = [word(), word(), word(), word()];
+    const m1 = await say(a, room, `${old1} first text`);
+    await eventually(b, `q=${old1}`, 1);
+    let r = await api(srv, a).patch(`/v1/rooms/${room.id}/messages/${m1.seq}`, { body: `${new1} second text` });
+    assert.equal(r.status, 200, r.text);
+    // the edit's transaction re-indexed it: no lag for what changed
+    r = await search(b, `q=${old1}`);
+    assert.deepEqual(r.body.messages, []);
+    r = await search(b, `q=${new1}`);
+    assert.deepEqual(r.body.messages.map((m) => m.seq), [m1.seq]);
+    assert.ok(r.body.messages[0].snippet.includes(`<mark>${new1}</mark>`), r.body.messages[0].snippet);
+    // edited at once, before SQLite's indexer saw the message: the new text wins there too
+    const m2 = await say(a, room, `${old2} text`);
+    r = await api(srv, a).patch(`/v1/rooms/${room.id}/messages/${m2.seq}`, { body: `${new2} text` });
+    assert.equal(r.status, 200, r.text);
+    const marker = word();
+    await say(a, room, marker); // indexed after m2 (the indexer goes in log order)
+    await eventually(b, `q=${marker}`, 1);
+    r = await search(b, `q=${new2}`);
+    assert.deepEqual(r.body.messages.map((m) => m.seq), [m2.seq]);
+    r = await search(b, `q=${old2}`);
+    assert.deepEqual(r.body.messages, []);
+  });
+
+  it('deleted text is never found', T, async () => {
+    const [a, b] = await users(2);
+    const room = await createRoom(srv, a, [b]);
+    const [w1, w2, w3] = [word(), word(), word()];
+    const m1 = await say(a, room, `${w1} soon gone`);
+    await say(a, room, `${w1} stays`);
+    await eventually(b, `q=${w1}`, 2);
+    let r = await api(srv, a).del(`/v1/rooms/${room.id}/messages/${m1.seq}`);
+    assert.equal(r.status, 200, r.text);
+    r = await search(b, `q=${w1}`);
+    assert.equal(r.body.messages.length, 1);
+    assert.notEqual(r.body.messages[0].seq, m1.seq);
+    r = await search(a, `q=${encodeURIComponent(`${w1} gone`)}`);
+    assert.deepEqual(r.body.messages, []);
+    // edited, then deleted by an admin (the owner) before SQLite's indexer saw it: neither text
+    const m2 = await say(b, room, `${w2} secret`);
+    r = await api(srv, b).patch(`/v1/rooms/${room.id}/messages/${m2.seq}`, { body: `${w3} secret` });
+    assert.equal(r.status, 200, r.text);
+    r = await api(srv, a).del(`/v1/rooms/${room.id}/messages/${m2.seq}`);
+    assert.equal(r.status, 200, r.text);
+    const marker = word();
+    await say(a, room, marker);
+    await eventually(b, `q=${marker}`, 1);
+    for (const w of [w2, w3, 'secret']) {
+      r = await search(b, `q=${w}`);
+      assert.deepEqual(r.body.messages, [], w);
+    }
   });
 
   it('snippets: HTML-escaped text with <mark> around every matched term', T, async () => {
