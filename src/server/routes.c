@@ -77,6 +77,8 @@ static const char *const route_names[] = {
     ROUTE_MAP(ROUTE_NAME)
 #undef ROUTE_NAME
 };
+/* every route has its metrics row (metrics.h) */
+_Static_assert(ROUTE__COUNT <= METRICS_MAX_ROUTES, "raise METRICS_MAX_ROUTES");
 
 /* ---- ids and time ---- */
 
