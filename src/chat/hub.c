@@ -1,6 +1,7 @@
 /* hub.c - see hub.h. Everything here runs on one I/O thread, except fetch_work (thread pool). */
 #include "util/clock.h"
 #include "chat/hub.h"
+#include "chat/people.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -1074,6 +1075,7 @@ void hub_deliver(struct net_io *io, struct fan_batch *b)
                 for (uint32_t k = 0; r && k < r->n; k++) {
                     struct hub_conn *hc = r->subs[k]->hc;
                     if (hc->user == ev->user || hc->stamp == h->stamp) continue;
+                    if (people_blocks(ev->user, hc->user)) continue; /* hidden from them */
                     hc->stamp = h->stamp;
                     send_frame(hc, ev->frame);
                 }

@@ -71,6 +71,8 @@
       "group rooms one user may be a member of; nobody can add them to more (quota; 0 = none)")    \
     X(max_new_dms, "max-new-dms", INT, "100",                                                      \
       "direct chats one user may create per hour, refilled continuously (quota; 0 = none)")        \
+    X(user_search_rate, "user-search-rate", INT, "5",                                              \
+      "GET /v1/users?prefix= searches per second per user (burst 4x)")                             \
     X(read_rate, "read-rate", INT, "10", "WebSocket read requests per second per user (burst 5x)") \
     X(unread_max, "unread-max", INT, "1000",                                                       \
       "log entries after a read marker that an unread count looks at; past them: unread_capped")   \

@@ -291,8 +291,7 @@ struct store_ops {
     /* Set is_public and/or state (negative: unchanged). CD_E_NOT_FOUND: no such room. */
     int (*room_set_flags)(struct store_conn *c, int64_t room_id, int is_public, int state);
     /* Public active group rooms with id > after, id order, at most limit; cb gets a NULL member. */
-    int (*rooms_public)(struct store_conn *c, int64_t after, int limit, store_room_cb cb,
-                        void *ud);
+    int (*rooms_public)(struct store_conn *c, int64_t after, int limit, store_room_cb cb, void *ud);
     /* Members with user id > after, in user id order, at most limit, with their profiles. */
     int (*members_page)(struct store_conn *c, int64_t room_id, int64_t after, int limit,
                         store_profile_cb cb, void *ud);

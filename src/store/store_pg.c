@@ -44,18 +44,18 @@ struct store {
 };
 
 #define ROOM_COLS                                                                                  \
-    "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.member_count, "       \
+    "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.member_count, "      \
     "r.is_public, r.state"
 #define ROOM_NCOLS  10
 #define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
 #define EVENT_COLS  "room_id, seq, kind, sender, ts, client_msg_id, body"
 #define PROFILE_COLS                                                                               \
-    "u.id, u.username, u.display_name, u.avatar, u.status_text, u.created_at, u.last_seen, "      \
+    "u.id, u.username, u.display_name, u.avatar, u.status_text, u.created_at, u.last_seen, "       \
     "u.deleted_at"
-#define PAIR_SQL(X, T)                                                                                \
+#define PAIR_SQL(X, T)                                                                             \
     X(T##_PUT, "INSERT INTO " #T "(user_id, other_id, created_at) VALUES ($1::bigint, "            \
                "$2::bigint, $3::bigint) ON CONFLICT DO NOTHING")                                   \
-    X(T##_DEL, "DELETE FROM " #T " WHERE user_id = $1::bigint AND other_id = $2::bigint")         \
+    X(T##_DEL, "DELETE FROM " #T " WHERE user_id = $1::bigint AND other_id = $2::bigint")          \
     X(T##_LIST, "SELECT " PROFILE_COLS ", p.created_at FROM " #T " p JOIN users u "                \
                 "ON u.id = p.other_id WHERE p.user_id = $1::bigint AND p.other_id > $2::bigint "   \
                 "ORDER BY p.other_id LIMIT $3::bigint")                                            \
@@ -158,7 +158,7 @@ struct store {
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = $1::bigint "              \
                     "AND seq > $3::bigint AND seq <= $3::bigint + $5::bigint AND kind = $4::int "  \
                     "AND sender <> $2::bigint), EXISTS (SELECT 1 FROM events WHERE "               \
-                    "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")             \
+                    "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")                \
     X(USER_INSERT_ID, "INSERT INTO users(id, username, pwhash, created_at) VALUES ($1::bigint, "   \
                       "$2::text, $3::text, $4::bigint) ON CONFLICT DO NOTHING RETURNING id")       \
     X(PROFILE_GET, "SELECT " PROFILE_COLS " FROM users u WHERE u.id = $1::bigint")                 \
@@ -183,8 +183,8 @@ struct store {
                         "JOIN refresh_tokens t ON t.session_id = s.id "                            \
                         "WHERE s.user_id = $1::bigint AND s.revoked_at IS NULL GROUP BY s.id "     \
                         "HAVING max(t.expires_at) > $2::bigint ORDER BY s.id")                     \
-    PAIR_SQL(X, contacts)                                                                             \
-    PAIR_SQL(X, blocks)                                                                               \
+    PAIR_SQL(X, contacts)                                                                          \
+    PAIR_SQL(X, blocks)                                                                            \
     X(BLOCKS_ALL, "SELECT user_id, other_id FROM blocks")                                          \
     X(MEMBER_ACCESS, "SELECT r.state, r.kind, EXISTS (SELECT 1 FROM members m "                    \
                      "WHERE m.room_id = r.id AND m.user_id = $2::bigint)::int, "                   \
@@ -233,8 +233,9 @@ _Static_assert(Q_PREPARE_BASE + SQL__COUNT <= 256, "pipeline kinds are bytes");
 /* Kinds of commands whose results are read later (the pipeline's queue). */
 enum {
     Q_PLAIN = 0,
-    Q_APPEND = 1,   /* an optimistic append: a unique violation means "run the batch again" */
-    Q_PREPARE = Q_PREPARE_BASE, /* + enum sql_id: a Parse; if the server skipped it, it is not prepared */
+    Q_APPEND = 1, /* an optimistic append: a unique violation means "run the batch again" */
+    Q_PREPARE =
+        Q_PREPARE_BASE, /* + enum sql_id: a Parse; if the server skipped it, it is not prepared */
 };
 
 /* A room locked by lock_rooms in an optimistic batch: its counter as read under the lock
@@ -261,9 +262,9 @@ struct arow {
 struct store_conn {
     struct store *st;
     PGconn *pg;
-    int writer;        /* pipeline mode, transactions */
+    int writer;           /* pipeline mode, transactions */
     uint64_t prepared[4]; /* bit per enum sql_id: prepared on this session */
-    uint8_t *q;        /* writer: kinds of the commands sent whose results are unread (FIFO) */
+    uint8_t *q;           /* writer: kinds of the commands sent whose results are unread (FIFO) */
     size_t qh, qn, qcap;
     int in_tx;  /* writer: between begin and commit/rollback */
     int failed; /* the open transaction hit an error no savepoint rolled back */
@@ -1607,8 +1608,7 @@ static int each_profile(struct store_conn *c, enum sql_id id, const struct param
         struct store_member m;
         if (with_member) member_row(r, i, 0, &m);
         profile_row(r, i, with_member ? 5 : 0, &pr);
-        if (cb(ud, &pr, with_member ? &m : NULL, with_at ? col_i64(r, i, PROFILE_NCOLS) : 0))
-            break;
+        if (cb(ud, &pr, with_member ? &m : NULL, with_at ? col_i64(r, i, PROFILE_NCOLS) : 0)) break;
     }
     PQclear(r);
     return CD_OK;
@@ -1714,8 +1714,7 @@ static enum sql_id pair_stmt(int table, int op)
     return (enum sql_id)((table == STORE_BLOCKS ? SQL_blocks_PUT : SQL_contacts_PUT) + op);
 }
 
-static int pg_pair_put(struct store_conn *c, int table, int64_t user, int64_t other,
-                       int64_t now_ms)
+static int pg_pair_put(struct store_conn *c, int table, int64_t user, int64_t other, int64_t now_ms)
 {
     struct params p = {0};
     PGresult *r;

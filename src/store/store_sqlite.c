@@ -40,11 +40,11 @@ struct store {
 #define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
 #define EVENT_COLS  "room_id, seq, kind, sender, ts, client_msg_id, body"
 #define PROFILE_COLS                                                                               \
-    "u.id, u.username, u.display_name, u.avatar, u.status_text, u.created_at, u.last_seen, "      \
+    "u.id, u.username, u.display_name, u.avatar, u.status_text, u.created_at, u.last_seen, "       \
     "u.deleted_at"
-#define PAIR_SQL(X, T)                                                                                \
+#define PAIR_SQL(X, T)                                                                             \
     X(T##_PUT, "INSERT OR IGNORE INTO " #T "(user_id, other_id, created_at) VALUES (?1, ?2, ?3)")  \
-    X(T##_DEL, "DELETE FROM " #T " WHERE user_id = ?1 AND other_id = ?2")                         \
+    X(T##_DEL, "DELETE FROM " #T " WHERE user_id = ?1 AND other_id = ?2")                          \
     X(T##_LIST, "SELECT " PROFILE_COLS ", p.created_at FROM " #T " p JOIN users u "                \
                 "ON u.id = p.other_id WHERE p.user_id = ?1 AND p.other_id > ?2 "                   \
                 "ORDER BY p.other_id LIMIT ?3")                                                    \
@@ -112,8 +112,9 @@ struct store {
                      "?1") ")) WHERE room_id = ?1 AND user_id = ?2 RETURNING read_seq")            \
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "         \
                     "AND seq <= ?3 + ?5 AND kind = ?4 AND sender != ?2), EXISTS (SELECT 1 FROM "   \
-                    "events WHERE room_id = ?1 AND seq > ?3 + ?5)")                             \
-    X(USER_INSERT_ID, "INSERT INTO users(id, username, pwhash, created_at) VALUES (?1, ?2, ?3, ?4)") \
+                    "events WHERE room_id = ?1 AND seq > ?3 + ?5)")                                \
+    X(USER_INSERT_ID,                                                                              \
+      "INSERT INTO users(id, username, pwhash, created_at) VALUES (?1, ?2, ?3, ?4)")               \
     X(PROFILE_GET, "SELECT " PROFILE_COLS " FROM users u WHERE u.id = ?1")                         \
     X(PROFILE_SET, "UPDATE users SET display_name = coalesce(?2, display_name), "                  \
                    "avatar = coalesce(?3, avatar), status_text = coalesce(?4, status_text) "       \
@@ -131,8 +132,8 @@ struct store {
                         "JOIN refresh_tokens t ON t.session_id = s.id WHERE s.user_id = ?1 "       \
                         "AND s.revoked_at IS NULL GROUP BY s.id HAVING max(t.expires_at) > ?2 "    \
                         "ORDER BY s.id")                                                           \
-    PAIR_SQL(X, contacts)                                                                             \
-    PAIR_SQL(X, blocks)                                                                               \
+    PAIR_SQL(X, contacts)                                                                          \
+    PAIR_SQL(X, blocks)                                                                            \
     X(BLOCKS_ALL, "SELECT user_id, other_id FROM blocks")                                          \
     X(MEMBER_ACCESS, "SELECT r.state, r.kind, EXISTS (SELECT 1 FROM members m "                    \
                      "WHERE m.room_id = r.id AND m.user_id = ?2), r.kind = 1 AND EXISTS ("         \
@@ -1115,8 +1116,7 @@ static enum sql_id pair_stmt(int table, int op)
     return (enum sql_id)((table == STORE_BLOCKS ? SQL_blocks_PUT : SQL_contacts_PUT) + op);
 }
 
-static int sq_pair_put(struct store_conn *c, int table, int64_t user, int64_t other,
-                       int64_t now_ms)
+static int sq_pair_put(struct store_conn *c, int table, int64_t user, int64_t other, int64_t now_ms)
 {
     sqlite3_stmt *s = stmt(c, pair_stmt(table, 0));
     if (!s) return CD_E_IO;
