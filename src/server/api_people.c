@@ -21,7 +21,7 @@
 #define PREFIX_PAGE_MAX     100
 #define MEMBERS_PAGE_MAX    1000
 #define INVITE_TTL_DEFAULT  (7 * 24 * 3600) /* seconds */
-#define INVITE_TTL_MIN      60
+#define INVITE_TTL_MIN      1
 #define INVITE_TTL_MAX      (30 * 24 * 3600)
 #define INVITE_USES_DEFAULT 100
 #define INVITE_USES_MAX     10000
@@ -842,7 +842,7 @@ void api_invite_create(struct api_req *r)
     if (!api_room_param(r, &room)) return;
     if (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < INVITE_TTL_MIN ||
                 json_integer_value(ttl) > INVITE_TTL_MAX)) {
-        api_respond_error(r, CD_E_INVALID_FIELD, "expires_in must be 60-2592000 seconds");
+        api_respond_error(r, CD_E_INVALID_FIELD, "expires_in must be 1-2592000 seconds");
         return;
     }
     if (uses && (!json_is_integer(uses) || json_integer_value(uses) < 1 ||
