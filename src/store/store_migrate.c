@@ -30,7 +30,7 @@
 #include "util/status.h"
 
 #define COPY_BLOCK (1u << 20) /* bytes handed to libpq per PQputCopyData */
-#define MAX_COLS   9
+#define MAX_COLS   12
 /* Content checksum of a table: the sum over its rows of every integer modulo SUM_MOD and of the
  * byte length of every text and bytea value. Exact on both sides (no overflow below ~10^9 rows,
  * the same truncating % in C and SQL); a value mangled on the way (escaping, a column read
@@ -57,9 +57,11 @@ struct mtable {
  * log is copied in (room, seq) order so each room's entries sit together in the heap. */
 static const struct mtable tables[] = {
     {"users",
-     "SELECT id, username, pwhash, created_at, last_seen FROM users ORDER BY id",
-     "ittii",
-     {"id", "username", "pwhash", "created_at", "last_seen"},
+     "SELECT id, username, pwhash, created_at, last_seen, display_name, avatar, status_text, "
+     "deleted_at FROM users ORDER BY id",
+     "ittiittti",
+     {"id", "username", "pwhash", "created_at", "last_seen", "display_name", "avatar",
+      "status_text", "deleted_at"},
      1,
      0},
     {"sessions",
@@ -78,16 +80,17 @@ static const struct mtable tables[] = {
     {"rooms",
      "SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, "
      "coalesce((SELECT e.seq FROM events e WHERE e.room_id = r.id ORDER BY e.seq DESC LIMIT 1), "
-     "0), r.member_count, r.dm_key FROM rooms r ORDER BY r.id",
-     "iittiiiit",
+     "0), r.member_count, r.dm_key, r.is_public, r.state FROM rooms r ORDER BY r.id",
+     "iittiiiitii",
      {"id", "kind", "name", "topic", "created_by", "created_at", "last_seq", "member_count",
-      "dm_key"},
+      "dm_key", "is_public", "state"},
      1,
      0},
     {"members",
-     "SELECT room_id, user_id, role, joined_seq, read_seq FROM members ORDER BY room_id, user_id",
-     "iiiii",
-     {"room_id", "user_id", "role", "joined_seq", "read_seq"},
+     "SELECT room_id, user_id, role, joined_seq, read_seq, hidden_seq FROM members "
+     "ORDER BY room_id, user_id",
+     "iiiiii",
+     {"room_id", "user_id", "role", "joined_seq", "read_seq", "hidden_seq"},
      0,
      1},
     {"events",
@@ -97,6 +100,25 @@ static const struct mtable tables[] = {
      {"room_id", "seq", "kind", "sender", "ts", "client_msg_id", "body"},
      0,
      1},
+    {"contacts",
+     "SELECT user_id, other_id, created_at FROM contacts ORDER BY user_id, other_id",
+     "iii",
+     {"user_id", "other_id", "created_at"},
+     0,
+     0},
+    {"blocks",
+     "SELECT user_id, other_id, created_at FROM blocks ORDER BY user_id, other_id",
+     "iii",
+     {"user_id", "other_id", "created_at"},
+     0,
+     0},
+    {"invites",
+     "SELECT hash, room_id, created_by, created_at, expires_at, max_uses, uses FROM invites "
+     "ORDER BY hash",
+     "biiiiii",
+     {"hash", "room_id", "created_by", "created_at", "expires_at", "max_uses", "uses"},
+     0,
+     0},
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -278,10 +300,12 @@ static int pg_begin_empty(struct mig *m)
     int64_t users = 0, rooms = 0, any = 0;
 
     if (pg_run(m, "BEGIN", NULL) || pg_run(m, "SET LOCAL lock_timeout = '10s'", NULL) ||
-        pg_run(m,
-               "LOCK TABLE users, sessions, refresh_tokens, rooms, members, events "
-               "IN EXCLUSIVE MODE",
-               NULL) ||
+        pg_run(
+            m,
+            "LOCK TABLE users, sessions, refresh_tokens, rooms, members, events, contacts, blocks, "
+            "invites "
+            "IN EXCLUSIVE MODE",
+            NULL) ||
         pg_run(m, "SELECT count(*) FROM users", &users) ||
         pg_run(m, "SELECT count(*) FROM rooms", &rooms))
         return -1;
@@ -620,7 +644,10 @@ static int migrate(struct mig *m)
     }
     /* Planner statistics for the copied tables (only these: the database may hold others). */
     if (reset_identities(m) ||
-        pg_run(m, "ANALYZE users, sessions, refresh_tokens, rooms, members, events", NULL))
+        pg_run(m,
+               "ANALYZE users, sessions, refresh_tokens, rooms, members, events, contacts, "
+               "blocks, invites",
+               NULL))
         return -1;
     {
         PGresult *r = PQexec(m->pg, "COMMIT");
