@@ -579,12 +579,40 @@ static void pairs_list(struct api_req *r, int table)
     run_read(pc, pairs_work);
 }
 
+#define PAIRS_MAX 10000 /* contacts, and blocks, per user */
+
+static int count_row(void *ud, const struct store_profile *p, const struct store_member *m,
+                     int64_t at)
+{
+    (void)p;
+    (void)m;
+    (void)at;
+    ++*(int *)ud;
+    return 0;
+}
+
+/* CD_E_QUOTA_PAIRS when user has PAIRS_MAX of table already and other is not among them.
+ * O(PAIRS_MAX) at worst, on additions only. */
+static int pairs_quota(const struct store_ops *ops, struct store_conn *sc, int table, int64_t user,
+                       int64_t other)
+{
+    int n = 0, have = 0;
+    int st = ops->pair_list(sc, table, user, 0, PAIRS_MAX, count_row, &n);
+    if (st != CD_OK || n < PAIRS_MAX) return st;
+    if ((st = ops->pair_exists(sc, table, user, other, &have)) != CD_OK) return st;
+    return have ? CD_OK : CD_E_QUOTA_PAIRS;
+}
+
 static int pair_add_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct people_call *pc = PEOPLE_CALL(j);
     struct store_profile p;
     int64_t now = clock_unix_ms();
-    int st;
+    int st = pairs_quota(ops, sc, pc->table, pc->user, pc->target);
+    if (st != CD_OK) {
+        job_status(pc, st);
+        return st;
+    }
     if (pc->table == STORE_BLOCKS) {
         st = people_block_exec(ops, sc, pc->user, pc->target, now);
     } else {

@@ -101,6 +101,7 @@ enum route_id {
 #undef ROUTE_ENUM
         ROUTE__COUNT
 };
+_Static_assert(ROUTE__COUNT <= METRICS_MAX_ROUTES, "grow METRICS_MAX_ROUTES (server/metrics.h)");
 
 /* What a handler gets: the request plus what the route table already checked. */
 struct api_req {
