@@ -224,6 +224,7 @@ void api_me_patch(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_FIELD, "display_name, avatar or status_text is required");
         return;
     }
+    if (api_room_op_limited(r)) return; /* the --room-rate bucket bounds the writer's work */
     pc = people_call_new(r);
     if ((pc->has_display_name = has_dn)) memcpy(pc->display_name, dn, strlen(dn) + 1);
     if ((pc->has_avatar = has_av)) memcpy(pc->avatar, av, strlen(av) + 1);
@@ -632,7 +633,7 @@ static void pair_add(struct api_req *r, int table)
 {
     struct people_call *pc;
     int64_t user;
-    if (!api_body_user(r, &user)) return;
+    if (!api_body_user(r, &user) || api_room_op_limited(r)) return;
     pc = people_call_new(r);
     pc->table = table;
     pc->target = user;

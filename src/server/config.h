@@ -62,7 +62,8 @@
     X(msg_burst, "msg-burst", INT, "50", "message burst per user")                                 \
     X(typing_rate, "typing-rate", INT, "2", "typing events per second per user and room")          \
     X(room_rate, "room-rate", INT, "2",                                                            \
-      "room creations, member additions and direct-chat opens per second per user (burst 10x)")    \
+      "room creations, member additions, direct-chat opens, joins, invites, profile updates, "     \
+      "contact and block additions per second per user (burst 10x)")                               \
     X(max_owned_rooms, "max-owned-rooms", INT, "100",                                              \
       "group rooms one user may own (quota, applies with --rate-limits off too; 0 = none)")        \
     X(max_room_members, "max-room-members", INT, "10000",                                          \
