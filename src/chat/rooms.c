@@ -450,6 +450,16 @@ static int room_forget_members(const struct store_ops *ops, struct store_conn *s
     return ops->members_list(sc, room, -1, forget_row, NULL);
 }
 
+/* The room (not deleted: CD_E_NOT_FOUND) and user's membership in it (CD_E_NOT_MEMBER). */
+static int live_room_role(const struct store_ops *ops, struct store_conn *sc, int64_t room,
+                          int64_t user, struct store_room *r, struct store_member *m)
+{
+    int rc;
+    if ((rc = ops->room_get(sc, room, r)) != CD_OK) return rc;
+    if (r->state == ROOM_DELETED) return CD_E_NOT_FOUND;
+    return role_of(ops, sc, room, user, m);
+}
+
 int chat_room_set_flags(const struct store_ops *ops, struct store_conn *sc, int64_t room,
                         int64_t actor, int is_public, int archived, int64_t now_ms,
                         struct chat_out *out)
@@ -458,9 +468,7 @@ int chat_room_set_flags(const struct store_ops *ops, struct store_conn *sc, int6
     struct store_room r;
     int rc, state = archived < 0 ? -1 : archived ? ROOM_ARCHIVED : ROOM_ACTIVE;
 
-    if ((rc = ops->room_get(sc, room, &r)) != CD_OK) return rc;
-    if (r.state == ROOM_DELETED) return CD_E_NOT_FOUND;
-    if ((rc = role_of(ops, sc, room, actor, &m)) != CD_OK) return rc;
+    if ((rc = live_room_role(ops, sc, room, actor, &r, &m)) != CD_OK) return rc;
     if (r.kind == ROOM_DIRECT || m.role < ROLE_OWNER) return CD_E_FORBIDDEN;
     if ((is_public < 0 || !!is_public == r.is_public) && (state < 0 || state == r.state))
         return CD_OK; /* nothing changes: no entry */
@@ -497,9 +505,7 @@ int chat_room_delete(const struct store_ops *ops, struct store_conn *sc, int64_t
     struct drop_ctx d = {0};
     int rc;
 
-    if ((rc = ops->room_get(sc, room, &r)) != CD_OK) return rc;
-    if (r.state == ROOM_DELETED) return CD_E_NOT_FOUND;
-    if ((rc = role_of(ops, sc, room, actor, &m)) != CD_OK) return rc;
+    if ((rc = live_room_role(ops, sc, room, actor, &r, &m)) != CD_OK) return rc;
     if (r.kind == ROOM_DIRECT || m.role < ROLE_OWNER) return CD_E_FORBIDDEN;
     /* the entry first, so the connected members learn it before the room goes */
     r.state = ROOM_DELETED;
@@ -554,9 +560,7 @@ int chat_invite_create(const struct store_ops *ops, struct store_conn *sc, int64
     struct store_member m;
     struct store_room r;
     int rc;
-    if ((rc = ops->room_get(sc, room, &r)) != CD_OK) return rc;
-    if (r.state == ROOM_DELETED) return CD_E_NOT_FOUND;
-    if ((rc = role_of(ops, sc, room, actor, &m)) != CD_OK) return rc;
+    if ((rc = live_room_role(ops, sc, room, actor, &r, &m)) != CD_OK) return rc;
     if (r.kind == ROOM_DIRECT || m.role < ROLE_ADMIN) return CD_E_FORBIDDEN;
     if (r.state == ROOM_ARCHIVED) return CD_E_ROOM_ARCHIVED;
     return ops->invite_insert(sc, inv);
@@ -589,9 +593,7 @@ int chat_room_leave(const struct store_ops *ops, struct store_conn *sc, int64_t 
     struct store_member m;
     struct store_room r;
     int rc;
-    if ((rc = ops->room_get(sc, room, &r)) != CD_OK) return rc;
-    if (r.state == ROOM_DELETED) return CD_E_NOT_FOUND;
-    if ((rc = role_of(ops, sc, room, user, &m)) != CD_OK) return rc;
+    if ((rc = live_room_role(ops, sc, room, user, &r, &m)) != CD_OK) return rc;
     if (r.kind != ROOM_DIRECT) return chat_member_remove(ops, sc, room, user, user, now_ms, out);
     /* a direct room stays (the other member keeps it); it is hidden until a newer message */
     return ops->member_hide(sc, room, user, r.last_seq > 0 ? r.last_seq : 1);
