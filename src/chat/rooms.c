@@ -168,10 +168,12 @@ static int role_of(const struct store_ops *ops, struct store_conn *sc, int64_t r
     return rc == CD_E_NOT_FOUND ? CD_E_NOT_MEMBER : rc;
 }
 
+/* CD_OK for a live account; CD_E_NOT_FOUND for none or a deleted one (nobody adds those). */
 static int user_exists(const struct store_ops *ops, struct store_conn *sc, int64_t user)
 {
-    struct store_user u;
-    return ops->user_get(sc, user, &u);
+    struct store_profile p;
+    int rc = ops->profile_get(sc, user, &p);
+    return rc == CD_OK && p.deleted_at ? CD_E_NOT_FOUND : rc;
 }
 
 /* CD_E_BLOCKED when `user` blocks `other` (other may not open a DM with, nor add, user). */

@@ -173,6 +173,10 @@ test('account deletion: password required, messages stay from a deleted user, us
     const g = await api(srv, b).get(`/v1/rooms/${room.id}`);
     assert.equal(g.body.room.member_count, 1);
     assert.equal(g.body.room.role, 'owner');
+    // nobody can add the deleted user or open a new direct chat with them
+    expectError(assert, await api(srv, b).post(`/v1/rooms/${room.id}/members`, { user_id: a.id }), 404, 'not_found');
+    const c = await newUser(srv, 'dc');
+    expectError(assert, await api(srv, c).post('/v1/dms', { user_id: a.id }), 404, 'not_found');
     // the username is free again, for a new user with a new id
     const again = await registerUser(srv, a.username);
     assert.notEqual(again.user.id, a.id);
