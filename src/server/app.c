@@ -17,6 +17,7 @@
 #include "chat/hub.h"
 #include "chat/rooms.h"
 #include "server/app.h"
+#include "chat/people.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -251,6 +252,13 @@ static int load_revoked(struct app *app)
     return app->db.ops->sessions_revoked_since(rd, since_ms, revoked_row, &l);
 }
 
+/* The presence filter's block set (chat/people.h), from storage. */
+static int load_blocks(struct app *app)
+{
+    struct store_conn *rd = store_reader(&app->db);
+    return rd ? people_blocks_load(app->db.ops, rd) : CD_E_IO;
+}
+
 /* Load the JWT keyring from --jwt-keys, else from DATA_DIR/jwt.keys, generating it (0600) on
  * first start so tokens survive restarts. */
 static int load_keys(struct app *app)
@@ -429,7 +437,7 @@ int app_run(struct cfg *cfg)
         return 1;
     }
     app->revoked = revoked_new();
-    if (load_keys(app) != CD_OK || load_revoked(app) != CD_OK) {
+    if (load_keys(app) != CD_OK || load_revoked(app) != CD_OK || load_blocks(app) != CD_OK) {
         store_db_close(&app->db);
         revoked_free(app->revoked);
         close(lock_fd);
@@ -449,6 +457,8 @@ int app_run(struct cfg *cfg)
     limiter_init(&app->reads, (double)cfg->read_rate, (double)cfg->read_rate * 5, cfg->rate_limits);
     limiter_init(&app->room_ops, (double)cfg->room_rate, (double)cfg->room_rate * 10,
                  cfg->rate_limits);
+    limiter_init(&app->user_search, (double)cfg->user_search_rate,
+                 (double)cfg->user_search_rate * 4, cfg->rate_limits);
     {
         struct tbucket_rule msg = {(double)cfg->msg_rate, (double)cfg->msg_burst};
         struct hub_env env = {
@@ -549,6 +559,7 @@ done:
     limiter_free(&app->typing);
     limiter_free(&app->reads);
     limiter_free(&app->room_ops);
+    limiter_free(&app->user_search);
     presence_free(app->presence);
     revoked_free(app->revoked);
     presence_redis_close(app->gpresence);
