@@ -38,14 +38,16 @@ function colorOf(id) {
 
 function avatar(userId) {
   const u = users.get(userId);
-  const a = el('span', { class: 'avatar', text: (u ? u.username : '?').slice(0, 1).toUpperCase() });
+  const a = el('span', { class: 'avatar', text: ((u && (u.display_name || u.username)) || '?').slice(0, 1).toUpperCase() });
   a.style.background = colorOf(userId);
   return a;
 }
 
 function nameOf(userId) {
   const u = users.get(userId);
-  return u ? u.username : userId;
+  if (!u) return userId;
+  if (u.deleted) return 'deleted user';
+  return u.display_name || u.username || userId;
 }
 
 function loadUser(id) {

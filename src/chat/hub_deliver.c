@@ -3,6 +3,7 @@
  * run of one room's messages, as one shared frame to every subscriber that is exactly at the
  * run's start; replies go to their origin only. */
 #include "chat/hub_int.h"
+#include "chat/people.h"
 
 #include <string.h>
 
@@ -159,6 +160,7 @@ void hub_deliver(struct net_io *io, struct fan_batch *b)
                 for (uint32_t k = 0; r && k < r->n; k++) {
                     struct hub_conn *hc = r->subs[k]->hc;
                     if (hc->user == ev->user || hc->stamp == h->stamp) continue;
+                    if (people_blocks(ev->user, hc->user)) continue; /* hidden from them */
                     hc->stamp = h->stamp;
                     hub__send(hc, ev->frame);
                 }

@@ -103,4 +103,41 @@ int chat_read(const struct store_ops *ops, struct store_conn *sc, int64_t room, 
               int64_t seq, int64_t unread_max, int64_t *prev, int64_t *marker, int64_t *unread,
               int *capped);
 
+/* ---- room features (issue 14 part 5). Writer thread, like the above. ---- */
+
+/* Drop the cached membership of user in room (a block, a state change). */
+void chat_member_forget(int64_t room, int64_t user);
+/* Owner of a group room: set public (0/1) and/or archived (0/1); negative leaves one unchanged.
+ * A change logs a room entry with the flags; an archived room refuses sends
+ * (CD_E_ROOM_ARCHIVED) and additions until it is unarchived. */
+int chat_room_set_flags(const struct store_ops *ops, struct store_conn *sc, int64_t room,
+                        int64_t actor, int is_public, int archived, int64_t now_ms,
+                        struct chat_out *out);
+/* Owner of a group room: a room entry with "deleted":true is logged first (connected members
+ * learn it), then every membership is removed; the room is CD_E_NOT_FOUND from then on.
+ * O(members). */
+int chat_room_delete(const struct store_ops *ops, struct store_conn *sc, int64_t room,
+                     int64_t actor, int64_t now_ms, struct chat_out *out);
+/* Join a public active group room as a member (quotas as for an addition); a member already:
+ * CD_OK without an entry. A room that is not public: CD_E_NOT_FOUND (for non-members). */
+int chat_room_join(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
+                   int64_t now_ms, struct chat_out *out);
+/* Admins of an active group room store an invite (its hash, expiry, max uses). */
+int chat_invite_create(const struct store_ops *ops, struct store_conn *sc, int64_t room,
+                       int64_t actor, const struct store_invite *inv);
+/* Join the room of an invite: CD_E_NOT_FOUND (unknown token or deleted room), CD_E_INVITE_GONE
+ * (expired or used up), quota errors; a member already: CD_OK, the invite is not spent. *room
+ * gets the invite's room. */
+int chat_invite_accept(const struct store_ops *ops, struct store_conn *sc, const uint8_t hash[32],
+                       int64_t user, int64_t now_ms, struct chat_out *out, int64_t *room);
+/* Leave: a group room as chat_member_remove(user, user); a direct room is hidden from the
+ * user's listing until a message newer than now arrives (the membership stays). */
+int chat_room_leave(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
+                    int64_t now_ms, struct chat_out *out);
+/* Account deletion: remove user from room with a "leave" entry, whatever the room kind; a group
+ * room's owner first hands ownership to the first admin (else member), logged as a "role"
+ * entry. */
+int chat_member_drop(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
+                     int64_t now_ms, struct chat_out *out);
+
 #endif

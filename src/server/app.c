@@ -17,6 +17,7 @@
 #include "chat/hub.h"
 #include "chat/rooms.h"
 #include "server/app.h"
+#include "chat/people.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -251,6 +252,13 @@ static int load_revoked(struct app *app)
     return app->db.ops->sessions_revoked_since(rd, since_ms, revoked_row, &l);
 }
 
+/* The presence filter's block set (chat/people.h), from storage. */
+static int load_blocks(struct app *app)
+{
+    struct store_conn *rd = store_reader(&app->db);
+    return rd ? people_blocks_load(app->db.ops, rd) : CD_E_IO;
+}
+
 /* Load the JWT keyring from --jwt-keys, else from DATA_DIR/jwt.keys, generating it (0600) on
  * first start so tokens survive restarts. */
 static int load_keys(struct app *app)
@@ -434,7 +442,8 @@ int app_run(struct cfg *cfg)
         if (blob_open(cfg->blob_url, cfg->data_dir, &creds, &app->blobs) != CD_OK)
             app->blobs = NULL;
     }
-    if (!app->blobs || load_keys(app) != CD_OK || load_revoked(app) != CD_OK) {
+    if (!app->blobs || load_keys(app) != CD_OK || load_revoked(app) != CD_OK ||
+        load_blocks(app) != CD_OK) {
         if (app->blobs) app->blobs->ops->close(app->blobs);
         store_db_close(&app->db);
         revoked_free(app->revoked);
@@ -455,6 +464,8 @@ int app_run(struct cfg *cfg)
     limiter_init(&app->reads, (double)cfg->read_rate, (double)cfg->read_rate * 5, cfg->rate_limits);
     limiter_init(&app->room_ops, (double)cfg->room_rate, (double)cfg->room_rate * 10,
                  cfg->rate_limits);
+    limiter_init(&app->user_search, (double)cfg->user_search_rate,
+                 (double)cfg->user_search_rate * 4, cfg->rate_limits);
     limiter_init(&app->uploads, (double)cfg->upload_rate, (double)cfg->upload_rate * 10,
                  cfg->rate_limits);
     limiter_init(&app->searches, (double)cfg->search_rate, (double)cfg->search_rate * 4,
@@ -572,6 +583,7 @@ done:
     limiter_free(&app->typing);
     limiter_free(&app->reads);
     limiter_free(&app->room_ops);
+    limiter_free(&app->user_search);
     limiter_free(&app->uploads);
     limiter_free(&app->searches);
     if (app->blobs) app->blobs->ops->close(app->blobs);

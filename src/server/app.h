@@ -28,17 +28,18 @@ struct app {
     struct store_db db;
     struct jwt_keyring keys;
     struct metrics metrics;
-    struct limiter auth_ip;   /* login/register attempts per client IP */
-    struct limiter auth_pair; /* failed logins per (username, client IP) */
-    struct limiter auth_user; /* failed logins per username, from any IP */
-    struct limiter typing;    /* typing events per user and room */
-    struct limiter reads;     /* WebSocket `read` requests per user */
-    struct limiter room_ops;  /* room creations, member additions, direct-chat opens per user */
-    struct limiter uploads;   /* uploads per user (--upload-rate) */
-    struct limiter searches;  /* searches per user (--search-rate) */
-    struct blob_store *blobs; /* attachment bytes (--blob-url) */
-    struct files *files;      /* the expiry sweep of unreferenced uploads (api_files.c) */
-    struct indexer *indexer;  /* the asynchronous search indexer (SQLite; api_search.c) */
+    struct limiter auth_ip;     /* login/register attempts per client IP */
+    struct limiter auth_pair;   /* failed logins per (username, client IP) */
+    struct limiter auth_user;   /* failed logins per username, from any IP */
+    struct limiter typing;      /* typing events per user and room */
+    struct limiter reads;       /* WebSocket `read` requests per user */
+    struct limiter room_ops;    /* room creations, member additions, direct-chat opens per user */
+    struct limiter user_search; /* GET /v1/users?prefix= per user */
+    struct limiter uploads;     /* uploads per user (--upload-rate) */
+    struct limiter searches;    /* searches per user (--search-rate) */
+    struct blob_store *blobs;   /* attachment bytes (--blob-url) */
+    struct files *files;        /* the expiry sweep of unreferenced uploads (api_files.c) */
+    struct indexer *indexer;    /* the asynchronous search indexer (SQLite; api_search.c) */
     struct presence *presence;
     struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;
@@ -85,6 +86,24 @@ int app_run(struct cfg *cfg);
     X(RECEIPTS, "receipts")                                                                        \
     X(SETTINGS_GET, "settings_get")                                                                \
     X(SETTINGS_PATCH, "settings_patch")                                                            \
+    X(ME_PATCH, "me_patch")                                                                        \
+    X(ME_DELETE, "me_delete")                                                                      \
+    X(ME_PASSWORD, "me_password")                                                                  \
+    X(SESSIONS_LIST, "sessions_list")                                                              \
+    X(SESSION_END, "session_end")                                                                  \
+    X(CONTACTS_LIST, "contacts_list")                                                              \
+    X(CONTACT_ADD, "contact_add")                                                                  \
+    X(CONTACT_REMOVE, "contact_remove")                                                            \
+    X(BLOCKS_LIST, "blocks_list")                                                                  \
+    X(BLOCK_ADD, "block_add")                                                                      \
+    X(BLOCK_REMOVE, "block_remove")                                                                \
+    X(ROOMS_PUBLIC, "rooms_public")                                                                \
+    X(ROOM_DELETE, "room_delete")                                                                  \
+    X(ROOM_JOIN, "room_join")                                                                      \
+    X(ROOM_LEAVE, "room_leave")                                                                    \
+    X(MEMBERS_LIST, "members_list")                                                                \
+    X(INVITE_CREATE, "invite_create")                                                              \
+    X(INVITE_ACCEPT, "invite_accept")                                                              \
     X(UPLOAD, "upload")                                                                            \
     X(ATTACHMENT, "attachment_get")                                                                \
     X(SEARCH, "search")                                                                            \
@@ -98,6 +117,7 @@ enum route_id {
 #undef ROUTE_ENUM
         ROUTE__COUNT
 };
+_Static_assert(ROUTE__COUNT <= METRICS_MAX_ROUTES, "grow METRICS_MAX_ROUTES (server/metrics.h)");
 
 /* What a handler gets: the request plus what the route table already checked. */
 struct api_req {
@@ -106,6 +126,7 @@ struct api_req {
     struct http_request *http;
     int route;
     int64_t user_id;     /* authenticated user (routes with ROUTE_F_AUTH), else 0 */
+    int64_t sid;         /* ... and the session of its access token (0: a token without one) */
     struct slice param;  /* the first {id} path segment, if the route has one */
     struct slice param2; /* the second one */
     json_t *body;        /* parsed JSON object (routes with ROUTE_F_JSON), else NULL */
@@ -214,6 +235,38 @@ void api_settings_patch(struct api_req *r);
 struct chat_op;
 struct chat_sent;
 json_t *api_op_result(const struct chat_op *op, const struct chat_sent *sent);
+/* Shared request pieces (api_rooms.c); each answers 400/404/429 itself and returns 0 then
+ * (api_query_int: above). */
+/* The {id} path segment as a room id (404 otherwise). */
+int api_room_param(struct api_req *r, int64_t *room);
+/* The body's "user_id" (400 otherwise). */
+int api_body_user(struct api_req *r, int64_t *user);
+/* The per-user room-operation bucket (--room-rate): 1 when it answered 429. */
+int api_room_op_limited(struct api_req *r);
+/* People and room features (api_people.c). */
+void api_me_patch(struct api_req *r);
+void api_me_delete(struct api_req *r);
+void api_me_password(struct api_req *r);
+void api_sessions_list(struct api_req *r);
+void api_session_end(struct api_req *r);
+void api_contacts_list(struct api_req *r);
+void api_contact_add(struct api_req *r);
+void api_contact_remove(struct api_req *r);
+void api_blocks_list(struct api_req *r);
+void api_block_add(struct api_req *r);
+void api_block_remove(struct api_req *r);
+void api_users_prefix(struct api_req *r);
+void api_rooms_public(struct api_req *r);
+void api_room_delete(struct api_req *r);
+void api_room_join(struct api_req *r);
+void api_room_leave(struct api_req *r);
+void api_members_list(struct api_req *r);
+void api_invite_create(struct api_req *r);
+void api_invite_accept(struct api_req *r);
+/* The JSON of a user as everyone sees it: id, username (null once deleted), display_name,
+ * avatar, status_text, created_at, and "deleted":true for a deleted account. */
+struct store_profile;
+json_t *api_user_json(const struct store_profile *p);
 void api_upload(struct api_req *r);
 void api_attachment_get(struct api_req *r);
 void api_search(struct api_req *r);

@@ -62,7 +62,8 @@
     X(msg_burst, "msg-burst", INT, "50", "message burst per user")                                 \
     X(typing_rate, "typing-rate", INT, "2", "typing events per second per user and room")          \
     X(room_rate, "room-rate", INT, "2",                                                            \
-      "room creations, member additions and direct-chat opens per second per user (burst 10x)")    \
+      "room creations, member additions, direct-chat opens, joins, invites, profile updates, "     \
+      "contact and block additions per second per user (burst 10x)")                               \
     X(max_owned_rooms, "max-owned-rooms", INT, "100",                                              \
       "group rooms one user may own (quota, applies with --rate-limits off too; 0 = none)")        \
     X(max_room_members, "max-room-members", INT, "10000",                                          \
@@ -71,6 +72,8 @@
       "group rooms one user may be a member of; nobody can add them to more (quota; 0 = none)")    \
     X(max_new_dms, "max-new-dms", INT, "100",                                                      \
       "direct chats one user may create per hour, refilled continuously (quota; 0 = none)")        \
+    X(user_search_rate, "user-search-rate", INT, "5",                                              \
+      "GET /v1/users?prefix= searches per second per user (burst 4x)")                             \
     X(read_rate, "read-rate", INT, "10", "WebSocket read requests per second per user (burst 5x)") \
     X(unread_max, "unread-max", INT, "1000",                                                       \
       "log entries after a read marker that an unread count looks at; past them: unread_capped")   \

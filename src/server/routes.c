@@ -39,12 +39,31 @@ static const struct route routes[] = {
     {HTTP_POST, "/v1/auth/refresh", ROUTE_REFRESH, ROUTE_F_JSON, api_refresh},
     {HTTP_POST, "/v1/auth/logout", ROUTE_LOGOUT, ROUTE_F_JSON, api_logout},
     {HTTP_GET, "/v1/me", ROUTE_ME, ROUTE_F_AUTH, api_me},
+    {HTTP_PATCH, "/v1/me", ROUTE_ME_PATCH, ROUTE_F_AUTH | ROUTE_F_JSON, api_me_patch},
+    {HTTP_DELETE, "/v1/me", ROUTE_ME_DELETE, ROUTE_F_AUTH | ROUTE_F_JSON, api_me_delete},
+    {HTTP_POST, "/v1/me/password", ROUTE_ME_PASSWORD, ROUTE_F_AUTH | ROUTE_F_JSON, api_me_password},
+    {HTTP_GET, "/v1/me/sessions", ROUTE_SESSIONS_LIST, ROUTE_F_AUTH, api_sessions_list},
+    {HTTP_DELETE, "/v1/me/sessions/{id}", ROUTE_SESSION_END, ROUTE_F_AUTH, api_session_end},
+    {HTTP_GET, "/v1/me/contacts", ROUTE_CONTACTS_LIST, ROUTE_F_AUTH, api_contacts_list},
+    {HTTP_POST, "/v1/me/contacts", ROUTE_CONTACT_ADD, ROUTE_F_AUTH | ROUTE_F_JSON, api_contact_add},
+    {HTTP_DELETE, "/v1/me/contacts/{id}", ROUTE_CONTACT_REMOVE, ROUTE_F_AUTH, api_contact_remove},
+    {HTTP_GET, "/v1/me/blocks", ROUTE_BLOCKS_LIST, ROUTE_F_AUTH, api_blocks_list},
+    {HTTP_POST, "/v1/me/blocks", ROUTE_BLOCK_ADD, ROUTE_F_AUTH | ROUTE_F_JSON, api_block_add},
+    {HTTP_DELETE, "/v1/me/blocks/{id}", ROUTE_BLOCK_REMOVE, ROUTE_F_AUTH, api_block_remove},
     {HTTP_GET, "/v1/users", ROUTE_USER_FIND, ROUTE_F_AUTH, api_user_find},
     {HTTP_GET, "/v1/users/{id}", ROUTE_USER, ROUTE_F_AUTH, api_user},
     {HTTP_GET, "/v1/ws", ROUTE_WS, ROUTE_F_ORIGIN, api_ws_upgrade},
     {HTTP_POST, "/v1/rooms", ROUTE_ROOMS_CREATE, ROUTE_F_AUTH | ROUTE_F_JSON, api_rooms_create},
     {HTTP_GET, "/v1/rooms", ROUTE_ROOMS_LIST, ROUTE_F_AUTH, api_rooms_list},
+    {HTTP_GET, "/v1/rooms/public", ROUTE_ROOMS_PUBLIC, ROUTE_F_AUTH, api_rooms_public},
     {HTTP_GET, "/v1/rooms/{id}", ROUTE_ROOM_GET, ROUTE_F_AUTH, api_room_get},
+    {HTTP_DELETE, "/v1/rooms/{id}", ROUTE_ROOM_DELETE, ROUTE_F_AUTH, api_room_delete},
+    {HTTP_POST, "/v1/rooms/{id}/join", ROUTE_ROOM_JOIN, ROUTE_F_AUTH, api_room_join},
+    {HTTP_POST, "/v1/rooms/{id}/leave", ROUTE_ROOM_LEAVE, ROUTE_F_AUTH, api_room_leave},
+    {HTTP_GET, "/v1/rooms/{id}/members", ROUTE_MEMBERS_LIST, ROUTE_F_AUTH, api_members_list},
+    {HTTP_POST, "/v1/rooms/{id}/invites", ROUTE_INVITE_CREATE, ROUTE_F_AUTH | ROUTE_F_JSON,
+     api_invite_create},
+    {HTTP_POST, "/v1/invites/{id}/accept", ROUTE_INVITE_ACCEPT, ROUTE_F_AUTH, api_invite_accept},
     {HTTP_PATCH, "/v1/rooms/{id}", ROUTE_ROOM_PATCH, ROUTE_F_AUTH | ROUTE_F_JSON, api_room_patch},
     {HTTP_POST, "/v1/rooms/{id}/members", ROUTE_MEMBER_ADD, ROUTE_F_AUTH | ROUTE_F_JSON,
      api_member_add},
@@ -499,7 +518,7 @@ void app_on_request(struct conn *c, struct http_request *req)
                                  : "missing bearer token");
             return;
         }
-        if ((rc = api_verify_token(app, tok.p, tok.len, &r.user_id, NULL)) != CD_OK) {
+        if ((rc = api_verify_token(app, tok.p, tok.len, &r.user_id, &r.sid)) != CD_OK) {
             api_respond_error(&r, rc, NULL);
             return;
         }

@@ -56,6 +56,50 @@ enum store_event_kind {
     EV_DELETE = 4,
     EV_REACTION = 5
 };
+/* A room's life: archived rooms are read-only; deleted ones keep their row (ids are never
+ * reused) but have no members left. */
+enum store_room_state { ROOM_ACTIVE = 0, ROOM_ARCHIVED = 1, ROOM_DELETED = 2 };
+
+#define STORE_DISPLAY_NAME_MAX 128 /* bytes */
+#define STORE_AVATAR_MAX       64  /* bytes */
+#define STORE_STATUS_TEXT_MAX  280 /* bytes */
+
+/* A user as others see it (no password hash). A deleted account keeps its row and id; its
+ * username is a tombstone ('#' + id, never a valid username) and deleted_at is set. */
+struct store_profile {
+    int64_t id;
+    char username[STORE_USERNAME_MAX + 1];
+    char display_name[STORE_DISPLAY_NAME_MAX + 1];
+    char avatar[STORE_AVATAR_MAX + 1];
+    char status_text[STORE_STATUS_TEXT_MAX + 1];
+    int64_t created_at, last_seen; /* unix ms; last_seen 0 = never */
+    int64_t deleted_at;            /* unix ms, 0 = a live account */
+};
+
+/* A live login session (a refresh-token family not revoked, with a refresh token not expired). */
+struct store_session {
+    int64_t id, created_at;
+    int64_t last_used; /* unix ms of its newest refresh token (login or refresh) */
+};
+
+/* What a send needs to know in one read: membership, the room's state and, for a direct room,
+ * whether the other member blocks the sender. */
+struct store_access {
+    int member;     /* the user is a member */
+    int state;      /* enum store_room_state */
+    int kind;       /* enum store_room_kind */
+    int dm_blocked; /* direct room whose other member blocks the user */
+};
+
+/* An invite link of a room; only the SHA-256 of its token is stored. */
+struct store_invite {
+    uint8_t hash[32];
+    int64_t room_id, created_by, created_at, expires_at;
+    int64_t max_uses, uses;
+};
+
+/* The two user-to-user relations, same shape: (user, other, created_at). */
+enum store_pair { STORE_CONTACTS = 0, STORE_BLOCKS = 1 };
 
 struct store_room {
     int64_t id;
@@ -65,6 +109,8 @@ struct store_room {
     int64_t created_by, created_at; /* user id, unix ms */
     int64_t last_seq;               /* highest seq in the room's log, 0 when empty */
     int64_t member_count;
+    int is_public; /* listed by GET /v1/rooms/public, joinable by anyone (group rooms) */
+    int state;     /* enum store_room_state */
 };
 
 struct store_member {
@@ -157,6 +203,10 @@ typedef int (*store_receipt_cb)(void *ud, const struct store_receipt *r); /* non
 typedef int (*store_event_cb)(void *ud, const struct store_event *ev); /* nonzero stops */
 /* A room of a user, with the user's membership, for room listings. */
 typedef int (*store_room_cb)(void *ud, const struct store_room *room, const struct store_member *m);
+/* A user (a member's user for members_page, with m; NULL m otherwise); at: the pair's
+ * created_at for pair_list, else 0. */
+typedef int (*store_profile_cb)(void *ud, const struct store_profile *p,
+                                const struct store_member *m, int64_t at);
 
 struct store_config {
     const char *url;       /* PostgreSQL: libpq connection URL (postgres://...); SQLite: unused */
@@ -324,6 +374,58 @@ struct store_ops {
     /* Per-user settings: share_read_receipts (1 when never set). */
     int (*settings_get)(struct store_conn *c, int64_t user_id, int *share_read_receipts);
     int (*settings_put)(struct store_conn *c, int64_t user_id, int share_read_receipts);
+    /* ---- people and room features (issue 14, part 5) ---- */
+    /* Insert a user with a chosen id (opaque ids): CD_E_USERNAME_TAKEN, or CD_E_CONFLICT when
+     * the id is taken (the caller draws another). */
+    int (*user_insert_id)(struct store_conn *c, int64_t id, const char *username,
+                          const char *pwhash, int64_t now_ms);
+    int (*profile_get)(struct store_conn *c, int64_t id, struct store_profile *out);
+    /* NULL leaves a field unchanged, "" clears it. CD_E_NOT_FOUND: no such (live) user. */
+    int (*profile_set)(struct store_conn *c, int64_t id, const char *display_name,
+                       const char *avatar, const char *status_text);
+    /* Live users with lo <= username < hi and username > after (byte order), ascending, at
+     * most limit. */
+    int (*users_by_prefix)(struct store_conn *c, const char *lo, const char *hi, const char *after,
+                           int limit, store_profile_cb cb, void *ud);
+    int (*user_set_pwhash)(struct store_conn *c, int64_t id, const char *pwhash);
+    /* Account deletion: the username becomes a tombstone (freed for registration), the password
+     * hash and profile are cleared, deleted_at set; the user's contacts and blocks (both
+     * directions) are deleted. Memberships and sessions are the caller's. */
+    int (*user_erase)(struct store_conn *c, int64_t id, int64_t now_ms);
+    /* The user's live sessions (see struct store_session) in id order. */
+    int (*sessions_of_user)(struct store_conn *c, int64_t user_id, int64_t now_ms,
+                            int (*cb)(void *ud, const struct store_session *s), void *ud);
+    /* Contacts and blocks: put is idempotent (keeps the first created_at); delete gives
+     * CD_E_NOT_FOUND when absent; list: the others of user (other > after, id order, at most
+     * limit) with their profiles and the pair's created_at; exists: 1 in *out when (a, b) is
+     * stored. */
+    int (*pair_put)(struct store_conn *c, int table, int64_t user, int64_t other, int64_t now_ms);
+    int (*pair_delete)(struct store_conn *c, int table, int64_t user, int64_t other);
+    int (*pair_list)(struct store_conn *c, int table, int64_t user, int64_t after, int limit,
+                     store_profile_cb cb, void *ud);
+    int (*pair_exists)(struct store_conn *c, int table, int64_t user, int64_t other, int *out);
+    /* Every block (blocker, blocked), for the in-memory presence filter at start. */
+    int (*blocks_all)(struct store_conn *c, int (*cb)(void *ud, int64_t user, int64_t other),
+                      void *ud);
+    /* One read for a send: CD_E_NOT_FOUND when the room does not exist. */
+    int (*member_access)(struct store_conn *c, int64_t room_id, int64_t user_id,
+                         struct store_access *out);
+    /* Set is_public and/or state (negative: unchanged). CD_E_NOT_FOUND: no such room. */
+    int (*room_set_flags)(struct store_conn *c, int64_t room_id, int is_public, int state);
+    /* Public active group rooms with id > after, id order, at most limit; cb gets a NULL member. */
+    int (*rooms_public)(struct store_conn *c, int64_t after, int limit, store_room_cb cb, void *ud);
+    /* Members with user id > after, in user id order, at most limit, with their profiles. */
+    int (*members_page)(struct store_conn *c, int64_t room_id, int64_t after, int limit,
+                        store_profile_cb cb, void *ud);
+    /* Hide a direct room from the user's listing until a message with seq > seq arrives. */
+    int (*member_hide)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t seq);
+    /* rooms_of_user without the hidden direct rooms (the room listing). */
+    int (*rooms_visible)(struct store_conn *c, int64_t user_id, int64_t after, int limit,
+                         store_room_cb cb, void *ud);
+    int (*invite_insert)(struct store_conn *c, const struct store_invite *inv);
+    int (*invite_get)(struct store_conn *c, const uint8_t hash[32], struct store_invite *out);
+    /* uses = uses + 1 (the caller checked the limits in the same transaction). */
+    int (*invite_use)(struct store_conn *c, const uint8_t hash[32]);
     /* attachments (uploads: chat/attach.c; the bytes live in src/blob) */
     int (*attachment_insert)(struct store_conn *c, const struct store_attachment *a);
     int (*attachment_get)(struct store_conn *c, const char *id, struct store_attachment *out);

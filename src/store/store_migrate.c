@@ -30,7 +30,7 @@
 #include "util/status.h"
 
 #define COPY_BLOCK (1u << 20) /* bytes handed to libpq per PQputCopyData */
-#define MAX_COLS   9
+#define MAX_COLS   12
 /* Content checksum of a table: the sum over its rows of every integer modulo SUM_MOD and of the
  * byte length of every text and bytea value. Exact on both sides (no overflow below ~10^9 rows,
  * the same truncating % in C and SQL); a value mangled on the way (escaping, a column read
@@ -57,9 +57,11 @@ struct mtable {
  * log is copied in (room, seq) order so each room's entries sit together in the heap. */
 static const struct mtable tables[] = {
     {"users",
-     "SELECT id, username, pwhash, created_at, last_seen FROM users ORDER BY id",
-     "ittii",
-     {"id", "username", "pwhash", "created_at", "last_seen"},
+     "SELECT id, username, pwhash, created_at, last_seen, display_name, avatar, status_text, "
+     "deleted_at FROM users ORDER BY id",
+     "ittiittti",
+     {"id", "username", "pwhash", "created_at", "last_seen", "display_name", "avatar",
+      "status_text", "deleted_at"},
      1,
      0},
     {"sessions",
@@ -78,16 +80,17 @@ static const struct mtable tables[] = {
     {"rooms",
      "SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, "
      "coalesce((SELECT e.seq FROM events e WHERE e.room_id = r.id ORDER BY e.seq DESC LIMIT 1), "
-     "0), r.member_count, r.dm_key FROM rooms r ORDER BY r.id",
-     "iittiiiit",
+     "0), r.member_count, r.dm_key, r.is_public, r.state FROM rooms r ORDER BY r.id",
+     "iittiiiitii",
      {"id", "kind", "name", "topic", "created_by", "created_at", "last_seq", "member_count",
-      "dm_key"},
+      "dm_key", "is_public", "state"},
      1,
      0},
     {"members",
-     "SELECT room_id, user_id, role, joined_seq, read_seq FROM members ORDER BY room_id, user_id",
-     "iiiii",
-     {"room_id", "user_id", "role", "joined_seq", "read_seq"},
+     "SELECT room_id, user_id, role, joined_seq, read_seq, hidden_seq FROM members "
+     "ORDER BY room_id, user_id",
+     "iiiiii",
+     {"room_id", "user_id", "role", "joined_seq", "read_seq", "hidden_seq"},
      0,
      1},
     {"events",
@@ -130,7 +133,26 @@ static const struct mtable tables[] = {
      {"user_id", "share_read_receipts"},
      0,
      0},
-    /* attachments and search (SQLite migration 7, PostgreSQL migration 3) */
+    {"contacts",
+     "SELECT user_id, other_id, created_at FROM contacts ORDER BY user_id, other_id",
+     "iii",
+     {"user_id", "other_id", "created_at"},
+     0,
+     0},
+    {"blocks",
+     "SELECT user_id, other_id, created_at FROM blocks ORDER BY user_id, other_id",
+     "iii",
+     {"user_id", "other_id", "created_at"},
+     0,
+     0},
+    {"invites",
+     "SELECT hash, room_id, created_by, created_at, expires_at, max_uses, uses FROM invites "
+     "ORDER BY hash",
+     "biiiiii",
+     {"hash", "room_id", "created_by", "created_at", "expires_at", "max_uses", "uses"},
+     0,
+     0},
+    /* attachments and search (SQLite migration 8, PostgreSQL migration 4) */
     {"attachments",
      "SELECT id, owner, size, content_type, name, sha256, created_at FROM attachments ORDER BY id",
      "tiittti",
@@ -339,8 +361,8 @@ static int pg_begin_empty(struct mig *m)
     if (pg_run(m, "BEGIN", NULL) || pg_run(m, "SET LOCAL lock_timeout = '10s'", NULL) ||
         pg_run(m,
                "LOCK TABLE users, sessions, refresh_tokens, rooms, members, events, msg_state, "
-               "msg_edits, reactions, delivered, user_settings, attachments, attachment_refs, "
-               "event_extras, msg_search IN EXCLUSIVE MODE",
+               "msg_edits, reactions, delivered, user_settings, contacts, blocks, invites, "
+               "attachments, attachment_refs, event_extras, msg_search IN EXCLUSIVE MODE",
                NULL) ||
         pg_run(m, "SELECT count(*) FROM users", &users) ||
         pg_run(m, "SELECT count(*) FROM rooms", &rooms))
@@ -682,8 +704,8 @@ static int migrate(struct mig *m)
     if (reset_identities(m) ||
         pg_run(m,
                "ANALYZE users, sessions, refresh_tokens, rooms, members, events, msg_state, "
-               "msg_edits, reactions, delivered, user_settings, attachments, attachment_refs, "
-               "event_extras, msg_search",
+               "msg_edits, reactions, delivered, user_settings, contacts, blocks, invites, "
+               "attachments, attachment_refs, event_extras, msg_search",
                NULL))
         return -1;
     {

@@ -46,13 +46,26 @@ struct store {
 };
 
 #define ROOM_COLS                                                                                  \
-    "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.member_count"
-#define ROOM_NCOLS  8
+    "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.member_count, "      \
+    "r.is_public, r.state"
+#define ROOM_NCOLS  10
 #define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
 #define EVENT_COLS                                                                                 \
     "room_id, seq, kind, sender, ts, client_msg_id, body, (SELECT x.extra FROM event_extras x "    \
     "WHERE x.room_id = events.room_id AND x.seq = events.seq)"
 #define ATT_COLS "id, owner, size, content_type, name, sha256, created_at"
+#define PROFILE_COLS                                                                               \
+    "u.id, u.username, u.display_name, u.avatar, u.status_text, u.created_at, u.last_seen, "       \
+    "u.deleted_at"
+#define PAIR_SQL(X, T)                                                                             \
+    X(T##_PUT, "INSERT INTO " #T "(user_id, other_id, created_at) VALUES ($1::bigint, "            \
+               "$2::bigint, $3::bigint) ON CONFLICT DO NOTHING")                                   \
+    X(T##_DEL, "DELETE FROM " #T " WHERE user_id = $1::bigint AND other_id = $2::bigint")          \
+    X(T##_LIST, "SELECT " PROFILE_COLS ", p.created_at FROM " #T " p JOIN users u "                \
+                "ON u.id = p.other_id WHERE p.user_id = $1::bigint AND p.other_id > $2::bigint "   \
+                "ORDER BY p.other_id LIMIT $3::bigint")                                            \
+    X(T##_EXISTS, "SELECT EXISTS (SELECT 1 FROM " #T " WHERE user_id = $1::bigint "                \
+                  "AND other_id = $2::bigint)::int")
 
 /* A page of the log with each message's derived state in one statement (see store_sqlite.c);
  * $5 is the viewer. */
@@ -69,6 +82,7 @@ struct store {
 
 /* Every statement, prepared once per connection on first use (named "s<index>"). A NULL
  * `LIMIT $n` means no limit. Strings are bound in binary format (raw bytes, no terminator). */
+#define Q_PREPARE_BASE 16 /* = Q_PREPARE below */
 #define SQL_MAP(X)                                                                                 \
     X(BEGIN, "BEGIN")                                                                              \
     X(COMMIT, "COMMIT")                                                                            \
@@ -249,7 +263,61 @@ struct store {
     X(SETTINGS_GET, "SELECT share_read_receipts FROM user_settings WHERE user_id = $1::bigint")    \
     X(SETTINGS_PUT, "INSERT INTO user_settings(user_id, share_read_receipts) "                     \
                     "VALUES ($1::bigint, $2::int) ON CONFLICT (user_id) "                          \
-                    "DO UPDATE SET share_read_receipts = excluded.share_read_receipts")
+                    "DO UPDATE SET share_read_receipts = excluded.share_read_receipts")            \
+    X(USER_INSERT_ID, "INSERT INTO users(id, username, pwhash, created_at) VALUES ($1::bigint, "   \
+                      "$2::text, $3::text, $4::bigint) ON CONFLICT DO NOTHING RETURNING id")       \
+    X(PROFILE_GET, "SELECT " PROFILE_COLS " FROM users u WHERE u.id = $1::bigint")                 \
+    X(PROFILE_SET, "UPDATE users SET display_name = coalesce($2::text, display_name), "            \
+                   "avatar = coalesce($3::text, avatar), "                                         \
+                   "status_text = coalesce($4::text, status_text) "                                \
+                   "WHERE id = $1::bigint AND deleted_at = 0")                                     \
+    X(USERS_BY_PREFIX, "SELECT " PROFILE_COLS " FROM users u "                                     \
+                       "WHERE u.username COLLATE \"C\" >= $1::text "                               \
+                       "AND u.username COLLATE \"C\" < $2::text "                                  \
+                       "AND u.username COLLATE \"C\" > $3::text AND u.deleted_at = 0 "             \
+                       "ORDER BY u.username COLLATE \"C\" LIMIT $4::bigint")                       \
+    X(USER_SET_PWHASH, "UPDATE users SET pwhash = $2::text WHERE id = $1::bigint "                 \
+                       "AND deleted_at = 0")                                                       \
+    X(USER_ERASE, "UPDATE users SET username = '#' || id, pwhash = '', display_name = '', "        \
+                  "avatar = '', status_text = '', deleted_at = $2::bigint WHERE id = $1::bigint "  \
+                  "AND deleted_at = 0")                                                            \
+    X(USER_ERASE_CONTACTS, "DELETE FROM contacts WHERE user_id = $1::bigint "                      \
+                           "OR other_id = $1::bigint")                                             \
+    X(USER_ERASE_BLOCKS, "DELETE FROM blocks WHERE user_id = $1::bigint OR other_id = $1::bigint") \
+    X(SESSIONS_OF_USER, "SELECT s.id, s.created_at, max(t.created_at) FROM sessions s "            \
+                        "JOIN refresh_tokens t ON t.session_id = s.id "                            \
+                        "WHERE s.user_id = $1::bigint AND s.revoked_at IS NULL GROUP BY s.id "     \
+                        "HAVING max(t.expires_at) > $2::bigint ORDER BY s.id")                     \
+    PAIR_SQL(X, contacts)                                                                          \
+    PAIR_SQL(X, blocks)                                                                            \
+    X(BLOCKS_ALL, "SELECT user_id, other_id FROM blocks")                                          \
+    X(MEMBER_ACCESS, "SELECT r.state, r.kind, EXISTS (SELECT 1 FROM members m "                    \
+                     "WHERE m.room_id = r.id AND m.user_id = $2::bigint)::int, "                   \
+                     "(r.kind = 1 AND EXISTS (SELECT 1 FROM members p JOIN blocks b "              \
+                     "ON b.user_id = p.user_id AND b.other_id = $2::bigint "                       \
+                     "WHERE p.room_id = r.id AND p.user_id <> $2::bigint))::int "                  \
+                     "FROM rooms r WHERE r.id = $1::bigint")                                       \
+    X(ROOM_SET_FLAGS, "UPDATE rooms SET is_public = CASE WHEN $2::int < 0 THEN is_public "         \
+                      "ELSE $2::int END, state = CASE WHEN $3::int < 0 THEN state "                \
+                      "ELSE $3::int END WHERE id = $1::bigint")                                    \
+    X(ROOMS_PUBLIC, "SELECT " ROOM_COLS " FROM rooms r WHERE r.is_public = 1 AND r.state = 0 "     \
+                    "AND r.id > $1::bigint ORDER BY r.id LIMIT $2::bigint")                        \
+    X(MEMBERS_PAGE, "SELECT " MEMBER_COLS ", " PROFILE_COLS " FROM members m JOIN users u "        \
+                    "ON u.id = m.user_id WHERE m.room_id = $1::bigint AND m.user_id > $2::bigint " \
+                    "ORDER BY m.user_id LIMIT $3::bigint")                                         \
+    X(MEMBER_HIDE, "UPDATE members SET hidden_seq = $3::bigint WHERE room_id = $1::bigint "        \
+                   "AND user_id = $2::bigint")                                                     \
+    X(ROOMS_VISIBLE, "SELECT " ROOM_COLS ", " MEMBER_COLS " FROM members m "                       \
+                     "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1::bigint "              \
+                     "AND m.room_id > $2::bigint AND (m.hidden_seq = 0 OR EXISTS (SELECT 1 "       \
+                     "FROM events e WHERE e.room_id = m.room_id AND e.seq > m.hidden_seq "         \
+                     "AND e.kind = 0)) ORDER BY m.room_id LIMIT $3::bigint")                       \
+    X(INVITE_INSERT, "INSERT INTO invites(hash, room_id, created_by, created_at, expires_at, "     \
+                     "max_uses) VALUES ($1::bytea, $2::bigint, $3::bigint, $4::bigint, "           \
+                     "$5::bigint, $6::bigint)")                                                    \
+    X(INVITE_GET, "SELECT room_id, created_by, created_at, expires_at, max_uses, uses "            \
+                  "FROM invites WHERE hash = $1::bytea")                                           \
+    X(INVITE_USE, "UPDATE invites SET uses = uses + 1 WHERE hash = $1::bytea")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -264,14 +332,15 @@ static const char *const sql_text[] = {
 #undef SQL_TEXT
 };
 
-_Static_assert(SQL__COUNT <= 128, "prepared-statement bitmap is 128 bits");
-_Static_assert(16 + SQL__COUNT <= 255, "queue kinds are bytes");
+_Static_assert(SQL__COUNT <= 4 * 64, "prepared-statement bitmap is 256 bits");
+_Static_assert(Q_PREPARE_BASE + SQL__COUNT <= 256, "pipeline kinds are bytes");
 
 /* Kinds of commands whose results are read later (the pipeline's queue). */
 enum {
     Q_PLAIN = 0,
-    Q_APPEND = 1,   /* an optimistic append: a unique violation means "run the batch again" */
-    Q_PREPARE = 16, /* + enum sql_id: a Parse; if the server skipped it, it is not prepared */
+    Q_APPEND = 1, /* an optimistic append: a unique violation means "run the batch again" */
+    Q_PREPARE =
+        Q_PREPARE_BASE, /* + enum sql_id: a Parse; if the server skipped it, it is not prepared */
 };
 
 /* A room locked by lock_rooms in an optimistic batch: its counter as read under the lock
@@ -299,7 +368,7 @@ struct store_conn {
     struct store *st;
     PGconn *pg;
     int writer;           /* pipeline mode, transactions */
-    uint64_t prepared[2]; /* bit per enum sql_id: prepared on this session */
+    uint64_t prepared[4]; /* bit per enum sql_id: prepared on this session */
     uint8_t *q;           /* writer: kinds of the commands sent whose results are unread (FIFO) */
     size_t qh, qn, qcap;
     int in_tx;  /* writer: between begin and commit/rollback */
@@ -646,7 +715,7 @@ static int conn_ready(struct store_conn *c)
     }
     PQfinish(c->pg);
     c->pg = pg;
-    c->prepared[0] = c->prepared[1] = 0;
+    memset(c->prepared, 0, sizeof(c->prepared));
     c->qn = c->qh = 0;
     c->down = 0;
     log_info("PostgreSQL connection reopened", "\"writer\":%d", c->writer);
@@ -1334,6 +1403,8 @@ static void room_row(const PGresult *r, int row, int col, struct store_room *out
     out->created_at = col_i64(r, row, col + 5);
     out->last_seq = col_i64(r, row, col + 6);
     out->member_count = col_i64(r, row, col + 7);
+    out->is_public = (int)col_i64(r, row, col + 8);
+    out->state = (int)col_i64(r, row, col + 9);
 }
 
 static void member_row(const PGresult *r, int row, int col, struct store_member *out)
@@ -2075,6 +2146,315 @@ static int pg_probe(struct store_conn *c)
     return query_i64(c, SQL_PROBE, &p, &v);
 }
 
+/* ---- people and room features ---- */
+
+#define PROFILE_NCOLS 8
+
+static void profile_row(const PGresult *r, int row, int col, struct store_profile *out)
+{
+    out->id = col_i64(r, row, col);
+    col_text(r, row, col + 1, out->username, sizeof(out->username));
+    col_text(r, row, col + 2, out->display_name, sizeof(out->display_name));
+    col_text(r, row, col + 3, out->avatar, sizeof(out->avatar));
+    col_text(r, row, col + 4, out->status_text, sizeof(out->status_text));
+    out->created_at = col_i64(r, row, col + 5);
+    out->last_seen = col_i64(r, row, col + 6);
+    out->deleted_at = col_i64(r, row, col + 7);
+}
+
+/* Rows of (profile[, pair created_at]) or (member, profile), fetched whole first. */
+static int each_profile(struct store_conn *c, enum sql_id id, const struct params *p,
+                        int with_member, int with_at, store_profile_cb cb, void *ud)
+{
+    PGresult *r;
+    int rc;
+    if ((rc = run(c, id, p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_profile pr;
+        struct store_member m;
+        if (with_member) member_row(r, i, 0, &m);
+        profile_row(r, i, with_member ? 5 : 0, &pr);
+        if (cb(ud, &pr, with_member ? &m : NULL, with_at ? col_i64(r, i, PROFILE_NCOLS) : 0)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_user_insert_id(struct store_conn *c, int64_t id, const char *username,
+                             const char *pwhash, int64_t now_ms)
+{
+    struct params p = {0};
+    struct store_user u;
+    int64_t got;
+    int rc;
+    p_int(&p, id);
+    p_str(&p, username);
+    p_str(&p, pwhash);
+    p_int(&p, now_ms);
+    rc = query_i64(c, SQL_USER_INSERT_ID, &p, &got);
+    if (rc != CD_E_NOT_FOUND) return rc;
+    /* nothing inserted: the username or the id is taken */
+    rc = pg_user_by_name(c, username, &u);
+    return rc == CD_OK ? CD_E_USERNAME_TAKEN : rc == CD_E_NOT_FOUND ? CD_E_CONFLICT : rc;
+}
+
+static int pg_profile_get(struct store_conn *c, int64_t id, struct store_profile *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, id);
+    if ((rc = run(c, SQL_PROFILE_GET, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0)
+        rc = CD_E_NOT_FOUND;
+    else
+        profile_row(r, 0, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_profile_set(struct store_conn *c, int64_t id, const char *display_name,
+                          const char *avatar, const char *status_text)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    p_str(&p, display_name);
+    p_str(&p, avatar);
+    p_str(&p, status_text);
+    return exec_one(c, SQL_PROFILE_SET, &p);
+}
+
+/* Byte order (COLLATE "C"), as SQLite's: the same pages on both stores. */
+static int pg_users_by_prefix(struct store_conn *c, const char *lo, const char *hi,
+                              const char *after, int limit, store_profile_cb cb, void *ud)
+{
+    struct params p = {0};
+    p_str(&p, lo);
+    p_str(&p, hi);
+    p_str(&p, after);
+    p_limit(&p, limit);
+    return each_profile(c, SQL_USERS_BY_PREFIX, &p, 0, 0, cb, ud);
+}
+
+static int pg_user_set_pwhash(struct store_conn *c, int64_t id, const char *pwhash)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    p_str(&p, pwhash);
+    return exec_one(c, SQL_USER_SET_PWHASH, &p);
+}
+
+static int pg_user_erase(struct store_conn *c, int64_t id, int64_t now_ms)
+{
+    struct params p = {0};
+    int rc;
+    p_int(&p, id);
+    p_int(&p, now_ms);
+    if ((rc = exec_one(c, SQL_USER_ERASE, &p)) != CD_OK) return rc;
+    p.n = 0;
+    p_int(&p, id);
+    if ((rc = defer(c, SQL_USER_ERASE_CONTACTS, &p)) != CD_OK) return rc;
+    return defer(c, SQL_USER_ERASE_BLOCKS, &p);
+}
+
+static int pg_sessions_of_user(struct store_conn *c, int64_t user_id, int64_t now_ms,
+                               int (*cb)(void *ud, const struct store_session *s), void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, user_id);
+    p_int(&p, now_ms);
+    if ((rc = run(c, SQL_SESSIONS_OF_USER, &p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_session ss = {col_i64(r, i, 0), col_i64(r, i, 1), col_i64(r, i, 2)};
+        if (cb(ud, &ss)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+/* The statements of table (enum store_pair): put, del, list, exists in that order. */
+static enum sql_id pair_stmt(int table, int op)
+{
+    return (enum sql_id)((table == STORE_BLOCKS ? SQL_blocks_PUT : SQL_contacts_PUT) + op);
+}
+
+static int pg_pair_put(struct store_conn *c, int table, int64_t user, int64_t other, int64_t now_ms)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, user);
+    p_int(&p, other);
+    p_int(&p, now_ms);
+    if ((rc = run(c, pair_stmt(table, 0), &p, &r)) == CD_OK) PQclear(r);
+    return rc;
+}
+
+static int pg_pair_delete(struct store_conn *c, int table, int64_t user, int64_t other)
+{
+    struct params p = {0};
+    p_int(&p, user);
+    p_int(&p, other);
+    return exec_one(c, pair_stmt(table, 1), &p);
+}
+
+static int pg_pair_list(struct store_conn *c, int table, int64_t user, int64_t after, int limit,
+                        store_profile_cb cb, void *ud)
+{
+    struct params p = {0};
+    p_int(&p, user);
+    p_int(&p, after);
+    p_limit(&p, limit);
+    return each_profile(c, pair_stmt(table, 2), &p, 0, 1, cb, ud);
+}
+
+static int pg_pair_exists(struct store_conn *c, int table, int64_t user, int64_t other, int *out)
+{
+    struct params p = {0};
+    int64_t v = 0;
+    int rc;
+    p_int(&p, user);
+    p_int(&p, other);
+    rc = query_i64(c, pair_stmt(table, 3), &p, &v);
+    if (rc == CD_OK) *out = v != 0;
+    return rc;
+}
+
+static int pg_blocks_all(struct store_conn *c, int (*cb)(void *ud, int64_t user, int64_t other),
+                         void *ud)
+{
+    PGresult *r;
+    int rc;
+    if ((rc = run(c, SQL_BLOCKS_ALL, NULL, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++)
+        if (cb(ud, col_i64(r, i, 0), col_i64(r, i, 1))) break;
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_member_access(struct store_conn *c, int64_t room_id, int64_t user_id,
+                            struct store_access *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    if ((rc = run(c, SQL_MEMBER_ACCESS, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0) {
+        rc = CD_E_NOT_FOUND;
+    } else {
+        out->state = (int)col_i64(r, 0, 0);
+        out->kind = (int)col_i64(r, 0, 1);
+        out->member = col_i64(r, 0, 2) != 0;
+        out->dm_blocked = col_i64(r, 0, 3) != 0;
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_room_set_flags(struct store_conn *c, int64_t room_id, int is_public, int state)
+{
+    struct params p = {0};
+    p_int(&p, room_id);
+    p_int(&p, is_public);
+    p_int(&p, state);
+    return exec_one(c, SQL_ROOM_SET_FLAGS, &p);
+}
+
+static int pg_rooms_public(struct store_conn *c, int64_t after, int limit, store_room_cb cb,
+                           void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, after);
+    p_limit(&p, limit);
+    if ((rc = run(c, SQL_ROOMS_PUBLIC, &p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_room room;
+        room_row(r, i, 0, &room);
+        if (cb(ud, &room, NULL)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_members_page(struct store_conn *c, int64_t room_id, int64_t after, int limit,
+                           store_profile_cb cb, void *ud)
+{
+    struct params p = {0};
+    p_int(&p, room_id);
+    p_int(&p, after);
+    p_limit(&p, limit);
+    return each_profile(c, SQL_MEMBERS_PAGE, &p, 1, 0, cb, ud);
+}
+
+static int pg_member_hide(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t seq)
+{
+    struct params p = {0};
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    p_int(&p, seq);
+    return exec_one(c, SQL_MEMBER_HIDE, &p);
+}
+
+static int pg_rooms_visible(struct store_conn *c, int64_t user_id, int64_t after, int limit,
+                            store_room_cb cb, void *ud)
+{
+    struct params p = {0};
+    p_int(&p, user_id);
+    p_int(&p, after);
+    p_limit(&p, limit);
+    return each_member(c, SQL_ROOMS_VISIBLE, &p, 1, cb, ud);
+}
+
+static int pg_invite_insert(struct store_conn *c, const struct store_invite *inv)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_bytes(&p, inv->hash, 32);
+    p_int(&p, inv->room_id);
+    p_int(&p, inv->created_by);
+    p_int(&p, inv->created_at);
+    p_int(&p, inv->expires_at);
+    p_int(&p, inv->max_uses);
+    if ((rc = run(c, SQL_INVITE_INSERT, &p, &r)) == CD_OK) PQclear(r);
+    return rc;
+}
+
+static int pg_invite_get(struct store_conn *c, const uint8_t hash[32], struct store_invite *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_bytes(&p, hash, 32);
+    if ((rc = run(c, SQL_INVITE_GET, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0) {
+        rc = CD_E_NOT_FOUND;
+    } else {
+        memcpy(out->hash, hash, 32);
+        out->room_id = col_i64(r, 0, 0);
+        out->created_by = col_i64(r, 0, 1);
+        out->created_at = col_i64(r, 0, 2);
+        out->expires_at = col_i64(r, 0, 3);
+        out->max_uses = col_i64(r, 0, 4);
+        out->uses = col_i64(r, 0, 5);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_invite_use(struct store_conn *c, const uint8_t hash[32])
+{
+    struct params p = {0};
+    p_bytes(&p, hash, 32);
+    return exec_one(c, SQL_INVITE_USE, &p);
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -2128,6 +2508,27 @@ const struct store_ops store_pg_ops = {
     .receipts_list = pg_receipts_list,
     .settings_get = pg_settings_get,
     .settings_put = pg_settings_put,
+    .user_insert_id = pg_user_insert_id,
+    .profile_get = pg_profile_get,
+    .profile_set = pg_profile_set,
+    .users_by_prefix = pg_users_by_prefix,
+    .user_set_pwhash = pg_user_set_pwhash,
+    .user_erase = pg_user_erase,
+    .sessions_of_user = pg_sessions_of_user,
+    .pair_put = pg_pair_put,
+    .pair_delete = pg_pair_delete,
+    .pair_list = pg_pair_list,
+    .pair_exists = pg_pair_exists,
+    .blocks_all = pg_blocks_all,
+    .member_access = pg_member_access,
+    .room_set_flags = pg_room_set_flags,
+    .rooms_public = pg_rooms_public,
+    .members_page = pg_members_page,
+    .member_hide = pg_member_hide,
+    .rooms_visible = pg_rooms_visible,
+    .invite_insert = pg_invite_insert,
+    .invite_get = pg_invite_get,
+    .invite_use = pg_invite_use,
     .attachment_insert = pg_attachment_insert,
     .attachment_get = pg_attachment_get,
     .attachment_readable = pg_attachment_readable,

@@ -105,7 +105,38 @@ static const char *const store_pg_migrations[] = {
     "CREATE TABLE user_settings ("
     "  user_id bigint PRIMARY KEY,"
     "  share_read_receipts integer NOT NULL DEFAULT 1);",
-    /* 3: attachments and search (SQLite's migration 7). msg_search holds each message's text
+    /* 3: SQLite's migration 7 (people and room features, issue 14 part 5), plus an index for
+     * the byte-order username prefix search (users_by_prefix uses COLLATE "C"). */
+    "ALTER TABLE users ADD COLUMN display_name text NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN avatar text NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN status_text text NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN deleted_at bigint NOT NULL DEFAULT 0;"
+    "ALTER TABLE rooms ADD COLUMN is_public integer NOT NULL DEFAULT 0;"
+    "ALTER TABLE rooms ADD COLUMN state integer NOT NULL DEFAULT 0;"
+    "ALTER TABLE members ADD COLUMN hidden_seq bigint NOT NULL DEFAULT 0;"
+    "CREATE INDEX rooms_public ON rooms(id) WHERE is_public = 1 AND state = 0;"
+    "CREATE INDEX sessions_user ON sessions(user_id);"
+    "CREATE INDEX users_username_c ON users(username COLLATE \"C\");"
+    "CREATE TABLE contacts ("
+    "  user_id bigint NOT NULL,"
+    "  other_id bigint NOT NULL,"
+    "  created_at bigint NOT NULL,"
+    "  PRIMARY KEY (user_id, other_id));"
+    "CREATE TABLE blocks ("
+    "  user_id bigint NOT NULL,"
+    "  other_id bigint NOT NULL,"
+    "  created_at bigint NOT NULL,"
+    "  PRIMARY KEY (user_id, other_id));"
+    "CREATE INDEX blocks_other ON blocks(other_id, user_id);"
+    "CREATE TABLE invites ("
+    "  hash bytea PRIMARY KEY,"
+    "  room_id bigint NOT NULL,"
+    "  created_by bigint NOT NULL,"
+    "  created_at bigint NOT NULL,"
+    "  expires_at bigint NOT NULL,"
+    "  max_uses bigint NOT NULL,"
+    "  uses bigint NOT NULL DEFAULT 0);",
+    /* 4: attachments and search (SQLite's migration 8). msg_search holds each message's text
      * with a tsvector ('simple' configuration: no stemming, no stop words, as FTS5's unicode61)
      * under a GIN index; pos is its order of indexing (newest first = pos descending, and the
      * `before` cursor of a page); (room_id, seq) keys it for edits and deletes. */

@@ -35,13 +35,23 @@ struct store {
  * in this order. */
 #define ROOM_COLS                                                                                  \
     "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, " ROOM_LAST_SEQ_OF(                \
-        "r.id") ", r.member_count"
-#define ROOM_NCOLS  8
+        "r.id") ", r.member_count, r.is_public, r.state"
+#define ROOM_NCOLS  10
 #define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
 #define EVENT_COLS                                                                                 \
     "room_id, seq, kind, sender, ts, client_msg_id, body, (SELECT x.extra FROM event_extras x "    \
     "WHERE x.room_id = events.room_id AND x.seq = events.seq)"
 #define ATT_COLS "id, owner, size, content_type, name, sha256, created_at"
+#define PROFILE_COLS                                                                               \
+    "u.id, u.username, u.display_name, u.avatar, u.status_text, u.created_at, u.last_seen, "       \
+    "u.deleted_at"
+#define PAIR_SQL(X, T)                                                                             \
+    X(T##_PUT, "INSERT OR IGNORE INTO " #T "(user_id, other_id, created_at) VALUES (?1, ?2, ?3)")  \
+    X(T##_DEL, "DELETE FROM " #T " WHERE user_id = ?1 AND other_id = ?2")                          \
+    X(T##_LIST, "SELECT " PROFILE_COLS ", p.created_at FROM " #T " p JOIN users u "                \
+                "ON u.id = p.other_id WHERE p.user_id = ?1 AND p.other_id > ?2 "                   \
+                "ORDER BY p.other_id LIMIT ?3")                                                    \
+    X(T##_EXISTS, "SELECT EXISTS (SELECT 1 FROM " #T " WHERE user_id = ?1 AND other_id = ?2)")
 
 /* A page of the log with each message's derived state: one statement, the reactions of each
  * row aggregated by a correlated subquery (one seek into reactions per row). ?5 is the viewer. */
@@ -192,7 +202,52 @@ struct store {
     X(SETTINGS_GET, "SELECT share_read_receipts FROM user_settings WHERE user_id = ?1")            \
     X(SETTINGS_PUT,                                                                                \
       "INSERT INTO user_settings(user_id, share_read_receipts) VALUES (?1, ?2) "                   \
-      "ON CONFLICT (user_id) DO UPDATE SET share_read_receipts = excluded.share_read_receipts")
+      "ON CONFLICT (user_id) DO UPDATE SET share_read_receipts = excluded.share_read_receipts")    \
+    X(USER_INSERT_ID,                                                                              \
+      "INSERT INTO users(id, username, pwhash, created_at) VALUES (?1, ?2, ?3, ?4)")               \
+    X(PROFILE_GET, "SELECT " PROFILE_COLS " FROM users u WHERE u.id = ?1")                         \
+    X(PROFILE_SET, "UPDATE users SET display_name = coalesce(?2, display_name), "                  \
+                   "avatar = coalesce(?3, avatar), status_text = coalesce(?4, status_text) "       \
+                   "WHERE id = ?1 AND deleted_at = 0")                                             \
+    X(USERS_BY_PREFIX, "SELECT " PROFILE_COLS " FROM users u WHERE u.username >= ?1 "              \
+                       "AND u.username < ?2 AND u.username > ?3 AND u.deleted_at = 0 "             \
+                       "ORDER BY u.username LIMIT ?4")                                             \
+    X(USER_SET_PWHASH, "UPDATE users SET pwhash = ?2 WHERE id = ?1 AND deleted_at = 0")            \
+    X(USER_ERASE, "UPDATE users SET username = '#' || id, pwhash = '', display_name = '', "        \
+                  "avatar = '', status_text = '', deleted_at = ?2 WHERE id = ?1 "                  \
+                  "AND deleted_at = 0")                                                            \
+    X(USER_ERASE_CONTACTS, "DELETE FROM contacts WHERE user_id = ?1 OR other_id = ?1")             \
+    X(USER_ERASE_BLOCKS, "DELETE FROM blocks WHERE user_id = ?1 OR other_id = ?1")                 \
+    X(SESSIONS_OF_USER, "SELECT s.id, s.created_at, max(t.created_at) FROM sessions s "            \
+                        "JOIN refresh_tokens t ON t.session_id = s.id WHERE s.user_id = ?1 "       \
+                        "AND s.revoked_at IS NULL GROUP BY s.id HAVING max(t.expires_at) > ?2 "    \
+                        "ORDER BY s.id")                                                           \
+    PAIR_SQL(X, contacts)                                                                          \
+    PAIR_SQL(X, blocks)                                                                            \
+    X(BLOCKS_ALL, "SELECT user_id, other_id FROM blocks")                                          \
+    X(MEMBER_ACCESS, "SELECT r.state, r.kind, EXISTS (SELECT 1 FROM members m "                    \
+                     "WHERE m.room_id = r.id AND m.user_id = ?2), r.kind = 1 AND EXISTS ("         \
+                     "SELECT 1 FROM members p JOIN blocks b ON b.user_id = p.user_id "             \
+                     "AND b.other_id = ?2 WHERE p.room_id = r.id AND p.user_id <> ?2) "            \
+                     "FROM rooms r WHERE r.id = ?1")                                               \
+    X(ROOM_SET_FLAGS, "UPDATE rooms SET is_public = CASE WHEN ?2 < 0 THEN is_public ELSE ?2 END, " \
+                      "state = CASE WHEN ?3 < 0 THEN state ELSE ?3 END WHERE id = ?1")             \
+    X(ROOMS_PUBLIC, "SELECT " ROOM_COLS " FROM rooms r WHERE r.is_public = 1 AND r.state = 0 "     \
+                    "AND r.id > ?1 ORDER BY r.id LIMIT ?2")                                        \
+    X(MEMBERS_PAGE, "SELECT " MEMBER_COLS ", " PROFILE_COLS " FROM members m JOIN users u "        \
+                    "ON u.id = m.user_id WHERE m.room_id = ?1 AND m.user_id > ?2 "                 \
+                    "ORDER BY m.user_id LIMIT ?3")                                                 \
+    X(MEMBER_HIDE, "UPDATE members SET hidden_seq = ?3 WHERE room_id = ?1 AND user_id = ?2")       \
+    X(ROOMS_VISIBLE, "SELECT " ROOM_COLS ", " MEMBER_COLS " FROM members m "                       \
+                     "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?1 AND m.room_id > ?2 "   \
+                     "AND (m.hidden_seq = 0 OR EXISTS (SELECT 1 FROM events e "                    \
+                     "WHERE e.room_id = m.room_id AND e.seq > m.hidden_seq AND e.kind = 0)) "      \
+                     "ORDER BY m.room_id LIMIT ?3")                                                \
+    X(INVITE_INSERT, "INSERT INTO invites(hash, room_id, created_by, created_at, expires_at, "     \
+                     "max_uses) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                  \
+    X(INVITE_GET, "SELECT room_id, created_by, created_at, expires_at, max_uses, uses "            \
+                  "FROM invites WHERE hash = ?1")                                                  \
+    X(INVITE_USE, "UPDATE invites SET uses = uses + 1 WHERE hash = ?1")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -593,6 +648,8 @@ static void room_row(sqlite3_stmt *s, int col, struct store_room *out)
     out->created_at = sqlite3_column_int64(s, col + 5);
     out->last_seq = sqlite3_column_int64(s, col + 6);
     out->member_count = sqlite3_column_int64(s, col + 7);
+    out->is_public = sqlite3_column_int(s, col + 8);
+    out->state = sqlite3_column_int(s, col + 9);
 }
 
 static void member_row(sqlite3_stmt *s, int col, struct store_member *out)
@@ -1420,6 +1477,340 @@ static int sq_probe(struct store_conn *c)
     return sq_exec(c->db, sql);
 }
 
+/* ---- people and room features ---- */
+
+#define PROFILE_NCOLS 8
+
+static void profile_row(sqlite3_stmt *s, int col, struct store_profile *out)
+{
+    out->id = sqlite3_column_int64(s, col);
+    text_col(s, col + 1, out->username, sizeof(out->username));
+    text_col(s, col + 2, out->display_name, sizeof(out->display_name));
+    text_col(s, col + 3, out->avatar, sizeof(out->avatar));
+    text_col(s, col + 4, out->status_text, sizeof(out->status_text));
+    out->created_at = sqlite3_column_int64(s, col + 5);
+    out->last_seen = sqlite3_column_int64(s, col + 6);
+    out->deleted_at = sqlite3_column_int64(s, col + 7);
+}
+
+/* Rows of (profile[, pair created_at]) or (member, profile). */
+static int each_profile(struct store_conn *c, sqlite3_stmt *s, const char *what, int with_member,
+                        int with_at, store_profile_cb cb, void *ud)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_profile p;
+        struct store_member m;
+        int64_t at = 0;
+        if (with_member) member_row(s, 0, &m);
+        profile_row(s, with_member ? 5 : 0, &p);
+        if (with_at) at = sqlite3_column_int64(s, PROFILE_NCOLS);
+        if (cb(ud, &p, with_member ? &m : NULL, at)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, what);
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_user_insert_id(struct store_conn *c, int64_t id, const char *username,
+                             const char *pwhash, int64_t now_ms)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USER_INSERT_ID);
+    struct store_user u;
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, username, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, pwhash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, now_ms);
+    rc = step_done(c, s, "user_insert_id");
+    if (rc != CD_E_CONFLICT) return rc;
+    rc = sq_user_by_name(c, username, &u);
+    return rc == CD_OK ? CD_E_USERNAME_TAKEN : rc == CD_E_NOT_FOUND ? CD_E_CONFLICT : rc;
+}
+
+static int sq_profile_get(struct store_conn *c, int64_t id, struct store_profile *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_PROFILE_GET);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        profile_row(s, 0, out);
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "profile_get");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_profile_set(struct store_conn *c, int64_t id, const char *display_name,
+                          const char *avatar, const char *status_text)
+{
+    sqlite3_stmt *s = stmt(c, SQL_PROFILE_SET);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    if (display_name) sqlite3_bind_text(s, 2, display_name, -1, SQLITE_STATIC);
+    if (avatar) sqlite3_bind_text(s, 3, avatar, -1, SQLITE_STATIC);
+    if (status_text) sqlite3_bind_text(s, 4, status_text, -1, SQLITE_STATIC);
+    return step_one(c, s, "profile_set");
+}
+
+/* A range scan of the username index (byte order: SQLite's BINARY collation). */
+static int sq_users_by_prefix(struct store_conn *c, const char *lo, const char *hi,
+                              const char *after, int limit, store_profile_cb cb, void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USERS_BY_PREFIX);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, lo, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, hi, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, after, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, limit);
+    return each_profile(c, s, "users_by_prefix", 0, 0, cb, ud);
+}
+
+static int sq_user_set_pwhash(struct store_conn *c, int64_t id, const char *pwhash)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USER_SET_PWHASH);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
+    return step_one(c, s, "user_set_pwhash");
+}
+
+static int sq_user_erase(struct store_conn *c, int64_t id, int64_t now_ms)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USER_ERASE);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    if ((rc = step_one(c, s, "user_erase")) != CD_OK) return rc;
+    if ((rc = exec_ii(c, SQL_USER_ERASE_CONTACTS, id, 0)) != CD_OK) return rc;
+    return exec_ii(c, SQL_USER_ERASE_BLOCKS, id, 0);
+}
+
+static int sq_sessions_of_user(struct store_conn *c, int64_t user_id, int64_t now_ms,
+                               int (*cb)(void *ud, const struct store_session *s), void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_SESSIONS_OF_USER);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_session ss = {sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+                                   sqlite3_column_int64(s, 2)};
+        if (cb(ud, &ss)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "sessions_of_user");
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* The statements of table (enum store_pair): put, del, list, exists in that order. */
+static enum sql_id pair_stmt(int table, int op)
+{
+    return (enum sql_id)((table == STORE_BLOCKS ? SQL_blocks_PUT : SQL_contacts_PUT) + op);
+}
+
+static int sq_pair_put(struct store_conn *c, int table, int64_t user, int64_t other, int64_t now_ms)
+{
+    sqlite3_stmt *s = stmt(c, pair_stmt(table, 0));
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user);
+    sqlite3_bind_int64(s, 2, other);
+    sqlite3_bind_int64(s, 3, now_ms);
+    return step_done(c, s, "pair_put");
+}
+
+static int sq_pair_delete(struct store_conn *c, int table, int64_t user, int64_t other)
+{
+    sqlite3_stmt *s = stmt(c, pair_stmt(table, 1));
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user);
+    sqlite3_bind_int64(s, 2, other);
+    return step_one(c, s, "pair_delete");
+}
+
+static int sq_pair_list(struct store_conn *c, int table, int64_t user, int64_t after, int limit,
+                        store_profile_cb cb, void *ud)
+{
+    sqlite3_stmt *s = stmt(c, pair_stmt(table, 2));
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, limit);
+    return each_profile(c, s, "pair_list", 0, 1, cb, ud);
+}
+
+static int sq_pair_exists(struct store_conn *c, int table, int64_t user, int64_t other, int *out)
+{
+    sqlite3_stmt *s = stmt(c, pair_stmt(table, 3));
+    int64_t v = 0;
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user);
+    sqlite3_bind_int64(s, 2, other);
+    rc = step_int64(c, s, "pair_exists", &v);
+    if (rc == CD_OK) *out = v != 0;
+    return rc;
+}
+
+static int sq_blocks_all(struct store_conn *c, int (*cb)(void *ud, int64_t user, int64_t other),
+                         void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_BLOCKS_ALL);
+    int rc;
+    if (!s) return CD_E_IO;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (cb(ud, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1))) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "blocks_all");
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* One rooms lookup and one or two primary-key probes (a direct room's two members). */
+static int sq_member_access(struct store_conn *c, int64_t room_id, int64_t user_id,
+                            struct store_access *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MEMBER_ACCESS);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->state = sqlite3_column_int(s, 0);
+        out->kind = sqlite3_column_int(s, 1);
+        out->member = sqlite3_column_int(s, 2) != 0;
+        out->dm_blocked = sqlite3_column_int(s, 3) != 0;
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "member_access");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_room_set_flags(struct store_conn *c, int64_t room_id, int is_public, int state)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ROOM_SET_FLAGS);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int(s, 2, is_public);
+    sqlite3_bind_int(s, 3, state);
+    return step_one(c, s, "room_set_flags");
+}
+
+static int sq_rooms_public(struct store_conn *c, int64_t after, int limit, store_room_cb cb,
+                           void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ROOMS_PUBLIC);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int(s, 2, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_room r;
+        room_row(s, 0, &r);
+        if (cb(ud, &r, NULL)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "rooms_public");
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_members_page(struct store_conn *c, int64_t room_id, int64_t after, int limit,
+                           store_profile_cb cb, void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MEMBERS_PAGE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, limit);
+    return each_profile(c, s, "members_page", 1, 0, cb, ud);
+}
+
+static int sq_member_hide(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t seq)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MEMBER_HIDE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int64(s, 3, seq);
+    return step_one(c, s, "member_hide");
+}
+
+static int sq_rooms_visible(struct store_conn *c, int64_t user_id, int64_t after, int limit,
+                            store_room_cb cb, void *ud)
+{
+    sqlite3_stmt *s;
+    if (!(s = stmt(c, SQL_ROOMS_VISIBLE))) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, limit);
+    return each_member(c, s, "rooms_visible", 1, cb, ud);
+}
+
+static int sq_invite_insert(struct store_conn *c, const struct store_invite *inv)
+{
+    sqlite3_stmt *s = stmt(c, SQL_INVITE_INSERT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_blob(s, 1, inv->hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, inv->room_id);
+    sqlite3_bind_int64(s, 3, inv->created_by);
+    sqlite3_bind_int64(s, 4, inv->created_at);
+    sqlite3_bind_int64(s, 5, inv->expires_at);
+    sqlite3_bind_int64(s, 6, inv->max_uses);
+    return step_done(c, s, "invite_insert");
+}
+
+static int sq_invite_get(struct store_conn *c, const uint8_t hash[32], struct store_invite *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_INVITE_GET);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        memcpy(out->hash, hash, 32);
+        out->room_id = sqlite3_column_int64(s, 0);
+        out->created_by = sqlite3_column_int64(s, 1);
+        out->created_at = sqlite3_column_int64(s, 2);
+        out->expires_at = sqlite3_column_int64(s, 3);
+        out->max_uses = sqlite3_column_int64(s, 4);
+        out->uses = sqlite3_column_int64(s, 5);
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "invite_get");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_invite_use(struct store_conn *c, const uint8_t hash[32])
+{
+    sqlite3_stmt *s = stmt(c, SQL_INVITE_USE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+    return step_one(c, s, "invite_use");
+}
+
 const struct store_ops store_sqlite_ops = {
     .checkpoint = sq_checkpoint,
     .probe = sq_probe,
@@ -1471,6 +1862,27 @@ const struct store_ops store_sqlite_ops = {
     .receipts_list = sq_receipts_list,
     .settings_get = sq_settings_get,
     .settings_put = sq_settings_put,
+    .user_insert_id = sq_user_insert_id,
+    .profile_get = sq_profile_get,
+    .profile_set = sq_profile_set,
+    .users_by_prefix = sq_users_by_prefix,
+    .user_set_pwhash = sq_user_set_pwhash,
+    .user_erase = sq_user_erase,
+    .sessions_of_user = sq_sessions_of_user,
+    .pair_put = sq_pair_put,
+    .pair_delete = sq_pair_delete,
+    .pair_list = sq_pair_list,
+    .pair_exists = sq_pair_exists,
+    .blocks_all = sq_blocks_all,
+    .member_access = sq_member_access,
+    .room_set_flags = sq_room_set_flags,
+    .rooms_public = sq_rooms_public,
+    .members_page = sq_members_page,
+    .member_hide = sq_member_hide,
+    .rooms_visible = sq_rooms_visible,
+    .invite_insert = sq_invite_insert,
+    .invite_get = sq_invite_get,
+    .invite_use = sq_invite_use,
     .attachment_insert = sq_attachment_insert,
     .attachment_get = sq_attachment_get,
     .attachment_readable = sq_attachment_readable,

@@ -140,7 +140,39 @@ static const char *const store_sqlite_migrations[] = {
     "CREATE TABLE user_settings ("
     "  user_id INTEGER PRIMARY KEY,"
     "  share_read_receipts INTEGER NOT NULL DEFAULT 1);",
-    /* 7: attachments and search. attachments: one row per upload (the bytes are in the blob
+    /* 7: people and room features (issue 14 part 5): profiles and account deletion on users,
+     * public/archived/deleted rooms, direct rooms hidden by their member until a new message
+     * (members.hidden_seq), contacts, blocks, invite links (only the token's SHA-256), and
+     * sessions by user (the sessions list, ending all sessions but one). */
+    "ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN avatar TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN status_text TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rooms ADD COLUMN is_public INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rooms ADD COLUMN state INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE members ADD COLUMN hidden_seq INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX rooms_public ON rooms(id) WHERE is_public = 1 AND state = 0;"
+    "CREATE INDEX sessions_user ON sessions(user_id);"
+    "CREATE TABLE contacts ("
+    "  user_id INTEGER NOT NULL,"
+    "  other_id INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, other_id)) WITHOUT ROWID;"
+    "CREATE TABLE blocks ("
+    "  user_id INTEGER NOT NULL,"
+    "  other_id INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, other_id)) WITHOUT ROWID;"
+    "CREATE INDEX blocks_other ON blocks(other_id, user_id);"
+    "CREATE TABLE invites ("
+    "  hash BLOB PRIMARY KEY,"
+    "  room_id INTEGER NOT NULL,"
+    "  created_by INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  max_uses INTEGER NOT NULL,"
+    "  uses INTEGER NOT NULL DEFAULT 0);",
+    /* 8: attachments and search. attachments: one row per upload (the bytes are in the blob
      * store under the id); attachment_refs: which messages reference which uploads (download
      * authorization, expiry of unreferenced uploads); event_extras: extra JSON members of a
      * message entry (its attachments' metadata), read beside the log by every event query.

@@ -35,6 +35,10 @@
       "the room has the most members allowed (--max-room-members)")                                \
     X(QUOTA_USER_ROOMS, 409, "quota_exceeded",                                                     \
       "a user is in the most group rooms allowed (--max-rooms-per-user)")                          \
+    X(BLOCKED, 403, "blocked", "this user blocks you")                                             \
+    X(ROOM_ARCHIVED, 409, "room_archived", "the room is archived (read-only)")                     \
+    X(INVITE_GONE, 410, "invite_expired", "the invite has expired or is used up")                  \
+    X(QUOTA_PAIRS, 409, "quota_exceeded", "you have the most contacts or blocks allowed (10000)")  \
     X(TOO_LARGE, 413, "payload_too_large", "the body or message is too large")                     \
     X(UNSUPPORTED_MEDIA, 415, "unsupported_media_type", "the body must be application/json")       \
     X(UPLOAD_TYPE, 415, "unsupported_media_type",                                                  \

@@ -952,6 +952,253 @@ static void rooms_ahead_reports_lagging_rooms(void **state)
     assert_int_equal(k.n, 0);
 }
 
+/* ---- people and room features (issue 14 part 5) ---- */
+
+static void user_insert_id_distinguishes_conflicts(void **state)
+{
+    struct fx *f = *state;
+    struct store_profile p;
+    const int64_t id = INT64_C(5000000000123);
+    assert_int_equal(f->ops->user_insert_id(f->c, id, "dave", "h", 7), CD_OK);
+    assert_int_equal(f->ops->user_insert_id(f->c, id, "erin", "h", 7), CD_E_CONFLICT);
+    assert_int_equal(f->ops->user_insert_id(f->c, id + 1, "dave", "h", 7), CD_E_USERNAME_TAKEN);
+    assert_int_equal(f->ops->profile_get(f->c, id, &p), CD_OK);
+    assert_string_equal(p.username, "dave");
+    assert_int_equal(p.created_at, 7);
+    assert_int_equal(p.deleted_at, 0);
+}
+
+struct names {
+    char v[8][STORE_USERNAME_MAX + 1];
+    int n;
+};
+
+static int on_profile(void *ud, const struct store_profile *p, const struct store_member *m,
+                      int64_t at)
+{
+    struct names *k = ud;
+    (void)m;
+    (void)at;
+    if (k->n < 8) snprintf(k->v[k->n++], sizeof(k->v[0]), "%s", p->username);
+    return 0;
+}
+
+static void profiles_prefix_and_erase(void **state)
+{
+    struct fx *f = *state;
+    struct store_profile p;
+    struct names k = {0};
+    int64_t id;
+    assert_int_equal(f->ops->user_insert(f->c, "al_b", "h", 1, &id), CD_OK);
+    assert_int_equal(f->ops->user_insert(f->c, "al.c", "h", 1, &id), CD_OK);
+    assert_int_equal(f->ops->profile_set(f->c, f->alice, "Alice A", NULL, "busy"), CD_OK);
+    assert_int_equal(f->ops->profile_set(f->c, f->alice, NULL, "up_1", NULL), CD_OK);
+    assert_int_equal(f->ops->profile_get(f->c, f->alice, &p), CD_OK);
+    assert_string_equal(p.display_name, "Alice A");
+    assert_string_equal(p.avatar, "up_1");
+    assert_string_equal(p.status_text, "busy");
+    /* byte order on both stores: '.' < '_' < 'i' */
+    assert_int_equal(f->ops->users_by_prefix(f->c, "al", "am", "", 10, on_profile, &k), CD_OK);
+    assert_int_equal(k.n, 3);
+    assert_string_equal(k.v[0], "al.c");
+    assert_string_equal(k.v[1], "al_b");
+    assert_string_equal(k.v[2], "alice");
+    k.n = 0;
+    assert_int_equal(f->ops->users_by_prefix(f->c, "al", "am", "al_b", 10, on_profile, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_string_equal(k.v[0], "alice");
+    /* erase: the username is freed, the profile emptied, the row and id stay */
+    assert_int_equal(f->ops->pair_put(f->c, STORE_BLOCKS, f->bob, f->alice, 5), CD_OK);
+    assert_int_equal(f->ops->pair_put(f->c, STORE_CONTACTS, f->alice, f->bob, 5), CD_OK);
+    assert_int_equal(f->ops->user_erase(f->c, f->alice, 99), CD_OK);
+    assert_int_equal(f->ops->profile_get(f->c, f->alice, &p), CD_OK);
+    assert_int_equal(p.deleted_at, 99);
+    assert_string_equal(p.display_name, "");
+    assert_int_equal(p.username[0], '#');
+    k.n = 0;
+    assert_int_equal(f->ops->users_by_prefix(f->c, "al", "am", "", 10, on_profile, &k), CD_OK);
+    assert_int_equal(k.n, 2);
+    assert_int_equal(f->ops->user_insert(f->c, "alice", "h", 1, &id), CD_OK);
+    assert_int_equal(f->ops->profile_set(f->c, f->alice, "x", NULL, NULL), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->user_set_pwhash(f->c, f->alice, "h2"), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->user_erase(f->c, f->alice, 100), CD_E_NOT_FOUND);
+    {
+        int b = 1;
+        assert_int_equal(f->ops->pair_exists(f->c, STORE_BLOCKS, f->bob, f->alice, &b), CD_OK);
+        assert_int_equal(b, 0);
+    }
+}
+
+static int count_pair(void *ud, int64_t user, int64_t other)
+{
+    (void)user;
+    (void)other;
+    ++*(int *)ud;
+    return 0;
+}
+
+static void pairs_put_list_delete(void **state)
+{
+    struct fx *f = *state;
+    struct names k = {0};
+    int b = 0, n = 0;
+    assert_int_equal(f->ops->pair_put(f->c, STORE_CONTACTS, f->alice, f->carol, 10), CD_OK);
+    assert_int_equal(f->ops->pair_put(f->c, STORE_CONTACTS, f->alice, f->bob, 11), CD_OK);
+    assert_int_equal(f->ops->pair_put(f->c, STORE_CONTACTS, f->alice, f->bob, 12), CD_OK);
+    assert_int_equal(f->ops->pair_list(f->c, STORE_CONTACTS, f->alice, 0, 10, on_profile, &k),
+                     CD_OK);
+    assert_int_equal(k.n, 2); /* idempotent, in user id order */
+    assert_string_equal(k.v[0], f->bob < f->carol ? "bob" : "carol");
+    assert_int_equal(f->ops->pair_exists(f->c, STORE_BLOCKS, f->alice, f->bob, &b), CD_OK);
+    assert_int_equal(b, 0); /* the tables are separate */
+    assert_int_equal(f->ops->pair_put(f->c, STORE_BLOCKS, f->alice, f->bob, 13), CD_OK);
+    assert_int_equal(f->ops->pair_exists(f->c, STORE_BLOCKS, f->alice, f->bob, &b), CD_OK);
+    assert_int_equal(b, 1);
+    assert_int_equal(f->ops->pair_exists(f->c, STORE_BLOCKS, f->bob, f->alice, &b), CD_OK);
+    assert_int_equal(b, 0);
+    assert_int_equal(f->ops->blocks_all(f->c, count_pair, &n), CD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->ops->pair_delete(f->c, STORE_CONTACTS, f->alice, f->bob), CD_OK);
+    assert_int_equal(f->ops->pair_delete(f->c, STORE_CONTACTS, f->alice, f->bob), CD_E_NOT_FOUND);
+    k.n = 0;
+    assert_int_equal(f->ops->pair_list(f->c, STORE_CONTACTS, f->alice, 0, 10, on_profile, &k),
+                     CD_OK);
+    assert_int_equal(k.n, 1);
+}
+
+static void member_access_states_and_blocks(void **state)
+{
+    struct fx *f = *state;
+    struct store_access a;
+    int64_t g = room_new(f, "g", NULL), dm = room_new(f, "", "1:2");
+    put_member(f, g, f->alice, ROLE_OWNER, 1);
+    put_member(f, dm, f->alice, ROLE_MEMBER, 1);
+    put_member(f, dm, f->bob, ROLE_MEMBER, 2);
+    assert_int_equal(f->ops->member_access(f->c, 9999, f->alice, &a), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->member_access(f->c, g, f->alice, &a), CD_OK);
+    assert_true(a.member && a.state == ROOM_ACTIVE && !a.dm_blocked && a.kind == ROOM_GROUP);
+    assert_int_equal(f->ops->member_access(f->c, g, f->bob, &a), CD_OK);
+    assert_false(a.member);
+    assert_int_equal(f->ops->room_set_flags(f->c, g, -1, ROOM_ARCHIVED), CD_OK);
+    assert_int_equal(f->ops->member_access(f->c, g, f->alice, &a), CD_OK);
+    assert_int_equal(a.state, ROOM_ARCHIVED);
+    assert_int_equal(f->ops->pair_put(f->c, STORE_BLOCKS, f->alice, f->bob, 1), CD_OK);
+    assert_int_equal(f->ops->member_access(f->c, dm, f->bob, &a), CD_OK);
+    assert_true(a.member && a.dm_blocked && a.kind == ROOM_DIRECT);
+    assert_int_equal(f->ops->member_access(f->c, dm, f->alice, &a), CD_OK);
+    assert_false(a.dm_blocked); /* directed: alice blocks bob */
+    assert_int_equal(f->ops->room_set_flags(f->c, 9999, 1, -1), CD_E_NOT_FOUND);
+}
+
+static int on_room(void *ud, const struct store_room *room, const struct store_member *m)
+{
+    struct collect *k = ud;
+    assert_null(m);
+    assert_true(k->n < COLLECT_MAX);
+    k->rooms[k->n++] = *room;
+    return 0;
+}
+
+static void public_rooms_and_hidden_dms(void **state)
+{
+    struct fx *f = *state;
+    struct collect k;
+    struct store_room r;
+    int64_t g1 = room_new(f, "g1", NULL), g2 = room_new(f, "g2", NULL),
+            g3 = room_new(f, "g3", NULL);
+    int64_t dm = room_new(f, "", "1:2");
+    (void)g2;
+    assert_int_equal(f->ops->room_set_flags(f->c, g1, 1, -1), CD_OK);
+    assert_int_equal(f->ops->room_set_flags(f->c, g3, 1, -1), CD_OK);
+    assert_int_equal(f->ops->room_get(f->c, g1, &r), CD_OK);
+    assert_int_equal(r.is_public, 1);
+    assert_int_equal(r.state, ROOM_ACTIVE);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_public(f->c, 0, 10, on_room, &k), CD_OK);
+    assert_int_equal(k.n, 2);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_public(f->c, g1, 10, on_room, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(f->ops->room_set_flags(f->c, g3, -1, ROOM_ARCHIVED), CD_OK);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_public(f->c, 0, 10, on_room, &k), CD_OK);
+    assert_int_equal(k.n, 1); /* archived rooms are not listed */
+    /* a hidden direct room comes back with a newer message only */
+    put_member(f, dm, f->alice, ROLE_MEMBER, 1);
+    put_member(f, dm, f->bob, ROLE_MEMBER, 2);
+    append(f, dm, f->bob, "h1", "one");
+    assert_int_equal(f->ops->member_hide(f->c, dm, f->alice, last_seq(f, dm)), CD_OK);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_visible(f->c, f->alice, 0, 10, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 0);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->alice, 0, 10, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 1); /* still a member */
+    append(f, dm, f->bob, "h2", "two");
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_visible(f->c, f->alice, 0, 10, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(f->ops->member_hide(f->c, dm, f->carol, 1), CD_E_NOT_FOUND);
+}
+
+static int on_session(void *ud, const struct store_session *s)
+{
+    int64_t *v = ud;
+    v[v[0] + 1] = s->last_used;
+    v[0]++;
+    return 0;
+}
+
+static void sessions_and_invites(void **state)
+{
+    struct fx *f = *state;
+    struct store_refresh rt;
+    struct store_invite inv, got;
+    int64_t s1, s2, v[8] = {0};
+    assert_int_equal(f->ops->session_insert(f->c, f->alice, 100, &s1), CD_OK);
+    assert_int_equal(f->ops->session_insert(f->c, f->alice, 200, &s2), CD_OK);
+    memset(&rt, 0, sizeof(rt));
+    rt.session_id = s1;
+    rt.user_id = f->alice;
+    rt.created_at = 100;
+    rt.expires_at = 1000;
+    rt.hash[0] = 1;
+    assert_int_equal(f->ops->refresh_insert(f->c, &rt), CD_OK);
+    rt.created_at = 150; /* a refresh: the newest token is the last use */
+    rt.hash[0] = 2;
+    assert_int_equal(f->ops->refresh_insert(f->c, &rt), CD_OK);
+    rt.session_id = s2;
+    rt.created_at = 200;
+    rt.expires_at = 300; /* expires before now = 500 */
+    rt.hash[0] = 3;
+    assert_int_equal(f->ops->refresh_insert(f->c, &rt), CD_OK);
+    assert_int_equal(f->ops->sessions_of_user(f->c, f->alice, 500, on_session, v), CD_OK);
+    assert_int_equal(v[0], 1);
+    assert_int_equal(v[1], 150);
+    assert_int_equal(f->ops->session_revoke(f->c, s1, 600), CD_OK);
+    v[0] = 0;
+    assert_int_equal(f->ops->sessions_of_user(f->c, f->alice, 500, on_session, v), CD_OK);
+    assert_int_equal(v[0], 0);
+
+    memset(&inv, 0, sizeof(inv));
+    inv.hash[5] = 9;
+    inv.room_id = room_new(f, "r", NULL);
+    inv.created_by = f->alice;
+    inv.created_at = 1;
+    inv.expires_at = 2;
+    inv.max_uses = 3;
+    assert_int_equal(f->ops->invite_insert(f->c, &inv), CD_OK);
+    assert_int_equal(f->ops->invite_use(f->c, inv.hash), CD_OK);
+    assert_int_equal(f->ops->invite_get(f->c, inv.hash, &got), CD_OK);
+    assert_int_equal(got.room_id, inv.room_id);
+    assert_int_equal(got.expires_at, 2);
+    assert_int_equal(got.max_uses, 3);
+    assert_int_equal(got.uses, 1);
+    inv.hash[5] = 8;
+    assert_int_equal(f->ops->invite_get(f->c, inv.hash, &got), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->invite_use(f->c, inv.hash), CD_E_NOT_FOUND);
+}
+
 #define STORE_CASES(setup, teardown)                                                               \
     cmocka_unit_test_setup_teardown(seqs_are_contiguous_per_room, setup, teardown),                \
         cmocka_unit_test_setup_teardown(duplicate_client_id_conflicts_without_consuming_seq,       \
@@ -973,6 +1220,12 @@ static void rooms_ahead_reports_lagging_rooms(void **state)
         cmocka_unit_test_setup_teardown(rooms_ahead_reports_lagging_rooms, setup, teardown),       \
         cmocka_unit_test_setup_teardown(reader_and_reopen_see_log, setup, teardown),               \
         cmocka_unit_test_setup_teardown(bulk_appends_in_one_transaction, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(user_insert_id_distinguishes_conflicts, setup, teardown),  \
+        cmocka_unit_test_setup_teardown(profiles_prefix_and_erase, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(pairs_put_list_delete, setup, teardown),                   \
+        cmocka_unit_test_setup_teardown(member_access_states_and_blocks, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(public_rooms_and_hidden_dms, setup, teardown),             \
+        cmocka_unit_test_setup_teardown(sessions_and_invites, setup, teardown),         \
         cmocka_unit_test_setup_teardown(search_rooms_window_edit_delete, setup, teardown),         \
         cmocka_unit_test_setup_teardown(attachments_refs_readable_expire, setup, teardown),        \
         cmocka_unit_test_setup_teardown(search_indexer_catches_up, setup, teardown),

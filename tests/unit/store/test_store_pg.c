@@ -406,6 +406,7 @@ static void concurrent_open_migrates_once(void **state)
     snprintf(sql, sizeof(sql), "SELECT count(*), max(version) FROM %s.schema_version", f.dir);
     r = PQexec(pg, sql);
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    /* every version applied exactly once (count == newest), whatever their number */
     assert_string_equal(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
     snprintf(sql, sizeof(sql), "%d", store_pg_nmigrations);
     assert_string_equal(PQgetvalue(r, 0, 0), sql);
