@@ -165,8 +165,9 @@ struct store_attachment {
 };
 
 /* A search: messages matching `match` (a backend query built by chat/search.c) in the rooms
- * user is a member of, only with seq > the member's joined_seq, newest first (by position),
- * position < before (0 = no bound), at most limit rows. room 0 = every room of the user. */
+ * user is a member of (not deleted ones: ROOM_DELETED), only with seq > the member's joined_seq,
+ * newest first (by position), position < before (0 = no bound), at most limit rows. room 0 = every
+ * room of the user. */
 struct store_search_q {
     int64_t user, room, before;
     const char *match; /* terms separated by single spaces, each only letters and digits
@@ -431,7 +432,7 @@ struct store_ops {
     int (*attachment_get)(struct store_conn *c, const char *id, struct store_attachment *out);
     /* 1 in *out when user may read attachment id: its uploader, or a current member of a room
      * where a message referencing it was posted, with the member's joined_seq below that
-     * message's seq (the same window as history and search). */
+     * message's seq (the same window as history and search), unless the room is deleted. */
     int (*attachment_readable)(struct store_conn *c, const char *id, int64_t user, int *out);
     /* Record that message (room, seq) references attachment id (idempotent). */
     int (*attachment_ref)(struct store_conn *c, const char *id, int64_t room, int64_t seq);

@@ -186,7 +186,8 @@ struct store {
     X(ATT_READABLE, "SELECT (EXISTS (SELECT 1 FROM attachments WHERE id = $1::text "               \
                     "AND owner = $2::bigint) OR EXISTS (SELECT 1 FROM attachment_refs r "          \
                     "JOIN members m ON m.room_id = r.room_id AND m.user_id = $2::bigint "          \
-                    "WHERE r.att_id = $1::text AND r.seq > m.joined_seq))::int")                   \
+                    "WHERE r.att_id = $1::text AND r.seq > m.joined_seq AND NOT EXISTS "           \
+                    "(SELECT 1 FROM rooms d WHERE d.id = r.room_id AND d.state = 2)))::int")       \
     X(ATT_REF, "INSERT INTO attachment_refs(att_id, room_id, seq) "                                \
                "VALUES ($1::text, $2::bigint, $3::bigint) ON CONFLICT DO NOTHING")                 \
     X(EXTRA_PUT, "INSERT INTO event_extras(room_id, seq, extra) "                                  \
@@ -208,6 +209,7 @@ struct store {
               "JOIN members m ON m.room_id = s.room_id AND m.user_id = $1::bigint "                \
               "WHERE s.tsv @@ plainto_tsquery('simple', $2::text) AND s.pos < $3::bigint "         \
               "AND s.seq > m.joined_seq AND ($4::bigint = 0 OR s.room_id = $4::bigint) "           \
+              "AND NOT EXISTS (SELECT 1 FROM rooms d WHERE d.id = s.room_id AND d.state = 2) "     \
               "ORDER BY s.pos DESC LIMIT $5::bigint) h "                                           \
               "JOIN events e ON e.room_id = h.room_id AND e.seq = h.seq ORDER BY h.pos DESC")      \
     X(MSG_GET, "SELECT e.sender, e.kind, coalesce(s.deleted, 0), coalesce(s.thread, 0) "           \

@@ -134,7 +134,8 @@ struct store {
     X(ATT_READABLE, "SELECT EXISTS (SELECT 1 FROM attachments WHERE id = ?1 AND owner = ?2) "      \
                     "OR EXISTS (SELECT 1 FROM attachment_refs r JOIN members m "                   \
                     "ON m.room_id = r.room_id AND m.user_id = ?2 "                                 \
-                    "WHERE r.att_id = ?1 AND r.seq > m.joined_seq)")                               \
+                    "WHERE r.att_id = ?1 AND r.seq > m.joined_seq AND NOT EXISTS (SELECT 1 "       \
+                    "FROM rooms d WHERE d.id = r.room_id AND d.state = 2))")                       \
     X(ATT_REF, "INSERT OR IGNORE INTO attachment_refs(att_id, room_id, seq) VALUES (?1, ?2, ?3)")  \
     X(EXTRA_PUT, "INSERT OR REPLACE INTO event_extras(room_id, seq, extra) VALUES (?1, ?2, ?3)")   \
     X(UNREF_REFS, "DELETE FROM attachment_refs WHERE room_id = ?1 AND seq = ?2")                   \
@@ -159,7 +160,8 @@ struct store {
               "FROM msg_search s JOIN members m ON m.room_id = s.room_id AND m.user_id = ?1 "      \
               "JOIN events e ON e.id = s.rowid "                                                   \
               "WHERE msg_search MATCH ?2 AND s.rowid < ?3 AND s.seq > m.joined_seq "               \
-              "AND (?4 = 0 OR s.room_id = ?4) ORDER BY s.rowid DESC LIMIT ?5")                     \
+              "AND (?4 = 0 OR s.room_id = ?4) AND NOT EXISTS (SELECT 1 FROM rooms d "              \
+              "WHERE d.id = s.room_id AND d.state = 2) ORDER BY s.rowid DESC LIMIT ?5")            \
     X(MSG_GET, "SELECT e.sender, e.kind, coalesce(s.deleted, 0), coalesce(s.thread, 0) "           \
                "FROM events e LEFT JOIN msg_state s ON s.room_id = e.room_id AND s.seq = e.seq "   \
                "WHERE e.room_id = ?1 AND e.seq = ?2")                                              \

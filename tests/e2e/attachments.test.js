@@ -316,6 +316,19 @@ describe('attachments', () => {
       t = await api(srv, b).get(`/v1/rooms/${room.id}/threads/${root.body.seq}/messages`);
       assert.equal(find(t).attachments, undefined);
     });
+
+    it('a deleted room no longer serves its attachments to its members (the uploader keeps them)', T, async () => {
+      const [a, b] = await Promise.all([newUser(srv, 'rd'), newUser(srv, 'rd')]);
+      const room = await createRoom(srv, a, [b]);
+      const att = (await upload(srv, b, Buffer.from('room file'))).body.attachment;
+      const sent = await api(srv, b).post(`/v1/rooms/${room.id}/messages`, { body: 'f', client_msg_id: nextId('d'), attachments: [att.id] });
+      assert.equal(sent.status, 201, sent.text);
+      assert.equal((await download(srv, a, att.id)).status, 200);
+      const d = await api(srv, a).del(`/v1/rooms/${room.id}`);
+      assert.equal(d.status, 204, d.text);
+      assert.equal((await download(srv, a, att.id)).status, 404);
+      assert.equal((await download(srv, b, att.id)).status, 200); // the uploader
+    });
   });
 
   describe('expiry', () => {

@@ -148,6 +148,20 @@ describe('search', () => {
     }
   });
 
+  it('nothing of a deleted room', T, async () => {
+    const [a, b] = await users(2);
+    const room = await createRoom(srv, a, [b]);
+    const w = word();
+    await say(b, room, `${w} in a room about to go`);
+    await eventually(b, `q=${w}`, 1);
+    const d = await api(srv, a).del(`/v1/rooms/${room.id}`);
+    assert.equal(d.status, 204, d.text);
+    for (const u of [a, b]) {
+      const r = await search(u, `q=${w}`);
+      assert.deepEqual(r.body.messages, []);
+    }
+  });
+
   it('snippets: HTML-escaped text with <mark> around every matched term', T, async () => {
     const [a] = await users(1);
     const room = await createRoom(srv, a, []);
