@@ -45,13 +45,23 @@ static void publish(struct fanout *f, struct fan_batch *b)
     fanout_deliver_local(f, b);
 }
 
+/* Tracing: the fanout of a group commit is a span under the commit's (trace_current), covering
+ * the hand-off to the I/O threads and the bus; the batch carries its context to other nodes. */
 void fanout_flush(void *fanout)
 {
     struct fanout *f = fanout;
     struct fan_batch *b = f->cur;
+    struct trace_span *span = NULL;
     if (!b) return;
     f->cur = NULL;
-    publish(f, b);
+    if (trace_enabled() && trace_current()) {
+        span = trace_span_start("chat.fanout", TRACE_INTERNAL, trace_current());
+        trace_attr_int(span, "chatd.events", b->n);
+        trace_attr_int(span, "chatd.io_threads", f->srv->nio);
+        b->trace = *trace_span_ctx(span);
+    }
+    publish(f, b); /* b is the I/O threads' from here */
+    trace_span_end(span);
 }
 
 void fanout_publish_one(struct fanout *f, const struct fan_ev *ev)

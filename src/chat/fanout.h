@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "net/net.h"
+#include "trace/trace.h"
 #include "util/rbuf.h"
 
 enum fan_kind {
@@ -48,6 +49,7 @@ struct fan_batch {
     atomic_uint refs; /* one per receiving thread */
     uint32_t n, cap;
     struct fan_ev *ev;
+    struct trace_ctx trace; /* tracing: the span that published it (valid 0: none) */
 };
 
 struct fan_batch *fan_batch_new(void);

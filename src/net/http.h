@@ -21,11 +21,19 @@ struct http_request {
     int nheaders;
     struct slice body;
     int keep_alive;
-    int upgrade;            /* the client asked for a protocol upgrade */
-    uint64_t start_ms;      /* when the first byte of the request arrived (net_now_ms) */
-    const char *request_id; /* HTTP_REQUEST_ID_LEN hex digits, unique per request: on every
-                               log line of the request and in the X-Request-Id header */
+    int upgrade;             /* the client asked for a protocol upgrade */
+    uint64_t start_ms;       /* when the first byte of the request arrived (net_now_ms) */
+    const char *request_id;  /* HTTP_REQUEST_ID_LEN hex digits, unique per request: on every
+                                log line of the request and in the X-Request-Id header */
+    struct trace_span *span; /* tracing on: the request's span (ended by the response), else
+                                NULL; a child of the request's W3C traceparent when valid */
+    const char *trace_id;    /* its trace id (32 hex digits) or NULL: on the request's log lines */
 };
+
+struct trace_span;
+/* Tracing: name the pending request's span "<METHOD> <route>" (the route template, e.g.
+ * /v1/rooms/{id}) and set http.route. No-op without a span. */
+void http_trace_route(struct conn *c, const char *route);
 
 #define HTTP_REQUEST_ID_LEN 16
 

@@ -110,7 +110,8 @@ struct ws_job {
     struct chat_out out;
     struct chat_sent sent;
     int64_t marker, unread;
-    int unread_capped; /* read: more entries follow the unread_max looked at */
+    int unread_capped;       /* read: more entries follow the unread_max looked at */
+    struct trace_span *span; /* tracing: the operation's span, ended with the job */
 };
 
 static struct ws_job *ws_job_new(struct app *app, struct conn *c, json_t *id)
@@ -132,8 +133,28 @@ static void ws_job_submit(struct ws_job *j)
     hub_request_begin(j->c);
 }
 
+/* Tracing: a WebSocket operation that goes to storage is a span from its frame to its answer
+ * (the ack, after the group commit). A new trace: the connection's upgrade request ended long
+ * ago. */
+static void ws_job_trace(struct ws_job *j, const char *name)
+{
+    char rid[24];
+    int n;
+    if (!trace_enabled()) return;
+    j->span = trace_span_start(name, TRACE_SERVER, NULL);
+    n = id_format(rid, sizeof(rid), 'r', j->room);
+    trace_attr_str(j->span, "chatd.room", rid, (size_t)n);
+    n = id_format(rid, sizeof(rid), 'u', j->user);
+    trace_attr_str(j->span, "enduser.id", rid, (size_t)n);
+    j->job.trace = trace_span_ctx(j->span);
+}
+
 static void ws_job_free(struct ws_job *j)
 {
+    if (j->span) {
+        if (j->job.status != CD_OK) trace_span_error(j->span, cd_status_code(j->job.status));
+        trace_span_end(j->span);
+    }
     json_decref(j->id);
     free(j->body);
     free(j);
@@ -268,6 +289,7 @@ static void send_fields(struct app *app, struct conn *c, json_t *id, int64_t roo
     j->job.reset = ws_job_reset;
     j->job.room_id = room;
     j->job.clean_fail = 1; /* membership check, then one append that fails without a trace */
+    ws_job_trace(j, "ws send");
     ws_job_submit(j);
 }
 
@@ -390,6 +412,7 @@ static void op_read(struct app *app, struct conn *c, json_t *msg, json_t *id)
     j->job.reset = ws_job_reset;
     j->job.room_id = room;
     j->job.clean_fail = 1; /* one UPDATE, then a read */
+    ws_job_trace(j, "ws read");
     ws_job_submit(j);
 }
 

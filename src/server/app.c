@@ -20,6 +20,8 @@
 #include "util/log.h"
 #include "util/status.h"
 
+extern char **environ;
+
 /* The files chatd keeps in its data directory: all created 0600. */
 static const char *const data_files[] = {"chatd.db", "chatd.db-wal", "chatd.db-shm", "jwt.keys",
                                          "chatd.lock"};
@@ -403,6 +405,18 @@ int app_run(struct cfg *cfg)
         return 2;
     }
     node_id_init(app);
+    {
+        struct trace_config tc;
+        const char *why = NULL;
+        if (trace_config_env(&tc, environ, app->node_id, &why) != 0) {
+            log_error("invalid tracing settings", "\"error\":\"%s\"", why);
+            web_free(&app->web);
+            origin_policy_free(&app->origins);
+            free(app);
+            return 2;
+        }
+        trace_init(&tc); /* off without an endpoint; a failure to start is logged, chatd runs */
+    }
     if (!(store_ops = store_pick(cfg->store_url))) {
         web_free(&app->web);
         origin_policy_free(&app->origins);
@@ -558,5 +572,6 @@ done:
     web_free(&app->web);
     origin_policy_free(&app->origins);
     free(app);
+    trace_shutdown(); /* the last spans leave (every thread that made spans has stopped) */
     return rc == CD_OK ? 0 : 1;
 }

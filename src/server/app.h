@@ -20,6 +20,7 @@
 #include "server/origin.h"
 #include "server/web.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 struct app {
     struct cfg cfg;
@@ -103,6 +104,8 @@ struct api_call {
     int route;
     uint64_t start_ms;
     char request_id[HTTP_REQUEST_ID_LEN + 1]; /* on the log lines of the call's threads */
+    char trace_id[33];                        /* tracing: the request's trace id, or "" */
+    struct trace_ctx trace;                   /* tracing: the request span's context */
     int status;                               /* CD_OK or an error for the response */
     json_t *result;                           /* response object on success (owned) */
     int http_status;                          /* success status (200/201/204) */

@@ -152,6 +152,11 @@ struct api_call *api_call_new(struct api_req *r, size_t size)
     call->start_ms = r->http->start_ms;
     if (r->http->request_id)
         snprintf(call->request_id, sizeof(call->request_id), "%s", r->http->request_id);
+    if (r->http->span) {
+        call->trace = *trace_span_ctx(r->http->span);
+        snprintf(call->trace_id, sizeof(call->trace_id), "%s", r->http->trace_id);
+        call->job.trace = &call->trace;
+    }
     call->http_status = 200;
     conn_hold(r->c);
     return call;
@@ -161,6 +166,7 @@ void api_call_finish(struct api_call *call)
 {
     struct conn *c = call->c;
     const char *prev_rid = log_request_id_set(call->request_id);
+    const char *prev_tid = log_trace_id_set(call->trace_id[0] ? call->trace_id : NULL);
     if (conn_alive(c)) {
         if (call->status == CD_OK && call->raw) {
             metrics_http(&call->app->metrics, call->route, call->http_status,
@@ -184,6 +190,7 @@ void api_call_finish(struct api_call *call)
     free(call->raw);
     if (call->cleanup) call->cleanup(call);
     conn_release(c);
+    log_trace_id_set(prev_tid);
     log_request_id_set(prev_rid);
     free(call);
 }
@@ -192,7 +199,9 @@ static void call_work(uv_work_t *w)
 {
     struct api_call *call = w->data;
     const char *prev = log_request_id_set(call->request_id);
+    const char *prev_tid = log_trace_id_set(call->trace_id[0] ? call->trace_id : NULL);
     call->work_fn(call);
+    log_trace_id_set(prev_tid);
     log_request_id_set(prev);
 }
 
@@ -200,12 +209,15 @@ static void call_work(uv_work_t *w)
 static void call_after_work(uv_work_t *w, int status)
 {
     struct api_call *call = w->data;
-    char rid[sizeof(call->request_id)];
-    const char *prev;
+    char rid[sizeof(call->request_id)], tid[sizeof(call->trace_id)];
+    const char *prev, *prev_tid;
     (void)status;
     memcpy(rid, call->request_id, sizeof(rid));
+    memcpy(tid, call->trace_id, sizeof(tid));
     prev = log_request_id_set(rid);
+    prev_tid = log_trace_id_set(tid[0] ? tid : NULL);
     call->after_fn(call);
+    log_trace_id_set(prev_tid);
     log_request_id_set(prev);
 }
 
@@ -458,6 +470,7 @@ void app_on_request(struct conn *c, struct http_request *req)
     }
     rt = &routes[i];
     r.route = rt->id;
+    if (req->span) http_trace_route(c, rt->pattern);
     if ((rt->flags & ROUTE_F_ORIGIN) && ov == ORIGIN_FORBIDDEN) {
         api_respond_error(&r, CD_E_FORBIDDEN, "origin not allowed (--allowed-origins)");
         return;

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "store/store.h"
+#include "trace/trace.h"
 #include "util/log.h"
 #include "util/rbuf.h"
 #include "util/status.h"
@@ -125,19 +126,45 @@ static int writer_try_batch(struct store_db *db, struct store_job *batch, int op
     return rc;
 }
 
+/* Tracing: one span per group commit, a child of the first sampled request it serves (else of
+ * the first traced one, else a new trace) and linked to every traced request of the batch: a
+ * commit serves many requests, each its own trace, so parenting it on all is impossible; the
+ * links find it from each of them. Its context is the thread's current one while the jobs'
+ * done() and the fanout run, so the fanout's span is its child. */
+static struct trace_span *commit_span_start(const struct store_db *db, struct store_job *batch,
+                                            size_t n)
+{
+    const struct trace_ctx *parent = NULL;
+    struct trace_span *s;
+
+    for (struct store_job *j = batch; j; j = j->next)
+        if (j->trace && j->trace->valid && (!parent || (!parent->sampled && j->trace->sampled)))
+            parent = j->trace;
+    s = trace_span_start("store.commit", TRACE_INTERNAL, parent);
+    for (struct store_job *j = batch; j; j = j->next)
+        trace_link(s, j->trace);
+    trace_attr_str(s, "db.system", db->ops->name, strlen(db->ops->name));
+    trace_attr_int(s, "chatd.jobs", (int64_t)n);
+    return s;
+}
+
 static void writer_run_batch(struct store_db *db, struct store_job *batch)
 {
     struct store_priv *p = db->priv;
+    struct trace_span *span = NULL;
+    const struct trace_ctx *prev_ctx = NULL;
     size_t n = 0;
-    int rc;
+    int rc, attempts = 0;
 
     for (struct store_job *j = batch; j; j = j->next)
         n++;
+    if (trace_enabled()) span = commit_span_start(db, batch, n);
     for (int attempt = 1;; attempt++) {
         int optimistic = attempt == 1 && db->ops->lock_rooms; /* never with SQLite */
         for (struct store_job *j = batch; j && optimistic; j = j->next)
             optimistic = j->reset != NULL;
         rc = writer_try_batch(db, batch, optimistic);
+        attempts = attempt;
         if (rc == CD_E_UNAVAILABLE || rc == CD_OK) atomic_store(&p->unavailable, rc != CD_OK);
         if (rc != CD_AGAIN) break;
         /* Rolled back by a deadlock or serialization failure (several writers on PostgreSQL), or
@@ -177,6 +204,11 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
     }
     atomic_fetch_add(&p->commits, 1);
     atomic_fetch_add(&p->jobs, n);
+    if (span) {
+        trace_attr_int(span, "chatd.attempts", attempts);
+        if (rc != CD_OK) trace_span_error(span, cd_status_code(rc));
+        prev_ctx = trace_current_set(trace_span_ctx(span));
+    }
     while (batch) {
         struct store_job *next = batch->next;
         if (rc != CD_OK) batch->status = rc; /* nothing of a failed batch was kept */
@@ -185,6 +217,10 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
         batch = next;
     }
     if (db->batch_done) db->batch_done(db->batch_ud);
+    if (span) {
+        trace_current_set(prev_ctx);
+        trace_span_end(span);
+    }
 }
 
 static void sleep_ns(uint64_t ns)

@@ -229,7 +229,11 @@ struct store_job {
      * CD_E_IO or CD_E_UNAVAILABLE: the writer then skips the job's savepoint (two statements
      * fewer per message). */
     uint8_t clean_fail;
+    /* Tracing: the span of the request this job serves (valid until done() returns), or NULL.
+     * The group commit's span is a child of the first sampled one and links to every one. */
+    const struct trace_ctx *trace;
 };
+struct trace_ctx;
 
 struct store_db {
     const struct store_ops *ops;
