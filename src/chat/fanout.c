@@ -77,12 +77,14 @@ struct deliver_task {
     struct net_task t;
     struct fan_batch *b;
     struct fanout *f;
+    uint64_t t0; /* uv_hrtime at publish */
 };
 
 static void deliver_task_run(struct net_io *io, struct net_task *t)
 {
     struct deliver_task *dt = (struct deliver_task *)t;
     dt->f->deliver(io, dt->b);
+    hist_add(&dt->f->latency, (uv_hrtime() - dt->t0) / 1000);
     fan_batch_unref(dt->b);
     free(dt);
 }
@@ -90,6 +92,7 @@ static void deliver_task_run(struct net_io *io, struct net_task *t)
 void fanout_deliver_local(struct fanout *f, struct fan_batch *b)
 {
     int n = f->srv->nio;
+    uint64_t t0 = uv_hrtime();
 
     atomic_fetch_add(&b->refs, (unsigned)n - 1); /* the caller's reference goes to thread 0 */
     for (int i = 0; i < n; i++) {
@@ -97,6 +100,7 @@ void fanout_deliver_local(struct fanout *f, struct fan_batch *b)
         dt->t.run = deliver_task_run;
         dt->b = b;
         dt->f = f;
+        dt->t0 = t0;
         net_post(&f->srv->io[i], &dt->t);
     }
 }

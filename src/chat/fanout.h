@@ -12,6 +12,7 @@
 
 #include "net/net.h"
 #include "trace/trace.h"
+#include "util/hist.h"
 #include "util/rbuf.h"
 
 enum fan_kind {
@@ -68,6 +69,7 @@ struct fanout {
     void (*forward)(void *ud, const struct fan_batch *b);    /* NULL on a single node */
     void *forward_ud;
     struct fan_batch *cur; /* writer thread only */
+    struct hist latency;   /* publish to the end of one I/O thread's delivery, per thread */
 };
 
 void fanout_init(struct fanout *f, struct net_server *srv,

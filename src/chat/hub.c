@@ -86,7 +86,13 @@ struct hub {
     uint32_t ntyping, captyping;
     struct store_job *jhead, *jtail; /* write jobs of this loop iteration */
     size_t jn;                       /* how many */
+    _Atomic uint64_t deliveries;     /* tl_deliveries as of the last loop end (for /metrics) */
 };
+
+/* Frames this thread queued to connections: a plain counter on the delivery path, published
+ * into the hub once per loop iteration (hub_loop_end), so no atomic per recipient. */
+static __thread uint64_t tl_deliveries;
+static _Atomic uint64_t sync_requests, replayed_entries;
 
 struct sync_req {
     struct hub_conn *hc;
@@ -153,6 +159,7 @@ void hub_submit(struct net_io *io, struct store_job *j)
 void hub_loop_end(struct net_io *io)
 {
     struct hub *h = hub_of(io);
+    atomic_store_explicit(&h->deliveries, tl_deliveries, memory_order_relaxed);
     if (!h->jhead) return;
     store_submit_list(env.db, h->jhead, h->jtail, h->jn);
     h->jhead = h->jtail = NULL;
@@ -163,7 +170,9 @@ void hub_loop_end(struct net_io *io)
 
 static void send_frame(struct hub_conn *hc, struct rbuf *f)
 {
-    if (conn_alive(hc->c)) conn_send(hc->c, f);
+    if (!conn_alive(hc->c)) return;
+    conn_send(hc->c, f);
+    tl_deliveries++;
 }
 
 static void send_json(struct hub_conn *hc, json_t *o)
@@ -353,6 +362,7 @@ static void fetch_done(uv_work_t *w, int status)
             sub_emit(s, f->seqs[i], f->frames[i]);
             s->replayed++;
         }
+    atomic_fetch_add_explicit(&replayed_entries, f->n, memory_order_relaxed);
     if (f->n && f->seqs[f->n - 1] > s->room->last_seq) s->room->last_seq = f->seqs[f->n - 1];
     if (sub_left(s)) goto out;
     if (f->n == f->limit) {
@@ -763,6 +773,7 @@ void hub_sync(struct conn *c, json_t *id, json_t *rooms)
     json_t *val;
 
     if (!hc) return;
+    atomic_fetch_add_explicit(&sync_requests, 1, memory_order_relaxed);
     req = xcalloc(1, sizeof(*req));
     req->hc = hc;
     req->id = id ? json_incref(id) : NULL;
@@ -961,6 +972,7 @@ static void deliver_run(struct hub *h, const struct fan_ev *ev, uint32_t n)
             if (s->state == SUB_LIVE && s->next_seq == ev[0].seq && !s->nacks && !s->leaving_seq &&
                 s->hc->stamp != stamp) {
                 send_frame(s->hc, all);
+                tl_deliveries += n - 1; /* n entries in one frame */
                 s->next_seq += n;
                 continue;
             }
@@ -1105,4 +1117,15 @@ void hub_deliver(struct net_io *io, struct fan_batch *b)
         }
         origin_done(io, ev);
     }
+}
+
+void hub_stats(struct net_server *srv, struct hub_stats *out)
+{
+    out->deliveries = 0;
+    for (int i = 0; i < srv->nio; i++) {
+        struct hub *h = srv->io[i].app;
+        if (h) out->deliveries += atomic_load_explicit(&h->deliveries, memory_order_relaxed);
+    }
+    out->sync_requests = atomic_load_explicit(&sync_requests, memory_order_relaxed);
+    out->replayed_entries = atomic_load_explicit(&replayed_entries, memory_order_relaxed);
 }

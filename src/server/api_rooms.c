@@ -59,6 +59,8 @@ json_t *api_room_json(const struct store_room *r)
 static void publish(struct api_call *call)
 {
     struct room_call *rc = (struct room_call *)call;
+    if (call->status == CD_OK && call->route == ROUTE_MESSAGE_POST && !rc->sent.duplicate)
+        atomic_fetch_add_explicit(&call->app->metrics.messages_stored, 1, memory_order_relaxed);
     if (call->status == CD_OK)
         chat_out_commit(&rc->out, &call->app->fanout);
     else

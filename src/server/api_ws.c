@@ -241,6 +241,8 @@ static void send_done(struct store_job *job)
         return;
     }
     ev.reply = ack_frame(j);
+    if (!j->sent.duplicate)
+        atomic_fetch_add_explicit(&j->app->metrics.messages_stored, 1, memory_order_relaxed);
     if (!j->sent.duplicate && j->out.n) {
         j->out.ev[0].origin = ev.origin;
         j->out.ev[0].origin_io = ev.origin_io;

@@ -17,6 +17,7 @@
 #include "chat/hub.h"
 #include "chat/rooms.h"
 #include "server/app.h"
+#include "server/metrics_listen.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -367,6 +368,7 @@ int app_run(struct cfg *cfg)
     int rc, lvl, lock_fd;
 
     app->cfg = *cfg;
+    app->start_unix_s = (double)clock_unix_ms() / 1000.0;
     if (app->cfg.access_ttl < 1) app->cfg.access_ttl = 1; /* a token must live at least 1 s */
     if (app->cfg.token_leeway < 0) app->cfg.token_leeway = 0;
     if (app->cfg.token_leeway > 300) app->cfg.token_leeway = 300;
@@ -525,7 +527,15 @@ int app_run(struct cfg *cfg)
         .on_tick = hub_tick,
         .on_loop_end = hub_loop_end,
     };
+    if (cfg->metrics_listen[0] && metrics_listen_start(app, cfg->metrics_listen, &app->mlisten)) {
+        cluster_quiesce(app->cluster);
+        store_db_close(&app->db);
+        rc = CD_E_IO;
+        goto done;
+    }
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
+        metrics_listen_stop(app->mlisten);
+        app->mlisten = NULL;
         cluster_quiesce(app->cluster);
         store_db_close(&app->db);
         goto done;
@@ -548,6 +558,8 @@ int app_run(struct cfg *cfg)
     uv_run(main_loop, UV_RUN_DEFAULT);
 
     net_join(&app->net);
+    metrics_listen_stop(app->mlisten);
+    app->mlisten = NULL;
     presence_redis_close(app->gpresence); /* after every connection's close was reported */
     app->gpresence = NULL;
     cluster_quiesce(app->cluster); /* no more storage reads from the cluster's thread */

@@ -43,11 +43,17 @@ struct app {
     struct presence_redis *gpresence; /* NULL without --redis-url */
     _Atomic int ready;                /* /readyz: 1 once storage is open and listeners are up */
     char node_id[128];                /* --node-id, else <hostname>-<pid> */
+    double start_unix_s;              /* process start (process_start_time_seconds) */
+    struct metrics_listener *mlisten; /* --metrics-listen, or NULL */
 };
 
 /* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.
  * Returns the process exit code (0 after a clean drain). */
 int app_run(struct cfg *cfg);
+
+/* The Prometheus text of every series (GET /metrics, or the --metrics-listen listener): appended
+ * to *buf (realloc'ed; len and cap updated). Any thread while the node runs. */
+void app_metrics_render(struct app *app, char **buf, size_t *len, size_t *cap);
 
 /* ---- helpers for handlers (src/server/api_*.c) ---- */
 

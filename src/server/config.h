@@ -94,7 +94,10 @@
       "serve the web client from this directory instead (read once at start)")                     \
     X(allowed_origins, "allowed-origins", STR, "",                                                 \
       "other web origins (scheme://host[:port], comma-separated, or *) allowed to use the "        \
-      "REST API (CORS) and open WebSockets; empty = same origin only")
+      "REST API (CORS) and open WebSockets; empty = same origin only")                             \
+    X(metrics_listen, "metrics-listen", STR, "",                                                   \
+      "serve /metrics on this separate address:port only (e.g. 127.0.0.1:9090), not on --listen; " \
+      "empty = on --listen")
 
 struct cfg {
 #define CFG_FIELD_STR(name)                     char *name;

@@ -11,6 +11,7 @@
 
 #include "store/store.h"
 #include "trace/trace.h"
+#include "util/hist.h"
 #include "util/log.h"
 #include "util/rbuf.h"
 #include "util/status.h"
@@ -46,6 +47,7 @@ struct store_priv {
      * PROBE_EVERY_MS) until one commits. */
     atomic_int failing;
     atomic_int probe_pending;
+    struct hist commit_latency;      /* a batch's transaction(s), begin to commit, retries in */
     _Atomic uint64_t batch_start_ns; /* uv_hrtime() at the start of the running batch, 0: idle */
     uint64_t stall_ns;
     struct store_job probe;
@@ -155,6 +157,7 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
     const struct trace_ctx *prev_ctx = NULL;
     size_t n = 0;
     int rc, attempts = 0;
+    uint64_t t0 = uv_hrtime();
 
     for (struct store_job *j = batch; j; j = j->next)
         n++;
@@ -204,6 +207,7 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
     }
     atomic_fetch_add(&p->commits, 1);
     atomic_fetch_add(&p->jobs, n);
+    hist_add(&p->commit_latency, (uv_hrtime() - t0) / 1000);
     if (span) {
         trace_attr_int(span, "chatd.attempts", attempts);
         if (rc != CD_OK) trace_span_error(span, cd_status_code(rc));
@@ -536,5 +540,6 @@ void store_db_stats(struct store_db *db, struct store_stats *out)
     out->commits = atomic_load(&p->commits);
     out->jobs = atomic_load(&p->jobs);
     out->failed_commits = atomic_load(&p->failed_commits);
+    out->commit_latency = &p->commit_latency;
     out->queued = store_queued(db);
 }

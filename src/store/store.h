@@ -279,9 +279,11 @@ int store_health(struct store_db *db, const char **why);
 /* Counters for /metrics. */
 struct store_stats {
     uint64_t commits, jobs, failed_commits;
-    uint64_t queued;  /* submitted, not yet done */
-    uint64_t failing; /* 1 while the last write batch failed (store_health) */
+    uint64_t queued;                   /* submitted, not yet done */
+    uint64_t failing;                  /* 1 while the last write batch failed (store_health) */
+    const struct hist *commit_latency; /* each group commit's transaction, retries included */
 };
+struct hist;
 void store_db_stats(struct store_db *db, struct store_stats *out);
 
 #endif
