@@ -189,7 +189,8 @@ void cfg_usage(FILE *out)
     char env[64];
     fprintf(out,
             "Usage: chatd [options]\n"
-            "       chatd migrate --help (SQLite data dir to PostgreSQL)\n\n"
+            "       chatd migrate --help (SQLite data dir to PostgreSQL)\n"
+            "       chatd user|token|config|backup|restore --help (administration)\n\n"
             "chatd " CHATD_VERSION " - real-time chat server (HTTP + WebSocket).\n"
             "Precedence: flag > environment > config file > default.\n\n"
             "  --help                  print this help and exit\n"
@@ -300,4 +301,52 @@ void cfg_free(struct cfg *c)
         if (cfg_defs[i].type == T_STR) free(*(char **)((char *)c + cfg_defs[i].offset));
     free(c->config_file);
     memset(c, 0, sizeof(*c));
+}
+
+/* A URL list ("scheme://user:password@host,...") with every password replaced by "***". */
+static void redact_urls(const char *v, char *out, size_t cap)
+{
+    size_t k = 0;
+    while (*v && k + 1 < cap) {
+        const char *end = strchr(v, ','), *scheme = strstr(v, "://"), *at, *colon;
+        size_t n = end ? (size_t)(end - v) : strlen(v);
+        at = memchr(v, '@', n);
+        colon =
+            scheme && at && scheme < at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+        if (colon)
+            k += (size_t)snprintf(out + k, cap - k, "%.*s***%.*s", (int)(colon + 1 - v), v,
+                                  (int)(n - (size_t)(at - v)), at);
+        else
+            k += (size_t)snprintf(out + k, cap - k, "%.*s", (int)n, v);
+        if (k >= cap) k = cap - 1;
+        v += n;
+        if (*v == ',') {
+            if (k + 1 < cap) out[k++] = ',';
+            v++;
+        }
+    }
+    out[k < cap ? k : cap - 1] = '\0';
+}
+
+void cfg_print(const struct cfg *c, FILE *out)
+{
+    for (size_t i = 0; i < NDEFS; i++) {
+        const struct cfg_def *d = &cfg_defs[i];
+        const char *p = (const char *)c + d->offset;
+        if (d->type == T_INT) {
+            fprintf(out, "%s = %lld\n", d->flag, (long long)*(const int64_t *)p);
+        } else if (d->type == T_BOOL) {
+            fprintf(out, "%s = %s\n", d->flag, *(const int *)p ? "on" : "off");
+        } else {
+            const char *v = *(char *const *)p ? *(char *const *)p : "";
+            char buf[4096];
+            if (!strcmp(d->flag, "jwt-keys") && *v)
+                v = "<redacted>";
+            else if (strlen(d->flag) > 4 && !strcmp(d->flag + strlen(d->flag) - 4, "-url")) {
+                redact_urls(v, buf, sizeof(buf));
+                v = buf;
+            }
+            fprintf(out, "%s = \"%s\"\n", d->flag, v);
+        }
+    }
 }

@@ -131,5 +131,8 @@ void cfg_free(struct cfg *c);
 #define CFG_FILE_MAX (1 << 20)
 int cfg_parse(struct cfg *c, const char *text, size_t len, const char *name, FILE *err);
 void cfg_usage(FILE *out);
+/* Every setting of c as config-file lines ("name = value"), secrets redacted: --jwt-keys
+ * entirely, the password of every URL setting (--store-url, --nats-url, --redis-url). */
+void cfg_print(const struct cfg *c, FILE *out);
 
 #endif

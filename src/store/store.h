@@ -201,6 +201,17 @@ struct store_ops {
      * *capped = 1 when the log goes on past them (the count is then a lower bound). */
     int (*unread_count)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
                         int64_t max, int64_t *out, int *capped);
+
+    /* administration (chatd user ...: admin/admin.c) */
+    /* Users with id > after in id order, at most limit (negative: all); a nonzero cb stops. */
+    int (*users_list)(struct store_conn *c, int64_t after, int limit,
+                      int (*cb)(void *ud, const struct store_user *u), void *ud);
+    /* Replace a user's password hash (a hash no password matches disables the account).
+     * CD_E_NOT_FOUND when there is no such user. */
+    int (*user_set_pwhash)(struct store_conn *c, int64_t id, const char *pwhash);
+    /* End every session of a user that is not ended (revoked_at = now_ms): their refresh tokens
+     * stop working. *n (unless NULL) gets how many. */
+    int (*sessions_revoke_user)(struct store_conn *c, int64_t user_id, int64_t now_ms, int64_t *n);
 };
 
 extern const struct store_ops store_sqlite_ops;

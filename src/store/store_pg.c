@@ -144,7 +144,12 @@ struct store {
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = $1::bigint "              \
                     "AND seq > $3::bigint AND seq <= $3::bigint + $5::bigint AND kind = $4::int "  \
                     "AND sender <> $2::bigint), EXISTS (SELECT 1 FROM events WHERE "               \
-                    "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")
+                    "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")                \
+    X(USERS_LIST, "SELECT id, username, pwhash, created_at, last_seen FROM users "                 \
+                  "WHERE id > $1::bigint ORDER BY id LIMIT $2::bigint")                            \
+    X(USER_SET_PWHASH, "UPDATE users SET pwhash = $2::text WHERE id = $1::bigint")                 \
+    X(SESSIONS_REVOKE_USER, "UPDATE sessions SET revoked_at = $2::bigint "                         \
+                            "WHERE user_id = $1::bigint AND revoked_at IS NULL")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -1507,6 +1512,58 @@ static int pg_probe(struct store_conn *c)
     return query_i64(c, SQL_PROBE, &p, &v);
 }
 
+static int pg_users_list(struct store_conn *c, int64_t after, int limit,
+                         int (*cb)(void *ud, const struct store_user *u), void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, after);
+    if (limit < 0)
+        p_int(&p, INT64_MAX);
+    else
+        p_int(&p, limit);
+    if ((rc = run(c, SQL_USERS_LIST, &p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_user u;
+        u.id = col_i64(r, i, 0);
+        col_text(r, i, 1, u.username, sizeof(u.username));
+        col_text(r, i, 2, u.pwhash, sizeof(u.pwhash));
+        u.created_at = col_i64(r, i, 3);
+        u.last_seen = col_i64(r, i, 4);
+        if (cb(ud, &u)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_user_set_pwhash(struct store_conn *c, int64_t id, const char *pwhash)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, id);
+    p_str(&p, pwhash);
+    if ((rc = run(c, SQL_USER_SET_PWHASH, &p, &r)) != CD_OK) return rc;
+    if (atoi(PQcmdTuples(r)) == 0) rc = CD_E_NOT_FOUND;
+    PQclear(r);
+    return rc;
+}
+
+static int pg_sessions_revoke_user(struct store_conn *c, int64_t user_id, int64_t now_ms,
+                                   int64_t *n)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, user_id);
+    p_int(&p, now_ms);
+    if ((rc = run(c, SQL_SESSIONS_REVOKE_USER, &p, &r)) != CD_OK) return rc;
+    if (n) *n = atoll(PQcmdTuples(r));
+    PQclear(r);
+    return CD_OK;
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -1547,4 +1604,7 @@ const struct store_ops store_pg_ops = {
     .events_page = pg_events_page,
     .read_mark = pg_read_mark,
     .unread_count = pg_unread_count,
+    .users_list = pg_users_list,
+    .user_set_pwhash = pg_user_set_pwhash,
+    .sessions_revoke_user = pg_sessions_revoke_user,
 };

@@ -102,7 +102,12 @@ struct store {
                      "?1") ")) WHERE room_id = ?1 AND user_id = ?2 RETURNING read_seq")            \
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "         \
                     "AND seq <= ?3 + ?5 AND kind = ?4 AND sender != ?2), EXISTS (SELECT 1 FROM "   \
-                    "events WHERE room_id = ?1 AND seq > ?3 + ?5)")
+                    "events WHERE room_id = ?1 AND seq > ?3 + ?5)")                                \
+    X(USERS_LIST, "SELECT id, username, pwhash, created_at, last_seen FROM users WHERE id > ?1 "   \
+                  "ORDER BY id LIMIT ?2")                                                          \
+    X(USER_SET_PWHASH, "UPDATE users SET pwhash = ?2 WHERE id = ?1")                               \
+    X(SESSIONS_REVOKE_USER,                                                                        \
+      "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -914,6 +919,47 @@ static int sq_probe(struct store_conn *c)
     return sq_exec(c->db, sql);
 }
 
+static int sq_users_list(struct store_conn *c, int64_t after, int limit,
+                         int (*cb)(void *ud, const struct store_user *u), void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USERS_LIST);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int(s, 2, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_user u;
+        u.id = sqlite3_column_int64(s, 0);
+        text_col(s, 1, u.username, sizeof(u.username));
+        text_col(s, 2, u.pwhash, sizeof(u.pwhash));
+        u.created_at = sqlite3_column_int64(s, 3);
+        u.last_seen = sqlite3_column_int64(s, 4);
+        if (cb(ud, &u)) break;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? CD_OK : sq_err(c, "users_list");
+}
+
+static int sq_user_set_pwhash(struct store_conn *c, int64_t id, const char *pwhash)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USER_SET_PWHASH);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
+    rc = step_done(c, s, "user_set_pwhash");
+    if (rc == CD_OK && sqlite3_changes(c->db) == 0) rc = CD_E_NOT_FOUND;
+    return rc;
+}
+
+static int sq_sessions_revoke_user(struct store_conn *c, int64_t user_id, int64_t now_ms,
+                                   int64_t *n)
+{
+    int rc = exec_ii(c, SQL_SESSIONS_REVOKE_USER, user_id, now_ms);
+    if (n) *n = rc == CD_OK ? sqlite3_changes(c->db) : 0;
+    return rc;
+}
+
 const struct store_ops store_sqlite_ops = {
     .checkpoint = sq_checkpoint,
     .probe = sq_probe,
@@ -953,4 +999,7 @@ const struct store_ops store_sqlite_ops = {
     .events_page = sq_events_page,
     .read_mark = sq_read_mark,
     .unread_count = sq_unread_count,
+    .users_list = sq_users_list,
+    .user_set_pwhash = sq_user_set_pwhash,
+    .sessions_revoke_user = sq_sessions_revoke_user,
 };
