@@ -28,6 +28,8 @@ struct http_request {
     struct trace_span *span; /* tracing on: the request's span (ended by the response), else
                                 NULL; a child of the request's W3C traceparent when valid */
     const char *trace_id;    /* its trace id (32 hex digits) or NULL: on the request's log lines */
+    const char *client_ip;   /* the client's address: the TCP peer's, or behind a trusted proxy
+                                the one it forwarded (net/proxy.h); on the access log line */
 };
 
 struct trace_span;
@@ -61,7 +63,8 @@ int http_bearer_token(const struct http_request *r, struct slice *tok);
 /* Send a complete response (Content-Length framing) and resume reading the next request. Only
  * valid while the request is pending. extra_headers: preformatted "Name: value\r\n" lines or
  * NULL. Every response carries X-Request-Id, X-Content-Type-Options: nosniff and Cache-Control:
- * no-store, and is logged (info, "http": method, path without the query, status, duration). */
+ * no-store, and is logged (info, "http": method, path without the query, status, duration,
+ * client address). */
 void http_respond(struct conn *c, int status, const char *content_type, const void *body,
                   size_t len, const char *extra_headers);
 

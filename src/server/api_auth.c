@@ -45,8 +45,7 @@ static int limited(struct api_req *r, struct limiter *l, const char *key, size_t
 
 static int limited_ip(struct api_req *r)
 {
-    char ip[64];
-    conn_peer_ip(r->c, ip, sizeof(ip));
+    const char *ip = r->http->client_ip ? r->http->client_ip : "";
     return limited(r, &r->app->auth_ip, ip, strlen(ip));
 }
 
@@ -242,7 +241,8 @@ void api_login(struct api_req *r)
     }
     memcpy(pair, user, ulen);
     pair[ulen] = '\0';
-    conn_peer_ip(r->c, pair + ulen + 1, sizeof(pair) - ulen - 1);
+    snprintf(pair + ulen + 1, sizeof(pair) - ulen - 1, "%s",
+             r->http->client_ip ? r->http->client_ip : "");
     plen = ulen + 1 + strlen(pair + ulen + 1);
     now = clock_unix_ms();
     wait = limiter_peek(&r->app->auth_pair, pair, plen, now, &failed_before);

@@ -401,6 +401,14 @@ int app_run(struct cfg *cfg)
         free(app);
         return 2;
     }
+    if (proxy_list_parse(&app->trusted, cfg->trusted_proxies) != CD_OK) {
+        log_error("invalid --trusted-proxies",
+                  "\"expected\":\"CIDRs (a.b.c.d/n, v6/n or an address), comma-separated, at most "
+                  "64\"");
+        origin_policy_free(&app->origins);
+        free(app);
+        return 2;
+    }
     if (cfg->web && web_init(&app->web, cfg->web_dir) != CD_OK) {
         origin_policy_free(&app->origins);
         free(app);
@@ -504,6 +512,7 @@ int app_run(struct cfg *cfg)
     }
 
     app->net.app = app;
+    app->net.trusted = &app->trusted;
     app->net.lim = (struct net_limits){
         .http_max_header = (uint32_t)cfg->http_max_header,
         .http_max_headers = (uint32_t)cfg->http_max_headers,

@@ -10,6 +10,7 @@
 #include "auth/revoked.h"
 #include "net/conn.h"
 #include "net/http.h"
+#include "net/proxy.h"
 #include "chat/cluster.h"
 #include "chat/fanout.h"
 #include "chat/presence.h"
@@ -45,6 +46,7 @@ struct app {
     char node_id[128];                /* --node-id, else <hostname>-<pid> */
     double start_unix_s;              /* process start (process_start_time_seconds) */
     struct metrics_listener *mlisten; /* --metrics-listen, or NULL */
+    struct proxy_list trusted;        /* --trusted-proxies */
 };
 
 /* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.

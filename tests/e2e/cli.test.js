@@ -142,6 +142,46 @@ test('config check: the effective settings with secrets redacted; errors exit 2'
   }
 });
 
+test('a JSON config file: same keys as the line format, checked and used by the server', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatd-json-'));
+  try {
+    const file = path.join(dir, 'chatd.json');
+    fs.writeFileSync(file, JSON.stringify({ 'msg-rate': 11, rate_limits: false, 'allowed-origins': 'https://app.example', web: true }, null, 2));
+    let r = cli(null, ['config', 'check', '--config', file], { storage: false });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^msg-rate = 11$/m);
+    assert.match(r.stdout, /^rate-limits = off$/m);
+    assert.match(r.stdout, /^allowed-origins = "https:\/\/app\.example"$/m);
+    fs.writeFileSync(file, '{"msg-rate": "many"}');
+    r = cli(null, ['config', 'check', '--config', file], { storage: false });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /msg-rate/);
+    fs.writeFileSync(file, '{"msg-rate": 1,}');
+    r = cli(null, ['config', 'check', '--config', file], { storage: false });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /chatd\.json:1:/);
+    // The server reads it the same way.
+    fs.writeFileSync(file, JSON.stringify({ 'max-message-body': 5 }));
+    const srv = await startChat({ config: file });
+    try {
+      const u = await newUser(srv, 'js');
+      const room = await createRoom(srv, u, []);
+      const c = await connect(srv, u);
+      try {
+        const reply = await c.req({ type: 'send', room: room.id, body: 'too long', client_msg_id: 'j1' });
+        assert.equal(reply.type, 'error');
+        assert.equal(reply.code, 'payload_too_large');
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await srv.stop();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('backup while messages flow, restore into a stopped node: history intact', async () => {
   const srv = await startChat();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatd-backup-'));
