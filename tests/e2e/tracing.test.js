@@ -71,17 +71,7 @@ function otelEnv(recv, extra = {}) {
   return { OTEL_EXPORTER_OTLP_ENDPOINT: recv.url, OTEL_SERVICE_NAME: 'chatd-e2e', OTEL_BSP_SCHEDULE_DELAY: '100', ...extra };
 }
 
-function logLines(srv) {
-  const text = srv.stderr.slice(0, srv.stderr.lastIndexOf('\n') + 1);
-  return text
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => {
-      let o;
-      assert.doesNotThrow(() => (o = JSON.parse(l)), `not JSON: ${JSON.stringify(l)}`);
-      return o;
-    });
-}
+const logLines = (srv) => srv.jsonLines();
 
 test('HTTP requests: a span per request, child of the traceparent, with route and status', async () => {
   const recv = await startReceiver();
