@@ -138,6 +138,7 @@ static struct trace_span *commit_span_start(const struct store_db *db, struct st
 {
     const struct trace_ctx *parent = NULL;
     struct trace_span *s;
+    const char *sys;
 
     for (struct store_job *j = batch; j; j = j->next)
         if (j->trace && j->trace->valid && (!parent || (!parent->sampled && j->trace->sampled)))
@@ -145,7 +146,9 @@ static struct trace_span *commit_span_start(const struct store_db *db, struct st
     s = trace_span_start("store.commit", TRACE_INTERNAL, parent);
     for (struct store_job *j = batch; j; j = j->next)
         trace_link(s, j->trace);
-    trace_attr_str(s, "db.system", db->ops->name, strlen(db->ops->name));
+    /* OpenTelemetry's db.system names: "sqlite", "postgresql". */
+    sys = strcmp(db->ops->name, "postgres") ? db->ops->name : "postgresql";
+    trace_attr_str(s, "db.system", sys, strlen(sys));
     trace_attr_int(s, "chatd.jobs", (int64_t)n);
     return s;
 }

@@ -95,7 +95,7 @@ test('the exposition passes promtool and the chat series move with the traffic',
     ])
       assert.equal(fams.get(name), type, `${name} ${type}`);
     const v0 = before.values;
-    assert.equal(metricSum(v0, 'chatd_build_info', { store: process.env.CHATD_TEST_STORE_URL ? 'postgresql' : 'sqlite' }) ?? metricSum(v0, 'chatd_build_info'), 1);
+    assert.equal(metricSum(v0, 'chatd_build_info', { store: process.env.CHATD_TEST_STORE_URL ? 'postgres' : 'sqlite' }) ?? metricSum(v0, 'chatd_build_info'), 1);
     assert.ok(before.text.includes('chatd_build_info{version="'));
     assert.equal(metricSum(v0, 'chatd_component_up', { component: 'store' }), 1);
     assert.equal(metricSum(v0, 'chatd_ready'), 1);
