@@ -394,17 +394,17 @@ static void log_response(struct conn *c, const char *rid, int status)
     const char *url = h && h->in_request ? h->text : NULL;
     const char *q = url ? memchr(url, '?', h->url_len) : NULL;
     int path_len = url ? (int)(q ? (uint32_t)(q - url) : h->url_len) : 0;
-    const char *prev;
+    const char *prev, *prev_tid = NULL;
 
     if (!log_enabled(LOG_INFO)) return;
     prev = log_request_id_set(rid);
-    if (h && h->tid[0]) log_trace_id_set(h->tid);
+    if (h && h->tid[0]) prev_tid = log_trace_id_set(h->tid);
     log_info(
         "http", "\"method\":\"%s\",\"path\":\"%.*s\",\"status\":%d,\"us\":%llu,\"client\":\"%s\"",
         url ? http_method_str((enum http_method)h->parser.method) : "", path_len, url ? url : "",
         status, (unsigned long long)(h && h->in_request ? (net_now_ms() - h->start_ms) * 1000 : 0),
         client_of(c));
-    if (h && h->tid[0]) log_trace_id_set(NULL);
+    if (h && h->tid[0]) log_trace_id_set(prev_tid);
     log_request_id_set(prev);
 }
 
