@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 #include "net/net.h"
+#include "trace/trace.h"
+#include "util/hist.h"
 #include "util/rbuf.h"
 
 enum fan_kind {
@@ -50,6 +52,7 @@ struct fan_batch {
     atomic_uint refs; /* one per receiving thread */
     uint32_t n, cap;
     struct fan_ev *ev;
+    struct trace_ctx trace; /* tracing: the span that published it (valid 0: none) */
 };
 
 struct fan_batch *fan_batch_new(void);
@@ -68,6 +71,7 @@ struct fanout {
     void (*forward)(void *ud, const struct fan_batch *b);    /* NULL on a single node */
     void *forward_ud;
     struct fan_batch *cur; /* writer thread only */
+    struct hist latency;   /* publish to the end of one I/O thread's delivery, per thread */
 };
 
 void fanout_init(struct fanout *f, struct net_server *srv,
