@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat/people.h"
 #include "chat/rooms.h"
 #include "chat/wire.h"
 #include "util/imap.h"
@@ -133,6 +134,9 @@ void cluster_bus_recv(void *ud, int64_t room, const uint8_t *data, size_t len)
         const struct fan_ev *ev = &b->ev[i];
         if (ev->kind == FAN_SESSION_END && cl->cfg.on_session_end)
             cl->cfg.on_session_end(cl->cfg.ud, ev->seq, clock_unix_ms());
+        if (ev->kind == FAN_BLOCK && ev->member == 2) people_blocks_forget_user(ev->user);
+        if (ev->kind == FAN_BLOCK && ev->member < 2)
+            people_blocks_note(ev->user, ev->seq, ev->member == 1);
         /* Before the hub delivers it: once the user's sockets see the removal, this node's
          * writer no longer takes their sends. */
         if (ev->kind == FAN_LOG && ev->member == FAN_M_LEAVE)

@@ -28,6 +28,9 @@ enum fan_kind {
                         subscribers behind it fill the gap from storage */
     FAN_RECEIPT,     /* a read receipt of `user` for a room: to its other users' connections
                         (not a log entry; delivered like typing) */
+    FAN_BLOCK,       /* `user` blocked (member 1) or unblocked (0) user `seq`, or every pair of
+                        `user` is gone (member 2, account deletion): other nodes' presence
+                        filters follow (chat/people.h); nothing to deliver */
 };
 
 enum fan_member { FAN_M_NONE = 0, FAN_M_JOIN, FAN_M_LEAVE };

@@ -174,6 +174,8 @@ void hub_deliver(struct net_io *io, struct fan_batch *b)
             if (origin && ev->reply) hub__send(origin, ev->reply);
             break;
         }
+        case FAN_BLOCK: /* the presence filter (chat/people.h) is node-wide, already noted */
+            break;
         case FAN_SESSION_END:
             hub__session_end(h, ev->user, ev->seq);
             break;

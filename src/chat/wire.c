@@ -59,6 +59,7 @@ int64_t wire_channel(const struct fan_ev *ev)
     case FAN_PRESENCE:
     case FAN_USER:
     case FAN_SESSION_END:
+    case FAN_BLOCK:
         return 0;
     default:
         return -1;

@@ -63,6 +63,26 @@ static void round_trip(void **state)
     rbuf_unref(pres.frame);
 }
 
+/* A block crosses on the control channel with no frame: who, whom, on or off. */
+static void block_crosses_without_frame(void **state)
+{
+    struct jsonw w;
+    struct fan_batch *b = fan_batch_new();
+    struct fan_ev blk = {.kind = FAN_BLOCK, .user = 11, .seq = 22, .member = 1};
+    (void)state;
+    assert_int_equal(wire_channel(&blk), 0);
+    jsonw_init(&w, 16);
+    wire_encode(&w, &blk, NULL);
+    assert_int_equal(wire_decode((const uint8_t *)jsonw_text(&w), jsonw_text_len(&w), b), CD_OK);
+    assert_int_equal(b->n, 1);
+    assert_int_equal(b->ev[0].kind, FAN_BLOCK);
+    assert_int_equal(b->ev[0].user, 11);
+    assert_int_equal(b->ev[0].seq, 22);
+    assert_int_equal(b->ev[0].member, 1);
+    fan_batch_unref(b);
+    jsonw_free(&w);
+}
+
 static void local_kinds_stay(void **state)
 {
     struct fan_ev reply = {.kind = FAN_REPLY}, loaded = {.kind = FAN_LOADED},
@@ -162,6 +182,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip),
+        cmocka_unit_test(block_crosses_without_frame),
         cmocka_unit_test(local_kinds_stay),
         cmocka_unit_test(malformed_is_refused),
         cmocka_unit_test(trace_context_crosses),
