@@ -1,9 +1,11 @@
 /* chatd - real-time chat server. See README.md and `chatd --help`.
- * `chatd migrate ...` is a one-shot command (store/store_migrate.h); anything else runs the
+ * `chatd migrate ...` is a one-shot command (store/store_migrate.h), so are the administration
+ * commands `chatd user|token|config|backup|restore ...` (admin/admin.h); anything else runs the
  * server with the settings of server/config.h. */
 #include <stdio.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "server/app.h"
 #include "server/config.h"
 #include "store/store_migrate.h"
@@ -72,6 +74,7 @@ int main(int argc, char **argv)
     int rc;
 
     if (argc > 1 && !strcmp(argv[1], "migrate")) return migrate_main(argc, argv);
+    if (admin_is_command(argc, argv)) return admin_main(argc, argv, environ, stdin, stdout, stderr);
     rc = cfg_load(&cfg, argc, argv, environ, stdout, stderr);
     if (rc == CFG_EXIT_OK) {
         cfg_free(&cfg);

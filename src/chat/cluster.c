@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat/people.h"
 #include "chat/rooms.h"
 #include "chat/wire.h"
 #include "util/imap.h"
@@ -73,13 +74,24 @@ static void note_batch(struct cluster *cl, const struct fan_batch *b)
     pthread_mutex_unlock(&cl->mu);
 }
 
+/* Tracing: a batch that carries a trace context (the fanout's span) is published under a
+ * producer span whose context rides in each record (wire.h); the receiving node's consumer span
+ * is its child. */
 void cluster_forward(void *ud, const struct fan_batch *b)
 {
     struct cluster *cl = ud;
     struct jsonw w;
     int64_t chan = -1;
-    int any = 0;
+    int any = 0, nmsg = 0;
+    struct trace_span *span = NULL;
+    const struct trace_ctx *tc = NULL;
 
+    if (trace_enabled() && b->trace.valid) {
+        span = trace_span_start("bus publish", TRACE_PRODUCER, &b->trace);
+        trace_attr_str(span, "messaging.system", cl->bus->ops->name, strlen(cl->bus->ops->name));
+        trace_attr_int(span, "chatd.events", b->n);
+        tc = trace_span_ctx(span);
+    }
     jsonw_init(&w, 512);
     note_batch(cl, b);
     for (uint32_t i = 0; i <= b->n; i++) {
@@ -90,15 +102,20 @@ void cluster_forward(void *ud, const struct fan_batch *b)
         if (any && (!ev || c != chan || jsonw_text_len(&w) >= MSG_MAX)) {
             cl->bus->ops->publish(cl->bus, chan, jsonw_text(&w), jsonw_text_len(&w));
             atomic_fetch_add(&cl->forwarded, 1);
+            nmsg++;
             w.len = JSONW_HEADROOM;
             any = 0;
         }
         if (!ev) break;
         chan = c;
-        wire_encode(&w, ev);
+        wire_encode(&w, ev, tc);
         any = 1;
     }
     jsonw_free(&w);
+    if (span) {
+        trace_attr_int(span, "chatd.bus_messages", nmsg);
+        trace_span_end(span);
+    }
 }
 
 void cluster_bus_recv(void *ud, int64_t room, const uint8_t *data, size_t len)
@@ -117,6 +134,9 @@ void cluster_bus_recv(void *ud, int64_t room, const uint8_t *data, size_t len)
         const struct fan_ev *ev = &b->ev[i];
         if (ev->kind == FAN_SESSION_END && cl->cfg.on_session_end)
             cl->cfg.on_session_end(cl->cfg.ud, ev->seq, clock_unix_ms());
+        if (ev->kind == FAN_BLOCK && ev->member == 2) people_blocks_forget_user(ev->user);
+        if (ev->kind == FAN_BLOCK && ev->member < 2)
+            people_blocks_note(ev->user, ev->seq, ev->member == 1);
         /* Before the hub delivers it: once the user's sockets see the removal, this node's
          * writer no longer takes their sends. */
         if (ev->kind == FAN_LOG && ev->member == FAN_M_LEAVE)
@@ -128,6 +148,17 @@ void cluster_bus_recv(void *ud, int64_t room, const uint8_t *data, size_t len)
     }
     if (b->n == 0) {
         fan_batch_unref(b);
+        return;
+    }
+    if (trace_enabled() && b->trace.valid) {
+        struct trace_span *span = trace_span_start("bus receive", TRACE_CONSUMER, &b->trace);
+        trace_attr_str(span, "messaging.system", cl->bus->ops->name, strlen(cl->bus->ops->name));
+        trace_attr_int(span, "chatd.events", b->n);
+        trace_attr_int(span, "chatd.channel", room);
+        trace_attr_int(span, "chatd.bytes", (int64_t)len);
+        b->trace = *trace_span_ctx(span);
+        fanout_deliver_local(cl->cfg.fanout, b); /* b is the I/O threads' from here */
+        trace_span_end(span);
         return;
     }
     fanout_deliver_local(cl->cfg.fanout, b);

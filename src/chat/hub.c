@@ -11,6 +11,8 @@
 #include "util/status.h"
 
 struct hub_env hub__env;
+__thread uint64_t hub__tl_deliveries;
+static _Atomic uint64_t sync_requests, replayed_entries;
 
 struct sync_req {
     struct hub_conn *hc;
@@ -69,6 +71,7 @@ void hub_submit(struct net_io *io, struct store_job *j)
 void hub_loop_end(struct net_io *io)
 {
     struct hub *h = hub__of(io);
+    atomic_store_explicit(&h->deliveries, hub__tl_deliveries, memory_order_relaxed);
     if (!h->jhead) return;
     store_submit_list(hub__env.db, h->jhead, h->jtail, h->jn);
     h->jhead = h->jtail = NULL;
@@ -79,7 +82,9 @@ void hub_loop_end(struct net_io *io)
 
 void hub__send(struct hub_conn *hc, struct rbuf *f)
 {
-    if (conn_alive(hc->c)) conn_send(hc->c, f);
+    if (!conn_alive(hc->c)) return;
+    conn_send(hc->c, f);
+    hub__tl_deliveries++;
 }
 
 void hub__send_json(struct hub_conn *hc, json_t *o)
@@ -178,6 +183,7 @@ static void fetch_done(uv_work_t *w, int status)
         hub_sub_free(s);
     } else if (conn_alive(f->c)) {
         if (f->rc != CD_OK) log_warn("replay read failed", "\"room\":%lld", (long long)f->room);
+        atomic_fetch_add_explicit(&replayed_entries, f->n, memory_order_relaxed);
         if (f->rc == CD_OK && f->n && f->seqs[f->n - 1] > s->room->last_seq)
             s->room->last_seq = f->seqs[f->n - 1];
         hub_sub_fetched(s, f->rc, f->seqs, f->frames, f->n, f->limit);
@@ -313,6 +319,7 @@ void hub_sync(struct conn *c, json_t *id, json_t *rooms)
     json_t *val;
 
     if (!hc) return;
+    atomic_fetch_add_explicit(&sync_requests, 1, memory_order_relaxed);
     req = xcalloc(1, sizeof(*req));
     req->hc = hc;
     req->id = id ? json_incref(id) : NULL;
@@ -340,4 +347,15 @@ void hub_sync(struct conn *c, json_t *id, json_t *rooms)
         json_decref(req->id);
         free(req);
     }
+}
+
+void hub_stats(struct net_server *srv, struct hub_stats *out)
+{
+    out->deliveries = 0;
+    for (int i = 0; i < srv->nio; i++) {
+        struct hub *h = srv->io[i].app;
+        if (h) out->deliveries += atomic_load_explicit(&h->deliveries, memory_order_relaxed);
+    }
+    out->sync_requests = atomic_load_explicit(&sync_requests, memory_order_relaxed);
+    out->replayed_entries = atomic_load_explicit(&replayed_entries, memory_order_relaxed);
 }

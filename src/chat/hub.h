@@ -90,4 +90,12 @@ void hub_publish_presence(int64_t user, const char *status, int64_t last_seen, c
 /* typing in room by c's user: fan out now, expire after typing_ttl_s (typing:false). */
 void hub_typing(struct conn *c, int64_t room);
 
+struct hub_stats {
+    uint64_t deliveries;       /* frames queued to connections (an entry of a run counts once) */
+    uint64_t sync_requests;    /* `sync` requests */
+    uint64_t replayed_entries; /* log entries read from storage for replays and gap fills */
+};
+/* Any thread while the I/O threads run; deliveries lag by up to one loop iteration. */
+void hub_stats(struct net_server *srv, struct hub_stats *out);
+
 #endif

@@ -92,6 +92,7 @@ static void deliver_run(struct hub *h, const struct fan_ev *ev, uint32_t n)
             if (s->state == SUB_LIVE && s->next_seq == ev[0].seq && !s->nacks && !s->leaving_seq &&
                 s->hc->stamp != stamp) {
                 hub__send(s->hc, all);
+                hub__tl_deliveries += n - 1; /* n entries in one frame */
                 s->next_seq += n;
                 continue;
             }
@@ -173,6 +174,8 @@ void hub_deliver(struct net_io *io, struct fan_batch *b)
             if (origin && ev->reply) hub__send(origin, ev->reply);
             break;
         }
+        case FAN_BLOCK: /* the presence filter (chat/people.h) is node-wide, already noted */
+            break;
         case FAN_SESSION_END:
             hub__session_end(h, ev->user, ev->seq);
             break;

@@ -10,6 +10,7 @@
 #define CD_HUB_INT_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "chat/hub.h"
@@ -57,7 +58,12 @@ struct hub {
     uint32_t ntyping, captyping;
     struct store_job *jhead, *jtail; /* write jobs of this loop iteration */
     size_t jn;                       /* how many */
+    _Atomic uint64_t deliveries;     /* hub__tl_deliveries as of the last loop end (/metrics) */
 };
+
+/* Frames this thread queued to connections: a plain counter on the delivery path, published
+ * into the hub once per loop iteration (hub_loop_end), so no atomic per recipient. */
+extern __thread uint64_t hub__tl_deliveries;
 
 extern struct hub_env hub__env;
 

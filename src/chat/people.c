@@ -17,6 +17,17 @@ int64_t people_new_user_id(void)
     return PEOPLE_ID_MIN + (int64_t)(r % (uint64_t)(PEOPLE_ID_MAX - PEOPLE_ID_MIN));
 }
 
+int people_user_create(const struct store_ops *ops, struct store_conn *sc, const char *username,
+                       const char *pwhash, int64_t now_ms, int64_t *id)
+{
+    int rc = CD_E_CONFLICT;
+    for (int tries = 0; rc == CD_E_CONFLICT && tries < 8; tries++) {
+        *id = people_new_user_id();
+        rc = ops->user_insert_id(sc, *id, username, pwhash, now_ms);
+    }
+    return rc;
+}
+
 int people_text_valid(const char *s, size_t len, size_t max)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -25,6 +25,11 @@
  * registrations get unrelated ids that say nothing about how many users exist. Users created
  * before (small sequential ids) keep theirs: ids are formatted and parsed the same way. */
 int64_t people_new_user_id(void);
+/* Insert a user under a fresh opaque id (a drawn id that is taken is drawn again, a few times):
+ * CD_OK with *id, CD_E_USERNAME_TAKEN, or another store status. Writer thread (register, the
+ * admin CLI). */
+int people_user_create(const struct store_ops *ops, struct store_conn *sc, const char *username,
+                       const char *pwhash, int64_t now_ms, int64_t *id);
 
 /* display_name / status_text: valid UTF-8, at most max bytes, no control characters (C0, DEL,
  * C1). 1 when valid. */

@@ -8,6 +8,8 @@
 
 #include "net/conn.h"
 #include "net/http.h"
+#include "net/proxy.h"
+#include "trace/trace.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -26,7 +28,12 @@ struct http_state {
     uint32_t since;      /* now_s at request start (or connection / last response) */
     char rid[HTTP_REQUEST_ID_LEN + 1]; /* request id, from the request's first byte on */
     uint64_t start_ms;
-    char *text; /* URL and header bytes */
+    uint64_t start_ns;                /* unix ns at the first byte, tracing only */
+    struct trace_span *span;          /* the request's span (tracing on), until the response */
+    char tid[33];                     /* its trace id in hex, "" without one */
+    char peer[PROXY_IP_LEN + 1];      /* the TCP peer's address, once per connection */
+    char client_ip[PROXY_IP_LEN + 1]; /* the request's client (proxy.h), "" before dispatch */
+    char *text;                       /* URL and header bytes */
     uint32_t text_len, text_cap;
     uint32_t url_len; /* URL is text[0..url_len) */
     struct hdr_span *spans;
@@ -95,6 +102,11 @@ static int on_message_begin(http_parser *p)
     h->in_request = 1;
     h->since = c->io->now_s;
     h->start_ms = net_now_ms();
+    if (trace_enabled()) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        h->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
     return 0;
 }
 
@@ -261,6 +273,10 @@ static void http_state_reset(struct conn *c)
     h->on_drain = NULL;
     h->error = 0;
     h->rid[0] = '\0';
+    h->tid[0] = '\0';
+    h->client_ip[0] = '\0';
+    trace_span_end(h->span); /* a request that got no response (an upgrade answers with one) */
+    h->span = NULL;
     h->text_len = h->url_len = h->nspans = h->body_len = 0;
     h->since = c->io->now_s;
     free(h->headers);
@@ -275,6 +291,7 @@ void net__http_free(struct conn *c)
 {
     struct http_state *h = c->http;
     if (!h) return;
+    trace_span_end(h->span);
     free(h->text);
     free(h->spans);
     free(h->body);
@@ -367,6 +384,59 @@ static const char *request_id_of(struct conn *c, char spare[HTTP_REQUEST_ID_LEN 
     return spare;
 }
 
+/* The client address of c's current request (the peer's before dispatch). */
+static const char *client_of(struct conn *c)
+{
+    struct http_state *h = c->http;
+    if (!h) return "";
+    if (h->client_ip[0]) return h->client_ip;
+    if (!h->peer[0]) conn_peer_ip(c, h->peer, sizeof(h->peer));
+    return h->peer;
+}
+
+/* Every value of header `name`, comma-joined: a slice of the request when there is one header,
+ * else of *buf (malloc'ed; the caller frees it). */
+static struct slice header_all(const struct http_request *req, const char *name, char **buf)
+{
+    struct slice one = {0};
+    size_t len = 0;
+    int n = 0;
+    for (int i = 0; i < req->nheaders; i++)
+        if (slice_case_eq(req->headers[i].name, name)) {
+            if (n++ == 0) one = req->headers[i].value;
+            len += req->headers[i].value.len + 1;
+        }
+    if (n <= 1) return one;
+    *buf = xmalloc(len);
+    len = 0;
+    for (int i = 0; i < req->nheaders; i++)
+        if (slice_case_eq(req->headers[i].name, name)) {
+            if (len) (*buf)[len++] = ',';
+            memcpy(*buf + len, req->headers[i].value.p, req->headers[i].value.len);
+            len += req->headers[i].value.len;
+        }
+    return (struct slice){*buf, len};
+}
+
+/* The request's client: the peer, or behind a trusted proxy the address it forwarded. */
+static void client_resolve(struct conn *c, struct http_request *req)
+{
+    struct http_state *h = c->http;
+    const struct proxy_list *l = c->io->srv->trusted;
+    if (!h->peer[0]) conn_peer_ip(c, h->peer, sizeof(h->peer));
+    if (l && l->n && proxy_trusted(l, h->peer)) {
+        char *b1 = NULL, *b2 = NULL;
+        struct slice fwd = header_all(req, "forwarded", &b1),
+                     xff = header_all(req, "x-forwarded-for", &b2);
+        proxy_client_ip(l, h->peer, fwd, xff, h->client_ip);
+        free(b1);
+        free(b2);
+    } else {
+        memcpy(h->client_ip, h->peer, sizeof(h->client_ip));
+    }
+    req->client_ip = h->client_ip;
+}
+
 /* The access log line of a response, with the request id. The path is the URL up to its query
  * (which may hold an access token): escaped by the logger, whatever bytes it holds. */
 static void log_response(struct conn *c, const char *rid, int status)
@@ -375,15 +445,26 @@ static void log_response(struct conn *c, const char *rid, int status)
     const char *url = h && h->in_request ? h->text : NULL;
     const char *q = url ? memchr(url, '?', h->url_len) : NULL;
     int path_len = url ? (int)(q ? (uint32_t)(q - url) : h->url_len) : 0;
-    const char *prev;
+    const char *prev, *prev_tid = NULL;
 
     if (!log_enabled(LOG_INFO)) return;
     prev = log_request_id_set(rid);
-    log_info("http", "\"method\":\"%s\",\"path\":\"%.*s\",\"status\":%d,\"us\":%llu",
-             url ? http_method_str((enum http_method)h->parser.method) : "", path_len,
-             url ? url : "", status,
-             (unsigned long long)(h && h->in_request ? (net_now_ms() - h->start_ms) * 1000 : 0));
+    if (h && h->tid[0]) prev_tid = log_trace_id_set(h->tid);
+    log_info(
+        "http", "\"method\":\"%s\",\"path\":\"%.*s\",\"status\":%d,\"us\":%llu,\"client\":\"%s\"",
+        url ? http_method_str((enum http_method)h->parser.method) : "", path_len, url ? url : "",
+        status, (unsigned long long)(h && h->in_request ? (net_now_ms() - h->start_ms) * 1000 : 0),
+        client_of(c));
+    if (h && h->tid[0]) log_trace_id_set(prev_tid);
     log_request_id_set(prev);
+}
+
+static void span_finish(struct http_state *h, int status)
+{
+    trace_attr_int(h->span, "http.response.status_code", status);
+    if (status >= 500) trace_span_error(h->span, http_reason(status));
+    trace_span_end(h->span);
+    h->span = NULL;
 }
 
 void http_respond_full(struct conn *c, const struct http_response *r)
@@ -408,6 +489,7 @@ void http_respond_full(struct conn *c, const struct http_response *r)
         r->cache_control ? r->cache_control : "no-store", rid, keep ? "keep-alive" : "close",
         r->extra_headers ? r->extra_headers : "", h && h->add_headers ? h->add_headers : "");
     log_response(c, rid, status);
+    if (h && h->span) span_finish(h, status);
     if (n < 0 || (size_t)n >= sizeof(head)) n = 0;
     b = rbuf_new((size_t)n + blen);
     memcpy(b->data, head, (size_t)n);
@@ -509,6 +591,42 @@ void net__http_error(struct conn *c, int status)
     http_respond(c, status, "application/json", body, (size_t)n, NULL);
 }
 
+/* The request's span: a child of the caller's traceparent when it sent a valid one. Named by
+ * the method until the router knows the route (http_trace_route). */
+static void http_trace_begin(struct conn *c, struct http_request *req)
+{
+    struct http_state *h = c->http;
+    struct trace_ctx parent = {0};
+    struct slice tp, ua;
+
+    if (http_header(req, "traceparent", &tp)) trace_parse_traceparent(tp.p, tp.len, &parent);
+    trace_span_end(h->span);
+    h->span = trace_span_start_at(http_method_str((enum http_method)req->method), TRACE_SERVER,
+                                  &parent, h->start_ns);
+    trace_id_hex(trace_span_ctx(h->span), h->tid);
+    trace_attr_str(h->span, "http.request.method", http_method_str((enum http_method)req->method),
+                   strlen(http_method_str((enum http_method)req->method)));
+    trace_attr_str(h->span, "url.path", req->path.p, req->path.len);
+    trace_attr_str(h->span, "chatd.request_id", h->rid, strlen(h->rid));
+    trace_attr_str(h->span, "network.peer.address", h->peer, strlen(h->peer));
+    trace_attr_str(h->span, "client.address", h->client_ip, strlen(h->client_ip));
+    if (http_header(req, "user-agent", &ua))
+        trace_attr_str(h->span, "user_agent.original", ua.p, ua.len < 256 ? ua.len : 256);
+    req->span = h->span;
+    req->trace_id = h->tid;
+}
+
+void http_trace_route(struct conn *c, const char *route)
+{
+    struct http_state *h = c->http;
+    char name[64];
+    if (!h || !h->span) return;
+    snprintf(name, sizeof(name), "%s %s", http_method_str((enum http_method)h->parser.method),
+             route);
+    trace_span_rename(h->span, name);
+    trace_attr_str(h->span, "http.route", route, strlen(route));
+}
+
 /* The request as handlers see it: slices of h->text (and h->body); h->headers is (re)built. */
 static int request_build(struct conn *c, struct http_request *req)
 {
@@ -540,6 +658,7 @@ static int request_build(struct conn *c, struct http_request *req)
     req->upgrade = h->parser.upgrade;
     req->start_ms = h->start_ms;
     req->request_id = h->rid;
+    client_resolve(c, req);
     return 0;
 }
 
@@ -552,9 +671,12 @@ static void http_dispatch(struct conn *c)
         net__http_error(c, 400);
         return;
     }
+    if (trace_enabled()) http_trace_begin(c, &req);
     {
         const char *prev = log_request_id_set(h->rid);
+        const char *prev_tid = log_trace_id_set(h->tid[0] ? h->tid : NULL);
         c->io->srv->h.on_request(c, &req);
+        log_trace_id_set(prev_tid);
         log_request_id_set(prev);
     }
 }
@@ -784,6 +906,7 @@ void http_upgrade_ws(struct conn *c, const char accept_key[29])
     struct rbuf *b = rbuf_copy(head, (size_t)n);
 
     log_response(c, rid, 101);
+    if (c->http && c->http->span) span_finish(c->http, 101);
 
     c->state = CONN_WS;
     c->flags &= (uint8_t)~CONN_F_PENDING;

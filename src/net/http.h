@@ -21,11 +21,21 @@ struct http_request {
     int nheaders;
     struct slice body;
     int keep_alive;
-    int upgrade;            /* the client asked for a protocol upgrade */
-    uint64_t start_ms;      /* when the first byte of the request arrived (net_now_ms) */
-    const char *request_id; /* HTTP_REQUEST_ID_LEN hex digits, unique per request: on every
-                               log line of the request and in the X-Request-Id header */
+    int upgrade;             /* the client asked for a protocol upgrade */
+    uint64_t start_ms;       /* when the first byte of the request arrived (net_now_ms) */
+    const char *request_id;  /* HTTP_REQUEST_ID_LEN hex digits, unique per request: on every
+                                log line of the request and in the X-Request-Id header */
+    struct trace_span *span; /* tracing on: the request's span (ended by the response), else
+                                NULL; a child of the request's W3C traceparent when valid */
+    const char *trace_id;    /* its trace id (32 hex digits) or NULL: on the request's log lines */
+    const char *client_ip;   /* the client's address: the TCP peer's, or behind a trusted proxy
+                                the one it forwarded (net/proxy.h); on the access log line */
 };
+
+struct trace_span;
+/* Tracing: name the pending request's span "<METHOD> <route>" (the route template, e.g.
+ * /v1/rooms/{id}) and set http.route. No-op without a span. */
+void http_trace_route(struct conn *c, const char *route);
 
 #define HTTP_REQUEST_ID_LEN 16
 
@@ -53,7 +63,8 @@ int http_bearer_token(const struct http_request *r, struct slice *tok);
 /* Send a complete response (Content-Length framing) and resume reading the next request. Only
  * valid while the request is pending. extra_headers: preformatted "Name: value\r\n" lines or
  * NULL. Every response carries X-Request-Id, X-Content-Type-Options: nosniff and Cache-Control:
- * no-store, and is logged (info, "http": method, path without the query, status, duration). */
+ * no-store, and is logged (info, "http": method, path without the query, status, duration,
+ * client address). */
 void http_respond(struct conn *c, int status, const char *content_type, const void *body,
                   size_t len, const char *extra_headers);
 

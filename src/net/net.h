@@ -131,12 +131,17 @@ struct net_server {
     int nio;
     struct net_limits lim;
     struct net_handlers h;
-    void *app;               /* the server layer's global state */
-    _Atomic uint32_t nconns; /* node-wide */
+    void *app;                        /* the server layer's global state */
+    const struct proxy_list *trusted; /* --trusted-proxies (net/proxy.h), NULL = none */
+    _Atomic uint32_t nconns;          /* node-wide */
     _Atomic int draining;
     uint64_t start_ms;
 };
 
+struct proxy_list;
+/* Parse "host:port", "[v6]:port" or ":port" (any IPv4 address) into ss. 0, or -1 when malformed. */
+struct sockaddr_storage;
+int net_parse_addr(const char *addr, struct sockaddr_storage *ss);
 /* Bind one SO_REUSEPORT listener per thread on addr ("host:port", IPv4 or [IPv6]:port) and start
  * the threads. Returns CD_OK, or CD_E_IO after logging why (bad address, bind failure). */
 int net_start(struct net_server *s, const char *addr, int nthreads);

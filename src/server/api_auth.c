@@ -46,8 +46,7 @@ static int limited(struct api_req *r, struct limiter *l, const char *key, size_t
 
 static int limited_ip(struct api_req *r)
 {
-    char ip[64];
-    conn_peer_ip(r->c, ip, sizeof(ip));
+    const char *ip = r->http->client_ip ? r->http->client_ip : "";
     return limited(r, &r->app->auth_ip, ip, strlen(ip));
 }
 
@@ -134,11 +133,7 @@ static void write_unless_failed(struct api_call *call,
 static int register_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
-    int rc = CD_E_CONFLICT;
-    for (int tries = 0; rc == CD_E_CONFLICT && tries < 8; tries++) {
-        a->user_id = people_new_user_id();
-        rc = ops->user_insert_id(sc, a->user_id, a->username, a->pwhash, clock_unix_ms());
-    }
+    int rc = people_user_create(ops, sc, a->username, a->pwhash, clock_unix_ms(), &a->user_id);
     if (rc == CD_OK) rc = start_session(ops, sc, a);
     if (rc == CD_OK) rc = finish_tokens(a);
     return rc;
@@ -248,7 +243,8 @@ void api_login(struct api_req *r)
     }
     memcpy(pair, user, ulen);
     pair[ulen] = '\0';
-    conn_peer_ip(r->c, pair + ulen + 1, sizeof(pair) - ulen - 1);
+    snprintf(pair + ulen + 1, sizeof(pair) - ulen - 1, "%s",
+             r->http->client_ip ? r->http->client_ip : "");
     plen = ulen + 1 + strlen(pair + ulen + 1);
     now = clock_unix_ms();
     wait = limiter_peek(&r->app->auth_pair, pair, plen, now, &failed_before);

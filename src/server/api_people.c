@@ -75,8 +75,19 @@ static void people_committed(struct api_call *call)
     chat_out_commit(&pc->out, &call->app->fanout);
     for (size_t i = 0; i < pc->nended; i++)
         app_session_end(call->app, pc->user, pc->ended[i]);
-    if (pc->block_change) people_blocks_note(pc->user, pc->target, pc->block_change > 0);
-    if (pc->erased) people_blocks_forget_user(pc->user);
+    /* The presence filter of this node now, of the others through the bus (FAN_BLOCK). */
+    if (pc->block_change) {
+        people_blocks_note(pc->user, pc->target, pc->block_change > 0);
+        fanout_add(&call->app->fanout, &(struct fan_ev){.kind = FAN_BLOCK,
+                                                        .user = pc->user,
+                                                        .seq = pc->target,
+                                                        .member = (uint8_t)(pc->block_change > 0)});
+    }
+    if (pc->erased) {
+        people_blocks_forget_user(pc->user);
+        fanout_add(&call->app->fanout,
+                   &(struct fan_ev){.kind = FAN_BLOCK, .user = pc->user, .member = 2});
+    }
 }
 
 static void people_cleanup(struct api_call *call)

@@ -67,7 +67,10 @@ json_t *api_room_json(const struct store_room *r)
 
 static void publish(struct api_call *call)
 {
-    chat_out_settle(&((struct room_call *)call)->out, call->status, &call->app->fanout);
+    struct room_call *rc = (struct room_call *)call;
+    if (call->status == CD_OK && call->route == ROUTE_MESSAGE_POST && !rc->sent.duplicate)
+        atomic_fetch_add_explicit(&call->app->metrics.messages_stored, 1, memory_order_relaxed);
+    chat_out_settle(&rc->out, call->status, &call->app->fanout);
 }
 
 static void room_call_cleanup(struct api_call *call)

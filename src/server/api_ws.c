@@ -120,6 +120,7 @@ struct ws_job {
     int64_t sid;    /* delivered: the device (login session) */
     int64_t *pairs; /* delivered: (room, seq) pairs, then the watermarks in place of seq */
     size_t npairs;
+    struct trace_span *span; /* tracing: the operation's span, ended with the job */
 };
 
 static struct ws_job *ws_job_new(struct app *app, struct conn *c, json_t *id)
@@ -141,8 +142,28 @@ static void ws_job_submit(struct ws_job *j)
     hub_request_begin(j->c);
 }
 
+/* Tracing: a WebSocket operation that goes to storage is a span from its frame to its answer
+ * (the ack, after the group commit). A new trace: the connection's upgrade request ended long
+ * ago. */
+static void ws_job_trace(struct ws_job *j, const char *name)
+{
+    char rid[24];
+    int n;
+    if (!trace_enabled()) return;
+    j->span = trace_span_start(name, TRACE_SERVER, NULL);
+    n = id_format(rid, sizeof(rid), 'r', j->room);
+    trace_attr_str(j->span, "chatd.room", rid, (size_t)n);
+    n = id_format(rid, sizeof(rid), 'u', j->user);
+    trace_attr_str(j->span, "enduser.id", rid, (size_t)n);
+    j->job.trace = trace_span_ctx(j->span);
+}
+
 static void ws_job_free(struct ws_job *j)
 {
+    if (j->span) {
+        if (j->job.status != CD_OK) trace_span_error(j->span, cd_status_code(j->job.status));
+        trace_span_end(j->span);
+    }
     json_decref(j->id);
     free(j->pairs);
     free(j->body);
@@ -231,6 +252,8 @@ static void answer(struct ws_job *j, int status, struct rbuf *(*ack)(const struc
         return;
     }
     ev.reply = ack(j);
+    if (!j->sent.duplicate)
+        atomic_fetch_add_explicit(&j->app->metrics.messages_stored, 1, memory_order_relaxed);
     if (!j->sent.duplicate && j->out.n) {
         j->out.ev[0].origin = ev.origin;
         j->out.ev[0].origin_io = ev.origin_io;
@@ -293,6 +316,7 @@ static void send_fields(struct app *app, struct conn *c, json_t *id, int64_t roo
     /* membership check, then one append that fails without a trace (a linked send or one with
      * attachments writes more) */
     j->job.clean_fail = !reply_to && !thread && !j->att;
+    ws_job_trace(j, "ws send");
     ws_job_submit(j);
 }
 
@@ -430,6 +454,7 @@ static void op_read(struct app *app, struct conn *c, json_t *msg, json_t *id)
     j->job.reset = ws_job_reset;
     j->job.room_id = room;
     j->job.clean_fail = 1; /* reads and one UPDATE */
+    ws_job_trace(j, "ws read");
     ws_job_submit(j);
 }
 

@@ -18,8 +18,11 @@
 #include "chat/rooms.h"
 #include "server/app.h"
 #include "chat/people.h"
+#include "server/metrics_listen.h"
 #include "util/log.h"
 #include "util/status.h"
+
+extern char **environ;
 
 /* The files chatd keeps in its data directory: all created 0600. */
 static const char *const data_files[] = {"chatd.db", "chatd.db-wal", "chatd.db-shm", "jwt.keys",
@@ -373,6 +376,7 @@ int app_run(struct cfg *cfg)
     int rc, lvl, lock_fd;
 
     app->cfg = *cfg;
+    app->start_unix_s = (double)clock_unix_ms() / 1000.0;
     if (app->cfg.access_ttl < 1) app->cfg.access_ttl = 1; /* a token must live at least 1 s */
     if (app->cfg.token_leeway < 0) app->cfg.token_leeway = 0;
     if (app->cfg.token_leeway > 300) app->cfg.token_leeway = 300;
@@ -405,12 +409,32 @@ int app_run(struct cfg *cfg)
         free(app);
         return 2;
     }
+    if (proxy_list_parse(&app->trusted, cfg->trusted_proxies) != CD_OK) {
+        log_error("invalid --trusted-proxies",
+                  "\"expected\":\"CIDRs (a.b.c.d/n, v6/n or an address), comma-separated, at most "
+                  "64\"");
+        origin_policy_free(&app->origins);
+        free(app);
+        return 2;
+    }
     if (cfg->web && web_init(&app->web, cfg->web_dir) != CD_OK) {
         origin_policy_free(&app->origins);
         free(app);
         return 2;
     }
     node_id_init(app);
+    {
+        struct trace_config tc;
+        const char *why = NULL;
+        if (trace_config_env(&tc, environ, app->node_id, &why) != 0) {
+            log_error("invalid tracing settings", "\"error\":\"%s\"", why);
+            web_free(&app->web);
+            origin_policy_free(&app->origins);
+            free(app);
+            return 2;
+        }
+        trace_init(&tc); /* off without an endpoint; a failure to start is logged, chatd runs */
+    }
     if (!(store_ops = store_pick(cfg->store_url))) {
         web_free(&app->web);
         origin_policy_free(&app->origins);
@@ -509,6 +533,7 @@ int app_run(struct cfg *cfg)
     }
 
     app->net.app = app;
+    app->net.trusted = &app->trusted;
     app->net.lim = (struct net_limits){
         .http_max_header = (uint32_t)cfg->http_max_header,
         .http_max_headers = (uint32_t)cfg->http_max_headers,
@@ -535,6 +560,12 @@ int app_run(struct cfg *cfg)
         .on_tick = hub_tick,
         .on_loop_end = hub_loop_end,
     };
+    if (cfg->metrics_listen[0] && metrics_listen_start(app, cfg->metrics_listen, &app->mlisten)) {
+        cluster_quiesce(app->cluster);
+        store_db_close(&app->db);
+        rc = CD_E_IO;
+        goto done;
+    }
     app->files = files_start(app);
     app->indexer = search_indexer_start(app);
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
@@ -542,6 +573,8 @@ int app_run(struct cfg *cfg)
         app->files = NULL;
         search_indexer_stop(app->indexer);
         app->indexer = NULL;
+        metrics_listen_stop(app->mlisten);
+        app->mlisten = NULL;
         cluster_quiesce(app->cluster);
         store_db_close(&app->db);
         goto done;
@@ -564,6 +597,8 @@ int app_run(struct cfg *cfg)
     uv_run(main_loop, UV_RUN_DEFAULT);
 
     net_join(&app->net);
+    metrics_listen_stop(app->mlisten);
+    app->mlisten = NULL;
     presence_redis_close(app->gpresence); /* after every connection's close was reported */
     app->gpresence = NULL;
     cluster_quiesce(app->cluster); /* no more storage reads from the cluster's thread */
@@ -596,5 +631,6 @@ done:
     web_free(&app->web);
     origin_policy_free(&app->origins);
     free(app);
+    trace_shutdown(); /* the last spans leave (every thread that made spans has stopped) */
     return rc == CD_OK ? 0 : 1;
 }

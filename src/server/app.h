@@ -11,6 +11,7 @@
 #include "blob/blob.h"
 #include "net/conn.h"
 #include "net/http.h"
+#include "net/proxy.h"
 #include "chat/cluster.h"
 #include "chat/fanout.h"
 #include "chat/presence.h"
@@ -21,6 +22,7 @@
 #include "server/origin.h"
 #include "server/web.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 struct app {
     struct cfg cfg;
@@ -49,11 +51,18 @@ struct app {
     struct presence_redis *gpresence; /* NULL without --redis-url */
     _Atomic int ready;                /* /readyz: 1 once storage is open and listeners are up */
     char node_id[128];                /* --node-id, else <hostname>-<pid> */
+    double start_unix_s;              /* process start (process_start_time_seconds) */
+    struct metrics_listener *mlisten; /* --metrics-listen, or NULL */
+    struct proxy_list trusted;        /* --trusted-proxies */
 };
 
 /* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.
  * Returns the process exit code (0 after a clean drain). */
 int app_run(struct cfg *cfg);
+
+/* The Prometheus text of every series (GET /metrics, or the --metrics-listen listener): appended
+ * to *buf (realloc'ed; len and cap updated). Any thread while the node runs. */
+void app_metrics_render(struct app *app, char **buf, size_t *len, size_t *cap);
 
 /* ---- helpers for handlers (src/server/api_*.c) ---- */
 
@@ -140,6 +149,8 @@ struct api_call {
     int route;
     uint64_t start_ms;
     char request_id[HTTP_REQUEST_ID_LEN + 1]; /* on the log lines of the call's threads */
+    char trace_id[33];                        /* tracing: the request's trace id, or "" */
+    struct trace_ctx trace;                   /* tracing: the request span's context */
     int status;                               /* CD_OK or an error for the response */
     json_t *result;                           /* response object on success (owned) */
     int http_status;                          /* success status (200/201/204) */

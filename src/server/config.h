@@ -1,7 +1,8 @@
 /* config.h - every setting of chatd, in one table.
  *
  * Precedence: command-line flag > environment variable (CHATD_<NAME>) > config file
- * (--config FILE or CHATD_CONFIG; lines "name = value", '#' comments) > built-in default.
+ * (--config FILE or CHATD_CONFIG; lines "name = value", '#' comments, or one JSON object) >
+ * built-in default.
  * `chatd --help` prints this table, so the documentation and the parser cannot disagree.
  */
 #ifndef CD_CONFIG_H
@@ -117,7 +118,13 @@
     X(search_rate, "search-rate", INT, "5", "searches per second per user (burst 4x)")             \
     X(search_index_ms, "search-index-ms", INT, "200",                                              \
       "SQLite: ms between two runs of the search indexer (the most a new message waits to be "     \
-      "found)")
+      "found)")                                                                                    \
+    X(metrics_listen, "metrics-listen", STR, "",                                                   \
+      "serve /metrics on this separate address:port only (e.g. 127.0.0.1:9090), not on --listen; " \
+      "empty = on --listen")                                                                       \
+    X(trusted_proxies, "trusted-proxies", STR, "",                                                 \
+      "reverse proxies (CIDRs, comma-separated, e.g. 127.0.0.1/32,10.0.0.0/8) whose Forwarded / "  \
+      "X-Forwarded-For name the client (rate limits, logs); empty = trust none")
 
 struct cfg {
 #define CFG_FIELD_STR(name)                     char *name;
@@ -150,6 +157,16 @@ void cfg_free(struct cfg *c);
  * Lines have no length limit. cfg_load reads --config files of up to CFG_FILE_MAX bytes with it. */
 #define CFG_FILE_MAX (1 << 20)
 int cfg_parse(struct cfg *c, const char *text, size_t len, const char *name, FILE *err);
+/* The same settings as a JSON object: {"listen": "127.0.0.1:8080", "msg-rate": 20, "web": true}.
+ * Keys are the flag names (dashes or underscores); a value is a string, or for integer settings a
+ * non-negative integer, or for on/off settings true or false (strings are accepted as in the
+ * line format). Duplicate keys, nested values, null and unknown keys are errors. Returns 0, or
+ * -1 after printing "name: reason" to err; the members before the bad one are applied.
+ * cfg_load reads a --config file as JSON when its first non-blank byte is '{'. */
+int cfg_parse_json(struct cfg *c, const char *text, size_t len, const char *name, FILE *err);
 void cfg_usage(FILE *out);
+/* Every setting of c as config-file lines ("name = value"), secrets redacted: --jwt-keys
+ * entirely, the password of every URL setting (--store-url, --nats-url, --redis-url). */
+void cfg_print(const struct cfg *c, FILE *out);
 
 #endif

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "util/clock.h"
+#include "chat/hub.h"
 #include "server/app.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -189,6 +190,11 @@ struct api_call *api_call_new(struct api_req *r, size_t size)
     call->start_ms = r->http->start_ms;
     if (r->http->request_id)
         snprintf(call->request_id, sizeof(call->request_id), "%s", r->http->request_id);
+    if (r->http->span) {
+        call->trace = *trace_span_ctx(r->http->span);
+        snprintf(call->trace_id, sizeof(call->trace_id), "%s", r->http->trace_id);
+        call->job.trace = &call->trace;
+    }
     call->http_status = 200;
     conn_hold(r->c);
     return call;
@@ -198,6 +204,7 @@ void api_call_finish(struct api_call *call)
 {
     struct conn *c = call->c;
     const char *prev_rid = log_request_id_set(call->request_id);
+    const char *prev_tid = log_trace_id_set(call->trace_id[0] ? call->trace_id : NULL);
     if (conn_alive(c)) {
         if (call->status == CD_OK && call->raw) {
             metrics_http(&call->app->metrics, call->route, call->http_status,
@@ -221,6 +228,7 @@ void api_call_finish(struct api_call *call)
     free(call->raw);
     if (call->cleanup) call->cleanup(call);
     conn_release(c);
+    log_trace_id_set(prev_tid);
     log_request_id_set(prev_rid);
     free(call);
 }
@@ -238,7 +246,9 @@ static void call_work(uv_work_t *w)
 {
     struct api_call *call = w->data;
     const char *prev = log_request_id_set(call->request_id);
+    const char *prev_tid = log_trace_id_set(call->trace_id[0] ? call->trace_id : NULL);
     call->work_fn(call);
+    log_trace_id_set(prev_tid);
     log_request_id_set(prev);
 }
 
@@ -246,12 +256,15 @@ static void call_work(uv_work_t *w)
 static void call_after_work(uv_work_t *w, int status)
 {
     struct api_call *call = w->data;
-    char rid[sizeof(call->request_id)];
-    const char *prev;
+    char rid[sizeof(call->request_id)], tid[sizeof(call->trace_id)];
+    const char *prev, *prev_tid;
     (void)status;
     memcpy(rid, call->request_id, sizeof(rid));
+    memcpy(tid, call->trace_id, sizeof(tid));
     prev = log_request_id_set(rid);
+    prev_tid = log_trace_id_set(tid[0] ? tid : NULL);
     call->after_fn(call);
+    log_trace_id_set(prev_tid);
     log_request_id_set(prev);
 }
 
@@ -327,13 +340,16 @@ static void api_readyz(struct api_req *r)
     api_respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
-static void api_metrics(struct api_req *r)
+void app_metrics_render(struct app *app, char **bufp, size_t *lenp, size_t *capp)
 {
-    struct net_server *s = &r->app->net;
+    struct net_server *s = &app->net;
     struct net_stats sum;
     struct store_stats ss;
-    size_t len = 0, cap = 8192;
-    char *buf = xmalloc(cap);
+    struct hub_stats hs;
+    struct trace_stats ts;
+    char *buf = *bufp;
+    size_t len = *lenp, cap = *capp;
+    const char *why;
 
     memset(&sum, 0, sizeof(sum));
     for (int i = 0; i < s->nio; i++) {
@@ -349,7 +365,9 @@ static void api_metrics(struct api_req *r)
         SUM(refused);
 #undef SUM
     }
-    store_db_stats(&r->app->db, &ss);
+    store_db_stats(&app->db, &ss);
+    hub_stats(s, &hs);
+    trace_stats(&ts);
 #define GAUGE(name, help, v)                                                                       \
     metrics_printf(&buf, &len, &cap,                                                               \
                    "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n",             \
@@ -377,9 +395,72 @@ static void api_metrics(struct api_req *r)
           ss.failing);
     GAUGE("chatd_store_queued_jobs", "Write jobs submitted to the writer and not yet done.",
           ss.queued);
+    COUNTER("chatd_messages_stored_total",
+            "Messages committed to storage (a resent client_msg_id is not counted again).",
+            atomic_load(&app->metrics.messages_stored));
+    COUNTER("chatd_deliveries_total",
+            "Frames (events, acks, replies) queued to WebSocket connections by the hub.",
+            hs.deliveries);
+    COUNTER("chatd_sync_requests_total", "WebSocket sync requests (replays of missed entries).",
+            hs.sync_requests);
+    COUNTER("chatd_sync_replayed_entries_total",
+            "Room log entries read from storage for replays and gap fills.", hs.replayed_entries);
+    GAUGE("chatd_online_users", "Users with at least one WebSocket on this node.",
+          presence_online_users(app->presence));
+    GAUGE("chatd_ready", "1 while /readyz answers 200.",
+          atomic_load(&app->ready) && !atomic_load(&app->net.draining) &&
+              store_health(&app->db, &why) == CD_OK);
+    COUNTER("chatd_trace_spans_exported_total", "Spans the OTLP endpoint accepted.", ts.exported);
+    COUNTER("chatd_trace_spans_dropped_total",
+            "Sampled spans dropped because the export queue was full.", ts.dropped);
+    COUNTER("chatd_trace_spans_failed_total", "Spans in export requests that failed.",
+            ts.export_failed);
 #undef GAUGE
 #undef COUNTER
-    metrics_render_http(&r->app->metrics, route_names, ROUTE__COUNT, &buf, &len, &cap);
+    metrics_printf(&buf, &len, &cap,
+                   "# HELP chatd_component_up 1 when a component this node depends on works: "
+                   "store (takes writes), bus (connected to NATS), presence (connected to Redis)."
+                   "\n# TYPE chatd_component_up gauge\n"
+                   "chatd_component_up{component=\"store\"} %d\n",
+                   store_health(&app->db, &why) == CD_OK);
+    if (app->cluster) {
+        struct cluster_stats cs;
+        cluster_stats(app->cluster, &cs);
+        metrics_printf(&buf, &len, &cap, "chatd_component_up{component=\"bus\"} %d\n",
+                       cs.connected);
+    }
+    if (app->gpresence)
+        metrics_printf(&buf, &len, &cap, "chatd_component_up{component=\"presence\"} %d\n",
+                       presence_redis_connected(app->gpresence));
+    metrics_printf(&buf, &len, &cap,
+                   "# HELP chatd_build_info chatd's version and storage backend.\n"
+                   "# TYPE chatd_build_info gauge\n"
+                   "chatd_build_info{version=\"%s\",store=\"%s\"} 1\n",
+                   CHATD_VERSION, app->db.ops->name);
+    metrics_render_hist(&buf, &len, &cap, "chatd_store_commit_duration_seconds",
+                        "Time of each group commit's transaction, retries included.", "",
+                        ss.commit_latency);
+    metrics_render_hist(&buf, &len, &cap, "chatd_fanout_duration_seconds",
+                        "From a batch's publish to the end of its delivery on one I/O thread.", "",
+                        &app->fanout.latency);
+    metrics_render_process(&buf, &len, &cap, app->start_unix_s);
+    metrics_render_http(&app->metrics, route_names, ROUTE__COUNT, &buf, &len, &cap);
+    *bufp = buf;
+    *lenp = len;
+    *capp = cap;
+}
+
+static void api_metrics(struct api_req *r)
+{
+    size_t len = 0, cap = 8192;
+    char *buf;
+
+    if (r->app->cfg.metrics_listen[0]) { /* served on the internal listener only */
+        api_respond_error(r, CD_E_NOT_FOUND, NULL);
+        return;
+    }
+    buf = xmalloc(cap);
+    app_metrics_render(r->app, &buf, &len, &cap);
     metrics_http(&r->app->metrics, r->route, 200, (net_now_ms() - r->http->start_ms) * 1000);
     http_respond(r->c, 200, "text/plain; version=0.0.4", buf, len, NULL);
     free(buf);
@@ -504,6 +585,7 @@ void app_on_request(struct conn *c, struct http_request *req)
     }
     rt = &routes[i];
     r.route = rt->id;
+    if (req->span) http_trace_route(c, rt->pattern);
     if ((rt->flags & ROUTE_F_ORIGIN) && ov == ORIGIN_FORBIDDEN) {
         api_respond_error(&r, CD_E_FORBIDDEN, "origin not allowed (--allowed-origins)");
         return;

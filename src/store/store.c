@@ -10,6 +10,8 @@
 #include <uv.h>
 
 #include "store/store.h"
+#include "trace/trace.h"
+#include "util/hist.h"
 #include "util/log.h"
 #include "util/rbuf.h"
 #include "util/status.h"
@@ -53,6 +55,7 @@ struct store_priv {
         int64_t room, seq;
     } hints[STORE_HINTS_MAX];
     size_t nhints;
+    struct hist commit_latency;      /* a batch's transaction(s), begin to commit, retries in */
     _Atomic uint64_t batch_start_ns; /* uv_hrtime() at the start of the running batch, 0: idle */
     uint64_t stall_ns;
 };
@@ -152,14 +155,43 @@ static void set_health(struct store_db *db, int rc)
                   cd_status_code(rc));
 }
 
+/* Tracing: one span per group commit, a child of the first sampled request it serves (else of
+ * the first traced one, else a new trace) and linked to every traced request of the batch: a
+ * commit serves many requests, each its own trace, so parenting it on all is impossible; the
+ * links find it from each of them. Its context is the thread's current one while the jobs'
+ * done() and the fanout run, so the fanout's span is its child. */
+static struct trace_span *commit_span_start(const struct store_db *db, struct store_job *batch,
+                                            size_t n)
+{
+    const struct trace_ctx *parent = NULL;
+    struct trace_span *s;
+    const char *sys;
+
+    for (struct store_job *j = batch; j; j = j->next)
+        if (j->trace && j->trace->valid && (!parent || (!parent->sampled && j->trace->sampled)))
+            parent = j->trace;
+    s = trace_span_start("store.commit", TRACE_INTERNAL, parent);
+    for (struct store_job *j = batch; j; j = j->next)
+        trace_link(s, j->trace);
+    /* OpenTelemetry's db.system names: "sqlite", "postgresql". */
+    sys = strcmp(db->ops->name, "postgres") ? db->ops->name : "postgresql";
+    trace_attr_str(s, "db.system", sys, strlen(sys));
+    trace_attr_int(s, "chatd.jobs", (int64_t)n);
+    return s;
+}
+
 static void writer_run_batch(struct store_db *db, struct store_job *batch)
 {
     struct store_priv *p = db->priv;
+    struct trace_span *span = NULL;
+    const struct trace_ctx *prev_ctx = NULL;
     size_t n = 0;
-    int rc;
+    int rc, attempts = 0;
+    uint64_t t0 = uv_hrtime();
 
     for (struct store_job *j = batch; j; j = j->next)
         n++;
+    if (trace_enabled()) span = commit_span_start(db, batch, n);
     for (int attempt = 1;; attempt++) {
         /* Optimistic twice: the first run may number from remembered counters that another
          * node made stale (PostgreSQL), the second waits for the locked counters; a third
@@ -168,6 +200,7 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
         for (struct store_job *j = batch; j && optimistic; j = j->next)
             optimistic = j->reset != NULL;
         rc = writer_try_batch(db, batch, optimistic);
+        attempts = attempt;
         if (rc != CD_AGAIN) break;
         /* Rolled back by a deadlock or serialization failure (several writers on PostgreSQL), or
          * an optimistic append met a duplicate: run it again, not optimistically. Jobs that
@@ -204,6 +237,12 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
     set_health(db, rc);
     atomic_fetch_add(&p->commits, 1);
     atomic_fetch_add(&p->jobs, n);
+    hist_add(&p->commit_latency, (uv_hrtime() - t0) / 1000);
+    if (span) {
+        trace_attr_int(span, "chatd.attempts", attempts);
+        if (rc != CD_OK) trace_span_error(span, cd_status_code(rc));
+        prev_ctx = trace_current_set(trace_span_ctx(span));
+    }
     while (batch) {
         struct store_job *next = batch->next;
         if (rc != CD_OK) batch->status = rc; /* nothing of a failed batch was kept */
@@ -212,6 +251,10 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
         batch = next;
     }
     if (db->batch_done) db->batch_done(db->batch_ud);
+    if (span) {
+        trace_current_set(prev_ctx);
+        trace_span_end(span);
+    }
 }
 
 static void sleep_ns(uint64_t ns)
@@ -525,5 +568,6 @@ void store_db_stats(struct store_db *db, struct store_stats *out)
     out->commits = atomic_load(&p->commits);
     out->jobs = atomic_load(&p->jobs);
     out->failed_commits = atomic_load(&p->failed_commits);
+    out->commit_latency = &p->commit_latency;
     out->queued = store_queued(db);
 }

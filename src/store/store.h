@@ -427,6 +427,13 @@ struct store_ops {
     int (*invite_get)(struct store_conn *c, const uint8_t hash[32], struct store_invite *out);
     /* uses = uses + 1 (the caller checked the limits in the same transaction). */
     int (*invite_use)(struct store_conn *c, const uint8_t hash[32]);
+    /* administration (chatd user ...: admin/admin.c) */
+    /* Users with id > after in id order, at most limit (negative: all); a nonzero cb stops. */
+    int (*users_list)(struct store_conn *c, int64_t after, int limit,
+                      int (*cb)(void *ud, const struct store_user *u), void *ud);
+    /* End every session of a user that is not ended (revoked_at = now_ms): their refresh tokens
+     * stop working. *n (unless NULL) gets how many. */
+    int (*sessions_revoke_user)(struct store_conn *c, int64_t user_id, int64_t now_ms, int64_t *n);
     /* attachments (uploads: chat/attach.c; the bytes live in src/blob) */
     int (*attachment_insert)(struct store_conn *c, const struct store_attachment *a);
     int (*attachment_get)(struct store_conn *c, const char *id, struct store_attachment *out);
@@ -494,7 +501,11 @@ struct store_job {
      * CD_E_IO or CD_E_UNAVAILABLE: the writer then skips the job's savepoint (two statements
      * fewer per message). */
     uint8_t clean_fail;
+    /* Tracing: the span of the request this job serves (valid until done() returns), or NULL.
+     * The group commit's span is a child of the first sampled one and links to every one. */
+    const struct trace_ctx *trace;
 };
+struct trace_ctx;
 
 struct store_db {
     const struct store_ops *ops;
@@ -546,9 +557,11 @@ int store_health(struct store_db *db, const char **why);
 /* Counters for /metrics. */
 struct store_stats {
     uint64_t commits, jobs, failed_commits;
-    uint64_t queued;  /* submitted, not yet done */
-    uint64_t failing; /* 1 while the last write batch failed (store_health) */
+    uint64_t queued;                   /* submitted, not yet done */
+    uint64_t failing;                  /* 1 while the last write batch failed (store_health) */
+    const struct hist *commit_latency; /* each group commit's transaction, retries included */
 };
+struct hist;
 void store_db_stats(struct store_db *db, struct store_stats *out);
 
 #endif

@@ -319,7 +319,11 @@ struct store {
                      "$5::bigint, $6::bigint)")                                                    \
     X(INVITE_GET, "SELECT room_id, created_by, created_at, expires_at, max_uses, uses "            \
                   "FROM invites WHERE hash = $1::bytea")                                           \
-    X(INVITE_USE, "UPDATE invites SET uses = uses + 1 WHERE hash = $1::bytea")
+    X(INVITE_USE, "UPDATE invites SET uses = uses + 1 WHERE hash = $1::bytea")                     \
+    X(USERS_LIST, "SELECT id, username, pwhash, created_at, last_seen FROM users "                 \
+                  "WHERE id > $1::bigint ORDER BY id LIMIT $2::bigint")                            \
+    X(SESSIONS_REVOKE_USER, "UPDATE sessions SET revoked_at = $2::bigint "                         \
+                            "WHERE user_id = $1::bigint AND revoked_at IS NULL")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -2457,6 +2461,47 @@ static int pg_invite_use(struct store_conn *c, const uint8_t hash[32])
     return exec_one(c, SQL_INVITE_USE, &p);
 }
 
+/* ---- administration (admin/admin.c) ---- */
+
+static int pg_users_list(struct store_conn *c, int64_t after, int limit,
+                         int (*cb)(void *ud, const struct store_user *u), void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, after);
+    if (limit < 0)
+        p_int(&p, INT64_MAX);
+    else
+        p_int(&p, limit);
+    if ((rc = run(c, SQL_USERS_LIST, &p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_user u;
+        u.id = col_i64(r, i, 0);
+        col_text(r, i, 1, u.username, sizeof(u.username));
+        col_text(r, i, 2, u.pwhash, sizeof(u.pwhash));
+        u.created_at = col_i64(r, i, 3);
+        u.last_seen = col_i64(r, i, 4);
+        if (cb(ud, &u)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_sessions_revoke_user(struct store_conn *c, int64_t user_id, int64_t now_ms,
+                                   int64_t *n)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, user_id);
+    p_int(&p, now_ms);
+    if ((rc = run(c, SQL_SESSIONS_REVOKE_USER, &p, &r)) != CD_OK) return rc;
+    if (n) *n = atoll(PQcmdTuples(r));
+    PQclear(r);
+    return CD_OK;
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -2531,6 +2576,8 @@ const struct store_ops store_pg_ops = {
     .invite_insert = pg_invite_insert,
     .invite_get = pg_invite_get,
     .invite_use = pg_invite_use,
+    .users_list = pg_users_list,
+    .sessions_revoke_user = pg_sessions_revoke_user,
     .attachment_insert = pg_attachment_insert,
     .attachment_get = pg_attachment_get,
     .attachment_readable = pg_attachment_readable,

@@ -249,7 +249,11 @@ struct store {
                      "max_uses) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                  \
     X(INVITE_GET, "SELECT room_id, created_by, created_at, expires_at, max_uses, uses "            \
                   "FROM invites WHERE hash = ?1")                                                  \
-    X(INVITE_USE, "UPDATE invites SET uses = uses + 1 WHERE hash = ?1")
+    X(INVITE_USE, "UPDATE invites SET uses = uses + 1 WHERE hash = ?1")                            \
+    X(USERS_LIST, "SELECT id, username, pwhash, created_at, last_seen FROM users WHERE id > ?1 "   \
+                  "ORDER BY id LIMIT ?2")                                                          \
+    X(SESSIONS_REVOKE_USER,                                                                        \
+      "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -1813,6 +1817,37 @@ static int sq_invite_use(struct store_conn *c, const uint8_t hash[32])
     return step_one(c, s, "invite_use");
 }
 
+/* ---- administration (admin/admin.c) ---- */
+
+static int sq_users_list(struct store_conn *c, int64_t after, int limit,
+                         int (*cb)(void *ud, const struct store_user *u), void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USERS_LIST);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int(s, 2, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_user u;
+        u.id = sqlite3_column_int64(s, 0);
+        text_col(s, 1, u.username, sizeof(u.username));
+        text_col(s, 2, u.pwhash, sizeof(u.pwhash));
+        u.created_at = sqlite3_column_int64(s, 3);
+        u.last_seen = sqlite3_column_int64(s, 4);
+        if (cb(ud, &u)) break;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? CD_OK : sq_err(c, "users_list");
+}
+
+static int sq_sessions_revoke_user(struct store_conn *c, int64_t user_id, int64_t now_ms,
+                                   int64_t *n)
+{
+    int rc = exec_ii(c, SQL_SESSIONS_REVOKE_USER, user_id, now_ms);
+    if (n) *n = rc == CD_OK ? sqlite3_changes(c->db) : 0;
+    return rc;
+}
+
 const struct store_ops store_sqlite_ops = {
     .checkpoint = sq_checkpoint,
     .probe = sq_probe,
@@ -1885,6 +1920,8 @@ const struct store_ops store_sqlite_ops = {
     .invite_insert = sq_invite_insert,
     .invite_get = sq_invite_get,
     .invite_use = sq_invite_use,
+    .users_list = sq_users_list,
+    .sessions_revoke_user = sq_sessions_revoke_user,
     .attachment_insert = sq_attachment_insert,
     .attachment_get = sq_attachment_get,
     .attachment_readable = sq_attachment_readable,

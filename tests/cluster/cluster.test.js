@@ -244,6 +244,31 @@ describe('cluster: two nodes, PostgreSQL + NATS + Redis', () => {
     }
   });
 
+  it('a block made on A hides presence from the blocked user on B', T, async () => {
+    const a = await newUser(A, 'ba');
+    const b = await newUser(B, 'bb');
+    const c = await newUser(B, 'bc');
+    await createRoom(A, c, [a, b]);
+    assert.equal((await api(A, a).post('/v1/me/blocks', { user_id: b.id })).status, 200);
+    const cb = await connect(B, b);
+    const cc = await connect(B, c);
+    try {
+      const markB = cb.messages.length;
+      const ca = await connect(A, a);
+      try {
+        // c on B sees a come online: the presence event crossed; b on B must not
+        await cc.waitFor((x) => x.ofType('presence', (p) => p.user === a.id && p.status === 'online').length, 15000, 'a online (c)');
+        await sleep(500);
+        assert.deepEqual(cb.since(markB, (m) => m.type === 'presence' && m.user === a.id), []);
+      } finally {
+        await ca.close();
+      }
+    } finally {
+      await cb.close();
+      await cc.close();
+    }
+  });
+
   it('typing and read markers cross nodes', T, async () => {
     const alice = await newUser(A, 'ta');
     const bob = await newUser(B, 'tb');
