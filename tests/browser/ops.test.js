@@ -1,0 +1,133 @@
+'use strict';
+// Message operations in the web client, in Debian's Chromium: alice sends, bob reacts (alice sees
+// the chip), alice edits (bob sees the new text and "(edited)"), alice deletes (bob sees the
+// tombstone); a reply shows its preview; a reload shows the same state from history.
+// Screenshots go to tests/browser/artifacts/.
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { startServer } = require('../e2e/lib/server');
+const { launch, shot } = require('./lib');
+
+const ARGS = { 'auth-rate': 1000, 'msg-rate': 1000, 'msg-burst': 1000 };
+const T = 15000;
+
+async function signUp(page, base, username) {
+  await page.goto(base + '/');
+  await page.click('#tab-signup');
+  await page.fill('#username', username);
+  await page.fill('#password', 'correct horse battery');
+  await page.click('#auth-submit');
+  await page.waitForSelector('#app:not([hidden])', { timeout: T });
+  await page.waitForSelector('#conn-state[data-state="online"]', { timeout: T });
+}
+
+async function sendMessage(page, text) {
+  await page.fill('#composer-input', text);
+  await page.press('#composer-input', 'Enter');
+}
+
+/** The rendered message with this text (not pending). */
+const msgWith = (page, text) => page.locator('#msg-list .msg:not(.pending)', { has: page.locator('.body', { hasText: text }) });
+
+test('reactions, edits, deletes and replies between two browsers', async () => {
+  const srv = await startServer({ args: ARGS });
+  const chrome = await launch();
+  const errors = [];
+  try {
+    const ctxA = await chrome.browser.newContext({ viewport: { width: 1100, height: 700 } });
+    const ctxB = await chrome.browser.newContext({ viewport: { width: 1100, height: 700 } });
+    const a = await ctxA.newPage();
+    const b = await ctxB.newPage();
+    for (const [p, who] of [[a, 'alice'], [b, 'bob']]) {
+      p.on('pageerror', (e) => errors.push(`${who}: ${e.message}`));
+      p.on('console', (m) => m.type() === 'error' && errors.push(`${who} console: ${m.text()}`));
+    }
+    const suffix = String(Date.now() % 100000);
+    const aliceName = `alice${suffix}`;
+    const bobName = `bob${suffix}`;
+    await signUp(a, srv.base, aliceName);
+    await signUp(b, srv.base, bobName);
+
+    await a.click('#new-room');
+    await a.fill('#dialog-name', 'ops');
+    await a.fill('#dialog-ids', bobName);
+    await a.click('#dialog-ok');
+    await a.waitForSelector('#conv-title:has-text("ops")', { timeout: T });
+    await sendMessage(a, 'first draft');
+    await msgWith(a, 'first draft').waitFor({ timeout: T });
+
+    await b.locator('#rooms .room-item', { hasText: 'ops' }).click({ timeout: T });
+    const bMsg = msgWith(b, 'first draft');
+    await bMsg.waitFor({ timeout: T });
+
+    // bob reacts with 🎉 through the picker: alice sees the chip with count 1, not highlighted;
+    // bob's chip is highlighted (aria-pressed).
+    await bMsg.hover();
+    await bMsg.getByRole('button', { name: 'Add reaction' }).click();
+    await bMsg.getByRole('button', { name: 'React with 🎉' }).click();
+    const aMsg = msgWith(a, 'first draft');
+    const aChip = aMsg.locator('.reactions .chip');
+    await aChip.waitFor({ timeout: T });
+    assert.equal((await aChip.locator('.chip-emoji').textContent()).trim(), '🎉');
+    assert.equal((await aChip.locator('.chip-count').textContent()).trim(), '1');
+    assert.equal(await aChip.getAttribute('aria-pressed'), 'false');
+    await b.waitForSelector('#msg-list .msg .chip.me[aria-pressed="true"]', { timeout: T });
+    // alice adds the same emoji by clicking the chip: 2, highlighted for her
+    await aChip.click();
+    await a.waitForSelector('#msg-list .msg .chip.me .chip-count:text-is("2")', { timeout: T });
+    await b.waitForSelector('#msg-list .msg .chip .chip-count:text-is("2")', { timeout: T });
+    await shot(b, '10-bob-reactions');
+
+    // alice edits her message: bob sees the new text and "(edited)"
+    await aMsg.hover();
+    await aMsg.getByRole('button', { name: 'Edit message' }).click();
+    await a.waitForSelector('#compose-mode:not([hidden])', { timeout: T });
+    assert.equal(await a.inputValue('#composer-input'), 'first draft');
+    await a.fill('#composer-input', 'final text');
+    await a.press('#composer-input', 'Enter');
+    const bEdited = msgWith(b, 'final text');
+    await bEdited.waitFor({ timeout: T });
+    await bEdited.locator('.edited', { hasText: '(edited)' }).waitFor({ timeout: T });
+    assert.equal(await msgWith(b, 'first draft').count(), 0);
+    assert.equal((await bEdited.locator('.chip-count').textContent()).trim(), '2', 'the edit keeps the reactions');
+    await msgWith(a, 'final text').locator('.edited').waitFor({ timeout: T });
+    // bob cannot edit or delete alice's message, but can react and reply
+    await bEdited.hover();
+    assert.equal(await bEdited.getByRole('button', { name: 'Edit message' }).count(), 0);
+    assert.equal(await bEdited.getByRole('button', { name: 'Delete message' }).count(), 0);
+
+    // bob replies: the reply shows a preview of the message it answers
+    await bEdited.getByRole('button', { name: 'Reply' }).click();
+    await b.waitForSelector('#compose-mode:has-text("Replying to")', { timeout: T });
+    await sendMessage(b, 'nice edit');
+    const aReply = msgWith(a, 'nice edit');
+    await aReply.locator('.reply-preview', { hasText: 'final text' }).waitFor({ timeout: T });
+    await shot(b, '11-bob-edited-and-reply');
+
+    // alice deletes her message: bob sees the tombstone, no text, no reactions
+    a.once('dialog', (d) => d.accept());
+    const aFinal = msgWith(a, 'final text');
+    await aFinal.hover();
+    await aFinal.getByRole('button', { name: 'Delete message' }).click();
+    await b.waitForSelector('#msg-list .msg.deleted .tombstone', { timeout: T });
+    assert.equal(await msgWith(b, 'final text').count(), 0);
+    assert.equal(await b.locator('#msg-list .msg.deleted .chip').count(), 0);
+    await a.waitForSelector('#msg-list .msg.deleted .tombstone', { timeout: T });
+    // the reply's preview now says the original was deleted
+    await msgWith(b, 'nice edit').locator('.reply-preview', { hasText: 'deleted message' }).waitFor({ timeout: T });
+    await shot(b, '12-bob-tombstone');
+
+    // a reload shows the same state from history (folded entries are not replayed twice)
+    await b.reload();
+    await b.waitForSelector('#conn-state[data-state="online"]', { timeout: T });
+    await b.waitForSelector('#msg-list .msg.deleted .tombstone', { timeout: T });
+    await msgWith(b, 'nice edit').waitFor({ timeout: T });
+    assert.equal(await b.locator('#msg-list .msg').count(), 2);
+    assert.equal(await b.locator('#msg-list .chip').count(), 0);
+    await shot(b, '13-bob-after-reload');
+    assert.deepEqual(errors, []);
+  } finally {
+    await chrome.close();
+    await srv.stop();
+  }
+});
