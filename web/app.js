@@ -329,7 +329,17 @@ function addEntry(m) {
   view.oldest = Math.min(view.oldest, m.seq);
   if (m.type === 'message') loadUser(m.sender);
   if (m.type === 'member') loadUser(m.user);
-  if (OPS.has(m.type)) fold(m);
+  if (OPS.has(m.type)) {
+    // Kept by target too: a copy of the target that arrives later (a history page read just
+    // before this entry was committed) still gets it.
+    if (!view.opsByTarget) view.opsByTarget = new Map();
+    const list = view.opsByTarget.get(m.target) || [];
+    list.push(m);
+    view.opsByTarget.set(m.target, list);
+    fold(m);
+  } else if (m.type === 'message' && view.opsByTarget && view.opsByTarget.has(m.seq)) {
+    for (const op of [...view.opsByTarget.get(m.seq)].sort((x, y) => x.seq - y.seq)) fold(op);
+  }
   return true;
 }
 
