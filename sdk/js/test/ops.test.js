@@ -172,3 +172,71 @@ test('edits, deletes and reactions made offline or with a lost ack are resent on
     await srv.stop();
   }
 });
+
+/** The folding rule of docs/PROTOCOL.md (the same as in sdk/js/README.md). */
+function fold(msgs, e, myId) {
+  const m = msgs.get(e.target);
+  if (!m || (m.state_seq || 0) >= e.seq) return;
+  m.state_seq = e.seq;
+  if (e.type === 'edit') Object.assign(m, { body: e.body, edited_at: e.edited_at });
+  else if (e.type === 'delete') Object.assign(m, { deleted: true, body: '', reactions: [] });
+  else {
+    const rs = (m.reactions ||= []);
+    let r = rs.find((x) => x.emoji === e.emoji);
+    if (!r) rs.push((r = { emoji: e.emoji, count: 0, me: false }));
+    r.count += e.on ? 1 : -1;
+    if (e.user === myId) r.me = e.on;
+    if (r.count <= 0) rs.splice(rs.indexOf(r), 1);
+  }
+}
+
+const view = (m) => ({ body: m.body, edited_at: m.edited_at, deleted: !!m.deleted, reactions: m.deleted ? [] : m.reactions || [] });
+
+test('folding live entries into a history copy, replays included, ends at what history shows', async () => {
+  const srv = await startChatd();
+  const a = await newUser(srv.base, 'a');
+  const b = await newUser(srv.base, 'b');
+  const ca = watchOps(client(srv.base, a));
+  const cb = watchOps(client(srv.base, b));
+  try {
+    await Promise.all([ca.connect(), cb.connect()]);
+    const room = await ca.createRoom({ name: 'fold', members: [b.id] });
+    const m1 = await ca.send(room.id, 'one');
+    const m2 = await ca.send(room.id, 'two');
+    // Entries b receives before it reads history: the history copy already includes them, so
+    // folding them again (as after a replay) must change nothing.
+    await ca.react(room.id, m1.seq, '👍');
+    await cb.react(room.id, m1.seq, '👍');
+    await ca.edit(room.id, m1.seq, 'one (1)');
+    await until(() => cb.ops.length === 3, 5000, 'b gets 3 entries');
+    const copy = new Map();
+    for (const m of (await cb.history(room.id)).messages) if (m.type === 'message') copy.set(m.seq, structuredClone(m));
+    for (const e of cb.ops) fold(copy, e, b.id); // replayed: already included
+    const before = (await cb.history(room.id)).messages.find((m) => m.seq === m1.seq);
+    assert.deepEqual(view(copy.get(m1.seq)), view(before));
+    // Live entries after the copy was taken.
+    const n = cb.ops.length;
+    await cb.react(room.id, m1.seq, '🎉');
+    await ca.react(room.id, m1.seq, '👍', false);
+    await ca.edit(room.id, m1.seq, 'one (2)');
+    await cb.react(room.id, m2.seq, '👀');
+    await ca.delete(room.id, m2.seq);
+    await until(() => cb.ops.length === n + 5, 5000, 'b gets 5 more');
+    // Each entry twice (a replay after a reconnect): the second pass changes nothing.
+    for (const e of cb.ops) fold(copy, e, b.id);
+    for (const e of cb.ops) fold(copy, e, b.id);
+    const now = new Map((await cb.history(room.id)).messages.filter((m) => m.type === 'message').map((m) => [m.seq, m]));
+    assert.deepEqual(view(copy.get(m1.seq)), view(now.get(m1.seq)));
+    assert.deepEqual(view(copy.get(m2.seq)), view(now.get(m2.seq)));
+    assert.equal(copy.get(m1.seq).body, 'one (2)');
+    assert.deepEqual(copy.get(m1.seq).reactions, [
+      { emoji: '👍', count: 1, me: true },
+      { emoji: '🎉', count: 1, me: true },
+    ]);
+    assert.equal(copy.get(m2.seq).deleted, true);
+  } finally {
+    ca.close();
+    cb.close();
+    await srv.stop();
+  }
+});
