@@ -6,25 +6,7 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer } = require('../e2e/lib/server');
-const { launch, shot } = require('./lib');
-
-const ARGS = { 'auth-rate': 1000, 'msg-rate': 1000, 'msg-burst': 1000 };
-const T = 15000;
-
-async function signUp(page, base, username) {
-  await page.goto(base + '/');
-  await page.click('#tab-signup');
-  await page.fill('#username', username);
-  await page.fill('#password', 'correct horse battery');
-  await page.click('#auth-submit');
-  await page.waitForSelector('#app:not([hidden])', { timeout: T });
-  await page.waitForSelector('#conn-state[data-state="online"]', { timeout: T });
-}
-
-async function sendMessage(page, text) {
-  await page.fill('#composer-input', text);
-  await page.press('#composer-input', 'Enter');
-}
+const { launch, shot, ARGS, T, signUp, sendMessage, twoPages } = require('./lib');
 
 /** The rendered message with this text (not pending). */
 const msgWith = (page, text) => page.locator('#msg-list .msg:not(.pending)', { has: page.locator('.body', { hasText: text }) });
@@ -34,14 +16,7 @@ test('reactions, edits, deletes and replies between two browsers', async () => {
   const chrome = await launch();
   const errors = [];
   try {
-    const ctxA = await chrome.browser.newContext({ viewport: { width: 1100, height: 700 } });
-    const ctxB = await chrome.browser.newContext({ viewport: { width: 1100, height: 700 } });
-    const a = await ctxA.newPage();
-    const b = await ctxB.newPage();
-    for (const [p, who] of [[a, 'alice'], [b, 'bob']]) {
-      p.on('pageerror', (e) => errors.push(`${who}: ${e.message}`));
-      p.on('console', (m) => m.type() === 'error' && errors.push(`${who} console: ${m.text()}`));
-    }
+    const { a, b } = await twoPages(chrome.browser, errors);
     const suffix = String(Date.now() % 100000);
     const aliceName = `alice${suffix}`;
     const bobName = `bob${suffix}`;

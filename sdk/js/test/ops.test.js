@@ -10,15 +10,21 @@ function watchOps(c) {
   return c;
 }
 
-test('edit, delete and react round trip between two clients; replies and threads', async () => {
-  const srv = await startChatd();
+/** Users a and b, each with a connected client watching ops, in a room of their own. */
+async function pair(srv, url = srv.base) {
   const a = await newUser(srv.base, 'a');
   const b = await newUser(srv.base, 'b');
-  const ca = watchOps(client(srv.base, a));
+  const ca = watchOps(client(url, a));
   const cb = watchOps(client(srv.base, b));
+  await Promise.all([ca.connect(), cb.connect()]);
+  const room = await ca.createRoom({ name: 'ops', members: [b.id] });
+  return { a, b, ca, cb, room };
+}
+
+test('edit, delete and react round trip between two clients; replies and threads', async () => {
+  const srv = await startChatd();
+  const { a, b, ca, cb, room } = await pair(srv);
   try {
-    await Promise.all([ca.connect(), cb.connect()]);
-    const room = await ca.createRoom({ name: 'ops', members: [b.id] });
     const sent = await ca.send(room.id, 'hello');
     await until(() => cb.seen.message.some((m) => m.seq === sent.seq), 5000, 'b gets the message');
 
@@ -110,13 +116,8 @@ test('edit, delete and react round trip between two clients; replies and threads
 test('edits, deletes and reactions made offline or with a lost ack are resent once', async () => {
   const srv = await startChatd();
   const proxy = await tcpProxy(srv.port);
-  const a = await newUser(srv.base, 'a');
-  const b = await newUser(srv.base, 'b');
-  const ca = watchOps(client(proxy.url, a));
-  const cb = watchOps(client(srv.base, b));
+  const { ca, cb, room } = await pair(srv, proxy.url);
   try {
-    await Promise.all([ca.connect(), cb.connect()]);
-    const room = await ca.createRoom({ name: 'lossy ops', members: [b.id] });
     const m1 = await ca.send(room.id, 'one');
     const m2 = await ca.send(room.id, 'two');
 
@@ -194,13 +195,8 @@ const view = (m) => ({ body: m.body, edited_at: m.edited_at, deleted: !!m.delete
 
 test('folding live entries into a history copy, replays included, ends at what history shows', async () => {
   const srv = await startChatd();
-  const a = await newUser(srv.base, 'a');
-  const b = await newUser(srv.base, 'b');
-  const ca = watchOps(client(srv.base, a));
-  const cb = watchOps(client(srv.base, b));
+  const { a, b, ca, cb, room } = await pair(srv);
   try {
-    await Promise.all([ca.connect(), cb.connect()]);
-    const room = await ca.createRoom({ name: 'fold', members: [b.id] });
     const m1 = await ca.send(room.id, 'one');
     const m2 = await ca.send(room.id, 'two');
     // Entries b receives before it reads history: the history copy already includes them, so
