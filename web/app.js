@@ -340,6 +340,15 @@ function addEntry(m) {
   } else if (m.type === 'message' && view.opsByTarget && view.opsByTarget.has(m.seq)) {
     for (const op of [...view.opsByTarget.get(m.seq)].sort((x, y) => x.seq - y.seq)) fold(op);
   }
+  if (m.type === 'message' && m.thread) {
+    // A thread root counts its replies; a copy whose last_reply_seq is at or past this one
+    // already includes it.
+    const root = view.entries.get(m.thread);
+    if (root && root.type === 'message' && (root.last_reply_seq || 0) < m.seq) {
+      root.reply_count = (root.reply_count || 0) + 1;
+      root.last_reply_seq = m.seq;
+    }
+  }
   return true;
 }
 
@@ -391,16 +400,19 @@ function messageNode(m, prev) {
   const cls = `msg${first ? ' first' : ''}${mine ? ' mine' : ''}${m.pending ? ' pending' : ''}${m.deleted ? ' deleted' : ''}`;
   const edited = m.edited_at && !m.deleted ? el('span', { class: 'edited', title: `edited ${timeOf(m.edited_at)}`, text: '(edited)' }) : null;
   let reply = null;
-  if (m.reply_to) {
-    const t = view.entries.get(m.reply_to);
+  const ref = m.reply_to || m.thread; // what it answers: the message, else its thread's root
+  if (ref) {
+    const t = view.entries.get(ref);
     const snippet = !t ? 'an earlier message' : t.deleted ? 'deleted message' : t.body;
+    const how = m.reply_to ? 'In reply to' : 'In the thread of';
     reply = el(
       'button',
-      { class: 'reply-preview', type: 'button', 'aria-label': `In reply to ${t ? nameOf(t.sender) : 'a message'}: ${snippet}`, onclick: () => jumpTo(m.reply_to) },
-      el('span', { class: 'reply-who', text: t ? nameOf(t.sender) : '↩' }),
+      { class: 'reply-preview', type: 'button', 'aria-label': `${how} ${t ? nameOf(t.sender) : 'a message'}: ${snippet}`, onclick: () => jumpTo(ref) },
+      el('span', { class: 'reply-who', text: `${m.reply_to ? '' : '🧵 '}${t ? nameOf(t.sender) : '↩'}` }),
       el('span', { class: 'reply-text', text: snippet }),
     );
   }
+  const replies = m.reply_count ? el('span', { class: 'reply-count', text: `🧵 ${m.reply_count} repl${m.reply_count === 1 ? 'y' : 'ies'}` }) : null;
   const body = m.deleted
     ? el('div', { class: 'body tombstone', text: 'This message was deleted.' })
     : el('div', { class: 'body' }, document.createTextNode(m.body), edited && !first ? ' ' : null, !first ? edited : null);
@@ -439,7 +451,7 @@ function messageNode(m, prev) {
     { class: cls, 'data-seq': m.seq },
     avatar(m.sender),
     el('div', { class: 'meta' }, el('strong', { text: nameOf(m.sender) }), el('time', { text: m.ts ? timeOf(m.ts) : '' }), first ? edited : null),
-    el('div', { class: 'content' }, reply, body, chips),
+    el('div', { class: 'content' }, reply, body, chips, replies),
     tools,
   );
 }

@@ -79,6 +79,26 @@ test('reactions, edits, deletes and replies between two browsers', async () => {
     await aReply.locator('.reply-preview', { hasText: 'final text' }).waitFor({ timeout: T });
     await shot(b, '11-bob-edited-and-reply');
 
+    // bob posts into the message's thread from another device (REST): alice sees the root count
+    // one reply and the new message marked as in its thread
+    const login = await fetch(`${srv.base}/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: bobName, password: 'correct horse battery' }),
+    });
+    assert.equal(login.status, 200);
+    const token = (await login.json()).access_token;
+    const roomId = await b.getAttribute('#rooms .room-item.active', 'data-room');
+    const rootSeq = Number(await msgWith(a, 'final text').getAttribute('data-seq'));
+    const post = await fetch(`${srv.base}/v1/rooms/${roomId}/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ body: 'in the thread', client_msg_id: `t${suffix}`, thread: rootSeq }),
+    });
+    assert.equal(post.status, 201);
+    await msgWith(a, 'in the thread').locator('.reply-preview', { hasText: 'final text' }).waitFor({ timeout: T });
+    await msgWith(a, 'final text').locator('.reply-count', { hasText: '1 reply' }).waitFor({ timeout: T });
+
     // alice deletes her message: bob sees the tombstone, no text, no reactions
     a.once('dialog', (d) => d.accept());
     const aFinal = msgWith(a, 'final text');
@@ -97,7 +117,8 @@ test('reactions, edits, deletes and replies between two browsers', async () => {
     await b.waitForSelector('#conn-state[data-state="online"]', { timeout: T });
     await b.waitForSelector('#msg-list .msg.deleted .tombstone', { timeout: T });
     await msgWith(b, 'nice edit').waitFor({ timeout: T });
-    assert.equal(await b.locator('#msg-list .msg').count(), 2);
+    await msgWith(b, 'in the thread').waitFor({ timeout: T });
+    assert.equal(await b.locator('#msg-list .msg').count(), 3);
     assert.equal(await b.locator('#msg-list .chip').count(), 0);
     await shot(b, '13-bob-after-reload');
     assert.deepEqual(errors, []);
