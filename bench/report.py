@@ -376,6 +376,10 @@ def main():
     cluster = text(os.path.join(os.path.dirname(os.path.realpath(__file__)), "cluster.md"))
     if cluster:
         L.append(cluster + "\n")
+    # And the Search section (bench/search.sh's figures, kept in bench/search.md).
+    search = text(os.path.join(os.path.dirname(os.path.realpath(__file__)), "search.md"))
+    if search:
+        L.append(search + "\n")
     os.makedirs(docs, exist_ok=True)
     open(os.path.join(docs, "BENCHMARKS.md"), "w").write("\n".join(L) + "\n")
 

@@ -120,6 +120,10 @@ void events_log_json(struct jsonw *w, const struct store_event *ev)
         jsonw_str(w, ev->client_msg_id, ev->cmid_len);
     else
         jsonw_lit(w, "null");
+    if (ev->extra_len) { /* stored by chat/ as JSON members ("attachments":[...]) */
+        jsonw_lit(w, ",");
+        jsonw_raw(w, ev->extra, ev->extra_len);
+    }
     if (ev->reply_to) {
         jsonw_key(w, "reply_to", 0);
         jsonw_int(w, ev->reply_to);
@@ -148,7 +152,7 @@ struct rbuf *events_log_frame(const struct store_event *ev)
 {
     struct jsonw w;
     struct rbuf *b;
-    jsonw_init(&w, 192 + ev->body_len + ev->body_len / 8);
+    jsonw_init(&w, 192 + ev->body_len + ev->body_len / 8 + ev->extra_len);
     events_log_json(&w, ev);
     b = events_frame(&w);
     jsonw_free(&w);

@@ -199,6 +199,9 @@ int chat_msg_op(const struct store_ops *ops, struct store_conn *sc, const struct
     if ((rc = ops->event_append(sc, &ev)) != CD_OK) goto done;
     if (op->kind == EV_EDIT) {
         rc = ops->msg_edit(sc, op->room, op->target, op->body, op->body_len, now_ms, ev.seq);
+        /* search finds the new text, never the old (the index is keyed by the target) */
+        if (rc == CD_OK)
+            rc = ops->search_index_put(sc, op->room, op->target, op->body, op->body_len);
     } else if (op->kind == EV_DELETE) {
         struct jsonw e; /* what the message's edit entries keep: no text */
         jsonw_init(&e, 64);
@@ -207,6 +210,10 @@ int chat_msg_op(const struct store_ops *ops, struct store_conn *sc, const struct
         jsonw_lit(&e, ",\"body\":\"\",\"deleted\":true}");
         rc = ops->msg_delete(sc, op->room, op->target, ev.seq, jsonw_text(&e), jsonw_text_len(&e));
         jsonw_free(&e);
+        /* its attachments are no longer shown nor readable through it (an upload nothing
+         * references any more expires), and its text is never found again */
+        if (rc == CD_OK) rc = ops->attachments_unref_message(sc, op->room, op->target);
+        if (rc == CD_OK) rc = ops->search_index_delete(sc, op->room, op->target);
     } else {
         rc = ops->msg_touch(sc, op->room, op->target, ev.seq);
     }

@@ -43,6 +43,11 @@ struct http_state {
     struct http_header *headers; /* built at dispatch */
     char *add_headers;           /* http_add_response_headers, until the response */
     uint32_t add_len;
+    uint8_t streaming; /* the body goes to on_stream_data, not into body */
+    uint8_t answered;  /* on_stream_begin/data answered early: the rest of the input is dropped */
+    uint8_t streamed_response; /* http_respond_begin sent the head; body follows, then _end */
+    void *stream; /* the server layer's state of a streamed request (http_stream_set) */
+    void (*on_drain)(struct conn *c); /* http_on_drain, one-shot */
 };
 
 static const struct net_limits *lim_of(http_parser *p)
@@ -162,9 +167,39 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
+static int request_build(struct conn *c, struct http_request *req);
+
+/* A request with a body may be streamed (net_handlers.on_stream_begin); the body limit is then
+ * the handler's. Otherwise the body is collected up to http_max_body. */
 static int on_headers_complete(http_parser *p)
 {
     struct http_state *h = state_of(p);
+    struct conn *c = p->data;
+    const struct net_handlers *hs = &c->io->srv->h;
+    int has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length);
+
+    if (has_body && hs->on_stream_begin) {
+        struct http_request req;
+        uint8_t saved = c->flags & (CONN_F_PENDING | CONN_F_NO_KEEPALIVE);
+        int rc;
+        if (request_build(c, &req) != 0) {
+            h->error = 400;
+            return 1;
+        }
+        /* The handler may answer now (then the connection closes after the answer: the body is
+         * never read); PENDING makes http_respond valid meanwhile. */
+        c->flags |= CONN_F_PENDING | CONN_F_NO_KEEPALIVE;
+        rc = hs->on_stream_begin(c, &req);
+        if (rc == HTTP_STREAM_ANSWERED) {
+            h->answered = 1;
+            return 1;
+        }
+        c->flags = (uint8_t)((c->flags & ~(CONN_F_PENDING | CONN_F_NO_KEEPALIVE)) | saved);
+        if (rc == HTTP_STREAM_YES) {
+            h->streaming = 1;
+            return 0;
+        }
+    }
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > lim_of(p)->http_max_body) {
         h->error = 413;
         return 1; /* nonzero makes http-parser stop with an error; we answer h->error */
@@ -175,6 +210,15 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     struct http_state *h = state_of(p);
+    if (h->streaming) {
+        struct conn *c = p->data;
+        h->since = c->io->now_s; /* a streamed body times out when it stalls, not by its size */
+        if (c->io->srv->h.on_stream_data(c, at, n) != 0) {
+            h->answered = 1;
+            return 1;
+        }
+        return 0;
+    }
     if (h->body_len + n > lim_of(p)->http_max_body) {
         h->error = 413;
         return 1;
@@ -224,6 +268,9 @@ static void http_state_reset(struct conn *c)
 {
     struct http_state *h = c->http;
     h->in_request = h->complete = h->last_value = h->dispatched = 0;
+    h->streaming = h->answered = h->streamed_response = 0;
+    h->stream = NULL;
+    h->on_drain = NULL;
     h->error = 0;
     h->rid[0] = '\0';
     h->tid[0] = '\0';
@@ -259,7 +306,7 @@ int net__http_timed_out(struct conn *c, uint32_t now_s)
     const struct net_limits *lim = &c->io->srv->lim;
     struct http_state *h = c->http;
 
-    if (c->flags & CONN_F_PENDING) return 0;                        /* our turn, not the client's */
+    if (c->flags & (CONN_F_PENDING | CONN_F_PAUSED)) return 0;      /* our turn, not the client's */
     if (!h) return now_s - c->since >= lim->http_timeout ? 408 : 0; /* connected, said nothing */
     if (h->in_request) return now_s - h->since >= lim->http_timeout ? 408 : 0;
     return now_s - h->since >= lim->http_keepalive ? 1 : 0;
@@ -272,6 +319,8 @@ const char *http_reason(int status)
         return "Switching Protocols";
     case 200:
         return "OK";
+    case 206:
+        return "Partial Content";
     case 201:
         return "Created";
     case 204:
@@ -298,6 +347,8 @@ const char *http_reason(int status)
         return "URI Too Long";
     case 415:
         return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
     case 426:
         return "Upgrade Required";
     case 429:
@@ -446,12 +497,73 @@ void http_respond_full(struct conn *c, const struct http_response *r)
     c->state = CONN_HTTP;
     conn_send(c, b);
     rbuf_unref(b);
+    if (h && h->streamed_response) { /* the body follows (http_respond_end) */
+        if (!keep) c->flags |= CONN_F_NO_KEEPALIVE;
+        return;
+    }
     c->flags &= (uint8_t)~CONN_F_PENDING;
     if (!keep) {
         conn_close_after_flush(c);
         return;
     }
     http_resume(c);
+}
+
+void http_respond_begin(struct conn *c, const struct http_response *r)
+{
+    struct http_response head = *r;
+    head.head_only = 1;
+    if (!c->http || !(c->flags & CONN_F_PENDING) || (c->flags & CONN_F_CLOSED)) return;
+    c->http->streamed_response = 1;
+    http_respond_full(c, &head);
+}
+
+void http_respond_end(struct conn *c)
+{
+    struct http_state *h = c->http;
+    if (!h || !h->streamed_response || !(c->flags & CONN_F_PENDING)) return;
+    h->streamed_response = 0;
+    c->flags &= (uint8_t)~CONN_F_PENDING;
+    if (c->flags & CONN_F_NO_KEEPALIVE || c->io->draining) {
+        conn_close_after_flush(c);
+        return;
+    }
+    http_resume(c);
+}
+
+void http_on_drain(struct conn *c, void (*cb)(struct conn *c))
+{
+    if (c->http) c->http->on_drain = cb;
+}
+
+void net__http_drained(struct conn *c)
+{
+    struct http_state *h = c->http;
+    void (*cb)(struct conn *);
+    if (!h || !h->on_drain || c->out.bytes > HTTP_DRAIN_LOW || (c->flags & CONN_F_CLOSED)) return;
+    cb = h->on_drain;
+    h->on_drain = NULL;
+    cb(c);
+}
+
+void http_stream_set(struct conn *c, void *ud)
+{
+    if (c->http) c->http->stream = ud;
+}
+
+void *http_stream_get(struct conn *c)
+{
+    return c->http ? c->http->stream : NULL;
+}
+
+void net__http_closed(struct conn *c)
+{
+    struct http_state *h = c->http;
+    if (h && h->stream && c->io->srv->h.on_stream_abort) {
+        void *ud = h->stream;
+        h->stream = NULL;
+        c->io->srv->h.on_stream_abort(c, ud);
+    }
 }
 
 void http_respond(struct conn *c, int status, const char *content_type, const void *body,
@@ -515,38 +627,50 @@ void http_trace_route(struct conn *c, const char *route)
     trace_attr_str(h->span, "http.route", route, strlen(route));
 }
 
-static void http_dispatch(struct conn *c)
+/* The request as handlers see it: slices of h->text (and h->body); h->headers is (re)built. */
+static int request_build(struct conn *c, struct http_request *req)
 {
     struct http_state *h = c->http;
-    struct http_request req;
     struct http_parser_url u;
     const char *url = h->text;
 
-    memset(&req, 0, sizeof(req));
+    memset(req, 0, sizeof(*req));
     http_parser_url_init(&u);
     if (h->url_len == 0 || http_parser_parse_url(url, h->url_len, 0, &u) != 0 ||
-        !(u.field_set & (1 << UF_PATH))) {
-        net__http_error(c, 400);
-        return;
-    }
-    req.method = h->parser.method;
-    req.path = (struct slice){url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len};
+        !(u.field_set & (1 << UF_PATH)))
+        return -1;
+    req->method = h->parser.method;
+    req->path = (struct slice){url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len};
     if (u.field_set & (1 << UF_QUERY))
-        req.query = (struct slice){url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len};
+        req->query = (struct slice){url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len};
+    free(h->headers);
     h->headers = xcalloc(h->nspans ? h->nspans : 1, sizeof(*h->headers));
     for (uint32_t i = 0; i < h->nspans; i++) {
         h->headers[i].name = (struct slice){h->text + h->spans[i].name_off, h->spans[i].name_len};
         h->headers[i].value =
             (struct slice){h->text + h->spans[i].value_off, h->spans[i].value_len};
     }
-    req.headers = h->headers;
-    req.nheaders = (int)h->nspans;
-    req.body = (struct slice){h->body ? h->body : "", h->body_len};
-    req.keep_alive = http_should_keep_alive(&h->parser);
-    req.upgrade = h->parser.upgrade;
-    req.start_ms = h->start_ms;
-    req.request_id = h->rid;
-    client_resolve(c, &req);
+    req->headers = h->headers;
+    req->nheaders = (int)h->nspans;
+    req->body =
+        (struct slice){h->body && !h->streaming ? h->body : "", h->streaming ? 0 : h->body_len};
+    req->keep_alive = http_should_keep_alive(&h->parser);
+    req->upgrade = h->parser.upgrade;
+    req->start_ms = h->start_ms;
+    req->request_id = h->rid;
+    client_resolve(c, req);
+    return 0;
+}
+
+static void http_dispatch(struct conn *c)
+{
+    struct http_state *h = c->http;
+    struct http_request req;
+
+    if (request_build(c, &req) != 0) {
+        net__http_error(c, 400);
+        return;
+    }
     if (trace_enabled()) http_trace_begin(c, &req);
     {
         const char *prev = log_request_id_set(h->rid);
@@ -584,6 +708,10 @@ void net__http_input(struct conn *c)
             http_parser_execute(&h->parser, &parser_settings, (const char *)c->in, c->in_len);
         enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
 
+        if (h->answered) { /* a streamed request answered early: nothing more is parsed */
+            in_drop(c, c->in_len);
+            return;
+        }
         if (h->error) {
             in_drop(c, c->in_len);
             net__http_error(c, h->error);

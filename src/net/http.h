@@ -80,6 +80,22 @@ struct http_response {
     int head_only;             /* HEAD or 304: headers with this Content-Length, no body */
 };
 void http_respond_full(struct conn *c, const struct http_response *r);
+
+/* A response whose body is sent in pieces: http_respond_begin sends the head (r->len is the
+ * Content-Length, r->body is ignored), the caller then queues exactly that many bytes with
+ * conn_send (paced by http_on_drain) and calls http_respond_end, which resumes the connection
+ * (or closes it after the flush). The request stays pending in between. */
+void http_respond_begin(struct conn *c, const struct http_response *r);
+void http_respond_end(struct conn *c);
+#define HTTP_DRAIN_LOW (256 * 1024) /* http_on_drain fires at or below this many queued bytes */
+/* Call cb once, on c's thread, when c's unwritten output falls to HTTP_DRAIN_LOW bytes or less
+ * (checked after each write). One callback at a time; cleared by the response's end. */
+void http_on_drain(struct conn *c, void (*cb)(struct conn *c));
+
+/* Streamed request bodies (net_handlers.on_stream_begin): the server layer's state for the
+ * request in flight on c; on_stream_abort gets it back if the connection closes first. */
+void http_stream_set(struct conn *c, void *ud);
+void *http_stream_get(struct conn *c);
 /* Add header lines ("Name: value\r\n", at most HTTP_ADD_HEADERS_MAX bytes in all; more are
  * dropped) to the response of the pending request, whoever writes it (e.g. CORS headers set
  * by the router before the handler). Only valid while the request is pending. */
@@ -97,6 +113,10 @@ const char *http_reason(int status);
 /* Internal to src/net. */
 void net__http_input(struct conn *c);
 void net__http_free(struct conn *c);
+/* After a flush: run the http_on_drain callback if the output fell low enough. */
+void net__http_drained(struct conn *c);
+/* The connection is closing: hand a streamed request's state to on_stream_abort. */
+void net__http_closed(struct conn *c);
 int net__http_timed_out(struct conn *c, uint32_t now_s);
 void net__http_error(struct conn *c, int status);
 

@@ -6,6 +6,7 @@
 
 #include "util/clock.h"
 #include "auth/auth.h"
+#include "chat/attach.h"
 #include "chat/events.h"
 #include "chat/msgops.h"
 #include "chat/rooms.h"
@@ -35,6 +36,7 @@ struct room_call {
     size_t body_len;
     char cmid[CHAT_CMID_MAX + 1];
     size_t cmid_len;
+    struct chat_attach att; /* a send's attachments */
     struct store_room r;
     struct chat_out out;
     struct chat_sent sent;
@@ -581,16 +583,21 @@ struct rev_ctx {
 static int history_rev_row(void *ud, const struct store_event *ev)
 {
     struct rev_ctx *x = ud;
-    x->evs[x->n] = *ev;
-    x->bodies[x->n] = xmalloc(ev->body_len + ev->cmid_len + ev->reactions_len + 1);
-    memcpy(x->bodies[x->n], ev->body, ev->body_len);
-    if (ev->client_msg_id) memcpy(x->bodies[x->n] + ev->body_len, ev->client_msg_id, ev->cmid_len);
-    if (ev->reactions_len)
-        memcpy(x->bodies[x->n] + ev->body_len + ev->cmid_len, ev->reactions, ev->reactions_len);
-    x->evs[x->n].body = x->bodies[x->n];
-    x->evs[x->n].client_msg_id = ev->client_msg_id ? x->bodies[x->n] + ev->body_len : NULL;
-    x->evs[x->n].reactions =
-        ev->reactions_len ? x->bodies[x->n] + ev->body_len + ev->cmid_len : NULL;
+    struct store_event *e = &x->evs[x->n];
+    char *p = xmalloc(ev->body_len + ev->cmid_len + ev->extra_len + ev->reactions_len + 1);
+    *e = *ev;
+    x->bodies[x->n] = p;
+    memcpy(p, ev->body, ev->body_len);
+    e->body = p;
+    p += ev->body_len;
+    if (ev->client_msg_id) memcpy(p, ev->client_msg_id, ev->cmid_len);
+    e->client_msg_id = ev->client_msg_id ? p : NULL;
+    p += ev->cmid_len;
+    if (ev->extra_len) memcpy(p, ev->extra, ev->extra_len);
+    e->extra = ev->extra_len ? p : NULL;
+    p += ev->extra_len;
+    if (ev->reactions_len) memcpy(p, ev->reactions, ev->reactions_len);
+    e->reactions = ev->reactions_len ? p : NULL;
     x->n++;
     return 0;
 }
@@ -738,16 +745,43 @@ int link_field(json_t *obj, const char *name, int64_t *out)
 
 int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
                   const char *body, size_t body_len, const char *cmid, size_t cmid_len,
-                  int64_t reply_to, int64_t thread, struct chat_out *out, struct chat_sent *sent,
-                  int64_t *room_out)
+                  int64_t reply_to, int64_t thread, const struct chat_attach *att,
+                  struct chat_out *out, struct chat_sent *sent, int64_t *room_out)
 {
     struct orig_ctx o = {0};
-    int st = reply_to || thread
+    struct jsonw extra = {0};
+    int st = CD_OK;
+
+    *room_out = room;
+    if (att && att->n) { /* checked before the append, so a refusal changes nothing */
+        jsonw_init(&extra, 256);
+        st = chat_attach_check(ops, sc, sender, att, &extra);
+    }
+    if (st == CD_OK)
+        st = reply_to || thread
                  ? chat_send_linked(ops, sc, room, sender, body, body_len, cmid, cmid_len, reply_to,
                                     thread, clock_unix_ms(), out, sent)
                  : chat_send(ops, sc, room, sender, body, body_len, cmid, cmid_len, clock_unix_ms(),
                              out, sent);
-    *room_out = room;
+    if (st == CD_OK && ops->search_index_append) /* PostgreSQL; SQLite: the indexer */
+        st = ops->search_index_append(sc, room, sent->seq, body, body_len);
+    if (st == CD_OK && att && att->n) {
+        struct store_event ev = {.room_id = room,
+                                 .seq = sent->seq,
+                                 .kind = EV_MESSAGE,
+                                 .sender = sender,
+                                 .ts = sent->ts,
+                                 .body = body,
+                                 .body_len = body_len,
+                                 .client_msg_id = cmid,
+                                 .cmid_len = cmid_len,
+                                 .reply_to = reply_to,
+                                 .thread = thread,
+                                 .extra = jsonw_text(&extra),
+                                 .extra_len = jsonw_text_len(&extra)};
+        st = chat_attach_commit(ops, sc, &ev, att, out);
+    }
+    if (att && att->n) jsonw_free(&extra);
     if (st != CD_E_CONFLICT) return st;
     /* the same (room, sender, client_msg_id) was stored before: answer with the original */
     st = ops->event_by_client_id(sc, room, sender, cmid, cmid_len, orig_row, &o);
@@ -764,8 +798,9 @@ static int post_exec(const struct store_ops *ops, struct store_conn *sc, struct 
     struct room_call *rc = ROOM_CALL(j);
     char rid[32], mid[48];
     int64_t room;
-    int st = api_send_exec(ops, sc, rc->room, rc->user, rc->body, rc->body_len, rc->cmid,
-                           rc->cmid_len, rc->reply_to, rc->thread, &rc->out, &rc->sent, &room);
+    int st =
+        api_send_exec(ops, sc, rc->room, rc->user, rc->body, rc->body_len, rc->cmid, rc->cmid_len,
+                      rc->reply_to, rc->thread, &rc->att, &rc->out, &rc->sent, &room);
     if (job_status(rc, st) != CD_OK) return st;
     id_format(rid, sizeof(rid), 'r', room);
     snprintf(mid, sizeof(mid), "m_%lld_%lld", (long long)room, (long long)rc->sent.seq);
@@ -791,6 +826,7 @@ static void post_reset(struct store_job *j)
 
 void api_message_post(struct api_req *r)
 {
+    struct chat_attach att;
     struct room_call *rc;
     int64_t room, wait, reply_to = 0, thread = 0;
     json_t *body = json_object_get(r->body, "body"),
@@ -814,12 +850,14 @@ void api_message_post(struct api_req *r)
         api_respond_error(r, CD_E_INVALID_FIELD, "reply_to and thread must be positive seqs");
         return;
     }
+    if (!api_attach_parse(r, json_object_get(r->body, "attachments"), &att)) return;
     if ((wait = presence_take_msg(r->app->presence, r->user_id, clock_unix_ms()))) {
         api_respond_retry(r, wait);
         return;
     }
     rc = room_call_new(r);
     rc->room = room;
+    rc->att = att;
     rc->reply_to = reply_to;
     rc->thread = thread;
     rc->body_len = json_string_length(body);

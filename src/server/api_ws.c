@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "util/clock.h"
+#include "chat/attach.h"
 #include "chat/events.h"
 #include "chat/hub.h"
 #include "chat/msgops.h"
@@ -108,6 +109,7 @@ struct ws_job {
     size_t body_len;
     char cmid[CHAT_CMID_MAX + 1];
     size_t cmid_len;
+    struct chat_attach *att; /* a send's attachments, NULL when none (the common case) */
     struct chat_out out;
     struct chat_sent sent;
     int64_t marker, unread, prev;
@@ -165,6 +167,7 @@ static void ws_job_free(struct ws_job *j)
     json_decref(j->id);
     free(j->pairs);
     free(j->body);
+    free(j->att);
     free(j);
 }
 
@@ -187,7 +190,7 @@ static int send_exec(const struct store_ops *ops, struct store_conn *sc, struct 
     struct ws_job *j = (struct ws_job *)job;
     int64_t room;
     int st = api_send_exec(ops, sc, j->room, j->user, j->body, j->body_len, j->cmid, j->cmid_len,
-                           j->reply_to, j->thread, &j->out, &j->sent, &room);
+                           j->reply_to, j->thread, j->att, &j->out, &j->sent, &room);
     if (st != CD_OK) chat_out_discard(&j->out);
     j->room = room;
     return st;
@@ -273,7 +276,7 @@ static void send_done(struct store_job *job)
  * comes as length 0): the checks, then the job. */
 static void send_fields(struct app *app, struct conn *c, json_t *id, int64_t room, const char *body,
                         size_t body_len, const char *cmid, size_t cmid_len, int64_t reply_to,
-                        int64_t thread)
+                        int64_t thread, const struct chat_attach *att)
 {
     struct ws_job *j;
     int64_t wait;
@@ -302,12 +305,17 @@ static void send_fields(struct app *app, struct conn *c, json_t *id, int64_t roo
     memcpy(j->cmid, cmid, cmid_len);
     j->reply_to = reply_to;
     j->thread = thread;
+    if (att && att->n) {
+        j->att = xmalloc(sizeof(*j->att));
+        *j->att = *att;
+    }
     j->job.exec = send_exec;
     j->job.done = send_done;
     j->job.reset = ws_job_reset;
     j->job.room_id = room;
-    /* membership check, then one append that fails without a trace (a linked send writes more) */
-    j->job.clean_fail = !reply_to && !thread;
+    /* membership check, then one append that fails without a trace (a linked send or one with
+     * attachments writes more) */
+    j->job.clean_fail = !reply_to && !thread && !j->att;
     ws_job_trace(j, "ws send");
     ws_job_submit(j);
 }
@@ -315,6 +323,8 @@ static void send_fields(struct app *app, struct conn *c, json_t *id, int64_t roo
 static void op_send(struct app *app, struct conn *c, json_t *msg, json_t *id)
 {
     json_t *body = json_object_get(msg, "body"), *cmid = json_object_get(msg, "client_msg_id");
+    struct chat_attach att;
+    const char *why;
     int64_t room, reply_to, thread;
 
     if (!msg_room(c, msg, id, &room)) return;
@@ -322,8 +332,12 @@ static void op_send(struct app *app, struct conn *c, json_t *msg, json_t *id)
         ws_send_error(c, id, CD_E_INVALID_FIELD, "reply_to and thread must be positive seqs");
         return;
     }
+    if (!api_attach_list(json_object_get(msg, "attachments"), &att, &why)) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, why);
+        return;
+    }
     send_fields(app, c, id, room, json_string_value(body), json_string_length(body),
-                json_string_value(cmid), json_string_length(cmid), reply_to, thread);
+                json_string_value(cmid), json_string_length(cmid), reply_to, thread, &att);
 }
 
 /* The hot path: a `send` of plain fields ({"type":"send","id":..,"room":..,"client_msg_id":..,
@@ -365,7 +379,7 @@ static int ws_send_fast(struct app *app, struct conn *c, const uint8_t *data, si
                                           : json_integer((json_int_t)id->num);
     hub_release(c); /* the connection's first request starts its live delivery */
     if (room_check(c, (struct slice){room->val, room->val_len}, jid, &r))
-        send_fields(app, c, jid, r, body->val, body->val_len, cmid->val, cmid->val_len, 0, 0);
+        send_fields(app, c, jid, r, body->val, body->val_len, cmid->val, cmid->val_len, 0, 0, NULL);
     json_decref(jid);
     return 1;
 }

@@ -461,7 +461,14 @@ int app_run(struct cfg *cfg)
         return 1;
     }
     app->revoked = revoked_new();
-    if (load_keys(app) != CD_OK || load_revoked(app) != CD_OK || load_blocks(app) != CD_OK) {
+    {
+        struct blob_s3_creds creds = {cfg->blob_access_key, cfg->blob_secret_key};
+        if (blob_open(cfg->blob_url, cfg->data_dir, &creds, &app->blobs) != CD_OK)
+            app->blobs = NULL;
+    }
+    if (!app->blobs || load_keys(app) != CD_OK || load_revoked(app) != CD_OK ||
+        load_blocks(app) != CD_OK) {
+        if (app->blobs) app->blobs->ops->close(app->blobs);
         store_db_close(&app->db);
         revoked_free(app->revoked);
         close(lock_fd);
@@ -483,6 +490,10 @@ int app_run(struct cfg *cfg)
                  cfg->rate_limits);
     limiter_init(&app->user_search, (double)cfg->user_search_rate,
                  (double)cfg->user_search_rate * 4, cfg->rate_limits);
+    limiter_init(&app->uploads, (double)cfg->upload_rate, (double)cfg->upload_rate * 10,
+                 cfg->rate_limits);
+    limiter_init(&app->searches, (double)cfg->search_rate, (double)cfg->search_rate * 4,
+                 cfg->rate_limits);
     {
         struct tbucket_rule msg = {(double)cfg->msg_rate, (double)cfg->msg_burst};
         struct hub_env env = {
@@ -538,6 +549,9 @@ int app_run(struct cfg *cfg)
     };
     app->net.h = (struct net_handlers){
         .on_request = app_on_request,
+        .on_stream_begin = files_stream_begin,
+        .on_stream_data = files_stream_data,
+        .on_stream_abort = files_stream_abort,
         .on_ws_message = api_ws_message,
         .on_ws_close = api_ws_close,
         .on_ws_deadline = api_ws_deadline,
@@ -552,7 +566,13 @@ int app_run(struct cfg *cfg)
         rc = CD_E_IO;
         goto done;
     }
+    app->files = files_start(app);
+    app->indexer = search_indexer_start(app);
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
+        files_stop(app->files);
+        app->files = NULL;
+        search_indexer_stop(app->indexer);
+        app->indexer = NULL;
         metrics_listen_stop(app->mlisten);
         app->mlisten = NULL;
         cluster_quiesce(app->cluster);
@@ -582,7 +602,11 @@ int app_run(struct cfg *cfg)
     presence_redis_close(app->gpresence); /* after every connection's close was reported */
     app->gpresence = NULL;
     cluster_quiesce(app->cluster); /* no more storage reads from the cluster's thread */
-    store_db_close(&app->db);      /* finishes queued writes; their replies run in net_free */
+    files_stop(app->files);        /* its job waits for the writer: before the store closes */
+    app->files = NULL;
+    search_indexer_stop(app->indexer); /* the same */
+    app->indexer = NULL;
+    store_db_close(&app->db); /* finishes queued writes; their replies run in net_free */
     cluster_free(app->cluster);
     app->cluster = NULL;
     net_free(&app->net);
@@ -595,6 +619,9 @@ done:
     limiter_free(&app->reads);
     limiter_free(&app->room_ops);
     limiter_free(&app->user_search);
+    limiter_free(&app->uploads);
+    limiter_free(&app->searches);
+    if (app->blobs) app->blobs->ops->close(app->blobs);
     presence_free(app->presence);
     revoked_free(app->revoked);
     presence_redis_close(app->gpresence);

@@ -8,6 +8,7 @@
 
 #include "auth/jwt.h"
 #include "auth/revoked.h"
+#include "blob/blob.h"
 #include "net/conn.h"
 #include "net/http.h"
 #include "net/proxy.h"
@@ -36,6 +37,11 @@ struct app {
     struct limiter reads;       /* WebSocket `read` requests per user */
     struct limiter room_ops;    /* room creations, member additions, direct-chat opens per user */
     struct limiter user_search; /* GET /v1/users?prefix= per user */
+    struct limiter uploads;     /* uploads per user (--upload-rate) */
+    struct limiter searches;    /* searches per user (--search-rate) */
+    struct blob_store *blobs;   /* attachment bytes (--blob-url) */
+    struct files *files;        /* the expiry sweep of unreferenced uploads (api_files.c) */
+    struct indexer *indexer;    /* the asynchronous search indexer (SQLite; api_search.c) */
     struct presence *presence;
     struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;
@@ -107,6 +113,9 @@ void app_metrics_render(struct app *app, char **buf, size_t *len, size_t *cap);
     X(MEMBERS_LIST, "members_list")                                                                \
     X(INVITE_CREATE, "invite_create")                                                              \
     X(INVITE_ACCEPT, "invite_accept")                                                              \
+    X(UPLOAD, "upload")                                                                            \
+    X(ATTACHMENT, "attachment_get")                                                                \
+    X(SEARCH, "search")                                                                            \
     X(WEB, "web")                                                                                  \
     X(PREFLIGHT, "preflight")                                                                      \
     X(UNMATCHED, "unmatched")
@@ -168,6 +177,13 @@ void api_call_work(struct api_call *call);
 void api_call_write(struct api_call *call);
 /* Answer the request with call->status/result and free the call. I/O thread. */
 void api_call_finish(struct api_call *call);
+/* Free the call without answering (it was answered otherwise, or the connection is gone). */
+void api_call_free(struct api_call *call);
+
+/* An optional non-negative integer query parameter: 1-18 decimal digits, nothing else (no sign,
+ * no spaces), given at most once. Anything else is answered with 400 (returns 0), never
+ * ignored or truncated. *present is 1 when it was given. */
+int api_query_int(struct api_req *r, const char *name, int64_t *out, int *present);
 
 /* Respond now. json_respond steals `obj`. */
 void api_respond_json(struct api_req *r, int http_status, json_t *obj);
@@ -230,9 +246,8 @@ void api_settings_patch(struct api_req *r);
 struct chat_op;
 struct chat_sent;
 json_t *api_op_result(const struct chat_op *op, const struct chat_sent *sent);
-/* Shared request pieces (api_rooms.c); each answers 400/404/429 itself and returns 0 then. */
-/* An optional query integer: 1-18 digits, given at most once. */
-int api_query_int(struct api_req *r, const char *name, int64_t *out, int *present);
+/* Shared request pieces (api_rooms.c); each answers 400/404/429 itself and returns 0 then
+ * (api_query_int: above). */
 /* The {id} path segment as a room id (404 otherwise). */
 int api_room_param(struct api_req *r, int64_t *room);
 /* The body's "user_id" (400 otherwise). */
@@ -263,16 +278,41 @@ void api_invite_accept(struct api_req *r);
  * avatar, status_text, created_at, and "deleted":true for a deleted account. */
 struct store_profile;
 json_t *api_user_json(const struct store_profile *p);
+void api_upload(struct api_req *r);
+void api_attachment_get(struct api_req *r);
+void api_search(struct api_req *r);
+/* net_handlers.on_stream_begin/data/abort: POST /v1/uploads streams its body (api_files.c). */
+int files_stream_begin(struct conn *c, struct http_request *req);
+int files_stream_data(struct conn *c, const char *p, size_t n);
+void files_stream_abort(struct conn *c, void *ud);
+/* The sweep thread that expires unreferenced uploads; stop before the store closes. */
+struct files;
+struct files *files_start(struct app *app);
+void files_stop(struct files *f);
+/* The asynchronous search indexer (a thread submitting writer jobs every --search-index-ms);
+ * NULL when the store indexes in the send's transaction (PostgreSQL). Stop it before the
+ * store closes. */
+struct indexer;
+struct indexer *search_indexer_start(struct app *app);
+void search_indexer_stop(struct indexer *ix);
 void api_ws_ready(struct conn *c, uint32_t nrooms);
 /* Writer thread: store a message (replying to reply_to, in the thread of root `thread`; 0 =
  * none), or find the original of a resent (room, sender, client_msg_id); *room_out is the room
  * of the stored message. */
 struct chat_out;
 struct chat_sent;
+struct chat_attach;
+/* att (may be NULL): the send's attachments (chat/attach.h). On PostgreSQL it also indexes the
+ * text for search in the same transaction (store_ops.search_index_append). */
 int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
                   const char *body, size_t body_len, const char *cmid, size_t cmid_len,
-                  int64_t reply_to, int64_t thread, struct chat_out *out, struct chat_sent *sent,
-                  int64_t *room_out);
+                  int64_t reply_to, int64_t thread, const struct chat_attach *att,
+                  struct chat_out *out, struct chat_sent *sent, int64_t *room_out);
+/* A send's "attachments" field (absent, or an array of at most CHAT_ATTACH_MAX distinct
+ * "att_..." ids) into out. Returns 1, or 0 with *why set (400 invalid_field). */
+int api_attach_list(json_t *arr, struct chat_attach *out, const char **why);
+/* api_attach_list for a REST request: answers the error itself (returns 0 then). */
+int api_attach_parse(struct api_req *r, json_t *arr, struct chat_attach *out);
 /* An optional positive integer field (a seq: reply_to, thread); absent or null gives 0. Returns 0
  * when it has another type or value. */
 int link_field(json_t *obj, const char *name, int64_t *out);

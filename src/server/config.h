@@ -99,6 +99,26 @@
     X(allowed_origins, "allowed-origins", STR, "",                                                 \
       "other web origins (scheme://host[:port], comma-separated, or *) allowed to use the "        \
       "REST API (CORS) and open WebSockets; empty = same origin only")                             \
+    X(max_upload, "max-upload", INT, "26214400", "max bytes of one upload (POST /v1/uploads)")     \
+    X(upload_types, "upload-types", STR,                                                           \
+      "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain",                      \
+      "content types accepted for uploads, comma-separated (type/* accepts a whole type)")         \
+    X(upload_ttl, "upload-ttl", INT, "86400",                                                      \
+      "seconds after which an upload that no message references is deleted")                       \
+    X(upload_sweep, "upload-sweep", INT, "60",                                                     \
+      "seconds between two sweeps for expired uploads (>= 1)")                                     \
+    X(upload_rate, "upload-rate", INT, "2", "uploads per second per user (burst 10x)")             \
+    X(blob_url, "blob-url", STR, "",                                                               \
+      "attachment storage: empty = files in data-dir/blobs; "                                      \
+      "s3://bucket?endpoint=http://host:port&region=us-east-1 = an S3-compatible server")          \
+    X(blob_access_key, "blob-access-key", STR, "",                                                 \
+      "S3 access key id; empty = the environment's AWS_ACCESS_KEY_ID")                             \
+    X(blob_secret_key, "blob-secret-key", STR, "",                                                 \
+      "S3 secret access key; empty = the environment's AWS_SECRET_ACCESS_KEY")                     \
+    X(search_rate, "search-rate", INT, "5", "searches per second per user (burst 4x)")             \
+    X(search_index_ms, "search-index-ms", INT, "200",                                              \
+      "SQLite: ms between two runs of the search indexer (the most a new message waits to be "     \
+      "found)")                                                                                    \
     X(metrics_listen, "metrics-listen", STR, "",                                                   \
       "serve /metrics on this separate address:port only (e.g. 127.0.0.1:9090), not on --listen; " \
       "empty = on --listen")                                                                       \

@@ -86,6 +86,10 @@ static const struct route routes[] = {
     {HTTP_GET, "/v1/me/settings", ROUTE_SETTINGS_GET, ROUTE_F_AUTH, api_settings_get},
     {HTTP_PATCH, "/v1/me/settings", ROUTE_SETTINGS_PATCH, ROUTE_F_AUTH | ROUTE_F_JSON,
      api_settings_patch},
+    /* The body is streamed (files_stream_begin checks the token, type and size first). */
+    {HTTP_POST, "/v1/uploads", ROUTE_UPLOAD, 0, api_upload},
+    {HTTP_GET, "/v1/attachments/{id}", ROUTE_ATTACHMENT, ROUTE_F_AUTH, api_attachment_get},
+    {HTTP_GET, "/v1/search", ROUTE_SEARCH, ROUTE_F_AUTH, api_search},
 };
 
 static const char *const route_names[] = {
@@ -93,6 +97,8 @@ static const char *const route_names[] = {
     ROUTE_MAP(ROUTE_NAME)
 #undef ROUTE_NAME
 };
+/* every route has its metrics row (metrics.h) */
+_Static_assert(ROUTE__COUNT <= METRICS_MAX_ROUTES, "raise METRICS_MAX_ROUTES");
 
 /* ---- ids and time ---- */
 
@@ -224,6 +230,15 @@ void api_call_finish(struct api_call *call)
     conn_release(c);
     log_trace_id_set(prev_tid);
     log_request_id_set(prev_rid);
+    free(call);
+}
+
+void api_call_free(struct api_call *call)
+{
+    json_decref(call->result);
+    free(call->raw);
+    if (call->cleanup) call->cleanup(call);
+    conn_release(call->c);
     free(call);
 }
 

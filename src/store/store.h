@@ -142,7 +142,47 @@ struct store_event {
     int deleted;            /* 1: a tombstone (body erased) */
     const char *reactions;  /* "emoji\tcount\tme\n" per emoji, oldest first; NULL: none */
     size_t reactions_len;
+    /* Extra members of a message's JSON (`"attachments":[...]`, without braces), kept in the
+     * event_extras table beside the log; NULL/0 when none. Reads fill it; appends ignore it
+     * (event_extra_put stores it). */
+    const char *extra;
+    size_t extra_len;
 };
+
+#define STORE_ATT_ID_LEN    32  /* attachment ids: 32 lowercase hex digits (128 random bits) */
+#define STORE_ATT_NAME_MAX  255 /* sanitised file name, bytes */
+#define STORE_ATT_CTYPE_MAX 127 /* content type, bytes */
+
+/* An upload. The blob is stored under `id` in the blob store (src/blob). */
+struct store_attachment {
+    char id[STORE_ATT_ID_LEN + 1];
+    int64_t owner; /* uploader */
+    int64_t size;  /* bytes */
+    char content_type[STORE_ATT_CTYPE_MAX + 1];
+    char name[STORE_ATT_NAME_MAX + 1];
+    char sha256[65];    /* lowercase hex */
+    int64_t created_at; /* unix ms */
+};
+
+/* A search: messages matching `match` (a backend query built by chat/search.c) in the rooms
+ * user is a member of (not deleted ones: ROOM_DELETED), only with seq > the member's joined_seq,
+ * newest first (by position), position < before (0 = no bound), at most limit rows. room 0 = every
+ * room of the user. */
+struct store_search_q {
+    int64_t user, room, before;
+    const char *match; /* terms separated by single spaces, each only letters and digits
+                          (chat/search.c builds it); all must match. The backend builds its own
+                          query from them (FTS5 quoted terms; plainto_tsquery('simple')) */
+    int limit;
+};
+/* One hit: snippet is the matching text with \x01 before and \x02 after each match (chat/search.c
+ * escapes it for clients); pos orders hits (higher = newer) and is the next page's `before`. */
+struct store_search_hit {
+    int64_t room_id, seq, sender, ts, pos;
+    const char *snippet;
+    size_t snippet_len;
+};
+typedef int (*store_search_cb)(void *ud, const struct store_search_hit *h); /* nonzero stops */
 
 /* A message as the rules of edits, deletes, reactions and threads need it. */
 struct store_msg {
@@ -394,6 +434,45 @@ struct store_ops {
     /* End every session of a user that is not ended (revoked_at = now_ms): their refresh tokens
      * stop working. *n (unless NULL) gets how many. */
     int (*sessions_revoke_user)(struct store_conn *c, int64_t user_id, int64_t now_ms, int64_t *n);
+    /* attachments (uploads: chat/attach.c; the bytes live in src/blob) */
+    int (*attachment_insert)(struct store_conn *c, const struct store_attachment *a);
+    int (*attachment_get)(struct store_conn *c, const char *id, struct store_attachment *out);
+    /* 1 in *out when user may read attachment id: its uploader, or a current member of a room
+     * where a message referencing it was posted, with the member's joined_seq below that
+     * message's seq (the same window as history and search), unless the room is deleted. */
+    int (*attachment_readable)(struct store_conn *c, const char *id, int64_t user, int *out);
+    /* Record that message (room, seq) references attachment id (idempotent). */
+    int (*attachment_ref)(struct store_conn *c, const char *id, int64_t room, int64_t seq);
+    /* Store the extra JSON members of message (room, seq) (see store_event.extra). */
+    int (*event_extra_put)(struct store_conn *c, int64_t room, int64_t seq, const char *extra,
+                           size_t len);
+    /* The message (room, seq) no longer references anything: its attachment references and
+     * its extra members are deleted. For message deletion (an attachment nothing references
+     * any more is then removed by the next expiry sweep). */
+    int (*attachments_unref_message)(struct store_conn *c, int64_t room, int64_t seq);
+    /* Delete at most limit attachments created before before_ms that no message references;
+     * cb gets each deleted id (the caller then deletes the blob). */
+    int (*attachments_expire)(struct store_conn *c, int64_t before_ms, int limit,
+                              int (*cb)(void *ud, const char *id), void *ud);
+
+    /* search. The index is keyed by (room, seq): put inserts or replaces a message's text (an
+     * edit), delete removes it (a delete: the text is never found again, also when the message
+     * was not indexed yet). Writer thread, in the job's transaction. */
+    int (*search_index_put)(struct store_conn *c, int64_t room, int64_t seq, const char *text,
+                            size_t len);
+    int (*search_index_delete)(struct store_conn *c, int64_t room, int64_t seq);
+    /* A message was just appended (the send's transaction). PostgreSQL indexes it here (a GIN
+     * insert, lag 0). NULL for SQLite, whose messages are indexed by search_index_log. */
+    int (*search_index_append)(struct store_conn *c, int64_t room, int64_t seq, const char *text,
+                               size_t len);
+    /* The asynchronous indexer (SQLite; NULL for PostgreSQL): index the messages appended
+     * since the saved position, at most limit log entries, and move the position past them;
+     * *n gets the entries looked at (limit: call again). A message already in the index (an
+     * edit or a delete came first) is left as it is. Writer thread, one transaction. */
+    int (*search_index_log)(struct store_conn *c, int limit, int *n);
+    /* Reader: hits of q, newest first. CD_E_INVALID_FIELD when the backend refuses the query. */
+    int (*search)(struct store_conn *c, const struct store_search_q *q, store_search_cb cb,
+                  void *ud);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -152,6 +152,32 @@ static const struct mtable tables[] = {
      {"hash", "room_id", "created_by", "created_at", "expires_at", "max_uses", "uses"},
      0,
      0},
+    /* attachments and search (SQLite migration 8, PostgreSQL migration 4) */
+    {"attachments",
+     "SELECT id, owner, size, content_type, name, sha256, created_at FROM attachments ORDER BY id",
+     "tiittti",
+     {"id", "owner", "size", "content_type", "name", "sha256", "created_at"},
+     0,
+     0},
+    {"attachment_refs",
+     "SELECT att_id, room_id, seq FROM attachment_refs ORDER BY att_id, room_id, seq",
+     "tii",
+     {"att_id", "room_id", "seq"},
+     0,
+     0},
+    {"event_extras",
+     "SELECT room_id, seq, extra FROM event_extras ORDER BY room_id, seq",
+     "iit",
+     {"room_id", "seq", "extra"},
+     0,
+     0},
+    /* The search index in append order: PostgreSQL numbers pos in that order (newest last). */
+    {"msg_search",
+     "SELECT room_id, seq, body FROM msg_search ORDER BY rowid",
+     "iit",
+     {"room_id", "seq", "body"},
+     0,
+     1},
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -335,8 +361,8 @@ static int pg_begin_empty(struct mig *m)
     if (pg_run(m, "BEGIN", NULL) || pg_run(m, "SET LOCAL lock_timeout = '10s'", NULL) ||
         pg_run(m,
                "LOCK TABLE users, sessions, refresh_tokens, rooms, members, events, msg_state, "
-               "msg_edits, reactions, delivered, user_settings, contacts, blocks, invites "
-               "IN EXCLUSIVE MODE",
+               "msg_edits, reactions, delivered, user_settings, contacts, blocks, invites, "
+               "attachments, attachment_refs, event_extras, msg_search IN EXCLUSIVE MODE",
                NULL) ||
         pg_run(m, "SELECT count(*) FROM users", &users) ||
         pg_run(m, "SELECT count(*) FROM rooms", &rooms))
@@ -678,7 +704,8 @@ static int migrate(struct mig *m)
     if (reset_identities(m) ||
         pg_run(m,
                "ANALYZE users, sessions, refresh_tokens, rooms, members, events, msg_state, "
-               "msg_edits, reactions, delivered, user_settings, contacts, blocks, invites",
+               "msg_edits, reactions, delivered, user_settings, contacts, blocks, invites, "
+               "attachments, attachment_refs, event_extras, msg_search",
                NULL))
         return -1;
     {

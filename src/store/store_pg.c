@@ -50,7 +50,10 @@ struct store {
     "r.is_public, r.state"
 #define ROOM_NCOLS  10
 #define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
-#define EVENT_COLS  "room_id, seq, kind, sender, ts, client_msg_id, body"
+#define EVENT_COLS                                                                                 \
+    "room_id, seq, kind, sender, ts, client_msg_id, body, (SELECT x.extra FROM event_extras x "    \
+    "WHERE x.room_id = events.room_id AND x.seq = events.seq)"
+#define ATT_COLS "id, owner, size, content_type, name, sha256, created_at"
 #define PROFILE_COLS                                                                               \
     "u.id, u.username, u.display_name, u.avatar, u.status_text, u.created_at, u.last_seen, "       \
     "u.deleted_at"
@@ -67,7 +70,8 @@ struct store {
 /* A page of the log with each message's derived state in one statement (see store_sqlite.c);
  * $5 is the viewer. */
 #define MSG_PAGE(where, order)                                                                     \
-    "SELECT e.room_id, e.seq, e.kind, e.sender, e.ts, e.client_msg_id, e.body, "                   \
+    "SELECT e.room_id, e.seq, e.kind, e.sender, e.ts, e.client_msg_id, e.body, (SELECT x.extra "   \
+    "FROM event_extras x WHERE x.room_id = e.room_id AND x.seq = e.seq), "                         \
     "coalesce(s.reply_to, 0), coalesce(s.thread, 0), coalesce(s.edited_at, 0), "                   \
     "coalesce(s.deleted, 0), coalesce(s.reply_count, 0), coalesce(s.last_reply_seq, 0), "          \
     "coalesce(s.state_seq, 0), (SELECT string_agg(x, E'\\n' ORDER BY f, em) FROM (SELECT "         \
@@ -176,6 +180,38 @@ struct store {
                     "AND seq > $3::bigint AND seq <= $3::bigint + $5::bigint AND kind = $4::int "  \
                     "AND sender <> $2::bigint), EXISTS (SELECT 1 FROM events WHERE "               \
                     "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")                \
+    X(ATT_INSERT, "INSERT INTO attachments(" ATT_COLS ") VALUES ($1::text, $2::bigint, "           \
+                  "$3::bigint, $4::text, $5::text, $6::text, $7::bigint)")                         \
+    X(ATT_GET, "SELECT " ATT_COLS " FROM attachments WHERE id = $1::text")                         \
+    X(ATT_READABLE, "SELECT (EXISTS (SELECT 1 FROM attachments WHERE id = $1::text "               \
+                    "AND owner = $2::bigint) OR EXISTS (SELECT 1 FROM attachment_refs r "          \
+                    "JOIN members m ON m.room_id = r.room_id AND m.user_id = $2::bigint "          \
+                    "WHERE r.att_id = $1::text AND r.seq > m.joined_seq AND NOT EXISTS "           \
+                    "(SELECT 1 FROM rooms d WHERE d.id = r.room_id AND d.state = 2)))::int")       \
+    X(ATT_REF, "INSERT INTO attachment_refs(att_id, room_id, seq) "                                \
+               "VALUES ($1::text, $2::bigint, $3::bigint) ON CONFLICT DO NOTHING")                 \
+    X(EXTRA_PUT, "INSERT INTO event_extras(room_id, seq, extra) "                                  \
+                 "VALUES ($1::bigint, $2::bigint, $3::text) "                                      \
+                 "ON CONFLICT (room_id, seq) DO UPDATE SET extra = excluded.extra")                \
+    X(UNREF_REFS, "DELETE FROM attachment_refs WHERE room_id = $1::bigint AND seq = $2::bigint")   \
+    X(UNREF_EXTRA, "DELETE FROM event_extras WHERE room_id = $1::bigint AND seq = $2::bigint")     \
+    X(ATT_EXPIRE, "DELETE FROM attachments WHERE id IN (SELECT a.id FROM attachments a "           \
+                  "WHERE a.created_at < $1::bigint AND NOT EXISTS (SELECT 1 FROM "                 \
+                  "attachment_refs r WHERE r.att_id = a.id) LIMIT $2::bigint) RETURNING id")       \
+    X(SEARCH_PUT, "INSERT INTO msg_search(room_id, seq, body) "                                    \
+                  "VALUES ($1::bigint, $2::bigint, $3::text) "                                     \
+                  "ON CONFLICT (room_id, seq) DO UPDATE SET body = excluded.body")                 \
+    X(SEARCH_DEL, "DELETE FROM msg_search WHERE room_id = $1::bigint AND seq = $2::bigint")        \
+    X(SEARCH, "SELECT h.room_id, h.seq, e.sender, e.ts, h.pos, ts_headline('simple', h.body, "     \
+              "plainto_tsquery('simple', $2::text), 'StartSel=' || chr(1) || ', StopSel=' || "     \
+              "chr(2) || ', MaxWords=32, MinWords=16') "                                           \
+              "FROM (SELECT s.room_id, s.seq, s.pos, s.body FROM msg_search s "                    \
+              "JOIN members m ON m.room_id = s.room_id AND m.user_id = $1::bigint "                \
+              "WHERE s.tsv @@ plainto_tsquery('simple', $2::text) AND s.pos < $3::bigint "         \
+              "AND s.seq > m.joined_seq AND ($4::bigint = 0 OR s.room_id = $4::bigint) "           \
+              "AND NOT EXISTS (SELECT 1 FROM rooms d WHERE d.id = s.room_id AND d.state = 2) "     \
+              "ORDER BY s.pos DESC LIMIT $5::bigint) h "                                           \
+              "JOIN events e ON e.room_id = h.room_id AND e.seq = h.seq ORDER BY h.pos DESC")      \
     X(MSG_GET, "SELECT e.sender, e.kind, coalesce(s.deleted, 0), coalesce(s.thread, 0) "           \
                "FROM events e LEFT JOIN msg_state s ON s.room_id = e.room_id AND s.seq = e.seq "   \
                "WHERE e.room_id = $1::bigint AND e.seq = $2::bigint")                              \
@@ -1404,6 +1440,8 @@ static void event_row(const PGresult *r, int row, struct store_event *ev)
     }
     ev->body = PQgetvalue(r, row, 6);
     ev->body_len = (size_t)PQgetlength(r, row, 6);
+    ev->extra = PQgetisnull(r, row, 7) ? NULL : PQgetvalue(r, row, 7);
+    ev->extra_len = ev->extra ? (size_t)PQgetlength(r, row, 7) : 0;
 }
 
 /* The rows are fetched whole before the first callback, so a callback may use this connection
@@ -1894,16 +1932,16 @@ static int pg_messages_page(struct store_conn *c, int64_t room_id, int64_t after
         struct store_event ev;
         memset(&ev, 0, sizeof(ev));
         event_row(r, i, &ev);
-        ev.reply_to = col_i64(r, i, 7);
-        ev.thread = col_i64(r, i, 8);
-        ev.edited_at = col_i64(r, i, 9);
-        ev.deleted = (int)col_i64(r, i, 10);
-        ev.reply_count = col_i64(r, i, 11);
-        ev.last_reply_seq = col_i64(r, i, 12);
-        ev.state_seq = col_i64(r, i, 13);
-        if (!PQgetisnull(r, i, 14)) {
-            ev.reactions = PQgetvalue(r, i, 14);
-            ev.reactions_len = (size_t)PQgetlength(r, i, 14);
+        ev.reply_to = col_i64(r, i, 8);
+        ev.thread = col_i64(r, i, 9);
+        ev.edited_at = col_i64(r, i, 10);
+        ev.deleted = (int)col_i64(r, i, 11);
+        ev.reply_count = col_i64(r, i, 12);
+        ev.last_reply_seq = col_i64(r, i, 13);
+        ev.state_seq = col_i64(r, i, 14);
+        if (!PQgetisnull(r, i, 15)) {
+            ev.reactions = PQgetvalue(r, i, 15);
+            ev.reactions_len = (size_t)PQgetlength(r, i, 15);
         }
         if (cb(ud, &ev)) break;
     }
@@ -1963,6 +2001,147 @@ static int pg_settings_get(struct store_conn *c, int64_t user_id, int *share_rea
 static int pg_settings_put(struct store_conn *c, int64_t user_id, int share_read_receipts)
 {
     return exec_i4(c, SQL_SETTINGS_PUT, user_id, share_read_receipts != 0, 0, 0, 2);
+}
+
+/* ---- attachments ---- */
+
+static int pg_attachment_insert(struct store_conn *c, const struct store_attachment *a)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_str(&p, a->id);
+    p_int(&p, a->owner);
+    p_int(&p, a->size);
+    p_str(&p, a->content_type);
+    p_str(&p, a->name);
+    p_str(&p, a->sha256);
+    p_int(&p, a->created_at);
+    rc = run(c, SQL_ATT_INSERT, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_attachment_get(struct store_conn *c, const char *id, struct store_attachment *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_str(&p, id);
+    if ((rc = run(c, SQL_ATT_GET, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0) {
+        rc = CD_E_NOT_FOUND;
+    } else {
+        memset(out, 0, sizeof(*out));
+        col_text(r, 0, 0, out->id, sizeof(out->id));
+        out->owner = col_i64(r, 0, 1);
+        out->size = col_i64(r, 0, 2);
+        col_text(r, 0, 3, out->content_type, sizeof(out->content_type));
+        col_text(r, 0, 4, out->name, sizeof(out->name));
+        col_text(r, 0, 5, out->sha256, sizeof(out->sha256));
+        out->created_at = col_i64(r, 0, 6);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_attachment_readable(struct store_conn *c, const char *id, int64_t user, int *out)
+{
+    struct params p = {0};
+    int64_t v = 0;
+    int rc;
+    p_str(&p, id);
+    p_int(&p, user);
+    rc = query_i64(c, SQL_ATT_READABLE, &p, &v);
+    if (rc == CD_OK) *out = v != 0;
+    return rc;
+}
+
+static int pg_attachment_ref(struct store_conn *c, const char *id, int64_t room, int64_t seq)
+{
+    struct params p = {0};
+    p_str(&p, id);
+    p_int(&p, room);
+    p_int(&p, seq);
+    return defer(c, SQL_ATT_REF, &p);
+}
+
+static int pg_event_extra_put(struct store_conn *c, int64_t room, int64_t seq, const char *extra,
+                              size_t len)
+{
+    struct params p = {0};
+    if (len > INT32_MAX || memchr(extra, 0, len)) return CD_E_INVALID_FIELD;
+    p_int(&p, room);
+    p_int(&p, seq);
+    p_bytes(&p, extra, len);
+    return defer(c, SQL_EXTRA_PUT, &p);
+}
+
+static int pg_attachments_unref_message(struct store_conn *c, int64_t room, int64_t seq)
+{
+    int rc = exec_ii(c, SQL_UNREF_REFS, room, seq);
+    return rc == CD_OK ? exec_ii(c, SQL_UNREF_EXTRA, room, seq) : rc;
+}
+
+static int pg_attachments_expire(struct store_conn *c, int64_t before_ms, int limit,
+                                 int (*cb)(void *ud, const char *id), void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, before_ms);
+    p_int(&p, limit);
+    if ((rc = run(c, SQL_ATT_EXPIRE, &p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++)
+        if (cb(ud, PQgetvalue(r, i, 0))) break;
+    PQclear(r);
+    return CD_OK;
+}
+
+/* ---- search ---- */
+
+static int pg_search_index_put(struct store_conn *c, int64_t room, int64_t seq, const char *text,
+                               size_t len)
+{
+    struct params p = {0};
+    if (len > INT32_MAX || memchr(text, 0, len)) return CD_E_INVALID_UTF8;
+    p_int(&p, room);
+    p_int(&p, seq);
+    p_bytes(&p, text, len);
+    return defer(c, SQL_SEARCH_PUT, &p);
+}
+
+static int pg_search_index_delete(struct store_conn *c, int64_t room, int64_t seq)
+{
+    return exec_ii(c, SQL_SEARCH_DEL, room, seq);
+}
+
+static int pg_search(struct store_conn *c, const struct store_search_q *q, store_search_cb cb,
+                     void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, q->user);
+    p_str(&p, q->match);
+    p_int(&p, q->before > 0 ? q->before : INT64_MAX);
+    p_int(&p, q->room);
+    p_int(&p, q->limit);
+    if ((rc = run(c, SQL_SEARCH, &p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_search_hit h = {
+            .room_id = col_i64(r, i, 0),
+            .seq = col_i64(r, i, 1),
+            .sender = col_i64(r, i, 2),
+            .ts = col_i64(r, i, 3),
+            .pos = col_i64(r, i, 4),
+            .snippet = PQgetvalue(r, i, 5),
+            .snippet_len = (size_t)PQgetlength(r, i, 5),
+        };
+        if (cb(ud, &h)) break;
+    }
+    PQclear(r);
+    return CD_OK;
 }
 
 /* Storage health (store.c's probe job, in a write transaction): the server answers. */
@@ -2399,4 +2578,16 @@ const struct store_ops store_pg_ops = {
     .invite_use = pg_invite_use,
     .users_list = pg_users_list,
     .sessions_revoke_user = pg_sessions_revoke_user,
+    .attachment_insert = pg_attachment_insert,
+    .attachment_get = pg_attachment_get,
+    .attachment_readable = pg_attachment_readable,
+    .attachment_ref = pg_attachment_ref,
+    .event_extra_put = pg_event_extra_put,
+    .attachments_unref_message = pg_attachments_unref_message,
+    .attachments_expire = pg_attachments_expire,
+    .search_index_put = pg_search_index_put,
+    .search_index_delete = pg_search_index_delete,
+    .search_index_append = pg_search_index_put, /* in the send's transaction: lag 0 */
+    .search_index_log = NULL,
+    .search = pg_search,
 };

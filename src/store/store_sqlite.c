@@ -38,7 +38,10 @@ struct store {
         "r.id") ", r.member_count, r.is_public, r.state"
 #define ROOM_NCOLS  10
 #define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
-#define EVENT_COLS  "room_id, seq, kind, sender, ts, client_msg_id, body"
+#define EVENT_COLS                                                                                 \
+    "room_id, seq, kind, sender, ts, client_msg_id, body, (SELECT x.extra FROM event_extras x "    \
+    "WHERE x.room_id = events.room_id AND x.seq = events.seq)"
+#define ATT_COLS "id, owner, size, content_type, name, sha256, created_at"
 #define PROFILE_COLS                                                                               \
     "u.id, u.username, u.display_name, u.avatar, u.status_text, u.created_at, u.last_seen, "       \
     "u.deleted_at"
@@ -53,7 +56,8 @@ struct store {
 /* A page of the log with each message's derived state: one statement, the reactions of each
  * row aggregated by a correlated subquery (one seek into reactions per row). ?5 is the viewer. */
 #define MSG_PAGE(where, order)                                                                     \
-    "SELECT e.room_id, e.seq, e.kind, e.sender, e.ts, e.client_msg_id, e.body, "                   \
+    "SELECT e.room_id, e.seq, e.kind, e.sender, e.ts, e.client_msg_id, e.body, (SELECT x.extra "   \
+    "FROM event_extras x WHERE x.room_id = e.room_id AND x.seq = e.seq), "                         \
     "coalesce(s.reply_to, 0), coalesce(s.thread, 0), coalesce(s.edited_at, 0), "                   \
     "coalesce(s.deleted, 0), coalesce(s.reply_count, 0), coalesce(s.last_reply_seq, 0), "          \
     "coalesce(s.state_seq, 0), (SELECT group_concat(x, char(10)) FROM (SELECT r.emoji || char(9) " \
@@ -125,6 +129,39 @@ struct store {
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "         \
                     "AND seq <= ?3 + ?5 AND kind = ?4 AND sender != ?2), EXISTS (SELECT 1 FROM "   \
                     "events WHERE room_id = ?1 AND seq > ?3 + ?5)")                                \
+    X(ATT_INSERT, "INSERT INTO attachments(" ATT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")     \
+    X(ATT_GET, "SELECT " ATT_COLS " FROM attachments WHERE id = ?1")                               \
+    X(ATT_READABLE, "SELECT EXISTS (SELECT 1 FROM attachments WHERE id = ?1 AND owner = ?2) "      \
+                    "OR EXISTS (SELECT 1 FROM attachment_refs r JOIN members m "                   \
+                    "ON m.room_id = r.room_id AND m.user_id = ?2 "                                 \
+                    "WHERE r.att_id = ?1 AND r.seq > m.joined_seq AND NOT EXISTS (SELECT 1 "       \
+                    "FROM rooms d WHERE d.id = r.room_id AND d.state = 2))")                       \
+    X(ATT_REF, "INSERT OR IGNORE INTO attachment_refs(att_id, room_id, seq) VALUES (?1, ?2, ?3)")  \
+    X(EXTRA_PUT, "INSERT OR REPLACE INTO event_extras(room_id, seq, extra) VALUES (?1, ?2, ?3)")   \
+    X(UNREF_REFS, "DELETE FROM attachment_refs WHERE room_id = ?1 AND seq = ?2")                   \
+    X(UNREF_EXTRA, "DELETE FROM event_extras WHERE room_id = ?1 AND seq = ?2")                     \
+    X(ATT_EXPIRE, "DELETE FROM attachments WHERE id IN (SELECT a.id FROM attachments a "           \
+                  "WHERE a.created_at < ?1 AND NOT EXISTS (SELECT 1 FROM attachment_refs r "       \
+                  "WHERE r.att_id = a.id) LIMIT ?2) RETURNING id")                                 \
+    X(SEARCH_PUT, "INSERT OR REPLACE INTO msg_search(rowid, body, room_id, seq) "                  \
+                  "SELECT id, ?3, ?1, ?2 FROM events WHERE room_id = ?1 AND seq = ?2")             \
+    X(SEARCH_DEL, "INSERT OR REPLACE INTO msg_search(rowid, body, room_id, seq) "                  \
+                  "SELECT id, '', room_id, seq FROM events WHERE room_id = ?1 AND seq = ?2")       \
+    X(SEARCH_POS, "SELECT id FROM search_pos")                                                     \
+    X(SEARCH_SCAN_END, "SELECT max(id), count(*) FROM (SELECT id FROM events WHERE id > ?1 "       \
+                       "ORDER BY id LIMIT ?2)")                                                    \
+    X(SEARCH_LOG, "INSERT INTO msg_search(rowid, body, room_id, seq) "                             \
+                  "SELECT e.id, e.body, e.room_id, e.seq FROM events e WHERE e.id > ?1 "           \
+                  "AND e.id <= ?2 AND e.kind = 0 AND NOT EXISTS "                                  \
+                  "(SELECT 1 FROM msg_search s WHERE s.rowid = e.id)")                             \
+    X(SEARCH_POS_SET, "UPDATE search_pos SET id = ?1")                                             \
+    X(SEARCH, "SELECT s.room_id, s.seq, e.sender, e.ts, s.rowid, "                                 \
+              "snippet(msg_search, 0, char(1), char(2), '...', 24) "                               \
+              "FROM msg_search s JOIN members m ON m.room_id = s.room_id AND m.user_id = ?1 "      \
+              "JOIN events e ON e.id = s.rowid "                                                   \
+              "WHERE msg_search MATCH ?2 AND s.rowid < ?3 AND s.seq > m.joined_seq "               \
+              "AND (?4 = 0 OR s.room_id = ?4) AND NOT EXISTS (SELECT 1 FROM rooms d "              \
+              "WHERE d.id = s.room_id AND d.state = 2) ORDER BY s.rowid DESC LIMIT ?5")            \
     X(MSG_GET, "SELECT e.sender, e.kind, coalesce(s.deleted, 0), coalesce(s.thread, 0) "           \
                "FROM events e LEFT JOIN msg_state s ON s.room_id = e.room_id AND s.seq = e.seq "   \
                "WHERE e.room_id = ?1 AND e.seq = ?2")                                              \
@@ -649,6 +686,8 @@ static void event_row(sqlite3_stmt *s, struct store_event *ev)
     ev->body = (const char *)sqlite3_column_text(s, 6);
     ev->body_len = (size_t)sqlite3_column_bytes(s, 6);
     if (!ev->body) ev->body = "";
+    ev->extra = (const char *)sqlite3_column_text(s, 7);
+    ev->extra_len = ev->extra ? (size_t)sqlite3_column_bytes(s, 7) : 0;
 }
 
 /* Calls cb for each row of s; *n (optional) gets the number of rows seen. */
@@ -1145,15 +1184,15 @@ static int sq_messages_page(struct store_conn *c, int64_t room_id, int64_t after
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_event ev;
         event_row(s, &ev);
-        ev.reply_to = sqlite3_column_int64(s, 7);
-        ev.thread = sqlite3_column_int64(s, 8);
-        ev.edited_at = sqlite3_column_int64(s, 9);
-        ev.deleted = sqlite3_column_int(s, 10);
-        ev.reply_count = sqlite3_column_int64(s, 11);
-        ev.last_reply_seq = sqlite3_column_int64(s, 12);
-        ev.state_seq = sqlite3_column_int64(s, 13);
-        ev.reactions = (const char *)sqlite3_column_text(s, 14);
-        ev.reactions_len = ev.reactions ? (size_t)sqlite3_column_bytes(s, 14) : 0;
+        ev.reply_to = sqlite3_column_int64(s, 8);
+        ev.thread = sqlite3_column_int64(s, 9);
+        ev.edited_at = sqlite3_column_int64(s, 10);
+        ev.deleted = sqlite3_column_int(s, 11);
+        ev.reply_count = sqlite3_column_int64(s, 12);
+        ev.last_reply_seq = sqlite3_column_int64(s, 13);
+        ev.state_seq = sqlite3_column_int64(s, 14);
+        ev.reactions = (const char *)sqlite3_column_text(s, 15);
+        ev.reactions_len = ev.reactions ? (size_t)sqlite3_column_bytes(s, 15) : 0;
         if (cb(ud, &ev)) {
             rc = SQLITE_DONE;
             break;
@@ -1215,6 +1254,201 @@ static int sq_settings_get(struct store_conn *c, int64_t user_id, int *share_rea
 static int sq_settings_put(struct store_conn *c, int64_t user_id, int share_read_receipts)
 {
     return exec_i4(c, SQL_SETTINGS_PUT, user_id, share_read_receipts != 0, 0, 0, 2);
+}
+
+/* ---- attachments ---- */
+
+static void att_row(sqlite3_stmt *s, struct store_attachment *a)
+{
+    const char *t;
+    memset(a, 0, sizeof(*a));
+    snprintf(a->id, sizeof(a->id), "%s", (t = (const char *)sqlite3_column_text(s, 0)) ? t : "");
+    a->owner = sqlite3_column_int64(s, 1);
+    a->size = sqlite3_column_int64(s, 2);
+    snprintf(a->content_type, sizeof(a->content_type), "%s",
+             (t = (const char *)sqlite3_column_text(s, 3)) ? t : "");
+    snprintf(a->name, sizeof(a->name), "%s",
+             (t = (const char *)sqlite3_column_text(s, 4)) ? t : "");
+    snprintf(a->sha256, sizeof(a->sha256), "%s",
+             (t = (const char *)sqlite3_column_text(s, 5)) ? t : "");
+    a->created_at = sqlite3_column_int64(s, 6);
+}
+
+static int sq_attachment_insert(struct store_conn *c, const struct store_attachment *a)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ATT_INSERT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, a->owner);
+    sqlite3_bind_int64(s, 3, a->size);
+    sqlite3_bind_text(s, 4, a->content_type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, a->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, a->sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, a->created_at);
+    return step_done(c, s, "attachment_insert");
+}
+
+static int sq_attachment_get(struct store_conn *c, const char *id, struct store_attachment *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ATT_GET);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        att_row(s, out);
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "attachment_get");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_attachment_readable(struct store_conn *c, const char *id, int64_t user, int *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ATT_READABLE);
+    int64_t v = 0;
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, user);
+    rc = step_int64(c, s, "attachment_readable", &v);
+    if (rc == CD_OK) *out = v != 0;
+    return rc;
+}
+
+static int sq_attachment_ref(struct store_conn *c, const char *id, int64_t room, int64_t seq)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ATT_REF);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, room);
+    sqlite3_bind_int64(s, 3, seq);
+    return step_done(c, s, "attachment_ref");
+}
+
+static int sq_event_extra_put(struct store_conn *c, int64_t room, int64_t seq, const char *extra,
+                              size_t len)
+{
+    return set_body(c, SQL_EXTRA_PUT, room, seq, extra, len);
+}
+
+static int sq_attachments_unref_message(struct store_conn *c, int64_t room, int64_t seq)
+{
+    int rc = exec_ii(c, SQL_UNREF_REFS, room, seq);
+    return rc == CD_OK ? exec_ii(c, SQL_UNREF_EXTRA, room, seq) : rc;
+}
+
+static int sq_attachments_expire(struct store_conn *c, int64_t before_ms, int limit,
+                                 int (*cb)(void *ud, const char *id), void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ATT_EXPIRE);
+    int rc, stop = 0;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, before_ms);
+    sqlite3_bind_int(s, 2, limit);
+    /* Every row is stepped (a RETURNING statement finishes its changes first). */
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (!stop) stop = cb(ud, (const char *)sqlite3_column_text(s, 0));
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "attachments_expire");
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* ---- search ---- */
+
+static int sq_search_index_put(struct store_conn *c, int64_t room, int64_t seq, const char *text,
+                               size_t len)
+{
+    return set_body(c, SQL_SEARCH_PUT, room, seq, text, len);
+}
+
+/* An empty entry rather than none: it matches nothing, and the indexer, which skips messages
+ * already in the index, never indexes the deleted text (a delete before the indexer got to it). */
+static int sq_search_index_delete(struct store_conn *c, int64_t room, int64_t seq)
+{
+    return exec_ii(c, SQL_SEARCH_DEL, room, seq);
+}
+
+static int sq_search_index_log(struct store_conn *c, int limit, int *n)
+{
+    sqlite3_stmt *s;
+    int64_t pos = 0, end = 0;
+    int rc;
+
+    *n = 0;
+    if (!(s = stmt(c, SQL_SEARCH_POS))) return CD_E_IO;
+    if ((rc = step_int64(c, s, "search_pos", &pos)) != CD_OK) return rc;
+    if (!(s = stmt(c, SQL_SEARCH_SCAN_END))) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, pos);
+    sqlite3_bind_int(s, 2, limit);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return sq_err(c, "search_scan_end");
+    }
+    end = sqlite3_column_int64(s, 0);
+    *n = sqlite3_column_int(s, 1);
+    sqlite3_reset(s);
+    if (*n == 0) return CD_OK;
+    if ((rc = exec_ii(c, SQL_SEARCH_LOG, pos, end)) != CD_OK) return rc;
+    if (!(s = stmt(c, SQL_SEARCH_POS_SET))) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, end);
+    return step_done(c, s, "search_pos_set");
+}
+
+static int sq_search(struct store_conn *c, const struct store_search_q *q, store_search_cb cb,
+                     void *ud)
+{
+    sqlite3_stmt *s;
+    size_t n = strlen(q->match), o = 0;
+    char *fts = xmalloc(n * 3 + 3); /* every term quoted: "a" "b" */
+    int rc;
+    for (size_t i = 0; i <= n; i++) {
+        int sep = i == n || q->match[i] == ' ';
+        if (i == 0 || (q->match[i - 1] == ' ' && !sep)) fts[o++] = '"';
+        if (sep) {
+            if (i > 0 && q->match[i - 1] != ' ') fts[o++] = '"';
+            if (i < n) fts[o++] = ' ';
+        } else {
+            fts[o++] = q->match[i];
+        }
+    }
+    fts[o] = '\0';
+    if (!(s = stmt(c, SQL_SEARCH))) {
+        free(fts);
+        return CD_E_IO;
+    }
+    sqlite3_bind_int64(s, 1, q->user);
+    sqlite3_bind_text(s, 2, fts, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, q->before > 0 ? q->before : INT64_MAX);
+    sqlite3_bind_int64(s, 4, q->room);
+    sqlite3_bind_int(s, 5, q->limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_search_hit h = {
+            .room_id = sqlite3_column_int64(s, 0),
+            .seq = sqlite3_column_int64(s, 1),
+            .sender = sqlite3_column_int64(s, 2),
+            .ts = sqlite3_column_int64(s, 3),
+            .pos = sqlite3_column_int64(s, 4),
+            .snippet = (const char *)sqlite3_column_text(s, 5),
+            .snippet_len = (size_t)sqlite3_column_bytes(s, 5),
+        };
+        if (!h.snippet) h.snippet = "";
+        if (cb(ud, &h)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    /* A query FTS5 cannot parse is the caller's (chat/search.c quotes every term, so this is
+     * not expected). */
+    if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(c->db), "fts5"))
+        rc = CD_E_INVALID_FIELD;
+    else
+        rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "search");
+    sqlite3_reset(s);
+    free(fts);
+    return rc;
 }
 
 /* Copy the WAL back into the database without blocking the writer or readers (PASSIVE). Once
@@ -1688,4 +1922,16 @@ const struct store_ops store_sqlite_ops = {
     .invite_use = sq_invite_use,
     .users_list = sq_users_list,
     .sessions_revoke_user = sq_sessions_revoke_user,
+    .attachment_insert = sq_attachment_insert,
+    .attachment_get = sq_attachment_get,
+    .attachment_readable = sq_attachment_readable,
+    .attachment_ref = sq_attachment_ref,
+    .event_extra_put = sq_event_extra_put,
+    .attachments_unref_message = sq_attachments_unref_message,
+    .attachments_expire = sq_attachments_expire,
+    .search_index_put = sq_search_index_put,
+    .search_index_delete = sq_search_index_delete,
+    .search_index_append = NULL, /* search_index_log indexes new messages */
+    .search_index_log = sq_search_index_log,
+    .search = sq_search,
 };

@@ -172,6 +172,43 @@ static const char *const store_sqlite_migrations[] = {
     "  expires_at INTEGER NOT NULL,"
     "  max_uses INTEGER NOT NULL,"
     "  uses INTEGER NOT NULL DEFAULT 0);",
+    /* 8: attachments and search. attachments: one row per upload (the bytes are in the blob
+     * store under the id); attachment_refs: which messages reference which uploads (download
+     * authorization, expiry of unreferenced uploads); event_extras: extra JSON members of a
+     * message entry (its attachments' metadata), read beside the log by every event query.
+     * msg_search: an FTS5 index of message text whose rowid is the entry's rowid in events
+     * (append order), so "newest first" is FTS5's own rowid order and a page stops at its
+     * limit; room_id and seq key it for edits and deletes (search_index_put/delete). New
+     * messages are indexed by the asynchronous indexer (search_index_log) behind the position
+     * in search_pos: one FTS5 segment per indexer run instead of one per group commit. The
+     * existing messages are indexed once here. */
+    "CREATE TABLE attachments ("
+    "  id TEXT PRIMARY KEY,"
+    "  owner INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  content_type TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX attachments_created ON attachments(created_at);"
+    "CREATE TABLE attachment_refs ("
+    "  att_id TEXT NOT NULL,"
+    "  room_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  PRIMARY KEY (att_id, room_id, seq)) WITHOUT ROWID;"
+    "CREATE INDEX attachment_refs_msg ON attachment_refs(room_id, seq);"
+    "CREATE TABLE event_extras ("
+    "  room_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  extra TEXT NOT NULL,"
+    "  PRIMARY KEY (room_id, seq)) WITHOUT ROWID;"
+    "CREATE VIRTUAL TABLE msg_search USING fts5(body, room_id UNINDEXED, seq UNINDEXED,"
+    "  tokenize = 'unicode61 remove_diacritics 2');"
+    "INSERT INTO msg_search(rowid, body, room_id, seq)"
+    "  SELECT id, body, room_id, seq FROM events WHERE kind = 0;"
+    /* the asynchronous indexer's position: the last events rowid it has looked at */
+    "CREATE TABLE search_pos (id INTEGER NOT NULL);"
+    "INSERT INTO search_pos SELECT coalesce(max(id), 0) FROM events;",
 };
 
 static const int store_sqlite_nmigrations =

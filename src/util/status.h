@@ -41,6 +41,9 @@
     X(QUOTA_PAIRS, 409, "quota_exceeded", "you have the most contacts or blocks allowed (10000)")  \
     X(TOO_LARGE, 413, "payload_too_large", "the body or message is too large")                     \
     X(UNSUPPORTED_MEDIA, 415, "unsupported_media_type", "the body must be application/json")       \
+    X(UPLOAD_TYPE, 415, "unsupported_media_type",                                                  \
+      "this content type is not accepted (--upload-types)")                                        \
+    X(RANGE, 416, "range_not_satisfiable", "the range is outside the attachment")                  \
     X(UPGRADE_REQUIRED, 426, "upgrade_required", "this endpoint needs a WebSocket upgrade")        \
     X(RATE_LIMITED, 429, "rate_limited", "too many requests; retry later")                         \
     X(HEADERS_TOO_LARGE, 431, "headers_too_large", "request headers are too large or too many")    \

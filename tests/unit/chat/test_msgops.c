@@ -1,6 +1,7 @@
 /* The rules of chat/msgops.c on a real SQLite store in a temp dir: who may edit, delete and
  * react; what a delete erases; reactions are sets; replies and thread roots; delivered
- * watermarks; when a read receipt is published; the emoji rule (pure). */
+ * watermarks; when a read receipt is published; what edits and deletes do to search and
+ * attachments; the emoji rule (pure). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -172,6 +173,70 @@ static void delete_by_author_or_admin_erases_text(void **state)
     assert_int_equal(op(f, EV_DELETE, f->alice, a, NULL, 0, NULL), CD_E_GONE);
 }
 
+static int count_hit(void *ud, const struct store_search_hit *h)
+{
+    (void)h;
+    (*(int *)ud)++;
+    return 0;
+}
+
+static int found(struct fx *f, const char *terms)
+{
+    struct store_search_q q = {.user = f->bob, .match = terms, .limit = 10};
+    int n = 0;
+    assert_int_equal(OPS->search(f->c, &q, count_hit, &n), CD_OK);
+    return n;
+}
+
+static int extra_row(void *ud, const struct store_event *ev)
+{
+    snprintf(ud, 64, "%.*s", (int)ev->extra_len, ev->extra ? ev->extra : "");
+    return 0;
+}
+
+/* An edit re-indexes the message for search, a delete removes it from the index and drops its
+ * attachments (no longer shown with it, nor readable through it), in the operation's
+ * transaction. */
+static void edit_and_delete_reach_search_and_attachments(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = send_msg(f, f->alice, "quick brown fox"), b = send_msg(f, f->alice, "lazy dog");
+    struct store_attachment att = {.owner = 0, .size = 1, .created_at = 1};
+    char extra[64];
+    int n = 0, ok = -1;
+
+    assert_int_equal(OPS->search_index_log(f->c, 100, &n), CD_OK); /* SQLite's indexer */
+    assert_int_equal(found(f, "quick"), 1);
+    assert_int_equal(op(f, EV_EDIT, f->alice, a, "slow green turtle", 0, NULL), CD_OK);
+    assert_int_equal(found(f, "quick"), 0);
+    assert_int_equal(found(f, "green"), 1);
+    assert_int_equal(op(f, EV_DELETE, f->alice, a, NULL, 0, NULL), CD_OK);
+    assert_int_equal(found(f, "green"), 0);
+    assert_int_equal(found(f, "turtle"), 0);
+
+    snprintf(att.id, sizeof(att.id), "%032d", 5);
+    att.owner = f->alice;
+    snprintf(att.content_type, sizeof(att.content_type), "text/plain");
+    snprintf(att.name, sizeof(att.name), "a.txt");
+    snprintf(att.sha256, sizeof(att.sha256), "%064d", 5);
+    assert_int_equal(OPS->attachment_insert(f->c, &att), CD_OK);
+    assert_int_equal(OPS->attachment_ref(f->c, att.id, f->room, b), CD_OK);
+    assert_int_equal(OPS->event_extra_put(f->c, f->room, b, "\"attachments\":[]", 16), CD_OK);
+    assert_int_equal(op(f, EV_EDIT, f->alice, b, "lazy cat", 0, NULL), CD_OK); /* kept */
+    assert_int_equal(
+        OPS->messages_page(f->c, f->room, b - 1, b + 1, 1, 0, f->bob, 0, extra_row, extra), CD_OK);
+    assert_string_equal(extra, "\"attachments\":[]");
+    assert_int_equal(OPS->attachment_readable(f->c, att.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 1);
+    assert_int_equal(op(f, EV_DELETE, f->alice, b, NULL, 0, NULL), CD_OK);
+    assert_int_equal(
+        OPS->messages_page(f->c, f->room, b - 1, b + 1, 1, 0, f->bob, 0, extra_row, extra), CD_OK);
+    assert_string_equal(extra, "");
+    assert_int_equal(OPS->attachment_readable(f->c, att.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 0);
+    assert_int_equal(found(f, "lazy"), 0);
+}
+
 static void reactions_are_sets(void **state)
 {
     struct fx *f = *state;
@@ -311,6 +376,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(edit_only_by_author, setup, teardown),
         cmocka_unit_test_setup_teardown(delete_by_author_or_admin_erases_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(edit_and_delete_reach_search_and_attachments, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(reactions_are_sets, setup, teardown),
         cmocka_unit_test_setup_teardown(resend_answers_the_original, setup, teardown),
         cmocka_unit_test_setup_teardown(replies_and_threads, setup, teardown),

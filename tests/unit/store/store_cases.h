@@ -699,6 +699,220 @@ static void bulk_appends_in_one_transaction(void **state)
     assert_int_equal(capped, STORE_CASES_BULK > 1000);
 }
 
+/* Search: the index is keyed by (room, seq); a search sees only the user's rooms and entries
+ * after their joined_seq, newest first, paged by position; put replaces (an edit), delete
+ * removes (a delete: the text is never found again). */
+struct hits {
+    int n;
+    int64_t room[COLLECT_MAX], seq[COLLECT_MAX], pos[COLLECT_MAX];
+    char snippet[COLLECT_MAX][128];
+};
+
+static int on_hit(void *ud, const struct store_search_hit *h)
+{
+    struct hits *k = ud;
+    assert_true(k->n < COLLECT_MAX);
+    k->room[k->n] = h->room_id;
+    k->seq[k->n] = h->seq;
+    k->pos[k->n] = h->pos;
+    snprintf(k->snippet[k->n], sizeof(k->snippet[0]), "%.*s", (int)h->snippet_len, h->snippet);
+    k->n++;
+    return 0;
+}
+
+static void find(struct fx *f, int64_t user, int64_t room, const char *terms, int64_t before,
+                 int limit, struct hits *k)
+{
+    struct store_search_q q = {
+        .user = user, .room = room, .before = before, .match = terms, .limit = limit};
+    memset(k, 0, sizeof(*k));
+    assert_int_equal(f->ops->search(f->c, &q, on_hit, k), CD_OK);
+}
+
+static int64_t say(struct fx *f, int64_t room, int64_t sender, const char *cmid, const char *body)
+{
+    int64_t seq = append(f, room, sender, cmid, body);
+    assert_int_equal(f->ops->search_index_put(f->c, room, seq, body, strlen(body)), CD_OK);
+    return seq;
+}
+
+static void search_rooms_window_edit_delete(void **state)
+{
+    struct fx *f = *state;
+    int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL), s1, s2, s3, s4;
+    struct hits k;
+
+    put_member(f, r1, f->alice, ROLE_OWNER, 0);
+    put_member(f, r2, f->alice, ROLE_OWNER, 0);
+    s1 = say(f, r1, f->alice, "a1", "the quick brown fox");
+    s2 = say(f, r2, f->alice, "a2", "a quick reply");
+    put_member(f, r1, f->bob, ROLE_MEMBER, s1); /* bob joins r1 after s1 */
+    s3 = say(f, r1, f->alice, "a3", "Quick thinking");
+    find(f, f->alice, 0, "quick", 0, 10, &k);
+    assert_int_equal(k.n, 3);
+    assert_int_equal(k.seq[0], s3); /* newest first */
+    assert_int_equal(k.room[1], r2);
+    assert_int_equal(k.seq[1], s2);
+    assert_int_equal(k.seq[2], s1);
+    assert_true(k.pos[0] > k.pos[1] && k.pos[1] > k.pos[2]);
+    assert_non_null(strstr(k.snippet[0], "\x01Quick\x02"));
+    find(f, f->alice, 0, "quick", k.pos[0], 10, &k); /* the next page */
+    assert_int_equal(k.n, 2);
+    find(f, f->alice, r1, "quick", 0, 10, &k);
+    assert_int_equal(k.n, 2);
+    find(f, f->alice, 0, "quick fox", 0, 10, &k); /* every term */
+    assert_int_equal(k.n, 1);
+    find(f, f->bob, 0, "quick", 0, 10, &k); /* only r1, only after joining */
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.seq[0], s3);
+    find(f, f->carol, 0, "quick", 0, 10, &k);
+    assert_int_equal(k.n, 0);
+    /* an edit replaces the text */
+    assert_int_equal(f->ops->search_index_put(f->c, r1, s3, "slow thinking", 13), CD_OK);
+    find(f, f->alice, 0, "quick", 0, 10, &k);
+    assert_int_equal(k.n, 2);
+    find(f, f->alice, 0, "slow", 0, 10, &k);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.seq[0], s3);
+    /* a delete removes it */
+    assert_int_equal(f->ops->search_index_delete(f->c, r1, s1), CD_OK);
+    find(f, f->alice, 0, "fox", 0, 10, &k);
+    assert_int_equal(k.n, 0);
+    s4 = say(f, r2, f->alice, "a4", "fox again");
+    find(f, f->alice, 0, "fox", 0, 1, &k);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.seq[0], s4);
+}
+
+/* Attachments: rows, who may read one, references and extras shown with the entry, expiry of
+ * unreferenced uploads only, and the references of a deleted message. */
+struct ids {
+    int n;
+    char body[8][STORE_ATT_ID_LEN + 1];
+};
+
+static int on_id(void *ud, const char *id)
+{
+    struct ids *k = ud;
+    assert_true(k->n < 8);
+    snprintf(k->body[k->n++], sizeof(k->body[0]), "%s", id);
+    return 0;
+}
+
+static int on_extra(void *ud, const struct store_event *ev)
+{
+    char *out = ud;
+    snprintf(out, 128, "%.*s", (int)ev->extra_len, ev->extra ? ev->extra : "");
+    return 0;
+}
+
+static void attachments_refs_readable_expire(void **state)
+{
+    struct fx *f = *state;
+    struct store_attachment a = {.owner = 0, .size = 5, .created_at = 100}, b, got;
+    int64_t r = room_new(f, "files", NULL), seq;
+    struct collect pk;
+    struct ids k;
+    char extra[128];
+    int ok = -1;
+
+    snprintf(a.id, sizeof(a.id), "%032d", 1);
+    a.owner = f->alice;
+    snprintf(a.content_type, sizeof(a.content_type), "text/plain");
+    snprintf(a.name, sizeof(a.name), "a.txt");
+    snprintf(a.sha256, sizeof(a.sha256), "%064d", 7);
+    b = a;
+    snprintf(b.id, sizeof(b.id), "%032d", 2);
+    assert_int_equal(f->ops->attachment_insert(f->c, &a), CD_OK);
+    assert_int_equal(f->ops->attachment_insert(f->c, &b), CD_OK);
+    assert_int_equal(f->ops->attachment_get(f->c, a.id, &got), CD_OK);
+    assert_string_equal(got.name, "a.txt");
+    assert_int_equal(got.size, 5);
+    assert_int_equal(got.owner, f->alice);
+    assert_int_equal(f->ops->attachment_get(f->c, "ffff", &got), CD_E_NOT_FOUND);
+
+    put_member(f, r, f->alice, ROLE_OWNER, 0);
+    put_member(f, r, f->bob, ROLE_MEMBER, 0);
+    seq = append(f, r, f->alice, "f1", "file");
+    put_member(f, r, f->carol, ROLE_MEMBER, seq); /* joined after the post */
+    assert_int_equal(f->ops->attachment_ref(f->c, a.id, r, seq), CD_OK);
+    assert_int_equal(f->ops->attachment_ref(f->c, a.id, r, seq), CD_OK); /* idempotent */
+    assert_int_equal(f->ops->event_extra_put(f->c, r, seq, "\"attachments\":[]", 16), CD_OK);
+    page(f, r, 0, 0, 10, 0, &pk);
+    assert_int_equal(pk.n, 1);
+    assert_int_equal(f->ops->events_page(f->c, r, seq - 1, 0, 1, 0, on_extra, extra), CD_OK);
+    assert_string_equal(extra, "\"attachments\":[]");
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->alice, &ok), CD_OK);
+    assert_int_equal(ok, 1);
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 1);
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->carol, &ok), CD_OK);
+    assert_int_equal(ok, 0);
+    assert_int_equal(f->ops->attachment_readable(f->c, b.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 0);
+
+    /* only b (unreferenced, old enough) expires */
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->attachments_expire(f->c, 50, 10, on_id, &k), CD_OK);
+    assert_int_equal(k.n, 0); /* not old enough */
+    assert_int_equal(f->ops->attachments_expire(f->c, 1000, 10, on_id, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_string_equal(k.body[0], b.id);
+    assert_int_equal(f->ops->attachment_get(f->c, b.id, &got), CD_E_NOT_FOUND);
+
+    /* the message is deleted: no reference, no extras, then a expires too */
+    assert_int_equal(f->ops->attachments_unref_message(f->c, r, seq), CD_OK);
+    assert_int_equal(f->ops->events_page(f->c, r, seq - 1, 0, 1, 0, on_extra, extra), CD_OK);
+    assert_string_equal(extra, "");
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 0);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->attachments_expire(f->c, 1000, 10, on_id, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_string_equal(k.body[0], a.id);
+}
+
+/* The asynchronous indexer (SQLite): new messages are found once search_index_log has run; an
+ * edit or a delete that came before it wins (the deleted text is never indexed). PostgreSQL
+ * indexes at the append instead (search_index_append). */
+static void search_indexer_catches_up(void **state)
+{
+    struct fx *f = *state;
+    int64_t r = room_new(f, "ix", NULL), s1, s2, s3;
+    struct hits k;
+    int n = 0;
+
+    put_member(f, r, f->alice, ROLE_OWNER, 0);
+    s1 = append(f, r, f->alice, "i1", "alpha one");
+    s2 = append(f, r, f->alice, "i2", "alpha two");
+    s3 = append(f, r, f->alice, "i3", "alpha three");
+    if (f->ops->search_index_append) {
+        assert_null(f->ops->search_index_log);
+        assert_int_equal(f->ops->search_index_append(f->c, r, s1, "alpha one", 9), CD_OK);
+        find(f, f->alice, 0, "alpha", 0, 10, &k);
+        assert_int_equal(k.n, 1);
+        return;
+    }
+    assert_non_null(f->ops->search_index_log);
+    find(f, f->alice, 0, "alpha", 0, 10, &k);
+    assert_int_equal(k.n, 0); /* not indexed yet */
+    assert_int_equal(f->ops->search_index_put(f->c, r, s2, "beta two", 8), CD_OK); /* edit */
+    assert_int_equal(f->ops->search_index_delete(f->c, r, s3), CD_OK);            /* delete */
+    assert_int_equal(f->ops->search_index_log(f->c, 2, &n), CD_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(f->ops->search_index_log(f->c, 100, &n), CD_OK);
+    assert_true(n >= 1);
+    assert_int_equal(f->ops->search_index_log(f->c, 100, &n), CD_OK);
+    assert_int_equal(n, 0); /* caught up */
+    find(f, f->alice, 0, "alpha", 0, 10, &k);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.seq[0], s1);
+    find(f, f->alice, 0, "beta", 0, 10, &k);
+    assert_int_equal(k.n, 1);
+    find(f, f->alice, 0, "three", 0, 10, &k);
+    assert_int_equal(k.n, 0);
+}
+
 static int on_ahead(void *ud, int64_t room, int64_t last)
 {
     struct collect *k = ud;
@@ -1011,6 +1225,9 @@ static void sessions_and_invites(void **state)
         cmocka_unit_test_setup_teardown(pairs_put_list_delete, setup, teardown),                   \
         cmocka_unit_test_setup_teardown(member_access_states_and_blocks, setup, teardown),         \
         cmocka_unit_test_setup_teardown(public_rooms_and_hidden_dms, setup, teardown),             \
-        cmocka_unit_test_setup_teardown(sessions_and_invites, setup, teardown),
+        cmocka_unit_test_setup_teardown(sessions_and_invites, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(search_rooms_window_edit_delete, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(attachments_refs_readable_expire, setup, teardown),        \
+        cmocka_unit_test_setup_teardown(search_indexer_catches_up, setup, teardown),
 
 #endif

@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <libpq-fe.h>
+
+#include "store/store_pg_schema.h"
 #include <uv.h>
 
 #include "store/store.h"
