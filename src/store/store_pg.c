@@ -201,6 +201,9 @@ struct store {
     X(SEARCH_PUT, "INSERT INTO msg_search(room_id, seq, body) "                                    \
                   "VALUES ($1::bigint, $2::bigint, $3::text) "                                     \
                   "ON CONFLICT (room_id, seq) DO UPDATE SET body = excluded.body")                 \
+    X(SEARCH_PUT_MANY, "INSERT INTO msg_search(room_id, seq, body) SELECT * FROM unnest("          \
+                       "$1::bigint[], $2::bigint[], $3::text[]) "                                  \
+                       "ON CONFLICT (room_id, seq) DO UPDATE SET body = excluded.body")            \
     X(SEARCH_DEL, "DELETE FROM msg_search WHERE room_id = $1::bigint AND seq = $2::bigint")        \
     X(SEARCH, "SELECT h.room_id, h.seq, e.sender, e.ts, h.pos, ts_headline('simple', h.body, "     \
               "plainto_tsquery('simple', $2::text), 'StartSel=' || chr(1) || ', StopSel=' || "     \
@@ -390,6 +393,8 @@ struct store_conn {
     size_t nundo, undo_cap;
     struct arow *rows; /* optimistic appends not sent yet (copies) */
     size_t nrows, rows_cap;
+    struct arow *srows; /* messages to index (search_index_append) not sent yet: room, seq, body */
+    size_t nsrows, srows_cap;
     /* Writer: rooms' counters as this connection last committed them (or heard of them: note_head),
      * direct-mapped. An optimistic batch whose rooms are all here numbers its appends from these
      * without waiting for lock_rooms' answer: the whole commit is one round trip. A guess that
@@ -431,13 +436,21 @@ static void ctr_learn(struct store_conn *c, int committed)
     }
 }
 
+static void arows_free(struct arow *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].cmid);
+        free(rows[i].body);
+    }
+}
+
+/* Drop every buffered row not sent yet (appends and search rows alike). */
 static void rows_drop(struct store_conn *c)
 {
-    for (size_t i = 0; i < c->nrows; i++) {
-        free(c->rows[i].cmid);
-        free(c->rows[i].body);
-    }
+    arows_free(c->rows, c->nrows);
     c->nrows = 0;
+    arows_free(c->srows, c->nsrows);
+    c->nsrows = 0;
 }
 
 static void q_push(struct store_conn *c, uint8_t kind)
@@ -750,13 +763,18 @@ static int prepare(struct store_conn *c, enum sql_id id, const char *name)
 /* Sends a statement (writer). kind >= 0: queued, its result read later; -1: the caller reads it
  * next, after the queued ones. */
 static int flush_rows(struct store_conn *c);
+static int flush_srows(struct store_conn *c);
 
 static int send_stmt(struct store_conn *c, enum sql_id id, const struct params *p, int kind)
 {
     char name[8];
     int rc;
-    /* Buffered appends go first: every statement sees the writes queued before it. */
+    /* Buffered appends and search rows go first: every statement sees the writes queued before
+     * it. */
     if (c->nrows && id != SQL_EVENT_INSERT_MANY && (rc = flush_rows(c)) != CD_OK) return rc;
+    if (c->nsrows && id != SQL_SEARCH_PUT_MANY && id != SQL_EVENT_INSERT_MANY &&
+        (rc = flush_srows(c)) != CD_OK)
+        return rc;
     snprintf(name, sizeof(name), "s%d", (int)id);
     if ((rc = conn_ready(c)) != CD_OK || (rc = prepare(c, id, name)) != CD_OK) return rc;
     if (!PQsendQueryPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
@@ -1000,6 +1018,7 @@ static void pg_conn_close(struct store_conn *c)
     free(c->q);
     rows_drop(c);
     free(c->rows);
+    free(c->srows);
     free(c->rooms);
     free(c->undo);
     free(c->ctr);
@@ -1054,9 +1073,45 @@ static int flush_rows(struct store_conn *c)
         p_bytes(&p, a[i].data, a[i].len - 1);
         p.fmt[i] = 0;
     }
-    rows_drop(c);
+    arows_free(c->rows, c->nrows);
+    c->nrows = 0;
     rc = send_stmt(c, SQL_EVENT_INSERT_MANY, &p, Q_APPEND);
     for (int i = 0; i < 7; i++)
+        sbuf_free(&a[i]);
+    return rc;
+}
+
+/* Sends the buffered search rows as one INSERT of arrays (queued, not waited for). */
+static int flush_srows(struct store_conn *c)
+{
+    struct params p = {0};
+    struct sbuf a[3];
+    char num[24];
+    int rc;
+
+    for (int i = 0; i < 3; i++) {
+        sbuf_init(&a[i]);
+        sbuf_add(&a[i], "{", 1);
+    }
+    for (size_t i = 0; i < c->nsrows; i++) {
+        const struct arow *w = &c->srows[i];
+        const int64_t ints[2] = {w->room, w->seq};
+        for (int f = 0; f < 2; f++) {
+            int n = snprintf(num, sizeof(num), "%s%lld", i ? "," : "", (long long)ints[f]);
+            sbuf_add(&a[f], num, (size_t)n);
+        }
+        if (i) sbuf_add(&a[2], ",", 1);
+        arr_text(&a[2], w->body, w->body_len);
+    }
+    for (int i = 0; i < 3; i++) {
+        sbuf_add(&a[i], "}", 2); /* with the terminator: text-format parameters are C strings */
+        p_bytes(&p, a[i].data, a[i].len - 1);
+        p.fmt[i] = 0;
+    }
+    arows_free(c->srows, c->nsrows);
+    c->nsrows = 0;
+    rc = send_stmt(c, SQL_SEARCH_PUT_MANY, &p, Q_PLAIN);
+    for (int i = 0; i < 3; i++)
         sbuf_free(&a[i]);
     return rc;
 }
@@ -2111,6 +2166,28 @@ static int pg_search_index_put(struct store_conn *c, int64_t room, int64_t seq, 
     return defer(c, SQL_SEARCH_PUT, &p);
 }
 
+/* The send's transaction indexes its message: on the writer the rows of a batch go out as one
+ * INSERT of arrays with the batch's next statement (COMMIT at the latest), not one statement per
+ * message. */
+static int pg_search_index_append(struct store_conn *c, int64_t room, int64_t seq, const char *text,
+                                  size_t len)
+{
+    struct arow *row;
+    if (!c->writer || !c->in_tx || c->failed) return pg_search_index_put(c, room, seq, text, len);
+    if (len > INT32_MAX || memchr(text, 0, len)) return CD_E_INVALID_UTF8;
+    if (c->nsrows == c->srows_cap) {
+        c->srows_cap = c->srows_cap ? c->srows_cap * 2 : 64;
+        c->srows = xrealloc(c->srows, c->srows_cap * sizeof(*c->srows));
+    }
+    row = &c->srows[c->nsrows++];
+    memset(row, 0, sizeof(*row));
+    row->room = room;
+    row->seq = seq;
+    row->body = xstrndup(text, len);
+    row->body_len = len;
+    return c->nsrows >= APPEND_ROWS_MAX ? flush_srows(c) : CD_OK;
+}
+
 static int pg_search_index_delete(struct store_conn *c, int64_t room, int64_t seq)
 {
     return exec_ii(c, SQL_SEARCH_DEL, room, seq);
@@ -2587,7 +2664,7 @@ const struct store_ops store_pg_ops = {
     .attachments_expire = pg_attachments_expire,
     .search_index_put = pg_search_index_put,
     .search_index_delete = pg_search_index_delete,
-    .search_index_append = pg_search_index_put, /* in the send's transaction: lag 0 */
+    .search_index_append = pg_search_index_append, /* in the send's transaction: lag 0 */
     .search_index_log = NULL,
     .search = pg_search,
 };
