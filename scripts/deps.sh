@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang-format libuv1-dev libhttp-parser-dev libjansson-dev
       libsqlite3-dev libsodium-dev libcmocka-dev libpq-dev postgresql libnats-dev nats-server
-      libhiredis-dev redis-server nodejs npm curl util-linux clang libclang-rt-14-dev)
+      libhiredis-dev redis-server nodejs npm curl util-linux clang libclang-rt-14-dev
+      librdkafka-dev kcat libcurl4-openssl-dev)
 # The browser tests (tests/browser) drive Debian's Chromium; playwright-core downloads nothing.
 [ "${1:-}" != "--no-browser" ] && pkgs+=(chromium)
 [ "${1:-}" = "--bench" ] && pkgs+=(gnuplot-nox nats-server mosquitto)

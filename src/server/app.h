@@ -72,6 +72,12 @@ int app_run(struct cfg *cfg);
     X(DMS, "dms")                                                                                  \
     X(HISTORY, "messages_list")                                                                    \
     X(MESSAGE_POST, "messages_post")                                                               \
+    X(ROOM_SETTINGS, "room_settings")                                                              \
+    X(WEBHOOKS_LIST, "webhooks_list")                                                              \
+    X(WEBHOOKS_CREATE, "webhooks_create")                                                          \
+    X(WEBHOOKS_DELETE, "webhooks_delete")                                                          \
+    X(WEBHOOKS_DEAD, "webhooks_dead")                                                              \
+    X(WEBHOOKS_REPLAY, "webhooks_replay")                                                          \
     X(WEB, "web")                                                                                  \
     X(PREFLIGHT, "preflight")                                                                      \
     X(UNMATCHED, "unmatched")
@@ -180,6 +186,13 @@ void api_member_remove(struct api_req *r);
 void api_dms(struct api_req *r);
 void api_history(struct api_req *r);
 void api_message_post(struct api_req *r);
+/* api_webhooks.c: room settings, webhook endpoints and dead letters */
+void api_room_settings(struct api_req *r);
+void api_webhooks_list(struct api_req *r);
+void api_webhooks_create(struct api_req *r);
+void api_webhooks_delete(struct api_req *r);
+void api_webhooks_dead(struct api_req *r);
+void api_webhooks_replay(struct api_req *r);
 void api_ws_ready(struct conn *c, uint32_t nrooms);
 /* Writer thread: store a message, or find the original of a resent (sender, client_msg_id);
  * *room_out is the room of the stored message. */

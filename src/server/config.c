@@ -212,6 +212,9 @@ static const struct {
     {"http-max-header", CFG_MAX_BYTES}, {"http-max-headers", 65536},
     {"http-max-body", CFG_MAX_BYTES},   {"ws-max-frame", CFG_MAX_BYTES},
     {"ws-max-message", CFG_MAX_BYTES},  {"ws-max-outq", CFG_MAX_BYTES},
+    {"webhook-max-attempts", 100},      {"webhook-timeout-ms", 120000},
+    {"webhook-poll-ms", 60000},         {"notify-excerpt", 4096},
+    {"jetstream-replicas", 5},
 };
 
 static int cfg_check_ranges(const struct cfg *c, FILE *err)
@@ -224,6 +227,18 @@ static int cfg_check_ranges(const struct cfg *c, FILE *err)
                     (long long)cfg_ranges[i].max, (long long)v);
             return CFG_ERROR;
         }
+    }
+    if (c->webhook_max_attempts < 1 || c->webhook_timeout_ms < 100 || c->webhook_poll_ms < 10 ||
+        c->webhook_retry_base_ms < 1 || c->webhook_retry_max_ms < c->webhook_retry_base_ms ||
+        c->notify_excerpt < 1) {
+        fprintf(err, "chatd: --webhook-max-attempts >= 1, --webhook-timeout-ms >= 100, "
+                     "--webhook-poll-ms >= 10, 1 <= --webhook-retry-base-ms <= "
+                     "--webhook-retry-max-ms, --notify-excerpt >= 1\n");
+        return CFG_ERROR;
+    }
+    if ((*c->webhook_url || *c->notify_webhook_url) && !*c->webhook_secret) {
+        fprintf(err, "chatd: --webhook-url and --notify-webhook-url need --webhook-secret\n");
+        return CFG_ERROR;
     }
     return CFG_OK;
 }

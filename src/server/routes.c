@@ -54,6 +54,8 @@ static const struct route routes[] = {
     {HTTP_GET, "/v1/rooms/{id}/messages", ROUTE_HISTORY, ROUTE_F_AUTH, api_history},
     {HTTP_POST, "/v1/rooms/{id}/messages", ROUTE_MESSAGE_POST, ROUTE_F_AUTH | ROUTE_F_JSON,
      api_message_post},
+    {HTTP_PATCH, "/v1/rooms/{id}/settings", ROUTE_ROOM_SETTINGS, ROUTE_F_AUTH | ROUTE_F_JSON,
+     api_room_settings},
 };
 
 static const char *const route_names[] = {

@@ -78,6 +78,42 @@ struct store_event {
 };
 
 typedef int (*store_event_cb)(void *ud, const struct store_event *ev); /* nonzero stops */
+
+#define STORE_WEBHOOK_URL_MAX    1024
+#define STORE_WEBHOOK_SECRET_MAX 128
+#define STORE_WEBHOOK_TYPES_MAX  256
+#define STORE_EVENT_ID_MAX       64
+#define STORE_DELIVERY_ERROR_MAX 200
+
+/* A webhook endpoint. types: comma-separated event types it receives ("message,member"), "*" for
+ * all. kind: WEBHOOK_EVENTS (outbox events) or WEBHOOK_NOTIFY (offline notifications). */
+enum store_webhook_kind { WEBHOOK_EVENTS = 0, WEBHOOK_NOTIFY = 1 };
+struct store_webhook {
+    int64_t id;
+    int kind;
+    char url[STORE_WEBHOOK_URL_MAX + 1];
+    char secret[STORE_WEBHOOK_SECRET_MAX + 1];
+    char types[STORE_WEBHOOK_TYPES_MAX + 1];
+    int64_t created_at; /* unix ms */
+};
+typedef int (*store_webhook_cb)(void *ud, const struct store_webhook *w); /* nonzero stops */
+
+/* A delivery of one event (or notification) to one endpoint. Endpoint ids below 0 are the ones
+ * given by flags (roles_webhook.h), not rows. body: the JSON POSTed, valid during the callback
+ * only (reads) or the caller's (writes). */
+enum store_delivery_state { DELIVERY_PENDING = 0, DELIVERY_DONE = 1, DELIVERY_DEAD = 2 };
+struct store_delivery {
+    int64_t id;
+    int64_t endpoint_id;
+    char event_id[STORE_EVENT_ID_MAX + 1];
+    const char *body;
+    size_t body_len;
+    int state; /* enum store_delivery_state */
+    int attempts;
+    int64_t next_at, created_at; /* unix ms */
+    char last_error[STORE_DELIVERY_ERROR_MAX + 1];
+};
+typedef int (*store_delivery_cb)(void *ud, const struct store_delivery *d); /* nonzero stops */
 /* A room of a user, with the user's membership, for room listings. */
 typedef int (*store_room_cb)(void *ud, const struct store_room *room, const struct store_member *m);
 
@@ -201,6 +237,31 @@ struct store_ops {
      * *capped = 1 when the log goes on past them (the count is then a lower bound). */
     int (*unread_count)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
                         int64_t max, int64_t *out, int *capped);
+
+    /* webhooks (roles_webhook.c): endpoints, and one delivery row per (endpoint, event id), so
+     * an event enqueued twice (a consumer that resumes after a crash) is delivered once. */
+    int (*webhook_insert)(struct store_conn *c, struct store_webhook *w); /* sets w->id */
+    int (*webhook_delete)(struct store_conn *c, int64_t id);              /* CD_E_NOT_FOUND */
+    int (*webhook_get)(struct store_conn *c, int64_t id, struct store_webhook *out);
+    /* Every endpoint in id order; cb returns nonzero to stop. */
+    int (*webhooks_list)(struct store_conn *c, store_webhook_cb cb, void *ud);
+    /* A pending delivery due now. *inserted = 0 when the (endpoint, event id) row already
+     * exists (nothing changed). */
+    int (*delivery_insert)(struct store_conn *c, const struct store_delivery *d, int *inserted);
+    /* Deliveries in `state` (enum store_delivery_state) with id > after, at most limit: pending
+     * ones only when next_at <= due_before (ordered by next_at), others in id order. */
+    int (*deliveries_list)(struct store_conn *c, int state, int64_t due_before, int64_t after,
+                           int limit, store_delivery_cb cb, void *ud);
+    /* Record an attempt's outcome: state, attempts, next_at, last_error (NULL: none). */
+    int (*delivery_update)(struct store_conn *c, int64_t id, int state, int attempts,
+                           int64_t next_at, const char *last_error);
+    /* A dead delivery back to pending, attempts 0, due at now_ms. CD_E_NOT_FOUND unless dead. */
+    int (*delivery_replay)(struct store_conn *c, int64_t id, int64_t now_ms);
+
+    /* per-user room settings (PATCH /v1/rooms/{id}/settings): muted 0/1. Reading a pair with no
+     * row gives 0. */
+    int (*room_mute_put)(struct store_conn *c, int64_t room_id, int64_t user_id, int muted);
+    int (*room_mute_get)(struct store_conn *c, int64_t room_id, int64_t user_id, int *muted);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -45,9 +45,12 @@ struct store {
 
 #define ROOM_COLS                                                                                  \
     "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.member_count"
-#define ROOM_NCOLS  8
-#define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
-#define EVENT_COLS  "room_id, seq, kind, sender, ts, client_msg_id, body"
+#define ROOM_NCOLS   8
+#define MEMBER_COLS  "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
+#define EVENT_COLS   "room_id, seq, kind, sender, ts, client_msg_id, body"
+#define WEBHOOK_COLS "id, kind, url, secret, types, created_at"
+#define DELIVERY_COLS                                                                              \
+    "id, endpoint_id, event_id, body, state, attempts, next_at, created_at, last_error"
 
 /* Every statement, prepared once per connection on first use (named "s<index>"). A NULL
  * `LIMIT $n` means no limit. Strings are bound in binary format (raw bytes, no terminator). */
@@ -144,7 +147,29 @@ struct store {
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = $1::bigint "              \
                     "AND seq > $3::bigint AND seq <= $3::bigint + $5::bigint AND kind = $4::int "  \
                     "AND sender <> $2::bigint), EXISTS (SELECT 1 FROM events WHERE "               \
-                    "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")
+                    "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")                \
+    X(WEBHOOK_INSERT, "INSERT INTO webhooks(kind, url, secret, types, created_at) "                \
+                      "VALUES ($1::int, $2, $3, $4, $5::bigint) RETURNING id")                     \
+    X(WEBHOOK_DELETE, "DELETE FROM webhooks WHERE id = $1::bigint")                                \
+    X(WEBHOOK_GET, "SELECT " WEBHOOK_COLS " FROM webhooks WHERE id = $1::bigint")                  \
+    X(WEBHOOKS_LIST, "SELECT " WEBHOOK_COLS " FROM webhooks ORDER BY id")                          \
+    X(DELIVERY_INSERT, "INSERT INTO deliveries(endpoint_id, event_id, body, next_at, created_at) " \
+                       "VALUES ($1::bigint, $2, $3, $4::bigint, $5::bigint) "                      \
+                       "ON CONFLICT (endpoint_id, event_id) DO NOTHING")                           \
+    X(DELIVERIES_DUE, "SELECT " DELIVERY_COLS " FROM deliveries WHERE state = 0 AND "              \
+                      "next_at <= $1::bigint AND id > $2::bigint ORDER BY next_at, id "            \
+                      "LIMIT $3::bigint")                                                          \
+    X(DELIVERIES_STATE, "SELECT " DELIVERY_COLS " FROM deliveries WHERE state = $1::int AND "      \
+                        "id > $2::bigint ORDER BY id LIMIT $3::bigint")                            \
+    X(DELIVERY_UPDATE, "UPDATE deliveries SET state = $2::int, attempts = $3::int, "               \
+                       "next_at = $4::bigint, last_error = $5 WHERE id = $1::bigint")              \
+    X(DELIVERY_REPLAY, "UPDATE deliveries SET state = 0, attempts = 0, next_at = $2::bigint "      \
+                       "WHERE id = $1::bigint AND state = 2")                                      \
+    X(MUTE_PUT, "INSERT INTO room_settings(room_id, user_id, muted) "                              \
+                "VALUES ($1::bigint, $2::bigint, $3::int) ON CONFLICT (room_id, user_id) "         \
+                "DO UPDATE SET muted = excluded.muted")                                            \
+    X(MUTE_GET, "SELECT muted FROM room_settings WHERE room_id = $1::bigint AND "                  \
+                "user_id = $2::bigint")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -1499,6 +1524,160 @@ static int pg_unread_count(struct store_conn *c, int64_t room_id, int64_t user_i
     return CD_OK;
 }
 
+static int pg_webhook_insert(struct store_conn *c, struct store_webhook *w)
+{
+    struct params p = {0};
+    p_int(&p, w->kind);
+    p_str(&p, w->url);
+    p_str(&p, w->secret);
+    p_str(&p, w->types);
+    p_int(&p, w->created_at);
+    return query_i64(c, SQL_WEBHOOK_INSERT, &p, &w->id);
+}
+
+static int pg_webhook_delete(struct store_conn *c, int64_t id)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    return exec_one(c, SQL_WEBHOOK_DELETE, &p);
+}
+
+static int each_webhook(struct store_conn *c, enum sql_id id, const struct params *p,
+                        store_webhook_cb cb, void *ud, int *n)
+{
+    PGresult *r;
+    int rc, rows;
+    if ((rc = run(c, id, p, &r)) != CD_OK) return rc;
+    rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        struct store_webhook w;
+        w.id = col_i64(r, i, 0);
+        w.kind = (int)col_i64(r, i, 1);
+        col_text(r, i, 2, w.url, sizeof(w.url));
+        col_text(r, i, 3, w.secret, sizeof(w.secret));
+        col_text(r, i, 4, w.types, sizeof(w.types));
+        w.created_at = col_i64(r, i, 5);
+        if (cb(ud, &w)) break;
+    }
+    PQclear(r);
+    if (n) *n = rows;
+    return CD_OK;
+}
+
+static int copy_webhook(void *ud, const struct store_webhook *w)
+{
+    *(struct store_webhook *)ud = *w;
+    return 1;
+}
+
+static int pg_webhook_get(struct store_conn *c, int64_t id, struct store_webhook *out)
+{
+    struct params p = {0};
+    int n = 0, rc;
+    p_int(&p, id);
+    rc = each_webhook(c, SQL_WEBHOOK_GET, &p, copy_webhook, out, &n);
+    return rc == CD_OK && n == 0 ? CD_E_NOT_FOUND : rc;
+}
+
+static int pg_webhooks_list(struct store_conn *c, store_webhook_cb cb, void *ud)
+{
+    return each_webhook(c, SQL_WEBHOOKS_LIST, NULL, cb, ud, NULL);
+}
+
+static int pg_delivery_insert(struct store_conn *c, const struct store_delivery *d, int *inserted)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, d->endpoint_id);
+    p_str(&p, d->event_id);
+    p_bytes(&p, d->body, d->body_len);
+    p_int(&p, d->next_at);
+    p_int(&p, d->created_at);
+    if ((rc = run(c, SQL_DELIVERY_INSERT, &p, &r)) != CD_OK) return rc;
+    *inserted = strcmp(PQcmdTuples(r), "0") != 0;
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_deliveries_list(struct store_conn *c, int state, int64_t due_before, int64_t after,
+                              int limit, store_delivery_cb cb, void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    if (state == DELIVERY_PENDING)
+        p_int(&p, due_before);
+    else
+        p_int(&p, state);
+    p_int(&p, after);
+    p_limit(&p, limit);
+    rc = run(c, state == DELIVERY_PENDING ? SQL_DELIVERIES_DUE : SQL_DELIVERIES_STATE, &p, &r);
+    if (rc != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_delivery d;
+        d.id = col_i64(r, i, 0);
+        d.endpoint_id = col_i64(r, i, 1);
+        col_text(r, i, 2, d.event_id, sizeof(d.event_id));
+        d.body = PQgetvalue(r, i, 3);
+        d.body_len = (size_t)PQgetlength(r, i, 3);
+        d.state = (int)col_i64(r, i, 4);
+        d.attempts = (int)col_i64(r, i, 5);
+        d.next_at = col_i64(r, i, 6);
+        d.created_at = col_i64(r, i, 7);
+        col_text(r, i, 8, d.last_error, sizeof(d.last_error));
+        if (cb(ud, &d)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_delivery_update(struct store_conn *c, int64_t id, int state, int attempts,
+                              int64_t next_at, const char *last_error)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    p_int(&p, state);
+    p_int(&p, attempts);
+    p_int(&p, next_at);
+    p_str(&p, last_error);
+    return exec_one(c, SQL_DELIVERY_UPDATE, &p);
+}
+
+static int pg_delivery_replay(struct store_conn *c, int64_t id, int64_t now_ms)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    p_int(&p, now_ms);
+    return exec_one(c, SQL_DELIVERY_REPLAY, &p);
+}
+
+static int pg_room_mute_put(struct store_conn *c, int64_t room_id, int64_t user_id, int muted)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    p_int(&p, muted ? 1 : 0);
+    rc = run(c, SQL_MUTE_PUT, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_room_mute_get(struct store_conn *c, int64_t room_id, int64_t user_id, int *muted)
+{
+    struct params p = {0};
+    int64_t v = 0;
+    int rc;
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    rc = query_i64(c, SQL_MUTE_GET, &p, &v);
+    if (rc == CD_E_NOT_FOUND) rc = CD_OK;
+    *muted = v != 0;
+    return rc;
+}
+
 /* Storage health (store.c's probe job, in a write transaction): the server answers. */
 static int pg_probe(struct store_conn *c)
 {
@@ -1547,4 +1726,14 @@ const struct store_ops store_pg_ops = {
     .events_page = pg_events_page,
     .read_mark = pg_read_mark,
     .unread_count = pg_unread_count,
+    .webhook_insert = pg_webhook_insert,
+    .webhook_delete = pg_webhook_delete,
+    .webhook_get = pg_webhook_get,
+    .webhooks_list = pg_webhooks_list,
+    .delivery_insert = pg_delivery_insert,
+    .deliveries_list = pg_deliveries_list,
+    .delivery_update = pg_delivery_update,
+    .delivery_replay = pg_delivery_replay,
+    .room_mute_put = pg_room_mute_put,
+    .room_mute_get = pg_room_mute_get,
 };

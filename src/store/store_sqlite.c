@@ -36,9 +36,12 @@ struct store {
 #define ROOM_COLS                                                                                  \
     "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, " ROOM_LAST_SEQ_OF(                \
         "r.id") ", r.member_count"
-#define ROOM_NCOLS  8
-#define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
-#define EVENT_COLS  "room_id, seq, kind, sender, ts, client_msg_id, body"
+#define ROOM_NCOLS   8
+#define MEMBER_COLS  "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
+#define EVENT_COLS   "room_id, seq, kind, sender, ts, client_msg_id, body"
+#define WEBHOOK_COLS "id, kind, url, secret, types, created_at"
+#define DELIVERY_COLS                                                                              \
+    "id, endpoint_id, event_id, body, state, attempts, next_at, created_at, last_error"
 
 /* Every statement the backend runs, prepared once per connection on first use. A `LIMIT ?` bound
  * to a negative number means no limit (SQLite's rule). */
@@ -102,7 +105,25 @@ struct store {
                      "?1") ")) WHERE room_id = ?1 AND user_id = ?2 RETURNING read_seq")            \
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "         \
                     "AND seq <= ?3 + ?5 AND kind = ?4 AND sender != ?2), EXISTS (SELECT 1 FROM "   \
-                    "events WHERE room_id = ?1 AND seq > ?3 + ?5)")
+                    "events WHERE room_id = ?1 AND seq > ?3 + ?5)")                                \
+    X(WEBHOOK_INSERT, "INSERT INTO webhooks(kind, url, secret, types, created_at) "                \
+                      "VALUES (?1, ?2, ?3, ?4, ?5)")                                               \
+    X(WEBHOOK_DELETE, "DELETE FROM webhooks WHERE id = ?1")                                        \
+    X(WEBHOOK_GET, "SELECT " WEBHOOK_COLS " FROM webhooks WHERE id = ?1")                          \
+    X(WEBHOOKS_LIST, "SELECT " WEBHOOK_COLS " FROM webhooks ORDER BY id")                          \
+    X(DELIVERY_INSERT, "INSERT OR IGNORE INTO deliveries(endpoint_id, event_id, body, next_at, "   \
+                       "created_at) VALUES (?1, ?2, ?3, ?4, ?5)")                                  \
+    X(DELIVERIES_DUE, "SELECT " DELIVERY_COLS " FROM deliveries WHERE state = 0 AND "              \
+                      "next_at <= ?1 AND id > ?2 ORDER BY next_at, id LIMIT ?3")                   \
+    X(DELIVERIES_STATE, "SELECT " DELIVERY_COLS " FROM deliveries WHERE state = ?1 AND id > ?2 "   \
+                        "ORDER BY id LIMIT ?3")                                                    \
+    X(DELIVERY_UPDATE, "UPDATE deliveries SET state = ?2, attempts = ?3, next_at = ?4, "           \
+                       "last_error = ?5 WHERE id = ?1")                                            \
+    X(DELIVERY_REPLAY, "UPDATE deliveries SET state = 0, attempts = 0, next_at = ?2 "              \
+                       "WHERE id = ?1 AND state = 2")                                              \
+    X(MUTE_PUT, "INSERT INTO room_settings(room_id, user_id, muted) VALUES (?1, ?2, ?3) "          \
+                "ON CONFLICT (room_id, user_id) DO UPDATE SET muted = excluded.muted")             \
+    X(MUTE_GET, "SELECT muted FROM room_settings WHERE room_id = ?1 AND user_id = ?2")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -882,6 +903,170 @@ static int sq_unread_count(struct store_conn *c, int64_t room_id, int64_t user_i
     return rc;
 }
 
+static int sq_webhook_insert(struct store_conn *c, struct store_webhook *w)
+{
+    sqlite3_stmt *s = stmt(c, SQL_WEBHOOK_INSERT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int(s, 1, w->kind);
+    sqlite3_bind_text(s, 2, w->url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, w->secret, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, w->types, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, w->created_at);
+    return step_insert(c, s, "webhook_insert", &w->id);
+}
+
+static int sq_webhook_delete(struct store_conn *c, int64_t id)
+{
+    sqlite3_stmt *s = stmt(c, SQL_WEBHOOK_DELETE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    return step_one(c, s, "webhook_delete");
+}
+
+static void webhook_row(sqlite3_stmt *s, struct store_webhook *w)
+{
+    w->id = sqlite3_column_int64(s, 0);
+    w->kind = sqlite3_column_int(s, 1);
+    text_col(s, 2, w->url, sizeof(w->url));
+    text_col(s, 3, w->secret, sizeof(w->secret));
+    text_col(s, 4, w->types, sizeof(w->types));
+    w->created_at = sqlite3_column_int64(s, 5);
+}
+
+/* Every row of a bound webhook statement to cb; *n (unless NULL) gets the rows seen. */
+static int each_webhook(struct store_conn *c, sqlite3_stmt *s, store_webhook_cb cb, void *ud,
+                        int *n)
+{
+    int rc, rows = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_webhook w;
+        webhook_row(s, &w);
+        rows++;
+        if (cb(ud, &w)) break;
+    }
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? CD_OK : sq_err(c, "webhooks");
+    sqlite3_reset(s);
+    if (n) *n = rows;
+    return rc;
+}
+
+static int copy_webhook(void *ud, const struct store_webhook *w)
+{
+    *(struct store_webhook *)ud = *w;
+    return 1;
+}
+
+static int sq_webhook_get(struct store_conn *c, int64_t id, struct store_webhook *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_WEBHOOK_GET);
+    int n = 0, rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    rc = each_webhook(c, s, copy_webhook, out, &n);
+    return rc == CD_OK && n == 0 ? CD_E_NOT_FOUND : rc;
+}
+
+static int sq_webhooks_list(struct store_conn *c, store_webhook_cb cb, void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_WEBHOOKS_LIST);
+    return s ? each_webhook(c, s, cb, ud, NULL) : CD_E_IO;
+}
+
+static int sq_delivery_insert(struct store_conn *c, const struct store_delivery *d, int *inserted)
+{
+    sqlite3_stmt *s = stmt(c, SQL_DELIVERY_INSERT);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, d->endpoint_id);
+    sqlite3_bind_text(s, 2, d->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, d->body, (int)d->body_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, d->next_at);
+    sqlite3_bind_int64(s, 5, d->created_at);
+    rc = step_done(c, s, "delivery_insert");
+    if (rc == CD_OK) *inserted = sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+static int sq_deliveries_list(struct store_conn *c, int state, int64_t due_before, int64_t after,
+                              int limit, store_delivery_cb cb, void *ud)
+{
+    sqlite3_stmt *s;
+    int rc;
+    if (state == DELIVERY_PENDING) {
+        if (!(s = stmt(c, SQL_DELIVERIES_DUE))) return CD_E_IO;
+        sqlite3_bind_int64(s, 1, due_before);
+    } else {
+        if (!(s = stmt(c, SQL_DELIVERIES_STATE))) return CD_E_IO;
+        sqlite3_bind_int(s, 1, state);
+    }
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_delivery d;
+        d.id = sqlite3_column_int64(s, 0);
+        d.endpoint_id = sqlite3_column_int64(s, 1);
+        text_col(s, 2, d.event_id, sizeof(d.event_id));
+        d.body = (const char *)sqlite3_column_text(s, 3);
+        d.body_len = (size_t)sqlite3_column_bytes(s, 3);
+        d.state = sqlite3_column_int(s, 4);
+        d.attempts = sqlite3_column_int(s, 5);
+        d.next_at = sqlite3_column_int64(s, 6);
+        d.created_at = sqlite3_column_int64(s, 7);
+        text_col(s, 8, d.last_error, sizeof(d.last_error));
+        if (!d.body) d.body = "";
+        if (cb(ud, &d)) break;
+    }
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? CD_OK : sq_err(c, "deliveries_list");
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_delivery_update(struct store_conn *c, int64_t id, int state, int attempts,
+                              int64_t next_at, const char *last_error)
+{
+    sqlite3_stmt *s = stmt(c, SQL_DELIVERY_UPDATE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, state);
+    sqlite3_bind_int(s, 3, attempts);
+    sqlite3_bind_int64(s, 4, next_at);
+    if (last_error) sqlite3_bind_text(s, 5, last_error, -1, SQLITE_STATIC);
+    return step_one(c, s, "delivery_update");
+}
+
+static int sq_delivery_replay(struct store_conn *c, int64_t id, int64_t now_ms)
+{
+    sqlite3_stmt *s = stmt(c, SQL_DELIVERY_REPLAY);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    return step_one(c, s, "delivery_replay");
+}
+
+static int sq_room_mute_put(struct store_conn *c, int64_t room_id, int64_t user_id, int muted)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MUTE_PUT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int(s, 3, muted ? 1 : 0);
+    return step_done(c, s, "room_mute_put");
+}
+
+static int sq_room_mute_get(struct store_conn *c, int64_t room_id, int64_t user_id, int *muted)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MUTE_GET);
+    int64_t v = 0;
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    rc = step_int64(c, s, "room_mute_get", &v);
+    if (rc == CD_E_NOT_FOUND) rc = CD_OK;
+    *muted = v != 0;
+    return rc;
+}
+
 /* Copy the WAL back into the database without blocking the writer or readers (PASSIVE). Once
  * every frame is copied, the writer's next transaction restarts the WAL from its beginning (the
  * file's pages are reused, not regrown); journal_size_limit trims it after a burst. */
@@ -953,4 +1138,14 @@ const struct store_ops store_sqlite_ops = {
     .events_page = sq_events_page,
     .read_mark = sq_read_mark,
     .unread_count = sq_unread_count,
+    .webhook_insert = sq_webhook_insert,
+    .webhook_delete = sq_webhook_delete,
+    .webhook_get = sq_webhook_get,
+    .webhooks_list = sq_webhooks_list,
+    .delivery_insert = sq_delivery_insert,
+    .deliveries_list = sq_deliveries_list,
+    .delivery_update = sq_delivery_update,
+    .delivery_replay = sq_delivery_replay,
+    .room_mute_put = sq_room_mute_put,
+    .room_mute_get = sq_room_mute_get,
 };

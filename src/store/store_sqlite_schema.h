@@ -97,6 +97,35 @@ static const char *const store_sqlite_migrations[] = {
      * access-token lifetime (their tokens stay refused across a restart). Partial: sessions
      * never revoked cost no entry. */
     "CREATE INDEX sessions_revoked ON sessions(revoked_at) WHERE revoked_at IS NOT NULL;",
+
+    /* 6: webhooks (endpoints and durable deliveries) and per-user room settings (mute).
+     * deliveries is unique by (endpoint_id, event_id): an event enqueued again by a consumer
+     * that resumes after a crash is one delivery. deliveries_due serves the engine's scan of
+     * pending rows by due time; dead rows are listed by id (the primary key). */
+    "CREATE TABLE webhooks ("
+    "  id INTEGER PRIMARY KEY,"
+    "  kind INTEGER NOT NULL,"
+    "  url TEXT NOT NULL,"
+    "  secret TEXT NOT NULL,"
+    "  types TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE deliveries ("
+    "  id INTEGER PRIMARY KEY,"
+    "  endpoint_id INTEGER NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_error TEXT,"
+    "  UNIQUE (endpoint_id, event_id));"
+    "CREATE INDEX deliveries_due ON deliveries(state, next_at);"
+    "CREATE TABLE room_settings ("
+    "  room_id INTEGER NOT NULL,"
+    "  user_id INTEGER NOT NULL,"
+    "  muted INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (room_id, user_id)) WITHOUT ROWID;",
 };
 
 static const int store_sqlite_nmigrations =
