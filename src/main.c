@@ -15,7 +15,8 @@ static void migrate_usage(FILE *out)
     fprintf(out,
             "Usage: chatd migrate --from DATA_DIR --to postgres://user@host:port/db\n\n"
             "Copies a stopped single node's data (SQLite in DATA_DIR: users, sessions, refresh\n"
-            "tokens, rooms, memberships with read markers, every room's log with its seqs) into\n"
+            "tokens, rooms, memberships with read markers, every room's log with its seqs, room\n"
+            "settings (mute), webhook endpoints; not pending webhook deliveries) into\n"
             "a PostgreSQL database for a cluster (--store-url), ids and seqs preserved, in one\n"
             "transaction. Prints the rows of each table on both sides; exit 0 only when they\n"
             "match (committed), 1 otherwise (nothing committed), 2 for a usage error.\n"

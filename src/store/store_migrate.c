@@ -97,6 +97,20 @@ static const struct mtable tables[] = {
      {"room_id", "seq", "kind", "sender", "ts", "client_msg_id", "body"},
      0,
      1},
+    /* Per-user room settings and the webhook endpoints registered through the server API. The
+     * deliveries table (in-flight webhook state) is not copied: a migration starts with none. */
+    {"room_settings",
+     "SELECT room_id, user_id, muted FROM room_settings ORDER BY room_id, user_id",
+     "iii",
+     {"room_id", "user_id", "muted"},
+     0,
+     0},
+    {"webhooks",
+     "SELECT id, kind, url, secret, types, created_at FROM webhooks ORDER BY id",
+     "iittti",
+     {"id", "kind", "url", "secret", "types", "created_at"},
+     1,
+     0},
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 

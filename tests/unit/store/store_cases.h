@@ -698,6 +698,140 @@ static void bulk_appends_in_one_transaction(void **state)
     assert_int_equal(capped, STORE_CASES_BULK > 1000);
 }
 
+/* Webhook endpoints: insert, get, list in id order, delete. */
+static int count_webhook(void *ud, const struct store_webhook *w)
+{
+    (void)w;
+    (*(int *)ud)++;
+    return 0;
+}
+
+static void webhooks_insert_list_delete(void **state)
+{
+    struct fx *f = *state;
+    struct store_webhook w, got;
+    int n = 0;
+    memset(&w, 0, sizeof(w));
+    snprintf(w.url, sizeof(w.url), "http://127.0.0.1:9/hook");
+    snprintf(w.secret, sizeof(w.secret), "0123456789abcdef");
+    snprintf(w.types, sizeof(w.types), "message,member");
+    w.created_at = 77;
+    assert_int_equal(f->ops->webhook_insert(f->c, &w), CD_OK);
+    assert_true(w.id > 0);
+    assert_int_equal(f->ops->webhook_get(f->c, w.id, &got), CD_OK);
+    assert_string_equal(got.url, w.url);
+    assert_string_equal(got.secret, w.secret);
+    assert_string_equal(got.types, "message,member");
+    assert_int_equal(got.created_at, 77);
+    assert_int_equal(f->ops->webhooks_list(f->c, count_webhook, &n), CD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->ops->webhook_delete(f->c, w.id), CD_OK);
+    assert_int_equal(f->ops->webhook_delete(f->c, w.id), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->webhook_get(f->c, w.id, &got), CD_E_NOT_FOUND);
+}
+
+struct dl_seen {
+    int n;
+    int64_t ids[8];
+    char body[64];
+    int attempts;
+    char err[STORE_DELIVERY_ERROR_MAX + 1];
+};
+
+static int dl_row(void *ud, const struct store_delivery *d)
+{
+    struct dl_seen *s = ud;
+    if (s->n < 8) s->ids[s->n] = d->id;
+    snprintf(s->body, sizeof(s->body), "%.*s", (int)d->body_len, d->body);
+    s->attempts = d->attempts;
+    snprintf(s->err, sizeof(s->err), "%s", d->last_error);
+    s->n++;
+    return 0;
+}
+
+/* Deliveries: one row per (endpoint, event id); due rows by next_at; an attempt's outcome;
+ * dead rows listed and replayed (only dead ones). */
+static void deliveries_lifecycle(void **state)
+{
+    struct fx *f = *state;
+    struct store_delivery d;
+    struct dl_seen s;
+    int inserted = -1;
+    memset(&d, 0, sizeof(d));
+    d.endpoint_id = -1;
+    snprintf(d.event_id, sizeof(d.event_id), "ev-1");
+    d.body = "{\"a\":1}";
+    d.body_len = 7;
+    d.next_at = 1000;
+    d.created_at = 1000;
+    assert_int_equal(f->ops->delivery_insert(f->c, &d, &inserted), CD_OK);
+    assert_int_equal(inserted, 1);
+    assert_int_equal(f->ops->delivery_insert(f->c, &d, &inserted), CD_OK);
+    assert_int_equal(inserted, 0); /* same (endpoint, event id) */
+    d.endpoint_id = 5;             /* another endpoint: its own row */
+    assert_int_equal(f->ops->delivery_insert(f->c, &d, &inserted), CD_OK);
+    assert_int_equal(inserted, 1);
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_PENDING, 999, 0, 10, dl_row, &s),
+                     CD_OK);
+    assert_int_equal(s.n, 0); /* not due yet */
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_PENDING, 1000, 0, 10, dl_row, &s),
+                     CD_OK);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.body, "{\"a\":1}");
+
+    /* A failed attempt moves next_at; the last one makes the row dead. */
+    assert_int_equal(f->ops->delivery_update(f->c, s.ids[0], DELIVERY_PENDING, 1, 5000, "HTTP 500"),
+                     CD_OK);
+    assert_int_equal(f->ops->delivery_update(f->c, s.ids[1], DELIVERY_DEAD, 3, 6000, "timeout"),
+                     CD_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_PENDING, 4999, 0, 10, dl_row, &s),
+                     CD_OK);
+    assert_int_equal(s.n, 0);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_DEAD, 0, 0, 10, dl_row, &s), CD_OK);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.attempts, 3);
+    assert_string_equal(s.err, "timeout");
+    int64_t dead = s.ids[0];
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_PENDING, 5000, 0, 10, dl_row, &s),
+                     CD_OK);
+    assert_int_equal(s.n, 1);
+    int64_t pending = s.ids[0];
+    assert_int_equal(f->ops->delivery_replay(f->c, pending, 7000), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->delivery_replay(f->c, dead, 7000), CD_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_PENDING, 7000, 0, 10, dl_row, &s),
+                     CD_OK);
+    assert_int_equal(s.n, 2);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_DEAD, 0, 0, 10, dl_row, &s), CD_OK);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(f->ops->delivery_update(f->c, 999999, DELIVERY_DONE, 1, 0, NULL),
+                     CD_E_NOT_FOUND);
+}
+
+/* Mute: per (room, user), 0 without a row, last write wins. */
+static void room_mute_per_user(void **state)
+{
+    struct fx *f = *state;
+    int64_t room = room_new(f, "mute", NULL);
+    int muted = -1;
+    assert_int_equal(f->ops->room_mute_get(f->c, room, f->bob, &muted), CD_OK);
+    assert_int_equal(muted, 0);
+    assert_int_equal(f->ops->room_mute_put(f->c, room, f->bob, 1), CD_OK);
+    assert_int_equal(f->ops->room_mute_get(f->c, room, f->bob, &muted), CD_OK);
+    assert_int_equal(muted, 1);
+    assert_int_equal(f->ops->room_mute_get(f->c, room, f->carol, &muted), CD_OK);
+    assert_int_equal(muted, 0);
+    assert_int_equal(f->ops->room_mute_put(f->c, room, f->bob, 0), CD_OK);
+    assert_int_equal(f->ops->room_mute_get(f->c, room, f->bob, &muted), CD_OK);
+    assert_int_equal(muted, 0);
+}
+
 #define STORE_CASES(setup, teardown)                                                               \
     cmocka_unit_test_setup_teardown(seqs_are_contiguous_per_room, setup, teardown),                \
         cmocka_unit_test_setup_teardown(duplicate_client_id_conflicts_without_consuming_seq,       \
@@ -717,6 +851,9 @@ static void bulk_appends_in_one_transaction(void **state)
         cmocka_unit_test_setup_teardown(dm_key_unique, setup, teardown),                           \
         cmocka_unit_test_setup_teardown(room_get_and_update, setup, teardown),                     \
         cmocka_unit_test_setup_teardown(reader_and_reopen_see_log, setup, teardown),               \
-        cmocka_unit_test_setup_teardown(bulk_appends_in_one_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(bulk_appends_in_one_transaction, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(webhooks_insert_list_delete, setup, teardown),             \
+        cmocka_unit_test_setup_teardown(deliveries_lifecycle, setup, teardown),                    \
+        cmocka_unit_test_setup_teardown(room_mute_per_user, setup, teardown),
 
 #endif
