@@ -65,6 +65,30 @@ static const char *const store_pg_migrations[] = {
     "  PRIMARY KEY (room_id, seq));"
     "CREATE UNIQUE INDEX events_client_id ON events(sender, client_msg_id)"
     "  WHERE client_msg_id IS NOT NULL;",
+
+    /* 2: the outbox (issue 13). pos is the global commit order: a batch's rows are inserted by
+     * its last statement before COMMIT, numbered from outbox_head (one row), whose lock is then
+     * held only until that COMMIT, so batches of all nodes take positions in their commit
+     * order (a sequence would not: see docs/ARCHITECTURE.md, "The outbox"). A log entry's row
+     * is only (room_id, seq); other events carry type, id, time and JSON (seq 0). The existing
+     * log is indexed in (room, seq) order. */
+    "CREATE TABLE outbox ("
+    "  pos bigint PRIMARY KEY,"
+    "  room_id bigint NOT NULL,"
+    "  seq bigint NOT NULL,"
+    "  type text,"
+    "  eid text,"
+    "  ts bigint,"
+    "  body text);"
+    "CREATE TABLE outbox_head ("
+    "  one integer PRIMARY KEY CHECK (one = 1),"
+    "  pos bigint NOT NULL);"
+    "INSERT INTO outbox(pos, room_id, seq)"
+    "  SELECT row_number() OVER (ORDER BY room_id, seq), room_id, seq FROM events;"
+    "INSERT INTO outbox_head VALUES (1, (SELECT count(*) FROM outbox));"
+    "CREATE TABLE outbox_consumers ("
+    "  name text PRIMARY KEY,"
+    "  pos bigint NOT NULL);",
 };
 
 static const int store_pg_nmigrations =
