@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "net/ws_codec.h"
+#include "store/store_json.h"
 
 static const char *const role_names[] = {"member", "admin", "owner"};
 
@@ -21,54 +22,9 @@ int events_role_parse(const char *s, int *role)
     return 0;
 }
 
-/* Member and room entries store their details as a JSON object without type, room or seq
- * (the store assigns the seq at the append: nothing stored embeds one); the client's object
- * is {"type","room","seq"} followed by those details. Entries written by chatd 0.1 stored
- * the whole client object, seq included (they start with {"type"), and are copied as is. */
-static void meta_json(struct jsonw *w, const struct store_event *ev)
-{
-    static const char legacy[] = "{\"type\"";
-    if (ev->body_len >= sizeof(legacy) - 1 && !memcmp(ev->body, legacy, sizeof(legacy) - 1)) {
-        jsonw_raw(w, ev->body, ev->body_len);
-        return;
-    }
-    jsonw_lit(w, ev->kind == EV_MEMBER ? "{\"type\":\"member\",\"room\":"
-                                       : "{\"type\":\"room\",\"room\":");
-    jsonw_id(w, 'r', ev->room_id);
-    jsonw_key(w, "seq", 0);
-    jsonw_int(w, ev->seq);
-    if (ev->body_len > 2 && ev->body[0] == '{') { /* ,"user":...} */
-        jsonw_lit(w, ",");
-        jsonw_raw(w, ev->body + 1, ev->body_len - 1);
-    } else {
-        jsonw_lit(w, "}");
-    }
-}
-
 void events_log_json(struct jsonw *w, const struct store_event *ev)
 {
-    if (ev->kind != EV_MESSAGE) {
-        meta_json(w, ev);
-        return;
-    }
-    jsonw_lit(w, "{\"type\":\"message\",\"room\":");
-    jsonw_id(w, 'r', ev->room_id);
-    jsonw_key(w, "seq", 0);
-    jsonw_int(w, ev->seq);
-    jsonw_key(w, "msg_id", 0);
-    jsonw_msg_id(w, ev->room_id, ev->seq);
-    jsonw_key(w, "sender", 0);
-    jsonw_id(w, 'u', ev->sender);
-    jsonw_key(w, "body", 0);
-    jsonw_str(w, ev->body, ev->body_len);
-    jsonw_key(w, "ts", 0);
-    jsonw_int(w, ev->ts);
-    jsonw_key(w, "client_msg_id", 0);
-    if (ev->client_msg_id)
-        jsonw_str(w, ev->client_msg_id, ev->cmid_len);
-    else
-        jsonw_lit(w, "null");
-    jsonw_lit(w, "}");
+    store_event_json(w, ev);
 }
 
 struct rbuf *events_frame(const struct jsonw *w)

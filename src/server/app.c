@@ -17,6 +17,7 @@
 #include "chat/hub.h"
 #include "chat/rooms.h"
 #include "server/app.h"
+#include "outbox/outbox.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -354,6 +355,15 @@ static void node_id_init(struct app *app)
     snprintf(app->node_id, sizeof(app->node_id), "%s-%ld", host, (long)getpid());
 }
 
+/* Writer thread, after each group commit: publish the batch's events to the connections, and
+ * wake the outbox consumers of this process (their events are committed). */
+static void batch_done(void *ud)
+{
+    struct app *app = ud;
+    fanout_flush(&app->fanout);
+    outbox_notify(&app->db);
+}
+
 int app_run(struct cfg *cfg)
 {
     const struct store_ops *store_ops;
@@ -482,8 +492,8 @@ int app_run(struct cfg *cfg)
             goto done;
         }
         hub_env_set(&env);
-        app->db.batch_done = fanout_flush;
-        app->db.batch_ud = &app->fanout;
+        app->db.batch_done = batch_done;
+        app->db.batch_ud = app;
         app->db.batch_failed = chat_member_cache_reset;
     }
 

@@ -79,6 +79,23 @@ struct store_event {
 
 typedef int (*store_event_cb)(void *ud, const struct store_event *ev); /* nonzero stops */
 
+/* One event of the outbox: what consumers (relay, webhooks, exporters, GET /v1/server/events)
+ * read. Strings are not NUL-terminated and are valid during the callback only.
+ * Ids: "m_<room>_<seq>" for messages (the protocol's msg_id), "e_<room>_<seq>" for member and
+ * room entries, "rc_<room>" for a room's creation, "uc_<user>" for a user's. */
+struct store_outbox_event {
+    int64_t pos;    /* global, commit order, > 0, no gaps */
+    const char *id; /* stable event id: consumers de-duplicate on it */
+    size_t id_len;
+    const char *type; /* "message", "member", "room", "room.created",
+                         "user.created" */
+    size_t type_len;
+    int64_t room_id;  /* 0 when not a room's event */
+    int64_t ts;       /* unix ms at commit */
+    const char *json; /* the event as JSON (docs/PROTOCOL.md, "Event stream") */
+    size_t json_len;
+};
+typedef int (*store_outbox_cb)(void *ud, const struct store_outbox_event *ev); /* nonzero stops */
 #define STORE_WEBHOOK_URL_MAX    1024
 #define STORE_WEBHOOK_SECRET_MAX 128
 #define STORE_WEBHOOK_TYPES_MAX  256
@@ -238,6 +255,17 @@ struct store_ops {
     int (*unread_count)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
                         int64_t max, int64_t *out, int *capped);
 
+    /* The outbox (issue 13): every committed log entry, user and room creation, in commit order.
+     * Written by the ops above in the writer's transaction (event_append, user_insert,
+     * room_insert): nothing to call. Events with pos > after, ascending, at most limit; cb's
+     * strings are valid during the call only. Readable on any connection. */
+    int (*outbox_page)(struct store_conn *c, int64_t after, int limit, store_outbox_cb cb,
+                       void *ud);
+    /* A consumer's saved position: 0 (CD_OK) when the name is unknown. */
+    int (*consumer_get)(struct store_conn *c, const char *name, int64_t *pos);
+    /* pos = max(saved, pos): a late or repeated save never moves a consumer back. Writer
+     * connection (SQLite readers are read-only). */
+    int (*consumer_put)(struct store_conn *c, const char *name, int64_t pos);
     /* webhooks (roles_webhook.c): endpoints, and one delivery row per (endpoint, event id), so
      * an event enqueued twice (a consumer that resumes after a crash) is delivered once. */
     int (*webhook_insert)(struct store_conn *c, struct store_webhook *w); /* sets w->id */

@@ -35,6 +35,8 @@
 
 #include "store/store.h"
 #include "store/store_pg_schema.h"
+#include "store/store_json.h"
+#include "util/jsonw.h"
 #include "util/log.h"
 #include "util/rbuf.h"
 #include "util/status.h"
@@ -148,6 +150,20 @@ struct store {
                     "AND seq > $3::bigint AND seq <= $3::bigint + $5::bigint AND kind = $4::int "  \
                     "AND sender <> $2::bigint), EXISTS (SELECT 1 FROM events WHERE "               \
                     "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")                \
+    X(OUTBOX_INSERT,                                                                               \
+      "WITH h AS (UPDATE outbox_head SET pos = pos + $1::bigint RETURNING pos) "                   \
+      "INSERT INTO outbox(pos, room_id, seq, type, eid, ts, body) "                                \
+      "SELECT h.pos - $1::bigint + v.n, v.room, v.seq, v.type, v.eid, v.ts, v.body FROM h, "       \
+      "unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[]) "      \
+      "WITH ORDINALITY AS v(room, seq, type, eid, ts, body, n)")                                   \
+    X(OUTBOX_PAGE, "SELECT o.pos, o.room_id, o.seq, o.type, o.eid, o.ts, o.body, e.kind, "         \
+                   "e.sender, e.ts, e.client_msg_id, e.body FROM outbox o LEFT JOIN events e "     \
+                   "ON o.seq > 0 AND e.room_id = o.room_id AND e.seq = o.seq "                     \
+                   "WHERE o.pos > $1::bigint ORDER BY o.pos LIMIT $2::bigint")                     \
+    X(CONSUMER_GET, "SELECT pos FROM outbox_consumers WHERE name = $1::text")                      \
+    X(CONSUMER_PUT, "INSERT INTO outbox_consumers(name, pos) VALUES ($1::text, $2::bigint) "       \
+                    "ON CONFLICT (name) DO UPDATE SET "                                            \
+                    "pos = greatest(outbox_consumers.pos, excluded.pos)")                          \
     X(WEBHOOK_INSERT, "INSERT INTO webhooks(kind, url, secret, types, created_at) "                \
                       "VALUES ($1::int, $2, $3, $4, $5::bigint) RETURNING id")                     \
     X(WEBHOOK_DELETE, "DELETE FROM webhooks WHERE id = $1::bigint")                                \
@@ -211,6 +227,14 @@ struct arow {
     char *body;
     size_t cmid_len, body_len;
 };
+/* An outbox row of this transaction, inserted with the others by its last statement before
+ * COMMIT (positions in commit order). Log entries: type, eid and body NULL. */
+struct obrow {
+    int64_t room, seq, ts;
+    char *type, *eid, *body;
+    size_t body_len;
+};
+
 /* Rows per INSERT of optimistic appends. */
 #define APPEND_ROWS_MAX 1024
 
@@ -234,7 +258,19 @@ struct store_conn {
     size_t nundo, undo_cap;
     struct arow *rows; /* optimistic appends not sent yet (copies) */
     size_t nrows, rows_cap;
+    struct obrow *ob;            /* this transaction's outbox rows, sent before COMMIT */
+    size_t nob, ob_cap, ob_mark; /* ob_mark: nob at the job's savepoint */
 };
+
+static void ob_drop(struct store_conn *c, size_t keep)
+{
+    while (c->nob > keep) {
+        struct obrow *o = &c->ob[--c->nob];
+        free(o->type);
+        free(o->eid);
+        free(o->body);
+    }
+}
 
 static void rows_drop(struct store_conn *c)
 {
@@ -286,6 +322,8 @@ static void rows_drop(struct store_conn *c);
 static void tx_reset(struct store_conn *c)
 {
     rows_drop(c);
+    ob_drop(c, 0);
+    c->ob_mark = 0;
     c->in_tx = c->failed = c->retry = 0;
     c->optimistic = 0;
     c->nrooms = c->nundo = 0;
@@ -802,6 +840,8 @@ static void pg_conn_close(struct store_conn *c)
     free(c->q);
     rows_drop(c);
     free(c->rows);
+    ob_drop(c, 0);
+    free(c->ob);
     free(c->rooms);
     free(c->undo);
     free(c);
@@ -941,6 +981,75 @@ static int write_counters(struct store_conn *c)
     return rc;
 }
 
+/* Queues (in a transaction) or runs (outside one: each write is its own commit) the INSERT of
+ * the pending outbox rows, numbered from outbox_head. One statement per batch, whatever its
+ * size. */
+static int ob_flush(struct store_conn *c)
+{
+    struct params p = {0};
+    struct sbuf a[6];
+    char num[24];
+    int rc;
+
+    for (int i = 0; i < 6; i++) {
+        sbuf_init(&a[i]);
+        sbuf_add(&a[i], "{", 1);
+    }
+    for (size_t i = 0; i < c->nob; i++) {
+        const struct obrow *o = &c->ob[i];
+        const int64_t ints[3] = {o->room, o->seq, o->ts};
+        const int col[3] = {0, 1, 4};
+        for (int f = 0; f < 3; f++) {
+            int n = snprintf(num, sizeof(num), "%s%lld", i ? "," : "", (long long)ints[f]);
+            sbuf_add(&a[col[f]], num, (size_t)n);
+        }
+        if (i) {
+            sbuf_add(&a[2], ",", 1);
+            sbuf_add(&a[3], ",", 1);
+            sbuf_add(&a[5], ",", 1);
+        }
+        arr_text(&a[2], o->type, o->type ? strlen(o->type) : 0);
+        arr_text(&a[3], o->eid, o->eid ? strlen(o->eid) : 0);
+        arr_text(&a[5], o->body, o->body_len);
+    }
+    p_int(&p, (int64_t)c->nob);
+    for (int i = 0; i < 6; i++) {
+        sbuf_add(&a[i], "}", 2); /* with the terminator: text-format parameters are C strings */
+        p_bytes(&p, a[i].data, a[i].len - 1);
+        p.fmt[i + 1] = 0;
+    }
+    rc = defer(c, SQL_OUTBOX_INSERT, &p);
+    for (int i = 0; i < 6; i++)
+        sbuf_free(&a[i]);
+    ob_drop(c, 0);
+    return rc;
+}
+
+/* Records an outbox row of the open transaction (log entry: type NULL). Outside a transaction
+ * it is written at once. */
+static int ob_add(struct store_conn *c, int64_t room, int64_t seq, const char *type,
+                  const char *eid, int64_t ts, const struct jsonw *body)
+{
+    struct obrow *o;
+    if (c->nob == c->ob_cap) {
+        c->ob_cap = c->ob_cap ? c->ob_cap * 2 : 64;
+        c->ob = xrealloc(c->ob, c->ob_cap * sizeof(*c->ob));
+    }
+    o = &c->ob[c->nob++];
+    memset(o, 0, sizeof(*o));
+    o->room = room;
+    o->seq = seq;
+    o->ts = ts;
+    if (type) {
+        o->type = xstrndup(type, strlen(type));
+        o->eid = xstrndup(eid, strlen(eid));
+        o->body = xstrndup(jsonw_text(body), jsonw_text_len(body));
+        o->body_len = jsonw_text_len(body);
+    }
+    if (!c->writer || !c->in_tx) return ob_flush(c);
+    return CD_OK;
+}
+
 static int pg_commit(struct store_conn *c)
 {
     PGresult *r;
@@ -949,6 +1058,9 @@ static int pg_commit(struct store_conn *c)
     if (!c->writer || !c->in_tx) return CD_OK;
     if (!c->failed && !c->retry && !c->down && c->optimistic && write_counters(c) != CD_OK)
         c->failed = 1;
+    /* Last: the outbox rows take their positions here, and outbox_head stays locked only
+     * from now until COMMIT answers. */
+    if (!c->failed && !c->retry && !c->down && c->nob && ob_flush(c) != CD_OK) c->failed = 1;
     if (c->failed || c->retry || c->down) {
         rc = c->down ? CD_E_UNAVAILABLE : CD_E_IO;
         return pg_rollback(c) == CD_AGAIN ? CD_AGAIN : rc;
@@ -973,6 +1085,7 @@ static int pg_commit(struct store_conn *c)
 static int pg_savepoint(struct store_conn *c)
 {
     c->nundo = 0;
+    c->ob_mark = c->nob;
     return defer(c, SQL_SAVEPOINT, NULL);
 }
 
@@ -984,6 +1097,7 @@ static int pg_savepoint_release(struct store_conn *c, int undo)
         /* The job's appends are rolled back: so are the counters they advanced, and the ones
          * not sent yet are dropped (SAVEPOINT sent the earlier ones). */
         rows_drop(c);
+        ob_drop(c, c->ob_mark);
         while (c->nundo > 0) {
             struct seq_undo *u = &c->undo[--c->nundo];
             c->rooms[u->idx].seq = u->old;
@@ -1054,7 +1168,17 @@ static int pg_user_insert(struct store_conn *c, const char *username, const char
     p_str(&p, pwhash);
     p_int(&p, now_ms);
     rc = query_i64(c, SQL_USER_INSERT, &p, id_out);
-    return rc == CD_E_NOT_FOUND || rc == CD_E_CONFLICT ? CD_E_USERNAME_TAKEN : rc;
+    if (rc == CD_E_NOT_FOUND || rc == CD_E_CONFLICT) return CD_E_USERNAME_TAKEN;
+    if (rc == CD_OK) {
+        struct jsonw w;
+        char id[32];
+        jsonw_init(&w, 128);
+        store__user_created_json(&w, *id_out, username, now_ms);
+        snprintf(id, sizeof(id), "uc_%lld", (long long)*id_out);
+        rc = ob_add(c, 0, 0, "user.created", id, now_ms, &w);
+        jsonw_free(&w);
+    }
+    return rc;
 }
 
 static int user_row(struct store_conn *c, enum sql_id id, const struct params *p,
@@ -1255,8 +1379,15 @@ static int pg_room_insert(struct store_conn *c, struct store_room *rm, const cha
     rc = query_i64(c, SQL_ROOM_INSERT, &p, &rm->id);
     if (rc == CD_E_NOT_FOUND) return CD_E_CONFLICT; /* the dm_key is taken */
     if (rc == CD_OK) {
+        struct jsonw w;
+        char id[32];
         rm->last_seq = 0;
         rm->member_count = 0;
+        jsonw_init(&w, 256);
+        store__room_created_json(&w, rm);
+        snprintf(id, sizeof(id), "rc_%lld", (long long)rm->id);
+        rc = ob_add(c, rm->id, 0, "room.created", id, rm->created_at, &w);
+        jsonw_free(&w);
     }
     return rc;
 }
@@ -1446,6 +1577,7 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
         c->undo[c->nundo++] = (struct seq_undo){(size_t)k, c->rooms[k].seq};
         c->rooms[k].seq = seq;
         ev->seq = seq;
+        if ((rc = ob_add(c, ev->room_id, seq, NULL, NULL, 0, NULL)) != CD_OK) return rc;
         if (c->nrows >= APPEND_ROWS_MAX) return flush_rows(c);
         return CD_OK;
     }
@@ -1461,6 +1593,7 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
         if (rc == CD_OK) rc = CD_E_CONFLICT;
     } else {
         ev->seq = col_i64(r, 0, 1);
+        rc = ob_add(c, ev->room_id, ev->seq, NULL, NULL, 0, NULL);
     }
     PQclear(r);
     return rc;
@@ -1679,6 +1812,85 @@ static int pg_room_mute_get(struct store_conn *c, int64_t room_id, int64_t user_
 }
 
 /* Storage health (store.c's probe job, in a write transaction): the server answers. */
+/* One range scan of the outbox's primary key and one events primary-key lookup per log entry;
+ * the rows are fetched whole before the first callback. */
+static int pg_outbox_page(struct store_conn *c, int64_t after, int limit, store_outbox_cb cb,
+                          void *ud)
+{
+    struct params p = {0};
+    struct jsonw w;
+    PGresult *r;
+    int rc;
+
+    p_int(&p, after);
+    p_limit(&p, limit);
+    if ((rc = run(c, SQL_OUTBOX_PAGE, &p, &r)) != CD_OK) return rc;
+    jsonw_init(&w, 512);
+    for (int i = 0, rows = PQntuples(r); i < rows; i++) {
+        struct store_outbox_event ob = {.pos = col_i64(r, i, 0), .room_id = col_i64(r, i, 1)};
+        char id[48];
+        if (col_i64(r, i, 2) > 0) {
+            struct store_event ev = {.room_id = ob.room_id, .seq = col_i64(r, i, 2)};
+            if (PQgetisnull(r, i, 7)) continue; /* no such entry */
+            ev.kind = (int)col_i64(r, i, 7);
+            ev.sender = col_i64(r, i, 8);
+            ev.ts = col_i64(r, i, 9);
+            if (!PQgetisnull(r, i, 10)) {
+                ev.client_msg_id = PQgetvalue(r, i, 10);
+                ev.cmid_len = (size_t)PQgetlength(r, i, 10);
+            }
+            ev.body = PQgetvalue(r, i, 11);
+            ev.body_len = (size_t)PQgetlength(r, i, 11);
+            w.len = JSONW_HEADROOM;
+            store_event_json(&w, &ev);
+            ob.id = id;
+            ob.id_len = store__log_event_id(id, ev.kind, ev.room_id, ev.seq);
+            ob.type = store__log_event_type(ev.kind);
+            ob.ts = ev.ts;
+            ob.json = jsonw_text(&w);
+            ob.json_len = jsonw_text_len(&w);
+        } else {
+            if (PQgetisnull(r, i, 3) || PQgetisnull(r, i, 4) || PQgetisnull(r, i, 6)) continue;
+            ob.type = PQgetvalue(r, i, 3);
+            ob.id = PQgetvalue(r, i, 4);
+            ob.id_len = (size_t)PQgetlength(r, i, 4);
+            ob.ts = col_i64(r, i, 5);
+            ob.json = PQgetvalue(r, i, 6);
+            ob.json_len = (size_t)PQgetlength(r, i, 6);
+        }
+        ob.type_len = strlen(ob.type);
+        if (cb(ud, &ob)) break;
+    }
+    jsonw_free(&w);
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_consumer_get(struct store_conn *c, const char *name, int64_t *pos)
+{
+    struct params p = {0};
+    int rc;
+    p_str(&p, name);
+    rc = query_i64(c, SQL_CONSUMER_GET, &p, pos);
+    if (rc == CD_E_NOT_FOUND) {
+        *pos = 0;
+        rc = CD_OK;
+    }
+    return rc;
+}
+
+static int pg_consumer_put(struct store_conn *c, const char *name, int64_t pos)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_str(&p, name);
+    p_int(&p, pos);
+    rc = run(c, SQL_CONSUMER_PUT, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
 static int pg_probe(struct store_conn *c)
 {
     struct params p = {0};
@@ -1699,6 +1911,9 @@ const struct store_ops store_pg_ops = {
     .savepoint = pg_savepoint,
     .savepoint_release = pg_savepoint_release,
     .lock_rooms = pg_lock_rooms,
+    .outbox_page = pg_outbox_page,
+    .consumer_get = pg_consumer_get,
+    .consumer_put = pg_consumer_put,
     .user_insert = pg_user_insert,
     .user_get = pg_user_get,
     .user_by_name = pg_user_by_name,

@@ -11,6 +11,8 @@
 #include "store/store.h"
 #include "store/store_sqlite_walbuf.h"
 #include "store/store_sqlite_schema.h"
+#include "store/store_json.h"
+#include "util/jsonw.h"
 #include "util/imap.h"
 #include "util/log.h"
 #include "util/rbuf.h"
@@ -106,6 +108,16 @@ struct store {
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "         \
                     "AND seq <= ?3 + ?5 AND kind = ?4 AND sender != ?2), EXISTS (SELECT 1 FROM "   \
                     "events WHERE room_id = ?1 AND seq > ?3 + ?5)")                                \
+    X(OUTBOX_LOG, "INSERT INTO outbox(room_id, seq) VALUES (?1, ?2)")                              \
+    X(OUTBOX_OTHER, "INSERT INTO outbox(room_id, seq, type, eid, ts, body) "                       \
+                    "VALUES (?1, 0, ?2, ?3, ?4, ?5)")                                              \
+    X(OUTBOX_PAGE, "SELECT o.pos, o.room_id, o.seq, o.type, o.eid, o.ts, o.body, e.kind, "         \
+                   "e.sender, e.ts, e.client_msg_id, e.body FROM outbox o LEFT JOIN events e "     \
+                   "ON o.seq > 0 AND e.room_id = o.room_id AND e.seq = o.seq WHERE o.pos > ?1 "    \
+                   "ORDER BY o.pos LIMIT ?2")                                                      \
+    X(CONSUMER_GET, "SELECT pos FROM outbox_consumers WHERE name = ?1")                            \
+    X(CONSUMER_PUT, "INSERT INTO outbox_consumers(name, pos) VALUES (?1, ?2) ON CONFLICT(name) "   \
+                    "DO UPDATE SET pos = max(pos, excluded.pos)")                                  \
     X(WEBHOOK_INSERT, "INSERT INTO webhooks(kind, url, secret, types, created_at) "                \
                       "VALUES (?1, ?2, ?3, ?4, ?5)")                                               \
     X(WEBHOOK_DELETE, "DELETE FROM webhooks WHERE id = ?1")                                        \
@@ -389,6 +401,20 @@ static void text_col(sqlite3_stmt *s, int col, char *out, size_t cap)
     snprintf(out, cap, "%s", t ? (const char *)t : "");
 }
 
+/* An outbox row for an event that is not a log entry (its JSON stored with it). */
+static int outbox_other(struct store_conn *c, int64_t room, const char *type, const char *id,
+                        int64_t ts, const struct jsonw *w)
+{
+    sqlite3_stmt *s = stmt(c, SQL_OUTBOX_OTHER);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, ts);
+    sqlite3_bind_text(s, 5, jsonw_text(w), (int)jsonw_text_len(w), SQLITE_STATIC);
+    return step_done(c, s, "outbox_insert");
+}
+
 static int sq_user_insert(struct store_conn *c, const char *username, const char *pwhash,
                           int64_t now_ms, int64_t *id_out)
 {
@@ -399,7 +425,17 @@ static int sq_user_insert(struct store_conn *c, const char *username, const char
     sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, now_ms);
     rc = step_insert(c, s, "user_insert", id_out);
-    return rc == CD_E_CONFLICT ? CD_E_USERNAME_TAKEN : rc;
+    if (rc == CD_E_CONFLICT) return CD_E_USERNAME_TAKEN;
+    if (rc == CD_OK) {
+        struct jsonw w;
+        char id[32];
+        jsonw_init(&w, 128);
+        store__user_created_json(&w, *id_out, username, now_ms);
+        snprintf(id, sizeof(id), "uc_%lld", (long long)*id_out);
+        rc = outbox_other(c, 0, "user.created", id, now_ms, &w);
+        jsonw_free(&w);
+    }
+    return rc;
 }
 
 static int user_row(struct store_conn *c, sqlite3_stmt *s, struct store_user *out)
@@ -630,8 +666,15 @@ static int sq_room_insert(struct store_conn *c, struct store_room *r, const char
     if (dm_key) sqlite3_bind_text(s, 6, dm_key, -1, SQLITE_STATIC);
     rc = step_insert(c, s, "room_insert", &r->id); /* a taken dm_key is the only constraint */
     if (rc == CD_OK) {
+        struct jsonw w;
+        char id[32];
         r->last_seq = 0; /* *r now mirrors the new row */
         r->member_count = 0;
+        jsonw_init(&w, 256);
+        store__room_created_json(&w, r);
+        snprintf(id, sizeof(id), "rc_%lld", (long long)r->id);
+        rc = outbox_other(c, r->id, "room.created", id, r->created_at, &w);
+        jsonw_free(&w);
     }
     return rc;
 }
@@ -831,6 +874,8 @@ static int sq_event_append(struct store_conn *c, struct store_event *ev)
      * client_msg_id) pair exists (the seq is ours alone: single writer). */
     if ((rc = step_done(c, s, "event_insert")) != CD_OK) return rc;
     if (sqlite3_changes(c->db) == 0) return CD_E_CONFLICT;
+    /* Its outbox row: pos is the rowid, in commit order (one writer). */
+    if ((rc = exec_ii(c, SQL_OUTBOX_LOG, ev->room_id, se->last_seq + 1)) != CD_OK) return rc;
     ev->seq = ++se->last_seq;
     return CD_OK;
 }
@@ -901,6 +946,89 @@ static int sq_unread_count(struct store_conn *c, int64_t room_id, int64_t user_i
     }
     sqlite3_reset(s);
     return rc;
+}
+
+static const char *col_text_len(sqlite3_stmt *s, int col, size_t *len)
+{
+    const char *t = (const char *)sqlite3_column_text(s, col);
+    *len = t ? (size_t)sqlite3_column_bytes(s, col) : 0;
+    return t;
+}
+
+/* One range scan of the outbox's rowids, plus one (room_id, seq) index lookup and one events
+ * row per log entry. The JSON is built per row into one reused buffer. */
+static int sq_outbox_page(struct store_conn *c, int64_t after, int limit, store_outbox_cb cb,
+                          void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_OUTBOX_PAGE);
+    struct jsonw w;
+    int rc;
+
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int(s, 2, limit);
+    jsonw_init(&w, 512);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_outbox_event ob = {.pos = sqlite3_column_int64(s, 0),
+                                        .room_id = sqlite3_column_int64(s, 1)};
+        char id[48];
+        if (sqlite3_column_int64(s, 2) > 0) {
+            struct store_event ev = {.room_id = ob.room_id, .seq = sqlite3_column_int64(s, 2)};
+            if (sqlite3_column_type(s, 7) == SQLITE_NULL) continue; /* no such entry */
+            ev.kind = sqlite3_column_int(s, 7);
+            ev.sender = sqlite3_column_int64(s, 8);
+            ev.ts = sqlite3_column_int64(s, 9);
+            ev.client_msg_id = col_text_len(s, 10, &ev.cmid_len);
+            ev.body = col_text_len(s, 11, &ev.body_len);
+            if (!ev.body) ev.body = "";
+            w.len = JSONW_HEADROOM;
+            store_event_json(&w, &ev);
+            ob.id = id;
+            ob.id_len = store__log_event_id(id, ev.kind, ev.room_id, ev.seq);
+            ob.type = store__log_event_type(ev.kind);
+            ob.type_len = strlen(ob.type);
+            ob.ts = ev.ts;
+            ob.json = jsonw_text(&w);
+            ob.json_len = jsonw_text_len(&w);
+        } else {
+            ob.type = col_text_len(s, 3, &ob.type_len);
+            ob.id = col_text_len(s, 4, &ob.id_len);
+            ob.ts = sqlite3_column_int64(s, 5);
+            ob.json = col_text_len(s, 6, &ob.json_len);
+            if (!ob.type || !ob.id || !ob.json) continue;
+        }
+        if (cb(ud, &ob)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "outbox_page");
+    sqlite3_reset(s);
+    jsonw_free(&w);
+    return rc;
+}
+
+static int sq_consumer_get(struct store_conn *c, const char *name, int64_t *pos)
+{
+    sqlite3_stmt *s = stmt(c, SQL_CONSUMER_GET);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    rc = step_int64(c, s, "consumer_get", pos);
+    if (rc == CD_E_NOT_FOUND) {
+        *pos = 0;
+        rc = CD_OK;
+    }
+    return rc;
+}
+
+static int sq_consumer_put(struct store_conn *c, const char *name, int64_t pos)
+{
+    sqlite3_stmt *s = stmt(c, SQL_CONSUMER_PUT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, pos);
+    return step_done(c, s, "consumer_put");
 }
 
 static int sq_webhook_insert(struct store_conn *c, struct store_webhook *w)
@@ -1138,6 +1266,9 @@ const struct store_ops store_sqlite_ops = {
     .events_page = sq_events_page,
     .read_mark = sq_read_mark,
     .unread_count = sq_unread_count,
+    .outbox_page = sq_outbox_page,
+    .consumer_get = sq_consumer_get,
+    .consumer_put = sq_consumer_put,
     .webhook_insert = sq_webhook_insert,
     .webhook_delete = sq_webhook_delete,
     .webhook_get = sq_webhook_get,

@@ -98,7 +98,26 @@ static const char *const store_sqlite_migrations[] = {
      * never revoked cost no entry. */
     "CREATE INDEX sessions_revoked ON sessions(revoked_at) WHERE revoked_at IS NOT NULL;",
 
-    /* 6: webhooks (endpoints and durable deliveries) and per-user room settings (mute).
+    /* 6: the outbox (issue 13): one row per committed log entry, user or room creation, written
+     * in the same transaction; pos (the rowid) is the global commit order (one writer). A log
+     * entry's row is only (room_id, seq): readers join the log for the rest, so an append adds
+     * ~10 bytes to a page the batch's other appends share. Other events carry their type, id,
+     * time and JSON (seq 0). Rows are never deleted: pos never goes back (no AUTOINCREMENT
+     * needed). The existing log is indexed in its append order. outbox_consumers: the saved
+     * positions of named consumers. */
+    "CREATE TABLE outbox ("
+    "  pos INTEGER PRIMARY KEY,"
+    "  room_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  type TEXT,"
+    "  eid TEXT,"
+    "  ts INTEGER,"
+    "  body TEXT);"
+    "INSERT INTO outbox(room_id, seq) SELECT room_id, seq FROM events ORDER BY id;"
+    "CREATE TABLE outbox_consumers ("
+    "  name TEXT PRIMARY KEY,"
+    "  pos INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 7: webhooks (endpoints and durable deliveries) and per-user room settings (mute).
      * deliveries is unique by (endpoint_id, event_id): an event enqueued again by a consumer
      * that resumes after a crash is one delivery. deliveries_due serves the engine's scan of
      * pending rows by due time; dead rows are listed by id (the primary key). */

@@ -698,6 +698,139 @@ static void bulk_appends_in_one_transaction(void **state)
     assert_int_equal(capped, STORE_CASES_BULK > 1000);
 }
 
+/* ---- the outbox ---- */
+
+#define OB_MAX 64
+struct ob_collect {
+    int n, stop_after;
+    int64_t pos[OB_MAX], room[OB_MAX], ts[OB_MAX];
+    char id[OB_MAX][48], type[OB_MAX][24], json[OB_MAX][256];
+};
+
+static int on_outbox(void *ud, const struct store_outbox_event *ev)
+{
+    struct ob_collect *k = ud;
+    assert_true(k->n < OB_MAX);
+    k->pos[k->n] = ev->pos;
+    k->room[k->n] = ev->room_id;
+    k->ts[k->n] = ev->ts;
+    snprintf(k->id[k->n], sizeof(k->id[0]), "%.*s", (int)ev->id_len, ev->id);
+    snprintf(k->type[k->n], sizeof(k->type[0]), "%.*s", (int)ev->type_len, ev->type);
+    snprintf(k->json[k->n], sizeof(k->json[0]), "%.*s", (int)ev->json_len, ev->json);
+    k->n++;
+    return k->stop_after && k->n >= k->stop_after;
+}
+
+static void outbox(struct store_conn *c, int64_t after, int limit, struct ob_collect *k)
+{
+    memset(k, 0, sizeof(*k));
+    assert_int_equal(T_OPS->outbox_page(c, after, limit, on_outbox, k), CD_OK);
+}
+
+/* Users, rooms and log entries become events in the order they were written, positions 1..n
+ * without gaps, with stable ids and the entries' JSON; paging by position. */
+static void outbox_records_writes_in_order(void **state)
+{
+    struct fx *f = *state;
+    struct ob_collect k;
+    int64_t r, s1;
+    char id[48];
+
+    r = room_new(f, "ob", NULL);
+    assert_int_equal(append_full(f, r, EV_MEMBER, f->alice, NULL, "{\"user\":\"u_1\"}", NULL),
+                     CD_OK);
+    s1 = append(f, r, f->bob, "c1", "hello \"you\"");
+    outbox(f->c, 0, 100, &k);
+    assert_int_equal(k.n, 6); /* 3 users (fixture), the room, 2 entries */
+    for (int i = 0; i < k.n; i++)
+        assert_int_equal(k.pos[i], i + 1);
+    assert_string_equal(k.type[0], "user.created");
+    snprintf(id, sizeof(id), "uc_%lld", (long long)f->alice);
+    assert_string_equal(k.id[0], id);
+    assert_non_null(strstr(k.json[0], "\"username\":\"alice\""));
+    assert_int_equal(k.room[0], 0);
+    assert_string_equal(k.type[3], "room.created");
+    assert_int_equal(k.room[3], r);
+    assert_int_equal(k.ts[3], 1000);
+    assert_non_null(strstr(k.json[3], "\"name\":\"ob\""));
+    assert_string_equal(k.type[4], "member");
+    snprintf(id, sizeof(id), "e_%lld_1", (long long)r);
+    assert_string_equal(k.id[4], id);
+    assert_non_null(strstr(k.json[4], "\"type\":\"member\""));
+    assert_string_equal(k.type[5], "message");
+    snprintf(id, sizeof(id), "m_%lld_%lld", (long long)r, (long long)s1);
+    assert_string_equal(k.id[5], id);
+    assert_int_equal(k.ts[5], 5000);
+    assert_non_null(strstr(k.json[5], "\"body\":\"hello \\\"you\\\"\""));
+    assert_non_null(strstr(k.json[5], "\"client_msg_id\":\"c1\""));
+
+    /* a refused duplicate adds nothing */
+    assert_int_equal(append_full(f, r, EV_MESSAGE, f->bob, "c1", "again", NULL), CD_E_CONFLICT);
+    outbox(f->c, 4, 100, &k);
+    assert_int_equal(k.n, 2);
+    assert_int_equal(k.pos[0], 5);
+    outbox(f->c, 0, 2, &k);
+    assert_int_equal(k.n, 2);
+    outbox(f->c, 6, 100, &k);
+    assert_int_equal(k.n, 0);
+    k.stop_after = 1;
+    k.n = 0;
+    assert_int_equal(T_OPS->outbox_page(f->c, 0, 10, on_outbox, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+}
+
+/* A job's rolled-back savepoint takes its outbox rows with it; a committed transaction's rows
+ * follow the earlier ones without a gap, readable on a read connection. */
+static void outbox_follows_savepoints_and_commits(void **state)
+{
+    struct fx *f = *state;
+    struct store_conn *rd;
+    struct ob_collect k;
+    int64_t r = room_new(f, "tx", NULL);
+
+    assert_int_equal(f->ops->begin(f->c), CD_OK);
+    assert_int_equal(f->ops->savepoint(f->c), CD_OK);
+    append(f, r, f->alice, NULL, "undone");
+    assert_int_equal(f->ops->savepoint_release(f->c, 1), CD_OK);
+    assert_int_equal(f->ops->savepoint(f->c), CD_OK);
+    append(f, r, f->alice, NULL, "kept");
+    assert_int_equal(f->ops->savepoint_release(f->c, 0), CD_OK);
+    append(f, r, f->bob, NULL, "kept too");
+    assert_int_equal(f->ops->commit(f->c), CD_OK);
+
+    assert_int_equal(f->ops->begin(f->c), CD_OK);
+    append(f, r, f->alice, NULL, "rolled back");
+    assert_int_equal(f->ops->rollback(f->c), CD_OK);
+
+    assert_int_equal(f->ops->conn_open(f->st, 0, &rd), CD_OK);
+    outbox(rd, 4, 100, &k);
+    assert_int_equal(k.n, 2);
+    assert_int_equal(k.pos[0], 5);
+    assert_int_equal(k.pos[1], 6);
+    assert_non_null(strstr(k.json[0], "\"body\":\"kept\""));
+    assert_non_null(strstr(k.json[1], "\"body\":\"kept too\""));
+    f->ops->conn_close(rd);
+}
+
+static void consumer_positions_are_monotonic(void **state)
+{
+    struct fx *f = *state;
+    int64_t pos = -1;
+
+    assert_int_equal(f->ops->consumer_get(f->c, "webhooks", &pos), CD_OK);
+    assert_int_equal(pos, 0);
+    assert_int_equal(f->ops->consumer_put(f->c, "webhooks", 7), CD_OK);
+    assert_int_equal(f->ops->consumer_put(f->c, "webhooks", 5), CD_OK); /* never back */
+    assert_int_equal(f->ops->consumer_put(f->c, "kafka", 2), CD_OK);
+    assert_int_equal(f->ops->consumer_get(f->c, "webhooks", &pos), CD_OK);
+    assert_int_equal(pos, 7);
+    assert_int_equal(f->ops->consumer_put(f->c, "webhooks", 9), CD_OK);
+    assert_int_equal(f->ops->consumer_get(f->c, "webhooks", &pos), CD_OK);
+    assert_int_equal(pos, 9);
+    assert_int_equal(f->ops->consumer_get(f->c, "kafka", &pos), CD_OK);
+    assert_int_equal(pos, 2);
+}
+
 /* Webhook endpoints: insert, get, list in id order, delete. */
 static int count_webhook(void *ud, const struct store_webhook *w)
 {
@@ -852,6 +985,9 @@ static void room_mute_per_user(void **state)
         cmocka_unit_test_setup_teardown(room_get_and_update, setup, teardown),                     \
         cmocka_unit_test_setup_teardown(reader_and_reopen_see_log, setup, teardown),               \
         cmocka_unit_test_setup_teardown(bulk_appends_in_one_transaction, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(outbox_records_writes_in_order, setup, teardown),          \
+        cmocka_unit_test_setup_teardown(outbox_follows_savepoints_and_commits, setup, teardown),   \
+        cmocka_unit_test_setup_teardown(consumer_positions_are_monotonic, setup, teardown),        \
         cmocka_unit_test_setup_teardown(webhooks_insert_list_delete, setup, teardown),             \
         cmocka_unit_test_setup_teardown(deliveries_lifecycle, setup, teardown),                    \
         cmocka_unit_test_setup_teardown(room_mute_per_user, setup, teardown),
