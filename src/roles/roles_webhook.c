@@ -14,7 +14,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "outbox/outbox.h"
 #include "roles/roles_db.h"
+#include "util/jsonw.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -43,6 +45,7 @@ struct roles_webhook {
     int kicked;      /* under mu */
     atomic_int stop; /* read by curl's progress callback */
     CURL *curl;
+    struct outbox_consumer *feed; /* NULL when not started */
 };
 
 void roles_webhook_sign(const char *secret, int64_t t, const char *body, size_t len,
@@ -354,9 +357,81 @@ void roles_webhook_kick(struct roles_webhook *wh)
     pthread_mutex_unlock(&wh->mu);
 }
 
+/* ---- the feed: outbox events to delivery rows ---- */
+
+struct feed {
+    struct roles_webhook *wh;
+    const struct store_outbox_event *evs;
+    size_t n;
+    const struct store_outbox_event *ev; /* the event being enqueued */
+    const struct store_ops *ops;
+    struct store_conn *c;
+    struct jsonw body;
+    int rc;
+    size_t queued;
+};
+
+static void feed_target(void *ud, int64_t endpoint_id)
+{
+    struct feed *f = ud;
+    struct store_delivery d = {.endpoint_id = endpoint_id,
+                               .body = jsonw_text(&f->body),
+                               .body_len = jsonw_text_len(&f->body)};
+    int inserted = 0, rc;
+    if (f->rc != CD_OK) return;
+    snprintf(d.event_id, sizeof(d.event_id), "%.*s", (int)f->ev->id_len, f->ev->id);
+    d.created_at = d.next_at = clock_unix_ms();
+    rc = f->ops->delivery_insert(f->c, &d, &inserted);
+    if (rc != CD_OK) f->rc = rc;
+    f->queued += (size_t)inserted;
+}
+
+static int feed_write(const struct store_ops *ops, struct store_conn *c, void *ud)
+{
+    struct feed *f = ud;
+    f->ops = ops;
+    f->c = c;
+    f->rc = CD_OK;
+    f->queued = 0;
+    for (size_t i = 0; i < f->n && f->rc == CD_OK; i++) {
+        int rc;
+        f->ev = &f->evs[i];
+        jsonw_free(&f->body);
+        jsonw_init(&f->body, f->ev->json_len + 128);
+        outbox_event_json(&f->body, f->ev);
+        rc = roles_webhook_targets(ops, c, &f->wh->cfg, f->ev->type, f->ev->type_len, feed_target,
+                                   f);
+        if (rc != CD_OK) f->rc = rc;
+    }
+    return f->rc;
+}
+
+static int feed_handle(void *ud, const struct store_outbox_event *evs, size_t n)
+{
+    struct feed f = {.wh = ud, .evs = evs, .n = n};
+    int rc;
+    jsonw_init(&f.body, 256);
+    rc = roles_write(f.wh->db, feed_write, &f);
+    jsonw_free(&f.body);
+    if (rc == CD_OK && f.queued) roles_webhook_kick(f.wh);
+    return rc;
+}
+
+int roles_webhook_feed_start(struct roles_webhook *wh, int batch, int poll_ms)
+{
+    struct outbox_consumer_cfg oc = {0};
+    oc.name = "webhooks";
+    oc.handle = feed_handle;
+    oc.ud = wh;
+    oc.batch = batch;
+    oc.poll_ms = poll_ms;
+    return outbox_consumer_start(wh->db, &oc, &wh->feed);
+}
+
 void roles_webhook_stop(struct roles_webhook *wh)
 {
     if (!wh) return;
+    outbox_consumer_stop(wh->feed);
     atomic_store(&wh->stop, 1);
     roles_webhook_kick(wh);
     pthread_join(wh->thread, NULL);

@@ -37,8 +37,14 @@ struct roles_webhook;
  * whatever is pending in the store, including rows left by an earlier run. */
 int roles_webhook_start(struct store_db *db, const struct roles_webhook_cfg *cfg,
                         struct roles_webhook **out);
-/* Stop: an in-flight request is aborted (it stays pending), the thread is joined. Blocks. NULL
- * is fine. Call before store_db_close. */
+/* Start the outbox consumer "webhooks" that turns every event matching an endpoint's type
+ * filter (the default endpoint's --webhook-types, each registered endpoint's types) into a
+ * delivery row, written durably before its position advances: across a crash an event is
+ * enqueued again at worst, and the (endpoint, event id) key makes that a no-op. The body
+ * POSTed is the outbox envelope (outbox.h, outbox_event_json). CD_OK or the outbox's error. */
+int roles_webhook_feed_start(struct roles_webhook *wh, int batch, int poll_ms);
+/* Stop: the feed first (its batch ends), then the engine: an in-flight request is aborted (it
+ * stays pending), the thread is joined. Blocks. NULL is fine. Call before store_db_close. */
 void roles_webhook_stop(struct roles_webhook *wh);
 /* New rows were committed: look now instead of at the next poll. Any thread. */
 void roles_webhook_kick(struct roles_webhook *wh);

@@ -521,7 +521,15 @@ int app_run(struct cfg *cfg)
         .on_tick = hub_tick,
         .on_loop_end = hub_loop_end,
     };
+    if ((rc = app_roles_start(app)) != CD_OK) {
+        log_error("cannot start the background roles", "\"status\":\"%s\"", cd_status_code(rc));
+        app_roles_stop(app);
+        cluster_quiesce(app->cluster);
+        store_db_close(&app->db);
+        goto done;
+    }
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
+        app_roles_stop(app);
         cluster_quiesce(app->cluster);
         store_db_close(&app->db);
         goto done;
@@ -544,6 +552,7 @@ int app_run(struct cfg *cfg)
     uv_run(main_loop, UV_RUN_DEFAULT);
 
     net_join(&app->net);
+    app_roles_stop(app);                  /* their consumers read the store and ask presence */
     presence_redis_close(app->gpresence); /* after every connection's close was reported */
     app->gpresence = NULL;
     cluster_quiesce(app->cluster); /* no more storage reads from the cluster's thread */

@@ -41,7 +41,12 @@ struct app {
     struct cluster *cluster;          /* NULL on a single node (no --nats-url) */
     struct presence_redis *gpresence; /* NULL without --redis-url */
     _Atomic int ready;                /* /readyz: 1 once storage is open and listeners are up */
-    char node_id[128];                /* --node-id, else <hostname>-<pid> */
+    /* background roles (app_roles.c), NULL when not running here */
+    struct roles_webhook *webhooks;
+    struct roles_notifier *notifier;
+    struct roles_exporter *exporter;
+    struct roles_relay *relay;
+    char node_id[128]; /* --node-id, else <hostname>-<pid> */
 };
 
 /* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.
@@ -188,6 +193,10 @@ void api_history(struct api_req *r);
 void api_message_post(struct api_req *r);
 /* api_webhooks.c: room settings, webhook endpoints and dead letters */
 void api_room_settings(struct api_req *r);
+/* app_roles.c: start the roles this process runs (after the store and presence are up; CD_OK
+ * or the first failure, logged); stop them all (before presence and the store close). */
+int app_roles_start(struct app *app);
+void app_roles_stop(struct app *app);
 void api_webhooks_list(struct api_req *r);
 void api_webhooks_create(struct api_req *r);
 void api_webhooks_delete(struct api_req *r);
