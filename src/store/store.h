@@ -96,6 +96,14 @@ struct store_outbox_event {
     size_t json_len;
 };
 typedef int (*store_outbox_cb)(void *ud, const struct store_outbox_event *ev); /* nonzero stops */
+
+#define STORE_APIKEY_NAME_MAX 64
+struct store_apikey {
+    int64_t id;
+    char name[STORE_APIKEY_NAME_MAX + 1];
+    int64_t created_at, revoked_at; /* unix ms; revoked_at 0 = active */
+};
+typedef int (*store_apikey_cb)(void *ud, const struct store_apikey *k); /* nonzero stops */
 /* A room of a user, with the user's membership, for room listings. */
 typedef int (*store_room_cb)(void *ud, const struct store_room *room, const struct store_member *m);
 
@@ -231,6 +239,16 @@ struct store_ops {
     /* pos = max(saved, pos): a late or repeated save never moves a consumer back. Writer
      * connection (SQLite readers are read-only). */
     int (*consumer_put)(struct store_conn *c, const char *name, int64_t pos);
+
+    /* API keys of the server API (/v1/server/...): only the SHA-256 of a key is stored. */
+    int (*apikey_insert)(struct store_conn *c, const char *name, const uint8_t hash[32],
+                         int64_t now_ms, int64_t *id_out);
+    /* The key whose hash this is, revoked or not (revoked_at tells): CD_E_NOT_FOUND when none. */
+    int (*apikey_by_hash)(struct store_conn *c, const uint8_t hash[32], struct store_apikey *out);
+    /* Every key in id order. */
+    int (*apikey_list)(struct store_conn *c, store_apikey_cb cb, void *ud);
+    /* Sets revoked_at: CD_E_NOT_FOUND when the key is unknown or already revoked. */
+    int (*apikey_revoke)(struct store_conn *c, int64_t id, int64_t now_ms);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -117,6 +117,14 @@ static const char *const store_sqlite_migrations[] = {
     "CREATE TABLE outbox_consumers ("
     "  name TEXT PRIMARY KEY,"
     "  pos INTEGER NOT NULL) WITHOUT ROWID;",
+
+    /* 7: API keys of the server API: the SHA-256 of each key, never the key. */
+    "CREATE TABLE api_keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  hash BLOB NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER);",
 };
 
 static const int store_sqlite_nmigrations =
