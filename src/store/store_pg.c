@@ -160,7 +160,7 @@ struct store {
     X(CONSUMER_GET, "SELECT pos FROM outbox_consumers WHERE name = $1::text")                      \
     X(CONSUMER_PUT, "INSERT INTO outbox_consumers(name, pos) VALUES ($1::text, $2::bigint) "       \
                     "ON CONFLICT (name) DO UPDATE SET "                                            \
-                    "pos = greatest(outbox_consumers.pos, excluded.pos)")                      \
+                    "pos = greatest(outbox_consumers.pos, excluded.pos)")                          \
     X(APIKEY_INSERT, "INSERT INTO api_keys(name, hash, created_at) "                               \
                      "VALUES ($1::text, $2::bytea, $3::bigint) RETURNING id")                      \
     X(APIKEY_BY_HASH, "SELECT id, name, created_at, coalesce(revoked_at, 0) FROM api_keys "        \

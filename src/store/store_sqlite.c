@@ -114,7 +114,7 @@ struct store {
                    "ORDER BY o.pos LIMIT ?2")                                                      \
     X(CONSUMER_GET, "SELECT pos FROM outbox_consumers WHERE name = ?1")                            \
     X(CONSUMER_PUT, "INSERT INTO outbox_consumers(name, pos) VALUES (?1, ?2) ON CONFLICT(name) "   \
-                    "DO UPDATE SET pos = max(pos, excluded.pos)")                                \
+                    "DO UPDATE SET pos = max(pos, excluded.pos)")                                  \
     X(APIKEY_INSERT, "INSERT INTO api_keys(name, hash, created_at) VALUES (?1, ?2, ?3)")           \
     X(APIKEY_BY_HASH, "SELECT id, name, created_at, coalesce(revoked_at, 0) FROM api_keys "        \
                       "WHERE hash = ?1")                                                           \
