@@ -1,10 +1,11 @@
 /* chatd - real-time chat server. See README.md and `chatd --help`.
- * `chatd migrate ...` is a one-shot command (store/store_migrate.h); anything else runs the
- * server with the settings of server/config.h. */
+ * `chatd migrate ...` and `chatd apikey ...` are one-shot commands (store/store_migrate.h,
+ * server/cli.h); anything else runs the server with the settings of server/config.h. */
 #include <stdio.h>
 #include <string.h>
 
 #include "server/app.h"
+#include "server/cli.h"
 #include "server/config.h"
 #include "store/store_migrate.h"
 
@@ -73,6 +74,8 @@ int main(int argc, char **argv)
     int rc;
 
     if (argc > 1 && !strcmp(argv[1], "migrate")) return migrate_main(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "apikey"))
+        return cli_apikey_main(argc, argv, environ, stdout, stderr);
     rc = cfg_load(&cfg, argc, argv, environ, stdout, stderr);
     if (rc == CFG_EXIT_OK) {
         cfg_free(&cfg);

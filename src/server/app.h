@@ -41,12 +41,8 @@ struct app {
     struct cluster *cluster;          /* NULL on a single node (no --nats-url) */
     struct presence_redis *gpresence; /* NULL without --redis-url */
     _Atomic int ready;                /* /readyz: 1 once storage is open and listeners are up */
-    /* background roles (app_roles.c), NULL when not running here */
-    struct roles_webhook *webhooks;
-    struct roles_notifier *notifier;
-    struct roles_exporter *exporter;
-    struct roles_relay *relay;
-    char node_id[128]; /* --node-id, else <hostname>-<pid> */
+    struct roles_run *roles;          /* the background roles' workers (app_roles.c) */
+    char node_id[128];                /* --node-id, else <hostname>-<pid> */
 };
 
 /* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.

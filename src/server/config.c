@@ -6,7 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "roles/roles.h"
 #include "util/rbuf.h"
+#include "util/status.h"
 
 enum cfg_type { T_STR, T_INT, T_BOOL };
 
@@ -189,7 +191,8 @@ void cfg_usage(FILE *out)
     char env[64];
     fprintf(out,
             "Usage: chatd [options]\n"
-            "       chatd migrate --help (SQLite data dir to PostgreSQL)\n\n"
+            "       chatd migrate --help (SQLite data dir to PostgreSQL)\n"
+            "       chatd apikey --help (API keys of the server API)\n\n"
             "chatd " CHATD_VERSION " - real-time chat server (HTTP + WebSocket).\n"
             "Precedence: flag > environment > config file > default.\n\n"
             "  --help                  print this help and exit\n"
@@ -306,7 +309,23 @@ int cfg_load(struct cfg *c, int argc, char **argv, char **envp, FILE *out, FILE 
         }
         if (cfg_set(c, d, val, "command line", err)) return CFG_ERROR;
     }
-    return cfg_check_ranges(c, err);
+    if (cfg_check_ranges(c, err) != CFG_OK) return CFG_ERROR;
+    {
+        char bad[64];
+        if (roles_parse(c->roles, &c->roles_mask, bad, sizeof(bad)) != CD_OK) {
+            fprintf(err,
+                    "chatd: --roles: unknown role '%s' (gateway, relay, notifier, exporter, "
+                    "indexer or all)\n",
+                    bad);
+            return CFG_ERROR;
+        }
+    }
+    if (c->events_wait_max < 1 || c->events_wait_max > 300) {
+        fprintf(err, "chatd: --events-wait-max is 1 to 300 seconds, got %lld\n",
+                (long long)c->events_wait_max);
+        return CFG_ERROR;
+    }
+    return CFG_OK;
 }
 
 void cfg_free(struct cfg *c)

@@ -95,6 +95,14 @@
     X(allowed_origins, "allowed-origins", STR, "",                                                 \
       "other web origins (scheme://host[:port], comma-separated, or *) allowed to use the "        \
       "REST API (CORS) and open WebSockets; empty = same origin only")                             \
+    X(roles, "roles", STR, "all",                                                                  \
+      "what this process runs, comma-separated: gateway (HTTP, WebSocket), relay, notifier, "      \
+      "exporter, indexer; all = every one. Without gateway only /healthz, /readyz, /metrics "      \
+      "are served")                                                                                \
+    X(server_rate, "server-rate", INT, "100",                                                      \
+      "server API (/v1/server/...) requests per second per API key (burst 2x)")                    \
+    X(events_wait_max, "events-wait-max", INT, "30",                                               \
+      "longest long-poll of GET /v1/server/events?wait=, seconds (1-300)")                         \
     X(webhook_url, "webhook-url", STR, "",                                                         \
       "default webhook endpoint (http:// or https://) for outbox events; empty = none")            \
     X(webhook_secret, "webhook-secret", STR, "",                                                   \
@@ -133,7 +141,8 @@ struct cfg {
 #define CFG_FIELD(field, flag, type, def, help) CFG_FIELD_##type(field)
     CFG_MAP(CFG_FIELD)
 #undef CFG_FIELD
-    char *config_file; /* --config / CHATD_CONFIG, NULL if none */
+    char *config_file;   /* --config / CHATD_CONFIG, NULL if none */
+    unsigned roles_mask; /* --roles parsed (roles/roles.h enum roles_bit) */
 };
 
 enum cfg_result { CFG_OK = 0, CFG_EXIT_OK = 1, CFG_ERROR = -1 };

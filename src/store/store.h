@@ -96,6 +96,14 @@ struct store_outbox_event {
     size_t json_len;
 };
 typedef int (*store_outbox_cb)(void *ud, const struct store_outbox_event *ev); /* nonzero stops */
+
+#define STORE_APIKEY_NAME_MAX 64
+struct store_apikey {
+    int64_t id;
+    char name[STORE_APIKEY_NAME_MAX + 1];
+    int64_t created_at, revoked_at; /* unix ms; revoked_at 0 = active */
+};
+typedef int (*store_apikey_cb)(void *ud, const struct store_apikey *k); /* nonzero stops */
 #define STORE_WEBHOOK_URL_MAX    1024
 #define STORE_WEBHOOK_SECRET_MAX 128
 #define STORE_WEBHOOK_TYPES_MAX  256
@@ -266,6 +274,16 @@ struct store_ops {
     /* pos = max(saved, pos): a late or repeated save never moves a consumer back. Writer
      * connection (SQLite readers are read-only). */
     int (*consumer_put)(struct store_conn *c, const char *name, int64_t pos);
+
+    /* API keys of the server API (/v1/server/...): only the SHA-256 of a key is stored. */
+    int (*apikey_insert)(struct store_conn *c, const char *name, const uint8_t hash[32],
+                         int64_t now_ms, int64_t *id_out);
+    /* The key whose hash this is, revoked or not (revoked_at tells): CD_E_NOT_FOUND when none. */
+    int (*apikey_by_hash)(struct store_conn *c, const uint8_t hash[32], struct store_apikey *out);
+    /* Every key in id order. */
+    int (*apikey_list)(struct store_conn *c, store_apikey_cb cb, void *ud);
+    /* Sets revoked_at: CD_E_NOT_FOUND when the key is unknown or already revoked. */
+    int (*apikey_revoke)(struct store_conn *c, int64_t id, int64_t now_ms);
     /* webhooks (roles_webhook.c): endpoints, and one delivery row per (endpoint, event id), so
      * an event enqueued twice (a consumer that resumes after a crash) is delivered once. */
     int (*webhook_insert)(struct store_conn *c, struct store_webhook *w); /* sets w->id */

@@ -164,6 +164,14 @@ struct store {
     X(CONSUMER_PUT, "INSERT INTO outbox_consumers(name, pos) VALUES ($1::text, $2::bigint) "       \
                     "ON CONFLICT (name) DO UPDATE SET "                                            \
                     "pos = greatest(outbox_consumers.pos, excluded.pos)")                          \
+    X(APIKEY_INSERT, "INSERT INTO api_keys(name, hash, created_at) "                               \
+                     "VALUES ($1::text, $2::bytea, $3::bigint) RETURNING id")                      \
+    X(APIKEY_BY_HASH, "SELECT id, name, created_at, coalesce(revoked_at, 0) FROM api_keys "        \
+                      "WHERE hash = $1::bytea")                                                    \
+    X(APIKEY_LIST, "SELECT id, name, created_at, coalesce(revoked_at, 0) FROM api_keys "           \
+                   "ORDER BY id")                                                                  \
+    X(APIKEY_REVOKE, "UPDATE api_keys SET revoked_at = $2::bigint "                                \
+                     "WHERE id = $1::bigint AND revoked_at IS NULL")                               \
     X(WEBHOOK_INSERT, "INSERT INTO webhooks(kind, url, secret, types, created_at) "                \
                       "VALUES ($1::int, $2, $3, $4, $5::bigint) RETURNING id")                     \
     X(WEBHOOK_DELETE, "DELETE FROM webhooks WHERE id = $1::bigint")                                \
@@ -1891,6 +1899,61 @@ static int pg_consumer_put(struct store_conn *c, const char *name, int64_t pos)
     return rc;
 }
 
+static int pg_apikey_insert(struct store_conn *c, const char *name, const uint8_t hash[32],
+                            int64_t now_ms, int64_t *id_out)
+{
+    struct params p = {0};
+    p_str(&p, name);
+    p_bytes(&p, hash, 32);
+    p_int(&p, now_ms);
+    return query_i64(c, SQL_APIKEY_INSERT, &p, id_out);
+}
+
+static void apikey_row(const PGresult *r, int row, struct store_apikey *k)
+{
+    k->id = col_i64(r, row, 0);
+    col_text(r, row, 1, k->name, sizeof(k->name));
+    k->created_at = col_i64(r, row, 2);
+    k->revoked_at = col_i64(r, row, 3);
+}
+
+static int pg_apikey_by_hash(struct store_conn *c, const uint8_t hash[32], struct store_apikey *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_bytes(&p, hash, 32);
+    if ((rc = run(c, SQL_APIKEY_BY_HASH, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0)
+        rc = CD_E_NOT_FOUND;
+    else
+        apikey_row(r, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_apikey_list(struct store_conn *c, store_apikey_cb cb, void *ud)
+{
+    PGresult *r;
+    int rc;
+    if ((rc = run(c, SQL_APIKEY_LIST, NULL, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_apikey k;
+        apikey_row(r, i, &k);
+        if (cb(ud, &k)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_apikey_revoke(struct store_conn *c, int64_t id, int64_t now_ms)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    p_int(&p, now_ms);
+    return exec_one(c, SQL_APIKEY_REVOKE, &p);
+}
+
 static int pg_probe(struct store_conn *c)
 {
     struct params p = {0};
@@ -1914,6 +1977,10 @@ const struct store_ops store_pg_ops = {
     .outbox_page = pg_outbox_page,
     .consumer_get = pg_consumer_get,
     .consumer_put = pg_consumer_put,
+    .apikey_insert = pg_apikey_insert,
+    .apikey_by_hash = pg_apikey_by_hash,
+    .apikey_list = pg_apikey_list,
+    .apikey_revoke = pg_apikey_revoke,
     .user_insert = pg_user_insert,
     .user_get = pg_user_get,
     .user_by_name = pg_user_by_name,

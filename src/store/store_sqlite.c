@@ -118,6 +118,12 @@ struct store {
     X(CONSUMER_GET, "SELECT pos FROM outbox_consumers WHERE name = ?1")                            \
     X(CONSUMER_PUT, "INSERT INTO outbox_consumers(name, pos) VALUES (?1, ?2) ON CONFLICT(name) "   \
                     "DO UPDATE SET pos = max(pos, excluded.pos)")                                  \
+    X(APIKEY_INSERT, "INSERT INTO api_keys(name, hash, created_at) VALUES (?1, ?2, ?3)")           \
+    X(APIKEY_BY_HASH, "SELECT id, name, created_at, coalesce(revoked_at, 0) FROM api_keys "        \
+                      "WHERE hash = ?1")                                                           \
+    X(APIKEY_LIST, "SELECT id, name, created_at, coalesce(revoked_at, 0) FROM api_keys "           \
+                   "ORDER BY id")                                                                  \
+    X(APIKEY_REVOKE, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")   \
     X(WEBHOOK_INSERT, "INSERT INTO webhooks(kind, url, secret, types, created_at) "                \
                       "VALUES (?1, ?2, ?3, ?4, ?5)")                                               \
     X(WEBHOOK_DELETE, "DELETE FROM webhooks WHERE id = ?1")                                        \
@@ -1031,6 +1037,69 @@ static int sq_consumer_put(struct store_conn *c, const char *name, int64_t pos)
     return step_done(c, s, "consumer_put");
 }
 
+static int sq_apikey_insert(struct store_conn *c, const char *name, const uint8_t hash[32],
+                            int64_t now_ms, int64_t *id_out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_APIKEY_INSERT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now_ms);
+    return step_insert(c, s, "apikey_insert", id_out);
+}
+
+static void apikey_row(sqlite3_stmt *s, struct store_apikey *k)
+{
+    k->id = sqlite3_column_int64(s, 0);
+    text_col(s, 1, k->name, sizeof(k->name));
+    k->created_at = sqlite3_column_int64(s, 2);
+    k->revoked_at = sqlite3_column_int64(s, 3);
+}
+
+static int sq_apikey_by_hash(struct store_conn *c, const uint8_t hash[32], struct store_apikey *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_APIKEY_BY_HASH);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        apikey_row(s, out);
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "apikey_by_hash");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_apikey_list(struct store_conn *c, store_apikey_cb cb, void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_APIKEY_LIST);
+    int rc;
+    if (!s) return CD_E_IO;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_apikey k;
+        apikey_row(s, &k);
+        if (cb(ud, &k)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "apikey_list");
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_apikey_revoke(struct store_conn *c, int64_t id, int64_t now_ms)
+{
+    sqlite3_stmt *s = stmt(c, SQL_APIKEY_REVOKE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    return step_one(c, s, "apikey_revoke");
+}
+
 static int sq_webhook_insert(struct store_conn *c, struct store_webhook *w)
 {
     sqlite3_stmt *s = stmt(c, SQL_WEBHOOK_INSERT);
@@ -1269,6 +1338,10 @@ const struct store_ops store_sqlite_ops = {
     .outbox_page = sq_outbox_page,
     .consumer_get = sq_consumer_get,
     .consumer_put = sq_consumer_put,
+    .apikey_insert = sq_apikey_insert,
+    .apikey_by_hash = sq_apikey_by_hash,
+    .apikey_list = sq_apikey_list,
+    .apikey_revoke = sq_apikey_revoke,
     .webhook_insert = sq_webhook_insert,
     .webhook_delete = sq_webhook_delete,
     .webhook_get = sq_webhook_get,

@@ -117,7 +117,15 @@ static const char *const store_sqlite_migrations[] = {
     "CREATE TABLE outbox_consumers ("
     "  name TEXT PRIMARY KEY,"
     "  pos INTEGER NOT NULL) WITHOUT ROWID;",
-    /* 7: webhooks (endpoints and durable deliveries) and per-user room settings (mute).
+
+    /* 7: API keys of the server API: the SHA-256 of each key, never the key. */
+    "CREATE TABLE api_keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  hash BLOB NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER);",
+    /* 8: webhooks (endpoints and durable deliveries) and per-user room settings (mute).
      * deliveries is unique by (endpoint_id, event_id): an event enqueued again by a consumer
      * that resumes after a crash is one delivery. deliveries_due serves the engine's scan of
      * pending rows by due time; dead rows are listed by id (the primary key). */

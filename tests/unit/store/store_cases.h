@@ -831,6 +831,52 @@ static void consumer_positions_are_monotonic(void **state)
     assert_int_equal(pos, 2);
 }
 
+static int on_apikey(void *ud, const struct store_apikey *k)
+{
+    struct collect *c = ud;
+    assert_true(c->n < COLLECT_MAX);
+    c->seq[c->n] = k->id;
+    c->user[c->n] = k->revoked_at;
+    snprintf(c->body[c->n], sizeof(c->body[0]), "%.31s", k->name);
+    c->n++;
+    return 0;
+}
+
+/* Keys are found by hash only; revoking is once; the list shows both. */
+static void apikeys_by_hash_and_revoke(void **state)
+{
+    struct fx *f = *state;
+    uint8_t h1[32], h2[32], h3[32];
+    struct store_apikey k;
+    struct collect c;
+    int64_t id1 = 0, id2 = 0;
+
+    memset(h1, 1, sizeof(h1));
+    memset(h2, 2, sizeof(h2));
+    memset(h3, 3, sizeof(h3));
+    assert_int_equal(f->ops->apikey_insert(f->c, "backend", h1, 100, &id1), CD_OK);
+    assert_int_equal(f->ops->apikey_insert(f->c, "other", h2, 200, &id2), CD_OK);
+    assert_true(id2 > id1);
+    assert_int_equal(f->ops->apikey_insert(f->c, "dup", h1, 300, &id2), CD_E_CONFLICT);
+    assert_int_equal(f->ops->apikey_by_hash(f->c, h1, &k), CD_OK);
+    assert_int_equal(k.id, id1);
+    assert_string_equal(k.name, "backend");
+    assert_int_equal(k.created_at, 100);
+    assert_int_equal(k.revoked_at, 0);
+    assert_int_equal(f->ops->apikey_by_hash(f->c, h3, &k), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->apikey_revoke(f->c, id1, 500), CD_OK);
+    assert_int_equal(f->ops->apikey_revoke(f->c, id1, 600), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->apikey_revoke(f->c, 9999, 600), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->apikey_by_hash(f->c, h1, &k), CD_OK);
+    assert_int_equal(k.revoked_at, 500);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(f->ops->apikey_list(f->c, on_apikey, &c), CD_OK);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.body[0], "backend");
+    assert_int_equal(c.user[0], 500);
+    assert_int_equal(c.user[1], 0);
+}
+
 /* Webhook endpoints: insert, get, list in id order, delete. */
 static int count_webhook(void *ud, const struct store_webhook *w)
 {
@@ -988,6 +1034,7 @@ static void room_mute_per_user(void **state)
         cmocka_unit_test_setup_teardown(outbox_records_writes_in_order, setup, teardown),          \
         cmocka_unit_test_setup_teardown(outbox_follows_savepoints_and_commits, setup, teardown),   \
         cmocka_unit_test_setup_teardown(consumer_positions_are_monotonic, setup, teardown),        \
+        cmocka_unit_test_setup_teardown(apikeys_by_hash_and_revoke, setup, teardown),              \
         cmocka_unit_test_setup_teardown(webhooks_insert_list_delete, setup, teardown),             \
         cmocka_unit_test_setup_teardown(deliveries_lifecycle, setup, teardown),                    \
         cmocka_unit_test_setup_teardown(room_mute_per_user, setup, teardown),
