@@ -1,6 +1,7 @@
 /* js_dump: prints a JetStream stream as JSON lines, for the cluster tests (Debian has no `nats`
  * CLI). First line: {"stream":..,"messages":N,"replicas":R,"first":F,"last":L}; then one line
- * per stored message: {"seq":S,"subject":"...","msg_id":"...","data":<the payload>}.
+ * per stored message: {"seq":S,"subject":"...","msg_id":"...","stored_ns":T,"data":<the payload>}
+ * (stored_ns: when the stream stored it, unix ns).
  *
  *   js_dump nats://127.0.0.1:4222[,nats://...] STREAM
  *
