@@ -376,6 +376,10 @@ def main():
     cluster = text(os.path.join(os.path.dirname(os.path.realpath(__file__)), "cluster.md"))
     if cluster:
         L.append(cluster + "\n")
+    # And the Event stream section (bench/sinks.sh's figures, bench/sinks.md).
+    sinks = text(os.path.join(os.path.dirname(os.path.realpath(__file__)), "sinks.md"))
+    if sinks:
+        L.append(sinks + "\n")
     os.makedirs(docs, exist_ok=True)
     open(os.path.join(docs, "BENCHMARKS.md"), "w").write("\n".join(L) + "\n")
 

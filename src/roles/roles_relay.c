@@ -86,14 +86,17 @@ static int ensure_stream(struct roles_relay *r)
     return CD_OK;
 }
 
-/* chatd.events.<type>.<room>: the type keeps [a-z0-9_] only (a subject token). */
+/* chatd.events.<type>.<room>: the type as one subject token ([a-z0-9_], '.' as '_'). */
 static void subject(char *out, size_t cap, const struct store_outbox_event *e)
 {
     char type[32];
     size_t k = 0;
     for (size_t i = 0; i < e->type_len && k + 1 < sizeof(type); i++) {
         char ch = e->type[i];
-        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_') type[k++] = ch;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')
+            type[k++] = ch;
+        else if (ch == '.')
+            type[k++] = '_'; /* one subject token: user.created -> user_created */
     }
     if (!k) type[k++] = '_';
     type[k] = 0;

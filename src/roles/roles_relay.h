@@ -1,9 +1,10 @@
 /* roles_relay.h - the `relay` role (cluster mode): every outbox event published to a NATS
  * JetStream stream, created if missing (subjects chatd.events.>, file storage, replicated). Each
- * message is published on chatd.events.<type>.<room id> with the header Nats-Msg-Id = the event
- * id, so a batch published again after a crash or a failed acknowledgement is stored once (the
- * stream's duplicate window, 10 minutes for a stream the relay creates). Runs as the outbox
- * consumer "relay": its position advances only after JetStream acknowledged the whole batch. */
+ * message is published on chatd.events.<type>.<room id> (type with '.' as '_') with the header
+ * Nats-Msg-Id = the event id, so a batch published again after a crash or a failed acknowledgement
+ * is stored once (the stream's duplicate window, 10 minutes for a stream the relay creates). Runs
+ * as the outbox consumer "relay": its position advances only after JetStream acknowledged the whole
+ * batch. */
 #ifndef CD_ROLES_RELAY_H
 #define CD_ROLES_RELAY_H
 

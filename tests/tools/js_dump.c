@@ -47,8 +47,10 @@ int main(int argc, char **argv)
         const char *id = "";
         if (js_GetMsg(&m, js, argv[2], seq, NULL, &jerr) != NATS_OK) continue; /* deleted */
         natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
-        printf("{\"seq\":%" PRIu64 ",\"subject\":\"%s\",\"msg_id\":\"%s\",\"data\":%.*s}\n", seq,
-               natsMsg_GetSubject(m), id ? id : "", natsMsg_GetDataLength(m), natsMsg_GetData(m));
+        printf("{\"seq\":%" PRIu64 ",\"subject\":\"%s\",\"msg_id\":\"%s\",\"stored_ns\":%" PRId64
+               ",\"data\":%.*s}\n",
+               seq, natsMsg_GetSubject(m), id ? id : "", natsMsg_GetTime(m),
+               natsMsg_GetDataLength(m), natsMsg_GetData(m));
         natsMsg_Destroy(m);
     }
     jsStreamInfo_Destroy(si);
