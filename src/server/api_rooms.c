@@ -109,8 +109,6 @@ static int body_user(struct api_req *r, int64_t *user)
     return 0;
 }
 
-static int query_int(struct api_req *r, const char *name, int64_t *out, int *present);
-
 /* Room creations, member additions and direct-chat opens share one bucket per user
  * (--room-rate, burst 10x): answers 429 itself and returns 1 when it is empty. */
 static int room_op_limited(struct api_req *r)
@@ -410,7 +408,7 @@ void api_rooms_list(struct api_req *r)
     int has_limit;
     char buf[32];
 
-    if (!query_int(r, "limit", &limit, &has_limit)) return;
+    if (!api_query_int(r, "limit", &limit, &has_limit)) return;
     if (has_limit && (limit < 1 || limit > ROOMS_PAGE_MAX)) {
         api_respond_error(r, CD_E_INVALID_FIELD, "limit must be 1-500");
         return;
@@ -565,7 +563,7 @@ static void history_work(struct api_call *call)
 /* An optional non-negative integer query parameter: 1-18 decimal digits, nothing else (no sign,
  * no spaces), given at most once. Anything else is answered with 400 (returns 0), never
  * ignored or truncated. */
-static int query_int(struct api_req *r, const char *name, int64_t *out, int *present)
+int api_query_int(struct api_req *r, const char *name, int64_t *out, int *present)
 {
     char buf[24], msg[96];
     int64_t v = 0;
@@ -594,8 +592,9 @@ void api_history(struct api_req *r)
     int has_before, has_after, has_limit;
 
     if (!room_param(r, &room)) return;
-    if (!query_int(r, "before", &before, &has_before) ||
-        !query_int(r, "after", &after, &has_after) || !query_int(r, "limit", &limit, &has_limit))
+    if (!api_query_int(r, "before", &before, &has_before) ||
+        !api_query_int(r, "after", &after, &has_after) ||
+        !api_query_int(r, "limit", &limit, &has_limit))
         return;
     if (has_limit && (limit < 1 || limit > HISTORY_MAX)) {
         api_respond_error(r, CD_E_INVALID_FIELD, "limit must be 1-200");

@@ -326,6 +326,7 @@ static int64_t dm_admit(void *ud, int64_t user)
 static int nthreads(const struct cfg *cfg)
 {
     long n = cfg->threads > 0 ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (!(cfg->roles_mask & ROLES_GATEWAY)) return 1; /* operational endpoints only */
     if (n < 1) n = 1;
     if (n > 64) n = 64;
     return (int)n;
@@ -459,6 +460,8 @@ int app_run(struct cfg *cfg)
     limiter_init(&app->reads, (double)cfg->read_rate, (double)cfg->read_rate * 5, cfg->rate_limits);
     limiter_init(&app->room_ops, (double)cfg->room_rate, (double)cfg->room_rate * 10,
                  cfg->rate_limits);
+    limiter_init(&app->server_keys, (double)cfg->server_rate, (double)cfg->server_rate * 2,
+                 cfg->rate_limits);
     {
         struct tbucket_rule msg = {(double)cfg->msg_rate, (double)cfg->msg_burst};
         struct hub_env env = {
@@ -496,6 +499,17 @@ int app_run(struct cfg *cfg)
         app->db.batch_ud = app;
         app->db.batch_failed = chat_member_cache_reset;
     }
+    {
+        struct roles_env renv = {.db = &app->db, .node_id = app->node_id, .settings = cfg};
+        char roles[96];
+        roles_format(cfg->roles_mask, roles, sizeof(roles));
+        log_info("roles", "\"roles\":\"%s\"", roles);
+        if ((rc = roles_start(cfg->roles_mask, &renv, &app->roles)) != CD_OK) {
+            cluster_quiesce(app->cluster);
+            store_db_close(&app->db);
+            goto done;
+        }
+    }
 
     app->net.app = app;
     app->net.lim = (struct net_limits){
@@ -522,6 +536,8 @@ int app_run(struct cfg *cfg)
         .on_loop_end = hub_loop_end,
     };
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
+        roles_stop(app->roles);
+        app->roles = NULL;
         cluster_quiesce(app->cluster);
         store_db_close(&app->db);
         goto done;
@@ -546,6 +562,8 @@ int app_run(struct cfg *cfg)
     net_join(&app->net);
     presence_redis_close(app->gpresence); /* after every connection's close was reported */
     app->gpresence = NULL;
+    roles_stop(app->roles); /* the role workers' consumers save their positions */
+    app->roles = NULL;
     cluster_quiesce(app->cluster); /* no more storage reads from the cluster's thread */
     store_db_close(&app->db);      /* finishes queued writes; their replies run in net_free */
     cluster_free(app->cluster);
@@ -559,6 +577,7 @@ done:
     limiter_free(&app->typing);
     limiter_free(&app->reads);
     limiter_free(&app->room_ops);
+    limiter_free(&app->server_keys);
     presence_free(app->presence);
     revoked_free(app->revoked);
     presence_redis_close(app->gpresence);

@@ -19,6 +19,7 @@
 #include "server/metrics.h"
 #include "server/origin.h"
 #include "server/web.h"
+#include "roles/roles.h"
 #include "store/store.h"
 
 struct app {
@@ -27,12 +28,14 @@ struct app {
     struct store_db db;
     struct jwt_keyring keys;
     struct metrics metrics;
-    struct limiter auth_ip;   /* login/register attempts per client IP */
-    struct limiter auth_pair; /* failed logins per (username, client IP) */
-    struct limiter auth_user; /* failed logins per username, from any IP */
-    struct limiter typing;    /* typing events per user and room */
-    struct limiter reads;     /* WebSocket `read` requests per user */
-    struct limiter room_ops;  /* room creations, member additions, direct-chat opens per user */
+    struct limiter auth_ip;     /* login/register attempts per client IP */
+    struct limiter auth_pair;   /* failed logins per (username, client IP) */
+    struct limiter auth_user;   /* failed logins per username, from any IP */
+    struct limiter typing;      /* typing events per user and room */
+    struct limiter reads;       /* WebSocket `read` requests per user */
+    struct limiter room_ops;    /* room creations, member additions, direct-chat opens per user */
+    struct limiter server_keys; /* server API calls per API key (--server-rate) */
+    struct roles_run *roles;    /* the workers of --roles (roles/roles.h) */
     struct presence *presence;
     struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;
@@ -72,6 +75,13 @@ int app_run(struct cfg *cfg);
     X(DMS, "dms")                                                                                  \
     X(HISTORY, "messages_list")                                                                    \
     X(MESSAGE_POST, "messages_post")                                                               \
+    X(SERVER_EVENTS, "server_events")                                                              \
+    X(SERVER_USERS, "server_users")                                                                \
+    X(SERVER_TOKENS, "server_tokens")                                                              \
+    X(SERVER_ROOMS, "server_rooms")                                                                \
+    X(SERVER_MEMBER_ADD, "server_member_add")                                                      \
+    X(SERVER_MEMBER_REMOVE, "server_member_remove")                                                \
+    X(SERVER_MESSAGE, "server_message")                                                            \
     X(WEB, "web")                                                                                  \
     X(PREFLIGHT, "preflight")                                                                      \
     X(UNMATCHED, "unmatched")
@@ -89,10 +99,11 @@ struct api_req {
     struct conn *c;
     struct http_request *http;
     int route;
-    int64_t user_id;     /* authenticated user (routes with ROUTE_F_AUTH), else 0 */
-    struct slice param;  /* the first {id} path segment, if the route has one */
-    struct slice param2; /* the second one */
-    json_t *body;        /* parsed JSON object (routes with ROUTE_F_JSON), else NULL */
+    int64_t user_id;      /* authenticated user (routes with ROUTE_F_AUTH), else 0 */
+    struct slice param;   /* the first {id} path segment, if the route has one */
+    struct slice param2;  /* the second one */
+    json_t *body;         /* parsed JSON object (routes with ROUTE_F_JSON), else NULL */
+    uint8_t key_hash[32]; /* SHA-256 of the API key (routes with ROUTE_F_SERVER) */
 };
 
 /* An HTTP request answered later: holds the connection across worker-thread and writer-thread
@@ -130,6 +141,10 @@ void api_call_write(struct api_call *call);
 /* Answer the request with call->status/result and free the call. I/O thread. */
 void api_call_finish(struct api_call *call);
 
+/* A query parameter that must be a non-negative integer, given at most once: 1 with *present set
+ * (and *out when present), or 0 after answering 400 itself. */
+int api_query_int(struct api_req *r, const char *name, int64_t *out, int *present);
+
 /* Respond now. json_respond steals `obj`. */
 void api_respond_json(struct api_req *r, int http_status, json_t *obj);
 void api_respond_error(struct api_req *r, int status, const char *message);
@@ -140,6 +155,10 @@ void api_send_json(struct app *app, struct conn *c, int route, uint64_t start_ms
 void api_send_error(struct app *app, struct conn *c, int route, uint64_t start_ms, int status,
                     const char *message, const char *extra_headers);
 
+/* The token response {user, access_token, refresh_token, token_type, expires_in} of a session
+ * (sid) with its refresh token: NULL when signing fails. Any thread. */
+json_t *api_token_json(struct app *app, int64_t user, const char *username, int64_t sid,
+                       const char *refresh);
 /* Verify an access token (exp and iat with --token-leeway seconds of clock skew): CD_OK with its
  * claims; CD_E_TOKEN_EXPIRED, or CD_E_UNAUTHORIZED for a bad token or one of a session that
  * ended (app_session_end). Counted in the auth failure metrics. */
@@ -180,6 +199,14 @@ void api_member_remove(struct api_req *r);
 void api_dms(struct api_req *r);
 void api_history(struct api_req *r);
 void api_message_post(struct api_req *r);
+/* The server API (api_server.c): API key routes. */
+void api_server_events(struct api_req *r);
+void api_server_user_put(struct api_req *r);
+void api_server_tokens(struct api_req *r);
+void api_server_rooms_create(struct api_req *r);
+void api_server_member_add(struct api_req *r);
+void api_server_member_remove(struct api_req *r);
+void api_server_message(struct api_req *r);
 void api_ws_ready(struct conn *c, uint32_t nrooms);
 /* Writer thread: store a message, or find the original of a resent (sender, client_msg_id);
  * *room_out is the room of the stored message. */

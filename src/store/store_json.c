@@ -4,6 +4,14 @@
 #include <stdio.h>
 #include <string.h>
 
+void store_json_user_ref(struct jsonw *w, int64_t user)
+{
+    if (user == 0)
+        jsonw_lit(w, "\"system\"");
+    else
+        jsonw_id(w, 'u', user);
+}
+
 /* Member and room entries store their details as a JSON object without type, room or seq
  * (the store assigns the seq at the append: nothing stored embeds one); the client's object
  * is {"type","room","seq"} followed by those details. Entries written by chatd 0.1 stored
@@ -41,7 +49,7 @@ void store_event_json(struct jsonw *w, const struct store_event *ev)
     jsonw_key(w, "msg_id", 0);
     jsonw_msg_id(w, ev->room_id, ev->seq);
     jsonw_key(w, "sender", 0);
-    jsonw_id(w, 'u', ev->sender);
+    store_json_user_ref(w, ev->sender);
     jsonw_key(w, "body", 0);
     jsonw_str(w, ev->body, ev->body_len);
     jsonw_key(w, "ts", 0);

@@ -13,6 +13,8 @@
  * {"type":"message","room","seq","msg_id","sender","body","ts","client_msg_id"}; for member and
  * room entries {"type":"member"|"room","room","seq"} followed by the stored details. */
 void store_event_json(struct jsonw *w, const struct store_event *ev);
+/* "u_<id>", or "system" for id 0 (the server API acting as the system, chat/rooms.h). */
+void store_json_user_ref(struct jsonw *w, int64_t user);
 
 /* Internal to the backends: the outbox's non-log events, built at the write. */
 void store__user_created_json(struct jsonw *w, int64_t user, const char *username, int64_t ts);
