@@ -489,24 +489,17 @@ void api_server_member_remove(struct api_req *r)
 static int message_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct srv_call *s = SRV_CALL(j);
-    char rid[32], mid[48];
     int64_t room;
     int rc = api_send_exec(ops, sc, s->room, s->sender, s->body, s->body_len, s->cmid, s->cmid_len,
                            &s->out, &s->sent, &room);
     if (rc != CD_OK) return job_status(s, rc);
-    id_format(rid, sizeof(rid), 'r', room);
-    snprintf(mid, sizeof(mid), "m_%lld_%lld", (long long)room, (long long)s->sent.seq);
-    s->base.http_status = s->sent.duplicate ? 200 : 201;
-    s->base.result = json_pack("{s:s,s:I,s:s,s:I,s:s,s:b}", "room", rid, "seq",
-                               (json_int_t)s->sent.seq, "msg_id", mid, "ts", (json_int_t)s->sent.ts,
-                               "client_msg_id", s->cmid, "duplicate", s->sent.duplicate);
+    s->base.result = api_ack_json(room, &s->sent, s->cmid, &s->base.http_status);
     return CD_OK;
 }
 
 void api_server_message(struct api_req *r)
 {
-    json_t *body = json_object_get(r->body, "body"),
-           *cmid = json_object_get(r->body, "client_msg_id");
+    json_t *body, *cmid;
     struct srv_call *s;
     int64_t room, sender = CHAT_SYSTEM;
 
@@ -514,19 +507,7 @@ void api_server_message(struct api_req *r)
         api_respond_error(r, CD_E_NOT_FOUND, "no such room");
         return;
     }
-    if (!json_is_string(body) || json_string_length(body) == 0) {
-        api_respond_error(r, CD_E_INVALID_FIELD, "body (non-empty string) is required");
-        return;
-    }
-    if ((int64_t)json_string_length(body) > r->app->cfg.max_body_text) {
-        api_respond_error(r, CD_E_TOO_LARGE, "message body over --max-message-body");
-        return;
-    }
-    if (!json_is_string(cmid) || json_string_length(cmid) == 0 ||
-        json_string_length(cmid) > CHAT_CMID_MAX) {
-        api_respond_error(r, CD_E_INVALID_FIELD, "client_msg_id (string, 1-64 bytes) is required");
-        return;
-    }
+    if (!api_message_fields(r, &body, &cmid)) return;
     if (!body_id(r, "sender", 'u', &sender, 0)) return;
     s = srv_new(r, "server_message");
     s->room = room;

@@ -215,6 +215,13 @@ struct chat_sent;
 int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
                   const char *body, size_t body_len, const char *cmid, size_t cmid_len,
                   struct chat_out *out, struct chat_sent *sent, int64_t *room_out);
+/* The body and client_msg_id of a send request (body non-empty, at most --max-message-body;
+ * client_msg_id 1-64 bytes): 1, or 0 after answering 400/413 itself. */
+int api_message_fields(struct api_req *r, json_t **body, json_t **cmid);
+/* The answer to a send: {room, seq, msg_id, ts, client_msg_id, duplicate}; *http_status 201, or
+ * 200 for a resend. */
+json_t *api_ack_json(int64_t room, const struct chat_sent *sent, const char *cmid,
+                     int *http_status);
 /* JSON of a room (id, kind, name, topic, created_by, created_at, last_seq, member_count). */
 json_t *api_room_json(const struct store_room *room);
 void api_ws_message(struct conn *c, uint8_t *data, size_t len);

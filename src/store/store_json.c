@@ -62,8 +62,10 @@ void store_event_json(struct jsonw *w, const struct store_event *ev)
     jsonw_lit(w, "}");
 }
 
-void store__user_created_json(struct jsonw *w, int64_t user, const char *username, int64_t ts)
+void store__user_created_json(struct jsonw *w, char id[32], int64_t user, const char *username,
+                              int64_t ts)
 {
+    snprintf(id, 32, "uc_%lld", (long long)user);
     jsonw_lit(w, "{\"type\":\"user.created\",\"user\":");
     jsonw_id(w, 'u', user);
     jsonw_key(w, "username", 0);
@@ -73,8 +75,9 @@ void store__user_created_json(struct jsonw *w, int64_t user, const char *usernam
     jsonw_lit(w, "}");
 }
 
-void store__room_created_json(struct jsonw *w, const struct store_room *r)
+void store__room_created_json(struct jsonw *w, char id[32], const struct store_room *r)
 {
+    snprintf(id, 32, "rc_%lld", (long long)r->id);
     jsonw_lit(w, "{\"type\":\"room.created\",\"room\":");
     jsonw_id(w, 'r', r->id);
     jsonw_key(w, "kind", 0);

@@ -10,7 +10,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const { startChat, newUser, api, createRoom, fullHistory, connect } = require('./lib/chat');
-const { startServer } = require('./lib/server');
+const { startServer, sleep } = require('./lib/server');
 const { request, expectError, uniqueName } = require('./lib/http');
 const { wsConnect } = require('./lib/ws');
 const { apikeyCli, createKey, serverApi } = require('./lib/server_api');
@@ -89,12 +89,20 @@ describe('server API: API keys', () => {
     const before = srv.logs().length;
     assert.equal((await sapi.get('/v1/server/events?limit=1')).status, 200);
     await request(srv, 'GET', '/v1/server/events', { token: 'ck_' + 'A'.repeat(43) });
-    const lines = srv.logs().slice(before);
-    const ok = lines.find((l) => l.msg === 'server api' && l.route === 'server_events' && l.status === 'ok');
+    // The line is written right after the answer: wait for it (bounded).
+    const audit = (l) => l.msg === 'server api' && l.route === 'server_events' && l.status === 'ok';
+    const refused = (l) => l.msg === 'server api key refused' && l.route === 'server_events';
+    let lines = [];
+    for (let i = 0; i < 100; i++) {
+      lines = srv.logs().slice(before);
+      if (lines.some(audit) && lines.some(refused)) break;
+      await sleep(50);
+    }
+    const ok = lines.find(audit);
     assert.ok(ok, `audit line expected: ${JSON.stringify(lines)}`);
     assert.match(ok.key, /^k_\d+$/);
     assert.equal(ok.key_name, 'backend');
-    assert.ok(lines.some((l) => l.msg === 'server api key refused' && l.route === 'server_events'));
+    assert.ok(lines.some(refused), `refusal line expected: ${JSON.stringify(lines)}`);
     assert.ok(!srv.stderr.includes(key.slice(3)), 'the key must not be logged');
   });
 });
