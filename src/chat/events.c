@@ -62,7 +62,7 @@ void events_member_json(struct jsonw *w, int64_t user, const char *action, int r
     else
         jsonw_lit(w, "null");
     jsonw_key(w, "by", 0);
-    jsonw_id(w, 'u', by);
+    store_json_user_ref(w, by);
     jsonw_key(w, "member_count", 0);
     jsonw_int(w, member_count);
     jsonw_key(w, "ts", 0);

@@ -11,7 +11,11 @@
  * events' stable ids.
  *
  * Wake-ups: outbox_notify() after each local group commit wakes every consumer at once; commits
- * of other nodes (PostgreSQL) are found by polling every poll_ms. */
+ * of other nodes (PostgreSQL) are found by polling every poll_ms.
+ *
+ * A name is one position: run a consumer of a given name in one process at a time (two would
+ * each hand every event over; their saves only keep the larger position). Consumers that must
+ * run on several nodes at once take a name per node, or split the stream among themselves. */
 #ifndef CD_OUTBOX_H
 #define CD_OUTBOX_H
 

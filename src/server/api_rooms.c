@@ -109,8 +109,6 @@ static int body_user(struct api_req *r, int64_t *user)
     return 0;
 }
 
-static int query_int(struct api_req *r, const char *name, int64_t *out, int *present);
-
 /* Room creations, member additions and direct-chat opens share one bucket per user
  * (--room-rate, burst 10x): answers 429 itself and returns 1 when it is empty. */
 static int room_op_limited(struct api_req *r)
@@ -410,7 +408,7 @@ void api_rooms_list(struct api_req *r)
     int has_limit;
     char buf[32];
 
-    if (!query_int(r, "limit", &limit, &has_limit)) return;
+    if (!api_query_int(r, "limit", &limit, &has_limit)) return;
     if (has_limit && (limit < 1 || limit > ROOMS_PAGE_MAX)) {
         api_respond_error(r, CD_E_INVALID_FIELD, "limit must be 1-500");
         return;
@@ -565,7 +563,7 @@ static void history_work(struct api_call *call)
 /* An optional non-negative integer query parameter: 1-18 decimal digits, nothing else (no sign,
  * no spaces), given at most once. Anything else is answered with 400 (returns 0), never
  * ignored or truncated. */
-static int query_int(struct api_req *r, const char *name, int64_t *out, int *present)
+int api_query_int(struct api_req *r, const char *name, int64_t *out, int *present)
 {
     char buf[24], msg[96];
     int64_t v = 0;
@@ -594,8 +592,9 @@ void api_history(struct api_req *r)
     int has_before, has_after, has_limit;
 
     if (!room_param(r, &room)) return;
-    if (!query_int(r, "before", &before, &has_before) ||
-        !query_int(r, "after", &after, &has_after) || !query_int(r, "limit", &limit, &has_limit))
+    if (!api_query_int(r, "before", &before, &has_before) ||
+        !api_query_int(r, "after", &after, &has_after) ||
+        !api_query_int(r, "limit", &limit, &has_limit))
         return;
     if (has_limit && (limit < 1 || limit > HISTORY_MAX)) {
         api_respond_error(r, CD_E_INVALID_FIELD, "limit must be 1-200");
@@ -647,20 +646,45 @@ int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t ro
     return CD_OK;
 }
 
+json_t *api_ack_json(int64_t room, const struct chat_sent *sent, const char *cmid, int *http_status)
+{
+    char rid[32], mid[48];
+    id_format(rid, sizeof(rid), 'r', room);
+    snprintf(mid, sizeof(mid), "m_%lld_%lld", (long long)room, (long long)sent->seq);
+    *http_status = sent->duplicate ? 200 : 201;
+    return json_pack("{s:s,s:I,s:s,s:I,s:s,s:b}", "room", rid, "seq", (json_int_t)sent->seq,
+                     "msg_id", mid, "ts", (json_int_t)sent->ts, "client_msg_id", cmid, "duplicate",
+                     sent->duplicate);
+}
+
+int api_message_fields(struct api_req *r, json_t **body, json_t **cmid)
+{
+    *body = json_object_get(r->body, "body");
+    *cmid = json_object_get(r->body, "client_msg_id");
+    if (!json_is_string(*body) || json_string_length(*body) == 0) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "body (non-empty string) is required");
+        return 0;
+    }
+    if ((int64_t)json_string_length(*body) > r->app->cfg.max_body_text) {
+        api_respond_error(r, CD_E_TOO_LARGE, "message body over --max-message-body");
+        return 0;
+    }
+    if (!json_is_string(*cmid) || json_string_length(*cmid) == 0 ||
+        json_string_length(*cmid) > CHAT_CMID_MAX) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "client_msg_id (string, 1-64 bytes) is required");
+        return 0;
+    }
+    return 1;
+}
+
 static int post_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct room_call *rc = ROOM_CALL(j);
-    char rid[32], mid[48];
     int64_t room;
     int st = api_send_exec(ops, sc, rc->room, rc->user, rc->body, rc->body_len, rc->cmid,
                            rc->cmid_len, &rc->out, &rc->sent, &room);
     if (job_status(rc, st) != CD_OK) return st;
-    id_format(rid, sizeof(rid), 'r', room);
-    snprintf(mid, sizeof(mid), "m_%lld_%lld", (long long)room, (long long)rc->sent.seq);
-    rc->base.http_status = rc->sent.duplicate ? 200 : 201;
-    rc->base.result = json_pack(
-        "{s:s,s:I,s:s,s:I,s:s,s:b}", "room", rid, "seq", (json_int_t)rc->sent.seq, "msg_id", mid,
-        "ts", (json_int_t)rc->sent.ts, "client_msg_id", rc->cmid, "duplicate", rc->sent.duplicate);
+    rc->base.result = api_ack_json(room, &rc->sent, rc->cmid, &rc->base.http_status);
     return CD_OK;
 }
 
@@ -668,23 +692,10 @@ void api_message_post(struct api_req *r)
 {
     struct room_call *rc;
     int64_t room, wait;
-    json_t *body = json_object_get(r->body, "body"),
-           *cmid = json_object_get(r->body, "client_msg_id");
+    json_t *body, *cmid;
 
     if (!room_param(r, &room)) return;
-    if (!json_is_string(body) || json_string_length(body) == 0) {
-        api_respond_error(r, CD_E_INVALID_FIELD, "body (non-empty string) is required");
-        return;
-    }
-    if ((int64_t)json_string_length(body) > r->app->cfg.max_body_text) {
-        api_respond_error(r, CD_E_TOO_LARGE, "message body over --max-message-body");
-        return;
-    }
-    if (!json_is_string(cmid) || json_string_length(cmid) == 0 ||
-        json_string_length(cmid) > CHAT_CMID_MAX) {
-        api_respond_error(r, CD_E_INVALID_FIELD, "client_msg_id (string, 1-64 bytes) is required");
-        return;
-    }
+    if (!api_message_fields(r, &body, &cmid)) return;
     if ((wait = presence_take_msg(r->app->presence, r->user_id, clock_unix_ms()))) {
         api_respond_retry(r, wait);
         return;

@@ -318,6 +318,20 @@ static void on_signal(uv_signal_t *s, int signum)
 }
 
 /* Writer thread: the new-direct-chat quota of chat_dm_open (--max-new-dms per hour). */
+/* Whether user has a connection on this node or, with --redis-url, on any node. */
+static int user_online(void *ud, int64_t user, int *online)
+{
+    struct app *app = ud;
+    int64_t last_seen;
+    if (app->presence && presence_get(app->presence, user, &last_seen)) {
+        *online = 1;
+        return CD_OK;
+    }
+    if (app->gpresence) return presence_redis_online(app->gpresence, user, online);
+    *online = 0;
+    return CD_OK;
+}
+
 static int64_t dm_admit(void *ud, int64_t user)
 {
     return presence_take_dm(ud, user, clock_unix_ms());
@@ -326,6 +340,7 @@ static int64_t dm_admit(void *ud, int64_t user)
 static int nthreads(const struct cfg *cfg)
 {
     long n = cfg->threads > 0 ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (!(cfg->roles_mask & ROLES_GATEWAY)) return 1; /* operational endpoints only */
     if (n < 1) n = 1;
     if (n > 64) n = 64;
     return (int)n;
@@ -459,6 +474,8 @@ int app_run(struct cfg *cfg)
     limiter_init(&app->reads, (double)cfg->read_rate, (double)cfg->read_rate * 5, cfg->rate_limits);
     limiter_init(&app->room_ops, (double)cfg->room_rate, (double)cfg->room_rate * 10,
                  cfg->rate_limits);
+    limiter_init(&app->server_keys, (double)cfg->server_rate, (double)cfg->server_rate * 2,
+                 cfg->rate_limits);
     {
         struct tbucket_rule msg = {(double)cfg->msg_rate, (double)cfg->msg_burst};
         struct hub_env env = {
@@ -496,6 +513,22 @@ int app_run(struct cfg *cfg)
         app->db.batch_ud = app;
         app->db.batch_failed = chat_member_cache_reset;
     }
+    {
+        struct roles_env renv = {.db = &app->db, .node_id = app->node_id, .settings = cfg};
+        /* The notifier's "offline": this node's connections (gateway), Redis (every node). */
+        if ((cfg->roles_mask & ROLES_GATEWAY) || app->gpresence) {
+            renv.online = user_online;
+            renv.online_ud = app;
+        }
+        char roles[96];
+        roles_format(cfg->roles_mask, roles, sizeof(roles));
+        log_info("roles", "\"roles\":\"%s\"", roles);
+        if ((rc = roles_start(cfg->roles_mask, &renv, &app->roles)) != CD_OK) {
+            cluster_quiesce(app->cluster);
+            store_db_close(&app->db);
+            goto done;
+        }
+    }
 
     app->net.app = app;
     app->net.lim = (struct net_limits){
@@ -521,15 +554,9 @@ int app_run(struct cfg *cfg)
         .on_tick = hub_tick,
         .on_loop_end = hub_loop_end,
     };
-    if ((rc = app_roles_start(app)) != CD_OK) {
-        log_error("cannot start the background roles", "\"status\":\"%s\"", cd_status_code(rc));
-        app_roles_stop(app);
-        cluster_quiesce(app->cluster);
-        store_db_close(&app->db);
-        goto done;
-    }
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
-        app_roles_stop(app);
+        roles_stop(app->roles);
+        app->roles = NULL;
         cluster_quiesce(app->cluster);
         store_db_close(&app->db);
         goto done;
@@ -552,7 +579,10 @@ int app_run(struct cfg *cfg)
     uv_run(main_loop, UV_RUN_DEFAULT);
 
     net_join(&app->net);
-    app_roles_stop(app);                  /* their consumers read the store and ask presence */
+    /* The role workers' consumers save their positions; the notifier asks presence: before
+     * Redis presence closes. */
+    roles_stop(app->roles);
+    app->roles = NULL;
     presence_redis_close(app->gpresence); /* after every connection's close was reported */
     app->gpresence = NULL;
     cluster_quiesce(app->cluster); /* no more storage reads from the cluster's thread */
@@ -568,6 +598,7 @@ done:
     limiter_free(&app->typing);
     limiter_free(&app->reads);
     limiter_free(&app->room_ops);
+    limiter_free(&app->server_keys);
     presence_free(app->presence);
     revoked_free(app->revoked);
     presence_redis_close(app->gpresence);

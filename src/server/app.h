@@ -19,6 +19,7 @@
 #include "server/metrics.h"
 #include "server/origin.h"
 #include "server/web.h"
+#include "roles/roles.h"
 #include "store/store.h"
 
 struct app {
@@ -27,12 +28,14 @@ struct app {
     struct store_db db;
     struct jwt_keyring keys;
     struct metrics metrics;
-    struct limiter auth_ip;   /* login/register attempts per client IP */
-    struct limiter auth_pair; /* failed logins per (username, client IP) */
-    struct limiter auth_user; /* failed logins per username, from any IP */
-    struct limiter typing;    /* typing events per user and room */
-    struct limiter reads;     /* WebSocket `read` requests per user */
-    struct limiter room_ops;  /* room creations, member additions, direct-chat opens per user */
+    struct limiter auth_ip;     /* login/register attempts per client IP */
+    struct limiter auth_pair;   /* failed logins per (username, client IP) */
+    struct limiter auth_user;   /* failed logins per username, from any IP */
+    struct limiter typing;      /* typing events per user and room */
+    struct limiter reads;       /* WebSocket `read` requests per user */
+    struct limiter room_ops;    /* room creations, member additions, direct-chat opens per user */
+    struct limiter server_keys; /* server API calls per API key (--server-rate) */
+    struct roles_run *roles;    /* the workers of --roles (roles/roles.h) */
     struct presence *presence;
     struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;
@@ -41,7 +44,6 @@ struct app {
     struct cluster *cluster;          /* NULL on a single node (no --nats-url) */
     struct presence_redis *gpresence; /* NULL without --redis-url */
     _Atomic int ready;                /* /readyz: 1 once storage is open and listeners are up */
-    struct roles_run *roles;          /* the background roles' workers (app_roles.c) */
     char node_id[128];                /* --node-id, else <hostname>-<pid> */
 };
 
@@ -79,6 +81,13 @@ int app_run(struct cfg *cfg);
     X(WEBHOOKS_DELETE, "webhooks_delete")                                                          \
     X(WEBHOOKS_DEAD, "webhooks_dead")                                                              \
     X(WEBHOOKS_REPLAY, "webhooks_replay")                                                          \
+    X(SERVER_EVENTS, "server_events")                                                              \
+    X(SERVER_USERS, "server_users")                                                                \
+    X(SERVER_TOKENS, "server_tokens")                                                              \
+    X(SERVER_ROOMS, "server_rooms")                                                                \
+    X(SERVER_MEMBER_ADD, "server_member_add")                                                      \
+    X(SERVER_MEMBER_REMOVE, "server_member_remove")                                                \
+    X(SERVER_MESSAGE, "server_message")                                                            \
     X(WEB, "web")                                                                                  \
     X(PREFLIGHT, "preflight")                                                                      \
     X(UNMATCHED, "unmatched")
@@ -96,10 +105,11 @@ struct api_req {
     struct conn *c;
     struct http_request *http;
     int route;
-    int64_t user_id;     /* authenticated user (routes with ROUTE_F_AUTH), else 0 */
-    struct slice param;  /* the first {id} path segment, if the route has one */
-    struct slice param2; /* the second one */
-    json_t *body;        /* parsed JSON object (routes with ROUTE_F_JSON), else NULL */
+    int64_t user_id;      /* authenticated user (routes with ROUTE_F_AUTH), else 0 */
+    struct slice param;   /* the first {id} path segment, if the route has one */
+    struct slice param2;  /* the second one */
+    json_t *body;         /* parsed JSON object (routes with ROUTE_F_JSON), else NULL */
+    uint8_t key_hash[32]; /* SHA-256 of the API key (routes with ROUTE_F_SERVER) */
 };
 
 /* An HTTP request answered later: holds the connection across worker-thread and writer-thread
@@ -137,6 +147,10 @@ void api_call_write(struct api_call *call);
 /* Answer the request with call->status/result and free the call. I/O thread. */
 void api_call_finish(struct api_call *call);
 
+/* A query parameter that must be a non-negative integer, given at most once: 1 with *present set
+ * (and *out when present), or 0 after answering 400 itself. */
+int api_query_int(struct api_req *r, const char *name, int64_t *out, int *present);
+
 /* Respond now. json_respond steals `obj`. */
 void api_respond_json(struct api_req *r, int http_status, json_t *obj);
 void api_respond_error(struct api_req *r, int status, const char *message);
@@ -147,6 +161,10 @@ void api_send_json(struct app *app, struct conn *c, int route, uint64_t start_ms
 void api_send_error(struct app *app, struct conn *c, int route, uint64_t start_ms, int status,
                     const char *message, const char *extra_headers);
 
+/* The token response {user, access_token, refresh_token, token_type, expires_in} of a session
+ * (sid) with its refresh token: NULL when signing fails. Any thread. */
+json_t *api_token_json(struct app *app, int64_t user, const char *username, int64_t sid,
+                       const char *refresh);
 /* Verify an access token (exp and iat with --token-leeway seconds of clock skew): CD_OK with its
  * claims; CD_E_TOKEN_EXPIRED, or CD_E_UNAUTHORIZED for a bad token or one of a session that
  * ended (app_session_end). Counted in the auth failure metrics. */
@@ -189,15 +207,19 @@ void api_history(struct api_req *r);
 void api_message_post(struct api_req *r);
 /* api_webhooks.c: room settings, webhook endpoints and dead letters */
 void api_room_settings(struct api_req *r);
-/* app_roles.c: start the roles this process runs (after the store and presence are up; CD_OK
- * or the first failure, logged); stop them all (before presence and the store close). */
-int app_roles_start(struct app *app);
-void app_roles_stop(struct app *app);
 void api_webhooks_list(struct api_req *r);
 void api_webhooks_create(struct api_req *r);
 void api_webhooks_delete(struct api_req *r);
 void api_webhooks_dead(struct api_req *r);
 void api_webhooks_replay(struct api_req *r);
+/* The server API (api_server.c): API key routes. */
+void api_server_events(struct api_req *r);
+void api_server_user_put(struct api_req *r);
+void api_server_tokens(struct api_req *r);
+void api_server_rooms_create(struct api_req *r);
+void api_server_member_add(struct api_req *r);
+void api_server_member_remove(struct api_req *r);
+void api_server_message(struct api_req *r);
 void api_ws_ready(struct conn *c, uint32_t nrooms);
 /* Writer thread: store a message, or find the original of a resent (sender, client_msg_id);
  * *room_out is the room of the stored message. */
@@ -206,6 +228,13 @@ struct chat_sent;
 int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
                   const char *body, size_t body_len, const char *cmid, size_t cmid_len,
                   struct chat_out *out, struct chat_sent *sent, int64_t *room_out);
+/* The body and client_msg_id of a send request (body non-empty, at most --max-message-body;
+ * client_msg_id 1-64 bytes): 1, or 0 after answering 400/413 itself. */
+int api_message_fields(struct api_req *r, json_t **body, json_t **cmid);
+/* The answer to a send: {room, seq, msg_id, ts, client_msg_id, duplicate}; *http_status 201, or
+ * 200 for a resend. */
+json_t *api_ack_json(int64_t room, const struct chat_sent *sent, const char *cmid,
+                     int *http_status);
 /* JSON of a room (id, kind, name, topic, created_by, created_at, last_seq, member_count). */
 json_t *api_room_json(const struct store_room *room);
 void api_ws_message(struct conn *c, uint8_t *data, size_t len);

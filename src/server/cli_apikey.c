@@ -58,7 +58,7 @@ int cli_apikey_main(int argc, char **argv, char **envp, FILE *out, FILE *err)
     int nrest = 0, code = 1, rc;
     struct cfg cfg;
     struct store_config sc = {0};
-    const struct store_ops *ops;
+    const struct store_ops *ops = &store_sqlite_ops;
     struct store *st = NULL;
     struct store_conn *c = NULL;
 

@@ -4,6 +4,14 @@
 #include <stdio.h>
 #include <string.h>
 
+void store_json_user_ref(struct jsonw *w, int64_t user)
+{
+    if (user == 0)
+        jsonw_lit(w, "\"system\"");
+    else
+        jsonw_id(w, 'u', user);
+}
+
 /* Member and room entries store their details as a JSON object without type, room or seq
  * (the store assigns the seq at the append: nothing stored embeds one); the client's object
  * is {"type","room","seq"} followed by those details. Entries written by chatd 0.1 stored
@@ -41,7 +49,7 @@ void store_event_json(struct jsonw *w, const struct store_event *ev)
     jsonw_key(w, "msg_id", 0);
     jsonw_msg_id(w, ev->room_id, ev->seq);
     jsonw_key(w, "sender", 0);
-    jsonw_id(w, 'u', ev->sender);
+    store_json_user_ref(w, ev->sender);
     jsonw_key(w, "body", 0);
     jsonw_str(w, ev->body, ev->body_len);
     jsonw_key(w, "ts", 0);
@@ -54,8 +62,10 @@ void store_event_json(struct jsonw *w, const struct store_event *ev)
     jsonw_lit(w, "}");
 }
 
-void store__user_created_json(struct jsonw *w, int64_t user, const char *username, int64_t ts)
+void store__user_created_json(struct jsonw *w, char id[32], int64_t user, const char *username,
+                              int64_t ts)
 {
+    snprintf(id, 32, "uc_%lld", (long long)user);
     jsonw_lit(w, "{\"type\":\"user.created\",\"user\":");
     jsonw_id(w, 'u', user);
     jsonw_key(w, "username", 0);
@@ -65,8 +75,9 @@ void store__user_created_json(struct jsonw *w, int64_t user, const char *usernam
     jsonw_lit(w, "}");
 }
 
-void store__room_created_json(struct jsonw *w, const struct store_room *r)
+void store__room_created_json(struct jsonw *w, char id[32], const struct store_room *r)
 {
+    snprintf(id, 32, "rc_%lld", (long long)r->id);
     jsonw_lit(w, "{\"type\":\"room.created\",\"room\":");
     jsonw_id(w, 'r', r->id);
     jsonw_key(w, "kind", 0);

@@ -13,10 +13,14 @@
  * {"type":"message","room","seq","msg_id","sender","body","ts","client_msg_id"}; for member and
  * room entries {"type":"member"|"room","room","seq"} followed by the stored details. */
 void store_event_json(struct jsonw *w, const struct store_event *ev);
+/* "u_<id>", or "system" for id 0 (the server API acting as the system, chat/rooms.h). */
+void store_json_user_ref(struct jsonw *w, int64_t user);
 
-/* Internal to the backends: the outbox's non-log events, built at the write. */
-void store__user_created_json(struct jsonw *w, int64_t user, const char *username, int64_t ts);
-void store__room_created_json(struct jsonw *w, const struct store_room *r);
+/* Internal to the backends: the outbox's non-log events, built at the write: their JSON into w
+ * and their event id into id. */
+void store__user_created_json(struct jsonw *w, char id[32], int64_t user, const char *username,
+                              int64_t ts);
+void store__room_created_json(struct jsonw *w, char id[32], const struct store_room *r);
 /* The id of a log entry's outbox event into buf (>= 48 bytes); returns its length. */
 size_t store__log_event_id(char *buf, int kind, int64_t room, int64_t seq);
 /* The type name of a log entry's outbox event. */

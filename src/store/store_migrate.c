@@ -97,6 +97,26 @@ static const struct mtable tables[] = {
      {"room_id", "seq", "kind", "sender", "ts", "client_msg_id", "body"},
      0,
      1},
+    /* The outbox keeps its positions (consumers' saved positions stay valid); outbox_head, the
+     * PostgreSQL counter the next batch numbers from, is set to the last one after the copy. */
+    {"outbox",
+     "SELECT pos, room_id, seq, type, eid, ts, body FROM outbox ORDER BY pos",
+     "iiittit",
+     {"pos", "room_id", "seq", "type", "eid", "ts", "body"},
+     0,
+     1},
+    {"outbox_consumers",
+     "SELECT name, pos FROM outbox_consumers ORDER BY name",
+     "ti",
+     {"name", "pos"},
+     0,
+     0},
+    {"api_keys",
+     "SELECT id, name, hash, created_at, revoked_at FROM api_keys ORDER BY id",
+     "itbii",
+     {"id", "name", "hash", "created_at", "revoked_at"},
+     0,
+     0},
     /* Per-user room settings and the webhook endpoints registered through the server API. The
      * deliveries table (in-flight webhook state) is not copied: a migration starts with none. */
     {"room_settings",
@@ -293,8 +313,8 @@ static int pg_begin_empty(struct mig *m)
 
     if (pg_run(m, "BEGIN", NULL) || pg_run(m, "SET LOCAL lock_timeout = '10s'", NULL) ||
         pg_run(m,
-               "LOCK TABLE users, sessions, refresh_tokens, rooms, members, events "
-               "IN EXCLUSIVE MODE",
+               "LOCK TABLE users, sessions, refresh_tokens, rooms, members, events, outbox, "
+               "outbox_head, outbox_consumers, api_keys IN EXCLUSIVE MODE",
                NULL) ||
         pg_run(m, "SELECT count(*) FROM users", &users) ||
         pg_run(m, "SELECT count(*) FROM rooms", &rooms))
@@ -634,7 +654,12 @@ static int migrate(struct mig *m)
     }
     /* Planner statistics for the copied tables (only these: the database may hold others). */
     if (reset_identities(m) ||
-        pg_run(m, "ANALYZE users, sessions, refresh_tokens, rooms, members, events", NULL))
+        pg_run(m, "UPDATE outbox_head SET pos = (SELECT coalesce(max(pos), 0) FROM outbox)",
+               NULL) ||
+        pg_run(m,
+               "ANALYZE users, sessions, refresh_tokens, rooms, members, events, outbox, "
+               "outbox_consumers, api_keys",
+               NULL))
         return -1;
     {
         PGresult *r = PQexec(m->pg, "COMMIT");

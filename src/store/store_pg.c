@@ -1181,8 +1181,7 @@ static int pg_user_insert(struct store_conn *c, const char *username, const char
         struct jsonw w;
         char id[32];
         jsonw_init(&w, 128);
-        store__user_created_json(&w, *id_out, username, now_ms);
-        snprintf(id, sizeof(id), "uc_%lld", (long long)*id_out);
+        store__user_created_json(&w, id, *id_out, username, now_ms);
         rc = ob_add(c, 0, 0, "user.created", id, now_ms, &w);
         jsonw_free(&w);
     }
@@ -1392,8 +1391,7 @@ static int pg_room_insert(struct store_conn *c, struct store_room *rm, const cha
         rm->last_seq = 0;
         rm->member_count = 0;
         jsonw_init(&w, 256);
-        store__room_created_json(&w, rm);
-        snprintf(id, sizeof(id), "rc_%lld", (long long)rm->id);
+        store__room_created_json(&w, id, rm);
         rc = ob_add(c, rm->id, 0, "room.created", id, rm->created_at, &w);
         jsonw_free(&w);
     }

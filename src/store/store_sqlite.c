@@ -436,8 +436,7 @@ static int sq_user_insert(struct store_conn *c, const char *username, const char
         struct jsonw w;
         char id[32];
         jsonw_init(&w, 128);
-        store__user_created_json(&w, *id_out, username, now_ms);
-        snprintf(id, sizeof(id), "uc_%lld", (long long)*id_out);
+        store__user_created_json(&w, id, *id_out, username, now_ms);
         rc = outbox_other(c, 0, "user.created", id, now_ms, &w);
         jsonw_free(&w);
     }
@@ -677,8 +676,7 @@ static int sq_room_insert(struct store_conn *c, struct store_room *r, const char
         r->last_seq = 0; /* *r now mirrors the new row */
         r->member_count = 0;
         jsonw_init(&w, 256);
-        store__room_created_json(&w, r);
-        snprintf(id, sizeof(id), "rc_%lld", (long long)r->id);
+        store__room_created_json(&w, id, r);
         rc = outbox_other(c, r->id, "room.created", id, r->created_at, &w);
         jsonw_free(&w);
     }
