@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define METRICS_MAX_ROUTES 32
+#define METRICS_MAX_ROUTES 64
 /* Status codes tracked per route; anything else is counted as "other". */
 /* Not left to clang-format: it is not idempotent on this list. */
 /* clang-format off */

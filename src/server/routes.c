@@ -84,6 +84,9 @@ static const struct route routes[] = {
      api_webhooks_replay},
 };
 
+/* Every route has its own metrics slot. */
+_Static_assert(ROUTE__COUNT <= METRICS_MAX_ROUTES, "raise METRICS_MAX_ROUTES (server/metrics.h)");
+
 static const char *const route_names[] = {
 #define ROUTE_NAME(name, label) label,
     ROUTE_MAP(ROUTE_NAME)
