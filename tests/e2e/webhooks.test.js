@@ -2,14 +2,16 @@
 // Webhooks and offline notifications (docs/INTEGRATIONS.md): a receiver that fails the first
 // attempts of every event and verifies every signature gets each event exactly once by id;
 // deliveries survive kill -9 between commit and delivery; the last failed retry dead-letters a
-// delivery, which the server API lists and replays; offline members get one notification
+// delivery, which the server API lists and replays (and manages endpoints, API key only); offline members get one notification
 // (coalesced per user and room, none when muted, none for the sender or an online member,
 // mention flag); PATCH /v1/rooms/{id}/settings is for members only.
 
 const { describe, it, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { startChat, newUser, api, createRoom, connect, sleep } = require('./lib/chat');
+const { request } = require('./lib/http');
 const { WebhookReceiver } = require('./lib/webhooks');
+const { createKey, serverApi } = require('./lib/server_api');
 
 const SECRET = 'whsec-test-0123456789';
 const FAST = { 'msg-rate': 1000000, 'msg-burst': 1000000 };
@@ -78,6 +80,76 @@ describe('webhooks', () => {
     console.log(`webhooks after kill -9: ${sent.length} delivered, ${rcv.duplicates} duplicates`);
     assert.equal(rcv.badSignatures, 0);
     assert.deepEqual(messageIds(rcv).sort(), [...sent].sort());
+    await srv.stop();
+  });
+
+  it('dead-letters after the last attempt; the server API lists, replays and manages endpoints', async () => {
+    const flagRcv = await new WebhookReceiver({ secret: SECRET, failAll: true }).start();
+    const apiRcv = await new WebhookReceiver({ secret: 'api-endpoint-secret-1', failAll: true }).start();
+    receivers.push(flagRcv, apiRcv);
+    const srv = await startChat({
+      ...FAST,
+      ...QUICK,
+      'webhook-url': flagRcv.url,
+      'webhook-types': 'message',
+      'webhook-max-attempts': 3,
+    });
+    servers.push(srv);
+    const { key } = createKey(srv, 'webhooks');
+    const sapi = serverApi(srv, key);
+    const alice = await newUser(srv, 'da');
+
+    // Endpoints: the flag's, then one registered here (validated).
+    assert.equal((await sapi.post('/v1/server/webhooks', { url: 'ftp://x', secret: 'x'.repeat(20) })).status, 400);
+    assert.equal((await sapi.post('/v1/server/webhooks', { url: apiRcv.url, secret: 'short' })).status, 400);
+    const created = await sapi.post('/v1/server/webhooks', { url: apiRcv.url, secret: 'api-endpoint-secret-1', types: 'message' });
+    assert.equal(created.status, 201, created.text);
+    const wid = created.body.webhook.id;
+    assert.match(wid, /^w_\d+$/);
+    assert.equal(created.body.webhook.secret, undefined, 'the secret is never returned');
+    const list = await sapi.get('/v1/server/webhooks');
+    assert.deepEqual(list.body.webhooks.map((w) => [w.id, w.source]), [['default', 'flag'], [wid, 'api']]);
+    // A user token is not a key.
+    assert.equal((await request(srv, 'GET', '/v1/server/webhooks', { token: alice.token })).status, 401);
+
+    const room = await createRoom(srv, alice);
+    const r = await api(srv, alice).post(`/v1/rooms/${room.id}/messages`, { body: 'doomed', client_msg_id: 'd1' });
+    const id = r.body.msg_id;
+    // 3 attempts each, then dead on both endpoints.
+    const deadNow = async () => (await sapi.get('/v1/server/webhooks/dead')).body.deliveries.filter((d) => d.event_id === id);
+    const deadline = Date.now() + 30000;
+    let dead = [];
+    while (Date.now() < deadline && (dead = await deadNow()).length < 2) await sleep(100);
+    assert.equal(dead.length, 2, 'dead on both endpoints');
+    assert.equal(flagRcv.attempts.get(id), 3);
+    assert.equal(apiRcv.attempts.get(id), 3);
+    for (const d of dead) {
+      assert.equal(d.attempts, 3);
+      assert.equal(d.last_error, 'HTTP 500');
+      assert.equal(d.event.id, id);
+    }
+    assert.deepEqual(dead.map((d) => d.endpoint).sort(), ['default', wid].sort());
+    assert.equal((await sapi.get('/v1/server/webhooks/dead?limit=0')).status, 400);
+
+    // Replay the default endpoint's dead delivery once the receiver is back.
+    flagRcv.failAll = false;
+    const fromFlag = dead.find((d) => d.endpoint === 'default');
+    const rep = await sapi.post(`/v1/server/webhooks/dead/${fromFlag.id}/replay`);
+    assert.equal(rep.status, 202, rep.text);
+    await flagRcv.waitFor((x) => x.events.has(id), 20000, 'the replayed delivery');
+    assert.equal(flagRcv.events.get(id).data.body, 'doomed');
+    assert.equal((await sapi.post(`/v1/server/webhooks/dead/${fromFlag.id}/replay`)).status, 404, 'no longer dead');
+    assert.deepEqual((await deadNow()).map((d) => d.endpoint), [wid]);
+
+    // Deleting the endpoint stops its deliveries.
+    assert.equal((await sapi.del(`/v1/server/webhooks/${wid}`)).status, 204);
+    assert.equal((await sapi.del(`/v1/server/webhooks/${wid}`)).status, 404);
+    assert.equal((await sapi.del('/v1/server/webhooks/default')).status, 404);
+    const before = apiRcv.requests;
+    await api(srv, alice).post(`/v1/rooms/${room.id}/messages`, { body: 'after delete', client_msg_id: 'd2' });
+    await flagRcv.waitFor((x) => x.events.size >= 2, 20000, 'the next message on the flag endpoint');
+    assert.equal(apiRcv.requests, before, 'nothing more to a deleted endpoint');
+    assert.equal(flagRcv.badSignatures + apiRcv.badSignatures, 0);
     await srv.stop();
   });
 
