@@ -21,7 +21,9 @@
 #include "util/log.h"
 #include "util/status.h"
 
-#define BATCH_MAX 32
+/* Rows claimed at a time: each is leased for the attempts before it plus its own, so a worker
+ * that dies leaves at most BATCH_MAX rows waiting for their leases (BATCH_MAX + 1 timeouts). */
+#define BATCH_MAX 8
 
 struct pending {
     int64_t id, endpoint_id;
@@ -29,6 +31,7 @@ struct pending {
     char *body;
     size_t len;
     int attempts;
+    int claimed; /* this worker holds the row's lease */
 };
 
 struct batch {
@@ -230,12 +233,14 @@ static int deliver(struct roles_webhook *wh, struct store_conn *rc, struct pendi
         u.state = DELIVERY_DEAD;
         u.attempts = p->attempts;
         u.error = "the endpoint no longer exists";
+        p->claimed = 0;
         log_warn("webhook dead", "\"delivery\":%" PRId64 ",\"event_id\":\"%s\",\"error\":\"%s\"",
                  p->id, p->event_id, u.error);
         return roles_write(wh->db, write_update, &u) != CD_OK;
     }
     rc_post = post(wh, url, secret, p, err, sizeof(err));
-    if (rc_post == CD_AGAIN) return 0;
+    if (rc_post == CD_AGAIN) return 0; /* stopping: the row is released by run() */
+    p->claimed = 0;
     if (rc_post == CD_OK) {
         u.state = DELIVERY_DONE;
         u.next_at = clock_unix_ms();
@@ -256,6 +261,40 @@ static int deliver(struct roles_webhook *wh, struct store_conn *rc, struct pendi
                  p->id, p->event_id, u.attempts, err);
     }
     return roles_write(wh->db, write_update, &u) != CD_OK;
+}
+
+struct claim {
+    struct batch *b;
+    int64_t now, timeout_ms;
+};
+
+/* Lease every row of the batch (one writer job): row i until now + (i + 2) timeouts, time for
+ * the attempts before it and its own. Rows another worker took meanwhile are skipped. */
+static int claim_rows(const struct store_ops *ops, struct store_conn *c, void *ud)
+{
+    struct claim *cl = ud;
+    for (int i = 0; i < cl->b->n; i++) {
+        int rc = ops->delivery_claim(c, cl->b->rows[i].id, cl->now,
+                                     cl->now + (int64_t)(i + 2) * cl->timeout_ms);
+        if (rc != CD_OK && rc != CD_E_NOT_FOUND) return rc;
+        cl->b->rows[i].claimed = rc == CD_OK;
+    }
+    return CD_OK;
+}
+
+/* Rows still claimed (not attempted: the engine is stopping, or the store failed) are due again
+ * now: a claim with no due limit sets next_at back. */
+static int release_rows(const struct store_ops *ops, struct store_conn *c, void *ud)
+{
+    struct claim *cl = ud;
+    for (int i = 0; i < cl->b->n; i++) {
+        int rc;
+        if (!cl->b->rows[i].claimed) continue;
+        rc = ops->delivery_claim(c, cl->b->rows[i].id, INT64_MAX, cl->now);
+        if (rc != CD_OK && rc != CD_E_NOT_FOUND) return rc;
+        cl->b->rows[i].claimed = 0;
+    }
+    return CD_OK;
 }
 
 static void wait_ms(struct roles_webhook *wh, int64_t ms)
@@ -283,13 +322,21 @@ static void *run(void *arg)
     while (!atomic_load(&wh->stop)) {
         struct store_conn *c = store_reader(wh->db);
         struct batch b = {.n = 0};
+        struct claim cl = {.b = &b, .now = clock_unix_ms(), .timeout_ms = wh->cfg.timeout_ms};
         int failing = 0, i;
-        if (!c || ops->deliveries_list(c, DELIVERY_PENDING, clock_unix_ms(), 0, BATCH_MAX, collect,
-                                       &b) != CD_OK) {
+        if (!c ||
+            ops->deliveries_list(c, DELIVERY_PENDING, cl.now, 0, BATCH_MAX, collect, &b) != CD_OK) {
             failing = 1;
         }
+        if (!failing && b.n && roles_write(wh->db, claim_rows, &cl) != CD_OK) failing = 1;
         for (i = 0; i < b.n && !failing && !atomic_load(&wh->stop); i++)
-            failing = deliver(wh, c, &b.rows[i]);
+            if (b.rows[i].claimed) failing = deliver(wh, c, &b.rows[i]);
+        for (i = 0; i < b.n && !b.rows[i].claimed; i++)
+            ;
+        if (i < b.n) { /* stopping or failing: hand back the leases not used */
+            cl.now = clock_unix_ms();
+            roles_write(wh->db, release_rows, &cl);
+        }
         for (i = 0; i < b.n; i++)
             free(b.rows[i].body);
         if (failing)

@@ -6,6 +6,9 @@
  *   X-Chatd-Event-Id: <event id>        (the idempotency id: the same on every retry)
  *   X-Chatd-Signature: t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
  *   X-Chatd-Attempt: <n, from 1>
+ * Before its attempt a row is claimed (store_ops.delivery_claim, a lease on next_at), so workers
+ * on several nodes never POST the same row at once, and a worker that dies mid-attempt leaves
+ * the row due again when the lease ends.
  * A 2xx answer within timeout_ms is a delivery; anything else is retried. Attempt n + 1 waits
  * min(retry_base_ms * 2^(n-1), retry_max_ms), scaled by a random factor in [0.5, 1.0): with the
  * defaults (10 s, 1 h, 20 attempts) the last retry comes about 9 to 17 hours after the first. */

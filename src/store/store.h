@@ -298,6 +298,10 @@ struct store_ops {
      * ones only when next_at <= due_before (ordered by next_at), others in id order. */
     int (*deliveries_list)(struct store_conn *c, int state, int64_t due_before, int64_t after,
                            int limit, store_delivery_cb cb, void *ud);
+    /* Take a due pending delivery for an attempt: next_at = until (a lease: another worker,
+     * on this node or another, skips it until then; a worker that dies leaves it due again at
+     * `until`). CD_E_NOT_FOUND when it is no longer pending with next_at <= due_before. */
+    int (*delivery_claim)(struct store_conn *c, int64_t id, int64_t due_before, int64_t until);
     /* Record an attempt's outcome: state, attempts, next_at, last_error (NULL: none). */
     int (*delivery_update)(struct store_conn *c, int64_t id, int state, int attempts,
                            int64_t next_at, const char *last_error);

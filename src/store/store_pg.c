@@ -187,6 +187,8 @@ struct store {
                         "id > $2::bigint ORDER BY id LIMIT $3::bigint")                            \
     X(DELIVERY_UPDATE, "UPDATE deliveries SET state = $2::int, attempts = $3::int, "               \
                        "next_at = $4::bigint, last_error = $5 WHERE id = $1::bigint")              \
+    X(DELIVERY_CLAIM, "UPDATE deliveries SET next_at = $3::bigint WHERE id = $1::bigint AND "      \
+                      "state = 0 AND next_at <= $2::bigint")                                       \
     X(DELIVERY_REPLAY, "UPDATE deliveries SET state = 0, attempts = 0, next_at = $2::bigint "      \
                        "WHERE id = $1::bigint AND state = 2")                                      \
     X(MUTE_PUT, "INSERT INTO room_settings(room_id, user_id, muted) "                              \
@@ -1783,6 +1785,15 @@ static int pg_delivery_update(struct store_conn *c, int64_t id, int state, int a
     return exec_one(c, SQL_DELIVERY_UPDATE, &p);
 }
 
+static int pg_delivery_claim(struct store_conn *c, int64_t id, int64_t due_before, int64_t until)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    p_int(&p, due_before);
+    p_int(&p, until);
+    return exec_one(c, SQL_DELIVERY_CLAIM, &p);
+}
+
 static int pg_delivery_replay(struct store_conn *c, int64_t id, int64_t now_ms)
 {
     struct params p = {0};
@@ -2012,6 +2023,7 @@ const struct store_ops store_pg_ops = {
     .webhooks_list = pg_webhooks_list,
     .delivery_insert = pg_delivery_insert,
     .deliveries_list = pg_deliveries_list,
+    .delivery_claim = pg_delivery_claim,
     .delivery_update = pg_delivery_update,
     .delivery_replay = pg_delivery_replay,
     .room_mute_put = pg_room_mute_put,

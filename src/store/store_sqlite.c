@@ -137,6 +137,8 @@ struct store {
                         "ORDER BY id LIMIT ?3")                                                    \
     X(DELIVERY_UPDATE, "UPDATE deliveries SET state = ?2, attempts = ?3, next_at = ?4, "           \
                        "last_error = ?5 WHERE id = ?1")                                            \
+    X(DELIVERY_CLAIM, "UPDATE deliveries SET next_at = ?3 WHERE id = ?1 AND state = 0 AND "        \
+                      "next_at <= ?2")                                                             \
     X(DELIVERY_REPLAY, "UPDATE deliveries SET state = 0, attempts = 0, next_at = ?2 "              \
                        "WHERE id = ?1 AND state = 2")                                              \
     X(MUTE_PUT, "INSERT INTO room_settings(room_id, user_id, muted) VALUES (?1, ?2, ?3) "          \
@@ -1229,6 +1231,16 @@ static int sq_delivery_update(struct store_conn *c, int64_t id, int state, int a
     return step_one(c, s, "delivery_update");
 }
 
+static int sq_delivery_claim(struct store_conn *c, int64_t id, int64_t due_before, int64_t until)
+{
+    sqlite3_stmt *s = stmt(c, SQL_DELIVERY_CLAIM);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, due_before);
+    sqlite3_bind_int64(s, 3, until);
+    return step_one(c, s, "delivery_claim");
+}
+
 static int sq_delivery_replay(struct store_conn *c, int64_t id, int64_t now_ms)
 {
     sqlite3_stmt *s = stmt(c, SQL_DELIVERY_REPLAY);
@@ -1346,6 +1358,7 @@ const struct store_ops store_sqlite_ops = {
     .webhooks_list = sq_webhooks_list,
     .delivery_insert = sq_delivery_insert,
     .deliveries_list = sq_deliveries_list,
+    .delivery_claim = sq_delivery_claim,
     .delivery_update = sq_delivery_update,
     .delivery_replay = sq_delivery_replay,
     .room_mute_put = sq_room_mute_put,

@@ -16,7 +16,13 @@ const { createKey, serverApi } = require('./lib/server_api');
 const SECRET = 'whsec-test-0123456789';
 const FAST = { 'msg-rate': 1000000, 'msg-burst': 1000000 };
 // Retries in tens of ms instead of seconds (documented flags); polling as often.
-const QUICK = { 'webhook-secret': SECRET, 'webhook-retry-base-ms': 50, 'webhook-retry-max-ms': 200, 'webhook-poll-ms': 50 };
+const QUICK = {
+  'webhook-secret': SECRET,
+  'webhook-retry-base-ms': 50,
+  'webhook-retry-max-ms': 200,
+  'webhook-poll-ms': 50,
+  'webhook-timeout-ms': 1000, // also the lease of a claimed row (8 rows: 10 s at most)
+};
 
 const messageIds = (rcv) => [...rcv.events.values()].filter((e) => e.type === 'message').map((e) => e.id);
 

@@ -960,6 +960,10 @@ static void deliveries_lifecycle(void **state)
     assert_int_equal(s.n, 2);
     assert_string_equal(s.body, "{\"a\":1}");
 
+    /* A claim is a lease: the first worker gets the row, a second one (same due time) not. */
+    assert_int_equal(f->ops->delivery_claim(f->c, s.ids[0], 1000, 1500), CD_OK);
+    assert_int_equal(f->ops->delivery_claim(f->c, s.ids[0], 1000, 1500), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->delivery_claim(f->c, s.ids[0], 1500, 1600), CD_OK); /* expired */
     /* A failed attempt moves next_at; the last one makes the row dead. */
     assert_int_equal(f->ops->delivery_update(f->c, s.ids[0], DELIVERY_PENDING, 1, 5000, "HTTP 500"),
                      CD_OK);
