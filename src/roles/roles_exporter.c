@@ -21,6 +21,7 @@ struct roles_exporter {
     int64_t timeout_ms;
     rd_kafka_t *rk;
     struct outbox_consumer *oc;
+    atomic_int stopping; /* set by roles_exporter_stop: a batch waiting for reports gives up */
     atomic_uint_fast64_t produced, failed, batches;
 };
 
@@ -119,8 +120,13 @@ static int handle(void *ud, const struct store_outbox_event *evs, size_t n)
     }
     /* Every produced message gets exactly one report (success, or failure at the latest after
      * message.timeout.ms): wait for them all, b lives on this stack until then. */
-    while (b.ok + b.failed < sent)
-        rd_kafka_flush(ex->rk, 1000);
+    while (b.ok + b.failed < sent) {
+        rd_kafka_flush(ex->rk, 200);
+        /* Stopping with the brokers away: purge, so the reports (failed) come now instead of
+         * after message.timeout.ms; the batch is then handed again after the restart. */
+        if (atomic_load(&ex->stopping))
+            rd_kafka_purge(ex->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    }
     if (rd_kafka_fatal_error(ex->rk, fatal, sizeof(fatal))) {
         /* The idempotent producer cannot go on (e.g. a sequence gap): a new one starts over. */
         log_error("exporter: fatal producer error, recreating it", "\"error\":\"%s\"", fatal);
@@ -181,9 +187,11 @@ fail:
 void roles_exporter_stop(struct roles_exporter *ex)
 {
     if (!ex) return;
+    atomic_store(&ex->stopping, 1);
     outbox_consumer_stop(ex->oc);
     if (ex->rk) {
-        rd_kafka_flush(ex->rk, (int)ex->timeout_ms);
+        rd_kafka_purge(ex->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(ex->rk, 1000); /* serves the purged messages' reports */
         rd_kafka_destroy(ex->rk);
     }
     free(ex->brokers);

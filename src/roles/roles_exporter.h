@@ -27,8 +27,9 @@ struct roles_exporter;
  * unreachable cluster only delays the batches. */
 int roles_exporter_start(struct store_db *db, const struct roles_exporter_cfg *cfg,
                          struct roles_exporter **out);
-/* Stop the consumer (its current batch ends first), flush and destroy the producer. Blocks at
- * most about timeout_ms. NULL is fine. */
+/* Stop the consumer (its current batch ends first: one still waiting for delivery reports is
+ * purged and handed again after a restart), destroy the producer. Blocks about a second at most
+ * beyond a produce call in progress. NULL is fine. */
 void roles_exporter_stop(struct roles_exporter *ex);
 
 /* Counters (any thread). */
