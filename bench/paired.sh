@@ -50,12 +50,12 @@ run_one() { # $1 = label, $2 = chatd binary
       --label "$1" --quiet >"$W/$1.json" 2>>"$W/cb.log" || true
   fi
   kill "$SPID"; wait "$SPID" 2>/dev/null || true; SPID=""
-  python3 - "$W/$1.json" "$1" <<'PY'
+  python3 - "$W/$1.json" "$1" "$SCEN" <<'PY'
 import json,sys
 try: d=json.load(open(sys.argv[1]))
 except Exception as e: print(f"{sys.argv[2]}: no result ({e})"); sys.exit()
 lat=d.get("latency_ms",{})
-if "deliveries_per_s" in d:
+if sys.argv[3] != "durable":
     print(f"{sys.argv[2]}: deliveries/s {d.get('deliveries_per_s')}  p50 {lat.get('p50')} ms  p99 {lat.get('p99')} ms  drops {d.get('drops')}  server_cpu {d.get('server_cpu_share')}  cpu0 {d.get('cpu0_busy')} cpu1 {d.get('cpu1_busy')}")
 else:
     ack=d.get('ack_ms',{})
