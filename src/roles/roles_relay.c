@@ -41,6 +41,13 @@ static void on_pub_error(jsCtx *js, jsPubAckErr *pae, void *closure)
                  natsStatus_GetText(pae->Err), pae->ErrText ? pae->ErrText : "");
 }
 
+static void on_connected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    (void)closure;
+    log_info("relay connected to NATS", "\"role\":\"relay\"");
+}
+
 static int replicas_auto(struct roles_relay *r)
 {
     char **servers = NULL;
@@ -199,7 +206,9 @@ int roles_relay_start(struct store_db *db, const struct roles_relay_cfg *cfg,
     if (st == NATS_OK) st = natsOptions_SetName(o, "chatd-relay");
     if (st == NATS_OK) st = natsOptions_SetMaxReconnect(o, -1);
     if (st == NATS_OK) st = natsOptions_SetReconnectWait(o, 250);
-    if (st == NATS_OK) st = natsOptions_SetRetryOnFailedConnect(o, true, NULL, NULL);
+    /* With a callback the first connect happens in the background (without one libnats retries
+     * it inside natsConnection_Connect: a NATS that is away would hold up the start). */
+    if (st == NATS_OK) st = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, r);
     if (st == NATS_OK) {
         st = natsConnection_Connect(&r->nc, o);
         if (st == NATS_NOT_YET_CONNECTED) st = NATS_OK;
