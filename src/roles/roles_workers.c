@@ -89,7 +89,7 @@ int roles_exporter_worker_start(const struct roles_env *env, void **state)
     const struct cfg *cfg = env->settings;
     struct roles_exporter_cfg ec = {.brokers = cfg->kafka_brokers,
                                     .topic = cfg->kafka_topic,
-                                    .batch = 1000,
+                                    .batch = 4000,
                                     .poll_ms = ROLE_POLL_MS,
                                     .timeout_ms = 30000};
     *state = NULL;
@@ -108,7 +108,7 @@ int roles_relay_worker_start(const struct roles_env *env, void **state)
     struct roles_relay_cfg rc = {.nats_url = cfg->nats_url,
                                  .stream = cfg->jetstream_stream,
                                  .replicas = (int)cfg->jetstream_replicas,
-                                 .batch = 1000,
+                                 .batch = 4000,
                                  .poll_ms = ROLE_POLL_MS,
                                  .timeout_ms = 10000};
     *state = NULL;
