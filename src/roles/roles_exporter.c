@@ -22,7 +22,6 @@ struct roles_exporter {
     rd_kafka_t *rk;
     struct outbox_consumer *oc;
     atomic_int stopping; /* set by roles_exporter_stop: a batch waiting for reports gives up */
-    atomic_uint_fast64_t produced, failed, batches;
 };
 
 /* One batch's outcome, filled by delivery reports (on the consumer thread, inside flush). */
@@ -134,8 +133,6 @@ static int handle(void *ud, const struct store_outbox_event *evs, size_t n)
         ex->rk = NULL;
         b.failed += sent - b.ok - b.failed;
     }
-    atomic_fetch_add(&ex->produced, b.ok);
-    atomic_fetch_add(&ex->failed, b.failed);
     if (sent < n || b.failed) {
         if (b.failed)
             log_warn("exporter: batch not delivered, retried",
@@ -143,7 +140,6 @@ static int handle(void *ud, const struct store_outbox_event *evs, size_t n)
                      rd_kafka_err2str(b.err));
         return CD_E_IO;
     }
-    atomic_fetch_add(&ex->batches, 1);
     return CD_OK;
 }
 
@@ -197,11 +193,4 @@ void roles_exporter_stop(struct roles_exporter *ex)
     free(ex->brokers);
     free(ex->topic);
     free(ex);
-}
-
-void roles_exporter_stats(struct roles_exporter *ex, struct roles_exporter_stats *out)
-{
-    out->produced = atomic_load(&ex->produced);
-    out->failed = atomic_load(&ex->failed);
-    out->batches = atomic_load(&ex->batches);
 }

@@ -32,12 +32,4 @@ int roles_exporter_start(struct store_db *db, const struct roles_exporter_cfg *c
  * beyond a produce call in progress. NULL is fine. */
 void roles_exporter_stop(struct roles_exporter *ex);
 
-/* Counters (any thread). */
-struct roles_exporter_stats {
-    uint64_t produced; /* messages with a successful delivery report */
-    uint64_t failed;   /* messages whose delivery failed (their batch is produced again) */
-    uint64_t batches;  /* batches confirmed */
-};
-void roles_exporter_stats(struct roles_exporter *ex, struct roles_exporter_stats *out);
-
 #endif

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "outbox/outbox.h"
-#include "util/clock.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -28,8 +27,6 @@ struct roles_relay {
     int stream_ready; /* consumer thread only */
     atomic_int pub_errors;
     struct outbox_consumer *oc;
-    atomic_uint_fast64_t published, failed;
-    atomic_int_fast64_t lag_last, lag_max;
 };
 
 static void on_pub_error(jsCtx *js, jsPubAckErr *pae, void *closure)
@@ -152,19 +149,12 @@ static int handle(void *ud, const struct store_outbox_event *evs, size_t n)
         }
     }
     if (st != NATS_OK || atomic_load(&r->pub_errors)) {
-        atomic_fetch_add(&r->failed, 1);
         if (st != NATS_OK)
             log_warn("relay: batch not published, retried", "\"events\":%zu,\"error\":\"%s\"", n,
                      natsStatus_GetText(st));
         /* The stream may have been deleted: look again next time. */
         r->stream_ready = 0;
         return CD_E_UNAVAILABLE;
-    }
-    atomic_fetch_add(&r->published, n);
-    if (n) {
-        int64_t lag = clock_unix_ms() - evs[n - 1].ts;
-        atomic_store(&r->lag_last, lag);
-        if (lag > atomic_load(&r->lag_max)) atomic_store(&r->lag_max, lag);
     }
     return CD_OK;
 }
@@ -254,12 +244,4 @@ void roles_relay_stop(struct roles_relay *r)
     natsConnection_Destroy(r->nc);
     free(r->stream);
     free(r);
-}
-
-void roles_relay_stats(struct roles_relay *r, struct roles_relay_stats *out)
-{
-    out->published = atomic_load(&r->published);
-    out->failed = atomic_load(&r->failed);
-    out->lag_last_ms = atomic_load(&r->lag_last);
-    out->lag_max_ms = atomic_load(&r->lag_max);
 }

@@ -30,12 +30,4 @@ int roles_relay_start(struct store_db *db, const struct roles_relay_cfg *cfg,
 /* Stop the consumer (its current batch ends first), close the connection. NULL is fine. */
 void roles_relay_stop(struct roles_relay *r);
 
-struct roles_relay_stats {
-    uint64_t published; /* messages acknowledged by JetStream */
-    uint64_t failed;    /* batches that failed (published again) */
-    /* Commit-to-acknowledgement lag of the events acknowledged, ms (wall clocks). */
-    int64_t lag_last_ms, lag_max_ms;
-};
-void roles_relay_stats(struct roles_relay *r, struct roles_relay_stats *out);
-
 #endif
