@@ -54,3 +54,12 @@ int roles_write(struct store_db *db, roles_write_fn fn, void *ud)
     pthread_mutex_destroy(&s.mu);
     return rc;
 }
+
+int roles_consume(struct store_db *db, const char *name,
+                  int (*handle)(void *ud, const struct store_outbox_event *evs, size_t n), void *ud,
+                  int batch, int poll_ms, struct outbox_consumer **out)
+{
+    struct outbox_consumer_cfg oc = {
+        .name = name, .handle = handle, .ud = ud, .batch = batch, .poll_ms = poll_ms};
+    return outbox_consumer_start(db, &oc, out);
+}

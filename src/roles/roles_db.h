@@ -3,6 +3,7 @@
 #ifndef CD_ROLES_DB_H
 #define CD_ROLES_DB_H
 
+#include "outbox/outbox.h"
 #include "store/store.h"
 
 /* Runs on the writer thread inside the batch transaction; may run again when the batch is
@@ -13,5 +14,11 @@ typedef int (*roles_write_fn)(const struct store_ops *ops, struct store_conn *c,
  * commit's (CD_E_IO, CD_E_UNAVAILABLE) or CD_E_UNAVAILABLE once the store is closing. Blocks;
  * any thread but an I/O thread. */
 int roles_write(struct store_db *db, roles_write_fn fn, void *ud);
+
+/* Start the outbox consumer `name` of a role body (outbox_consumer_start with the default
+ * backoff): CD_OK with *out set, or the outbox's error (logged). */
+int roles_consume(struct store_db *db, const char *name,
+                  int (*handle)(void *ud, const struct store_outbox_event *evs, size_t n), void *ud,
+                  int batch, int poll_ms, struct outbox_consumer **out);
 
 #endif

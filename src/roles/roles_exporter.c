@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "outbox/outbox.h"
+#include "roles/roles_db.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -147,7 +148,6 @@ int roles_exporter_start(struct store_db *db, const struct roles_exporter_cfg *c
                          struct roles_exporter **out)
 {
     struct roles_exporter *ex = calloc(1, sizeof(*ex));
-    struct outbox_consumer_cfg oc = {0};
     int rc;
     *out = NULL;
     if (!ex) return CD_E_NOMEM;
@@ -163,12 +163,8 @@ int roles_exporter_start(struct store_db *db, const struct roles_exporter_cfg *c
         rc = CD_E_INVALID_FIELD;
         goto fail;
     }
-    oc.name = "exporter";
-    oc.handle = handle;
-    oc.ud = ex;
-    oc.batch = cfg->batch;
-    oc.poll_ms = (int)cfg->poll_ms;
-    if ((rc = outbox_consumer_start(db, &oc, &ex->oc)) != CD_OK) goto fail;
+    rc = roles_consume(db, "exporter", handle, ex, cfg->batch, (int)cfg->poll_ms, &ex->oc);
+    if (rc != CD_OK) goto fail;
     log_info("exporter started", "\"brokers\":\"%s\",\"topic\":\"%s\"", ex->brokers, ex->topic);
     *out = ex;
     return CD_OK;

@@ -281,19 +281,14 @@ int roles_notifier_start(struct store_db *db, const struct roles_notifier_cfg *c
                          struct roles_notifier **out)
 {
     struct roles_notifier *nf = calloc(1, sizeof(*nf));
-    struct outbox_consumer_cfg oc = {0};
     int rc;
     *out = NULL;
     if (!nf) return CD_E_NOMEM;
     nf->db = db;
     nf->cfg = *cfg;
     imap_init(&nf->last);
-    oc.name = "notifier";
-    oc.handle = handle;
-    oc.ud = nf;
-    oc.batch = cfg->batch;
-    oc.poll_ms = (int)cfg->poll_ms;
-    if ((rc = outbox_consumer_start(db, &oc, &nf->oc)) != CD_OK) {
+    rc = roles_consume(db, "notifier", handle, nf, cfg->batch, (int)cfg->poll_ms, &nf->oc);
+    if (rc != CD_OK) {
         free(nf);
         return rc;
     }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "outbox/outbox.h"
+#include "roles/roles_db.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -169,7 +170,6 @@ int roles_relay_start(struct store_db *db, const struct roles_relay_cfg *cfg,
     char *list, *save = NULL;
     int n = 0, rc = CD_E_IO;
     natsStatus st;
-    struct outbox_consumer_cfg oc = {0};
 
     *out = NULL;
     if (!cfg->nats_url || !*cfg->nats_url) return CD_E_INVALID_FIELD;
@@ -218,12 +218,8 @@ int roles_relay_start(struct store_db *db, const struct roles_relay_cfg *cfg,
         if (st == NATS_INVALID_ARG) rc = CD_E_INVALID_FIELD;
         goto fail;
     }
-    oc.name = "relay";
-    oc.handle = handle;
-    oc.ud = r;
-    oc.batch = cfg->batch;
-    oc.poll_ms = (int)cfg->poll_ms;
-    if ((rc = outbox_consumer_start(db, &oc, &r->oc)) != CD_OK) goto fail;
+    rc = roles_consume(db, "relay", handle, r, cfg->batch, (int)cfg->poll_ms, &r->oc);
+    if (rc != CD_OK) goto fail;
     log_info("relay started", "\"stream\":\"%s\"", r->stream);
     *out = r;
     return CD_OK;

@@ -466,13 +466,7 @@ static int feed_handle(void *ud, const struct store_outbox_event *evs, size_t n)
 
 int roles_webhook_feed_start(struct roles_webhook *wh, int batch, int poll_ms)
 {
-    struct outbox_consumer_cfg oc = {0};
-    oc.name = "webhooks";
-    oc.handle = feed_handle;
-    oc.ud = wh;
-    oc.batch = batch;
-    oc.poll_ms = poll_ms;
-    return outbox_consumer_start(wh->db, &oc, &wh->feed);
+    return roles_consume(wh->db, "webhooks", feed_handle, wh, batch, poll_ms, &wh->feed);
 }
 
 void roles_webhook_stop(struct roles_webhook *wh)
