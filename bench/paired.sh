@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 W=$(mktemp -d /tmp/chatd-paired.XXXXXX)
-trap 'kill $SPID 2>/dev/null || true; git -C "$ROOT" worktree remove --force "$W/old" 2>/dev/null || true; rm -rf "$W"' EXIT
+trap 'kill $SPID 2>/dev/null || true; for t in old new; do git -C "$ROOT" worktree remove --force "$W/$t" 2>/dev/null || true; done; rm -rf "$W"' EXIT
 SPID=""
 build() { # $1 = source dir, $2 = build dir
   cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release -DCHATD_TESTS=OFF >/dev/null
