@@ -103,9 +103,9 @@ static const char *const store_sqlite_migrations[] = {
      * entry's row is only (room_id, seq): readers join the log for the rest, so an append adds
      * ~10 bytes to a page the batch's other appends share. It is written by a trigger of the
      * log's own INSERT (one statement per message, not two, which cost more; bench/notes.md).
-     * An ignored INSERT (a resent client_msg_id) fires nothing. Other events carry their type, id, time and
-     * JSON (seq 0). Rows are never deleted: pos never goes back (no AUTOINCREMENT needed). The
-     * existing log is indexed in its append order. outbox_consumers: the saved positions of
+     * An ignored INSERT (a resent client_msg_id) fires nothing. Other events carry their type, id,
+     * time and JSON (seq 0). Rows are never deleted: pos never goes back (no AUTOINCREMENT needed).
+     * The existing log is indexed in its append order. outbox_consumers: the saved positions of
      * named consumers. */
     "CREATE TABLE outbox ("
     "  pos INTEGER PRIMARY KEY,"
