@@ -5,8 +5,8 @@
 #   bench/paired.sh [OLD_REV] [NEW_REV|WORKTREE] [--rate N] [--rounds N] [--duration S]
 #                   [--scenario fanout|durable]
 # Default: HEAD~1 against the working tree. For commit messages of hot-path changes.
-# --scenario durable: the commit path instead (chatbench durable: 100 senders at --rate msgs/s in
-# total, each waiting for its durable ack; figures: acks/s, ack latency, server CPU).
+# --scenario durable: the commit path instead (chatbench durable: 100 senders at --rate msgs/s
+# each, every message waiting for its durable ack; figures: acks/s, ack latency, server CPU).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OLD=${1:-HEAD~1}; NEW=${2:-WORKTREE}
@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 W=$(mktemp -d /tmp/chatd-paired.XXXXXX)
-trap 'kill $SPID 2>/dev/null || true; git -C "$ROOT" worktree remove --force "$W/old" 2>/dev/null || true; rm -rf "$W"' EXIT
+trap 'kill $SPID 2>/dev/null || true; for t in old new; do git -C "$ROOT" worktree remove --force "$W/$t" 2>/dev/null || true; done; rm -rf "$W"' EXIT
 SPID=""
 build() { # $1 = source dir, $2 = build dir
   cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release -DCHATD_TESTS=OFF >/dev/null
@@ -49,7 +49,8 @@ run_one() { # $1 = label, $2 = chatd binary
       --senders 1 --rate "$RATE" --duration "$DUR" --warmup 2 --drain 2 --server-pid "$SPID" \
       --label "$1" --quiet >"$W/$1.json" 2>>"$W/cb.log" || true
   fi
-  kill "$SPID"; wait "$SPID" 2>/dev/null || true; SPID=""
+  kill "$SPID" 2>/dev/null || { echo "$1: the server exited early:"; tail -5 "$W/server.log"; }
+  wait "$SPID" 2>/dev/null || true; SPID=""
   python3 - "$W/$1.json" "$1" "$SCEN" <<'PY'
 import json,sys
 try: d=json.load(open(sys.argv[1]))

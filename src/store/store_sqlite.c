@@ -108,7 +108,6 @@ struct store {
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "         \
                     "AND seq <= ?3 + ?5 AND kind = ?4 AND sender != ?2), EXISTS (SELECT 1 FROM "   \
                     "events WHERE room_id = ?1 AND seq > ?3 + ?5)")                                \
-    X(OUTBOX_LOG, "INSERT INTO outbox(room_id, seq) VALUES (?1, ?2)")                              \
     X(OUTBOX_OTHER, "INSERT INTO outbox(room_id, seq, type, eid, ts, body) "                       \
                     "VALUES (?1, 0, ?2, ?3, ?4, ?5)")                                              \
     X(OUTBOX_PAGE, "SELECT o.pos, o.room_id, o.seq, o.type, o.eid, o.ts, o.body, e.kind, "         \
@@ -880,8 +879,7 @@ static int sq_event_append(struct store_conn *c, struct store_event *ev)
      * client_msg_id) pair exists (the seq is ours alone: single writer). */
     if ((rc = step_done(c, s, "event_insert")) != CD_OK) return rc;
     if (sqlite3_changes(c->db) == 0) return CD_E_CONFLICT;
-    /* Its outbox row: pos is the rowid, in commit order (one writer). */
-    if ((rc = exec_ii(c, SQL_OUTBOX_LOG, ev->room_id, se->last_seq + 1)) != CD_OK) return rc;
+    /* Its outbox row was added by the insert itself (trigger events_outbox, migration 6). */
     ev->seq = ++se->last_seq;
     return CD_OK;
 }

@@ -101,10 +101,12 @@ static const char *const store_sqlite_migrations[] = {
     /* 6: the outbox (issue 13): one row per committed log entry, user or room creation, written
      * in the same transaction; pos (the rowid) is the global commit order (one writer). A log
      * entry's row is only (room_id, seq): readers join the log for the rest, so an append adds
-     * ~10 bytes to a page the batch's other appends share. Other events carry their type, id,
-     * time and JSON (seq 0). Rows are never deleted: pos never goes back (no AUTOINCREMENT
-     * needed). The existing log is indexed in its append order. outbox_consumers: the saved
-     * positions of named consumers. */
+     * ~10 bytes to a page the batch's other appends share. It is written by a trigger of the
+     * log's own INSERT (one statement per message, not two, which cost more; bench/notes.md).
+     * An ignored INSERT (a resent client_msg_id) fires nothing. Other events carry their type, id,
+     * time and JSON (seq 0). Rows are never deleted: pos never goes back (no AUTOINCREMENT needed).
+     * The existing log is indexed in its append order. outbox_consumers: the saved positions of
+     * named consumers. */
     "CREATE TABLE outbox ("
     "  pos INTEGER PRIMARY KEY,"
     "  room_id INTEGER NOT NULL,"
@@ -114,6 +116,9 @@ static const char *const store_sqlite_migrations[] = {
     "  ts INTEGER,"
     "  body TEXT);"
     "INSERT INTO outbox(room_id, seq) SELECT room_id, seq FROM events ORDER BY id;"
+    "CREATE TRIGGER events_outbox AFTER INSERT ON events BEGIN"
+    "  INSERT INTO outbox(room_id, seq) VALUES (new.room_id, new.seq);"
+    "END;"
     "CREATE TABLE outbox_consumers ("
     "  name TEXT PRIMARY KEY,"
     "  pos INTEGER NOT NULL) WITHOUT ROWID;",
