@@ -58,15 +58,19 @@ int roles_notifier_worker_start(const struct roles_env *env, void **state)
     int rc;
 
     if (!s) return CD_E_NOMEM;
-    if (!env->online)
-        log_warn("notifier: no presence source (no gateway here, no --redis-url): every member "
-                 "counts as offline",
-                 "\"role\":\"notifier\"");
     if ((rc = roles_webhook_start(env->db, &wc, &s->wh)) != CD_OK ||
         (rc = roles_webhook_feed_start(s->wh, ROLE_BATCH, ROLE_POLL_MS)) != CD_OK)
         goto fail;
-    nc.wh = s->wh;
-    if ((rc = roles_notifier_start(env->db, &nc, &s->nf)) != CD_OK) goto fail;
+    /* Notifications cost a members read and a presence question per message: only with a
+     * receiver for them. */
+    if (nc.has_webhook) {
+        if (!env->online)
+            log_warn("notifier: no presence source (no gateway here, no --redis-url): every "
+                     "member counts as offline",
+                     "\"role\":\"notifier\"");
+        nc.wh = s->wh;
+        if ((rc = roles_notifier_start(env->db, &nc, &s->nf)) != CD_OK) goto fail;
+    }
     *state = s;
     return CD_OK;
 fail:

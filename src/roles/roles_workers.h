@@ -6,7 +6,8 @@
 
 #include "roles/roles.h"
 
-/* notifier: the webhook engine, its outbox feed ("webhooks") and the notifier ("notifier"). */
+/* notifier: the webhook engine, its outbox feed ("webhooks") and, with --notify-webhook-url, the
+ * offline notifications (consumer "notifier"). */
 int roles_notifier_worker_start(const struct roles_env *env, void **state);
 void roles_notifier_worker_stop(void *state);
 /* exporter: the Kafka exporter, when --kafka-brokers is set (else nothing runs). */

@@ -121,7 +121,7 @@
     X(webhook_poll_ms, "webhook-poll-ms", INT, "1000",                                             \
       "ms between looks for due webhook deliveries when nothing woke the engine (10-60000)")       \
     X(notify_webhook_url, "notify-webhook-url", STR, "",                                           \
-      "notifier: endpoint receiving offline notifications (signed with --webhook-secret)")         \
+      "notifier: endpoint of offline notifications (signed with --webhook-secret); empty = none")  \
     X(notify_window_ms, "notify-window-ms", INT, "60000",                                          \
       "notifier: at most one notification per user and room in this many ms")                      \
     X(notify_excerpt, "notify-excerpt", INT, "140",                                                \
