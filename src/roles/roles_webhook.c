@@ -49,7 +49,11 @@ struct roles_webhook {
     atomic_int stop; /* read by curl's progress callback */
     CURL *curl;
     struct outbox_consumer *feed; /* NULL when not started */
+    int feed_batch, feed_poll_ms; /* > 0 once roles_webhook_feed_start asked for the feed */
 };
+
+static int any_row(void *ud, const struct store_webhook *w);
+static int start_feed(struct roles_webhook *wh);
 
 void roles_webhook_sign(const char *secret, int64_t t, const char *body, size_t len,
                         char out[ROLES_SIG_MAX])
@@ -92,6 +96,7 @@ int roles_webhook_type_match(const char *filter, const char *type, size_t type_l
 struct targets {
     const char *type;
     size_t type_len;
+    int64_t ts;
     void (*cb)(void *ud, int64_t endpoint_id);
     void *ud;
 };
@@ -99,16 +104,18 @@ struct targets {
 static int target_row(void *ud, const struct store_webhook *w)
 {
     struct targets *t = ud;
-    if (w->kind == WEBHOOK_EVENTS && roles_webhook_type_match(w->types, t->type, t->type_len))
+    /* An endpoint receives the events committed from its registration on. */
+    if (w->kind == WEBHOOK_EVENTS && w->created_at <= t->ts &&
+        roles_webhook_type_match(w->types, t->type, t->type_len))
         t->cb(t->ud, w->id);
     return 0;
 }
 
 int roles_webhook_targets(const struct store_ops *ops, struct store_conn *c,
                           const struct roles_webhook_cfg *cfg, const char *type, size_t type_len,
-                          void (*cb)(void *ud, int64_t endpoint_id), void *ud)
+                          int64_t ts, void (*cb)(void *ud, int64_t endpoint_id), void *ud)
 {
-    struct targets t = {type, type_len, cb, ud};
+    struct targets t = {type, type_len, ts, cb, ud};
     if (cfg->url && *cfg->url && roles_webhook_type_match(cfg->types, type, type_len))
         cb(ud, ROLES_WEBHOOK_DEFAULT_ID);
     return ops->webhooks_list(c, target_row, &t);
@@ -321,6 +328,11 @@ static void *run(void *arg)
 
     while (!atomic_load(&wh->stop)) {
         struct store_conn *c = store_reader(wh->db);
+        if (c && !wh->feed && wh->feed_batch > 0) {
+            int any = 0;
+            if (ops->webhooks_list(c, any_row, &any) == CD_OK && any && start_feed(wh) != CD_OK)
+                log_warn("webhooks: the feed did not start, retried", "\"consumer\":\"webhooks\"");
+        }
         struct batch b = {.n = 0};
         struct claim cl = {.b = &b, .now = clock_unix_ms(), .timeout_ms = wh->cfg.timeout_ms};
         int failing = 0, i;
@@ -433,6 +445,13 @@ static void feed_target(void *ud, int64_t endpoint_id)
     f->queued += (size_t)inserted;
 }
 
+static int any_row(void *ud, const struct store_webhook *w)
+{
+    (void)w;
+    *(int *)ud = 1;
+    return 1;
+}
+
 static int feed_write(const struct store_ops *ops, struct store_conn *c, void *ud)
 {
     struct feed *f = ud;
@@ -446,31 +465,32 @@ static int feed_write(const struct store_ops *ops, struct store_conn *c, void *u
         jsonw_free(&f->body);
         jsonw_init(&f->body, f->ev->json_len + 128);
         outbox_event_json(&f->body, f->ev);
-        rc = roles_webhook_targets(ops, c, &f->wh->cfg, f->ev->type, f->ev->type_len, feed_target,
-                                   f);
+        rc = roles_webhook_targets(ops, c, &f->wh->cfg, f->ev->type, f->ev->type_len, f->ev->ts,
+                                   feed_target, f);
         if (rc != CD_OK) f->rc = rc;
     }
     return f->rc;
 }
 
-static int any_row(void *ud, const struct store_webhook *w)
+static void count_target(void *ud, int64_t endpoint_id)
 {
-    (void)w;
-    *(int *)ud = 1;
-    return 1;
+    (void)endpoint_id;
+    (*(size_t *)ud)++;
 }
 
 static int feed_handle(void *ud, const struct store_outbox_event *evs, size_t n)
 {
     struct feed f = {.wh = ud, .evs = evs, .n = n};
-    int rc, any = f.wh->cfg.url != NULL;
-    /* No endpoint at all (the common case without webhooks): one read, no writer job. */
-    if (!any) {
-        struct store_conn *c = store_reader(f.wh->db);
-        if (!c) return CD_E_IO;
-        if ((rc = f.wh->db->ops->webhooks_list(c, any_row, &any)) != CD_OK) return rc;
-        if (!any) return CD_OK;
-    }
+    struct store_conn *c = store_reader(f.wh->db);
+    size_t targets = 0;
+    int rc = CD_OK;
+    if (!c) return CD_E_IO;
+    /* Reads first: a batch nobody receives (no endpoint, or none registered yet when these
+     * events were committed, or none of their types) costs no writer job. */
+    for (size_t i = 0; i < n && !targets && rc == CD_OK; i++)
+        rc = roles_webhook_targets(f.wh->db->ops, c, &f.wh->cfg, evs[i].type, evs[i].type_len,
+                                   evs[i].ts, count_target, &targets);
+    if (rc != CD_OK || !targets) return rc;
     jsonw_init(&f.body, 256);
     rc = roles_write(f.wh->db, feed_write, &f);
     jsonw_free(&f.body);
@@ -478,18 +498,28 @@ static int feed_handle(void *ud, const struct store_outbox_event *evs, size_t n)
     return rc;
 }
 
+static int start_feed(struct roles_webhook *wh)
+{
+    return roles_consume(wh->db, "webhooks", feed_handle, wh, wh->feed_batch, wh->feed_poll_ms,
+                         &wh->feed);
+}
+
 int roles_webhook_feed_start(struct roles_webhook *wh, int batch, int poll_ms)
 {
-    return roles_consume(wh->db, "webhooks", feed_handle, wh, batch, poll_ms, &wh->feed);
+    wh->feed_batch = batch > 0 ? batch : 256;
+    wh->feed_poll_ms = poll_ms;
+    /* With the flag endpoint the feed runs from the start; otherwise the engine starts it when
+     * the first endpoint is registered (until then the outbox costs nothing here). */
+    return wh->cfg.url ? start_feed(wh) : CD_OK;
 }
 
 void roles_webhook_stop(struct roles_webhook *wh)
 {
     if (!wh) return;
-    outbox_consumer_stop(wh->feed);
     atomic_store(&wh->stop, 1);
     roles_webhook_kick(wh);
-    pthread_join(wh->thread, NULL);
+    pthread_join(wh->thread, NULL); /* it may have started the feed: stopped after it */
+    outbox_consumer_stop(wh->feed);
     curl_easy_cleanup(wh->curl);
     pthread_cond_destroy(&wh->cv);
     pthread_mutex_destroy(&wh->mu);

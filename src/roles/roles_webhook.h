@@ -40,11 +40,14 @@ struct roles_webhook;
  * whatever is pending in the store, including rows left by an earlier run. */
 int roles_webhook_start(struct store_db *db, const struct roles_webhook_cfg *cfg,
                         struct roles_webhook **out);
-/* Start the outbox consumer "webhooks" that turns every event matching an endpoint's type
- * filter (the default endpoint's --webhook-types, each registered endpoint's types) into a
- * delivery row, written durably before its position advances: across a crash an event is
- * enqueued again at worst, and the (endpoint, event id) key makes that a no-op. The body
- * POSTed is the outbox envelope (outbox.h, outbox_event_json). CD_OK or the outbox's error. */
+/* The outbox consumer "webhooks" turns every event matching an endpoint's type filter (the
+ * default endpoint's --webhook-types, each registered endpoint's types, for events committed
+ * from its registration on) into a delivery row, written durably before its position advances:
+ * across a crash an event is enqueued again at worst, and the (endpoint, event id) key makes
+ * that a no-op. The body POSTed is the outbox envelope (outbox.h, outbox_event_json). With
+ * --webhook-url the consumer starts now; otherwise the engine starts it once an endpoint is
+ * registered (a node without webhooks does not read the outbox for them). CD_OK or the
+ * outbox's error. */
 int roles_webhook_feed_start(struct roles_webhook *wh, int batch, int poll_ms);
 /* Stop: the feed first (its batch ends), then the engine: an in-flight request is aborted (it
  * stays pending), the thread is joined. Blocks. NULL is fine. Call before store_db_close. */
@@ -63,10 +66,11 @@ int64_t roles_webhook_backoff(const struct roles_webhook_cfg *cfg, int attempts,
 /* 1 when the comma-separated filter (`*` or empty = all) names type. */
 int roles_webhook_type_match(const char *filter, const char *type, size_t type_len);
 
-/* The endpoints that receive events of `type` (flag endpoint first, then rows in id order):
- * cb(ud, endpoint id) for each. Reads the webhooks table on c. */
+/* The endpoints that receive an event of `type` committed at ts (flag endpoint first, then rows
+ * in id order, each only for events from its created_at on): cb(ud, endpoint id) for each.
+ * Reads the webhooks table on c. */
 int roles_webhook_targets(const struct store_ops *ops, struct store_conn *c,
                           const struct roles_webhook_cfg *cfg, const char *type, size_t type_len,
-                          void (*cb)(void *ud, int64_t endpoint_id), void *ud);
+                          int64_t ts, void (*cb)(void *ud, int64_t endpoint_id), void *ud);
 
 #endif

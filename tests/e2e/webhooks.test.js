@@ -159,6 +159,24 @@ describe('webhooks', () => {
     await srv.stop();
   });
 
+  it('an endpoint registered on a node without webhooks gets the events from its registration on', async () => {
+    const rcv = await new WebhookReceiver({ secret: 'registered-later-0123' }).start();
+    receivers.push(rcv);
+    const srv = await startChat({ ...FAST, ...QUICK });
+    servers.push(srv);
+    const { key } = createKey(srv, 'later');
+    const alice = await newUser(srv, 'la');
+    const room = await createRoom(srv, alice);
+    const before = await api(srv, alice).post(`/v1/rooms/${room.id}/messages`, { body: 'before', client_msg_id: 'l0' });
+    const created = await serverApi(srv, key).post('/v1/server/webhooks', { url: rcv.url, secret: 'registered-later-0123' });
+    assert.equal(created.status, 201, created.text);
+    const after = await api(srv, alice).post(`/v1/rooms/${room.id}/messages`, { body: 'after', client_msg_id: 'l1' });
+    await rcv.waitFor((x) => x.events.has(after.body.msg_id), 20000, 'the message after the registration');
+    assert.equal(rcv.events.has(before.body.msg_id), false, 'nothing from before the registration');
+    assert.equal(rcv.badSignatures, 0);
+    await srv.stop();
+  });
+
   it('notifies offline members once per window, not muted, online or the sender', async () => {
     const rcv = await new WebhookReceiver({ secret: SECRET }).start();
     receivers.push(rcv);
