@@ -380,6 +380,10 @@ def main():
     sinks = text(os.path.join(os.path.dirname(os.path.realpath(__file__)), "sinks.md"))
     if sinks:
         L.append(sinks + "\n")
+    # And the Search section (bench/search.sh's figures, kept in bench/search.md).
+    search = text(os.path.join(os.path.dirname(os.path.realpath(__file__)), "search.md"))
+    if search:
+        L.append(search + "\n")
     os.makedirs(docs, exist_ok=True)
     open(os.path.join(docs, "BENCHMARKS.md"), "w").write("\n".join(L) + "\n")
 

@@ -5,6 +5,10 @@
  * three must agree on the outcome and on every setting (the parser reads lines, blanks and
  * comments change nothing, and trailing white space is trimmed). Whatever is accepted must be a
  * complete configuration: every string set, every integer non-negative.
+ *
+ * The same bytes also go to the JSON form (cfg_parse_json), as is and with white space in front
+ * (what cfg_load's detection of a JSON file skips): both must agree, and an accepted object must
+ * be a complete configuration too.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -17,11 +21,17 @@
 
 static FILE *devnull;
 
-static int parse(struct cfg *c, const char *text, size_t len)
+static int parse_with(struct cfg *c, const char *text, size_t len,
+                      int (*fn)(struct cfg *, const char *, size_t, const char *, FILE *))
 {
     char *argv[] = {"chatd", NULL};
     CHECK(cfg_load(c, 1, argv, NULL, devnull, devnull) == CFG_OK);
-    return cfg_parse(c, text, len, "fuzz.conf", devnull);
+    return fn(c, text, len, "fuzz.conf", devnull);
+}
+
+static int parse(struct cfg *c, const char *text, size_t len)
+{
+    return parse_with(c, text, len, cfg_parse);
 }
 
 static void same(const struct cfg *a, const struct cfg *b)
@@ -64,6 +74,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg_free(&a);
     cfg_free(&b);
     cfg_free(&c);
+
+    memcpy(pre, " \n\t ", 4);
+    memcpy(pre + 4, data, size);
+    ra = parse_with(&a, (const char *)data, size, cfg_parse_json);
+    rb = parse_with(&b, pre, size + 4, cfg_parse_json);
+    CHECK(ra == 0 || ra == -1);
+    CHECK(ra == rb);
+    if (ra == 0) same(&a, &b);
+    cfg_free(&a);
+    cfg_free(&b);
     free(crlf);
     free(pre);
     return 0;

@@ -1,9 +1,11 @@
 /* chatd - real-time chat server. See README.md and `chatd --help`.
  * `chatd migrate ...` and `chatd apikey ...` are one-shot commands (store/store_migrate.h,
- * server/cli.h); anything else runs the server with the settings of server/config.h. */
+ * server/cli.h), so are the administration commands `chatd user|token|config|backup|restore ...`
+ * (admin/admin.h); anything else runs the server with the settings of server/config.h. */
 #include <stdio.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "server/app.h"
 #include "server/cli.h"
 #include "server/config.h"
@@ -76,6 +78,7 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "migrate")) return migrate_main(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "apikey"))
         return cli_apikey_main(argc, argv, environ, stdout, stderr);
+    if (admin_is_command(argc, argv)) return admin_main(argc, argv, environ, stdin, stdout, stderr);
     rc = cfg_load(&cfg, argc, argv, environ, stdout, stderr);
     if (rc == CFG_EXIT_OK) {
         cfg_free(&cfg);

@@ -14,6 +14,9 @@ const userLoads = new Map();
 let current = null; // open room id
 let view = null; // {room, entries: Map seq->entry, oldest, hasMore, loading, divider}
 const typingBy = new Map(); // room -> Map user -> timer
+const OPS = new Set(['edit', 'delete', 'reaction']); // log entries that change a message
+const EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
+let composing = null; // {kind: 'edit'|'reply', room, seq}: what the composer does on submit
 
 // ---------- helpers ----------
 
@@ -38,14 +41,16 @@ function colorOf(id) {
 
 function avatar(userId) {
   const u = users.get(userId);
-  const a = el('span', { class: 'avatar', text: (u ? u.username : '?').slice(0, 1).toUpperCase() });
+  const a = el('span', { class: 'avatar', text: ((u && (u.display_name || u.username)) || '?').slice(0, 1).toUpperCase() });
   a.style.background = colorOf(userId);
   return a;
 }
 
 function nameOf(userId) {
   const u = users.get(userId);
-  return u ? u.username : userId;
+  if (!u) return userId;
+  if (u.deleted) return 'deleted user';
+  return u.display_name || u.username || userId;
 }
 
 function loadUser(id) {
@@ -134,6 +139,7 @@ async function start() {
   client.on('message', onEntry);
   client.on('member', onEntry);
   client.on('room', onEntry);
+  for (const ev of OPS) client.on(ev, onEntry);
   client.on('read', onRead);
   client.on('typing', onTyping);
   client.on('presence', onPresence);
@@ -234,6 +240,7 @@ function renderRooms() {
 async function openRoom(id) {
   const r = rooms.get(id);
   if (!r) return;
+  if (composing) endCompose();
   current = id;
   sessionStorage.setItem('chatd:room', id);
   view = { room: id, entries: new Map(), oldest: Infinity, hasMore: true, loading: false, divider: r.unread ? r.read_seq : null };
@@ -260,6 +267,7 @@ async function openRoom(id) {
 }
 
 function closeRoom() {
+  endCompose();
   current = null;
   view = null;
   $('empty').hidden = false;
@@ -317,24 +325,63 @@ $('messages').addEventListener('scroll', () => {
 function addEntry(m) {
   if (!view || m.room !== view.room) return false;
   if (view.entries.has(m.seq)) return false;
-  view.entries.set(m.seq, m);
+  view.entries.set(m.seq, m.type === 'message' ? { ...m } : m); // messages are folded into: own copies
   view.oldest = Math.min(view.oldest, m.seq);
   if (m.type === 'message') loadUser(m.sender);
   if (m.type === 'member') loadUser(m.user);
+  if (OPS.has(m.type)) {
+    // Kept by target too: a copy of the target that arrives later (a history page read just
+    // before this entry was committed) still gets it.
+    if (!view.opsByTarget) view.opsByTarget = new Map();
+    const list = view.opsByTarget.get(m.target) || [];
+    list.push(m);
+    view.opsByTarget.set(m.target, list);
+    fold(m);
+  } else if (m.type === 'message' && view.opsByTarget && view.opsByTarget.has(m.seq)) {
+    for (const op of [...view.opsByTarget.get(m.seq)].sort((x, y) => x.seq - y.seq)) fold(op);
+  }
+  if (m.type === 'message' && m.thread) {
+    // A thread root counts its replies; a copy whose last_reply_seq is at or past this one
+    // already includes it.
+    const root = view.entries.get(m.thread);
+    if (root && root.type === 'message' && (root.last_reply_seq || 0) < m.seq) {
+      root.reply_count = (root.reply_count || 0) + 1;
+      root.last_reply_seq = m.seq;
+    }
+  }
   return true;
 }
 
-function entryNode(m, prev) {
-  if (m.type === 'message') {
-    const first = !prev || prev.type !== 'message' || prev.sender !== m.sender || m.ts - prev.ts > 5 * 60 * 1000;
-    return el(
-      'li',
-      { class: `msg${first ? ' first' : ''}${m.sender === me.id ? ' mine' : ''}${m.pending ? ' pending' : ''}`, 'data-seq': m.seq },
-      avatar(m.sender),
-      el('div', { class: 'meta' }, el('strong', { text: nameOf(m.sender) }), el('time', { text: m.ts ? timeOf(m.ts) : '' })),
-      el('div', { class: 'body', text: m.body }),
-    );
+// Apply an edit / delete / reaction entry to the copy of its target, unless that copy already
+// includes it (its state_seq is at or past the entry: it came from history or a later replay).
+function fold(op) {
+  const t = view.entries.get(op.target);
+  if (!t || t.type !== 'message' || (t.state_seq || 0) >= op.seq) return;
+  t.state_seq = op.seq;
+  if (op.type === 'edit') {
+    if (t.deleted) return;
+    t.body = op.body;
+    t.edited_at = op.edited_at || op.ts;
+  } else if (op.type === 'delete') {
+    t.deleted = true;
+    t.body = '';
+    t.reactions = [];
+  } else if (op.type === 'reaction') {
+    if (t.deleted) return;
+    const list = (t.reactions = (t.reactions || []).map((r) => ({ ...r })));
+    let r = list.find((x) => x.emoji === op.emoji);
+    if (!r) {
+      r = { emoji: op.emoji, count: 0, me: false };
+      list.push(r);
+    }
+    r.count += op.on ? 1 : -1;
+    if (op.user === me.id) r.me = !!op.on;
+    if (r.count <= 0) list.splice(list.indexOf(r), 1);
   }
+}
+
+function entryNode(m, prev) {
+  if (m.type === 'message') return messageNode(m, prev);
   let text = '';
   if (m.type === 'member') {
     const who = nameOf(m.user);
@@ -346,6 +393,113 @@ function entryNode(m, prev) {
   return el('li', { class: 'event', 'data-seq': m.seq, text });
 }
 
+function messageNode(m, prev) {
+  const first = !prev || prev.type !== 'message' || prev.sender !== m.sender || m.ts - prev.ts > 5 * 60 * 1000 || m.reply_to;
+  const mine = m.sender === me.id;
+  const live = !m.pending && !m.deleted;
+  const cls = `msg${first ? ' first' : ''}${mine ? ' mine' : ''}${m.pending ? ' pending' : ''}${m.deleted ? ' deleted' : ''}`;
+  const edited = m.edited_at && !m.deleted ? el('span', { class: 'edited', title: `edited ${timeOf(m.edited_at)}`, text: '(edited)' }) : null;
+  let reply = null;
+  const ref = m.reply_to || m.thread; // what it answers: the message, else its thread's root
+  if (ref) {
+    const t = view.entries.get(ref);
+    const snippet = !t ? 'an earlier message' : t.deleted ? 'deleted message' : t.body;
+    const how = m.reply_to ? 'In reply to' : 'In the thread of';
+    reply = el(
+      'button',
+      { class: 'reply-preview', type: 'button', 'aria-label': `${how} ${t ? nameOf(t.sender) : 'a message'}: ${snippet}`, onclick: () => jumpTo(ref) },
+      el('span', { class: 'reply-who', text: `${m.reply_to ? '' : '🧵 '}${t ? nameOf(t.sender) : '↩'}` }),
+      el('span', { class: 'reply-text', text: snippet }),
+    );
+  }
+  const replies = m.reply_count ? el('span', { class: 'reply-count', text: `🧵 ${m.reply_count} repl${m.reply_count === 1 ? 'y' : 'ies'}` }) : null;
+  const body = m.deleted
+    ? el('div', { class: 'body tombstone', text: 'This message was deleted.' })
+    : el('div', { class: 'body' }, document.createTextNode(m.body), edited && !first ? ' ' : null, !first ? edited : null);
+  const chips =
+    m.reactions && m.reactions.length && !m.deleted
+      ? el(
+          'div',
+          { class: 'reactions' },
+          ...m.reactions.map((r) =>
+            el(
+              'button',
+              { class: `chip${r.me ? ' me' : ''}`, type: 'button', 'aria-pressed': String(!!r.me), 'aria-label': `${r.emoji} ${r.count}, ${r.me ? 'remove your reaction' : 'react'}`, onclick: () => react(m, r.emoji, !r.me) },
+              el('span', { class: 'chip-emoji', text: r.emoji }),
+              el('span', { class: 'chip-count', text: String(r.count) }),
+            ),
+          ),
+        )
+      : null;
+  let tools = null;
+  if (live) {
+    const picking = view.picker === m.seq;
+    tools = el(
+      'div',
+      { class: `tools${picking ? ' open' : ''}` },
+      picking
+        ? el('div', { class: 'picker', role: 'group', 'aria-label': 'Pick a reaction' }, ...EMOJI.map((e) => el('button', { type: 'button', class: 'tool', 'aria-label': `React with ${e}`, text: e, onclick: () => react(m, e, true) })))
+        : null,
+      el('button', { type: 'button', class: 'tool', 'aria-label': 'Add reaction', 'aria-expanded': String(picking), title: 'React', text: '☺', onclick: () => togglePicker(m.seq) }),
+      el('button', { type: 'button', class: 'tool', 'aria-label': 'Reply', title: 'Reply', text: '↩', onclick: () => startCompose('reply', m) }),
+      mine ? el('button', { type: 'button', class: 'tool', 'aria-label': 'Edit message', title: 'Edit', text: '✎', onclick: () => startCompose('edit', m) }) : null,
+      mine ? el('button', { type: 'button', class: 'tool danger', 'aria-label': 'Delete message', title: 'Delete', text: '🗑', onclick: () => removeMessage(m) }) : null,
+    );
+  }
+  return el(
+    'li',
+    { class: cls, 'data-seq': m.seq },
+    avatar(m.sender),
+    el('div', { class: 'meta' }, el('strong', { text: nameOf(m.sender) }), el('time', { text: m.ts ? timeOf(m.ts) : '' }), first ? edited : null),
+    el('div', { class: 'content' }, reply, body, chips, replies),
+    tools,
+  );
+}
+
+function jumpTo(seq) {
+  const n = $('msg-list').querySelector(`[data-seq="${seq}"]`);
+  if (!n) return;
+  n.scrollIntoView({ block: 'center', behavior: 'smooth' });
+  n.classList.add('flash');
+  setTimeout(() => n.classList.remove('flash'), 1200);
+}
+
+function togglePicker(seq) {
+  view.picker = view.picker === seq ? null : seq;
+  rerenderMessages();
+}
+
+function opFailed(err) {
+  $('typing').textContent = `Failed: ${err.message}`;
+}
+
+function react(m, emoji, on) {
+  if (view) view.picker = null;
+  rerenderMessages();
+  client.react(m.room, m.seq, emoji, on).catch(opFailed);
+}
+
+function removeMessage(m) {
+  if (!confirm('Delete this message for everyone?')) return;
+  if (composing && composing.seq === m.seq) endCompose();
+  client.delete(m.room, m.seq).catch(opFailed);
+}
+
+function startCompose(kind, m) {
+  composing = { kind, room: m.room, seq: m.seq };
+  $('compose-mode-text').textContent = kind === 'edit' ? 'Editing your message' : `Replying to ${nameOf(m.sender)}: ${m.body}`;
+  $('compose-mode').hidden = false;
+  if (kind === 'edit') input.value = m.body;
+  input.dispatchEvent(new Event('input'));
+  input.focus();
+}
+
+function endCompose() {
+  if (composing && composing.kind === 'edit') input.value = '';
+  composing = null;
+  $('compose-mode').hidden = true;
+}
+
 function rerenderMessages() {
   if (!view) return;
   const list = $('msg-list');
@@ -355,6 +509,7 @@ function rerenderMessages() {
   let prev = null;
   let dividerShown = false;
   for (const m of entries) {
+    if (OPS.has(m.type)) continue; // folded into their targets
     // The unread marker: before the first message from someone else after my read marker.
     if (!dividerShown && view.divider !== null && m.type === 'message' && m.sender !== me.id && m.seq > view.divider) {
       dividerShown = true;
@@ -365,7 +520,7 @@ function rerenderMessages() {
     prev = m;
   }
   for (const p of client ? client.pending() : []) {
-    if (p.room !== view.room) continue;
+    if (p.room !== view.room || p.op) continue;
     nodes.push(entryNode({ type: 'message', pending: true, sender: me.id, body: p.body, seq: '', ts: 0 }, prev));
     prev = { type: 'message', sender: me.id, ts: Date.now() };
   }
@@ -419,6 +574,7 @@ function onEntry(m) {
   }
   if (m.type === 'room') r.name = m.name;
   if (m.type === 'message') clearTyping(m.room, m.sender);
+  if (OPS.has(m.type) && composing && composing.seq === m.target && m.type === 'delete') endCompose();
   if (addEntry(m)) {
     rerenderMessages();
     markRead();
@@ -484,8 +640,14 @@ input.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey) {
     e.preventDefault();
     $('composer').requestSubmit();
+  } else if (e.key === 'Escape' && composing) {
+    endCompose();
   }
 });
+$('compose-cancel').onclick = () => {
+  endCompose();
+  input.focus();
+};
 $('composer').onsubmit = (e) => {
   e.preventDefault();
   const body = input.value.trim();
@@ -493,7 +655,14 @@ $('composer').onsubmit = (e) => {
   input.value = '';
   input.style.height = 'auto';
   const room = current;
-  client.send(room, body).then(
+  const mode = composing && composing.room === room ? composing : null;
+  endCompose();
+  if (mode && mode.kind === 'edit') {
+    const old = view.entries.get(mode.seq);
+    if (old && old.body !== body) client.edit(room, mode.seq, body).catch(opFailed);
+    return;
+  }
+  client.send(room, body, mode ? { replyTo: mode.seq } : {}).then(
     () => view && view.room === room && rerenderMessages(),
     (err) => {
       if (view && view.room === room) {

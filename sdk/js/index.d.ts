@@ -12,8 +12,25 @@ export interface MessageEvent {
   body: string;
   ts: number;
   client_msg_id: string | null;
+  /** seq of the message this one replies to / of its thread root. */
+  reply_to?: number;
+  thread?: number;
+  /** The message's current state (history and sync replays; see docs/PROTOCOL.md). */
+  edited_at?: number;
+  deleted?: true;
+  reactions?: Reaction[];
+  reply_count?: number;
+  last_reply_seq?: number;
+  /** seq of the last edit/delete/reaction already applied to this copy. */
+  state_seq?: number;
   /** Set on the sender's own messages, reported from their ack. */
   own?: true;
+}
+export interface Reaction {
+  emoji: string;
+  count: number;
+  /** Whether the reader reacted with it. */
+  me: boolean;
 }
 export interface MemberEvent {
   type: 'member';
@@ -35,14 +52,33 @@ export interface RoomEvent {
   by: UserId;
   ts: number;
 }
-/** Rich-messaging entries (edit, delete, reaction): delivered as the server sends them,
- * de-duplicated by (room, seq) when they carry a seq. */
-export interface EntryEvent {
-  type: 'edit' | 'delete' | 'reaction';
+/** Rich-messaging entries: delivered as the server sends them (de-duplicated by (room, seq)).
+ * Apply one to the message at `target` unless that copy's state_seq >= the entry's seq.
+ * On the author's own connection they are reported from the ack, with own: true. */
+interface OpEntryBase {
   room: RoomId;
-  seq?: number;
-  [field: string]: unknown;
+  seq: number;
+  /** seq of the message the operation applies to. */
+  target: number;
+  user: UserId;
+  ts: number;
+  own?: true;
+  client_msg_id?: string | null;
 }
+export interface EditEvent extends OpEntryBase {
+  type: 'edit';
+  body: string;
+  edited_at: number;
+}
+export interface DeleteEvent extends OpEntryBase {
+  type: 'delete';
+}
+export interface ReactionEvent extends OpEntryBase {
+  type: 'reaction';
+  emoji: string;
+  on: boolean;
+}
+export type EntryEvent = EditEvent | DeleteEvent | ReactionEvent;
 export interface TypingEvent {
   type: 'typing';
   room: RoomId;
@@ -83,9 +119,9 @@ export interface EventMap {
   message: MessageEvent;
   member: MemberEvent;
   room: RoomEvent;
-  edit: EntryEvent;
-  delete: EntryEvent;
-  reaction: EntryEvent;
+  edit: EditEvent;
+  delete: DeleteEvent;
+  reaction: ReactionEvent;
   typing: TypingEvent;
   read: ReadEvent;
   presence: PresenceEvent;
@@ -102,6 +138,20 @@ export interface Ack {
   client_msg_id: string;
   /** true when the server already had this client_msg_id (a resend): the original ack. */
   duplicate: boolean;
+}
+/** The ack of edit / delete / react. */
+export interface OpAck {
+  op: 'edit' | 'delete' | 'react';
+  room: RoomId;
+  /** The new entry's seq; null when a reaction changed nothing. */
+  seq: number | null;
+  /** The message the operation applied to. */
+  target: number;
+  ts: number;
+  client_msg_id: string;
+  duplicate: boolean;
+  /** false: a reaction that already was so (no entry appended). */
+  changed: boolean;
 }
 
 export interface Room {
@@ -187,9 +237,24 @@ export class ChatdClient {
   connect(): Promise<void>;
   close(): void;
   /** Resolves the ack once stored; offline sends wait and are resent with the same client_msg_id. */
-  send(room: RoomId, body: string, opts?: { clientMsgId?: string }): Promise<Ack>;
-  /** Sends not yet acknowledged (the offline queue included). */
-  pending(): { room: RoomId; body: string; client_msg_id: string }[];
+  send(room: RoomId, body: string, opts?: { clientMsgId?: string; replyTo?: number; thread?: number }): Promise<Ack>;
+  /** Edit my message at seq; queued and resent like send. */
+  edit(room: RoomId, seq: number, body: string, opts?: { clientMsgId?: string }): Promise<OpAck>;
+  /** Delete the message at seq (mine, or any as an admin); queued and resent like send. */
+  delete(room: RoomId, seq: number, opts?: { clientMsgId?: string }): Promise<OpAck>;
+  /** Add (on, the default) or remove my reaction; queued and resent like send. */
+  react(room: RoomId, seq: number, emoji: string, on?: boolean, opts?: { clientMsgId?: string }): Promise<OpAck>;
+  /** Requests not yet acknowledged (the offline queue included); edits, deletes and reactions
+   * carry op and target. */
+  pending(): {
+    room: RoomId;
+    body?: string;
+    client_msg_id: string;
+    op?: 'edit' | 'delete' | 'react';
+    target?: number;
+    emoji?: string;
+    on?: boolean;
+  }[];
   typing(room: RoomId): void;
   read(room: RoomId, seq: number): Promise<ReadEvent>;
   lastSeq(room: RoomId): number;

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat/people.h"
+#include "chat/rooms.h"
 #include "chat/wire.h"
 #include "util/imap.h"
 #include "util/log.h"
@@ -72,13 +74,24 @@ static void note_batch(struct cluster *cl, const struct fan_batch *b)
     pthread_mutex_unlock(&cl->mu);
 }
 
+/* Tracing: a batch that carries a trace context (the fanout's span) is published under a
+ * producer span whose context rides in each record (wire.h); the receiving node's consumer span
+ * is its child. */
 void cluster_forward(void *ud, const struct fan_batch *b)
 {
     struct cluster *cl = ud;
     struct jsonw w;
     int64_t chan = -1;
-    int any = 0;
+    int any = 0, nmsg = 0;
+    struct trace_span *span = NULL;
+    const struct trace_ctx *tc = NULL;
 
+    if (trace_enabled() && b->trace.valid) {
+        span = trace_span_start("bus publish", TRACE_PRODUCER, &b->trace);
+        trace_attr_str(span, "messaging.system", cl->bus->ops->name, strlen(cl->bus->ops->name));
+        trace_attr_int(span, "chatd.events", b->n);
+        tc = trace_span_ctx(span);
+    }
     jsonw_init(&w, 512);
     note_batch(cl, b);
     for (uint32_t i = 0; i <= b->n; i++) {
@@ -89,15 +102,20 @@ void cluster_forward(void *ud, const struct fan_batch *b)
         if (any && (!ev || c != chan || jsonw_text_len(&w) >= MSG_MAX)) {
             cl->bus->ops->publish(cl->bus, chan, jsonw_text(&w), jsonw_text_len(&w));
             atomic_fetch_add(&cl->forwarded, 1);
+            nmsg++;
             w.len = JSONW_HEADROOM;
             any = 0;
         }
         if (!ev) break;
         chan = c;
-        wire_encode(&w, ev);
+        wire_encode(&w, ev, tc);
         any = 1;
     }
     jsonw_free(&w);
+    if (span) {
+        trace_attr_int(span, "chatd.bus_messages", nmsg);
+        trace_span_end(span);
+    }
 }
 
 void cluster_bus_recv(void *ud, int64_t room, const uint8_t *data, size_t len)
@@ -112,11 +130,35 @@ void cluster_bus_recv(void *ud, int64_t room, const uint8_t *data, size_t len)
                  len);
     }
     note_batch(cl, b);
-    for (uint32_t i = 0; i < b->n; i++)
-        if (b->ev[i].kind == FAN_SESSION_END && cl->cfg.on_session_end)
-            cl->cfg.on_session_end(cl->cfg.ud, b->ev[i].seq, clock_unix_ms());
+    for (uint32_t i = 0; i < b->n; i++) {
+        const struct fan_ev *ev = &b->ev[i];
+        if (ev->kind == FAN_SESSION_END && cl->cfg.on_session_end)
+            cl->cfg.on_session_end(cl->cfg.ud, ev->seq, clock_unix_ms());
+        if (ev->kind == FAN_BLOCK && ev->member == 2) people_blocks_forget_user(ev->user);
+        if (ev->kind == FAN_BLOCK && ev->member < 2)
+            people_blocks_note(ev->user, ev->seq, ev->member == 1);
+        /* Before the hub delivers it: once the user's sockets see the removal, this node's
+         * writer no longer takes their sends. */
+        if (ev->kind == FAN_LOG && ev->member == FAN_M_LEAVE)
+            chat_member_cache_forget(ev->room, ev->user);
+        /* Committed elsewhere: this node's next batch into the room numbers from there. */
+        if (ev->kind == FAN_LOG &&
+            (i + 1 == b->n || b->ev[i + 1].room != ev->room || b->ev[i + 1].kind != FAN_LOG))
+            store_note_head(cl->cfg.db, ev->room, ev->seq);
+    }
     if (b->n == 0) {
         fan_batch_unref(b);
+        return;
+    }
+    if (trace_enabled() && b->trace.valid) {
+        struct trace_span *span = trace_span_start("bus receive", TRACE_CONSUMER, &b->trace);
+        trace_attr_str(span, "messaging.system", cl->bus->ops->name, strlen(cl->bus->ops->name));
+        trace_attr_int(span, "chatd.events", b->n);
+        trace_attr_int(span, "chatd.channel", room);
+        trace_attr_int(span, "chatd.bytes", (int64_t)len);
+        b->trace = *trace_span_ctx(span);
+        fanout_deliver_local(cl->cfg.fanout, b); /* b is the I/O threads' from here */
+        trace_span_end(span);
         return;
     }
     fanout_deliver_local(cl->cfg.fanout, b);
@@ -144,9 +186,26 @@ void cluster_interest(struct cluster *cl, int64_t room, int on)
 
 /* ---- reconciliation ---- */
 
-struct head {
-    int64_t room, seen;
+#define AHEAD_CHUNK 5000 /* rooms per rooms_ahead call (bounds the statement's size) */
+
+struct ahead {
+    struct cluster *cl;
+    struct fan_batch *b;
 };
+
+/* rooms_ahead: a followed room's log is ahead of what this node delivered; its subscribers read
+ * the rest from storage. */
+static int ahead_row(void *ud, int64_t room, int64_t last_seq)
+{
+    struct ahead *a = ud;
+    pthread_mutex_lock(&a->cl->mu);
+    seen_locked(a->cl, room, last_seq);
+    pthread_mutex_unlock(&a->cl->mu);
+    if (!a->b) a->b = fan_batch_new();
+    fan_batch_add(a->b, &(struct fan_ev){.kind = FAN_HEAD, .room = room, .seq = last_seq});
+    atomic_fetch_add(&a->cl->heads_fixed, 1);
+    return 0;
+}
 
 static int session_row(void *ud, int64_t sid, int64_t at_ms)
 {
@@ -171,30 +230,32 @@ static void reconcile_pass(struct cluster *cl)
 {
     struct store_conn *sc = store_reader(cl->cfg.db);
     const struct store_ops *ops = cl->cfg.db->ops;
-    struct head *h = NULL;
-    struct fan_batch *b = NULL;
+    struct ahead a = {.cl = cl};
+    int64_t *ids = NULL, *seen = NULL;
     struct imap_ent *e;
     uint32_t n = 0, i;
     int64_t now = clock_unix_ms(), since;
 
     if (!sc) return;
     pthread_mutex_lock(&cl->mu);
-    if (cl->rooms.n) h = xmalloc(cl->rooms.n * sizeof(*h));
-    for (e = imap_first(&cl->rooms, &i); e; e = imap_next(&cl->rooms, e, &i))
-        h[n++] = (struct head){e->key, ((struct croom *)e->val)->seen};
-    pthread_mutex_unlock(&cl->mu);
-    for (i = 0; i < n; i++) {
-        struct store_room r;
-        if (ops->room_get(sc, h[i].room, &r) != CD_OK || r.last_seq <= h[i].seen) continue;
-        pthread_mutex_lock(&cl->mu);
-        seen_locked(cl, h[i].room, r.last_seq);
-        pthread_mutex_unlock(&cl->mu);
-        if (!b) b = fan_batch_new();
-        fan_batch_add(b, &(struct fan_ev){.kind = FAN_HEAD, .room = h[i].room, .seq = r.last_seq});
-        atomic_fetch_add(&cl->heads_fixed, 1);
+    if (cl->rooms.n) {
+        ids = xmalloc(cl->rooms.n * sizeof(*ids));
+        seen = xmalloc(cl->rooms.n * sizeof(*seen));
     }
-    free(h);
-    if (b) fanout_deliver_local(cl->cfg.fanout, b);
+    for (e = imap_first(&cl->rooms, &i); e; e = imap_next(&cl->rooms, e, &i)) {
+        ids[n] = e->key;
+        seen[n++] = ((struct croom *)e->val)->seen;
+    }
+    pthread_mutex_unlock(&cl->mu);
+    /* The followed rooms' heads, a few thousand per round trip: whatever the node follows, a
+     * pass costs n / AHEAD_CHUNK statements, and only lagging rooms come back. */
+    for (i = 0; i < n; i += AHEAD_CHUNK) {
+        size_t k = n - i < AHEAD_CHUNK ? n - i : AHEAD_CHUNK;
+        if (ops->rooms_ahead(sc, ids + i, seen + i, k, ahead_row, &a) != CD_OK) break;
+    }
+    free(ids);
+    free(seen);
+    if (a.b) fanout_deliver_local(cl->cfg.fanout, a.b);
 
     since = cl->sessions_since - SESSION_OVERLAP;
     if (ops->sessions_revoked_since(sc, since, session_row, cl) == CD_OK) cl->sessions_since = now;

@@ -42,7 +42,7 @@ struct rbuf *events_log_frame(const struct store_event *ev)
 {
     struct jsonw w;
     struct rbuf *b;
-    jsonw_init(&w, 192 + ev->body_len + ev->body_len / 8);
+    jsonw_init(&w, 192 + ev->body_len + ev->body_len / 8 + ev->extra_len);
     events_log_json(&w, ev);
     b = events_frame(&w);
     jsonw_free(&w);

@@ -11,8 +11,12 @@
 #include "util/rbuf.h"
 
 /* The text of a log entry as clients see it: for EV_MESSAGE
- * {"type":"message","room","seq","msg_id","sender","body","ts","client_msg_id"}; for member and
- * room entries {"type":"member"|"room","room","seq"} followed by the stored details (below). */
+ * {"type":"message","room","seq","msg_id","sender","body","ts","client_msg_id"}, the entry's
+ * extra members (store_event.extra: "attachments"), if any, plus, when set, "reply_to", "thread"
+ * and the derived state read by messages_page ("edited_at", "deleted", "reply_count",
+ * "last_reply_seq", "reactions", "state_seq"); for other entries
+ * {"type":"member"|"room"|"edit"|"delete"|"reaction","room","seq"} followed by the stored
+ * details (below). */
 void events_log_json(struct jsonw *w, const struct store_event *ev);
 /* A complete unmasked WebSocket text frame holding w's text (one copy). */
 struct rbuf *events_frame(const struct jsonw *w);

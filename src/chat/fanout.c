@@ -45,13 +45,23 @@ static void publish(struct fanout *f, struct fan_batch *b)
     fanout_deliver_local(f, b);
 }
 
+/* Tracing: the fanout of a group commit is a span under the commit's (trace_current), covering
+ * the hand-off to the I/O threads and the bus; the batch carries its context to other nodes. */
 void fanout_flush(void *fanout)
 {
     struct fanout *f = fanout;
     struct fan_batch *b = f->cur;
+    struct trace_span *span = NULL;
     if (!b) return;
     f->cur = NULL;
-    publish(f, b);
+    if (trace_enabled() && trace_current()) {
+        span = trace_span_start("chat.fanout", TRACE_INTERNAL, trace_current());
+        trace_attr_int(span, "chatd.events", b->n);
+        trace_attr_int(span, "chatd.io_threads", f->srv->nio);
+        b->trace = *trace_span_ctx(span);
+    }
+    publish(f, b); /* b is the I/O threads' from here */
+    trace_span_end(span);
 }
 
 void fanout_publish_one(struct fanout *f, const struct fan_ev *ev)
@@ -67,12 +77,14 @@ struct deliver_task {
     struct net_task t;
     struct fan_batch *b;
     struct fanout *f;
+    uint64_t t0; /* uv_hrtime at publish */
 };
 
 static void deliver_task_run(struct net_io *io, struct net_task *t)
 {
     struct deliver_task *dt = (struct deliver_task *)t;
     dt->f->deliver(io, dt->b);
+    hist_add(&dt->f->latency, (uv_hrtime() - dt->t0) / 1000);
     fan_batch_unref(dt->b);
     free(dt);
 }
@@ -80,6 +92,7 @@ static void deliver_task_run(struct net_io *io, struct net_task *t)
 void fanout_deliver_local(struct fanout *f, struct fan_batch *b)
 {
     int n = f->srv->nio;
+    uint64_t t0 = uv_hrtime();
 
     atomic_fetch_add(&b->refs, (unsigned)n - 1); /* the caller's reference goes to thread 0 */
     for (int i = 0; i < n; i++) {
@@ -87,6 +100,7 @@ void fanout_deliver_local(struct fanout *f, struct fan_batch *b)
         dt->t.run = deliver_task_run;
         dt->b = b;
         dt->f = f;
+        dt->t0 = t0;
         net_post(&f->srv->io[i], &dt->t);
     }
 }

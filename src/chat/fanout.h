@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 #include "net/net.h"
+#include "trace/trace.h"
+#include "util/hist.h"
 #include "util/rbuf.h"
 
 enum fan_kind {
@@ -24,6 +26,11 @@ enum fan_kind {
                         `seq` */
     FAN_HEAD,        /* room's log reaches `seq` in storage (cluster reconciliation): live
                         subscribers behind it fill the gap from storage */
+    FAN_RECEIPT,     /* a read receipt of `user` for a room: to its other users' connections
+                        (not a log entry; delivered like typing) */
+    FAN_BLOCK,       /* `user` blocked (member 1) or unblocked (0) user `seq`, or every pair of
+                        `user` is gone (member 2, account deletion): other nodes' presence
+                        filters follow (chat/people.h); nothing to deliver */
 };
 
 enum fan_member { FAN_M_NONE = 0, FAN_M_JOIN, FAN_M_LEAVE };
@@ -48,6 +55,7 @@ struct fan_batch {
     atomic_uint refs; /* one per receiving thread */
     uint32_t n, cap;
     struct fan_ev *ev;
+    struct trace_ctx trace; /* tracing: the span that published it (valid 0: none) */
 };
 
 struct fan_batch *fan_batch_new(void);
@@ -66,6 +74,7 @@ struct fanout {
     void (*forward)(void *ud, const struct fan_batch *b);    /* NULL on a single node */
     void *forward_ud;
     struct fan_batch *cur; /* writer thread only */
+    struct hist latency;   /* publish to the end of one I/O thread's delivery, per thread */
 };
 
 void fanout_init(struct fanout *f, struct net_server *srv,

@@ -71,6 +71,8 @@ void hub_conn_open(struct conn *c, int64_t user, int64_t sid, int came_online);
 /* The connection now authenticates with a token of login session sid (a `refresh`): ending
  * that session closes it, ending the previous one no longer does. */
 void hub_conn_set_sid(struct conn *c, int64_t sid);
+/* The login session of c's access token (0: none): the "device" of delivered receipts. */
+int64_t hub_conn_sid(struct conn *c);
 /* The connection is gone (on_ws_close): unsubscribe, presence offline if it was the last. */
 void hub_conn_close(struct conn *c);
 
@@ -87,5 +89,13 @@ void hub_publish_presence(int64_t user, const char *status, int64_t last_seen, c
                           uint32_t nrooms);
 /* typing in room by c's user: fan out now, expire after typing_ttl_s (typing:false). */
 void hub_typing(struct conn *c, int64_t room);
+
+struct hub_stats {
+    uint64_t deliveries;       /* frames queued to connections (an entry of a run counts once) */
+    uint64_t sync_requests;    /* `sync` requests */
+    uint64_t replayed_entries; /* log entries read from storage for replays and gap fills */
+};
+/* Any thread while the I/O threads run; deliveries lag by up to one loop iteration. */
+void hub_stats(struct net_server *srv, struct hub_stats *out);
 
 #endif

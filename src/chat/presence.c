@@ -1,5 +1,6 @@
 #include "chat/presence.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <uv.h>
 
@@ -26,6 +27,7 @@ struct presence {
     struct tbucket_rule msg_rule, dm_rule;
     int rate_limits;
     uint32_t max_conns;
+    _Atomic uint64_t online; /* users with at least one connection */
     struct stripe s[STRIPES];
 };
 
@@ -87,6 +89,7 @@ uint32_t presence_connect(struct presence *p, int64_t user)
     /* A cap on resources, not a rate: it holds with --rate-limits off too. */
     if (p->max_conns == 0 || e->conns < p->max_conns) n = ++e->conns;
     uv_mutex_unlock(&s->lock);
+    if (n == 1) atomic_fetch_add_explicit(&p->online, 1, memory_order_relaxed);
     return n;
 }
 
@@ -101,6 +104,7 @@ uint32_t presence_disconnect(struct presence *p, int64_t user, int64_t now_ms)
     if (e && e->conns) {
         n = --e->conns;
         if (!n) e->last_seen = now_ms;
+        if (!n) atomic_fetch_sub_explicit(&p->online, 1, memory_order_relaxed);
     }
     uv_mutex_unlock(&s->lock);
     return n;
@@ -182,4 +186,9 @@ int64_t presence_take_dm(struct presence *p, int64_t user, int64_t now_ms)
     wait = tbucket_take(&e->dm, &p->dm_rule, now_ms, 1);
     uv_mutex_unlock(&s->lock);
     return wait;
+}
+
+uint64_t presence_online_users(struct presence *p)
+{
+    return atomic_load_explicit(&p->online, memory_order_relaxed);
 }

@@ -35,6 +35,8 @@ void presence_collect_sent(struct presence *p, void (*cb)(void *ud, int64_t user
                            void *ud);
 /* The cluster-wide bucket of user is empty until until_ms: its messages wait until then. */
 void presence_block_msg(struct presence *p, int64_t user, int64_t until_ms);
+/* Users with at least one open connection on this node (any thread; a snapshot). */
+uint64_t presence_online_users(struct presence *p);
 /* Take one new-direct-chat token for user at now_ms: 0 if allowed, else ms until allowed. */
 int64_t presence_take_dm(struct presence *p, int64_t user, int64_t now_ms);
 

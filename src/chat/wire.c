@@ -54,19 +54,22 @@ int64_t wire_channel(const struct fan_ev *ev)
     switch (ev->kind) {
     case FAN_LOG:
     case FAN_TYPING:
+    case FAN_RECEIPT:
         return ev->room;
     case FAN_PRESENCE:
     case FAN_USER:
     case FAN_SESSION_END:
+    case FAN_BLOCK:
         return 0;
     default:
         return -1;
     }
 }
 
-void wire_encode(struct jsonw *out, const struct fan_ev *ev)
+void wire_encode(struct jsonw *out, const struct fan_ev *ev, const struct trace_ctx *trace)
 {
-    uint8_t h[WIRE_HEADER_LEN] = {WIRE_VERSION, ev->kind, ev->member, 0};
+    int traced = trace && trace->valid && trace->sampled;
+    uint8_t h[WIRE_HEADER_LEN] = {WIRE_VERSION, ev->kind, ev->member, traced ? WIRE_F_TRACE : 0};
     const char *text;
     size_t len;
     uint32_t nrooms = ev->kind == FAN_PRESENCE ? ev->nrooms : 0;
@@ -80,6 +83,13 @@ void wire_encode(struct jsonw *out, const struct fan_ev *ev)
     put_u32(h + 40, (uint32_t)len);
     put_u32(h + 44, 0);
     jsonw_raw(out, (const char *)h, sizeof(h));
+    if (traced) {
+        uint8_t t[WIRE_TRACE_LEN];
+        memcpy(t, trace->trace_id, 16);
+        memcpy(t + 16, trace->span_id, 8);
+        t[24] = 1;
+        jsonw_raw(out, (const char *)t, sizeof(t));
+    }
     for (uint32_t i = 0; i < nrooms; i++) {
         uint8_t r[8];
         put_i64(r, ev->rooms[i]);
@@ -93,6 +103,7 @@ int wire_decode(const uint8_t *p, size_t n, struct fan_batch *b)
     while (n) {
         struct fan_ev ev = {0};
         uint32_t nrooms, tlen;
+        uint8_t flags;
         struct jsonw w;
 
         if (n < WIRE_HEADER_LEN || p[0] != WIRE_VERSION) return CD_E_BAD_REQUEST;
@@ -104,10 +115,23 @@ int wire_decode(const uint8_t *p, size_t n, struct fan_batch *b)
         ev.user = get_i64(p + 24);
         ev.member_count = get_i64(p + 32);
         tlen = get_u32(p + 40);
+        flags = p[3];
         if (nrooms > WIRE_MAX_ROOMS || ev.member > FAN_M_LEAVE) return CD_E_BAD_REQUEST;
         if (wire_channel(&ev) < 0 || (nrooms && ev.kind != FAN_PRESENCE)) return CD_E_BAD_REQUEST;
+        if (flags & ~WIRE_F_TRACE) return CD_E_BAD_REQUEST;
         p += WIRE_HEADER_LEN;
         n -= WIRE_HEADER_LEN;
+        if (flags & WIRE_F_TRACE) {
+            if (n < WIRE_TRACE_LEN) return CD_E_BAD_REQUEST;
+            if (!b->trace.valid) {
+                memcpy(b->trace.trace_id, p, 16);
+                memcpy(b->trace.span_id, p + 16, 8);
+                b->trace.sampled = p[24] & 1;
+                b->trace.valid = 1;
+            }
+            p += WIRE_TRACE_LEN;
+            n -= WIRE_TRACE_LEN;
+        }
         if ((uint64_t)nrooms * 8 + tlen > n) return CD_E_BAD_REQUEST;
         if (nrooms) {
             ev.rooms = xmalloc(nrooms * sizeof(int64_t));

@@ -21,6 +21,7 @@ static void conn_on_close(uv_handle_t *h)
     struct conn *c = (struct conn *)h;
     struct net_io *io = c->io;
 
+    if (c->http) net__http_closed(c);
     if ((c->user_id || c->app) && io->srv->h.on_ws_close) io->srv->h.on_ws_close(c);
     c->app = NULL;
     c->state = CONN_DEAD;
@@ -520,7 +521,11 @@ static void conn_flush(struct conn *c)
         conn_hold(c);
         return;
     }
-    if (q->n == 0 && !(c->flags & CONN_F_WRITING) && (c->flags & CONN_F_CLOSE_FLUSH)) conn_abort(c);
+    if (q->n == 0 && !(c->flags & CONN_F_WRITING) && (c->flags & CONN_F_CLOSE_FLUSH)) {
+        conn_abort(c);
+        return;
+    }
+    if (c->http && c->state == CONN_HTTP) net__http_drained(c);
 }
 
 void net__conn_flush_all(struct net_io *io)

@@ -8,6 +8,8 @@
 
 #include "net/conn.h"
 #include "net/http.h"
+#include "net/proxy.h"
+#include "trace/trace.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -26,7 +28,12 @@ struct http_state {
     uint32_t since;      /* now_s at request start (or connection / last response) */
     char rid[HTTP_REQUEST_ID_LEN + 1]; /* request id, from the request's first byte on */
     uint64_t start_ms;
-    char *text; /* URL and header bytes */
+    uint64_t start_ns;                /* unix ns at the first byte, tracing only */
+    struct trace_span *span;          /* the request's span (tracing on), until the response */
+    char tid[33];                     /* its trace id in hex, "" without one */
+    char peer[PROXY_IP_LEN + 1];      /* the TCP peer's address, once per connection */
+    char client_ip[PROXY_IP_LEN + 1]; /* the request's client (proxy.h), "" before dispatch */
+    char *text;                       /* URL and header bytes */
     uint32_t text_len, text_cap;
     uint32_t url_len; /* URL is text[0..url_len) */
     struct hdr_span *spans;
@@ -36,6 +43,11 @@ struct http_state {
     struct http_header *headers; /* built at dispatch */
     char *add_headers;           /* http_add_response_headers, until the response */
     uint32_t add_len;
+    uint8_t streaming; /* the body goes to on_stream_data, not into body */
+    uint8_t answered;  /* on_stream_begin/data answered early: the rest of the input is dropped */
+    uint8_t streamed_response; /* http_respond_begin sent the head; body follows, then _end */
+    void *stream; /* the server layer's state of a streamed request (http_stream_set) */
+    void (*on_drain)(struct conn *c); /* http_on_drain, one-shot */
 };
 
 static const struct net_limits *lim_of(http_parser *p)
@@ -90,6 +102,11 @@ static int on_message_begin(http_parser *p)
     h->in_request = 1;
     h->since = c->io->now_s;
     h->start_ms = net_now_ms();
+    if (trace_enabled()) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        h->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
     return 0;
 }
 
@@ -150,9 +167,39 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
+static int request_build(struct conn *c, struct http_request *req);
+
+/* A request with a body may be streamed (net_handlers.on_stream_begin); the body limit is then
+ * the handler's. Otherwise the body is collected up to http_max_body. */
 static int on_headers_complete(http_parser *p)
 {
     struct http_state *h = state_of(p);
+    struct conn *c = p->data;
+    const struct net_handlers *hs = &c->io->srv->h;
+    int has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length);
+
+    if (has_body && hs->on_stream_begin) {
+        struct http_request req;
+        uint8_t saved = c->flags & (CONN_F_PENDING | CONN_F_NO_KEEPALIVE);
+        int rc;
+        if (request_build(c, &req) != 0) {
+            h->error = 400;
+            return 1;
+        }
+        /* The handler may answer now (then the connection closes after the answer: the body is
+         * never read); PENDING makes http_respond valid meanwhile. */
+        c->flags |= CONN_F_PENDING | CONN_F_NO_KEEPALIVE;
+        rc = hs->on_stream_begin(c, &req);
+        if (rc == HTTP_STREAM_ANSWERED) {
+            h->answered = 1;
+            return 1;
+        }
+        c->flags = (uint8_t)((c->flags & ~(CONN_F_PENDING | CONN_F_NO_KEEPALIVE)) | saved);
+        if (rc == HTTP_STREAM_YES) {
+            h->streaming = 1;
+            return 0;
+        }
+    }
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > lim_of(p)->http_max_body) {
         h->error = 413;
         return 1; /* nonzero makes http-parser stop with an error; we answer h->error */
@@ -163,6 +210,15 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     struct http_state *h = state_of(p);
+    if (h->streaming) {
+        struct conn *c = p->data;
+        h->since = c->io->now_s; /* a streamed body times out when it stalls, not by its size */
+        if (c->io->srv->h.on_stream_data(c, at, n) != 0) {
+            h->answered = 1;
+            return 1;
+        }
+        return 0;
+    }
     if (h->body_len + n > lim_of(p)->http_max_body) {
         h->error = 413;
         return 1;
@@ -212,8 +268,15 @@ static void http_state_reset(struct conn *c)
 {
     struct http_state *h = c->http;
     h->in_request = h->complete = h->last_value = h->dispatched = 0;
+    h->streaming = h->answered = h->streamed_response = 0;
+    h->stream = NULL;
+    h->on_drain = NULL;
     h->error = 0;
     h->rid[0] = '\0';
+    h->tid[0] = '\0';
+    h->client_ip[0] = '\0';
+    trace_span_end(h->span); /* a request that got no response (an upgrade answers with one) */
+    h->span = NULL;
     h->text_len = h->url_len = h->nspans = h->body_len = 0;
     h->since = c->io->now_s;
     free(h->headers);
@@ -228,6 +291,7 @@ void net__http_free(struct conn *c)
 {
     struct http_state *h = c->http;
     if (!h) return;
+    trace_span_end(h->span);
     free(h->text);
     free(h->spans);
     free(h->body);
@@ -242,7 +306,7 @@ int net__http_timed_out(struct conn *c, uint32_t now_s)
     const struct net_limits *lim = &c->io->srv->lim;
     struct http_state *h = c->http;
 
-    if (c->flags & CONN_F_PENDING) return 0;                        /* our turn, not the client's */
+    if (c->flags & (CONN_F_PENDING | CONN_F_PAUSED)) return 0;      /* our turn, not the client's */
     if (!h) return now_s - c->since >= lim->http_timeout ? 408 : 0; /* connected, said nothing */
     if (h->in_request) return now_s - h->since >= lim->http_timeout ? 408 : 0;
     return now_s - h->since >= lim->http_keepalive ? 1 : 0;
@@ -255,6 +319,8 @@ const char *http_reason(int status)
         return "Switching Protocols";
     case 200:
         return "OK";
+    case 206:
+        return "Partial Content";
     case 201:
         return "Created";
     case 204:
@@ -281,6 +347,8 @@ const char *http_reason(int status)
         return "URI Too Long";
     case 415:
         return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
     case 426:
         return "Upgrade Required";
     case 429:
@@ -316,6 +384,59 @@ static const char *request_id_of(struct conn *c, char spare[HTTP_REQUEST_ID_LEN 
     return spare;
 }
 
+/* The client address of c's current request (the peer's before dispatch). */
+static const char *client_of(struct conn *c)
+{
+    struct http_state *h = c->http;
+    if (!h) return "";
+    if (h->client_ip[0]) return h->client_ip;
+    if (!h->peer[0]) conn_peer_ip(c, h->peer, sizeof(h->peer));
+    return h->peer;
+}
+
+/* Every value of header `name`, comma-joined: a slice of the request when there is one header,
+ * else of *buf (malloc'ed; the caller frees it). */
+static struct slice header_all(const struct http_request *req, const char *name, char **buf)
+{
+    struct slice one = {0};
+    size_t len = 0;
+    int n = 0;
+    for (int i = 0; i < req->nheaders; i++)
+        if (slice_case_eq(req->headers[i].name, name)) {
+            if (n++ == 0) one = req->headers[i].value;
+            len += req->headers[i].value.len + 1;
+        }
+    if (n <= 1) return one;
+    *buf = xmalloc(len);
+    len = 0;
+    for (int i = 0; i < req->nheaders; i++)
+        if (slice_case_eq(req->headers[i].name, name)) {
+            if (len) (*buf)[len++] = ',';
+            memcpy(*buf + len, req->headers[i].value.p, req->headers[i].value.len);
+            len += req->headers[i].value.len;
+        }
+    return (struct slice){*buf, len};
+}
+
+/* The request's client: the peer, or behind a trusted proxy the address it forwarded. */
+static void client_resolve(struct conn *c, struct http_request *req)
+{
+    struct http_state *h = c->http;
+    const struct proxy_list *l = c->io->srv->trusted;
+    if (!h->peer[0]) conn_peer_ip(c, h->peer, sizeof(h->peer));
+    if (l && l->n && proxy_trusted(l, h->peer)) {
+        char *b1 = NULL, *b2 = NULL;
+        struct slice fwd = header_all(req, "forwarded", &b1),
+                     xff = header_all(req, "x-forwarded-for", &b2);
+        proxy_client_ip(l, h->peer, fwd, xff, h->client_ip);
+        free(b1);
+        free(b2);
+    } else {
+        memcpy(h->client_ip, h->peer, sizeof(h->client_ip));
+    }
+    req->client_ip = h->client_ip;
+}
+
 /* The access log line of a response, with the request id. The path is the URL up to its query
  * (which may hold an access token): escaped by the logger, whatever bytes it holds. */
 static void log_response(struct conn *c, const char *rid, int status)
@@ -324,15 +445,26 @@ static void log_response(struct conn *c, const char *rid, int status)
     const char *url = h && h->in_request ? h->text : NULL;
     const char *q = url ? memchr(url, '?', h->url_len) : NULL;
     int path_len = url ? (int)(q ? (uint32_t)(q - url) : h->url_len) : 0;
-    const char *prev;
+    const char *prev, *prev_tid = NULL;
 
     if (!log_enabled(LOG_INFO)) return;
     prev = log_request_id_set(rid);
-    log_info("http", "\"method\":\"%s\",\"path\":\"%.*s\",\"status\":%d,\"us\":%llu",
-             url ? http_method_str((enum http_method)h->parser.method) : "", path_len,
-             url ? url : "", status,
-             (unsigned long long)(h && h->in_request ? (net_now_ms() - h->start_ms) * 1000 : 0));
+    if (h && h->tid[0]) prev_tid = log_trace_id_set(h->tid);
+    log_info(
+        "http", "\"method\":\"%s\",\"path\":\"%.*s\",\"status\":%d,\"us\":%llu,\"client\":\"%s\"",
+        url ? http_method_str((enum http_method)h->parser.method) : "", path_len, url ? url : "",
+        status, (unsigned long long)(h && h->in_request ? (net_now_ms() - h->start_ms) * 1000 : 0),
+        client_of(c));
+    if (h && h->tid[0]) log_trace_id_set(prev_tid);
     log_request_id_set(prev);
+}
+
+static void span_finish(struct http_state *h, int status)
+{
+    trace_attr_int(h->span, "http.response.status_code", status);
+    if (status >= 500) trace_span_error(h->span, http_reason(status));
+    trace_span_end(h->span);
+    h->span = NULL;
 }
 
 void http_respond_full(struct conn *c, const struct http_response *r)
@@ -357,6 +489,7 @@ void http_respond_full(struct conn *c, const struct http_response *r)
         r->cache_control ? r->cache_control : "no-store", rid, keep ? "keep-alive" : "close",
         r->extra_headers ? r->extra_headers : "", h && h->add_headers ? h->add_headers : "");
     log_response(c, rid, status);
+    if (h && h->span) span_finish(h, status);
     if (n < 0 || (size_t)n >= sizeof(head)) n = 0;
     b = rbuf_new((size_t)n + blen);
     memcpy(b->data, head, (size_t)n);
@@ -364,12 +497,73 @@ void http_respond_full(struct conn *c, const struct http_response *r)
     c->state = CONN_HTTP;
     conn_send(c, b);
     rbuf_unref(b);
+    if (h && h->streamed_response) { /* the body follows (http_respond_end) */
+        if (!keep) c->flags |= CONN_F_NO_KEEPALIVE;
+        return;
+    }
     c->flags &= (uint8_t)~CONN_F_PENDING;
     if (!keep) {
         conn_close_after_flush(c);
         return;
     }
     http_resume(c);
+}
+
+void http_respond_begin(struct conn *c, const struct http_response *r)
+{
+    struct http_response head = *r;
+    head.head_only = 1;
+    if (!c->http || !(c->flags & CONN_F_PENDING) || (c->flags & CONN_F_CLOSED)) return;
+    c->http->streamed_response = 1;
+    http_respond_full(c, &head);
+}
+
+void http_respond_end(struct conn *c)
+{
+    struct http_state *h = c->http;
+    if (!h || !h->streamed_response || !(c->flags & CONN_F_PENDING)) return;
+    h->streamed_response = 0;
+    c->flags &= (uint8_t)~CONN_F_PENDING;
+    if (c->flags & CONN_F_NO_KEEPALIVE || c->io->draining) {
+        conn_close_after_flush(c);
+        return;
+    }
+    http_resume(c);
+}
+
+void http_on_drain(struct conn *c, void (*cb)(struct conn *c))
+{
+    if (c->http) c->http->on_drain = cb;
+}
+
+void net__http_drained(struct conn *c)
+{
+    struct http_state *h = c->http;
+    void (*cb)(struct conn *);
+    if (!h || !h->on_drain || c->out.bytes > HTTP_DRAIN_LOW || (c->flags & CONN_F_CLOSED)) return;
+    cb = h->on_drain;
+    h->on_drain = NULL;
+    cb(c);
+}
+
+void http_stream_set(struct conn *c, void *ud)
+{
+    if (c->http) c->http->stream = ud;
+}
+
+void *http_stream_get(struct conn *c)
+{
+    return c->http ? c->http->stream : NULL;
+}
+
+void net__http_closed(struct conn *c)
+{
+    struct http_state *h = c->http;
+    if (h && h->stream && c->io->srv->h.on_stream_abort) {
+        void *ud = h->stream;
+        h->stream = NULL;
+        c->io->srv->h.on_stream_abort(c, ud);
+    }
 }
 
 void http_respond(struct conn *c, int status, const char *content_type, const void *body,
@@ -397,40 +591,92 @@ void net__http_error(struct conn *c, int status)
     http_respond(c, status, "application/json", body, (size_t)n, NULL);
 }
 
-static void http_dispatch(struct conn *c)
+/* The request's span: a child of the caller's traceparent when it sent a valid one. Named by
+ * the method until the router knows the route (http_trace_route). */
+static void http_trace_begin(struct conn *c, struct http_request *req)
 {
     struct http_state *h = c->http;
-    struct http_request req;
+    struct trace_ctx parent = {0};
+    struct slice tp, ua;
+
+    if (http_header(req, "traceparent", &tp)) trace_parse_traceparent(tp.p, tp.len, &parent);
+    trace_span_end(h->span);
+    h->span = trace_span_start_at(http_method_str((enum http_method)req->method), TRACE_SERVER,
+                                  &parent, h->start_ns);
+    trace_id_hex(trace_span_ctx(h->span), h->tid);
+    trace_attr_str(h->span, "http.request.method", http_method_str((enum http_method)req->method),
+                   strlen(http_method_str((enum http_method)req->method)));
+    trace_attr_str(h->span, "url.path", req->path.p, req->path.len);
+    trace_attr_str(h->span, "chatd.request_id", h->rid, strlen(h->rid));
+    trace_attr_str(h->span, "network.peer.address", h->peer, strlen(h->peer));
+    trace_attr_str(h->span, "client.address", h->client_ip, strlen(h->client_ip));
+    if (http_header(req, "user-agent", &ua))
+        trace_attr_str(h->span, "user_agent.original", ua.p, ua.len < 256 ? ua.len : 256);
+    req->span = h->span;
+    req->trace_id = h->tid;
+}
+
+void http_trace_route(struct conn *c, const char *route)
+{
+    struct http_state *h = c->http;
+    char name[64];
+    if (!h || !h->span) return;
+    snprintf(name, sizeof(name), "%s %s", http_method_str((enum http_method)h->parser.method),
+             route);
+    trace_span_rename(h->span, name);
+    trace_attr_str(h->span, "http.route", route, strlen(route));
+}
+
+/* The request as handlers see it: slices of h->text (and h->body); h->headers is (re)built. */
+static int request_build(struct conn *c, struct http_request *req)
+{
+    struct http_state *h = c->http;
     struct http_parser_url u;
     const char *url = h->text;
 
-    memset(&req, 0, sizeof(req));
+    memset(req, 0, sizeof(*req));
     http_parser_url_init(&u);
     if (h->url_len == 0 || http_parser_parse_url(url, h->url_len, 0, &u) != 0 ||
-        !(u.field_set & (1 << UF_PATH))) {
-        net__http_error(c, 400);
-        return;
-    }
-    req.method = h->parser.method;
-    req.path = (struct slice){url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len};
+        !(u.field_set & (1 << UF_PATH)))
+        return -1;
+    req->method = h->parser.method;
+    req->path = (struct slice){url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len};
     if (u.field_set & (1 << UF_QUERY))
-        req.query = (struct slice){url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len};
+        req->query = (struct slice){url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len};
+    free(h->headers);
     h->headers = xcalloc(h->nspans ? h->nspans : 1, sizeof(*h->headers));
     for (uint32_t i = 0; i < h->nspans; i++) {
         h->headers[i].name = (struct slice){h->text + h->spans[i].name_off, h->spans[i].name_len};
         h->headers[i].value =
             (struct slice){h->text + h->spans[i].value_off, h->spans[i].value_len};
     }
-    req.headers = h->headers;
-    req.nheaders = (int)h->nspans;
-    req.body = (struct slice){h->body ? h->body : "", h->body_len};
-    req.keep_alive = http_should_keep_alive(&h->parser);
-    req.upgrade = h->parser.upgrade;
-    req.start_ms = h->start_ms;
-    req.request_id = h->rid;
+    req->headers = h->headers;
+    req->nheaders = (int)h->nspans;
+    req->body =
+        (struct slice){h->body && !h->streaming ? h->body : "", h->streaming ? 0 : h->body_len};
+    req->keep_alive = http_should_keep_alive(&h->parser);
+    req->upgrade = h->parser.upgrade;
+    req->start_ms = h->start_ms;
+    req->request_id = h->rid;
+    client_resolve(c, req);
+    return 0;
+}
+
+static void http_dispatch(struct conn *c)
+{
+    struct http_state *h = c->http;
+    struct http_request req;
+
+    if (request_build(c, &req) != 0) {
+        net__http_error(c, 400);
+        return;
+    }
+    if (trace_enabled()) http_trace_begin(c, &req);
     {
         const char *prev = log_request_id_set(h->rid);
+        const char *prev_tid = log_trace_id_set(h->tid[0] ? h->tid : NULL);
         c->io->srv->h.on_request(c, &req);
+        log_trace_id_set(prev_tid);
         log_request_id_set(prev);
     }
 }
@@ -462,6 +708,10 @@ void net__http_input(struct conn *c)
             http_parser_execute(&h->parser, &parser_settings, (const char *)c->in, c->in_len);
         enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
 
+        if (h->answered) { /* a streamed request answered early: nothing more is parsed */
+            in_drop(c, c->in_len);
+            return;
+        }
         if (h->error) {
             in_drop(c, c->in_len);
             net__http_error(c, h->error);
@@ -656,6 +906,7 @@ void http_upgrade_ws(struct conn *c, const char accept_key[29])
     struct rbuf *b = rbuf_copy(head, (size_t)n);
 
     log_response(c, rid, 101);
+    if (c->http && c->http->span) span_finish(c->http, 101);
 
     c->state = CONN_WS;
     c->flags &= (uint8_t)~CONN_F_PENDING;

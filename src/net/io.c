@@ -141,7 +141,7 @@ static void io_thread_main(void *arg)
      * finishing its queue) remain safe; their tasks run in net_free. */
 }
 
-static int parse_addr(const char *addr, struct sockaddr_storage *ss)
+int net_parse_addr(const char *addr, struct sockaddr_storage *ss)
 {
     char host[128];
     const char *colon = strrchr(addr, ':');
@@ -205,7 +205,7 @@ int net_start(struct net_server *s, const char *addr, int nthreads)
 
     if (!net_epoch_ms) net_epoch_ms = mono_ms() - 1;
     memset(&ss, 0, sizeof(ss));
-    if (parse_addr(addr, &ss)) {
+    if (net_parse_addr(addr, &ss)) {
         log_error("invalid listen address", "\"listen\":\"%s\"", addr);
         return CD_E_IO;
     }

@@ -36,6 +36,8 @@ struct net_io;
 struct conn;
 struct http_request;
 
+enum { HTTP_STREAM_NO = 0, HTTP_STREAM_YES = 1, HTTP_STREAM_ANSWERED = -1 };
+
 struct net_limits {
     uint32_t http_max_header;  /* request line + headers, bytes -> 431 / 414 */
     uint32_t http_max_headers; /* header count -> 431 */
@@ -53,6 +55,20 @@ struct net_handlers {
     /* A complete HTTP request. Reading pauses until the handler calls http_respond() or
      * http_upgrade_ws(), now or later on this thread (hold the conn with conn_hold first). */
     void (*on_request)(struct conn *c, struct http_request *req);
+    /* Optional: the head of a request with a body arrived. Return HTTP_STREAM_NO to collect the
+     * body as usual (up to http_max_body), HTTP_STREAM_YES to have it handed to on_stream_data
+     * as it arrives (no size limit here: the handler enforces its own; a stalled body times out
+     * after http_timeout seconds without bytes), or HTTP_STREAM_ANSWERED after answering with
+     * http_respond (the body is not read; the connection closes after the answer). req's
+     * slices are valid during the call only. on_request follows the complete body as usual,
+     * with an empty req->body. */
+    int (*on_stream_begin)(struct conn *c, struct http_request *req);
+    /* Bytes of a streamed body, valid during the call. Return 0 to go on, or nonzero after
+     * answering (the rest of the input is dropped; the connection closes after the answer).
+     * The handler may conn_pause(c) to stop reading until it has room. */
+    int (*on_stream_data)(struct conn *c, const char *p, size_t n);
+    /* The connection closed while the state set by http_stream_set was still attached. */
+    void (*on_stream_abort)(struct conn *c, void *ud);
     /* A complete WebSocket text message (validated UTF-8). */
     void (*on_ws_message)(struct conn *c, uint8_t *data, size_t len);
     /* An open WebSocket reached its c->deadline (checked by the 1 s tick, so up to a second
@@ -115,12 +131,17 @@ struct net_server {
     int nio;
     struct net_limits lim;
     struct net_handlers h;
-    void *app;               /* the server layer's global state */
-    _Atomic uint32_t nconns; /* node-wide */
+    void *app;                        /* the server layer's global state */
+    const struct proxy_list *trusted; /* --trusted-proxies (net/proxy.h), NULL = none */
+    _Atomic uint32_t nconns;          /* node-wide */
     _Atomic int draining;
     uint64_t start_ms;
 };
 
+struct proxy_list;
+/* Parse "host:port", "[v6]:port" or ":port" (any IPv4 address) into ss. 0, or -1 when malformed. */
+struct sockaddr_storage;
+int net_parse_addr(const char *addr, struct sockaddr_storage *ss);
 /* Bind one SO_REUSEPORT listener per thread on addr ("host:port", IPv4 or [IPv6]:port) and start
  * the threads. Returns CD_OK, or CD_E_IO after logging why (bad address, bind failure). */
 int net_start(struct net_server *s, const char *addr, int nthreads);

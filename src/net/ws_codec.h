@@ -31,6 +31,7 @@ enum ws_close_code {
     WS_CLOSE_POLICY = 1008,        /* policy violation (e.g. idle timeout, no pong) */
     WS_CLOSE_TOO_BIG = 1009,       /* frame or message over the configured limit */
     WS_CLOSE_INTERNAL = 1011,      /* server error */
+    WS_CLOSE_TRY_AGAIN = 1013,     /* storage unavailable while the connection opened: retry */
     WS_CLOSE_SLOW_CONSUMER = 4008, /* output queue exceeded --ws-max-outq */
     WS_CLOSE_IDLE_TIMEOUT = 4000,  /* no pong / no traffic within the idle timeout */
     WS_CLOSE_SESSION_ENDED = 4001, /* the connection's login session ended (logout, theft) */

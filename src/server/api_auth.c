@@ -7,6 +7,7 @@
 #include "util/clock.h"
 #include "auth/auth.h"
 #include "auth/session.h"
+#include "chat/people.h"
 #include "server/app.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -45,8 +46,7 @@ static int limited(struct api_req *r, struct limiter *l, const char *key, size_t
 
 static int limited_ip(struct api_req *r)
 {
-    char ip[64];
-    conn_peer_ip(r->c, ip, sizeof(ip));
+    const char *ip = r->http->client_ip ? r->http->client_ip : "";
     return limited(r, &r->app->auth_ip, ip, strlen(ip));
 }
 
@@ -133,10 +133,11 @@ static void write_unless_failed(struct api_call *call,
 
 /* ---- register ---- */
 
+/* New users get opaque random ids (chat/people.h); a drawn id that is taken is drawn again. */
 static int register_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct auth_call *a = (struct auth_call *)((char *)j - offsetof(struct api_call, job));
-    int rc = ops->user_insert(sc, a->username, a->pwhash, clock_unix_ms(), &a->user_id);
+    int rc = people_user_create(ops, sc, a->username, a->pwhash, clock_unix_ms(), &a->user_id);
     if (rc == CD_OK) rc = start_session(ops, sc, a);
     if (rc == CD_OK) rc = finish_tokens(a);
     return rc;
@@ -250,7 +251,8 @@ void api_login(struct api_req *r)
     }
     memcpy(pair, user, ulen);
     pair[ulen] = '\0';
-    conn_peer_ip(r->c, pair + ulen + 1, sizeof(pair) - ulen - 1);
+    snprintf(pair + ulen + 1, sizeof(pair) - ulen - 1, "%s",
+             r->http->client_ip ? r->http->client_ip : "");
     plen = ulen + 1 + strlen(pair + ulen + 1);
     now = clock_unix_ms();
     wait = limiter_peek(&r->app->auth_pair, pair, plen, now, &failed_before);
@@ -350,20 +352,24 @@ static void user_read(struct api_call *call)
     struct store_conn *sc = store_reader(&call->app->db);
     const struct store_ops *ops = call->app->db.ops;
     struct store_user u;
+    struct store_profile p;
     int rc = !sc              ? CD_E_IO
              : a->username[0] ? ops->user_by_name(sc, a->username, &u)
                               : ops->user_get(sc, a->user_id, &u);
     int visible;
     json_t *user;
 
+    if (rc == CD_OK) rc = ops->profile_get(sc, u.id, &p);
     call->status = rc;
     if (rc != CD_OK) return;
     a->user_id = u.id;
     visible = a->user_id == a->sid; /* sid holds the caller here */
-    user = user_json(u.id, u.username);
-    json_object_set_new(user, "created_at", json_integer(u.created_at));
-    /* Presence is shown to the user and to those who share a room with them. */
-    if (!visible && ops->users_share_room(sc, a->user_id, a->sid, &visible) != CD_OK) visible = 0;
+    user = api_user_json(&p);
+    /* Presence is shown to the user and to those who share a room with them, unless the user
+     * blocks them; a deleted user has none. */
+    if (!visible && !p.deleted_at && !people_blocks(u.id, a->sid) &&
+        ops->users_share_room(sc, a->user_id, a->sid, &visible) != CD_OK)
+        visible = 0;
     if (visible) {
         int64_t seen;
         int online = presence_get(call->app->presence, u.id, &seen);
@@ -391,6 +397,10 @@ void api_user_find(struct api_req *r)
 {
     struct auth_call *a;
     char name[AUTH_USERNAME_MAX + 2];
+    if (http_query_value(r->http, "prefix", name, sizeof(name)) != 0) {
+        api_users_prefix(r); /* GET /v1/users?prefix= */
+        return;
+    }
     if (!http_query_param(r->http, "username", name, sizeof(name)) || !name[0] ||
         strlen(name) > AUTH_USERNAME_MAX) {
         api_respond_error(r, CD_E_INVALID_FIELD, "username query parameter (3-32 chars) required");

@@ -6,7 +6,9 @@
 
 #include "util/clock.h"
 #include "auth/auth.h"
+#include "chat/attach.h"
 #include "chat/events.h"
+#include "chat/msgops.h"
 #include "chat/rooms.h"
 #include "server/app.h"
 #include "util/jsonw.h"
@@ -24,21 +26,27 @@ struct room_call {
     int role;
     char name[STORE_ROOM_NAME_MAX + 1], topic[STORE_ROOM_TOPIC_MAX + 1];
     int has_name, has_topic;
+    int is_public, archived; /* -1: not given */
     int64_t *members;
     size_t nmembers;
     int64_t after, before;
+    int64_t reply_to, thread; /* send: links; history: the thread root (0: the whole log) */
     int limit, desc;
     char *body;
     size_t body_len;
     char cmid[CHAT_CMID_MAX + 1];
     size_t cmid_len;
+    struct chat_attach att; /* a send's attachments */
     struct store_room r;
     struct chat_out out;
     struct chat_sent sent;
     int created;
     struct jsonw w; /* history rows */
     int rows;
-    int more; /* history: a row past `limit` exists */
+    int more;         /* history: a row past `limit` exists */
+    int64_t *blocked; /* history: users the caller blocks, ascending (their messages get
+                         "blocked":true) */
+    size_t nblocked;
     int64_t last_row_seq;
 };
 
@@ -49,20 +57,20 @@ json_t *api_room_json(const struct store_room *r)
     char id[32], by[32];
     id_format(id, sizeof(id), 'r', r->id);
     id_format(by, sizeof(by), 'u', r->created_by);
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "id", id, "kind",
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:b,s:b}", "id", id, "kind",
                      r->kind == ROOM_DIRECT ? "direct" : "group", "name", r->name, "topic",
                      r->topic, "created_by", by, "created_at", (json_int_t)r->created_at,
                      "last_seq", (json_int_t)r->last_seq, "member_count",
-                     (json_int_t)r->member_count);
+                     (json_int_t)r->member_count, "public", r->is_public, "archived",
+                     r->state == ROOM_ARCHIVED);
 }
 
 static void publish(struct api_call *call)
 {
     struct room_call *rc = (struct room_call *)call;
-    if (call->status == CD_OK)
-        chat_out_commit(&rc->out, &call->app->fanout);
-    else
-        chat_out_discard(&rc->out);
+    if (call->status == CD_OK && call->route == ROUTE_MESSAGE_POST && !rc->sent.duplicate)
+        atomic_fetch_add_explicit(&call->app->metrics.messages_stored, 1, memory_order_relaxed);
+    chat_out_settle(&rc->out, call->status, &call->app->fanout);
 }
 
 static void room_call_cleanup(struct api_call *call)
@@ -71,6 +79,7 @@ static void room_call_cleanup(struct api_call *call)
     chat_out_discard(&rc->out);
     free(rc->members);
     free(rc->body);
+    free(rc->blocked);
 }
 
 static struct room_call *room_call_new(struct api_req *r)
@@ -92,14 +101,14 @@ static int job_status(struct room_call *rc, int status)
     return status;
 }
 
-static int room_param(struct api_req *r, int64_t *room)
+int api_room_param(struct api_req *r, int64_t *room)
 {
     if (id_parse(r->param, 'r', room)) return 1;
     api_respond_error(r, CD_E_NOT_FOUND, "no such room");
     return 0;
 }
 
-static int body_user(struct api_req *r, int64_t *user)
+int api_body_user(struct api_req *r, int64_t *user)
 {
     json_t *v = json_object_get(r->body, "user_id");
     if (json_is_string(v) &&
@@ -111,7 +120,7 @@ static int body_user(struct api_req *r, int64_t *user)
 
 /* Room creations, member additions and direct-chat opens share one bucket per user
  * (--room-rate, burst 10x): answers 429 itself and returns 1 when it is empty. */
-static int room_op_limited(struct api_req *r)
+int api_room_op_limited(struct api_req *r)
 {
     char key[24];
     int n = snprintf(key, sizeof(key), "%lld", (long long)r->user_id);
@@ -138,6 +147,22 @@ static int opt_string(struct api_req *r, const char *key, size_t min, size_t max
     return 1;
 }
 
+/* Optional boolean field: *out -1 when absent; returns 0 after answering on a bad value. */
+static int opt_bool(struct api_req *r, const char *key, int *out)
+{
+    json_t *v = json_object_get(r->body, key);
+    char msg[64];
+    *out = -1;
+    if (!v) return 1;
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return 1;
+    }
+    snprintf(msg, sizeof(msg), "%s must be true or false", key);
+    api_respond_error(r, CD_E_INVALID_FIELD, msg);
+    return 0;
+}
+
 /* ---- POST /v1/rooms ---- */
 
 static int create_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
@@ -145,6 +170,9 @@ static int create_exec(const struct store_ops *ops, struct store_conn *sc, struc
     struct room_call *rc = ROOM_CALL(j);
     int st = chat_room_create(ops, sc, rc->user, rc->name, rc->topic, rc->members, rc->nmembers,
                               clock_unix_ms(), &rc->out, &rc->r);
+    if (st == CD_OK && rc->is_public > 0 &&
+        (st = ops->room_set_flags(sc, rc->r.id, 1, -1)) == CD_OK)
+        st = ops->room_get(sc, rc->r.id, &rc->r);
     if (job_status(rc, st) != CD_OK) return st;
     rc->base.result = json_pack("{s:o}", "room", api_room_json(&rc->r));
     return CD_OK;
@@ -155,11 +183,12 @@ void api_rooms_create(struct api_req *r)
     json_t *members = json_object_get(r->body, "members"), *v;
     struct room_call *rc;
     char name[STORE_ROOM_NAME_MAX + 1], topic[STORE_ROOM_TOPIC_MAX + 1] = "";
-    int has_name, has_topic;
+    int has_name, has_topic, is_public;
     size_t i;
 
     if (!opt_string(r, "name", 1, STORE_ROOM_NAME_MAX, name, &has_name) ||
-        !opt_string(r, "topic", 0, STORE_ROOM_TOPIC_MAX, topic, &has_topic))
+        !opt_string(r, "topic", 0, STORE_ROOM_TOPIC_MAX, topic, &has_topic) ||
+        !opt_bool(r, "public", &is_public))
         return;
     if (!has_name) {
         api_respond_error(r, CD_E_INVALID_FIELD, "name (string, 1-100 bytes) is required");
@@ -171,10 +200,11 @@ void api_rooms_create(struct api_req *r)
                           "members must be an array of at most 1000 user ids");
         return;
     }
-    if (room_op_limited(r)) return;
+    if (api_room_op_limited(r)) return;
     rc = room_call_new(r);
     memcpy(rc->name, name, sizeof(name));
     memcpy(rc->topic, topic, sizeof(topic));
+    rc->is_public = is_public;
     rc->members = xcalloc(json_array_size(members) + 1, sizeof(int64_t));
     json_array_foreach(members, i, v)
     {
@@ -209,12 +239,12 @@ void api_dms(struct api_req *r)
 {
     int64_t target;
     struct room_call *rc;
-    if (!body_user(r, &target)) return;
+    if (!api_body_user(r, &target)) return;
     if (target == r->user_id) {
         api_respond_error(r, CD_E_INVALID_FIELD, "a direct chat needs another user");
         return;
     }
-    if (room_op_limited(r)) return;
+    if (api_room_op_limited(r)) return;
     rc = room_call_new(r);
     rc->target = target;
     rc->base.job.exec = dm_exec;
@@ -226,8 +256,13 @@ void api_dms(struct api_req *r)
 static int patch_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct room_call *rc = ROOM_CALL(j);
-    int st = chat_room_update(ops, sc, rc->room, rc->user, rc->has_name ? rc->name : NULL,
+    int st = CD_OK;
+    if (rc->has_name || rc->has_topic)
+        st = chat_room_update(ops, sc, rc->room, rc->user, rc->has_name ? rc->name : NULL,
                               rc->has_topic ? rc->topic : NULL, clock_unix_ms(), &rc->out);
+    if (st == CD_OK && (rc->is_public >= 0 || rc->archived >= 0))
+        st = chat_room_set_flags(ops, sc, rc->room, rc->user, rc->is_public, rc->archived,
+                                 clock_unix_ms(), &rc->out);
     if (st == CD_OK) st = ops->room_get(sc, rc->room, &rc->r);
     if (job_status(rc, st) != CD_OK) return st;
     rc->base.result = json_pack("{s:o}", "room", api_room_json(&rc->r));
@@ -239,14 +274,15 @@ void api_room_patch(struct api_req *r)
     struct room_call *rc;
     int64_t room;
     char name[STORE_ROOM_NAME_MAX + 1], topic[STORE_ROOM_TOPIC_MAX + 1];
-    int has_name, has_topic;
+    int has_name, has_topic, is_public, archived;
 
-    if (!room_param(r, &room)) return;
+    if (!api_room_param(r, &room)) return;
     if (!opt_string(r, "name", 1, STORE_ROOM_NAME_MAX, name, &has_name) ||
-        !opt_string(r, "topic", 0, STORE_ROOM_TOPIC_MAX, topic, &has_topic))
+        !opt_string(r, "topic", 0, STORE_ROOM_TOPIC_MAX, topic, &has_topic) ||
+        !opt_bool(r, "public", &is_public) || !opt_bool(r, "archived", &archived))
         return;
-    if (!has_name && !has_topic) {
-        api_respond_error(r, CD_E_INVALID_FIELD, "name or topic is required");
+    if (!has_name && !has_topic && is_public < 0 && archived < 0) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "name, topic, public or archived is required");
         return;
     }
     rc = room_call_new(r);
@@ -255,6 +291,8 @@ void api_room_patch(struct api_req *r)
     memcpy(rc->topic, topic, has_topic ? strlen(topic) + 1 : 1);
     rc->has_name = has_name;
     rc->has_topic = has_topic;
+    rc->is_public = is_public;
+    rc->archived = archived;
     rc->base.job.exec = patch_exec;
     rc->base.job.room_id = rc->room;
     api_call_write(&rc->base);
@@ -284,12 +322,12 @@ void api_member_add(struct api_req *r)
     int role = -1;
     json_t *jr = json_object_get(r->body, "role");
 
-    if (!room_param(r, &room) || !body_user(r, &user)) return;
+    if (!api_room_param(r, &room) || !api_body_user(r, &user)) return;
     if (jr && (!json_is_string(jr) || !events_role_parse(json_string_value(jr), &role))) {
         api_respond_error(r, CD_E_INVALID_FIELD, "role must be member, admin or owner");
         return;
     }
-    if (room_op_limited(r)) return;
+    if (api_room_op_limited(r)) return;
     rc = room_call_new(r);
     rc->room = room;
     rc->target = user;
@@ -312,7 +350,7 @@ void api_member_remove(struct api_req *r)
     struct room_call *rc;
     int64_t room, user;
 
-    if (!room_param(r, &room)) return;
+    if (!api_room_param(r, &room)) return;
     if (!id_parse(r->param2, 'u', &user)) {
         api_respond_error(r, CD_E_NOT_FOUND, "no such user");
         return;
@@ -380,7 +418,7 @@ static void rooms_list_work(struct api_call *call)
     char next[32];
 
     call->status =
-        sc ? ops->rooms_of_user(sc, rc->user, rc->after, rc->limit + 1, list_row, &lc) : CD_E_IO;
+        sc ? ops->rooms_visible(sc, rc->user, rc->after, rc->limit + 1, list_row, &lc) : CD_E_IO;
     json_array_foreach(lc.arr, i, o)
     {
         int64_t peer_me[2] = {rc->user, 0}, id;
@@ -389,9 +427,12 @@ static void rooms_list_work(struct api_call *call)
         id_parse((struct slice){json_string_value(jid), json_string_length(jid)}, 'r', &id);
         ops->members_list(sc, id, 2, peer_row, peer_me);
         if (peer_me[1]) {
+            struct store_profile p;
             char uid[32];
             id_format(uid, sizeof(uid), 'u', peer_me[1]);
             json_object_set_new(o, "peer", json_string(uid));
+            if (ops->profile_get(sc, peer_me[1], &p) == CD_OK)
+                json_object_set_new(o, "peer_user", api_user_json(&p));
         }
     }
     id_format(next, sizeof(next), 'r', lc.last);
@@ -431,14 +472,15 @@ void api_rooms_list(struct api_req *r)
     api_call_work(&rc->base);
 }
 
-static int members_row(void *ud, const struct store_room *room, const struct store_member *m)
+static int members_row(void *ud, const struct store_profile *p, const struct store_member *m,
+                       int64_t at)
 {
     json_t *arr = ud;
     char uid[32];
-    (void)room;
+    (void)at;
     id_format(uid, sizeof(uid), 'u', m->user_id);
-    json_array_append_new(
-        arr, json_pack("{s:s,s:s}", "user_id", uid, "role", events_role_name(m->role)));
+    json_array_append_new(arr, json_pack("{s:s,s:s,s:o}", "user_id", uid, "role",
+                                         events_role_name(m->role), "user", api_user_json(p)));
     return 0;
 }
 
@@ -448,6 +490,7 @@ static int read_member(struct room_call *rc, struct store_conn *sc, struct store
     const struct store_ops *ops = rc->base.app->db.ops;
     int st = ops->room_get(sc, rc->room, &rc->r);
     if (st != CD_OK) return st;
+    if (rc->r.state == ROOM_DELETED) return CD_E_NOT_FOUND;
     st = ops->member_get(sc, rc->room, rc->user, m);
     return st == CD_E_NOT_FOUND ? CD_E_NOT_MEMBER : st;
 }
@@ -466,7 +509,7 @@ static void room_get_work(struct api_call *call)
     if ((call->status = read_member(rc, sc, &m)) != CD_OK) return;
     room = api_room_json(&rc->r);
     arr = json_array();
-    call->app->db.ops->members_list(sc, rc->room, CHAT_MAX_INITIAL_MEMBERS, members_row, arr);
+    call->app->db.ops->members_page(sc, rc->room, 0, CHAT_MAX_INITIAL_MEMBERS, members_row, arr);
     json_object_set_new(room, "members", arr);
     json_object_set_new(room, "role", json_string(events_role_name(m.role)));
     json_object_set_new(room, "read_seq", json_integer(m.read_seq));
@@ -477,12 +520,26 @@ void api_room_get(struct api_req *r)
 {
     struct room_call *rc;
     int64_t room;
-    if (!room_param(r, &room)) return;
+    if (!api_room_param(r, &room)) return;
     rc = room_call_new(r);
     rc->room = room;
     rc->base.work_fn = room_get_work;
     rc->base.after_fn = api_call_finish;
     api_call_work(&rc->base);
+}
+
+static int blocked_by_caller(const struct room_call *rc, int64_t user)
+{
+    size_t lo = 0, hi = rc->nblocked;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (rc->blocked[mid] == user) return 1;
+        if (rc->blocked[mid] < user)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
 }
 
 static int history_row(void *ud, const struct store_event *ev)
@@ -494,6 +551,24 @@ static int history_row(void *ud, const struct store_event *ev)
     }
     if (rc->rows++) jsonw_lit(&rc->w, ",");
     events_log_json(&rc->w, ev);
+    if (ev->kind == EV_MESSAGE && rc->nblocked && blocked_by_caller(rc, ev->sender)) {
+        rc->w.len--; /* reopen the object */
+        jsonw_lit(&rc->w, ",\"blocked\":true}");
+    }
+    return 0;
+}
+
+#define HISTORY_BLOCKS_MAX 10000 /* blocks of the caller looked at for the "blocked" marks */
+
+static int blocked_row(void *ud, const struct store_profile *p, const struct store_member *m,
+                       int64_t at)
+{
+    struct room_call *rc = ud;
+    (void)m;
+    (void)at;
+    if ((rc->nblocked & (rc->nblocked + 1)) == 0 || !rc->blocked) /* 0, 1, 3, 7, ...: grow */
+        rc->blocked = xrealloc(rc->blocked, (rc->nblocked * 2 + 2) * sizeof(int64_t));
+    rc->blocked[rc->nblocked++] = p->id;
     return 0;
 }
 
@@ -508,12 +583,21 @@ struct rev_ctx {
 static int history_rev_row(void *ud, const struct store_event *ev)
 {
     struct rev_ctx *x = ud;
-    x->evs[x->n] = *ev;
-    x->bodies[x->n] = xmalloc(ev->body_len + ev->cmid_len + 1);
-    memcpy(x->bodies[x->n], ev->body, ev->body_len);
-    if (ev->client_msg_id) memcpy(x->bodies[x->n] + ev->body_len, ev->client_msg_id, ev->cmid_len);
-    x->evs[x->n].body = x->bodies[x->n];
-    x->evs[x->n].client_msg_id = ev->client_msg_id ? x->bodies[x->n] + ev->body_len : NULL;
+    struct store_event *e = &x->evs[x->n];
+    char *p = xmalloc(ev->body_len + ev->cmid_len + ev->extra_len + ev->reactions_len + 1);
+    *e = *ev;
+    x->bodies[x->n] = p;
+    memcpy(p, ev->body, ev->body_len);
+    e->body = p;
+    p += ev->body_len;
+    if (ev->client_msg_id) memcpy(p, ev->client_msg_id, ev->cmid_len);
+    e->client_msg_id = ev->client_msg_id ? p : NULL;
+    p += ev->cmid_len;
+    if (ev->extra_len) memcpy(p, ev->extra, ev->extra_len);
+    e->extra = ev->extra_len ? p : NULL;
+    p += ev->extra_len;
+    if (ev->reactions_len) memcpy(p, ev->reactions, ev->reactions_len);
+    e->reactions = ev->reactions_len ? p : NULL;
     x->n++;
     return 0;
 }
@@ -531,13 +615,15 @@ static void history_work(struct api_call *call)
         return;
     }
     if ((call->status = read_member(rc, sc, &m)) != CD_OK) return;
+    if (ops->pair_list(sc, STORE_BLOCKS, rc->user, 0, HISTORY_BLOCKS_MAX, blocked_row, rc) != CD_OK)
+        rc->nblocked = 0;
     jsonw_init(&rc->w, 4096);
     jsonw_lit(&rc->w, "{\"messages\":[");
     if (rc->desc) {
         struct rev_ctx x = {rc, xcalloc((size_t)rc->limit + 1, sizeof(struct store_event)),
                             xcalloc((size_t)rc->limit + 1, sizeof(char *)), 0};
-        call->status =
-            ops->events_page(sc, rc->room, 0, rc->before, rc->limit + 1, 1, history_rev_row, &x);
+        call->status = ops->messages_page(sc, rc->room, 0, rc->before, rc->limit + 1, 1, rc->user,
+                                          rc->thread, history_rev_row, &x);
         has_more = x.n > (size_t)rc->limit;
         for (size_t i = x.n > (size_t)rc->limit ? (size_t)rc->limit : x.n; i-- > 0;)
             history_row(rc, &x.evs[i]);
@@ -547,8 +633,8 @@ static void history_work(struct api_call *call)
         free(x.bodies);
     } else {
         /* read one more row to learn whether there is more; history_row stops at it */
-        call->status = ops->events_page(sc, rc->room, rc->after, rc->before, rc->limit + 1, 0,
-                                        history_row, rc);
+        call->status = ops->messages_page(sc, rc->room, rc->after, rc->before, rc->limit + 1, 0,
+                                          rc->user, rc->thread, history_row, rc);
         has_more = rc->more;
     }
     jsonw_lit(&rc->w, "],\"has_more\":");
@@ -558,6 +644,19 @@ static void history_work(struct api_call *call)
     call->raw = xmalloc(call->raw_len);
     memcpy(call->raw, jsonw_text(&rc->w), call->raw_len);
     jsonw_free(&rc->w);
+}
+
+/* A positive decimal seq of 1-18 digits (a path segment). */
+int seq_param(struct slice s, int64_t *out)
+{
+    int64_t v = 0;
+    if (s.len == 0 || s.len > 18) return 0;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.p[i] < '0' || s.p[i] > '9') return 0;
+        v = v * 10 + (s.p[i] - '0');
+    }
+    *out = v;
+    return v > 0;
 }
 
 /* An optional non-negative integer query parameter: 1-18 decimal digits, nothing else (no sign,
@@ -585,13 +684,19 @@ int api_query_int(struct api_req *r, const char *name, int64_t *out, int *presen
     return 0;
 }
 
+/* GET /v1/rooms/{id}/messages, and GET /v1/rooms/{id}/threads/{root}/messages (the replies of
+ * one thread, paged the same way). */
 void api_history(struct api_req *r)
 {
     struct room_call *rc;
-    int64_t room, before = 0, after = 0, limit = HISTORY_DEFAULT;
+    int64_t room, before = 0, after = 0, limit = HISTORY_DEFAULT, thread = 0;
     int has_before, has_after, has_limit;
 
-    if (!room_param(r, &room)) return;
+    if (!api_room_param(r, &room)) return;
+    if (r->route == ROUTE_THREAD_MESSAGES && !seq_param(r->param2, &thread)) {
+        api_respond_error(r, CD_E_NOT_FOUND, "no such thread (the root is a seq)");
+        return;
+    }
     if (!api_query_int(r, "before", &before, &has_before) ||
         !api_query_int(r, "after", &after, &has_after) ||
         !api_query_int(r, "limit", &limit, &has_limit))
@@ -602,6 +707,7 @@ void api_history(struct api_req *r)
     }
     rc = room_call_new(r);
     rc->room = room;
+    rc->thread = thread;
     rc->limit = (int)limit;
     rc->after = has_after ? after : 0;
     rc->before = has_before ? before : 0;
@@ -627,17 +733,58 @@ static int orig_row(void *ud, const struct store_event *ev)
     return 0;
 }
 
+int link_field(json_t *obj, const char *name, int64_t *out)
+{
+    json_t *v = json_object_get(obj, name);
+    *out = 0;
+    if (!v || json_is_null(v)) return 1;
+    if (!json_is_integer(v) || json_integer_value(v) <= 0) return 0;
+    *out = json_integer_value(v);
+    return 1;
+}
+
 int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
                   const char *body, size_t body_len, const char *cmid, size_t cmid_len,
+                  int64_t reply_to, int64_t thread, const struct chat_attach *att,
                   struct chat_out *out, struct chat_sent *sent, int64_t *room_out)
 {
     struct orig_ctx o = {0};
-    int st = chat_send(ops, sc, room, sender, body, body_len, cmid, cmid_len, clock_unix_ms(), out,
-                       sent);
+    struct jsonw extra = {0};
+    int st = CD_OK;
+
     *room_out = room;
+    if (att && att->n) { /* checked before the append, so a refusal changes nothing */
+        jsonw_init(&extra, 256);
+        st = chat_attach_check(ops, sc, sender, att, &extra);
+    }
+    if (st == CD_OK)
+        st = reply_to || thread
+                 ? chat_send_linked(ops, sc, room, sender, body, body_len, cmid, cmid_len, reply_to,
+                                    thread, clock_unix_ms(), out, sent)
+                 : chat_send(ops, sc, room, sender, body, body_len, cmid, cmid_len, clock_unix_ms(),
+                             out, sent);
+    if (st == CD_OK && ops->search_index_append) /* PostgreSQL; SQLite: the indexer */
+        st = ops->search_index_append(sc, room, sent->seq, body, body_len);
+    if (st == CD_OK && att && att->n) {
+        struct store_event ev = {.room_id = room,
+                                 .seq = sent->seq,
+                                 .kind = EV_MESSAGE,
+                                 .sender = sender,
+                                 .ts = sent->ts,
+                                 .body = body,
+                                 .body_len = body_len,
+                                 .client_msg_id = cmid,
+                                 .cmid_len = cmid_len,
+                                 .reply_to = reply_to,
+                                 .thread = thread,
+                                 .extra = jsonw_text(&extra),
+                                 .extra_len = jsonw_text_len(&extra)};
+        st = chat_attach_commit(ops, sc, &ev, att, out);
+    }
+    if (att && att->n) jsonw_free(&extra);
     if (st != CD_E_CONFLICT) return st;
-    /* the same (sender, client_msg_id) was stored before: answer with the original */
-    st = ops->event_by_client_id(sc, sender, cmid, cmid_len, orig_row, &o);
+    /* the same (room, sender, client_msg_id) was stored before: answer with the original */
+    st = ops->event_by_client_id(sc, room, sender, cmid, cmid_len, orig_row, &o);
     if (st != CD_OK) return st == CD_E_NOT_FOUND ? CD_E_CONFLICT : st;
     sent->seq = o.seq;
     sent->ts = o.ts;
@@ -681,32 +828,56 @@ static int post_exec(const struct store_ops *ops, struct store_conn *sc, struct 
 {
     struct room_call *rc = ROOM_CALL(j);
     int64_t room;
-    int st = api_send_exec(ops, sc, rc->room, rc->user, rc->body, rc->body_len, rc->cmid,
-                           rc->cmid_len, &rc->out, &rc->sent, &room);
+    int st =
+        api_send_exec(ops, sc, rc->room, rc->user, rc->body, rc->body_len, rc->cmid, rc->cmid_len,
+                      rc->reply_to, rc->thread, &rc->att, &rc->out, &rc->sent, &room);
     if (job_status(rc, st) != CD_OK) return st;
     rc->base.result = api_ack_json(room, &rc->sent, rc->cmid, &rc->base.http_status);
     return CD_OK;
 }
 
+/* Before the batch runs post_exec again (PostgreSQL rolled it back: a deadlock, or a late
+ * duplicate of an optimistic batch): forget what the rolled-back run produced. With it a REST
+ * send can share an optimistic batch (two round trips) with WebSocket sends. */
+static void post_reset(struct store_job *j)
+{
+    struct room_call *rc = ROOM_CALL(j);
+    chat_out_discard(&rc->out);
+    memset(&rc->sent, 0, sizeof(rc->sent));
+    json_decref(rc->base.result);
+    rc->base.result = NULL;
+    rc->base.status = CD_OK;
+}
+
 void api_message_post(struct api_req *r)
 {
+    struct chat_attach att;
     struct room_call *rc;
-    int64_t room, wait;
+    int64_t room, wait, reply_to = 0, thread = 0;
     json_t *body, *cmid;
 
-    if (!room_param(r, &room)) return;
+    if (!api_room_param(r, &room)) return;
     if (!api_message_fields(r, &body, &cmid)) return;
+    if (!link_field(r->body, "reply_to", &reply_to) || !link_field(r->body, "thread", &thread)) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "reply_to and thread must be positive seqs");
+        return;
+    }
+    if (!api_attach_parse(r, json_object_get(r->body, "attachments"), &att)) return;
     if ((wait = presence_take_msg(r->app->presence, r->user_id, clock_unix_ms()))) {
         api_respond_retry(r, wait);
         return;
     }
     rc = room_call_new(r);
     rc->room = room;
+    rc->att = att;
+    rc->reply_to = reply_to;
+    rc->thread = thread;
     rc->body_len = json_string_length(body);
     rc->body = xstrndup(json_string_value(body), rc->body_len);
     rc->cmid_len = json_string_length(cmid);
     memcpy(rc->cmid, json_string_value(cmid), rc->cmid_len);
     rc->base.job.exec = post_exec;
+    rc->base.job.reset = post_reset;
     rc->base.job.room_id = rc->room;
     api_call_write(&rc->base);
 }

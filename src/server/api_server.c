@@ -17,6 +17,7 @@
 #include "auth/auth.h"
 #include "auth/session.h"
 #include "chat/events.h"
+#include "chat/people.h"
 #include "chat/rooms.h"
 #include "outbox/outbox.h"
 #include "server/app.h"
@@ -308,7 +309,8 @@ static int user_put_exec(const struct store_ops *ops, struct store_conn *sc, str
     }
     if (rc != CD_E_NOT_FOUND) return job_status(s, rc);
     /* An empty password hash: password login never matches (api_auth.c). */
-    if ((rc = ops->user_insert(sc, s->username, "", now, &id)) != CD_OK) return job_status(s, rc);
+    if ((rc = people_user_create(ops, sc, s->username, "", now, &id)) != CD_OK)
+        return job_status(s, rc);
     s->base.http_status = 201;
     s->base.result = json_pack("{s:o,s:b}", "user", user_json(id, s->username, now), "created", 1);
     return CD_OK;
@@ -491,7 +493,7 @@ static int message_exec(const struct store_ops *ops, struct store_conn *sc, stru
     struct srv_call *s = SRV_CALL(j);
     int64_t room;
     int rc = api_send_exec(ops, sc, s->room, s->sender, s->body, s->body_len, s->cmid, s->cmid_len,
-                           &s->out, &s->sent, &room);
+                           0, 0, NULL, &s->out, &s->sent, &room);
     if (rc != CD_OK) return job_status(s, rc);
     s->base.result = api_ack_json(room, &s->sent, s->cmid, &s->base.http_status);
     return CD_OK;

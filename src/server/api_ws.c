@@ -2,8 +2,10 @@
 #include <string.h>
 
 #include "util/clock.h"
+#include "chat/attach.h"
 #include "chat/events.h"
 #include "chat/hub.h"
+#include "chat/msgops.h"
 #include "chat/rooms.h"
 #include "server/app.h"
 #include "util/jsonflat.h"
@@ -107,10 +109,18 @@ struct ws_job {
     size_t body_len;
     char cmid[CHAT_CMID_MAX + 1];
     size_t cmid_len;
+    struct chat_attach *att; /* a send's attachments, NULL when none (the common case) */
     struct chat_out out;
     struct chat_sent sent;
-    int64_t marker, unread;
-    int unread_capped; /* read: more entries follow the unread_max looked at */
+    int64_t marker, unread, prev;
+    int unread_capped;        /* read: more entries follow the unread_max looked at */
+    int64_t reply_to, thread; /* send: links (0 = none) */
+    struct chat_op op;        /* edit, delete, react */
+    char emoji[CHAT_EMOJI_MAX_BYTES + 1];
+    int64_t sid;    /* delivered: the device (login session) */
+    int64_t *pairs; /* delivered: (room, seq) pairs, then the watermarks in place of seq */
+    size_t npairs;
+    struct trace_span *span; /* tracing: the operation's span, ended with the job */
 };
 
 static struct ws_job *ws_job_new(struct app *app, struct conn *c, json_t *id)
@@ -132,10 +142,32 @@ static void ws_job_submit(struct ws_job *j)
     hub_request_begin(j->c);
 }
 
+/* Tracing: a WebSocket operation that goes to storage is a span from its frame to its answer
+ * (the ack, after the group commit). A new trace: the connection's upgrade request ended long
+ * ago. */
+static void ws_job_trace(struct ws_job *j, const char *name)
+{
+    char rid[24];
+    int n;
+    if (!trace_enabled()) return;
+    j->span = trace_span_start(name, TRACE_SERVER, NULL);
+    n = id_format(rid, sizeof(rid), 'r', j->room);
+    trace_attr_str(j->span, "chatd.room", rid, (size_t)n);
+    n = id_format(rid, sizeof(rid), 'u', j->user);
+    trace_attr_str(j->span, "enduser.id", rid, (size_t)n);
+    j->job.trace = trace_span_ctx(j->span);
+}
+
 static void ws_job_free(struct ws_job *j)
 {
+    if (j->span) {
+        if (j->job.status != CD_OK) trace_span_error(j->span, cd_status_code(j->job.status));
+        trace_span_end(j->span);
+    }
     json_decref(j->id);
+    free(j->pairs);
     free(j->body);
+    free(j->att);
     free(j);
 }
 
@@ -158,7 +190,7 @@ static int send_exec(const struct store_ops *ops, struct store_conn *sc, struct 
     struct ws_job *j = (struct ws_job *)job;
     int64_t room;
     int st = api_send_exec(ops, sc, j->room, j->user, j->body, j->body_len, j->cmid, j->cmid_len,
-                           &j->out, &j->sent, &room);
+                           j->reply_to, j->thread, j->att, &j->out, &j->sent, &room);
     if (st != CD_OK) chat_out_discard(&j->out);
     j->room = room;
     return st;
@@ -205,21 +237,23 @@ static struct rbuf *ack_frame(const struct ws_job *j)
     return b;
 }
 
-/* Writer thread, after the commit: the ack rides with the message's own fanout event, so the
- * sender's connection sees it in order with the room's other events. */
-static void send_done(struct store_job *job)
+/* Writer thread, after the commit: the answer of a send or a message operation, an error or
+ * ack(j). The ack rides with the entry's own fanout event, so the asking connection sees it in
+ * order with the room's other events. Frees j. */
+static void answer(struct ws_job *j, int status, struct rbuf *(*ack)(const struct ws_job *j))
 {
-    struct ws_job *j = (struct ws_job *)job;
     struct fan_ev ev = {.kind = FAN_REPLY, .request = 1, .origin = j->c, .origin_io = j->c->io};
 
-    if (job->status != CD_OK) {
+    if (status != CD_OK) {
         chat_out_discard(&j->out);
-        ev.reply = error_frame(j->id, job->status);
+        ev.reply = error_frame(j->id, status);
         fanout_add(&j->app->fanout, &ev);
         ws_job_free(j);
         return;
     }
-    ev.reply = ack_frame(j);
+    ev.reply = ack(j);
+    if (!j->sent.duplicate)
+        atomic_fetch_add_explicit(&j->app->metrics.messages_stored, 1, memory_order_relaxed);
     if (!j->sent.duplicate && j->out.n) {
         j->out.ev[0].origin = ev.origin;
         j->out.ev[0].origin_io = ev.origin_io;
@@ -233,10 +267,16 @@ static void send_done(struct store_job *job)
     ws_job_free(j);
 }
 
+static void send_done(struct store_job *job)
+{
+    answer((struct ws_job *)job, job->status, ack_frame);
+}
+
 /* A send to a checked room, from either parser (a body or client_msg_id that is not a string
  * comes as length 0): the checks, then the job. */
 static void send_fields(struct app *app, struct conn *c, json_t *id, int64_t room, const char *body,
-                        size_t body_len, const char *cmid, size_t cmid_len)
+                        size_t body_len, const char *cmid, size_t cmid_len, int64_t reply_to,
+                        int64_t thread, const struct chat_attach *att)
 {
     struct ws_job *j;
     int64_t wait;
@@ -263,22 +303,41 @@ static void send_fields(struct app *app, struct conn *c, json_t *id, int64_t roo
     j->body = xstrndup(body, body_len);
     j->cmid_len = cmid_len;
     memcpy(j->cmid, cmid, cmid_len);
+    j->reply_to = reply_to;
+    j->thread = thread;
+    if (att && att->n) {
+        j->att = xmalloc(sizeof(*j->att));
+        *j->att = *att;
+    }
     j->job.exec = send_exec;
     j->job.done = send_done;
     j->job.reset = ws_job_reset;
     j->job.room_id = room;
-    j->job.clean_fail = 1; /* membership check, then one append that fails without a trace */
+    /* membership check, then one append that fails without a trace (a linked send or one with
+     * attachments writes more) */
+    j->job.clean_fail = !reply_to && !thread && !j->att;
+    ws_job_trace(j, "ws send");
     ws_job_submit(j);
 }
 
 static void op_send(struct app *app, struct conn *c, json_t *msg, json_t *id)
 {
     json_t *body = json_object_get(msg, "body"), *cmid = json_object_get(msg, "client_msg_id");
-    int64_t room;
+    struct chat_attach att;
+    const char *why;
+    int64_t room, reply_to, thread;
 
     if (!msg_room(c, msg, id, &room)) return;
+    if (!link_field(msg, "reply_to", &reply_to) || !link_field(msg, "thread", &thread)) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, "reply_to and thread must be positive seqs");
+        return;
+    }
+    if (!api_attach_list(json_object_get(msg, "attachments"), &att, &why)) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, why);
+        return;
+    }
     send_fields(app, c, id, room, json_string_value(body), json_string_length(body),
-                json_string_value(cmid), json_string_length(cmid));
+                json_string_value(cmid), json_string_length(cmid), reply_to, thread, &att);
 }
 
 /* The hot path: a `send` of plain fields ({"type":"send","id":..,"room":..,"client_msg_id":..,
@@ -320,7 +379,7 @@ static int ws_send_fast(struct app *app, struct conn *c, const uint8_t *data, si
                                           : json_integer((json_int_t)id->num);
     hub_release(c); /* the connection's first request starts its live delivery */
     if (room_check(c, (struct slice){room->val, room->val_len}, jid, &r))
-        send_fields(app, c, jid, r, body->val, body->val_len, cmid->val, cmid->val_len);
+        send_fields(app, c, jid, r, body->val, body->val_len, cmid->val, cmid->val_len, 0, 0, NULL);
     json_decref(jid);
     return 1;
 }
@@ -328,8 +387,11 @@ static int ws_send_fast(struct app *app, struct conn *c, const uint8_t *data, si
 static int read_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *job)
 {
     struct ws_job *j = (struct ws_job *)job;
-    return chat_read(ops, sc, j->room, j->user, j->seq, j->app->cfg.unread_max, &j->marker,
-                     &j->unread, &j->unread_capped);
+    int st = chat_read(ops, sc, j->room, j->user, j->seq, j->app->cfg.unread_max, &j->prev,
+                       &j->marker, &j->unread, &j->unread_capped);
+    if (st == CD_OK) st = chat_read_receipt(ops, sc, j->room, j->user, j->prev, j->marker, &j->out);
+    if (st != CD_OK) chat_out_discard(&j->out);
+    return st;
 }
 
 /* {"type":"read","room","seq","unread"[,"unread_capped":true][,"id"]} */
@@ -353,9 +415,11 @@ static void read_done(struct store_job *job)
         .kind = FAN_USER, .request = 1, .user = j->user, .origin = j->c, .origin_io = j->c->io};
 
     if (job->status != CD_OK) {
+        chat_out_discard(&j->out);
         ev.kind = FAN_REPLY;
         ev.reply = error_frame(j->id, job->status);
     } else {
+        chat_out_commit(&j->out, &j->app->fanout); /* the receipt to the room's others */
         ev.frame = read_frame(j, NULL);
         ev.reply = read_frame(j, j->id);
     }
@@ -389,7 +453,219 @@ static void op_read(struct app *app, struct conn *c, json_t *msg, json_t *id)
     j->job.done = read_done;
     j->job.reset = ws_job_reset;
     j->job.room_id = room;
-    j->job.clean_fail = 1; /* one UPDATE, then a read */
+    j->job.clean_fail = 1; /* reads and one UPDATE */
+    ws_job_trace(j, "ws read");
+    ws_job_submit(j);
+}
+
+/* ---- edit, delete, react ---- */
+
+static int msgop_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *job)
+{
+    struct ws_job *j = (struct ws_job *)job;
+    int st = chat_msg_op(ops, sc, &j->op, clock_unix_ms(), &j->out, &j->sent);
+    if (st != CD_OK) chat_out_discard(&j->out);
+    return st;
+}
+
+/* {"type":"ack","op":"edit"|"delete"|"react",...api_op_result...,"id"} */
+static struct rbuf *op_ack_frame(const struct ws_job *j)
+{
+    static const char *const names[] = {
+        [EV_EDIT] = "edit", [EV_DELETE] = "delete", [EV_REACTION] = "react"};
+    json_t *o = api_op_result(&j->op, &j->sent);
+    json_object_set_new(o, "type", json_string("ack"));
+    json_object_set_new(o, "op", json_string(names[j->op.kind]));
+    return reply_frame(with_id(o, j->id));
+}
+
+static void msgop_done(struct store_job *job)
+{
+    answer((struct ws_job *)job, job->status, op_ack_frame);
+}
+
+/* The fields every operation shares: room, seq (the target), optional client_msg_id, the send
+ * rate. Answers errors itself and returns NULL. */
+static struct ws_job *msgop_new(struct app *app, struct conn *c, json_t *msg, json_t *id, int kind)
+{
+    json_t *seq = json_object_get(msg, "seq"), *cmid = json_object_get(msg, "client_msg_id");
+    struct ws_job *j;
+    int64_t room, wait;
+
+    if (!msg_room(c, msg, id, &room)) return NULL;
+    if (!json_is_integer(seq) || json_integer_value(seq) <= 0) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD,
+                      "seq (the message's, a positive integer) is required");
+        return NULL;
+    }
+    if (cmid && !json_is_null(cmid) &&
+        (!json_is_string(cmid) || json_string_length(cmid) == 0 ||
+         json_string_length(cmid) > CHAT_CMID_MAX)) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, "client_msg_id must be a string of 1-64 bytes");
+        return NULL;
+    }
+    if ((wait = presence_take_msg(app->presence, c->user_id, clock_unix_ms()))) {
+        ws_send_retry(app, c, id, wait);
+        return NULL;
+    }
+    j = ws_job_new(app, c, id);
+    j->room = room;
+    j->op.kind = kind;
+    j->op.room = room;
+    j->op.user = c->user_id;
+    j->op.target = json_integer_value(seq);
+    if (json_is_string(cmid)) {
+        j->cmid_len = json_string_length(cmid);
+        memcpy(j->cmid, json_string_value(cmid), j->cmid_len);
+        j->op.cmid = j->cmid;
+        j->op.cmid_len = j->cmid_len;
+    }
+    j->job.exec = msgop_exec;
+    j->job.done = msgop_done;
+    j->job.reset = ws_job_reset;
+    j->job.room_id = room;
+    return j;
+}
+
+/* {"type":"edit","room","seq","body","client_msg_id"?} */
+static void op_edit(struct app *app, struct conn *c, json_t *msg, json_t *id)
+{
+    json_t *body = json_object_get(msg, "body");
+    struct ws_job *j;
+    if (!json_is_string(body) || json_string_length(body) == 0) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, "body (non-empty string) is required");
+        return;
+    }
+    if ((int64_t)json_string_length(body) > app->cfg.max_body_text) {
+        ws_send_error(c, id, CD_E_TOO_LARGE, "message body over --max-message-body");
+        return;
+    }
+    if (!(j = msgop_new(app, c, msg, id, EV_EDIT))) return;
+    j->body_len = json_string_length(body);
+    j->body = xstrndup(json_string_value(body), j->body_len);
+    j->op.body = j->body;
+    j->op.body_len = j->body_len;
+    ws_job_submit(j);
+}
+
+/* {"type":"delete","room","seq","client_msg_id"?} */
+static void op_delete(struct app *app, struct conn *c, json_t *msg, json_t *id)
+{
+    struct ws_job *j = msgop_new(app, c, msg, id, EV_DELETE);
+    if (j) ws_job_submit(j);
+}
+
+/* {"type":"react","room","seq","emoji","on":true|false,"client_msg_id"?} */
+static void op_react(struct app *app, struct conn *c, json_t *msg, json_t *id)
+{
+    json_t *emoji = json_object_get(msg, "emoji"), *on = json_object_get(msg, "on");
+    struct ws_job *j;
+    if (!json_is_string(emoji) ||
+        !chat_emoji_valid(json_string_value(emoji), json_string_length(emoji))) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD,
+                      "emoji must be one emoji (1-32 bytes of UTF-8, at most 10 code points)");
+        return;
+    }
+    if (!json_is_boolean(on)) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, "on (boolean) is required");
+        return;
+    }
+    if (!(j = msgop_new(app, c, msg, id, EV_REACTION))) return;
+    memcpy(j->emoji, json_string_value(emoji), json_string_length(emoji));
+    j->op.emoji = j->emoji;
+    j->op.emoji_len = json_string_length(emoji);
+    j->op.on = json_is_true(on);
+    ws_job_submit(j);
+}
+
+/* ---- delivered ---- */
+
+static int delivered_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *job)
+{
+    struct ws_job *j = (struct ws_job *)job;
+    for (size_t i = 0; i < j->npairs; i++) {
+        int st = chat_delivered(ops, sc, j->pairs[2 * i], j->user, j->sid, j->pairs[2 * i + 1],
+                                &j->pairs[2 * i + 1]);
+        if (st != CD_OK) return st;
+    }
+    return CD_OK;
+}
+
+/* {"type":"delivered","rooms":[{"room","seq"}...],"id"}: the watermarks after the move. */
+static void delivered_done(struct store_job *job)
+{
+    struct ws_job *j = (struct ws_job *)job;
+    struct fan_ev ev = {.kind = FAN_REPLY, .request = 1, .origin = j->c, .origin_io = j->c->io};
+    if (job->status != CD_OK) {
+        ev.reply = error_frame(j->id, job->status);
+    } else {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < j->npairs; i++) {
+            char rid[32];
+            id_format(rid, sizeof(rid), 'r', j->pairs[2 * i]);
+            json_array_append_new(
+                arr, json_pack("{s:s,s:I}", "room", rid, "seq", (json_int_t)j->pairs[2 * i + 1]));
+        }
+        ev.reply =
+            reply_frame(with_id(json_pack("{s:s,s:o}", "type", "delivered", "rooms", arr), j->id));
+    }
+    fanout_add(&j->app->fanout, &ev);
+    ws_job_free(j);
+}
+
+/* One (room, seq) of a delivered request: the room must be one of the connection's. */
+static int delivered_pair(struct conn *c, json_t *id, json_t *o, int64_t *room, int64_t *seq)
+{
+    json_t *s = json_object_get(o, "seq");
+    if (!json_is_object(o) || !msg_room(c, o, id, room)) {
+        if (!json_is_object(o))
+            ws_send_error(c, id, CD_E_INVALID_FIELD, "rooms must hold {room, seq} objects");
+        return 0;
+    }
+    if (!json_is_integer(s) || json_integer_value(s) < 0) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, "seq (non-negative integer) is required");
+        return 0;
+    }
+    *seq = json_integer_value(s);
+    return 1;
+}
+
+/* {"type":"delivered","room","seq"} or {"type":"delivered","rooms":[{"room","seq"},...]} (at
+ * most CHAT_DELIVERED_BATCH): this device (the connection's login session) has received the
+ * rooms up to seq. Limited with `read` (--read-rate). */
+static void op_delivered(struct app *app, struct conn *c, json_t *msg, json_t *id)
+{
+    json_t *rooms = json_object_get(msg, "rooms");
+    size_t n = rooms ? json_array_size(rooms) : 1;
+    struct ws_job *j;
+    int64_t wait, *pairs;
+    char key[24];
+    int k;
+
+    if (rooms && (!json_is_array(rooms) || n == 0 || n > CHAT_DELIVERED_BATCH)) {
+        ws_send_error(c, id, CD_E_INVALID_FIELD, "rooms must be an array of 1-100 {room, seq}");
+        return;
+    }
+    pairs = xmalloc(2 * n * sizeof(*pairs));
+    for (size_t i = 0; i < n; i++)
+        if (!delivered_pair(c, id, rooms ? json_array_get(rooms, i) : msg, &pairs[2 * i],
+                            &pairs[2 * i + 1])) {
+            free(pairs);
+            return;
+        }
+    k = snprintf(key, sizeof(key), "%lld", (long long)c->user_id);
+    if ((wait = limiter_take(&app->reads, key, (size_t)k, clock_unix_ms()))) {
+        free(pairs);
+        ws_send_retry(app, c, id, wait);
+        return;
+    }
+    j = ws_job_new(app, c, id);
+    j->pairs = pairs;
+    j->npairs = n;
+    j->sid = hub_conn_sid(c);
+    j->job.exec = delivered_exec;
+    j->job.done = delivered_done;
+    j->job.room_id = n == 1 ? pairs[0] : 0;
     ws_job_submit(j);
 }
 
@@ -465,8 +741,9 @@ static void op_refresh(struct app *app, struct conn *c, json_t *msg, json_t *id)
 }
 
 static const struct ws_op ws_ops[] = {
-    {"send", op_send},     {"sync", op_sync}, {"read", op_read},
-    {"typing", op_typing}, {"ping", op_ping}, {"refresh", op_refresh},
+    {"send", op_send},   {"sync", op_sync},           {"read", op_read}, {"typing", op_typing},
+    {"ping", op_ping},   {"refresh", op_refresh},     {"edit", op_edit}, {"delete", op_delete},
+    {"react", op_react}, {"delivered", op_delivered},
 };
 
 void api_ws_message(struct conn *c, uint8_t *data, size_t len)

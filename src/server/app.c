@@ -17,9 +17,13 @@
 #include "chat/hub.h"
 #include "chat/rooms.h"
 #include "server/app.h"
+#include "chat/people.h"
+#include "server/metrics_listen.h"
 #include "outbox/outbox.h"
 #include "util/log.h"
 #include "util/status.h"
+
+extern char **environ;
 
 /* The files chatd keeps in its data directory: all created 0600. */
 static const char *const data_files[] = {"chatd.db", "chatd.db-wal", "chatd.db-shm", "jwt.keys",
@@ -165,7 +169,7 @@ static int cluster_join(struct app *app, struct hub_env *env)
         app->cluster = NULL;
         return CD_E_IO;
     }
-    chat_member_cache_enable(0);
+    chat_member_cache_ttl(app->cfg.reconcile_ms); /* other nodes change memberships too */
     env->interest = hub_interest;
     env->interest_ud = app->cluster;
     log_info("cluster bus started", "\"bus\":\"nats\",\"node\":\"%s\"", node);
@@ -250,6 +254,13 @@ static int load_revoked(struct app *app)
     int64_t since_ms = (l.now - app->cfg.access_ttl - app->cfg.token_leeway) * 1000;
     if (!rd) return CD_E_IO;
     return app->db.ops->sessions_revoked_since(rd, since_ms, revoked_row, &l);
+}
+
+/* The presence filter's block set (chat/people.h), from storage. */
+static int load_blocks(struct app *app)
+{
+    struct store_conn *rd = store_reader(&app->db);
+    return rd ? people_blocks_load(app->db.ops, rd) : CD_E_IO;
 }
 
 /* Load the JWT keyring from --jwt-keys, else from DATA_DIR/jwt.keys, generating it (0600) on
@@ -390,6 +401,7 @@ int app_run(struct cfg *cfg)
     int rc, lvl, lock_fd;
 
     app->cfg = *cfg;
+    app->start_unix_s = (double)clock_unix_ms() / 1000.0;
     if (app->cfg.access_ttl < 1) app->cfg.access_ttl = 1; /* a token must live at least 1 s */
     if (app->cfg.token_leeway < 0) app->cfg.token_leeway = 0;
     if (app->cfg.token_leeway > 300) app->cfg.token_leeway = 300;
@@ -422,12 +434,32 @@ int app_run(struct cfg *cfg)
         free(app);
         return 2;
     }
+    if (proxy_list_parse(&app->trusted, cfg->trusted_proxies) != CD_OK) {
+        log_error("invalid --trusted-proxies",
+                  "\"expected\":\"CIDRs (a.b.c.d/n, v6/n or an address), comma-separated, at most "
+                  "64\"");
+        origin_policy_free(&app->origins);
+        free(app);
+        return 2;
+    }
     if (cfg->web && web_init(&app->web, cfg->web_dir) != CD_OK) {
         origin_policy_free(&app->origins);
         free(app);
         return 2;
     }
     node_id_init(app);
+    {
+        struct trace_config tc;
+        const char *why = NULL;
+        if (trace_config_env(&tc, environ, app->node_id, &why) != 0) {
+            log_error("invalid tracing settings", "\"error\":\"%s\"", why);
+            web_free(&app->web);
+            origin_policy_free(&app->origins);
+            free(app);
+            return 2;
+        }
+        trace_init(&tc); /* off without an endpoint; a failure to start is logged, chatd runs */
+    }
     if (!(store_ops = store_pick(cfg->store_url))) {
         web_free(&app->web);
         origin_policy_free(&app->origins);
@@ -454,7 +486,14 @@ int app_run(struct cfg *cfg)
         return 1;
     }
     app->revoked = revoked_new();
-    if (load_keys(app) != CD_OK || load_revoked(app) != CD_OK) {
+    {
+        struct blob_s3_creds creds = {cfg->blob_access_key, cfg->blob_secret_key};
+        if (blob_open(cfg->blob_url, cfg->data_dir, &creds, &app->blobs) != CD_OK)
+            app->blobs = NULL;
+    }
+    if (!app->blobs || load_keys(app) != CD_OK || load_revoked(app) != CD_OK ||
+        load_blocks(app) != CD_OK) {
+        if (app->blobs) app->blobs->ops->close(app->blobs);
         store_db_close(&app->db);
         revoked_free(app->revoked);
         close(lock_fd);
@@ -475,6 +514,12 @@ int app_run(struct cfg *cfg)
     limiter_init(&app->room_ops, (double)cfg->room_rate, (double)cfg->room_rate * 10,
                  cfg->rate_limits);
     limiter_init(&app->server_keys, (double)cfg->server_rate, (double)cfg->server_rate * 2,
+                 cfg->rate_limits);
+    limiter_init(&app->user_search, (double)cfg->user_search_rate,
+                 (double)cfg->user_search_rate * 4, cfg->rate_limits);
+    limiter_init(&app->uploads, (double)cfg->upload_rate, (double)cfg->upload_rate * 10,
+                 cfg->rate_limits);
+    limiter_init(&app->searches, (double)cfg->search_rate, (double)cfg->search_rate * 4,
                  cfg->rate_limits);
     {
         struct tbucket_rule msg = {(double)cfg->msg_rate, (double)cfg->msg_burst};
@@ -531,6 +576,7 @@ int app_run(struct cfg *cfg)
     }
 
     app->net.app = app;
+    app->net.trusted = &app->trusted;
     app->net.lim = (struct net_limits){
         .http_max_header = (uint32_t)cfg->http_max_header,
         .http_max_headers = (uint32_t)cfg->http_max_headers,
@@ -546,6 +592,9 @@ int app_run(struct cfg *cfg)
     };
     app->net.h = (struct net_handlers){
         .on_request = app_on_request,
+        .on_stream_begin = files_stream_begin,
+        .on_stream_data = files_stream_data,
+        .on_stream_abort = files_stream_abort,
         .on_ws_message = api_ws_message,
         .on_ws_close = api_ws_close,
         .on_ws_deadline = api_ws_deadline,
@@ -554,9 +603,24 @@ int app_run(struct cfg *cfg)
         .on_tick = hub_tick,
         .on_loop_end = hub_loop_end,
     };
+    if (cfg->metrics_listen[0] && metrics_listen_start(app, cfg->metrics_listen, &app->mlisten)) {
+        cluster_quiesce(app->cluster);
+        store_db_close(&app->db);
+        rc = CD_E_IO;
+        goto done;
+    }
+    app->files = files_start(app);
+    /* The search indexer is the indexer role's (SQLite; PostgreSQL indexes in the send). */
+    app->indexer = (cfg->roles_mask & ROLES_INDEXER) ? search_indexer_start(app) : NULL;
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
         roles_stop(app->roles);
         app->roles = NULL;
+        files_stop(app->files);
+        app->files = NULL;
+        search_indexer_stop(app->indexer);
+        app->indexer = NULL;
+        metrics_listen_stop(app->mlisten);
+        app->mlisten = NULL;
         cluster_quiesce(app->cluster);
         store_db_close(&app->db);
         goto done;
@@ -583,10 +647,16 @@ int app_run(struct cfg *cfg)
      * Redis presence closes. */
     roles_stop(app->roles);
     app->roles = NULL;
+    metrics_listen_stop(app->mlisten);
+    app->mlisten = NULL;
     presence_redis_close(app->gpresence); /* after every connection's close was reported */
     app->gpresence = NULL;
     cluster_quiesce(app->cluster); /* no more storage reads from the cluster's thread */
-    store_db_close(&app->db);      /* finishes queued writes; their replies run in net_free */
+    files_stop(app->files);        /* its job waits for the writer: before the store closes */
+    app->files = NULL;
+    search_indexer_stop(app->indexer); /* the same */
+    app->indexer = NULL;
+    store_db_close(&app->db); /* finishes queued writes; their replies run in net_free */
     cluster_free(app->cluster);
     app->cluster = NULL;
     net_free(&app->net);
@@ -599,6 +669,10 @@ done:
     limiter_free(&app->reads);
     limiter_free(&app->room_ops);
     limiter_free(&app->server_keys);
+    limiter_free(&app->user_search);
+    limiter_free(&app->uploads);
+    limiter_free(&app->searches);
+    if (app->blobs) app->blobs->ops->close(app->blobs);
     presence_free(app->presence);
     revoked_free(app->revoked);
     presence_redis_close(app->gpresence);
@@ -608,5 +682,6 @@ done:
     web_free(&app->web);
     origin_policy_free(&app->origins);
     free(app);
+    trace_shutdown(); /* the last spans leave (every thread that made spans has stopped) */
     return rc == CD_OK ? 0 : 1;
 }

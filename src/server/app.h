@@ -8,8 +8,10 @@
 
 #include "auth/jwt.h"
 #include "auth/revoked.h"
+#include "blob/blob.h"
 #include "net/conn.h"
 #include "net/http.h"
+#include "net/proxy.h"
 #include "chat/cluster.h"
 #include "chat/fanout.h"
 #include "chat/presence.h"
@@ -21,6 +23,7 @@
 #include "server/web.h"
 #include "roles/roles.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 struct app {
     struct cfg cfg;
@@ -36,6 +39,12 @@ struct app {
     struct limiter room_ops;    /* room creations, member additions, direct-chat opens per user */
     struct limiter server_keys; /* server API calls per API key (--server-rate) */
     struct roles_run *roles;    /* the workers of --roles (roles/roles.h) */
+    struct limiter user_search; /* GET /v1/users?prefix= per user */
+    struct limiter uploads;     /* uploads per user (--upload-rate) */
+    struct limiter searches;    /* searches per user (--search-rate) */
+    struct blob_store *blobs;   /* attachment bytes (--blob-url) */
+    struct files *files;        /* the expiry sweep of unreferenced uploads (api_files.c) */
+    struct indexer *indexer;    /* the asynchronous search indexer (SQLite; api_search.c) */
     struct presence *presence;
     struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;
@@ -45,11 +54,18 @@ struct app {
     struct presence_redis *gpresence; /* NULL without --redis-url */
     _Atomic int ready;                /* /readyz: 1 once storage is open and listeners are up */
     char node_id[128];                /* --node-id, else <hostname>-<pid> */
+    double start_unix_s;              /* process start (process_start_time_seconds) */
+    struct metrics_listener *mlisten; /* --metrics-listen, or NULL */
+    struct proxy_list trusted;        /* --trusted-proxies */
 };
 
 /* Start chatd with the given configuration and run until SIGTERM/SIGINT has drained it.
  * Returns the process exit code (0 after a clean drain). */
 int app_run(struct cfg *cfg);
+
+/* The Prometheus text of every series (GET /metrics, or the --metrics-listen listener): appended
+ * to *buf (realloc'ed; len and cap updated). Any thread while the node runs. */
+void app_metrics_render(struct app *app, char **buf, size_t *len, size_t *cap);
 
 /* ---- helpers for handlers (src/server/api_*.c) ---- */
 
@@ -88,6 +104,34 @@ int app_run(struct cfg *cfg);
     X(SERVER_MEMBER_ADD, "server_member_add")                                                      \
     X(SERVER_MEMBER_REMOVE, "server_member_remove")                                                \
     X(SERVER_MESSAGE, "server_message")                                                            \
+    X(MESSAGE_EDIT, "message_edit")                                                                \
+    X(MESSAGE_DELETE, "message_delete")                                                            \
+    X(MESSAGE_REACT, "message_react")                                                              \
+    X(THREAD_MESSAGES, "thread_messages")                                                          \
+    X(RECEIPTS, "receipts")                                                                        \
+    X(SETTINGS_GET, "settings_get")                                                                \
+    X(SETTINGS_PATCH, "settings_patch")                                                            \
+    X(ME_PATCH, "me_patch")                                                                        \
+    X(ME_DELETE, "me_delete")                                                                      \
+    X(ME_PASSWORD, "me_password")                                                                  \
+    X(SESSIONS_LIST, "sessions_list")                                                              \
+    X(SESSION_END, "session_end")                                                                  \
+    X(CONTACTS_LIST, "contacts_list")                                                              \
+    X(CONTACT_ADD, "contact_add")                                                                  \
+    X(CONTACT_REMOVE, "contact_remove")                                                            \
+    X(BLOCKS_LIST, "blocks_list")                                                                  \
+    X(BLOCK_ADD, "block_add")                                                                      \
+    X(BLOCK_REMOVE, "block_remove")                                                                \
+    X(ROOMS_PUBLIC, "rooms_public")                                                                \
+    X(ROOM_DELETE, "room_delete")                                                                  \
+    X(ROOM_JOIN, "room_join")                                                                      \
+    X(ROOM_LEAVE, "room_leave")                                                                    \
+    X(MEMBERS_LIST, "members_list")                                                                \
+    X(INVITE_CREATE, "invite_create")                                                              \
+    X(INVITE_ACCEPT, "invite_accept")                                                              \
+    X(UPLOAD, "upload")                                                                            \
+    X(ATTACHMENT, "attachment_get")                                                                \
+    X(SEARCH, "search")                                                                            \
     X(WEB, "web")                                                                                  \
     X(PREFLIGHT, "preflight")                                                                      \
     X(UNMATCHED, "unmatched")
@@ -98,6 +142,7 @@ enum route_id {
 #undef ROUTE_ENUM
         ROUTE__COUNT
 };
+_Static_assert(ROUTE__COUNT <= METRICS_MAX_ROUTES, "grow METRICS_MAX_ROUTES (server/metrics.h)");
 
 /* What a handler gets: the request plus what the route table already checked. */
 struct api_req {
@@ -106,6 +151,7 @@ struct api_req {
     struct http_request *http;
     int route;
     int64_t user_id;      /* authenticated user (routes with ROUTE_F_AUTH), else 0 */
+    int64_t sid;          /* ... and the session of its access token (0: a token without one) */
     struct slice param;   /* the first {id} path segment, if the route has one */
     struct slice param2;  /* the second one */
     json_t *body;         /* parsed JSON object (routes with ROUTE_F_JSON), else NULL */
@@ -120,6 +166,8 @@ struct api_call {
     int route;
     uint64_t start_ms;
     char request_id[HTTP_REQUEST_ID_LEN + 1]; /* on the log lines of the call's threads */
+    char trace_id[33];                        /* tracing: the request's trace id, or "" */
+    struct trace_ctx trace;                   /* tracing: the request span's context */
     int status;                               /* CD_OK or an error for the response */
     json_t *result;                           /* response object on success (owned) */
     int http_status;                          /* success status (200/201/204) */
@@ -146,9 +194,12 @@ void api_call_work(struct api_call *call);
 void api_call_write(struct api_call *call);
 /* Answer the request with call->status/result and free the call. I/O thread. */
 void api_call_finish(struct api_call *call);
+/* Free the call without answering (it was answered otherwise, or the connection is gone). */
+void api_call_free(struct api_call *call);
 
-/* A query parameter that must be a non-negative integer, given at most once: 1 with *present set
- * (and *out when present), or 0 after answering 400 itself. */
+/* An optional non-negative integer query parameter: 1-18 decimal digits, nothing else (no sign,
+ * no spaces), given at most once. Anything else is answered with 400 (returns 0), never
+ * ignored or truncated. *present is 1 when it was given. */
 int api_query_int(struct api_req *r, const char *name, int64_t *out, int *present);
 
 /* Respond now. json_respond steals `obj`. */
@@ -220,13 +271,78 @@ void api_server_rooms_create(struct api_req *r);
 void api_server_member_add(struct api_req *r);
 void api_server_member_remove(struct api_req *r);
 void api_server_message(struct api_req *r);
+void api_message_edit(struct api_req *r); /* api_msgops.c */
+void api_message_delete(struct api_req *r);
+void api_message_react(struct api_req *r);
+void api_receipts(struct api_req *r);
+void api_settings_get(struct api_req *r);
+void api_settings_patch(struct api_req *r);
+/* The JSON answer of an edit, delete or reaction (REST body; the WebSocket ack has the same
+ * fields). */
+struct chat_op;
+struct chat_sent;
+json_t *api_op_result(const struct chat_op *op, const struct chat_sent *sent);
+/* Shared request pieces (api_rooms.c); each answers 400/404/429 itself and returns 0 then
+ * (api_query_int: above). */
+/* The {id} path segment as a room id (404 otherwise). */
+int api_room_param(struct api_req *r, int64_t *room);
+/* The body's "user_id" (400 otherwise). */
+int api_body_user(struct api_req *r, int64_t *user);
+/* The per-user room-operation bucket (--room-rate): 1 when it answered 429. */
+int api_room_op_limited(struct api_req *r);
+/* People and room features (api_people.c). */
+void api_me_patch(struct api_req *r);
+void api_me_delete(struct api_req *r);
+void api_me_password(struct api_req *r);
+void api_sessions_list(struct api_req *r);
+void api_session_end(struct api_req *r);
+void api_contacts_list(struct api_req *r);
+void api_contact_add(struct api_req *r);
+void api_contact_remove(struct api_req *r);
+void api_blocks_list(struct api_req *r);
+void api_block_add(struct api_req *r);
+void api_block_remove(struct api_req *r);
+void api_users_prefix(struct api_req *r);
+void api_rooms_public(struct api_req *r);
+void api_room_delete(struct api_req *r);
+void api_room_join(struct api_req *r);
+void api_room_leave(struct api_req *r);
+void api_members_list(struct api_req *r);
+void api_invite_create(struct api_req *r);
+void api_invite_accept(struct api_req *r);
+/* The JSON of a user as everyone sees it: id, username (null once deleted), display_name,
+ * avatar, status_text, created_at, and "deleted":true for a deleted account. */
+struct store_profile;
+json_t *api_user_json(const struct store_profile *p);
+void api_upload(struct api_req *r);
+void api_attachment_get(struct api_req *r);
+void api_search(struct api_req *r);
+/* net_handlers.on_stream_begin/data/abort: POST /v1/uploads streams its body (api_files.c). */
+int files_stream_begin(struct conn *c, struct http_request *req);
+int files_stream_data(struct conn *c, const char *p, size_t n);
+void files_stream_abort(struct conn *c, void *ud);
+/* The sweep thread that expires unreferenced uploads; stop before the store closes. */
+struct files;
+struct files *files_start(struct app *app);
+void files_stop(struct files *f);
+/* The asynchronous search indexer (a thread submitting writer jobs every --search-index-ms);
+ * NULL when the store indexes in the send's transaction (PostgreSQL). Stop it before the
+ * store closes. */
+struct indexer;
+struct indexer *search_indexer_start(struct app *app);
+void search_indexer_stop(struct indexer *ix);
 void api_ws_ready(struct conn *c, uint32_t nrooms);
-/* Writer thread: store a message, or find the original of a resent (sender, client_msg_id);
- * *room_out is the room of the stored message. */
+/* Writer thread: store a message (replying to reply_to, in the thread of root `thread`; 0 =
+ * none), or find the original of a resent (room, sender, client_msg_id); *room_out is the room
+ * of the stored message. */
 struct chat_out;
 struct chat_sent;
+struct chat_attach;
+/* att (may be NULL): the send's attachments (chat/attach.h). On PostgreSQL it also indexes the
+ * text for search in the same transaction (store_ops.search_index_append). */
 int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
                   const char *body, size_t body_len, const char *cmid, size_t cmid_len,
+                  int64_t reply_to, int64_t thread, const struct chat_attach *att,
                   struct chat_out *out, struct chat_sent *sent, int64_t *room_out);
 /* The body and client_msg_id of a send request (body non-empty, at most --max-message-body;
  * client_msg_id 1-64 bytes): 1, or 0 after answering 400/413 itself. */
@@ -235,6 +351,16 @@ int api_message_fields(struct api_req *r, json_t **body, json_t **cmid);
  * 200 for a resend. */
 json_t *api_ack_json(int64_t room, const struct chat_sent *sent, const char *cmid,
                      int *http_status);
+/* A send's "attachments" field (absent, or an array of at most CHAT_ATTACH_MAX distinct
+ * "att_..." ids) into out. Returns 1, or 0 with *why set (400 invalid_field). */
+int api_attach_list(json_t *arr, struct chat_attach *out, const char **why);
+/* api_attach_list for a REST request: answers the error itself (returns 0 then). */
+int api_attach_parse(struct api_req *r, json_t *arr, struct chat_attach *out);
+/* An optional positive integer field (a seq: reply_to, thread); absent or null gives 0. Returns 0
+ * when it has another type or value. */
+int link_field(json_t *obj, const char *name, int64_t *out);
+/* A positive decimal seq (a path segment such as /threads/{root}). */
+int seq_param(struct slice s, int64_t *out);
 /* JSON of a room (id, kind, name, topic, created_by, created_at, last_seq, member_count). */
 json_t *api_room_json(const struct store_room *room);
 void api_ws_message(struct conn *c, uint8_t *data, size_t len);

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <jansson.h>
+
 #include "roles/roles.h"
 #include "util/rbuf.h"
 #include "util/status.h"
@@ -145,6 +147,66 @@ int cfg_parse(struct cfg *c, const char *text, size_t len, const char *name, FIL
     return rc;
 }
 
+int cfg_parse_json(struct cfg *c, const char *text, size_t len, const char *name, FILE *err)
+{
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je), *v;
+    const char *key;
+    char origin[1100], num[32];
+    int rc = 0;
+
+    if (!root) {
+        fprintf(err, "chatd: %s:%d:%d: %s\n", name, je.line, je.column, je.text);
+        return -1;
+    }
+    if (!json_is_object(root)) {
+        fprintf(err, "chatd: %s: expected a JSON object {\"setting\": value, ...}\n", name);
+        json_decref(root);
+        return -1;
+    }
+    json_object_foreach(root, key, v)
+    {
+        const struct cfg_def *d = cfg_find_flag(key, strlen(key));
+        const char *val = NULL;
+        snprintf(origin, sizeof(origin), "%s: \"%.64s\"", name, key);
+        if (!d) {
+            fprintf(err, "chatd: %s: unknown setting '%.64s'\n", name, key);
+            rc = -1;
+            break;
+        }
+        if (json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v))
+            val = json_string_value(v);
+        else if (json_is_integer(v) && d->type == T_INT)
+            val = (snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v)), num);
+        else if (json_is_boolean(v) && d->type == T_BOOL)
+            val = json_is_true(v) ? "on" : "off";
+        if (!val) {
+            fprintf(err, "chatd: %s: \"%s\" expects %s\n", name, d->flag,
+                    d->type == T_STR    ? "a string"
+                    : d->type == T_BOOL ? "true or false"
+                                        : "a non-negative integer");
+            rc = -1;
+            break;
+        }
+        if (cfg_set(c, d, val, origin, err)) {
+            rc = -1;
+            break;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* JSON when the first byte that is not white space (or a UTF-8 BOM) is '{'. */
+static int looks_json(const char *text, size_t len)
+{
+    size_t i = 0;
+    if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3)) i = 3;
+    while (i < len && isspace((unsigned char)text[i]))
+        i++;
+    return i < len && text[i] == '{';
+}
+
 static int cfg_read_file(struct cfg *c, const char *path, FILE *err)
 {
     char *text = xmalloc(CFG_FILE_MAX + 1);
@@ -162,6 +224,8 @@ static int cfg_read_file(struct cfg *c, const char *path, FILE *err)
         fprintf(err, "chatd: cannot read config file %s: %s\n", path, strerror(errno));
     else if (len > CFG_FILE_MAX)
         fprintf(err, "chatd: config file %s is larger than %d bytes\n", path, CFG_FILE_MAX);
+    else if (looks_json(text, len))
+        rc = cfg_parse_json(c, text, len, path, err);
     else
         rc = cfg_parse(c, text, len, path, err);
     fclose(f);
@@ -189,15 +253,16 @@ static void env_name(const struct cfg_def *d, char *out, size_t cap)
 void cfg_usage(FILE *out)
 {
     char env[64];
-    fprintf(out,
-            "Usage: chatd [options]\n"
-            "       chatd migrate --help (SQLite data dir to PostgreSQL)\n"
-            "       chatd apikey --help (API keys of the server API)\n\n"
-            "chatd " CHATD_VERSION " - real-time chat server (HTTP + WebSocket).\n"
-            "Precedence: flag > environment > config file > default.\n\n"
-            "  --help                  print this help and exit\n"
-            "  --version               print the version and exit\n"
-            "  --config FILE           config file, lines 'name = value' (env CHATD_CONFIG)\n");
+    fprintf(out, "Usage: chatd [options]\n"
+                 "       chatd migrate --help (SQLite data dir to PostgreSQL)\n"
+                 "       chatd apikey --help (API keys of the server API)\n"
+                 "       chatd user|token|config|backup|restore --help (administration)\n\n"
+                 "chatd " CHATD_VERSION " - real-time chat server (HTTP + WebSocket).\n"
+                 "Precedence: flag > environment > config file > default.\n\n"
+                 "  --help                  print this help and exit\n"
+                 "  --version               print the version and exit\n"
+                 "  --config FILE           config file, lines 'name = value', or a JSON object\n"
+                 "                          {\"name\": value} (env CHATD_CONFIG)\n");
     for (size_t i = 0; i < NDEFS; i++) {
         const struct cfg_def *d = &cfg_defs[i];
         env_name(d, env, sizeof(env));
@@ -334,4 +399,52 @@ void cfg_free(struct cfg *c)
         if (cfg_defs[i].type == T_STR) free(*(char **)((char *)c + cfg_defs[i].offset));
     free(c->config_file);
     memset(c, 0, sizeof(*c));
+}
+
+/* A URL list ("scheme://user:password@host,...") with every password replaced by "***". */
+static void redact_urls(const char *v, char *out, size_t cap)
+{
+    size_t k = 0;
+    while (*v && k + 1 < cap) {
+        const char *end = strchr(v, ','), *scheme = strstr(v, "://"), *at, *colon;
+        size_t n = end ? (size_t)(end - v) : strlen(v);
+        at = memchr(v, '@', n);
+        colon =
+            scheme && at && scheme < at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+        if (colon)
+            k += (size_t)snprintf(out + k, cap - k, "%.*s***%.*s", (int)(colon + 1 - v), v,
+                                  (int)(n - (size_t)(at - v)), at);
+        else
+            k += (size_t)snprintf(out + k, cap - k, "%.*s", (int)n, v);
+        if (k >= cap) k = cap - 1;
+        v += n;
+        if (*v == ',') {
+            if (k + 1 < cap) out[k++] = ',';
+            v++;
+        }
+    }
+    out[k < cap ? k : cap - 1] = '\0';
+}
+
+void cfg_print(const struct cfg *c, FILE *out)
+{
+    for (size_t i = 0; i < NDEFS; i++) {
+        const struct cfg_def *d = &cfg_defs[i];
+        const char *p = (const char *)c + d->offset;
+        if (d->type == T_INT) {
+            fprintf(out, "%s = %lld\n", d->flag, (long long)*(const int64_t *)p);
+        } else if (d->type == T_BOOL) {
+            fprintf(out, "%s = %s\n", d->flag, *(const int *)p ? "on" : "off");
+        } else {
+            const char *v = *(char *const *)p ? *(char *const *)p : "";
+            char buf[4096];
+            if (!strcmp(d->flag, "jwt-keys") && *v)
+                v = "<redacted>";
+            else if (strlen(d->flag) > 4 && !strcmp(d->flag + strlen(d->flag) - 4, "-url")) {
+                redact_urls(v, buf, sizeof(buf));
+                v = buf;
+            }
+            fprintf(out, "%s = \"%s\"\n", d->flag, v);
+        }
+    }
 }

@@ -1,7 +1,8 @@
 /* config.h - every setting of chatd, in one table.
  *
  * Precedence: command-line flag > environment variable (CHATD_<NAME>) > config file
- * (--config FILE or CHATD_CONFIG; lines "name = value", '#' comments) > built-in default.
+ * (--config FILE or CHATD_CONFIG; lines "name = value", '#' comments, or one JSON object) >
+ * built-in default.
  * `chatd --help` prints this table, so the documentation and the parser cannot disagree.
  */
 #ifndef CD_CONFIG_H
@@ -62,7 +63,8 @@
     X(msg_burst, "msg-burst", INT, "50", "message burst per user")                                 \
     X(typing_rate, "typing-rate", INT, "2", "typing events per second per user and room")          \
     X(room_rate, "room-rate", INT, "2",                                                            \
-      "room creations, member additions and direct-chat opens per second per user (burst 10x)")    \
+      "room creations, member additions, direct-chat opens, joins, invites, profile updates, "     \
+      "contact and block additions per second per user (burst 10x)")                               \
     X(max_owned_rooms, "max-owned-rooms", INT, "100",                                              \
       "group rooms one user may own (quota, applies with --rate-limits off too; 0 = none)")        \
     X(max_room_members, "max-room-members", INT, "10000",                                          \
@@ -71,6 +73,8 @@
       "group rooms one user may be a member of; nobody can add them to more (quota; 0 = none)")    \
     X(max_new_dms, "max-new-dms", INT, "100",                                                      \
       "direct chats one user may create per hour, refilled continuously (quota; 0 = none)")        \
+    X(user_search_rate, "user-search-rate", INT, "5",                                              \
+      "GET /v1/users?prefix= searches per second per user (burst 4x)")                             \
     X(read_rate, "read-rate", INT, "10", "WebSocket read requests per second per user (burst 5x)") \
     X(unread_max, "unread-max", INT, "1000",                                                       \
       "log entries after a read marker that an unread count looks at; past them: unread_capped")   \
@@ -132,7 +136,33 @@
     X(jetstream_stream, "jetstream-stream", STR, "CHATD_EVENTS",                                   \
       "relay: JetStream stream (subjects chatd.events.>) created if missing")                      \
     X(jetstream_replicas, "jetstream-replicas", INT, "0",                                          \
-      "relay: replicas of a stream it creates (0 = the NATS servers known, at most 3)")
+      "relay: replicas of a stream it creates (0 = the NATS servers known, at most 3)")            \
+    X(max_upload, "max-upload", INT, "26214400", "max bytes of one upload (POST /v1/uploads)")     \
+    X(upload_types, "upload-types", STR,                                                           \
+      "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain",                      \
+      "content types accepted for uploads, comma-separated (type/* accepts a whole type)")         \
+    X(upload_ttl, "upload-ttl", INT, "86400",                                                      \
+      "seconds after which an upload that no message references is deleted")                       \
+    X(upload_sweep, "upload-sweep", INT, "60",                                                     \
+      "seconds between two sweeps for expired uploads (>= 1)")                                     \
+    X(upload_rate, "upload-rate", INT, "2", "uploads per second per user (burst 10x)")             \
+    X(blob_url, "blob-url", STR, "",                                                               \
+      "attachment storage: empty = files in data-dir/blobs; "                                      \
+      "s3://bucket?endpoint=http://host:port&region=us-east-1 = an S3-compatible server")          \
+    X(blob_access_key, "blob-access-key", STR, "",                                                 \
+      "S3 access key id; empty = the environment's AWS_ACCESS_KEY_ID")                             \
+    X(blob_secret_key, "blob-secret-key", STR, "",                                                 \
+      "S3 secret access key; empty = the environment's AWS_SECRET_ACCESS_KEY")                     \
+    X(search_rate, "search-rate", INT, "5", "searches per second per user (burst 4x)")             \
+    X(search_index_ms, "search-index-ms", INT, "200",                                              \
+      "SQLite: ms between two runs of the search indexer (the most a new message waits to be "     \
+      "found)")                                                                                    \
+    X(metrics_listen, "metrics-listen", STR, "",                                                   \
+      "serve /metrics on this separate address:port only (e.g. 127.0.0.1:9090), not on --listen; " \
+      "empty = on --listen")                                                                       \
+    X(trusted_proxies, "trusted-proxies", STR, "",                                                 \
+      "reverse proxies (CIDRs, comma-separated, e.g. 127.0.0.1/32,10.0.0.0/8) whose Forwarded / "  \
+      "X-Forwarded-For name the client (rate limits, logs); empty = trust none")
 
 struct cfg {
 #define CFG_FIELD_STR(name)                     char *name;
@@ -166,6 +196,16 @@ void cfg_free(struct cfg *c);
  * Lines have no length limit. cfg_load reads --config files of up to CFG_FILE_MAX bytes with it. */
 #define CFG_FILE_MAX (1 << 20)
 int cfg_parse(struct cfg *c, const char *text, size_t len, const char *name, FILE *err);
+/* The same settings as a JSON object: {"listen": "127.0.0.1:8080", "msg-rate": 20, "web": true}.
+ * Keys are the flag names (dashes or underscores); a value is a string, or for integer settings a
+ * non-negative integer, or for on/off settings true or false (strings are accepted as in the
+ * line format). Duplicate keys, nested values, null and unknown keys are errors. Returns 0, or
+ * -1 after printing "name: reason" to err; the members before the bad one are applied.
+ * cfg_load reads a --config file as JSON when its first non-blank byte is '{'. */
+int cfg_parse_json(struct cfg *c, const char *text, size_t len, const char *name, FILE *err);
 void cfg_usage(FILE *out);
+/* Every setting of c as config-file lines ("name = value"), secrets redacted: --jwt-keys
+ * entirely, the password of every URL setting (--store-url, --nats-url, --redis-url). */
+void cfg_print(const struct cfg *c, FILE *out);
 
 #endif

@@ -4,6 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <dirent.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "util/hist.h"
 #include "util/rbuf.h"
 
 static const int status_codes[] = {
@@ -115,4 +121,90 @@ void metrics_render_http(const struct metrics *m, const char *const *route_names
                    "# HELP chatd_rate_limited_total Requests refused by a rate limit.\n"
                    "# TYPE chatd_rate_limited_total counter\nchatd_rate_limited_total %llu\n",
                    (unsigned long long)atomic_load(&m->rate_limited));
+}
+
+void metrics_render_hist(char **buf, size_t *len, size_t *cap, const char *name, const char *help,
+                         const char *labels, const struct hist *h)
+{
+    uint64_t cum = 0;
+    const char *sep = labels[0] ? "," : "";
+    metrics_printf(buf, len, cap, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (int b = 0; b < HIST_NBUCKETS; b++) {
+        cum += atomic_load_explicit(&h->bucket[b], memory_order_relaxed);
+        if (b < HIST_NBUCKETS - 1)
+            metrics_printf(buf, len, cap, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+                           (double)hist_bounds_us[b] / 1e6, (unsigned long long)cum);
+        else
+            metrics_printf(buf, len, cap, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+                           (unsigned long long)cum);
+    }
+    /* The count is the +Inf bucket's cumulated value: the buckets were read once, so a
+     * concurrent observation cannot make _count disagree with them. */
+    metrics_printf(buf, len, cap, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n", name,
+                   labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
+                   (double)atomic_load(&h->sum_us) / 1e6, name, labels[0] ? "{" : "", labels,
+                   labels[0] ? "}" : "", (unsigned long long)cum);
+}
+
+void metrics_render_process(char **buf, size_t *len, size_t *cap, double start_unix_s)
+{
+    long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    char stat[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    struct rlimit rl;
+    DIR *d;
+
+    if (f) {
+        size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+        const char *p;
+        unsigned long long utime, stime, vsize;
+        long long rss;
+        fclose(f);
+        stat[n] = '\0';
+        /* After the ")" that ends the command name: state is field 3; utime 14, stime 15,
+         * vsize 23, rss 24. */
+        p = strrchr(stat, ')');
+        if (p && tick > 0 &&
+            sscanf(p + 2,
+                   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
+                   "%*u %llu %lld",
+                   &utime, &stime, &vsize, &rss) == 4) {
+            metrics_printf(buf, len, cap,
+                           "# HELP process_cpu_seconds_total Total user and system CPU time spent "
+                           "in seconds.\n# TYPE process_cpu_seconds_total counter\n"
+                           "process_cpu_seconds_total %.2f\n",
+                           (double)(utime + stime) / (double)tick);
+            metrics_printf(buf, len, cap,
+                           "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                           "# TYPE process_resident_memory_bytes gauge\n"
+                           "process_resident_memory_bytes %lld\n",
+                           rss * (long long)page);
+            metrics_printf(buf, len, cap,
+                           "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+                           "# TYPE process_virtual_memory_bytes gauge\n"
+                           "process_virtual_memory_bytes %llu\n",
+                           vsize);
+        }
+    }
+    if ((d = opendir("/proc/self/fd"))) {
+        long n = 0;
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.') n++;
+        closedir(d);
+        metrics_printf(buf, len, cap,
+                       "# HELP process_open_fds Number of open file descriptors.\n"
+                       "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n",
+                       n - 1); /* opendir's own */
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        metrics_printf(buf, len, cap,
+                       "# HELP process_max_fds Maximum number of open file descriptors.\n"
+                       "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
+                       (unsigned long long)rl.rlim_cur);
+    metrics_printf(buf, len, cap,
+                   "# HELP process_start_time_seconds Start time of the process since unix epoch "
+                   "in seconds.\n# TYPE process_start_time_seconds gauge\n"
+                   "process_start_time_seconds %.3f\n",
+                   start_unix_s);
 }

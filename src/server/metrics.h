@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define METRICS_MAX_ROUTES 64
+#define METRICS_MAX_ROUTES 96
 /* Status codes tracked per route; anything else is counted as "other". */
 /* Not left to clang-format: it is not idempotent on this list. */
 /* clang-format off */
@@ -30,6 +30,7 @@ struct metrics {
     struct metrics_route routes[METRICS_MAX_ROUTES];
     _Atomic uint64_t auth_failures[AUTH_FAIL_N];
     _Atomic uint64_t rate_limited;
+    _Atomic uint64_t messages_stored; /* committed messages, resends of a stored one excluded */
 };
 
 /* Record one HTTP request of `route` that ended with `status` after `us` microseconds. */
@@ -40,6 +41,14 @@ void metrics_auth_failure(struct metrics *m, enum metrics_auth_fail why);
  * nroutes entries. */
 void metrics_render_http(const struct metrics *m, const char *const *route_names, int nroutes,
                          char **buf, size_t *len, size_t *cap);
+struct hist;
+/* Append a histogram in seconds: name{labels,le=...}. labels: "" or 'k="v"'. */
+void metrics_render_hist(char **buf, size_t *len, size_t *cap, const char *name, const char *help,
+                         const char *labels, const struct hist *h);
+/* Process metrics from /proc/self (process_cpu_seconds_total, process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_open_fds, process_max_fds, process_start_time_seconds):
+ * start_unix_s is when the process started. Linux; series it cannot read are left out. */
+void metrics_render_process(char **buf, size_t *len, size_t *cap, double start_unix_s);
 /* printf-append helper used by the renderers. */
 void metrics_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -9,6 +9,7 @@
 
 #include "auth/apikey.h"
 #include "util/clock.h"
+#include "chat/hub.h"
 #include "server/app.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -44,12 +45,31 @@ static const struct route routes[] = {
     {HTTP_POST, "/v1/auth/refresh", ROUTE_REFRESH, ROUTE_F_JSON, api_refresh},
     {HTTP_POST, "/v1/auth/logout", ROUTE_LOGOUT, ROUTE_F_JSON, api_logout},
     {HTTP_GET, "/v1/me", ROUTE_ME, ROUTE_F_AUTH, api_me},
+    {HTTP_PATCH, "/v1/me", ROUTE_ME_PATCH, ROUTE_F_AUTH | ROUTE_F_JSON, api_me_patch},
+    {HTTP_DELETE, "/v1/me", ROUTE_ME_DELETE, ROUTE_F_AUTH | ROUTE_F_JSON, api_me_delete},
+    {HTTP_POST, "/v1/me/password", ROUTE_ME_PASSWORD, ROUTE_F_AUTH | ROUTE_F_JSON, api_me_password},
+    {HTTP_GET, "/v1/me/sessions", ROUTE_SESSIONS_LIST, ROUTE_F_AUTH, api_sessions_list},
+    {HTTP_DELETE, "/v1/me/sessions/{id}", ROUTE_SESSION_END, ROUTE_F_AUTH, api_session_end},
+    {HTTP_GET, "/v1/me/contacts", ROUTE_CONTACTS_LIST, ROUTE_F_AUTH, api_contacts_list},
+    {HTTP_POST, "/v1/me/contacts", ROUTE_CONTACT_ADD, ROUTE_F_AUTH | ROUTE_F_JSON, api_contact_add},
+    {HTTP_DELETE, "/v1/me/contacts/{id}", ROUTE_CONTACT_REMOVE, ROUTE_F_AUTH, api_contact_remove},
+    {HTTP_GET, "/v1/me/blocks", ROUTE_BLOCKS_LIST, ROUTE_F_AUTH, api_blocks_list},
+    {HTTP_POST, "/v1/me/blocks", ROUTE_BLOCK_ADD, ROUTE_F_AUTH | ROUTE_F_JSON, api_block_add},
+    {HTTP_DELETE, "/v1/me/blocks/{id}", ROUTE_BLOCK_REMOVE, ROUTE_F_AUTH, api_block_remove},
     {HTTP_GET, "/v1/users", ROUTE_USER_FIND, ROUTE_F_AUTH, api_user_find},
     {HTTP_GET, "/v1/users/{id}", ROUTE_USER, ROUTE_F_AUTH, api_user},
     {HTTP_GET, "/v1/ws", ROUTE_WS, ROUTE_F_ORIGIN, api_ws_upgrade},
     {HTTP_POST, "/v1/rooms", ROUTE_ROOMS_CREATE, ROUTE_F_AUTH | ROUTE_F_JSON, api_rooms_create},
     {HTTP_GET, "/v1/rooms", ROUTE_ROOMS_LIST, ROUTE_F_AUTH, api_rooms_list},
+    {HTTP_GET, "/v1/rooms/public", ROUTE_ROOMS_PUBLIC, ROUTE_F_AUTH, api_rooms_public},
     {HTTP_GET, "/v1/rooms/{id}", ROUTE_ROOM_GET, ROUTE_F_AUTH, api_room_get},
+    {HTTP_DELETE, "/v1/rooms/{id}", ROUTE_ROOM_DELETE, ROUTE_F_AUTH, api_room_delete},
+    {HTTP_POST, "/v1/rooms/{id}/join", ROUTE_ROOM_JOIN, ROUTE_F_AUTH, api_room_join},
+    {HTTP_POST, "/v1/rooms/{id}/leave", ROUTE_ROOM_LEAVE, ROUTE_F_AUTH, api_room_leave},
+    {HTTP_GET, "/v1/rooms/{id}/members", ROUTE_MEMBERS_LIST, ROUTE_F_AUTH, api_members_list},
+    {HTTP_POST, "/v1/rooms/{id}/invites", ROUTE_INVITE_CREATE, ROUTE_F_AUTH | ROUTE_F_JSON,
+     api_invite_create},
+    {HTTP_POST, "/v1/invites/{id}/accept", ROUTE_INVITE_ACCEPT, ROUTE_F_AUTH, api_invite_accept},
     {HTTP_PATCH, "/v1/rooms/{id}", ROUTE_ROOM_PATCH, ROUTE_F_AUTH | ROUTE_F_JSON, api_room_patch},
     {HTTP_POST, "/v1/rooms/{id}/members", ROUTE_MEMBER_ADD, ROUTE_F_AUTH | ROUTE_F_JSON,
      api_member_add},
@@ -82,16 +102,31 @@ static const struct route routes[] = {
      api_webhooks_delete},
     {HTTP_POST, "/v1/server/webhooks/dead/{id}/replay", ROUTE_WEBHOOKS_REPLAY, ROUTE_F_SERVER,
      api_webhooks_replay},
+    {HTTP_PATCH, "/v1/rooms/{id}/messages/{id}", ROUTE_MESSAGE_EDIT, ROUTE_F_AUTH | ROUTE_F_JSON,
+     api_message_edit},
+    {HTTP_DELETE, "/v1/rooms/{id}/messages/{id}", ROUTE_MESSAGE_DELETE, ROUTE_F_AUTH,
+     api_message_delete},
+    {HTTP_POST, "/v1/rooms/{id}/messages/{id}/reactions", ROUTE_MESSAGE_REACT,
+     ROUTE_F_AUTH | ROUTE_F_JSON, api_message_react},
+    {HTTP_GET, "/v1/rooms/{id}/threads/{id}/messages", ROUTE_THREAD_MESSAGES, ROUTE_F_AUTH,
+     api_history},
+    {HTTP_GET, "/v1/rooms/{id}/receipts", ROUTE_RECEIPTS, ROUTE_F_AUTH, api_receipts},
+    {HTTP_GET, "/v1/me/settings", ROUTE_SETTINGS_GET, ROUTE_F_AUTH, api_settings_get},
+    {HTTP_PATCH, "/v1/me/settings", ROUTE_SETTINGS_PATCH, ROUTE_F_AUTH | ROUTE_F_JSON,
+     api_settings_patch},
+    /* The body is streamed (files_stream_begin checks the token, type and size first). */
+    {HTTP_POST, "/v1/uploads", ROUTE_UPLOAD, 0, api_upload},
+    {HTTP_GET, "/v1/attachments/{id}", ROUTE_ATTACHMENT, ROUTE_F_AUTH, api_attachment_get},
+    {HTTP_GET, "/v1/search", ROUTE_SEARCH, ROUTE_F_AUTH, api_search},
 };
-
-/* Every route has its own metrics slot. */
-_Static_assert(ROUTE__COUNT <= METRICS_MAX_ROUTES, "raise METRICS_MAX_ROUTES (server/metrics.h)");
 
 static const char *const route_names[] = {
 #define ROUTE_NAME(name, label) label,
     ROUTE_MAP(ROUTE_NAME)
 #undef ROUTE_NAME
 };
+/* every route has its metrics row (metrics.h) */
+_Static_assert(ROUTE__COUNT <= METRICS_MAX_ROUTES, "raise METRICS_MAX_ROUTES");
 
 /* ---- ids and time ---- */
 
@@ -183,6 +218,11 @@ struct api_call *api_call_new(struct api_req *r, size_t size)
     call->start_ms = r->http->start_ms;
     if (r->http->request_id)
         snprintf(call->request_id, sizeof(call->request_id), "%s", r->http->request_id);
+    if (r->http->span) {
+        call->trace = *trace_span_ctx(r->http->span);
+        snprintf(call->trace_id, sizeof(call->trace_id), "%s", r->http->trace_id);
+        call->job.trace = &call->trace;
+    }
     call->http_status = 200;
     conn_hold(r->c);
     return call;
@@ -192,6 +232,7 @@ void api_call_finish(struct api_call *call)
 {
     struct conn *c = call->c;
     const char *prev_rid = log_request_id_set(call->request_id);
+    const char *prev_tid = log_trace_id_set(call->trace_id[0] ? call->trace_id : NULL);
     if (conn_alive(c)) {
         if (call->status == CD_OK && call->raw) {
             metrics_http(&call->app->metrics, call->route, call->http_status,
@@ -215,7 +256,17 @@ void api_call_finish(struct api_call *call)
     free(call->raw);
     if (call->cleanup) call->cleanup(call);
     conn_release(c);
+    log_trace_id_set(prev_tid);
     log_request_id_set(prev_rid);
+    free(call);
+}
+
+void api_call_free(struct api_call *call)
+{
+    json_decref(call->result);
+    free(call->raw);
+    if (call->cleanup) call->cleanup(call);
+    conn_release(call->c);
     free(call);
 }
 
@@ -223,7 +274,9 @@ static void call_work(uv_work_t *w)
 {
     struct api_call *call = w->data;
     const char *prev = log_request_id_set(call->request_id);
+    const char *prev_tid = log_trace_id_set(call->trace_id[0] ? call->trace_id : NULL);
     call->work_fn(call);
+    log_trace_id_set(prev_tid);
     log_request_id_set(prev);
 }
 
@@ -231,12 +284,15 @@ static void call_work(uv_work_t *w)
 static void call_after_work(uv_work_t *w, int status)
 {
     struct api_call *call = w->data;
-    char rid[sizeof(call->request_id)];
-    const char *prev;
+    char rid[sizeof(call->request_id)], tid[sizeof(call->trace_id)];
+    const char *prev, *prev_tid;
     (void)status;
     memcpy(rid, call->request_id, sizeof(rid));
+    memcpy(tid, call->trace_id, sizeof(tid));
     prev = log_request_id_set(rid);
+    prev_tid = log_trace_id_set(tid[0] ? tid : NULL);
     call->after_fn(call);
+    log_trace_id_set(prev_tid);
     log_request_id_set(prev);
 }
 
@@ -312,13 +368,16 @@ static void api_readyz(struct api_req *r)
     api_respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
-static void api_metrics(struct api_req *r)
+void app_metrics_render(struct app *app, char **bufp, size_t *lenp, size_t *capp)
 {
-    struct net_server *s = &r->app->net;
+    struct net_server *s = &app->net;
     struct net_stats sum;
     struct store_stats ss;
-    size_t len = 0, cap = 8192;
-    char *buf = xmalloc(cap);
+    struct hub_stats hs;
+    struct trace_stats ts;
+    char *buf = *bufp;
+    size_t len = *lenp, cap = *capp;
+    const char *why;
 
     memset(&sum, 0, sizeof(sum));
     for (int i = 0; i < s->nio; i++) {
@@ -334,7 +393,9 @@ static void api_metrics(struct api_req *r)
         SUM(refused);
 #undef SUM
     }
-    store_db_stats(&r->app->db, &ss);
+    store_db_stats(&app->db, &ss);
+    hub_stats(s, &hs);
+    trace_stats(&ts);
 #define GAUGE(name, help, v)                                                                       \
     metrics_printf(&buf, &len, &cap,                                                               \
                    "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n",             \
@@ -362,9 +423,72 @@ static void api_metrics(struct api_req *r)
           ss.failing);
     GAUGE("chatd_store_queued_jobs", "Write jobs submitted to the writer and not yet done.",
           ss.queued);
+    COUNTER("chatd_messages_stored_total",
+            "Messages committed to storage (a resent client_msg_id is not counted again).",
+            atomic_load(&app->metrics.messages_stored));
+    COUNTER("chatd_deliveries_total",
+            "Frames (events, acks, replies) queued to WebSocket connections by the hub.",
+            hs.deliveries);
+    COUNTER("chatd_sync_requests_total", "WebSocket sync requests (replays of missed entries).",
+            hs.sync_requests);
+    COUNTER("chatd_sync_replayed_entries_total",
+            "Room log entries read from storage for replays and gap fills.", hs.replayed_entries);
+    GAUGE("chatd_online_users", "Users with at least one WebSocket on this node.",
+          presence_online_users(app->presence));
+    GAUGE("chatd_ready", "1 while /readyz answers 200.",
+          atomic_load(&app->ready) && !atomic_load(&app->net.draining) &&
+              store_health(&app->db, &why) == CD_OK);
+    COUNTER("chatd_trace_spans_exported_total", "Spans the OTLP endpoint accepted.", ts.exported);
+    COUNTER("chatd_trace_spans_dropped_total",
+            "Sampled spans dropped because the export queue was full.", ts.dropped);
+    COUNTER("chatd_trace_spans_failed_total", "Spans in export requests that failed.",
+            ts.export_failed);
 #undef GAUGE
 #undef COUNTER
-    metrics_render_http(&r->app->metrics, route_names, ROUTE__COUNT, &buf, &len, &cap);
+    metrics_printf(&buf, &len, &cap,
+                   "# HELP chatd_component_up 1 when a component this node depends on works: "
+                   "store (takes writes), bus (connected to NATS), presence (connected to Redis)."
+                   "\n# TYPE chatd_component_up gauge\n"
+                   "chatd_component_up{component=\"store\"} %d\n",
+                   store_health(&app->db, &why) == CD_OK);
+    if (app->cluster) {
+        struct cluster_stats cs;
+        cluster_stats(app->cluster, &cs);
+        metrics_printf(&buf, &len, &cap, "chatd_component_up{component=\"bus\"} %d\n",
+                       cs.connected);
+    }
+    if (app->gpresence)
+        metrics_printf(&buf, &len, &cap, "chatd_component_up{component=\"presence\"} %d\n",
+                       presence_redis_connected(app->gpresence));
+    metrics_printf(&buf, &len, &cap,
+                   "# HELP chatd_build_info chatd's version and storage backend.\n"
+                   "# TYPE chatd_build_info gauge\n"
+                   "chatd_build_info{version=\"%s\",store=\"%s\"} 1\n",
+                   CHATD_VERSION, app->db.ops->name);
+    metrics_render_hist(&buf, &len, &cap, "chatd_store_commit_duration_seconds",
+                        "Time of each group commit's transaction, retries included.", "",
+                        ss.commit_latency);
+    metrics_render_hist(&buf, &len, &cap, "chatd_fanout_duration_seconds",
+                        "From a batch's publish to the end of its delivery on one I/O thread.", "",
+                        &app->fanout.latency);
+    metrics_render_process(&buf, &len, &cap, app->start_unix_s);
+    metrics_render_http(&app->metrics, route_names, ROUTE__COUNT, &buf, &len, &cap);
+    *bufp = buf;
+    *lenp = len;
+    *capp = cap;
+}
+
+static void api_metrics(struct api_req *r)
+{
+    size_t len = 0, cap = 8192;
+    char *buf;
+
+    if (r->app->cfg.metrics_listen[0]) { /* served on the internal listener only */
+        api_respond_error(r, CD_E_NOT_FOUND, NULL);
+        return;
+    }
+    buf = xmalloc(cap);
+    app_metrics_render(r->app, &buf, &len, &cap);
     metrics_http(&r->app->metrics, r->route, 200, (net_now_ms() - r->http->start_ms) * 1000);
     http_respond(r->c, 200, "text/plain; version=0.0.4", buf, len, NULL);
     free(buf);
@@ -494,6 +618,7 @@ void app_on_request(struct conn *c, struct http_request *req)
     }
     rt = &routes[i];
     r.route = rt->id;
+    if (req->span) http_trace_route(c, rt->pattern);
     if ((rt->flags & ROUTE_F_ORIGIN) && ov == ORIGIN_FORBIDDEN) {
         api_respond_error(&r, CD_E_FORBIDDEN, "origin not allowed (--allowed-origins)");
         return;
@@ -508,7 +633,7 @@ void app_on_request(struct conn *c, struct http_request *req)
                                  : "missing bearer token");
             return;
         }
-        if ((rc = api_verify_token(app, tok.p, tok.len, &r.user_id, NULL)) != CD_OK) {
+        if ((rc = api_verify_token(app, tok.p, tok.len, &r.user_id, &r.sid)) != CD_OK) {
             api_respond_error(&r, rc, NULL);
             return;
         }

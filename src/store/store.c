@@ -10,6 +10,8 @@
 #include <uv.h>
 
 #include "store/store.h"
+#include "trace/trace.h"
+#include "util/hist.h"
 #include "util/log.h"
 #include "util/rbuf.h"
 #include "util/status.h"
@@ -21,6 +23,8 @@ struct reader_slot {
     struct store_conn *conn;
 };
 
+#define STORE_HINTS_MAX 4096
+
 struct store_priv {
     uv_mutex_t lock;
     uv_cond_t cond;
@@ -28,7 +32,7 @@ struct store_priv {
     int stopping, stopped;
     uv_thread_t thread;
     struct store_conn *writer;
-    uv_thread_t maint_thread; /* checkpoints, so the writer never stalls on one */
+    uv_thread_t maint_thread; /* checkpoints (SQLite), so the writer never stalls on one */
     uv_sem_t maint_stop;
     /* Set by the maintenance thread when its checkpoint left the WAL long: the writer copies
      * the few remaining frames between two transactions, so its next one restarts the WAL. */
@@ -40,18 +44,27 @@ struct store_priv {
     int wal_restart_frames; /* WAL length at which the writer copies the checkpoint's tail */
     _Atomic uint64_t commits, jobs, failed_commits;
     _Atomic uint64_t submitted; /* jobs queued over the store's life; minus jobs = queued now */
-    /* Health (store_health). `failing`: a write batch failed and no commit proved storage
-     * writable since; the maintenance thread then submits `probe` (one at a time, every
-     * PROBE_EVERY_MS) until one commits. */
-    atomic_int failing;
-    atomic_int probe_pending;
+    /* Health (store_health), one state set by the writer alone: after every batch and every
+     * probe. Once a batch failed, the writer adds ops->probe (a write) to every batch and, while
+     * idle, commits a probe alone every STORE_PROBE_NS: only a commit that wrote to storage
+     * makes it HEALTH_OK again, with traffic or without. */
+    atomic_int health;
+    /* Heads other nodes committed (store_note_head), for the backend before the next batch. */
+    uv_mutex_t hint_lock;
+    struct {
+        int64_t room, seq;
+    } hints[STORE_HINTS_MAX];
+    size_t nhints;
+    struct hist commit_latency;      /* a batch's transaction(s), begin to commit, retries in */
     _Atomic uint64_t batch_start_ns; /* uv_hrtime() at the start of the running batch, 0: idle */
     uint64_t stall_ns;
-    struct store_job probe;
-    atomic_int unavailable; /* the backend said CD_E_UNAVAILABLE; cleared by a commit */
 };
 
-#define PROBE_EVERY_MS 1000
+enum {
+    HEALTH_OK = 0,
+    HEALTH_FAILING,     /* a commit failed (a full disk, an I/O error) */
+    HEALTH_UNAVAILABLE, /* the backend does not answer (CD_E_UNAVAILABLE) */
+};
 
 static _Atomic unsigned store_gen;
 static __thread struct {
@@ -93,6 +106,8 @@ static int writer_try_batch(struct store_db *db, struct store_job *batch, int op
     struct store_conn *c = p->writer;
     int rc = ops->begin(c);
 
+    /* Not healthy: this commit must prove that storage takes writes again (store_health). */
+    if (rc == CD_OK && ops->probe && atomic_load(&p->health) != HEALTH_OK) rc = ops->probe(c);
     if (rc == CD_OK && ops->lock_rooms) {
         size_t nrooms = batch_rooms(p, batch);
         if (nrooms) rc = ops->lock_rooms(c, p->rooms, nrooms, optimistic);
@@ -125,20 +140,67 @@ static int writer_try_batch(struct store_db *db, struct store_job *batch, int op
     return rc;
 }
 
+/* Writer thread: the outcome of a batch or a probe. A deadlock given up after retries is a
+ * failing commit, not an unreachable backend. */
+static void set_health(struct store_db *db, int rc)
+{
+    struct store_priv *p = db->priv;
+    int h = rc == CD_OK ? HEALTH_OK : rc == CD_E_UNAVAILABLE ? HEALTH_UNAVAILABLE : HEALTH_FAILING;
+    int was = atomic_exchange(&p->health, h);
+    if (was == h) return;
+    if (h == HEALTH_OK)
+        log_info("storage recovered: a commit wrote to storage", "\"store\":\"%s\"", db->ops->name);
+    else
+        log_error("storage failing: not ready until a commit succeeds", "\"status\":\"%s\"",
+                  cd_status_code(rc));
+}
+
+/* Tracing: one span per group commit, a child of the first sampled request it serves (else of
+ * the first traced one, else a new trace) and linked to every traced request of the batch: a
+ * commit serves many requests, each its own trace, so parenting it on all is impossible; the
+ * links find it from each of them. Its context is the thread's current one while the jobs'
+ * done() and the fanout run, so the fanout's span is its child. */
+static struct trace_span *commit_span_start(const struct store_db *db, struct store_job *batch,
+                                            size_t n)
+{
+    const struct trace_ctx *parent = NULL;
+    struct trace_span *s;
+    const char *sys;
+
+    for (struct store_job *j = batch; j; j = j->next)
+        if (j->trace && j->trace->valid && (!parent || (!parent->sampled && j->trace->sampled)))
+            parent = j->trace;
+    s = trace_span_start("store.commit", TRACE_INTERNAL, parent);
+    for (struct store_job *j = batch; j; j = j->next)
+        trace_link(s, j->trace);
+    /* OpenTelemetry's db.system names: "sqlite", "postgresql". */
+    sys = strcmp(db->ops->name, "postgres") ? db->ops->name : "postgresql";
+    trace_attr_str(s, "db.system", sys, strlen(sys));
+    trace_attr_int(s, "chatd.jobs", (int64_t)n);
+    return s;
+}
+
 static void writer_run_batch(struct store_db *db, struct store_job *batch)
 {
     struct store_priv *p = db->priv;
+    struct trace_span *span = NULL;
+    const struct trace_ctx *prev_ctx = NULL;
     size_t n = 0;
-    int rc;
+    int rc, attempts = 0;
+    uint64_t t0 = uv_hrtime();
 
     for (struct store_job *j = batch; j; j = j->next)
         n++;
+    if (trace_enabled()) span = commit_span_start(db, batch, n);
     for (int attempt = 1;; attempt++) {
-        int optimistic = attempt == 1 && db->ops->lock_rooms; /* never with SQLite */
+        /* Optimistic twice: the first run may number from remembered counters that another
+         * node made stale (PostgreSQL), the second waits for the locked counters; a third
+         * (after a duplicate client_msg_id, say) runs plain. Never with SQLite. */
+        int optimistic = attempt <= 2 && db->ops->lock_rooms;
         for (struct store_job *j = batch; j && optimistic; j = j->next)
             optimistic = j->reset != NULL;
         rc = writer_try_batch(db, batch, optimistic);
-        if (rc == CD_E_UNAVAILABLE || rc == CD_OK) atomic_store(&p->unavailable, rc != CD_OK);
+        attempts = attempt;
         if (rc != CD_AGAIN) break;
         /* Rolled back by a deadlock or serialization failure (several writers on PostgreSQL), or
          * an optimistic append met a duplicate: run it again, not optimistically. Jobs that
@@ -170,13 +232,17 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
     }
     if (rc != CD_OK) {
         log_error("group commit failed", "\"jobs\":%zu,\"status\":\"%s\"", n, cd_status_code(rc));
-        if (!atomic_exchange(&p->failing, 1))
-            log_error("storage failing: not ready until a commit succeeds", "\"status\":\"%s\"",
-                      cd_status_code(rc));
         if (db->batch_failed) db->batch_failed();
     }
+    set_health(db, rc);
     atomic_fetch_add(&p->commits, 1);
     atomic_fetch_add(&p->jobs, n);
+    hist_add(&p->commit_latency, (uv_hrtime() - t0) / 1000);
+    if (span) {
+        trace_attr_int(span, "chatd.attempts", attempts);
+        if (rc != CD_OK) trace_span_error(span, cd_status_code(rc));
+        prev_ctx = trace_current_set(trace_span_ctx(span));
+    }
     while (batch) {
         struct store_job *next = batch->next;
         if (rc != CD_OK) batch->status = rc; /* nothing of a failed batch was kept */
@@ -185,6 +251,10 @@ static void writer_run_batch(struct store_db *db, struct store_job *batch)
         batch = next;
     }
     if (db->batch_done) db->batch_done(db->batch_ud);
+    if (span) {
+        trace_current_set(prev_ctx);
+        trace_span_end(span);
+    }
 }
 
 static void sleep_ns(uint64_t ns)
@@ -196,19 +266,41 @@ static void sleep_ns(uint64_t ns)
 
 #define STORE_PROBE_NS 1000000000u
 
-/* An empty transaction: reopens a lost connection and proves the backend answers. */
+/* A transaction with only the probe write (an empty one without ops->probe): reopens a lost
+ * connection and proves that the backend answers and storage takes writes. */
 static void writer_probe(struct store_db *db)
 {
     struct store_priv *p = db->priv;
     int rc = db->ops->begin(p->writer);
+    if (rc == CD_OK && db->ops->probe) rc = db->ops->probe(p->writer);
     if (rc == CD_OK)
         rc = db->ops->commit(p->writer);
     else
         db->ops->rollback(p->writer);
-    if (rc == CD_OK) {
-        atomic_store(&p->unavailable, 0);
-        log_info("storage available again", "\"store\":\"%s\"", db->ops->name);
+    set_health(db, rc);
+}
+
+static void writer_hints(struct store_db *db)
+{
+    struct store_priv *p = db->priv;
+    if (!db->ops->note_head) return;
+    uv_mutex_lock(&p->hint_lock);
+    for (size_t i = 0; i < p->nhints; i++)
+        db->ops->note_head(p->writer, p->hints[i].room, p->hints[i].seq);
+    p->nhints = 0;
+    uv_mutex_unlock(&p->hint_lock);
+}
+
+void store_note_head(struct store_db *db, int64_t room, int64_t seq)
+{
+    struct store_priv *p = db->priv;
+    if (!p || !db->ops->note_head) return;
+    uv_mutex_lock(&p->hint_lock);
+    if (p->nhints < STORE_HINTS_MAX) {
+        p->hints[p->nhints].room = room;
+        p->hints[p->nhints++].seq = seq;
     }
+    uv_mutex_unlock(&p->hint_lock);
 }
 
 static void writer_main(void *arg)
@@ -229,12 +321,12 @@ static void writer_main(void *arg)
 
         uv_mutex_lock(&p->lock);
         while (!p->head && !p->stopping) {
-            if (!atomic_load(&p->unavailable)) {
+            if (atomic_load(&p->health) == HEALTH_OK) {
                 uv_cond_wait(&p->cond, &p->lock);
                 continue;
             }
-            /* The backend is unreachable and nothing is queued: try it once a second, so
-             * store_available() (and /readyz) recover without traffic. */
+            /* Not healthy and nothing is queued: probe once a second, so store_health() (and
+             * /readyz) recover without traffic. */
             if (uv_cond_timedwait(&p->cond, &p->lock, STORE_PROBE_NS) == UV_ETIMEDOUT && !p->head &&
                 !p->stopping) {
                 uv_mutex_unlock(&p->lock);
@@ -268,6 +360,7 @@ static void writer_main(void *arg)
         last->next = NULL;
         uv_mutex_unlock(&p->lock);
         atomic_store(&p->batch_start_ns, last_start);
+        writer_hints(db);
         writer_run_batch(db, batch);
         atomic_store(&p->batch_start_ns, 0);
         /* Under continuous load a PASSIVE checkpoint from another thread never catches up with
@@ -279,46 +372,18 @@ static void writer_main(void *arg)
     }
 }
 
-static int probe_exec(const struct store_ops *ops, struct store_conn *c, struct store_job *j)
-{
-    (void)j;
-    return ops->probe(c);
-}
-
-/* Writer thread (or store_submit after the writer stopped). */
-static void probe_done(struct store_job *j)
-{
-    struct store_priv *p = (struct store_priv *)((char *)j - offsetof(struct store_priv, probe));
-    if (j->status == CD_OK && atomic_exchange(&p->failing, 0))
-        log_info("storage recovered", "\"by\":\"%s\"", "probe commit");
-    atomic_store(&p->probe_pending, 0);
-}
-
 static void maint_main(void *arg)
 {
     struct store_db *db = arg;
     struct store_priv *p = db->priv;
     struct store_conn *c = NULL;
-    uint64_t last_probe = 0;
 
     if (db->ops->conn_open(db->st, 1, &c) != CD_OK) return;
     /* Every 100 ms: cheap when the WAL is small, and keeps it small under load. */
     for (;;) {
         int frames = 0;
-        uint64_t now = uv_hrtime();
-        if (db->ops->checkpoint && db->ops->checkpoint(c, &frames) == CD_OK &&
-            frames >= p->wal_restart_frames)
+        if (db->ops->checkpoint(c, &frames) == CD_OK && frames >= p->wal_restart_frames)
             atomic_store(&p->wal_tail, 1);
-        /* Failing storage: find out when it takes writes again, traffic or not. */
-        if (db->ops->probe && atomic_load(&p->failing) && !atomic_load(&p->probe_pending) &&
-            now - last_probe >= (uint64_t)PROBE_EVERY_MS * 1000000u) {
-            last_probe = now;
-            atomic_store(&p->probe_pending, 1);
-            memset(&p->probe, 0, sizeof(p->probe));
-            p->probe.exec = probe_exec;
-            p->probe.done = probe_done;
-            store_submit(db, &p->probe);
-        }
         if (uv_sem_trywait(&p->maint_stop) == 0) break;
         uv_sleep(100);
     }
@@ -335,6 +400,7 @@ int store_db_open(struct store_db *db, const struct store_ops *ops, const struct
     if ((rc = ops->open(cfg, &db->st)) != CD_OK) return rc;
     p = xcalloc(1, sizeof(*p));
     uv_mutex_init(&p->lock);
+    uv_mutex_init(&p->hint_lock);
     uv_cond_init(&p->cond);
     p->gen = atomic_fetch_add(&store_gen, 1) + 1;
     /* Clamped: at most 1 s between commits, 2^30 frames. */
@@ -353,7 +419,8 @@ int store_db_open(struct store_db *db, const struct store_ops *ops, const struct
     db->priv = p;
     uv_thread_create(&p->thread, writer_main, db);
     uv_sem_init(&p->maint_stop, 0);
-    uv_thread_create(&p->maint_thread, maint_main, db); /* checkpoints (SQLite), probes */
+    if (ops->checkpoint) /* SQLite; PostgreSQL checkpoints itself */
+        uv_thread_create(&p->maint_thread, maint_main, db);
     return CD_OK;
 }
 
@@ -436,7 +503,7 @@ void store_db_close(struct store_db *db)
     uv_cond_signal(&p->cond);
     uv_mutex_unlock(&p->lock);
     uv_thread_join(&p->thread);
-    {
+    if (db->ops->checkpoint) {
         uv_sem_post(&p->maint_stop);
         uv_thread_join(&p->maint_thread);
     }
@@ -450,6 +517,7 @@ void store_db_close(struct store_db *db)
     }
     db->ops->close(db->st);
     uv_cond_destroy(&p->cond);
+    uv_mutex_destroy(&p->hint_lock);
     uv_mutex_destroy(&p->lock);
     free(p);
     db->priv = NULL;
@@ -458,7 +526,7 @@ void store_db_close(struct store_db *db)
 int store_available(struct store_db *db)
 {
     struct store_priv *p = db->priv;
-    return p && !atomic_load(&p->unavailable);
+    return p && atomic_load(&p->health) != HEALTH_UNAVAILABLE;
 }
 
 uint64_t store_queued(struct store_db *db)
@@ -477,11 +545,11 @@ int store_health(struct store_db *db, const char **why)
         *why = "storage closed";
         return CD_E_UNAVAILABLE;
     }
-    if (atomic_load(&p->unavailable)) {
+    switch (atomic_load(&p->health)) {
+    case HEALTH_UNAVAILABLE:
         *why = "storage unavailable: the database does not answer";
         return CD_E_UNAVAILABLE;
-    }
-    if (atomic_load(&p->failing)) {
+    case HEALTH_FAILING:
         *why = "storage failing: the last commit failed";
         return CD_E_UNAVAILABLE;
     }
@@ -496,9 +564,10 @@ int store_health(struct store_db *db, const char **why)
 void store_db_stats(struct store_db *db, struct store_stats *out)
 {
     struct store_priv *p = db->priv;
-    out->failing = (uint64_t)atomic_load(&p->failing);
+    out->failing = atomic_load(&p->health) != HEALTH_OK;
     out->commits = atomic_load(&p->commits);
     out->jobs = atomic_load(&p->jobs);
     out->failed_commits = atomic_load(&p->failed_commits);
+    out->commit_latency = &p->commit_latency;
     out->queued = store_queued(db);
 }

@@ -45,7 +45,61 @@ struct store_refresh {
 enum store_room_kind { ROOM_GROUP = 0, ROOM_DIRECT = 1 };
 enum store_role { ROLE_MEMBER = 0, ROLE_ADMIN = 1, ROLE_OWNER = 2 };
 /* Kinds of entries in a room's log; all share the room's seq space. */
-enum store_event_kind { EV_MESSAGE = 0, EV_MEMBER = 1, EV_ROOM = 2 };
+/* Edits, deletes and reactions are entries too: they carry the seq of the message they change
+ * (its `target`) in their stored details, and the message's derived state (store_msg_*) moves in
+ * the same transaction as their append. */
+enum store_event_kind {
+    EV_MESSAGE = 0,
+    EV_MEMBER = 1,
+    EV_ROOM = 2,
+    EV_EDIT = 3,
+    EV_DELETE = 4,
+    EV_REACTION = 5
+};
+/* A room's life: archived rooms are read-only; deleted ones keep their row (ids are never
+ * reused) but have no members left. */
+enum store_room_state { ROOM_ACTIVE = 0, ROOM_ARCHIVED = 1, ROOM_DELETED = 2 };
+
+#define STORE_DISPLAY_NAME_MAX 128 /* bytes */
+#define STORE_AVATAR_MAX       64  /* bytes */
+#define STORE_STATUS_TEXT_MAX  280 /* bytes */
+
+/* A user as others see it (no password hash). A deleted account keeps its row and id; its
+ * username is a tombstone ('#' + id, never a valid username) and deleted_at is set. */
+struct store_profile {
+    int64_t id;
+    char username[STORE_USERNAME_MAX + 1];
+    char display_name[STORE_DISPLAY_NAME_MAX + 1];
+    char avatar[STORE_AVATAR_MAX + 1];
+    char status_text[STORE_STATUS_TEXT_MAX + 1];
+    int64_t created_at, last_seen; /* unix ms; last_seen 0 = never */
+    int64_t deleted_at;            /* unix ms, 0 = a live account */
+};
+
+/* A live login session (a refresh-token family not revoked, with a refresh token not expired). */
+struct store_session {
+    int64_t id, created_at;
+    int64_t last_used; /* unix ms of its newest refresh token (login or refresh) */
+};
+
+/* What a send needs to know in one read: membership, the room's state and, for a direct room,
+ * whether the other member blocks the sender. */
+struct store_access {
+    int member;     /* the user is a member */
+    int state;      /* enum store_room_state */
+    int kind;       /* enum store_room_kind */
+    int dm_blocked; /* direct room whose other member blocks the user */
+};
+
+/* An invite link of a room; only the SHA-256 of its token is stored. */
+struct store_invite {
+    uint8_t hash[32];
+    int64_t room_id, created_by, created_at, expires_at;
+    int64_t max_uses, uses;
+};
+
+/* The two user-to-user relations, same shape: (user, other, created_at). */
+enum store_pair { STORE_CONTACTS = 0, STORE_BLOCKS = 1 };
 
 struct store_room {
     int64_t id;
@@ -55,6 +109,8 @@ struct store_room {
     int64_t created_by, created_at; /* user id, unix ms */
     int64_t last_seq;               /* highest seq in the room's log, 0 when empty */
     int64_t member_count;
+    int is_public; /* listed by GET /v1/rooms/public, joinable by anyone (group rooms) */
+    int state;     /* enum store_room_state */
 };
 
 struct store_member {
@@ -75,7 +131,75 @@ struct store_event {
     size_t body_len;
     const char *client_msg_id; /* NULL for non-messages */
     size_t cmid_len;
+    /* Messages: what the entry links to (written by the append's caller through
+     * msg_thread_put, read by messages_page; 0 = none). */
+    int64_t reply_to, thread;
+    /* Derived state of a message, read by messages_page only (zero elsewhere). */
+    int64_t edited_at;      /* unix ms of the last edit, 0 = never edited */
+    int64_t reply_count;    /* thread roots: replies in the thread */
+    int64_t last_reply_seq; /* thread roots: seq of the newest reply, 0 = none */
+    int64_t state_seq;      /* seq of the last edit/delete/reaction applied, 0 = none */
+    int deleted;            /* 1: a tombstone (body erased) */
+    const char *reactions;  /* "emoji\tcount\tme\n" per emoji, oldest first; NULL: none */
+    size_t reactions_len;
+    /* Extra members of a message's JSON (`"attachments":[...]`, without braces), kept in the
+     * event_extras table beside the log; NULL/0 when none. Reads fill it; appends ignore it
+     * (event_extra_put stores it). */
+    const char *extra;
+    size_t extra_len;
 };
+
+#define STORE_ATT_ID_LEN    32  /* attachment ids: 32 lowercase hex digits (128 random bits) */
+#define STORE_ATT_NAME_MAX  255 /* sanitised file name, bytes */
+#define STORE_ATT_CTYPE_MAX 127 /* content type, bytes */
+
+/* An upload. The blob is stored under `id` in the blob store (src/blob). */
+struct store_attachment {
+    char id[STORE_ATT_ID_LEN + 1];
+    int64_t owner; /* uploader */
+    int64_t size;  /* bytes */
+    char content_type[STORE_ATT_CTYPE_MAX + 1];
+    char name[STORE_ATT_NAME_MAX + 1];
+    char sha256[65];    /* lowercase hex */
+    int64_t created_at; /* unix ms */
+};
+
+/* A search: messages matching `match` (a backend query built by chat/search.c) in the rooms
+ * user is a member of (not deleted ones: ROOM_DELETED), only with seq > the member's joined_seq,
+ * newest first (by position), position < before (0 = no bound), at most limit rows. room 0 = every
+ * room of the user. */
+struct store_search_q {
+    int64_t user, room, before;
+    const char *match; /* terms separated by single spaces, each only letters and digits
+                          (chat/search.c builds it); all must match. The backend builds its own
+                          query from them (FTS5 quoted terms; plainto_tsquery('simple')) */
+    int limit;
+};
+/* One hit: snippet is the matching text with \x01 before and \x02 after each match (chat/search.c
+ * escapes it for clients); pos orders hits (higher = newer) and is the next page's `before`. */
+struct store_search_hit {
+    int64_t room_id, seq, sender, ts, pos;
+    const char *snippet;
+    size_t snippet_len;
+};
+typedef int (*store_search_cb)(void *ud, const struct store_search_hit *h); /* nonzero stops */
+
+/* A message as the rules of edits, deletes, reactions and threads need it. */
+struct store_msg {
+    int64_t room_id, seq, sender;
+    int kind; /* enum store_event_kind of the entry at that seq */
+    int deleted;
+    int64_t thread; /* 0: not in a thread */
+};
+
+/* One member of a room with their receipts (receipts_list). */
+struct store_receipt {
+    int64_t user_id;
+    int64_t read_seq;
+    int64_t delivered_seq; /* lowest watermark over the user's live sessions; -1: none recorded */
+    int share_read;        /* the user's share_read_receipts setting */
+};
+typedef int (*store_receipt_cb)(void *ud, const struct store_receipt *r); /* nonzero stops */
 
 typedef int (*store_event_cb)(void *ud, const struct store_event *ev); /* nonzero stops */
 
@@ -141,6 +265,10 @@ struct store_delivery {
 typedef int (*store_delivery_cb)(void *ud, const struct store_delivery *d); /* nonzero stops */
 /* A room of a user, with the user's membership, for room listings. */
 typedef int (*store_room_cb)(void *ud, const struct store_room *room, const struct store_member *m);
+/* A user (a member's user for members_page, with m; NULL m otherwise); at: the pair's
+ * created_at for pair_list, else 0. */
+typedef int (*store_profile_cb)(void *ud, const struct store_profile *p,
+                                const struct store_member *m, int64_t at);
 
 struct store_config {
     const char *url;       /* PostgreSQL: libpq connection URL (postgres://...); SQLite: unused */
@@ -193,6 +321,10 @@ struct store_ops {
      * answer appends to these rooms before it knows they succeeded; a late duplicate then
      * makes commit return CD_AGAIN and the batch runs again with optimistic 0. */
     int (*lock_rooms)(struct store_conn *c, const int64_t *room_ids, size_t n, int optimistic);
+    /* Optional: room's log is committed up to seq by another writer (a cluster node, heard on
+     * the bus). Between transactions on the writer; a backend that numbers optimistic appends
+     * from counters it remembers starts from there. */
+    void (*note_head)(struct store_conn *c, int64_t room, int64_t seq);
 
     /* accounts */
     int (*user_insert)(struct store_conn *c, const char *username, const char *pwhash,
@@ -219,6 +351,11 @@ struct store_ops {
     int (*room_get)(struct store_conn *c, int64_t room_id, struct store_room *out);
     int (*room_by_dm_key)(struct store_conn *c, const char *dm_key, int64_t *room_id);
     int (*room_update)(struct store_conn *c, int64_t room_id, const char *name, const char *topic);
+    /* Of the n rooms ids[i], those whose log goes past seen[i]: cb(ud, room, last_seq) (a
+     * nonzero return stops). Unknown rooms are left out. PostgreSQL: one round trip for the
+     * lot (cluster reconciliation asks for every room a node follows, every pass). */
+    int (*rooms_ahead)(struct store_conn *c, const int64_t *ids, const int64_t *seen, size_t n,
+                       int (*cb)(void *ud, int64_t room, int64_t last_seq), void *ud);
 
     /* membership */
     int (*member_get)(struct store_conn *c, int64_t room_id, int64_t user_id,
@@ -239,16 +376,16 @@ struct store_ops {
     int (*users_share_room)(struct store_conn *c, int64_t a, int64_t b, int *out);
 
     /* the log: append assigns seq = last seq + 1 atomically within the writer's transaction and
-     * sets ev->seq; a duplicate (sender, client_msg_id) gives CD_E_CONFLICT and changes nothing
-     * (callers keep their savepoint when they answer a resend). Only the backend assigns seqs:
-     * nothing above it predicts one and nothing stored embeds one. PostgreSQL: gap-free with
+     * sets ev->seq; a duplicate (room_id, sender, client_msg_id) gives CD_E_CONFLICT and changes
+     * nothing (callers keep their savepoint when they answer a resend). Only the backend assigns
+     * seqs: nothing above it predicts one and nothing stored embeds one. PostgreSQL: gap-free with
      * writers on several nodes (a per-room counter row, locked until commit); an expected
      * outcome (conflict, unknown room) never aborts the transaction. */
     int (*event_append)(struct store_conn *c, struct store_event *ev);
     /* The message a sender already stored under client_msg_id (for idempotent resends). The
      * callback sees it; CD_E_NOT_FOUND when none. */
-    int (*event_by_client_id)(struct store_conn *c, int64_t sender, const char *cmid,
-                              size_t cmid_len, store_event_cb cb, void *ud);
+    int (*event_by_client_id)(struct store_conn *c, int64_t room_id, int64_t sender,
+                              const char *cmid, size_t cmid_len, store_event_cb cb, void *ud);
     /* Entries with after < seq < before (before <= 0: no upper bound), at most limit. desc = 0:
      * ascending from `after`; desc = 1: descending from `before` (the newest first). */
     int (*events_page)(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
@@ -263,6 +400,140 @@ struct store_ops {
     int (*unread_count)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t after,
                         int64_t max, int64_t *out, int *capped);
 
+    /* ---- message operations (edits, deletes, reactions, threads) and receipts ---- */
+
+    /* The entry at (room_id, seq) with the state the rules need: CD_E_NOT_FOUND when none. */
+    int (*msg_get)(struct store_conn *c, int64_t room_id, int64_t seq, struct store_msg *out);
+    /* The links of a just appended message (reply_to, thread; 0 = none); with a thread, the
+     * root's reply_count and last_reply_seq move too. */
+    int (*msg_thread_put)(struct store_conn *c, int64_t room_id, int64_t seq, int64_t reply_to,
+                          int64_t thread);
+    /* The message target now reads body (edited_at set); edit_seq is the edit entry's seq
+     * (remembered so a later delete erases its text too; becomes the state_seq). */
+    int (*msg_edit)(struct store_conn *c, int64_t room_id, int64_t target, const char *body,
+                    size_t body_len, int64_t edited_at, int64_t edit_seq);
+    /* Tombstone target: its body and the bodies of its edit entries are replaced by erased
+     * (its own body: ""), its reactions dropped, deleted set, state_seq = op_seq. */
+    int (*msg_delete)(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq,
+                      const char *erased_edit_body, size_t erased_len);
+    /* Turn user's reaction emoji on target on or off: *changed = 0 when it already was so. */
+    int (*reaction_set)(struct store_conn *c, int64_t room_id, int64_t target, int64_t user_id,
+                        const char *emoji, size_t emoji_len, int on, int64_t now_ms, int *changed);
+    /* The message target's state_seq = op_seq (after a reaction entry). */
+    int (*msg_touch)(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq);
+    /* events_page with each message's derived state (reactions with `me` for viewer). thread >
+     * 0: only the messages of that thread (not its root). One query per page. */
+    int (*messages_page)(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
+                         int limit, int desc, int64_t viewer, int64_t thread, store_event_cb cb,
+                         void *ud);
+    /* Delivered watermark of one device (login session) of user in room: max(old, min(seq,
+     * last seq)); *out_seq gets the result. */
+    int (*delivered_mark)(struct store_conn *c, int64_t room_id, int64_t user_id,
+                          int64_t session_id, int64_t seq, int64_t *out_seq);
+    /* Members of room (user id order, at most limit) with read marker and delivered watermark. */
+    int (*receipts_list)(struct store_conn *c, int64_t room_id, int limit, store_receipt_cb cb,
+                         void *ud);
+    /* Per-user settings: share_read_receipts (1 when never set). */
+    int (*settings_get)(struct store_conn *c, int64_t user_id, int *share_read_receipts);
+    int (*settings_put)(struct store_conn *c, int64_t user_id, int share_read_receipts);
+    /* ---- people and room features (issue 14, part 5) ---- */
+    /* Insert a user with a chosen id (opaque ids): CD_E_USERNAME_TAKEN, or CD_E_CONFLICT when
+     * the id is taken (the caller draws another). */
+    int (*user_insert_id)(struct store_conn *c, int64_t id, const char *username,
+                          const char *pwhash, int64_t now_ms);
+    int (*profile_get)(struct store_conn *c, int64_t id, struct store_profile *out);
+    /* NULL leaves a field unchanged, "" clears it. CD_E_NOT_FOUND: no such (live) user. */
+    int (*profile_set)(struct store_conn *c, int64_t id, const char *display_name,
+                       const char *avatar, const char *status_text);
+    /* Live users with lo <= username < hi and username > after (byte order), ascending, at
+     * most limit. */
+    int (*users_by_prefix)(struct store_conn *c, const char *lo, const char *hi, const char *after,
+                           int limit, store_profile_cb cb, void *ud);
+    int (*user_set_pwhash)(struct store_conn *c, int64_t id, const char *pwhash);
+    /* Account deletion: the username becomes a tombstone (freed for registration), the password
+     * hash and profile are cleared, deleted_at set; the user's contacts and blocks (both
+     * directions) are deleted. Memberships and sessions are the caller's. */
+    int (*user_erase)(struct store_conn *c, int64_t id, int64_t now_ms);
+    /* The user's live sessions (see struct store_session) in id order. */
+    int (*sessions_of_user)(struct store_conn *c, int64_t user_id, int64_t now_ms,
+                            int (*cb)(void *ud, const struct store_session *s), void *ud);
+    /* Contacts and blocks: put is idempotent (keeps the first created_at); delete gives
+     * CD_E_NOT_FOUND when absent; list: the others of user (other > after, id order, at most
+     * limit) with their profiles and the pair's created_at; exists: 1 in *out when (a, b) is
+     * stored. */
+    int (*pair_put)(struct store_conn *c, int table, int64_t user, int64_t other, int64_t now_ms);
+    int (*pair_delete)(struct store_conn *c, int table, int64_t user, int64_t other);
+    int (*pair_list)(struct store_conn *c, int table, int64_t user, int64_t after, int limit,
+                     store_profile_cb cb, void *ud);
+    int (*pair_exists)(struct store_conn *c, int table, int64_t user, int64_t other, int *out);
+    /* Every block (blocker, blocked), for the in-memory presence filter at start. */
+    int (*blocks_all)(struct store_conn *c, int (*cb)(void *ud, int64_t user, int64_t other),
+                      void *ud);
+    /* One read for a send: CD_E_NOT_FOUND when the room does not exist. */
+    int (*member_access)(struct store_conn *c, int64_t room_id, int64_t user_id,
+                         struct store_access *out);
+    /* Set is_public and/or state (negative: unchanged). CD_E_NOT_FOUND: no such room. */
+    int (*room_set_flags)(struct store_conn *c, int64_t room_id, int is_public, int state);
+    /* Public active group rooms with id > after, id order, at most limit; cb gets a NULL member. */
+    int (*rooms_public)(struct store_conn *c, int64_t after, int limit, store_room_cb cb, void *ud);
+    /* Members with user id > after, in user id order, at most limit, with their profiles. */
+    int (*members_page)(struct store_conn *c, int64_t room_id, int64_t after, int limit,
+                        store_profile_cb cb, void *ud);
+    /* Hide a direct room from the user's listing until a message with seq > seq arrives. */
+    int (*member_hide)(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t seq);
+    /* rooms_of_user without the hidden direct rooms (the room listing). */
+    int (*rooms_visible)(struct store_conn *c, int64_t user_id, int64_t after, int limit,
+                         store_room_cb cb, void *ud);
+    int (*invite_insert)(struct store_conn *c, const struct store_invite *inv);
+    int (*invite_get)(struct store_conn *c, const uint8_t hash[32], struct store_invite *out);
+    /* uses = uses + 1 (the caller checked the limits in the same transaction). */
+    int (*invite_use)(struct store_conn *c, const uint8_t hash[32]);
+    /* administration (chatd user ...: admin/admin.c) */
+    /* Users with id > after in id order, at most limit (negative: all); a nonzero cb stops. */
+    int (*users_list)(struct store_conn *c, int64_t after, int limit,
+                      int (*cb)(void *ud, const struct store_user *u), void *ud);
+    /* End every session of a user that is not ended (revoked_at = now_ms): their refresh tokens
+     * stop working. *n (unless NULL) gets how many. */
+    int (*sessions_revoke_user)(struct store_conn *c, int64_t user_id, int64_t now_ms, int64_t *n);
+    /* attachments (uploads: chat/attach.c; the bytes live in src/blob) */
+    int (*attachment_insert)(struct store_conn *c, const struct store_attachment *a);
+    int (*attachment_get)(struct store_conn *c, const char *id, struct store_attachment *out);
+    /* 1 in *out when user may read attachment id: its uploader, or a current member of a room
+     * where a message referencing it was posted, with the member's joined_seq below that
+     * message's seq (the same window as history and search), unless the room is deleted. */
+    int (*attachment_readable)(struct store_conn *c, const char *id, int64_t user, int *out);
+    /* Record that message (room, seq) references attachment id (idempotent). */
+    int (*attachment_ref)(struct store_conn *c, const char *id, int64_t room, int64_t seq);
+    /* Store the extra JSON members of message (room, seq) (see store_event.extra). */
+    int (*event_extra_put)(struct store_conn *c, int64_t room, int64_t seq, const char *extra,
+                           size_t len);
+    /* The message (room, seq) no longer references anything: its attachment references and
+     * its extra members are deleted. For message deletion (an attachment nothing references
+     * any more is then removed by the next expiry sweep). */
+    int (*attachments_unref_message)(struct store_conn *c, int64_t room, int64_t seq);
+    /* Delete at most limit attachments created before before_ms that no message references;
+     * cb gets each deleted id (the caller then deletes the blob). */
+    int (*attachments_expire)(struct store_conn *c, int64_t before_ms, int limit,
+                              int (*cb)(void *ud, const char *id), void *ud);
+
+    /* search. The index is keyed by (room, seq): put inserts or replaces a message's text (an
+     * edit), delete removes it (a delete: the text is never found again, also when the message
+     * was not indexed yet). Writer thread, in the job's transaction. */
+    int (*search_index_put)(struct store_conn *c, int64_t room, int64_t seq, const char *text,
+                            size_t len);
+    int (*search_index_delete)(struct store_conn *c, int64_t room, int64_t seq);
+    /* A message was just appended (the send's transaction). PostgreSQL indexes it here (a GIN
+     * insert, lag 0). NULL for SQLite, whose messages are indexed by search_index_log. */
+    int (*search_index_append)(struct store_conn *c, int64_t room, int64_t seq, const char *text,
+                               size_t len);
+    /* The asynchronous indexer (SQLite; NULL for PostgreSQL): index the messages appended
+     * since the saved position, at most limit log entries, and move the position past them;
+     * *n gets the entries looked at (limit: call again). A message already in the index (an
+     * edit or a delete came first) is left as it is. Writer thread, one transaction. */
+    int (*search_index_log)(struct store_conn *c, int limit, int *n);
+    /* Reader: hits of q, newest first. CD_E_INVALID_FIELD when the backend refuses the query. */
+    int (*search)(struct store_conn *c, const struct store_search_q *q, store_search_cb cb,
+                  void *ud);
     /* The outbox (issue 13): every committed log entry, user and room creation, in commit order.
      * Written by the ops above in the writer's transaction (event_append, user_insert,
      * room_insert): nothing to call. Events with pos > after, ascending, at most limit; cb's
@@ -340,7 +611,11 @@ struct store_job {
      * CD_E_IO or CD_E_UNAVAILABLE: the writer then skips the job's savepoint (two statements
      * fewer per message). */
     uint8_t clean_fail;
+    /* Tracing: the span of the request this job serves (valid until done() returns), or NULL.
+     * The group commit's span is a child of the first sampled one and links to every one. */
+    const struct trace_ctx *trace;
 };
+struct trace_ctx;
 
 struct store_db {
     const struct store_ops *ops;
@@ -365,10 +640,14 @@ void store_submit(struct store_db *db, struct store_job *j);
  * as large as the load instead of waking per job. */
 void store_submit_list(struct store_db *db, struct store_job *head, struct store_job *tail,
                        size_t n);
-/* 0 while the backend is unreachable: a batch failed with CD_E_UNAVAILABLE and neither a later
- * batch nor the writer's probe (an empty transaction once a second while idle) has succeeded
- * since. Always 1 for SQLite. Any thread; a snapshot. */
+/* 0 while the backend is unreachable: a batch failed with CD_E_UNAVAILABLE and no commit has
+ * succeeded since (the writer probes once a second while idle; see store_health). Always 1 for
+ * SQLite. Any thread; a snapshot. */
 int store_available(struct store_db *db);
+/* Another node committed room's log up to seq (the cluster bus): passed to the backend's
+ * note_head before the writer's next batch (dropped when thousands are already waiting). Any
+ * thread. */
+void store_note_head(struct store_db *db, int64_t room, int64_t seq);
 /* Jobs submitted and not yet done (any thread; a snapshot). */
 uint64_t store_queued(struct store_db *db);
 /* The calling thread's read-only connection, opened on first use (worker threads only). NULL on
@@ -378,17 +657,21 @@ struct store_conn *store_reader(struct store_db *db);
 void store_db_close(struct store_db *db);
 
 /* Whether the store takes writes (for /readyz; any thread, never blocks): CD_OK, or
- * CD_E_UNAVAILABLE with *why set to a static reason when the last write batch failed and no
- * commit has proven storage writable since (a probe write is retried every second while so),
- * or when the current batch has been running for longer than stall_ms (a hung disk). */
+ * CD_E_UNAVAILABLE with *why set to a static reason when the last write batch failed (the
+ * backend does not answer, or the commit failed) and no commit has proven storage writable
+ * since, or when the current batch has been running for longer than stall_ms (a hung disk).
+ * One state, kept by the writer: while not healthy it adds ops->probe (a write) to every batch
+ * and commits a probe alone once a second while idle, so it recovers with or without traffic. */
 int store_health(struct store_db *db, const char **why);
 
 /* Counters for /metrics. */
 struct store_stats {
     uint64_t commits, jobs, failed_commits;
-    uint64_t queued;  /* submitted, not yet done */
-    uint64_t failing; /* 1 while the last write batch failed (store_health) */
+    uint64_t queued;                   /* submitted, not yet done */
+    uint64_t failing;                  /* 1 while the last write batch failed (store_health) */
+    const struct hist *commit_latency; /* each group commit's transaction, retries included */
 };
+struct hist;
 void store_db_stats(struct store_db *db, struct store_stats *out);
 
 #endif

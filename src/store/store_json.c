@@ -23,8 +23,15 @@ static void meta_json(struct jsonw *w, const struct store_event *ev)
         jsonw_raw(w, ev->body, ev->body_len);
         return;
     }
-    jsonw_lit(w, ev->kind == EV_MEMBER ? "{\"type\":\"member\",\"room\":"
-                                       : "{\"type\":\"room\",\"room\":");
+    static const char *const types[] = {
+        [EV_MEMBER] = "{\"type\":\"member\",\"room\":",
+        [EV_ROOM] = "{\"type\":\"room\",\"room\":",
+        [EV_EDIT] = "{\"type\":\"edit\",\"room\":",
+        [EV_DELETE] = "{\"type\":\"delete\",\"room\":",
+        [EV_REACTION] = "{\"type\":\"reaction\",\"room\":",
+    };
+    jsonw_lit(w,
+              ev->kind >= EV_MEMBER && ev->kind <= EV_REACTION ? types[ev->kind] : types[EV_ROOM]);
     jsonw_id(w, 'r', ev->room_id);
     jsonw_key(w, "seq", 0);
     jsonw_int(w, ev->seq);
@@ -33,6 +40,51 @@ static void meta_json(struct jsonw *w, const struct store_event *ev)
         jsonw_raw(w, ev->body + 1, ev->body_len - 1);
     } else {
         jsonw_lit(w, "}");
+    }
+}
+
+/* The derived state of a message read with messages_page: ,"edited_at",,"deleted",
+ * "reply_count","last_reply_seq","reactions":[{"emoji","count","me"}],"state_seq". */
+static void state_json(struct jsonw *w, const struct store_event *ev)
+{
+    if (ev->edited_at) {
+        jsonw_key(w, "edited_at", 0);
+        jsonw_int(w, ev->edited_at);
+    }
+    if (ev->deleted) jsonw_lit(w, ",\"deleted\":true");
+    if (ev->reply_count) {
+        jsonw_key(w, "reply_count", 0);
+        jsonw_int(w, ev->reply_count);
+        jsonw_key(w, "last_reply_seq", 0);
+        jsonw_int(w, ev->last_reply_seq);
+    }
+    if (ev->reactions_len) {
+        const char *p = ev->reactions, *end = ev->reactions + ev->reactions_len;
+        int first = 1;
+        jsonw_lit(w, ",\"reactions\":[");
+        while (p < end) { /* "emoji\tcount\tme" lines */
+            const char *nl = memchr(p, '\n', (size_t)(end - p)), *t1, *t2;
+            if (!nl) nl = end;
+            t1 = memchr(p, '\t', (size_t)(nl - p));
+            t2 = t1 ? memchr(t1 + 1, '\t', (size_t)(nl - t1 - 1)) : NULL;
+            if (t2) {
+                int64_t n = 0;
+                for (const char *d = t1 + 1; d < t2 && *d >= '0' && *d <= '9'; d++)
+                    n = n * 10 + (*d - '0');
+                jsonw_lit(w, first ? "{\"emoji\":" : ",{\"emoji\":");
+                jsonw_str(w, p, (size_t)(t1 - p));
+                jsonw_key(w, "count", 0);
+                jsonw_int(w, n);
+                jsonw_lit(w, t2 + 1 < nl && t2[1] == '1' ? ",\"me\":true}" : ",\"me\":false}");
+                first = 0;
+            }
+            p = nl + 1;
+        }
+        jsonw_lit(w, "]");
+    }
+    if (ev->state_seq) {
+        jsonw_key(w, "state_seq", 0);
+        jsonw_int(w, ev->state_seq);
     }
 }
 
@@ -59,6 +111,20 @@ void store_event_json(struct jsonw *w, const struct store_event *ev)
         jsonw_str(w, ev->client_msg_id, ev->cmid_len);
     else
         jsonw_lit(w, "null");
+    if (ev->extra_len) { /* stored by chat/ as JSON members ("attachments":[...]) */
+        jsonw_lit(w, ",");
+        jsonw_raw(w, ev->extra, ev->extra_len);
+    }
+    if (ev->reply_to) {
+        jsonw_key(w, "reply_to", 0);
+        jsonw_int(w, ev->reply_to);
+    }
+    if (ev->thread) {
+        jsonw_key(w, "thread", 0);
+        jsonw_int(w, ev->thread);
+    }
+    if (ev->edited_at || ev->deleted || ev->reply_count || ev->state_seq || ev->reactions)
+        state_json(w, ev);
     jsonw_lit(w, "}");
 }
 
@@ -102,5 +168,8 @@ size_t store__log_event_id(char *buf, int kind, int64_t room, int64_t seq)
 
 const char *store__log_event_type(int kind)
 {
-    return kind == EV_MESSAGE ? "message" : kind == EV_MEMBER ? "member" : "room";
+    static const char *const types[] = {
+        [EV_MESSAGE] = "message", [EV_MEMBER] = "member", [EV_ROOM] = "room",
+        [EV_EDIT] = "edit",       [EV_DELETE] = "delete", [EV_REACTION] = "reaction"};
+    return kind >= EV_MESSAGE && kind <= EV_REACTION && types[kind] ? types[kind] : "room";
 }

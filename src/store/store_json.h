@@ -10,8 +10,9 @@
 #include "util/jsonw.h"
 
 /* The text of a log entry as clients see it: for EV_MESSAGE
- * {"type":"message","room","seq","msg_id","sender","body","ts","client_msg_id"}; for member and
- * room entries {"type":"member"|"room","room","seq"} followed by the stored details. */
+ * {"type":"message","room","seq","msg_id","sender","body","ts","client_msg_id"} with the extra
+ * members (attachments), reply_to, thread and the derived state messages_page reads; for member,
+ * room, edit, delete and reaction entries {"type","room","seq"} followed by the stored details. */
 void store_event_json(struct jsonw *w, const struct store_event *ev);
 /* "u_<id>", or "system" for id 0 (the server API acting as the system, chat/rooms.h). */
 void store_json_user_ref(struct jsonw *w, int64_t user);

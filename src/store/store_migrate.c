@@ -30,7 +30,7 @@
 #include "util/status.h"
 
 #define COPY_BLOCK (1u << 20) /* bytes handed to libpq per PQputCopyData */
-#define MAX_COLS   9
+#define MAX_COLS   12
 /* Content checksum of a table: the sum over its rows of every integer modulo SUM_MOD and of the
  * byte length of every text and bytea value. Exact on both sides (no overflow below ~10^9 rows,
  * the same truncating % in C and SQL); a value mangled on the way (escaping, a column read
@@ -57,9 +57,11 @@ struct mtable {
  * log is copied in (room, seq) order so each room's entries sit together in the heap. */
 static const struct mtable tables[] = {
     {"users",
-     "SELECT id, username, pwhash, created_at, last_seen FROM users ORDER BY id",
-     "ittii",
-     {"id", "username", "pwhash", "created_at", "last_seen"},
+     "SELECT id, username, pwhash, created_at, last_seen, display_name, avatar, status_text, "
+     "deleted_at FROM users ORDER BY id",
+     "ittiittti",
+     {"id", "username", "pwhash", "created_at", "last_seen", "display_name", "avatar",
+      "status_text", "deleted_at"},
      1,
      0},
     {"sessions",
@@ -78,16 +80,17 @@ static const struct mtable tables[] = {
     {"rooms",
      "SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, "
      "coalesce((SELECT e.seq FROM events e WHERE e.room_id = r.id ORDER BY e.seq DESC LIMIT 1), "
-     "0), r.member_count, r.dm_key FROM rooms r ORDER BY r.id",
-     "iittiiiit",
+     "0), r.member_count, r.dm_key, r.is_public, r.state FROM rooms r ORDER BY r.id",
+     "iittiiiitii",
      {"id", "kind", "name", "topic", "created_by", "created_at", "last_seq", "member_count",
-      "dm_key"},
+      "dm_key", "is_public", "state"},
      1,
      0},
     {"members",
-     "SELECT room_id, user_id, role, joined_seq, read_seq FROM members ORDER BY room_id, user_id",
-     "iiiii",
-     {"room_id", "user_id", "role", "joined_seq", "read_seq"},
+     "SELECT room_id, user_id, role, joined_seq, read_seq, hidden_seq FROM members "
+     "ORDER BY room_id, user_id",
+     "iiiiii",
+     {"room_id", "user_id", "role", "joined_seq", "read_seq", "hidden_seq"},
      0,
      1},
     {"events",
@@ -95,6 +98,84 @@ static const struct mtable tables[] = {
      "ORDER BY room_id, seq",
      "iiiiitt",
      {"room_id", "seq", "kind", "sender", "ts", "client_msg_id", "body"},
+     0,
+     1},
+    /* message operations and receipts (SQLite migration 6, PostgreSQL migration 2) */
+    {"msg_state",
+     "SELECT room_id, seq, reply_to, thread, edited_at, deleted, reply_count, last_reply_seq, "
+     "state_seq FROM msg_state ORDER BY room_id, seq",
+     "iiiiiiiii",
+     {"room_id", "seq", "reply_to", "thread", "edited_at", "deleted", "reply_count",
+      "last_reply_seq", "state_seq"},
+     0,
+     1},
+    {"msg_edits",
+     "SELECT room_id, target, seq FROM msg_edits ORDER BY room_id, target, seq",
+     "iii",
+     {"room_id", "target", "seq"},
+     0,
+     1},
+    {"reactions",
+     "SELECT room_id, seq, emoji, user_id, at FROM reactions ORDER BY room_id, seq",
+     "iitii",
+     {"room_id", "seq", "emoji", "user_id", "at"},
+     0,
+     1},
+    {"delivered",
+     "SELECT room_id, user_id, session_id, seq FROM delivered ORDER BY room_id, user_id",
+     "iiii",
+     {"room_id", "user_id", "session_id", "seq"},
+     0,
+     1},
+    {"user_settings",
+     "SELECT user_id, share_read_receipts FROM user_settings ORDER BY user_id",
+     "ii",
+     {"user_id", "share_read_receipts"},
+     0,
+     0},
+    {"contacts",
+     "SELECT user_id, other_id, created_at FROM contacts ORDER BY user_id, other_id",
+     "iii",
+     {"user_id", "other_id", "created_at"},
+     0,
+     0},
+    {"blocks",
+     "SELECT user_id, other_id, created_at FROM blocks ORDER BY user_id, other_id",
+     "iii",
+     {"user_id", "other_id", "created_at"},
+     0,
+     0},
+    {"invites",
+     "SELECT hash, room_id, created_by, created_at, expires_at, max_uses, uses FROM invites "
+     "ORDER BY hash",
+     "biiiiii",
+     {"hash", "room_id", "created_by", "created_at", "expires_at", "max_uses", "uses"},
+     0,
+     0},
+    /* attachments and search (SQLite migration 8, PostgreSQL migration 4) */
+    {"attachments",
+     "SELECT id, owner, size, content_type, name, sha256, created_at FROM attachments ORDER BY id",
+     "tiittti",
+     {"id", "owner", "size", "content_type", "name", "sha256", "created_at"},
+     0,
+     0},
+    {"attachment_refs",
+     "SELECT att_id, room_id, seq FROM attachment_refs ORDER BY att_id, room_id, seq",
+     "tii",
+     {"att_id", "room_id", "seq"},
+     0,
+     0},
+    {"event_extras",
+     "SELECT room_id, seq, extra FROM event_extras ORDER BY room_id, seq",
+     "iit",
+     {"room_id", "seq", "extra"},
+     0,
+     0},
+    /* The search index in append order: PostgreSQL numbers pos in that order (newest last). */
+    {"msg_search",
+     "SELECT room_id, seq, body FROM msg_search ORDER BY rowid",
+     "iit",
+     {"room_id", "seq", "body"},
      0,
      1},
     /* The outbox keeps its positions (consumers' saved positions stay valid); outbox_head, the
@@ -313,8 +394,10 @@ static int pg_begin_empty(struct mig *m)
 
     if (pg_run(m, "BEGIN", NULL) || pg_run(m, "SET LOCAL lock_timeout = '10s'", NULL) ||
         pg_run(m,
-               "LOCK TABLE users, sessions, refresh_tokens, rooms, members, events, outbox, "
-               "outbox_head, outbox_consumers, api_keys IN EXCLUSIVE MODE",
+               "LOCK TABLE users, sessions, refresh_tokens, rooms, members, events, msg_state, "
+               "msg_edits, reactions, delivered, user_settings, contacts, blocks, invites, "
+               "attachments, attachment_refs, event_extras, msg_search, outbox, outbox_head, "
+               "outbox_consumers, api_keys, room_settings, webhooks IN EXCLUSIVE MODE",
                NULL) ||
         pg_run(m, "SELECT count(*) FROM users", &users) ||
         pg_run(m, "SELECT count(*) FROM rooms", &rooms))
@@ -657,8 +740,10 @@ static int migrate(struct mig *m)
         pg_run(m, "UPDATE outbox_head SET pos = (SELECT coalesce(max(pos), 0) FROM outbox)",
                NULL) ||
         pg_run(m,
-               "ANALYZE users, sessions, refresh_tokens, rooms, members, events, outbox, "
-               "outbox_consumers, api_keys",
+               "ANALYZE users, sessions, refresh_tokens, rooms, members, events, msg_state, "
+               "msg_edits, reactions, delivered, user_settings, contacts, blocks, invites, "
+               "attachments, attachment_refs, event_extras, msg_search, outbox, "
+               "outbox_consumers, api_keys, room_settings, webhooks",
                NULL))
         return -1;
     {

@@ -8,8 +8,10 @@
  * Plain appends run `UPDATE rooms SET last_seq = last_seq + 1 ... RETURNING` with their INSERT
  * (one round trip each). Optimistic batches (every job can run again) read the counters of the
  * rooms they lock, number appends to them locally under those locks, send their rows as one
- * INSERT of arrays and write the counters back before COMMIT; a duplicate client_msg_id then
- * raises a unique violation, nothing commits, and the batch runs again, plain.
+ * INSERT of arrays and write the counters back (checked) before COMMIT; a duplicate
+ * client_msg_id then raises a unique violation, nothing commits, and the batch runs again. When
+ * the writer already knows every counter (struct ctr), it numbers from them without waiting for
+ * the locks: the batch is one round trip, and a stale guess aborts it the same way.
  *
  * Deadlocks: a batch locks the rows of every room it writes, in ascending id order, right after
  * BEGIN (lock_rooms), before any other lock; two batches therefore never wait on each other's
@@ -46,16 +48,46 @@ struct store {
 };
 
 #define ROOM_COLS                                                                                  \
-    "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.member_count"
-#define ROOM_NCOLS   8
-#define MEMBER_COLS  "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
-#define EVENT_COLS   "room_id, seq, kind, sender, ts, client_msg_id, body"
+    "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.member_count, "      \
+    "r.is_public, r.state"
+#define ROOM_NCOLS  10
+#define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
+#define EVENT_COLS                                                                                 \
+    "room_id, seq, kind, sender, ts, client_msg_id, body, (SELECT x.extra FROM event_extras x "    \
+    "WHERE x.room_id = events.room_id AND x.seq = events.seq)"
 #define WEBHOOK_COLS "id, kind, url, secret, types, created_at"
 #define DELIVERY_COLS                                                                              \
     "id, endpoint_id, event_id, body, state, attempts, next_at, created_at, last_error"
+#define ATT_COLS "id, owner, size, content_type, name, sha256, created_at"
+#define PROFILE_COLS                                                                               \
+    "u.id, u.username, u.display_name, u.avatar, u.status_text, u.created_at, u.last_seen, "       \
+    "u.deleted_at"
+#define PAIR_SQL(X, T)                                                                             \
+    X(T##_PUT, "INSERT INTO " #T "(user_id, other_id, created_at) VALUES ($1::bigint, "            \
+               "$2::bigint, $3::bigint) ON CONFLICT DO NOTHING")                                   \
+    X(T##_DEL, "DELETE FROM " #T " WHERE user_id = $1::bigint AND other_id = $2::bigint")          \
+    X(T##_LIST, "SELECT " PROFILE_COLS ", p.created_at FROM " #T " p JOIN users u "                \
+                "ON u.id = p.other_id WHERE p.user_id = $1::bigint AND p.other_id > $2::bigint "   \
+                "ORDER BY p.other_id LIMIT $3::bigint")                                            \
+    X(T##_EXISTS, "SELECT EXISTS (SELECT 1 FROM " #T " WHERE user_id = $1::bigint "                \
+                  "AND other_id = $2::bigint)::int")
+
+/* A page of the log with each message's derived state in one statement (see store_sqlite.c);
+ * $5 is the viewer. */
+#define MSG_PAGE(where, order)                                                                     \
+    "SELECT e.room_id, e.seq, e.kind, e.sender, e.ts, e.client_msg_id, e.body, (SELECT x.extra "   \
+    "FROM event_extras x WHERE x.room_id = e.room_id AND x.seq = e.seq), "                         \
+    "coalesce(s.reply_to, 0), coalesce(s.thread, 0), coalesce(s.edited_at, 0), "                   \
+    "coalesce(s.deleted, 0), coalesce(s.reply_count, 0), coalesce(s.last_reply_seq, 0), "          \
+    "coalesce(s.state_seq, 0), (SELECT string_agg(x, E'\\n' ORDER BY f, em) FROM (SELECT "         \
+    "r.emoji || E'\\t' || count(*) || E'\\t' || bool_or(r.user_id = $5::bigint)::int AS x, "       \
+    "min(r.at) AS f, r.emoji AS em FROM reactions r WHERE r.room_id = e.room_id AND r.seq = "      \
+    "e.seq GROUP BY r.emoji) agg) FROM events e LEFT JOIN msg_state s ON s.room_id = e.room_id "   \
+    "AND s.seq = e.seq WHERE " where " ORDER BY " order " LIMIT $3::bigint"
 
 /* Every statement, prepared once per connection on first use (named "s<index>"). A NULL
  * `LIMIT $n` means no limit. Strings are bound in binary format (raw bytes, no terminator). */
+#define Q_PREPARE_BASE 16 /* = Q_PREPARE below */
 #define SQL_MAP(X)                                                                                 \
     X(BEGIN, "BEGIN")                                                                              \
     X(COMMIT, "COMMIT")                                                                            \
@@ -65,8 +97,11 @@ struct store {
     X(ROLLBACK_TO, "ROLLBACK TO job")                                                              \
     X(LOCK_ROOMS, "SELECT id, last_seq FROM rooms WHERE id = ANY($1::bigint[]) ORDER BY id "       \
                   "FOR NO KEY UPDATE")                                                             \
-    X(ROOMS_SET_SEQ, "UPDATE rooms r SET last_seq = v.seq FROM unnest($1::bigint[], "              \
-                     "$2::bigint[]) AS v(id, seq) WHERE r.id = v.id")                              \
+    X(ROOMS_SET_SEQ, "UPDATE rooms r SET last_seq = CASE WHEN r.last_seq = v.base THEN v.seq END " \
+                     "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, seq, base) "  \
+                     "WHERE r.id = v.id")                                                          \
+    X(ROOMS_AHEAD, "SELECT r.id, r.last_seq FROM rooms r JOIN unnest($1::bigint[], $2::bigint[]) " \
+                   "AS f(id, seen) ON r.id = f.id WHERE r.last_seq > f.seen")                      \
     X(USER_INSERT, "INSERT INTO users(username, pwhash, created_at) "                              \
                    "VALUES ($1::text, $2::text, $3::bigint) "                                      \
                    "ON CONFLICT (username) DO NOTHING RETURNING id")                               \
@@ -122,7 +157,7 @@ struct store {
       "RETURNING last_seq), "                                                                      \
       "i AS (INSERT INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "             \
       "SELECT $1::bigint, s.last_seq, $2::int, $3::bigint, $4::bigint, $5::text, $6::text FROM s " \
-      "ON CONFLICT (sender, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING "            \
+      "ON CONFLICT (room_id, sender, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING "   \
       "RETURNING seq) "                                                                            \
       "SELECT s.last_seq, (SELECT i.seq FROM i) FROM s")                                           \
     X(EVENT_UNBUMP, "UPDATE rooms SET last_seq = last_seq - 1 WHERE id = $1::bigint")              \
@@ -130,8 +165,8 @@ struct store {
       "INSERT INTO events(room_id, seq, kind, sender, ts, client_msg_id, body) "                   \
       "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], "                               \
       "$4::bigint[], $5::bigint[], $6::text[], $7::text[])")                                       \
-    X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events "                                     \
-                          "WHERE sender = $1::bigint AND client_msg_id = $2::text")                \
+    X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events WHERE room_id = $3::bigint "          \
+                          "AND sender = $1::bigint AND client_msg_id = $2::text")                  \
     X(EVENTS_ASC, "SELECT " EVENT_COLS " FROM events WHERE room_id = $1::bigint "                  \
                   "AND seq > $2::bigint ORDER BY seq LIMIT $3::bigint")                            \
     X(EVENTS_DESC, "SELECT " EVENT_COLS " FROM events WHERE room_id = $1::bigint "                 \
@@ -157,8 +192,11 @@ struct store {
       "unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[]) "      \
       "WITH ORDINALITY AS v(room, seq, type, eid, ts, body, n)")                                   \
     X(OUTBOX_PAGE, "SELECT o.pos, o.room_id, o.seq, o.type, o.eid, o.ts, o.body, e.kind, "         \
-                   "e.sender, e.ts, e.client_msg_id, e.body FROM outbox o LEFT JOIN events e "     \
-                   "ON o.seq > 0 AND e.room_id = o.room_id AND e.seq = o.seq "                     \
+                   "e.sender, e.ts, e.client_msg_id, e.body, (SELECT x.extra FROM event_extras x " \
+                   "WHERE x.room_id = o.room_id AND x.seq = o.seq), coalesce(s.reply_to, 0), "     \
+                   "coalesce(s.thread, 0) FROM outbox o LEFT JOIN events e ON o.seq > 0 AND "      \
+                   "e.room_id = o.room_id AND e.seq = o.seq LEFT JOIN msg_state s ON o.seq > 0 "   \
+                   "AND s.room_id = o.room_id AND s.seq = o.seq "                                  \
                    "WHERE o.pos > $1::bigint ORDER BY o.pos LIMIT $2::bigint")                     \
     X(CONSUMER_GET, "SELECT pos FROM outbox_consumers WHERE name = $1::text")                      \
     X(CONSUMER_PUT, "INSERT INTO outbox_consumers(name, pos) VALUES ($1::text, $2::bigint) "       \
@@ -195,7 +233,151 @@ struct store {
                 "VALUES ($1::bigint, $2::bigint, $3::int) ON CONFLICT (room_id, user_id) "         \
                 "DO UPDATE SET muted = excluded.muted")                                            \
     X(MUTE_GET, "SELECT muted FROM room_settings WHERE room_id = $1::bigint AND "                  \
-                "user_id = $2::bigint")
+                "user_id = $2::bigint")                                                            \
+    X(ATT_INSERT, "INSERT INTO attachments(" ATT_COLS ") VALUES ($1::text, $2::bigint, "           \
+                  "$3::bigint, $4::text, $5::text, $6::text, $7::bigint)")                         \
+    X(ATT_GET, "SELECT " ATT_COLS " FROM attachments WHERE id = $1::text")                         \
+    X(ATT_READABLE, "SELECT (EXISTS (SELECT 1 FROM attachments WHERE id = $1::text "               \
+                    "AND owner = $2::bigint) OR EXISTS (SELECT 1 FROM attachment_refs r "          \
+                    "JOIN members m ON m.room_id = r.room_id AND m.user_id = $2::bigint "          \
+                    "WHERE r.att_id = $1::text AND r.seq > m.joined_seq AND NOT EXISTS "           \
+                    "(SELECT 1 FROM rooms d WHERE d.id = r.room_id AND d.state = 2)))::int")       \
+    X(ATT_REF, "INSERT INTO attachment_refs(att_id, room_id, seq) "                                \
+               "VALUES ($1::text, $2::bigint, $3::bigint) ON CONFLICT DO NOTHING")                 \
+    X(EXTRA_PUT, "INSERT INTO event_extras(room_id, seq, extra) "                                  \
+                 "VALUES ($1::bigint, $2::bigint, $3::text) "                                      \
+                 "ON CONFLICT (room_id, seq) DO UPDATE SET extra = excluded.extra")                \
+    X(UNREF_REFS, "DELETE FROM attachment_refs WHERE room_id = $1::bigint AND seq = $2::bigint")   \
+    X(UNREF_EXTRA, "DELETE FROM event_extras WHERE room_id = $1::bigint AND seq = $2::bigint")     \
+    X(ATT_EXPIRE, "DELETE FROM attachments WHERE id IN (SELECT a.id FROM attachments a "           \
+                  "WHERE a.created_at < $1::bigint AND NOT EXISTS (SELECT 1 FROM "                 \
+                  "attachment_refs r WHERE r.att_id = a.id) LIMIT $2::bigint) RETURNING id")       \
+    X(SEARCH_PUT, "INSERT INTO msg_search(room_id, seq, body) "                                    \
+                  "VALUES ($1::bigint, $2::bigint, $3::text) "                                     \
+                  "ON CONFLICT (room_id, seq) DO UPDATE SET body = excluded.body")                 \
+    X(SEARCH_DEL, "DELETE FROM msg_search WHERE room_id = $1::bigint AND seq = $2::bigint")        \
+    X(SEARCH, "SELECT h.room_id, h.seq, e.sender, e.ts, h.pos, ts_headline('simple', h.body, "     \
+              "plainto_tsquery('simple', $2::text), 'StartSel=' || chr(1) || ', StopSel=' || "     \
+              "chr(2) || ', MaxWords=32, MinWords=16') "                                           \
+              "FROM (SELECT s.room_id, s.seq, s.pos, s.body FROM msg_search s "                    \
+              "JOIN members m ON m.room_id = s.room_id AND m.user_id = $1::bigint "                \
+              "WHERE s.tsv @@ plainto_tsquery('simple', $2::text) AND s.pos < $3::bigint "         \
+              "AND s.seq > m.joined_seq AND ($4::bigint = 0 OR s.room_id = $4::bigint) "           \
+              "AND NOT EXISTS (SELECT 1 FROM rooms d WHERE d.id = s.room_id AND d.state = 2) "     \
+              "ORDER BY s.pos DESC LIMIT $5::bigint) h "                                           \
+              "JOIN events e ON e.room_id = h.room_id AND e.seq = h.seq ORDER BY h.pos DESC")      \
+    X(MSG_GET, "SELECT e.sender, e.kind, coalesce(s.deleted, 0), coalesce(s.thread, 0) "           \
+               "FROM events e LEFT JOIN msg_state s ON s.room_id = e.room_id AND s.seq = e.seq "   \
+               "WHERE e.room_id = $1::bigint AND e.seq = $2::bigint")                              \
+    X(MSG_STATE_ENSURE, "INSERT INTO msg_state(room_id, seq) VALUES ($1::bigint, $2::bigint) "     \
+                        "ON CONFLICT DO NOTHING")                                                  \
+    X(MSG_LINKS, "UPDATE msg_state SET reply_to = nullif($3::bigint, 0), "                         \
+                 "thread = nullif($4::bigint, 0) WHERE room_id = $1::bigint AND seq = $2::bigint") \
+    X(MSG_ROOT_BUMP,                                                                               \
+      "UPDATE msg_state SET reply_count = reply_count + 1, "                                       \
+      "last_reply_seq = $3::bigint WHERE room_id = $1::bigint AND seq = $2::bigint")               \
+    X(MSG_SET_BODY, "UPDATE events SET body = $3::text "                                           \
+                    "WHERE room_id = $1::bigint AND seq = $2::bigint")                             \
+    X(MSG_EDITED, "UPDATE msg_state SET edited_at = $3::bigint, state_seq = $4::bigint "           \
+                  "WHERE room_id = $1::bigint AND seq = $2::bigint")                               \
+    X(MSG_EDIT_ADD, "INSERT INTO msg_edits(room_id, target, seq) "                                 \
+                    "VALUES ($1::bigint, $2::bigint, $3::bigint)")                                 \
+    X(MSG_ERASE_EDITS, "UPDATE events SET body = $3::text WHERE room_id = $1::bigint AND seq IN "  \
+                       "(SELECT seq FROM msg_edits WHERE room_id = $1::bigint "                    \
+                       "AND target = $2::bigint)")                                                 \
+    X(MSG_DELETED, "UPDATE msg_state SET deleted = 1, state_seq = $3::bigint "                     \
+                   "WHERE room_id = $1::bigint AND seq = $2::bigint")                              \
+    X(REACTIONS_DROP, "DELETE FROM reactions WHERE room_id = $1::bigint AND seq = $2::bigint")     \
+    X(REACTION_ON, "INSERT INTO reactions(room_id, seq, emoji, user_id, at) VALUES ($1::bigint, "  \
+                   "$2::bigint, $3::text, $4::bigint, $5::bigint) ON CONFLICT DO NOTHING")         \
+    X(REACTION_OFF, "DELETE FROM reactions WHERE room_id = $1::bigint AND seq = $2::bigint "       \
+                    "AND emoji = $3::text AND user_id = $4::bigint")                               \
+    X(MSG_TOUCH, "UPDATE msg_state SET state_seq = $3::bigint "                                    \
+                 "WHERE room_id = $1::bigint AND seq = $2::bigint")                                \
+    X(MSGS_ASC,                                                                                    \
+      MSG_PAGE("e.room_id = $1::bigint AND e.seq > $2::bigint AND e.seq < $4::bigint", "e.seq"))   \
+    X(MSGS_DESC, MSG_PAGE("e.room_id = $1::bigint AND e.seq > $2::bigint AND e.seq < $4::bigint",  \
+                          "e.seq DESC"))                                                           \
+    X(THREAD_ASC, MSG_PAGE("s.room_id = $1::bigint AND s.thread = $6::bigint AND s.seq > "         \
+                           "$2::bigint AND s.seq < $4::bigint",                                    \
+                           "s.seq"))                                                               \
+    X(THREAD_DESC, MSG_PAGE("s.room_id = $1::bigint AND s.thread = $6::bigint AND s.seq > "        \
+                            "$2::bigint AND s.seq < $4::bigint",                                   \
+                            "s.seq DESC"))                                                         \
+    X(DELIVERED_MARK,                                                                              \
+      "INSERT INTO delivered(room_id, user_id, session_id, seq) VALUES ($1::bigint, $2::bigint, "  \
+      "$3::bigint, greatest(0, least($4::bigint, coalesce($5::bigint, (SELECT r.last_seq FROM "    \
+      "rooms r WHERE r.id = $1::bigint))))) ON CONFLICT (room_id, user_id, session_id) "           \
+      "DO UPDATE SET seq = greatest(delivered.seq, excluded.seq) RETURNING seq")                   \
+    X(RECEIPTS_LIST,                                                                               \
+      "SELECT m.user_id, m.read_seq, coalesce((SELECT min(d.seq) FROM delivered d "                \
+      "JOIN sessions ss ON ss.id = d.session_id AND ss.revoked_at IS NULL "                        \
+      "WHERE d.room_id = m.room_id AND d.user_id = m.user_id), -1), "                              \
+      "coalesce((SELECT share_read_receipts FROM user_settings u WHERE u.user_id = m.user_id), "   \
+      "1) "                                                                                        \
+      "FROM members m WHERE m.room_id = $1::bigint ORDER BY m.user_id LIMIT $2::bigint")           \
+    X(SETTINGS_GET, "SELECT share_read_receipts FROM user_settings WHERE user_id = $1::bigint")    \
+    X(SETTINGS_PUT, "INSERT INTO user_settings(user_id, share_read_receipts) "                     \
+                    "VALUES ($1::bigint, $2::int) ON CONFLICT (user_id) "                          \
+                    "DO UPDATE SET share_read_receipts = excluded.share_read_receipts")            \
+    X(USER_INSERT_ID, "INSERT INTO users(id, username, pwhash, created_at) VALUES ($1::bigint, "   \
+                      "$2::text, $3::text, $4::bigint) ON CONFLICT DO NOTHING RETURNING id")       \
+    X(PROFILE_GET, "SELECT " PROFILE_COLS " FROM users u WHERE u.id = $1::bigint")                 \
+    X(PROFILE_SET, "UPDATE users SET display_name = coalesce($2::text, display_name), "            \
+                   "avatar = coalesce($3::text, avatar), "                                         \
+                   "status_text = coalesce($4::text, status_text) "                                \
+                   "WHERE id = $1::bigint AND deleted_at = 0")                                     \
+    X(USERS_BY_PREFIX, "SELECT " PROFILE_COLS " FROM users u "                                     \
+                       "WHERE u.username COLLATE \"C\" >= $1::text "                               \
+                       "AND u.username COLLATE \"C\" < $2::text "                                  \
+                       "AND u.username COLLATE \"C\" > $3::text AND u.deleted_at = 0 "             \
+                       "ORDER BY u.username COLLATE \"C\" LIMIT $4::bigint")                       \
+    X(USER_SET_PWHASH, "UPDATE users SET pwhash = $2::text WHERE id = $1::bigint "                 \
+                       "AND deleted_at = 0")                                                       \
+    X(USER_ERASE, "UPDATE users SET username = '#' || id, pwhash = '', display_name = '', "        \
+                  "avatar = '', status_text = '', deleted_at = $2::bigint WHERE id = $1::bigint "  \
+                  "AND deleted_at = 0")                                                            \
+    X(USER_ERASE_CONTACTS, "DELETE FROM contacts WHERE user_id = $1::bigint "                      \
+                           "OR other_id = $1::bigint")                                             \
+    X(USER_ERASE_BLOCKS, "DELETE FROM blocks WHERE user_id = $1::bigint OR other_id = $1::bigint") \
+    X(SESSIONS_OF_USER, "SELECT s.id, s.created_at, max(t.created_at) FROM sessions s "            \
+                        "JOIN refresh_tokens t ON t.session_id = s.id "                            \
+                        "WHERE s.user_id = $1::bigint AND s.revoked_at IS NULL GROUP BY s.id "     \
+                        "HAVING max(t.expires_at) > $2::bigint ORDER BY s.id")                     \
+    PAIR_SQL(X, contacts)                                                                          \
+    PAIR_SQL(X, blocks)                                                                            \
+    X(BLOCKS_ALL, "SELECT user_id, other_id FROM blocks")                                          \
+    X(MEMBER_ACCESS, "SELECT r.state, r.kind, EXISTS (SELECT 1 FROM members m "                    \
+                     "WHERE m.room_id = r.id AND m.user_id = $2::bigint)::int, "                   \
+                     "(r.kind = 1 AND EXISTS (SELECT 1 FROM members p JOIN blocks b "              \
+                     "ON b.user_id = p.user_id AND b.other_id = $2::bigint "                       \
+                     "WHERE p.room_id = r.id AND p.user_id <> $2::bigint))::int "                  \
+                     "FROM rooms r WHERE r.id = $1::bigint")                                       \
+    X(ROOM_SET_FLAGS, "UPDATE rooms SET is_public = CASE WHEN $2::int < 0 THEN is_public "         \
+                      "ELSE $2::int END, state = CASE WHEN $3::int < 0 THEN state "                \
+                      "ELSE $3::int END WHERE id = $1::bigint")                                    \
+    X(ROOMS_PUBLIC, "SELECT " ROOM_COLS " FROM rooms r WHERE r.is_public = 1 AND r.state = 0 "     \
+                    "AND r.id > $1::bigint ORDER BY r.id LIMIT $2::bigint")                        \
+    X(MEMBERS_PAGE, "SELECT " MEMBER_COLS ", " PROFILE_COLS " FROM members m JOIN users u "        \
+                    "ON u.id = m.user_id WHERE m.room_id = $1::bigint AND m.user_id > $2::bigint " \
+                    "ORDER BY m.user_id LIMIT $3::bigint")                                         \
+    X(MEMBER_HIDE, "UPDATE members SET hidden_seq = $3::bigint WHERE room_id = $1::bigint "        \
+                   "AND user_id = $2::bigint")                                                     \
+    X(ROOMS_VISIBLE, "SELECT " ROOM_COLS ", " MEMBER_COLS " FROM members m "                       \
+                     "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1::bigint "              \
+                     "AND m.room_id > $2::bigint AND (m.hidden_seq = 0 OR EXISTS (SELECT 1 "       \
+                     "FROM events e WHERE e.room_id = m.room_id AND e.seq > m.hidden_seq "         \
+                     "AND e.kind = 0)) ORDER BY m.room_id LIMIT $3::bigint")                       \
+    X(INVITE_INSERT, "INSERT INTO invites(hash, room_id, created_by, created_at, expires_at, "     \
+                     "max_uses) VALUES ($1::bytea, $2::bigint, $3::bigint, $4::bigint, "           \
+                     "$5::bigint, $6::bigint)")                                                    \
+    X(INVITE_GET, "SELECT room_id, created_by, created_at, expires_at, max_uses, uses "            \
+                  "FROM invites WHERE hash = $1::bytea")                                           \
+    X(INVITE_USE, "UPDATE invites SET uses = uses + 1 WHERE hash = $1::bytea")                     \
+    X(USERS_LIST, "SELECT id, username, pwhash, created_at, last_seen FROM users "                 \
+                  "WHERE id > $1::bigint ORDER BY id LIMIT $2::bigint")                            \
+    X(SESSIONS_REVOKE_USER, "UPDATE sessions SET revoked_at = $2::bigint "                         \
+                            "WHERE user_id = $1::bigint AND revoked_at IS NULL")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -210,13 +392,15 @@ static const char *const sql_text[] = {
 #undef SQL_TEXT
 };
 
-_Static_assert(SQL__COUNT <= 64, "prepared-statement bitmap is 64 bits");
+_Static_assert(SQL__COUNT <= 4 * 64, "prepared-statement bitmap is 256 bits");
+_Static_assert(Q_PREPARE_BASE + SQL__COUNT <= 256, "pipeline kinds are bytes");
 
 /* Kinds of commands whose results are read later (the pipeline's queue). */
 enum {
     Q_PLAIN = 0,
-    Q_APPEND = 1,   /* an optimistic append: a unique violation means "run the batch again" */
-    Q_PREPARE = 16, /* + enum sql_id: a Parse; if the server skipped it, it is not prepared */
+    Q_APPEND = 1, /* an optimistic append: a unique violation means "run the batch again" */
+    Q_PREPARE =
+        Q_PREPARE_BASE, /* + enum sql_id: a Parse; if the server skipped it, it is not prepared */
 };
 
 /* A room locked by lock_rooms in an optimistic batch: its counter as read under the lock
@@ -251,9 +435,9 @@ struct obrow {
 struct store_conn {
     struct store *st;
     PGconn *pg;
-    int writer;        /* pipeline mode, transactions */
-    uint64_t prepared; /* bit per enum sql_id: prepared on this session */
-    uint8_t *q;        /* writer: kinds of the commands sent whose results are unread (FIFO) */
+    int writer;           /* pipeline mode, transactions */
+    uint64_t prepared[4]; /* bit per enum sql_id: prepared on this session */
+    uint8_t *q;           /* writer: kinds of the commands sent whose results are unread (FIFO) */
     size_t qh, qn, qcap;
     int in_tx;  /* writer: between begin and commit/rollback */
     int failed; /* the open transaction hit an error no savepoint rolled back */
@@ -270,7 +454,46 @@ struct store_conn {
     size_t nrows, rows_cap;
     struct obrow *ob;            /* this transaction's outbox rows, sent before COMMIT */
     size_t nob, ob_cap, ob_mark; /* ob_mark: nob at the job's savepoint */
+    /* Writer: rooms' counters as this connection last committed them (or heard of them: note_head),
+     * direct-mapped. An optimistic batch whose rooms are all here numbers its appends from these
+     * without waiting for lock_rooms' answer: the whole commit is one round trip. A guess that
+     * another node made stale fails the transaction (the rows collide with the log's primary key,
+     * the checked counter update finds another base) and the batch runs again, waiting. */
+    struct ctr {
+        int64_t room, seq;
+    } * ctr;
+    int guessed; /* this transaction numbered from guesses */
 };
+
+#define CTR_SLOTS 8192
+
+static struct ctr *ctr_slot(struct store_conn *c, int64_t room)
+{
+    uint64_t x = (uint64_t)room * 0x9e3779b97f4a7c15ULL;
+    if (!c->ctr) c->ctr = xcalloc(CTR_SLOTS, sizeof(*c->ctr));
+    return &c->ctr[(x >> 40) & (CTR_SLOTS - 1)];
+}
+
+static void ctr_forget(struct store_conn *c, int64_t room)
+{
+    struct ctr *e = ctr_slot(c, room);
+    if (e->room == room) e->room = 0;
+}
+
+/* The end of an optimistic transaction: committed, its rooms' counters are what it numbered up
+ * to; rolled back (maybe a stale guess), they are unknown. */
+static void ctr_learn(struct store_conn *c, int committed)
+{
+    for (size_t i = 0; c->optimistic && i < c->nrooms; i++) {
+        struct ctr *e = ctr_slot(c, c->rooms[i].id);
+        if (committed) {
+            e->room = c->rooms[i].id;
+            e->seq = c->rooms[i].seq;
+        } else if (e->room == c->rooms[i].id) {
+            e->room = 0;
+        }
+    }
+}
 
 static void ob_drop(struct store_conn *c, size_t keep)
 {
@@ -335,7 +558,7 @@ static void tx_reset(struct store_conn *c)
     ob_drop(c, 0);
     c->ob_mark = 0;
     c->in_tx = c->failed = c->retry = 0;
-    c->optimistic = 0;
+    c->optimistic = c->guessed = 0;
     c->nrooms = c->nundo = 0;
 }
 
@@ -505,9 +728,12 @@ static int drain_pending(struct store_conn *c)
             return CD_E_UNAVAILABLE;
         }
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        if (kind >= Q_PREPARE && !result_ok(r)) c->prepared &= ~(1ull << (kind - Q_PREPARE));
-        if (kind == Q_APPEND && state && !strcmp(state, "23505")) {
-            c->retry = 1; /* a duplicate: the server aborted the transaction */
+        if (kind >= Q_PREPARE && !result_ok(r))
+            c->prepared[(kind - Q_PREPARE) / 64] &= ~(1ull << ((kind - Q_PREPARE) % 64));
+        if (kind == Q_APPEND && state && (!strcmp(state, "23505") || !strcmp(state, "23502"))) {
+            /* A duplicate, or a counter guessed stale (a seq taken, a counter moved): the
+             * server aborted the transaction. */
+            c->retry = 1;
             if (c->in_tx) c->failed = 1;
             if (rc == CD_OK) rc = CD_E_IO;
         } else if (!result_ok(r) && PQresultStatus(r) != PGRES_PIPELINE_ABORTED && rc == CD_OK) {
@@ -571,7 +797,7 @@ static int conn_ready(struct store_conn *c)
     }
     PQfinish(c->pg);
     c->pg = pg;
-    c->prepared = 0;
+    memset(c->prepared, 0, sizeof(c->prepared));
     c->qn = c->qh = 0;
     c->down = 0;
     log_info("PostgreSQL connection reopened", "\"writer\":%d", c->writer);
@@ -580,7 +806,7 @@ static int conn_ready(struct store_conn *c)
 
 static int prepare(struct store_conn *c, enum sql_id id, const char *name)
 {
-    if (c->prepared & (1ull << id)) return CD_OK;
+    if (c->prepared[id / 64] & (1ull << (id % 64))) return CD_OK;
     if (c->writer) {
         if (!PQsendPrepare(c->pg, name, sql_text[id], 0, NULL)) {
             mark_down(c, "prepare");
@@ -593,7 +819,7 @@ static int prepare(struct store_conn *c, enum sql_id id, const char *name)
         PQclear(r);
         if (rc != CD_OK) return rc;
     }
-    c->prepared |= 1ull << id;
+    c->prepared[id / 64] |= 1ull << (id % 64);
     return CD_OK;
 }
 
@@ -854,6 +1080,7 @@ static void pg_conn_close(struct store_conn *c)
     free(c->ob);
     free(c->rooms);
     free(c->undo);
+    free(c->ctr);
     free(c);
 }
 
@@ -938,6 +1165,7 @@ static int pg_rollback(struct store_conn *c)
         if (run(c, SQL_ROLLBACK, NULL, &r) == CD_OK) PQclear(r);
     }
     again = c->retry;
+    ctr_learn(c, 0);
     tx_reset(c);
     return again ? CD_AGAIN : CD_OK;
 }
@@ -962,32 +1190,35 @@ static char *int_array(const int64_t *v, size_t stride, size_t n, size_t *len_ou
 static int write_counters(struct store_conn *c)
 {
     struct params p = {0};
-    size_t n = 0, l1, l2;
-    int64_t *ids, *seqs;
-    char *a1, *a2;
+    size_t n = 0, len[3];
+    int64_t *v[3];
+    char *a[3];
     int rc;
 
     for (size_t i = 0; i < c->nrooms; i++)
         n += c->rooms[i].seq != c->rooms[i].base;
     if (n == 0) return CD_OK;
-    ids = xmalloc(n * sizeof(*ids));
-    seqs = xmalloc(n * sizeof(*seqs));
+    for (int k = 0; k < 3; k++)
+        v[k] = xmalloc(n * sizeof(int64_t));
     n = 0;
     for (size_t i = 0; i < c->nrooms; i++)
         if (c->rooms[i].seq != c->rooms[i].base) {
-            ids[n] = c->rooms[i].id;
-            seqs[n++] = c->rooms[i].seq;
+            v[0][n] = c->rooms[i].id;
+            v[1][n] = c->rooms[i].seq;
+            v[2][n++] = c->rooms[i].base;
         }
-    a1 = int_array(ids, sizeof(*ids), n, &l1);
-    a2 = int_array(seqs, sizeof(*seqs), n, &l2);
-    p_bytes(&p, a1, l1);
-    p_bytes(&p, a2, l2);
-    p.fmt[0] = p.fmt[1] = 0;
-    rc = defer(c, SQL_ROOMS_SET_SEQ, &p);
-    free(a1);
-    free(a2);
-    free(ids);
-    free(seqs);
+    for (int k = 0; k < 3; k++) {
+        a[k] = int_array(v[k], sizeof(int64_t), n, &len[k]);
+        p_bytes(&p, a[k], len[k]);
+        p.fmt[k] = 0;
+    }
+    /* Checked: a counter no longer at the base this batch numbered from becomes NULL, which the
+     * column refuses (23502): the transaction aborts and the batch runs again (drain_pending). */
+    rc = c->failed ? CD_E_IO : send_stmt(c, SQL_ROOMS_SET_SEQ, &p, Q_APPEND);
+    for (int k = 0; k < 3; k++) {
+        free(a[k]);
+        free(v[k]);
+    }
     return rc;
 }
 
@@ -1088,6 +1319,7 @@ static int pg_commit(struct store_conn *c)
         if (run(c, SQL_ROLLBACK, NULL, &r) == CD_OK) PQclear(r);
     }
     if (rc != CD_OK && c->retry) rc = CD_AGAIN;
+    ctr_learn(c, rc == CD_OK);
     tx_reset(c);
     return rc;
 }
@@ -1121,6 +1353,19 @@ static int pg_savepoint_release(struct store_conn *c, int undo)
     return defer(c, SQL_RELEASE, NULL);
 }
 
+static void pg_note_head(struct store_conn *c, int64_t room, int64_t seq)
+{
+    struct ctr *e = ctr_slot(c, room);
+    if (e->room == room && e->seq < seq) e->seq = seq;
+}
+
+static int ctr_all_known(struct store_conn *c, const int64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ctr_slot(c, ids[i])->room != ids[i]) return 0;
+    return 1;
+}
+
 /* Locks the rooms' counter rows in ascending id order, before the batch takes any other lock.
  * Not optimistic: queued, not waited for. Optimistic: waited for (one round trip, with BEGIN),
  * and the rows' counters are kept for this transaction: its appends to these rooms number
@@ -1138,6 +1383,25 @@ static int pg_lock_rooms(struct store_conn *c, const int64_t *ids, size_t n, int
     arr = int_array(ids, sizeof(*ids), n, &len);
     p_bytes(&p, arr, len);
     p.fmt[0] = 0; /* an array literal in text format */
+    if (optimistic && c->writer && c->in_tx && ctr_all_known(c, ids, n)) {
+        /* Every counter is known: take the locks without waiting for their answer and number
+         * from the known counters (the commit is then this batch's only round trip). */
+        rc = defer(c, SQL_LOCK_ROOMS, &p);
+        free(arr);
+        if (rc != CD_OK) return rc;
+        c->nrooms = 0;
+        if (n > c->rooms_cap) {
+            c->rooms_cap = n;
+            c->rooms = xrealloc(c->rooms, c->rooms_cap * sizeof(*c->rooms));
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct seq_room *sr = &c->rooms[c->nrooms++];
+            sr->id = ids[i];
+            sr->seq = sr->base = ctr_slot(c, ids[i])->seq;
+        }
+        c->optimistic = c->guessed = 1;
+        return CD_OK;
+    }
     if (!optimistic || !c->writer || !c->in_tx) {
         /* libpq copies the parameters into its output buffer when the command is sent */
         rc = defer(c, SQL_LOCK_ROOMS, &p);
@@ -1306,6 +1570,8 @@ static void room_row(const PGresult *r, int row, int col, struct store_room *out
     out->created_at = col_i64(r, row, col + 5);
     out->last_seq = col_i64(r, row, col + 6);
     out->member_count = col_i64(r, row, col + 7);
+    out->is_public = (int)col_i64(r, row, col + 8);
+    out->state = (int)col_i64(r, row, col + 9);
 }
 
 static void member_row(const PGresult *r, int row, int col, struct store_member *out)
@@ -1320,6 +1586,7 @@ static void member_row(const PGresult *r, int row, int col, struct store_member 
 /* Points ev's strings into the result: valid until it is cleared. */
 static void event_row(const PGresult *r, int row, struct store_event *ev)
 {
+    memset(ev, 0, sizeof(*ev)); /* derived fields: messages_page only */
     ev->room_id = col_i64(r, row, 0);
     ev->seq = col_i64(r, row, 1);
     ev->kind = (int)col_i64(r, row, 2);
@@ -1334,6 +1601,8 @@ static void event_row(const PGresult *r, int row, struct store_event *ev)
     }
     ev->body = PQgetvalue(r, row, 6);
     ev->body_len = (size_t)PQgetlength(r, row, 6);
+    ev->extra = PQgetisnull(r, row, 7) ? NULL : PQgetvalue(r, row, 7);
+    ev->extra_len = ev->extra ? (size_t)PQgetlength(r, row, 7) : 0;
 }
 
 /* The rows are fetched whole before the first callback, so a callback may use this connection
@@ -1415,6 +1684,31 @@ static int pg_room_get(struct store_conn *c, int64_t room_id, struct store_room 
     }
     PQclear(r);
     return rc;
+}
+
+static int pg_rooms_ahead(struct store_conn *c, const int64_t *ids, const int64_t *seen, size_t n,
+                          int (*cb)(void *ud, int64_t room, int64_t last_seq), void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    size_t l1, l2;
+    char *a1, *a2;
+    int rc;
+
+    if (n == 0) return CD_OK;
+    a1 = int_array(ids, sizeof(*ids), n, &l1);
+    a2 = int_array(seen, sizeof(*seen), n, &l2);
+    p_bytes(&p, a1, l1);
+    p_bytes(&p, a2, l2);
+    p.fmt[0] = p.fmt[1] = 0; /* array literals in text format */
+    rc = run(c, SQL_ROOMS_AHEAD, &p, &r);
+    free(a1);
+    free(a2);
+    if (rc != CD_OK) return rc;
+    for (int i = 0, rows = PQntuples(r); i < rows; i++)
+        if (cb(ud, col_i64(r, i, 0), col_i64(r, i, 1))) break;
+    PQclear(r);
+    return CD_OK;
 }
 
 static int pg_room_by_dm_key(struct store_conn *c, const char *dm_key, int64_t *room_id)
@@ -1589,6 +1883,7 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
         if (c->nrows >= APPEND_ROWS_MAX) return flush_rows(c);
         return CD_OK;
     }
+    if (c->writer) ctr_forget(c, ev->room_id); /* moved by a plain append */
     if ((rc = run(c, SQL_EVENT_APPEND, &p, &r)) != CD_OK) return rc;
     if (PQntuples(r) == 0) {
         rc = CD_E_NOT_FOUND; /* no such room: nothing updated */
@@ -1607,14 +1902,15 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
     return rc;
 }
 
-static int pg_event_by_client_id(struct store_conn *c, int64_t sender, const char *cmid,
-                                 size_t cmid_len, store_event_cb cb, void *ud)
+static int pg_event_by_client_id(struct store_conn *c, int64_t room_id, int64_t sender,
+                                 const char *cmid, size_t cmid_len, store_event_cb cb, void *ud)
 {
     struct params p = {0};
     int n = 0, rc;
     if (cmid_len > INT32_MAX || memchr(cmid, 0, cmid_len)) return CD_E_NOT_FOUND;
     p_int(&p, sender);
     p_bytes(&p, cmid, cmid_len);
+    p_int(&p, room_id);
     rc = each_event(c, SQL_EVENT_BY_CLIENT_ID, &p, cb, ud, &n);
     return rc == CD_OK && n == 0 ? CD_E_NOT_FOUND : rc;
 }
@@ -1858,6 +2154,12 @@ static int pg_outbox_page(struct store_conn *c, int64_t after, int limit, store_
             }
             ev.body = PQgetvalue(r, i, 11);
             ev.body_len = (size_t)PQgetlength(r, i, 11);
+            if (!PQgetisnull(r, i, 12)) {
+                ev.extra = PQgetvalue(r, i, 12);
+                ev.extra_len = (size_t)PQgetlength(r, i, 12);
+            }
+            ev.reply_to = col_i64(r, i, 13);
+            ev.thread = col_i64(r, i, 14);
             w.len = JSONW_HEADROOM;
             store_event_json(&w, &ev);
             ob.id = id;
@@ -1963,11 +2265,722 @@ static int pg_apikey_revoke(struct store_conn *c, int64_t id, int64_t now_ms)
     return exec_one(c, SQL_APIKEY_REVOKE, &p);
 }
 
+/* ---- message operations and receipts ---- */
+
+static int pg_msg_get(struct store_conn *c, int64_t room_id, int64_t seq, struct store_msg *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, room_id);
+    p_int(&p, seq);
+    if ((rc = run(c, SQL_MSG_GET, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0) {
+        rc = CD_E_NOT_FOUND;
+    } else {
+        out->room_id = room_id;
+        out->seq = seq;
+        out->sender = col_i64(r, 0, 0);
+        out->kind = (int)col_i64(r, 0, 1);
+        out->deleted = (int)col_i64(r, 0, 2);
+        out->thread = col_i64(r, 0, 3);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Runs statement id with n integer parameters (2-4). */
+static int exec_i4(struct store_conn *c, enum sql_id id, int64_t a, int64_t b, int64_t x, int64_t y,
+                   int n)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, a);
+    p_int(&p, b);
+    if (n > 2) p_int(&p, x);
+    if (n > 3) p_int(&p, y);
+    rc = run(c, id, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int state_ensure(struct store_conn *c, int64_t room_id, int64_t seq)
+{
+    return exec_i4(c, SQL_MSG_STATE_ENSURE, room_id, seq, 0, 0, 2);
+}
+
+static int pg_msg_thread_put(struct store_conn *c, int64_t room_id, int64_t seq, int64_t reply_to,
+                             int64_t thread)
+{
+    int rc = state_ensure(c, room_id, seq);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_LINKS, room_id, seq, reply_to, thread, 4);
+    if (rc == CD_OK && thread) rc = state_ensure(c, room_id, thread);
+    if (rc == CD_OK && thread) rc = exec_i4(c, SQL_MSG_ROOT_BUMP, room_id, thread, seq, 0, 3);
+    return rc;
+}
+
+static int set_body(struct store_conn *c, enum sql_id id, int64_t room_id, int64_t seq,
+                    const char *body, size_t len)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    if (len > INT32_MAX) return CD_E_TOO_LARGE;
+    if (memchr(body, 0, len)) return CD_E_INVALID_UTF8;
+    p_int(&p, room_id);
+    p_int(&p, seq);
+    p_bytes(&p, body, len);
+    rc = run(c, id, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_msg_edit(struct store_conn *c, int64_t room_id, int64_t target, const char *body,
+                       size_t body_len, int64_t edited_at, int64_t edit_seq)
+{
+    int rc = set_body(c, SQL_MSG_SET_BODY, room_id, target, body, body_len);
+    if (rc == CD_OK) rc = state_ensure(c, room_id, target);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_EDITED, room_id, target, edited_at, edit_seq, 4);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_EDIT_ADD, room_id, target, edit_seq, 0, 3);
+    return rc;
+}
+
+static int pg_msg_delete(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq,
+                         const char *erased_edit_body, size_t erased_len)
+{
+    int rc = set_body(c, SQL_MSG_SET_BODY, room_id, target, "", 0);
+    if (rc == CD_OK)
+        rc = set_body(c, SQL_MSG_ERASE_EDITS, room_id, target, erased_edit_body, erased_len);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_REACTIONS_DROP, room_id, target, 0, 0, 2);
+    if (rc == CD_OK) rc = state_ensure(c, room_id, target);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_DELETED, room_id, target, op_seq, 0, 3);
+    return rc;
+}
+
+static int pg_reaction_set(struct store_conn *c, int64_t room_id, int64_t target, int64_t user_id,
+                           const char *emoji, size_t emoji_len, int on, int64_t now_ms,
+                           int *changed)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    if (emoji_len > INT32_MAX) return CD_E_TOO_LARGE;
+    if (memchr(emoji, 0, emoji_len)) return CD_E_INVALID_UTF8;
+    p_int(&p, room_id);
+    p_int(&p, target);
+    p_bytes(&p, emoji, emoji_len);
+    p_int(&p, user_id);
+    if (on) p_int(&p, now_ms);
+    if ((rc = run(c, on ? SQL_REACTION_ON : SQL_REACTION_OFF, &p, &r)) != CD_OK) return rc;
+    *changed = strcmp(PQcmdTuples(r), "0") != 0;
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_msg_touch(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq)
+{
+    int rc = state_ensure(c, room_id, target);
+    return rc == CD_OK ? exec_i4(c, SQL_MSG_TOUCH, room_id, target, op_seq, 0, 3) : rc;
+}
+
+static int pg_messages_page(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
+                            int limit, int desc, int64_t viewer, int64_t thread, store_event_cb cb,
+                            void *ud)
+{
+    static const enum sql_id ids[2][2] = {{SQL_MSGS_ASC, SQL_MSGS_DESC},
+                                          {SQL_THREAD_ASC, SQL_THREAD_DESC}};
+    struct params p = {0};
+    PGresult *r;
+    int rc, rows;
+    p_int(&p, room_id);
+    p_int(&p, after);
+    p_limit(&p, limit);
+    p_int(&p, before > 0 ? before : INT64_MAX);
+    p_int(&p, viewer);
+    if (thread > 0) p_int(&p, thread);
+    if ((rc = run(c, ids[thread > 0][desc != 0], &p, &r)) != CD_OK) return rc;
+    rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        struct store_event ev;
+        memset(&ev, 0, sizeof(ev));
+        event_row(r, i, &ev);
+        ev.reply_to = col_i64(r, i, 8);
+        ev.thread = col_i64(r, i, 9);
+        ev.edited_at = col_i64(r, i, 10);
+        ev.deleted = (int)col_i64(r, i, 11);
+        ev.reply_count = col_i64(r, i, 12);
+        ev.last_reply_seq = col_i64(r, i, 13);
+        ev.state_seq = col_i64(r, i, 14);
+        if (!PQgetisnull(r, i, 15)) {
+            ev.reactions = PQgetvalue(r, i, 15);
+            ev.reactions_len = (size_t)PQgetlength(r, i, 15);
+        }
+        if (cb(ud, &ev)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_delivered_mark(struct store_conn *c, int64_t room_id, int64_t user_id,
+                             int64_t session_id, int64_t seq, int64_t *out_seq)
+{
+    struct params p = {0};
+    long k;
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    p_int(&p, session_id);
+    p_int(&p, seq);
+    if (c->optimistic && (k = room_find(c, room_id)) >= 0)
+        p_int(&p, c->rooms[k].seq);
+    else
+        p_null(&p);
+    return query_i64(c, SQL_DELIVERED_MARK, &p, out_seq);
+}
+
+static int pg_receipts_list(struct store_conn *c, int64_t room_id, int limit, store_receipt_cb cb,
+                            void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc, rows;
+    p_int(&p, room_id);
+    p_limit(&p, limit);
+    if ((rc = run(c, SQL_RECEIPTS_LIST, &p, &r)) != CD_OK) return rc;
+    rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        struct store_receipt rr = {.user_id = col_i64(r, i, 0),
+                                   .read_seq = col_i64(r, i, 1),
+                                   .delivered_seq = col_i64(r, i, 2),
+                                   .share_read = (int)col_i64(r, i, 3)};
+        if (cb(ud, &rr)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_settings_get(struct store_conn *c, int64_t user_id, int *share_read_receipts)
+{
+    struct params p = {0};
+    int64_t v = 1;
+    int rc;
+    p_int(&p, user_id);
+    rc = query_i64(c, SQL_SETTINGS_GET, &p, &v);
+    if (rc == CD_E_NOT_FOUND) rc = CD_OK;
+    *share_read_receipts = v != 0;
+    return rc;
+}
+
+static int pg_settings_put(struct store_conn *c, int64_t user_id, int share_read_receipts)
+{
+    return exec_i4(c, SQL_SETTINGS_PUT, user_id, share_read_receipts != 0, 0, 0, 2);
+}
+
+/* ---- attachments ---- */
+
+static int pg_attachment_insert(struct store_conn *c, const struct store_attachment *a)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_str(&p, a->id);
+    p_int(&p, a->owner);
+    p_int(&p, a->size);
+    p_str(&p, a->content_type);
+    p_str(&p, a->name);
+    p_str(&p, a->sha256);
+    p_int(&p, a->created_at);
+    rc = run(c, SQL_ATT_INSERT, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_attachment_get(struct store_conn *c, const char *id, struct store_attachment *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_str(&p, id);
+    if ((rc = run(c, SQL_ATT_GET, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0) {
+        rc = CD_E_NOT_FOUND;
+    } else {
+        memset(out, 0, sizeof(*out));
+        col_text(r, 0, 0, out->id, sizeof(out->id));
+        out->owner = col_i64(r, 0, 1);
+        out->size = col_i64(r, 0, 2);
+        col_text(r, 0, 3, out->content_type, sizeof(out->content_type));
+        col_text(r, 0, 4, out->name, sizeof(out->name));
+        col_text(r, 0, 5, out->sha256, sizeof(out->sha256));
+        out->created_at = col_i64(r, 0, 6);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_attachment_readable(struct store_conn *c, const char *id, int64_t user, int *out)
+{
+    struct params p = {0};
+    int64_t v = 0;
+    int rc;
+    p_str(&p, id);
+    p_int(&p, user);
+    rc = query_i64(c, SQL_ATT_READABLE, &p, &v);
+    if (rc == CD_OK) *out = v != 0;
+    return rc;
+}
+
+static int pg_attachment_ref(struct store_conn *c, const char *id, int64_t room, int64_t seq)
+{
+    struct params p = {0};
+    p_str(&p, id);
+    p_int(&p, room);
+    p_int(&p, seq);
+    return defer(c, SQL_ATT_REF, &p);
+}
+
+static int pg_event_extra_put(struct store_conn *c, int64_t room, int64_t seq, const char *extra,
+                              size_t len)
+{
+    struct params p = {0};
+    if (len > INT32_MAX || memchr(extra, 0, len)) return CD_E_INVALID_FIELD;
+    p_int(&p, room);
+    p_int(&p, seq);
+    p_bytes(&p, extra, len);
+    return defer(c, SQL_EXTRA_PUT, &p);
+}
+
+static int pg_attachments_unref_message(struct store_conn *c, int64_t room, int64_t seq)
+{
+    int rc = exec_ii(c, SQL_UNREF_REFS, room, seq);
+    return rc == CD_OK ? exec_ii(c, SQL_UNREF_EXTRA, room, seq) : rc;
+}
+
+static int pg_attachments_expire(struct store_conn *c, int64_t before_ms, int limit,
+                                 int (*cb)(void *ud, const char *id), void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, before_ms);
+    p_int(&p, limit);
+    if ((rc = run(c, SQL_ATT_EXPIRE, &p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++)
+        if (cb(ud, PQgetvalue(r, i, 0))) break;
+    PQclear(r);
+    return CD_OK;
+}
+
+/* ---- search ---- */
+
+static int pg_search_index_put(struct store_conn *c, int64_t room, int64_t seq, const char *text,
+                               size_t len)
+{
+    struct params p = {0};
+    if (len > INT32_MAX || memchr(text, 0, len)) return CD_E_INVALID_UTF8;
+    p_int(&p, room);
+    p_int(&p, seq);
+    p_bytes(&p, text, len);
+    return defer(c, SQL_SEARCH_PUT, &p);
+}
+
+static int pg_search_index_delete(struct store_conn *c, int64_t room, int64_t seq)
+{
+    return exec_ii(c, SQL_SEARCH_DEL, room, seq);
+}
+
+static int pg_search(struct store_conn *c, const struct store_search_q *q, store_search_cb cb,
+                     void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, q->user);
+    p_str(&p, q->match);
+    p_int(&p, q->before > 0 ? q->before : INT64_MAX);
+    p_int(&p, q->room);
+    p_int(&p, q->limit);
+    if ((rc = run(c, SQL_SEARCH, &p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_search_hit h = {
+            .room_id = col_i64(r, i, 0),
+            .seq = col_i64(r, i, 1),
+            .sender = col_i64(r, i, 2),
+            .ts = col_i64(r, i, 3),
+            .pos = col_i64(r, i, 4),
+            .snippet = PQgetvalue(r, i, 5),
+            .snippet_len = (size_t)PQgetlength(r, i, 5),
+        };
+        if (cb(ud, &h)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+/* Storage health (store.c's probe job, in a write transaction): the server answers. */
 static int pg_probe(struct store_conn *c)
 {
     struct params p = {0};
     int64_t v = 0;
     return query_i64(c, SQL_PROBE, &p, &v);
+}
+
+/* ---- people and room features ---- */
+
+#define PROFILE_NCOLS 8
+
+static void profile_row(const PGresult *r, int row, int col, struct store_profile *out)
+{
+    out->id = col_i64(r, row, col);
+    col_text(r, row, col + 1, out->username, sizeof(out->username));
+    col_text(r, row, col + 2, out->display_name, sizeof(out->display_name));
+    col_text(r, row, col + 3, out->avatar, sizeof(out->avatar));
+    col_text(r, row, col + 4, out->status_text, sizeof(out->status_text));
+    out->created_at = col_i64(r, row, col + 5);
+    out->last_seen = col_i64(r, row, col + 6);
+    out->deleted_at = col_i64(r, row, col + 7);
+}
+
+/* Rows of (profile[, pair created_at]) or (member, profile), fetched whole first. */
+static int each_profile(struct store_conn *c, enum sql_id id, const struct params *p,
+                        int with_member, int with_at, store_profile_cb cb, void *ud)
+{
+    PGresult *r;
+    int rc;
+    if ((rc = run(c, id, p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_profile pr;
+        struct store_member m;
+        if (with_member) member_row(r, i, 0, &m);
+        profile_row(r, i, with_member ? 5 : 0, &pr);
+        if (cb(ud, &pr, with_member ? &m : NULL, with_at ? col_i64(r, i, PROFILE_NCOLS) : 0)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_user_insert_id(struct store_conn *c, int64_t id, const char *username,
+                             const char *pwhash, int64_t now_ms)
+{
+    struct params p = {0};
+    struct store_user u;
+    int64_t got;
+    int rc;
+    p_int(&p, id);
+    p_str(&p, username);
+    p_str(&p, pwhash);
+    p_int(&p, now_ms);
+    rc = query_i64(c, SQL_USER_INSERT_ID, &p, &got);
+    if (rc == CD_OK) { /* the outbox's user.created, as user_insert writes it */
+        struct jsonw w;
+        char eid[32];
+        jsonw_init(&w, 128);
+        store__user_created_json(&w, eid, id, username, now_ms);
+        rc = ob_add(c, 0, 0, "user.created", eid, now_ms, &w);
+        jsonw_free(&w);
+    }
+    if (rc != CD_E_NOT_FOUND) return rc;
+    /* nothing inserted: the username or the id is taken */
+    rc = pg_user_by_name(c, username, &u);
+    return rc == CD_OK ? CD_E_USERNAME_TAKEN : rc == CD_E_NOT_FOUND ? CD_E_CONFLICT : rc;
+}
+
+static int pg_profile_get(struct store_conn *c, int64_t id, struct store_profile *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, id);
+    if ((rc = run(c, SQL_PROFILE_GET, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0)
+        rc = CD_E_NOT_FOUND;
+    else
+        profile_row(r, 0, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_profile_set(struct store_conn *c, int64_t id, const char *display_name,
+                          const char *avatar, const char *status_text)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    p_str(&p, display_name);
+    p_str(&p, avatar);
+    p_str(&p, status_text);
+    return exec_one(c, SQL_PROFILE_SET, &p);
+}
+
+/* Byte order (COLLATE "C"), as SQLite's: the same pages on both stores. */
+static int pg_users_by_prefix(struct store_conn *c, const char *lo, const char *hi,
+                              const char *after, int limit, store_profile_cb cb, void *ud)
+{
+    struct params p = {0};
+    p_str(&p, lo);
+    p_str(&p, hi);
+    p_str(&p, after);
+    p_limit(&p, limit);
+    return each_profile(c, SQL_USERS_BY_PREFIX, &p, 0, 0, cb, ud);
+}
+
+static int pg_user_set_pwhash(struct store_conn *c, int64_t id, const char *pwhash)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    p_str(&p, pwhash);
+    return exec_one(c, SQL_USER_SET_PWHASH, &p);
+}
+
+static int pg_user_erase(struct store_conn *c, int64_t id, int64_t now_ms)
+{
+    struct params p = {0};
+    int rc;
+    p_int(&p, id);
+    p_int(&p, now_ms);
+    if ((rc = exec_one(c, SQL_USER_ERASE, &p)) != CD_OK) return rc;
+    p.n = 0;
+    p_int(&p, id);
+    if ((rc = defer(c, SQL_USER_ERASE_CONTACTS, &p)) != CD_OK) return rc;
+    return defer(c, SQL_USER_ERASE_BLOCKS, &p);
+}
+
+static int pg_sessions_of_user(struct store_conn *c, int64_t user_id, int64_t now_ms,
+                               int (*cb)(void *ud, const struct store_session *s), void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, user_id);
+    p_int(&p, now_ms);
+    if ((rc = run(c, SQL_SESSIONS_OF_USER, &p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_session ss = {col_i64(r, i, 0), col_i64(r, i, 1), col_i64(r, i, 2)};
+        if (cb(ud, &ss)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+/* The statements of table (enum store_pair): put, del, list, exists in that order. */
+static enum sql_id pair_stmt(int table, int op)
+{
+    return (enum sql_id)((table == STORE_BLOCKS ? SQL_blocks_PUT : SQL_contacts_PUT) + op);
+}
+
+static int pg_pair_put(struct store_conn *c, int table, int64_t user, int64_t other, int64_t now_ms)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, user);
+    p_int(&p, other);
+    p_int(&p, now_ms);
+    if ((rc = run(c, pair_stmt(table, 0), &p, &r)) == CD_OK) PQclear(r);
+    return rc;
+}
+
+static int pg_pair_delete(struct store_conn *c, int table, int64_t user, int64_t other)
+{
+    struct params p = {0};
+    p_int(&p, user);
+    p_int(&p, other);
+    return exec_one(c, pair_stmt(table, 1), &p);
+}
+
+static int pg_pair_list(struct store_conn *c, int table, int64_t user, int64_t after, int limit,
+                        store_profile_cb cb, void *ud)
+{
+    struct params p = {0};
+    p_int(&p, user);
+    p_int(&p, after);
+    p_limit(&p, limit);
+    return each_profile(c, pair_stmt(table, 2), &p, 0, 1, cb, ud);
+}
+
+static int pg_pair_exists(struct store_conn *c, int table, int64_t user, int64_t other, int *out)
+{
+    struct params p = {0};
+    int64_t v = 0;
+    int rc;
+    p_int(&p, user);
+    p_int(&p, other);
+    rc = query_i64(c, pair_stmt(table, 3), &p, &v);
+    if (rc == CD_OK) *out = v != 0;
+    return rc;
+}
+
+static int pg_blocks_all(struct store_conn *c, int (*cb)(void *ud, int64_t user, int64_t other),
+                         void *ud)
+{
+    PGresult *r;
+    int rc;
+    if ((rc = run(c, SQL_BLOCKS_ALL, NULL, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++)
+        if (cb(ud, col_i64(r, i, 0), col_i64(r, i, 1))) break;
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_member_access(struct store_conn *c, int64_t room_id, int64_t user_id,
+                            struct store_access *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    if ((rc = run(c, SQL_MEMBER_ACCESS, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0) {
+        rc = CD_E_NOT_FOUND;
+    } else {
+        out->state = (int)col_i64(r, 0, 0);
+        out->kind = (int)col_i64(r, 0, 1);
+        out->member = col_i64(r, 0, 2) != 0;
+        out->dm_blocked = col_i64(r, 0, 3) != 0;
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_room_set_flags(struct store_conn *c, int64_t room_id, int is_public, int state)
+{
+    struct params p = {0};
+    p_int(&p, room_id);
+    p_int(&p, is_public);
+    p_int(&p, state);
+    return exec_one(c, SQL_ROOM_SET_FLAGS, &p);
+}
+
+static int pg_rooms_public(struct store_conn *c, int64_t after, int limit, store_room_cb cb,
+                           void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, after);
+    p_limit(&p, limit);
+    if ((rc = run(c, SQL_ROOMS_PUBLIC, &p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_room room;
+        room_row(r, i, 0, &room);
+        if (cb(ud, &room, NULL)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_members_page(struct store_conn *c, int64_t room_id, int64_t after, int limit,
+                           store_profile_cb cb, void *ud)
+{
+    struct params p = {0};
+    p_int(&p, room_id);
+    p_int(&p, after);
+    p_limit(&p, limit);
+    return each_profile(c, SQL_MEMBERS_PAGE, &p, 1, 0, cb, ud);
+}
+
+static int pg_member_hide(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t seq)
+{
+    struct params p = {0};
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    p_int(&p, seq);
+    return exec_one(c, SQL_MEMBER_HIDE, &p);
+}
+
+static int pg_rooms_visible(struct store_conn *c, int64_t user_id, int64_t after, int limit,
+                            store_room_cb cb, void *ud)
+{
+    struct params p = {0};
+    p_int(&p, user_id);
+    p_int(&p, after);
+    p_limit(&p, limit);
+    return each_member(c, SQL_ROOMS_VISIBLE, &p, 1, cb, ud);
+}
+
+static int pg_invite_insert(struct store_conn *c, const struct store_invite *inv)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_bytes(&p, inv->hash, 32);
+    p_int(&p, inv->room_id);
+    p_int(&p, inv->created_by);
+    p_int(&p, inv->created_at);
+    p_int(&p, inv->expires_at);
+    p_int(&p, inv->max_uses);
+    if ((rc = run(c, SQL_INVITE_INSERT, &p, &r)) == CD_OK) PQclear(r);
+    return rc;
+}
+
+static int pg_invite_get(struct store_conn *c, const uint8_t hash[32], struct store_invite *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_bytes(&p, hash, 32);
+    if ((rc = run(c, SQL_INVITE_GET, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0) {
+        rc = CD_E_NOT_FOUND;
+    } else {
+        memcpy(out->hash, hash, 32);
+        out->room_id = col_i64(r, 0, 0);
+        out->created_by = col_i64(r, 0, 1);
+        out->created_at = col_i64(r, 0, 2);
+        out->expires_at = col_i64(r, 0, 3);
+        out->max_uses = col_i64(r, 0, 4);
+        out->uses = col_i64(r, 0, 5);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_invite_use(struct store_conn *c, const uint8_t hash[32])
+{
+    struct params p = {0};
+    p_bytes(&p, hash, 32);
+    return exec_one(c, SQL_INVITE_USE, &p);
+}
+
+/* ---- administration (admin/admin.c) ---- */
+
+static int pg_users_list(struct store_conn *c, int64_t after, int limit,
+                         int (*cb)(void *ud, const struct store_user *u), void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, after);
+    if (limit < 0)
+        p_int(&p, INT64_MAX);
+    else
+        p_int(&p, limit);
+    if ((rc = run(c, SQL_USERS_LIST, &p, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_user u;
+        u.id = col_i64(r, i, 0);
+        col_text(r, i, 1, u.username, sizeof(u.username));
+        col_text(r, i, 2, u.pwhash, sizeof(u.pwhash));
+        u.created_at = col_i64(r, i, 3);
+        u.last_seen = col_i64(r, i, 4);
+        if (cb(ud, &u)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_sessions_revoke_user(struct store_conn *c, int64_t user_id, int64_t now_ms,
+                                   int64_t *n)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, user_id);
+    p_int(&p, now_ms);
+    if ((rc = run(c, SQL_SESSIONS_REVOKE_USER, &p, &r)) != CD_OK) return rc;
+    if (n) *n = atoll(PQcmdTuples(r));
+    PQclear(r);
+    return CD_OK;
 }
 
 const struct store_ops store_pg_ops = {
@@ -1990,6 +3003,7 @@ const struct store_ops store_pg_ops = {
     .apikey_by_hash = pg_apikey_by_hash,
     .apikey_list = pg_apikey_list,
     .apikey_revoke = pg_apikey_revoke,
+    .note_head = pg_note_head,
     .user_insert = pg_user_insert,
     .user_get = pg_user_get,
     .user_by_name = pg_user_by_name,
@@ -2002,6 +3016,7 @@ const struct store_ops store_pg_ops = {
     .refresh_mark_used = pg_refresh_mark_used,
     .room_insert = pg_room_insert,
     .room_get = pg_room_get,
+    .rooms_ahead = pg_rooms_ahead,
     .room_by_dm_key = pg_room_by_dm_key,
     .room_update = pg_room_update,
     .member_get = pg_member_get,
@@ -2028,4 +3043,50 @@ const struct store_ops store_pg_ops = {
     .delivery_replay = pg_delivery_replay,
     .room_mute_put = pg_room_mute_put,
     .room_mute_get = pg_room_mute_get,
+    .msg_get = pg_msg_get,
+    .msg_thread_put = pg_msg_thread_put,
+    .msg_edit = pg_msg_edit,
+    .msg_delete = pg_msg_delete,
+    .reaction_set = pg_reaction_set,
+    .msg_touch = pg_msg_touch,
+    .messages_page = pg_messages_page,
+    .delivered_mark = pg_delivered_mark,
+    .receipts_list = pg_receipts_list,
+    .settings_get = pg_settings_get,
+    .settings_put = pg_settings_put,
+    .user_insert_id = pg_user_insert_id,
+    .profile_get = pg_profile_get,
+    .profile_set = pg_profile_set,
+    .users_by_prefix = pg_users_by_prefix,
+    .user_set_pwhash = pg_user_set_pwhash,
+    .user_erase = pg_user_erase,
+    .sessions_of_user = pg_sessions_of_user,
+    .pair_put = pg_pair_put,
+    .pair_delete = pg_pair_delete,
+    .pair_list = pg_pair_list,
+    .pair_exists = pg_pair_exists,
+    .blocks_all = pg_blocks_all,
+    .member_access = pg_member_access,
+    .room_set_flags = pg_room_set_flags,
+    .rooms_public = pg_rooms_public,
+    .members_page = pg_members_page,
+    .member_hide = pg_member_hide,
+    .rooms_visible = pg_rooms_visible,
+    .invite_insert = pg_invite_insert,
+    .invite_get = pg_invite_get,
+    .invite_use = pg_invite_use,
+    .users_list = pg_users_list,
+    .sessions_revoke_user = pg_sessions_revoke_user,
+    .attachment_insert = pg_attachment_insert,
+    .attachment_get = pg_attachment_get,
+    .attachment_readable = pg_attachment_readable,
+    .attachment_ref = pg_attachment_ref,
+    .event_extra_put = pg_event_extra_put,
+    .attachments_unref_message = pg_attachments_unref_message,
+    .attachments_expire = pg_attachments_expire,
+    .search_index_put = pg_search_index_put,
+    .search_index_delete = pg_search_index_delete,
+    .search_index_append = pg_search_index_put, /* in the send's transaction: lag 0 */
+    .search_index_log = NULL,
+    .search = pg_search,
 };

@@ -37,13 +37,39 @@ struct store {
  * in this order. */
 #define ROOM_COLS                                                                                  \
     "r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, " ROOM_LAST_SEQ_OF(                \
-        "r.id") ", r.member_count"
-#define ROOM_NCOLS   8
-#define MEMBER_COLS  "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
-#define EVENT_COLS   "room_id, seq, kind, sender, ts, client_msg_id, body"
+        "r.id") ", r.member_count, r.is_public, r.state"
+#define ROOM_NCOLS  10
+#define MEMBER_COLS "m.room_id, m.user_id, m.role, m.joined_seq, m.read_seq"
+#define EVENT_COLS                                                                                 \
+    "room_id, seq, kind, sender, ts, client_msg_id, body, (SELECT x.extra FROM event_extras x "    \
+    "WHERE x.room_id = events.room_id AND x.seq = events.seq)"
 #define WEBHOOK_COLS "id, kind, url, secret, types, created_at"
 #define DELIVERY_COLS                                                                              \
     "id, endpoint_id, event_id, body, state, attempts, next_at, created_at, last_error"
+#define ATT_COLS "id, owner, size, content_type, name, sha256, created_at"
+#define PROFILE_COLS                                                                               \
+    "u.id, u.username, u.display_name, u.avatar, u.status_text, u.created_at, u.last_seen, "       \
+    "u.deleted_at"
+#define PAIR_SQL(X, T)                                                                             \
+    X(T##_PUT, "INSERT OR IGNORE INTO " #T "(user_id, other_id, created_at) VALUES (?1, ?2, ?3)")  \
+    X(T##_DEL, "DELETE FROM " #T " WHERE user_id = ?1 AND other_id = ?2")                          \
+    X(T##_LIST, "SELECT " PROFILE_COLS ", p.created_at FROM " #T " p JOIN users u "                \
+                "ON u.id = p.other_id WHERE p.user_id = ?1 AND p.other_id > ?2 "                   \
+                "ORDER BY p.other_id LIMIT ?3")                                                    \
+    X(T##_EXISTS, "SELECT EXISTS (SELECT 1 FROM " #T " WHERE user_id = ?1 AND other_id = ?2)")
+
+/* A page of the log with each message's derived state: one statement, the reactions of each
+ * row aggregated by a correlated subquery (one seek into reactions per row). ?5 is the viewer. */
+#define MSG_PAGE(where, order)                                                                     \
+    "SELECT e.room_id, e.seq, e.kind, e.sender, e.ts, e.client_msg_id, e.body, (SELECT x.extra "   \
+    "FROM event_extras x WHERE x.room_id = e.room_id AND x.seq = e.seq), "                         \
+    "coalesce(s.reply_to, 0), coalesce(s.thread, 0), coalesce(s.edited_at, 0), "                   \
+    "coalesce(s.deleted, 0), coalesce(s.reply_count, 0), coalesce(s.last_reply_seq, 0), "          \
+    "coalesce(s.state_seq, 0), (SELECT group_concat(x, char(10)) FROM (SELECT r.emoji || char(9) " \
+    "|| count(*) || char(9) || max(r.user_id = ?5) AS x FROM reactions r WHERE r.room_id = "       \
+    "e.room_id AND r.seq = e.seq GROUP BY r.emoji ORDER BY min(r.at), r.emoji)) "                  \
+    "FROM events e LEFT JOIN msg_state s ON s.room_id = e.room_id AND s.seq = e.seq WHERE " where  \
+    " ORDER BY " order " LIMIT ?3"
 
 /* Every statement the backend runs, prepared once per connection on first use. A `LIMIT ?` bound
  * to a negative number means no limit (SQLite's rule). */
@@ -94,7 +120,7 @@ struct store {
       "VALUES (?1, ?7, ?2, ?3, ?4, ?5, ?6)")                                                       \
     X(ROOM_LAST_SEQ, "SELECT " ROOM_LAST_SEQ_OF("r.id") " FROM rooms r WHERE r.id = ?1")           \
     X(EVENT_BY_CLIENT_ID, "SELECT " EVENT_COLS " FROM events "                                     \
-                          "WHERE sender = ?1 AND client_msg_id = ?2")                              \
+                          "WHERE room_id = ?3 AND sender = ?1 AND client_msg_id = ?2")             \
     X(EVENTS_ASC, "SELECT " EVENT_COLS " FROM events WHERE room_id = ?1 AND seq > ?2 "             \
                   "ORDER BY seq LIMIT ?3")                                                         \
     X(EVENTS_DESC, "SELECT " EVENT_COLS " FROM events WHERE room_id = ?1 AND seq > ?2 "            \
@@ -111,8 +137,11 @@ struct store {
     X(OUTBOX_OTHER, "INSERT INTO outbox(room_id, seq, type, eid, ts, body) "                       \
                     "VALUES (?1, 0, ?2, ?3, ?4, ?5)")                                              \
     X(OUTBOX_PAGE, "SELECT o.pos, o.room_id, o.seq, o.type, o.eid, o.ts, o.body, e.kind, "         \
-                   "e.sender, e.ts, e.client_msg_id, e.body FROM outbox o LEFT JOIN events e "     \
-                   "ON o.seq > 0 AND e.room_id = o.room_id AND e.seq = o.seq WHERE o.pos > ?1 "    \
+                   "e.sender, e.ts, e.client_msg_id, e.body, (SELECT x.extra FROM event_extras x " \
+                   "WHERE x.room_id = o.room_id AND x.seq = o.seq), coalesce(s.reply_to, 0), "     \
+                   "coalesce(s.thread, 0) FROM outbox o LEFT JOIN events e ON o.seq > 0 AND "      \
+                   "e.room_id = o.room_id AND e.seq = o.seq LEFT JOIN msg_state s ON o.seq > 0 "   \
+                   "AND s.room_id = o.room_id AND s.seq = o.seq WHERE o.pos > ?1 "                 \
                    "ORDER BY o.pos LIMIT ?2")                                                      \
     X(CONSUMER_GET, "SELECT pos FROM outbox_consumers WHERE name = ?1")                            \
     X(CONSUMER_PUT, "INSERT INTO outbox_consumers(name, pos) VALUES (?1, ?2) ON CONFLICT(name) "   \
@@ -142,7 +171,132 @@ struct store {
                        "WHERE id = ?1 AND state = 2")                                              \
     X(MUTE_PUT, "INSERT INTO room_settings(room_id, user_id, muted) VALUES (?1, ?2, ?3) "          \
                 "ON CONFLICT (room_id, user_id) DO UPDATE SET muted = excluded.muted")             \
-    X(MUTE_GET, "SELECT muted FROM room_settings WHERE room_id = ?1 AND user_id = ?2")
+    X(MUTE_GET, "SELECT muted FROM room_settings WHERE room_id = ?1 AND user_id = ?2")             \
+    X(ATT_INSERT, "INSERT INTO attachments(" ATT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")     \
+    X(ATT_GET, "SELECT " ATT_COLS " FROM attachments WHERE id = ?1")                               \
+    X(ATT_READABLE, "SELECT EXISTS (SELECT 1 FROM attachments WHERE id = ?1 AND owner = ?2) "      \
+                    "OR EXISTS (SELECT 1 FROM attachment_refs r JOIN members m "                   \
+                    "ON m.room_id = r.room_id AND m.user_id = ?2 "                                 \
+                    "WHERE r.att_id = ?1 AND r.seq > m.joined_seq AND NOT EXISTS (SELECT 1 "       \
+                    "FROM rooms d WHERE d.id = r.room_id AND d.state = 2))")                       \
+    X(ATT_REF, "INSERT OR IGNORE INTO attachment_refs(att_id, room_id, seq) VALUES (?1, ?2, ?3)")  \
+    X(EXTRA_PUT, "INSERT OR REPLACE INTO event_extras(room_id, seq, extra) VALUES (?1, ?2, ?3)")   \
+    X(UNREF_REFS, "DELETE FROM attachment_refs WHERE room_id = ?1 AND seq = ?2")                   \
+    X(UNREF_EXTRA, "DELETE FROM event_extras WHERE room_id = ?1 AND seq = ?2")                     \
+    X(ATT_EXPIRE, "DELETE FROM attachments WHERE id IN (SELECT a.id FROM attachments a "           \
+                  "WHERE a.created_at < ?1 AND NOT EXISTS (SELECT 1 FROM attachment_refs r "       \
+                  "WHERE r.att_id = a.id) LIMIT ?2) RETURNING id")                                 \
+    X(SEARCH_PUT, "INSERT OR REPLACE INTO msg_search(rowid, body, room_id, seq) "                  \
+                  "SELECT id, ?3, ?1, ?2 FROM events WHERE room_id = ?1 AND seq = ?2")             \
+    X(SEARCH_DEL, "INSERT OR REPLACE INTO msg_search(rowid, body, room_id, seq) "                  \
+                  "SELECT id, '', room_id, seq FROM events WHERE room_id = ?1 AND seq = ?2")       \
+    X(SEARCH_POS, "SELECT id FROM search_pos")                                                     \
+    X(SEARCH_SCAN_END, "SELECT max(id), count(*) FROM (SELECT id FROM events WHERE id > ?1 "       \
+                       "ORDER BY id LIMIT ?2)")                                                    \
+    X(SEARCH_LOG, "INSERT INTO msg_search(rowid, body, room_id, seq) "                             \
+                  "SELECT e.id, e.body, e.room_id, e.seq FROM events e WHERE e.id > ?1 "           \
+                  "AND e.id <= ?2 AND e.kind = 0 AND NOT EXISTS "                                  \
+                  "(SELECT 1 FROM msg_search s WHERE s.rowid = e.id)")                             \
+    X(SEARCH_POS_SET, "UPDATE search_pos SET id = ?1")                                             \
+    X(SEARCH, "SELECT s.room_id, s.seq, e.sender, e.ts, s.rowid, "                                 \
+              "snippet(msg_search, 0, char(1), char(2), '...', 24) "                               \
+              "FROM msg_search s JOIN members m ON m.room_id = s.room_id AND m.user_id = ?1 "      \
+              "JOIN events e ON e.id = s.rowid "                                                   \
+              "WHERE msg_search MATCH ?2 AND s.rowid < ?3 AND s.seq > m.joined_seq "               \
+              "AND (?4 = 0 OR s.room_id = ?4) AND NOT EXISTS (SELECT 1 FROM rooms d "              \
+              "WHERE d.id = s.room_id AND d.state = 2) ORDER BY s.rowid DESC LIMIT ?5")            \
+    X(MSG_GET, "SELECT e.sender, e.kind, coalesce(s.deleted, 0), coalesce(s.thread, 0) "           \
+               "FROM events e LEFT JOIN msg_state s ON s.room_id = e.room_id AND s.seq = e.seq "   \
+               "WHERE e.room_id = ?1 AND e.seq = ?2")                                              \
+    X(MSG_STATE_ENSURE, "INSERT OR IGNORE INTO msg_state(room_id, seq) VALUES (?1, ?2)")           \
+    X(MSG_LINKS, "UPDATE msg_state SET reply_to = nullif(?3, 0), thread = nullif(?4, 0) "          \
+                 "WHERE room_id = ?1 AND seq = ?2")                                                \
+    X(MSG_ROOT_BUMP, "UPDATE msg_state SET reply_count = reply_count + 1, last_reply_seq = ?3 "    \
+                     "WHERE room_id = ?1 AND seq = ?2")                                            \
+    X(MSG_SET_BODY, "UPDATE events SET body = ?3 WHERE room_id = ?1 AND seq = ?2")                 \
+    X(MSG_EDITED, "UPDATE msg_state SET edited_at = ?3, state_seq = ?4 "                           \
+                  "WHERE room_id = ?1 AND seq = ?2")                                               \
+    X(MSG_EDIT_ADD, "INSERT INTO msg_edits(room_id, target, seq) VALUES (?1, ?2, ?3)")             \
+    X(MSG_ERASE_EDITS, "UPDATE events SET body = ?3 WHERE room_id = ?1 AND seq IN "                \
+                       "(SELECT seq FROM msg_edits WHERE room_id = ?1 AND target = ?2)")           \
+    X(MSG_DELETED, "UPDATE msg_state SET deleted = 1, state_seq = ?3 "                             \
+                   "WHERE room_id = ?1 AND seq = ?2")                                              \
+    X(REACTIONS_DROP, "DELETE FROM reactions WHERE room_id = ?1 AND seq = ?2")                     \
+    X(REACTION_ON, "INSERT OR IGNORE INTO reactions(room_id, seq, emoji, user_id, at) "            \
+                   "VALUES (?1, ?2, ?3, ?4, ?5)")                                                  \
+    X(REACTION_OFF, "DELETE FROM reactions WHERE room_id = ?1 AND seq = ?2 AND emoji = ?3 "        \
+                    "AND user_id = ?4")                                                            \
+    X(MSG_TOUCH, "UPDATE msg_state SET state_seq = ?3 WHERE room_id = ?1 AND seq = ?2")            \
+    X(MSGS_ASC, MSG_PAGE("e.room_id = ?1 AND e.seq > ?2 AND e.seq < ?4", "e.seq"))                 \
+    X(MSGS_DESC, MSG_PAGE("e.room_id = ?1 AND e.seq > ?2 AND e.seq < ?4", "e.seq DESC"))           \
+    X(THREAD_ASC,                                                                                  \
+      MSG_PAGE("s.room_id = ?1 AND s.thread = ?6 AND s.seq > ?2 AND s.seq < ?4", "s.seq"))         \
+    X(THREAD_DESC,                                                                                 \
+      MSG_PAGE("s.room_id = ?1 AND s.thread = ?6 AND s.seq > ?2 AND s.seq < ?4", "s.seq DESC"))    \
+    X(DELIVERED_MARK,                                                                              \
+      "INSERT INTO delivered(room_id, user_id, session_id, seq) VALUES (?1, ?2, ?3, "              \
+      "max(0, min(?4, " ROOM_LAST_SEQ_OF(                                                          \
+          "?1") "))) ON CONFLICT (room_id, user_id, session_id) "                                  \
+                "DO UPDATE SET seq = max(seq, excluded.seq) RETURNING seq")                        \
+    X(RECEIPTS_LIST, "SELECT m.user_id, m.read_seq, coalesce((SELECT min(d.seq) FROM delivered d " \
+                     "JOIN sessions ss ON ss.id = d.session_id AND ss.revoked_at IS NULL "         \
+                     "WHERE d.room_id = m.room_id AND d.user_id = m.user_id), -1), "               \
+                     "coalesce((SELECT share_read_receipts FROM user_settings u WHERE u.user_id "  \
+                     "= m.user_id), 1) "                                                           \
+                     "FROM members m WHERE m.room_id = ?1 ORDER BY m.user_id LIMIT ?2")            \
+    X(SETTINGS_GET, "SELECT share_read_receipts FROM user_settings WHERE user_id = ?1")            \
+    X(SETTINGS_PUT,                                                                                \
+      "INSERT INTO user_settings(user_id, share_read_receipts) VALUES (?1, ?2) "                   \
+      "ON CONFLICT (user_id) DO UPDATE SET share_read_receipts = excluded.share_read_receipts")    \
+    X(USER_INSERT_ID,                                                                              \
+      "INSERT INTO users(id, username, pwhash, created_at) VALUES (?1, ?2, ?3, ?4)")               \
+    X(PROFILE_GET, "SELECT " PROFILE_COLS " FROM users u WHERE u.id = ?1")                         \
+    X(PROFILE_SET, "UPDATE users SET display_name = coalesce(?2, display_name), "                  \
+                   "avatar = coalesce(?3, avatar), status_text = coalesce(?4, status_text) "       \
+                   "WHERE id = ?1 AND deleted_at = 0")                                             \
+    X(USERS_BY_PREFIX, "SELECT " PROFILE_COLS " FROM users u WHERE u.username >= ?1 "              \
+                       "AND u.username < ?2 AND u.username > ?3 AND u.deleted_at = 0 "             \
+                       "ORDER BY u.username LIMIT ?4")                                             \
+    X(USER_SET_PWHASH, "UPDATE users SET pwhash = ?2 WHERE id = ?1 AND deleted_at = 0")            \
+    X(USER_ERASE, "UPDATE users SET username = '#' || id, pwhash = '', display_name = '', "        \
+                  "avatar = '', status_text = '', deleted_at = ?2 WHERE id = ?1 "                  \
+                  "AND deleted_at = 0")                                                            \
+    X(USER_ERASE_CONTACTS, "DELETE FROM contacts WHERE user_id = ?1 OR other_id = ?1")             \
+    X(USER_ERASE_BLOCKS, "DELETE FROM blocks WHERE user_id = ?1 OR other_id = ?1")                 \
+    X(SESSIONS_OF_USER, "SELECT s.id, s.created_at, max(t.created_at) FROM sessions s "            \
+                        "JOIN refresh_tokens t ON t.session_id = s.id WHERE s.user_id = ?1 "       \
+                        "AND s.revoked_at IS NULL GROUP BY s.id HAVING max(t.expires_at) > ?2 "    \
+                        "ORDER BY s.id")                                                           \
+    PAIR_SQL(X, contacts)                                                                          \
+    PAIR_SQL(X, blocks)                                                                            \
+    X(BLOCKS_ALL, "SELECT user_id, other_id FROM blocks")                                          \
+    X(MEMBER_ACCESS, "SELECT r.state, r.kind, EXISTS (SELECT 1 FROM members m "                    \
+                     "WHERE m.room_id = r.id AND m.user_id = ?2), r.kind = 1 AND EXISTS ("         \
+                     "SELECT 1 FROM members p JOIN blocks b ON b.user_id = p.user_id "             \
+                     "AND b.other_id = ?2 WHERE p.room_id = r.id AND p.user_id <> ?2) "            \
+                     "FROM rooms r WHERE r.id = ?1")                                               \
+    X(ROOM_SET_FLAGS, "UPDATE rooms SET is_public = CASE WHEN ?2 < 0 THEN is_public ELSE ?2 END, " \
+                      "state = CASE WHEN ?3 < 0 THEN state ELSE ?3 END WHERE id = ?1")             \
+    X(ROOMS_PUBLIC, "SELECT " ROOM_COLS " FROM rooms r WHERE r.is_public = 1 AND r.state = 0 "     \
+                    "AND r.id > ?1 ORDER BY r.id LIMIT ?2")                                        \
+    X(MEMBERS_PAGE, "SELECT " MEMBER_COLS ", " PROFILE_COLS " FROM members m JOIN users u "        \
+                    "ON u.id = m.user_id WHERE m.room_id = ?1 AND m.user_id > ?2 "                 \
+                    "ORDER BY m.user_id LIMIT ?3")                                                 \
+    X(MEMBER_HIDE, "UPDATE members SET hidden_seq = ?3 WHERE room_id = ?1 AND user_id = ?2")       \
+    X(ROOMS_VISIBLE, "SELECT " ROOM_COLS ", " MEMBER_COLS " FROM members m "                       \
+                     "JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?1 AND m.room_id > ?2 "   \
+                     "AND (m.hidden_seq = 0 OR EXISTS (SELECT 1 FROM events e "                    \
+                     "WHERE e.room_id = m.room_id AND e.seq > m.hidden_seq AND e.kind = 0)) "      \
+                     "ORDER BY m.room_id LIMIT ?3")                                                \
+    X(INVITE_INSERT, "INSERT INTO invites(hash, room_id, created_by, created_at, expires_at, "     \
+                     "max_uses) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                  \
+    X(INVITE_GET, "SELECT room_id, created_by, created_at, expires_at, max_uses, uses "            \
+                  "FROM invites WHERE hash = ?1")                                                  \
+    X(INVITE_USE, "UPDATE invites SET uses = uses + 1 WHERE hash = ?1")                            \
+    X(USERS_LIST, "SELECT id, username, pwhash, created_at, last_seen FROM users WHERE id > ?1 "   \
+                  "ORDER BY id LIMIT ?2")                                                          \
+    X(SESSIONS_REVOKE_USER,                                                                        \
+      "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -566,6 +720,8 @@ static void room_row(sqlite3_stmt *s, int col, struct store_room *out)
     out->created_at = sqlite3_column_int64(s, col + 5);
     out->last_seq = sqlite3_column_int64(s, col + 6);
     out->member_count = sqlite3_column_int64(s, col + 7);
+    out->is_public = sqlite3_column_int(s, col + 8);
+    out->state = sqlite3_column_int(s, col + 9);
 }
 
 static void member_row(sqlite3_stmt *s, int col, struct store_member *out)
@@ -580,6 +736,7 @@ static void member_row(sqlite3_stmt *s, int col, struct store_member *out)
 /* Points ev's strings into the current row: valid until the next step or reset of s. */
 static void event_row(sqlite3_stmt *s, struct store_event *ev)
 {
+    memset(ev, 0, sizeof(*ev)); /* derived fields: messages_page only */
     ev->room_id = sqlite3_column_int64(s, 0);
     ev->seq = sqlite3_column_int64(s, 1);
     ev->kind = sqlite3_column_int(s, 2);
@@ -595,6 +752,8 @@ static void event_row(sqlite3_stmt *s, struct store_event *ev)
     ev->body = (const char *)sqlite3_column_text(s, 6);
     ev->body_len = (size_t)sqlite3_column_bytes(s, 6);
     if (!ev->body) ev->body = "";
+    ev->extra = (const char *)sqlite3_column_text(s, 7);
+    ev->extra_len = ev->extra ? (size_t)sqlite3_column_bytes(s, 7) : 0;
 }
 
 /* Calls cb for each row of s; *n (optional) gets the number of rows seen. */
@@ -699,6 +858,21 @@ static int sq_room_get(struct store_conn *c, int64_t room_id, struct store_room 
     }
     sqlite3_reset(s);
     return rc;
+}
+
+/* One room at a time: a single node has no cluster reconciliation to serve, this is for the
+ * store tests and completeness. */
+static int sq_rooms_ahead(struct store_conn *c, const int64_t *ids, const int64_t *seen, size_t n,
+                          int (*cb)(void *ud, int64_t room, int64_t last_seq), void *ud)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct store_room r;
+        int rc = sq_room_get(c, ids[i], &r);
+        if (rc == CD_E_NOT_FOUND) continue;
+        if (rc != CD_OK) return rc;
+        if (r.last_seq > seen[i] && cb(ud, ids[i], r.last_seq)) break;
+    }
+    return CD_OK;
 }
 
 static int sq_room_by_dm_key(struct store_conn *c, const char *dm_key, int64_t *room_id)
@@ -884,14 +1058,15 @@ static int sq_event_append(struct store_conn *c, struct store_event *ev)
     return CD_OK;
 }
 
-static int sq_event_by_client_id(struct store_conn *c, int64_t sender, const char *cmid,
-                                 size_t cmid_len, store_event_cb cb, void *ud)
+static int sq_event_by_client_id(struct store_conn *c, int64_t room_id, int64_t sender,
+                                 const char *cmid, size_t cmid_len, store_event_cb cb, void *ud)
 {
     sqlite3_stmt *s;
     int n = 0, rc;
     if (cmid_len > INT32_MAX) return CD_E_NOT_FOUND;
     if (!(s = stmt(c, SQL_EVENT_BY_CLIENT_ID))) return CD_E_IO;
     sqlite3_bind_int64(s, 1, sender);
+    sqlite3_bind_int64(s, 3, room_id);
     sqlite3_bind_text(s, 2, cmid, (int)cmid_len, SQLITE_STATIC);
     rc = each_event(c, s, "event_by_client_id", cb, ud, &n);
     return rc == CD_OK && n == 0 ? CD_E_NOT_FOUND : rc;
@@ -985,6 +1160,9 @@ static int sq_outbox_page(struct store_conn *c, int64_t after, int limit, store_
             ev.client_msg_id = col_text_len(s, 10, &ev.cmid_len);
             ev.body = col_text_len(s, 11, &ev.body_len);
             if (!ev.body) ev.body = "";
+            ev.extra = col_text_len(s, 12, &ev.extra_len);
+            ev.reply_to = sqlite3_column_int64(s, 13);
+            ev.thread = sqlite3_column_int64(s, 14);
             w.len = JSONW_HEADROOM;
             store_event_json(&w, &ev);
             ob.id = id;
@@ -1275,6 +1453,407 @@ static int sq_room_mute_get(struct store_conn *c, int64_t room_id, int64_t user_
 /* Copy the WAL back into the database without blocking the writer or readers (PASSIVE). Once
  * every frame is copied, the writer's next transaction restarts the WAL from its beginning (the
  * file's pages are reused, not regrown); journal_size_limit trims it after a burst. */
+
+/* ---- message operations and receipts ---- */
+
+static int sq_msg_get(struct store_conn *c, int64_t room_id, int64_t seq, struct store_msg *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MSG_GET);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, seq);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->room_id = room_id;
+        out->seq = seq;
+        out->sender = sqlite3_column_int64(s, 0);
+        out->kind = sqlite3_column_int(s, 1);
+        out->deleted = sqlite3_column_int(s, 2);
+        out->thread = sqlite3_column_int64(s, 3);
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "msg_get");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* Runs statement id with integer parameters a..d (as many as it takes). */
+static int exec_i4(struct store_conn *c, enum sql_id id, int64_t a, int64_t b, int64_t x, int64_t y,
+                   int n)
+{
+    sqlite3_stmt *s = stmt(c, id);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, a);
+    sqlite3_bind_int64(s, 2, b);
+    if (n > 2) sqlite3_bind_int64(s, 3, x);
+    if (n > 3) sqlite3_bind_int64(s, 4, y);
+    return step_done(c, s, sql_text[id]);
+}
+
+/* The message's msg_state row, created on its first operation. */
+static int state_ensure(struct store_conn *c, int64_t room_id, int64_t seq)
+{
+    return exec_i4(c, SQL_MSG_STATE_ENSURE, room_id, seq, 0, 0, 2);
+}
+
+static int sq_msg_thread_put(struct store_conn *c, int64_t room_id, int64_t seq, int64_t reply_to,
+                             int64_t thread)
+{
+    int rc = state_ensure(c, room_id, seq);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_LINKS, room_id, seq, reply_to, thread, 4);
+    if (rc == CD_OK && thread) rc = state_ensure(c, room_id, thread);
+    if (rc == CD_OK && thread) rc = exec_i4(c, SQL_MSG_ROOT_BUMP, room_id, thread, seq, 0, 3);
+    return rc;
+}
+
+static int set_body(struct store_conn *c, enum sql_id id, int64_t room_id, int64_t seq,
+                    const char *body, size_t len)
+{
+    sqlite3_stmt *s = stmt(c, id);
+    if (!s) return CD_E_IO;
+    if (len > INT32_MAX) return CD_E_TOO_LARGE;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, seq);
+    sqlite3_bind_text(s, 3, body, (int)len, SQLITE_STATIC);
+    return step_done(c, s, sql_text[id]);
+}
+
+static int sq_msg_edit(struct store_conn *c, int64_t room_id, int64_t target, const char *body,
+                       size_t body_len, int64_t edited_at, int64_t edit_seq)
+{
+    int rc = set_body(c, SQL_MSG_SET_BODY, room_id, target, body, body_len);
+    if (rc == CD_OK) rc = state_ensure(c, room_id, target);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_EDITED, room_id, target, edited_at, edit_seq, 4);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_EDIT_ADD, room_id, target, edit_seq, 0, 3);
+    return rc;
+}
+
+static int sq_msg_delete(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq,
+                         const char *erased_edit_body, size_t erased_len)
+{
+    int rc = set_body(c, SQL_MSG_SET_BODY, room_id, target, "", 0);
+    if (rc == CD_OK)
+        rc = set_body(c, SQL_MSG_ERASE_EDITS, room_id, target, erased_edit_body, erased_len);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_REACTIONS_DROP, room_id, target, 0, 0, 2);
+    if (rc == CD_OK) rc = state_ensure(c, room_id, target);
+    if (rc == CD_OK) rc = exec_i4(c, SQL_MSG_DELETED, room_id, target, op_seq, 0, 3);
+    return rc;
+}
+
+static int sq_reaction_set(struct store_conn *c, int64_t room_id, int64_t target, int64_t user_id,
+                           const char *emoji, size_t emoji_len, int on, int64_t now_ms,
+                           int *changed)
+{
+    sqlite3_stmt *s = stmt(c, on ? SQL_REACTION_ON : SQL_REACTION_OFF);
+    int rc;
+    if (!s) return CD_E_IO;
+    if (emoji_len > INT32_MAX) return CD_E_TOO_LARGE;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, target);
+    sqlite3_bind_text(s, 3, emoji, (int)emoji_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, user_id);
+    if (on) sqlite3_bind_int64(s, 5, now_ms);
+    if ((rc = step_done(c, s, "reaction_set")) != CD_OK) return rc;
+    *changed = sqlite3_changes(c->db) != 0;
+    return CD_OK;
+}
+
+static int sq_msg_touch(struct store_conn *c, int64_t room_id, int64_t target, int64_t op_seq)
+{
+    int rc = state_ensure(c, room_id, target);
+    return rc == CD_OK ? exec_i4(c, SQL_MSG_TOUCH, room_id, target, op_seq, 0, 3) : rc;
+}
+
+static int sq_messages_page(struct store_conn *c, int64_t room_id, int64_t after, int64_t before,
+                            int limit, int desc, int64_t viewer, int64_t thread, store_event_cb cb,
+                            void *ud)
+{
+    static const enum sql_id ids[2][2] = {{SQL_MSGS_ASC, SQL_MSGS_DESC},
+                                          {SQL_THREAD_ASC, SQL_THREAD_DESC}};
+    sqlite3_stmt *s = stmt(c, ids[thread > 0][desc != 0]);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, limit);
+    sqlite3_bind_int64(s, 4, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int64(s, 5, viewer);
+    if (thread > 0) sqlite3_bind_int64(s, 6, thread);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_event ev;
+        event_row(s, &ev);
+        ev.reply_to = sqlite3_column_int64(s, 8);
+        ev.thread = sqlite3_column_int64(s, 9);
+        ev.edited_at = sqlite3_column_int64(s, 10);
+        ev.deleted = sqlite3_column_int(s, 11);
+        ev.reply_count = sqlite3_column_int64(s, 12);
+        ev.last_reply_seq = sqlite3_column_int64(s, 13);
+        ev.state_seq = sqlite3_column_int64(s, 14);
+        ev.reactions = (const char *)sqlite3_column_text(s, 15);
+        ev.reactions_len = ev.reactions ? (size_t)sqlite3_column_bytes(s, 15) : 0;
+        if (cb(ud, &ev)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "messages_page");
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_delivered_mark(struct store_conn *c, int64_t room_id, int64_t user_id,
+                             int64_t session_id, int64_t seq, int64_t *out_seq)
+{
+    sqlite3_stmt *s = stmt(c, SQL_DELIVERED_MARK);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int64(s, 3, session_id);
+    sqlite3_bind_int64(s, 4, seq);
+    return step_int64(c, s, "delivered_mark", out_seq);
+}
+
+static int sq_receipts_list(struct store_conn *c, int64_t room_id, int limit, store_receipt_cb cb,
+                            void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_RECEIPTS_LIST);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int(s, 2, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_receipt r = {.user_id = sqlite3_column_int64(s, 0),
+                                  .read_seq = sqlite3_column_int64(s, 1),
+                                  .delivered_seq = sqlite3_column_int64(s, 2),
+                                  .share_read = sqlite3_column_int(s, 3)};
+        if (cb(ud, &r)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "receipts_list");
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_settings_get(struct store_conn *c, int64_t user_id, int *share_read_receipts)
+{
+    sqlite3_stmt *s = stmt(c, SQL_SETTINGS_GET);
+    int64_t v = 1;
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user_id);
+    rc = step_int64(c, s, "settings_get", &v);
+    if (rc == CD_E_NOT_FOUND) rc = CD_OK;
+    *share_read_receipts = v != 0;
+    return rc;
+}
+
+static int sq_settings_put(struct store_conn *c, int64_t user_id, int share_read_receipts)
+{
+    return exec_i4(c, SQL_SETTINGS_PUT, user_id, share_read_receipts != 0, 0, 0, 2);
+}
+
+/* ---- attachments ---- */
+
+static void att_row(sqlite3_stmt *s, struct store_attachment *a)
+{
+    const char *t;
+    memset(a, 0, sizeof(*a));
+    snprintf(a->id, sizeof(a->id), "%s", (t = (const char *)sqlite3_column_text(s, 0)) ? t : "");
+    a->owner = sqlite3_column_int64(s, 1);
+    a->size = sqlite3_column_int64(s, 2);
+    snprintf(a->content_type, sizeof(a->content_type), "%s",
+             (t = (const char *)sqlite3_column_text(s, 3)) ? t : "");
+    snprintf(a->name, sizeof(a->name), "%s",
+             (t = (const char *)sqlite3_column_text(s, 4)) ? t : "");
+    snprintf(a->sha256, sizeof(a->sha256), "%s",
+             (t = (const char *)sqlite3_column_text(s, 5)) ? t : "");
+    a->created_at = sqlite3_column_int64(s, 6);
+}
+
+static int sq_attachment_insert(struct store_conn *c, const struct store_attachment *a)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ATT_INSERT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, a->owner);
+    sqlite3_bind_int64(s, 3, a->size);
+    sqlite3_bind_text(s, 4, a->content_type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, a->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, a->sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, a->created_at);
+    return step_done(c, s, "attachment_insert");
+}
+
+static int sq_attachment_get(struct store_conn *c, const char *id, struct store_attachment *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ATT_GET);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        att_row(s, out);
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "attachment_get");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_attachment_readable(struct store_conn *c, const char *id, int64_t user, int *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ATT_READABLE);
+    int64_t v = 0;
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, user);
+    rc = step_int64(c, s, "attachment_readable", &v);
+    if (rc == CD_OK) *out = v != 0;
+    return rc;
+}
+
+static int sq_attachment_ref(struct store_conn *c, const char *id, int64_t room, int64_t seq)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ATT_REF);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, room);
+    sqlite3_bind_int64(s, 3, seq);
+    return step_done(c, s, "attachment_ref");
+}
+
+static int sq_event_extra_put(struct store_conn *c, int64_t room, int64_t seq, const char *extra,
+                              size_t len)
+{
+    return set_body(c, SQL_EXTRA_PUT, room, seq, extra, len);
+}
+
+static int sq_attachments_unref_message(struct store_conn *c, int64_t room, int64_t seq)
+{
+    int rc = exec_ii(c, SQL_UNREF_REFS, room, seq);
+    return rc == CD_OK ? exec_ii(c, SQL_UNREF_EXTRA, room, seq) : rc;
+}
+
+static int sq_attachments_expire(struct store_conn *c, int64_t before_ms, int limit,
+                                 int (*cb)(void *ud, const char *id), void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ATT_EXPIRE);
+    int rc, stop = 0;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, before_ms);
+    sqlite3_bind_int(s, 2, limit);
+    /* Every row is stepped (a RETURNING statement finishes its changes first). */
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (!stop) stop = cb(ud, (const char *)sqlite3_column_text(s, 0));
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "attachments_expire");
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* ---- search ---- */
+
+static int sq_search_index_put(struct store_conn *c, int64_t room, int64_t seq, const char *text,
+                               size_t len)
+{
+    return set_body(c, SQL_SEARCH_PUT, room, seq, text, len);
+}
+
+/* An empty entry rather than none: it matches nothing, and the indexer, which skips messages
+ * already in the index, never indexes the deleted text (a delete before the indexer got to it). */
+static int sq_search_index_delete(struct store_conn *c, int64_t room, int64_t seq)
+{
+    return exec_ii(c, SQL_SEARCH_DEL, room, seq);
+}
+
+static int sq_search_index_log(struct store_conn *c, int limit, int *n)
+{
+    sqlite3_stmt *s;
+    int64_t pos = 0, end = 0;
+    int rc;
+
+    *n = 0;
+    if (!(s = stmt(c, SQL_SEARCH_POS))) return CD_E_IO;
+    if ((rc = step_int64(c, s, "search_pos", &pos)) != CD_OK) return rc;
+    if (!(s = stmt(c, SQL_SEARCH_SCAN_END))) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, pos);
+    sqlite3_bind_int(s, 2, limit);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return sq_err(c, "search_scan_end");
+    }
+    end = sqlite3_column_int64(s, 0);
+    *n = sqlite3_column_int(s, 1);
+    sqlite3_reset(s);
+    if (*n == 0) return CD_OK;
+    if ((rc = exec_ii(c, SQL_SEARCH_LOG, pos, end)) != CD_OK) return rc;
+    if (!(s = stmt(c, SQL_SEARCH_POS_SET))) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, end);
+    return step_done(c, s, "search_pos_set");
+}
+
+static int sq_search(struct store_conn *c, const struct store_search_q *q, store_search_cb cb,
+                     void *ud)
+{
+    sqlite3_stmt *s;
+    size_t n = strlen(q->match), o = 0;
+    char *fts = xmalloc(n * 3 + 3); /* every term quoted: "a" "b" */
+    int rc;
+    for (size_t i = 0; i <= n; i++) {
+        int sep = i == n || q->match[i] == ' ';
+        if (i == 0 || (q->match[i - 1] == ' ' && !sep)) fts[o++] = '"';
+        if (sep) {
+            if (i > 0 && q->match[i - 1] != ' ') fts[o++] = '"';
+            if (i < n) fts[o++] = ' ';
+        } else {
+            fts[o++] = q->match[i];
+        }
+    }
+    fts[o] = '\0';
+    if (!(s = stmt(c, SQL_SEARCH))) {
+        free(fts);
+        return CD_E_IO;
+    }
+    sqlite3_bind_int64(s, 1, q->user);
+    sqlite3_bind_text(s, 2, fts, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, q->before > 0 ? q->before : INT64_MAX);
+    sqlite3_bind_int64(s, 4, q->room);
+    sqlite3_bind_int(s, 5, q->limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_search_hit h = {
+            .room_id = sqlite3_column_int64(s, 0),
+            .seq = sqlite3_column_int64(s, 1),
+            .sender = sqlite3_column_int64(s, 2),
+            .ts = sqlite3_column_int64(s, 3),
+            .pos = sqlite3_column_int64(s, 4),
+            .snippet = (const char *)sqlite3_column_text(s, 5),
+            .snippet_len = (size_t)sqlite3_column_bytes(s, 5),
+        };
+        if (!h.snippet) h.snippet = "";
+        if (cb(ud, &h)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    /* A query FTS5 cannot parse is the caller's (chat/search.c quotes every term, so this is
+     * not expected). */
+    if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(c->db), "fts5"))
+        rc = CD_E_INVALID_FIELD;
+    else
+        rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "search");
+    sqlite3_reset(s);
+    free(fts);
+    return rc;
+}
+
+/* Copy the WAL back into the database without blocking the writer or readers (PASSIVE). Once
+ * every frame is copied, the writer's next transaction restarts the WAL from its beginning (the
+ * file's pages are reused, not regrown); journal_size_limit trims it after a burst. */
 static int sq_checkpoint(struct store_conn *c, int *wal_frames)
 {
     int done = 0;
@@ -1304,6 +1883,379 @@ static int sq_probe(struct store_conn *c)
     return sq_exec(c->db, sql);
 }
 
+/* ---- people and room features ---- */
+
+#define PROFILE_NCOLS 8
+
+static void profile_row(sqlite3_stmt *s, int col, struct store_profile *out)
+{
+    out->id = sqlite3_column_int64(s, col);
+    text_col(s, col + 1, out->username, sizeof(out->username));
+    text_col(s, col + 2, out->display_name, sizeof(out->display_name));
+    text_col(s, col + 3, out->avatar, sizeof(out->avatar));
+    text_col(s, col + 4, out->status_text, sizeof(out->status_text));
+    out->created_at = sqlite3_column_int64(s, col + 5);
+    out->last_seen = sqlite3_column_int64(s, col + 6);
+    out->deleted_at = sqlite3_column_int64(s, col + 7);
+}
+
+/* Rows of (profile[, pair created_at]) or (member, profile). */
+static int each_profile(struct store_conn *c, sqlite3_stmt *s, const char *what, int with_member,
+                        int with_at, store_profile_cb cb, void *ud)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_profile p;
+        struct store_member m;
+        int64_t at = 0;
+        if (with_member) member_row(s, 0, &m);
+        profile_row(s, with_member ? 5 : 0, &p);
+        if (with_at) at = sqlite3_column_int64(s, PROFILE_NCOLS);
+        if (cb(ud, &p, with_member ? &m : NULL, at)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, what);
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_user_insert_id(struct store_conn *c, int64_t id, const char *username,
+                             const char *pwhash, int64_t now_ms)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USER_INSERT_ID);
+    struct store_user u;
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, username, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, pwhash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, now_ms);
+    rc = step_done(c, s, "user_insert_id");
+    if (rc == CD_OK) { /* the outbox's user.created, as user_insert writes it */
+        struct jsonw w;
+        char eid[32];
+        jsonw_init(&w, 128);
+        store__user_created_json(&w, eid, id, username, now_ms);
+        rc = outbox_other(c, 0, "user.created", eid, now_ms, &w);
+        jsonw_free(&w);
+    }
+    if (rc != CD_E_CONFLICT) return rc;
+    rc = sq_user_by_name(c, username, &u);
+    return rc == CD_OK ? CD_E_USERNAME_TAKEN : rc == CD_E_NOT_FOUND ? CD_E_CONFLICT : rc;
+}
+
+static int sq_profile_get(struct store_conn *c, int64_t id, struct store_profile *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_PROFILE_GET);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        profile_row(s, 0, out);
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "profile_get");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_profile_set(struct store_conn *c, int64_t id, const char *display_name,
+                          const char *avatar, const char *status_text)
+{
+    sqlite3_stmt *s = stmt(c, SQL_PROFILE_SET);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    if (display_name) sqlite3_bind_text(s, 2, display_name, -1, SQLITE_STATIC);
+    if (avatar) sqlite3_bind_text(s, 3, avatar, -1, SQLITE_STATIC);
+    if (status_text) sqlite3_bind_text(s, 4, status_text, -1, SQLITE_STATIC);
+    return step_one(c, s, "profile_set");
+}
+
+/* A range scan of the username index (byte order: SQLite's BINARY collation). */
+static int sq_users_by_prefix(struct store_conn *c, const char *lo, const char *hi,
+                              const char *after, int limit, store_profile_cb cb, void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USERS_BY_PREFIX);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, lo, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, hi, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, after, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, limit);
+    return each_profile(c, s, "users_by_prefix", 0, 0, cb, ud);
+}
+
+static int sq_user_set_pwhash(struct store_conn *c, int64_t id, const char *pwhash)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USER_SET_PWHASH);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
+    return step_one(c, s, "user_set_pwhash");
+}
+
+static int sq_user_erase(struct store_conn *c, int64_t id, int64_t now_ms)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USER_ERASE);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    if ((rc = step_one(c, s, "user_erase")) != CD_OK) return rc;
+    if ((rc = exec_ii(c, SQL_USER_ERASE_CONTACTS, id, 0)) != CD_OK) return rc;
+    return exec_ii(c, SQL_USER_ERASE_BLOCKS, id, 0);
+}
+
+static int sq_sessions_of_user(struct store_conn *c, int64_t user_id, int64_t now_ms,
+                               int (*cb)(void *ud, const struct store_session *s), void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_SESSIONS_OF_USER);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_session ss = {sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+                                   sqlite3_column_int64(s, 2)};
+        if (cb(ud, &ss)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "sessions_of_user");
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* The statements of table (enum store_pair): put, del, list, exists in that order. */
+static enum sql_id pair_stmt(int table, int op)
+{
+    return (enum sql_id)((table == STORE_BLOCKS ? SQL_blocks_PUT : SQL_contacts_PUT) + op);
+}
+
+static int sq_pair_put(struct store_conn *c, int table, int64_t user, int64_t other, int64_t now_ms)
+{
+    sqlite3_stmt *s = stmt(c, pair_stmt(table, 0));
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user);
+    sqlite3_bind_int64(s, 2, other);
+    sqlite3_bind_int64(s, 3, now_ms);
+    return step_done(c, s, "pair_put");
+}
+
+static int sq_pair_delete(struct store_conn *c, int table, int64_t user, int64_t other)
+{
+    sqlite3_stmt *s = stmt(c, pair_stmt(table, 1));
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user);
+    sqlite3_bind_int64(s, 2, other);
+    return step_one(c, s, "pair_delete");
+}
+
+static int sq_pair_list(struct store_conn *c, int table, int64_t user, int64_t after, int limit,
+                        store_profile_cb cb, void *ud)
+{
+    sqlite3_stmt *s = stmt(c, pair_stmt(table, 2));
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, limit);
+    return each_profile(c, s, "pair_list", 0, 1, cb, ud);
+}
+
+static int sq_pair_exists(struct store_conn *c, int table, int64_t user, int64_t other, int *out)
+{
+    sqlite3_stmt *s = stmt(c, pair_stmt(table, 3));
+    int64_t v = 0;
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user);
+    sqlite3_bind_int64(s, 2, other);
+    rc = step_int64(c, s, "pair_exists", &v);
+    if (rc == CD_OK) *out = v != 0;
+    return rc;
+}
+
+static int sq_blocks_all(struct store_conn *c, int (*cb)(void *ud, int64_t user, int64_t other),
+                         void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_BLOCKS_ALL);
+    int rc;
+    if (!s) return CD_E_IO;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (cb(ud, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1))) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "blocks_all");
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* One rooms lookup and one or two primary-key probes (a direct room's two members). */
+static int sq_member_access(struct store_conn *c, int64_t room_id, int64_t user_id,
+                            struct store_access *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MEMBER_ACCESS);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->state = sqlite3_column_int(s, 0);
+        out->kind = sqlite3_column_int(s, 1);
+        out->member = sqlite3_column_int(s, 2) != 0;
+        out->dm_blocked = sqlite3_column_int(s, 3) != 0;
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "member_access");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_room_set_flags(struct store_conn *c, int64_t room_id, int is_public, int state)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ROOM_SET_FLAGS);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int(s, 2, is_public);
+    sqlite3_bind_int(s, 3, state);
+    return step_one(c, s, "room_set_flags");
+}
+
+static int sq_rooms_public(struct store_conn *c, int64_t after, int limit, store_room_cb cb,
+                           void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_ROOMS_PUBLIC);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int(s, 2, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_room r;
+        room_row(s, 0, &r);
+        if (cb(ud, &r, NULL)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "rooms_public");
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_members_page(struct store_conn *c, int64_t room_id, int64_t after, int limit,
+                           store_profile_cb cb, void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MEMBERS_PAGE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, limit);
+    return each_profile(c, s, "members_page", 1, 0, cb, ud);
+}
+
+static int sq_member_hide(struct store_conn *c, int64_t room_id, int64_t user_id, int64_t seq)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MEMBER_HIDE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int64(s, 3, seq);
+    return step_one(c, s, "member_hide");
+}
+
+static int sq_rooms_visible(struct store_conn *c, int64_t user_id, int64_t after, int limit,
+                            store_room_cb cb, void *ud)
+{
+    sqlite3_stmt *s;
+    if (!(s = stmt(c, SQL_ROOMS_VISIBLE))) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, limit);
+    return each_member(c, s, "rooms_visible", 1, cb, ud);
+}
+
+static int sq_invite_insert(struct store_conn *c, const struct store_invite *inv)
+{
+    sqlite3_stmt *s = stmt(c, SQL_INVITE_INSERT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_blob(s, 1, inv->hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, inv->room_id);
+    sqlite3_bind_int64(s, 3, inv->created_by);
+    sqlite3_bind_int64(s, 4, inv->created_at);
+    sqlite3_bind_int64(s, 5, inv->expires_at);
+    sqlite3_bind_int64(s, 6, inv->max_uses);
+    return step_done(c, s, "invite_insert");
+}
+
+static int sq_invite_get(struct store_conn *c, const uint8_t hash[32], struct store_invite *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_INVITE_GET);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        memcpy(out->hash, hash, 32);
+        out->room_id = sqlite3_column_int64(s, 0);
+        out->created_by = sqlite3_column_int64(s, 1);
+        out->created_at = sqlite3_column_int64(s, 2);
+        out->expires_at = sqlite3_column_int64(s, 3);
+        out->max_uses = sqlite3_column_int64(s, 4);
+        out->uses = sqlite3_column_int64(s, 5);
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "invite_get");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_invite_use(struct store_conn *c, const uint8_t hash[32])
+{
+    sqlite3_stmt *s = stmt(c, SQL_INVITE_USE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+    return step_one(c, s, "invite_use");
+}
+
+/* ---- administration (admin/admin.c) ---- */
+
+static int sq_users_list(struct store_conn *c, int64_t after, int limit,
+                         int (*cb)(void *ud, const struct store_user *u), void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_USERS_LIST);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int(s, 2, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_user u;
+        u.id = sqlite3_column_int64(s, 0);
+        text_col(s, 1, u.username, sizeof(u.username));
+        text_col(s, 2, u.pwhash, sizeof(u.pwhash));
+        u.created_at = sqlite3_column_int64(s, 3);
+        u.last_seen = sqlite3_column_int64(s, 4);
+        if (cb(ud, &u)) break;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? CD_OK : sq_err(c, "users_list");
+}
+
+static int sq_sessions_revoke_user(struct store_conn *c, int64_t user_id, int64_t now_ms,
+                                   int64_t *n)
+{
+    int rc = exec_ii(c, SQL_SESSIONS_REVOKE_USER, user_id, now_ms);
+    if (n) *n = rc == CD_OK ? sqlite3_changes(c->db) : 0;
+    return rc;
+}
+
 const struct store_ops store_sqlite_ops = {
     .checkpoint = sq_checkpoint,
     .probe = sq_probe,
@@ -1329,6 +2281,7 @@ const struct store_ops store_sqlite_ops = {
     .refresh_mark_used = sq_refresh_mark_used,
     .room_insert = sq_room_insert,
     .room_get = sq_room_get,
+    .rooms_ahead = sq_rooms_ahead,
     .room_by_dm_key = sq_room_by_dm_key,
     .room_update = sq_room_update,
     .member_get = sq_member_get,
@@ -1361,4 +2314,50 @@ const struct store_ops store_sqlite_ops = {
     .delivery_replay = sq_delivery_replay,
     .room_mute_put = sq_room_mute_put,
     .room_mute_get = sq_room_mute_get,
+    .msg_get = sq_msg_get,
+    .msg_thread_put = sq_msg_thread_put,
+    .msg_edit = sq_msg_edit,
+    .msg_delete = sq_msg_delete,
+    .reaction_set = sq_reaction_set,
+    .msg_touch = sq_msg_touch,
+    .messages_page = sq_messages_page,
+    .delivered_mark = sq_delivered_mark,
+    .receipts_list = sq_receipts_list,
+    .settings_get = sq_settings_get,
+    .settings_put = sq_settings_put,
+    .user_insert_id = sq_user_insert_id,
+    .profile_get = sq_profile_get,
+    .profile_set = sq_profile_set,
+    .users_by_prefix = sq_users_by_prefix,
+    .user_set_pwhash = sq_user_set_pwhash,
+    .user_erase = sq_user_erase,
+    .sessions_of_user = sq_sessions_of_user,
+    .pair_put = sq_pair_put,
+    .pair_delete = sq_pair_delete,
+    .pair_list = sq_pair_list,
+    .pair_exists = sq_pair_exists,
+    .blocks_all = sq_blocks_all,
+    .member_access = sq_member_access,
+    .room_set_flags = sq_room_set_flags,
+    .rooms_public = sq_rooms_public,
+    .members_page = sq_members_page,
+    .member_hide = sq_member_hide,
+    .rooms_visible = sq_rooms_visible,
+    .invite_insert = sq_invite_insert,
+    .invite_get = sq_invite_get,
+    .invite_use = sq_invite_use,
+    .users_list = sq_users_list,
+    .sessions_revoke_user = sq_sessions_revoke_user,
+    .attachment_insert = sq_attachment_insert,
+    .attachment_get = sq_attachment_get,
+    .attachment_readable = sq_attachment_readable,
+    .attachment_ref = sq_attachment_ref,
+    .event_extra_put = sq_event_extra_put,
+    .attachments_unref_message = sq_attachments_unref_message,
+    .attachments_expire = sq_attachments_expire,
+    .search_index_put = sq_search_index_put,
+    .search_index_delete = sq_search_index_delete,
+    .search_index_append = NULL, /* search_index_log indexes new messages */
+    .search_index_log = sq_search_index_log,
+    .search = sq_search,
 };

@@ -15,6 +15,7 @@
 static enum log_level min_level = LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static __thread const char *ctx_request_id;
+static __thread const char *ctx_trace_id;
 
 void log_set_level(enum log_level level)
 {
@@ -37,6 +38,13 @@ const char *log_request_id_set(const char *id)
 {
     const char *old = ctx_request_id;
     ctx_request_id = id;
+    return old;
+}
+
+const char *log_trace_id_set(const char *id)
+{
+    const char *old = ctx_trace_id;
+    ctx_trace_id = id;
     return old;
 }
 
@@ -254,6 +262,11 @@ void log_write(enum log_level level, const char *msg, const char *fields, ...)
     if (ctx_request_id) {
         put(&o, ",\"request_id\":\"", 15);
         put_escaped(&o, ctx_request_id, strlen(ctx_request_id), 64);
+        put(&o, "\"", 1);
+    }
+    if (ctx_trace_id) {
+        put(&o, ",\"trace_id\":\"", 13);
+        put_escaped(&o, ctx_trace_id, strlen(ctx_trace_id), 64);
         put(&o, "\"", 1);
     }
     fields_at = o.n;

@@ -8,7 +8,8 @@
  * format puts the quotes around %s and a value can never break the line. %.*s takes a slice:
  * exactly that many bytes. Supported: %s %.*s %c %d %i %u %x %o %f %g %e with l, ll, z and
  * widths; anything else, or a line over 4 KiB, replaces the fields by "log_truncated":true.
- * A request id set on the thread (log_request_id_set) is added to every line as "request_id".
+ * A request id set on the thread (log_request_id_set) is added to every line as "request_id",
+ * a trace id (log_trace_id_set) as "trace_id".
  * Thread-safe: each line is formatted into a local buffer and written with one write(2). Never
  * blocks beyond that write.
  */
@@ -32,6 +33,8 @@ void log_write(enum log_level level, const char *msg, const char *fields, ...)
  * handled), or NULL for none. The string must stay valid until replaced. Returns the previous
  * one (to restore). */
 const char *log_request_id_set(const char *id);
+/* The same for the trace id (32 hex digits, "trace_id"), set while a traced request is handled. */
+const char *log_trace_id_set(const char *id);
 
 #define log_debug(msg, ...)                                                                        \
     (log_enabled(LOG_DEBUG) ? log_write(LOG_DEBUG, msg, __VA_ARGS__) : (void)0)

@@ -35,15 +35,23 @@
       "the room has the most members allowed (--max-room-members)")                                \
     X(QUOTA_USER_ROOMS, 409, "quota_exceeded",                                                     \
       "a user is in the most group rooms allowed (--max-rooms-per-user)")                          \
+    X(BLOCKED, 403, "blocked", "this user blocks you")                                             \
+    X(ROOM_ARCHIVED, 409, "room_archived", "the room is archived (read-only)")                     \
+    X(INVITE_GONE, 410, "invite_expired", "the invite has expired or is used up")                  \
+    X(QUOTA_PAIRS, 409, "quota_exceeded", "you have the most contacts or blocks allowed (10000)")  \
     X(TOO_LARGE, 413, "payload_too_large", "the body or message is too large")                     \
     X(UNSUPPORTED_MEDIA, 415, "unsupported_media_type", "the body must be application/json")       \
+    X(UPLOAD_TYPE, 415, "unsupported_media_type",                                                  \
+      "this content type is not accepted (--upload-types)")                                        \
+    X(RANGE, 416, "range_not_satisfiable", "the range is outside the attachment")                  \
     X(UPGRADE_REQUIRED, 426, "upgrade_required", "this endpoint needs a WebSocket upgrade")        \
     X(RATE_LIMITED, 429, "rate_limited", "too many requests; retry later")                         \
     X(HEADERS_TOO_LARGE, 431, "headers_too_large", "request headers are too large or too many")    \
     X(INTERNAL, 500, "internal", "internal error")                                                 \
     X(UNAVAILABLE, 503, "unavailable", "the server is shutting down or overloaded")                \
     X(NOMEM, 503, "out_of_memory", "out of memory")                                                \
-    X(IO, 500, "io_error", "storage or I/O error")
+    X(IO, 500, "io_error", "storage or I/O error")                                                 \
+    X(GONE, 410, "message_deleted", "the message was deleted")
 
 enum cd_status {
     CD_OK = 0,

@@ -5,26 +5,7 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer } = require('../e2e/lib/server');
-const { launch, shot } = require('./lib');
-
-const ARGS = { 'auth-rate': 1000, 'msg-rate': 1000, 'msg-burst': 1000 };
-const T = 15000;
-
-async function signUp(page, base, username) {
-  await page.goto(base + '/');
-  await page.click('#tab-signup');
-  await page.fill('#username', username);
-  await page.fill('#password', 'correct horse battery');
-  await page.click('#auth-submit');
-  await page.waitForSelector('#app:not([hidden])', { timeout: T });
-  await page.waitForSelector('#conn-state[data-state="online"]', { timeout: T });
-  return (await page.textContent('#me-id')).trim();
-}
-
-async function sendMessage(page, text) {
-  await page.fill('#composer-input', text);
-  await page.press('#composer-input', 'Enter');
-}
+const { launch, shot, ARGS, T, signUp, sendMessage, twoPages } = require('./lib');
 
 const bodies = (page) => page.$$eval('#msg-list .msg:not(.pending) .body', (els) => els.map((e) => e.textContent));
 
@@ -48,15 +29,8 @@ test('two browsers chat, a reload keeps history, an offline browser catches up',
   const chrome = await launch();
   const errors = [];
   try {
-    const ctxA = await chrome.browser.newContext({ viewport: { width: 1100, height: 700 } });
-    const ctxB = await chrome.browser.newContext({ viewport: { width: 1100, height: 700 } });
-    const a = await ctxA.newPage();
-    const b = await ctxB.newPage();
-    for (const [p, who] of [[a, 'alice'], [b, 'bob']]) {
-      p.on('pageerror', (e) => errors.push(`${who}: ${e.message}`));
-      // Failed requests while the test holds a context offline are expected; nothing else is.
-      p.on('console', (m) => m.type() === 'error' && !/ERR_INTERNET_DISCONNECTED/.test(m.text()) && errors.push(`${who} console: ${m.text()}`));
-    }
+    // Failed requests while the test holds a context offline are expected; nothing else is.
+    const { ctxB, a, b } = await twoPages(chrome.browser, errors, /ERR_INTERNET_DISCONNECTED/);
     const suffix = String(Date.now() % 100000);
     const aliceName = `alice${suffix}`;
     const bobName = `bob${suffix}`;

@@ -38,4 +38,42 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
 }
 
-module.exports = { launch, shot, ARTIFACTS };
+// Chat servers for browser tests: no rate limits in the way.
+const ARGS = { 'auth-rate': 1000, 'msg-rate': 1000, 'msg-burst': 1000 };
+const T = 15000; // how long a step may take before the test fails
+
+/** Sign up `username` in the web client on `page`; resolves the user id once online. */
+async function signUp(page, base, username) {
+  await page.goto(base + '/');
+  await page.click('#tab-signup');
+  await page.fill('#username', username);
+  await page.fill('#password', 'correct horse battery');
+  await page.click('#auth-submit');
+  await page.waitForSelector('#app:not([hidden])', { timeout: T });
+  await page.waitForSelector('#conn-state[data-state="online"]', { timeout: T });
+  return (await page.textContent('#me-id')).trim();
+}
+
+/** Type `text` in the composer and press Enter. */
+async function sendMessage(page, text) {
+  await page.fill('#composer-input', text);
+  await page.press('#composer-input', 'Enter');
+}
+
+/**
+ * Two users' pages (alice and bob), each in its own browser context; page errors and console
+ * errors (but those matching `ignore`) are pushed to `errors`.
+ */
+async function twoPages(browser, errors, ignore = null) {
+  const ctxA = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  const ctxB = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  const a = await ctxA.newPage();
+  const b = await ctxB.newPage();
+  for (const [p, who] of [[a, 'alice'], [b, 'bob']]) {
+    p.on('pageerror', (e) => errors.push(`${who}: ${e.message}`));
+    p.on('console', (m) => m.type() === 'error' && !(ignore && ignore.test(m.text())) && errors.push(`${who} console: ${m.text()}`));
+  }
+  return { ctxA, ctxB, a, b };
+}
+
+module.exports = { launch, shot, ARTIFACTS, ARGS, T, signUp, sendMessage, twoPages };

@@ -133,6 +133,44 @@ describe('cluster: two nodes, PostgreSQL + NATS + Redis', () => {
     }
   });
 
+  it('REST and WebSocket sends on two nodes into one room, REST resends racing their originals: one gap-free order, each client_msg_id once', T, async () => {
+    // REST sends share the optimistic group commits of WebSocket sends (two round trips): a
+    // resend racing its original makes PostgreSQL roll the batch back and run it again, and
+    // every job of it must come out as if it had run once.
+    const owner = await newUser(A, 'rw');
+    const restA = await newUser(A, 'ra');
+    const restB = await newUser(B, 'rb');
+    const wsA = await newUser(A, 'wa');
+    const room = await createRoom(A, owner, [restA, restB, wsA]);
+    const cw = await connect(A, wsA);
+    try {
+      const per = 40;
+      const rest = (srv, u, k) =>
+        Promise.all(
+          Array.from({ length: per }, async (_, i) => {
+            const cmid = `${k}-${i}`;
+            const body = { body: `${k} ${i}`, client_msg_id: cmid };
+            // the original and its resend, at once, to both nodes
+            const [x, y] = await Promise.all([api(srv, u).post(`/v1/rooms/${room.id}/messages`, body), api(srv === A ? B : A, u).post(`/v1/rooms/${room.id}/messages`, body)]);
+            assert.ok([200, 201].includes(x.status) && [200, 201].includes(y.status), `${x.status} ${x.text} / ${y.status} ${y.text}`);
+            assert.equal(x.body.seq, y.body.seq, `${cmid}: one seq for the original and the resend`);
+            assert.equal([x.body.duplicate, y.body.duplicate].filter(Boolean).length, 1, `${cmid}: exactly one duplicate`);
+            return x.body.seq;
+          }),
+        );
+      const [sa, sb, sw] = await Promise.all([rest(A, restA, 'ra'), rest(B, restB, 'rb'), pump(cw, room.id, per, { window: 8, prefix: 'wsx' })]);
+      const seqs = [...sa, ...sb, ...sw.map((a) => a.seq)];
+      assert.equal(new Set(seqs).size, 3 * per, 'every message has its own seq');
+      const h = await fullHistory(B, owner, room.id);
+      assert.deepEqual(h.map((m) => m.seq), h.map((_, i) => i + 1), 'history is gap-free');
+      const cmids = h.filter((m) => m.type === 'message').map((m) => m.client_msg_id);
+      assert.equal(cmids.length, 3 * per);
+      assert.equal(new Set(cmids).size, 3 * per, 'each client_msg_id stored once');
+    } finally {
+      await cw.close();
+    }
+  });
+
   it('a resend of the same client_msg_id to the other node returns the original ack', T, async () => {
     const u = await newUser(A, 'id');
     const room = await createRoom(A, u, []);
@@ -179,9 +217,16 @@ describe('cluster: two nodes, PostgreSQL + NATS + Redis', () => {
     try {
       await ca.sendMsg(room.id, 'before');
       await cb.waitFor((c) => c.entries(room.id).some((m) => m.body === 'before'), 15000, 'before');
+      // bob sends through B: B's writer now knows (caches) his membership
+      const sent = await api(B, bob).post(`/v1/rooms/${room.id}/messages`, { body: 'mine', client_msg_id: 'kb-1' });
+      assert.equal(sent.status, 201, sent.text);
       const r = await api(A, alice).del(`/v1/rooms/${room.id}/members/${bob.id}`);
       assert.equal(r.status, 204, r.text);
       await cb.waitFor((c) => c.messages.some((m) => m.type === 'member' && m.action === 'kick'), 15000, 'kick');
+      // the kick came over the bus: B's writer forgot the membership before bob's socket saw it
+      const refused = await api(B, bob).post(`/v1/rooms/${room.id}/messages`, { body: 'after kick', client_msg_id: 'kb-2' });
+      assert.equal(refused.status, 403, refused.text);
+      assert.equal(refused.body.error.code, 'not_member');
       const mark = cb.messages.length;
       await ca.sendMsg(room.id, 'after');
       await sleep(1500);
@@ -196,6 +241,31 @@ describe('cluster: two nodes, PostgreSQL + NATS + Redis', () => {
     } finally {
       await ca.close();
       await cb.close();
+    }
+  });
+
+  it('a block made on A hides presence from the blocked user on B', T, async () => {
+    const a = await newUser(A, 'ba');
+    const b = await newUser(B, 'bb');
+    const c = await newUser(B, 'bc');
+    await createRoom(A, c, [a, b]);
+    assert.equal((await api(A, a).post('/v1/me/blocks', { user_id: b.id })).status, 200);
+    const cb = await connect(B, b);
+    const cc = await connect(B, c);
+    try {
+      const markB = cb.messages.length;
+      const ca = await connect(A, a);
+      try {
+        // c on B sees a come online: the presence event crossed; b on B must not
+        await cc.waitFor((x) => x.ofType('presence', (p) => p.user === a.id && p.status === 'online').length, 15000, 'a online (c)');
+        await sleep(500);
+        assert.deepEqual(cb.since(markB, (m) => m.type === 'presence' && m.user === a.id), []);
+      } finally {
+        await ca.close();
+      }
+    } finally {
+      await cb.close();
+      await cc.close();
     }
   });
 

@@ -85,6 +85,18 @@ describe('chatd migrate: a single node into a cluster database', () => {
       assert.equal(rb.type, 'read', JSON.stringify(rb));
       const ra = await ca.req({ type: 'read', room: dm.id, seq: cmids.d2.ack.seq });
       assert.equal(ra.type, 'read', JSON.stringify(ra));
+      // message operations and receipts (their own tables): an edit, a reaction, a delete, a
+      // thread reply, a delivered watermark
+      const root = cmids.a0.ack.seq;
+      const ops = [
+        await ca.req({ type: 'edit', room: group.id, seq: cmids.a3.ack.seq, body: 'edited before the move' }),
+        await cb.req({ type: 'react', room: group.id, seq: root, emoji: '👍', on: true }),
+        await ca.req({ type: 'delete', room: group.id, seq: cmids.a4.ack.seq }),
+        await cb.req({ type: 'send', room: group.id, body: 'in a thread', client_msg_id: 'bob-t', thread: root }),
+      ];
+      for (const o of ops) assert.equal(o.type, 'ack', JSON.stringify(o));
+      const dl = await cb.req({ type: 'delivered', room: group.id, seq: cmids.a2.ack.seq });
+      assert.equal(dl.type, 'delivered', JSON.stringify(dl));
     } finally {
       await ca.close();
       await cb.close();
@@ -98,7 +110,11 @@ describe('chatd migrate: a single node into a cluster database', () => {
     assert.equal(lo.status, 204, lo.text);
     kept = users.carol;
 
+    const st = await api(one, carol).patch('/v1/me/settings', { share_read_receipts: false });
+    assert.equal(st.status, 200, st.text);
     before_ = await snapshot(one, { alice, bob, carol });
+    before_.receipts = (await api(one, alice).get(`/v1/rooms/${group.id}/receipts`)).body;
+    assert.equal(before_.receipts.receipts.find((x) => x.user === bob.id).delivered_seq, cmids.a2.ack.seq);
     assert.equal(before_.bob.rooms.find((r) => r.id === group.id).unread > 0, true, 'bob has unread messages');
     await one.stop({ removeDataDir: false });
     one = null;
@@ -114,7 +130,7 @@ describe('chatd migrate: a single node into a cluster database', () => {
   it('copies every table, prints matching counts, and a node on PostgreSQL serves the same data', T, async () => {
     const r = await migrate(['--from', dataDir, '--to', storeUrl]);
     assert.equal(r.code, 0, `migrate failed:\n${r.stdout}\n${r.stderr}`);
-    for (const t of ['users', 'sessions', 'refresh_tokens', 'rooms', 'members', 'events']) {
+    for (const t of ['users', 'sessions', 'refresh_tokens', 'rooms', 'members', 'events', 'msg_state', 'msg_edits', 'reactions', 'delivered', 'user_settings']) {
       const m = new RegExp(`^${t}\\s+(\\d+)\\s+(\\d+)\\s+same$`, 'm').exec(r.stdout);
       assert.ok(m, `no count line for ${t} in:\n${r.stdout}`);
       assert.equal(m[1], m[2], `${t} counts differ`);
@@ -137,6 +153,7 @@ describe('chatd migrate: a single node into a cluster database', () => {
       }
       // rooms, histories, markers and unread counts are identical
       const after_ = await snapshot(pg, { alice: users.alice, bob: users.bob, carol: users.carol });
+      after_.receipts = (await api(pg, users.alice).get(`/v1/rooms/${group.id}/receipts`)).body;
       assert.deepEqual(after_, before_);
       const dl = await api(pg, users.dave).get('/v1/rooms');
       assert.deepEqual(dl.body.rooms, [], 'the kicked user is in no room');

@@ -9,18 +9,7 @@ const { startServer, sleep } = require('./lib/server');
 const { request, rawConnect } = require('./lib/http');
 
 /** Every complete line of stderr, each parsed (fails on the first that is not one JSON object). */
-function allLines(srv) {
-  const text = srv.stderr.slice(0, srv.stderr.lastIndexOf('\n') + 1);
-  return text
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => {
-      let o;
-      assert.doesNotThrow(() => (o = JSON.parse(l)), `not JSON: ${JSON.stringify(l)}`);
-      assert.equal(typeof o, 'object', l);
-      return o;
-    });
-}
+const allLines = (srv) => srv.jsonLines();
 
 async function raw(srv, bytes) {
   const c = await rawConnect(srv.port);

@@ -15,6 +15,7 @@ const { execFileSync } = require('node:child_process');
 const { PG_BASE, pgStoreUrl, pgSchemaOf } = require('./lib/server');
 const { request } = require('./lib/http');
 const { startChat, newUser, api, createRoom, connect, fullHistory, sleep } = require('./lib/chat');
+const { wsConnect } = require('./lib/ws');
 
 const skip = PG_BASE ? false : 'needs PostgreSQL (CHATD_TEST_STORE_URL, set by scripts/test.sh)';
 
@@ -67,6 +68,12 @@ describe('storage unavailable', { skip }, () => {
     assert.equal(ws.type, 'error');
     assert.equal(ws.code, 'unavailable');
     assert.equal(await waitReady(srv, 503, 5000), 503);
+    // A WebSocket opened now cannot read its rooms: closed with 1013 (try again later), never left
+    // open with none, where every send would be refused as not_member.
+    const late = await wsConnect(srv.wsUrl, { token: alice.token });
+    const info = await late.closed(10000);
+    assert.equal(info.code, 1013, JSON.stringify(info));
+    assert.ok(!late.messages.some((m) => m.type === 'hello'), 'no hello without rooms');
 
     pgSql(`ALTER ROLE ${role} LOGIN`);
     assert.equal(await waitReady(srv, 200, 15000), 200, '/readyz did not recover');

@@ -146,16 +146,52 @@ export class ChatdClient {
    * Send a message. Resolves the ack {room, seq, msg_id, ts, client_msg_id, duplicate} once the
    * message is stored. Offline, or when the connection drops before the ack, the send waits and
    * is retried with the same client_msg_id (opts.clientMsgId, default a random UUID).
+   * opts.replyTo: seq of the message it answers; opts.thread: seq of the thread root.
    */
   send(room, body, opts = {}) {
-    if (this.state === 'closed' || this.state === 'ended')
-      return Promise.reject(new ChatdError(this.state, `client is ${this.state}`));
     if (typeof room !== 'string' || typeof body !== 'string' || body === '')
       return Promise.reject(new TypeError('send(room: string, body: non-empty string)'));
+    const extra = {};
+    if (opts.replyTo !== undefined) extra.reply_to = opts.replyTo;
+    if (opts.thread !== undefined) extra.thread = opts.thread;
+    return this.enqueue({ op: 'send', room, body, extra }, opts);
+  }
+
+  /**
+   * Edit my message at seq. Resolves the ack {op:'edit', room, seq (the edit entry's), target,
+   * ts, client_msg_id, duplicate, changed}. Queued and resent like send (same client_msg_id).
+   */
+  edit(room, seq, body, opts = {}) {
+    if (typeof room !== 'string' || !Number.isInteger(seq) || typeof body !== 'string' || body === '')
+      return Promise.reject(new TypeError('edit(room: string, seq: integer, body: non-empty string)'));
+    return this.enqueue({ op: 'edit', room, target: seq, body, extra: { seq, body } }, opts);
+  }
+
+  /** Delete the message at seq (mine, or any as a room admin). Resolves the ack (op 'delete'). */
+  delete(room, seq, opts = {}) {
+    if (typeof room !== 'string' || !Number.isInteger(seq))
+      return Promise.reject(new TypeError('delete(room: string, seq: integer)'));
+    return this.enqueue({ op: 'delete', room, target: seq, extra: { seq } }, opts);
+  }
+
+  /**
+   * Add (on = true) or remove (on = false) my reaction emoji on the message at seq. Resolves the
+   * ack (op 'react'); `changed:false, seq:null` when the reaction already was so.
+   */
+  react(room, seq, emoji, on = true, opts = {}) {
+    if (typeof room !== 'string' || !Number.isInteger(seq) || typeof emoji !== 'string' || emoji === '')
+      return Promise.reject(new TypeError('react(room: string, seq: integer, emoji: non-empty string, on?: boolean)'));
+    on = on !== false;
+    return this.enqueue({ op: 'react', room, target: seq, emoji, on, extra: { seq, emoji, on } }, opts);
+  }
+
+  /** Queue a request of the outbox (send, edit, delete, react) until its ack. */
+  enqueue(req, opts) {
+    if (this.state === 'closed' || this.state === 'ended')
+      return Promise.reject(new ChatdError(this.state, `client is ${this.state}`));
     return new Promise((resolve, reject) => {
       const item = {
-        room,
-        body,
+        ...req,
         cmid: opts.clientMsgId || randomId(),
         resolve,
         reject,
@@ -168,9 +204,23 @@ export class ChatdClient {
     });
   }
 
-  /** Messages waiting for their ack (offline queue included): [{room, body, client_msg_id}]. */
+  /**
+   * Messages waiting for their ack (offline queue included): [{room, body, client_msg_id}].
+   * Edits, deletes and reactions waiting too carry `op` ('edit', 'delete', 'react') and `target`.
+   */
   pending() {
-    return this.outbox.map((i) => ({ room: i.room, body: i.body, client_msg_id: i.cmid }));
+    return this.outbox.map((i) => {
+      const p = { room: i.room, body: i.body, client_msg_id: i.cmid };
+      if (i.op !== 'send') {
+        p.op = i.op;
+        p.target = i.target;
+        if (i.op === 'react') {
+          p.emoji = i.emoji;
+          p.on = i.on;
+        }
+      }
+      return p;
+    });
   }
 
   /** Tell the room's members that the user is typing (throttled; dropped while offline). */
@@ -580,16 +630,33 @@ export class ChatdClient {
       this.seqs.set(m.room, m.seq);
       this.baseline.delete(m.room);
       this.positionsChanged();
-      if (item)
-        this.emit('message', {
-          type: 'message', room: m.room, seq: m.seq, msg_id: m.msg_id, sender: this.userId,
-          body: item.body, ts: m.ts, client_msg_id: m.client_msg_id, own: true,
-        });
+      if (item) this.emitOwn(item, m);
     }
     if (item) {
       const { type, id, ...ack } = m;
       item.resolve(ack);
     }
+  }
+
+  /**
+   * The sending connection gets the ack where the others get the entry: hand the app the entry
+   * it stands for (marked own:true), so every view applies it the same way.
+   */
+  emitOwn(item, m) {
+    const base = { room: m.room, seq: m.seq, ts: m.ts, client_msg_id: m.client_msg_id, own: true };
+    if (item.op === 'send') {
+      const e = { type: 'message', ...base, msg_id: m.msg_id, sender: this.userId, body: item.body };
+      if (item.extra.reply_to !== undefined) e.reply_to = item.extra.reply_to;
+      if (item.extra.thread !== undefined) e.thread = item.extra.thread;
+      return this.emit('message', e);
+    }
+    const target = m.target !== undefined ? m.target : item.target;
+    if (item.op === 'edit')
+      return this.emit('edit', { type: 'edit', ...base, target, body: item.body, edited_at: m.ts, user: this.userId });
+    if (item.op === 'delete') return this.emit('delete', { type: 'delete', ...base, target, user: this.userId });
+    if (item.op === 'react')
+      return this.emit('reaction', { type: 'reaction', ...base, target, emoji: item.emoji, user: this.userId, on: item.on });
+    return undefined;
   }
 
   onError(m) {
@@ -630,7 +697,7 @@ export class ChatdClient {
       const id = `s${++this.nextReq}`;
       item.conn = this.sock.gen;
       this.reqs.set(id, { item, resolve: () => {}, reject: () => {} });
-      this.transmit({ type: 'send', id, room: item.room, client_msg_id: item.cmid, body: item.body });
+      this.transmit({ type: item.op, id, room: item.room, client_msg_id: item.cmid, ...(item.op === 'send' ? { body: item.body } : {}), ...item.extra });
     }
     if (wait !== Infinity) this.setTimer('flush', wait, () => this.flushOutbox());
   }

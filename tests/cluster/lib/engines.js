@@ -117,8 +117,9 @@ function jwtKeys() {
 }
 
 /** Start a chatd node of the cluster. */
-function startNode({ storeUrl, natsUrl, redisUrl, keys, id, args = {} }) {
+function startNode({ storeUrl, natsUrl, redisUrl, keys, id, args = {}, env }) {
   return startServer({
+    env,
     args: {
       'auth-rate': 1000,
       'store-url': storeUrl,

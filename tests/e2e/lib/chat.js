@@ -72,7 +72,7 @@ async function fullHistory(srv, u, room, { pageSize = 200 } = {}) {
   throw new Error('history did not end');
 }
 
-const LOG_TYPES = new Set(['message', 'member', 'room']);
+const LOG_TYPES = new Set(['message', 'member', 'room', 'edit', 'delete', 'reaction']);
 const isLog = (m) => m && LOG_TYPES.has(m.type);
 
 let reqSeq = 0;

@@ -189,6 +189,20 @@ class ChatdServer {
     return out;
   }
 
+  /** Every complete line of stderr, each parsed; throws on the first that is not one JSON object. */
+  jsonLines() {
+    const text = this.stderr.slice(0, this.stderr.lastIndexOf('\n') + 1);
+    return text
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => {
+        let o;
+        assert.doesNotThrow(() => (o = JSON.parse(l)), `not JSON: ${JSON.stringify(l)}`);
+        assert.equal(typeof o, 'object', l);
+        return o;
+      });
+  }
+
   /** The last `n` lines of stderr, for failure messages. */
   tail(n = 30) {
     return this.stderr.split('\n').slice(-n).join('\n');

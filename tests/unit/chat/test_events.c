@@ -63,12 +63,69 @@ static void legacy_entries_are_copied(void **state)
     expect_json(&ev, old);
 }
 
+/* Edit, delete and reaction entries: type by kind, then their stored details. */
+static void op_entries_take_their_type(void **state)
+{
+    static const char details[] = "{\"target\":5,\"user\":\"u_2\",\"ts\":9}";
+    struct store_event ev = {.room_id = 7, .seq = 12, .kind = EV_DELETE, .sender = 2};
+    (void)state;
+    ev.body = details;
+    ev.body_len = sizeof(details) - 1;
+    expect_json(&ev, "{\"type\":\"delete\",\"room\":\"r_7\",\"seq\":12,\"target\":5,"
+                     "\"user\":\"u_2\",\"ts\":9}");
+    ev.kind = EV_EDIT;
+    expect_json(&ev, "{\"type\":\"edit\",\"room\":\"r_7\",\"seq\":12,\"target\":5,"
+                     "\"user\":\"u_2\",\"ts\":9}");
+    ev.kind = EV_REACTION;
+    expect_json(&ev, "{\"type\":\"reaction\",\"room\":\"r_7\",\"seq\":12,\"target\":5,"
+                     "\"user\":\"u_2\",\"ts\":9}");
+}
+
+/* A message read with its state: links, edit, thread counts, reactions (the store's
+ * "emoji\tcount\tme" lines, emoji escaped as JSON), state_seq; a plain one has none of them. */
+static void message_state_fields(void **state)
+{
+    static const char reactions[] = "\xf0\x9f\x91\x8d\t2\t1\n\"\t1\t0";
+    struct store_event ev = {.room_id = 7,
+                             .seq = 3,
+                             .kind = EV_MESSAGE,
+                             .sender = 1,
+                             .ts = 100,
+                             .body = "hi",
+                             .body_len = 2};
+    (void)state;
+    expect_json(&ev, "{\"type\":\"message\",\"room\":\"r_7\",\"seq\":3,\"msg_id\":\"m_7_3\","
+                     "\"sender\":\"u_1\",\"body\":\"hi\",\"ts\":100,\"client_msg_id\":null}");
+    ev.reply_to = 2;
+    ev.thread = 1;
+    ev.edited_at = 150;
+    ev.reply_count = 4;
+    ev.last_reply_seq = 9;
+    ev.state_seq = 10;
+    ev.reactions = reactions;
+    ev.reactions_len = sizeof(reactions) - 1;
+    expect_json(&ev, "{\"type\":\"message\",\"room\":\"r_7\",\"seq\":3,\"msg_id\":\"m_7_3\","
+                     "\"sender\":\"u_1\",\"body\":\"hi\",\"ts\":100,\"client_msg_id\":null,"
+                     "\"reply_to\":2,\"thread\":1,\"edited_at\":150,\"reply_count\":4,"
+                     "\"last_reply_seq\":9,\"reactions\":[{\"emoji\":\"\xf0\x9f\x91\x8d\","
+                     "\"count\":2,\"me\":true},{\"emoji\":\"\\\"\",\"count\":1,\"me\":false}],"
+                     "\"state_seq\":10}");
+    ev.deleted = 1;
+    ev.reactions = NULL;
+    ev.reactions_len = 0;
+    ev.reply_to = ev.thread = ev.edited_at = ev.reply_count = 0;
+    ev.body_len = 0;
+    expect_json(&ev, "{\"type\":\"message\",\"room\":\"r_7\",\"seq\":3,\"msg_id\":\"m_7_3\","
+                     "\"sender\":\"u_1\",\"body\":\"\",\"ts\":100,\"client_msg_id\":null,"
+                     "\"deleted\":true,\"state_seq\":10}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(member_details_carry_no_seq),
-        cmocka_unit_test(room_details_carry_no_seq),
-        cmocka_unit_test(legacy_entries_are_copied),
+        cmocka_unit_test(member_details_carry_no_seq), cmocka_unit_test(room_details_carry_no_seq),
+        cmocka_unit_test(legacy_entries_are_copied),   cmocka_unit_test(op_entries_take_their_type),
+        cmocka_unit_test(message_state_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

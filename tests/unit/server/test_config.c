@@ -96,6 +96,51 @@ static void config_file_from_env(void **state)
     unlink(path);
 }
 
+/* A JSON config file: the same keys, typed values, the same precedence. */
+static void json_file(void **state)
+{
+    struct cfg c;
+    char *path =
+        write_file("\n  {\"listen\": \"127.0.0.1:7100\", \"msg-rate\": 3, \"data_dir\": "
+                   "\"/tmp/j\", \"rate-limits\": false, \"web\": \"off\", \"threads\": \"2\"}\n");
+    char *env[] = {"CHATD_MSG_RATE=4", NULL};
+    char *argv[] = {"chatd", "--config", path, NULL};
+    static const char *const bad[] = {
+        "{\"listen\": 8080}",               /* an integer for a string */
+        "{\"msg-rate\": -1}",               /* negative */
+        "{\"msg-rate\": 1.5}",              /* not an integer */
+        "{\"rate-limits\": 1}",             /* not a boolean */
+        "{\"msg-rate\": true}",             /* a boolean for an integer */
+        "{\"nope\": 1}",                    /* unknown */
+        "{\"listen\": null}",               /* null */
+        "{\"listen\": {\"a\": 1}}",         /* nested */
+        "{\"threads\": 1, \"threads\": 2}", /* duplicate */
+        "{\"listen\": \"a\\u0000b\"}",      /* NUL inside a string */
+        "[1, 2]",                           /* not an object */
+        "{\"listen\": \"x\"",               /* truncated */
+    };
+    (void)state;
+    assert_int_equal(load(&c, 3, argv, env), CFG_OK);
+    assert_string_equal(c.listen, "127.0.0.1:7100");
+    assert_int_equal(c.msg_rate, 4); /* env beats file */
+    assert_string_equal(c.data_dir, "/tmp/j");
+    assert_int_equal(c.rate_limits, 0);
+    assert_int_equal(c.web, 0);
+    assert_int_equal(c.threads, 2);
+    cfg_free(&c);
+    unlink(path);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *argv1[] = {"chatd", NULL};
+        assert_int_equal(load(&c, 1, argv1, NULL), CFG_OK);
+        assert_int_equal(cfg_parse_json(&c, bad[i], strlen(bad[i]), "t.json", devnull), -1);
+        cfg_free(&c);
+        path = write_file(bad[i]);
+        assert_int_equal(load(&c, 3, argv, NULL), CFG_ERROR);
+        cfg_free(&c);
+        unlink(path);
+    }
+}
+
 static void errors(void **state)
 {
     struct cfg c;
@@ -246,6 +291,7 @@ int main(void)
         cmocka_unit_test(file_is_lowest_but_above_default),
         cmocka_unit_test(config_file_from_env),
         cmocka_unit_test(errors),
+        cmocka_unit_test(json_file),
         cmocka_unit_test(help_and_version_exit),
         cmocka_unit_test(long_lines_are_one_line),
         cmocka_unit_test(nul_byte_is_an_error),

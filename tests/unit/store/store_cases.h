@@ -230,16 +230,17 @@ static void conflict_changes_nothing_even_when_kept(void **state)
     assert_int_equal(append(f, r, f->alice, NULL, "next"), 2);
 }
 
-static void client_id_is_per_sender(void **state)
+static void client_id_is_per_room_and_sender(void **state)
 {
     struct fx *f = *state;
     int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL);
 
     assert_int_equal(append(f, r1, f->alice, "same", "from alice"), 1);
     assert_int_equal(append(f, r1, f->bob, "same", "from bob"), 2);
-    /* the key is (sender, client_msg_id), whatever the room */
-    assert_int_equal(append_full(f, r2, EV_MESSAGE, f->alice, "same", "x", NULL), CD_E_CONFLICT);
-    assert_int_equal(last_seq(f, r2), 0);
+    /* the key is (room, sender, client_msg_id): another room is another message */
+    assert_int_equal(append(f, r2, f->alice, "same", "x"), 1);
+    assert_int_equal(append_full(f, r2, EV_MESSAGE, f->alice, "same", "y", NULL), CD_E_CONFLICT);
+    assert_int_equal(last_seq(f, r2), 1);
     /* entries without a client_msg_id never collide */
     assert_int_equal(append(f, r1, f->alice, NULL, "a"), 3);
     assert_int_equal(append(f, r1, f->alice, NULL, "b"), 4);
@@ -267,7 +268,7 @@ static void event_by_client_id_finds_original(void **state)
     append(f, r, f->bob, "other", "after");
 
     memset(&k, 0, sizeof(k));
-    assert_int_equal(f->ops->event_by_client_id(f->c, f->bob, "abc-123xyz", 7, on_event, &k),
+    assert_int_equal(f->ops->event_by_client_id(f->c, r, f->bob, "abc-123xyz", 7, on_event, &k),
                      CD_OK);
     assert_int_equal(k.n, 1);
     assert_int_equal(k.seq[0], 2);
@@ -278,9 +279,9 @@ static void event_by_client_id_finds_original(void **state)
     assert_string_equal(k.cmid[0], "abc-123");
 
     memset(&k, 0, sizeof(k));
-    assert_int_equal(f->ops->event_by_client_id(f->c, f->alice, "abc-123", 7, on_event, &k),
+    assert_int_equal(f->ops->event_by_client_id(f->c, r, f->alice, "abc-123", 7, on_event, &k),
                      CD_E_NOT_FOUND);
-    assert_int_equal(f->ops->event_by_client_id(f->c, f->bob, "abc-12", 6, on_event, &k),
+    assert_int_equal(f->ops->event_by_client_id(f->c, r, f->bob, "abc-12", 6, on_event, &k),
                      CD_E_NOT_FOUND);
     assert_int_equal(k.n, 0);
 }
@@ -1015,12 +1016,513 @@ static void room_mute_per_user(void **state)
     assert_int_equal(muted, 0);
 }
 
+
+/* Search: the index is keyed by (room, seq); a search sees only the user's rooms and entries
+ * after their joined_seq, newest first, paged by position; put replaces (an edit), delete
+ * removes (a delete: the text is never found again). */
+struct hits {
+    int n;
+    int64_t room[COLLECT_MAX], seq[COLLECT_MAX], pos[COLLECT_MAX];
+    char snippet[COLLECT_MAX][128];
+};
+
+static int on_hit(void *ud, const struct store_search_hit *h)
+{
+    struct hits *k = ud;
+    assert_true(k->n < COLLECT_MAX);
+    k->room[k->n] = h->room_id;
+    k->seq[k->n] = h->seq;
+    k->pos[k->n] = h->pos;
+    snprintf(k->snippet[k->n], sizeof(k->snippet[0]), "%.*s", (int)h->snippet_len, h->snippet);
+    k->n++;
+    return 0;
+}
+
+static void find(struct fx *f, int64_t user, int64_t room, const char *terms, int64_t before,
+                 int limit, struct hits *k)
+{
+    struct store_search_q q = {
+        .user = user, .room = room, .before = before, .match = terms, .limit = limit};
+    memset(k, 0, sizeof(*k));
+    assert_int_equal(f->ops->search(f->c, &q, on_hit, k), CD_OK);
+}
+
+static int64_t say(struct fx *f, int64_t room, int64_t sender, const char *cmid, const char *body)
+{
+    int64_t seq = append(f, room, sender, cmid, body);
+    assert_int_equal(f->ops->search_index_put(f->c, room, seq, body, strlen(body)), CD_OK);
+    return seq;
+}
+
+static void search_rooms_window_edit_delete(void **state)
+{
+    struct fx *f = *state;
+    int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL), s1, s2, s3, s4;
+    struct hits k;
+
+    put_member(f, r1, f->alice, ROLE_OWNER, 0);
+    put_member(f, r2, f->alice, ROLE_OWNER, 0);
+    s1 = say(f, r1, f->alice, "a1", "the quick brown fox");
+    s2 = say(f, r2, f->alice, "a2", "a quick reply");
+    put_member(f, r1, f->bob, ROLE_MEMBER, s1); /* bob joins r1 after s1 */
+    s3 = say(f, r1, f->alice, "a3", "Quick thinking");
+    find(f, f->alice, 0, "quick", 0, 10, &k);
+    assert_int_equal(k.n, 3);
+    assert_int_equal(k.seq[0], s3); /* newest first */
+    assert_int_equal(k.room[1], r2);
+    assert_int_equal(k.seq[1], s2);
+    assert_int_equal(k.seq[2], s1);
+    assert_true(k.pos[0] > k.pos[1] && k.pos[1] > k.pos[2]);
+    assert_non_null(strstr(k.snippet[0], "\x01Quick\x02"));
+    find(f, f->alice, 0, "quick", k.pos[0], 10, &k); /* the next page */
+    assert_int_equal(k.n, 2);
+    find(f, f->alice, r1, "quick", 0, 10, &k);
+    assert_int_equal(k.n, 2);
+    find(f, f->alice, 0, "quick fox", 0, 10, &k); /* every term */
+    assert_int_equal(k.n, 1);
+    find(f, f->bob, 0, "quick", 0, 10, &k); /* only r1, only after joining */
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.seq[0], s3);
+    find(f, f->carol, 0, "quick", 0, 10, &k);
+    assert_int_equal(k.n, 0);
+    /* an edit replaces the text */
+    assert_int_equal(f->ops->search_index_put(f->c, r1, s3, "slow thinking", 13), CD_OK);
+    find(f, f->alice, 0, "quick", 0, 10, &k);
+    assert_int_equal(k.n, 2);
+    find(f, f->alice, 0, "slow", 0, 10, &k);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.seq[0], s3);
+    /* a delete removes it */
+    assert_int_equal(f->ops->search_index_delete(f->c, r1, s1), CD_OK);
+    find(f, f->alice, 0, "fox", 0, 10, &k);
+    assert_int_equal(k.n, 0);
+    s4 = say(f, r2, f->alice, "a4", "fox again");
+    find(f, f->alice, 0, "fox", 0, 1, &k);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.seq[0], s4);
+}
+
+/* Attachments: rows, who may read one, references and extras shown with the entry, expiry of
+ * unreferenced uploads only, and the references of a deleted message. */
+struct ids {
+    int n;
+    char body[8][STORE_ATT_ID_LEN + 1];
+};
+
+static int on_id(void *ud, const char *id)
+{
+    struct ids *k = ud;
+    assert_true(k->n < 8);
+    snprintf(k->body[k->n++], sizeof(k->body[0]), "%s", id);
+    return 0;
+}
+
+static int on_extra(void *ud, const struct store_event *ev)
+{
+    char *out = ud;
+    snprintf(out, 128, "%.*s", (int)ev->extra_len, ev->extra ? ev->extra : "");
+    return 0;
+}
+
+static void attachments_refs_readable_expire(void **state)
+{
+    struct fx *f = *state;
+    struct store_attachment a = {.owner = 0, .size = 5, .created_at = 100}, b, got;
+    int64_t r = room_new(f, "files", NULL), seq;
+    struct collect pk;
+    struct ids k;
+    char extra[128];
+    int ok = -1;
+
+    snprintf(a.id, sizeof(a.id), "%032d", 1);
+    a.owner = f->alice;
+    snprintf(a.content_type, sizeof(a.content_type), "text/plain");
+    snprintf(a.name, sizeof(a.name), "a.txt");
+    snprintf(a.sha256, sizeof(a.sha256), "%064d", 7);
+    b = a;
+    snprintf(b.id, sizeof(b.id), "%032d", 2);
+    assert_int_equal(f->ops->attachment_insert(f->c, &a), CD_OK);
+    assert_int_equal(f->ops->attachment_insert(f->c, &b), CD_OK);
+    assert_int_equal(f->ops->attachment_get(f->c, a.id, &got), CD_OK);
+    assert_string_equal(got.name, "a.txt");
+    assert_int_equal(got.size, 5);
+    assert_int_equal(got.owner, f->alice);
+    assert_int_equal(f->ops->attachment_get(f->c, "ffff", &got), CD_E_NOT_FOUND);
+
+    put_member(f, r, f->alice, ROLE_OWNER, 0);
+    put_member(f, r, f->bob, ROLE_MEMBER, 0);
+    seq = append(f, r, f->alice, "f1", "file");
+    put_member(f, r, f->carol, ROLE_MEMBER, seq); /* joined after the post */
+    assert_int_equal(f->ops->attachment_ref(f->c, a.id, r, seq), CD_OK);
+    assert_int_equal(f->ops->attachment_ref(f->c, a.id, r, seq), CD_OK); /* idempotent */
+    assert_int_equal(f->ops->event_extra_put(f->c, r, seq, "\"attachments\":[]", 16), CD_OK);
+    page(f, r, 0, 0, 10, 0, &pk);
+    assert_int_equal(pk.n, 1);
+    assert_int_equal(f->ops->events_page(f->c, r, seq - 1, 0, 1, 0, on_extra, extra), CD_OK);
+    assert_string_equal(extra, "\"attachments\":[]");
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->alice, &ok), CD_OK);
+    assert_int_equal(ok, 1);
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 1);
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->carol, &ok), CD_OK);
+    assert_int_equal(ok, 0);
+    assert_int_equal(f->ops->attachment_readable(f->c, b.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 0);
+
+    /* only b (unreferenced, old enough) expires */
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->attachments_expire(f->c, 50, 10, on_id, &k), CD_OK);
+    assert_int_equal(k.n, 0); /* not old enough */
+    assert_int_equal(f->ops->attachments_expire(f->c, 1000, 10, on_id, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_string_equal(k.body[0], b.id);
+    assert_int_equal(f->ops->attachment_get(f->c, b.id, &got), CD_E_NOT_FOUND);
+
+    /* the message is deleted: no reference, no extras, then a expires too */
+    assert_int_equal(f->ops->attachments_unref_message(f->c, r, seq), CD_OK);
+    assert_int_equal(f->ops->events_page(f->c, r, seq - 1, 0, 1, 0, on_extra, extra), CD_OK);
+    assert_string_equal(extra, "");
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 0);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->attachments_expire(f->c, 1000, 10, on_id, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_string_equal(k.body[0], a.id);
+}
+
+/* The asynchronous indexer (SQLite): new messages are found once search_index_log has run; an
+ * edit or a delete that came before it wins (the deleted text is never indexed). PostgreSQL
+ * indexes at the append instead (search_index_append). */
+static void search_indexer_catches_up(void **state)
+{
+    struct fx *f = *state;
+    int64_t r = room_new(f, "ix", NULL), s1, s2, s3;
+    struct hits k;
+    int n = 0;
+
+    put_member(f, r, f->alice, ROLE_OWNER, 0);
+    s1 = append(f, r, f->alice, "i1", "alpha one");
+    s2 = append(f, r, f->alice, "i2", "alpha two");
+    s3 = append(f, r, f->alice, "i3", "alpha three");
+    if (f->ops->search_index_append) {
+        assert_null(f->ops->search_index_log);
+        assert_int_equal(f->ops->search_index_append(f->c, r, s1, "alpha one", 9), CD_OK);
+        find(f, f->alice, 0, "alpha", 0, 10, &k);
+        assert_int_equal(k.n, 1);
+        return;
+    }
+    assert_non_null(f->ops->search_index_log);
+    find(f, f->alice, 0, "alpha", 0, 10, &k);
+    assert_int_equal(k.n, 0); /* not indexed yet */
+    assert_int_equal(f->ops->search_index_put(f->c, r, s2, "beta two", 8), CD_OK); /* edit */
+    assert_int_equal(f->ops->search_index_delete(f->c, r, s3), CD_OK);            /* delete */
+    assert_int_equal(f->ops->search_index_log(f->c, 2, &n), CD_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(f->ops->search_index_log(f->c, 100, &n), CD_OK);
+    assert_true(n >= 1);
+    assert_int_equal(f->ops->search_index_log(f->c, 100, &n), CD_OK);
+    assert_int_equal(n, 0); /* caught up */
+    find(f, f->alice, 0, "alpha", 0, 10, &k);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.seq[0], s1);
+    find(f, f->alice, 0, "beta", 0, 10, &k);
+    assert_int_equal(k.n, 1);
+    find(f, f->alice, 0, "three", 0, 10, &k);
+    assert_int_equal(k.n, 0);
+}
+
+static int on_ahead(void *ud, int64_t room, int64_t last)
+{
+    struct collect *k = ud;
+    assert_true(k->n < COLLECT_MAX);
+    k->room[k->n] = room;
+    k->seq[k->n] = last;
+    k->n++;
+    return k->stop_after && k->n >= k->stop_after;
+}
+
+/* Only the rooms whose log passed what the caller saw come back, with their heads. */
+static void rooms_ahead_reports_lagging_rooms(void **state)
+{
+    struct fx *f = *state;
+    int64_t r1 = room_new(f, "one", NULL), r2 = room_new(f, "two", NULL),
+            r3 = room_new(f, "three", NULL);
+    struct collect k;
+    int64_t ids[4], seen[4] = {2, 1, 0, 0};
+
+    ids[0] = r1, ids[1] = r2, ids[2] = r3, ids[3] = r3 + 1000; /* the last is unknown */
+    for (int i = 0; i < 2; i++)
+        append(f, r1, f->alice, NULL, "a");
+    for (int i = 0; i < 3; i++)
+        append(f, r2, f->alice, NULL, "b");
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_ahead(f->c, ids, seen, 4, on_ahead, &k), CD_OK);
+    assert_int_equal(k.n, 1); /* r1 is at 2 (seen), r3 is empty, the unknown room is left out */
+    assert_int_equal(k.room[0], r2);
+    assert_int_equal(k.seq[0], 3);
+    seen[0] = 0;
+    memset(&k, 0, sizeof(k));
+    k.stop_after = 1;
+    assert_int_equal(f->ops->rooms_ahead(f->c, ids, seen, 4, on_ahead, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_ahead(f->c, ids, seen, 0, on_ahead, &k), CD_OK);
+    assert_int_equal(k.n, 0);
+}
+
+/* ---- people and room features (issue 14 part 5) ---- */
+
+static void user_insert_id_distinguishes_conflicts(void **state)
+{
+    struct fx *f = *state;
+    struct store_profile p;
+    const int64_t id = INT64_C(5000000000123);
+    assert_int_equal(f->ops->user_insert_id(f->c, id, "dave", "h", 7), CD_OK);
+    assert_int_equal(f->ops->user_insert_id(f->c, id, "erin", "h", 7), CD_E_CONFLICT);
+    assert_int_equal(f->ops->user_insert_id(f->c, id + 1, "dave", "h", 7), CD_E_USERNAME_TAKEN);
+    assert_int_equal(f->ops->profile_get(f->c, id, &p), CD_OK);
+    assert_string_equal(p.username, "dave");
+    assert_int_equal(p.created_at, 7);
+    assert_int_equal(p.deleted_at, 0);
+}
+
+struct names {
+    char v[8][STORE_USERNAME_MAX + 1];
+    int n;
+};
+
+static int on_profile(void *ud, const struct store_profile *p, const struct store_member *m,
+                      int64_t at)
+{
+    struct names *k = ud;
+    (void)m;
+    (void)at;
+    if (k->n < 8) snprintf(k->v[k->n++], sizeof(k->v[0]), "%s", p->username);
+    return 0;
+}
+
+static void profiles_prefix_and_erase(void **state)
+{
+    struct fx *f = *state;
+    struct store_profile p;
+    struct names k = {0};
+    int64_t id;
+    assert_int_equal(f->ops->user_insert(f->c, "al_b", "h", 1, &id), CD_OK);
+    assert_int_equal(f->ops->user_insert(f->c, "al.c", "h", 1, &id), CD_OK);
+    assert_int_equal(f->ops->profile_set(f->c, f->alice, "Alice A", NULL, "busy"), CD_OK);
+    assert_int_equal(f->ops->profile_set(f->c, f->alice, NULL, "up_1", NULL), CD_OK);
+    assert_int_equal(f->ops->profile_get(f->c, f->alice, &p), CD_OK);
+    assert_string_equal(p.display_name, "Alice A");
+    assert_string_equal(p.avatar, "up_1");
+    assert_string_equal(p.status_text, "busy");
+    /* byte order on both stores: '.' < '_' < 'i' */
+    assert_int_equal(f->ops->users_by_prefix(f->c, "al", "am", "", 10, on_profile, &k), CD_OK);
+    assert_int_equal(k.n, 3);
+    assert_string_equal(k.v[0], "al.c");
+    assert_string_equal(k.v[1], "al_b");
+    assert_string_equal(k.v[2], "alice");
+    k.n = 0;
+    assert_int_equal(f->ops->users_by_prefix(f->c, "al", "am", "al_b", 10, on_profile, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_string_equal(k.v[0], "alice");
+    /* erase: the username is freed, the profile emptied, the row and id stay */
+    assert_int_equal(f->ops->pair_put(f->c, STORE_BLOCKS, f->bob, f->alice, 5), CD_OK);
+    assert_int_equal(f->ops->pair_put(f->c, STORE_CONTACTS, f->alice, f->bob, 5), CD_OK);
+    assert_int_equal(f->ops->user_erase(f->c, f->alice, 99), CD_OK);
+    assert_int_equal(f->ops->profile_get(f->c, f->alice, &p), CD_OK);
+    assert_int_equal(p.deleted_at, 99);
+    assert_string_equal(p.display_name, "");
+    assert_int_equal(p.username[0], '#');
+    k.n = 0;
+    assert_int_equal(f->ops->users_by_prefix(f->c, "al", "am", "", 10, on_profile, &k), CD_OK);
+    assert_int_equal(k.n, 2);
+    assert_int_equal(f->ops->user_insert(f->c, "alice", "h", 1, &id), CD_OK);
+    assert_int_equal(f->ops->profile_set(f->c, f->alice, "x", NULL, NULL), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->user_set_pwhash(f->c, f->alice, "h2"), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->user_erase(f->c, f->alice, 100), CD_E_NOT_FOUND);
+    {
+        int b = 1;
+        assert_int_equal(f->ops->pair_exists(f->c, STORE_BLOCKS, f->bob, f->alice, &b), CD_OK);
+        assert_int_equal(b, 0);
+    }
+}
+
+static int count_pair(void *ud, int64_t user, int64_t other)
+{
+    (void)user;
+    (void)other;
+    ++*(int *)ud;
+    return 0;
+}
+
+static void pairs_put_list_delete(void **state)
+{
+    struct fx *f = *state;
+    struct names k = {0};
+    int b = 0, n = 0;
+    assert_int_equal(f->ops->pair_put(f->c, STORE_CONTACTS, f->alice, f->carol, 10), CD_OK);
+    assert_int_equal(f->ops->pair_put(f->c, STORE_CONTACTS, f->alice, f->bob, 11), CD_OK);
+    assert_int_equal(f->ops->pair_put(f->c, STORE_CONTACTS, f->alice, f->bob, 12), CD_OK);
+    assert_int_equal(f->ops->pair_list(f->c, STORE_CONTACTS, f->alice, 0, 10, on_profile, &k),
+                     CD_OK);
+    assert_int_equal(k.n, 2); /* idempotent, in user id order */
+    assert_string_equal(k.v[0], f->bob < f->carol ? "bob" : "carol");
+    assert_int_equal(f->ops->pair_exists(f->c, STORE_BLOCKS, f->alice, f->bob, &b), CD_OK);
+    assert_int_equal(b, 0); /* the tables are separate */
+    assert_int_equal(f->ops->pair_put(f->c, STORE_BLOCKS, f->alice, f->bob, 13), CD_OK);
+    assert_int_equal(f->ops->pair_exists(f->c, STORE_BLOCKS, f->alice, f->bob, &b), CD_OK);
+    assert_int_equal(b, 1);
+    assert_int_equal(f->ops->pair_exists(f->c, STORE_BLOCKS, f->bob, f->alice, &b), CD_OK);
+    assert_int_equal(b, 0);
+    assert_int_equal(f->ops->blocks_all(f->c, count_pair, &n), CD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->ops->pair_delete(f->c, STORE_CONTACTS, f->alice, f->bob), CD_OK);
+    assert_int_equal(f->ops->pair_delete(f->c, STORE_CONTACTS, f->alice, f->bob), CD_E_NOT_FOUND);
+    k.n = 0;
+    assert_int_equal(f->ops->pair_list(f->c, STORE_CONTACTS, f->alice, 0, 10, on_profile, &k),
+                     CD_OK);
+    assert_int_equal(k.n, 1);
+}
+
+static void member_access_states_and_blocks(void **state)
+{
+    struct fx *f = *state;
+    struct store_access a;
+    int64_t g = room_new(f, "g", NULL), dm = room_new(f, "", "1:2");
+    put_member(f, g, f->alice, ROLE_OWNER, 1);
+    put_member(f, dm, f->alice, ROLE_MEMBER, 1);
+    put_member(f, dm, f->bob, ROLE_MEMBER, 2);
+    assert_int_equal(f->ops->member_access(f->c, 9999, f->alice, &a), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->member_access(f->c, g, f->alice, &a), CD_OK);
+    assert_true(a.member && a.state == ROOM_ACTIVE && !a.dm_blocked && a.kind == ROOM_GROUP);
+    assert_int_equal(f->ops->member_access(f->c, g, f->bob, &a), CD_OK);
+    assert_false(a.member);
+    assert_int_equal(f->ops->room_set_flags(f->c, g, -1, ROOM_ARCHIVED), CD_OK);
+    assert_int_equal(f->ops->member_access(f->c, g, f->alice, &a), CD_OK);
+    assert_int_equal(a.state, ROOM_ARCHIVED);
+    assert_int_equal(f->ops->pair_put(f->c, STORE_BLOCKS, f->alice, f->bob, 1), CD_OK);
+    assert_int_equal(f->ops->member_access(f->c, dm, f->bob, &a), CD_OK);
+    assert_true(a.member && a.dm_blocked && a.kind == ROOM_DIRECT);
+    assert_int_equal(f->ops->member_access(f->c, dm, f->alice, &a), CD_OK);
+    assert_false(a.dm_blocked); /* directed: alice blocks bob */
+    assert_int_equal(f->ops->room_set_flags(f->c, 9999, 1, -1), CD_E_NOT_FOUND);
+}
+
+static int on_room(void *ud, const struct store_room *room, const struct store_member *m)
+{
+    struct collect *k = ud;
+    assert_null(m);
+    assert_true(k->n < COLLECT_MAX);
+    k->rooms[k->n++] = *room;
+    return 0;
+}
+
+static void public_rooms_and_hidden_dms(void **state)
+{
+    struct fx *f = *state;
+    struct collect k;
+    struct store_room r;
+    int64_t g1 = room_new(f, "g1", NULL), g2 = room_new(f, "g2", NULL),
+            g3 = room_new(f, "g3", NULL);
+    int64_t dm = room_new(f, "", "1:2");
+    (void)g2;
+    assert_int_equal(f->ops->room_set_flags(f->c, g1, 1, -1), CD_OK);
+    assert_int_equal(f->ops->room_set_flags(f->c, g3, 1, -1), CD_OK);
+    assert_int_equal(f->ops->room_get(f->c, g1, &r), CD_OK);
+    assert_int_equal(r.is_public, 1);
+    assert_int_equal(r.state, ROOM_ACTIVE);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_public(f->c, 0, 10, on_room, &k), CD_OK);
+    assert_int_equal(k.n, 2);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_public(f->c, g1, 10, on_room, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(f->ops->room_set_flags(f->c, g3, -1, ROOM_ARCHIVED), CD_OK);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_public(f->c, 0, 10, on_room, &k), CD_OK);
+    assert_int_equal(k.n, 1); /* archived rooms are not listed */
+    /* a hidden direct room comes back with a newer message only */
+    put_member(f, dm, f->alice, ROLE_MEMBER, 1);
+    put_member(f, dm, f->bob, ROLE_MEMBER, 2);
+    append(f, dm, f->bob, "h1", "one");
+    assert_int_equal(f->ops->member_hide(f->c, dm, f->alice, last_seq(f, dm)), CD_OK);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_visible(f->c, f->alice, 0, 10, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 0);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_of_user(f->c, f->alice, 0, 10, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 1); /* still a member */
+    append(f, dm, f->bob, "h2", "two");
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->rooms_visible(f->c, f->alice, 0, 10, on_member, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(f->ops->member_hide(f->c, dm, f->carol, 1), CD_E_NOT_FOUND);
+}
+
+static int on_session(void *ud, const struct store_session *s)
+{
+    int64_t *v = ud;
+    v[v[0] + 1] = s->last_used;
+    v[0]++;
+    return 0;
+}
+
+static void sessions_and_invites(void **state)
+{
+    struct fx *f = *state;
+    struct store_refresh rt;
+    struct store_invite inv, got;
+    int64_t s1, s2, v[8] = {0};
+    assert_int_equal(f->ops->session_insert(f->c, f->alice, 100, &s1), CD_OK);
+    assert_int_equal(f->ops->session_insert(f->c, f->alice, 200, &s2), CD_OK);
+    memset(&rt, 0, sizeof(rt));
+    rt.session_id = s1;
+    rt.user_id = f->alice;
+    rt.created_at = 100;
+    rt.expires_at = 1000;
+    rt.hash[0] = 1;
+    assert_int_equal(f->ops->refresh_insert(f->c, &rt), CD_OK);
+    rt.created_at = 150; /* a refresh: the newest token is the last use */
+    rt.hash[0] = 2;
+    assert_int_equal(f->ops->refresh_insert(f->c, &rt), CD_OK);
+    rt.session_id = s2;
+    rt.created_at = 200;
+    rt.expires_at = 300; /* expires before now = 500 */
+    rt.hash[0] = 3;
+    assert_int_equal(f->ops->refresh_insert(f->c, &rt), CD_OK);
+    assert_int_equal(f->ops->sessions_of_user(f->c, f->alice, 500, on_session, v), CD_OK);
+    assert_int_equal(v[0], 1);
+    assert_int_equal(v[1], 150);
+    assert_int_equal(f->ops->session_revoke(f->c, s1, 600), CD_OK);
+    v[0] = 0;
+    assert_int_equal(f->ops->sessions_of_user(f->c, f->alice, 500, on_session, v), CD_OK);
+    assert_int_equal(v[0], 0);
+
+    memset(&inv, 0, sizeof(inv));
+    inv.hash[5] = 9;
+    inv.room_id = room_new(f, "r", NULL);
+    inv.created_by = f->alice;
+    inv.created_at = 1;
+    inv.expires_at = 2;
+    inv.max_uses = 3;
+    assert_int_equal(f->ops->invite_insert(f->c, &inv), CD_OK);
+    assert_int_equal(f->ops->invite_use(f->c, inv.hash), CD_OK);
+    assert_int_equal(f->ops->invite_get(f->c, inv.hash, &got), CD_OK);
+    assert_int_equal(got.room_id, inv.room_id);
+    assert_int_equal(got.expires_at, 2);
+    assert_int_equal(got.max_uses, 3);
+    assert_int_equal(got.uses, 1);
+    inv.hash[5] = 8;
+    assert_int_equal(f->ops->invite_get(f->c, inv.hash, &got), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->invite_use(f->c, inv.hash), CD_E_NOT_FOUND);
+}
+
 #define STORE_CASES(setup, teardown)                                                               \
     cmocka_unit_test_setup_teardown(seqs_are_contiguous_per_room, setup, teardown),                \
         cmocka_unit_test_setup_teardown(duplicate_client_id_conflicts_without_consuming_seq,       \
                                         setup, teardown),                                          \
         cmocka_unit_test_setup_teardown(conflict_changes_nothing_even_when_kept, setup, teardown), \
-        cmocka_unit_test_setup_teardown(client_id_is_per_sender, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(client_id_is_per_room_and_sender, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(event_by_client_id_finds_original, setup, teardown),       \
         cmocka_unit_test_setup_teardown(events_page_ranges, setup, teardown),                      \
         cmocka_unit_test_setup_teardown(member_put_inserts_or_updates_role, setup, teardown),      \
@@ -1033,6 +1535,7 @@ static void room_mute_per_user(void **state)
         cmocka_unit_test_setup_teardown(unread_count_counts_others_messages, setup, teardown),     \
         cmocka_unit_test_setup_teardown(dm_key_unique, setup, teardown),                           \
         cmocka_unit_test_setup_teardown(room_get_and_update, setup, teardown),                     \
+        cmocka_unit_test_setup_teardown(rooms_ahead_reports_lagging_rooms, setup, teardown),       \
         cmocka_unit_test_setup_teardown(reader_and_reopen_see_log, setup, teardown),               \
         cmocka_unit_test_setup_teardown(bulk_appends_in_one_transaction, setup, teardown),         \
         cmocka_unit_test_setup_teardown(outbox_records_writes_in_order, setup, teardown),          \
@@ -1041,6 +1544,15 @@ static void room_mute_per_user(void **state)
         cmocka_unit_test_setup_teardown(apikeys_by_hash_and_revoke, setup, teardown),              \
         cmocka_unit_test_setup_teardown(webhooks_insert_list_delete, setup, teardown),             \
         cmocka_unit_test_setup_teardown(deliveries_lifecycle, setup, teardown),                    \
-        cmocka_unit_test_setup_teardown(room_mute_per_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(room_mute_per_user, setup, teardown),                                                     \
+        cmocka_unit_test_setup_teardown(user_insert_id_distinguishes_conflicts, setup, teardown),  \
+        cmocka_unit_test_setup_teardown(profiles_prefix_and_erase, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(pairs_put_list_delete, setup, teardown),                   \
+        cmocka_unit_test_setup_teardown(member_access_states_and_blocks, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(public_rooms_and_hidden_dms, setup, teardown),             \
+        cmocka_unit_test_setup_teardown(sessions_and_invites, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(search_rooms_window_edit_delete, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(attachments_refs_readable_expire, setup, teardown),        \
+        cmocka_unit_test_setup_teardown(search_indexer_catches_up, setup, teardown),
 
 #endif

@@ -107,9 +107,12 @@ static void schema_3_log_is_migrated(void **state)
 
     assert_int_equal(append_on(c, 7, EV_MESSAGE, 1, "a4", "seven-four", &seq), CD_OK);
     assert_int_equal(seq, 4);
-    assert_int_equal(append_on(c, 8, EV_MESSAGE, 1, "a1", "again", &seq), CD_E_CONFLICT);
+    /* migration 6: the key is (room, sender, client_msg_id) */
+    assert_int_equal(append_on(c, 7, EV_MESSAGE, 1, "a1", "again", &seq), CD_E_CONFLICT);
+    assert_int_equal(append_on(c, 8, EV_MESSAGE, 1, "a1", "elsewhere", &seq), CD_OK);
+    assert_int_equal(seq, 3);
     memset(&k, 0, sizeof(k));
-    assert_int_equal(store_sqlite_ops.event_by_client_id(c, 1, "a1", 2, on_event, &k), CD_OK);
+    assert_int_equal(store_sqlite_ops.event_by_client_id(c, 7, 1, "a1", 2, on_event, &k), CD_OK);
     assert_int_equal(k.n, 1);
     assert_int_equal(k.room[0], 7);
     assert_int_equal(k.seq[0], 1);

@@ -1,0 +1,291 @@
+'use strict';
+// People (issue 14, part 5): profiles shown wherever users appear, password change and the
+// sessions it ends, the sessions list, account deletion, finding users by prefix, opaque user
+// ids, contacts.
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { request, uniqueName, registerUser } = require('./lib/http');
+const { startChat, newUser, loginAgain, api, createRoom, connect, expectError, withClients } = require('./lib/chat');
+
+test('profiles: PATCH /v1/me and the user objects of me, users, search, members, DM listings', async () => {
+  const srv = await startChat();
+  try {
+    const a = await newUser(srv, 'pa');
+    const b = await newUser(srv, 'pb');
+    const r = await api(srv, a).patch('/v1/me', { display_name: 'Ада Lovelace', avatar: 'a_up1oad-ID', status_text: 'on a break' });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(
+      { d: r.body.user.display_name, a: r.body.user.avatar, s: r.body.user.status_text },
+      { d: 'Ада Lovelace', a: 'a_up1oad-ID', s: 'on a break' });
+    const check = (u, what) => {
+      assert.equal(u.display_name, 'Ада Lovelace', what);
+      assert.equal(u.avatar, 'a_up1oad-ID', what);
+      assert.equal(u.status_text, 'on a break', what);
+    };
+    check((await api(srv, a).get('/v1/me')).body.user, 'me');
+    check((await api(srv, b).get(`/v1/users/${a.id}`)).body.user, 'users/{id}');
+    check((await api(srv, b).get(`/v1/users?username=${a.username}`)).body.user, 'users?username');
+    const found = await api(srv, b).get(`/v1/users?prefix=${a.username.slice(0, 6)}`);
+    check(found.body.users.find((u) => u.id === a.id), 'users?prefix');
+    const room = await createRoom(srv, b, [a]);
+    const got = await api(srv, b).get(`/v1/rooms/${room.id}`);
+    check(got.body.room.members.find((m) => m.user_id === a.id).user, 'room members');
+    const page = await api(srv, b).get(`/v1/rooms/${room.id}/members`);
+    check(page.body.members.find((m) => m.user_id === a.id).user, 'member page');
+    const dm = await api(srv, b).post('/v1/dms', { user_id: a.id });
+    assert.ok(dm.status === 201 || dm.status === 200, dm.text);
+    const list = await api(srv, b).get('/v1/rooms');
+    const d = list.body.rooms.find((x) => x.id === dm.body.room.id);
+    assert.equal(d.peer, a.id);
+    check(d.peer_user, 'DM listing');
+
+    // partial update keeps the rest; null clears
+    const r2 = await api(srv, a).patch('/v1/me', { status_text: null });
+    assert.equal(r2.body.user.status_text, '');
+    assert.equal(r2.body.user.display_name, 'Ада Lovelace');
+    // validation
+    expectError(assert, await api(srv, a).patch('/v1/me', {}), 400, 'invalid_field');
+    expectError(assert, await api(srv, a).patch('/v1/me', { display_name: 'x'.repeat(129) }), 400, 'invalid_field');
+    expectError(assert, await api(srv, a).patch('/v1/me', { display_name: 'bell\u0007' }), 400, 'invalid_field');
+    expectError(assert, await api(srv, a).patch('/v1/me', { display_name: 'c1\u0085' }), 400, 'invalid_field');
+    expectError(assert, await api(srv, a).patch('/v1/me', { status_text: 'y'.repeat(281) }), 400, 'invalid_field');
+    expectError(assert, await api(srv, a).patch('/v1/me', { avatar: '../etc/passwd' }), 400, 'invalid_field');
+    expectError(assert, await api(srv, a).patch('/v1/me', { display_name: 5 }), 400, 'invalid_field');
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('password change: full check of the current one, other sessions end and their sockets close 4001', async () => {
+  const srv = await startChat();
+  try {
+    const a = await newUser(srv, 'pw');
+    const a2 = await loginAgain(srv, a);
+    const other = await connect(srv, a2);
+    const mine = await connect(srv, a);
+    await withClients([other, mine], async () => {
+      expectError(assert, await api(srv, a).post('/v1/me/password', { current: 'wrong password!', new: 'brand new pass' }), 401, 'invalid_credentials');
+      expectError(assert, await api(srv, a).post('/v1/me/password', { current: a.password, new: 'short' }), 400, 'invalid_password');
+      expectError(assert, await api(srv, a).post('/v1/me/password', { current: a.password }), 400, 'invalid_field');
+      const r = await api(srv, a).post('/v1/me/password', { current: a.password, new: 'brand new pass' });
+      assert.equal(r.status, 204, r.text);
+      await other.waitFor((c) => c.closeInfo, 5000, 'close of the other session');
+      assert.equal(other.closeInfo.code, 4001);
+      expectError(assert, await api(srv, a2).get('/v1/me'), 401, 'unauthorized');
+      const rt = await request(srv, 'POST', '/v1/auth/refresh', { json: { refresh_token: a2.refresh } });
+      expectError(assert, rt, 401, 'invalid_refresh_token');
+      // this session goes on
+      assert.equal((await api(srv, a).get('/v1/me')).status, 200);
+      assert.equal((await mine.req({ type: 'ping' })).type, 'pong');
+      const old = await request(srv, 'POST', '/v1/auth/login', { json: { username: a.username, password: a.password } });
+      expectError(assert, old, 401, 'invalid_credentials');
+      const nw = await request(srv, 'POST', '/v1/auth/login', { json: { username: a.username, password: 'brand new pass' } });
+      assert.equal(nw.status, 200);
+    });
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('sessions: list with current, end one (its socket closes 4001), others stay', async () => {
+  const srv = await startChat();
+  try {
+    const a = await newUser(srv, 'ss');
+    const a2 = await loginAgain(srv, a);
+    const a3 = await loginAgain(srv, a);
+    const r = await api(srv, a).get('/v1/me/sessions');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.sessions.length, 3);
+    assert.equal(r.body.sessions.filter((s) => s.current).length, 1);
+    for (const s of r.body.sessions) {
+      assert.match(s.id, /^s_\d+$/);
+      assert.equal(typeof s.created_at, 'number');
+      assert.equal(typeof s.last_used_at, 'number');
+    }
+    const cur2 = (await api(srv, a2).get('/v1/me/sessions')).body.sessions.find((s) => s.current);
+    const c2 = await connect(srv, a2);
+    await withClients([c2], async () => {
+      const e = await api(srv, a).del(`/v1/me/sessions/${cur2.id}`);
+      assert.equal(e.status, 204, e.text);
+      await c2.waitFor((c) => c.closeInfo, 5000, 'close');
+      assert.equal(c2.closeInfo.code, 4001);
+    });
+    expectError(assert, await api(srv, a2).get('/v1/me'), 401, 'unauthorized');
+    assert.equal((await api(srv, a3).get('/v1/me')).status, 200);
+    assert.equal((await api(srv, a).get('/v1/me/sessions')).body.sessions.length, 2);
+    expectError(assert, await api(srv, a).del(`/v1/me/sessions/${cur2.id}`), 404, 'not_found');
+    // another user's session is not found either
+    const b = await newUser(srv, 'sb');
+    const bs = (await api(srv, b).get('/v1/me/sessions')).body.sessions[0];
+    expectError(assert, await api(srv, a).del(`/v1/me/sessions/${bs.id}`), 404, 'not_found');
+    expectError(assert, await api(srv, a).del('/v1/me/sessions/x_1'), 404, 'not_found');
+    assert.equal((await api(srv, b).get('/v1/me')).status, 200);
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('account deletion: password required, messages stay from a deleted user, username freed, memberships and sessions end', async () => {
+  const srv = await startChat();
+  try {
+    const a = await newUser(srv, 'da');
+    const b = await newUser(srv, 'db');
+    const room = await createRoom(srv, a, [b]);
+    const dm = (await api(srv, b).post('/v1/dms', { user_id: a.id })).body.room;
+    assert.equal((await api(srv, a).post(`/v1/rooms/${room.id}/messages`, { body: 'last words', client_msg_id: 'x1' })).status, 201);
+    assert.equal((await api(srv, a).post(`/v1/rooms/${dm.id}/messages`, { body: 'dm words', client_msg_id: 'x2' })).status, 201);
+    const cb = await connect(srv, b);
+    const ca = await connect(srv, a);
+    await withClients([cb, ca], async () => {
+      // DELETE with a body: Node sends no framing for it unless Content-Length is set
+      const del = (json) => request(srv, 'DELETE', '/v1/me', {
+        token: a.token, json, headers: { 'Content-Length': Buffer.byteLength(JSON.stringify(json)) },
+      });
+      expectError(assert, await del({}), 400, 'invalid_field');
+      expectError(assert, await del({ password: 'not the password' }), 401, 'invalid_credentials');
+      const r = await del({ password: a.password });
+      assert.equal(r.status, 204, r.text);
+      await ca.waitFor((c) => c.closeInfo, 5000, 'close of the deleted user');
+      assert.equal(ca.closeInfo.code, 4001);
+      // b sees the owner leave and the ownership handed over, in the log
+      await cb.waitFor((c) => c.entries(room.id).some((e) => e.type === 'member' && e.action === 'leave' && e.user === a.id), 5000, 'leave entry');
+      assert.ok(cb.entries(room.id).some((e) => e.type === 'member' && e.action === 'role' && e.user === b.id && e.role === 'owner'));
+    });
+    expectError(assert, await api(srv, a).get('/v1/me'), 401, 'unauthorized');
+    const login = await request(srv, 'POST', '/v1/auth/login', { json: { username: a.username, password: a.password } });
+    expectError(assert, login, 401, 'invalid_credentials');
+    // the user shows as deleted
+    const u = await api(srv, b).get(`/v1/users/${a.id}`);
+    assert.equal(u.status, 200);
+    assert.equal(u.body.user.username, null);
+    assert.equal(u.body.user.deleted, true);
+    expectError(assert, await api(srv, b).get(`/v1/users?username=${a.username}`), 404, 'not_found');
+    // messages stay, in the group room and the DM (kept for b)
+    const h = await api(srv, b).get(`/v1/rooms/${room.id}/messages`);
+    assert.ok(h.body.messages.some((m) => m.type === 'message' && m.body === 'last words' && m.sender === a.id));
+    const rooms = (await api(srv, b).get('/v1/rooms')).body.rooms;
+    const d = rooms.find((x) => x.id === dm.id);
+    assert.ok(d, 'the DM stays for the other side');
+    assert.equal(d.member_count, 1);
+    assert.equal(d.peer_user, undefined);
+    const dh = await api(srv, b).get(`/v1/rooms/${dm.id}/messages`);
+    assert.ok(dh.body.messages.some((m) => m.body === 'dm words'));
+    const g = await api(srv, b).get(`/v1/rooms/${room.id}`);
+    assert.equal(g.body.room.member_count, 1);
+    assert.equal(g.body.room.role, 'owner');
+    // nobody can add the deleted user or open a new direct chat with them
+    expectError(assert, await api(srv, b).post(`/v1/rooms/${room.id}/members`, { user_id: a.id }), 404, 'not_found');
+    const c = await newUser(srv, 'dc');
+    expectError(assert, await api(srv, c).post('/v1/dms', { user_id: a.id }), 404, 'not_found');
+    // the username is free again, for a new user with a new id
+    const again = await registerUser(srv, a.username);
+    assert.notEqual(again.user.id, a.id);
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('find users by prefix: at least 2 characters, paged in username order, rate limited', async () => {
+  const srv = await startChat({ 'user-search-rate': 2 });
+  try {
+    const tag = `q${process.pid % 1000}${Math.floor(Math.random() * 1000)}`;
+    const names = [];
+    for (let i = 0; i < 5; i++) {
+      const name = `${tag}_${i}`;
+      await registerUser(srv, name);
+      names.push(name);
+    }
+    const other = await newUser(srv, 'zz');
+    const seen = [];
+    let after = '';
+    for (let guard = 0; guard < 10; guard++) {
+      const r = await api(srv, other).get(`/v1/users?prefix=${tag}&limit=2${after ? `&after=${after}` : ''}`);
+      assert.equal(r.status, 200, r.text);
+      assert.ok(r.body.users.length <= 2);
+      seen.push(...r.body.users.map((u) => u.username));
+      if (!r.body.has_more) {
+        assert.equal(r.body.next, null);
+        break;
+      }
+      after = r.body.next;
+    }
+    assert.deepEqual(seen, names);
+    expectError(assert, await api(srv, other).get('/v1/users?prefix=a'), 400, 'invalid_field');
+    expectError(assert, await api(srv, other).get('/v1/users?prefix=A%25'), 400, 'invalid_field');
+    expectError(assert, await api(srv, other).get(`/v1/users?prefix=${tag}&limit=101`), 400, 'invalid_field');
+    // --user-search-rate 2 (burst 8): the bucket runs dry
+    let limited = null;
+    for (let i = 0; i < 20 && !limited; i++) {
+      const r = await api(srv, other).get(`/v1/users?prefix=${tag}`);
+      if (r.status === 429) limited = r;
+    }
+    assert.ok(limited, 'prefix search is rate limited');
+    expectError(assert, limited, 429, 'rate_limited');
+    assert.ok(Number(limited.headers['retry-after']) >= 1);
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('opaque user ids: consecutive registrations are neither consecutive nor small', async () => {
+  const srv = await startChat();
+  try {
+    const ids = [];
+    for (let i = 0; i < 6; i++) ids.push(BigInt((await registerUser(srv, uniqueName('op'))).user.id.slice(2)));
+    for (const id of ids) assert.ok(id >= 2n ** 32n, `id ${id} reveals a count`);
+    for (let i = 1; i < ids.length; i++) {
+      const d = ids[i] > ids[i - 1] ? ids[i] - ids[i - 1] : ids[i - 1] - ids[i];
+      assert.ok(d > 1000n, `ids ${ids[i - 1]} and ${ids[i]} are close`);
+    }
+    assert.equal(new Set(ids.map(String)).size, ids.length);
+    // the ids work everywhere: REST lookups, rooms, the WebSocket hello and events
+    const a = await newUser(srv, 'oa');
+    const b = await newUser(srv, 'ob');
+    assert.equal((await api(srv, a).get(`/v1/users/${b.id}`)).body.user.id, b.id);
+    const room = await createRoom(srv, a, [b]);
+    const cb = await connect(srv, b);
+    await withClients([cb], async () => {
+      assert.equal(cb.hello.user, b.id);
+      const ack = await cb.sendMsg(room.id, 'hi');
+      assert.equal(ack.type, 'ack');
+      const h = await api(srv, a).get(`/v1/rooms/${room.id}/messages`);
+      assert.ok(h.body.messages.some((m) => m.sender === b.id && m.body === 'hi'));
+    });
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('contacts: add, list (paged), remove', async () => {
+  const srv = await startChat();
+  try {
+    const a = await newUser(srv, 'ca');
+    const others = [];
+    for (let i = 0; i < 3; i++) others.push(await newUser(srv, 'co'));
+    for (const o of others) {
+      const r = await api(srv, a).post('/v1/me/contacts', { user_id: o.id });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.user.id, o.id);
+    }
+    assert.equal((await api(srv, a).post('/v1/me/contacts', { user_id: others[0].id })).status, 200, 'idempotent');
+    expectError(assert, await api(srv, a).post('/v1/me/contacts', { user_id: 'u_999' }), 404, 'not_found');
+    expectError(assert, await api(srv, a).post('/v1/me/contacts', { user_id: a.id }), 400, 'invalid_field');
+    expectError(assert, await api(srv, a).post('/v1/me/contacts', {}), 400, 'invalid_field');
+    const p1 = await api(srv, a).get('/v1/me/contacts?limit=2');
+    assert.equal(p1.body.contacts.length, 2);
+    assert.equal(p1.body.has_more, true);
+    const p2 = await api(srv, a).get(`/v1/me/contacts?limit=2&after=${p1.body.next}`);
+    assert.equal(p2.body.contacts.length, 1);
+    assert.equal(p2.body.has_more, false);
+    const all = [...p1.body.contacts, ...p2.body.contacts].map((u) => u.id).sort();
+    assert.deepEqual(all, others.map((o) => o.id).sort());
+    assert.equal(typeof p1.body.contacts[0].added_at, 'number');
+    assert.equal((await api(srv, a).del(`/v1/me/contacts/${others[1].id}`)).status, 204);
+    expectError(assert, await api(srv, a).del(`/v1/me/contacts/${others[1].id}`), 404, 'not_found');
+    assert.equal((await api(srv, a).get('/v1/me/contacts')).body.contacts.length, 2);
+    // contacts are per user
+    assert.equal((await api(srv, others[0]).get('/v1/me/contacts')).body.contacts.length, 0);
+  } finally {
+    await srv.stop();
+  }
+});

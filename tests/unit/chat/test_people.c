@@ -1,0 +1,103 @@
+/* The pure rules of chat/people.c: opaque ids, profile text, avatar ids, prefix ranges and the
+ * in-memory block set that filters presence. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "chat/people.h"
+
+static void ids_are_random_and_large(void **state)
+{
+    int64_t prev = 0;
+    (void)state;
+    for (int i = 0; i < 1000; i++) {
+        int64_t id = people_new_user_id();
+        assert_true(id >= PEOPLE_ID_MIN);
+        assert_true(id < PEOPLE_ID_MAX);
+        if (i) assert_true(id != prev && id != prev + 1); /* not a sequence */
+        prev = id;
+    }
+}
+
+static void profile_text(void **state)
+{
+    (void)state;
+    assert_true(people_text_valid("", 0, 10));
+    assert_true(people_text_valid("Ada", 3, 10));
+    assert_true(people_text_valid("\xd0\x90\xd0\xb4\xd0\xb0", 6, 10)); /* Ада */
+    assert_false(people_text_valid("Ada", 3, 2));                      /* over max bytes */
+    assert_false(people_text_valid("a\nb", 3, 10));                    /* C0 */
+    assert_false(people_text_valid("a\x7f", 2, 10));                   /* DEL */
+    assert_false(people_text_valid("a\xc2\x85", 3, 10));               /* C1 (NEL) */
+    assert_true(people_text_valid("a\xc2\xa0", 3, 10));                /* NBSP is text */
+    assert_false(people_text_valid("\xff", 1, 10));                    /* not UTF-8 */
+    assert_false(people_text_valid("\xe2\x82", 2, 10));                /* truncated */
+}
+
+static void avatar_ids(void **state)
+{
+    char big[STORE_AVATAR_MAX + 2];
+    (void)state;
+    assert_true(people_avatar_valid("", 0));
+    assert_true(people_avatar_valid("a_Zz09-_", 8));
+    assert_false(people_avatar_valid("../x", 4));
+    assert_false(people_avatar_valid("a b", 3));
+    memset(big, 'a', sizeof(big));
+    assert_true(people_avatar_valid(big, STORE_AVATAR_MAX));
+    assert_false(people_avatar_valid(big, STORE_AVATAR_MAX + 1));
+}
+
+static void prefix_ranges(void **state)
+{
+    char lo[STORE_USERNAME_MAX + 1], hi[STORE_USERNAME_MAX + 1];
+    (void)state;
+    assert_true(people_prefix_range("ab", 2, lo, hi));
+    assert_string_equal(lo, "ab");
+    assert_string_equal(hi, "ac");
+    assert_true(people_prefix_range("a_", 2, lo, hi));
+    assert_string_equal(hi, "a`"); /* '_' + 1: every name starting "a_" sorts below */
+    assert_true(people_prefix_range("z9", 2, lo, hi));
+    assert_string_equal(hi, "z:");
+    assert_false(people_prefix_range("a", 1, lo, hi)); /* under the minimum */
+    assert_false(people_prefix_range("aB", 2, lo, hi));
+    assert_false(people_prefix_range("a%", 2, lo, hi)); /* no LIKE wildcards or others */
+    assert_false(people_prefix_range("abcdefghijklmnopqrstuvwxyz0123456", 33, lo, hi));
+}
+
+static void block_set(void **state)
+{
+    (void)state;
+    assert_false(people_blocks(1, 2));
+    people_blocks_note(1, 2, 1);
+    people_blocks_note(1, 2, 1); /* idempotent */
+    assert_true(people_blocks(1, 2));
+    assert_false(people_blocks(2, 1)); /* directed */
+    for (int64_t i = 10; i < 2000; i++)
+        people_blocks_note(i, i + 1, 1); /* grows */
+    assert_true(people_blocks(1, 2));
+    assert_true(people_blocks(1999, 2000));
+    people_blocks_note(1, 2, 0);
+    assert_false(people_blocks(1, 2));
+    people_blocks_note(5, 500, 1);
+    people_blocks_note(500, 6, 1);
+    people_blocks_forget_user(500);
+    assert_false(people_blocks(5, 500));
+    assert_false(people_blocks(500, 6));
+    assert_true(people_blocks(10, 11));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ids_are_random_and_large),
+        cmocka_unit_test(profile_text),
+        cmocka_unit_test(avatar_ids),
+        cmocka_unit_test(prefix_ranges),
+        cmocka_unit_test(block_set),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
