@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { startChat, newUser, api, createRoom, connect, pump, fullHistory } = require('./lib/chat');
+const { startChat, newUser, api, createRoom, connect, pump, fullHistory, withClients, nextId } = require('./lib/chat');
 const { createKey, serverApi } = require('./lib/server_api');
 
 const T = { timeout: 60000 };
@@ -149,6 +149,58 @@ describe('outbox: the event stream', () => {
     } finally {
       await srv.stop({ removeDataDir: false });
       srv.removeDataDir(); // the directory, and on PostgreSQL its schema
+    }
+  });
+
+  it('edits, deletes, reactions, thread replies and attachments: each event is the frame WebSocket members got', T, async () => {
+    const srv = await startChat({ 'upload-rate': 1000 });
+    try {
+      const sapi = serverApi(srv, createKey(srv, 'ops').key);
+      const alice = await newUser(srv, 'oo');
+      const bob = await newUser(srv, 'oo');
+      const carol = await newUser(srv, 'oo'); // only listens: senders get acks, not their own frames
+      const room = (await createRoom(srv, alice, [bob, carol])).id;
+      const start = (await drain(sapi, 0)).next;
+      const up = await fetch(`http://127.0.0.1:${srv.port}/v1/uploads?name=a.txt`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${alice.token}`, 'Content-Type': 'text/plain' },
+        body: 'attached bytes\n',
+      });
+      assert.equal(up.status, 201);
+      const att = (await up.json()).attachment;
+      const ca = await connect(srv, alice);
+      const cb = await connect(srv, bob);
+      const cc = await connect(srv, carol);
+      await withClients([ca, cb, cc], async () => {
+        const ok = (m) => assert.equal(m.type, 'ack', JSON.stringify(m));
+        const root = await ca.req({ type: 'send', room, body: 'root', client_msg_id: nextId('o'), attachments: [att.id] });
+        ok(root);
+        ok(await cb.req({ type: 'send', room, body: 'in thread', client_msg_id: nextId('o'), thread: root.seq, reply_to: root.seq }));
+        ok(await ca.req({ type: 'edit', room, seq: root.seq, body: 'root, edited' }));
+        ok(await cb.req({ type: 'react', room, seq: root.seq, emoji: '👍', on: true }));
+        const gone = await cb.sendMsg(room, 'to be deleted');
+        ok(gone);
+        ok(await cb.req({ type: 'delete', room, seq: gone.seq }));
+        const frames = await cc.waitFor((c) => {
+          const e = c.entries(room).filter((m) => m.seq > root.seq - 1);
+          return e.length >= 6 && e;
+        }, 10000, 'six entries');
+        const { events } = await drain(sapi, start);
+        const logged = events.filter((e) => e.room === room && e.data.seq >= root.seq);
+        assert.deepEqual(logged.map((e) => e.type), ['message', 'message', 'edit', 'reaction', 'message', 'delete']);
+        // The stream reads the log when it is read: a message edited or deleted since carries its
+        // current text, as history does (the edit and delete entries carry the change itself).
+        const expected = frames.slice(0, 6).map((f) => ({ ...f }));
+        expected[0].body = 'root, edited';
+        expected[4].body = '';
+        assert.deepEqual(logged.map((e) => e.data), expected);
+        assert.equal(logged[0].data.attachments[0].id, att.id);
+        assert.equal(logged[1].data.thread, root.seq);
+        assert.equal(logged[1].data.reply_to, root.seq);
+        assert.equal(logged[2].id, `e_${room.slice(2)}_${root.seq + 2}`);
+      });
+    } finally {
+      await srv.stop();
     }
   });
 });
