@@ -1053,7 +1053,7 @@ static int sq_event_append(struct store_conn *c, struct store_event *ev)
      * client_msg_id) pair exists (the seq is ours alone: single writer). */
     if ((rc = step_done(c, s, "event_insert")) != CD_OK) return rc;
     if (sqlite3_changes(c->db) == 0) return CD_E_CONFLICT;
-    /* Its outbox row was added by the insert itself (trigger events_outbox, migration 6). */
+    /* Its outbox row was added by the insert itself (trigger events_outbox, migration 9). */
     ev->seq = ++se->last_seq;
     return CD_OK;
 }
