@@ -376,6 +376,10 @@ def main():
     cluster = text(os.path.join(os.path.dirname(os.path.realpath(__file__)), "cluster.md"))
     if cluster:
         L.append(cluster + "\n")
+    # And the Event stream section (bench/sinks.sh's figures, bench/sinks.md).
+    sinks = text(os.path.join(os.path.dirname(os.path.realpath(__file__)), "sinks.md"))
+    if sinks:
+        L.append(sinks + "\n")
     # And the Search section (bench/search.sh's figures, kept in bench/search.md).
     search = text(os.path.join(os.path.dirname(os.path.realpath(__file__)), "search.md"))
     if search:

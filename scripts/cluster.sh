@@ -12,7 +12,10 @@
 # (nginx, default 8080), CHATD_NODE_BASE (first node's port, default 8181), CHATD_NATS_BASE
 # (first NATS client port, default 4322; cluster routes +1000, monitoring +4000),
 # CHATD_REDIS_PORT (6479), CHATD_BIN (a chatd binary to run instead of building one),
-# CHATD_NODE_ARGS (extra flags for every node). Everything is described in docs/CLUSTER.md.
+# CHATD_NODE_ARGS (extra flags for every node), CHATD_CLUSTER_WORKERS (1, default: the nodes run
+# --roles gateway and one more process runs every other role, --roles relay,notifier,exporter,
+# indexer, on the port after the last node's, outside nginx; 0: every node runs all roles).
+# Everything is described in docs/CLUSTER.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${CHATD_CLUSTER_DIR:-/tmp/chatd-cluster}
@@ -100,15 +103,19 @@ jwt_keys() {
   cat "$f"
 }
 
-start_node() { # index binary store_url keys
-  local i=$1 bin=$2 url=$3 keys=$4 port=$((NODE_BASE + $1)) pidf=$DIR/node$1.pid nats
+WORKERS=${CHATD_CLUSTER_WORKERS:-1}
+
+start_node() { # index binary store_url keys [name roles]: a gateway node, or the workers process
+  local i=$1 bin=$2 url=$3 keys=$4 port=$((NODE_BASE + $1)) name=${5:-node$1} roles=${6:-all} nats
+  local pidf=$DIR/$name.pid
   alive "$pidf" && return
-  mkdir -p "$DIR/node$i"
+  [ "$WORKERS" = 1 ] && [ -z "${5:-}" ] && roles=gateway
+  mkdir -p "$DIR/$name"
   nats=$(nats_urls)
   # shellcheck disable=SC2086
-  "$bin" --listen "127.0.0.1:$port" --data-dir "$DIR/node$i" --store-url "$url" \
-    --nats-url "$nats" --redis-url "redis://127.0.0.1:$REDIS_PORT" --node-id "node$i" \
-    --jwt-keys "$keys" ${CHATD_NODE_ARGS:-} >>"$DIR/node$i.log" 2>&1 &
+  "$bin" --listen "127.0.0.1:$port" --data-dir "$DIR/$name" --store-url "$url" \
+    --nats-url "$nats" --redis-url "redis://127.0.0.1:$REDIS_PORT" --node-id "$name" \
+    --jwt-keys "$keys" --roles "$roles" ${CHATD_NODE_ARGS:-} >>"$DIR/$name.log" 2>&1 &
   echo $! > "$pidf"
 }
 
@@ -160,6 +167,10 @@ up() {
   for i in $(seq 0 $((n - 1))); do
     wait_port $((NODE_BASE + i)) 30 || { log "node$i did not start (see $DIR/node$i.log)"; tail -5 "$DIR/node$i.log" >&2; exit 1; }
   done
+  if [ "$WORKERS" = 1 ]; then # the roles beside the gateway, in a process of their own
+    start_node "$n" "$bin" "$url" "$keys" workers relay,notifier,exporter,indexer
+    wait_port $((NODE_BASE + n)) 30 || { log "workers did not start (see $DIR/workers.log)"; tail -5 "$DIR/workers.log" >&2; exit 1; }
+  fi
   echo "$n" > "$DIR/nodes"
   start_nginx "$n"
   log "up: http://127.0.0.1:$PORT/ (nginx) -> $n chatd nodes on ports $NODE_BASE..$((NODE_BASE + n - 1))"
@@ -178,6 +189,7 @@ status() {
       echo "node$i: pid $(cat "$f"), 127.0.0.1:$((NODE_BASE + i)), readyz $(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$((NODE_BASE + i))/readyz")"
     else echo "node$i: stopped"; fi
   done
+  alive "$DIR/workers.pid" && echo "workers: pid $(cat "$DIR/workers.pid"), 127.0.0.1:$((NODE_BASE + n)) (relay, notifier, exporter, indexer), readyz $(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$((NODE_BASE + n))/readyz")"
   alive "$DIR/nginx.pid" && echo "nginx: running (127.0.0.1:$PORT)" || echo "nginx: stopped"
 }
 
@@ -196,7 +208,7 @@ stop_pid() { # pidfile [signal]
 down() {
   local i
   stop_pid "$DIR/nginx.pid" QUIT; rm -f "$DIR/nginx.pid.launch"
-  for f in "$DIR"/node*.pid; do [ -e "$f" ] && stop_pid "$f"; done
+  for f in "$DIR"/node*.pid "$DIR/workers.pid"; do [ -e "$f" ] && stop_pid "$f"; done
   stop_pid "$DIR/redis.pid"
   for i in 0 1 2; do stop_pid "$DIR/nats$i.pid"; done
   "$ROOT/scripts/pg.sh" stop || true
@@ -211,5 +223,5 @@ case ${1:-} in
     echo "CHATD_STORE_URL=$("$ROOT/scripts/pg.sh" url)"
     echo "CHATD_NATS_URL=$(nats_urls)"
     echo "CHATD_REDIS_URL=redis://127.0.0.1:$REDIS_PORT" ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac

@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang-format libuv1-dev libhttp-parser-dev libjansson-dev
       libsqlite3-dev libsodium-dev libcmocka-dev libpq-dev postgresql libnats-dev nats-server
       libhiredis-dev redis-server nodejs npm curl util-linux clang libclang-rt-14-dev
-      libcurl4-openssl-dev prometheus nginx-light systemd openssl)
+      librdkafka-dev kcat libcurl4-openssl-dev prometheus nginx-light systemd openssl)
 # The browser tests (tests/browser) drive Debian's Chromium; playwright-core downloads nothing
 # (the emoji font: reaction chips in the screenshots are legible).
 [ "${1:-}" != "--no-browser" ] && pkgs+=(chromium fonts-noto-color-emoji)

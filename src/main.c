@@ -1,12 +1,13 @@
 /* chatd - real-time chat server. See README.md and `chatd --help`.
- * `chatd migrate ...` is a one-shot command (store/store_migrate.h), so are the administration
- * commands `chatd user|token|config|backup|restore ...` (admin/admin.h); anything else runs the
- * server with the settings of server/config.h. */
+ * `chatd migrate ...` and `chatd apikey ...` are one-shot commands (store/store_migrate.h,
+ * server/cli.h), so are the administration commands `chatd user|token|config|backup|restore ...`
+ * (admin/admin.h); anything else runs the server with the settings of server/config.h. */
 #include <stdio.h>
 #include <string.h>
 
 #include "admin/admin.h"
 #include "server/app.h"
+#include "server/cli.h"
 #include "server/config.h"
 #include "store/store_migrate.h"
 
@@ -17,7 +18,8 @@ static void migrate_usage(FILE *out)
     fprintf(out,
             "Usage: chatd migrate --from DATA_DIR --to postgres://user@host:port/db\n\n"
             "Copies a stopped single node's data (SQLite in DATA_DIR: users, sessions, refresh\n"
-            "tokens, rooms, memberships with read markers, every room's log with its seqs) into\n"
+            "tokens, rooms, memberships with read markers, every room's log with its seqs, room\n"
+            "settings (mute), webhook endpoints; not pending webhook deliveries) into\n"
             "a PostgreSQL database for a cluster (--store-url), ids and seqs preserved, in one\n"
             "transaction. Prints the rows of each table on both sides; exit 0 only when they\n"
             "match (committed), 1 otherwise (nothing committed), 2 for a usage error.\n"
@@ -74,6 +76,8 @@ int main(int argc, char **argv)
     int rc;
 
     if (argc > 1 && !strcmp(argv[1], "migrate")) return migrate_main(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "apikey"))
+        return cli_apikey_main(argc, argv, environ, stdout, stderr);
     if (admin_is_command(argc, argv)) return admin_main(argc, argv, environ, stdin, stdout, stderr);
     rc = cfg_load(&cfg, argc, argv, environ, stdout, stderr);
     if (rc == CFG_EXIT_OK) {

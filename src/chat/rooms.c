@@ -214,10 +214,20 @@ static int member_event(const struct store_ops *ops, struct store_conn *sc, int6
     return rc;
 }
 
+/* Above an owner for the checks below; never stored. */
+#define ROLE_SYSTEM (ROLE_OWNER + 1)
+
 static int role_of(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t user,
                    struct store_member *m)
 {
-    int rc = ops->member_get(sc, room, user, m);
+    int rc;
+    if (user == CHAT_SYSTEM) {
+        memset(m, 0, sizeof(*m));
+        m->room_id = room;
+        m->role = ROLE_SYSTEM;
+        return CD_OK;
+    }
+    rc = ops->member_get(sc, room, user, m);
     return rc == CD_E_NOT_FOUND ? CD_E_NOT_MEMBER : rc;
 }
 
@@ -293,7 +303,14 @@ int chat__send(const struct store_ops *ops, struct store_conn *sc, int64_t room,
     int rc;
 
     memset(res, 0, sizeof(*res));
-    if ((rc = member_known(ops, sc, room, sender, now_ms)) != CD_OK) return rc;
+    if (sender == CHAT_SYSTEM) {
+        struct store_access a; /* the system writes into any room that exists */
+        if ((rc = ops->member_access(sc, room, sender, &a)) != CD_OK) return rc;
+        if (a.state == ROOM_DELETED) return CD_E_NOT_FOUND;
+        if (a.state == ROOM_ARCHIVED) return CD_E_ROOM_ARCHIVED;
+    } else if ((rc = member_known(ops, sc, room, sender, now_ms)) != CD_OK) {
+        return rc;
+    }
     rc = ops->event_append(sc, &ev);
     if (rc == CD_E_CONFLICT) return CD_E_CONFLICT; /* the caller looks up the original */
     if (rc != CD_OK) return rc;
@@ -413,6 +430,7 @@ int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t 
     if (r.kind == ROOM_DIRECT) return CD_E_FORBIDDEN;
     if (am.role < ROLE_ADMIN) return CD_E_FORBIDDEN;
     if (role > ROLE_MEMBER && am.role < ROLE_OWNER) return CD_E_FORBIDDEN;
+    if (actor == CHAT_SYSTEM && role == ROLE_OWNER) return CD_E_FORBIDDEN; /* owners transfer */
     if (r.state == ROOM_ARCHIVED) return CD_E_ROOM_ARCHIVED;
     if ((rc = user_exists(ops, sc, user)) != CD_OK) return rc;
     if (user != actor && (rc = blocks(ops, sc, user, actor)) != CD_OK) return rc;
@@ -435,6 +453,7 @@ int chat_member_add(const struct store_ops *ops, struct store_conn *sc, int64_t 
         if (am.role < ROLE_OWNER) return um.role == role ? CD_OK : CD_E_FORBIDDEN;
         if (user == actor) return CD_E_CONFLICT; /* the owner changes others, or transfers */
         if (um.role == role) return CD_OK;
+        if (actor == CHAT_SYSTEM && um.role == ROLE_OWNER) return CD_E_CONFLICT;
     }
     um.role = role;
     member_forget(room, user);
@@ -469,6 +488,7 @@ int chat_member_remove(const struct store_ops *ops, struct store_conn *sc, int64
         if (rc == CD_E_NOT_FOUND) return CD_E_NOT_FOUND;
         if (rc != CD_OK) return rc;
         if (am.role < ROLE_ADMIN || um.role >= am.role) return CD_E_FORBIDDEN;
+        if (actor == CHAT_SYSTEM && um.role == ROLE_OWNER) return CD_E_CONFLICT; /* ownerless */
     }
     member_forget(room, user);
     if ((rc = ops->member_delete(sc, room, user)) != CD_OK) return rc;

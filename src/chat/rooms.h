@@ -18,6 +18,11 @@
 
 #define CHAT_MAX_INITIAL_MEMBERS 1000 /* members listed in one POST /v1/rooms */
 #define CHAT_CMID_MAX            64   /* client_msg_id bytes */
+/* The actor and sender id of the server API acting as the system (never a user: user ids start
+ * at 1). The system may send into any room without being a member, and add or remove members
+ * of any group room with an admin's powers over everyone but the owner (it can neither make
+ * nor remove an owner). Its messages and entries show "sender"/"by": "system". */
+#define CHAT_SYSTEM 0
 
 /* Events produced by one job. */
 struct chat_out {

@@ -64,22 +64,26 @@ static int start_session(const struct store_ops *ops, struct store_conn *sc, str
                          a->refresh, &a->sid);
 }
 
-/* The token response: {user, access_token, refresh_token, token_type, expires_in}. */
-static json_t *token_response(struct auth_call *a)
+json_t *api_token_json(struct app *app, int64_t user, const char *username, int64_t sid,
+                       const char *refresh)
 {
-    struct app *app = a->base.app;
     struct jwt_claims cl;
     char access[JWT_MAX_TOKEN + 1];
     int64_t now = clock_unix_ms() / 1000;
 
-    cl.sub = a->user_id;
+    cl.sub = user;
     cl.iat = now;
     cl.exp = now + app->cfg.access_ttl;
-    cl.sid = a->sid;
+    cl.sid = sid;
     if (jwt_sign(&app->keys, &cl, access, sizeof(access)) != CD_OK) return NULL;
-    return json_pack("{s:o,s:s,s:s,s:s,s:I}", "user", user_json(a->user_id, a->username),
-                     "access_token", access, "refresh_token", a->refresh, "token_type", "Bearer",
-                     "expires_in", (json_int_t)app->cfg.access_ttl);
+    return json_pack("{s:o,s:s,s:s,s:s,s:I}", "user", user_json(user, username), "access_token",
+                     access, "refresh_token", refresh, "token_type", "Bearer", "expires_in",
+                     (json_int_t)app->cfg.access_ttl);
+}
+
+static json_t *token_response(struct auth_call *a)
+{
+    return api_token_json(a->base.app, a->user_id, a->username, a->sid, a->refresh);
 }
 
 static int finish_tokens(struct auth_call *a)
@@ -191,11 +195,15 @@ static void login_verify(struct api_call *call)
     int rc = sc ? call->app->db.ops->user_by_name(sc, a->username, &u) : CD_E_IO;
     uint64_t ops = (uint64_t)cfg->pwhash_ops, mem = (uint64_t)cfg->pwhash_mem_kib;
 
-    if (rc == CD_OK && auth_verify_password(u.pwhash, a->password, a->pwlen, ops, mem)) {
+    /* A user of the server API has no password (empty hash): checked against the dummy hash,
+     * at the same cost, never a match. */
+    if (rc == CD_OK && u.pwhash[0] &&
+        auth_verify_password(u.pwhash, a->password, a->pwlen, ops, mem)) {
         a->user_id = u.id;
         call->status = CD_OK;
     } else {
-        if (rc != CD_OK) auth_verify_password(NULL, a->password, a->pwlen, ops, mem);
+        if (rc != CD_OK || !u.pwhash[0])
+            auth_verify_password(NULL, a->password, a->pwlen, ops, mem);
         call->status = rc == CD_E_IO ? CD_E_IO : CD_E_INVALID_CREDENTIALS;
     }
     sodium_memzero(a->password, sizeof(a->password));

@@ -793,21 +793,46 @@ int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t ro
     return CD_OK;
 }
 
+json_t *api_ack_json(int64_t room, const struct chat_sent *sent, const char *cmid, int *http_status)
+{
+    char rid[32], mid[48];
+    id_format(rid, sizeof(rid), 'r', room);
+    snprintf(mid, sizeof(mid), "m_%lld_%lld", (long long)room, (long long)sent->seq);
+    *http_status = sent->duplicate ? 200 : 201;
+    return json_pack("{s:s,s:I,s:s,s:I,s:s,s:b}", "room", rid, "seq", (json_int_t)sent->seq,
+                     "msg_id", mid, "ts", (json_int_t)sent->ts, "client_msg_id", cmid, "duplicate",
+                     sent->duplicate);
+}
+
+int api_message_fields(struct api_req *r, json_t **body, json_t **cmid)
+{
+    *body = json_object_get(r->body, "body");
+    *cmid = json_object_get(r->body, "client_msg_id");
+    if (!json_is_string(*body) || json_string_length(*body) == 0) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "body (non-empty string) is required");
+        return 0;
+    }
+    if ((int64_t)json_string_length(*body) > r->app->cfg.max_body_text) {
+        api_respond_error(r, CD_E_TOO_LARGE, "message body over --max-message-body");
+        return 0;
+    }
+    if (!json_is_string(*cmid) || json_string_length(*cmid) == 0 ||
+        json_string_length(*cmid) > CHAT_CMID_MAX) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "client_msg_id (string, 1-64 bytes) is required");
+        return 0;
+    }
+    return 1;
+}
+
 static int post_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct room_call *rc = ROOM_CALL(j);
-    char rid[32], mid[48];
     int64_t room;
     int st =
         api_send_exec(ops, sc, rc->room, rc->user, rc->body, rc->body_len, rc->cmid, rc->cmid_len,
                       rc->reply_to, rc->thread, &rc->att, &rc->out, &rc->sent, &room);
     if (job_status(rc, st) != CD_OK) return st;
-    id_format(rid, sizeof(rid), 'r', room);
-    snprintf(mid, sizeof(mid), "m_%lld_%lld", (long long)room, (long long)rc->sent.seq);
-    rc->base.http_status = rc->sent.duplicate ? 200 : 201;
-    rc->base.result = json_pack(
-        "{s:s,s:I,s:s,s:I,s:s,s:b}", "room", rid, "seq", (json_int_t)rc->sent.seq, "msg_id", mid,
-        "ts", (json_int_t)rc->sent.ts, "client_msg_id", rc->cmid, "duplicate", rc->sent.duplicate);
+    rc->base.result = api_ack_json(room, &rc->sent, rc->cmid, &rc->base.http_status);
     return CD_OK;
 }
 
@@ -829,23 +854,10 @@ void api_message_post(struct api_req *r)
     struct chat_attach att;
     struct room_call *rc;
     int64_t room, wait, reply_to = 0, thread = 0;
-    json_t *body = json_object_get(r->body, "body"),
-           *cmid = json_object_get(r->body, "client_msg_id");
+    json_t *body, *cmid;
 
     if (!api_room_param(r, &room)) return;
-    if (!json_is_string(body) || json_string_length(body) == 0) {
-        api_respond_error(r, CD_E_INVALID_FIELD, "body (non-empty string) is required");
-        return;
-    }
-    if ((int64_t)json_string_length(body) > r->app->cfg.max_body_text) {
-        api_respond_error(r, CD_E_TOO_LARGE, "message body over --max-message-body");
-        return;
-    }
-    if (!json_is_string(cmid) || json_string_length(cmid) == 0 ||
-        json_string_length(cmid) > CHAT_CMID_MAX) {
-        api_respond_error(r, CD_E_INVALID_FIELD, "client_msg_id (string, 1-64 bytes) is required");
-        return;
-    }
+    if (!api_message_fields(r, &body, &cmid)) return;
     if (!link_field(r->body, "reply_to", &reply_to) || !link_field(r->body, "thread", &thread)) {
         api_respond_error(r, CD_E_INVALID_FIELD, "reply_to and thread must be positive seqs");
         return;

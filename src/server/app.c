@@ -19,6 +19,7 @@
 #include "server/app.h"
 #include "chat/people.h"
 #include "server/metrics_listen.h"
+#include "outbox/outbox.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -328,6 +329,20 @@ static void on_signal(uv_signal_t *s, int signum)
 }
 
 /* Writer thread: the new-direct-chat quota of chat_dm_open (--max-new-dms per hour). */
+/* Whether user has a connection on this node or, with --redis-url, on any node. */
+static int user_online(void *ud, int64_t user, int *online)
+{
+    struct app *app = ud;
+    int64_t last_seen;
+    if (app->presence && presence_get(app->presence, user, &last_seen)) {
+        *online = 1;
+        return CD_OK;
+    }
+    if (app->gpresence) return presence_redis_online(app->gpresence, user, online);
+    *online = 0;
+    return CD_OK;
+}
+
 static int64_t dm_admit(void *ud, int64_t user)
 {
     return presence_take_dm(ud, user, clock_unix_ms());
@@ -336,6 +351,7 @@ static int64_t dm_admit(void *ud, int64_t user)
 static int nthreads(const struct cfg *cfg)
 {
     long n = cfg->threads > 0 ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (!(cfg->roles_mask & ROLES_GATEWAY)) return 1; /* operational endpoints only */
     if (n < 1) n = 1;
     if (n > 64) n = 64;
     return (int)n;
@@ -363,6 +379,15 @@ static void node_id_init(struct app *app)
     if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
         snprintf(host, sizeof(host), "node%08x", randombytes_random());
     snprintf(app->node_id, sizeof(app->node_id), "%s-%ld", host, (long)getpid());
+}
+
+/* Writer thread, after each group commit: publish the batch's events to the connections, and
+ * wake the outbox consumers of this process (their events are committed). */
+static void batch_done(void *ud)
+{
+    struct app *app = ud;
+    fanout_flush(&app->fanout);
+    outbox_notify(&app->db);
 }
 
 int app_run(struct cfg *cfg)
@@ -488,6 +513,8 @@ int app_run(struct cfg *cfg)
     limiter_init(&app->reads, (double)cfg->read_rate, (double)cfg->read_rate * 5, cfg->rate_limits);
     limiter_init(&app->room_ops, (double)cfg->room_rate, (double)cfg->room_rate * 10,
                  cfg->rate_limits);
+    limiter_init(&app->server_keys, (double)cfg->server_rate, (double)cfg->server_rate * 2,
+                 cfg->rate_limits);
     limiter_init(&app->user_search, (double)cfg->user_search_rate,
                  (double)cfg->user_search_rate * 4, cfg->rate_limits);
     limiter_init(&app->uploads, (double)cfg->upload_rate, (double)cfg->upload_rate * 10,
@@ -527,9 +554,25 @@ int app_run(struct cfg *cfg)
             goto done;
         }
         hub_env_set(&env);
-        app->db.batch_done = fanout_flush;
-        app->db.batch_ud = &app->fanout;
+        app->db.batch_done = batch_done;
+        app->db.batch_ud = app;
         app->db.batch_failed = chat_member_cache_reset;
+    }
+    {
+        struct roles_env renv = {.db = &app->db, .node_id = app->node_id, .settings = cfg};
+        /* The notifier's "offline": this node's connections (gateway), Redis (every node). */
+        if ((cfg->roles_mask & ROLES_GATEWAY) || app->gpresence) {
+            renv.online = user_online;
+            renv.online_ud = app;
+        }
+        char roles[96];
+        roles_format(cfg->roles_mask, roles, sizeof(roles));
+        log_info("roles", "\"roles\":\"%s\"", roles);
+        if ((rc = roles_start(cfg->roles_mask, &renv, &app->roles)) != CD_OK) {
+            cluster_quiesce(app->cluster);
+            store_db_close(&app->db);
+            goto done;
+        }
     }
 
     app->net.app = app;
@@ -567,8 +610,11 @@ int app_run(struct cfg *cfg)
         goto done;
     }
     app->files = files_start(app);
-    app->indexer = search_indexer_start(app);
+    /* The search indexer is the indexer role's (SQLite; PostgreSQL indexes in the send). */
+    app->indexer = (cfg->roles_mask & ROLES_INDEXER) ? search_indexer_start(app) : NULL;
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
+        roles_stop(app->roles);
+        app->roles = NULL;
         files_stop(app->files);
         app->files = NULL;
         search_indexer_stop(app->indexer);
@@ -597,6 +643,10 @@ int app_run(struct cfg *cfg)
     uv_run(main_loop, UV_RUN_DEFAULT);
 
     net_join(&app->net);
+    /* The role workers' consumers save their positions; the notifier asks presence: before
+     * Redis presence closes. */
+    roles_stop(app->roles);
+    app->roles = NULL;
     metrics_listen_stop(app->mlisten);
     app->mlisten = NULL;
     presence_redis_close(app->gpresence); /* after every connection's close was reported */
@@ -618,6 +668,7 @@ done:
     limiter_free(&app->typing);
     limiter_free(&app->reads);
     limiter_free(&app->room_ops);
+    limiter_free(&app->server_keys);
     limiter_free(&app->user_search);
     limiter_free(&app->uploads);
     limiter_free(&app->searches);

@@ -21,6 +21,7 @@
 #include "server/metrics.h"
 #include "server/origin.h"
 #include "server/web.h"
+#include "roles/roles.h"
 #include "store/store.h"
 #include "trace/trace.h"
 
@@ -36,6 +37,8 @@ struct app {
     struct limiter typing;      /* typing events per user and room */
     struct limiter reads;       /* WebSocket `read` requests per user */
     struct limiter room_ops;    /* room creations, member additions, direct-chat opens per user */
+    struct limiter server_keys; /* server API calls per API key (--server-rate) */
+    struct roles_run *roles;    /* the workers of --roles (roles/roles.h) */
     struct limiter user_search; /* GET /v1/users?prefix= per user */
     struct limiter uploads;     /* uploads per user (--upload-rate) */
     struct limiter searches;    /* searches per user (--search-rate) */
@@ -88,6 +91,19 @@ void app_metrics_render(struct app *app, char **buf, size_t *len, size_t *cap);
     X(DMS, "dms")                                                                                  \
     X(HISTORY, "messages_list")                                                                    \
     X(MESSAGE_POST, "messages_post")                                                               \
+    X(ROOM_SETTINGS, "room_settings")                                                              \
+    X(WEBHOOKS_LIST, "webhooks_list")                                                              \
+    X(WEBHOOKS_CREATE, "webhooks_create")                                                          \
+    X(WEBHOOKS_DELETE, "webhooks_delete")                                                          \
+    X(WEBHOOKS_DEAD, "webhooks_dead")                                                              \
+    X(WEBHOOKS_REPLAY, "webhooks_replay")                                                          \
+    X(SERVER_EVENTS, "server_events")                                                              \
+    X(SERVER_USERS, "server_users")                                                                \
+    X(SERVER_TOKENS, "server_tokens")                                                              \
+    X(SERVER_ROOMS, "server_rooms")                                                                \
+    X(SERVER_MEMBER_ADD, "server_member_add")                                                      \
+    X(SERVER_MEMBER_REMOVE, "server_member_remove")                                                \
+    X(SERVER_MESSAGE, "server_message")                                                            \
     X(MESSAGE_EDIT, "message_edit")                                                                \
     X(MESSAGE_DELETE, "message_delete")                                                            \
     X(MESSAGE_REACT, "message_react")                                                              \
@@ -134,11 +150,12 @@ struct api_req {
     struct conn *c;
     struct http_request *http;
     int route;
-    int64_t user_id;     /* authenticated user (routes with ROUTE_F_AUTH), else 0 */
-    int64_t sid;         /* ... and the session of its access token (0: a token without one) */
-    struct slice param;  /* the first {id} path segment, if the route has one */
-    struct slice param2; /* the second one */
-    json_t *body;        /* parsed JSON object (routes with ROUTE_F_JSON), else NULL */
+    int64_t user_id;      /* authenticated user (routes with ROUTE_F_AUTH), else 0 */
+    int64_t sid;          /* ... and the session of its access token (0: a token without one) */
+    struct slice param;   /* the first {id} path segment, if the route has one */
+    struct slice param2;  /* the second one */
+    json_t *body;         /* parsed JSON object (routes with ROUTE_F_JSON), else NULL */
+    uint8_t key_hash[32]; /* SHA-256 of the API key (routes with ROUTE_F_SERVER) */
 };
 
 /* An HTTP request answered later: holds the connection across worker-thread and writer-thread
@@ -195,6 +212,10 @@ void api_send_json(struct app *app, struct conn *c, int route, uint64_t start_ms
 void api_send_error(struct app *app, struct conn *c, int route, uint64_t start_ms, int status,
                     const char *message, const char *extra_headers);
 
+/* The token response {user, access_token, refresh_token, token_type, expires_in} of a session
+ * (sid) with its refresh token: NULL when signing fails. Any thread. */
+json_t *api_token_json(struct app *app, int64_t user, const char *username, int64_t sid,
+                       const char *refresh);
 /* Verify an access token (exp and iat with --token-leeway seconds of clock skew): CD_OK with its
  * claims; CD_E_TOKEN_EXPIRED, or CD_E_UNAUTHORIZED for a bad token or one of a session that
  * ended (app_session_end). Counted in the auth failure metrics. */
@@ -235,6 +256,21 @@ void api_member_remove(struct api_req *r);
 void api_dms(struct api_req *r);
 void api_history(struct api_req *r);
 void api_message_post(struct api_req *r);
+/* api_webhooks.c: room settings, webhook endpoints and dead letters */
+void api_room_settings(struct api_req *r);
+void api_webhooks_list(struct api_req *r);
+void api_webhooks_create(struct api_req *r);
+void api_webhooks_delete(struct api_req *r);
+void api_webhooks_dead(struct api_req *r);
+void api_webhooks_replay(struct api_req *r);
+/* The server API (api_server.c): API key routes. */
+void api_server_events(struct api_req *r);
+void api_server_user_put(struct api_req *r);
+void api_server_tokens(struct api_req *r);
+void api_server_rooms_create(struct api_req *r);
+void api_server_member_add(struct api_req *r);
+void api_server_member_remove(struct api_req *r);
+void api_server_message(struct api_req *r);
 void api_message_edit(struct api_req *r); /* api_msgops.c */
 void api_message_delete(struct api_req *r);
 void api_message_react(struct api_req *r);
@@ -308,6 +344,13 @@ int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t ro
                   const char *body, size_t body_len, const char *cmid, size_t cmid_len,
                   int64_t reply_to, int64_t thread, const struct chat_attach *att,
                   struct chat_out *out, struct chat_sent *sent, int64_t *room_out);
+/* The body and client_msg_id of a send request (body non-empty, at most --max-message-body;
+ * client_msg_id 1-64 bytes): 1, or 0 after answering 400/413 itself. */
+int api_message_fields(struct api_req *r, json_t **body, json_t **cmid);
+/* The answer to a send: {room, seq, msg_id, ts, client_msg_id, duplicate}; *http_status 201, or
+ * 200 for a resend. */
+json_t *api_ack_json(int64_t room, const struct chat_sent *sent, const char *cmid,
+                     int *http_status);
 /* A send's "attachments" field (absent, or an array of at most CHAT_ATTACH_MAX distinct
  * "att_..." ids) into out. Returns 1, or 0 with *why set (400 invalid_field). */
 int api_attach_list(json_t *arr, struct chat_attach *out, const char **why);

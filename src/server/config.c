@@ -8,7 +8,9 @@
 
 #include <jansson.h>
 
+#include "roles/roles.h"
 #include "util/rbuf.h"
+#include "util/status.h"
 
 enum cfg_type { T_STR, T_INT, T_BOOL };
 
@@ -253,6 +255,7 @@ void cfg_usage(FILE *out)
     char env[64];
     fprintf(out, "Usage: chatd [options]\n"
                  "       chatd migrate --help (SQLite data dir to PostgreSQL)\n"
+                 "       chatd apikey --help (API keys of the server API)\n"
                  "       chatd user|token|config|backup|restore --help (administration)\n\n"
                  "chatd " CHATD_VERSION " - real-time chat server (HTTP + WebSocket).\n"
                  "Precedence: flag > environment > config file > default.\n\n"
@@ -277,6 +280,9 @@ static const struct {
     {"http-max-header", CFG_MAX_BYTES}, {"http-max-headers", 65536},
     {"http-max-body", CFG_MAX_BYTES},   {"ws-max-frame", CFG_MAX_BYTES},
     {"ws-max-message", CFG_MAX_BYTES},  {"ws-max-outq", CFG_MAX_BYTES},
+    {"webhook-max-attempts", 100},      {"webhook-timeout-ms", 120000},
+    {"webhook-poll-ms", 60000},         {"notify-excerpt", 4096},
+    {"jetstream-replicas", 5},
 };
 
 static int cfg_check_ranges(const struct cfg *c, FILE *err)
@@ -289,6 +295,18 @@ static int cfg_check_ranges(const struct cfg *c, FILE *err)
                     (long long)cfg_ranges[i].max, (long long)v);
             return CFG_ERROR;
         }
+    }
+    if (c->webhook_max_attempts < 1 || c->webhook_timeout_ms < 100 || c->webhook_poll_ms < 10 ||
+        c->webhook_retry_base_ms < 1 || c->webhook_retry_max_ms < c->webhook_retry_base_ms ||
+        c->notify_excerpt < 1) {
+        fprintf(err, "chatd: --webhook-max-attempts >= 1, --webhook-timeout-ms >= 100, "
+                     "--webhook-poll-ms >= 10, 1 <= --webhook-retry-base-ms <= "
+                     "--webhook-retry-max-ms, --notify-excerpt >= 1\n");
+        return CFG_ERROR;
+    }
+    if ((*c->webhook_url || *c->notify_webhook_url) && !*c->webhook_secret) {
+        fprintf(err, "chatd: --webhook-url and --notify-webhook-url need --webhook-secret\n");
+        return CFG_ERROR;
     }
     return CFG_OK;
 }
@@ -356,7 +374,23 @@ int cfg_load(struct cfg *c, int argc, char **argv, char **envp, FILE *out, FILE 
         }
         if (cfg_set(c, d, val, "command line", err)) return CFG_ERROR;
     }
-    return cfg_check_ranges(c, err);
+    if (cfg_check_ranges(c, err) != CFG_OK) return CFG_ERROR;
+    {
+        char bad[64];
+        if (roles_parse(c->roles, &c->roles_mask, bad, sizeof(bad)) != CD_OK) {
+            fprintf(err,
+                    "chatd: --roles: unknown role '%s' (gateway, relay, notifier, exporter, "
+                    "indexer or all)\n",
+                    bad);
+            return CFG_ERROR;
+        }
+    }
+    if (c->events_wait_max < 1 || c->events_wait_max > 300) {
+        fprintf(err, "chatd: --events-wait-max is 1 to 300 seconds, got %lld\n",
+                (long long)c->events_wait_max);
+        return CFG_ERROR;
+    }
+    return CFG_OK;
 }
 
 void cfg_free(struct cfg *c)

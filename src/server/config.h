@@ -99,6 +99,44 @@
     X(allowed_origins, "allowed-origins", STR, "",                                                 \
       "other web origins (scheme://host[:port], comma-separated, or *) allowed to use the "        \
       "REST API (CORS) and open WebSockets; empty = same origin only")                             \
+    X(roles, "roles", STR, "all",                                                                  \
+      "what this process runs, comma-separated: gateway (HTTP, WebSocket), relay, notifier, "      \
+      "exporter, indexer; all = every one. Without gateway only /healthz, /readyz, /metrics "      \
+      "are served")                                                                                \
+    X(server_rate, "server-rate", INT, "100",                                                      \
+      "server API (/v1/server/...) requests per second per API key (burst 2x)")                    \
+    X(events_wait_max, "events-wait-max", INT, "30",                                               \
+      "longest long-poll of GET /v1/server/events?wait=, seconds (1-300)")                         \
+    X(webhook_url, "webhook-url", STR, "",                                                         \
+      "default webhook endpoint (http:// or https://) for outbox events; empty = none")            \
+    X(webhook_secret, "webhook-secret", STR, "",                                                   \
+      "HMAC-SHA256 key signing webhook and notification requests (required with a webhook URL)")   \
+    X(webhook_types, "webhook-types", STR, "*",                                                    \
+      "event types the default webhook receives, comma-separated (message,member,room,...; * = "   \
+      "all)")                                                                                      \
+    X(webhook_max_attempts, "webhook-max-attempts", INT, "20",                                     \
+      "delivery attempts before a webhook delivery is dead-lettered (1-100)")                      \
+    X(webhook_retry_base_ms, "webhook-retry-base-ms", INT, "10000",                                \
+      "first webhook retry delay, ms; doubles per attempt, jittered to 50-100%")                   \
+    X(webhook_retry_max_ms, "webhook-retry-max-ms", INT, "3600000",                                \
+      "longest webhook retry delay, ms (with the defaults the last retry is ~9-17 h later)")       \
+    X(webhook_timeout_ms, "webhook-timeout-ms", INT, "10000",                                      \
+      "webhook request timeout (connect and answer), ms (100-120000)")                             \
+    X(webhook_poll_ms, "webhook-poll-ms", INT, "1000",                                             \
+      "ms between looks for due webhook deliveries when nothing woke the engine (10-60000)")       \
+    X(notify_webhook_url, "notify-webhook-url", STR, "",                                           \
+      "notifier: endpoint of offline notifications (signed with --webhook-secret); empty = none")  \
+    X(notify_window_ms, "notify-window-ms", INT, "60000",                                          \
+      "notifier: at most one notification per user and room in this many ms")                      \
+    X(notify_excerpt, "notify-excerpt", INT, "140",                                                \
+      "notifier: max bytes of message text in a notification (cut on a UTF-8 boundary, 1-4096)")   \
+    X(kafka_brokers, "kafka-brokers", STR, "",                                                     \
+      "exporter: Kafka bootstrap servers host:port[,host:port]; empty = no Kafka export")          \
+    X(kafka_topic, "kafka-topic", STR, "chatd.events", "exporter: Kafka topic of the events")      \
+    X(jetstream_stream, "jetstream-stream", STR, "CHATD_EVENTS",                                   \
+      "relay: JetStream stream (subjects chatd.events.>) created if missing")                      \
+    X(jetstream_replicas, "jetstream-replicas", INT, "0",                                          \
+      "relay: replicas of a stream it creates (0 = the NATS servers known, at most 3)")            \
     X(max_upload, "max-upload", INT, "26214400", "max bytes of one upload (POST /v1/uploads)")     \
     X(upload_types, "upload-types", STR,                                                           \
       "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain",                      \
@@ -133,7 +171,8 @@ struct cfg {
 #define CFG_FIELD(field, flag, type, def, help) CFG_FIELD_##type(field)
     CFG_MAP(CFG_FIELD)
 #undef CFG_FIELD
-    char *config_file; /* --config / CHATD_CONFIG, NULL if none */
+    char *config_file;   /* --config / CHATD_CONFIG, NULL if none */
+    unsigned roles_mask; /* --roles parsed (roles/roles.h enum roles_bit) */
 };
 
 enum cfg_result { CFG_OK = 0, CFG_EXIT_OK = 1, CFG_ERROR = -1 };

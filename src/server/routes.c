@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/apikey.h"
 #include "util/clock.h"
 #include "chat/hub.h"
 #include "server/app.h"
@@ -17,6 +18,10 @@ enum route_flags {
     ROUTE_F_AUTH = 1 << 0,   /* needs "Authorization: Bearer <access token>" */
     ROUTE_F_JSON = 1 << 1,   /* needs a JSON object body */
     ROUTE_F_ORIGIN = 1 << 2, /* browsers only from this origin or --allowed-origins (else 403) */
+    /* needs "Authorization: Bearer ck_..." (an API key, checked by the handler's call, see
+     * api_server.c); a user's access token is refused here, and a key is refused as a user */
+    ROUTE_F_SERVER = 1 << 3,
+    ROUTE_F_OPS = 1 << 4, /* served by every process, gateway role or not */
 };
 
 struct route {
@@ -32,9 +37,9 @@ static void api_readyz(struct api_req *r);
 static void api_metrics(struct api_req *r);
 
 static const struct route routes[] = {
-    {HTTP_GET, "/healthz", ROUTE_HEALTHZ, 0, api_healthz},
-    {HTTP_GET, "/readyz", ROUTE_READYZ, 0, api_readyz},
-    {HTTP_GET, "/metrics", ROUTE_METRICS, 0, api_metrics},
+    {HTTP_GET, "/healthz", ROUTE_HEALTHZ, ROUTE_F_OPS, api_healthz},
+    {HTTP_GET, "/readyz", ROUTE_READYZ, ROUTE_F_OPS, api_readyz},
+    {HTTP_GET, "/metrics", ROUTE_METRICS, ROUTE_F_OPS, api_metrics},
     {HTTP_POST, "/v1/auth/register", ROUTE_REGISTER, ROUTE_F_JSON, api_register},
     {HTTP_POST, "/v1/auth/login", ROUTE_LOGIN, ROUTE_F_JSON, api_login},
     {HTTP_POST, "/v1/auth/refresh", ROUTE_REFRESH, ROUTE_F_JSON, api_refresh},
@@ -74,6 +79,29 @@ static const struct route routes[] = {
     {HTTP_GET, "/v1/rooms/{id}/messages", ROUTE_HISTORY, ROUTE_F_AUTH, api_history},
     {HTTP_POST, "/v1/rooms/{id}/messages", ROUTE_MESSAGE_POST, ROUTE_F_AUTH | ROUTE_F_JSON,
      api_message_post},
+    {HTTP_PATCH, "/v1/rooms/{id}/settings", ROUTE_ROOM_SETTINGS, ROUTE_F_AUTH | ROUTE_F_JSON,
+     api_room_settings},
+    {HTTP_GET, "/v1/server/events", ROUTE_SERVER_EVENTS, ROUTE_F_SERVER, api_server_events},
+    {HTTP_POST, "/v1/server/users", ROUTE_SERVER_USERS, ROUTE_F_SERVER | ROUTE_F_JSON,
+     api_server_user_put},
+    {HTTP_POST, "/v1/server/users/{id}/tokens", ROUTE_SERVER_TOKENS, ROUTE_F_SERVER,
+     api_server_tokens},
+    {HTTP_POST, "/v1/server/rooms", ROUTE_SERVER_ROOMS, ROUTE_F_SERVER | ROUTE_F_JSON,
+     api_server_rooms_create},
+    {HTTP_POST, "/v1/server/rooms/{id}/members", ROUTE_SERVER_MEMBER_ADD,
+     ROUTE_F_SERVER | ROUTE_F_JSON, api_server_member_add},
+    {HTTP_DELETE, "/v1/server/rooms/{id}/members/{id}", ROUTE_SERVER_MEMBER_REMOVE, ROUTE_F_SERVER,
+     api_server_member_remove},
+    {HTTP_POST, "/v1/server/rooms/{id}/messages", ROUTE_SERVER_MESSAGE,
+     ROUTE_F_SERVER | ROUTE_F_JSON, api_server_message},
+    {HTTP_GET, "/v1/server/webhooks", ROUTE_WEBHOOKS_LIST, ROUTE_F_SERVER, api_webhooks_list},
+    {HTTP_POST, "/v1/server/webhooks", ROUTE_WEBHOOKS_CREATE, ROUTE_F_SERVER | ROUTE_F_JSON,
+     api_webhooks_create},
+    {HTTP_GET, "/v1/server/webhooks/dead", ROUTE_WEBHOOKS_DEAD, ROUTE_F_SERVER, api_webhooks_dead},
+    {HTTP_DELETE, "/v1/server/webhooks/{id}", ROUTE_WEBHOOKS_DELETE, ROUTE_F_SERVER,
+     api_webhooks_delete},
+    {HTTP_POST, "/v1/server/webhooks/dead/{id}/replay", ROUTE_WEBHOOKS_REPLAY, ROUTE_F_SERVER,
+     api_webhooks_replay},
     {HTTP_PATCH, "/v1/rooms/{id}/messages/{id}", ROUTE_MESSAGE_EDIT, ROUTE_F_AUTH | ROUTE_F_JSON,
      api_message_edit},
     {HTTP_DELETE, "/v1/rooms/{id}/messages/{id}", ROUTE_MESSAGE_DELETE, ROUTE_F_AUTH,
@@ -572,6 +600,11 @@ void app_on_request(struct conn *c, struct http_request *req)
     cors_headers(app, c, ov, origin);
     i = route_lookup(req->method, req->path, &r.param, &r.param2);
     if (i >= 0) rt = &routes[i];
+    if (!(app->cfg.roles_mask & ROLES_GATEWAY) && !(rt && (rt->flags & ROUTE_F_OPS))) {
+        /* a process without the gateway role serves its operational endpoints only */
+        api_respond_error(&r, CD_E_NOT_FOUND, "this process does not serve it (--roles)");
+        return;
+    }
     if (!rt) {
         int path_known = i == ROUTE_LOOKUP_METHOD;
         const struct web_file *f = path_known ? NULL : web_find(&app->web, req->path);
@@ -604,6 +637,18 @@ void app_on_request(struct conn *c, struct http_request *req)
             api_respond_error(&r, rc, NULL);
             return;
         }
+    }
+    if (rt->flags & ROUTE_F_SERVER) {
+        struct slice tok;
+        if (http_bearer_token(req, &tok) != 1 || !apikey_shape_ok(tok.p, tok.len)) {
+            metrics_auth_failure(&app->metrics, AUTH_FAIL_TOKEN);
+            log_warn("server api key refused", "\"route\":\"%s\",\"why\":\"%s\"",
+                     route_names[rt->id], "no API key");
+            api_respond_error(&r, CD_E_UNAUTHORIZED,
+                              "an API key is required (Authorization: Bearer ck_...)");
+            return;
+        }
+        apikey_hash(tok.p, tok.len, r.key_hash);
     }
     if (rt->flags & ROUTE_F_JSON) {
         struct slice ct;

@@ -202,6 +202,67 @@ struct store_receipt {
 typedef int (*store_receipt_cb)(void *ud, const struct store_receipt *r); /* nonzero stops */
 
 typedef int (*store_event_cb)(void *ud, const struct store_event *ev); /* nonzero stops */
+
+/* One event of the outbox: what consumers (relay, webhooks, exporters, GET /v1/server/events)
+ * read. Strings are not NUL-terminated and are valid during the callback only.
+ * Ids: "m_<room>_<seq>" for messages (the protocol's msg_id), "e_<room>_<seq>" for member and
+ * room entries, "rc_<room>" for a room's creation, "uc_<user>" for a user's. */
+struct store_outbox_event {
+    int64_t pos;    /* global, commit order, > 0, no gaps */
+    const char *id; /* stable event id: consumers de-duplicate on it */
+    size_t id_len;
+    const char *type; /* "message", "member", "room", "room.created",
+                         "user.created" */
+    size_t type_len;
+    int64_t room_id;  /* 0 when not a room's event */
+    int64_t ts;       /* unix ms at commit */
+    const char *json; /* the event as JSON (docs/PROTOCOL.md, "Event stream") */
+    size_t json_len;
+};
+typedef int (*store_outbox_cb)(void *ud, const struct store_outbox_event *ev); /* nonzero stops */
+
+#define STORE_APIKEY_NAME_MAX 64
+struct store_apikey {
+    int64_t id;
+    char name[STORE_APIKEY_NAME_MAX + 1];
+    int64_t created_at, revoked_at; /* unix ms; revoked_at 0 = active */
+};
+typedef int (*store_apikey_cb)(void *ud, const struct store_apikey *k); /* nonzero stops */
+#define STORE_WEBHOOK_URL_MAX    1024
+#define STORE_WEBHOOK_SECRET_MAX 128
+#define STORE_WEBHOOK_TYPES_MAX  256
+#define STORE_EVENT_ID_MAX       64
+#define STORE_DELIVERY_ERROR_MAX 200
+
+/* A webhook endpoint. types: comma-separated event types it receives ("message,member"), "*" for
+ * all. kind: WEBHOOK_EVENTS (outbox events) or WEBHOOK_NOTIFY (offline notifications). */
+enum store_webhook_kind { WEBHOOK_EVENTS = 0, WEBHOOK_NOTIFY = 1 };
+struct store_webhook {
+    int64_t id;
+    int kind;
+    char url[STORE_WEBHOOK_URL_MAX + 1];
+    char secret[STORE_WEBHOOK_SECRET_MAX + 1];
+    char types[STORE_WEBHOOK_TYPES_MAX + 1];
+    int64_t created_at; /* unix ms */
+};
+typedef int (*store_webhook_cb)(void *ud, const struct store_webhook *w); /* nonzero stops */
+
+/* A delivery of one event (or notification) to one endpoint. Endpoint ids below 0 are the ones
+ * given by flags (roles_webhook.h), not rows. body: the JSON POSTed, valid during the callback
+ * only (reads) or the caller's (writes). */
+enum store_delivery_state { DELIVERY_PENDING = 0, DELIVERY_DONE = 1, DELIVERY_DEAD = 2 };
+struct store_delivery {
+    int64_t id;
+    int64_t endpoint_id;
+    char event_id[STORE_EVENT_ID_MAX + 1];
+    const char *body;
+    size_t body_len;
+    int state; /* enum store_delivery_state */
+    int attempts;
+    int64_t next_at, created_at; /* unix ms */
+    char last_error[STORE_DELIVERY_ERROR_MAX + 1];
+};
+typedef int (*store_delivery_cb)(void *ud, const struct store_delivery *d); /* nonzero stops */
 /* A room of a user, with the user's membership, for room listings. */
 typedef int (*store_room_cb)(void *ud, const struct store_room *room, const struct store_member *m);
 /* A user (a member's user for members_page, with m; NULL m otherwise); at: the pair's
@@ -473,6 +534,55 @@ struct store_ops {
     /* Reader: hits of q, newest first. CD_E_INVALID_FIELD when the backend refuses the query. */
     int (*search)(struct store_conn *c, const struct store_search_q *q, store_search_cb cb,
                   void *ud);
+    /* The outbox (issue 13): every committed log entry, user and room creation, in commit order.
+     * Written by the ops above in the writer's transaction (event_append, user_insert,
+     * room_insert): nothing to call. Events with pos > after, ascending, at most limit; cb's
+     * strings are valid during the call only. Readable on any connection. */
+    int (*outbox_page)(struct store_conn *c, int64_t after, int limit, store_outbox_cb cb,
+                       void *ud);
+    /* A consumer's saved position: 0 (CD_OK) when the name is unknown. */
+    int (*consumer_get)(struct store_conn *c, const char *name, int64_t *pos);
+    /* pos = max(saved, pos): a late or repeated save never moves a consumer back. Writer
+     * connection (SQLite readers are read-only). */
+    int (*consumer_put)(struct store_conn *c, const char *name, int64_t pos);
+
+    /* API keys of the server API (/v1/server/...): only the SHA-256 of a key is stored. */
+    int (*apikey_insert)(struct store_conn *c, const char *name, const uint8_t hash[32],
+                         int64_t now_ms, int64_t *id_out);
+    /* The key whose hash this is, revoked or not (revoked_at tells): CD_E_NOT_FOUND when none. */
+    int (*apikey_by_hash)(struct store_conn *c, const uint8_t hash[32], struct store_apikey *out);
+    /* Every key in id order. */
+    int (*apikey_list)(struct store_conn *c, store_apikey_cb cb, void *ud);
+    /* Sets revoked_at: CD_E_NOT_FOUND when the key is unknown or already revoked. */
+    int (*apikey_revoke)(struct store_conn *c, int64_t id, int64_t now_ms);
+    /* webhooks (roles_webhook.c): endpoints, and one delivery row per (endpoint, event id), so
+     * an event enqueued twice (a consumer that resumes after a crash) is delivered once. */
+    int (*webhook_insert)(struct store_conn *c, struct store_webhook *w); /* sets w->id */
+    int (*webhook_delete)(struct store_conn *c, int64_t id);              /* CD_E_NOT_FOUND */
+    int (*webhook_get)(struct store_conn *c, int64_t id, struct store_webhook *out);
+    /* Every endpoint in id order; cb returns nonzero to stop. */
+    int (*webhooks_list)(struct store_conn *c, store_webhook_cb cb, void *ud);
+    /* A pending delivery due now. *inserted = 0 when the (endpoint, event id) row already
+     * exists (nothing changed). */
+    int (*delivery_insert)(struct store_conn *c, const struct store_delivery *d, int *inserted);
+    /* Deliveries in `state` (enum store_delivery_state) with id > after, at most limit: pending
+     * ones only when next_at <= due_before (ordered by next_at), others in id order. */
+    int (*deliveries_list)(struct store_conn *c, int state, int64_t due_before, int64_t after,
+                           int limit, store_delivery_cb cb, void *ud);
+    /* Take a due pending delivery for an attempt: next_at = until (a lease: another worker,
+     * on this node or another, skips it until then; a worker that dies leaves it due again at
+     * `until`). CD_E_NOT_FOUND when it is no longer pending with next_at <= due_before. */
+    int (*delivery_claim)(struct store_conn *c, int64_t id, int64_t due_before, int64_t until);
+    /* Record an attempt's outcome: state, attempts, next_at, last_error (NULL: none). */
+    int (*delivery_update)(struct store_conn *c, int64_t id, int state, int attempts,
+                           int64_t next_at, const char *last_error);
+    /* A dead delivery back to pending, attempts 0, due at now_ms. CD_E_NOT_FOUND unless dead. */
+    int (*delivery_replay)(struct store_conn *c, int64_t id, int64_t now_ms);
+
+    /* per-user room settings (PATCH /v1/rooms/{id}/settings): muted 0/1. Reading a pair with no
+     * row gives 0. */
+    int (*room_mute_put)(struct store_conn *c, int64_t room_id, int64_t user_id, int muted);
+    int (*room_mute_get)(struct store_conn *c, int64_t room_id, int64_t user_id, int *muted);
 };
 
 extern const struct store_ops store_sqlite_ops;

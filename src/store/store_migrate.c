@@ -178,6 +178,40 @@ static const struct mtable tables[] = {
      {"room_id", "seq", "body"},
      0,
      1},
+    /* The outbox keeps its positions (consumers' saved positions stay valid); outbox_head, the
+     * PostgreSQL counter the next batch numbers from, is set to the last one after the copy. */
+    {"outbox",
+     "SELECT pos, room_id, seq, type, eid, ts, body FROM outbox ORDER BY pos",
+     "iiittit",
+     {"pos", "room_id", "seq", "type", "eid", "ts", "body"},
+     0,
+     1},
+    {"outbox_consumers",
+     "SELECT name, pos FROM outbox_consumers ORDER BY name",
+     "ti",
+     {"name", "pos"},
+     0,
+     0},
+    {"api_keys",
+     "SELECT id, name, hash, created_at, revoked_at FROM api_keys ORDER BY id",
+     "itbii",
+     {"id", "name", "hash", "created_at", "revoked_at"},
+     0,
+     0},
+    /* Per-user room settings and the webhook endpoints registered through the server API. The
+     * deliveries table (in-flight webhook state) is not copied: a migration starts with none. */
+    {"room_settings",
+     "SELECT room_id, user_id, muted FROM room_settings ORDER BY room_id, user_id",
+     "iii",
+     {"room_id", "user_id", "muted"},
+     0,
+     0},
+    {"webhooks",
+     "SELECT id, kind, url, secret, types, created_at FROM webhooks ORDER BY id",
+     "iittti",
+     {"id", "kind", "url", "secret", "types", "created_at"},
+     1,
+     0},
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -362,7 +396,8 @@ static int pg_begin_empty(struct mig *m)
         pg_run(m,
                "LOCK TABLE users, sessions, refresh_tokens, rooms, members, events, msg_state, "
                "msg_edits, reactions, delivered, user_settings, contacts, blocks, invites, "
-               "attachments, attachment_refs, event_extras, msg_search IN EXCLUSIVE MODE",
+               "attachments, attachment_refs, event_extras, msg_search, outbox, outbox_head, "
+               "outbox_consumers, api_keys, room_settings, webhooks IN EXCLUSIVE MODE",
                NULL) ||
         pg_run(m, "SELECT count(*) FROM users", &users) ||
         pg_run(m, "SELECT count(*) FROM rooms", &rooms))
@@ -702,10 +737,13 @@ static int migrate(struct mig *m)
     }
     /* Planner statistics for the copied tables (only these: the database may hold others). */
     if (reset_identities(m) ||
+        pg_run(m, "UPDATE outbox_head SET pos = (SELECT coalesce(max(pos), 0) FROM outbox)",
+               NULL) ||
         pg_run(m,
                "ANALYZE users, sessions, refresh_tokens, rooms, members, events, msg_state, "
                "msg_edits, reactions, delivered, user_settings, contacts, blocks, invites, "
-               "attachments, attachment_refs, event_extras, msg_search",
+               "attachments, attachment_refs, event_extras, msg_search, outbox, "
+               "outbox_consumers, api_keys, room_settings, webhooks",
                NULL))
         return -1;
     {

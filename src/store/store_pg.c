@@ -37,6 +37,8 @@
 
 #include "store/store.h"
 #include "store/store_pg_schema.h"
+#include "store/store_json.h"
+#include "util/jsonw.h"
 #include "util/log.h"
 #include "util/rbuf.h"
 #include "util/status.h"
@@ -53,6 +55,9 @@ struct store {
 #define EVENT_COLS                                                                                 \
     "room_id, seq, kind, sender, ts, client_msg_id, body, (SELECT x.extra FROM event_extras x "    \
     "WHERE x.room_id = events.room_id AND x.seq = events.seq)"
+#define WEBHOOK_COLS "id, kind, url, secret, types, created_at"
+#define DELIVERY_COLS                                                                              \
+    "id, endpoint_id, event_id, body, state, attempts, next_at, created_at, last_error"
 #define ATT_COLS "id, owner, size, content_type, name, sha256, created_at"
 #define PROFILE_COLS                                                                               \
     "u.id, u.username, u.display_name, u.avatar, u.status_text, u.created_at, u.last_seen, "       \
@@ -180,6 +185,55 @@ struct store {
                     "AND seq > $3::bigint AND seq <= $3::bigint + $5::bigint AND kind = $4::int "  \
                     "AND sender <> $2::bigint), EXISTS (SELECT 1 FROM events WHERE "               \
                     "room_id = $1::bigint AND seq > $3::bigint + $5::bigint)::int")                \
+    X(OUTBOX_INSERT,                                                                               \
+      "WITH h AS (UPDATE outbox_head SET pos = pos + $1::bigint RETURNING pos) "                   \
+      "INSERT INTO outbox(pos, room_id, seq, type, eid, ts, body) "                                \
+      "SELECT h.pos - $1::bigint + v.n, v.room, v.seq, v.type, v.eid, v.ts, v.body FROM h, "       \
+      "unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[]) "      \
+      "WITH ORDINALITY AS v(room, seq, type, eid, ts, body, n)")                                   \
+    X(OUTBOX_PAGE, "SELECT o.pos, o.room_id, o.seq, o.type, o.eid, o.ts, o.body, e.kind, "         \
+                   "e.sender, e.ts, e.client_msg_id, e.body, (SELECT x.extra FROM event_extras x " \
+                   "WHERE x.room_id = o.room_id AND x.seq = o.seq), coalesce(s.reply_to, 0), "     \
+                   "coalesce(s.thread, 0) FROM outbox o LEFT JOIN events e ON o.seq > 0 AND "      \
+                   "e.room_id = o.room_id AND e.seq = o.seq LEFT JOIN msg_state s ON o.seq > 0 "   \
+                   "AND s.room_id = o.room_id AND s.seq = o.seq "                                  \
+                   "WHERE o.pos > $1::bigint ORDER BY o.pos LIMIT $2::bigint")                     \
+    X(CONSUMER_GET, "SELECT pos FROM outbox_consumers WHERE name = $1::text")                      \
+    X(CONSUMER_PUT, "INSERT INTO outbox_consumers(name, pos) VALUES ($1::text, $2::bigint) "       \
+                    "ON CONFLICT (name) DO UPDATE SET "                                            \
+                    "pos = greatest(outbox_consumers.pos, excluded.pos)")                          \
+    X(APIKEY_INSERT, "INSERT INTO api_keys(name, hash, created_at) "                               \
+                     "VALUES ($1::text, $2::bytea, $3::bigint) RETURNING id")                      \
+    X(APIKEY_BY_HASH, "SELECT id, name, created_at, coalesce(revoked_at, 0) FROM api_keys "        \
+                      "WHERE hash = $1::bytea")                                                    \
+    X(APIKEY_LIST, "SELECT id, name, created_at, coalesce(revoked_at, 0) FROM api_keys "           \
+                   "ORDER BY id")                                                                  \
+    X(APIKEY_REVOKE, "UPDATE api_keys SET revoked_at = $2::bigint "                                \
+                     "WHERE id = $1::bigint AND revoked_at IS NULL")                               \
+    X(WEBHOOK_INSERT, "INSERT INTO webhooks(kind, url, secret, types, created_at) "                \
+                      "VALUES ($1::int, $2, $3, $4, $5::bigint) RETURNING id")                     \
+    X(WEBHOOK_DELETE, "DELETE FROM webhooks WHERE id = $1::bigint")                                \
+    X(WEBHOOK_GET, "SELECT " WEBHOOK_COLS " FROM webhooks WHERE id = $1::bigint")                  \
+    X(WEBHOOKS_LIST, "SELECT " WEBHOOK_COLS " FROM webhooks ORDER BY id")                          \
+    X(DELIVERY_INSERT, "INSERT INTO deliveries(endpoint_id, event_id, body, next_at, created_at) " \
+                       "VALUES ($1::bigint, $2, $3, $4::bigint, $5::bigint) "                      \
+                       "ON CONFLICT (endpoint_id, event_id) DO NOTHING")                           \
+    X(DELIVERIES_DUE, "SELECT " DELIVERY_COLS " FROM deliveries WHERE state = 0 AND "              \
+                      "next_at <= $1::bigint AND id > $2::bigint ORDER BY next_at, id "            \
+                      "LIMIT $3::bigint")                                                          \
+    X(DELIVERIES_STATE, "SELECT " DELIVERY_COLS " FROM deliveries WHERE state = $1::int AND "      \
+                        "id > $2::bigint ORDER BY id LIMIT $3::bigint")                            \
+    X(DELIVERY_UPDATE, "UPDATE deliveries SET state = $2::int, attempts = $3::int, "               \
+                       "next_at = $4::bigint, last_error = $5 WHERE id = $1::bigint")              \
+    X(DELIVERY_CLAIM, "UPDATE deliveries SET next_at = $3::bigint WHERE id = $1::bigint AND "      \
+                      "state = 0 AND next_at <= $2::bigint")                                       \
+    X(DELIVERY_REPLAY, "UPDATE deliveries SET state = 0, attempts = 0, next_at = $2::bigint "      \
+                       "WHERE id = $1::bigint AND state = 2")                                      \
+    X(MUTE_PUT, "INSERT INTO room_settings(room_id, user_id, muted) "                              \
+                "VALUES ($1::bigint, $2::bigint, $3::int) ON CONFLICT (room_id, user_id) "         \
+                "DO UPDATE SET muted = excluded.muted")                                            \
+    X(MUTE_GET, "SELECT muted FROM room_settings WHERE room_id = $1::bigint AND "                  \
+                "user_id = $2::bigint")                                                            \
     X(ATT_INSERT, "INSERT INTO attachments(" ATT_COLS ") VALUES ($1::text, $2::bigint, "           \
                   "$3::bigint, $4::text, $5::text, $6::text, $7::bigint)")                         \
     X(ATT_GET, "SELECT " ATT_COLS " FROM attachments WHERE id = $1::text")                         \
@@ -370,6 +424,14 @@ struct arow {
     char *body;
     size_t cmid_len, body_len;
 };
+/* An outbox row of this transaction, inserted with the others by its last statement before
+ * COMMIT (positions in commit order). Log entries: type, eid and body NULL. */
+struct obrow {
+    int64_t room, seq, ts;
+    char *type, *eid, *body;
+    size_t body_len;
+};
+
 /* Rows per INSERT of optimistic appends. */
 #define APPEND_ROWS_MAX 1024
 
@@ -395,6 +457,8 @@ struct store_conn {
     size_t nrows, rows_cap;
     struct arow *srows; /* messages to index (search_index_append) not sent yet: room, seq, body */
     size_t nsrows, srows_cap;
+    struct obrow *ob;            /* this transaction's outbox rows, sent before COMMIT */
+    size_t nob, ob_cap, ob_mark; /* ob_mark: nob at the job's savepoint */
     /* Writer: rooms' counters as this connection last committed them (or heard of them: note_head),
      * direct-mapped. An optimistic batch whose rooms are all here numbers its appends from these
      * without waiting for lock_rooms' answer: the whole commit is one round trip. A guess that
@@ -433,6 +497,16 @@ static void ctr_learn(struct store_conn *c, int committed)
         } else if (e->room == c->rooms[i].id) {
             e->room = 0;
         }
+    }
+}
+
+static void ob_drop(struct store_conn *c, size_t keep)
+{
+    while (c->nob > keep) {
+        struct obrow *o = &c->ob[--c->nob];
+        free(o->type);
+        free(o->eid);
+        free(o->body);
     }
 }
 
@@ -494,6 +568,8 @@ static void rows_drop(struct store_conn *c);
 static void tx_reset(struct store_conn *c)
 {
     rows_drop(c);
+    ob_drop(c, 0);
+    c->ob_mark = 0;
     c->in_tx = c->failed = c->retry = 0;
     c->optimistic = c->guessed = 0;
     c->nrooms = c->nundo = 0;
@@ -1019,6 +1095,8 @@ static void pg_conn_close(struct store_conn *c)
     rows_drop(c);
     free(c->rows);
     free(c->srows);
+    ob_drop(c, 0);
+    free(c->ob);
     free(c->rooms);
     free(c->undo);
     free(c->ctr);
@@ -1199,6 +1277,75 @@ static int write_counters(struct store_conn *c)
     return rc;
 }
 
+/* Queues (in a transaction) or runs (outside one: each write is its own commit) the INSERT of
+ * the pending outbox rows, numbered from outbox_head. One statement per batch, whatever its
+ * size. */
+static int ob_flush(struct store_conn *c)
+{
+    struct params p = {0};
+    struct sbuf a[6];
+    char num[24];
+    int rc;
+
+    for (int i = 0; i < 6; i++) {
+        sbuf_init(&a[i]);
+        sbuf_add(&a[i], "{", 1);
+    }
+    for (size_t i = 0; i < c->nob; i++) {
+        const struct obrow *o = &c->ob[i];
+        const int64_t ints[3] = {o->room, o->seq, o->ts};
+        const int col[3] = {0, 1, 4};
+        for (int f = 0; f < 3; f++) {
+            int n = snprintf(num, sizeof(num), "%s%lld", i ? "," : "", (long long)ints[f]);
+            sbuf_add(&a[col[f]], num, (size_t)n);
+        }
+        if (i) {
+            sbuf_add(&a[2], ",", 1);
+            sbuf_add(&a[3], ",", 1);
+            sbuf_add(&a[5], ",", 1);
+        }
+        arr_text(&a[2], o->type, o->type ? strlen(o->type) : 0);
+        arr_text(&a[3], o->eid, o->eid ? strlen(o->eid) : 0);
+        arr_text(&a[5], o->body, o->body_len);
+    }
+    p_int(&p, (int64_t)c->nob);
+    for (int i = 0; i < 6; i++) {
+        sbuf_add(&a[i], "}", 2); /* with the terminator: text-format parameters are C strings */
+        p_bytes(&p, a[i].data, a[i].len - 1);
+        p.fmt[i + 1] = 0;
+    }
+    rc = defer(c, SQL_OUTBOX_INSERT, &p);
+    for (int i = 0; i < 6; i++)
+        sbuf_free(&a[i]);
+    ob_drop(c, 0);
+    return rc;
+}
+
+/* Records an outbox row of the open transaction (log entry: type NULL). Outside a transaction
+ * it is written at once. */
+static int ob_add(struct store_conn *c, int64_t room, int64_t seq, const char *type,
+                  const char *eid, int64_t ts, const struct jsonw *body)
+{
+    struct obrow *o;
+    if (c->nob == c->ob_cap) {
+        c->ob_cap = c->ob_cap ? c->ob_cap * 2 : 64;
+        c->ob = xrealloc(c->ob, c->ob_cap * sizeof(*c->ob));
+    }
+    o = &c->ob[c->nob++];
+    memset(o, 0, sizeof(*o));
+    o->room = room;
+    o->seq = seq;
+    o->ts = ts;
+    if (type) {
+        o->type = xstrndup(type, strlen(type));
+        o->eid = xstrndup(eid, strlen(eid));
+        o->body = xstrndup(jsonw_text(body), jsonw_text_len(body));
+        o->body_len = jsonw_text_len(body);
+    }
+    if (!c->writer || !c->in_tx) return ob_flush(c);
+    return CD_OK;
+}
+
 static int pg_commit(struct store_conn *c)
 {
     PGresult *r;
@@ -1207,6 +1354,9 @@ static int pg_commit(struct store_conn *c)
     if (!c->writer || !c->in_tx) return CD_OK;
     if (!c->failed && !c->retry && !c->down && c->optimistic && write_counters(c) != CD_OK)
         c->failed = 1;
+    /* Last: the outbox rows take their positions here, and outbox_head stays locked only
+     * from now until COMMIT answers. */
+    if (!c->failed && !c->retry && !c->down && c->nob && ob_flush(c) != CD_OK) c->failed = 1;
     if (c->failed || c->retry || c->down) {
         rc = c->down ? CD_E_UNAVAILABLE : CD_E_IO;
         return pg_rollback(c) == CD_AGAIN ? CD_AGAIN : rc;
@@ -1232,6 +1382,7 @@ static int pg_commit(struct store_conn *c)
 static int pg_savepoint(struct store_conn *c)
 {
     c->nundo = 0;
+    c->ob_mark = c->nob;
     return defer(c, SQL_SAVEPOINT, NULL);
 }
 
@@ -1243,6 +1394,7 @@ static int pg_savepoint_release(struct store_conn *c, int undo)
         /* The job's appends are rolled back: so are the counters they advanced, and the ones
          * not sent yet are dropped (SAVEPOINT sent the earlier ones). */
         rows_drop(c);
+        ob_drop(c, c->ob_mark);
         while (c->nundo > 0) {
             struct seq_undo *u = &c->undo[--c->nundo];
             c->rooms[u->idx].seq = u->old;
@@ -1345,7 +1497,16 @@ static int pg_user_insert(struct store_conn *c, const char *username, const char
     p_str(&p, pwhash);
     p_int(&p, now_ms);
     rc = query_i64(c, SQL_USER_INSERT, &p, id_out);
-    return rc == CD_E_NOT_FOUND || rc == CD_E_CONFLICT ? CD_E_USERNAME_TAKEN : rc;
+    if (rc == CD_E_NOT_FOUND || rc == CD_E_CONFLICT) return CD_E_USERNAME_TAKEN;
+    if (rc == CD_OK) {
+        struct jsonw w;
+        char id[32];
+        jsonw_init(&w, 128);
+        store__user_created_json(&w, id, *id_out, username, now_ms);
+        rc = ob_add(c, 0, 0, "user.created", id, now_ms, &w);
+        jsonw_free(&w);
+    }
+    return rc;
 }
 
 static int user_row(struct store_conn *c, enum sql_id id, const struct params *p,
@@ -1551,8 +1712,14 @@ static int pg_room_insert(struct store_conn *c, struct store_room *rm, const cha
     rc = query_i64(c, SQL_ROOM_INSERT, &p, &rm->id);
     if (rc == CD_E_NOT_FOUND) return CD_E_CONFLICT; /* the dm_key is taken */
     if (rc == CD_OK) {
+        struct jsonw w;
+        char id[32];
         rm->last_seq = 0;
         rm->member_count = 0;
+        jsonw_init(&w, 256);
+        store__room_created_json(&w, id, rm);
+        rc = ob_add(c, rm->id, 0, "room.created", id, rm->created_at, &w);
+        jsonw_free(&w);
     }
     return rc;
 }
@@ -1767,6 +1934,7 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
         c->undo[c->nundo++] = (struct seq_undo){(size_t)k, c->rooms[k].seq};
         c->rooms[k].seq = seq;
         ev->seq = seq;
+        if ((rc = ob_add(c, ev->room_id, seq, NULL, NULL, 0, NULL)) != CD_OK) return rc;
         if (c->nrows >= APPEND_ROWS_MAX) return flush_rows(c);
         return CD_OK;
     }
@@ -1783,6 +1951,7 @@ static int pg_event_append(struct store_conn *c, struct store_event *ev)
         if (rc == CD_OK) rc = CD_E_CONFLICT;
     } else {
         ev->seq = col_i64(r, 0, 1);
+        rc = ob_add(c, ev->room_id, ev->seq, NULL, NULL, 0, NULL);
     }
     PQclear(r);
     return rc;
@@ -1845,6 +2014,310 @@ static int pg_unread_count(struct store_conn *c, int64_t room_id, int64_t user_i
     *capped = PQntuples(r) ? col_i64(r, 0, 1) != 0 : 0;
     PQclear(r);
     return CD_OK;
+}
+
+static int pg_webhook_insert(struct store_conn *c, struct store_webhook *w)
+{
+    struct params p = {0};
+    p_int(&p, w->kind);
+    p_str(&p, w->url);
+    p_str(&p, w->secret);
+    p_str(&p, w->types);
+    p_int(&p, w->created_at);
+    return query_i64(c, SQL_WEBHOOK_INSERT, &p, &w->id);
+}
+
+static int pg_webhook_delete(struct store_conn *c, int64_t id)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    return exec_one(c, SQL_WEBHOOK_DELETE, &p);
+}
+
+static int each_webhook(struct store_conn *c, enum sql_id id, const struct params *p,
+                        store_webhook_cb cb, void *ud, int *n)
+{
+    PGresult *r;
+    int rc, rows;
+    if ((rc = run(c, id, p, &r)) != CD_OK) return rc;
+    rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        struct store_webhook w;
+        w.id = col_i64(r, i, 0);
+        w.kind = (int)col_i64(r, i, 1);
+        col_text(r, i, 2, w.url, sizeof(w.url));
+        col_text(r, i, 3, w.secret, sizeof(w.secret));
+        col_text(r, i, 4, w.types, sizeof(w.types));
+        w.created_at = col_i64(r, i, 5);
+        if (cb(ud, &w)) break;
+    }
+    PQclear(r);
+    if (n) *n = rows;
+    return CD_OK;
+}
+
+static int copy_webhook(void *ud, const struct store_webhook *w)
+{
+    *(struct store_webhook *)ud = *w;
+    return 1;
+}
+
+static int pg_webhook_get(struct store_conn *c, int64_t id, struct store_webhook *out)
+{
+    struct params p = {0};
+    int n = 0, rc;
+    p_int(&p, id);
+    rc = each_webhook(c, SQL_WEBHOOK_GET, &p, copy_webhook, out, &n);
+    return rc == CD_OK && n == 0 ? CD_E_NOT_FOUND : rc;
+}
+
+static int pg_webhooks_list(struct store_conn *c, store_webhook_cb cb, void *ud)
+{
+    return each_webhook(c, SQL_WEBHOOKS_LIST, NULL, cb, ud, NULL);
+}
+
+static int pg_delivery_insert(struct store_conn *c, const struct store_delivery *d, int *inserted)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, d->endpoint_id);
+    p_str(&p, d->event_id);
+    p_bytes(&p, d->body, d->body_len);
+    p_int(&p, d->next_at);
+    p_int(&p, d->created_at);
+    if ((rc = run(c, SQL_DELIVERY_INSERT, &p, &r)) != CD_OK) return rc;
+    *inserted = strcmp(PQcmdTuples(r), "0") != 0;
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_deliveries_list(struct store_conn *c, int state, int64_t due_before, int64_t after,
+                              int limit, store_delivery_cb cb, void *ud)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    if (state == DELIVERY_PENDING)
+        p_int(&p, due_before);
+    else
+        p_int(&p, state);
+    p_int(&p, after);
+    p_limit(&p, limit);
+    rc = run(c, state == DELIVERY_PENDING ? SQL_DELIVERIES_DUE : SQL_DELIVERIES_STATE, &p, &r);
+    if (rc != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_delivery d;
+        d.id = col_i64(r, i, 0);
+        d.endpoint_id = col_i64(r, i, 1);
+        col_text(r, i, 2, d.event_id, sizeof(d.event_id));
+        d.body = PQgetvalue(r, i, 3);
+        d.body_len = (size_t)PQgetlength(r, i, 3);
+        d.state = (int)col_i64(r, i, 4);
+        d.attempts = (int)col_i64(r, i, 5);
+        d.next_at = col_i64(r, i, 6);
+        d.created_at = col_i64(r, i, 7);
+        col_text(r, i, 8, d.last_error, sizeof(d.last_error));
+        if (cb(ud, &d)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_delivery_update(struct store_conn *c, int64_t id, int state, int attempts,
+                              int64_t next_at, const char *last_error)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    p_int(&p, state);
+    p_int(&p, attempts);
+    p_int(&p, next_at);
+    p_str(&p, last_error);
+    return exec_one(c, SQL_DELIVERY_UPDATE, &p);
+}
+
+static int pg_delivery_claim(struct store_conn *c, int64_t id, int64_t due_before, int64_t until)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    p_int(&p, due_before);
+    p_int(&p, until);
+    return exec_one(c, SQL_DELIVERY_CLAIM, &p);
+}
+
+static int pg_delivery_replay(struct store_conn *c, int64_t id, int64_t now_ms)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    p_int(&p, now_ms);
+    return exec_one(c, SQL_DELIVERY_REPLAY, &p);
+}
+
+static int pg_room_mute_put(struct store_conn *c, int64_t room_id, int64_t user_id, int muted)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    p_int(&p, muted ? 1 : 0);
+    rc = run(c, SQL_MUTE_PUT, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_room_mute_get(struct store_conn *c, int64_t room_id, int64_t user_id, int *muted)
+{
+    struct params p = {0};
+    int64_t v = 0;
+    int rc;
+    p_int(&p, room_id);
+    p_int(&p, user_id);
+    rc = query_i64(c, SQL_MUTE_GET, &p, &v);
+    if (rc == CD_E_NOT_FOUND) rc = CD_OK;
+    *muted = v != 0;
+    return rc;
+}
+
+/* Storage health (store.c's probe job, in a write transaction): the server answers. */
+/* One range scan of the outbox's primary key and one events primary-key lookup per log entry;
+ * the rows are fetched whole before the first callback. */
+static int pg_outbox_page(struct store_conn *c, int64_t after, int limit, store_outbox_cb cb,
+                          void *ud)
+{
+    struct params p = {0};
+    struct jsonw w;
+    PGresult *r;
+    int rc;
+
+    p_int(&p, after);
+    p_limit(&p, limit);
+    if ((rc = run(c, SQL_OUTBOX_PAGE, &p, &r)) != CD_OK) return rc;
+    jsonw_init(&w, 512);
+    for (int i = 0, rows = PQntuples(r); i < rows; i++) {
+        struct store_outbox_event ob = {.pos = col_i64(r, i, 0), .room_id = col_i64(r, i, 1)};
+        char id[48];
+        if (col_i64(r, i, 2) > 0) {
+            struct store_event ev = {.room_id = ob.room_id, .seq = col_i64(r, i, 2)};
+            if (PQgetisnull(r, i, 7)) continue; /* no such entry */
+            ev.kind = (int)col_i64(r, i, 7);
+            ev.sender = col_i64(r, i, 8);
+            ev.ts = col_i64(r, i, 9);
+            if (!PQgetisnull(r, i, 10)) {
+                ev.client_msg_id = PQgetvalue(r, i, 10);
+                ev.cmid_len = (size_t)PQgetlength(r, i, 10);
+            }
+            ev.body = PQgetvalue(r, i, 11);
+            ev.body_len = (size_t)PQgetlength(r, i, 11);
+            if (!PQgetisnull(r, i, 12)) {
+                ev.extra = PQgetvalue(r, i, 12);
+                ev.extra_len = (size_t)PQgetlength(r, i, 12);
+            }
+            ev.reply_to = col_i64(r, i, 13);
+            ev.thread = col_i64(r, i, 14);
+            w.len = JSONW_HEADROOM;
+            store_event_json(&w, &ev);
+            ob.id = id;
+            ob.id_len = store__log_event_id(id, ev.kind, ev.room_id, ev.seq);
+            ob.type = store__log_event_type(ev.kind);
+            ob.ts = ev.ts;
+            ob.json = jsonw_text(&w);
+            ob.json_len = jsonw_text_len(&w);
+        } else {
+            if (PQgetisnull(r, i, 3) || PQgetisnull(r, i, 4) || PQgetisnull(r, i, 6)) continue;
+            ob.type = PQgetvalue(r, i, 3);
+            ob.id = PQgetvalue(r, i, 4);
+            ob.id_len = (size_t)PQgetlength(r, i, 4);
+            ob.ts = col_i64(r, i, 5);
+            ob.json = PQgetvalue(r, i, 6);
+            ob.json_len = (size_t)PQgetlength(r, i, 6);
+        }
+        ob.type_len = strlen(ob.type);
+        if (cb(ud, &ob)) break;
+    }
+    jsonw_free(&w);
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_consumer_get(struct store_conn *c, const char *name, int64_t *pos)
+{
+    struct params p = {0};
+    int rc;
+    p_str(&p, name);
+    rc = query_i64(c, SQL_CONSUMER_GET, &p, pos);
+    if (rc == CD_E_NOT_FOUND) {
+        *pos = 0;
+        rc = CD_OK;
+    }
+    return rc;
+}
+
+static int pg_consumer_put(struct store_conn *c, const char *name, int64_t pos)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_str(&p, name);
+    p_int(&p, pos);
+    rc = run(c, SQL_CONSUMER_PUT, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_apikey_insert(struct store_conn *c, const char *name, const uint8_t hash[32],
+                            int64_t now_ms, int64_t *id_out)
+{
+    struct params p = {0};
+    p_str(&p, name);
+    p_bytes(&p, hash, 32);
+    p_int(&p, now_ms);
+    return query_i64(c, SQL_APIKEY_INSERT, &p, id_out);
+}
+
+static void apikey_row(const PGresult *r, int row, struct store_apikey *k)
+{
+    k->id = col_i64(r, row, 0);
+    col_text(r, row, 1, k->name, sizeof(k->name));
+    k->created_at = col_i64(r, row, 2);
+    k->revoked_at = col_i64(r, row, 3);
+}
+
+static int pg_apikey_by_hash(struct store_conn *c, const uint8_t hash[32], struct store_apikey *out)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    p_bytes(&p, hash, 32);
+    if ((rc = run(c, SQL_APIKEY_BY_HASH, &p, &r)) != CD_OK) return rc;
+    if (PQntuples(r) == 0)
+        rc = CD_E_NOT_FOUND;
+    else
+        apikey_row(r, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_apikey_list(struct store_conn *c, store_apikey_cb cb, void *ud)
+{
+    PGresult *r;
+    int rc;
+    if ((rc = run(c, SQL_APIKEY_LIST, NULL, &r)) != CD_OK) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct store_apikey k;
+        apikey_row(r, i, &k);
+        if (cb(ud, &k)) break;
+    }
+    PQclear(r);
+    return CD_OK;
+}
+
+static int pg_apikey_revoke(struct store_conn *c, int64_t id, int64_t now_ms)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    p_int(&p, now_ms);
+    return exec_one(c, SQL_APIKEY_REVOKE, &p);
 }
 
 /* ---- message operations and receipts ---- */
@@ -2275,6 +2748,14 @@ static int pg_user_insert_id(struct store_conn *c, int64_t id, const char *usern
     p_str(&p, pwhash);
     p_int(&p, now_ms);
     rc = query_i64(c, SQL_USER_INSERT_ID, &p, &got);
+    if (rc == CD_OK) { /* the outbox's user.created, as user_insert writes it */
+        struct jsonw w;
+        char eid[32];
+        jsonw_init(&w, 128);
+        store__user_created_json(&w, eid, id, username, now_ms);
+        rc = ob_add(c, 0, 0, "user.created", eid, now_ms, &w);
+        jsonw_free(&w);
+    }
     if (rc != CD_E_NOT_FOUND) return rc;
     /* nothing inserted: the username or the id is taken */
     rc = pg_user_by_name(c, username, &u);
@@ -2592,6 +3073,13 @@ const struct store_ops store_pg_ops = {
     .savepoint = pg_savepoint,
     .savepoint_release = pg_savepoint_release,
     .lock_rooms = pg_lock_rooms,
+    .outbox_page = pg_outbox_page,
+    .consumer_get = pg_consumer_get,
+    .consumer_put = pg_consumer_put,
+    .apikey_insert = pg_apikey_insert,
+    .apikey_by_hash = pg_apikey_by_hash,
+    .apikey_list = pg_apikey_list,
+    .apikey_revoke = pg_apikey_revoke,
     .note_head = pg_note_head,
     .user_insert = pg_user_insert,
     .user_get = pg_user_get,
@@ -2621,6 +3109,17 @@ const struct store_ops store_pg_ops = {
     .events_page = pg_events_page,
     .read_mark = pg_read_mark,
     .unread_count = pg_unread_count,
+    .webhook_insert = pg_webhook_insert,
+    .webhook_delete = pg_webhook_delete,
+    .webhook_get = pg_webhook_get,
+    .webhooks_list = pg_webhooks_list,
+    .delivery_insert = pg_delivery_insert,
+    .deliveries_list = pg_deliveries_list,
+    .delivery_claim = pg_delivery_claim,
+    .delivery_update = pg_delivery_update,
+    .delivery_replay = pg_delivery_replay,
+    .room_mute_put = pg_room_mute_put,
+    .room_mute_get = pg_room_mute_get,
     .msg_get = pg_msg_get,
     .msg_thread_put = pg_msg_thread_put,
     .msg_edit = pg_msg_edit,

@@ -11,6 +11,8 @@
 #include "store/store.h"
 #include "store/store_sqlite_walbuf.h"
 #include "store/store_sqlite_schema.h"
+#include "store/store_json.h"
+#include "util/jsonw.h"
 #include "util/imap.h"
 #include "util/log.h"
 #include "util/rbuf.h"
@@ -41,6 +43,9 @@ struct store {
 #define EVENT_COLS                                                                                 \
     "room_id, seq, kind, sender, ts, client_msg_id, body, (SELECT x.extra FROM event_extras x "    \
     "WHERE x.room_id = events.room_id AND x.seq = events.seq)"
+#define WEBHOOK_COLS "id, kind, url, secret, types, created_at"
+#define DELIVERY_COLS                                                                              \
+    "id, endpoint_id, event_id, body, state, attempts, next_at, created_at, last_error"
 #define ATT_COLS "id, owner, size, content_type, name, sha256, created_at"
 #define PROFILE_COLS                                                                               \
     "u.id, u.username, u.display_name, u.avatar, u.status_text, u.created_at, u.last_seen, "       \
@@ -129,6 +134,44 @@ struct store {
     X(UNREAD_COUNT, "SELECT (SELECT count(*) FROM events WHERE room_id = ?1 AND seq > ?3 "         \
                     "AND seq <= ?3 + ?5 AND kind = ?4 AND sender != ?2), EXISTS (SELECT 1 FROM "   \
                     "events WHERE room_id = ?1 AND seq > ?3 + ?5)")                                \
+    X(OUTBOX_OTHER, "INSERT INTO outbox(room_id, seq, type, eid, ts, body) "                       \
+                    "VALUES (?1, 0, ?2, ?3, ?4, ?5)")                                              \
+    X(OUTBOX_PAGE, "SELECT o.pos, o.room_id, o.seq, o.type, o.eid, o.ts, o.body, e.kind, "         \
+                   "e.sender, e.ts, e.client_msg_id, e.body, (SELECT x.extra FROM event_extras x " \
+                   "WHERE x.room_id = o.room_id AND x.seq = o.seq), coalesce(s.reply_to, 0), "     \
+                   "coalesce(s.thread, 0) FROM outbox o LEFT JOIN events e ON o.seq > 0 AND "      \
+                   "e.room_id = o.room_id AND e.seq = o.seq LEFT JOIN msg_state s ON o.seq > 0 "   \
+                   "AND s.room_id = o.room_id AND s.seq = o.seq WHERE o.pos > ?1 "                 \
+                   "ORDER BY o.pos LIMIT ?2")                                                      \
+    X(CONSUMER_GET, "SELECT pos FROM outbox_consumers WHERE name = ?1")                            \
+    X(CONSUMER_PUT, "INSERT INTO outbox_consumers(name, pos) VALUES (?1, ?2) ON CONFLICT(name) "   \
+                    "DO UPDATE SET pos = max(pos, excluded.pos)")                                  \
+    X(APIKEY_INSERT, "INSERT INTO api_keys(name, hash, created_at) VALUES (?1, ?2, ?3)")           \
+    X(APIKEY_BY_HASH, "SELECT id, name, created_at, coalesce(revoked_at, 0) FROM api_keys "        \
+                      "WHERE hash = ?1")                                                           \
+    X(APIKEY_LIST, "SELECT id, name, created_at, coalesce(revoked_at, 0) FROM api_keys "           \
+                   "ORDER BY id")                                                                  \
+    X(APIKEY_REVOKE, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")   \
+    X(WEBHOOK_INSERT, "INSERT INTO webhooks(kind, url, secret, types, created_at) "                \
+                      "VALUES (?1, ?2, ?3, ?4, ?5)")                                               \
+    X(WEBHOOK_DELETE, "DELETE FROM webhooks WHERE id = ?1")                                        \
+    X(WEBHOOK_GET, "SELECT " WEBHOOK_COLS " FROM webhooks WHERE id = ?1")                          \
+    X(WEBHOOKS_LIST, "SELECT " WEBHOOK_COLS " FROM webhooks ORDER BY id")                          \
+    X(DELIVERY_INSERT, "INSERT OR IGNORE INTO deliveries(endpoint_id, event_id, body, next_at, "   \
+                       "created_at) VALUES (?1, ?2, ?3, ?4, ?5)")                                  \
+    X(DELIVERIES_DUE, "SELECT " DELIVERY_COLS " FROM deliveries WHERE state = 0 AND "              \
+                      "next_at <= ?1 AND id > ?2 ORDER BY next_at, id LIMIT ?3")                   \
+    X(DELIVERIES_STATE, "SELECT " DELIVERY_COLS " FROM deliveries WHERE state = ?1 AND id > ?2 "   \
+                        "ORDER BY id LIMIT ?3")                                                    \
+    X(DELIVERY_UPDATE, "UPDATE deliveries SET state = ?2, attempts = ?3, next_at = ?4, "           \
+                       "last_error = ?5 WHERE id = ?1")                                            \
+    X(DELIVERY_CLAIM, "UPDATE deliveries SET next_at = ?3 WHERE id = ?1 AND state = 0 AND "        \
+                      "next_at <= ?2")                                                             \
+    X(DELIVERY_REPLAY, "UPDATE deliveries SET state = 0, attempts = 0, next_at = ?2 "              \
+                       "WHERE id = ?1 AND state = 2")                                              \
+    X(MUTE_PUT, "INSERT INTO room_settings(room_id, user_id, muted) VALUES (?1, ?2, ?3) "          \
+                "ON CONFLICT (room_id, user_id) DO UPDATE SET muted = excluded.muted")             \
+    X(MUTE_GET, "SELECT muted FROM room_settings WHERE room_id = ?1 AND user_id = ?2")             \
     X(ATT_INSERT, "INSERT INTO attachments(" ATT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")     \
     X(ATT_GET, "SELECT " ATT_COLS " FROM attachments WHERE id = ?1")                               \
     X(ATT_READABLE, "SELECT EXISTS (SELECT 1 FROM attachments WHERE id = ?1 AND owner = ?2) "      \
@@ -519,6 +562,20 @@ static void text_col(sqlite3_stmt *s, int col, char *out, size_t cap)
     snprintf(out, cap, "%s", t ? (const char *)t : "");
 }
 
+/* An outbox row for an event that is not a log entry (its JSON stored with it). */
+static int outbox_other(struct store_conn *c, int64_t room, const char *type, const char *id,
+                        int64_t ts, const struct jsonw *w)
+{
+    sqlite3_stmt *s = stmt(c, SQL_OUTBOX_OTHER);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, ts);
+    sqlite3_bind_text(s, 5, jsonw_text(w), (int)jsonw_text_len(w), SQLITE_STATIC);
+    return step_done(c, s, "outbox_insert");
+}
+
 static int sq_user_insert(struct store_conn *c, const char *username, const char *pwhash,
                           int64_t now_ms, int64_t *id_out)
 {
@@ -529,7 +586,16 @@ static int sq_user_insert(struct store_conn *c, const char *username, const char
     sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, now_ms);
     rc = step_insert(c, s, "user_insert", id_out);
-    return rc == CD_E_CONFLICT ? CD_E_USERNAME_TAKEN : rc;
+    if (rc == CD_E_CONFLICT) return CD_E_USERNAME_TAKEN;
+    if (rc == CD_OK) {
+        struct jsonw w;
+        char id[32];
+        jsonw_init(&w, 128);
+        store__user_created_json(&w, id, *id_out, username, now_ms);
+        rc = outbox_other(c, 0, "user.created", id, now_ms, &w);
+        jsonw_free(&w);
+    }
+    return rc;
 }
 
 static int user_row(struct store_conn *c, sqlite3_stmt *s, struct store_user *out)
@@ -765,8 +831,14 @@ static int sq_room_insert(struct store_conn *c, struct store_room *r, const char
     if (dm_key) sqlite3_bind_text(s, 6, dm_key, -1, SQLITE_STATIC);
     rc = step_insert(c, s, "room_insert", &r->id); /* a taken dm_key is the only constraint */
     if (rc == CD_OK) {
+        struct jsonw w;
+        char id[32];
         r->last_seq = 0; /* *r now mirrors the new row */
         r->member_count = 0;
+        jsonw_init(&w, 256);
+        store__room_created_json(&w, id, r);
+        rc = outbox_other(c, r->id, "room.created", id, r->created_at, &w);
+        jsonw_free(&w);
     }
     return rc;
 }
@@ -981,6 +1053,7 @@ static int sq_event_append(struct store_conn *c, struct store_event *ev)
      * client_msg_id) pair exists (the seq is ours alone: single writer). */
     if ((rc = step_done(c, s, "event_insert")) != CD_OK) return rc;
     if (sqlite3_changes(c->db) == 0) return CD_E_CONFLICT;
+    /* Its outbox row was added by the insert itself (trigger events_outbox, migration 9). */
     ev->seq = ++se->last_seq;
     return CD_OK;
 }
@@ -1053,6 +1126,333 @@ static int sq_unread_count(struct store_conn *c, int64_t room_id, int64_t user_i
     sqlite3_reset(s);
     return rc;
 }
+
+static const char *col_text_len(sqlite3_stmt *s, int col, size_t *len)
+{
+    const char *t = (const char *)sqlite3_column_text(s, col);
+    *len = t ? (size_t)sqlite3_column_bytes(s, col) : 0;
+    return t;
+}
+
+/* One range scan of the outbox's rowids, plus one (room_id, seq) index lookup and one events
+ * row per log entry. The JSON is built per row into one reused buffer. */
+static int sq_outbox_page(struct store_conn *c, int64_t after, int limit, store_outbox_cb cb,
+                          void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_OUTBOX_PAGE);
+    struct jsonw w;
+    int rc;
+
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int(s, 2, limit);
+    jsonw_init(&w, 512);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_outbox_event ob = {.pos = sqlite3_column_int64(s, 0),
+                                        .room_id = sqlite3_column_int64(s, 1)};
+        char id[48];
+        if (sqlite3_column_int64(s, 2) > 0) {
+            struct store_event ev = {.room_id = ob.room_id, .seq = sqlite3_column_int64(s, 2)};
+            if (sqlite3_column_type(s, 7) == SQLITE_NULL) continue; /* no such entry */
+            ev.kind = sqlite3_column_int(s, 7);
+            ev.sender = sqlite3_column_int64(s, 8);
+            ev.ts = sqlite3_column_int64(s, 9);
+            ev.client_msg_id = col_text_len(s, 10, &ev.cmid_len);
+            ev.body = col_text_len(s, 11, &ev.body_len);
+            if (!ev.body) ev.body = "";
+            ev.extra = col_text_len(s, 12, &ev.extra_len);
+            ev.reply_to = sqlite3_column_int64(s, 13);
+            ev.thread = sqlite3_column_int64(s, 14);
+            w.len = JSONW_HEADROOM;
+            store_event_json(&w, &ev);
+            ob.id = id;
+            ob.id_len = store__log_event_id(id, ev.kind, ev.room_id, ev.seq);
+            ob.type = store__log_event_type(ev.kind);
+            ob.type_len = strlen(ob.type);
+            ob.ts = ev.ts;
+            ob.json = jsonw_text(&w);
+            ob.json_len = jsonw_text_len(&w);
+        } else {
+            ob.type = col_text_len(s, 3, &ob.type_len);
+            ob.id = col_text_len(s, 4, &ob.id_len);
+            ob.ts = sqlite3_column_int64(s, 5);
+            ob.json = col_text_len(s, 6, &ob.json_len);
+            if (!ob.type || !ob.id || !ob.json) continue;
+        }
+        if (cb(ud, &ob)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "outbox_page");
+    sqlite3_reset(s);
+    jsonw_free(&w);
+    return rc;
+}
+
+static int sq_consumer_get(struct store_conn *c, const char *name, int64_t *pos)
+{
+    sqlite3_stmt *s = stmt(c, SQL_CONSUMER_GET);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    rc = step_int64(c, s, "consumer_get", pos);
+    if (rc == CD_E_NOT_FOUND) {
+        *pos = 0;
+        rc = CD_OK;
+    }
+    return rc;
+}
+
+static int sq_consumer_put(struct store_conn *c, const char *name, int64_t pos)
+{
+    sqlite3_stmt *s = stmt(c, SQL_CONSUMER_PUT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, pos);
+    return step_done(c, s, "consumer_put");
+}
+
+static int sq_apikey_insert(struct store_conn *c, const char *name, const uint8_t hash[32],
+                            int64_t now_ms, int64_t *id_out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_APIKEY_INSERT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now_ms);
+    return step_insert(c, s, "apikey_insert", id_out);
+}
+
+static void apikey_row(sqlite3_stmt *s, struct store_apikey *k)
+{
+    k->id = sqlite3_column_int64(s, 0);
+    text_col(s, 1, k->name, sizeof(k->name));
+    k->created_at = sqlite3_column_int64(s, 2);
+    k->revoked_at = sqlite3_column_int64(s, 3);
+}
+
+static int sq_apikey_by_hash(struct store_conn *c, const uint8_t hash[32], struct store_apikey *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_APIKEY_BY_HASH);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        apikey_row(s, out);
+        rc = CD_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? CD_E_NOT_FOUND : sq_err(c, "apikey_by_hash");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_apikey_list(struct store_conn *c, store_apikey_cb cb, void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_APIKEY_LIST);
+    int rc;
+    if (!s) return CD_E_IO;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_apikey k;
+        apikey_row(s, &k);
+        if (cb(ud, &k)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    rc = rc == SQLITE_DONE ? CD_OK : sq_err(c, "apikey_list");
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_apikey_revoke(struct store_conn *c, int64_t id, int64_t now_ms)
+{
+    sqlite3_stmt *s = stmt(c, SQL_APIKEY_REVOKE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    return step_one(c, s, "apikey_revoke");
+}
+
+static int sq_webhook_insert(struct store_conn *c, struct store_webhook *w)
+{
+    sqlite3_stmt *s = stmt(c, SQL_WEBHOOK_INSERT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int(s, 1, w->kind);
+    sqlite3_bind_text(s, 2, w->url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, w->secret, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, w->types, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, w->created_at);
+    return step_insert(c, s, "webhook_insert", &w->id);
+}
+
+static int sq_webhook_delete(struct store_conn *c, int64_t id)
+{
+    sqlite3_stmt *s = stmt(c, SQL_WEBHOOK_DELETE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    return step_one(c, s, "webhook_delete");
+}
+
+static void webhook_row(sqlite3_stmt *s, struct store_webhook *w)
+{
+    w->id = sqlite3_column_int64(s, 0);
+    w->kind = sqlite3_column_int(s, 1);
+    text_col(s, 2, w->url, sizeof(w->url));
+    text_col(s, 3, w->secret, sizeof(w->secret));
+    text_col(s, 4, w->types, sizeof(w->types));
+    w->created_at = sqlite3_column_int64(s, 5);
+}
+
+/* Every row of a bound webhook statement to cb; *n (unless NULL) gets the rows seen. */
+static int each_webhook(struct store_conn *c, sqlite3_stmt *s, store_webhook_cb cb, void *ud,
+                        int *n)
+{
+    int rc, rows = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_webhook w;
+        webhook_row(s, &w);
+        rows++;
+        if (cb(ud, &w)) break;
+    }
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? CD_OK : sq_err(c, "webhooks");
+    sqlite3_reset(s);
+    if (n) *n = rows;
+    return rc;
+}
+
+static int copy_webhook(void *ud, const struct store_webhook *w)
+{
+    *(struct store_webhook *)ud = *w;
+    return 1;
+}
+
+static int sq_webhook_get(struct store_conn *c, int64_t id, struct store_webhook *out)
+{
+    sqlite3_stmt *s = stmt(c, SQL_WEBHOOK_GET);
+    int n = 0, rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    rc = each_webhook(c, s, copy_webhook, out, &n);
+    return rc == CD_OK && n == 0 ? CD_E_NOT_FOUND : rc;
+}
+
+static int sq_webhooks_list(struct store_conn *c, store_webhook_cb cb, void *ud)
+{
+    sqlite3_stmt *s = stmt(c, SQL_WEBHOOKS_LIST);
+    return s ? each_webhook(c, s, cb, ud, NULL) : CD_E_IO;
+}
+
+static int sq_delivery_insert(struct store_conn *c, const struct store_delivery *d, int *inserted)
+{
+    sqlite3_stmt *s = stmt(c, SQL_DELIVERY_INSERT);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, d->endpoint_id);
+    sqlite3_bind_text(s, 2, d->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, d->body, (int)d->body_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, d->next_at);
+    sqlite3_bind_int64(s, 5, d->created_at);
+    rc = step_done(c, s, "delivery_insert");
+    if (rc == CD_OK) *inserted = sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+static int sq_deliveries_list(struct store_conn *c, int state, int64_t due_before, int64_t after,
+                              int limit, store_delivery_cb cb, void *ud)
+{
+    sqlite3_stmt *s;
+    int rc;
+    if (state == DELIVERY_PENDING) {
+        if (!(s = stmt(c, SQL_DELIVERIES_DUE))) return CD_E_IO;
+        sqlite3_bind_int64(s, 1, due_before);
+    } else {
+        if (!(s = stmt(c, SQL_DELIVERIES_STATE))) return CD_E_IO;
+        sqlite3_bind_int(s, 1, state);
+    }
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_delivery d;
+        d.id = sqlite3_column_int64(s, 0);
+        d.endpoint_id = sqlite3_column_int64(s, 1);
+        text_col(s, 2, d.event_id, sizeof(d.event_id));
+        d.body = (const char *)sqlite3_column_text(s, 3);
+        d.body_len = (size_t)sqlite3_column_bytes(s, 3);
+        d.state = sqlite3_column_int(s, 4);
+        d.attempts = sqlite3_column_int(s, 5);
+        d.next_at = sqlite3_column_int64(s, 6);
+        d.created_at = sqlite3_column_int64(s, 7);
+        text_col(s, 8, d.last_error, sizeof(d.last_error));
+        if (!d.body) d.body = "";
+        if (cb(ud, &d)) break;
+    }
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? CD_OK : sq_err(c, "deliveries_list");
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int sq_delivery_update(struct store_conn *c, int64_t id, int state, int attempts,
+                              int64_t next_at, const char *last_error)
+{
+    sqlite3_stmt *s = stmt(c, SQL_DELIVERY_UPDATE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, state);
+    sqlite3_bind_int(s, 3, attempts);
+    sqlite3_bind_int64(s, 4, next_at);
+    if (last_error) sqlite3_bind_text(s, 5, last_error, -1, SQLITE_STATIC);
+    return step_one(c, s, "delivery_update");
+}
+
+static int sq_delivery_claim(struct store_conn *c, int64_t id, int64_t due_before, int64_t until)
+{
+    sqlite3_stmt *s = stmt(c, SQL_DELIVERY_CLAIM);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, due_before);
+    sqlite3_bind_int64(s, 3, until);
+    return step_one(c, s, "delivery_claim");
+}
+
+static int sq_delivery_replay(struct store_conn *c, int64_t id, int64_t now_ms)
+{
+    sqlite3_stmt *s = stmt(c, SQL_DELIVERY_REPLAY);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    return step_one(c, s, "delivery_replay");
+}
+
+static int sq_room_mute_put(struct store_conn *c, int64_t room_id, int64_t user_id, int muted)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MUTE_PUT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int(s, 3, muted ? 1 : 0);
+    return step_done(c, s, "room_mute_put");
+}
+
+static int sq_room_mute_get(struct store_conn *c, int64_t room_id, int64_t user_id, int *muted)
+{
+    sqlite3_stmt *s = stmt(c, SQL_MUTE_GET);
+    int64_t v = 0;
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, room_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    rc = step_int64(c, s, "room_mute_get", &v);
+    if (rc == CD_E_NOT_FOUND) rc = CD_OK;
+    *muted = v != 0;
+    return rc;
+}
+
+/* Copy the WAL back into the database without blocking the writer or readers (PASSIVE). Once
+ * every frame is copied, the writer's next transaction restarts the WAL from its beginning (the
+ * file's pages are reused, not regrown); journal_size_limit trims it after a burst. */
 
 /* ---- message operations and receipts ---- */
 
@@ -1533,6 +1933,14 @@ static int sq_user_insert_id(struct store_conn *c, int64_t id, const char *usern
     sqlite3_bind_text(s, 3, pwhash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, now_ms);
     rc = step_done(c, s, "user_insert_id");
+    if (rc == CD_OK) { /* the outbox's user.created, as user_insert writes it */
+        struct jsonw w;
+        char eid[32];
+        jsonw_init(&w, 128);
+        store__user_created_json(&w, eid, id, username, now_ms);
+        rc = outbox_other(c, 0, "user.created", eid, now_ms, &w);
+        jsonw_free(&w);
+    }
     if (rc != CD_E_CONFLICT) return rc;
     rc = sq_user_by_name(c, username, &u);
     return rc == CD_OK ? CD_E_USERNAME_TAKEN : rc == CD_E_NOT_FOUND ? CD_E_CONFLICT : rc;
@@ -1888,6 +2296,24 @@ const struct store_ops store_sqlite_ops = {
     .events_page = sq_events_page,
     .read_mark = sq_read_mark,
     .unread_count = sq_unread_count,
+    .outbox_page = sq_outbox_page,
+    .consumer_get = sq_consumer_get,
+    .consumer_put = sq_consumer_put,
+    .apikey_insert = sq_apikey_insert,
+    .apikey_by_hash = sq_apikey_by_hash,
+    .apikey_list = sq_apikey_list,
+    .apikey_revoke = sq_apikey_revoke,
+    .webhook_insert = sq_webhook_insert,
+    .webhook_delete = sq_webhook_delete,
+    .webhook_get = sq_webhook_get,
+    .webhooks_list = sq_webhooks_list,
+    .delivery_insert = sq_delivery_insert,
+    .deliveries_list = sq_deliveries_list,
+    .delivery_claim = sq_delivery_claim,
+    .delivery_update = sq_delivery_update,
+    .delivery_replay = sq_delivery_replay,
+    .room_mute_put = sq_room_mute_put,
+    .room_mute_get = sq_room_mute_get,
     .msg_get = sq_msg_get,
     .msg_thread_put = sq_msg_thread_put,
     .msg_edit = sq_msg_edit,

@@ -209,6 +209,67 @@ static const char *const store_sqlite_migrations[] = {
     /* the asynchronous indexer's position: the last events rowid it has looked at */
     "CREATE TABLE search_pos (id INTEGER NOT NULL);"
     "INSERT INTO search_pos SELECT coalesce(max(id), 0) FROM events;",
+
+    /* 9: the outbox (issue 13): one row per committed log entry, user or room creation, written
+     * in the same transaction; pos (the rowid) is the global commit order (one writer). A log
+     * entry's row is only (room_id, seq): readers join the log for the rest, so an append adds
+     * ~10 bytes to a page the batch's other appends share. It is written by a trigger of the
+     * log's own INSERT (one statement per message, not two, which cost more; bench/notes.md).
+     * An ignored INSERT (a resent client_msg_id) fires nothing. Other events carry their type, id,
+     * time and JSON (seq 0). Rows are never deleted: pos never goes back (no AUTOINCREMENT needed).
+     * The existing log is indexed in its append order. outbox_consumers: the saved positions of
+     * named consumers. */
+    "CREATE TABLE outbox ("
+    "  pos INTEGER PRIMARY KEY,"
+    "  room_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  type TEXT,"
+    "  eid TEXT,"
+    "  ts INTEGER,"
+    "  body TEXT);"
+    "INSERT INTO outbox(room_id, seq) SELECT room_id, seq FROM events ORDER BY id;"
+    "CREATE TRIGGER events_outbox AFTER INSERT ON events BEGIN"
+    "  INSERT INTO outbox(room_id, seq) VALUES (new.room_id, new.seq);"
+    "END;"
+    "CREATE TABLE outbox_consumers ("
+    "  name TEXT PRIMARY KEY,"
+    "  pos INTEGER NOT NULL) WITHOUT ROWID;",
+
+    /* 10: API keys of the server API: the SHA-256 of each key, never the key. */
+    "CREATE TABLE api_keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  hash BLOB NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER);",
+    /* 11: webhooks (endpoints and durable deliveries) and per-user room settings (mute).
+     * deliveries is unique by (endpoint_id, event_id): an event enqueued again by a consumer
+     * that resumes after a crash is one delivery. deliveries_due serves the engine's scan of
+     * pending rows by due time; dead rows are listed by id (the primary key). */
+    "CREATE TABLE webhooks ("
+    "  id INTEGER PRIMARY KEY,"
+    "  kind INTEGER NOT NULL,"
+    "  url TEXT NOT NULL,"
+    "  secret TEXT NOT NULL,"
+    "  types TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE deliveries ("
+    "  id INTEGER PRIMARY KEY,"
+    "  endpoint_id INTEGER NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_error TEXT,"
+    "  UNIQUE (endpoint_id, event_id));"
+    "CREATE INDEX deliveries_due ON deliveries(state, next_at);"
+    "CREATE TABLE room_settings ("
+    "  room_id INTEGER NOT NULL,"
+    "  user_id INTEGER NOT NULL,"
+    "  muted INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (room_id, user_id)) WITHOUT ROWID;",
 };
 
 static const int store_sqlite_nmigrations =

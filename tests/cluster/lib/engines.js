@@ -39,8 +39,11 @@ async function waitPort(port, ms = 10000) {
   throw new Error(`port ${port} not listening within ${ms} ms`);
 }
 
-/** n nats-server processes in one cluster. Returns {urls, servers: [{port, proc, kill()}], stop()}. */
-async function natsCluster(n = 3) {
+/**
+ * n nats-server processes in one cluster (with JetStream when {jetstream: true}, as
+ * scripts/cluster.sh runs them). Returns {urls, servers: [{port, proc, kill()}], stop()}.
+ */
+async function natsCluster(n = 3, { jetstream = false } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatd-nats-'));
   const ports = [];
   const routes = [];
@@ -55,7 +58,8 @@ async function natsCluster(n = 3) {
     fs.writeFileSync(
       conf,
       `server_name: t${i}\nlisten: 127.0.0.1:${ports[i]}\n` +
-        (n > 1 ? `cluster { name: t, listen: 127.0.0.1:${routes[i]}, routes: [ ${others} ] }\n` : ''),
+        (n > 1 ? `cluster { name: t, listen: 127.0.0.1:${routes[i]}, routes: [ ${others} ] }\n` : '') +
+        (jetstream ? `jetstream { store_dir: "${path.join(dir, `js${i}`)}" }\n` : ''),
     );
     const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     proc.stderr.resume();
@@ -75,7 +79,7 @@ async function natsCluster(n = 3) {
     servers.push(s);
   }
   for (const s of servers) await waitPort(s.port);
-  await sleep(n > 1 ? 1500 : 100); // routes form
+  await sleep(n > 1 ? (jetstream ? 3000 : 1500) : 100); // routes form (and JetStream elects)
   return {
     servers,
     urls: servers.map((s) => s.url).join(','),

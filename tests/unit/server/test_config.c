@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "roles/roles.h"
 #include "server/config.h"
 
 static FILE *devnull;
@@ -244,6 +245,32 @@ static void limits_over_their_range(void **state)
     cfg_free(&c);
 }
 
+static void roles_and_events_wait(void **state)
+{
+    struct cfg c;
+    char *def[] = {"chatd", NULL};
+    char *two[] = {"chatd", "--roles", "relay, exporter", NULL};
+    char *bad[] = {"chatd", "--roles", "gateway,bogus", NULL};
+    char *wait[] = {"chatd", "--events-wait-max", "0", NULL};
+    char *env[] = {"CHATD_ROLES=notifier", NULL};
+    (void)state;
+    assert_int_equal(load(&c, 1, def, NULL), CFG_OK);
+    assert_int_equal(c.roles_mask, ROLES_ALL);
+    assert_int_equal(c.server_rate, 100);
+    assert_int_equal(c.events_wait_max, 30);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 3, two, NULL), CFG_OK);
+    assert_int_equal(c.roles_mask, ROLES_RELAY | ROLES_EXPORTER);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 1, def, env), CFG_OK);
+    assert_int_equal(c.roles_mask, ROLES_NOTIFIER);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 3, bad, NULL), CFG_ERROR);
+    cfg_free(&c);
+    assert_int_equal(load(&c, 3, wait, NULL), CFG_ERROR);
+    cfg_free(&c);
+}
+
 static void help_and_version_exit(void **state)
 {
     struct cfg c;
@@ -269,6 +296,7 @@ int main(void)
         cmocka_unit_test(long_lines_are_one_line),
         cmocka_unit_test(nul_byte_is_an_error),
         cmocka_unit_test(limits_over_their_range),
+        cmocka_unit_test(roles_and_events_wait),
     };
     int rc;
     devnull = fopen("/dev/null", "w");

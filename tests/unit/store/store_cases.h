@@ -699,6 +699,324 @@ static void bulk_appends_in_one_transaction(void **state)
     assert_int_equal(capped, STORE_CASES_BULK > 1000);
 }
 
+/* ---- the outbox ---- */
+
+#define OB_MAX 64
+struct ob_collect {
+    int n, stop_after;
+    int64_t pos[OB_MAX], room[OB_MAX], ts[OB_MAX];
+    char id[OB_MAX][48], type[OB_MAX][24], json[OB_MAX][256];
+};
+
+static int on_outbox(void *ud, const struct store_outbox_event *ev)
+{
+    struct ob_collect *k = ud;
+    assert_true(k->n < OB_MAX);
+    k->pos[k->n] = ev->pos;
+    k->room[k->n] = ev->room_id;
+    k->ts[k->n] = ev->ts;
+    snprintf(k->id[k->n], sizeof(k->id[0]), "%.*s", (int)ev->id_len, ev->id);
+    snprintf(k->type[k->n], sizeof(k->type[0]), "%.*s", (int)ev->type_len, ev->type);
+    snprintf(k->json[k->n], sizeof(k->json[0]), "%.*s", (int)ev->json_len, ev->json);
+    k->n++;
+    return k->stop_after && k->n >= k->stop_after;
+}
+
+static void outbox(struct store_conn *c, int64_t after, int limit, struct ob_collect *k)
+{
+    memset(k, 0, sizeof(*k));
+    assert_int_equal(T_OPS->outbox_page(c, after, limit, on_outbox, k), CD_OK);
+}
+
+/* Users, rooms and log entries become events in the order they were written, positions 1..n
+ * without gaps, with stable ids and the entries' JSON; paging by position. */
+static void outbox_records_writes_in_order(void **state)
+{
+    struct fx *f = *state;
+    struct ob_collect k;
+    int64_t r, s1;
+    char id[48];
+
+    r = room_new(f, "ob", NULL);
+    assert_int_equal(append_full(f, r, EV_MEMBER, f->alice, NULL, "{\"user\":\"u_1\"}", NULL),
+                     CD_OK);
+    s1 = append(f, r, f->bob, "c1", "hello \"you\"");
+    outbox(f->c, 0, 100, &k);
+    assert_int_equal(k.n, 6); /* 3 users (fixture), the room, 2 entries */
+    for (int i = 0; i < k.n; i++)
+        assert_int_equal(k.pos[i], i + 1);
+    assert_string_equal(k.type[0], "user.created");
+    snprintf(id, sizeof(id), "uc_%lld", (long long)f->alice);
+    assert_string_equal(k.id[0], id);
+    assert_non_null(strstr(k.json[0], "\"username\":\"alice\""));
+    assert_int_equal(k.room[0], 0);
+    assert_string_equal(k.type[3], "room.created");
+    assert_int_equal(k.room[3], r);
+    assert_int_equal(k.ts[3], 1000);
+    assert_non_null(strstr(k.json[3], "\"name\":\"ob\""));
+    assert_string_equal(k.type[4], "member");
+    snprintf(id, sizeof(id), "e_%lld_1", (long long)r);
+    assert_string_equal(k.id[4], id);
+    assert_non_null(strstr(k.json[4], "\"type\":\"member\""));
+    assert_string_equal(k.type[5], "message");
+    snprintf(id, sizeof(id), "m_%lld_%lld", (long long)r, (long long)s1);
+    assert_string_equal(k.id[5], id);
+    assert_int_equal(k.ts[5], 5000);
+    assert_non_null(strstr(k.json[5], "\"body\":\"hello \\\"you\\\"\""));
+    assert_non_null(strstr(k.json[5], "\"client_msg_id\":\"c1\""));
+
+    /* a refused duplicate adds nothing */
+    assert_int_equal(append_full(f, r, EV_MESSAGE, f->bob, "c1", "again", NULL), CD_E_CONFLICT);
+    outbox(f->c, 4, 100, &k);
+    assert_int_equal(k.n, 2);
+    assert_int_equal(k.pos[0], 5);
+    outbox(f->c, 0, 2, &k);
+    assert_int_equal(k.n, 2);
+    outbox(f->c, 6, 100, &k);
+    assert_int_equal(k.n, 0);
+    k.stop_after = 1;
+    k.n = 0;
+    assert_int_equal(T_OPS->outbox_page(f->c, 0, 10, on_outbox, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+}
+
+/* A job's rolled-back savepoint takes its outbox rows with it; a committed transaction's rows
+ * follow the earlier ones without a gap, readable on a read connection. */
+static void outbox_follows_savepoints_and_commits(void **state)
+{
+    struct fx *f = *state;
+    struct store_conn *rd;
+    struct ob_collect k;
+    int64_t r = room_new(f, "tx", NULL);
+
+    assert_int_equal(f->ops->begin(f->c), CD_OK);
+    assert_int_equal(f->ops->savepoint(f->c), CD_OK);
+    append(f, r, f->alice, NULL, "undone");
+    assert_int_equal(f->ops->savepoint_release(f->c, 1), CD_OK);
+    assert_int_equal(f->ops->savepoint(f->c), CD_OK);
+    append(f, r, f->alice, NULL, "kept");
+    assert_int_equal(f->ops->savepoint_release(f->c, 0), CD_OK);
+    append(f, r, f->bob, NULL, "kept too");
+    assert_int_equal(f->ops->commit(f->c), CD_OK);
+
+    assert_int_equal(f->ops->begin(f->c), CD_OK);
+    append(f, r, f->alice, NULL, "rolled back");
+    assert_int_equal(f->ops->rollback(f->c), CD_OK);
+
+    assert_int_equal(f->ops->conn_open(f->st, 0, &rd), CD_OK);
+    outbox(rd, 4, 100, &k);
+    assert_int_equal(k.n, 2);
+    assert_int_equal(k.pos[0], 5);
+    assert_int_equal(k.pos[1], 6);
+    assert_non_null(strstr(k.json[0], "\"body\":\"kept\""));
+    assert_non_null(strstr(k.json[1], "\"body\":\"kept too\""));
+    f->ops->conn_close(rd);
+}
+
+static void consumer_positions_are_monotonic(void **state)
+{
+    struct fx *f = *state;
+    int64_t pos = -1;
+
+    assert_int_equal(f->ops->consumer_get(f->c, "webhooks", &pos), CD_OK);
+    assert_int_equal(pos, 0);
+    assert_int_equal(f->ops->consumer_put(f->c, "webhooks", 7), CD_OK);
+    assert_int_equal(f->ops->consumer_put(f->c, "webhooks", 5), CD_OK); /* never back */
+    assert_int_equal(f->ops->consumer_put(f->c, "kafka", 2), CD_OK);
+    assert_int_equal(f->ops->consumer_get(f->c, "webhooks", &pos), CD_OK);
+    assert_int_equal(pos, 7);
+    assert_int_equal(f->ops->consumer_put(f->c, "webhooks", 9), CD_OK);
+    assert_int_equal(f->ops->consumer_get(f->c, "webhooks", &pos), CD_OK);
+    assert_int_equal(pos, 9);
+    assert_int_equal(f->ops->consumer_get(f->c, "kafka", &pos), CD_OK);
+    assert_int_equal(pos, 2);
+}
+
+static int on_apikey(void *ud, const struct store_apikey *k)
+{
+    struct collect *c = ud;
+    assert_true(c->n < COLLECT_MAX);
+    c->seq[c->n] = k->id;
+    c->user[c->n] = k->revoked_at;
+    snprintf(c->body[c->n], sizeof(c->body[0]), "%.31s", k->name);
+    c->n++;
+    return 0;
+}
+
+/* Keys are found by hash only; revoking is once; the list shows both. */
+static void apikeys_by_hash_and_revoke(void **state)
+{
+    struct fx *f = *state;
+    uint8_t h1[32], h2[32], h3[32];
+    struct store_apikey k;
+    struct collect c;
+    int64_t id1 = 0, id2 = 0;
+
+    memset(h1, 1, sizeof(h1));
+    memset(h2, 2, sizeof(h2));
+    memset(h3, 3, sizeof(h3));
+    assert_int_equal(f->ops->apikey_insert(f->c, "backend", h1, 100, &id1), CD_OK);
+    assert_int_equal(f->ops->apikey_insert(f->c, "other", h2, 200, &id2), CD_OK);
+    assert_true(id2 > id1);
+    assert_int_equal(f->ops->apikey_insert(f->c, "dup", h1, 300, &id2), CD_E_CONFLICT);
+    assert_int_equal(f->ops->apikey_by_hash(f->c, h1, &k), CD_OK);
+    assert_int_equal(k.id, id1);
+    assert_string_equal(k.name, "backend");
+    assert_int_equal(k.created_at, 100);
+    assert_int_equal(k.revoked_at, 0);
+    assert_int_equal(f->ops->apikey_by_hash(f->c, h3, &k), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->apikey_revoke(f->c, id1, 500), CD_OK);
+    assert_int_equal(f->ops->apikey_revoke(f->c, id1, 600), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->apikey_revoke(f->c, 9999, 600), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->apikey_by_hash(f->c, h1, &k), CD_OK);
+    assert_int_equal(k.revoked_at, 500);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(f->ops->apikey_list(f->c, on_apikey, &c), CD_OK);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.body[0], "backend");
+    assert_int_equal(c.user[0], 500);
+    assert_int_equal(c.user[1], 0);
+}
+
+/* Webhook endpoints: insert, get, list in id order, delete. */
+static int count_webhook(void *ud, const struct store_webhook *w)
+{
+    (void)w;
+    (*(int *)ud)++;
+    return 0;
+}
+
+static void webhooks_insert_list_delete(void **state)
+{
+    struct fx *f = *state;
+    struct store_webhook w, got;
+    int n = 0;
+    memset(&w, 0, sizeof(w));
+    snprintf(w.url, sizeof(w.url), "http://127.0.0.1:9/hook");
+    snprintf(w.secret, sizeof(w.secret), "0123456789abcdef");
+    snprintf(w.types, sizeof(w.types), "message,member");
+    w.created_at = 77;
+    assert_int_equal(f->ops->webhook_insert(f->c, &w), CD_OK);
+    assert_true(w.id > 0);
+    assert_int_equal(f->ops->webhook_get(f->c, w.id, &got), CD_OK);
+    assert_string_equal(got.url, w.url);
+    assert_string_equal(got.secret, w.secret);
+    assert_string_equal(got.types, "message,member");
+    assert_int_equal(got.created_at, 77);
+    assert_int_equal(f->ops->webhooks_list(f->c, count_webhook, &n), CD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->ops->webhook_delete(f->c, w.id), CD_OK);
+    assert_int_equal(f->ops->webhook_delete(f->c, w.id), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->webhook_get(f->c, w.id, &got), CD_E_NOT_FOUND);
+}
+
+struct dl_seen {
+    int n;
+    int64_t ids[8];
+    char body[64];
+    int attempts;
+    char err[STORE_DELIVERY_ERROR_MAX + 1];
+};
+
+static int dl_row(void *ud, const struct store_delivery *d)
+{
+    struct dl_seen *s = ud;
+    if (s->n < 8) s->ids[s->n] = d->id;
+    snprintf(s->body, sizeof(s->body), "%.*s", (int)d->body_len, d->body);
+    s->attempts = d->attempts;
+    snprintf(s->err, sizeof(s->err), "%s", d->last_error);
+    s->n++;
+    return 0;
+}
+
+/* Deliveries: one row per (endpoint, event id); due rows by next_at; an attempt's outcome;
+ * dead rows listed and replayed (only dead ones). */
+static void deliveries_lifecycle(void **state)
+{
+    struct fx *f = *state;
+    struct store_delivery d;
+    struct dl_seen s;
+    int inserted = -1;
+    memset(&d, 0, sizeof(d));
+    d.endpoint_id = -1;
+    snprintf(d.event_id, sizeof(d.event_id), "ev-1");
+    d.body = "{\"a\":1}";
+    d.body_len = 7;
+    d.next_at = 1000;
+    d.created_at = 1000;
+    assert_int_equal(f->ops->delivery_insert(f->c, &d, &inserted), CD_OK);
+    assert_int_equal(inserted, 1);
+    assert_int_equal(f->ops->delivery_insert(f->c, &d, &inserted), CD_OK);
+    assert_int_equal(inserted, 0); /* same (endpoint, event id) */
+    d.endpoint_id = 5;             /* another endpoint: its own row */
+    assert_int_equal(f->ops->delivery_insert(f->c, &d, &inserted), CD_OK);
+    assert_int_equal(inserted, 1);
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_PENDING, 999, 0, 10, dl_row, &s),
+                     CD_OK);
+    assert_int_equal(s.n, 0); /* not due yet */
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_PENDING, 1000, 0, 10, dl_row, &s),
+                     CD_OK);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.body, "{\"a\":1}");
+
+    /* A claim is a lease: the first worker gets the row, a second one (same due time) not. */
+    assert_int_equal(f->ops->delivery_claim(f->c, s.ids[0], 1000, 1500), CD_OK);
+    assert_int_equal(f->ops->delivery_claim(f->c, s.ids[0], 1000, 1500), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->delivery_claim(f->c, s.ids[0], 1500, 1600), CD_OK); /* expired */
+    /* A failed attempt moves next_at; the last one makes the row dead. */
+    assert_int_equal(f->ops->delivery_update(f->c, s.ids[0], DELIVERY_PENDING, 1, 5000, "HTTP 500"),
+                     CD_OK);
+    assert_int_equal(f->ops->delivery_update(f->c, s.ids[1], DELIVERY_DEAD, 3, 6000, "timeout"),
+                     CD_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_PENDING, 4999, 0, 10, dl_row, &s),
+                     CD_OK);
+    assert_int_equal(s.n, 0);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_DEAD, 0, 0, 10, dl_row, &s), CD_OK);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.attempts, 3);
+    assert_string_equal(s.err, "timeout");
+    int64_t dead = s.ids[0];
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_PENDING, 5000, 0, 10, dl_row, &s),
+                     CD_OK);
+    assert_int_equal(s.n, 1);
+    int64_t pending = s.ids[0];
+    assert_int_equal(f->ops->delivery_replay(f->c, pending, 7000), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->delivery_replay(f->c, dead, 7000), CD_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_PENDING, 7000, 0, 10, dl_row, &s),
+                     CD_OK);
+    assert_int_equal(s.n, 2);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_DEAD, 0, 0, 10, dl_row, &s), CD_OK);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(f->ops->delivery_update(f->c, 999999, DELIVERY_DONE, 1, 0, NULL),
+                     CD_E_NOT_FOUND);
+}
+
+/* Mute: per (room, user), 0 without a row, last write wins. */
+static void room_mute_per_user(void **state)
+{
+    struct fx *f = *state;
+    int64_t room = room_new(f, "mute", NULL);
+    int muted = -1;
+    assert_int_equal(f->ops->room_mute_get(f->c, room, f->bob, &muted), CD_OK);
+    assert_int_equal(muted, 0);
+    assert_int_equal(f->ops->room_mute_put(f->c, room, f->bob, 1), CD_OK);
+    assert_int_equal(f->ops->room_mute_get(f->c, room, f->bob, &muted), CD_OK);
+    assert_int_equal(muted, 1);
+    assert_int_equal(f->ops->room_mute_get(f->c, room, f->carol, &muted), CD_OK);
+    assert_int_equal(muted, 0);
+    assert_int_equal(f->ops->room_mute_put(f->c, room, f->bob, 0), CD_OK);
+    assert_int_equal(f->ops->room_mute_get(f->c, room, f->bob, &muted), CD_OK);
+    assert_int_equal(muted, 0);
+}
+
+
 /* Search: the index is keyed by (room, seq); a search sees only the user's rooms and entries
  * after their joined_seq, newest first, paged by position; put replaces (an edit), delete
  * removes (a delete: the text is never found again). */
@@ -1220,6 +1538,13 @@ static void sessions_and_invites(void **state)
         cmocka_unit_test_setup_teardown(rooms_ahead_reports_lagging_rooms, setup, teardown),       \
         cmocka_unit_test_setup_teardown(reader_and_reopen_see_log, setup, teardown),               \
         cmocka_unit_test_setup_teardown(bulk_appends_in_one_transaction, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(outbox_records_writes_in_order, setup, teardown),          \
+        cmocka_unit_test_setup_teardown(outbox_follows_savepoints_and_commits, setup, teardown),   \
+        cmocka_unit_test_setup_teardown(consumer_positions_are_monotonic, setup, teardown),        \
+        cmocka_unit_test_setup_teardown(apikeys_by_hash_and_revoke, setup, teardown),              \
+        cmocka_unit_test_setup_teardown(webhooks_insert_list_delete, setup, teardown),             \
+        cmocka_unit_test_setup_teardown(deliveries_lifecycle, setup, teardown),                    \
+        cmocka_unit_test_setup_teardown(room_mute_per_user, setup, teardown),                                                     \
         cmocka_unit_test_setup_teardown(user_insert_id_distinguishes_conflicts, setup, teardown),  \
         cmocka_unit_test_setup_teardown(profiles_prefix_and_erase, setup, teardown),               \
         cmocka_unit_test_setup_teardown(pairs_put_list_delete, setup, teardown),                   \

@@ -312,6 +312,15 @@ static void test_copies_everything(void **state)
     }
     o->conn_close(c);
     o->close(st);
+    /* the outbox was copied with its positions and goes on from the last one: 1..n, no gap,
+     * one row per log entry, one per room creation (the new room's too) */
+    assert_int_equal(scalar(f, "SELECT max(pos) - count(*) FROM outbox"), 0);
+    assert_int_equal(scalar(f, "SELECT count(*) FROM outbox WHERE seq > 0"),
+                     scalar(f, "SELECT count(*) FROM events"));
+    assert_int_equal(scalar(f, "SELECT count(*) FROM outbox WHERE type = 'room.created'"),
+                     scalar(f, "SELECT count(*) FROM rooms"));
+    assert_int_equal(scalar(f, "SELECT pos FROM outbox_head"),
+                     scalar(f, "SELECT max(pos) FROM outbox"));
 
     /* the target now holds data: refused, nothing changes */
     assert_int_equal(run(f), 1);

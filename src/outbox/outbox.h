@@ -1,0 +1,66 @@
+/* outbox.h - consumers of the outbox (issue 13): a named position in the global event stream
+ * (store_ops.outbox_page), advanced only after the consumer's handler took a batch.
+ *
+ * Each consumer runs on its own thread with its own read connection: it reads a batch after its
+ * saved position, hands it to handle(), and on CD_OK saves the position past the batch (a job on
+ * the store's writer: the save rides the next group commit, nothing writes beside the writer)
+ * before reading on. Any other return leaves the position where it was and the same events are
+ * handed again after a backoff (doubling from backoff_ms up to 30 s). Delivery is therefore at
+ * least once, in position order (so in per-room order): a process killed between a handled
+ * batch and its save hands that batch again after a restart; consumers de-duplicate by the
+ * events' stable ids.
+ *
+ * Wake-ups: outbox_notify() after each local group commit wakes every consumer at once; commits
+ * of other nodes (PostgreSQL) are found by polling every poll_ms.
+ *
+ * A name is one position: run a consumer of a given name in one process at a time (two would
+ * each hand every event over; their saves only keep the larger position). Consumers that must
+ * run on several nodes at once take a name per node, or split the stream among themselves. */
+#ifndef CD_OUTBOX_H
+#define CD_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "util/jsonw.h"
+
+#define OUTBOX_NAME_MAX 64
+
+struct outbox_consumer_cfg {
+    const char *name; /* the saved position's key ([A-Za-z0-9_.-], at most OUTBOX_NAME_MAX) */
+    /* Consumer thread. The events' strings are valid during the call only. CD_OK: the position
+     * moves past the batch; anything else: the batch is handed again after a backoff. */
+    int (*handle)(void *ud, const struct store_outbox_event *evs, size_t n);
+    void *ud;
+    int batch;         /* events per handle() call at most; 0 = 256 */
+    int poll_ms;       /* longest wait for events without a local wake-up; 0 = 1000 */
+    int backoff_ms;    /* first retry delay after a refused batch; 0 = 500 */
+    int64_t start_pos; /* > 0: start after this position when the name has none saved yet */
+};
+
+struct outbox_consumer;
+
+/* Starts a consumer (opens its read connection, reads its saved position, starts its thread).
+ * CD_OK with *out set; CD_E_INVALID_FIELD for a bad name or no handler; CD_E_IO when the
+ * connection or the position cannot be read (logged). The cfg's strings are copied. */
+int outbox_consumer_start(struct store_db *db, const struct outbox_consumer_cfg *cfg,
+                          struct outbox_consumer **out);
+/* Stops the thread (waits for a handle() in progress to return), closes the connection and
+ * frees c. The last handled batch's position is saved before it returns. Blocks. NULL: no-op. */
+void outbox_consumer_stop(struct outbox_consumer *c);
+/* The position after the last batch handled (any thread; a snapshot). */
+int64_t outbox_consumer_pos(struct outbox_consumer *c);
+
+/* Wakes every consumer of db, and counts a generation (outbox_generation): call after each
+ * group commit on this node (the store's batch_done). Any thread; never blocks on I/O. */
+void outbox_notify(struct store_db *db);
+/* A counter bumped by every outbox_notify of this process: a waiter that saw it change knows
+ * new events may be there (any thread). */
+uint64_t outbox_generation(void);
+
+/* The envelope every sink (GET /v1/server/events, the relay, webhooks, exporters) writes for an
+ * event: {"pos":N,"id":"...","type":"...","room":"r_1"|null,"ts":N,"data":{...}}. */
+void outbox_event_json(struct jsonw *w, const struct store_outbox_event *ev);
+
+#endif
