@@ -1,6 +1,6 @@
 'use strict';
-// Attachments in the web client, in Debian's Chromium: a type chatd does not allow shows its 415
-// error in the composer; alice attaches a small PNG and sends it with text; bob sees the
+// Attachments in the web client, in Debian's Chromium: a type chatd does not allow (415) and a
+// file over --max-upload (413, the server runs with 4096 bytes) show their error in the composer; alice attaches a small PNG and sends it with text; bob sees the
 // thumbnail (loaded: naturalWidth > 0) and the file's name, and a text file as a download link
 // with name and size. Screenshots go to tests/browser/artifacts/.
 const { test } = require('node:test');
@@ -17,12 +17,12 @@ const PNG = Buffer.from(
 const msgWith = (page, text) => page.locator('#msg-list .msg:not(.pending)', { has: page.locator('.body', { hasText: text }) });
 
 test('an image and a file attached in one browser show in the other', async () => {
-  const srv = await startServer({ args: ARGS });
+  const srv = await startServer({ args: { ...ARGS, 'max-upload': 4096 } });
   const chrome = await launch();
   const errors = [];
   try {
     // The refused upload is logged by Chromium as a failed resource load (expected).
-    const { a, b } = await twoPages(chrome.browser, errors, /status of 415/);
+    const { a, b } = await twoPages(chrome.browser, errors, /status of 41[35]/);
     const suffix = String(Date.now() % 100000);
     const aliceName = `alice${suffix}`;
     const bobName = `bob${suffix}`;
@@ -39,6 +39,15 @@ test('an image and a file attached in one browser show in the other', async () =
     await a.setInputFiles('#attach-input', { name: 'tool.exe', mimeType: 'application/x-msdownload', buffer: Buffer.from('MZ..') });
     await a.waitForSelector('#attach-list .attach-item.failed', { timeout: T });
     assert.match(await a.textContent('#attach-error'), /tool\.exe: this file type is not allowed/);
+    await a.click('#attach-list .attach-item.failed button');
+    assert.equal(await a.isHidden('#attach-bar'), true);
+
+    // too large
+    await a.setInputFiles('#attach-input', { name: 'big.txt', mimeType: 'text/plain', buffer: Buffer.alloc(10000, 'x') });
+    await a.waitForSelector('#attach-list .attach-item.failed', { timeout: T });
+    assert.match(await a.textContent('#attach-error'), /big\.txt: too large/);
+    await a.press('#composer-input', 'Enter'); // nothing is sent while a file failed
+    assert.equal(await a.locator('#msg-list .msg').count(), 0);
     await a.click('#attach-list .attach-item.failed button');
     assert.equal(await a.isHidden('#attach-bar'), true);
 
