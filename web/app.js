@@ -17,6 +17,9 @@ const typingBy = new Map(); // room -> Map user -> timer
 const OPS = new Set(['edit', 'delete', 'reaction']); // log entries that change a message
 const EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
 let composing = null; // {kind: 'edit'|'reply', room, seq}: what the composer does on submit
+let uploads = []; // the composer's files: {file, state: 'uploading'|'ready'|'failed', att, error, done}
+const thumbs = new Map(); // attachment id -> {url (data: URL) | null, failed, promise}: image thumbnails
+const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
 
 // ---------- helpers ----------
 
@@ -150,6 +153,8 @@ async function start() {
 }
 
 async function stop(message) {
+  dropThumbs();
+  clearUploads();
   if (client) client.close();
   client = null;
   rooms.clear();
@@ -243,6 +248,8 @@ async function openRoom(id) {
   if (composing) endCompose();
   current = id;
   sessionStorage.setItem('chatd:room', id);
+  dropThumbs();
+  clearUploads();
   view = { room: id, entries: new Map(), oldest: Infinity, hasMore: true, loading: false, divider: r.unread ? r.read_seq : null };
   $('empty').hidden = true;
   $('conv-head').hidden = false;
@@ -268,6 +275,8 @@ async function openRoom(id) {
 
 function closeRoom() {
   endCompose();
+  dropThumbs();
+  clearUploads();
   current = null;
   view = null;
   $('empty').hidden = false;
@@ -363,6 +372,7 @@ function fold(op) {
     t.body = op.body;
     t.edited_at = op.edited_at || op.ts;
   } else if (op.type === 'delete') {
+    for (const a of t.attachments || []) thumbs.delete(a.id);
     t.deleted = true;
     t.body = '';
     t.reactions = [];
@@ -412,6 +422,7 @@ function messageNode(m, prev) {
       el('span', { class: 'reply-text', text: snippet }),
     );
   }
+  const files = m.attachments && m.attachments.length && !m.deleted ? attachmentsNode(m.attachments) : null;
   const replies = m.reply_count ? el('span', { class: 'reply-count', text: `🧵 ${m.reply_count} repl${m.reply_count === 1 ? 'y' : 'ies'}` }) : null;
   const body = m.deleted
     ? el('div', { class: 'body tombstone', text: 'This message was deleted.' })
@@ -451,10 +462,151 @@ function messageNode(m, prev) {
     { class: cls, 'data-seq': m.seq },
     avatar(m.sender),
     el('div', { class: 'meta' }, el('strong', { text: nameOf(m.sender) }), el('time', { text: m.ts ? timeOf(m.ts) : '' }), first ? edited : null),
-    el('div', { class: 'content' }, reply, body, chips, replies),
+    el('div', { class: 'content' }, reply, body, files, chips, replies),
     tools,
   );
 }
+
+// ---------- attachments ----------
+
+function sizeText(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+// Images as thumbnails (fetched with the token: an <img src> cannot carry it), others as a link.
+function attachmentsNode(list) {
+  return el(
+    'div',
+    { class: 'attachments' },
+    ...list.map((a) => {
+      const label = `${a.name || 'file'} (${sizeText(a.size || 0)})`;
+      if (IMAGE_TYPES.has(a.content_type)) {
+        const img = el('img', { alt: a.name || 'image', 'data-att': a.id });
+        const t = thumb(a.id);
+        if (t.url) img.src = t.url;
+        return el('figure', { class: 'att-image' }, img, el('figcaption', { class: 'att-name', text: t.failed ? `${label}: not available` : label }));
+      }
+      return el('a', { class: 'att-file att-name', href: client ? client.attachmentUrl(a.id) : '#', 'data-att': a.id, text: `📄 ${label}`, onclick: (e) => download(e, a) });
+    }),
+  );
+}
+
+// An image attachment as a data: URL, fetched once per open room (dropped when it closes or
+// the message is deleted). Not an object URL: the page's Content-Security-Policy (served by
+// chatd, src/server/web.c) allows images from 'self' and data: only, not blob:.
+function dataUrl(blob) {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+    r.readAsDataURL(blob);
+  });
+}
+
+function thumb(id) {
+  let t = thumbs.get(id);
+  if (t) return t;
+  t = { url: null, failed: false };
+  thumbs.set(id, t);
+  const c = client;
+  t.promise = c.fetchAttachment(id).then(dataUrl).then(
+    (url) => {
+      if (thumbs.get(id) !== t) return; // dropped meanwhile
+      t.url = url;
+      for (const img of document.querySelectorAll(`img[data-att="${id}"]`)) img.src = t.url;
+    },
+    () => {
+      t.failed = true;
+      if (thumbs.get(id) === t) rerenderMessages();
+    },
+  );
+  return t;
+}
+
+function dropThumbs() {
+  thumbs.clear();
+}
+
+// A download needs the token too: fetch, then save through a short-lived object URL.
+async function download(e, a) {
+  e.preventDefault();
+  try {
+    const blob = await client.fetchAttachment(a.id);
+    const href = URL.createObjectURL(blob);
+    const link = el('a', { href, download: a.name || 'file' });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(href), 10000);
+  } catch (err) {
+    opFailed(err);
+  }
+}
+
+function uploadError(err) {
+  if (err.status === 413 || err.code === 'payload_too_large') return 'too large';
+  if (err.status === 415 || err.code === 'unsupported_media_type') return 'this file type is not allowed';
+  if (err.code === 'rate_limited') return 'too many uploads, try again in a moment';
+  return err.message || 'upload failed';
+}
+
+function renderUploads() {
+  const failed = uploads.filter((u) => u.state === 'failed');
+  $('attach-list').replaceChildren(
+    ...uploads.map((u) =>
+      el(
+        'li',
+        { class: `attach-item ${u.state}`, 'data-state': u.state },
+        el('span', { class: 'att-name', text: `${u.file.name || 'file'} (${sizeText(u.file.size)})` }),
+        u.state === 'uploading' ? el('progress', { 'aria-label': 'Uploading' }) : null,
+        el('span', { class: 'att-state', text: u.state === 'uploading' ? 'uploading…' : u.state === 'ready' ? '✓' : `not sent: ${u.error}` }),
+        el('button', { type: 'button', class: 'linkish', 'aria-label': `Remove ${u.file.name}`, text: '✕', onclick: () => removeUpload(u) }),
+      ),
+    ),
+  );
+  $('attach-error').textContent = failed.length ? `${failed.map((u) => `${u.file.name}: ${u.error}`).join('; ')}` : '';
+  $('attach-bar').hidden = uploads.length === 0;
+}
+
+function removeUpload(u) {
+  uploads = uploads.filter((x) => x !== u);
+  renderUploads();
+}
+
+function clearUploads() {
+  uploads = [];
+  if ($('attach-bar')) renderUploads();
+}
+
+function addFiles(files) {
+  for (const file of files) {
+    const u = { file, state: 'uploading', att: null, error: null };
+    uploads.push(u);
+    const c = client;
+    u.done = c.upload(file, { name: file.name, contentType: file.type || 'application/octet-stream' }).then(
+      (att) => {
+        u.att = att;
+        u.state = 'ready';
+      },
+      (err) => {
+        u.state = 'failed';
+        u.error = uploadError(err);
+      },
+    ).then(() => {
+      if (uploads.includes(u)) renderUploads();
+    });
+  }
+  renderUploads();
+}
+
+$('attach').onclick = () => $('attach-input').click();
+$('attach-input').onchange = () => {
+  const files = [...$('attach-input').files];
+  $('attach-input').value = '';
+  if (files.length && client && current) addFiles(files);
+};
 
 function jumpTo(seq) {
   const n = $('msg-list').querySelector(`[data-seq="${seq}"]`);
@@ -521,7 +673,7 @@ function rerenderMessages() {
   }
   for (const p of client ? client.pending() : []) {
     if (p.room !== view.room || p.op) continue;
-    nodes.push(entryNode({ type: 'message', pending: true, sender: me.id, body: p.body, seq: '', ts: 0 }, prev));
+    nodes.push(entryNode({ type: 'message', pending: true, sender: me.id, body: p.body, attachments: p.attachments, seq: '', ts: 0 }, prev));
     prev = { type: 'message', sender: me.id, ts: Date.now() };
   }
   list.replaceChildren(...nodes);
@@ -648,10 +800,28 @@ $('compose-cancel').onclick = () => {
   endCompose();
   input.focus();
 };
-$('composer').onsubmit = (e) => {
+$('composer').onsubmit = async (e) => {
   e.preventDefault();
-  const body = input.value.trim();
-  if (!body || !current) return;
+  let body = input.value.trim();
+  const editing = composing && composing.kind === 'edit';
+  const files = editing ? [] : uploads;
+  if ((!body && !files.length) || !current) return;
+  let atts = [];
+  if (files.length) {
+    // The message goes once its files are up; failed ones stay in the bar with their error.
+    if (files.some((u) => u.state === 'uploading')) {
+      const room0 = current;
+      $('attach-error').textContent = 'Waiting for the upload to finish…';
+      await Promise.all(files.map((u) => u.done));
+      renderUploads();
+      if (current !== room0 || uploads.some((u) => u.state === 'uploading')) return; // changed meanwhile
+    }
+    if (!uploads.length || uploads.some((u) => u.state === 'failed')) return;
+    atts = uploads.map((u) => u.att);
+    uploads = [];
+    renderUploads();
+    body = input.value.trim() || atts.map((a) => a.name).join(', '); // a message needs text
+  }
   input.value = '';
   input.style.height = 'auto';
   const room = current;
@@ -662,7 +832,9 @@ $('composer').onsubmit = (e) => {
     if (old && old.body !== body) client.edit(room, mode.seq, body).catch(opFailed);
     return;
   }
-  client.send(room, body, mode ? { replyTo: mode.seq } : {}).then(
+  const opts = mode ? { replyTo: mode.seq } : {};
+  if (atts.length) opts.attachments = atts;
+  client.send(room, body, opts).then(
     () => view && view.room === room && rerenderMessages(),
     (err) => {
       if (view && view.room === room) {

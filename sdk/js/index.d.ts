@@ -25,6 +25,17 @@ export interface MessageEvent {
   state_seq?: number;
   /** Set on the sender's own messages, reported from their ack. */
   own?: true;
+  /** The uploads the message carries (dropped once it is deleted). */
+  attachments?: Attachment[];
+}
+/** An upload (POST /v1/uploads), as upload() resolves it and messages carry it. */
+export interface Attachment {
+  id: string;
+  size: number;
+  content_type: string;
+  name: string;
+  /** hex SHA-256 of the bytes (also the ETag). */
+  sha256: string;
 }
 export interface Reaction {
   emoji: string;
@@ -237,7 +248,23 @@ export class ChatdClient {
   connect(): Promise<void>;
   close(): void;
   /** Resolves the ack once stored; offline sends wait and are resent with the same client_msg_id. */
-  send(room: RoomId, body: string, opts?: { clientMsgId?: string; replyTo?: number; thread?: number }): Promise<Ack>;
+  send(
+    room: RoomId,
+    body: string,
+    opts?: { clientMsgId?: string; replyTo?: number; thread?: number; attachments?: (string | Attachment)[] },
+  ): Promise<Ack>;
+  /** POST /v1/uploads with the raw bytes; name defaults to the File's name, contentType to the
+   * Blob's type. Rejects ChatdError (413 payload_too_large, 415 unsupported_media_type...). */
+  upload(
+    data: Blob | ArrayBuffer | ArrayBufferView,
+    opts?: { name?: string; contentType?: string },
+  ): Promise<Attachment>;
+  /** GET /v1/attachments/{id}'s URL (it needs the Bearer token: use fetchAttachment in a page). */
+  attachmentUrl(id: string): string;
+  /** GET an attachment with the access token: a Blob, or the Response with {response:true}. */
+  fetchAttachment(id: string): Promise<Blob>;
+  fetchAttachment(id: string, opts: { response: true; headers?: Record<string, string> }): Promise<Response>;
+  fetchAttachment(id: string, opts: { response?: false; headers?: Record<string, string> }): Promise<Blob>;
   /** Edit my message at seq; queued and resent like send. */
   edit(room: RoomId, seq: number, body: string, opts?: { clientMsgId?: string }): Promise<OpAck>;
   /** Delete the message at seq (mine, or any as an admin); queued and resent like send. */
@@ -250,6 +277,8 @@ export class ChatdClient {
     room: RoomId;
     body?: string;
     client_msg_id: string;
+    /** A send's attachments (as given to send). */
+    attachments?: (Attachment | { id: string })[];
     op?: 'edit' | 'delete' | 'react';
     target?: number;
     emoji?: string;

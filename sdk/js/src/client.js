@@ -13,7 +13,7 @@
 //   token instead. A socket closed with 4002 (token expired) reconnects with a fresh token;
 //   4001 (session ended) ends the client (state 'ended': log in again).
 
-import { ChatdError, baseUrl, defaultFetch, jwtClaims, restCall, wsUrl } from './http.js';
+import { ChatdError, baseUrl, defaultFetch, httpBody, jwtClaims, restCall, wsUrl } from './http.js';
 
 export { ChatdError };
 
@@ -147,6 +147,8 @@ export class ChatdClient {
    * message is stored. Offline, or when the connection drops before the ack, the send waits and
    * is retried with the same client_msg_id (opts.clientMsgId, default a random UUID).
    * opts.replyTo: seq of the message it answers; opts.thread: seq of the thread root.
+   * opts.attachments: uploads (ids, or the objects upload() resolved; at most 10) the message
+   * carries. Given as objects, the sender's own message event carries their metadata too.
    */
   send(room, body, opts = {}) {
     if (typeof room !== 'string' || typeof body !== 'string' || body === '')
@@ -154,7 +156,72 @@ export class ChatdClient {
     const extra = {};
     if (opts.replyTo !== undefined) extra.reply_to = opts.replyTo;
     if (opts.thread !== undefined) extra.thread = opts.thread;
-    return this.enqueue({ op: 'send', room, body, extra }, opts);
+    let atts;
+    if (opts.attachments !== undefined) {
+      if (!Array.isArray(opts.attachments))
+        return Promise.reject(new TypeError('send: opts.attachments must be an array of ids or attachments'));
+      atts = opts.attachments.map((a) => (typeof a === 'string' ? { id: a } : a));
+      if (atts.some((a) => !a || typeof a.id !== 'string'))
+        return Promise.reject(new TypeError('send: opts.attachments must be an array of ids or attachments'));
+      if (atts.length) extra.attachments = atts.map((a) => a.id);
+    }
+    return this.enqueue({ op: 'send', room, body, extra, atts }, opts);
+  }
+
+  /**
+   * Upload a file (Blob/File, ArrayBuffer, typed array or Node Buffer) as POST /v1/uploads.
+   * opts.name: the file name (default the File's name, else "file"); opts.contentType: its
+   * media type (default the Blob's type). Resolves the attachment {id, size, content_type,
+   * name, sha256}; errors are ChatdError (413 payload_too_large, 415 unsupported_media_type...).
+   */
+  async upload(data, opts = {}) {
+    const isBlob = typeof Blob !== 'undefined' && data instanceof Blob;
+    if (!isBlob && !(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data))
+      throw new TypeError('upload(data: Blob | ArrayBuffer | ArrayBufferView, {name?, contentType?})');
+    const name = opts.name || (isBlob && data.name) || 'file';
+    const contentType = opts.contentType || (isBlob && data.type) || '';
+    const path = `/v1/uploads?name=${encodeURIComponent(name)}`;
+    const go = async (token) => {
+      const headers = { Authorization: `Bearer ${token}` };
+      if (contentType) headers['Content-Type'] = contentType;
+      let res;
+      try {
+        res = await this.fetch(this.url + path, { method: 'POST', headers, body: data });
+      } catch (e) {
+        throw new ChatdError('network', `POST /v1/uploads: ${e.message}`, { cause: e });
+      }
+      return res;
+    };
+    let res = await go(await this.getToken({}));
+    if (res.status === 401) res = await go(await this.getToken({ force: true }));
+    const body = await httpBody(res, 'POST /v1/uploads');
+    return body.attachment;
+  }
+
+  /** The URL of an attachment (GET needs the Bearer token: use fetchAttachment in a page). */
+  attachmentUrl(id) {
+    return `${this.url}/v1/attachments/${encodeURIComponent(id)}`;
+  }
+
+  /**
+   * GET an attachment with the access token. Resolves a Blob (opts.response: the fetch
+   * Response itself, for streaming or ranges; opts.headers are added, e.g. Range).
+   * Errors: ChatdError (404 not_found for files you may not read).
+   */
+  async fetchAttachment(id, opts = {}) {
+    const go = async (token) => {
+      try {
+        return await this.fetch(this.attachmentUrl(id), {
+          headers: { ...(opts.headers || {}), Authorization: `Bearer ${token}` },
+        });
+      } catch (e) {
+        throw new ChatdError('network', `GET attachment: ${e.message}`, { cause: e });
+      }
+    };
+    let res = await go(await this.getToken({}));
+    if (res.status === 401) res = await go(await this.getToken({ force: true }));
+    if (!res.ok && res.status !== 304) await httpBody(res, 'GET attachment');
+    return opts.response ? res : res.blob();
   }
 
   /**
@@ -211,6 +278,7 @@ export class ChatdClient {
   pending() {
     return this.outbox.map((i) => {
       const p = { room: i.room, body: i.body, client_msg_id: i.cmid };
+      if (i.atts && i.atts.length) p.attachments = i.atts;
       if (i.op !== 'send') {
         p.op = i.op;
         p.target = i.target;
@@ -648,6 +716,7 @@ export class ChatdClient {
       const e = { type: 'message', ...base, msg_id: m.msg_id, sender: this.userId, body: item.body };
       if (item.extra.reply_to !== undefined) e.reply_to = item.extra.reply_to;
       if (item.extra.thread !== undefined) e.thread = item.extra.thread;
+      if (item.atts && item.atts.length) e.attachments = item.atts;
       return this.emit('message', e);
     }
     const target = m.target !== undefined ? m.target : item.target;

@@ -39,6 +39,11 @@ export async function restCall(fetchImpl, base, method, path, { token, json } = 
   } catch (e) {
     throw new ChatdError('network', `${method} ${path}: ${e.message}`, { cause: e });
   }
+  return httpBody(res, `${method} ${path}`);
+}
+
+/** A fetch Response's JSON body (undefined when empty), or the ChatdError it answers. */
+export async function httpBody(res, what) {
   const text = await res.text();
   let body;
   try {
@@ -49,7 +54,7 @@ export async function restCall(fetchImpl, base, method, path, { token, json } = 
   if (!res.ok) {
     const err = body && body.error ? body.error : {};
     const ra = res.headers.get('retry-after');
-    throw new ChatdError(err.code || `http_${res.status}`, err.message || `${method} ${path}: HTTP ${res.status}`, {
+    throw new ChatdError(err.code || `http_${res.status}`, err.message || `${what}: HTTP ${res.status}`, {
       status: res.status,
       retryAfterMs: ra ? Number(ra) * 1000 : undefined,
     });
