@@ -226,6 +226,12 @@ static const char *const store_pg_migrations[] = {
     "  user_id bigint NOT NULL,"
     "  muted integer NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (room_id, user_id));",
+    /* 8: the search index without a pending list. With fastupdate on, GIN queues new entries
+     * and merges the queue into the index inside whichever transaction crosses
+     * gin_pending_list_limit: a send's group commit then stalls for tens to hundreds of ms
+     * (durable 10,000 msgs/s on one node: ack p99 41 ms and max 89 ms with it, 8.8 ms and
+     * 14 ms without). Each insert now updates the index itself, a steady cost. */
+    "ALTER INDEX msg_search_tsv SET (fastupdate = off);",
 };
 
 static const int store_pg_nmigrations =
