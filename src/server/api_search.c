@@ -6,6 +6,7 @@
 
 #include "chat/search.h"
 #include "server/app.h"
+#include "store/store_json.h"
 #include "util/clock.h"
 #include "util/jsonw.h"
 #include "util/status.h"
@@ -35,7 +36,7 @@ static int search_row(void *ud, const struct store_search_hit *h)
     jsonw_key(w, "msg_id", 0);
     jsonw_msg_id(w, h->room_id, h->seq);
     jsonw_key(w, "sender", 0);
-    jsonw_id(w, 'u', h->sender);
+    store_json_user_ref(w, h->sender); /* as messages show it ("system" for the server API) */
     jsonw_key(w, "ts", 0);
     jsonw_int(w, h->ts);
     jsonw_key(w, "snippet", 0);
