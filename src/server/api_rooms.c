@@ -763,8 +763,6 @@ int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t ro
                                     thread, clock_unix_ms(), out, sent)
                  : chat_send(ops, sc, room, sender, body, body_len, cmid, cmid_len, clock_unix_ms(),
                              out, sent);
-    if (st == CD_OK && ops->search_index_append) /* PostgreSQL; SQLite: the indexer */
-        st = ops->search_index_append(sc, room, sent->seq, body, body_len);
     if (st == CD_OK && att && att->n) {
         struct store_event ev = {.room_id = room,
                                  .seq = sent->seq,

@@ -125,9 +125,9 @@ void api_search(struct api_req *r)
     api_call_work(&sc->base);
 }
 
-/* ---- the asynchronous indexer (SQLite) ---- */
+/* ---- the asynchronous indexer ---- */
 
-#define INDEX_BATCH 2000 /* log entries per indexer job: bounds the writer's stall on a backlog */
+#define INDEX_BATCH 2000 /* log entries per indexer run: bounds the writer's stall on a backlog */
 
 struct indexer {
     struct app *app;
@@ -135,6 +135,7 @@ struct indexer {
     uv_mutex_t lock;
     uv_cond_t cond;
     int stop, job_done, started;
+    struct store_conn *conn; /* search_index_own_conn: the indexer's connection */
 };
 
 struct index_job {
@@ -163,34 +164,57 @@ static void index_done(struct store_job *j)
     uv_mutex_unlock(&ij->ix->lock);
 }
 
-/* Every --search-index-ms, one writer job indexes what the log gained since the saved position
- * (search_index_log); a full batch runs the next one at once. The writer runs it between
- * other batches, in its own transaction: one FTS5 segment per run, not one per group commit. */
+/* One run; *n gets the entries indexed. Called without ix->lock. SQLite: a writer job (between
+ * other batches, in its own transaction: one FTS5 segment per run, not one per group commit).
+ * PostgreSQL: on the indexer's own connection, beside the writer, so a send's commit never
+ * waits for the index. */
+static int index_run(struct indexer *ix, int *n)
+{
+    struct store_db *db = &ix->app->db;
+    struct index_job ij;
+    *n = 0;
+    if (db->ops->search_index_own_conn) {
+        if (!ix->conn && db->ops->conn_open(db->st, 0, &ix->conn) != CD_OK) {
+            ix->conn = NULL; /* logged by the backend; tried again next time */
+            return CD_E_UNAVAILABLE;
+        }
+        return db->ops->search_index_log(ix->conn, INDEX_BATCH, n);
+    }
+    memset(&ij, 0, sizeof(ij));
+    ij.ix = ix;
+    ij.job.exec = index_exec;
+    ij.job.done = index_done;
+    ij.job.reset = index_reset;
+    uv_mutex_lock(&ix->lock);
+    ix->job_done = 0;
+    uv_mutex_unlock(&ix->lock);
+    store_submit(db, &ij.job);
+    uv_mutex_lock(&ix->lock);
+    while (!ix->job_done)
+        uv_cond_wait(&ix->cond, &ix->lock);
+    uv_mutex_unlock(&ix->lock);
+    *n = ij.n;
+    return ij.job.status;
+}
+
+/* Every --search-index-ms, one run indexes what the log gained since the saved position
+ * (search_index_log); a full batch runs the next one at once. */
 static void indexer_thread(void *arg)
 {
     struct indexer *ix = arg;
     struct app *app = ix->app;
     uint64_t every_ns =
         (uint64_t)(app->cfg.search_index_ms > 0 ? app->cfg.search_index_ms : 200) * 1000000ull;
-    struct index_job ij;
-    int full = 0;
+    int full = 0, n, rc;
 
     uv_mutex_lock(&ix->lock);
     while (!ix->stop) {
         if (!full && uv_cond_timedwait(&ix->cond, &ix->lock, every_ns) != UV_ETIMEDOUT) continue;
         if (ix->stop) break;
-        memset(&ij, 0, sizeof(ij));
-        ij.ix = ix;
-        ij.job.exec = index_exec;
-        ij.job.done = index_done;
-        ij.job.reset = index_reset;
-        ix->job_done = 0;
         uv_mutex_unlock(&ix->lock);
-        store_submit(&app->db, &ij.job);
+        rc = index_run(ix, &n);
         uv_mutex_lock(&ix->lock);
-        while (!ix->job_done)
-            uv_cond_wait(&ix->cond, &ix->lock);
-        full = ij.job.status == CD_OK && ij.n >= INDEX_BATCH;
+        full = rc == CD_OK && n >= INDEX_BATCH;
     }
     uv_mutex_unlock(&ix->lock);
 }
@@ -198,7 +222,7 @@ static void indexer_thread(void *arg)
 struct indexer *search_indexer_start(struct app *app)
 {
     struct indexer *ix;
-    if (!app->db.ops->search_index_log) return NULL; /* indexed in the send's transaction */
+    if (!app->db.ops->search_index_log) return NULL;
     ix = xcalloc(1, sizeof(*ix));
     ix->app = app;
     uv_mutex_init(&ix->lock);
@@ -215,6 +239,7 @@ void search_indexer_stop(struct indexer *ix)
     uv_cond_broadcast(&ix->cond);
     uv_mutex_unlock(&ix->lock);
     if (ix->started) uv_thread_join(&ix->thread);
+    if (ix->conn) ix->app->db.ops->conn_close(ix->conn);
     uv_mutex_destroy(&ix->lock);
     uv_cond_destroy(&ix->cond);
     free(ix);

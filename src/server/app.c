@@ -610,7 +610,7 @@ int app_run(struct cfg *cfg)
         goto done;
     }
     app->files = files_start(app);
-    /* The search indexer is the indexer role's (SQLite; PostgreSQL indexes in the send). */
+    /* The search indexer is the indexer role's (both stores: a send never indexes its text). */
     app->indexer = (cfg->roles_mask & ROLES_INDEXER) ? search_indexer_start(app) : NULL;
     if ((rc = net_start(&app->net, cfg->listen, nthreads(cfg))) != CD_OK) {
         roles_stop(app->roles);

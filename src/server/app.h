@@ -44,7 +44,7 @@ struct app {
     struct limiter searches;    /* searches per user (--search-rate) */
     struct blob_store *blobs;   /* attachment bytes (--blob-url) */
     struct files *files;        /* the expiry sweep of unreferenced uploads (api_files.c) */
-    struct indexer *indexer;    /* the asynchronous search indexer (SQLite; api_search.c) */
+    struct indexer *indexer;    /* the asynchronous search indexer (api_search.c) */
     struct presence *presence;
     struct revoked *revoked; /* sessions ended within the access-token lifetime */
     struct fanout fanout;
@@ -325,9 +325,8 @@ void files_stream_abort(struct conn *c, void *ud);
 struct files;
 struct files *files_start(struct app *app);
 void files_stop(struct files *f);
-/* The asynchronous search indexer (a thread submitting writer jobs every --search-index-ms);
- * NULL when the store indexes in the send's transaction (PostgreSQL). Stop it before the
- * store closes. */
+/* The asynchronous search indexer (a thread running search_index_log every --search-index-ms:
+ * a writer job on SQLite, its own connection on PostgreSQL). Stop it before the store closes. */
 struct indexer;
 struct indexer *search_indexer_start(struct app *app);
 void search_indexer_stop(struct indexer *ix);
@@ -338,8 +337,8 @@ void api_ws_ready(struct conn *c, uint32_t nrooms);
 struct chat_out;
 struct chat_sent;
 struct chat_attach;
-/* att (may be NULL): the send's attachments (chat/attach.h). On PostgreSQL it also indexes the
- * text for search in the same transaction (store_ops.search_index_append). */
+/* att (may be NULL): the send's attachments (chat/attach.h). The text is indexed for search
+ * later, by the indexer (store_ops.search_index_log). */
 int api_send_exec(const struct store_ops *ops, struct store_conn *sc, int64_t room, int64_t sender,
                   const char *body, size_t body_len, const char *cmid, size_t cmid_len,
                   int64_t reply_to, int64_t thread, const struct chat_attach *att,

@@ -155,7 +155,7 @@
       "S3 secret access key; empty = the environment's AWS_SECRET_ACCESS_KEY")                     \
     X(search_rate, "search-rate", INT, "5", "searches per second per user (burst 4x)")             \
     X(search_index_ms, "search-index-ms", INT, "200",                                              \
-      "SQLite: ms between two runs of the search indexer (the most a new message waits to be "     \
+      "ms between two runs of the search indexer (the most a new message waits to be "             \
       "found)")                                                                                    \
     X(metrics_listen, "metrics-listen", STR, "",                                                   \
       "serve /metrics on this separate address:port only (e.g. 127.0.0.1:9090), not on --listen; " \

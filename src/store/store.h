@@ -522,14 +522,12 @@ struct store_ops {
     int (*search_index_put)(struct store_conn *c, int64_t room, int64_t seq, const char *text,
                             size_t len);
     int (*search_index_delete)(struct store_conn *c, int64_t room, int64_t seq);
-    /* A message was just appended (the send's transaction). PostgreSQL indexes it here (a GIN
-     * insert, lag 0). NULL for SQLite, whose messages are indexed by search_index_log. */
-    int (*search_index_append)(struct store_conn *c, int64_t room, int64_t seq, const char *text,
-                               size_t len);
-    /* The asynchronous indexer (SQLite; NULL for PostgreSQL): index the messages appended
+    /* The asynchronous indexer (a send never indexes its message): index the messages appended
      * since the saved position, at most limit log entries, and move the position past them;
      * *n gets the entries looked at (limit: call again). A message already in the index (an
-     * edit or a delete came first) is left as it is. Writer thread, one transaction. */
+     * edit or a delete came first) is left as it is. SQLite: writer thread, in the job's
+     * transaction. With search_index_own_conn (PostgreSQL): the indexer's own connection, one
+     * transaction of its own beside the writer's; *n is 0 while another node's indexer runs. */
     int (*search_index_log)(struct store_conn *c, int limit, int *n);
     /* Reader: hits of q, newest first. CD_E_INVALID_FIELD when the backend refuses the query. */
     int (*search)(struct store_conn *c, const struct store_search_q *q, store_search_cb cb,
@@ -583,6 +581,10 @@ struct store_ops {
      * row gives 0. */
     int (*room_mute_put)(struct store_conn *c, int64_t room_id, int64_t user_id, int muted);
     int (*room_mute_get)(struct store_conn *c, int64_t room_id, int64_t user_id, int *muted);
+
+    /* 1: search_index_log runs on a connection of its own (conn_open, not the writer), off the
+     * writer's group commits; 0: as a writer job. */
+    int search_index_own_conn;
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -739,6 +739,9 @@ static int migrate(struct mig *m)
     if (reset_identities(m) ||
         pg_run(m, "UPDATE outbox_head SET pos = (SELECT coalesce(max(pos), 0) FROM outbox)",
                NULL) ||
+        /* The indexer looks at the whole log once: what SQLite's indexer had not reached yet
+         * gets indexed, the rest is already there (left as it is). */
+        pg_run(m, "UPDATE search_pos SET pos = 0", NULL) ||
         pg_run(m,
                "ANALYZE users, sessions, refresh_tokens, rooms, members, events, msg_state, "
                "msg_edits, reactions, delivered, user_settings, contacts, blocks, invites, "

@@ -255,10 +255,17 @@ struct store {
     X(SEARCH_PUT, "INSERT INTO msg_search(room_id, seq, body) "                                    \
                   "VALUES ($1::bigint, $2::bigint, $3::text) "                                     \
                   "ON CONFLICT (room_id, seq) DO UPDATE SET body = excluded.body")                 \
-    X(SEARCH_PUT_MANY, "INSERT INTO msg_search(room_id, seq, body) SELECT * FROM unnest("          \
-                       "$1::bigint[], $2::bigint[], $3::text[]) "                                  \
-                       "ON CONFLICT (room_id, seq) DO UPDATE SET body = excluded.body")            \
-    X(SEARCH_DEL, "DELETE FROM msg_search WHERE room_id = $1::bigint AND seq = $2::bigint")        \
+    X(SEARCH_DEL,                                                                                  \
+      "INSERT INTO msg_search(room_id, seq, body) VALUES ($1::bigint, $2::bigint, '') "            \
+      "ON CONFLICT (room_id, seq) DO UPDATE SET body = ''")                                        \
+    X(SEARCH_LOG, "WITH p AS (SELECT pos FROM search_pos FOR UPDATE SKIP LOCKED), "                \
+                  "r AS (SELECT o.pos, o.room_id, o.seq FROM outbox o "                            \
+                  "WHERE o.pos > (SELECT pos FROM p) ORDER BY o.pos LIMIT $1::bigint), "           \
+                  "i AS (INSERT INTO msg_search(room_id, seq, body) SELECT e.room_id, e.seq, "     \
+                  "e.body FROM r JOIN events e ON e.room_id = r.room_id AND e.seq = r.seq "        \
+                  "WHERE e.kind = 0 ORDER BY r.pos ON CONFLICT (room_id, seq) DO NOTHING), "       \
+                  "u AS (UPDATE search_pos SET pos = (SELECT max(pos) FROM r) "                    \
+                  "WHERE EXISTS (SELECT 1 FROM r)) SELECT count(*) FROM r")                        \
     X(SEARCH, "SELECT h.room_id, h.seq, e.sender, e.ts, h.pos, ts_headline('simple', h.body, "     \
               "plainto_tsquery('simple', $2::text), 'StartSel=' || chr(1) || ', StopSel=' || "     \
               "chr(2) || ', MaxWords=32, MinWords=16') "                                           \
@@ -455,8 +462,6 @@ struct store_conn {
     size_t nundo, undo_cap;
     struct arow *rows; /* optimistic appends not sent yet (copies) */
     size_t nrows, rows_cap;
-    struct arow *srows; /* messages to index (search_index_append) not sent yet: room, seq, body */
-    size_t nsrows, srows_cap;
     struct obrow *ob;            /* this transaction's outbox rows, sent before COMMIT */
     size_t nob, ob_cap, ob_mark; /* ob_mark: nob at the job's savepoint */
     /* Writer: rooms' counters as this connection last committed them (or heard of them: note_head),
@@ -518,13 +523,11 @@ static void arows_free(struct arow *rows, size_t n)
     }
 }
 
-/* Drop every buffered row not sent yet (appends and search rows alike). */
+/* Drop every buffered append not sent yet. */
 static void rows_drop(struct store_conn *c)
 {
     arows_free(c->rows, c->nrows);
     c->nrows = 0;
-    arows_free(c->srows, c->nsrows);
-    c->nsrows = 0;
 }
 
 static void q_push(struct store_conn *c, uint8_t kind)
@@ -839,18 +842,13 @@ static int prepare(struct store_conn *c, enum sql_id id, const char *name)
 /* Sends a statement (writer). kind >= 0: queued, its result read later; -1: the caller reads it
  * next, after the queued ones. */
 static int flush_rows(struct store_conn *c);
-static int flush_srows(struct store_conn *c);
 
 static int send_stmt(struct store_conn *c, enum sql_id id, const struct params *p, int kind)
 {
     char name[8];
     int rc;
-    /* Buffered appends and search rows go first: every statement sees the writes queued before
-     * it. */
+    /* Buffered appends go first: every statement sees the writes queued before it. */
     if (c->nrows && id != SQL_EVENT_INSERT_MANY && (rc = flush_rows(c)) != CD_OK) return rc;
-    if (c->nsrows && id != SQL_SEARCH_PUT_MANY && id != SQL_EVENT_INSERT_MANY &&
-        (rc = flush_srows(c)) != CD_OK)
-        return rc;
     snprintf(name, sizeof(name), "s%d", (int)id);
     if ((rc = conn_ready(c)) != CD_OK || (rc = prepare(c, id, name)) != CD_OK) return rc;
     if (!PQsendQueryPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
@@ -1094,7 +1092,6 @@ static void pg_conn_close(struct store_conn *c)
     free(c->q);
     rows_drop(c);
     free(c->rows);
-    free(c->srows);
     ob_drop(c, 0);
     free(c->ob);
     free(c->rooms);
@@ -1155,41 +1152,6 @@ static int flush_rows(struct store_conn *c)
     c->nrows = 0;
     rc = send_stmt(c, SQL_EVENT_INSERT_MANY, &p, Q_APPEND);
     for (int i = 0; i < 7; i++)
-        sbuf_free(&a[i]);
-    return rc;
-}
-
-/* Sends the buffered search rows as one INSERT of arrays (queued, not waited for). */
-static int flush_srows(struct store_conn *c)
-{
-    struct params p = {0};
-    struct sbuf a[3];
-    char num[24];
-    int rc;
-
-    for (int i = 0; i < 3; i++) {
-        sbuf_init(&a[i]);
-        sbuf_add(&a[i], "{", 1);
-    }
-    for (size_t i = 0; i < c->nsrows; i++) {
-        const struct arow *w = &c->srows[i];
-        const int64_t ints[2] = {w->room, w->seq};
-        for (int f = 0; f < 2; f++) {
-            int n = snprintf(num, sizeof(num), "%s%lld", i ? "," : "", (long long)ints[f]);
-            sbuf_add(&a[f], num, (size_t)n);
-        }
-        if (i) sbuf_add(&a[2], ",", 1);
-        arr_text(&a[2], w->body, w->body_len);
-    }
-    for (int i = 0; i < 3; i++) {
-        sbuf_add(&a[i], "}", 2); /* with the terminator: text-format parameters are C strings */
-        p_bytes(&p, a[i].data, a[i].len - 1);
-        p.fmt[i] = 0;
-    }
-    arows_free(c->srows, c->nsrows);
-    c->nsrows = 0;
-    rc = send_stmt(c, SQL_SEARCH_PUT_MANY, &p, Q_PLAIN);
-    for (int i = 0; i < 3; i++)
         sbuf_free(&a[i]);
     return rc;
 }
@@ -2639,31 +2601,25 @@ static int pg_search_index_put(struct store_conn *c, int64_t room, int64_t seq, 
     return defer(c, SQL_SEARCH_PUT, &p);
 }
 
-/* The send's transaction indexes its message: on the writer the rows of a batch go out as one
- * INSERT of arrays with the batch's next statement (COMMIT at the latest), not one statement per
- * message. */
-static int pg_search_index_append(struct store_conn *c, int64_t room, int64_t seq, const char *text,
-                                  size_t len)
-{
-    struct arow *row;
-    if (!c->writer || !c->in_tx || c->failed) return pg_search_index_put(c, room, seq, text, len);
-    if (len > INT32_MAX || memchr(text, 0, len)) return CD_E_INVALID_UTF8;
-    if (c->nsrows == c->srows_cap) {
-        c->srows_cap = c->srows_cap ? c->srows_cap * 2 : 64;
-        c->srows = xrealloc(c->srows, c->srows_cap * sizeof(*c->srows));
-    }
-    row = &c->srows[c->nsrows++];
-    memset(row, 0, sizeof(*row));
-    row->room = room;
-    row->seq = seq;
-    row->body = xstrndup(text, len);
-    row->body_len = len;
-    return c->nsrows >= APPEND_ROWS_MAX ? flush_srows(c) : CD_OK;
-}
-
 static int pg_search_index_delete(struct store_conn *c, int64_t room, int64_t seq)
 {
     return exec_ii(c, SQL_SEARCH_DEL, room, seq);
+}
+
+/* The indexer's connection (not the writer's): one statement, its own transaction, beside the
+ * writer's commits. The position row is locked with SKIP LOCKED, so indexers on several nodes
+ * take turns instead of waiting (a node that finds it taken indexes nothing this time). */
+static int pg_search_index_log(struct store_conn *c, int limit, int *n)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+    *n = 0;
+    p_int(&p, limit);
+    if ((rc = run(c, SQL_SEARCH_LOG, &p, &r)) != CD_OK) return rc;
+    *n = (int)col_i64(r, 0, 0);
+    PQclear(r);
+    return CD_OK;
 }
 
 static int pg_search(struct store_conn *c, const struct store_search_q *q, store_search_cb cb,
@@ -3120,6 +3076,7 @@ const struct store_ops store_pg_ops = {
     .delivery_replay = pg_delivery_replay,
     .room_mute_put = pg_room_mute_put,
     .room_mute_get = pg_room_mute_get,
+    .search_index_own_conn = 1,
     .msg_get = pg_msg_get,
     .msg_thread_put = pg_msg_thread_put,
     .msg_edit = pg_msg_edit,
@@ -3163,7 +3120,6 @@ const struct store_ops store_pg_ops = {
     .attachments_expire = pg_attachments_expire,
     .search_index_put = pg_search_index_put,
     .search_index_delete = pg_search_index_delete,
-    .search_index_append = pg_search_index_append, /* in the send's transaction: lag 0 */
-    .search_index_log = NULL,
+    .search_index_log = pg_search_index_log,
     .search = pg_search,
 };

@@ -232,6 +232,13 @@ static const char *const store_pg_migrations[] = {
      * (durable 10,000 msgs/s on one node: ack p99 41 ms and max 89 ms with it, 8.8 ms and
      * 14 ms without). Each insert now updates the index itself, a steady cost. */
     "ALTER INDEX msg_search_tsv SET (fastupdate = off);",
+    /* 9: the search index is fed by the indexer (search_index_log), off the send's commit:
+     * search_pos is the outbox position it has indexed up to. Every message committed before
+     * this migration was indexed by its send. */
+    "CREATE TABLE search_pos ("
+    "  one integer PRIMARY KEY CHECK (one = 1),"
+    "  pos bigint NOT NULL);"
+    "INSERT INTO search_pos VALUES (1, (SELECT pos FROM outbox_head));",
 };
 
 static const int store_pg_nmigrations =

@@ -2357,7 +2357,6 @@ const struct store_ops store_sqlite_ops = {
     .attachments_expire = sq_attachments_expire,
     .search_index_put = sq_search_index_put,
     .search_index_delete = sq_search_index_delete,
-    .search_index_append = NULL, /* search_index_log indexes new messages */
     .search_index_log = sq_search_index_log,
     .search = sq_search,
 };

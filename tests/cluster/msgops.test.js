@@ -2,6 +2,8 @@
 // Message operations across nodes: an edit and a reaction made on node A are log entries that
 // reach a client of node B live, in seq order with the messages around them, and B's history and
 // replay show the message's current state (docs/PROTOCOL.md, "Edits, deletes, reactions...").
+// Search across nodes: both nodes run the indexer (one at a time, on the shared position); what
+// either node stored is found through either, a delete never is.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -16,8 +18,9 @@ describe('cluster: message operations cross nodes', () => {
     storeUrl = pgDatabase();
     nats = await natsCluster(1);
     keys = jwtKeys();
-    A = await startNode({ storeUrl, keys, id: 'A', natsUrl: nats.servers[0].url });
-    B = await startNode({ storeUrl, keys, id: 'B', natsUrl: nats.servers[0].url });
+    const args = { 'search-index-ms': 20, 'search-rate': 1000 };
+    A = await startNode({ storeUrl, keys, id: 'A', natsUrl: nats.servers[0].url, args });
+    B = await startNode({ storeUrl, keys, id: 'B', natsUrl: nats.servers[0].url, args });
   });
   after(async () => {
     await stopAll(A, B, nats);
@@ -56,6 +59,35 @@ describe('cluster: message operations cross nodes', () => {
     } finally {
       await ca.close();
       await cb.close();
+    }
+  });
+
+  it('messages stored through either node are found through both; a delete through B never', T, async () => {
+    const a = await newUser(A, 'sa');
+    const b = await newUser(B, 'sb');
+    const room = (await createRoom(A, a, [b])).id;
+    const w = `zq${Date.now().toString(36)}`;
+    const sent = [];
+    for (let i = 0; i < 20; i++) {
+      const [node, u] = i % 2 ? [B, b] : [A, a];
+      const r = await api(node, u).post(`/v1/rooms/${room}/messages`, { body: `${w} number ${i}`, client_msg_id: `s${i}` });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      sent.push(r.body.seq);
+    }
+    const deleted = sent[9]; // b's own message, deleted through B
+    const d = await api(B, b).del(`/v1/rooms/${room}/messages/${deleted}`);
+    assert.equal(d.status, 200, d.text);
+    const want = sent.filter((s) => s !== deleted).sort((x, y) => y - x);
+    for (const [node, u] of [[A, a], [B, b]]) {
+      let seqs = [];
+      for (let t = 0; t < 200; t++) {
+        const r = await api(node, u).get(`/v1/search?q=${w}&limit=50`);
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        seqs = r.body.messages.map((m) => m.seq);
+        if (seqs.length >= want.length) break;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      assert.deepEqual(seqs, want, 'newest first, every message once, the deleted one never');
     }
   });
 });

@@ -1,8 +1,8 @@
 'use strict';
 // Message search (docs/PROTOCOL.md, "Search"): GET /v1/search sees only the caller's rooms and
 // only entries since they joined, newest first, with HTML-escaped snippets and <mark>ed
-// matches, paged by next_before; bounded input and a rate limit. On SQLite new messages are
-// indexed asynchronously (lag up to --search-index-ms), on PostgreSQL in the send's transaction.
+// matches, paged by next_before; bounded input and a rate limit. New messages are
+// indexed asynchronously, on both stores (lag up to --search-index-ms).
 //
 // Edits and deletes (docs/PROTOCOL.md, "Edits, deletes, reactions, replies and threads") change
 // the index in their own transaction: an edited message is found by its new words only, a
@@ -18,7 +18,7 @@ const T = { timeout: 60000 };
 describe('search', () => {
   let srv;
   before(async () => {
-    // --search-index-ms 20: SQLite's indexer runs every 20 ms (default 200); the tests wait for
+    // --search-index-ms 20: the indexer runs every 20 ms (default 200); the tests wait for
     // what they sent to be indexed (eventually) before they assert on what is absent.
     srv = await startChat({ 'search-rate': 1000, 'msg-rate': 1000, 'msg-burst': 1000, 'search-index-ms': 20 });
   });

@@ -1016,7 +1016,6 @@ static void room_mute_per_user(void **state)
     assert_int_equal(muted, 0);
 }
 
-
 /* Search: the index is keyed by (room, seq); a search sees only the user's rooms and entries
  * after their joined_seq, newest first, paged by position; put replaces (an edit), delete
  * removes (a delete: the text is never found again). */
@@ -1190,37 +1189,32 @@ static void attachments_refs_readable_expire(void **state)
     assert_string_equal(k.body[0], a.id);
 }
 
-/* The asynchronous indexer (SQLite): new messages are found once search_index_log has run; an
- * edit or a delete that came before it wins (the deleted text is never indexed). PostgreSQL
- * indexes at the append instead (search_index_append). */
+/* The asynchronous indexer: new messages are found once search_index_log has run; an edit or a
+ * delete that came before it wins (the deleted text is never indexed). PostgreSQL runs it on a
+ * connection of its own, beside the writer. */
 static void search_indexer_catches_up(void **state)
 {
     struct fx *f = *state;
     int64_t r = room_new(f, "ix", NULL), s1, s2, s3;
+    struct store_conn *ixc = f->c;
     struct hits k;
     int n = 0;
 
+    assert_non_null(f->ops->search_index_log);
+    if (f->ops->search_index_own_conn) assert_int_equal(f->ops->conn_open(f->st, 0, &ixc), CD_OK);
     put_member(f, r, f->alice, ROLE_OWNER, 0);
     s1 = append(f, r, f->alice, "i1", "alpha one");
     s2 = append(f, r, f->alice, "i2", "alpha two");
     s3 = append(f, r, f->alice, "i3", "alpha three");
-    if (f->ops->search_index_append) {
-        assert_null(f->ops->search_index_log);
-        assert_int_equal(f->ops->search_index_append(f->c, r, s1, "alpha one", 9), CD_OK);
-        find(f, f->alice, 0, "alpha", 0, 10, &k);
-        assert_int_equal(k.n, 1);
-        return;
-    }
-    assert_non_null(f->ops->search_index_log);
     find(f, f->alice, 0, "alpha", 0, 10, &k);
     assert_int_equal(k.n, 0); /* not indexed yet */
     assert_int_equal(f->ops->search_index_put(f->c, r, s2, "beta two", 8), CD_OK); /* edit */
-    assert_int_equal(f->ops->search_index_delete(f->c, r, s3), CD_OK);            /* delete */
-    assert_int_equal(f->ops->search_index_log(f->c, 2, &n), CD_OK);
+    assert_int_equal(f->ops->search_index_delete(f->c, r, s3), CD_OK);             /* delete */
+    assert_int_equal(f->ops->search_index_log(ixc, 2, &n), CD_OK);
     assert_int_equal(n, 2);
-    assert_int_equal(f->ops->search_index_log(f->c, 100, &n), CD_OK);
+    assert_int_equal(f->ops->search_index_log(ixc, 100, &n), CD_OK);
     assert_true(n >= 1);
-    assert_int_equal(f->ops->search_index_log(f->c, 100, &n), CD_OK);
+    assert_int_equal(f->ops->search_index_log(ixc, 100, &n), CD_OK);
     assert_int_equal(n, 0); /* caught up */
     find(f, f->alice, 0, "alpha", 0, 10, &k);
     assert_int_equal(k.n, 1);
@@ -1229,6 +1223,7 @@ static void search_indexer_catches_up(void **state)
     assert_int_equal(k.n, 1);
     find(f, f->alice, 0, "three", 0, 10, &k);
     assert_int_equal(k.n, 0);
+    if (ixc != f->c) f->ops->conn_close(ixc);
 }
 
 static int on_ahead(void *ud, int64_t room, int64_t last)
@@ -1522,7 +1517,7 @@ static void sessions_and_invites(void **state)
         cmocka_unit_test_setup_teardown(duplicate_client_id_conflicts_without_consuming_seq,       \
                                         setup, teardown),                                          \
         cmocka_unit_test_setup_teardown(conflict_changes_nothing_even_when_kept, setup, teardown), \
-        cmocka_unit_test_setup_teardown(client_id_is_per_room_and_sender, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(client_id_is_per_room_and_sender, setup, teardown),        \
         cmocka_unit_test_setup_teardown(event_by_client_id_finds_original, setup, teardown),       \
         cmocka_unit_test_setup_teardown(events_page_ranges, setup, teardown),                      \
         cmocka_unit_test_setup_teardown(member_put_inserts_or_updates_role, setup, teardown),      \
@@ -1544,13 +1539,13 @@ static void sessions_and_invites(void **state)
         cmocka_unit_test_setup_teardown(apikeys_by_hash_and_revoke, setup, teardown),              \
         cmocka_unit_test_setup_teardown(webhooks_insert_list_delete, setup, teardown),             \
         cmocka_unit_test_setup_teardown(deliveries_lifecycle, setup, teardown),                    \
-        cmocka_unit_test_setup_teardown(room_mute_per_user, setup, teardown),                                                     \
+        cmocka_unit_test_setup_teardown(room_mute_per_user, setup, teardown),                      \
         cmocka_unit_test_setup_teardown(user_insert_id_distinguishes_conflicts, setup, teardown),  \
         cmocka_unit_test_setup_teardown(profiles_prefix_and_erase, setup, teardown),               \
         cmocka_unit_test_setup_teardown(pairs_put_list_delete, setup, teardown),                   \
         cmocka_unit_test_setup_teardown(member_access_states_and_blocks, setup, teardown),         \
         cmocka_unit_test_setup_teardown(public_rooms_and_hidden_dms, setup, teardown),             \
-        cmocka_unit_test_setup_teardown(sessions_and_invites, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(sessions_and_invites, setup, teardown),                    \
         cmocka_unit_test_setup_teardown(search_rooms_window_edit_delete, setup, teardown),         \
         cmocka_unit_test_setup_teardown(attachments_refs_readable_expire, setup, teardown),        \
         cmocka_unit_test_setup_teardown(search_indexer_catches_up, setup, teardown),
