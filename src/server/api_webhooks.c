@@ -1,7 +1,9 @@
 /* api_webhooks.c - per-user room settings (PATCH /v1/rooms/{id}/settings) and the server API of
  * the webhook engine (roles/roles_webhook.h): endpoints (GET|POST /v1/server/webhooks, DELETE
  * /v1/server/webhooks/{id}) and the dead-letter list (GET /v1/server/webhooks/dead, POST
- * /v1/server/webhooks/dead/{id}/replay). Reads on the thread pool, changes as writer jobs. */
+ * /v1/server/webhooks/dead/{id}/replay, DELETE /v1/server/webhooks/dead/{id}). Server routes
+ * check their API key and its rate first and are audited (api_server_key_check), as every
+ * /v1/server route. Reads on the thread pool, changes as writer jobs. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,12 @@ struct wh_call {
     json_t *arr;
     int64_t last_id;
     int rows;
+    /* server routes (/v1/server/webhooks...): the API key, checked before anything else */
+    const char *label; /* route, for the audit line; NULL on user routes */
+    uint8_t key_hash[32];
+    struct store_apikey key;
+    int key_ok;
+    void (*read)(struct api_call *call); /* worker: the route's reads, after the key check */
 };
 
 #define WH_CALL(j) ((struct wh_call *)((char *)(j)-offsetof(struct api_call, job)))
@@ -28,6 +36,7 @@ struct wh_call {
 static void wh_cleanup(struct api_call *call)
 {
     struct wh_call *wc = (struct wh_call *)call;
+    if (wc->label) api_server_audit(call, wc->key_ok, &wc->key, wc->label);
     json_decref(wc->arr);
 }
 
@@ -37,6 +46,36 @@ static struct wh_call *wh_call_new(struct api_req *r)
     wc->user = r->user_id;
     wc->base.cleanup = wh_cleanup;
     return wc;
+}
+
+/* Worker thread: the API key and its rate (as every server route), then the reads. */
+static void wh_key_work(struct api_call *call)
+{
+    struct wh_call *wc = (struct wh_call *)call;
+    wc->key_ok = api_server_key_check(call, wc->key_hash, &wc->key);
+    if (call->status == CD_OK && wc->read) wc->read(call);
+}
+
+/* I/O thread: the writer job (if any) once the key is good, else the answer. */
+static void wh_key_after(struct api_call *call)
+{
+    if (call->status == CD_OK && call->job.exec && conn_alive(call->c)) {
+        api_call_write(call);
+        return;
+    }
+    api_call_finish(call);
+}
+
+/* Run a server route's call: key check and reads on the pool, then its job.exec, if set. */
+static void wh_server_go(struct wh_call *wc, struct api_req *r, const char *label,
+                         void (*read)(struct api_call *call))
+{
+    wc->label = label;
+    memcpy(wc->key_hash, r->key_hash, sizeof(wc->key_hash));
+    wc->read = read;
+    wc->base.work_fn = wh_key_work;
+    wc->base.after_fn = wh_key_after;
+    api_call_work(&wc->base);
 }
 
 /* ---- PATCH /v1/rooms/{id}/settings ---- */
@@ -137,10 +176,7 @@ static void list_work(struct api_call *call)
 
 void api_webhooks_list(struct api_req *r)
 {
-    struct wh_call *wc = wh_call_new(r);
-    wc->base.work_fn = list_work;
-    wc->base.after_fn = api_call_finish;
-    api_call_work(&wc->base);
+    wh_server_go(wh_call_new(r), r, "webhooks_list", list_work);
 }
 
 static int create_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
@@ -196,7 +232,7 @@ void api_webhooks_create(struct api_req *r)
     snprintf(wc->w.types, sizeof(wc->w.types), "%s", types ? json_string_value(types) : "*");
     wc->w.created_at = clock_unix_ms();
     wc->base.job.exec = create_exec;
-    api_call_write(&wc->base);
+    wh_server_go(wc, r, "webhooks_create", NULL);
 }
 
 static int delete_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
@@ -223,7 +259,7 @@ void api_webhooks_delete(struct api_req *r)
     wc = wh_call_new(r);
     wc->id = id;
     wc->base.job.exec = delete_exec;
-    api_call_write(&wc->base);
+    wh_server_go(wc, r, "webhooks_delete", NULL);
 }
 
 /* ---- dead letters ---- */
@@ -288,9 +324,7 @@ void api_webhooks_dead(struct api_req *r)
     wc = wh_call_new(r);
     wc->after = after;
     wc->limit = (int)limit;
-    wc->base.work_fn = dead_work;
-    wc->base.after_fn = api_call_finish;
-    api_call_work(&wc->base);
+    wh_server_go(wc, r, "webhooks_dead", dead_work);
 }
 
 static int replay_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
@@ -317,5 +351,33 @@ void api_webhooks_replay(struct api_req *r)
     wc = wh_call_new(r);
     wc->id = id;
     wc->base.job.exec = replay_exec;
-    api_call_write(&wc->base);
+    wh_server_go(wc, r, "webhooks_replay", NULL);
+}
+
+/* ---- DELETE /v1/server/webhooks/dead/{id}: drop a dead letter for good ---- */
+
+static int dead_delete_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct wh_call *wc = WH_CALL(j);
+    int st = ops->delivery_delete(sc, wc->id);
+    if (st != CD_OK) {
+        wc->base.status = st;
+        return st;
+    }
+    wc->base.http_status = 204;
+    return CD_OK;
+}
+
+void api_webhooks_dead_delete(struct api_req *r)
+{
+    struct wh_call *wc;
+    int64_t id;
+    if (!id_parse(r->param, 'd', &id)) {
+        api_respond_error(r, CD_E_NOT_FOUND, "no such dead delivery");
+        return;
+    }
+    wc = wh_call_new(r);
+    wc->id = id;
+    wc->base.job.exec = dead_delete_exec;
+    wh_server_go(wc, r, "webhooks_dead_delete", NULL);
 }

@@ -232,6 +232,15 @@ static const char *const store_pg_migrations[] = {
      * (durable 10,000 msgs/s on one node: ack p99 41 ms and max 89 ms with it, 8.8 ms and
      * 14 ms without). Each insert now updates the index itself, a steady cost. */
     "ALTER INDEX msg_search_tsv SET (fastupdate = off);",
+    /* 9 (integr): the notifier's coalescing window per (user, room), so it holds across
+     * restarts and notifier processes (pruned by ts). Delivered webhook rows are pruned after
+     * --webhook-retention through the deliveries_due index (state 1 by next_at). */
+    "CREATE TABLE notify_last ("
+    "  user_id bigint NOT NULL,"
+    "  room_id bigint NOT NULL,"
+    "  ts bigint NOT NULL,"
+    "  PRIMARY KEY (user_id, room_id));"
+    "CREATE INDEX notify_last_ts ON notify_last(ts);",
 };
 
 static const int store_pg_nmigrations =
