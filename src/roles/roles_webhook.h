@@ -38,8 +38,9 @@ struct roles_webhook_cfg {
     int64_t retention_ms;
 };
 
-#define ROLES_PRUNE_BATCH 500 /* rows per pruning writer job (short: the writer never waits long)  \
-                               */
+#define ROLES_PRUNE_BATCH                                                                          \
+    500 /* rows per pruning writer job (short: the writer never waits long)                        \
+         */
 
 /* Counters of this process's webhook engine and notifier, for /metrics. Any thread. */
 enum roles_stat {
