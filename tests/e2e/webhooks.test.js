@@ -281,10 +281,10 @@ describe('webhooks', () => {
     // Delivered rows (3) disappear after the retention; the 3 dead letters stay.
     const m = await waitMetrics(
       srv,
-      (g) => g('chatd_webhook_deliveries_pruned_total') >= 3 && g('chatd_webhook_delivered_retained') === 0 && g('chatd_webhook_dead_letters') === 3,
+      (g) => g('chatd_webhook_deliveries_pruned_total') >= 3 && g('chatd_webhook_delivered_rows') === 0 && g('chatd_webhook_dead_rows') === 3,
       'delivered rows pruned, dead letters kept',
     );
-    assert.equal(m('chatd_webhook_pending'), 0);
+    assert.equal(m('chatd_webhook_pending_rows'), 0);
     // 3 events x (1 failure + 1 success) on the flag endpoint, 3 x 2 failures on the other one.
     assert.equal(m('chatd_webhook_attempts_total'), 12);
     assert.equal(m('chatd_webhook_deliveries_succeeded_total'), 3);
@@ -300,7 +300,7 @@ describe('webhooks', () => {
     assert.equal((await sapi.del('/v1/server/webhooks/dead/nope')).status, 404);
     dead = (await sapi.get('/v1/server/webhooks/dead')).body.deliveries;
     assert.equal(dead.length, 2);
-    await waitMetrics(srv, (g) => g('chatd_webhook_dead_letters') === 2, 'the dead-letter gauge follows');
+    await waitMetrics(srv, (g) => g('chatd_webhook_dead_rows') === 2, 'the dead-letter gauge follows');
     assert.equal(rcv.badSignatures + deadRcv.badSignatures, 0);
     await srv.stop();
   });
