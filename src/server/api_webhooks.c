@@ -29,6 +29,7 @@ struct wh_call {
     struct store_apikey key;
     int key_ok;
     void (*read)(struct api_call *call); /* worker: the route's reads, after the key check */
+    int (*del)(struct store_conn *c, int64_t id); /* DELETE routes: the store op */
 };
 
 #define WH_CALL(j) ((struct wh_call *)((char *)(j)-offsetof(struct api_call, job)))
@@ -235,10 +236,13 @@ void api_webhooks_create(struct api_req *r)
     wh_server_go(wc, r, "webhooks_create", NULL);
 }
 
+/* DELETE of an endpoint or of a dead letter: the store op (webhook_delete, delivery_delete)
+ * of the id; CD_E_NOT_FOUND answers 404. */
 static int delete_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct wh_call *wc = WH_CALL(j);
-    int st = ops->webhook_delete(sc, wc->id);
+    int st = wc->del(sc, wc->id);
+    (void)ops;
     if (st != CD_OK) {
         wc->base.status = st;
         return st;
@@ -247,19 +251,30 @@ static int delete_exec(const struct store_ops *ops, struct store_conn *sc, struc
     return CD_OK;
 }
 
-void api_webhooks_delete(struct api_req *r)
+/* A server route on one {id} of `kind` ('w' endpoint, 'd' delivery): 404 with `missing` when
+ * the id is malformed, else exec (with del, for delete_exec) as a writer job after the key
+ * check. */
+static void wh_by_id(struct api_req *r, char kind, const char *missing,
+                     int (*exec)(const struct store_ops *, struct store_conn *, struct store_job *),
+                     int (*del)(struct store_conn *c, int64_t id), const char *label)
 {
     struct wh_call *wc;
     int64_t id;
-    if (!id_parse(r->param, 'w', &id)) {
-        api_respond_error(r, CD_E_NOT_FOUND,
-                          "no such webhook (flag endpoints change with their flags)");
+    if (!id_parse(r->param, kind, &id)) {
+        api_respond_error(r, CD_E_NOT_FOUND, missing);
         return;
     }
     wc = wh_call_new(r);
     wc->id = id;
-    wc->base.job.exec = delete_exec;
-    wh_server_go(wc, r, "webhooks_delete", NULL);
+    wc->del = del;
+    wc->base.job.exec = exec;
+    wh_server_go(wc, r, label, NULL);
+}
+
+void api_webhooks_delete(struct api_req *r)
+{
+    wh_by_id(r, 'w', "no such webhook (flag endpoints change with their flags)", delete_exec,
+             r->app->db.ops->webhook_delete, "webhooks_delete");
 }
 
 /* ---- dead letters ---- */
@@ -342,42 +357,13 @@ static int replay_exec(const struct store_ops *ops, struct store_conn *sc, struc
 
 void api_webhooks_replay(struct api_req *r)
 {
-    struct wh_call *wc;
-    int64_t id;
-    if (!id_parse(r->param, 'd', &id)) {
-        api_respond_error(r, CD_E_NOT_FOUND, "no such dead delivery");
-        return;
-    }
-    wc = wh_call_new(r);
-    wc->id = id;
-    wc->base.job.exec = replay_exec;
-    wh_server_go(wc, r, "webhooks_replay", NULL);
+    wh_by_id(r, 'd', "no such dead delivery", replay_exec, NULL, "webhooks_replay");
 }
 
-/* ---- DELETE /v1/server/webhooks/dead/{id}: drop a dead letter for good ---- */
-
-static int dead_delete_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
-{
-    struct wh_call *wc = WH_CALL(j);
-    int st = ops->delivery_delete(sc, wc->id);
-    if (st != CD_OK) {
-        wc->base.status = st;
-        return st;
-    }
-    wc->base.http_status = 204;
-    return CD_OK;
-}
-
+/* DELETE /v1/server/webhooks/dead/{id}: drop a dead letter for good (delivery_delete touches
+ * dead rows only). */
 void api_webhooks_dead_delete(struct api_req *r)
 {
-    struct wh_call *wc;
-    int64_t id;
-    if (!id_parse(r->param, 'd', &id)) {
-        api_respond_error(r, CD_E_NOT_FOUND, "no such dead delivery");
-        return;
-    }
-    wc = wh_call_new(r);
-    wc->id = id;
-    wc->base.job.exec = dead_delete_exec;
-    wh_server_go(wc, r, "webhooks_dead_delete", NULL);
+    wh_by_id(r, 'd', "no such dead delivery", delete_exec, r->app->db.ops->delivery_delete,
+             "webhooks_dead_delete");
 }
