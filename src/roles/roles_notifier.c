@@ -317,10 +317,11 @@ static void notes_done(struct roles_notifier *nf, struct notes *ns)
 }
 
 /* Every PRUNE_EVERY_MS: delete stored windows that have passed, ROLES_NOTIFY_WRITE_MAX per
- * writer job. */
-static int prune(struct roles_notifier *nf, int64_t now)
+ * writer job. "Passed" in message time (the last event handled, not the clock), so a notifier
+ * catching up on a backlog keeps the windows its next events still fall in. */
+static int prune(struct roles_notifier *nf, int64_t now, int64_t last_ts)
 {
-    struct prune pr = {.before = now - nf->cfg.window_ms};
+    struct prune pr = {.before = last_ts - nf->cfg.window_ms};
     int rc;
     if (now - nf->last_prune_ms < PRUNE_EVERY_MS) return CD_OK;
     nf->last_prune_ms = now;
@@ -355,7 +356,8 @@ static int handle(void *ud, const struct store_outbox_event *evs, size_t n)
     }
     if (queued) roles_webhook_kick(nf->cfg.wh);
     notes_free(&ns);
-    if (rc == CD_OK) prune(nf, clock_unix_ms()); /* failures are retried at the next one */
+    if (rc == CD_OK && n) /* failures are retried at the next one */
+        prune(nf, clock_unix_ms(), evs[n - 1].ts);
     return rc;
 }
 

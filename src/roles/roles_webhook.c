@@ -23,8 +23,9 @@
 
 /* Rows claimed at a time: each is leased for the attempts before it plus its own, so a worker
  * that dies leaves at most BATCH_MAX rows waiting for their leases (BATCH_MAX + 1 timeouts). */
-#define BATCH_MAX     8
-#define UPKEEP_MAX_MS 15000 /* the gauges are at most this old; delivered rows pruned as often */
+#define BATCH_MAX       8
+#define UPKEEP_MAX_MS   15000 /* the gauges are at most this old; delivered rows pruned as often */
+#define UPKEEP_MAX_JOBS 20    /* pruning jobs per pass (10,000 rows) */
 
 struct pending {
     int64_t id, endpoint_id;
@@ -367,13 +368,15 @@ static void upkeep(struct roles_webhook *wh, struct store_conn *c)
     } counts[] = {{DELIVERY_PENDING, ROLES_WH_PENDING_ROWS},
                   {DELIVERY_DEAD, ROLES_WH_DEAD_ROWS},
                   {DELIVERY_DONE, ROLES_WH_DONE_ROWS}};
-    int ok = 1;
+    int ok = 1, jobs = 0;
 
+    /* At most UPKEEP_MAX_JOBS per pass: a backlog (a first run with a shorter retention) is
+     * worked off over several passes, deliveries going on between them. */
     do {
         pr.n = 0;
         if (roles_write(wh->db, prune_rows, &pr) != CD_OK) break;
         roles_stat_add(ROLES_WH_PRUNED, (uint64_t)pr.n);
-    } while (pr.n == ROLES_PRUNE_BATCH && !atomic_load(&wh->stop));
+    } while (pr.n == ROLES_PRUNE_BATCH && ++jobs < UPKEEP_MAX_JOBS && !atomic_load(&wh->stop));
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]) && ok; i++) {
         int64_t n = 0;
         ok = c && ops->deliveries_count(c, counts[i].state, &n) == CD_OK;
