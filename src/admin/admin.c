@@ -25,10 +25,7 @@
 #include "util/rbuf.h"
 #include "util/status.h"
 
-/* A password hash no password can match: the account is disabled. Not a crypto_pwhash string,
- * so libsodium refuses it before any hashing. */
-#define DISABLED_HASH "!disabled"
-#define ARGS_MAX      256
+#define ARGS_MAX 256
 
 struct cmd {
     const char *pos[4]; /* positional arguments after the command words */
@@ -283,6 +280,27 @@ static int tx_set_hash(struct cmd *c, struct db *d, void *arg)
     return 0;
 }
 
+/* `user disable`: the same path as the server API's (people_user_set_enabled); the sessions
+ * end in storage (their refresh tokens stop working; a running server refuses them too). */
+static int tx_disable(struct cmd *c, struct db *d, void *arg)
+{
+    struct user_op *o = arg;
+    struct store_user u;
+    int64_t *sids = NULL;
+    size_t n = 0;
+    int rc;
+    if ((rc = find_user(c, d, o->name, &u)) != 0) return rc;
+    o->id = u.id;
+    if ((rc = people_user_set_enabled(d->ops, d->conn, u.id, 0, clock_unix_ms(), &sids, &n)) !=
+        CD_OK) {
+        fprintf(c->err, "chatd: cannot disable user '%s': %s\n", o->name, cd_status_message(rc));
+        return 1;
+    }
+    free(sids);
+    o->sessions = (int64_t)n;
+    return 0;
+}
+
 static int hash_password(struct cmd *c, char *hash)
 {
     char pw[AUTH_PASSWORD_MAX + 2];
@@ -317,7 +335,7 @@ static int list_row(void *ud, const struct store_user *u)
     iso_time(u->created_at, created, sizeof(created));
     iso_time(u->last_seen, seen, sizeof(seen));
     fprintf(c->out, "u_%" PRId64 "\t%s\t%s\t%s\t%s\n", u->id, u->username, created, seen,
-            strcmp(u->pwhash, DISABLED_HASH) ? "active" : "disabled");
+            people_user_disabled(u) ? "disabled" : "active");
     return 0;
 }
 
@@ -351,11 +369,13 @@ static int cmd_user(struct cmd *c)
     if (strcmp(sub, "disable")) {
         if ((rc = hash_password(c, hash)) != 0) return rc;
         o.pwhash = hash;
-    } else {
-        o.pwhash = DISABLED_HASH;
     }
     if ((rc = db_open(c, &d)) != 0) return rc;
-    rc = in_tx(c, &d, !strcmp(sub, "create") ? tx_create : tx_set_hash, &o);
+    rc = in_tx(c, &d,
+               !strcmp(sub, "create")    ? tx_create
+               : !strcmp(sub, "disable") ? tx_disable
+                                         : tx_set_hash,
+               &o);
     db_close(&d);
     if (rc) return rc;
     if (!strcmp(sub, "create"))
@@ -408,7 +428,7 @@ static int tx_session(struct cmd *c, struct db *d, void *arg)
     struct store_user u;
     int rc;
     if ((rc = find_user(c, d, o->name, &u)) != 0) return rc;
-    if (!strcmp(u.pwhash, DISABLED_HASH)) {
+    if (people_user_disabled(&u)) {
         fprintf(c->err, "chatd: user '%s' is disabled\n", o->name);
         return 1;
     }

@@ -218,6 +218,52 @@ static int session_row(void *ud, const struct store_session *s)
     return 0;
 }
 
+/* Revoke every live session of user; their ids are appended to sess. */
+static int revoke_sessions(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                           int64_t now_ms, struct ids *sess)
+{
+    int rc = ops->sessions_of_user(sc, user, 0, session_row, sess);
+    for (size_t i = 0; i < sess->n && rc == CD_OK; i++)
+        rc = ops->session_revoke(sc, sess->v[i], now_ms);
+    return rc;
+}
+
+int people_user_disabled(const struct store_user *u)
+{
+    return u->pwhash[0] == PEOPLE_DISABLED_MARK;
+}
+
+int people_user_set_enabled(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                            int enabled, int64_t now_ms, int64_t **sids, size_t *nsids)
+{
+    struct store_user u;
+    struct ids sess = {0};
+    char hash[STORE_PWHASH_MAX];
+    int rc;
+
+    *sids = NULL;
+    *nsids = 0;
+    if ((rc = ops->user_get(sc, user, &u)) != CD_OK) return rc;
+    if (enabled) {
+        if (!people_user_disabled(&u)) return CD_OK;
+        return ops->user_set_pwhash(sc, user, u.pwhash + 1);
+    }
+    if (!people_user_disabled(&u)) {
+        if (strlen(u.pwhash) + 2 > sizeof(hash)) return CD_E_INTERNAL;
+        hash[0] = PEOPLE_DISABLED_MARK;
+        memcpy(hash + 1, u.pwhash, strlen(u.pwhash) + 1);
+        if ((rc = ops->user_set_pwhash(sc, user, hash)) != CD_OK) return rc;
+    }
+    /* Sessions created while disabled (none should be) are ended too: idempotent. */
+    if ((rc = revoke_sessions(ops, sc, user, now_ms, &sess)) != CD_OK) {
+        free(sess.v);
+        return rc;
+    }
+    *sids = sess.v;
+    *nsids = sess.n;
+    return CD_OK;
+}
+
 int people_account_delete(const struct store_ops *ops, struct store_conn *sc, int64_t user,
                           int64_t now_ms, struct chat_out *out, int64_t **sids, size_t *nsids)
 {
@@ -230,10 +276,8 @@ int people_account_delete(const struct store_ops *ops, struct store_conn *sc, in
     for (size_t i = 0; i < rooms.n && rc == CD_OK; i++)
         rc = chat_member_drop(ops, sc, rooms.v[i], user, now_ms, out);
     if (rc != CD_OK) goto done;
-    if ((rc = ops->sessions_of_user(sc, user, 0, session_row, &sess)) != CD_OK) goto done;
-    for (size_t i = 0; i < sess.n && rc == CD_OK; i++)
-        rc = ops->session_revoke(sc, sess.v[i], now_ms);
-    if (rc == CD_OK) rc = ops->user_erase(sc, user, now_ms);
+    if ((rc = revoke_sessions(ops, sc, user, now_ms, &sess)) != CD_OK) goto done;
+    rc = ops->user_erase(sc, user, now_ms);
 done:
     free(rooms.v);
     if (rc == CD_OK) {

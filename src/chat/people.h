@@ -57,6 +57,22 @@ int people_blocks_load(const struct store_ops *ops, struct store_conn *sc);
 int people_block_exec(const struct store_ops *ops, struct store_conn *sc, int64_t user,
                       int64_t other, int64_t now_ms);
 
+/* A disabled account's password hash starts with this byte: no password matches it (libsodium
+ * refuses the string before any hashing), and the hash after it is the one enabling restores.
+ * (`chatd user disable` of older versions wrote "!disabled": disabled too.) */
+#define PEOPLE_DISABLED_MARK '!'
+/* 1 when u is disabled. */
+int people_user_disabled(const struct store_user *u);
+/* Writer thread: disable (enabled = 0) or enable (1) user's account; idempotent. Disabling
+ * marks the password hash (PEOPLE_DISABLED_MARK) and revokes every live session, their ids
+ * appended to *sids (malloc'ed, *nsids entries; the caller ends them after the commit, see
+ * app_session_end, so open WebSockets close). Enabling removes the mark (the old password
+ * works again; an account without one stays password-less). The admin CLI (`chatd user
+ * disable`) and the server API (PATCH /v1/server/users/{id}) both go through here.
+ * CD_E_NOT_FOUND: no such user. */
+int people_user_set_enabled(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                            int enabled, int64_t now_ms, int64_t **sids, size_t *nsids);
+
 /* Writer thread: delete user's account. Every membership is dropped with a "leave" entry (owned
  * group rooms are handed over, see chat_member_drop); every live session is revoked and its id
  * appended to *sids (malloc'ed, *nsids entries; the caller ends them after the commit); then

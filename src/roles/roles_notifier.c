@@ -17,7 +17,8 @@
 #include "util/log.h"
 #include "util/status.h"
 
-#define PRUNE_EVERY 4096 /* messages between sweeps of the coalescing map */
+#define PRUNE_EVERY    4096  /* messages between sweeps of the in-memory copy of the windows */
+#define PRUNE_EVERY_MS 60000 /* between prunes of the stored windows */
 
 struct roles_notifier {
     struct store_db *db;
@@ -25,18 +26,27 @@ struct roles_notifier {
     struct outbox_consumer *oc;
     struct imap last; /* room id -> struct imap * (user id -> last notified ts); consumer thread */
     uint64_t seen;
+    int64_t last_prune_ms;
 };
 
-/* A notification built during a batch, queued at its end. */
+/* A notification built during a batch and decided at its end: the stored window
+ * (store_ops.notify_take) says whether it goes out, in the transaction that queues it. */
 struct note {
     char event_id[STORE_EVENT_ID_MAX + 1];
-    char *body;
+    char *body; /* the JSON sent (malloc'ed) */
     size_t len;
+    int64_t user, room, ts, seq, sender;
+    char *excerpt; /* malloc'ed copy, for the log line */
+    int mention;
+    int taken; /* set by the write: the window was open */
 };
 
 struct notes {
     struct note *v;
     size_t n, cap;
+    int has_webhook;
+    int64_t window_ms;
+    size_t from, to; /* the slice [from, to) one write decides */
 };
 
 size_t roles_notifier_excerpt_len(const char *text, size_t len, size_t max)
@@ -67,20 +77,26 @@ int roles_notifier_mentions(const char *text, size_t len, const char *username)
     return 0;
 }
 
-/* The coalescing window: 1 when user may be notified about room at ts (and records it). */
-static int window_take(struct roles_notifier *nf, int64_t room, int64_t user, int64_t ts)
+/* The in-memory copy of the windows this process opened: 1 when (user, room) was notified
+ * less than a window before ts (skip without asking storage). The stored window decides
+ * otherwise (another process, or one before a restart, may have notified). */
+static int window_recent(struct roles_notifier *nf, int64_t room, int64_t user, int64_t ts)
 {
     struct imap *users = imap_get(&nf->last, room);
-    int64_t prev;
+    int64_t prev = users ? (int64_t)(intptr_t)imap_get(users, user) : 0;
+    return prev && ts - prev < nf->cfg.window_ms;
+}
+
+/* Remember a window opened at ts (the store took it). */
+static void window_note(struct roles_notifier *nf, int64_t room, int64_t user, int64_t ts)
+{
+    struct imap *users = imap_get(&nf->last, room);
     if (!users) {
-        if (!(users = malloc(sizeof(*users)))) return 1;
+        if (!(users = malloc(sizeof(*users)))) return;
         imap_init(users);
         imap_put(&nf->last, room, users);
     }
-    prev = (int64_t)(intptr_t)imap_get(users, user);
-    if (prev && ts - prev < nf->cfg.window_ms) return 0;
     imap_put(users, user, (void *)(intptr_t)(ts ? ts : 1));
-    return 1;
 }
 
 /* Forget windows that have passed (bounded memory: pairs notified within one window). */
@@ -144,42 +160,58 @@ static int member_row(void *ud, const struct store_room *room, const struct stor
     return 0;
 }
 
-static int notes_add(struct notes *ns, const char *event_id, char *body)
+static struct note *notes_push(struct notes *ns)
 {
     if (ns->n == ns->cap) {
         size_t cap = ns->cap ? ns->cap * 2 : 16;
         struct note *v = realloc(ns->v, cap * sizeof(*v));
-        if (!v) return CD_E_NOMEM;
+        if (!v) return NULL;
         ns->v = v;
         ns->cap = cap;
     }
-    snprintf(ns->v[ns->n].event_id, sizeof(ns->v[0].event_id), "%s", event_id);
-    ns->v[ns->n].body = body;
-    ns->v[ns->n].len = strlen(body);
-    ns->n++;
-    return CD_OK;
+    memset(&ns->v[ns->n], 0, sizeof(ns->v[0]));
+    return &ns->v[ns->n++];
 }
 
 static void notes_free(struct notes *ns)
 {
-    for (size_t i = 0; i < ns->n; i++)
+    for (size_t i = 0; i < ns->n; i++) {
         free(ns->v[i].body);
+        free(ns->v[i].excerpt);
+    }
     free(ns->v);
 }
 
-static int queue_notes(const struct store_ops *ops, struct store_conn *c, void *ud)
+/* Writer thread: take the stored window of each note of the slice, and queue the delivery of
+ * those taken, in one transaction (a crash cannot take a window without queueing its note).
+ * Run again from the start when the batch is retried: `taken` is set afresh. */
+static int decide_notes(const struct store_ops *ops, struct store_conn *c, void *ud)
 {
     struct notes *ns = ud;
-    for (size_t i = 0; i < ns->n; i++) {
-        struct store_delivery d = {.endpoint_id = ROLES_WEBHOOK_NOTIFY_ID,
-                                   .body = ns->v[i].body,
-                                   .body_len = ns->v[i].len};
-        int inserted, rc;
-        snprintf(d.event_id, sizeof(d.event_id), "%s", ns->v[i].event_id);
-        d.created_at = d.next_at = clock_unix_ms();
-        if ((rc = ops->delivery_insert(c, &d, &inserted)) != CD_OK) return rc;
+    for (size_t i = ns->from; i < ns->to; i++) {
+        struct note *nt = &ns->v[i];
+        int rc = ops->notify_take(c, nt->user, nt->room, nt->ts, ns->window_ms, &nt->taken);
+        if (rc != CD_OK) return rc;
+        if (nt->taken && ns->has_webhook) {
+            struct store_delivery d = {
+                .endpoint_id = ROLES_WEBHOOK_NOTIFY_ID, .body = nt->body, .body_len = nt->len};
+            int inserted;
+            snprintf(d.event_id, sizeof(d.event_id), "%s", nt->event_id);
+            d.created_at = d.next_at = clock_unix_ms();
+            if ((rc = ops->delivery_insert(c, &d, &inserted)) != CD_OK) return rc;
+        }
     }
     return CD_OK;
+}
+
+struct prune {
+    int64_t before, n;
+};
+
+static int prune_windows(const struct store_ops *ops, struct store_conn *c, void *ud)
+{
+    struct prune *pr = ud;
+    return ops->notify_prune(c, pr->before, ROLES_NOTIFY_WRITE_MAX, &pr->n);
 }
 
 /* One message event: the notifications it causes, appended to ns. */
@@ -212,13 +244,20 @@ static int on_message(struct roles_notifier *nf, struct store_conn *c,
         int online = 0, muted = 0, mention = 0;
         char uid[32], rid[32], sid[32], eid[STORE_EVENT_ID_MAX + 1];
         json_t *note;
+        struct note *nt;
         char *body;
         if (user == sender) continue;
         if ((rc = nf->cfg.online(nf->cfg.online_ud, user, &online)) != CD_OK) goto done;
         if (online) continue;
         if ((rc = ops->room_mute_get(c, room, user, &muted)) != CD_OK) goto done;
-        if (muted) continue;
-        if (!window_take(nf, room, user, ts)) continue;
+        if (muted) {
+            roles_stat_add(ROLES_NOTE_MUTED, 1);
+            continue;
+        }
+        if (window_recent(nf, room, user, ts)) {
+            roles_stat_add(ROLES_NOTE_COALESCED, 1);
+            continue;
+        }
         if (memchr(text, '@', text_len)) {
             struct store_user u;
             if (ops->user_get(c, user, &u) == CD_OK)
@@ -237,18 +276,20 @@ static int on_message(struct roles_notifier *nf, struct store_conn *c,
             rc = CD_E_NOMEM;
             goto done;
         }
-        log_info("notification",
-                 "\"user\":\"%s\",\"room\":\"%s\",\"sender\":\"%s\",\"seq\":%lld,"
-                 "\"mention\":%s,\"excerpt\":\"%.*s\"",
-                 uid, rid, sid, (long long)seq, mention ? "true" : "false", (int)ex_len, text);
-        if (!nf->cfg.has_webhook) {
+        if (!(nt = notes_push(ns)) || !(nt->excerpt = strndup(text, ex_len))) {
             free(body);
-            continue;
-        }
-        if ((rc = notes_add(ns, eid, body)) != CD_OK) {
-            free(body);
+            rc = CD_E_NOMEM;
             goto done;
         }
+        snprintf(nt->event_id, sizeof(nt->event_id), "%s", eid);
+        nt->body = body;
+        nt->len = strlen(body);
+        nt->user = user;
+        nt->room = room;
+        nt->ts = ts;
+        nt->seq = seq;
+        nt->sender = sender;
+        nt->mention = mention;
     }
 done:
     free(ml.v);
@@ -256,12 +297,47 @@ done:
     return rc;
 }
 
+/* After the commit of a slice: log what went out, count what the stored window held back. */
+static void notes_done(struct roles_notifier *nf, struct notes *ns)
+{
+    for (size_t i = ns->from; i < ns->to; i++) {
+        struct note *nt = &ns->v[i];
+        if (!nt->taken) {
+            roles_stat_add(ROLES_NOTE_COALESCED, 1);
+            continue;
+        }
+        window_note(nf, nt->room, nt->user, nt->ts);
+        roles_stat_add(ROLES_NOTE_PRODUCED, 1);
+        log_info("notification",
+                 "\"user\":\"u_%" PRId64 "\",\"room\":\"r_%" PRId64 "\",\"sender\":\"u_%" PRId64
+                 "\",\"seq\":%" PRId64 ",\"mention\":%s,\"excerpt\":\"%s\"",
+                 nt->user, nt->room, nt->sender, nt->seq, nt->mention ? "true" : "false",
+                 nt->excerpt);
+    }
+}
+
+/* Every PRUNE_EVERY_MS: delete stored windows that have passed, ROLES_NOTIFY_WRITE_MAX per
+ * writer job. "Passed" in message time (the last event handled, not the clock), so a notifier
+ * catching up on a backlog keeps the windows its next events still fall in. */
+static int prune(struct roles_notifier *nf, int64_t now, int64_t last_ts)
+{
+    struct prune pr = {.before = last_ts - nf->cfg.window_ms};
+    int rc;
+    if (now - nf->last_prune_ms < PRUNE_EVERY_MS) return CD_OK;
+    nf->last_prune_ms = now;
+    do {
+        pr.n = 0;
+        rc = roles_write(nf->db, prune_windows, &pr);
+    } while (rc == CD_OK && pr.n == ROLES_NOTIFY_WRITE_MAX);
+    return rc;
+}
+
 static int handle(void *ud, const struct store_outbox_event *evs, size_t n)
 {
     struct roles_notifier *nf = ud;
     struct store_conn *c = store_reader(nf->db);
-    struct notes ns = {0};
-    int rc = CD_OK;
+    struct notes ns = {.has_webhook = nf->cfg.has_webhook, .window_ms = nf->cfg.window_ms};
+    int rc = CD_OK, queued = 0;
 
     if (!c) return CD_E_IO;
     for (size_t i = 0; i < n && rc == CD_OK; i++) {
@@ -269,11 +345,19 @@ static int handle(void *ud, const struct store_outbox_event *evs, size_t n)
         rc = on_message(nf, c, &evs[i], &ns);
         if (++nf->seen % PRUNE_EVERY == 0) window_prune(nf, evs[i].ts);
     }
-    if (rc == CD_OK && ns.n) {
-        rc = roles_write(nf->db, queue_notes, &ns);
-        if (rc == CD_OK) roles_webhook_kick(nf->cfg.wh);
+    /* The batch's notes in slices of ROLES_NOTIFY_WRITE_MAX, one writer job each. A failed
+     * slice fails the batch: it is handled again (slices already committed then find their
+     * windows taken, and their deliveries queued: nothing twice). */
+    for (ns.from = 0; rc == CD_OK && ns.from < ns.n; ns.from = ns.to) {
+        ns.to = ns.from + ROLES_NOTIFY_WRITE_MAX < ns.n ? ns.from + ROLES_NOTIFY_WRITE_MAX : ns.n;
+        if ((rc = roles_write(nf->db, decide_notes, &ns)) != CD_OK) break;
+        notes_done(nf, &ns);
+        queued = queued || ns.has_webhook;
     }
+    if (queued) roles_webhook_kick(nf->cfg.wh);
     notes_free(&ns);
+    if (rc == CD_OK && n) /* failures are retried at the next one */
+        prune(nf, clock_unix_ms(), evs[n - 1].ts);
     return rc;
 }
 

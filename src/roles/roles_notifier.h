@@ -7,8 +7,13 @@
  * logged ("notification") and, with a notify URL, queued as a webhook delivery to endpoint
  * ROLES_WEBHOOK_NOTIFY_ID (signed and retried like every webhook; delivery event id
  * "n_<user>_<room>_<seq>", so a batch handled again after a crash queues nothing twice).
- * Coalescing: at most one notification per (user, room) per window_ms of message time; the
- * window is kept in memory (a restart may send one more). Runs as outbox consumer "notifier". */
+ * Coalescing: at most one notification per (user, room) per window_ms of message time. The
+ * window is stored (store_ops.notify_take, table notify_last) in the transaction that queues
+ * the notification, so it holds across restarts and between notifier processes; a batch's
+ * notes are decided in writer jobs of at most ROLES_NOTIFY_WRITE_MAX, windows that have passed
+ * are pruned as often (once a minute), and an in-memory copy of the windows this process
+ * opened spares storage the pairs it knows are closed. Counted in roles_stat (produced,
+ * coalesced, muted). Runs as outbox consumer "notifier". */
 #ifndef CD_ROLES_NOTIFIER_H
 #define CD_ROLES_NOTIFIER_H
 
@@ -18,6 +23,8 @@
 #include "store/store.h"
 
 struct roles_webhook;
+
+#define ROLES_NOTIFY_WRITE_MAX 256 /* notes decided, or windows pruned, per writer job */
 
 struct roles_notifier_cfg {
     /* Whether user has an open connection anywhere: CD_OK with *online set, or an error (the

@@ -23,7 +23,9 @@
 
 /* Rows claimed at a time: each is leased for the attempts before it plus its own, so a worker
  * that dies leaves at most BATCH_MAX rows waiting for their leases (BATCH_MAX + 1 timeouts). */
-#define BATCH_MAX 8
+#define BATCH_MAX       8
+#define UPKEEP_MAX_MS   15000 /* the gauges are at most this old; delivered rows pruned as often */
+#define UPKEEP_MAX_JOBS 20    /* pruning jobs per pass (10,000 rows) */
 
 struct pending {
     int64_t id, endpoint_id;
@@ -51,6 +53,23 @@ struct roles_webhook {
     struct outbox_consumer *feed; /* NULL when not started */
     int feed_batch, feed_poll_ms; /* > 0 once roles_webhook_feed_start asked for the feed */
 };
+
+static _Atomic uint64_t stats[ROLES_STAT__N];
+
+void roles_stat_add(enum roles_stat s, uint64_t n)
+{
+    atomic_fetch_add_explicit(&stats[s], n, memory_order_relaxed);
+}
+
+void roles_stat_set(enum roles_stat s, uint64_t v)
+{
+    atomic_store_explicit(&stats[s], v, memory_order_relaxed);
+}
+
+uint64_t roles_stat_get(enum roles_stat s)
+{
+    return atomic_load_explicit(&stats[s], memory_order_relaxed);
+}
 
 static int any_row(void *ud, const struct store_webhook *w);
 static int start_feed(struct roles_webhook *wh);
@@ -237,6 +256,7 @@ static int deliver(struct roles_webhook *wh, struct store_conn *rc, struct pendi
         secret = w.secret;
     }
     if (!url || !*url) {
+        roles_stat_add(ROLES_WH_DEAD, 1);
         u.state = DELIVERY_DEAD;
         u.attempts = p->attempts;
         u.error = "the endpoint no longer exists";
@@ -248,10 +268,13 @@ static int deliver(struct roles_webhook *wh, struct store_conn *rc, struct pendi
     rc_post = post(wh, url, secret, p, err, sizeof(err));
     if (rc_post == CD_AGAIN) return 0; /* stopping: the row is released by run() */
     p->claimed = 0;
+    roles_stat_add(ROLES_WH_ATTEMPTS, 1);
+    roles_stat_add(rc_post == CD_OK ? ROLES_WH_SUCCEEDED : ROLES_WH_FAILED, 1);
     if (rc_post == CD_OK) {
         u.state = DELIVERY_DONE;
-        u.next_at = clock_unix_ms();
+        u.next_at = clock_unix_ms(); /* the delivery time: the retention counts from here */
     } else if (u.attempts >= wh->cfg.max_attempts) {
+        roles_stat_add(ROLES_WH_DEAD, 1);
         u.state = DELIVERY_DEAD;
         u.error = err;
         u.next_at = clock_unix_ms();
@@ -321,10 +344,55 @@ static void wait_ms(struct roles_webhook *wh, int64_t ms)
     pthread_mutex_unlock(&wh->mu);
 }
 
+struct prune {
+    int64_t before;
+    int64_t n;
+};
+
+static int prune_rows(const struct store_ops *ops, struct store_conn *c, void *ud)
+{
+    struct prune *pr = ud;
+    return ops->deliveries_prune(c, pr->before, ROLES_PRUNE_BATCH, &pr->n);
+}
+
+/* Upkeep, every few seconds (sooner with a short retention): delete delivered rows older than
+ * the retention, ROLES_PRUNE_BATCH per writer job (other jobs run between them), then count
+ * the rows for the gauges. */
+static void upkeep(struct roles_webhook *wh, struct store_conn *c)
+{
+    const struct store_ops *ops = wh->db->ops;
+    struct prune pr = {.before = clock_unix_ms() - wh->cfg.retention_ms};
+    static const struct {
+        int state;
+        enum roles_stat gauge;
+    } counts[] = {{DELIVERY_PENDING, ROLES_WH_PENDING_ROWS},
+                  {DELIVERY_DEAD, ROLES_WH_DEAD_ROWS},
+                  {DELIVERY_DONE, ROLES_WH_DONE_ROWS}};
+    int ok = 1, jobs = 0;
+
+    /* At most UPKEEP_MAX_JOBS per pass: a backlog (a first run with a shorter retention) is
+     * worked off over several passes, deliveries going on between them. */
+    do {
+        pr.n = 0;
+        if (roles_write(wh->db, prune_rows, &pr) != CD_OK) break;
+        roles_stat_add(ROLES_WH_PRUNED, (uint64_t)pr.n);
+    } while (pr.n == ROLES_PRUNE_BATCH && ++jobs < UPKEEP_MAX_JOBS && !atomic_load(&wh->stop));
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]) && ok; i++) {
+        int64_t n = 0;
+        ok = c && ops->deliveries_count(c, counts[i].state, &n) == CD_OK;
+        if (ok) roles_stat_set(counts[i].gauge, (uint64_t)n);
+    }
+    if (ok) roles_stat_set(ROLES_WH_COUNTED, 1);
+}
+
 static void *run(void *arg)
 {
     struct roles_webhook *wh = arg;
     const struct store_ops *ops = wh->db->ops;
+    /* Upkeep every quarter of the retention, at least every UPKEEP_MAX_MS, at most every 100 ms */
+    int64_t every = wh->cfg.retention_ms / 4, next_upkeep = 0;
+    if (every > UPKEEP_MAX_MS) every = UPKEEP_MAX_MS;
+    if (every < 100) every = 100;
 
     while (!atomic_load(&wh->stop)) {
         struct store_conn *c = store_reader(wh->db);
@@ -351,6 +419,10 @@ static void *run(void *arg)
         }
         for (i = 0; i < b.n; i++)
             free(b.rows[i].body);
+        if (!failing && clock_unix_ms() >= next_upkeep) {
+            upkeep(wh, c);
+            next_upkeep = clock_unix_ms() + every;
+        }
         if (failing)
             wait_ms(wh, 1000);
         else if (b.n < BATCH_MAX)
@@ -392,6 +464,7 @@ int roles_webhook_start(struct store_db *db, const struct roles_webhook_cfg *cfg
     wh->cfg.notify_url = dup_or_null(cfg->notify_url);
     if (wh->cfg.max_attempts < 1) wh->cfg.max_attempts = 1;
     if (wh->cfg.poll_ms < 10) wh->cfg.poll_ms = 10;
+    if (wh->cfg.retention_ms < 1000) wh->cfg.retention_ms = 1000;
     pthread_once(&once, curl_init_once);
     wh->curl = curl_easy_init();
     pthread_mutex_init(&wh->mu, NULL);

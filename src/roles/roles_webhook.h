@@ -32,7 +32,35 @@ struct roles_webhook_cfg {
     int64_t retry_base_ms, retry_max_ms; /* backoff schedule (above) */
     int64_t timeout_ms;                  /* per request, connect included */
     int64_t poll_ms;                     /* how often pending rows are looked for when idle */
+    /* Delivered rows are deleted this long after their delivery (--webhook-retention), in
+     * batches of ROLES_PRUNE_BATCH rows, one writer job each; pending and dead rows stay (a
+     * dead one until it is replayed or deleted through the server API). >= 1000. */
+    int64_t retention_ms;
 };
+
+#define ROLES_PRUNE_BATCH                                                                          \
+    500 /* rows per pruning writer job (short: the writer never waits long)                        \
+         */
+
+/* Counters of this process's webhook engine and notifier, for /metrics. Any thread. */
+enum roles_stat {
+    ROLES_WH_ATTEMPTS,     /* POSTs that ended (2xx, error or timeout) */
+    ROLES_WH_SUCCEEDED,    /* ... answered 2xx: delivered */
+    ROLES_WH_FAILED,       /* ... that failed (retried later, or dead) */
+    ROLES_WH_DEAD,         /* deliveries that became dead letters */
+    ROLES_WH_PRUNED,       /* delivered rows deleted after the retention */
+    ROLES_NOTE_PRODUCED,   /* notifications produced (logged, queued to the notify endpoint) */
+    ROLES_NOTE_COALESCED,  /* ... not produced: inside the (user, room) window */
+    ROLES_NOTE_MUTED,      /* ... not produced: the member muted the room */
+    ROLES_WH_PENDING_ROWS, /* gauge: pending rows in storage (all nodes) at the last count */
+    ROLES_WH_DEAD_ROWS,    /* gauge: dead rows */
+    ROLES_WH_DONE_ROWS,    /* gauge: delivered rows not yet pruned */
+    ROLES_WH_COUNTED,      /* gauge: 1 once the engine counted the rows (the gauges are real) */
+    ROLES_STAT__N
+};
+void roles_stat_add(enum roles_stat s, uint64_t n);
+void roles_stat_set(enum roles_stat s, uint64_t v);
+uint64_t roles_stat_get(enum roles_stat s);
 
 struct roles_webhook;
 

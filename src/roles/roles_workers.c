@@ -44,6 +44,7 @@ int roles_notifier_worker_start(const struct roles_env *env, void **state)
         .retry_max_ms = cfg->webhook_retry_max_ms,
         .timeout_ms = cfg->webhook_timeout_ms,
         .poll_ms = cfg->webhook_poll_ms,
+        .retention_ms = cfg->webhook_retention * 1000,
     };
     struct roles_notifier_cfg nc = {
         .online = env->online ? env->online : nobody_online,

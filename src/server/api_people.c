@@ -36,9 +36,7 @@ struct people_call {
     int limit;
     int more;
     char lo[STORE_USERNAME_MAX + 1], hi[STORE_USERNAME_MAX + 1], after_name[STORE_USERNAME_MAX + 1];
-    char display_name[STORE_DISPLAY_NAME_MAX + 1], avatar[STORE_AVATAR_MAX + 1],
-        status_text[STORE_STATUS_TEXT_MAX + 1];
-    int has_display_name, has_avatar, has_status_text;
+    struct api_profile prof; /* PATCH /v1/me */
     char password[AUTH_PASSWORD_MAX + 1], new_password[AUTH_PASSWORD_MAX + 1];
     size_t pwlen, new_pwlen;
     char pwhash[AUTH_PWHASH_MAX];
@@ -180,10 +178,7 @@ static int me_patch_exec(const struct store_ops *ops, struct store_conn *sc, str
 {
     struct people_call *pc = PEOPLE_CALL(j);
     struct store_profile p;
-    int st = ops->profile_set(sc, pc->user, pc->has_display_name ? pc->display_name : NULL,
-                              pc->has_avatar ? pc->avatar : NULL,
-                              pc->has_status_text ? pc->status_text : NULL);
-    if (st == CD_OK) st = ops->profile_get(sc, pc->user, &p);
+    int st = api_profile_set(ops, sc, pc->user, &pc->prof, &p);
     if (job_status(pc, st) != CD_OK) return st;
     pc->base.result = json_pack("{s:o}", "user", api_user_json(&p));
     return CD_OK;
@@ -221,25 +216,38 @@ static int profile_field(struct api_req *r, const char *key, size_t max, int ava
     return 0;
 }
 
+int api_profile_fields(struct api_req *r, struct api_profile *out)
+{
+    memset(out, 0, sizeof(*out));
+    return profile_field(r, "display_name", STORE_DISPLAY_NAME_MAX, 0, out->display_name,
+                         &out->has_display_name) &&
+           profile_field(r, "avatar", STORE_AVATAR_MAX, 1, out->avatar, &out->has_avatar) &&
+           profile_field(r, "status_text", STORE_STATUS_TEXT_MAX, 0, out->status_text,
+                         &out->has_status_text);
+}
+
+int api_profile_set(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                    const struct api_profile *prof, struct store_profile *out)
+{
+    int st = ops->profile_set(sc, user, prof->has_display_name ? prof->display_name : NULL,
+                              prof->has_avatar ? prof->avatar : NULL,
+                              prof->has_status_text ? prof->status_text : NULL);
+    return st == CD_OK ? ops->profile_get(sc, user, out) : st;
+}
+
 void api_me_patch(struct api_req *r)
 {
     struct people_call *pc;
-    char dn[STORE_DISPLAY_NAME_MAX + 1], av[STORE_AVATAR_MAX + 1], st[STORE_STATUS_TEXT_MAX + 1];
-    int has_dn, has_av, has_st;
+    struct api_profile prof;
 
-    if (!profile_field(r, "display_name", STORE_DISPLAY_NAME_MAX, 0, dn, &has_dn) ||
-        !profile_field(r, "avatar", STORE_AVATAR_MAX, 1, av, &has_av) ||
-        !profile_field(r, "status_text", STORE_STATUS_TEXT_MAX, 0, st, &has_st))
-        return;
-    if (!has_dn && !has_av && !has_st) {
+    if (!api_profile_fields(r, &prof)) return;
+    if (!prof.has_display_name && !prof.has_avatar && !prof.has_status_text) {
         api_respond_error(r, CD_E_INVALID_FIELD, "display_name, avatar or status_text is required");
         return;
     }
     if (api_room_op_limited(r)) return; /* the --room-rate bucket bounds the writer's work */
     pc = people_call_new(r);
-    if ((pc->has_display_name = has_dn)) memcpy(pc->display_name, dn, strlen(dn) + 1);
-    if ((pc->has_avatar = has_av)) memcpy(pc->avatar, av, strlen(av) + 1);
-    if ((pc->has_status_text = has_st)) memcpy(pc->status_text, st, strlen(st) + 1);
+    pc->prof = prof;
     run_write(pc, me_patch_exec);
 }
 

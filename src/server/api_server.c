@@ -51,6 +51,11 @@ struct srv_call {
     struct chat_out out;
     struct chat_sent sent;
     struct store_room r;
+    /* PATCH /v1/server/users/{id} */
+    struct api_profile prof;
+    int disable;    /* 1 disable, 0 enable, -1 unchanged */
+    int64_t *ended; /* sessions the job revoked (malloc'ed), ended after the commit */
+    size_t nended;
     /* GET /v1/server/events */
     int64_t after, next;
     int limit, nevents;
@@ -66,15 +71,9 @@ struct srv_call {
 static void srv_cleanup(struct api_call *call)
 {
     struct srv_call *s = (struct srv_call *)call;
-    if (s->key_ok)
-        log_info("server api",
-                 "\"key\":\"k_%" PRId64 "\",\"key_name\":\"%s\",\"route\":\"%s\","
-                 "\"status\":\"%s\"",
-                 s->key.id, s->key.name, s->label, cd_status_code(call->status));
-    else
-        log_warn("server api key refused", "\"route\":\"%s\",\"status\":\"%s\"", s->label,
-                 cd_status_code(call->status));
+    api_server_audit(call, s->key_ok, &s->key, s->label);
     chat_out_discard(&s->out);
+    free(s->ended);
     free(s->members);
     free(s->body);
     jsonw_free(&s->w);
@@ -83,10 +82,14 @@ static void srv_cleanup(struct api_call *call)
 static void srv_publish(struct api_call *call)
 {
     struct srv_call *s = (struct srv_call *)call;
-    if (call->status == CD_OK)
-        chat_out_commit(&s->out, &call->app->fanout);
-    else
+    if (call->status != CD_OK) {
         chat_out_discard(&s->out);
+        return;
+    }
+    chat_out_commit(&s->out, &call->app->fanout);
+    /* A disabled user's sessions: tokens refused, WebSockets closed, on every node. */
+    for (size_t i = 0; i < s->nended; i++)
+        app_session_end(call->app, s->user, s->ended[i]);
 }
 
 static struct srv_call *srv_new(struct api_req *r, const char *label)
@@ -110,33 +113,47 @@ static int job_status(struct srv_call *s, int status)
     return status;
 }
 
+int api_server_key_check(struct api_call *call, const uint8_t hash[32], struct store_apikey *key)
+{
+    struct store_conn *sc = store_reader(&call->app->db);
+    char k[24];
+    int n, rc = sc ? call->app->db.ops->apikey_by_hash(sc, hash, key) : CD_E_IO;
+
+    if (rc == CD_E_NOT_FOUND || (rc == CD_OK && key->revoked_at)) {
+        metrics_auth_failure(&call->app->metrics, AUTH_FAIL_TOKEN);
+        call->status = CD_E_UNAUTHORIZED;
+        return 0;
+    }
+    if (rc != CD_OK) {
+        call->status = rc;
+        return 0;
+    }
+    n = snprintf(k, sizeof(k), "%" PRId64, key->id);
+    call->retry_ms = limiter_take(&call->app->server_keys, k, (size_t)n, clock_unix_ms());
+    if (call->retry_ms) call->status = CD_E_RATE_LIMITED;
+    return 1;
+}
+
+void api_server_audit(const struct api_call *call, int key_ok, const struct store_apikey *key,
+                      const char *label)
+{
+    if (key_ok)
+        log_info("server api",
+                 "\"key\":\"k_%" PRId64 "\",\"key_name\":\"%s\",\"route\":\"%s\","
+                 "\"status\":\"%s\"",
+                 key->id, key->name, label, cd_status_code(call->status));
+    else
+        log_warn("server api key refused", "\"route\":\"%s\",\"status\":\"%s\"", label,
+                 cd_status_code(call->status));
+}
+
 /* Worker thread: the key, its rate, then the route's reads. */
 static void srv_work(struct api_call *call)
 {
     struct srv_call *s = (struct srv_call *)call;
-    struct store_conn *sc = store_reader(&call->app->db);
-    int rc;
-    char k[24];
-    int n;
-
     if (!s->key_ok) {
-        rc = sc ? call->app->db.ops->apikey_by_hash(sc, s->key_hash, &s->key) : CD_E_IO;
-        if (rc == CD_E_NOT_FOUND || (rc == CD_OK && s->key.revoked_at)) {
-            metrics_auth_failure(&call->app->metrics, AUTH_FAIL_TOKEN);
-            call->status = CD_E_UNAUTHORIZED;
-            return;
-        }
-        if (rc != CD_OK) {
-            call->status = rc;
-            return;
-        }
-        s->key_ok = 1;
-        n = snprintf(k, sizeof(k), "%" PRId64, s->key.id);
-        call->retry_ms = limiter_take(&call->app->server_keys, k, (size_t)n, clock_unix_ms());
-        if (call->retry_ms) {
-            call->status = CD_E_RATE_LIMITED;
-            return;
-        }
+        s->key_ok = api_server_key_check(call, s->key_hash, &s->key);
+        if (call->status != CD_OK) return;
     }
     if (s->read) s->read(s);
 }
@@ -330,6 +347,59 @@ void api_server_user_put(struct api_req *r)
     srv_go(s);
 }
 
+/* ---- PATCH /v1/server/users/{id} {display_name?, avatar?, status_text?, disabled?} ---- */
+
+static int user_patch_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct srv_call *s = SRV_CALL(j);
+    struct store_profile p;
+    struct store_user u;
+    json_t *o;
+    int rc = ops->profile_get(sc, s->user, &p);
+
+    if (rc == CD_OK && p.deleted_at) rc = CD_E_NOT_FOUND;
+    if (rc == CD_OK && (s->prof.has_display_name || s->prof.has_avatar || s->prof.has_status_text))
+        rc = api_profile_set(ops, sc, s->user, &s->prof, &p);
+    if (rc == CD_OK && s->disable >= 0)
+        rc = people_user_set_enabled(ops, sc, s->user, !s->disable, clock_unix_ms(), &s->ended,
+                                     &s->nended);
+    if (rc == CD_OK) rc = ops->user_get(sc, s->user, &u);
+    if (rc != CD_OK) return job_status(s, rc);
+    o = api_user_json(&p);
+    json_object_set_new(o, "disabled", json_boolean(people_user_disabled(&u)));
+    s->base.result = json_pack("{s:o,s:I}", "user", o, "sessions_ended", (json_int_t)s->nended);
+    return CD_OK;
+}
+
+void api_server_user_patch(struct api_req *r)
+{
+    json_t *dis = json_object_get(r->body, "disabled");
+    struct api_profile prof;
+    struct srv_call *s;
+    int64_t user;
+
+    if (!id_parse(r->param, 'u', &user)) {
+        api_respond_error(r, CD_E_NOT_FOUND, "no such user");
+        return;
+    }
+    if (!api_profile_fields(r, &prof)) return; /* the rules of PATCH /v1/me */
+    if (dis && !json_is_boolean(dis)) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "disabled must be true or false");
+        return;
+    }
+    if (!prof.has_display_name && !prof.has_avatar && !prof.has_status_text && !dis) {
+        api_respond_error(r, CD_E_INVALID_FIELD,
+                          "display_name, avatar, status_text or disabled is required");
+        return;
+    }
+    s = srv_new(r, "server_user_patch");
+    s->user = user;
+    s->prof = prof;
+    s->disable = dis ? json_is_true(dis) : -1;
+    s->base.job.exec = user_patch_exec;
+    srv_go(s);
+}
+
 /* ---- POST /v1/server/users/{id}/tokens: a session for a user, as a login gives ---- */
 
 static int tokens_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
@@ -342,6 +412,7 @@ static int tokens_exec(const struct store_ops *ops, struct store_conn *sc, struc
     int rc = ops->user_get(sc, s->user, &u);
 
     if (rc != CD_OK) return job_status(s, rc);
+    if (people_user_disabled(&u)) return job_status(s, CD_E_FORBIDDEN);
     rc = session_start(ops, sc, u.id, clock_unix_ms(), app->cfg.refresh_ttl * 1000, refresh, &sid);
     if (rc != CD_OK) return job_status(s, rc);
     s->base.result = api_token_json(app, u.id, u.username, sid, refresh);

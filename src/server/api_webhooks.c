@@ -1,7 +1,9 @@
 /* api_webhooks.c - per-user room settings (PATCH /v1/rooms/{id}/settings) and the server API of
  * the webhook engine (roles/roles_webhook.h): endpoints (GET|POST /v1/server/webhooks, DELETE
  * /v1/server/webhooks/{id}) and the dead-letter list (GET /v1/server/webhooks/dead, POST
- * /v1/server/webhooks/dead/{id}/replay). Reads on the thread pool, changes as writer jobs. */
+ * /v1/server/webhooks/dead/{id}/replay, DELETE /v1/server/webhooks/dead/{id}). Server routes
+ * check their API key and its rate first and are audited (api_server_key_check), as every
+ * /v1/server route. Reads on the thread pool, changes as writer jobs. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,13 @@ struct wh_call {
     json_t *arr;
     int64_t last_id;
     int rows;
+    /* server routes (/v1/server/webhooks...): the API key, checked before anything else */
+    const char *label; /* route, for the audit line; NULL on user routes */
+    uint8_t key_hash[32];
+    struct store_apikey key;
+    int key_ok;
+    void (*read)(struct api_call *call); /* worker: the route's reads, after the key check */
+    int (*del)(struct store_conn *c, int64_t id); /* DELETE routes: the store op */
 };
 
 #define WH_CALL(j) ((struct wh_call *)((char *)(j)-offsetof(struct api_call, job)))
@@ -28,6 +37,7 @@ struct wh_call {
 static void wh_cleanup(struct api_call *call)
 {
     struct wh_call *wc = (struct wh_call *)call;
+    if (wc->label) api_server_audit(call, wc->key_ok, &wc->key, wc->label);
     json_decref(wc->arr);
 }
 
@@ -37,6 +47,36 @@ static struct wh_call *wh_call_new(struct api_req *r)
     wc->user = r->user_id;
     wc->base.cleanup = wh_cleanup;
     return wc;
+}
+
+/* Worker thread: the API key and its rate (as every server route), then the reads. */
+static void wh_key_work(struct api_call *call)
+{
+    struct wh_call *wc = (struct wh_call *)call;
+    wc->key_ok = api_server_key_check(call, wc->key_hash, &wc->key);
+    if (call->status == CD_OK && wc->read) wc->read(call);
+}
+
+/* I/O thread: the writer job (if any) once the key is good, else the answer. */
+static void wh_key_after(struct api_call *call)
+{
+    if (call->status == CD_OK && call->job.exec && conn_alive(call->c)) {
+        api_call_write(call);
+        return;
+    }
+    api_call_finish(call);
+}
+
+/* Run a server route's call: key check and reads on the pool, then its job.exec, if set. */
+static void wh_server_go(struct wh_call *wc, struct api_req *r, const char *label,
+                         void (*read)(struct api_call *call))
+{
+    wc->label = label;
+    memcpy(wc->key_hash, r->key_hash, sizeof(wc->key_hash));
+    wc->read = read;
+    wc->base.work_fn = wh_key_work;
+    wc->base.after_fn = wh_key_after;
+    api_call_work(&wc->base);
 }
 
 /* ---- PATCH /v1/rooms/{id}/settings ---- */
@@ -137,10 +177,7 @@ static void list_work(struct api_call *call)
 
 void api_webhooks_list(struct api_req *r)
 {
-    struct wh_call *wc = wh_call_new(r);
-    wc->base.work_fn = list_work;
-    wc->base.after_fn = api_call_finish;
-    api_call_work(&wc->base);
+    wh_server_go(wh_call_new(r), r, "webhooks_list", list_work);
 }
 
 static int create_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
@@ -196,13 +233,16 @@ void api_webhooks_create(struct api_req *r)
     snprintf(wc->w.types, sizeof(wc->w.types), "%s", types ? json_string_value(types) : "*");
     wc->w.created_at = clock_unix_ms();
     wc->base.job.exec = create_exec;
-    api_call_write(&wc->base);
+    wh_server_go(wc, r, "webhooks_create", NULL);
 }
 
+/* DELETE of an endpoint or of a dead letter: the store op (webhook_delete, delivery_delete)
+ * of the id; CD_E_NOT_FOUND answers 404. */
 static int delete_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
 {
     struct wh_call *wc = WH_CALL(j);
-    int st = ops->webhook_delete(sc, wc->id);
+    int st = wc->del(sc, wc->id);
+    (void)ops;
     if (st != CD_OK) {
         wc->base.status = st;
         return st;
@@ -211,19 +251,30 @@ static int delete_exec(const struct store_ops *ops, struct store_conn *sc, struc
     return CD_OK;
 }
 
-void api_webhooks_delete(struct api_req *r)
+/* A server route on one {id} of `kind` ('w' endpoint, 'd' delivery): 404 with `missing` when
+ * the id is malformed, else exec (with del, for delete_exec) as a writer job after the key
+ * check. */
+static void wh_by_id(struct api_req *r, char kind, const char *missing,
+                     int (*exec)(const struct store_ops *, struct store_conn *, struct store_job *),
+                     int (*del)(struct store_conn *c, int64_t id), const char *label)
 {
     struct wh_call *wc;
     int64_t id;
-    if (!id_parse(r->param, 'w', &id)) {
-        api_respond_error(r, CD_E_NOT_FOUND,
-                          "no such webhook (flag endpoints change with their flags)");
+    if (!id_parse(r->param, kind, &id)) {
+        api_respond_error(r, CD_E_NOT_FOUND, missing);
         return;
     }
     wc = wh_call_new(r);
     wc->id = id;
-    wc->base.job.exec = delete_exec;
-    api_call_write(&wc->base);
+    wc->del = del;
+    wc->base.job.exec = exec;
+    wh_server_go(wc, r, label, NULL);
+}
+
+void api_webhooks_delete(struct api_req *r)
+{
+    wh_by_id(r, 'w', "no such webhook (flag endpoints change with their flags)", delete_exec,
+             r->app->db.ops->webhook_delete, "webhooks_delete");
 }
 
 /* ---- dead letters ---- */
@@ -288,9 +339,7 @@ void api_webhooks_dead(struct api_req *r)
     wc = wh_call_new(r);
     wc->after = after;
     wc->limit = (int)limit;
-    wc->base.work_fn = dead_work;
-    wc->base.after_fn = api_call_finish;
-    api_call_work(&wc->base);
+    wh_server_go(wc, r, "webhooks_dead", dead_work);
 }
 
 static int replay_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
@@ -308,14 +357,13 @@ static int replay_exec(const struct store_ops *ops, struct store_conn *sc, struc
 
 void api_webhooks_replay(struct api_req *r)
 {
-    struct wh_call *wc;
-    int64_t id;
-    if (!id_parse(r->param, 'd', &id)) {
-        api_respond_error(r, CD_E_NOT_FOUND, "no such dead delivery");
-        return;
-    }
-    wc = wh_call_new(r);
-    wc->id = id;
-    wc->base.job.exec = replay_exec;
-    api_call_write(&wc->base);
+    wh_by_id(r, 'd', "no such dead delivery", replay_exec, NULL, "webhooks_replay");
+}
+
+/* DELETE /v1/server/webhooks/dead/{id}: drop a dead letter for good (delivery_delete touches
+ * dead rows only). */
+void api_webhooks_dead_delete(struct api_req *r)
+{
+    wh_by_id(r, 'd', "no such dead delivery", delete_exec, r->app->db.ops->delivery_delete,
+             "webhooks_dead_delete");
 }

@@ -104,6 +104,8 @@ void app_metrics_render(struct app *app, char **buf, size_t *len, size_t *cap);
     X(SERVER_MEMBER_ADD, "server_member_add")                                                      \
     X(SERVER_MEMBER_REMOVE, "server_member_remove")                                                \
     X(SERVER_MESSAGE, "server_message")                                                            \
+    X(SERVER_USER_PATCH, "server_user_patch")                                                      \
+    X(WEBHOOKS_DEAD_DELETE, "webhooks_dead_delete")                                                \
     X(MESSAGE_EDIT, "message_edit")                                                                \
     X(MESSAGE_DELETE, "message_delete")                                                            \
     X(MESSAGE_REACT, "message_react")                                                              \
@@ -263,7 +265,17 @@ void api_webhooks_create(struct api_req *r);
 void api_webhooks_delete(struct api_req *r);
 void api_webhooks_dead(struct api_req *r);
 void api_webhooks_replay(struct api_req *r);
+void api_webhooks_dead_delete(struct api_req *r);
 /* The server API (api_server.c): API key routes. */
+/* Worker thread: look up the API key whose SHA-256 is hash and take a token of its rate
+ * (--server-rate). Returns 1 when the key exists (*key set; call->status is CD_OK, or
+ * CD_E_RATE_LIMITED with call->retry_ms), 0 when it does not or is revoked (call->status
+ * CD_E_UNAUTHORIZED, counted) or the read failed. Every route with ROUTE_F_SERVER runs it. */
+int api_server_key_check(struct api_call *call, const uint8_t hash[32], struct store_apikey *key);
+/* The audit line of a server API call (I/O thread, when it is freed): key id and name (never
+ * the key), route label, outcome; or a warning when the key was refused. */
+void api_server_audit(const struct api_call *call, int key_ok, const struct store_apikey *key,
+                      const char *label);
 void api_server_events(struct api_req *r);
 void api_server_user_put(struct api_req *r);
 void api_server_tokens(struct api_req *r);
@@ -271,6 +283,7 @@ void api_server_rooms_create(struct api_req *r);
 void api_server_member_add(struct api_req *r);
 void api_server_member_remove(struct api_req *r);
 void api_server_message(struct api_req *r);
+void api_server_user_patch(struct api_req *r);
 void api_message_edit(struct api_req *r); /* api_msgops.c */
 void api_message_delete(struct api_req *r);
 void api_message_react(struct api_req *r);
@@ -291,6 +304,19 @@ int api_body_user(struct api_req *r, int64_t *user);
 /* The per-user room-operation bucket (--room-rate): 1 when it answered 429. */
 int api_room_op_limited(struct api_req *r);
 /* People and room features (api_people.c). */
+/* The profile fields of a PATCH body (PATCH /v1/me, PATCH /v1/server/users/{id}): each absent
+ * (has_ = 0), null (has_ = 1, "": cleared) or a valid value (chat/people.h rules). */
+struct api_profile {
+    char display_name[STORE_DISPLAY_NAME_MAX + 1], avatar[STORE_AVATAR_MAX + 1],
+        status_text[STORE_STATUS_TEXT_MAX + 1];
+    int has_display_name, has_avatar, has_status_text;
+};
+/* Parse r's body into out: 1, or 0 after answering 400 invalid_field. */
+int api_profile_fields(struct api_req *r, struct api_profile *out);
+/* Writer thread: store the fields present, then read the profile into out. CD_E_NOT_FOUND: no
+ * such user. Profile changes are no log entries (docs/PROTOCOL.md): every read shows them. */
+int api_profile_set(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                    const struct api_profile *prof, struct store_profile *out);
 void api_me_patch(struct api_req *r);
 void api_me_delete(struct api_req *r);
 void api_me_password(struct api_req *r);

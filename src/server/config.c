@@ -282,7 +282,7 @@ static const struct {
     {"ws-max-message", CFG_MAX_BYTES},  {"ws-max-outq", CFG_MAX_BYTES},
     {"webhook-max-attempts", 100},      {"webhook-timeout-ms", 120000},
     {"webhook-poll-ms", 60000},         {"notify-excerpt", 4096},
-    {"jetstream-replicas", 5},
+    {"jetstream-replicas", 5},          {"webhook-retention", 31536000},
 };
 
 static int cfg_check_ranges(const struct cfg *c, FILE *err)
@@ -298,10 +298,10 @@ static int cfg_check_ranges(const struct cfg *c, FILE *err)
     }
     if (c->webhook_max_attempts < 1 || c->webhook_timeout_ms < 100 || c->webhook_poll_ms < 10 ||
         c->webhook_retry_base_ms < 1 || c->webhook_retry_max_ms < c->webhook_retry_base_ms ||
-        c->notify_excerpt < 1) {
+        c->notify_excerpt < 1 || c->webhook_retention < 1) {
         fprintf(err, "chatd: --webhook-max-attempts >= 1, --webhook-timeout-ms >= 100, "
                      "--webhook-poll-ms >= 10, 1 <= --webhook-retry-base-ms <= "
-                     "--webhook-retry-max-ms, --notify-excerpt >= 1\n");
+                     "--webhook-retry-max-ms, --notify-excerpt >= 1, --webhook-retention >= 1\n");
         return CFG_ERROR;
     }
     if ((*c->webhook_url || *c->notify_webhook_url) && !*c->webhook_secret) {

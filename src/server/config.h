@@ -124,6 +124,9 @@
       "webhook request timeout (connect and answer), ms (100-120000)")                             \
     X(webhook_poll_ms, "webhook-poll-ms", INT, "1000",                                             \
       "ms between looks for due webhook deliveries when nothing woke the engine (10-60000)")       \
+    X(webhook_retention, "webhook-retention", INT, "259200",                                       \
+      "seconds a delivered webhook row is kept before it is pruned (1-31536000); dead letters "    \
+      "stay until replayed or deleted")                                                            \
     X(notify_webhook_url, "notify-webhook-url", STR, "",                                           \
       "notifier: endpoint of offline notifications (signed with --webhook-secret); empty = none")  \
     X(notify_window_ms, "notify-window-ms", INT, "60000",                                          \

@@ -10,6 +10,7 @@
 #include "auth/apikey.h"
 #include "util/clock.h"
 #include "chat/hub.h"
+#include "roles/roles_webhook.h"
 #include "server/app.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -86,6 +87,8 @@ static const struct route routes[] = {
      api_server_user_put},
     {HTTP_POST, "/v1/server/users/{id}/tokens", ROUTE_SERVER_TOKENS, ROUTE_F_SERVER,
      api_server_tokens},
+    {HTTP_PATCH, "/v1/server/users/{id}", ROUTE_SERVER_USER_PATCH, ROUTE_F_SERVER | ROUTE_F_JSON,
+     api_server_user_patch},
     {HTTP_POST, "/v1/server/rooms", ROUTE_SERVER_ROOMS, ROUTE_F_SERVER | ROUTE_F_JSON,
      api_server_rooms_create},
     {HTTP_POST, "/v1/server/rooms/{id}/members", ROUTE_SERVER_MEMBER_ADD,
@@ -102,6 +105,8 @@ static const struct route routes[] = {
      api_webhooks_delete},
     {HTTP_POST, "/v1/server/webhooks/dead/{id}/replay", ROUTE_WEBHOOKS_REPLAY, ROUTE_F_SERVER,
      api_webhooks_replay},
+    {HTTP_DELETE, "/v1/server/webhooks/dead/{id}", ROUTE_WEBHOOKS_DEAD_DELETE, ROUTE_F_SERVER,
+     api_webhooks_dead_delete},
     {HTTP_PATCH, "/v1/rooms/{id}/messages/{id}", ROUTE_MESSAGE_EDIT, ROUTE_F_AUTH | ROUTE_F_JSON,
      api_message_edit},
     {HTTP_DELETE, "/v1/rooms/{id}/messages/{id}", ROUTE_MESSAGE_DELETE, ROUTE_F_AUTH,
@@ -368,6 +373,52 @@ static void api_readyz(struct api_req *r)
     api_respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
+/* ---- webhook deliveries and notifications (roles_webhook.h's roles_stat): one block ---- */
+static void render_deliveries(char **buf, size_t *len, size_t *cap)
+{
+    static const struct {
+        const char *name, *type, *help;
+        enum roles_stat stat;
+    } series[] = {
+        {"chatd_webhook_attempts_total", "counter",
+         "Webhook delivery attempts (POSTs) made by this process's engine.", ROLES_WH_ATTEMPTS},
+        {"chatd_webhook_deliveries_succeeded_total", "counter",
+         "Webhook attempts answered 2xx (delivered).", ROLES_WH_SUCCEEDED},
+        {"chatd_webhook_deliveries_failed_total", "counter",
+         "Webhook attempts that failed (error, timeout or non-2xx; retried or dead).",
+         ROLES_WH_FAILED},
+        {"chatd_webhook_dead_letters_total", "counter",
+         "Webhook deliveries that became dead letters.", ROLES_WH_DEAD},
+        {"chatd_webhook_deliveries_pruned_total", "counter",
+         "Delivered rows deleted after --webhook-retention.", ROLES_WH_PRUNED},
+        {"chatd_webhook_pending_rows", "gauge",
+         "Pending webhook deliveries in storage (every node's), at the engine's last count.",
+         ROLES_WH_PENDING_ROWS},
+        {"chatd_webhook_dead_rows", "gauge",
+         "Dead letters in storage (until replayed or deleted), at the engine's last count.",
+         ROLES_WH_DEAD_ROWS},
+        {"chatd_webhook_delivered_rows", "gauge",
+         "Delivered rows in storage not yet pruned, at the engine's last count.",
+         ROLES_WH_DONE_ROWS},
+        {"chatd_notifications_total", "counter",
+         "Offline notifications produced by this process's notifier.", ROLES_NOTE_PRODUCED},
+        {"chatd_notifications_coalesced_total", "counter",
+         "Offline notifications not produced: inside the (user, room) window.",
+         ROLES_NOTE_COALESCED},
+        {"chatd_notifications_muted_total", "counter",
+         "Offline notifications not produced: the member muted the room.", ROLES_NOTE_MUTED},
+    };
+    int counted = roles_stat_get(ROLES_WH_COUNTED) != 0;
+    for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++) {
+        /* the gauges only once the engine counted (a process without the notifier role has
+         * no engine: no gauge rather than a false 0) */
+        if (!strcmp(series[i].type, "gauge") && !counted) continue;
+        metrics_printf(buf, len, cap, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", series[i].name,
+                       series[i].help, series[i].name, series[i].type, series[i].name,
+                       (unsigned long long)roles_stat_get(series[i].stat));
+    }
+}
+
 void app_metrics_render(struct app *app, char **bufp, size_t *lenp, size_t *capp)
 {
     struct net_server *s = &app->net;
@@ -471,6 +522,7 @@ void app_metrics_render(struct app *app, char **bufp, size_t *lenp, size_t *capp
     metrics_render_hist(&buf, &len, &cap, "chatd_fanout_duration_seconds",
                         "From a batch's publish to the end of its delivery on one I/O thread.", "",
                         &app->fanout.latency);
+    render_deliveries(&buf, &len, &cap);
     metrics_render_process(&buf, &len, &cap, app->start_unix_s);
     metrics_render_http(&app->metrics, route_names, ROUTE__COUNT, &buf, &len, &cap);
     *bufp = buf;

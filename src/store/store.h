@@ -582,9 +582,30 @@ struct store_ops {
     int (*room_mute_put)(struct store_conn *c, int64_t room_id, int64_t user_id, int muted);
     int (*room_mute_get)(struct store_conn *c, int64_t room_id, int64_t user_id, int *muted);
 
+<<<<<<< HEAD
     /* 1: search_index_log runs on a connection of its own (conn_open, not the writer), off the
      * writer's group commits; 0: as a writer job. */
     int search_index_own_conn;
+=======
+    /* Delivery retention (roles_webhook.c): delete at most `limit` delivered (DONE) rows whose
+     * delivery time (next_at) is before before_ms, oldest first; *n = rows deleted. Pending and
+     * dead rows are never touched. Writer connection; one bounded statement. */
+    int (*deliveries_prune)(struct store_conn *c, int64_t before_ms, int limit, int64_t *n);
+    /* Delete a dead delivery (DELETE /v1/server/webhooks/dead/{id}): CD_E_NOT_FOUND unless the
+     * row exists and is dead. */
+    int (*delivery_delete)(struct store_conn *c, int64_t id);
+    /* Rows in `state` (enum store_delivery_state), for the gauges of /metrics. O(rows) over the
+     * deliveries_due index. Any connection. */
+    int (*deliveries_count)(struct store_conn *c, int state, int64_t *n);
+    /* The notifier's coalescing window, kept per (user, room) across restarts and processes:
+     * *taken = 1 (and the pair's time set to ts) when the pair has no time yet or its time is at
+     * least window_ms before ts; else *taken = 0 and nothing changes. Writer connection. */
+    int (*notify_take)(struct store_conn *c, int64_t user_id, int64_t room_id, int64_t ts,
+                       int64_t window_ms, int *taken);
+    /* Delete at most `limit` pairs whose time is before before_ms (windows that have passed);
+     * *n = rows deleted. Writer connection. */
+    int (*notify_prune)(struct store_conn *c, int64_t before_ms, int limit, int64_t *n);
+>>>>>>> integr
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -199,7 +199,8 @@ static const struct mtable tables[] = {
      0,
      0},
     /* Per-user room settings and the webhook endpoints registered through the server API. The
-     * deliveries table (in-flight webhook state) is not copied: a migration starts with none. */
+     * deliveries table (in-flight webhook state) is not copied: a migration starts with none;
+     * nor is notify_last (the notifier's coalescing windows, minutes of state). */
     {"room_settings",
      "SELECT room_id, user_id, muted FROM room_settings ORDER BY room_id, user_id",
      "iii",

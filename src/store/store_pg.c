@@ -387,7 +387,19 @@ struct store {
     X(USERS_LIST, "SELECT id, username, pwhash, created_at, last_seen FROM users "                 \
                   "WHERE id > $1::bigint ORDER BY id LIMIT $2::bigint")                            \
     X(SESSIONS_REVOKE_USER, "UPDATE sessions SET revoked_at = $2::bigint "                         \
-                            "WHERE user_id = $1::bigint AND revoked_at IS NULL")
+                            "WHERE user_id = $1::bigint AND revoked_at IS NULL")                   \
+    X(DELIVERIES_PRUNE, "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries "           \
+                        "WHERE state = 1 AND next_at < $1::bigint ORDER BY next_at "               \
+                        "LIMIT $2::bigint)")                                                       \
+    X(DELIVERY_DELETE, "DELETE FROM deliveries WHERE id = $1::bigint AND state = 2")               \
+    X(DELIVERIES_COUNT, "SELECT count(*) FROM deliveries WHERE state = $1::int")                   \
+    X(NOTIFY_TAKE,                                                                                 \
+      "INSERT INTO notify_last(user_id, room_id, ts) "                                             \
+      "VALUES ($1::bigint, $2::bigint, $3::bigint) ON CONFLICT (user_id, room_id) "                \
+      "DO UPDATE SET ts = excluded.ts WHERE excluded.ts - notify_last.ts >= $4::bigint")           \
+    X(NOTIFY_PRUNE,                                                                                \
+      "DELETE FROM notify_last WHERE (user_id, room_id) IN (SELECT user_id, room_id "              \
+      "FROM notify_last WHERE ts < $1::bigint LIMIT $2::bigint)")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -3016,6 +3028,63 @@ static int pg_sessions_revoke_user(struct store_conn *c, int64_t user_id, int64_
     return CD_OK;
 }
 
+/* ---- delivery retention, dead-letter deletion, gauges, the notifier's windows ---- */
+
+/* A DELETE/UPSERT of two bigints: *n = rows it changed. */
+static int exec_count(struct store_conn *c, enum sql_id id, struct params *p, int64_t *n)
+{
+    PGresult *r;
+    int rc = run(c, id, p, &r);
+    *n = rc == CD_OK ? atoll(PQcmdTuples(r)) : 0;
+    PQclear(r);
+    return rc;
+}
+
+static int pg_deliveries_prune(struct store_conn *c, int64_t before_ms, int limit, int64_t *n)
+{
+    struct params p = {0};
+    p_int(&p, before_ms);
+    p_int(&p, limit);
+    return exec_count(c, SQL_DELIVERIES_PRUNE, &p, n);
+}
+
+static int pg_delivery_delete(struct store_conn *c, int64_t id)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    return exec_one(c, SQL_DELIVERY_DELETE, &p);
+}
+
+static int pg_deliveries_count(struct store_conn *c, int state, int64_t *n)
+{
+    struct params p = {0};
+    p_int(&p, state);
+    return query_i64(c, SQL_DELIVERIES_COUNT, &p, n);
+}
+
+static int pg_notify_take(struct store_conn *c, int64_t user_id, int64_t room_id, int64_t ts,
+                          int64_t window_ms, int *taken)
+{
+    struct params p = {0};
+    int64_t n = 0;
+    int rc;
+    p_int(&p, user_id);
+    p_int(&p, room_id);
+    p_int(&p, ts);
+    p_int(&p, window_ms);
+    rc = exec_count(c, SQL_NOTIFY_TAKE, &p, &n);
+    *taken = n > 0;
+    return rc;
+}
+
+static int pg_notify_prune(struct store_conn *c, int64_t before_ms, int limit, int64_t *n)
+{
+    struct params p = {0};
+    p_int(&p, before_ms);
+    p_int(&p, limit);
+    return exec_count(c, SQL_NOTIFY_PRUNE, &p, n);
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -3122,4 +3191,9 @@ const struct store_ops store_pg_ops = {
     .search_index_delete = pg_search_index_delete,
     .search_index_log = pg_search_index_log,
     .search = pg_search,
+    .deliveries_prune = pg_deliveries_prune,
+    .delivery_delete = pg_delivery_delete,
+    .deliveries_count = pg_deliveries_count,
+    .notify_take = pg_notify_take,
+    .notify_prune = pg_notify_prune,
 };

@@ -239,6 +239,15 @@ static const char *const store_pg_migrations[] = {
     "  one integer PRIMARY KEY CHECK (one = 1),"
     "  pos bigint NOT NULL);"
     "INSERT INTO search_pos VALUES (1, (SELECT pos FROM outbox_head));",
+    /* 10: the notifier's coalescing window per (user, room), so it holds across
+     * restarts and notifier processes (pruned by ts). Delivered webhook rows are pruned after
+     * --webhook-retention through the deliveries_due index (state 1 by next_at). */
+    "CREATE TABLE notify_last ("
+    "  user_id bigint NOT NULL,"
+    "  room_id bigint NOT NULL,"
+    "  ts bigint NOT NULL,"
+    "  PRIMARY KEY (user_id, room_id));"
+    "CREATE INDEX notify_last_ts ON notify_last(ts);",
 };
 
 static const int store_pg_nmigrations =

@@ -296,7 +296,16 @@ struct store {
     X(USERS_LIST, "SELECT id, username, pwhash, created_at, last_seen FROM users WHERE id > ?1 "   \
                   "ORDER BY id LIMIT ?2")                                                          \
     X(SESSIONS_REVOKE_USER,                                                                        \
-      "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL")
+      "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL")             \
+    X(DELIVERIES_PRUNE, "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries "           \
+                        "WHERE state = 1 AND next_at < ?1 ORDER BY next_at LIMIT ?2)")             \
+    X(DELIVERY_DELETE, "DELETE FROM deliveries WHERE id = ?1 AND state = 2")                       \
+    X(DELIVERIES_COUNT, "SELECT count(*) FROM deliveries WHERE state = ?1")                        \
+    X(NOTIFY_TAKE, "INSERT INTO notify_last(user_id, room_id, ts) VALUES (?1, ?2, ?3) "            \
+                   "ON CONFLICT (user_id, room_id) DO UPDATE SET ts = excluded.ts "                \
+                   "WHERE excluded.ts - notify_last.ts >= ?4")                                     \
+    X(NOTIFY_PRUNE, "DELETE FROM notify_last WHERE rowid IN (SELECT rowid FROM notify_last "       \
+                    "WHERE ts < ?1 LIMIT ?2)")
 
 enum sql_id {
 #define SQL_ENUM(name, sql) SQL_##name,
@@ -2256,6 +2265,53 @@ static int sq_sessions_revoke_user(struct store_conn *c, int64_t user_id, int64_
     return rc;
 }
 
+/* ---- delivery retention, dead-letter deletion, gauges, the notifier's windows ---- */
+
+static int sq_deliveries_prune(struct store_conn *c, int64_t before_ms, int limit, int64_t *n)
+{
+    int rc = exec_ii(c, SQL_DELIVERIES_PRUNE, before_ms, limit);
+    *n = rc == CD_OK ? sqlite3_changes(c->db) : 0;
+    return rc;
+}
+
+static int sq_delivery_delete(struct store_conn *c, int64_t id)
+{
+    sqlite3_stmt *s = stmt(c, SQL_DELIVERY_DELETE);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    return step_one(c, s, "delivery_delete");
+}
+
+static int sq_deliveries_count(struct store_conn *c, int state, int64_t *n)
+{
+    sqlite3_stmt *s = stmt(c, SQL_DELIVERIES_COUNT);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int(s, 1, state);
+    return step_int64(c, s, "deliveries_count", n);
+}
+
+static int sq_notify_take(struct store_conn *c, int64_t user_id, int64_t room_id, int64_t ts,
+                          int64_t window_ms, int *taken)
+{
+    sqlite3_stmt *s = stmt(c, SQL_NOTIFY_TAKE);
+    int rc;
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_int64(s, 2, room_id);
+    sqlite3_bind_int64(s, 3, ts);
+    sqlite3_bind_int64(s, 4, window_ms);
+    rc = step_done(c, s, "notify_take");
+    *taken = rc == CD_OK && sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+static int sq_notify_prune(struct store_conn *c, int64_t before_ms, int limit, int64_t *n)
+{
+    int rc = exec_ii(c, SQL_NOTIFY_PRUNE, before_ms, limit);
+    *n = rc == CD_OK ? sqlite3_changes(c->db) : 0;
+    return rc;
+}
+
 const struct store_ops store_sqlite_ops = {
     .checkpoint = sq_checkpoint,
     .probe = sq_probe,
@@ -2359,4 +2415,9 @@ const struct store_ops store_sqlite_ops = {
     .search_index_delete = sq_search_index_delete,
     .search_index_log = sq_search_index_log,
     .search = sq_search,
+    .deliveries_prune = sq_deliveries_prune,
+    .delivery_delete = sq_delivery_delete,
+    .deliveries_count = sq_deliveries_count,
+    .notify_take = sq_notify_take,
+    .notify_prune = sq_notify_prune,
 };

@@ -270,6 +270,15 @@ static const char *const store_sqlite_migrations[] = {
     "  user_id INTEGER NOT NULL,"
     "  muted INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (room_id, user_id)) WITHOUT ROWID;",
+    /* 12: delivered webhook rows are pruned after --webhook-retention (by the
+     * deliveries_due index, state 1 by next_at); the notifier's coalescing window per
+     * (user, room), so it holds across restarts and notifier processes (pruned by ts). */
+    "CREATE TABLE notify_last ("
+    "  user_id INTEGER NOT NULL,"
+    "  room_id INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, room_id));"
+    "CREATE INDEX notify_last_ts ON notify_last(ts);",
 };
 
 static const int store_sqlite_nmigrations =

@@ -146,6 +146,74 @@ describe('server API: users, tokens, rooms, members, messages', () => {
     expectError(assert, await sapi.post('/v1/server/users', {}), 400, 'invalid_username');
   });
 
+  it('PATCH /v1/server/users/{id}: profile fields with the rules of PATCH /v1/me, seen by everyone', T, async () => {
+    const u = await putUser(uniqueName('prof'));
+    const viewer = await newUser(srv, 'view');
+    const patch = (id, json) => sapi.patch(`/v1/server/users/${id}`, json);
+    const r = await patch(u.id, { display_name: 'Ada Lovelace', status_text: 'counting', avatar: 'up_1-x' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.user.id, u.id);
+    assert.equal(r.body.user.display_name, 'Ada Lovelace');
+    assert.equal(r.body.user.status_text, 'counting');
+    assert.equal(r.body.user.avatar, 'up_1-x');
+    assert.equal(r.body.user.disabled, false);
+    // Another user reads the new profile (profile changes are no log entries: reads show them).
+    const seen = await api(srv, viewer).get(`/v1/users/${u.id}`);
+    assert.equal(seen.status, 200, seen.text);
+    assert.equal(seen.body.user.display_name, 'Ada Lovelace');
+    assert.equal(seen.body.user.status_text, 'counting');
+    // A field left out is unchanged, null clears it.
+    const r2 = await patch(u.id, { status_text: null });
+    assert.equal(r2.body.user.status_text, '');
+    assert.equal(r2.body.user.display_name, 'Ada Lovelace');
+    // The same validation as PATCH /v1/me, the same answers.
+    for (const bad of [{ display_name: 'x'.repeat(129) }, { display_name: 'bell\u0007' }, { status_text: 5 }, { avatar: 'no/slashes' }, { disabled: 'yes' }, {}]) {
+      const mine = await api(srv, viewer).patch('/v1/me', bad);
+      const theirs = await patch(u.id, bad);
+      expectError(assert, theirs, 400, 'invalid_field');
+      if (!('disabled' in bad) && Object.keys(bad).length) assert.equal(mine.status, 400, JSON.stringify(bad));
+    }
+    expectError(assert, await patch('u_999999', { display_name: 'x' }), 404, 'not_found');
+    expectError(assert, await patch('nope', { display_name: 'x' }), 404, 'not_found');
+    // Key checked like every server route.
+    expectError(assert, await request(srv, 'PATCH', `/v1/server/users/${u.id}`, { token: viewer.token, json: { display_name: 'x' } }), 401, 'unauthorized');
+    const unknown = 'ck_' + crypto.randomBytes(32).toString('base64url');
+    expectError(assert, await request(srv, 'PATCH', `/v1/server/users/${u.id}`, { token: unknown, json: { display_name: 'x' } }), 401, 'unauthorized');
+    // Audited with its route.
+    let line;
+    for (let i = 0; i < 100 && !line; i++) {
+      line = srv.logs().find((l) => l.msg === 'server api' && l.route === 'server_user_patch' && l.status === 'ok');
+      if (!line) await sleep(50);
+    }
+    assert.ok(line, 'audit line of server_user_patch');
+    assert.equal(line.key_name, 'app');
+  });
+
+  it('disabling a user ends its sessions (sockets close 4001, tokens and login refused); enabling restores the password', T, async () => {
+    const u = await newUser(srv, 'dis'); // registered: has a password
+    const c = await connect(srv, u);
+    const patch = (json) => sapi.patch(`/v1/server/users/${u.id}`, json);
+    const r = await patch({ disabled: true });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.user.disabled, true);
+    assert.equal(r.body.sessions_ended, 1);
+    await c.waitFor((x) => x.closeInfo, 5000, 'the socket of the disabled user closes');
+    assert.equal(c.closeInfo.code, 4001);
+    expectError(assert, await api(srv, u).get('/v1/me'), 401, 'unauthorized');
+    expectError(assert, await request(srv, 'POST', '/v1/auth/refresh', { json: { refresh_token: u.refresh } }), 401, 'invalid_refresh_token');
+    expectError(assert, await request(srv, 'POST', '/v1/auth/login', { json: { username: u.username, password: u.password } }), 401, 'invalid_credentials');
+    expectError(assert, await sapi.post(`/v1/server/users/${u.id}/tokens`), 403, 'forbidden');
+    // Idempotent.
+    assert.equal((await patch({ disabled: true })).body.sessions_ended, 0);
+    const r2 = await patch({ disabled: false, display_name: 'back' });
+    assert.equal(r2.status, 200, r2.text);
+    assert.equal(r2.body.user.disabled, false);
+    assert.equal(r2.body.user.display_name, 'back');
+    const login = await request(srv, 'POST', '/v1/auth/login', { json: { username: u.username, password: u.password } });
+    assert.equal(login.status, 200, 'the password works again after enabling');
+    assert.equal((await sapi.post(`/v1/server/users/${u.id}/tokens`)).status, 201);
+  });
+
   it('mints access and refresh tokens that work exactly as a login\'s', T, async () => {
     const u = await mint(await putUser(uniqueName('tok')));
     const me = await api(srv, u).get('/v1/me');

@@ -4,12 +4,16 @@
 // deliveries survive kill -9 between commit and delivery; the last failed retry dead-letters a
 // delivery, which the server API lists and replays (and manages endpoints, API key only); offline members get one notification
 // (coalesced per user and room, none when muted, none for the sender or an online member,
-// mention flag); PATCH /v1/rooms/{id}/settings is for members only.
+// mention flag), and the window holds across a restart (it is stored); delivered rows are
+// pruned after --webhook-retention while dead letters stay until replayed or deleted; the
+// delivery and notification series of /metrics move; PATCH /v1/rooms/{id}/settings is for
+// members only.
 
 const { describe, it, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { startChat, newUser, api, createRoom, connect, sleep } = require('./lib/chat');
-const { request } = require('./lib/http');
+const { request, metrics, metricSum } = require('./lib/http');
+const crypto = require('node:crypto');
 const { WebhookReceiver } = require('./lib/webhooks');
 const { createKey, serverApi } = require('./lib/server_api');
 
@@ -23,6 +27,18 @@ const QUICK = {
   'webhook-poll-ms': 50,
   'webhook-timeout-ms': 1000, // also the lease of a claimed row (8 rows: 10 s at most)
 };
+
+const metric = async (srv, name) => metricSum((await metrics(srv)).values, name);
+/** Polls /metrics until pred(values) holds; returns the values. */
+async function waitMetrics(srv, pred, what, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = (await metrics(srv)).values;
+    if (pred((name) => metricSum(v, name))) return (name) => metricSum(v, name);
+    if (Date.now() > deadline) throw new Error(`metrics: ${what} not met in ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
 
 const messageIds = (rcv) => [...rcv.events.values()].filter((e) => e.type === 'message').map((e) => e.id);
 
@@ -229,6 +245,97 @@ describe('webhooks', () => {
     } finally {
       dc.ws.close();
     }
+    await srv.stop();
+  });
+
+  it('prunes delivered rows after --webhook-retention; dead letters stay until deleted; the series move', async () => {
+    const rcv = await new WebhookReceiver({ secret: SECRET, failFirst: 1 }).start();
+    const deadRcv = await new WebhookReceiver({ secret: 'dead-endpoint-secret-1', failAll: true }).start();
+    receivers.push(rcv, deadRcv);
+    const srv = await startChat({
+      ...FAST,
+      ...QUICK,
+      'webhook-url': rcv.url,
+      'webhook-types': 'message',
+      'webhook-max-attempts': 2,
+      'webhook-retention': 1, // seconds: a tiny retention (documented flag), default 3 days
+    });
+    servers.push(srv);
+    const { key } = createKey(srv, 'retention');
+    const sapi = serverApi(srv, key);
+    // Every webhook route checks its key (an unknown ck_ key is refused, not only a malformed one).
+    const unknown = 'ck_' + crypto.randomBytes(32).toString('base64url');
+    for (const [m, p] of [['GET', '/v1/server/webhooks'], ['GET', '/v1/server/webhooks/dead'], ['DELETE', '/v1/server/webhooks/dead/d_1'], ['POST', '/v1/server/webhooks/dead/d_1/replay'], ['DELETE', '/v1/server/webhooks/w_1']]) {
+      assert.equal((await request(srv, m, p, { token: unknown })).status, 401, `${m} ${p}`);
+    }
+    const created = await sapi.post('/v1/server/webhooks', { url: deadRcv.url, secret: 'dead-endpoint-secret-1', types: 'message' });
+    assert.equal(created.status, 201, created.text);
+    const alice = await newUser(srv, 'ra');
+    const room = await createRoom(srv, alice);
+    const sent = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await api(srv, alice).post(`/v1/rooms/${room.id}/messages`, { body: `r${i}`, client_msg_id: `r${i}` });
+      sent.push(r.body.msg_id);
+    }
+    await rcv.waitFor((x) => sent.every((id) => x.events.has(id)), 20000, 'every message');
+    // Delivered rows (3) disappear after the retention; the 3 dead letters stay.
+    const m = await waitMetrics(
+      srv,
+      (g) => g('chatd_webhook_deliveries_pruned_total') >= 3 && g('chatd_webhook_delivered_rows') === 0 && g('chatd_webhook_dead_rows') === 3,
+      'delivered rows pruned, dead letters kept',
+    );
+    assert.equal(m('chatd_webhook_pending_rows'), 0);
+    // 3 events x (1 failure + 1 success) on the flag endpoint, 3 x 2 failures on the other one.
+    assert.equal(m('chatd_webhook_attempts_total'), 12);
+    assert.equal(m('chatd_webhook_deliveries_succeeded_total'), 3);
+    assert.equal(m('chatd_webhook_deliveries_failed_total'), 9);
+    assert.equal(m('chatd_webhook_dead_letters_total'), 3);
+    await sleep(1500); // longer than the retention: dead letters are not pruned
+    let dead = (await sapi.get('/v1/server/webhooks/dead')).body.deliveries;
+    assert.deepEqual(dead.map((d) => d.event_id).sort(), [...sent].sort());
+    // DELETE drops a dead letter for good (and only a dead one).
+    const del = await sapi.del(`/v1/server/webhooks/dead/${dead[0].id}`);
+    assert.equal(del.status, 204, del.text);
+    assert.equal((await sapi.del(`/v1/server/webhooks/dead/${dead[0].id}`)).status, 404);
+    assert.equal((await sapi.del('/v1/server/webhooks/dead/nope')).status, 404);
+    dead = (await sapi.get('/v1/server/webhooks/dead')).body.deliveries;
+    assert.equal(dead.length, 2);
+    await waitMetrics(srv, (g) => g('chatd_webhook_dead_rows') === 2, 'the dead-letter gauge follows');
+    assert.equal(rcv.badSignatures + deadRcv.badSignatures, 0);
+    await srv.stop();
+  });
+
+  it('the coalescing window holds across a restart (stored, not in memory); the series move', async () => {
+    const rcv = await new WebhookReceiver({ secret: SECRET }).start();
+    receivers.push(rcv);
+    const args = { ...FAST, ...QUICK, 'notify-webhook-url': rcv.url, 'notify-window-ms': 600000 };
+    let srv = await startChat(args);
+    servers.push(srv);
+    const alice = await newUser(srv, 'wa');
+    const bob = await newUser(srv, 'wb'); // offline throughout
+    const carol = await newUser(srv, 'wc'); // offline, muted
+    const room = await createRoom(srv, alice, [bob, carol]);
+    assert.equal((await api(srv, carol).patch(`/v1/rooms/${room.id}/settings`, { muted: true })).status, 200);
+    const notes = () => [...rcv.events.values()].filter((e) => e.type === 'notification');
+    await api(srv, alice).post(`/v1/rooms/${room.id}/messages`, { body: 'first', client_msg_id: 'x1' });
+    await rcv.waitFor(() => notes().length >= 1, 20000, "bob's notification");
+    let g = await waitMetrics(srv, (m) => m('chatd_notifications_total') === 1 && m('chatd_notifications_muted_total') === 1, 'produced 1, muted 1');
+    assert.equal(g('chatd_notifications_coalesced_total'), 0);
+    // A clean stop, then the same storage again: the notifier's memory is gone, the window not.
+    srv.proc.kill('SIGTERM');
+    await srv.exited;
+    srv = await startChat(args, { dataDir: srv.dataDir });
+    servers.push(srv);
+    await api(srv, alice).post(`/v1/rooms/${room.id}/messages`, { body: 'second, inside the window', client_msg_id: 'x2' });
+    g = await waitMetrics(srv, (m) => m('chatd_notifications_coalesced_total') >= 1, 'the second message coalesced');
+    assert.equal(g('chatd_notifications_total'), 0);
+    // Another room is another window: the notifier is alive and sends that one.
+    const room2 = await createRoom(srv, alice, [bob]);
+    await api(srv, alice).post(`/v1/rooms/${room2.id}/messages`, { body: 'elsewhere', client_msg_id: 'x3' });
+    await rcv.waitFor(() => notes().length >= 2, 20000, 'the notification of the other room');
+    await sleep(300);
+    assert.deepEqual(notes().map((n) => n.room), [room.id, room2.id]);
+    assert.equal(await metric(srv, 'chatd_notifications_total'), 1);
     await srv.stop();
   });
 

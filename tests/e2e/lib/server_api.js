@@ -32,11 +32,12 @@ function createKey(srv, name) {
   return { key, id: row.split('\t')[0] };
 }
 
-/** A server API client for key: get/post/del. */
+/** A server API client for key: get/post/patch/del. */
 function serverApi(srv, key) {
   return {
     get: (p, opts = {}) => request(srv, 'GET', p, { token: key, ...opts }),
     post: (p, json) => request(srv, 'POST', p, { token: key, json }),
+    patch: (p, json) => request(srv, 'PATCH', p, { token: key, json }),
     del: (p) => request(srv, 'DELETE', p, { token: key }),
   };
 }

@@ -998,6 +998,85 @@ static void deliveries_lifecycle(void **state)
                      CD_E_NOT_FOUND);
 }
 
+/* Retention: only delivered rows older than the cutoff go, at most `limit` per call; dead rows
+ * are deleted one by one (and only dead ones); the counts per state; the notifier's stored
+ * window (taken once per window, per pair) and its pruning. */
+static void deliveries_prune_and_notify_windows(void **state)
+{
+    struct fx *f = *state;
+    struct store_delivery d;
+    struct dl_seen s;
+    int64_t n = -1, ids[5];
+    int inserted, taken = -1;
+    memset(&d, 0, sizeof(d));
+    d.endpoint_id = -1;
+    d.body = "{}";
+    d.body_len = 2;
+    for (int i = 0; i < 5; i++) {
+        snprintf(d.event_id, sizeof(d.event_id), "pr-%d", i);
+        d.next_at = d.created_at = 100;
+        assert_int_equal(f->ops->delivery_insert(f->c, &d, &inserted), CD_OK);
+    }
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->ops->deliveries_list(f->c, DELIVERY_PENDING, 100, 0, 10, dl_row, &s),
+                     CD_OK);
+    assert_int_equal(s.n, 5);
+    memcpy(ids, s.ids, sizeof(ids));
+    /* 0..2 delivered at 1000, 1001, 1002; 3 dead; 4 pending */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(f->ops->delivery_update(f->c, ids[i], DELIVERY_DONE, 1, 1000 + i, NULL),
+                         CD_OK);
+    assert_int_equal(f->ops->delivery_update(f->c, ids[3], DELIVERY_DEAD, 2, 500, "HTTP 500"),
+                     CD_OK);
+    assert_int_equal(f->ops->deliveries_count(f->c, DELIVERY_DONE, &n), CD_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(f->ops->deliveries_count(f->c, DELIVERY_DEAD, &n), CD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->ops->deliveries_count(f->c, DELIVERY_PENDING, &n), CD_OK);
+    assert_int_equal(n, 1);
+    /* cutoff 1002: rows delivered at 1000 and 1001 qualify; limit 1 takes the oldest first */
+    assert_int_equal(f->ops->deliveries_prune(f->c, 1002, 1, &n), CD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->ops->deliveries_prune(f->c, 1002, 10, &n), CD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->ops->deliveries_prune(f->c, 1002, 10, &n), CD_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(f->ops->deliveries_prune(f->c, INT64_MAX, 10, &n), CD_OK);
+    assert_int_equal(n, 1); /* the last delivered one; dead and pending rows stay */
+    assert_int_equal(f->ops->deliveries_count(f->c, DELIVERY_DONE, &n), CD_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(f->ops->deliveries_count(f->c, DELIVERY_DEAD, &n), CD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->ops->delivery_delete(f->c, ids[4]), CD_E_NOT_FOUND); /* pending */
+    assert_int_equal(f->ops->delivery_delete(f->c, ids[3]), CD_OK);
+    assert_int_equal(f->ops->delivery_delete(f->c, ids[3]), CD_E_NOT_FOUND);
+    assert_int_equal(f->ops->deliveries_count(f->c, DELIVERY_DEAD, &n), CD_OK);
+    assert_int_equal(n, 0);
+
+    /* windows of 1000 ms per (user, room) */
+    assert_int_equal(f->ops->notify_take(f->c, 7, 9, 5000, 1000, &taken), CD_OK);
+    assert_int_equal(taken, 1);
+    assert_int_equal(f->ops->notify_take(f->c, 7, 9, 5999, 1000, &taken), CD_OK);
+    assert_int_equal(taken, 0);
+    assert_int_equal(f->ops->notify_take(f->c, 8, 9, 5999, 1000, &taken), CD_OK);
+    assert_int_equal(taken, 1); /* another user */
+    assert_int_equal(f->ops->notify_take(f->c, 7, 10, 5999, 1000, &taken), CD_OK);
+    assert_int_equal(taken, 1); /* another room */
+    assert_int_equal(f->ops->notify_take(f->c, 7, 9, 6000, 1000, &taken), CD_OK);
+    assert_int_equal(taken, 1); /* the window passed: a new one from 6000 */
+    assert_int_equal(f->ops->notify_take(f->c, 7, 9, 6500, 1000, &taken), CD_OK);
+    assert_int_equal(taken, 0);
+    /* pairs older than 6000: (8,9) and (7,10) at 5999 */
+    assert_int_equal(f->ops->notify_prune(f->c, 6000, 1, &n), CD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->ops->notify_prune(f->c, 6000, 10, &n), CD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->ops->notify_prune(f->c, 6000, 10, &n), CD_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(f->ops->notify_take(f->c, 7, 9, 6500, 1000, &taken), CD_OK);
+    assert_int_equal(taken, 0); /* (7,9) kept: its window is still open */
+}
+
 /* Mute: per (room, user), 0 without a row, last write wins. */
 static void room_mute_per_user(void **state)
 {
@@ -1539,6 +1618,7 @@ static void sessions_and_invites(void **state)
         cmocka_unit_test_setup_teardown(apikeys_by_hash_and_revoke, setup, teardown),              \
         cmocka_unit_test_setup_teardown(webhooks_insert_list_delete, setup, teardown),             \
         cmocka_unit_test_setup_teardown(deliveries_lifecycle, setup, teardown),                    \
+        cmocka_unit_test_setup_teardown(deliveries_prune_and_notify_windows, setup, teardown),     \
         cmocka_unit_test_setup_teardown(room_mute_per_user, setup, teardown),                      \
         cmocka_unit_test_setup_teardown(user_insert_id_distinguishes_conflicts, setup, teardown),  \
         cmocka_unit_test_setup_teardown(profiles_prefix_and_erase, setup, teardown),               \
