@@ -582,11 +582,6 @@ struct store_ops {
     int (*room_mute_put)(struct store_conn *c, int64_t room_id, int64_t user_id, int muted);
     int (*room_mute_get)(struct store_conn *c, int64_t room_id, int64_t user_id, int *muted);
 
-<<<<<<< HEAD
-    /* 1: search_index_log runs on a connection of its own (conn_open, not the writer), off the
-     * writer's group commits; 0: as a writer job. */
-    int search_index_own_conn;
-=======
     /* Delivery retention (roles_webhook.c): delete at most `limit` delivered (DONE) rows whose
      * delivery time (next_at) is before before_ms, oldest first; *n = rows deleted. Pending and
      * dead rows are never touched. Writer connection; one bounded statement. */
@@ -605,7 +600,10 @@ struct store_ops {
     /* Delete at most `limit` pairs whose time is before before_ms (windows that have passed);
      * *n = rows deleted. Writer connection. */
     int (*notify_prune)(struct store_conn *c, int64_t before_ms, int limit, int64_t *n);
->>>>>>> integr
+
+    /* 1: search_index_log runs on a connection of its own (conn_open, not the writer), off the
+     * writer's group commits; 0: as a writer job. */
+    int search_index_own_conn;
 };
 
 extern const struct store_ops store_sqlite_ops;
