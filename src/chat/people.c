@@ -170,6 +170,55 @@ int people_blocks_load(const struct store_ops *ops, struct store_conn *sc)
     return ops->blocks_all(sc, load_row, NULL);
 }
 
+static int blocklist_row(void *ud, const struct store_profile *p, const struct store_member *m,
+                         int64_t at)
+{
+    struct people_blocklist *bl = ud;
+    (void)m;
+    (void)at;
+    if ((bl->n & (bl->n + 1)) == 0 || !bl->ids) /* 0, 1, 3, 7, ...: grow */
+        bl->ids = xrealloc(bl->ids, (bl->n * 2 + 2) * sizeof(int64_t));
+    bl->ids[bl->n++] = p->id;
+    return 0;
+}
+
+int people_blocklist_read(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                          struct people_blocklist *bl)
+{
+    int rc;
+    bl->ids = NULL;
+    bl->n = 0;
+    rc = ops->pair_list(sc, STORE_BLOCKS, user, 0, PEOPLE_BLOCKLIST_MAX, blocklist_row, bl);
+    if (rc != CD_OK) people_blocklist_free(bl);
+    return rc;
+}
+
+int people_blocklist_has(const struct people_blocklist *bl, int64_t other)
+{
+    size_t lo = 0, hi = bl->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (bl->ids[mid] == other) return 1;
+        if (bl->ids[mid] < other)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+int people_blocklist_marks(const struct people_blocklist *bl, const struct store_event *ev)
+{
+    return bl->n && ev->kind == EV_MESSAGE && people_blocklist_has(bl, ev->sender);
+}
+
+void people_blocklist_free(struct people_blocklist *bl)
+{
+    free(bl->ids);
+    bl->ids = NULL;
+    bl->n = 0;
+}
+
 int people_block_exec(const struct store_ops *ops, struct store_conn *sc, int64_t user,
                       int64_t other, int64_t now_ms)
 {

@@ -51,6 +51,25 @@ int people_blocks(int64_t user, int64_t other);
 /* Load every stored block (at start, before connections). */
 int people_blocks_load(const struct store_ops *ops, struct store_conn *sc);
 
+/* The users one user blocks, read once per request so that the reads returning messages to
+ * that user (REST history and thread history, sync replays and gap fills, search) can mark
+ * their messages "blocked":true. At most PEOPLE_BLOCKLIST_MAX blocks count (the first in
+ * user id order); ids ascending. */
+#define PEOPLE_BLOCKLIST_MAX 10000
+struct people_blocklist {
+    int64_t *ids; /* malloc'ed, ascending; NULL when n == 0 */
+    size_t n;
+};
+/* One store read (pair_list on sc, any thread's read connection). On a store error the list
+ * is left empty (nothing is marked) and the error returned. Free with people_blocklist_free. */
+int people_blocklist_read(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                          struct people_blocklist *bl);
+/* 1 when other is in the list: O(log n). */
+int people_blocklist_has(const struct people_blocklist *bl, int64_t other);
+/* 1 when the entry ev, returned to the list's owner, is a message to mark "blocked". */
+int people_blocklist_marks(const struct people_blocklist *bl, const struct store_event *ev);
+void people_blocklist_free(struct people_blocklist *bl);
+
 /* Writer thread: user blocks other (idempotent): other can no longer open or write to their
  * direct room, add user to rooms, or see user's presence. CD_E_NOT_FOUND: no such live user;
  * CD_E_INVALID_FIELD: oneself. */

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "chat/people.h"
+#include "util/status.h"
 
 static void ids_are_random_and_large(void **state)
 {
@@ -90,6 +91,56 @@ static void block_set(void **state)
     assert_true(people_blocks(10, 11));
 }
 
+/* A store whose blocks table is a fixed list: pair_list reports the rows after `after`, at most
+ * limit, as the backends do (ascending other id). */
+static const int64_t fake_blocks[] = {3, 7, 11, 40, 41, INT64_C(1) << 40};
+static int fake_fail;
+static int fake_pair_list(struct store_conn *c, int table, int64_t user, int64_t after, int limit,
+                          store_profile_cb cb, void *ud)
+{
+    int n = 0;
+    (void)c;
+    assert_int_equal(table, STORE_BLOCKS);
+    assert_int_equal(user, 99);
+    if (fake_fail) return CD_E_IO;
+    for (size_t i = 0; i < sizeof(fake_blocks) / sizeof(fake_blocks[0]) && n < limit; i++) {
+        struct store_profile p = {.id = fake_blocks[i]};
+        if (fake_blocks[i] <= after) continue;
+        n++;
+        if (cb(ud, &p, NULL, 0)) break;
+    }
+    return CD_OK;
+}
+
+static void blocklist_marks(void **state)
+{
+    struct store_ops ops = {.pair_list = fake_pair_list};
+    struct people_blocklist bl;
+    struct store_event msg = {.kind = EV_MESSAGE, .sender = 40},
+                       member = {.kind = EV_MEMBER, .sender = 40};
+    (void)state;
+    assert_int_equal(people_blocklist_read(&ops, NULL, 99, &bl), CD_OK);
+    assert_int_equal(bl.n, 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_true(people_blocklist_has(&bl, fake_blocks[i]));
+    assert_false(people_blocklist_has(&bl, 0));
+    assert_false(people_blocklist_has(&bl, 8));
+    assert_false(people_blocklist_has(&bl, 42));
+    assert_false(people_blocklist_has(&bl, INT64_MAX));
+    assert_true(people_blocklist_marks(&bl, &msg));
+    assert_false(people_blocklist_marks(&bl, &member)); /* only messages are marked */
+    msg.sender = 12;
+    assert_false(people_blocklist_marks(&bl, &msg));
+    people_blocklist_free(&bl);
+    assert_int_equal(bl.n, 0);
+    assert_false(people_blocklist_has(&bl, 3));
+    fake_fail = 1; /* a failed read marks nothing */
+    assert_int_equal(people_blocklist_read(&ops, NULL, 99, &bl), CD_E_IO);
+    assert_int_equal(bl.n, 0);
+    assert_null(bl.ids);
+    fake_fail = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -98,6 +149,7 @@ int main(void)
         cmocka_unit_test(avatar_ids),
         cmocka_unit_test(prefix_ranges),
         cmocka_unit_test(block_set),
+        cmocka_unit_test(blocklist_marks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
