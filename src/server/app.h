@@ -109,6 +109,8 @@ void app_metrics_render(struct app *app, char **buf, size_t *len, size_t *cap);
     X(MESSAGE_REACT, "message_react")                                                              \
     X(THREAD_MESSAGES, "thread_messages")                                                          \
     X(RECEIPTS, "receipts")                                                                        \
+    X(DELIVERED, "delivered")                                                                      \
+    X(DELIVERED_BATCH, "delivered_batch")                                                          \
     X(SETTINGS_GET, "settings_get")                                                                \
     X(SETTINGS_PATCH, "settings_patch")                                                            \
     X(ME_PATCH, "me_patch")                                                                        \
@@ -275,6 +277,7 @@ void api_message_edit(struct api_req *r); /* api_msgops.c */
 void api_message_delete(struct api_req *r);
 void api_message_react(struct api_req *r);
 void api_receipts(struct api_req *r);
+void api_delivered(struct api_req *r);
 void api_settings_get(struct api_req *r);
 void api_settings_patch(struct api_req *r);
 /* The JSON answer of an edit, delete or reaction (REST body; the WebSocket ack has the same
