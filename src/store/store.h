@@ -454,7 +454,7 @@ struct store_ops {
      * hash and profile are cleared, deleted_at set; the user's contacts and blocks (both
      * directions) are deleted. Memberships and sessions are the caller's. */
     int (*user_erase)(struct store_conn *c, int64_t id, int64_t now_ms);
-    /* The user's live sessions (see struct store_session) in id order. */
+    /* The user's live sessions (see struct store_session) in login order (created_at, id). */
     int (*sessions_of_user)(struct store_conn *c, int64_t user_id, int64_t now_ms,
                             int (*cb)(void *ud, const struct store_session *s), void *ud);
     /* Contacts and blocks: put is idempotent (keeps the first created_at); delete gives
@@ -583,6 +583,10 @@ struct store_ops {
      * row gives 0. */
     int (*room_mute_put)(struct store_conn *c, int64_t room_id, int64_t user_id, int muted);
     int (*room_mute_get)(struct store_conn *c, int64_t room_id, int64_t user_id, int *muted);
+
+    /* Insert a session with a chosen id (opaque session ids, auth/session.c): CD_E_CONFLICT
+     * when the id is taken (the caller draws another). */
+    int (*session_insert_id)(struct store_conn *c, int64_t id, int64_t user_id, int64_t now_ms);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -289,3 +289,58 @@ test('contacts: add, list (paged), remove', async () => {
     await srv.stop();
   }
 });
+
+// Session ids are opaque (drawn at random from [2^32, 2^53), as new users' ids): they do not
+// count the logins the server has seen, and a guessed one names nothing of mine.
+test('sessions: opaque ids, not a sequence; refresh and logout work with them; guesses are 404', async () => {
+  const srv = await startChat();
+  try {
+    const a = await newUser(srv, 'so');
+    const logins = [a];
+    for (let i = 0; i < 4; i++) logins.push(await loginAgain(srv, a));
+    const list = (await api(srv, a).get('/v1/me/sessions')).body.sessions;
+    assert.equal(list.length, 5);
+    const ids = list.map((s) => BigInt(s.id.slice(2)));
+    for (const id of ids) {
+      assert.ok(id >= 2n ** 32n && id < 2n ** 53n, `session id ${id} is in the opaque range`);
+    }
+    const sorted = [...ids].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+    for (let i = 1; i < sorted.length; i++) assert.ok(sorted[i] - sorted[i - 1] > 1n, 'not consecutive');
+    // listed in login order (created_at), whatever the ids
+    for (let i = 1; i < list.length; i++) assert.ok(list[i].created_at >= list[i - 1].created_at);
+    // each login's token names its session (the JWT's sid), as the list's current one
+    const mine = [];
+    for (const u of logins) {
+      const cur = (await api(srv, u).get('/v1/me/sessions')).body.sessions.find((s) => s.current);
+      const sid = JSON.parse(Buffer.from(u.token.split('.')[1], 'base64url').toString()).sid;
+      assert.equal(cur.id, `s_${sid}`);
+      mine.push(cur.id);
+    }
+    assert.equal(new Set(mine).size, 5);
+    // a refresh keeps the session; a logout ends it
+    const last = logins[4];
+    const rr = await request(srv, 'POST', '/v1/auth/refresh', { json: { refresh_token: last.refresh } });
+    assert.equal(rr.status, 200, rr.text);
+    const refreshed = { ...last, token: rr.body.access_token, refresh: rr.body.refresh_token };
+    const cur = (await api(srv, refreshed).get('/v1/me/sessions')).body.sessions.find((s) => s.current);
+    assert.equal(cur.id, mine[4]);
+    const lo = await request(srv, 'POST', '/v1/auth/logout', { json: { refresh_token: refreshed.refresh } });
+    assert.ok(lo.status === 200 || lo.status === 204, lo.text);
+    expectError(assert, await api(srv, refreshed).get('/v1/me'), 401, 'unauthorized');
+    assert.equal((await api(srv, a).get('/v1/me/sessions')).body.sessions.length, 4);
+    // guesses: neighbours of my ids, a random one, another user's: all 404, nothing ended
+    const b = await newUser(srv, 'sp');
+    const bs = (await api(srv, b).get('/v1/me/sessions')).body.sessions[0];
+    assert.ok(BigInt(bs.id.slice(2)) >= 2n ** 32n);
+    for (const guess of [`s_${ids[0] + 1n}`, `s_${ids[0] - 1n}`, 's_1', 's_2', `s_${2n ** 40n + 12345n}`, bs.id]) {
+      expectError(assert, await api(srv, a).del(`/v1/me/sessions/${guess}`), 404, 'not_found');
+    }
+    assert.equal((await api(srv, a).get('/v1/me/sessions')).body.sessions.length, 4);
+    assert.equal((await api(srv, b).get('/v1/me')).status, 200);
+    // ending one of mine by its opaque id works
+    assert.equal((await api(srv, a).del(`/v1/me/sessions/${mine[1]}`)).status, 204);
+    expectError(assert, await api(srv, logins[1]).get('/v1/me'), 401, 'unauthorized');
+  } finally {
+    await srv.stop();
+  }
+});

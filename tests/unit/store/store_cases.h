@@ -1467,6 +1467,42 @@ static int on_session(void *ud, const struct store_session *s)
     return 0;
 }
 
+static int on_session_id(void *ud, const struct store_session *s)
+{
+    int64_t *v = ud;
+    v[v[0] + 1] = s->id;
+    v[0]++;
+    return 0;
+}
+
+/* Opaque session ids: a chosen id is stored as given, a taken one is CD_E_CONFLICT (the caller
+ * draws again), and the sessions list is in login order whatever the ids. */
+static void session_insert_id_conflicts(void **state)
+{
+    struct fx *f = *state;
+    struct store_refresh rt;
+    int64_t big = (INT64_C(1) << 52) + 7, small = INT64_C(1) << 33, v[8] = {0};
+    assert_int_equal(f->ops->session_insert_id(f->c, big, f->alice, 100), CD_OK);
+    assert_int_equal(f->ops->session_insert_id(f->c, big, f->alice, 101), CD_E_CONFLICT);
+    assert_int_equal(f->ops->session_insert_id(f->c, small, f->alice, 200), CD_OK);
+    memset(&rt, 0, sizeof(rt));
+    rt.user_id = f->alice;
+    rt.expires_at = 1000;
+    rt.session_id = big;
+    rt.created_at = 100;
+    rt.hash[0] = 7;
+    assert_int_equal(f->ops->refresh_insert(f->c, &rt), CD_OK);
+    rt.session_id = small;
+    rt.created_at = 200;
+    rt.hash[0] = 8;
+    assert_int_equal(f->ops->refresh_insert(f->c, &rt), CD_OK);
+    assert_int_equal(f->ops->sessions_of_user(f->c, f->alice, 500, on_session_id, v), CD_OK);
+    assert_int_equal(v[0], 2);
+    assert_true(v[1] == big && v[2] == small); /* the older login first, not the lower id */
+    assert_int_equal(f->ops->refresh_by_hash(f->c, rt.hash, &rt), CD_OK);
+    assert_true(rt.session_id == small);
+}
+
 static void sessions_and_invites(void **state)
 {
     struct fx *f = *state;
@@ -1551,6 +1587,7 @@ static void sessions_and_invites(void **state)
         cmocka_unit_test_setup_teardown(member_access_states_and_blocks, setup, teardown),         \
         cmocka_unit_test_setup_teardown(public_rooms_and_hidden_dms, setup, teardown),             \
         cmocka_unit_test_setup_teardown(sessions_and_invites, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(session_insert_id_conflicts, setup, teardown),             \
         cmocka_unit_test_setup_teardown(search_rooms_window_edit_delete, setup, teardown),         \
         cmocka_unit_test_setup_teardown(attachments_refs_readable_expire, setup, teardown),        \
         cmocka_unit_test_setup_teardown(search_indexer_catches_up, setup, teardown),
