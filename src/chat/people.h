@@ -34,9 +34,16 @@ int people_user_create(const struct store_ops *ops, struct store_conn *sc, const
 /* display_name / status_text: valid UTF-8, at most max bytes, no control characters (C0, DEL,
  * C1). 1 when valid. */
 int people_text_valid(const char *s, size_t len, size_t max);
-/* avatar: "" (none) or the id of an upload: 1-STORE_AVATAR_MAX bytes of [A-Za-z0-9_-]. The
- * format is all that is checked (the attachments module owns uploads). */
+/* avatar: "" (none) or the id of an upload as clients see it, "att_" + 32 lowercase hex digits
+ * (chat/attach.h). 1 when the format is valid. */
 int people_avatar_valid(const char *s, size_t len);
+/* Writer or reader thread: a valid non-empty avatar id names an upload of user's whose content
+ * type is an image (image/...): CD_OK; CD_E_NOT_FOUND when there is no such upload or it is
+ * another user's (an avatar is always the user's own upload); CD_E_INVALID_FIELD when it is
+ * not an image; a store error. *why gets a static message for the error answer. Avatars are
+ * readable by every user (store_ops.attachment_readable) and never expire while set. */
+int people_avatar_check(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                        const char *avatar, const char **why);
 /* The username range of a prefix: lo = prefix, hi = prefix with its last byte + 1 (so
  * lo <= username < hi is "starts with prefix"). 0 unless the prefix is PEOPLE_PREFIX_MIN to
  * STORE_USERNAME_MAX characters of the username alphabet. lo and hi hold

@@ -180,7 +180,12 @@ static int me_patch_exec(const struct store_ops *ops, struct store_conn *sc, str
 {
     struct people_call *pc = PEOPLE_CALL(j);
     struct store_profile p;
-    int st = ops->profile_set(sc, pc->user, pc->has_display_name ? pc->display_name : NULL,
+    int st = CD_OK;
+    /* a new avatar: the caller's own image upload (checked in the write's transaction) */
+    if (pc->has_avatar && pc->avatar[0])
+        st = people_avatar_check(ops, sc, pc->user, pc->avatar, &pc->base.error_message);
+    if (st == CD_OK)
+        st = ops->profile_set(sc, pc->user, pc->has_display_name ? pc->display_name : NULL,
                               pc->has_avatar ? pc->avatar : NULL,
                               pc->has_status_text ? pc->status_text : NULL);
     if (st == CD_OK) st = ops->profile_get(sc, pc->user, &p);
@@ -210,8 +215,7 @@ static int profile_field(struct api_req *r, const char *key, size_t max, int ava
         return 1;
     }
     if (avatar)
-        snprintf(msg, sizeof(msg), "avatar must be an upload id (1-%d bytes of A-Z a-z 0-9 _ -)",
-                 STORE_AVATAR_MAX);
+        snprintf(msg, sizeof(msg), "avatar must be an upload id (att_ and 32 hex digits) or null");
     else
         snprintf(msg, sizeof(msg),
                  "%s must be a string of at most %zu bytes without control "

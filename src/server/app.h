@@ -174,7 +174,8 @@ struct api_call {
     json_t *result;                           /* response object on success (owned) */
     int http_status;                          /* success status (200/201/204) */
     int64_t retry_ms; /* with status CD_E_RATE_LIMITED: the wait for Retry-After (0: none) */
-    char *raw;        /* prebuilt JSON response body (malloc'ed), instead of result */
+    const char *error_message; /* static text of an error answer (NULL: the status's own) */
+    char *raw;                 /* prebuilt JSON response body (malloc'ed), instead of result */
     size_t raw_len;
     /* Optional, writer thread, after the commit and before the answer: publish events. */
     void (*committed)(struct api_call *call);

@@ -249,9 +249,9 @@ void api_call_finish(struct api_call *call)
         } else if (call->status == CD_E_RATE_LIMITED && call->retry_ms > 0) {
             send_retry(call->app, c, call->route, call->start_ms, call->retry_ms);
         } else {
-            api_send_error(call->app, c, call->route, call->start_ms, call->status, NULL,
-                           call->status == CD_E_UNAUTHORIZED ? "WWW-Authenticate: Bearer\r\n"
-                                                             : NULL);
+            api_send_error(
+                call->app, c, call->route, call->start_ms, call->status, call->error_message,
+                call->status == CD_E_UNAUTHORIZED ? "WWW-Authenticate: Bearer\r\n" : NULL);
         }
     }
     /* Not sent: the connection is gone, or the job built its result and then the commit (or a

@@ -500,7 +500,8 @@ struct store_ops {
     int (*attachment_get)(struct store_conn *c, const char *id, struct store_attachment *out);
     /* 1 in *out when user may read attachment id: its uploader, or a current member of a room
      * where a message referencing it was posted, with the member's joined_seq below that
-     * message's seq (the same window as history and search), unless the room is deleted. */
+     * message's seq (the same window as history and search), unless the room is deleted; or
+     * anyone when it is some user's current avatar (users.avatar = "att_" + id). */
     int (*attachment_readable)(struct store_conn *c, const char *id, int64_t user, int *out);
     /* Record that message (room, seq) references attachment id (idempotent). */
     int (*attachment_ref)(struct store_conn *c, const char *id, int64_t room, int64_t seq);
@@ -511,7 +512,8 @@ struct store_ops {
      * its extra members are deleted. For message deletion (an attachment nothing references
      * any more is then removed by the next expiry sweep). */
     int (*attachments_unref_message)(struct store_conn *c, int64_t room, int64_t seq);
-    /* Delete at most limit attachments created before before_ms that no message references;
+    /* Delete at most limit attachments created before before_ms that no message references
+     * and that are no user's current avatar;
      * cb gets each deleted id (the caller then deletes the blob). */
     int (*attachments_expire)(struct store_conn *c, int64_t before_ms, int limit,
                               int (*cb)(void *ud, const char *id), void *ud);

@@ -243,7 +243,9 @@ struct store {
                     "AND owner = $2::bigint) OR EXISTS (SELECT 1 FROM attachment_refs r "          \
                     "JOIN members m ON m.room_id = r.room_id AND m.user_id = $2::bigint "          \
                     "WHERE r.att_id = $1::text AND r.seq > m.joined_seq AND NOT EXISTS "           \
-                    "(SELECT 1 FROM rooms d WHERE d.id = r.room_id AND d.state = 2)))::int")       \
+                    "(SELECT 1 FROM rooms d WHERE d.id = r.room_id AND d.state = 2)) OR EXISTS "   \
+                    "(SELECT 1 FROM users u WHERE u.avatar = 'att_' || $1::text "                  \
+                    "AND u.avatar <> ''))::int")                                                   \
     X(ATT_REF, "INSERT INTO attachment_refs(att_id, room_id, seq) "                                \
                "VALUES ($1::text, $2::bigint, $3::bigint) ON CONFLICT DO NOTHING")                 \
     X(EXTRA_PUT, "INSERT INTO event_extras(room_id, seq, extra) "                                  \
@@ -253,7 +255,9 @@ struct store {
     X(UNREF_EXTRA, "DELETE FROM event_extras WHERE room_id = $1::bigint AND seq = $2::bigint")     \
     X(ATT_EXPIRE, "DELETE FROM attachments WHERE id IN (SELECT a.id FROM attachments a "           \
                   "WHERE a.created_at < $1::bigint AND NOT EXISTS (SELECT 1 FROM "                 \
-                  "attachment_refs r WHERE r.att_id = a.id) LIMIT $2::bigint) RETURNING id")       \
+                  "attachment_refs r WHERE r.att_id = a.id) AND NOT EXISTS (SELECT 1 FROM users "  \
+                  "u WHERE u.avatar = 'att_' || a.id AND u.avatar <> '') LIMIT $2::bigint) "       \
+                  "RETURNING id")                                                                  \
     X(SEARCH_PUT, "INSERT INTO msg_search(room_id, seq, body) "                                    \
                   "VALUES ($1::bigint, $2::bigint, $3::text) "                                     \
                   "ON CONFLICT (room_id, seq) DO UPDATE SET body = excluded.body")                 \

@@ -179,14 +179,17 @@ struct store {
                     "OR EXISTS (SELECT 1 FROM attachment_refs r JOIN members m "                   \
                     "ON m.room_id = r.room_id AND m.user_id = ?2 "                                 \
                     "WHERE r.att_id = ?1 AND r.seq > m.joined_seq AND NOT EXISTS (SELECT 1 "       \
-                    "FROM rooms d WHERE d.id = r.room_id AND d.state = 2))")                       \
+                    "FROM rooms d WHERE d.id = r.room_id AND d.state = 2)) "                       \
+                    "OR EXISTS (SELECT 1 FROM users u WHERE u.avatar = 'att_' || ?1 "              \
+                    "AND u.avatar <> '')")                                                         \
     X(ATT_REF, "INSERT OR IGNORE INTO attachment_refs(att_id, room_id, seq) VALUES (?1, ?2, ?3)")  \
     X(EXTRA_PUT, "INSERT OR REPLACE INTO event_extras(room_id, seq, extra) VALUES (?1, ?2, ?3)")   \
     X(UNREF_REFS, "DELETE FROM attachment_refs WHERE room_id = ?1 AND seq = ?2")                   \
     X(UNREF_EXTRA, "DELETE FROM event_extras WHERE room_id = ?1 AND seq = ?2")                     \
     X(ATT_EXPIRE, "DELETE FROM attachments WHERE id IN (SELECT a.id FROM attachments a "           \
                   "WHERE a.created_at < ?1 AND NOT EXISTS (SELECT 1 FROM attachment_refs r "       \
-                  "WHERE r.att_id = a.id) LIMIT ?2) RETURNING id")                                 \
+                  "WHERE r.att_id = a.id) AND NOT EXISTS (SELECT 1 FROM users u "                  \
+                  "WHERE u.avatar = 'att_' || a.id AND u.avatar <> '') LIMIT ?2) RETURNING id")    \
     X(SEARCH_PUT, "INSERT OR REPLACE INTO msg_search(rowid, body, room_id, seq) "                  \
                   "SELECT id, ?3, ?1, ?2 FROM events WHERE room_id = ?1 AND seq = ?2")             \
     X(SEARCH_DEL, "INSERT OR REPLACE INTO msg_search(rowid, body, room_id, seq) "                  \

@@ -270,6 +270,9 @@ static const char *const store_sqlite_migrations[] = {
     "  user_id INTEGER NOT NULL,"
     "  muted INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (room_id, user_id)) WITHOUT ROWID;",
+    /* N (people2): users by avatar, for the download authorization and the expiry of uploads
+     * that are some user's current avatar (attachment_readable, attachments_expire). */
+    "CREATE INDEX users_avatar ON users(avatar) WHERE avatar <> '';",
 };
 
 static const int store_sqlite_nmigrations =

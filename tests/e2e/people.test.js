@@ -6,20 +6,31 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { request, uniqueName, registerUser } = require('./lib/http');
 const { startChat, newUser, loginAgain, api, createRoom, connect, expectError, withClients } = require('./lib/chat');
+const { sleep } = require('./lib/server');
+
+// A 1x1 PNG, and POST /v1/uploads of a body as user u: the attachment id.
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAcCBlogAAAABJRU5ErkJggg==', 'base64');
+async function uploadAs(srv, u, body, type) {
+  const r = await request(srv, 'POST', '/v1/uploads', { body, headers: { 'Content-Type': type, Authorization: `Bearer ${u.token}` } });
+  assert.equal(r.status, 201, r.text);
+  return r.body.attachment.id;
+}
+const download = (srv, u, id) => request(srv, 'GET', `/v1/attachments/${id}`, { token: u && u.token });
 
 test('profiles: PATCH /v1/me and the user objects of me, users, search, members, DM listings', async () => {
   const srv = await startChat();
   try {
     const a = await newUser(srv, 'pa');
     const b = await newUser(srv, 'pb');
-    const r = await api(srv, a).patch('/v1/me', { display_name: 'Ада Lovelace', avatar: 'a_up1oad-ID', status_text: 'on a break' });
+    const pic = await uploadAs(srv, a, PNG, 'image/png');
+    const r = await api(srv, a).patch('/v1/me', { display_name: 'Ада Lovelace', avatar: pic, status_text: 'on a break' });
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(
       { d: r.body.user.display_name, a: r.body.user.avatar, s: r.body.user.status_text },
-      { d: 'Ада Lovelace', a: 'a_up1oad-ID', s: 'on a break' });
+      { d: 'Ада Lovelace', a: pic, s: 'on a break' });
     const check = (u, what) => {
       assert.equal(u.display_name, 'Ада Lovelace', what);
-      assert.equal(u.avatar, 'a_up1oad-ID', what);
+      assert.equal(u.avatar, pic, what);
       assert.equal(u.status_text, 'on a break', what);
     };
     check((await api(srv, a).get('/v1/me')).body.user, 'me');
@@ -340,6 +351,63 @@ test('sessions: opaque ids, not a sequence; refresh and logout work with them; g
     // ending one of mine by its opaque id works
     assert.equal((await api(srv, a).del(`/v1/me/sessions/${mine[1]}`)).status, 204);
     expectError(assert, await api(srv, logins[1]).get('/v1/me'), 401, 'unauthorized');
+  } finally {
+    await srv.stop();
+  }
+});
+
+// Avatars (PATCH /v1/me {avatar}): the caller's own image upload, checked; readable by every
+// logged-in user (anyone may see the user), while it is the avatar; never expired while set.
+test('avatars: own image uploads only; any logged-in user may fetch the current avatar; it does not expire', async () => {
+  const srv = await startChat({ 'upload-ttl': 1, 'upload-sweep': 1 });
+  try {
+    const a = await newUser(srv, 'av');
+    const b = await newUser(srv, 'aw'); // shares no room with a
+    const pic = await uploadAs(srv, a, PNG, 'image/png');
+    const text = await uploadAs(srv, a, Buffer.from('not a picture'), 'text/plain');
+    const bpic = await uploadAs(srv, b, PNG, 'image/png');
+    // before it is an avatar, another user cannot fetch a's upload
+    assert.equal((await download(srv, b, pic)).status, 404);
+    // the checks
+    let e = await api(srv, a).patch('/v1/me', { avatar: text });
+    expectError(assert, e, 400, 'invalid_field');
+    assert.match(e.body.message || e.body.error.message, /image/);
+    e = await api(srv, a).patch('/v1/me', { avatar: bpic });
+    expectError(assert, e, 404, 'not_found');
+    expectError(assert, await api(srv, a).patch('/v1/me', { avatar: `att_${'0'.repeat(32)}` }), 404, 'not_found');
+    expectError(assert, await api(srv, a).patch('/v1/me', { avatar: 'a_up1oad-ID' }), 400, 'invalid_field');
+    expectError(assert, await api(srv, a).patch('/v1/me', { avatar: 'att_XYZ' }), 400, 'invalid_field');
+    // a failed avatar changes nothing else in the request
+    const failed = await api(srv, a).patch('/v1/me', { display_name: 'nope', avatar: text });
+    expectError(assert, failed, 400, 'invalid_field');
+    assert.equal((await api(srv, a).get('/v1/me')).body.user.display_name, '');
+    assert.equal((await api(srv, a).get('/v1/me')).body.user.avatar, null);
+    // set: everyone logged in may fetch it
+    const ok = await api(srv, a).patch('/v1/me', { avatar: pic });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((await api(srv, b).get(`/v1/users/${a.id}`)).body.user.avatar, pic);
+    const got = await download(srv, b, pic);
+    assert.equal(got.status, 200);
+    assert.equal(got.headers['content-type'], 'image/png');
+    assert.equal((await download(srv, null, pic)).status, 401, 'not without a token');
+    // the sweep (--upload-ttl 1 s) removes unreferenced uploads, not a current avatar
+    let gone = false;
+    for (let i = 0; i < 40 && !gone; i++) {
+      await sleep(250);
+      gone = (await download(srv, a, text)).status === 404;
+    }
+    assert.ok(gone, 'the unreferenced upload expired (the sweep ran)');
+    assert.equal((await download(srv, a, pic)).status, 200, 'the avatar did not expire');
+    assert.equal((await download(srv, b, pic)).status, 200);
+    // replaced: the old picture is a's private upload again (and may expire)
+    const pic2 = await uploadAs(srv, a, PNG, 'image/png');
+    assert.equal((await api(srv, a).patch('/v1/me', { avatar: pic2 })).status, 200);
+    assert.equal((await download(srv, b, pic2)).status, 200);
+    const old = await download(srv, b, pic);
+    assert.equal(old.status, 404);
+    // cleared: no longer readable by others
+    assert.equal((await api(srv, a).patch('/v1/me', { avatar: null })).status, 200);
+    assert.equal((await download(srv, b, pic2)).status, 404);
   } finally {
     await srv.stop();
   }

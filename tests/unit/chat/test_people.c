@@ -41,15 +41,55 @@ static void profile_text(void **state)
 
 static void avatar_ids(void **state)
 {
-    char big[STORE_AVATAR_MAX + 2];
     (void)state;
     assert_true(people_avatar_valid("", 0));
-    assert_true(people_avatar_valid("a_Zz09-_", 8));
+    assert_true(people_avatar_valid("att_0123456789abcdef0123456789abcdef", 36));
+    assert_false(people_avatar_valid("att_0123456789ABCDEF0123456789abcdef", 36)); /* lowercase */
+    assert_false(people_avatar_valid("att_0123456789abcdef0123456789abcde", 35));
+    assert_false(people_avatar_valid("a_Zz09-_", 8)); /* not an upload id */
     assert_false(people_avatar_valid("../x", 4));
     assert_false(people_avatar_valid("a b", 3));
-    memset(big, 'a', sizeof(big));
-    assert_true(people_avatar_valid(big, STORE_AVATAR_MAX));
-    assert_false(people_avatar_valid(big, STORE_AVATAR_MAX + 1));
+}
+
+/* Uploads for people_avatar_check: "aa..." is user 7's PNG, "bb..." user 7's text file,
+ * "cc..." user 8's PNG. */
+#define ATT_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define ATT_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define ATT_C "cccccccccccccccccccccccccccccccc"
+static int fake_att_get(struct store_conn *c, const char *id, struct store_attachment *out)
+{
+    (void)c;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->id, sizeof(out->id), "%s", id);
+    if (!strcmp(id, ATT_A) || !strcmp(id, ATT_C)) {
+        out->owner = !strcmp(id, ATT_A) ? 7 : 8;
+        snprintf(out->content_type, sizeof(out->content_type), "image/png");
+        return CD_OK;
+    }
+    if (!strcmp(id, ATT_B)) {
+        out->owner = 7;
+        snprintf(out->content_type, sizeof(out->content_type), "text/plain");
+        return CD_OK;
+    }
+    return CD_E_NOT_FOUND;
+}
+
+static void avatar_check(void **state)
+{
+    struct store_ops ops = {.attachment_get = fake_att_get};
+    const char *why;
+    (void)state;
+    assert_int_equal(people_avatar_check(&ops, NULL, 7, "att_" ATT_A, &why), CD_OK);
+    assert_null(why);
+    assert_int_equal(people_avatar_check(&ops, NULL, 7, "att_" ATT_B, &why), CD_E_INVALID_FIELD);
+    assert_non_null(strstr(why, "image"));
+    assert_int_equal(people_avatar_check(&ops, NULL, 7, "att_" ATT_C, &why), CD_E_NOT_FOUND);
+    assert_non_null(why); /* another user's upload: as if it did not exist */
+    assert_int_equal(people_avatar_check(&ops, NULL, 8, "att_" ATT_C, &why), CD_OK);
+    assert_int_equal(
+        people_avatar_check(&ops, NULL, 7, "att_dddddddddddddddddddddddddddddddd", &why),
+        CD_E_NOT_FOUND);
+    assert_int_equal(people_avatar_check(&ops, NULL, 7, "att_x", &why), CD_E_INVALID_FIELD);
 }
 
 static void prefix_ranges(void **state)
@@ -147,6 +187,7 @@ int main(void)
         cmocka_unit_test(ids_are_random_and_large),
         cmocka_unit_test(profile_text),
         cmocka_unit_test(avatar_ids),
+        cmocka_unit_test(avatar_check),
         cmocka_unit_test(prefix_ranges),
         cmocka_unit_test(block_set),
         cmocka_unit_test(blocklist_marks),

@@ -1503,6 +1503,38 @@ static void session_insert_id_conflicts(void **state)
     assert_true(rt.session_id == small);
 }
 
+/* An upload that is some user's current avatar: readable by anyone, never expired; once the
+ * avatar changes, neither. */
+static void avatar_attachments_readable_and_kept(void **state)
+{
+    struct fx *f = *state;
+    struct store_attachment a = {.size = 5, .created_at = 100};
+    struct ids k;
+    char avatar[48];
+    int ok = -1;
+
+    snprintf(a.id, sizeof(a.id), "%032d", 9);
+    a.owner = f->alice;
+    snprintf(a.content_type, sizeof(a.content_type), "image/png");
+    snprintf(a.name, sizeof(a.name), "me.png");
+    snprintf(a.sha256, sizeof(a.sha256), "%064d", 9);
+    assert_int_equal(f->ops->attachment_insert(f->c, &a), CD_OK);
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 0);
+    snprintf(avatar, sizeof(avatar), "att_%s", a.id);
+    assert_int_equal(f->ops->profile_set(f->c, f->alice, NULL, avatar, NULL), CD_OK);
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 1);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->attachments_expire(f->c, 1000, 10, on_id, &k), CD_OK);
+    assert_int_equal(k.n, 0); /* the avatar stays */
+    assert_int_equal(f->ops->profile_set(f->c, f->alice, NULL, "", NULL), CD_OK);
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 0);
+    assert_int_equal(f->ops->attachments_expire(f->c, 1000, 10, on_id, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+}
+
 static void sessions_and_invites(void **state)
 {
     struct fx *f = *state;
@@ -1588,6 +1620,7 @@ static void sessions_and_invites(void **state)
         cmocka_unit_test_setup_teardown(public_rooms_and_hidden_dms, setup, teardown),             \
         cmocka_unit_test_setup_teardown(sessions_and_invites, setup, teardown),         \
         cmocka_unit_test_setup_teardown(session_insert_id_conflicts, setup, teardown),             \
+        cmocka_unit_test_setup_teardown(avatar_attachments_readable_and_kept, setup, teardown),    \
         cmocka_unit_test_setup_teardown(search_rooms_window_edit_delete, setup, teardown),         \
         cmocka_unit_test_setup_teardown(attachments_refs_readable_expire, setup, teardown),        \
         cmocka_unit_test_setup_teardown(search_indexer_catches_up, setup, teardown),
