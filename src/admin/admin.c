@@ -14,6 +14,7 @@
 
 #include "auth/auth.h"
 #include "auth/jwt.h"
+#include "auth/session.h"
 #include "chat/people.h"
 #include "net/net.h"
 #include "server/config.h"
@@ -433,7 +434,7 @@ static int tx_session(struct cmd *c, struct db *d, void *arg)
         return 1;
     }
     o->id = u.id;
-    if ((rc = d->ops->session_insert(d->conn, u.id, clock_unix_ms(), &o->sessions)) != CD_OK) {
+    if ((rc = session_create(d->ops, d->conn, u.id, clock_unix_ms(), &o->sessions)) != CD_OK) {
         fprintf(c->err, "chatd: cannot create a session: %s\n", cd_status_message(rc));
         return 1;
     }

@@ -1,5 +1,7 @@
 #include "auth/session.h"
 
+#include <sodium.h>
+
 #include "util/log.h"
 #include "util/status.h"
 
@@ -15,10 +17,28 @@ static int issue(const struct store_ops *ops, struct store_conn *sc, int64_t use
     return ops->refresh_insert(sc, &rt);
 }
 
+int64_t session_new_id(void)
+{
+    uint64_t r;
+    randombytes_buf(&r, sizeof(r));
+    return SESSION_ID_MIN + (int64_t)(r % (uint64_t)(SESSION_ID_MAX - SESSION_ID_MIN));
+}
+
+int session_create(const struct store_ops *ops, struct store_conn *sc, int64_t user_id,
+                   int64_t now_ms, int64_t *sid)
+{
+    int rc = CD_E_CONFLICT;
+    for (int tries = 0; rc == CD_E_CONFLICT && tries < 8; tries++) {
+        *sid = session_new_id();
+        rc = ops->session_insert_id(sc, *sid, user_id, now_ms);
+    }
+    return rc;
+}
+
 int session_start(const struct store_ops *ops, struct store_conn *sc, int64_t user_id,
                   int64_t now_ms, int64_t ttl_ms, char token[AUTH_REFRESH_LEN + 1], int64_t *sid)
 {
-    int rc = ops->session_insert(sc, user_id, now_ms, sid);
+    int rc = session_create(ops, sc, user_id, now_ms, sid);
     return rc == CD_OK ? issue(ops, sc, user_id, *sid, now_ms, ttl_ms, token) : rc;
 }
 

@@ -8,6 +8,20 @@
 #include "auth/auth.h"
 #include "store/store.h"
 
+/* New sessions get ids drawn uniformly from [SESSION_ID_MIN, SESSION_ID_MAX) (as new users,
+ * chat/people.h): a session id says nothing about how many logins the server has seen and
+ * cannot be guessed from another. Sessions created before keep their small sequential ids;
+ * both kinds are formatted and parsed the same way ("s_<n>", the JWT's "sid"). */
+#define SESSION_ID_MIN (INT64_C(1) << 32)
+#define SESSION_ID_MAX (INT64_C(1) << 53) /* exclusive; exact as JSON numbers (the JWT "sid") */
+
+/* A random session id in [SESSION_ID_MIN, SESSION_ID_MAX) (libsodium). Any thread. */
+int64_t session_new_id(void);
+/* Insert a session of user_id under a fresh random id (a drawn id that is taken is drawn
+ * again, a few times): CD_OK with *sid, or a store error. Writer thread. */
+int session_create(const struct store_ops *ops, struct store_conn *sc, int64_t user_id,
+                   int64_t now_ms, int64_t *sid);
+
 /* Start a session for user_id and issue its first refresh token into token (NUL-terminated).
  * Returns CD_OK (sets *sid) or a store error. */
 int session_start(const struct store_ops *ops, struct store_conn *sc, int64_t user_id,

@@ -38,15 +38,29 @@ struct rbuf *events_frame(const struct jsonw *w)
     return b;
 }
 
-struct rbuf *events_log_frame(const struct store_event *ev)
+void events_log_json_mark(struct jsonw *w, const struct store_event *ev, int blocked)
+{
+    store_event_json(w, ev);
+    if (blocked) {
+        w->len--; /* reopen the object */
+        jsonw_lit(w, ",\"blocked\":true}");
+    }
+}
+
+struct rbuf *events_log_frame_mark(const struct store_event *ev, int blocked)
 {
     struct jsonw w;
     struct rbuf *b;
     jsonw_init(&w, 192 + ev->body_len + ev->body_len / 8 + ev->extra_len);
-    events_log_json(&w, ev);
+    events_log_json_mark(&w, ev, blocked);
     b = events_frame(&w);
     jsonw_free(&w);
     return b;
+}
+
+struct rbuf *events_log_frame(const struct store_event *ev)
+{
+    return events_log_frame_mark(ev, 0);
 }
 
 void events_member_json(struct jsonw *w, int64_t user, const char *action, int role, int64_t by,

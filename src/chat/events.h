@@ -22,6 +22,11 @@ void events_log_json(struct jsonw *w, const struct store_event *ev);
 struct rbuf *events_frame(const struct jsonw *w);
 /* A frame for a log entry: events_log_json + events_frame. */
 struct rbuf *events_log_frame(const struct store_event *ev);
+/* events_log_json, plus "blocked":true when `blocked` (a message from a user the reader
+ * blocks; only reads for one user mark, never the shared live frames). */
+void events_log_json_mark(struct jsonw *w, const struct store_event *ev, int blocked);
+/* events_log_frame with the mark (a frame for one connection: replays). */
+struct rbuf *events_log_frame_mark(const struct store_event *ev, int blocked);
 
 /* Stored details of a member entry (no seq: the store assigns it at the append):
  * {"user","action","role","by","member_count","ts"}. action: "join", "leave", "kick", "role". */

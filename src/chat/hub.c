@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "chat/events.h"
+#include "chat/people.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -146,6 +147,7 @@ struct fetch {
     int rc;
     int64_t *seqs;
     struct rbuf **frames;
+    struct people_blocklist blocked; /* the user's blocks: their messages get "blocked":true */
 };
 
 static int fetch_row(void *ud, const struct store_event *ev)
@@ -157,7 +159,7 @@ static int fetch_row(void *ud, const struct store_event *ev)
         f->frames = xrealloc(f->frames, f->cap * sizeof(*f->frames));
     }
     f->seqs[f->n] = ev->seq;
-    f->frames[f->n] = events_log_frame(ev);
+    f->frames[f->n] = events_log_frame_mark(ev, people_blocklist_marks(&f->blocked, ev));
     f->n++;
     return 0;
 }
@@ -166,11 +168,19 @@ static void fetch_work(uv_work_t *w)
 {
     struct fetch *f = w->data;
     struct store_conn *sc = store_reader(hub__env.db);
+    if (!sc) {
+        f->rc = CD_E_IO;
+        return;
+    }
+    /* A replay is for one connection: messages of users it blocks are marked (one indexed read
+     * of the user's blocks per page; on failure nothing is marked). Live frames are shared by
+     * every receiver and carry no mark. */
+    people_blocklist_read(hub__env.db->ops, sc, f->c->user_id, &f->blocked);
     /* Messages come with their current state (text, deleted, reactions with "me"), so a replay
      * is right even when the edits, deletes and reactions that follow are applied on top. */
-    f->rc = sc ? hub__env.db->ops->messages_page(sc, f->room, f->after, 0, (int)f->limit, 0,
-                                                 f->c->user_id, 0, fetch_row, f)
-               : CD_E_IO;
+    f->rc = hub__env.db->ops->messages_page(sc, f->room, f->after, 0, (int)f->limit, 0,
+                                            f->c->user_id, 0, fetch_row, f);
+    people_blocklist_free(&f->blocked);
 }
 
 static void fetch_done(uv_work_t *w, int status)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat/attach.h"
 #include "net/ws_codec.h"
 #include "util/rbuf.h"
 #include "util/status.h"
@@ -42,14 +43,32 @@ int people_text_valid(const char *s, size_t len, size_t max)
 
 int people_avatar_valid(const char *s, size_t len)
 {
-    if (len > STORE_AVATAR_MAX) return 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '-'))
-            return 0;
+    char id[STORE_ATT_ID_LEN + 1];
+    return len == 0 || (len <= STORE_AVATAR_MAX && attach_id_parse(s, len, id));
+}
+
+int people_avatar_check(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                        const char *avatar, const char **why)
+{
+    char id[STORE_ATT_ID_LEN + 1];
+    struct store_attachment a;
+    int rc;
+    *why = NULL;
+    if (!attach_id_parse(avatar, strlen(avatar), id)) {
+        *why = "avatar must be an upload id (att_ and 32 hex digits)";
+        return CD_E_INVALID_FIELD;
     }
-    return 1;
+    rc = ops->attachment_get(sc, id, &a);
+    if (rc == CD_E_NOT_FOUND || (rc == CD_OK && a.owner != user)) {
+        *why = "avatar: no upload of yours with this id (upload the picture first, or it expired)";
+        return CD_E_NOT_FOUND;
+    }
+    if (rc != CD_OK) return rc;
+    if (strncmp(a.content_type, "image/", 6) != 0 || a.content_type[6] == '\0') {
+        *why = "avatar must be an image upload (Content-Type image/...)";
+        return CD_E_INVALID_FIELD;
+    }
+    return CD_OK;
 }
 
 int people_prefix_range(const char *prefix, size_t len, char *lo, char *hi)
@@ -168,6 +187,55 @@ static int load_row(void *ud, int64_t user, int64_t other)
 int people_blocks_load(const struct store_ops *ops, struct store_conn *sc)
 {
     return ops->blocks_all(sc, load_row, NULL);
+}
+
+static int blocklist_row(void *ud, const struct store_profile *p, const struct store_member *m,
+                         int64_t at)
+{
+    struct people_blocklist *bl = ud;
+    (void)m;
+    (void)at;
+    if ((bl->n & (bl->n + 1)) == 0 || !bl->ids) /* 0, 1, 3, 7, ...: grow */
+        bl->ids = xrealloc(bl->ids, (bl->n * 2 + 2) * sizeof(int64_t));
+    bl->ids[bl->n++] = p->id;
+    return 0;
+}
+
+int people_blocklist_read(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                          struct people_blocklist *bl)
+{
+    int rc;
+    bl->ids = NULL;
+    bl->n = 0;
+    rc = ops->pair_list(sc, STORE_BLOCKS, user, 0, PEOPLE_BLOCKLIST_MAX, blocklist_row, bl);
+    if (rc != CD_OK) people_blocklist_free(bl);
+    return rc;
+}
+
+int people_blocklist_has(const struct people_blocklist *bl, int64_t other)
+{
+    size_t lo = 0, hi = bl->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (bl->ids[mid] == other) return 1;
+        if (bl->ids[mid] < other)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+int people_blocklist_marks(const struct people_blocklist *bl, const struct store_event *ev)
+{
+    return bl->n && ev->kind == EV_MESSAGE && people_blocklist_has(bl, ev->sender);
+}
+
+void people_blocklist_free(struct people_blocklist *bl)
+{
+    free(bl->ids);
+    bl->ids = NULL;
+    bl->n = 0;
 }
 
 int people_block_exec(const struct store_ops *ops, struct store_conn *sc, int64_t user,

@@ -34,9 +34,16 @@ int people_user_create(const struct store_ops *ops, struct store_conn *sc, const
 /* display_name / status_text: valid UTF-8, at most max bytes, no control characters (C0, DEL,
  * C1). 1 when valid. */
 int people_text_valid(const char *s, size_t len, size_t max);
-/* avatar: "" (none) or the id of an upload: 1-STORE_AVATAR_MAX bytes of [A-Za-z0-9_-]. The
- * format is all that is checked (the attachments module owns uploads). */
+/* avatar: "" (none) or the id of an upload as clients see it, "att_" + 32 lowercase hex digits
+ * (chat/attach.h). 1 when the format is valid. */
 int people_avatar_valid(const char *s, size_t len);
+/* Writer or reader thread: a valid non-empty avatar id names an upload of user's whose content
+ * type is an image (image/...): CD_OK; CD_E_NOT_FOUND when there is no such upload or it is
+ * another user's (an avatar is always the user's own upload); CD_E_INVALID_FIELD when it is
+ * not an image; a store error. *why gets a static message for the error answer. Avatars are
+ * readable by every user (store_ops.attachment_readable) and never expire while set. */
+int people_avatar_check(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                        const char *avatar, const char **why);
 /* The username range of a prefix: lo = prefix, hi = prefix with its last byte + 1 (so
  * lo <= username < hi is "starts with prefix"). 0 unless the prefix is PEOPLE_PREFIX_MIN to
  * STORE_USERNAME_MAX characters of the username alphabet. lo and hi hold
@@ -50,6 +57,25 @@ void people_blocks_forget_user(int64_t user);
 int people_blocks(int64_t user, int64_t other);
 /* Load every stored block (at start, before connections). */
 int people_blocks_load(const struct store_ops *ops, struct store_conn *sc);
+
+/* The users one user blocks, read once per request so that the reads returning messages to
+ * that user (REST history and thread history, sync replays and gap fills, search) can mark
+ * their messages "blocked":true. At most PEOPLE_BLOCKLIST_MAX blocks count (the first in
+ * user id order); ids ascending. */
+#define PEOPLE_BLOCKLIST_MAX 10000
+struct people_blocklist {
+    int64_t *ids; /* malloc'ed, ascending; NULL when n == 0 */
+    size_t n;
+};
+/* One store read (pair_list on sc, any thread's read connection). On a store error the list
+ * is left empty (nothing is marked) and the error returned. Free with people_blocklist_free. */
+int people_blocklist_read(const struct store_ops *ops, struct store_conn *sc, int64_t user,
+                          struct people_blocklist *bl);
+/* 1 when other is in the list: O(log n). */
+int people_blocklist_has(const struct people_blocklist *bl, int64_t other);
+/* 1 when the entry ev, returned to the list's owner, is a message to mark "blocked". */
+int people_blocklist_marks(const struct people_blocklist *bl, const struct store_event *ev);
+void people_blocklist_free(struct people_blocklist *bl);
 
 /* Writer thread: user blocks other (idempotent): other can no longer open or write to their
  * direct room, add user to rooms, or see user's presence. CD_E_NOT_FOUND: no such live user;

@@ -1,5 +1,6 @@
 /* api_msgops.c - REST for message operations (edit, delete, react), receipts and the user's
  * settings. The rules are chat/msgops.c's; this file only translates HTTP to calls. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +19,10 @@ struct op_call {
     char cmid[CHAT_CMID_MAX + 1];
     struct chat_out out;
     struct chat_sent sent;
-    int share; /* settings */
+    int share;      /* settings */
+    int64_t sid;    /* delivered: the device (the access token's login session) */
+    int64_t *pairs; /* delivered: (room, seq) pairs, then the watermarks in place of seq */
+    size_t npairs;
 };
 
 #define OP_CALL(j) ((struct op_call *)((char *)(j)-offsetof(struct api_call, job)))
@@ -33,6 +37,7 @@ static void op_cleanup(struct api_call *call)
     struct op_call *oc = (struct op_call *)call;
     chat_out_discard(&oc->out);
     free(oc->body);
+    free(oc->pairs);
 }
 
 /* The answer of an operation: {"room","seq","target","ts","client_msg_id","duplicate","changed"}
@@ -258,6 +263,104 @@ void api_receipts(struct api_req *r)
     oc->base.work_fn = receipts_work;
     oc->base.after_fn = api_call_finish;
     api_call_work(&oc->base);
+}
+
+/* ---- POST /v1/rooms/{id}/delivered, POST /v1/me/delivered ---- */
+
+static int delivered_exec(const struct store_ops *ops, struct store_conn *sc, struct store_job *j)
+{
+    struct op_call *oc = OP_CALL(j);
+    json_t *arr;
+    for (size_t i = 0; i < oc->npairs; i++) {
+        int st = chat_delivered(ops, sc, oc->pairs[2 * i], oc->op.user, oc->sid,
+                                oc->pairs[2 * i + 1], &oc->pairs[2 * i + 1]);
+        if (st != CD_OK) { /* the whole request fails (the savepoint undoes the others) */
+            oc->base.status = st;
+            return st;
+        }
+    }
+    arr = json_array();
+    for (size_t i = 0; i < oc->npairs; i++) {
+        char rid[32];
+        id_format(rid, sizeof(rid), 'r', oc->pairs[2 * i]);
+        json_array_append_new(
+            arr, json_pack("{s:s,s:I}", "room", rid, "seq", (json_int_t)oc->pairs[2 * i + 1]));
+    }
+    json_decref(oc->base.result);
+    oc->base.result = json_pack("{s:o}", "rooms", arr);
+    return CD_OK;
+}
+
+static void delivered_reset(struct store_job *j)
+{
+    struct op_call *oc = OP_CALL(j);
+    json_decref(oc->base.result);
+    oc->base.result = NULL;
+    oc->base.status = CD_OK;
+}
+
+/* A {"room"?, "seq"} object: room from o (batched) or the path; answers errors itself. */
+static int delivered_pair(struct api_req *r, json_t *o, int64_t *room, int64_t *seq)
+{
+    json_t *s = json_object_get(o, "seq"), *rm = json_object_get(o, "room");
+    if (r->route == ROUTE_DELIVERED_BATCH) {
+        if (!json_is_string(rm) ||
+            !id_parse((struct slice){json_string_value(rm), json_string_length(rm)}, 'r', room)) {
+            api_respond_error(r, CD_E_INVALID_FIELD, "rooms must hold {room (a room id), seq}");
+            return 0;
+        }
+    } else if (!id_parse(r->param, 'r', room)) {
+        api_respond_error(r, CD_E_NOT_FOUND, "no such room");
+        return 0;
+    }
+    if (!json_is_integer(s) || json_integer_value(s) < 0) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "seq (non-negative integer) is required");
+        return 0;
+    }
+    *seq = json_integer_value(s);
+    return 1;
+}
+
+/* POST /v1/rooms/{id}/delivered {"seq"} and POST /v1/me/delivered {"rooms":[{"room","seq"}]}
+ * (1-CHAT_DELIVERED_BATCH pairs): the REST form of the WebSocket `delivered`. The device is the
+ * login session of the access token, as for a WebSocket; limited with `read` (--read-rate). */
+void api_delivered(struct api_req *r)
+{
+    json_t *rooms = json_object_get(r->body, "rooms");
+    size_t n = r->route == ROUTE_DELIVERED_BATCH ? json_array_size(rooms) : 1;
+    struct op_call *oc;
+    int64_t wait, *pairs;
+    char key[24];
+    int k;
+
+    if (r->route == ROUTE_DELIVERED_BATCH &&
+        (!json_is_array(rooms) || n == 0 || n > CHAT_DELIVERED_BATCH)) {
+        api_respond_error(r, CD_E_INVALID_FIELD, "rooms must be an array of 1-100 {room, seq}");
+        return;
+    }
+    pairs = xmalloc(2 * n * sizeof(*pairs));
+    for (size_t i = 0; i < n; i++)
+        if (!delivered_pair(r, rooms ? json_array_get(rooms, i) : r->body, &pairs[2 * i],
+                            &pairs[2 * i + 1])) {
+            free(pairs);
+            return;
+        }
+    k = snprintf(key, sizeof(key), "%lld", (long long)r->user_id);
+    if ((wait = limiter_take(&r->app->reads, key, (size_t)k, clock_unix_ms()))) {
+        free(pairs);
+        api_respond_retry(r, wait);
+        return;
+    }
+    oc = (struct op_call *)api_call_new(r, sizeof(*oc));
+    oc->base.cleanup = op_cleanup;
+    oc->op.user = r->user_id;
+    oc->sid = r->sid;
+    oc->pairs = pairs;
+    oc->npairs = n;
+    oc->base.job.exec = delivered_exec;
+    oc->base.job.reset = delivered_reset;
+    oc->base.job.room_id = n == 1 ? pairs[0] : 0;
+    api_call_write(&oc->base);
 }
 
 /* ---- GET|PATCH /v1/me/settings ---- */

@@ -178,7 +178,7 @@ static int me_patch_exec(const struct store_ops *ops, struct store_conn *sc, str
 {
     struct people_call *pc = PEOPLE_CALL(j);
     struct store_profile p;
-    int st = api_profile_set(ops, sc, pc->user, &pc->prof, &p);
+    int st = api_profile_set(ops, sc, pc->user, &pc->prof, &p, &pc->base.error_message);
     if (job_status(pc, st) != CD_OK) return st;
     pc->base.result = json_pack("{s:o}", "user", api_user_json(&p));
     return CD_OK;
@@ -205,8 +205,7 @@ static int profile_field(struct api_req *r, const char *key, size_t max, int ava
         return 1;
     }
     if (avatar)
-        snprintf(msg, sizeof(msg), "avatar must be an upload id (1-%d bytes of A-Z a-z 0-9 _ -)",
-                 STORE_AVATAR_MAX);
+        snprintf(msg, sizeof(msg), "avatar must be an upload id (att_ and 32 hex digits) or null");
     else
         snprintf(msg, sizeof(msg),
                  "%s must be a string of at most %zu bytes without control "
@@ -227,9 +226,14 @@ int api_profile_fields(struct api_req *r, struct api_profile *out)
 }
 
 int api_profile_set(const struct store_ops *ops, struct store_conn *sc, int64_t user,
-                    const struct api_profile *prof, struct store_profile *out)
+                    const struct api_profile *prof, struct store_profile *out, const char **why)
 {
-    int st = ops->profile_set(sc, user, prof->has_display_name ? prof->display_name : NULL,
+    int st = CD_OK;
+    /* a new avatar: the user's own image upload (checked in the write's transaction) */
+    if (prof->has_avatar && prof->avatar[0])
+        st = people_avatar_check(ops, sc, user, prof->avatar, why);
+    if (st == CD_OK)
+        st = ops->profile_set(sc, user, prof->has_display_name ? prof->display_name : NULL,
                               prof->has_avatar ? prof->avatar : NULL,
                               prof->has_status_text ? prof->status_text : NULL);
     return st == CD_OK ? ops->profile_get(sc, user, out) : st;

@@ -9,6 +9,7 @@
 #include "chat/attach.h"
 #include "chat/events.h"
 #include "chat/msgops.h"
+#include "chat/people.h"
 #include "chat/rooms.h"
 #include "server/app.h"
 #include "util/jsonw.h"
@@ -43,10 +44,9 @@ struct room_call {
     int created;
     struct jsonw w; /* history rows */
     int rows;
-    int more;         /* history: a row past `limit` exists */
-    int64_t *blocked; /* history: users the caller blocks, ascending (their messages get
-                         "blocked":true) */
-    size_t nblocked;
+    int more;                        /* history: a row past `limit` exists */
+    struct people_blocklist blocked; /* history: users the caller blocks (their messages get
+                                        "blocked":true) */
     int64_t last_row_seq;
 };
 
@@ -79,7 +79,7 @@ static void room_call_cleanup(struct api_call *call)
     chat_out_discard(&rc->out);
     free(rc->members);
     free(rc->body);
-    free(rc->blocked);
+    people_blocklist_free(&rc->blocked);
 }
 
 static struct room_call *room_call_new(struct api_req *r)
@@ -528,20 +528,6 @@ void api_room_get(struct api_req *r)
     api_call_work(&rc->base);
 }
 
-static int blocked_by_caller(const struct room_call *rc, int64_t user)
-{
-    size_t lo = 0, hi = rc->nblocked;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (rc->blocked[mid] == user) return 1;
-        if (rc->blocked[mid] < user)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
-}
-
 static int history_row(void *ud, const struct store_event *ev)
 {
     struct room_call *rc = ud;
@@ -550,25 +536,7 @@ static int history_row(void *ud, const struct store_event *ev)
         return 1;
     }
     if (rc->rows++) jsonw_lit(&rc->w, ",");
-    events_log_json(&rc->w, ev);
-    if (ev->kind == EV_MESSAGE && rc->nblocked && blocked_by_caller(rc, ev->sender)) {
-        rc->w.len--; /* reopen the object */
-        jsonw_lit(&rc->w, ",\"blocked\":true}");
-    }
-    return 0;
-}
-
-#define HISTORY_BLOCKS_MAX 10000 /* blocks of the caller looked at for the "blocked" marks */
-
-static int blocked_row(void *ud, const struct store_profile *p, const struct store_member *m,
-                       int64_t at)
-{
-    struct room_call *rc = ud;
-    (void)m;
-    (void)at;
-    if ((rc->nblocked & (rc->nblocked + 1)) == 0 || !rc->blocked) /* 0, 1, 3, 7, ...: grow */
-        rc->blocked = xrealloc(rc->blocked, (rc->nblocked * 2 + 2) * sizeof(int64_t));
-    rc->blocked[rc->nblocked++] = p->id;
+    events_log_json_mark(&rc->w, ev, people_blocklist_marks(&rc->blocked, ev));
     return 0;
 }
 
@@ -615,8 +583,7 @@ static void history_work(struct api_call *call)
         return;
     }
     if ((call->status = read_member(rc, sc, &m)) != CD_OK) return;
-    if (ops->pair_list(sc, STORE_BLOCKS, rc->user, 0, HISTORY_BLOCKS_MAX, blocked_row, rc) != CD_OK)
-        rc->nblocked = 0;
+    people_blocklist_read(ops, sc, rc->user, &rc->blocked); /* on failure: nothing marked */
     jsonw_init(&rc->w, 4096);
     jsonw_lit(&rc->w, "{\"messages\":[");
     if (rc->desc) {

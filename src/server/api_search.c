@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat/people.h"
 #include "chat/search.h"
 #include "server/app.h"
 #include "store/store_json.h"
@@ -18,6 +19,7 @@ struct search_call {
     struct jsonw w;
     int rows, more;
     int64_t last_pos;
+    struct people_blocklist blocked; /* users the caller blocks: their hits get "blocked":true */
 };
 
 static int search_row(void *ud, const struct store_search_hit *h)
@@ -43,6 +45,7 @@ static int search_row(void *ud, const struct store_search_hit *h)
     search_snippet_json(w, h->snippet, h->snippet_len);
     jsonw_key(w, "cursor", 0);
     jsonw_int(w, h->pos);
+    if (people_blocklist_has(&sc->blocked, h->sender)) jsonw_lit(w, ",\"blocked\":true");
     jsonw_lit(w, "}");
     sc->last_pos = h->pos;
     return 0;
@@ -57,9 +60,12 @@ static void search_work(struct api_call *call)
         call->status = CD_E_IO;
         return;
     }
+    /* one read of the caller's blocks (on failure: nothing marked) */
+    people_blocklist_read(call->app->db.ops, conn, sc->q.user, &sc->blocked);
     jsonw_init(&sc->w, 4096);
     jsonw_lit(&sc->w, "{\"messages\":[");
     call->status = call->app->db.ops->search(conn, &sc->q, search_row, sc);
+    people_blocklist_free(&sc->blocked);
     jsonw_lit(&sc->w, "],\"has_more\":");
     jsonw_lit(&sc->w, sc->more ? "true" : "false");
     jsonw_key(&sc->w, "next_before", 0);

@@ -359,7 +359,7 @@ static int user_patch_exec(const struct store_ops *ops, struct store_conn *sc, s
 
     if (rc == CD_OK && p.deleted_at) rc = CD_E_NOT_FOUND;
     if (rc == CD_OK && (s->prof.has_display_name || s->prof.has_avatar || s->prof.has_status_text))
-        rc = api_profile_set(ops, sc, s->user, &s->prof, &p);
+        rc = api_profile_set(ops, sc, s->user, &s->prof, &p, &s->base.error_message);
     if (rc == CD_OK && s->disable >= 0)
         rc = people_user_set_enabled(ops, sc, s->user, !s->disable, clock_unix_ms(), &s->ended,
                                      &s->nended);

@@ -111,6 +111,8 @@ void app_metrics_render(struct app *app, char **buf, size_t *len, size_t *cap);
     X(MESSAGE_REACT, "message_react")                                                              \
     X(THREAD_MESSAGES, "thread_messages")                                                          \
     X(RECEIPTS, "receipts")                                                                        \
+    X(DELIVERED, "delivered")                                                                      \
+    X(DELIVERED_BATCH, "delivered_batch")                                                          \
     X(SETTINGS_GET, "settings_get")                                                                \
     X(SETTINGS_PATCH, "settings_patch")                                                            \
     X(ME_PATCH, "me_patch")                                                                        \
@@ -174,7 +176,8 @@ struct api_call {
     json_t *result;                           /* response object on success (owned) */
     int http_status;                          /* success status (200/201/204) */
     int64_t retry_ms; /* with status CD_E_RATE_LIMITED: the wait for Retry-After (0: none) */
-    char *raw;        /* prebuilt JSON response body (malloc'ed), instead of result */
+    const char *error_message; /* static text of an error answer (NULL: the status's own) */
+    char *raw;                 /* prebuilt JSON response body (malloc'ed), instead of result */
     size_t raw_len;
     /* Optional, writer thread, after the commit and before the answer: publish events. */
     void (*committed)(struct api_call *call);
@@ -288,6 +291,7 @@ void api_message_edit(struct api_req *r); /* api_msgops.c */
 void api_message_delete(struct api_req *r);
 void api_message_react(struct api_req *r);
 void api_receipts(struct api_req *r);
+void api_delivered(struct api_req *r);
 void api_settings_get(struct api_req *r);
 void api_settings_patch(struct api_req *r);
 /* The JSON answer of an edit, delete or reaction (REST body; the WebSocket ack has the same
@@ -314,9 +318,11 @@ struct api_profile {
 /* Parse r's body into out: 1, or 0 after answering 400 invalid_field. */
 int api_profile_fields(struct api_req *r, struct api_profile *out);
 /* Writer thread: store the fields present, then read the profile into out. CD_E_NOT_FOUND: no
- * such user. Profile changes are no log entries (docs/PROTOCOL.md): every read shows them. */
+ * such user (or the avatar is not the user's upload: *why says which). A new avatar must be the
+ * user's own image upload (people_avatar_check). Profile changes are no log entries
+ * (docs/PROTOCOL.md): every read shows them. */
 int api_profile_set(const struct store_ops *ops, struct store_conn *sc, int64_t user,
-                    const struct api_profile *prof, struct store_profile *out);
+                    const struct api_profile *prof, struct store_profile *out, const char **why);
 void api_me_patch(struct api_req *r);
 void api_me_delete(struct api_req *r);
 void api_me_password(struct api_req *r);

@@ -116,6 +116,10 @@ static const struct route routes[] = {
     {HTTP_GET, "/v1/rooms/{id}/threads/{id}/messages", ROUTE_THREAD_MESSAGES, ROUTE_F_AUTH,
      api_history},
     {HTTP_GET, "/v1/rooms/{id}/receipts", ROUTE_RECEIPTS, ROUTE_F_AUTH, api_receipts},
+    {HTTP_POST, "/v1/rooms/{id}/delivered", ROUTE_DELIVERED, ROUTE_F_AUTH | ROUTE_F_JSON,
+     api_delivered},
+    {HTTP_POST, "/v1/me/delivered", ROUTE_DELIVERED_BATCH, ROUTE_F_AUTH | ROUTE_F_JSON,
+     api_delivered},
     {HTTP_GET, "/v1/me/settings", ROUTE_SETTINGS_GET, ROUTE_F_AUTH, api_settings_get},
     {HTTP_PATCH, "/v1/me/settings", ROUTE_SETTINGS_PATCH, ROUTE_F_AUTH | ROUTE_F_JSON,
      api_settings_patch},
@@ -250,9 +254,9 @@ void api_call_finish(struct api_call *call)
         } else if (call->status == CD_E_RATE_LIMITED && call->retry_ms > 0) {
             send_retry(call->app, c, call->route, call->start_ms, call->retry_ms);
         } else {
-            api_send_error(call->app, c, call->route, call->start_ms, call->status, NULL,
-                           call->status == CD_E_UNAUTHORIZED ? "WWW-Authenticate: Bearer\r\n"
-                                                             : NULL);
+            api_send_error(
+                call->app, c, call->route, call->start_ms, call->status, call->error_message,
+                call->status == CD_E_UNAUTHORIZED ? "WWW-Authenticate: Bearer\r\n" : NULL);
         }
     }
     /* Not sent: the connection is gone, or the job built its result and then the commit (or a

@@ -454,7 +454,7 @@ struct store_ops {
      * hash and profile are cleared, deleted_at set; the user's contacts and blocks (both
      * directions) are deleted. Memberships and sessions are the caller's. */
     int (*user_erase)(struct store_conn *c, int64_t id, int64_t now_ms);
-    /* The user's live sessions (see struct store_session) in id order. */
+    /* The user's live sessions (see struct store_session) in login order (created_at, id). */
     int (*sessions_of_user)(struct store_conn *c, int64_t user_id, int64_t now_ms,
                             int (*cb)(void *ud, const struct store_session *s), void *ud);
     /* Contacts and blocks: put is idempotent (keeps the first created_at); delete gives
@@ -500,7 +500,8 @@ struct store_ops {
     int (*attachment_get)(struct store_conn *c, const char *id, struct store_attachment *out);
     /* 1 in *out when user may read attachment id: its uploader, or a current member of a room
      * where a message referencing it was posted, with the member's joined_seq below that
-     * message's seq (the same window as history and search), unless the room is deleted. */
+     * message's seq (the same window as history and search), unless the room is deleted; or
+     * anyone when it is some user's current avatar (users.avatar = "att_" + id). */
     int (*attachment_readable)(struct store_conn *c, const char *id, int64_t user, int *out);
     /* Record that message (room, seq) references attachment id (idempotent). */
     int (*attachment_ref)(struct store_conn *c, const char *id, int64_t room, int64_t seq);
@@ -511,7 +512,8 @@ struct store_ops {
      * its extra members are deleted. For message deletion (an attachment nothing references
      * any more is then removed by the next expiry sweep). */
     int (*attachments_unref_message)(struct store_conn *c, int64_t room, int64_t seq);
-    /* Delete at most limit attachments created before before_ms that no message references;
+    /* Delete at most limit attachments created before before_ms that no message references
+     * and that are no user's current avatar;
      * cb gets each deleted id (the caller then deletes the blob). */
     int (*attachments_expire)(struct store_conn *c, int64_t before_ms, int limit,
                               int (*cb)(void *ud, const char *id), void *ud);
@@ -600,6 +602,10 @@ struct store_ops {
     /* Delete at most `limit` pairs whose time is before before_ms (windows that have passed);
      * *n = rows deleted. Writer connection. */
     int (*notify_prune)(struct store_conn *c, int64_t before_ms, int limit, int64_t *n);
+
+    /* Insert a session with a chosen id (opaque session ids, auth/session.c): CD_E_CONFLICT
+     * when the id is taken (the caller draws another). */
+    int (*session_insert_id)(struct store_conn *c, int64_t id, int64_t user_id, int64_t now_ms);
 
     /* 1: search_index_log runs on a connection of its own (conn_open, not the writer), off the
      * writer's group commits; 0: as a writer job. */

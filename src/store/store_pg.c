@@ -112,6 +112,8 @@ struct store {
     X(USER_LAST_SEEN, "UPDATE users SET last_seen = $2::bigint WHERE id = $1::bigint")             \
     X(SESSION_INSERT, "INSERT INTO sessions(user_id, created_at) VALUES ($1::bigint, $2::bigint) " \
                       "RETURNING id")                                                              \
+    X(SESSION_INSERT_ID, "INSERT INTO sessions(id, user_id, created_at) VALUES ($1::bigint, "      \
+                         "$2::bigint, $3::bigint) ON CONFLICT DO NOTHING RETURNING id")            \
     X(SESSION_REVOKE, "UPDATE sessions SET revoked_at = $2::bigint "                               \
                       "WHERE id = $1::bigint AND revoked_at IS NULL")                              \
     X(SESSIONS_REVOKED_SINCE, "SELECT id, revoked_at FROM sessions "                               \
@@ -241,7 +243,9 @@ struct store {
                     "AND owner = $2::bigint) OR EXISTS (SELECT 1 FROM attachment_refs r "          \
                     "JOIN members m ON m.room_id = r.room_id AND m.user_id = $2::bigint "          \
                     "WHERE r.att_id = $1::text AND r.seq > m.joined_seq AND NOT EXISTS "           \
-                    "(SELECT 1 FROM rooms d WHERE d.id = r.room_id AND d.state = 2)))::int")       \
+                    "(SELECT 1 FROM rooms d WHERE d.id = r.room_id AND d.state = 2)) OR EXISTS "   \
+                    "(SELECT 1 FROM users u WHERE u.avatar = 'att_' || $1::text "                  \
+                    "AND u.avatar <> ''))::int")                                                   \
     X(ATT_REF, "INSERT INTO attachment_refs(att_id, room_id, seq) "                                \
                "VALUES ($1::text, $2::bigint, $3::bigint) ON CONFLICT DO NOTHING")                 \
     X(EXTRA_PUT, "INSERT INTO event_extras(room_id, seq, extra) "                                  \
@@ -251,7 +255,9 @@ struct store {
     X(UNREF_EXTRA, "DELETE FROM event_extras WHERE room_id = $1::bigint AND seq = $2::bigint")     \
     X(ATT_EXPIRE, "DELETE FROM attachments WHERE id IN (SELECT a.id FROM attachments a "           \
                   "WHERE a.created_at < $1::bigint AND NOT EXISTS (SELECT 1 FROM "                 \
-                  "attachment_refs r WHERE r.att_id = a.id) LIMIT $2::bigint) RETURNING id")       \
+                  "attachment_refs r WHERE r.att_id = a.id) AND NOT EXISTS (SELECT 1 FROM users "  \
+                  "u WHERE u.avatar = 'att_' || a.id AND u.avatar <> '') LIMIT $2::bigint) "       \
+                  "RETURNING id")                                                                  \
     X(SEARCH_PUT, "INSERT INTO msg_search(room_id, seq, body) "                                    \
                   "VALUES ($1::bigint, $2::bigint, $3::text) "                                     \
                   "ON CONFLICT (room_id, seq) DO UPDATE SET body = excluded.body")                 \
@@ -353,7 +359,7 @@ struct store {
     X(SESSIONS_OF_USER, "SELECT s.id, s.created_at, max(t.created_at) FROM sessions s "            \
                         "JOIN refresh_tokens t ON t.session_id = s.id "                            \
                         "WHERE s.user_id = $1::bigint AND s.revoked_at IS NULL GROUP BY s.id "     \
-                        "HAVING max(t.expires_at) > $2::bigint ORDER BY s.id")                     \
+                        "HAVING max(t.expires_at) > $2::bigint ORDER BY s.created_at, s.id")       \
     PAIR_SQL(X, contacts)                                                                          \
     PAIR_SQL(X, blocks)                                                                            \
     X(BLOCKS_ALL, "SELECT user_id, other_id FROM blocks")                                          \
@@ -1527,6 +1533,18 @@ static int pg_session_insert(struct store_conn *c, int64_t user_id, int64_t now_
     p_int(&p, user_id);
     p_int(&p, now_ms);
     return query_i64(c, SQL_SESSION_INSERT, &p, sid);
+}
+
+static int pg_session_insert_id(struct store_conn *c, int64_t id, int64_t user_id, int64_t now_ms)
+{
+    struct params p = {0};
+    int64_t got;
+    int rc;
+    p_int(&p, id);
+    p_int(&p, user_id);
+    p_int(&p, now_ms);
+    rc = query_i64(c, SQL_SESSION_INSERT_ID, &p, &got);
+    return rc == CD_E_NOT_FOUND ? CD_E_CONFLICT : rc; /* nothing inserted: the id is taken */
 }
 
 static int pg_session_revoke(struct store_conn *c, int64_t sid, int64_t now_ms)
@@ -3145,6 +3163,7 @@ const struct store_ops store_pg_ops = {
     .delivery_replay = pg_delivery_replay,
     .room_mute_put = pg_room_mute_put,
     .room_mute_get = pg_room_mute_get,
+    .session_insert_id = pg_session_insert_id,
     .search_index_own_conn = 1,
     .msg_get = pg_msg_get,
     .msg_thread_put = pg_msg_thread_put,

@@ -248,6 +248,9 @@ static const char *const store_pg_migrations[] = {
     "  ts bigint NOT NULL,"
     "  PRIMARY KEY (user_id, room_id));"
     "CREATE INDEX notify_last_ts ON notify_last(ts);",
+    /* 11: users by avatar, for the download authorization and the expiry of uploads
+     * that are some user's current avatar (attachment_readable, attachments_expire). */
+    "CREATE INDEX users_avatar ON users(avatar) WHERE avatar <> '';",
 };
 
 static const int store_pg_nmigrations =

@@ -86,6 +86,7 @@ struct store {
       "SELECT id, username, pwhash, created_at, last_seen FROM users WHERE username = ?1")         \
     X(USER_LAST_SEEN, "UPDATE users SET last_seen = ?2 WHERE id = ?1")                             \
     X(SESSION_INSERT, "INSERT INTO sessions(user_id, created_at) VALUES (?1, ?2)")                 \
+    X(SESSION_INSERT_ID, "INSERT INTO sessions(id, user_id, created_at) VALUES (?1, ?2, ?3)")      \
     X(SESSION_REVOKE, "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")  \
     X(SESSIONS_REVOKED_SINCE, "SELECT id, revoked_at FROM sessions WHERE revoked_at >= ?1")        \
     X(REFRESH_INSERT, "INSERT INTO refresh_tokens(session_id, user_id, hash, created_at, "         \
@@ -178,14 +179,17 @@ struct store {
                     "OR EXISTS (SELECT 1 FROM attachment_refs r JOIN members m "                   \
                     "ON m.room_id = r.room_id AND m.user_id = ?2 "                                 \
                     "WHERE r.att_id = ?1 AND r.seq > m.joined_seq AND NOT EXISTS (SELECT 1 "       \
-                    "FROM rooms d WHERE d.id = r.room_id AND d.state = 2))")                       \
+                    "FROM rooms d WHERE d.id = r.room_id AND d.state = 2)) "                       \
+                    "OR EXISTS (SELECT 1 FROM users u WHERE u.avatar = 'att_' || ?1 "              \
+                    "AND u.avatar <> '')")                                                         \
     X(ATT_REF, "INSERT OR IGNORE INTO attachment_refs(att_id, room_id, seq) VALUES (?1, ?2, ?3)")  \
     X(EXTRA_PUT, "INSERT OR REPLACE INTO event_extras(room_id, seq, extra) VALUES (?1, ?2, ?3)")   \
     X(UNREF_REFS, "DELETE FROM attachment_refs WHERE room_id = ?1 AND seq = ?2")                   \
     X(UNREF_EXTRA, "DELETE FROM event_extras WHERE room_id = ?1 AND seq = ?2")                     \
     X(ATT_EXPIRE, "DELETE FROM attachments WHERE id IN (SELECT a.id FROM attachments a "           \
                   "WHERE a.created_at < ?1 AND NOT EXISTS (SELECT 1 FROM attachment_refs r "       \
-                  "WHERE r.att_id = a.id) LIMIT ?2) RETURNING id")                                 \
+                  "WHERE r.att_id = a.id) AND NOT EXISTS (SELECT 1 FROM users u "                  \
+                  "WHERE u.avatar = 'att_' || a.id AND u.avatar <> '') LIMIT ?2) RETURNING id")    \
     X(SEARCH_PUT, "INSERT OR REPLACE INTO msg_search(rowid, body, room_id, seq) "                  \
                   "SELECT id, ?3, ?1, ?2 FROM events WHERE room_id = ?1 AND seq = ?2")             \
     X(SEARCH_DEL, "INSERT OR REPLACE INTO msg_search(rowid, body, room_id, seq) "                  \
@@ -266,7 +270,7 @@ struct store {
     X(SESSIONS_OF_USER, "SELECT s.id, s.created_at, max(t.created_at) FROM sessions s "            \
                         "JOIN refresh_tokens t ON t.session_id = s.id WHERE s.user_id = ?1 "       \
                         "AND s.revoked_at IS NULL GROUP BY s.id HAVING max(t.expires_at) > ?2 "    \
-                        "ORDER BY s.id")                                                           \
+                        "ORDER BY s.created_at, s.id")                                             \
     PAIR_SQL(X, contacts)                                                                          \
     PAIR_SQL(X, blocks)                                                                            \
     X(BLOCKS_ALL, "SELECT user_id, other_id FROM blocks")                                          \
@@ -652,6 +656,16 @@ static int sq_session_insert(struct store_conn *c, int64_t user_id, int64_t now_
     sqlite3_bind_int64(s, 1, user_id);
     sqlite3_bind_int64(s, 2, now_ms);
     return step_insert(c, s, "session_insert", sid);
+}
+
+static int sq_session_insert_id(struct store_conn *c, int64_t id, int64_t user_id, int64_t now_ms)
+{
+    sqlite3_stmt *s = stmt(c, SQL_SESSION_INSERT_ID);
+    if (!s) return CD_E_IO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int64(s, 3, now_ms);
+    return step_done(c, s, "session_insert_id"); /* a taken id: CD_E_CONFLICT */
 }
 
 static int sq_session_revoke(struct store_conn *c, int64_t sid, int64_t now_ms)
@@ -2370,6 +2384,7 @@ const struct store_ops store_sqlite_ops = {
     .delivery_replay = sq_delivery_replay,
     .room_mute_put = sq_room_mute_put,
     .room_mute_get = sq_room_mute_get,
+    .session_insert_id = sq_session_insert_id,
     .msg_get = sq_msg_get,
     .msg_thread_put = sq_msg_thread_put,
     .msg_edit = sq_msg_edit,

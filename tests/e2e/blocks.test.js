@@ -104,3 +104,72 @@ test('blocks: in a shared group room the messages stay; my history marks them bl
     await srv.stop();
   }
 });
+
+// Every read that returns messages to me marks those of users I block: REST history and thread
+// history, the WebSocket sync replay, search hits. Live events are shared frames and carry no
+// mark (clients filter them by sender with GET /v1/me/blocks).
+test('blocks: thread history, sync replay and search mark blocked senders; live events do not', async () => {
+  const srv = await startChat({ 'search-index-ms': 20 });
+  try {
+    const a = await newUser(srv, 'ma');
+    const b = await newUser(srv, 'mb');
+    const c = await newUser(srv, 'mc');
+    const room = await createRoom(srv, c, [a, b]);
+    const word = `w${Math.random().toString(36).slice(2, 10)}`;
+    assert.equal((await api(srv, a).post('/v1/me/blocks', { user_id: b.id })).status, 200);
+    const post = async (u, body, extra = {}) => {
+      const r = await api(srv, u).post(`/v1/rooms/${room.id}/messages`, { body, client_msg_id: `m${Math.random()}`, ...extra });
+      assert.equal(r.status, 201, r.text);
+      return r.body;
+    };
+    const root = await post(c, `${word} root from c`);
+    const rb = await post(b, `${word} reply from b`, { thread: root.seq });
+    const rc = await post(c, `${word} reply from c`, { thread: root.seq });
+    // REST thread history
+    const th = (await api(srv, a).get(`/v1/rooms/${room.id}/threads/${root.seq}/messages`)).body.messages;
+    assert.equal(th.find((m) => m.seq === rb.seq).blocked, true);
+    assert.equal(th.find((m) => m.seq === rc.seq).blocked, undefined);
+    const thc = (await api(srv, c).get(`/v1/rooms/${room.id}/threads/${root.seq}/messages`)).body.messages;
+    assert.equal(thc.find((m) => m.seq === rb.seq).blocked, undefined);
+    // search (the SQLite indexer lags: wait for all three hits)
+    let hits;
+    for (let i = 0; i < 100; i++) {
+      const r = await api(srv, a).get(`/v1/search?q=${word}`);
+      assert.equal(r.status, 200, r.text);
+      hits = r.body.messages;
+      if (hits.length >= 3) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(hits.length, 3);
+    assert.equal(hits.find((m) => m.seq === rb.seq).blocked, true);
+    assert.equal(hits.find((m) => m.seq === rc.seq).blocked, undefined);
+    assert.equal(hits.find((m) => m.seq === root.seq).blocked, undefined);
+    const hitsC = (await api(srv, c).get(`/v1/search?q=${word}`)).body.messages;
+    assert.equal(hitsC.find((m) => m.seq === rb.seq).blocked, undefined);
+    // the WebSocket sync replay (a from seq 0; c as a control)
+    const ca = await connect(srv, a, { sync: { [room.id]: 0 } });
+    const cc = await connect(srv, c, { sync: { [room.id]: 0 } });
+    await withClients([ca, cc], async () => {
+      const replayA = ca.entries(room.id);
+      assert.equal(replayA.find((m) => m.seq === rb.seq).blocked, true);
+      assert.equal(replayA.find((m) => m.seq === rc.seq).blocked, undefined);
+      assert.equal(replayA.find((m) => m.seq === root.seq).blocked, undefined);
+      assert.equal(cc.entries(room.id).find((m) => m.seq === rb.seq).blocked, undefined);
+      // live: unmarked (one frame for every receiver)
+      const live = await post(b, 'live from b');
+      await ca.waitFor((x) => x.entries(room.id).some((m) => m.seq === live.seq), 5000, 'live message');
+      assert.equal(ca.entries(room.id).find((m) => m.seq === live.seq).blocked, undefined);
+      assert.equal(ca.entries(room.id).find((m) => m.seq === live.seq).sender, b.id);
+    });
+    // after unblocking, nothing is marked
+    assert.equal((await api(srv, a).del(`/v1/me/blocks/${b.id}`)).status, 204);
+    const th2 = (await api(srv, a).get(`/v1/rooms/${room.id}/threads/${root.seq}/messages`)).body.messages;
+    assert.equal(th2.find((m) => m.seq === rb.seq).blocked, undefined);
+    const ca2 = await connect(srv, a, { sync: { [room.id]: 0 } });
+    await withClients([ca2], async () => {
+      assert.equal(ca2.entries(room.id).find((m) => m.seq === rb.seq).blocked, undefined);
+    });
+  } finally {
+    await srv.stop();
+  }
+});

@@ -6,20 +6,31 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { request, uniqueName, registerUser } = require('./lib/http');
 const { startChat, newUser, loginAgain, api, createRoom, connect, expectError, withClients } = require('./lib/chat');
+const { sleep } = require('./lib/server');
+
+// A 1x1 PNG, and POST /v1/uploads of a body as user u: the attachment id.
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAcCBlogAAAABJRU5ErkJggg==', 'base64');
+async function uploadAs(srv, u, body, type) {
+  const r = await request(srv, 'POST', '/v1/uploads', { body, headers: { 'Content-Type': type, Authorization: `Bearer ${u.token}` } });
+  assert.equal(r.status, 201, r.text);
+  return r.body.attachment.id;
+}
+const download = (srv, u, id) => request(srv, 'GET', `/v1/attachments/${id}`, { token: u && u.token });
 
 test('profiles: PATCH /v1/me and the user objects of me, users, search, members, DM listings', async () => {
   const srv = await startChat();
   try {
     const a = await newUser(srv, 'pa');
     const b = await newUser(srv, 'pb');
-    const r = await api(srv, a).patch('/v1/me', { display_name: 'Ада Lovelace', avatar: 'a_up1oad-ID', status_text: 'on a break' });
+    const pic = await uploadAs(srv, a, PNG, 'image/png');
+    const r = await api(srv, a).patch('/v1/me', { display_name: 'Ада Lovelace', avatar: pic, status_text: 'on a break' });
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(
       { d: r.body.user.display_name, a: r.body.user.avatar, s: r.body.user.status_text },
-      { d: 'Ада Lovelace', a: 'a_up1oad-ID', s: 'on a break' });
+      { d: 'Ада Lovelace', a: pic, s: 'on a break' });
     const check = (u, what) => {
       assert.equal(u.display_name, 'Ада Lovelace', what);
-      assert.equal(u.avatar, 'a_up1oad-ID', what);
+      assert.equal(u.avatar, pic, what);
       assert.equal(u.status_text, 'on a break', what);
     };
     check((await api(srv, a).get('/v1/me')).body.user, 'me');
@@ -285,6 +296,118 @@ test('contacts: add, list (paged), remove', async () => {
     assert.equal((await api(srv, a).get('/v1/me/contacts')).body.contacts.length, 2);
     // contacts are per user
     assert.equal((await api(srv, others[0]).get('/v1/me/contacts')).body.contacts.length, 0);
+  } finally {
+    await srv.stop();
+  }
+});
+
+// Session ids are opaque (drawn at random from [2^32, 2^53), as new users' ids): they do not
+// count the logins the server has seen, and a guessed one names nothing of mine.
+test('sessions: opaque ids, not a sequence; refresh and logout work with them; guesses are 404', async () => {
+  const srv = await startChat();
+  try {
+    const a = await newUser(srv, 'so');
+    const logins = [a];
+    for (let i = 0; i < 4; i++) logins.push(await loginAgain(srv, a));
+    const list = (await api(srv, a).get('/v1/me/sessions')).body.sessions;
+    assert.equal(list.length, 5);
+    const ids = list.map((s) => BigInt(s.id.slice(2)));
+    for (const id of ids) {
+      assert.ok(id >= 2n ** 32n && id < 2n ** 53n, `session id ${id} is in the opaque range`);
+    }
+    const sorted = [...ids].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+    for (let i = 1; i < sorted.length; i++) assert.ok(sorted[i] - sorted[i - 1] > 1n, 'not consecutive');
+    // listed in login order (created_at), whatever the ids
+    for (let i = 1; i < list.length; i++) assert.ok(list[i].created_at >= list[i - 1].created_at);
+    // each login's token names its session (the JWT's sid), as the list's current one
+    const mine = [];
+    for (const u of logins) {
+      const cur = (await api(srv, u).get('/v1/me/sessions')).body.sessions.find((s) => s.current);
+      const sid = JSON.parse(Buffer.from(u.token.split('.')[1], 'base64url').toString()).sid;
+      assert.equal(cur.id, `s_${sid}`);
+      mine.push(cur.id);
+    }
+    assert.equal(new Set(mine).size, 5);
+    // a refresh keeps the session; a logout ends it
+    const last = logins[4];
+    const rr = await request(srv, 'POST', '/v1/auth/refresh', { json: { refresh_token: last.refresh } });
+    assert.equal(rr.status, 200, rr.text);
+    const refreshed = { ...last, token: rr.body.access_token, refresh: rr.body.refresh_token };
+    const cur = (await api(srv, refreshed).get('/v1/me/sessions')).body.sessions.find((s) => s.current);
+    assert.equal(cur.id, mine[4]);
+    const lo = await request(srv, 'POST', '/v1/auth/logout', { json: { refresh_token: refreshed.refresh } });
+    assert.ok(lo.status === 200 || lo.status === 204, lo.text);
+    expectError(assert, await api(srv, refreshed).get('/v1/me'), 401, 'unauthorized');
+    assert.equal((await api(srv, a).get('/v1/me/sessions')).body.sessions.length, 4);
+    // guesses: neighbours of my ids, a random one, another user's: all 404, nothing ended
+    const b = await newUser(srv, 'sp');
+    const bs = (await api(srv, b).get('/v1/me/sessions')).body.sessions[0];
+    assert.ok(BigInt(bs.id.slice(2)) >= 2n ** 32n);
+    for (const guess of [`s_${ids[0] + 1n}`, `s_${ids[0] - 1n}`, 's_1', 's_2', `s_${2n ** 40n + 12345n}`, bs.id]) {
+      expectError(assert, await api(srv, a).del(`/v1/me/sessions/${guess}`), 404, 'not_found');
+    }
+    assert.equal((await api(srv, a).get('/v1/me/sessions')).body.sessions.length, 4);
+    assert.equal((await api(srv, b).get('/v1/me')).status, 200);
+    // ending one of mine by its opaque id works
+    assert.equal((await api(srv, a).del(`/v1/me/sessions/${mine[1]}`)).status, 204);
+    expectError(assert, await api(srv, logins[1]).get('/v1/me'), 401, 'unauthorized');
+  } finally {
+    await srv.stop();
+  }
+});
+
+// Avatars (PATCH /v1/me {avatar}): the caller's own image upload, checked; readable by every
+// logged-in user (anyone may see the user), while it is the avatar; never expired while set.
+test('avatars: own image uploads only; any logged-in user may fetch the current avatar; it does not expire', async () => {
+  const srv = await startChat({ 'upload-ttl': 1, 'upload-sweep': 1 });
+  try {
+    const a = await newUser(srv, 'av');
+    const b = await newUser(srv, 'aw'); // shares no room with a
+    const pic = await uploadAs(srv, a, PNG, 'image/png');
+    const text = await uploadAs(srv, a, Buffer.from('not a picture'), 'text/plain');
+    const bpic = await uploadAs(srv, b, PNG, 'image/png');
+    // before it is an avatar, another user cannot fetch a's upload
+    assert.equal((await download(srv, b, pic)).status, 404);
+    // the checks
+    let e = await api(srv, a).patch('/v1/me', { avatar: text });
+    expectError(assert, e, 400, 'invalid_field');
+    assert.match(e.body.message || e.body.error.message, /image/);
+    e = await api(srv, a).patch('/v1/me', { avatar: bpic });
+    expectError(assert, e, 404, 'not_found');
+    expectError(assert, await api(srv, a).patch('/v1/me', { avatar: `att_${'0'.repeat(32)}` }), 404, 'not_found');
+    expectError(assert, await api(srv, a).patch('/v1/me', { avatar: 'a_up1oad-ID' }), 400, 'invalid_field');
+    expectError(assert, await api(srv, a).patch('/v1/me', { avatar: 'att_XYZ' }), 400, 'invalid_field');
+    // a failed avatar changes nothing else in the request
+    const failed = await api(srv, a).patch('/v1/me', { display_name: 'nope', avatar: text });
+    expectError(assert, failed, 400, 'invalid_field');
+    assert.equal((await api(srv, a).get('/v1/me')).body.user.display_name, '');
+    assert.equal((await api(srv, a).get('/v1/me')).body.user.avatar, null);
+    // set: everyone logged in may fetch it
+    const ok = await api(srv, a).patch('/v1/me', { avatar: pic });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((await api(srv, b).get(`/v1/users/${a.id}`)).body.user.avatar, pic);
+    const got = await download(srv, b, pic);
+    assert.equal(got.status, 200);
+    assert.equal(got.headers['content-type'], 'image/png');
+    assert.equal((await download(srv, null, pic)).status, 401, 'not without a token');
+    // the sweep (--upload-ttl 1 s) removes unreferenced uploads, not a current avatar
+    let gone = false;
+    for (let i = 0; i < 40 && !gone; i++) {
+      await sleep(250);
+      gone = (await download(srv, a, text)).status === 404;
+    }
+    assert.ok(gone, 'the unreferenced upload expired (the sweep ran)');
+    assert.equal((await download(srv, a, pic)).status, 200, 'the avatar did not expire');
+    assert.equal((await download(srv, b, pic)).status, 200);
+    // replaced: the old picture is a's private upload again (and may expire)
+    const pic2 = await uploadAs(srv, a, PNG, 'image/png');
+    assert.equal((await api(srv, a).patch('/v1/me', { avatar: pic2 })).status, 200);
+    assert.equal((await download(srv, b, pic2)).status, 200);
+    const old = await download(srv, b, pic);
+    assert.equal(old.status, 404);
+    // cleared: no longer readable by others
+    assert.equal((await api(srv, a).patch('/v1/me', { avatar: null })).status, 200);
+    assert.equal((await download(srv, b, pic2)).status, 404);
   } finally {
     await srv.stop();
   }

@@ -108,6 +108,71 @@ describe('receipts', () => {
     });
   });
 
+  // The REST form of `delivered` (POST /v1/rooms/{id}/delivered, POST /v1/me/delivered): the
+  // same rules (members only, monotonic, clamped, one watermark per login session, batched
+  // requests all-or-nothing), and the same watermark a WebSocket of that session moves.
+  it('delivered over REST: per session, monotonic, members only; batched; shared with the WebSocket', T, async () => {
+    const [a, b, c] = await users(3);
+    const b2 = await loginAgain(srv, b); // b's second device
+    const room = (await createRoom(srv, a, [b])).id;
+    const r2 = (await createRoom(srv, a, [b])).id;
+    const mine = (await createRoom(srv, a, [])).id;
+    const say = async (rm, body) => {
+      const r = await api(srv, a).post(`/v1/rooms/${rm}/messages`, { body, client_msg_id: `d${Math.random()}` });
+      assert.equal(r.status, 201, r.text);
+      return r.body;
+    };
+    const m1 = await say(room, 'one');
+    const m2 = await say(room, 'two');
+    const d1 = await api(srv, b).post(`/v1/rooms/${room}/delivered`, { seq: m2.seq });
+    assert.equal(d1.status, 200, d1.text);
+    assert.deepEqual(d1.body.rooms, [{ room, seq: m2.seq }]);
+    assert.equal(of(await receipts(a, room), b).delivered_seq, m2.seq);
+    // the second session is another device: the lowest counts
+    const d2 = await api(srv, b2).post(`/v1/rooms/${room}/delivered`, { seq: m1.seq });
+    assert.deepEqual(d2.body.rooms, [{ room, seq: m1.seq }]);
+    let r = await receipts(a, room);
+    assert.equal(of(r, b).delivered_seq, m1.seq);
+    assert.equal(r.delivered_all, m1.seq);
+    // monotonic and clamped
+    assert.equal((await api(srv, b).post(`/v1/rooms/${room}/delivered`, { seq: 1 })).body.rooms[0].seq, m2.seq);
+    assert.equal((await api(srv, b2).post(`/v1/rooms/${room}/delivered`, { seq: 1e9 })).body.rooms[0].seq, m2.seq);
+    assert.equal(of(await receipts(a, room), b).delivered_seq, m2.seq);
+    // a WebSocket of the same session moves the same watermark (REST and WS are one device)
+    const m3 = await say(room, 'three');
+    const cb = await connect(srv, b);
+    await withClients([cb], async () => {
+      const w = await cb.req({ type: 'delivered', room, seq: 1 });
+      assert.deepEqual(w.rooms, [{ room, seq: m2.seq }], 'the REST watermark of this session');
+      await cb.req({ type: 'delivered', room, seq: m3.seq });
+    });
+    assert.equal((await api(srv, b).post(`/v1/rooms/${room}/delivered`, { seq: 0 })).body.rooms[0].seq, m3.seq);
+    // batched
+    const s2 = await say(r2, 'y');
+    const bd = await api(srv, b2).post('/v1/me/delivered', { rooms: [{ room, seq: m3.seq }, { room: r2, seq: s2.seq }] });
+    assert.equal(bd.status, 200, bd.text);
+    assert.deepEqual(bd.body.rooms, [{ room, seq: m3.seq }, { room: r2, seq: s2.seq }]);
+    assert.equal(of(await receipts(a, r2), b).delivered_seq, s2.seq, 'only b2 acknowledged in r2');
+    assert.equal((await api(srv, b).post(`/v1/rooms/${r2}/delivered`, { seq: s2.seq - 1 })).status, 200);
+    assert.equal(of(await receipts(a, r2), b).delivered_seq, s2.seq - 1, 'b\'s other session is behind');
+    assert.equal((await api(srv, b).post(`/v1/rooms/${r2}/delivered`, { seq: s2.seq })).status, 200);
+    assert.equal(of(await receipts(a, r2), b).delivered_seq, s2.seq);
+    // members only; all or nothing
+    const s3 = await say(r2, 'z');
+    expectError(assert, await api(srv, c).post(`/v1/rooms/${room}/delivered`, { seq: 1 }), 403, 'not_member');
+    expectError(assert, await api(srv, b).post(`/v1/rooms/${mine}/delivered`, { seq: 1 }), 403, 'not_member');
+    expectError(assert, await api(srv, b).post('/v1/me/delivered', { rooms: [{ room: r2, seq: s3.seq }, { room: mine, seq: 1 }] }), 403, 'not_member');
+    assert.equal(of(await receipts(a, r2), b).delivered_seq, s2.seq, 'the failed batch moved nothing');
+    expectError(assert, await api(srv, b).post('/v1/rooms/r_999999999/delivered', { seq: 1 }), 404, 'not_found');
+    // bad requests
+    expectError(assert, await api(srv, b).post(`/v1/rooms/${room}/delivered`, { seq: -1 }), 400, 'invalid_field');
+    expectError(assert, await api(srv, b).post(`/v1/rooms/${room}/delivered`, {}), 400, 'invalid_field');
+    expectError(assert, await api(srv, b).post('/v1/me/delivered', { rooms: [] }), 400, 'invalid_field');
+    expectError(assert, await api(srv, b).post('/v1/me/delivered', { rooms: Array.from({ length: 101 }, () => ({ room, seq: 1 })) }), 400, 'invalid_field');
+    expectError(assert, await api(srv, b).post('/v1/me/delivered', { rooms: [{ room: 'x', seq: 1 }] }), 400, 'invalid_field');
+    expectError(assert, await api(srv, b).post('/v1/me/delivered', {}), 400, 'invalid_field');
+  });
+
   it('read receipts: the others get a receipt event when my marker moves; my own devices get read', T, async () => {
     const [a, b, c] = await users(3);
     const room = (await createRoom(srv, a, [b, c])).id;

@@ -150,12 +150,22 @@ describe('server API: users, tokens, rooms, members, messages', () => {
     const u = await putUser(uniqueName('prof'));
     const viewer = await newUser(srv, 'view');
     const patch = (id, json) => sapi.patch(`/v1/server/users/${id}`, json);
-    const r = await patch(u.id, { display_name: 'Ada Lovelace', status_text: 'counting', avatar: 'up_1-x' });
+    // The avatar is the user's own image upload (as for PATCH /v1/me): uploaded with a minted
+    // token; another user's upload is 404.
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAcCBlogAAAABJRU5ErkJggg==', 'base64');
+    const upload = async (who) => {
+      const up = await request(srv, 'POST', '/v1/uploads', { body: png, headers: { 'Content-Type': 'image/png', Authorization: `Bearer ${who.token}` } });
+      assert.equal(up.status, 201, up.text);
+      return up.body.attachment.id;
+    };
+    const pic = await upload(await mint(u));
+    expectError(assert, await patch(u.id, { avatar: await upload(viewer) }), 404, 'not_found');
+    const r = await patch(u.id, { display_name: 'Ada Lovelace', status_text: 'counting', avatar: pic });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.user.id, u.id);
     assert.equal(r.body.user.display_name, 'Ada Lovelace');
     assert.equal(r.body.user.status_text, 'counting');
-    assert.equal(r.body.user.avatar, 'up_1-x');
+    assert.equal(r.body.user.avatar, pic);
     assert.equal(r.body.user.disabled, false);
     // Another user reads the new profile (profile changes are no log entries: reads show them).
     const seen = await api(srv, viewer).get(`/v1/users/${u.id}`);

@@ -120,12 +120,43 @@ static void message_state_fields(void **state)
                      "\"deleted\":true,\"state_seq\":10}");
 }
 
+/* A read for one user may mark a message "blocked" (the last member); the frame holds the same
+ * text after its WebSocket header. */
+static void blocked_mark(void **state)
+{
+    static const char want[] = "{\"type\":\"message\",\"room\":\"r_7\",\"seq\":3,"
+                               "\"msg_id\":\"m_7_3\",\"sender\":\"u_1\",\"body\":\"hi\","
+                               "\"ts\":100,\"client_msg_id\":null,\"blocked\":true}";
+    struct store_event ev = {.room_id = 7,
+                             .seq = 3,
+                             .kind = EV_MESSAGE,
+                             .sender = 1,
+                             .ts = 100,
+                             .body = "hi",
+                             .body_len = 2};
+    struct jsonw w;
+    struct rbuf *f;
+    (void)state;
+    jsonw_init(&w, 16);
+    events_log_json_mark(&w, &ev, 1);
+    assert_int_equal(jsonw_text_len(&w), strlen(want));
+    assert_memory_equal(jsonw_text(&w), want, strlen(want));
+    jsonw_free(&w);
+    f = events_log_frame_mark(&ev, 1);
+    assert_true(f->len > strlen(want));
+    assert_memory_equal(f->data + f->len - strlen(want), want, strlen(want));
+    rbuf_unref(f);
+    f = events_log_frame_mark(&ev, 0); /* unmarked: as events_log_frame */
+    assert_memory_equal(f->data + f->len - 2, "l}", 2);
+    rbuf_unref(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(member_details_carry_no_seq), cmocka_unit_test(room_details_carry_no_seq),
         cmocka_unit_test(legacy_entries_are_copied),   cmocka_unit_test(op_entries_take_their_type),
-        cmocka_unit_test(message_state_fields),
+        cmocka_unit_test(message_state_fields),        cmocka_unit_test(blocked_mark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

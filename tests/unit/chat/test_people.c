@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "chat/people.h"
+#include "util/status.h"
 
 static void ids_are_random_and_large(void **state)
 {
@@ -40,15 +41,55 @@ static void profile_text(void **state)
 
 static void avatar_ids(void **state)
 {
-    char big[STORE_AVATAR_MAX + 2];
     (void)state;
     assert_true(people_avatar_valid("", 0));
-    assert_true(people_avatar_valid("a_Zz09-_", 8));
+    assert_true(people_avatar_valid("att_0123456789abcdef0123456789abcdef", 36));
+    assert_false(people_avatar_valid("att_0123456789ABCDEF0123456789abcdef", 36)); /* lowercase */
+    assert_false(people_avatar_valid("att_0123456789abcdef0123456789abcde", 35));
+    assert_false(people_avatar_valid("a_Zz09-_", 8)); /* not an upload id */
     assert_false(people_avatar_valid("../x", 4));
     assert_false(people_avatar_valid("a b", 3));
-    memset(big, 'a', sizeof(big));
-    assert_true(people_avatar_valid(big, STORE_AVATAR_MAX));
-    assert_false(people_avatar_valid(big, STORE_AVATAR_MAX + 1));
+}
+
+/* Uploads for people_avatar_check: "aa..." is user 7's PNG, "bb..." user 7's text file,
+ * "cc..." user 8's PNG. */
+#define ATT_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define ATT_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define ATT_C "cccccccccccccccccccccccccccccccc"
+static int fake_att_get(struct store_conn *c, const char *id, struct store_attachment *out)
+{
+    (void)c;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->id, sizeof(out->id), "%s", id);
+    if (!strcmp(id, ATT_A) || !strcmp(id, ATT_C)) {
+        out->owner = !strcmp(id, ATT_A) ? 7 : 8;
+        snprintf(out->content_type, sizeof(out->content_type), "image/png");
+        return CD_OK;
+    }
+    if (!strcmp(id, ATT_B)) {
+        out->owner = 7;
+        snprintf(out->content_type, sizeof(out->content_type), "text/plain");
+        return CD_OK;
+    }
+    return CD_E_NOT_FOUND;
+}
+
+static void avatar_check(void **state)
+{
+    struct store_ops ops = {.attachment_get = fake_att_get};
+    const char *why;
+    (void)state;
+    assert_int_equal(people_avatar_check(&ops, NULL, 7, "att_" ATT_A, &why), CD_OK);
+    assert_null(why);
+    assert_int_equal(people_avatar_check(&ops, NULL, 7, "att_" ATT_B, &why), CD_E_INVALID_FIELD);
+    assert_non_null(strstr(why, "image"));
+    assert_int_equal(people_avatar_check(&ops, NULL, 7, "att_" ATT_C, &why), CD_E_NOT_FOUND);
+    assert_non_null(why); /* another user's upload: as if it did not exist */
+    assert_int_equal(people_avatar_check(&ops, NULL, 8, "att_" ATT_C, &why), CD_OK);
+    assert_int_equal(
+        people_avatar_check(&ops, NULL, 7, "att_dddddddddddddddddddddddddddddddd", &why),
+        CD_E_NOT_FOUND);
+    assert_int_equal(people_avatar_check(&ops, NULL, 7, "att_x", &why), CD_E_INVALID_FIELD);
 }
 
 static void prefix_ranges(void **state)
@@ -90,14 +131,66 @@ static void block_set(void **state)
     assert_true(people_blocks(10, 11));
 }
 
+/* A store whose blocks table is a fixed list: pair_list reports the rows after `after`, at most
+ * limit, as the backends do (ascending other id). */
+static const int64_t fake_blocks[] = {3, 7, 11, 40, 41, INT64_C(1) << 40};
+static int fake_fail;
+static int fake_pair_list(struct store_conn *c, int table, int64_t user, int64_t after, int limit,
+                          store_profile_cb cb, void *ud)
+{
+    int n = 0;
+    (void)c;
+    assert_int_equal(table, STORE_BLOCKS);
+    assert_int_equal(user, 99);
+    if (fake_fail) return CD_E_IO;
+    for (size_t i = 0; i < sizeof(fake_blocks) / sizeof(fake_blocks[0]) && n < limit; i++) {
+        struct store_profile p = {.id = fake_blocks[i]};
+        if (fake_blocks[i] <= after) continue;
+        n++;
+        if (cb(ud, &p, NULL, 0)) break;
+    }
+    return CD_OK;
+}
+
+static void blocklist_marks(void **state)
+{
+    struct store_ops ops = {.pair_list = fake_pair_list};
+    struct people_blocklist bl;
+    struct store_event msg = {.kind = EV_MESSAGE, .sender = 40},
+                       member = {.kind = EV_MEMBER, .sender = 40};
+    (void)state;
+    assert_int_equal(people_blocklist_read(&ops, NULL, 99, &bl), CD_OK);
+    assert_int_equal(bl.n, 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_true(people_blocklist_has(&bl, fake_blocks[i]));
+    assert_false(people_blocklist_has(&bl, 0));
+    assert_false(people_blocklist_has(&bl, 8));
+    assert_false(people_blocklist_has(&bl, 42));
+    assert_false(people_blocklist_has(&bl, INT64_MAX));
+    assert_true(people_blocklist_marks(&bl, &msg));
+    assert_false(people_blocklist_marks(&bl, &member)); /* only messages are marked */
+    msg.sender = 12;
+    assert_false(people_blocklist_marks(&bl, &msg));
+    people_blocklist_free(&bl);
+    assert_int_equal(bl.n, 0);
+    assert_false(people_blocklist_has(&bl, 3));
+    fake_fail = 1; /* a failed read marks nothing */
+    assert_int_equal(people_blocklist_read(&ops, NULL, 99, &bl), CD_E_IO);
+    assert_int_equal(bl.n, 0);
+    assert_null(bl.ids);
+    fake_fail = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ids_are_random_and_large),
         cmocka_unit_test(profile_text),
         cmocka_unit_test(avatar_ids),
+        cmocka_unit_test(avatar_check),
         cmocka_unit_test(prefix_ranges),
         cmocka_unit_test(block_set),
+        cmocka_unit_test(blocklist_marks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1541,6 +1541,74 @@ static int on_session(void *ud, const struct store_session *s)
     return 0;
 }
 
+static int on_session_id(void *ud, const struct store_session *s)
+{
+    int64_t *v = ud;
+    v[v[0] + 1] = s->id;
+    v[0]++;
+    return 0;
+}
+
+/* Opaque session ids: a chosen id is stored as given, a taken one is CD_E_CONFLICT (the caller
+ * draws again), and the sessions list is in login order whatever the ids. */
+static void session_insert_id_conflicts(void **state)
+{
+    struct fx *f = *state;
+    struct store_refresh rt;
+    int64_t big = (INT64_C(1) << 52) + 7, small = INT64_C(1) << 33, v[8] = {0};
+    assert_int_equal(f->ops->session_insert_id(f->c, big, f->alice, 100), CD_OK);
+    assert_int_equal(f->ops->session_insert_id(f->c, big, f->alice, 101), CD_E_CONFLICT);
+    assert_int_equal(f->ops->session_insert_id(f->c, small, f->alice, 200), CD_OK);
+    memset(&rt, 0, sizeof(rt));
+    rt.user_id = f->alice;
+    rt.expires_at = 1000;
+    rt.session_id = big;
+    rt.created_at = 100;
+    rt.hash[0] = 7;
+    assert_int_equal(f->ops->refresh_insert(f->c, &rt), CD_OK);
+    rt.session_id = small;
+    rt.created_at = 200;
+    rt.hash[0] = 8;
+    assert_int_equal(f->ops->refresh_insert(f->c, &rt), CD_OK);
+    assert_int_equal(f->ops->sessions_of_user(f->c, f->alice, 500, on_session_id, v), CD_OK);
+    assert_int_equal(v[0], 2);
+    assert_true(v[1] == big && v[2] == small); /* the older login first, not the lower id */
+    assert_int_equal(f->ops->refresh_by_hash(f->c, rt.hash, &rt), CD_OK);
+    assert_true(rt.session_id == small);
+}
+
+/* An upload that is some user's current avatar: readable by anyone, never expired; once the
+ * avatar changes, neither. */
+static void avatar_attachments_readable_and_kept(void **state)
+{
+    struct fx *f = *state;
+    struct store_attachment a = {.size = 5, .created_at = 100};
+    struct ids k;
+    char avatar[48];
+    int ok = -1;
+
+    snprintf(a.id, sizeof(a.id), "%032d", 9);
+    a.owner = f->alice;
+    snprintf(a.content_type, sizeof(a.content_type), "image/png");
+    snprintf(a.name, sizeof(a.name), "me.png");
+    snprintf(a.sha256, sizeof(a.sha256), "%064d", 9);
+    assert_int_equal(f->ops->attachment_insert(f->c, &a), CD_OK);
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 0);
+    snprintf(avatar, sizeof(avatar), "att_%s", a.id);
+    assert_int_equal(f->ops->profile_set(f->c, f->alice, NULL, avatar, NULL), CD_OK);
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 1);
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(f->ops->attachments_expire(f->c, 1000, 10, on_id, &k), CD_OK);
+    assert_int_equal(k.n, 0); /* the avatar stays */
+    assert_int_equal(f->ops->profile_set(f->c, f->alice, NULL, "", NULL), CD_OK);
+    assert_int_equal(f->ops->attachment_readable(f->c, a.id, f->bob, &ok), CD_OK);
+    assert_int_equal(ok, 0);
+    assert_int_equal(f->ops->attachments_expire(f->c, 1000, 10, on_id, &k), CD_OK);
+    assert_int_equal(k.n, 1);
+}
+
 static void sessions_and_invites(void **state)
 {
     struct fx *f = *state;
@@ -1626,6 +1694,8 @@ static void sessions_and_invites(void **state)
         cmocka_unit_test_setup_teardown(member_access_states_and_blocks, setup, teardown),         \
         cmocka_unit_test_setup_teardown(public_rooms_and_hidden_dms, setup, teardown),             \
         cmocka_unit_test_setup_teardown(sessions_and_invites, setup, teardown),                    \
+        cmocka_unit_test_setup_teardown(session_insert_id_conflicts, setup, teardown),             \
+        cmocka_unit_test_setup_teardown(avatar_attachments_readable_and_kept, setup, teardown),    \
         cmocka_unit_test_setup_teardown(search_rooms_window_edit_delete, setup, teardown),         \
         cmocka_unit_test_setup_teardown(attachments_refs_readable_expire, setup, teardown),        \
         cmocka_unit_test_setup_teardown(search_indexer_catches_up, setup, teardown),
