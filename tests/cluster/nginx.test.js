@@ -19,6 +19,14 @@ const ROOT = path.resolve(__dirname, '../..');
 describe('scripts/cluster.sh: three nodes behind nginx', () => {
   let env, dir, front;
   const script = path.join(ROOT, 'scripts/cluster.sh');
+  // NATS client ports base.., routes +1000, monitoring +4000 (scripts/cluster.sh): all free,
+  // all below the ephemeral range (see freePort).
+  const natsBase = async () => {
+    for (;;) {
+      const base = await freePort(3);
+      if (base + 4003 < 32768 && (await freePort.free(base + 1000, 3)) && (await freePort.free(base + 4000, 3))) return base;
+    }
+  };
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatd-cl-'));
     const port = await freePort();
@@ -26,8 +34,8 @@ describe('scripts/cluster.sh: three nodes behind nginx', () => {
       ...process.env,
       CHATD_CLUSTER_DIR: dir,
       CHATD_CLUSTER_PORT: String(port),
-      CHATD_NODE_BASE: String(await freePort()),
-      CHATD_NATS_BASE: String(20000 + Math.floor(Math.random() * 20000)),
+      CHATD_NODE_BASE: String(await freePort(8)), // base + 1.. for the nodes and the roles process
+      CHATD_NATS_BASE: String(await natsBase()),
       CHATD_REDIS_PORT: String(await freePort()),
       CHATD_NODE_ARGS: '--pwhash-ops 1 --pwhash-mem-kib 8192 --auth-rate 1000 --room-rate 1000 --reconcile-ms 500',
     };

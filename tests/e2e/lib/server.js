@@ -68,17 +68,36 @@ function sleep(ms) {
 }
 
 /** A port that is free on 127.0.0.1 right now (the kernel picks it). */
-function freePort() {
-  return new Promise((resolve, reject) => {
+function canListen(port) {
+  return new Promise((resolve) => {
     const s = net.createServer();
     s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
 }
+
+/**
+ * A loopback port nobody listens on, with the `count - 1` ports after it free as well. Drawn
+ * below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 by default):
+ * a port the kernel handed out by bind(0) can be taken as the source port of any outgoing
+ * connection (a node's to PostgreSQL, nginx's to a node) before the server that was meant to
+ * listen on it starts, which made a cluster test fail with "address already in use".
+ */
+async function freePort(count = 1) {
+  for (let tries = 0; tries < 200; tries++) {
+    const base = 20000 + Math.floor(Math.random() * (12700 - count));
+    let ok = true;
+    for (let i = 0; i < count && ok; i++) ok = await canListen(base + i);
+    if (ok) return base;
+  }
+  throw new Error('no free loopback port below the ephemeral range');
+}
+/** Whether port.. port + count - 1 are all free now. */
+freePort.free = async (port, count = 1) => {
+  for (let i = 0; i < count; i++) if (!(await canListen(port + i))) return false;
+  return true;
+};
 
 /** Inodes of the sockets listening on `port` (any address), from /proc/net/tcp{,6}. */
 function listeningInodes(port) {
