@@ -583,6 +583,11 @@ struct store_ops {
      * row gives 0. */
     int (*room_mute_put)(struct store_conn *c, int64_t room_id, int64_t user_id, int muted);
     int (*room_mute_get)(struct store_conn *c, int64_t room_id, int64_t user_id, int *muted);
+
+    /* The outbox's last visible position (0 when empty): what a consumer at pos is behind by is
+     * head - pos events (the outbox has no holes that a reader can see). Any connection, one
+     * index lookup. */
+    int (*outbox_head)(struct store_conn *c, int64_t *pos);
 };
 
 extern const struct store_ops store_sqlite_ops;
