@@ -6,10 +6,11 @@
 // restarted on the same data: the exporter resumes from its saved position with no gap
 // (duplicates are allowed and counted).
 //
-// Order across a failed request: 5,000 messages are written while no exporter runs, then the
-// exporter starts on that backlog (one batch of 4,000 events, more than one Produce request: a
-// request holds at most message.max.bytes, 1 MB) with the mock told to fail the next Produce
-// request with a permanent error (TOPIC_AUTHORIZATION_FAILED). Without the gapless guarantee
+// Order across a failed request: 5,000 messages of 1 KB (incompressible) are written while no
+// exporter runs, then the exporter starts on that backlog (one batch of 4,000 events, about 1 MB
+// per partition: more than one Produce request each, a partition's batch holds at most
+// batch.size, 1 MB) with the mock told to fail the next Produce
+// request with a permanent error (INVALID_RECORD). Without the gapless guarantee
 // librdkafka carries on with the later requests, the whole batch is produced again and the failed
 // messages land after later ones of their rooms; with it the producer stops, the exporter keeps
 // the delivered prefix and a new producer resumes from the first failed event: every room in seq
@@ -19,6 +20,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn, execFile } = require('node:child_process');
 const path = require('node:path');
+const crypto = require('node:crypto');
 const { startChat, newUser, api, createRoom, sleep } = require('./lib/chat');
 const { BIN } = require('./lib/server');
 const { metrics, metricSum } = require('./lib/http');
@@ -99,11 +101,11 @@ function analyse(rows) {
   return { byRoom, distinct: seen.size, duplicates };
 }
 
-async function sendMessages(srv, u, rooms, from, to) {
+async function sendMessages(srv, u, rooms, from, to, pad = '') {
   await Promise.all(
     rooms.map(async (room) => {
       for (let i = from; i < to; i++) {
-        const r = await api(srv, u).post(`/v1/rooms/${room}/messages`, { body: `m${i}`, client_msg_id: `k${room}-${i}` });
+        const r = await api(srv, u).post(`/v1/rooms/${room}/messages`, { body: `m${i}${pad}`, client_msg_id: `k${room}-${i}` });
         assert.ok(r.status === 201 || r.status === 200, `post: ${r.status} ${r.text}`);
       }
     }),
@@ -184,11 +186,11 @@ describe('Kafka exporter: a failed Produce request mid-batch', () => {
     const u = await newUser(srv, 'kf');
     const rooms = [];
     for (let i = 0; i < ROOMS; i++) rooms.push((await createRoom(srv, u)).id);
-    await sendMessages(srv, u, rooms, 0, per);
+    await sendMessages(srv, u, rooms, 0, per, ` ${crypto.randomBytes(500).toString('hex')}`);
     assert.equal(metricSum((await metrics(srv)).values, 'chatd_exporter_events_produced_total'), undefined, 'no exporter, no series');
     await srv.stop({ removeDataDir: false });
 
-    assert.equal(await mock.command('produce-errors 1 29'), 'OK'); // TOPIC_AUTHORIZATION_FAILED
+    assert.equal(await mock.command('produce-errors 1 87'), 'OK'); // INVALID_RECORD: permanent
     srv = await startChat({ ...FAST, 'kafka-brokers': mock.bootstrap }, { dataDir });
 
     const want = ROOMS * per;
