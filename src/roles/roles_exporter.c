@@ -186,7 +186,8 @@ static int handle(void *ud, const struct store_outbox_event *evs, size_t n, size
          * the first event not delivered. */
         producer_drop(ex->rk);
         ex->rk = NULL;
-        atomic_fetch_add_explicit(&stats.restarts, 1, memory_order_relaxed);
+        if (!atomic_load(&ex->stopping))
+            atomic_fetch_add_explicit(&stats.restarts, 1, memory_order_relaxed);
     }
     if (ok == n) return CD_OK;
     log_warn("exporter: batch not delivered, the rest retried",

@@ -40,6 +40,7 @@ struct relay_slot {
     uint64_t seq;    /* stream sequence (of the original for a duplicate) */
     natsStatus err;  /* refused: why */
     jsErrCode jcode; /* refused: the JetStream error code, 0 when none */
+    char text[96];   /* refused: the server's description */
 };
 
 struct roles_relay {
@@ -89,6 +90,10 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
             sl->state = -1;
             sl->err = pae ? pae->Err : NATS_ERR;
             sl->jcode = pae ? pae->ErrCode : 0;
+            snprintf(sl->text, sizeof(sl->text), "%s",
+                     pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(sl->err));
+            for (char *p = sl->text; *p; p++) /* logged inside a JSON string */
+                if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) *p = ' ';
         }
         r->cursor = i + 1 < r->nslots ? i + 1 : 0;
         break;
@@ -303,7 +308,7 @@ static int handle(void *ud, const struct store_outbox_event *evs, size_t n, size
          * anchor again on what it holds now. */
         r->anchor_known = 0;
     }
-    if (st != NATS_OK && st != NATS_TIMEOUT) r->stream_ready = 0; /* deleted? look again */
+    r->stream_ready = 0; /* deleted? look again next time */
     return CD_E_UNAVAILABLE;
 }
 

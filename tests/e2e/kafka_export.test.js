@@ -18,7 +18,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, execFile } = require('node:child_process');
+const { spawn, spawnSync, execFile } = require('node:child_process');
 const path = require('node:path');
 const crypto = require('node:crypto');
 const { startChat, newUser, api, createRoom, sleep } = require('./lib/chat');
@@ -211,8 +211,9 @@ describe('Kafka exporter: a failed Produce request mid-batch', () => {
 
     // The consumer catches up: position = head, lag 0 (polled: the save follows the last batch).
     let v;
+    let text;
     for (let i = 0; ; i++) {
-      v = (await metrics(srv)).values;
+      ({ values: v, text } = await metrics(srv));
       const lag = metricSum(v, 'chatd_outbox_consumer_lag_events', { consumer: 'exporter' });
       if (lag === 0 || i > 100) break;
       await sleep(200);
@@ -227,6 +228,8 @@ describe('Kafka exporter: a failed Produce request mid-batch', () => {
     assert.ok(metricSum(v, 'chatd_exporter_delivery_failures_total') >= 1, 'delivery failures counted');
     assert.ok(metricSum(v, 'chatd_exporter_producer_restarts_total') >= 1, 'the producer was replaced');
     assert.ok(metricSum(v, 'chatd_exporter_events_produced_total') >= pos, 'every event produced');
+    const pt = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.equal(pt.status, 0, `promtool check metrics:\n${pt.stdout}${pt.stderr}`);
     await srv.stop();
     srv = null;
   });
