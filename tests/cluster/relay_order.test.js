@@ -9,6 +9,14 @@
 // goes on from the refused event. Once every later message was written and the relay failed
 // again, the limit is lifted; then the stream, read with build-test/js_dump, holds every event
 // once and each room in seq order. /metrics shows the relay's failures and its consumer caught up.
+//
+// Then every NATS server is paused (SIGSTOP) past the relay's acknowledgement timeout while
+// messages are written: the relay gives its batch up (the messages stay in the servers' socket
+// buffers) and publishes it again; once resumed the servers process the old and the new copies
+// alike (whether the given-up copies get stored depends on the JetStream cluster's leader
+// election after the pause: the test prints the duplicates acknowledged; in the runs so far the
+// proposals made during the pause failed, so there were none). Either way the chain stays
+// whole: every event once, in outbox order.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -36,6 +44,19 @@ function dump(urls) {
 
 function failures(node) {
   return node.logs().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('relay: publish not acknowledged')).length;
+}
+
+function checkStream(d, rooms, perRoom) {
+  const ids = d.msgs.map((m) => m.msg_id);
+  assert.equal(new Set(ids).size, ids.length, 'every event once');
+  for (const room of rooms) {
+    const seqs = d.msgs.filter((m) => m.data.room === room && m.data.type === 'message').map((m) => m.data.data.seq);
+    assert.equal(seqs.length, perRoom, `${room}: every message`);
+    for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `${room}: seq order at ${i} (${seqs[i - 1]} then ${seqs[i]})`);
+  }
+  // The stream holds the outbox in order overall: positions only go up.
+  const pos = d.msgs.map((m) => m.data.pos);
+  for (let i = 1; i < pos.length; i++) assert.ok(pos[i] > pos[i - 1], `outbox order at stream seq ${d.msgs[i].seq}`);
 }
 
 async function until(pred, ms, what) {
@@ -87,16 +108,7 @@ describe('cluster: relay order across a refused message', () => {
       const x = await dump(nats.urls);
       return has(x) ? x : null;
     }, 120000, 'every message in the stream');
-    const ids = d.msgs.map((m) => m.msg_id);
-    assert.equal(new Set(ids).size, ids.length, 'every event once');
-    for (const room of rooms) {
-      const seqs = d.msgs.filter((m) => m.data.room === room && m.data.type === 'message').map((m) => m.data.data.seq);
-      assert.equal(seqs.length, ROUNDS, `${room}: every message`);
-      for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `${room}: seq order at ${i} (${seqs[i - 1]} then ${seqs[i]})`);
-    }
-    // And the stream holds the outbox in order overall: positions only go up.
-    const pos = d.msgs.map((m) => m.data.pos);
-    for (let i = 1; i < pos.length; i++) assert.ok(pos[i] > pos[i - 1], `outbox order at stream seq ${d.msgs[i].seq}`);
+    checkStream(d, rooms, ROUNDS);
 
     let v;
     await until(async () => {
@@ -109,6 +121,49 @@ describe('cluster: relay order across a refused message', () => {
     assert.equal(
       metricSum(v, 'chatd_outbox_consumer_position', { consumer: 'relay' }),
       metricSum(v, 'chatd_outbox_head_position', { consumer: 'relay' }),
+    );
+  });
+
+  it('keeps the chain when every NATS server pauses past the acknowledgement timeout', T, async () => {
+    const u = await newUser(A, 'rp');
+    const rooms = [];
+    for (let i = 0; i < 10; i++) rooms.push((await createRoom(A, u)).id);
+    const sent = [];
+    const round = async (r) => {
+      await Promise.all(
+        rooms.map(async (room, i) => {
+          const res = await api(A, u).post(`/v1/rooms/${room}/messages`, { body: `p${r}`, client_msg_id: `p${i}-${r}` });
+          assert.equal(res.status, 201, res.text);
+          sent.push(res.body.msg_id);
+        }),
+      );
+    };
+    await round(0);
+    const seen = failures(A);
+    for (const s of nats.servers) s.proc.kill('SIGSTOP'); // our own children, by PID
+    try {
+      for (let r = 1; r < 4; r++) await round(r);
+      await until(() => failures(A) > seen, 60000, 'a batch given up (no acknowledgement)');
+      await round(4);
+    } finally {
+      for (const s of nats.servers) s.proc.kill('SIGCONT');
+    }
+    await round(5);
+    const has = (d) => d && sent.every((id) => d.msgs.some((m) => m.msg_id === id));
+    const d = await until(async () => {
+      const x = await dump(nats.urls);
+      return has(x) ? x : null;
+    }, 120000, 'every message in the stream');
+    checkStream(d, rooms, 6);
+    let v;
+    await until(async () => {
+      v = (await metrics(A)).values;
+      return metricSum(v, 'chatd_outbox_consumer_lag_events', { consumer: 'relay' }) === 0;
+    }, 60000, 'relay lag 0');
+    const gaveUp = A.logs().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('relay: publish not acknowledged'));
+    console.log(
+      `relay after the pause: ${metricSum(v, 'chatd_relay_events_duplicate_total')} duplicates acknowledged; ` +
+        JSON.stringify(gaveUp.slice(-3).map((l) => [l.events, l.taken, l.error])),
     );
   });
 });
