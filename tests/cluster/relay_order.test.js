@@ -20,27 +20,16 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFile, execFileSync } = require('node:child_process');
-const path = require('node:path');
-const { sleep, BIN } = require('../e2e/lib/server');
+const { execFileSync } = require('node:child_process');
+const { sleep } = require('../e2e/lib/server');
 const { newUser, api, createRoom } = require('../e2e/lib/chat');
 const { metrics, metricSum } = require('../e2e/lib/http');
 const { pgDatabase, natsCluster, jwtKeys, startNode, stopAll } = require('./lib/engines');
+const { JS_DUMP, waitDump } = require('./lib/jetstream');
 
 const T = { timeout: 240000 };
-const JS_DUMP = path.join(path.dirname(BIN), 'js_dump');
 const ROOMS = 20;
 const ROUNDS = 10;
-
-function dump(urls) {
-  return new Promise((resolve) => {
-    execFile(JS_DUMP, [urls, 'CHATD_EVENTS'], { maxBuffer: 64 * 1024 * 1024, timeout: 30000 }, (err, stdout) => {
-      if (err) return resolve(null);
-      const lines = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
-      resolve({ info: lines[0], msgs: lines.slice(1) });
-    });
-  });
-}
 
 function failures(node) {
   return node.logs().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('relay: publish not acknowledged')).length;
@@ -103,12 +92,8 @@ describe('cluster: relay order across a refused message', () => {
     await until(() => failures(A) > seen, 60000, 'a retry after the last message');
     execFileSync(JS_DUMP, [nats.urls, 'CHATD_EVENTS', '--max-msg-size', '-1'], { timeout: 60000 });
 
-    const has = (d) => d && sent.every((id) => d.msgs.some((m) => m.msg_id === id));
-    const d = await until(async () => {
-      const x = await dump(nats.urls);
-      return has(x) ? x : null;
-    }, 120000, 'every message in the stream');
-    checkStream(d, rooms, ROUNDS);
+    const has = (d) => sent.every((id) => d.msgs.some((m) => m.msg_id === id));
+    checkStream(await waitDump(nats.urls, has, 120000, 'every message'), rooms, ROUNDS);
 
     let v;
     await until(async () => {
@@ -149,12 +134,8 @@ describe('cluster: relay order across a refused message', () => {
       for (const s of nats.servers) s.proc.kill('SIGCONT');
     }
     await round(5);
-    const has = (d) => d && sent.every((id) => d.msgs.some((m) => m.msg_id === id));
-    const d = await until(async () => {
-      const x = await dump(nats.urls);
-      return has(x) ? x : null;
-    }, 120000, 'every message in the stream');
-    checkStream(d, rooms, 6);
+    const has = (d) => sent.every((id) => d.msgs.some((m) => m.msg_id === id));
+    checkStream(await waitDump(nats.urls, has, 120000, 'every message'), rooms, 6);
     let v;
     await until(async () => {
       v = (await metrics(A)).values;

@@ -16,7 +16,7 @@
 // the delivered prefix and a new producer resumes from the first failed event: every room in seq
 // order, nothing missing. /metrics shows the failure, the restart, and the consumer caught up.
 
-const { describe, it, before, after } = require('node:test');
+const { describe, it, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn, spawnSync, execFile } = require('node:child_process');
 const path = require('node:path');
@@ -112,20 +112,40 @@ async function sendMessages(srv, u, rooms, from, to, pad = '') {
   );
 }
 
-describe('Kafka exporter', () => {
-  let mock;
-  let srv;
+/** kcat's view once `want` distinct messages are there (or after 2 minutes: the asserts say). */
+async function waitExported(bootstrap, want) {
+  const deadline = Date.now() + 120000;
+  for (;;) {
+    const a = analyse(await kcatAll(bootstrap));
+    if (a.distinct >= want || Date.now() > deadline) return a;
+    await sleep(500);
+  }
+}
 
-  before(async () => {
-    mock = await startMock();
-  });
+/** Every room has its `per` messages once (first copies), in seq order, with no gap. */
+function checkRooms(a, per) {
+  assert.equal(a.distinct, ROOMS * per, 'every message exported');
+  assert.equal(a.byRoom.size, ROOMS);
+  for (const [room, seqs] of a.byRoom) {
+    // A room's log: seq 1 is the room's creation, 2.. its messages (one member: the owner).
+    for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `${room}: seq order at ${i} (${seqs[i - 1]} then ${seqs[i]})`);
+    assert.equal(seqs.length, per, `${room}: every message`);
+    assert.equal(seqs[seqs.length - 1] - seqs[0] + 1, per, `${room}: no gap`);
+  }
+}
+
+describe('Kafka exporter', () => {
+  const mocks = []; // one mock cluster (one topic) per test
+  let srv;
 
   after(async () => {
     if (srv) await srv.kill();
-    if (mock) mock.proc.kill('SIGTERM');
+    for (const m of mocks) m.proc.kill('SIGTERM');
   });
 
   it('exports 10,000 messages over 20 rooms in per-room order, and resumes after kill -9 with no gap', async () => {
+    const mock = await startMock();
+    mocks.push(mock);
     const args = { ...FAST, 'kafka-brokers': mock.bootstrap };
     srv = await startChat(args);
     const dataDir = srv.dataDir;
@@ -142,44 +162,18 @@ describe('Kafka exporter', () => {
     srv = await startChat(args, { dataDir });
     await sendMessages(srv, u, rooms, PER_ROOM / 2, PER_ROOM);
 
-    const want = ROOMS * PER_ROOM;
-    let a;
-    const deadline = Date.now() + 120000;
-    for (;;) {
-      a = analyse(await kcatAll(mock.bootstrap));
-      if (a.distinct >= want || Date.now() > deadline) break;
-      await sleep(500);
-    }
+    const a = await waitExported(mock.bootstrap, ROOMS * PER_ROOM);
     console.log(
       `kafka export: ${a.distinct} distinct messages (${beforeKill} before the kill), ${a.duplicates} duplicates`,
     );
-    assert.equal(a.distinct, want, 'every message exported');
-    assert.equal(a.byRoom.size, ROOMS);
-    for (const [room, seqs] of a.byRoom) {
-      // A room's log: seq 1 is the room's creation, 2.. its messages (one member: the owner).
-      for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `${room}: seq order at ${i}`);
-      assert.equal(seqs.length, PER_ROOM, `${room}: every message`);
-      assert.equal(seqs[seqs.length - 1] - seqs[0] + 1, PER_ROOM, `${room}: no gap`);
-    }
+    checkRooms(a, PER_ROOM);
     await srv.stop();
     srv = null;
   });
-});
 
-describe('Kafka exporter: a failed Produce request mid-batch', () => {
-  let mock;
-  let srv;
-
-  before(async () => {
-    mock = await startMock();
-  });
-
-  after(async () => {
-    if (srv) await srv.kill();
-    if (mock) mock.proc.kill('SIGTERM');
-  });
-
-  it('keeps every room in seq order with nothing missing, and /metrics shows the failure and the restart', async () => {
+  it('keeps every room in seq order with nothing missing across a failed Produce request; /metrics shows the failure and the restart', async () => {
+    const mock = await startMock();
+    mocks.push(mock);
     const per = 250; // 5,000 messages: the exporter's first batch spans several requests
     srv = await startChat(FAST); // no exporter yet: the backlog builds up
     const dataDir = srv.dataDir;
@@ -194,20 +188,9 @@ describe('Kafka exporter: a failed Produce request mid-batch', () => {
     srv = await startChat({ ...FAST, 'kafka-brokers': mock.bootstrap }, { dataDir });
 
     const want = ROOMS * per;
-    let a;
-    const deadline = Date.now() + 120000;
-    for (;;) {
-      a = analyse(await kcatAll(mock.bootstrap));
-      if (a.distinct >= want || Date.now() > deadline) break;
-      await sleep(500);
-    }
+    const a = await waitExported(mock.bootstrap, want);
     console.log(`kafka export after a failed request: ${a.distinct} distinct messages, ${a.duplicates} duplicates`);
-    assert.equal(a.distinct, want, 'every message exported');
-    assert.equal(a.byRoom.size, ROOMS);
-    for (const [room, seqs] of a.byRoom) {
-      for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `${room}: seq order at ${i} (${seqs[i - 1]} then ${seqs[i]})`);
-      assert.equal(seqs.length, per, `${room}: every message`);
-    }
+    checkRooms(a, per);
 
     // The consumer catches up: position = head, lag 0 (polled: the save follows the last batch).
     let v;
