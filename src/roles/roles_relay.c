@@ -302,7 +302,9 @@ static int handle(void *ud, const struct store_outbox_event *evs, size_t n, size
     atomic_fetch_add_explicit(&stats.failures, n - *taken, memory_order_relaxed);
     log_warn("relay: publish not acknowledged, the rest retried",
              "\"events\":%zu,\"taken\":%zu,\"error\":\"%s\",\"code\":%d", n, *taken,
-             natsStatus_GetText(first_fail.state < 0 ? first_fail.err : st), (int)first_fail.jcode);
+             first_fail.state < 0 ? first_fail.text
+                                  : natsStatus_GetText(st != NATS_OK ? st : NATS_TIMEOUT),
+             (int)first_fail.jcode);
     if (ok == 0 && first_fail.jcode == JSStreamWrongLastSequenceErr) {
         /* The stream is not where the relay left it (recreated, purged, another publisher):
          * anchor again on what it holds now. */
