@@ -2,6 +2,7 @@
  * the writer (see outbox.h). */
 #include "outbox/outbox.h"
 
+#include <assert.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,17 +24,19 @@ struct save_job {
 struct outbox_consumer {
     struct store_db *db;
     char name[OUTBOX_NAME_MAX + 1];
-    int (*handle)(void *ud, const struct store_outbox_event *evs, size_t n);
+    outbox_handle_fn handle;
     void *ud;
     int batch, poll_ms, backoff_ms;
     struct store_conn *conn; /* the consumer thread's read connection */
     uv_thread_t thread;
     uv_mutex_t lock;
     uv_cond_t cond;
-    int stop, woken;      /* under lock */
-    _Atomic int64_t pos;  /* after the last handled batch */
-    int64_t saved;        /* the position last saved (consumer thread) */
-    struct save_job save; /* under lock: finished */
+    int stop, woken;                   /* under lock */
+    _Atomic int64_t pos;               /* after the last handled batch */
+    _Atomic int64_t head;              /* the outbox's last position, as last read (metrics) */
+    _Atomic uint64_t handled, refused; /* batches (metrics) */
+    int64_t saved;                     /* the position last saved (consumer thread) */
+    struct save_job save;              /* under lock: finished */
     /* the batch being read: events whose strings are offsets into arena until the page ends */
     struct store_outbox_event *evs;
     size_t nevs;
@@ -168,6 +171,17 @@ static int wait_ms(struct outbox_consumer *c, int ms, int wake_on_notify)
     return stop;
 }
 
+/* After a read: a short page reached the head; a full one asks the store (one index lookup). */
+static void note_head(struct outbox_consumer *c, int64_t pos)
+{
+    int64_t head = c->nevs ? c->evs[c->nevs - 1].pos : pos;
+    if (c->nevs == (size_t)c->batch) {
+        int64_t h = 0;
+        if (c->db->ops->outbox_head(c->conn, &h) == CD_OK && h > head) head = h;
+    }
+    atomic_store_explicit(&c->head, head, memory_order_relaxed);
+}
+
 static void consumer_main(void *arg)
 {
     struct outbox_consumer *c = arg;
@@ -175,6 +189,7 @@ static void consumer_main(void *arg)
 
     for (;;) {
         int64_t pos = atomic_load(&c->pos);
+        size_t taken;
         int rc;
 
         uv_mutex_lock(&c->lock);
@@ -190,12 +205,24 @@ static void consumer_main(void *arg)
             if (wait_ms(c, c->poll_ms, 0)) break;
             continue;
         }
+        note_head(c, pos);
         if (c->nevs == 0) {
             if (wait_ms(c, c->poll_ms, 1)) break;
             continue;
         }
-        rc = c->handle(c->ud, c->evs, c->nevs);
+        taken = 0;
+        rc = c->handle(c->ud, c->evs, c->nevs, &taken);
         if (rc != CD_OK) {
+            atomic_fetch_add_explicit(&c->refused, 1, memory_order_relaxed);
+            assert(taken <= c->nevs);
+            if (taken > c->nevs) taken = 0;
+            if (taken > 0) {
+                /* A prefix went through: keep it, hand the rest again at once. */
+                atomic_store(&c->pos, c->evs[taken - 1].pos);
+                save_pos(c, c->evs[taken - 1].pos);
+                backoff = c->backoff_ms;
+                continue;
+            }
             log_debug("outbox batch refused, retried later",
                       "\"consumer\":\"%s\",\"after\":%lld,\"retry_ms\":%d", c->name, (long long)pos,
                       backoff);
@@ -203,6 +230,7 @@ static void consumer_main(void *arg)
             backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
             continue;
         }
+        atomic_fetch_add_explicit(&c->handled, 1, memory_order_relaxed);
         backoff = c->backoff_ms;
         atomic_store(&c->pos, c->evs[c->nevs - 1].pos);
         save_pos(c, c->evs[c->nevs - 1].pos);
@@ -253,6 +281,7 @@ int outbox_consumer_start(struct store_db *db, const struct outbox_consumer_cfg 
     if (saved == 0 && cfg->start_pos > 0) saved = cfg->start_pos;
     c->saved = saved;
     atomic_store(&c->pos, saved);
+    atomic_store(&c->head, saved);
     uv_mutex_init(&c->lock);
     uv_cond_init(&c->cond);
     uv_mutex_lock(&reg_lock);
@@ -294,6 +323,25 @@ void outbox_consumer_stop(struct outbox_consumer *c)
 int64_t outbox_consumer_pos(struct outbox_consumer *c)
 {
     return atomic_load(&c->pos);
+}
+
+void outbox_consumer_stats_each(void (*cb)(void *ud, const struct outbox_consumer_stats *st),
+                                void *ud)
+{
+    uv_once(&reg_once, reg_init);
+    uv_mutex_lock(&reg_lock);
+    for (struct outbox_consumer *c = reg_head; c; c = c->next) {
+        struct outbox_consumer_stats st = {
+            .name = c->name,
+            .pos = atomic_load(&c->pos),
+            .head = atomic_load_explicit(&c->head, memory_order_relaxed),
+            .batches_handled = atomic_load_explicit(&c->handled, memory_order_relaxed),
+            .batches_refused = atomic_load_explicit(&c->refused, memory_order_relaxed),
+        };
+        if (st.head < st.pos) st.head = st.pos;
+        cb(ud, &st);
+    }
+    uv_mutex_unlock(&reg_lock);
 }
 
 void outbox_event_json(struct jsonw *w, const struct store_outbox_event *ev)

@@ -55,8 +55,7 @@ int roles_write(struct store_db *db, roles_write_fn fn, void *ud)
     return rc;
 }
 
-int roles_consume(struct store_db *db, const char *name,
-                  int (*handle)(void *ud, const struct store_outbox_event *evs, size_t n), void *ud,
+int roles_consume(struct store_db *db, const char *name, outbox_handle_fn handle, void *ud,
                   int batch, int poll_ms, struct outbox_consumer **out)
 {
     struct outbox_consumer_cfg oc = {

@@ -17,8 +17,7 @@ int roles_write(struct store_db *db, roles_write_fn fn, void *ud);
 
 /* Start the outbox consumer `name` of a role body (outbox_consumer_start with the default
  * backoff): CD_OK with *out set, or the outbox's error (logged). */
-int roles_consume(struct store_db *db, const char *name,
-                  int (*handle)(void *ud, const struct store_outbox_event *evs, size_t n), void *ud,
+int roles_consume(struct store_db *db, const char *name, outbox_handle_fn handle, void *ud,
                   int batch, int poll_ms, struct outbox_consumer **out);
 
 #endif

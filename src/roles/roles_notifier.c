@@ -332,13 +332,14 @@ static int prune(struct roles_notifier *nf, int64_t now, int64_t last_ts)
     return rc;
 }
 
-static int handle(void *ud, const struct store_outbox_event *evs, size_t n)
+static int handle(void *ud, const struct store_outbox_event *evs, size_t n, size_t *taken)
 {
     struct roles_notifier *nf = ud;
     struct store_conn *c = store_reader(nf->db);
     struct notes ns = {.has_webhook = nf->cfg.has_webhook, .window_ms = nf->cfg.window_ms};
     int rc = CD_OK, queued = 0;
 
+    (void)taken; /* all or nothing: one writer job queues the batch's notifications */
     if (!c) return CD_E_IO;
     for (size_t i = 0; i < n && rc == CD_OK; i++) {
         if (evs[i].type_len != 7 || memcmp(evs[i].type, "message", 7)) continue;

@@ -551,12 +551,13 @@ static void count_target(void *ud, int64_t endpoint_id)
     (*(size_t *)ud)++;
 }
 
-static int feed_handle(void *ud, const struct store_outbox_event *evs, size_t n)
+static int feed_handle(void *ud, const struct store_outbox_event *evs, size_t n, size_t *taken)
 {
     struct feed f = {.wh = ud, .evs = evs, .n = n};
     struct store_conn *c = store_reader(f.wh->db);
     size_t targets = 0;
     int rc = CD_OK;
+    (void)taken; /* all or nothing: one writer job queues the batch's deliveries */
     if (!c) return CD_E_IO;
     /* Reads first: a batch nobody receives (no endpoint, or none registered yet when these
      * events were committed, or none of their types) costs no writer job. */

@@ -53,4 +53,8 @@ void metrics_render_process(char **buf, size_t *len, size_t *cap, double start_u
 void metrics_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Outbox consumers (position, head, lag, batches), relay and exporter counters: appended when
+ * they run in this process (metrics_outbox.c). */
+void metrics_render_outbox(char **buf, size_t *len, size_t *cap);
+
 #endif

@@ -528,6 +528,7 @@ void app_metrics_render(struct app *app, char **bufp, size_t *lenp, size_t *capp
                         &app->fanout.latency);
     render_deliveries(&buf, &len, &cap);
     metrics_render_process(&buf, &len, &cap, app->start_unix_s);
+    metrics_render_outbox(&buf, &len, &cap);
     metrics_render_http(&app->metrics, route_names, ROUTE__COUNT, &buf, &len, &cap);
     *bufp = buf;
     *lenp = len;

@@ -607,6 +607,11 @@ struct store_ops {
      * when the id is taken (the caller draws another). */
     int (*session_insert_id)(struct store_conn *c, int64_t id, int64_t user_id, int64_t now_ms);
 
+    /* The outbox's last visible position (0 when empty): what a consumer at pos is behind by is
+     * head - pos events (the outbox has no holes that a reader can see). Any connection, one
+     * index lookup. */
+    int (*outbox_head)(struct store_conn *c, int64_t *pos);
+
     /* 1: search_index_log runs on a connection of its own (conn_open, not the writer), off the
      * writer's group commits; 0: as a writer job. */
     int search_index_own_conn;

@@ -204,6 +204,7 @@ struct store {
     X(CONSUMER_PUT, "INSERT INTO outbox_consumers(name, pos) VALUES ($1::text, $2::bigint) "       \
                     "ON CONFLICT (name) DO UPDATE SET "                                            \
                     "pos = greatest(outbox_consumers.pos, excluded.pos)")                          \
+    X(OUTBOX_HEAD, "SELECT coalesce(max(pos), 0) FROM outbox")                                     \
     X(APIKEY_INSERT, "INSERT INTO api_keys(name, hash, created_at) "                               \
                      "VALUES ($1::text, $2::bytea, $3::bigint) RETURNING id")                      \
     X(APIKEY_BY_HASH, "SELECT id, name, created_at, coalesce(revoked_at, 0) FROM api_keys "        \
@@ -2245,6 +2246,12 @@ static int pg_consumer_get(struct store_conn *c, const char *name, int64_t *pos)
     return rc;
 }
 
+static int pg_outbox_head(struct store_conn *c, int64_t *pos)
+{
+    struct params p = {0};
+    return query_i64(c, SQL_OUTBOX_HEAD, &p, pos);
+}
+
 static int pg_consumer_put(struct store_conn *c, const char *name, int64_t pos)
 {
     struct params p = {0};
@@ -3215,4 +3222,5 @@ const struct store_ops store_pg_ops = {
     .deliveries_count = pg_deliveries_count,
     .notify_take = pg_notify_take,
     .notify_prune = pg_notify_prune,
+    .outbox_head = pg_outbox_head,
 };

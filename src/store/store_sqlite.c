@@ -147,6 +147,7 @@ struct store {
     X(CONSUMER_GET, "SELECT pos FROM outbox_consumers WHERE name = ?1")                            \
     X(CONSUMER_PUT, "INSERT INTO outbox_consumers(name, pos) VALUES (?1, ?2) ON CONFLICT(name) "   \
                     "DO UPDATE SET pos = max(pos, excluded.pos)")                                  \
+    X(OUTBOX_HEAD, "SELECT coalesce(max(pos), 0) FROM outbox")                                     \
     X(APIKEY_INSERT, "INSERT INTO api_keys(name, hash, created_at) VALUES (?1, ?2, ?3)")           \
     X(APIKEY_BY_HASH, "SELECT id, name, created_at, coalesce(revoked_at, 0) FROM api_keys "        \
                       "WHERE hash = ?1")                                                           \
@@ -1225,6 +1226,13 @@ static int sq_consumer_get(struct store_conn *c, const char *name, int64_t *pos)
         rc = CD_OK;
     }
     return rc;
+}
+
+static int sq_outbox_head(struct store_conn *c, int64_t *pos)
+{
+    sqlite3_stmt *s = stmt(c, SQL_OUTBOX_HEAD);
+    if (!s) return CD_E_IO;
+    return step_int64(c, s, "outbox_head", pos);
 }
 
 static int sq_consumer_put(struct store_conn *c, const char *name, int64_t pos)
@@ -2435,4 +2443,5 @@ const struct store_ops store_sqlite_ops = {
     .deliveries_count = sq_deliveries_count,
     .notify_take = sq_notify_take,
     .notify_prune = sq_notify_prune,
+    .outbox_head = sq_outbox_head,
 };

@@ -7,35 +7,12 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFile, execFileSync } = require('node:child_process');
-const path = require('node:path');
-const { sleep, BIN } = require('../e2e/lib/server');
+const { execFileSync } = require('node:child_process');
 const { newUser, api, createRoom } = require('../e2e/lib/chat');
 const { pgDatabase, natsCluster, jwtKeys, startNode, stopAll } = require('./lib/engines');
+const { waitDump } = require('./lib/jetstream');
 
 const T = { timeout: 180000 };
-const JS_DUMP = path.join(path.dirname(BIN), 'js_dump');
-
-function dump(urls) {
-  return new Promise((resolve) => {
-    execFile(JS_DUMP, [urls, 'CHATD_EVENTS'], { maxBuffer: 64 * 1024 * 1024, timeout: 30000 }, (err, stdout) => {
-      if (err) return resolve(null); // not created yet
-      const lines = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
-      resolve({ info: lines[0], msgs: lines.slice(1) });
-    });
-  });
-}
-
-async function waitDump(urls, pred, ms, what) {
-  const end = Date.now() + ms;
-  let d;
-  for (;;) {
-    d = await dump(urls);
-    if (d && pred(d)) return d;
-    if (Date.now() > end) throw new Error(`JetStream: ${what} not seen in ${ms} ms: ${d ? JSON.stringify(d.info) : 'no stream'}`);
-    await sleep(500);
-  }
-}
 
 describe('cluster: relay to JetStream', () => {
   let nats, storeUrl, keys, A;

@@ -4,12 +4,44 @@
  * (stored_ns: when the stream stored it, unix ns).
  *
  *   js_dump nats://127.0.0.1:4222[,nats://...] STREAM
+ *   js_dump NATS_URLS STREAM --max-msg-size N
+ *
+ * The second form sets the stream's largest message (-1: no limit), creating the stream as the
+ * relay would (subjects chatd.events.>, file storage, 3 replicas, 10-minute duplicate window)
+ * when it is missing, then prints the first line only: the relay tests use it to make the stream
+ * refuse one message mid-batch.
  *
  * Exit 0 when the stream was read, 1 when it does not exist or NATS is unreachable. */
 #include <inttypes.h>
 #include <nats/nats.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Creates or updates STREAM with MaxMsgSize = max. */
+static natsStatus set_max_msg_size(jsCtx *js, const char *stream, int32_t max, jsErrCode *jerr)
+{
+    jsStreamInfo *si = NULL;
+    jsStreamConfig sc;
+    const char *subjects[] = {"chatd.events.>"};
+    natsStatus st = js_GetStreamInfo(&si, js, stream, NULL, jerr);
+    if (st == NATS_OK) {
+        si->Config->MaxMsgSize = max;
+        st = js_UpdateStream(NULL, js, si->Config, NULL, jerr);
+        jsStreamInfo_Destroy(si);
+        return st;
+    }
+    if (st != NATS_NOT_FOUND) return st;
+    jsStreamConfig_Init(&sc);
+    sc.Name = stream;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.Replicas = 3;
+    sc.Duplicates = INT64_C(600) * 1000000000;
+    sc.MaxMsgSize = max;
+    return js_AddStream(NULL, js, &sc, NULL, jerr);
+}
 
 int main(int argc, char **argv)
 {
@@ -23,8 +55,8 @@ int main(int argc, char **argv)
     char list[2048], *save = NULL;
     int n = 0;
 
-    if (argc != 3) {
-        fprintf(stderr, "usage: js_dump NATS_URLS STREAM\n");
+    if (argc != 3 && !(argc == 5 && strcmp(argv[3], "--max-msg-size") == 0)) {
+        fprintf(stderr, "usage: js_dump NATS_URLS STREAM [--max-msg-size N]\n");
         return 2;
     }
     snprintf(list, sizeof(list), "%s", argv[1]);
@@ -34,6 +66,8 @@ int main(int argc, char **argv)
     if (st == NATS_OK) st = natsOptions_SetServers(o, servers, n);
     if (st == NATS_OK) st = natsConnection_Connect(&nc, o);
     if (st == NATS_OK) st = natsConnection_JetStream(&js, nc, NULL);
+    if (st == NATS_OK && argc == 5)
+        st = set_max_msg_size(js, argv[2], (int32_t)strtol(argv[4], NULL, 10), &jerr);
     if (st == NATS_OK) st = js_GetStreamInfo(&si, js, argv[2], NULL, &jerr);
     if (st != NATS_OK) {
         fprintf(stderr, "js_dump: %s (%d)\n", natsStatus_GetText(st), (int)jerr);
@@ -42,7 +76,8 @@ int main(int argc, char **argv)
     printf("{\"stream\":\"%s\",\"messages\":%" PRIu64 ",\"replicas\":%" PRId64 ",\"first\":%" PRIu64
            ",\"last\":%" PRIu64 "}\n",
            argv[2], si->State.Msgs, si->Config->Replicas, si->State.FirstSeq, si->State.LastSeq);
-    for (uint64_t seq = si->State.FirstSeq; si->State.Msgs && seq <= si->State.LastSeq; seq++) {
+    for (uint64_t seq = si->State.FirstSeq; argc == 3 && si->State.Msgs && seq <= si->State.LastSeq;
+         seq++) {
         natsMsg *m = NULL;
         const char *id = "";
         if (js_GetMsg(&m, js, argv[2], seq, NULL, &jerr) != NATS_OK) continue; /* deleted */

@@ -5,9 +5,14 @@
  *   kafka_mock [--brokers N] [--topic NAME --partitions P]
  *
  * The topic is created up front (auto-creation also works, with the mock's default partition
- * count) so that a test controls how many partitions the per-room keys spread over. */
+ * count) so that a test controls how many partitions the per-room keys spread over.
+ *
+ * Faults, one command per line on stdin (answered "OK" or "ERR ..." on stdout):
+ *   produce-errors N CODE   the next N Produce requests (any broker) fail with Kafka error CODE
+ *                           (e.g. 29 TOPIC_AUTHORIZATION_FAILED, a permanent error) */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +25,24 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop = 1;
+}
+
+#define APIKEY_PRODUCE 0 /* Kafka protocol ApiKey of Produce */
+
+/* One command line; answers on stdout. */
+static void command(rd_kafka_mock_cluster_t *mc, const char *line)
+{
+    int n, code;
+    if (sscanf(line, "produce-errors %d %d", &n, &code) == 2 && n > 0 && n <= 1000) {
+        rd_kafka_resp_err_t errs[1000];
+        for (int i = 0; i < n; i++)
+            errs[i] = (rd_kafka_resp_err_t)code;
+        rd_kafka_mock_push_request_errors_array(mc, APIKEY_PRODUCE, (size_t)n, errs);
+        printf("OK\n");
+    } else {
+        printf("ERR unknown command\n");
+    }
+    fflush(stdout);
 }
 
 int main(int argc, char **argv)
@@ -63,12 +86,26 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal; /* no SA_RESTART: a signal ends the blocking read below */
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+    }
     printf("BOOTSTRAP %s\n", rd_kafka_mock_cluster_bootstraps(mc));
     fflush(stdout);
-    while (!stop)
-        pause();
+    {
+        char line[256];
+        while (!stop) {
+            errno = 0;
+            if (fgets(line, sizeof(line), stdin)) {
+                command(mc, line);
+            } else if (errno != EINTR && !stop) {
+                pause(); /* stdin closed: wait for the signal */
+            }
+        }
+    }
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(rk);
     return 0;

@@ -2,7 +2,9 @@
  * handed over once, in position order, in batches; a refused batch is handed again (position
  * unchanged) until accepted; the position survives a restart of the consumer (and of the
  * store), which then resumes with no gap and no repeat; outbox_notify wakes a consumer at once
- * (its poll interval here is a minute: without the wake-up the test would hang). */
+ * (its poll interval here is a minute: without the wake-up the test would hang); a batch taken
+ * in part (*taken) moves the position past exactly that prefix and hands the rest again at once
+ * (the backoff here is a minute too); the per-consumer counters (metrics) follow. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -100,11 +102,14 @@ struct seen {
     int64_t first_refused, first_after_refusal;
     int out_of_order, msgs;
     int max_batch;
+    size_t take; /* > 0: the next refused call takes this many leading events */
 };
 
-static int handle(void *ud, const struct store_outbox_event *evs, size_t n)
+static int handle(void *ud, const struct store_outbox_event *evs, size_t n, size_t *taken)
 {
     struct seen *s = ud;
+    size_t upto = n;
+    int rc = CD_OK;
     uv_mutex_lock(&s->lock);
     s->batches++;
     if ((int)n > s->max_batch) s->max_batch = (int)n;
@@ -112,11 +117,17 @@ static int handle(void *ud, const struct store_outbox_event *evs, size_t n)
         s->refuse--;
         s->refused++;
         if (!s->first_refused) s->first_refused = evs[0].pos;
-        uv_mutex_unlock(&s->lock);
-        return CD_E_UNAVAILABLE;
+        if (!s->take || s->take >= n) {
+            uv_mutex_unlock(&s->lock);
+            return CD_E_UNAVAILABLE;
+        }
+        upto = *taken = s->take; /* a prefix went through, then a failure */
+        s->take = 0;
+        rc = CD_E_UNAVAILABLE;
+    } else if (s->refused && !s->first_after_refusal) {
+        s->first_after_refusal = evs[0].pos;
     }
-    if (s->refused && !s->first_after_refusal) s->first_after_refusal = evs[0].pos;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < upto; i++) {
         if (evs[i].pos != s->last + 1) s->out_of_order++;
         s->last = evs[i].pos;
         if (evs[i].type_len == 7 && !memcmp(evs[i].type, "message", 7)) {
@@ -126,7 +137,7 @@ static int handle(void *ud, const struct store_outbox_event *evs, size_t n)
     }
     uv_cond_broadcast(&s->cond);
     uv_mutex_unlock(&s->lock);
-    return CD_OK;
+    return rc;
 }
 
 static void wait_pos(struct seen *s, int64_t pos)
@@ -239,6 +250,90 @@ static void refused_batch_is_handed_again(void **state)
     assert_int_equal(s.msgs, 4);
 }
 
+struct stats_seen {
+    const char *name;
+    struct outbox_consumer_stats st;
+    int found;
+};
+
+static void stats_cb(void *ud, const struct outbox_consumer_stats *st)
+{
+    struct stats_seen *w = ud;
+    if (strcmp(st->name, w->name) != 0) return;
+    w->st = *st;
+    w->found++;
+}
+
+static void partly_taken_batch_resumes_after_the_prefix(void **state)
+{
+    struct fx *f = *state;
+    /* a minute of backoff: the rest must come again at once, not after a backoff */
+    struct outbox_consumer_cfg cfg = {
+        .name = "prefix", .handle = handle, .batch = 100, .poll_ms = 60000, .backoff_ms = 60000};
+    struct outbox_consumer *c = NULL;
+    struct stats_seen w = {.name = "prefix"};
+    struct seen s;
+
+    seen_init(&s);
+    s.refuse = 1;
+    s.take = 4;
+    cfg.ud = &s;
+    write_n(f, 8); /* pos 1..10 */
+    assert_int_equal(outbox_consumer_start(&f->db, &cfg, &c), CD_OK);
+    wait_pos(&s, 10);
+    outbox_consumer_stats_each(stats_cb, &w);
+    assert_int_equal(w.found, 1);
+    assert_int_equal(w.st.pos, 10);
+    assert_int_equal(w.st.head, 10);
+    assert_int_equal(w.st.batches_refused, 1);
+    assert_true(w.st.batches_handled >= 1);
+    outbox_consumer_stop(c);
+    assert_int_equal(s.refused, 1);
+    assert_int_equal(s.first_refused, 1);
+    assert_int_equal(s.first_after_refusal, 5); /* right after the 4 taken, none of them again */
+    assert_int_equal(s.out_of_order, 0);
+    assert_int_equal(s.msgs, 8);
+    w.found = 0;
+    outbox_consumer_stats_each(stats_cb, &w);
+    assert_int_equal(w.found, 0); /* a stopped consumer is gone from the registry */
+    {
+        struct store_conn *rd;
+        int64_t pos = 0, head = 0;
+        assert_int_equal(f->db.ops->conn_open(f->db.st, 0, &rd), CD_OK);
+        assert_int_equal(f->db.ops->consumer_get(rd, "prefix", &pos), CD_OK);
+        assert_int_equal(f->db.ops->outbox_head(rd, &head), CD_OK);
+        f->db.ops->conn_close(rd);
+        assert_int_equal(pos, 10);
+        assert_int_equal(head, 10);
+    }
+}
+
+static void head_is_known_behind_a_full_batch(void **state)
+{
+    struct fx *f = *state;
+    struct outbox_consumer_cfg cfg = {
+        .name = "lag", .handle = handle, .batch = 5, .poll_ms = 60000, .backoff_ms = 60000};
+    struct outbox_consumer *c = NULL;
+    struct stats_seen w = {.name = "lag"};
+    struct seen s;
+
+    seen_init(&s);
+    s.refuse = 1000000; /* stuck on its first batch */
+    cfg.ud = &s;
+    write_n(f, 18); /* pos 1..20 */
+    assert_int_equal(outbox_consumer_start(&f->db, &cfg, &c), CD_OK);
+    for (;;) { /* the first refusal has happened once the counter shows it */
+        w.found = 0;
+        outbox_consumer_stats_each(stats_cb, &w);
+        if (w.found && w.st.batches_refused > 0) break;
+        usleep(10000);
+    }
+    assert_int_equal(w.st.pos, 0);
+    assert_int_equal(w.st.head, 20); /* read beyond the page it is stuck on */
+    assert_int_equal(w.st.batches_handled, 0);
+    outbox_consumer_stop(c); /* waits out the backoff's wait: stop wakes it */
+}
+
 static void bad_config_is_refused(void **state)
 {
     struct fx *f = *state;
@@ -285,6 +380,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(batches_in_order_and_resume_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_batch_is_handed_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(partly_taken_batch_resumes_after_the_prefix, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(head_is_known_behind_a_full_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_config_is_refused, setup, teardown),
         cmocka_unit_test(envelope_json),
     };

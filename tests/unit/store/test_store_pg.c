@@ -383,6 +383,11 @@ static void run_nodes(struct fx *f, const struct store_ops *ops, int dups, int s
     assert_int_equal(obr.skipped, 0);
     assert_int_equal(obr.msgs, m->ok);             /* every stored message, once */
     assert_int_equal(obr.last, 3 + ROOMS + m->ok); /* users, rooms, messages: no gap */
+    {
+        int64_t head = 0; /* the consumers' lag metric: the last visible position */
+        assert_int_equal(T_OPS->outbox_head(f->c, &head), CD_OK);
+        assert_int_equal(head, obr.last);
+    }
     print_message(
         "%d acked, %d duplicates refused, %d other, %d job re-runs (deadlocks, late duplicates)\n",
         m->ok, m->conflicts, m->other, m->resets);
