@@ -17,10 +17,10 @@ QUICK=0; DOCS=1
 for a in "$@"; do
   case $a in --quick) QUICK=1 ;; --no-docs) DOCS=0 ;; *) echo "unknown option $a"; exit 2 ;; esac
 done
-DUR=10; WARM=2; DRAIN=3; MIX_USERS=2000; MIX_RATE=2000; MIX_HIGH=8000; DUR_RATES="50 100 150"
+DUR=10; WARM=2; DRAIN=3; MIX_USERS=2000; MIX_RATE=2000; MIX_HIGH=8000; DUR_RATES="50 100 150"; DUR_RUNS=5
 FAN_RATES="1000 3000"
 if [ $QUICK = 1 ]; then
-  DUR=4; WARM=1; DRAIN=2; MIX_USERS=400; MIX_RATE=500; MIX_HIGH=2000; DUR_RATES="50"; FAN_RATES="1000"
+  DUR=4; WARM=1; DRAIN=2; MIX_USERS=400; MIX_RATE=500; MIX_HIGH=2000; DUR_RATES="50"; DUR_RUNS=1; FAN_RATES="1000"
 fi
 OUT=$(mktemp -d /tmp/chatd-bench-cluster.XXXXXX)
 chmod 711 "$OUT" # PostgreSQL runs as its own user and must reach $OUT/pg
@@ -93,9 +93,13 @@ cb() { # name args...
 
 log "1. durable on one PostgreSQL node"
 start_nodes 1 cluster
-for r in $DUR_RATES; do
-  cb "pg_durable_$r" durable --target chatd --url "$URLS" --senders 100 --rate "$r" --tick-us 1000 \
-    --duration $DUR --warmup $WARM --drain $DRAIN --server-pid "${NODES[0]}"
+# Each rate DUR_RUNS times, alternating (50 100 150 50 100 150 ...): on a shared 2-core VM one
+# run's p99 swings by several times between identical runs; the report gives the median run.
+for k in $(seq 1 $DUR_RUNS); do
+  for r in $DUR_RATES; do
+    cb "pg_durable_${r}_$k" durable --target chatd --url "$URLS" --senders 100 --rate "$r" \
+      --tick-us 1000 --duration $DUR --warmup $WARM --drain $DRAIN --server-pid "${NODES[0]}"
+  done
 done
 stop_nodes
 
@@ -143,11 +147,18 @@ lines.append(f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC{' (quick)' if
              "2 cores: chatd nodes on CPU 0, chatbench on CPU 1, PostgreSQL, NATS and Redis "
              "unpinned on both. `bench/cluster.sh` reproduces every figure.")
 lines.append("")
-lines.append("| durable, one node on PostgreSQL | offered msgs/s | acked msgs/s | ack p50 ms | ack p99 ms |")
-lines.append("|---|---|---|---|---|")
-for n in sorted([x[:-5] for x in os.listdir(out) if x.startswith("pg_durable_") and x.endswith(".json")], key=lambda s: int(s.split("_")[-1])):
-    d = j(n)
-    lines.append(f"| {n.split('_')[-1]} x 100 senders | {f(d.get('offered_msgs_per_s'))} | {f(d.get('acked_per_s'))} | {f(h(d,'ack_ms','p50'),1)} | {f(h(d,'ack_ms'),1)} |")
+lines.append("| durable, one node on PostgreSQL | offered msgs/s | acked msgs/s | ack p50 ms | ack p99 ms (median run) | ack p99 of every run, ms |")
+lines.append("|---|---|---|---|---|---|")
+runs = {}
+for x in os.listdir(out):
+    if x.startswith("pg_durable_") and x.endswith(".json"):
+        d = j(x[:-5])
+        if d: runs.setdefault(int(x.split("_")[2]), []).append(d)
+for rate in sorted(runs):
+    ds = sorted(runs[rate], key=lambda d: h(d, 'ack_ms') or 0)
+    d = ds[len(ds) // 2]  # the median run by p99 (the upper one of two)
+    every = ", ".join(f(h(x, 'ack_ms'), 1) for x in ds)
+    lines.append(f"| {rate} x 100 senders | {f(d.get('offered_msgs_per_s'))} | {f(d.get('acked_per_s'))} | {f(h(d,'ack_ms','p50'),1)} | {f(h(d,'ack_ms'),1)} | {every} |")
 lines.append("")
 lines.append("| mix | nodes | acked msgs/s | deliveries/s | ack p99 ms | delivery p99 ms | cross-node p99 ms | ok |")
 lines.append("|---|---|---|---|---|---|---|---|")

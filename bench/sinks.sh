@@ -24,10 +24,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ ! -x "$BUILD/chatd" ] || [ ! -x "$BUILD/bench/chatbench" ] || [ ! -x "$BUILD/kafka_mock" ]; then
-  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCHATD_TESTS=OFF -DCHATD_WERROR=OFF >/dev/null
-  cmake --build "$BUILD" -j2 --target chatd chatbench kafka_mock js_dump >/dev/null
-fi
+# Always brought up to date (a stale binary from an older checkout would be measured otherwise).
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCHATD_TESTS=OFF -DCHATD_WERROR=OFF >/dev/null
+cmake --build "$BUILD" -j2 --target chatd chatbench kafka_mock js_dump >/dev/null
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 150); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 load() { # $1 = chatd port, $2 = msgs/s per sender
