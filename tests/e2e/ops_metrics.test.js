@@ -180,7 +180,9 @@ test('alert rules pass promtool; the dashboard and the rules only read series ch
   const r = promtool(['check', 'rules', RULES]);
   assert.equal(r.status, 0, `promtool check rules:\n${r.stdout}${r.stderr}`);
 
-  const srv = await startServer();
+  // With a notification receiver configured, an outbox consumer (the notifier) runs: the
+  // consumers' series exist (ChatdOutboxLagging reads them). Nothing listens there.
+  const srv = await startServer({ args: { 'notify-webhook-url': 'http://127.0.0.1:9/notify', 'webhook-secret': 'rules-test-secret' } });
   let fams;
   try {
     fams = families((await metrics(srv)).text);
