@@ -686,12 +686,48 @@ static void optimistic_guess_stale_then_waits(void **state)
     f->ops->conn_close(other);
 }
 
+/* Indexers on several nodes take turns on the position row: while another holds it (here a
+ * session that locked it and did not commit yet) search_index_log indexes nothing and does
+ * not wait; once it is free, the next run indexes what was appended. */
+static void indexers_take_turns(void **state)
+{
+    struct fx *f = *state;
+    int64_t r = room_new(f, "turns", NULL), s1;
+    struct store_conn *ixc;
+    struct hits k;
+    PGconn *holder;
+    PGresult *res;
+    int n = -1;
+
+    put_member(f, r, f->alice, ROLE_OWNER, 0);
+    s1 = append(f, r, f->alice, "t1", "turnstile");
+    assert_int_equal(f->ops->conn_open(f->st, 0, &ixc), CD_OK);
+    holder = PQconnectdb(f->url);
+    assert_int_equal(PQstatus(holder), CONNECTION_OK);
+    res = PQexec(holder, "BEGIN; SELECT pos FROM search_pos FOR UPDATE");
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+    assert_int_equal(f->ops->search_index_log(ixc, 100, &n), CD_OK);
+    assert_int_equal(n, 0); /* the other node's turn: skipped, not waited for */
+    find(f, f->alice, 0, "turnstile", 0, 10, &k);
+    assert_int_equal(k.n, 0);
+    PQclear(PQexec(holder, "COMMIT"));
+    PQfinish(holder);
+    assert_int_equal(f->ops->search_index_log(ixc, 100, &n), CD_OK);
+    assert_true(n >= 1);
+    find(f, f->alice, 0, "turnstile", 0, 10, &k);
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.seq[0], s1);
+    f->ops->conn_close(ixc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         STORE_CASES(setup, teardown) cmocka_unit_test_setup_teardown(
             optimistic_batch_numbers_and_late_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(optimistic_guess_stale_then_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(indexers_take_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(two_nodes_append_gap_free, setup, teardown),
         cmocka_unit_test_setup_teardown(two_nodes_with_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(two_nodes_outbox_in_commit_order, setup, teardown),
