@@ -81,6 +81,7 @@ test('thread panel and read receipts between two browsers', async () => {
     await aLast.locator('.seen', { hasText: `Seen by ${bobName}` }).waitFor({ timeout: T });
     assert.equal(await a.locator('#msg-list .seen').count(), 1);
     assert.equal(await aLast.locator('.seen .avatar').count(), 1);
+    assert.equal(await aLast.locator('.seen .avatar').isVisible(), true);
     // bob sees no receipt of his own, but alice's (she read everything she has)
     assert.equal(await b.locator('#msg-list .seen', { hasText: bobName }).count(), 0);
     await shot(a, '21-alice-read-receipt');
