@@ -465,7 +465,7 @@ function messageNode(m, prev, inThread = false) {
         : null,
       el('button', { type: 'button', class: 'tool', 'aria-label': 'Add reaction', 'aria-expanded': String(picking), title: 'React', text: '☺', onclick: () => togglePicker(m.seq) }),
       el('button', { type: 'button', class: 'tool', 'aria-label': 'Reply', title: 'Reply', text: '↩', onclick: () => startCompose('reply', m) }),
-      m.thread ? null : el('button', { type: 'button', class: 'tool', 'aria-label': 'Reply in thread', title: 'Reply in thread', text: '🧵', onclick: () => openThread(m) }),
+      m.thread ? null : el('button', { type: 'button', class: 'tool', 'aria-label': 'Open thread', title: 'Reply in thread', text: '🧵', onclick: () => openThread(m) }),
       mine ? el('button', { type: 'button', class: 'tool', 'aria-label': 'Edit message', title: 'Edit', text: '✎', onclick: () => startCompose('edit', m) }) : null,
       mine ? el('button', { type: 'button', class: 'tool danger', 'aria-label': 'Delete message', title: 'Delete', text: '🗑', onclick: () => removeMessage(m) }) : null,
     );

@@ -36,7 +36,7 @@ test('thread panel and read receipts between two browsers', async () => {
     const bRoot = msgWith(b, 'root question');
     await bRoot.waitFor({ timeout: T });
     await bRoot.hover();
-    await bRoot.getByRole('button', { name: 'Reply in thread' }).click();
+    await bRoot.getByRole('button', { name: 'Open thread' }).click();
     await b.waitForSelector('#thread:not([hidden]) #thread-root .body:has-text("root question")', { timeout: T });
     await b.fill('#thread-input', 'thread answer <b>not bold</b>');
     await b.press('#thread-input', 'Enter');
