@@ -6,10 +6,7 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer } = require('../e2e/lib/server');
-const { launch, shot, ARGS, T, signUp, sendMessage, twoPages } = require('./lib');
-
-/** The rendered message with this text (not pending) in the room's list. */
-const msgWith = (page, text) => page.locator('#msg-list .msg:not(.pending)', { has: page.locator('.body', { hasText: text }) });
+const { launch, shot, ARGS, T, sendMessage, twoPages, roomOfTwo, msgWith } = require('./lib');
 
 test('thread panel and read receipts between two browsers', async () => {
   const srv = await startServer({ args: ARGS });
@@ -17,17 +14,7 @@ test('thread panel and read receipts between two browsers', async () => {
   const errors = [];
   try {
     const { a, b } = await twoPages(chrome.browser, errors);
-    const suffix = String(Date.now() % 100000);
-    const aliceName = `alice${suffix}`;
-    const bobName = `bob${suffix}`;
-    await signUp(a, srv.base, aliceName);
-    await signUp(b, srv.base, bobName);
-
-    await a.click('#new-room');
-    await a.fill('#dialog-name', 'threads');
-    await a.fill('#dialog-ids', bobName);
-    await a.click('#dialog-ok');
-    await a.waitForSelector('#conv-title:has-text("threads")', { timeout: T });
+    const { bobName } = await roomOfTwo(a, b, srv.base, 'threads');
     await sendMessage(a, 'root question');
     await msgWith(a, 'root question').waitFor({ timeout: T });
 
