@@ -16,6 +16,7 @@ let view = null; // {room, entries: Map seq->entry, oldest, hasMore, loading, di
 const typingBy = new Map(); // room -> Map user -> timer
 const OPS = new Set(['edit', 'delete', 'reaction']); // log entries that change a message
 const EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
+let thread = null; // the open thread panel: {room, root, rootCopy, entries: Map seq->reply, loaded}
 let composing = null; // {kind: 'edit'|'reply', room, seq}: what the composer does on submit
 let uploads = []; // the composer's files: {file, state: 'uploading'|'ready'|'failed', att, error, done}
 const thumbs = new Map(); // attachment id -> {url (data: URL) | null, failed, promise}: image thumbnails
@@ -144,6 +145,7 @@ async function start() {
   client.on('room', onEntry);
   for (const ev of OPS) client.on(ev, onEntry);
   client.on('read', onRead);
+  client.on('receipt', onReceipt);
   client.on('typing', onTyping);
   client.on('presence', onPresence);
   client.connect().catch(() => {});
@@ -162,6 +164,7 @@ async function stop(message) {
   userLoads.clear();
   current = null;
   view = null;
+  closeThread();
   showAuth(message);
 }
 
@@ -181,7 +184,10 @@ function onState(s) {
   const c = $('conn-state');
   c.dataset.state = s.state;
   c.textContent = { online: 'online', syncing: 'syncing', connecting: 'connecting', offline: 'offline', ended: 'signed out', closed: 'closed' }[s.state] || s.state;
-  if (s.state === 'online') refreshRooms();
+  if (s.state === 'online') {
+    refreshRooms();
+    loadReceipts(); // receipts are live only: what changed while offline comes from the list
+  }
   if (s.state === 'ended') {
     auth.logout().catch(() => {}); // forget the revoked session here too
     stop('Your session ended: please log in again.');
@@ -246,11 +252,13 @@ async function openRoom(id) {
   const r = rooms.get(id);
   if (!r) return;
   if (composing) endCompose();
+  if (thread && thread.room !== id) closeThread();
   current = id;
   sessionStorage.setItem('chatd:room', id);
   dropThumbs();
   clearUploads();
-  view = { room: id, entries: new Map(), oldest: Infinity, hasMore: true, loading: false, divider: r.unread ? r.read_seq : null };
+  // receipts: other members' read positions (user -> seq); null when the room has none to show
+  view = { room: id, entries: new Map(), oldest: Infinity, hasMore: true, loading: false, divider: r.unread ? r.read_seq : null, receipts: new Map() };
   $('empty').hidden = true;
   $('conv-head').hidden = false;
   $('messages').hidden = false;
@@ -260,6 +268,7 @@ async function openRoom(id) {
   renderHeader();
   renderRooms();
   renderTyping();
+  loadReceipts();
   await loadOlder();
   scrollToBottom();
   markRead();
@@ -275,6 +284,7 @@ async function openRoom(id) {
 
 function closeRoom() {
   endCompose();
+  closeThread();
   dropThumbs();
   clearUploads();
   current = null;
@@ -363,8 +373,8 @@ function addEntry(m) {
 
 // Apply an edit / delete / reaction entry to the copy of its target, unless that copy already
 // includes it (its state_seq is at or past the entry: it came from history or a later replay).
-function fold(op) {
-  const t = view.entries.get(op.target);
+function fold(op, entries = view.entries) {
+  const t = entries.get(op.target);
   if (!t || t.type !== 'message' || (t.state_seq || 0) >= op.seq) return;
   t.state_seq = op.seq;
   if (op.type === 'edit') {
@@ -403,15 +413,16 @@ function entryNode(m, prev) {
   return el('li', { class: 'event', 'data-seq': m.seq, text });
 }
 
-function messageNode(m, prev) {
-  const first = !prev || prev.type !== 'message' || prev.sender !== m.sender || m.ts - prev.ts > 5 * 60 * 1000 || m.reply_to;
+// inThread: for the thread panel (no reply preview, reply count or tools).
+function messageNode(m, prev, inThread = false) {
+  const first = !prev || prev.type !== 'message' || prev.sender !== m.sender || m.ts - prev.ts > 5 * 60 * 1000 || (m.reply_to && !inThread);
   const mine = m.sender === me.id;
   const live = !m.pending && !m.deleted;
   const cls = `msg${first ? ' first' : ''}${mine ? ' mine' : ''}${m.pending ? ' pending' : ''}${m.deleted ? ' deleted' : ''}`;
   const edited = m.edited_at && !m.deleted ? el('span', { class: 'edited', title: `edited ${timeOf(m.edited_at)}`, text: '(edited)' }) : null;
   let reply = null;
   const ref = m.reply_to || m.thread; // what it answers: the message, else its thread's root
-  if (ref) {
+  if (ref && !inThread) {
     const t = view.entries.get(ref);
     const snippet = !t ? 'an earlier message' : t.deleted ? 'deleted message' : t.body;
     const how = m.reply_to ? 'In reply to' : 'In the thread of';
@@ -423,7 +434,8 @@ function messageNode(m, prev) {
     );
   }
   const files = m.attachments && m.attachments.length && !m.deleted ? attachmentsNode(m.attachments) : null;
-  const replies = m.reply_count ? el('span', { class: 'reply-count', text: `🧵 ${m.reply_count} repl${m.reply_count === 1 ? 'y' : 'ies'}` }) : null;
+  const count = `${m.reply_count} repl${m.reply_count === 1 ? 'y' : 'ies'}`;
+  const replies = m.reply_count && !inThread ? el('button', { class: 'reply-count', type: 'button', 'aria-label': `${count}: open the thread`, text: `🧵 ${count}`, onclick: () => openThread(m) }) : null;
   const body = m.deleted
     ? el('div', { class: 'body tombstone', text: 'This message was deleted.' })
     : el('div', { class: 'body' }, document.createTextNode(m.body), edited && !first ? ' ' : null, !first ? edited : null);
@@ -443,7 +455,7 @@ function messageNode(m, prev) {
         )
       : null;
   let tools = null;
-  if (live) {
+  if (live && !inThread) {
     const picking = view.picker === m.seq;
     tools = el(
       'div',
@@ -453,6 +465,7 @@ function messageNode(m, prev) {
         : null,
       el('button', { type: 'button', class: 'tool', 'aria-label': 'Add reaction', 'aria-expanded': String(picking), title: 'React', text: '☺', onclick: () => togglePicker(m.seq) }),
       el('button', { type: 'button', class: 'tool', 'aria-label': 'Reply', title: 'Reply', text: '↩', onclick: () => startCompose('reply', m) }),
+      m.thread ? null : el('button', { type: 'button', class: 'tool', 'aria-label': 'Open thread', title: 'Reply in thread', text: '🧵', onclick: () => openThread(m) }),
       mine ? el('button', { type: 'button', class: 'tool', 'aria-label': 'Edit message', title: 'Edit', text: '✎', onclick: () => startCompose('edit', m) }) : null,
       mine ? el('button', { type: 'button', class: 'tool danger', 'aria-label': 'Delete message', title: 'Delete', text: '🗑', onclick: () => removeMessage(m) }) : null,
     );
@@ -660,6 +673,7 @@ function rerenderMessages() {
   const nodes = [];
   let prev = null;
   let dividerShown = false;
+  const seen = seenAt(entries);
   for (const m of entries) {
     if (OPS.has(m.type)) continue; // folded into their targets
     // The unread marker: before the first message from someone else after my read marker.
@@ -668,7 +682,9 @@ function rerenderMessages() {
       nodes.push(el('li', { class: 'divider', text: 'New messages' }));
       prev = null;
     }
-    nodes.push(entryNode(m, prev));
+    const node = entryNode(m, prev);
+    if (seen.has(m.seq)) node.querySelector('.content').append(seenNode(seen.get(m.seq)));
+    nodes.push(node);
     prev = m;
   }
   for (const p of client ? client.pending() : []) {
@@ -703,6 +719,159 @@ function markRead() {
 }
 document.addEventListener('visibilitychange', markRead);
 
+// ---------- read receipts ----------
+
+// Other members' read positions in the open room. The server has none for rooms of over 100
+// members (403): then nothing is shown, and no live receipts come either.
+function loadReceipts() {
+  const v = view;
+  if (!v || !client || !v.receipts) return;
+  client.receipts(v.room).then(
+    (res) => {
+      if (view !== v || !v.receipts) return;
+      for (const r of res.receipts) {
+        if (r.user === me.id || typeof r.read_seq !== 'number') continue; // null: not shared
+        if (r.read_seq > (v.receipts.get(r.user) || 0)) v.receipts.set(r.user, r.read_seq);
+        loadUser(r.user);
+      }
+      rerenderMessages();
+    },
+    (err) => {
+      if (view !== v || err.status !== 403) return; // another failure: keep what is shown
+      v.receipts = null;
+      rerenderMessages();
+    },
+  );
+}
+
+// seq of a shown message -> the users whose read position is at it (the newest message at or
+// before their read seq).
+function seenAt(entries) {
+  const out = new Map();
+  if (!view.receipts || !view.receipts.size) return out;
+  const msgs = entries.filter((m) => m.type === 'message');
+  for (const [user, seq] of view.receipts) {
+    let at = null;
+    for (const m of msgs) {
+      if (m.seq > seq) break;
+      at = m.seq;
+    }
+    if (at === null) continue;
+    if (!out.has(at)) out.set(at, []);
+    out.get(at).push(user);
+  }
+  return out;
+}
+
+function seenNode(list) {
+  const names = list.map(nameOf).sort().join(', ');
+  return el(
+    'div',
+    { class: 'seen', title: `Seen by ${names}` },
+    ...list.map((u) => Object.assign(avatar(u), { title: nameOf(u) })),
+    el('span', { class: 'seen-names', text: `Seen by ${names}` }),
+  );
+}
+
+// ---------- thread panel ----------
+
+async function openThread(m) {
+  const t = { room: m.room, root: m.seq, rootCopy: m, entries: new Map(), loaded: false };
+  thread = t;
+  $('app').classList.add('threaded');
+  $('thread').hidden = false;
+  $('thread-status').textContent = 'Loading…';
+  // Replies the room view already holds: the same objects, so its folds show here too.
+  if (view && view.room === m.room) for (const e of view.entries.values()) if (e.type === 'message' && e.thread === m.seq) t.entries.set(e.seq, e);
+  renderThread();
+  $('thread-input').focus();
+  try {
+    let before;
+    for (let page = 0; page < 10; page++) {
+      const res = await client.threadHistory(t.room, t.root, before === undefined ? { limit: 200 } : { before, limit: 200 });
+      if (thread !== t) return;
+      for (const r of res.messages) {
+        if (!t.entries.has(r.seq)) t.entries.set(r.seq, (view && view.room === t.room && view.entries.get(r.seq)) || { ...r });
+        loadUser(r.sender);
+      }
+      if (!res.has_more || !res.messages.length) break;
+      before = res.messages[0].seq;
+    }
+    t.loaded = true;
+    $('thread-status').textContent = '';
+  } catch (err) {
+    if (thread === t) $('thread-status').textContent = `Could not load the thread: ${err.message}`;
+  }
+  if (thread === t) renderThread();
+}
+
+function closeThread() {
+  thread = null;
+  $('app').classList.remove('threaded');
+  $('thread').hidden = true;
+  $('thread-root').replaceChildren();
+  $('thread-list').replaceChildren();
+  $('thread-input').value = '';
+}
+$('thread-close').onclick = closeThread;
+
+// A live entry of the thread's room: a new reply, or an op on one of its messages.
+function threadEntry(m) {
+  const t = thread;
+  if (m.type === 'message' && m.thread === t.root && !t.entries.has(m.seq)) {
+    t.entries.set(m.seq, (view && view.room === m.room && view.entries.get(m.seq)) || { ...m });
+  } else if (OPS.has(m.type)) {
+    fold(m, t.entries);
+    if (m.target === t.root) fold(m, new Map([[t.root, t.rootCopy]]));
+  }
+  renderThread();
+}
+
+function renderThread() {
+  const t = thread;
+  if (!t) return;
+  const root = (view && view.room === t.room && view.entries.get(t.root)) || t.rootCopy;
+  $('thread-root').replaceChildren(messageNode(root, null, true));
+  const box = $('thread-body');
+  const stick = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  let prev = null;
+  const nodes = [];
+  for (const m of [...t.entries.values()].sort((a, b) => a.seq - b.seq)) {
+    nodes.push(messageNode(m, prev, true));
+    prev = m;
+  }
+  $('thread-list').replaceChildren(...nodes);
+  if (t.loaded && !nodes.length) $('thread-status').textContent = 'No replies yet.';
+  else if (t.loaded) $('thread-status').textContent = `${nodes.length} repl${nodes.length === 1 ? 'y' : 'ies'}`;
+  $('thread-composer').hidden = !!root.deleted; // a deleted root takes no more replies
+  if (stick) box.scrollTop = box.scrollHeight;
+}
+
+const threadInput = $('thread-input');
+threadInput.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey) {
+    e.preventDefault();
+    $('thread-composer').requestSubmit();
+  } else if (e.key === 'Escape') {
+    closeThread();
+  }
+});
+$('thread-composer').onsubmit = (e) => {
+  e.preventDefault();
+  const body = threadInput.value.trim();
+  const t = thread;
+  if (!body || !t || !client) return;
+  threadInput.value = '';
+  client.send(t.room, body, { thread: t.root }).then(
+    () => view && view.room === t.room && rerenderMessages(),
+    (err) => {
+      if (thread === t) $('thread-status').textContent = `Not sent: ${err.message}`;
+      if (view && view.room === t.room) rerenderMessages();
+    },
+  );
+  if (view && view.room === t.room) rerenderMessages(); // pending in the room until the ack
+};
+
 // ---------- live events ----------
 
 function onEntry(m) {
@@ -733,6 +902,7 @@ function onEntry(m) {
   } else if (view && view.room === m.room) {
     rerenderMessages(); // the pending copy of an own message became the real one
   }
+  if (thread && thread.room === m.room) threadEntry(m);
   if (current === m.room) renderHeader();
   renderRooms();
 }
@@ -743,6 +913,14 @@ function onRead(ev) {
   r.read_seq = Math.max(r.read_seq || 0, ev.seq);
   r.unread = ev.unread;
   renderRooms();
+}
+
+function onReceipt(ev) {
+  if (!view || view.room !== ev.room || !view.receipts || ev.user === me.id) return;
+  if (ev.seq <= (view.receipts.get(ev.user) || 0)) return;
+  view.receipts.set(ev.user, ev.seq);
+  loadUser(ev.user);
+  rerenderMessages();
 }
 
 function onPresence(p) {

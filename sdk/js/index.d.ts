@@ -102,6 +102,21 @@ export interface ReadEvent {
   seq: number;
   unread: number;
 }
+/** Another member's read marker moved (rooms of at most 100 members, when they share it). */
+export interface ReceiptEvent {
+  type: 'receipt';
+  room: RoomId;
+  user: UserId;
+  seq: number;
+}
+export interface Receipts {
+  room: RoomId;
+  last_seq: number;
+  /** read_seq is null when the member does not share it; delivered_seq null when no device acknowledged. */
+  receipts: { user: UserId; read_seq: number | null; delivered_seq: number | null }[];
+  delivered_all: number;
+  read_all: number | null;
+}
 export interface PresenceEvent {
   type: 'presence';
   user: UserId;
@@ -135,6 +150,7 @@ export interface EventMap {
   reaction: ReactionEvent;
   typing: TypingEvent;
   read: ReadEvent;
+  receipt: ReceiptEvent;
   presence: PresenceEvent;
   state: StateEvent;
   synced: SyncedEvent;
@@ -288,6 +304,10 @@ export class ChatdClient {
   read(room: RoomId, seq: number): Promise<ReadEvent>;
   lastSeq(room: RoomId): number;
   history(room: RoomId, opts?: { before?: number; after?: number; limit?: number }): Promise<HistoryPage>;
+  /** The replies in the thread of root (paged like history; the root is not among them). */
+  threadHistory(room: RoomId, root: number, opts?: { before?: number; after?: number; limit?: number }): Promise<HistoryPage>;
+  /** Read and delivered positions of the members; 403 'forbidden' in rooms of over 100 members. */
+  receipts(room: RoomId): Promise<Receipts>;
   rooms(): Promise<Room[]>;
   room(id: RoomId): Promise<Room>;
   me(): Promise<User>;

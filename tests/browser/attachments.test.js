@@ -6,15 +6,13 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer } = require('../e2e/lib/server');
-const { launch, shot, ARGS, T, signUp, twoPages } = require('./lib');
+const { launch, shot, ARGS, T, twoPages, roomOfTwo, msgWith } = require('./lib');
 
 // A 1x1 red PNG.
 const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==',
   'base64',
 );
-
-const msgWith = (page, text) => page.locator('#msg-list .msg:not(.pending)', { has: page.locator('.body', { hasText: text }) });
 
 test('an image and a file attached in one browser show in the other', async () => {
   const srv = await startServer({ args: { ...ARGS, 'max-upload': 4096 } });
@@ -23,17 +21,7 @@ test('an image and a file attached in one browser show in the other', async () =
   try {
     // The refused upload is logged by Chromium as a failed resource load (expected).
     const { a, b } = await twoPages(chrome.browser, errors, /status of 41[35]/);
-    const suffix = String(Date.now() % 100000);
-    const aliceName = `alice${suffix}`;
-    const bobName = `bob${suffix}`;
-    await signUp(a, srv.base, aliceName);
-    await signUp(b, srv.base, bobName);
-
-    await a.click('#new-room');
-    await a.fill('#dialog-name', 'files');
-    await a.fill('#dialog-ids', bobName);
-    await a.click('#dialog-ok');
-    await a.waitForSelector('#conv-title:has-text("files")', { timeout: T });
+    await roomOfTwo(a, b, srv.base, 'files');
 
     // a type chatd does not take: the composer says so, nothing is sent
     await a.setInputFiles('#attach-input', { name: 'tool.exe', mimeType: 'application/x-msdownload', buffer: Buffer.from('MZ..') });

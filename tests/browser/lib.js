@@ -76,4 +76,25 @@ async function twoPages(browser, errors, ignore = null) {
   return { ctxA, ctxB, a, b };
 }
 
-module.exports = { launch, shot, ARTIFACTS, ARGS, T, signUp, sendMessage, twoPages };
+/**
+ * alice (page a) and bob (page b) sign up with fresh names; alice creates the room `name` with
+ * bob as a member and has it open. Resolves {aliceName, bobName}.
+ */
+async function roomOfTwo(a, b, base, name) {
+  const suffix = String(Date.now() % 100000);
+  const aliceName = `alice${suffix}`;
+  const bobName = `bob${suffix}`;
+  await signUp(a, base, aliceName);
+  await signUp(b, base, bobName);
+  await a.click('#new-room');
+  await a.fill('#dialog-name', name);
+  await a.fill('#dialog-ids', bobName);
+  await a.click('#dialog-ok');
+  await a.waitForSelector(`#conv-title:has-text("${name}")`, { timeout: T });
+  return { aliceName, bobName };
+}
+
+/** The rendered message with this text (not pending) in the room's list. */
+const msgWith = (page, text) => page.locator('#msg-list .msg:not(.pending)', { has: page.locator('.body', { hasText: text }) });
+
+module.exports = { launch, shot, ARTIFACTS, ARGS, T, signUp, sendMessage, twoPages, roomOfTwo, msgWith };

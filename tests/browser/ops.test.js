@@ -6,10 +6,7 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer } = require('../e2e/lib/server');
-const { launch, shot, ARGS, T, signUp, sendMessage, twoPages } = require('./lib');
-
-/** The rendered message with this text (not pending). */
-const msgWith = (page, text) => page.locator('#msg-list .msg:not(.pending)', { has: page.locator('.body', { hasText: text }) });
+const { launch, shot, ARGS, T, sendMessage, twoPages, roomOfTwo, msgWith } = require('./lib');
 
 test('reactions, edits, deletes and replies between two browsers', async () => {
   const srv = await startServer({ args: ARGS });
@@ -18,16 +15,7 @@ test('reactions, edits, deletes and replies between two browsers', async () => {
   try {
     const { a, b } = await twoPages(chrome.browser, errors);
     const suffix = String(Date.now() % 100000);
-    const aliceName = `alice${suffix}`;
-    const bobName = `bob${suffix}`;
-    await signUp(a, srv.base, aliceName);
-    await signUp(b, srv.base, bobName);
-
-    await a.click('#new-room');
-    await a.fill('#dialog-name', 'ops');
-    await a.fill('#dialog-ids', bobName);
-    await a.click('#dialog-ok');
-    await a.waitForSelector('#conv-title:has-text("ops")', { timeout: T });
+    const { bobName } = await roomOfTwo(a, b, srv.base, 'ops');
     await sendMessage(a, 'first draft');
     await msgWith(a, 'first draft').waitFor({ timeout: T });
 

@@ -17,10 +17,18 @@ import { ChatdError, baseUrl, defaultFetch, httpBody, jwtClaims, restCall, wsUrl
 
 export { ChatdError };
 
+function pageQuery(before, after, limit) {
+  const q = [];
+  if (before !== undefined) q.push(`before=${encodeURIComponent(before)}`);
+  if (after !== undefined) q.push(`after=${encodeURIComponent(after)}`);
+  if (limit !== undefined) q.push(`limit=${encodeURIComponent(limit)}`);
+  return q.length ? '?' + q.join('&') : '';
+}
+
 const ENTRY_TYPES = new Set(['message', 'member', 'room', 'edit', 'delete', 'reaction']);
 const EVENTS = new Set([
-  'message', 'edit', 'delete', 'reaction', 'member', 'room', 'typing', 'read', 'presence', 'state',
-  'synced', 'error',
+  'message', 'edit', 'delete', 'reaction', 'member', 'room', 'typing', 'read', 'receipt', 'presence',
+  'state', 'synced', 'error',
 ]);
 // Errors after which a send is retried (the same client_msg_id keeps it idempotent).
 const TRANSIENT = new Set(['rate_limited', 'unavailable', 'io_error', 'internal', 'out_of_memory']);
@@ -329,11 +337,21 @@ export class ChatdClient {
 
   /** History page: {messages (ascending seq), has_more}. */
   history(room, { before, after, limit } = {}) {
-    const q = [];
-    if (before !== undefined) q.push(`before=${encodeURIComponent(before)}`);
-    if (after !== undefined) q.push(`after=${encodeURIComponent(after)}`);
-    if (limit !== undefined) q.push(`limit=${encodeURIComponent(limit)}`);
-    return this.request('GET', `/v1/rooms/${encodeURIComponent(room)}/messages${q.length ? '?' + q.join('&') : ''}`);
+    return this.request('GET', `/v1/rooms/${encodeURIComponent(room)}/messages${pageQuery(before, after, limit)}`);
+  }
+
+  /** A page of the replies in the thread of root (not the root itself): {messages, has_more}. */
+  threadHistory(room, root, { before, after, limit } = {}) {
+    const path = `/v1/rooms/${encodeURIComponent(room)}/threads/${encodeURIComponent(root)}/messages`;
+    return this.request('GET', path + pageQuery(before, after, limit));
+  }
+
+  /**
+   * The room's receipts: {room, last_seq, receipts: [{user, read_seq, delivered_seq}],
+   * delivered_all, read_all}. Rooms of over 100 members: ChatdError 403 'forbidden'.
+   */
+  receipts(room) {
+    return this.request('GET', `/v1/rooms/${encodeURIComponent(room)}/receipts`);
   }
 
   /** My rooms with last_seq, read_seq, unread, role (and peer for direct rooms). */
@@ -606,6 +624,7 @@ export class ChatdClient {
         if (m.id !== undefined) return this.onError(m);
         return this.emit('error', new ChatdError(m.code, m.message));
       case 'typing':
+      case 'receipt':
       case 'presence':
         return this.emit(m.type, m);
       default:

@@ -36,17 +36,27 @@ test('two clients chat: acks, messages, typing, read, history, rooms', async () 
 
     const rd = await cb.read(room.id, 3);
     assert.deepEqual(rd, { room: room.id, seq: 3, unread: 0 });
+    // The other member sees the read receipt, live and from receipts().
+    await until(() => ca.seen.receipt.some((r) => r.room === room.id && r.user === b.id && r.seq === 3), 5000, 'receipt');
+    const rc = await ca.receipts(room.id);
+    assert.equal(rc.receipts.find((r) => r.user === b.id).read_seq, 3);
+
+    // A reply in the thread of message 3, listed by threadHistory().
+    const tr = await cb.send(room.id, 'in thread', { thread: 3 });
+    const th = await ca.threadHistory(room.id, 3, { limit: 10 });
+    assert.deepEqual(th.messages.map((x) => [x.seq, x.body, x.thread]), [[tr.seq, 'in thread', 3]]);
+    assert.equal(th.has_more, false);
 
     const rooms = await cb.rooms();
     assert.equal(rooms.length, 1);
-    assert.equal(rooms[0].last_seq, 3);
+    assert.equal(rooms[0].last_seq, 4);
     assert.equal(rooms[0].unread, 0);
 
     for (let i = 0; i < 5; i++) await ca.send(room.id, `m${i}`);
-    const page = await cb.history(room.id, { before: 8, limit: 3 });
-    assert.deepEqual(page.messages.map((x) => x.seq), [5, 6, 7]);
+    const page = await cb.history(room.id, { before: 9, limit: 3 });
+    assert.deepEqual(page.messages.map((x) => x.seq), [6, 7, 8]);
     assert.equal(page.has_more, true);
-    const after = await cb.history(room.id, { after: 6 });
+    const after = await cb.history(room.id, { after: 7 });
     assert.deepEqual(after.messages.map((x) => x.body), ['m3', 'm4']);
 
     // The same client_msg_id twice: one message, the second ack says duplicate.

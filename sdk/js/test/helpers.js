@@ -28,7 +28,7 @@ export async function newUser(url, prefix = 's') {
 /** A client for user u; collects every event in `seen`. */
 export function client(url, u, opts = {}) {
   const c = new ChatdClient({ url, auth: u.auth, reconnectMinMs: 100, reconnectMaxMs: 1000, ...opts });
-  c.seen = { message: [], member: [], state: [], synced: [], read: [], typing: [], presence: [] };
+  c.seen = { message: [], member: [], state: [], synced: [], read: [], typing: [], receipt: [], presence: [] };
   for (const ev of Object.keys(c.seen)) c.on(ev, (m) => c.seen[ev].push(m));
   return c;
 }
