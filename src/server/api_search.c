@@ -31,14 +31,8 @@ static int search_row(void *ud, const struct store_search_hit *h)
         return 1;
     }
     if (sc->rows++) jsonw_lit(w, ",");
-    jsonw_lit(w, "{\"type\":\"message\",\"room\":");
-    jsonw_id(w, 'r', h->room_id);
-    jsonw_key(w, "seq", 0);
-    jsonw_int(w, h->seq);
-    jsonw_key(w, "msg_id", 0);
-    jsonw_msg_id(w, h->room_id, h->seq);
-    jsonw_key(w, "sender", 0);
-    store_json_user_ref(w, h->sender); /* as messages show it ("system" for the server API) */
+    /* the head of a message as history shows it ("system" for the server API's posts) */
+    store_json_message_head(w, h->room_id, h->seq, h->sender);
     jsonw_key(w, "ts", 0);
     jsonw_int(w, h->ts);
     jsonw_key(w, "snippet", 0);

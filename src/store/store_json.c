@@ -88,20 +88,25 @@ static void state_json(struct jsonw *w, const struct store_event *ev)
     }
 }
 
+void store_json_message_head(struct jsonw *w, int64_t room, int64_t seq, int64_t sender)
+{
+    jsonw_lit(w, "{\"type\":\"message\",\"room\":");
+    jsonw_id(w, 'r', room);
+    jsonw_key(w, "seq", 0);
+    jsonw_int(w, seq);
+    jsonw_key(w, "msg_id", 0);
+    jsonw_msg_id(w, room, seq);
+    jsonw_key(w, "sender", 0);
+    store_json_user_ref(w, sender);
+}
+
 void store_event_json(struct jsonw *w, const struct store_event *ev)
 {
     if (ev->kind != EV_MESSAGE) {
         meta_json(w, ev);
         return;
     }
-    jsonw_lit(w, "{\"type\":\"message\",\"room\":");
-    jsonw_id(w, 'r', ev->room_id);
-    jsonw_key(w, "seq", 0);
-    jsonw_int(w, ev->seq);
-    jsonw_key(w, "msg_id", 0);
-    jsonw_msg_id(w, ev->room_id, ev->seq);
-    jsonw_key(w, "sender", 0);
-    store_json_user_ref(w, ev->sender);
+    store_json_message_head(w, ev->room_id, ev->seq, ev->sender);
     jsonw_key(w, "body", 0);
     jsonw_str(w, ev->body, ev->body_len);
     jsonw_key(w, "ts", 0);

@@ -16,6 +16,9 @@
 void store_event_json(struct jsonw *w, const struct store_event *ev);
 /* "u_<id>", or "system" for id 0 (the server API acting as the system, chat/rooms.h). */
 void store_json_user_ref(struct jsonw *w, int64_t user);
+/* The opening of a message object, {"type":"message","room","seq","msg_id","sender" with no
+ * closing brace: the caller adds its own members (history: body, ts, ...; search: ts, snippet). */
+void store_json_message_head(struct jsonw *w, int64_t room, int64_t seq, int64_t sender);
 
 /* Internal to the backends: the outbox's non-log events, built at the write: their JSON into w
  * and their event id into id. */
